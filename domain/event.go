@@ -1,0 +1,166 @@
+package domain
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// EventType names a fact that happened to a session, in the past tense.
+type EventType string
+
+// The event types. Each is stored in the Strand-Type header of its message
+// and in the envelope.
+const (
+	SessionCreated    EventType = "SessionCreated"
+	SessionForked     EventType = "SessionForked"
+	FileWritten       EventType = "FileWritten"
+	DirectoryMade     EventType = "DirectoryMade"
+	PathRemoved       EventType = "PathRemoved"
+	PathRenamed       EventType = "PathRenamed"
+	SymlinkCreated    EventType = "SymlinkCreated"
+	BatchApplied      EventType = "BatchApplied"
+	TagsSet           EventType = "TagsSet"
+	SessionArchived   EventType = "SessionArchived"
+	SessionDeleted    EventType = "SessionDeleted"
+	CheckpointCreated EventType = "CheckpointCreated"
+	CheckpointDeleted EventType = "CheckpointDeleted"
+	SessionRestored   EventType = "SessionRestored"
+)
+
+// EventTypes lists every event type.
+var EventTypes = []EventType{
+	SessionCreated, SessionForked, FileWritten, DirectoryMade, PathRemoved, PathRenamed,
+	SymlinkCreated, BatchApplied, TagsSet, SessionArchived, SessionDeleted,
+	CheckpointCreated, CheckpointDeleted, SessionRestored,
+}
+
+// Op kinds: the file-tree operations an event can carry.
+const (
+	OpWrite   = "write"
+	OpMkdir   = "mkdir"
+	OpRemove  = "remove"
+	OpRename  = "rename"
+	OpSymlink = "symlink"
+)
+
+// Op is one file-tree operation as recorded in an event: paths are clean and
+// already resolved, so applying it needs no further checks.
+type Op struct {
+	Kind      string `msgpack:"k"`
+	Path      string `msgpack:"p"`
+	To        string `msgpack:"to,omitempty"`
+	Target    string `msgpack:"t,omitempty"`
+	Content   []byte `msgpack:"h,omitempty"`
+	Size      int64  `msgpack:"s,omitempty"`
+	Mode      uint32 `msgpack:"m,omitempty"`
+	Recursive bool   `msgpack:"r,omitempty"`
+}
+
+// Origin is where a session's history begins.
+type Origin struct {
+	Source   string `msgpack:"src,omitempty" json:"source,omitempty"`
+	Revision uint64 `msgpack:"rev,omitempty" json:"revision,omitempty"`
+	Parent   string `msgpack:"parent,omitempty" json:"parent,omitempty"`
+	Position uint64 `msgpack:"pos,omitempty" json:"position,omitempty"`
+}
+
+// CreatedData is the payload of SessionCreated and SessionForked.
+type CreatedData struct {
+	Origin Origin            `msgpack:"origin"`
+	Owner  string            `msgpack:"owner,omitempty"`
+	Tags   map[string]string `msgpack:"tags,omitempty"`
+}
+
+// CheckpointData is the payload of CheckpointCreated and CheckpointDeleted.
+type CheckpointData struct {
+	Name     string `msgpack:"name"`
+	Position uint64 `msgpack:"pos,omitempty"`
+	Note     string `msgpack:"note,omitempty"`
+}
+
+// RestoreData is the payload of SessionRestored.
+type RestoreData struct {
+	To uint64 `msgpack:"to"`
+}
+
+// Event is the envelope of one event: one JetStream message on the session's
+// subject. Its position is the message's stream sequence, known only once
+// stored, so it is not part of the envelope.
+type Event struct {
+	ID        string    `msgpack:"id"`
+	Type      EventType `msgpack:"type"`
+	Tenant    string    `msgpack:"tenant"`
+	Session   string    `msgpack:"session"`
+	Actor     string    `msgpack:"actor"`
+	Time      int64     `msgpack:"time"`
+	RequestID string    `msgpack:"rid,omitempty"`
+	// Version numbers the session's own events: 1 for its first.
+	Version uint64 `msgpack:"n"`
+	// Prev is the hash of the previous event of the session's history (for
+	// the first event of a fork: of the parent's event at the fork point).
+	Prev []byte `msgpack:"prev"`
+	// Root is the Merkle root of the session's tree after the event.
+	Root []byte `msgpack:"root"`
+
+	Ops        []Op              `msgpack:"ops,omitempty"`
+	Created    *CreatedData      `msgpack:"created,omitempty"`
+	Tags       map[string]string `msgpack:"tags,omitempty"`
+	Untag      []string          `msgpack:"untag,omitempty"`
+	Checkpoint *CheckpointData   `msgpack:"cp,omitempty"`
+	Restore    *RestoreData      `msgpack:"restore,omitempty"`
+}
+
+// At returns the event's time.
+func (e *Event) At() time.Time { return time.Unix(0, e.Time).UTC() }
+
+// Paths returns the paths an event touches, in the order of its operations.
+func (e *Event) Paths() []string {
+	var out []string
+	for _, op := range e.Ops {
+		out = append(out, op.Path)
+		if op.To != "" {
+			out = append(out, op.To)
+		}
+	}
+	return out
+}
+
+// Blobs returns the content hashes the event names.
+func (e *Event) Blobs() []Hash {
+	var out []Hash
+	for _, op := range e.Ops {
+		if op.Kind == OpWrite {
+			if h, ok := HashFromBytes(op.Content); ok && !h.IsZero() {
+				out = append(out, h)
+			}
+		}
+	}
+	return out
+}
+
+// Encode returns the MessagePack form of the event, with map keys sorted so
+// the same event always encodes to the same bytes.
+func (e *Event) Encode() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.SetSortMapKeys(true)
+	if err := enc.Encode(e); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// DecodeEvent parses an event envelope.
+func DecodeEvent(b []byte) (*Event, error) {
+	var e Event
+	dec := msgpack.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&e); err != nil {
+		return nil, Errorf(CodeInternal, "decode event: %v", err)
+	}
+	if e.Type == "" || e.Session == "" || e.Version == 0 {
+		return nil, Errorf(CodeInternal, "decode event: incomplete envelope")
+	}
+	return &e, nil
+}

@@ -1,0 +1,302 @@
+package domain
+
+import (
+	"maps"
+	"time"
+)
+
+// Status is the lifecycle state of a session.
+type Status string
+
+// The session statuses.
+const (
+	StatusActive          Status = "active"
+	StatusPendingApproval Status = "pending_approval"
+	StatusConflict        Status = "conflict"
+	StatusArchived        Status = "archived"
+	StatusDeleted         Status = "deleted"
+)
+
+// Checkpoint is a name for a position in a session's history.
+type Checkpoint struct {
+	Name      string
+	Position  uint64
+	Note      string
+	Actor     string
+	CreatedAt time.Time
+	// At is the position of the event that created the checkpoint.
+	At uint64
+}
+
+// Session is the state of one session: the fold of its history up to
+// Position. Values are immutable once built; Evolve returns a new one that
+// shares everything it did not change.
+type Session struct {
+	ID        string
+	Tenant    string
+	Origin    Origin
+	Owner     string
+	Tags      map[string]string
+	Status    Status
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Tree      Tree
+
+	// Position is the stream sequence of the last event applied.
+	Position uint64
+	// Start is the position of the session's first event.
+	Start uint64
+	// Version is the number of the session's own events applied.
+	Version uint64
+	// LastHash is the hash of the last event applied.
+	LastHash Hash
+
+	Checkpoints map[string]Checkpoint
+
+	recent *recentRequest
+}
+
+// RecentRequests bounds how many request ids a session remembers for
+// idempotent retries beyond JetStream's de-duplication window.
+const RecentRequests = 256
+
+type recentRequest struct {
+	id       string
+	position uint64
+	next     *recentRequest
+	depth    int
+}
+
+// RequestPosition returns the position of the event that a recent request id
+// produced, if the session still remembers it.
+func (s *Session) RequestPosition(id string) (uint64, bool) {
+	if id == "" {
+		return 0, false
+	}
+	n := 0
+	for r := s.recent; r != nil && n < RecentRequests; r, n = r.next, n+1 {
+		if r.id == id {
+			return r.position, true
+		}
+	}
+	return 0, false
+}
+
+func (s *Session) remember(id string, position uint64) {
+	if id == "" {
+		return
+	}
+	depth := 1
+	if s.recent != nil {
+		depth = s.recent.depth + 1
+	}
+	next := s.recent
+	if depth > 2*RecentRequests {
+		// Trim: copy the newest entries so the old tail can be collected.
+		var ids []recentRequest
+		for r := s.recent; r != nil && len(ids) < RecentRequests-1; r = r.next {
+			ids = append(ids, *r)
+		}
+		next = nil
+		for i := len(ids) - 1; i >= 0; i-- {
+			next = &recentRequest{id: ids[i].id, position: ids[i].position, next: next, depth: len(ids) - i}
+		}
+		depth = len(ids) + 1
+	}
+	s.recent = &recentRequest{id: id, position: position, next: next, depth: depth}
+}
+
+// RecentRequestList returns the remembered request ids, newest first, for
+// snapshots.
+func (s *Session) RecentRequestList() ([]string, []uint64) {
+	var ids []string
+	var pos []uint64
+	for r := s.recent; r != nil && len(ids) < RecentRequests; r = r.next {
+		ids = append(ids, r.id)
+		pos = append(pos, r.position)
+	}
+	return ids, pos
+}
+
+// RestoreRecentRequests sets the remembered request ids from a snapshot
+// (newest first).
+func (s *Session) RestoreRecentRequests(ids []string, pos []uint64) {
+	s.recent = nil
+	for i := len(ids) - 1; i >= 0; i-- {
+		s.remember(ids[i], pos[i])
+	}
+}
+
+// Writable reports whether the session accepts changes, and why not.
+func (s *Session) Writable() error {
+	switch s.Status {
+	case StatusDeleted:
+		return ErrSessionDeleted
+	case StatusArchived:
+		return Errorf(CodeConflict, "session %s is archived", s.ID)
+	}
+	return nil
+}
+
+// Past gives the state of a session at an earlier position of its history.
+// Restores need it; loaders provide it.
+type Past func(position uint64) (*Session, error)
+
+// Evolve applies a stored event at a position to a state and returns the new
+// state. s is nil for the first event of a session; for a fork it is the
+// parent's state at the fork point. Evolve checks the event against the
+// state (version and hash chain) and the Merkle root it records.
+func Evolve(s *Session, e *Event, position uint64, hash Hash, past Past) (*Session, error) {
+	n, err := apply(s, e, past)
+	if err != nil {
+		return nil, err
+	}
+	if root, ok := HashFromBytes(e.Root); !ok || root != n.Tree.Hash() {
+		return nil, Errorf(CodeInternal, "event %d of session %s: recorded root %x, replay gives %s", e.Version, e.Session, e.Root, n.Tree.Hash())
+	}
+	n.Commit(e, position, hash)
+	return n, nil
+}
+
+// Commit records where an event that produced this state was stored: its
+// position and the hash of its encoded form. Evolve calls it; a writer calls
+// it on the state Execute returned once the append is acknowledged.
+func (s *Session) Commit(e *Event, position uint64, hash Hash) {
+	s.Position = position
+	if e.Version == 1 {
+		s.Start = position
+	}
+	if e.Type == CheckpointCreated && e.Checkpoint != nil {
+		if cp, ok := s.Checkpoints[e.Checkpoint.Name]; ok && cp.At == 0 {
+			cp.At = position
+			s.Checkpoints[e.Checkpoint.Name] = cp
+		}
+	}
+	s.LastHash = hash
+	s.remember(e.RequestID, position)
+}
+
+// apply folds an event into a state without checking the recorded root.
+func apply(s *Session, e *Event, past Past) (*Session, error) {
+	var n Session
+	switch e.Type {
+	case SessionCreated, SessionForked:
+		if e.Created == nil {
+			return nil, Errorf(CodeInternal, "%s without payload", e.Type)
+		}
+		if s != nil {
+			n.Tree = s.Tree
+		}
+		if e.Version != 1 {
+			return nil, Errorf(CodeInternal, "first event of %s has version %d", e.Session, e.Version)
+		}
+		n.ID, n.Tenant = e.Session, e.Tenant
+		n.Origin = e.Created.Origin
+		n.Owner = e.Created.Owner
+		n.Tags = maps.Clone(e.Created.Tags)
+		n.Status = StatusActive
+		n.CreatedAt = e.At()
+	default:
+		if s == nil {
+			return nil, Errorf(CodeInternal, "event %s of %s before its creation", e.Type, e.Session)
+		}
+		n = *s
+		if e.Version != s.Version+1 {
+			return nil, Errorf(CodeInternal, "event of %s has version %d after %d", e.Session, e.Version, s.Version)
+		}
+		if prev, ok := HashFromBytes(e.Prev); !ok || prev != s.LastHash {
+			return nil, Errorf(CodeInternal, "event %d of %s breaks the hash chain", e.Version, e.Session)
+		}
+	}
+	n.Version = e.Version
+	n.UpdatedAt = e.At()
+
+	switch e.Type {
+	case FileWritten, DirectoryMade, PathRemoved, PathRenamed, SymlinkCreated, BatchApplied:
+		t, err := applyOps(n.Tree, e.Ops)
+		if err != nil {
+			return nil, err
+		}
+		n.Tree = t
+	case TagsSet:
+		tags := maps.Clone(n.Tags)
+		if tags == nil {
+			tags = map[string]string{}
+		}
+		for _, k := range e.Untag {
+			delete(tags, k)
+		}
+		maps.Copy(tags, e.Tags)
+		n.Tags = tags
+	case SessionArchived:
+		n.Status = StatusArchived
+	case SessionDeleted:
+		n.Status = StatusDeleted
+	case CheckpointCreated, CheckpointDeleted:
+		if e.Checkpoint == nil {
+			return nil, Errorf(CodeInternal, "%s without payload", e.Type)
+		}
+		cps := maps.Clone(n.Checkpoints)
+		if cps == nil {
+			cps = map[string]Checkpoint{}
+		}
+		if e.Type == CheckpointCreated {
+			cps[e.Checkpoint.Name] = Checkpoint{
+				Name: e.Checkpoint.Name, Position: e.Checkpoint.Position, Note: e.Checkpoint.Note,
+				Actor: e.Actor, CreatedAt: e.At(),
+			}
+		} else {
+			delete(cps, e.Checkpoint.Name)
+		}
+		n.Checkpoints = cps
+	case SessionRestored:
+		if e.Restore == nil || past == nil {
+			return nil, Errorf(CodeInternal, "restore without target")
+		}
+		then, err := past(e.Restore.To)
+		if err != nil {
+			return nil, err
+		}
+		n.Tree = then.Tree
+	case SessionCreated, SessionForked:
+	default:
+		return nil, Errorf(CodeInternal, "unknown event type %q", e.Type)
+	}
+	return &n, nil
+}
+
+func applyOps(t Tree, ops []Op) (Tree, error) {
+	for _, op := range ops {
+		var err error
+		switch op.Kind {
+		case OpWrite:
+			h, ok := HashFromBytes(op.Content)
+			if !ok {
+				return t, Errorf(CodeInternal, "bad content hash in event")
+			}
+			var x map[string][]byte
+			if old := t.Lookup(op.Path); old != nil && old.Kind == KindFile {
+				x = old.Xattrs
+			}
+			t, err = t.Put(op.Path, NewFile(h, op.Size, op.Mode, x))
+		case OpMkdir:
+			t, err = t.Put(op.Path, NewDir(op.Mode, nil))
+		case OpRemove:
+			t = t.Delete(op.Path)
+		case OpRename:
+			node := t.Lookup(op.Path)
+			if node == nil {
+				return t, Errorf(CodeInternal, "rename of missing %q in event", op.Path)
+			}
+			t, err = t.Delete(op.Path).Put(op.To, node)
+		case OpSymlink:
+			t, err = t.Put(op.Path, NewSymlink(op.Target, nil))
+		default:
+			return t, Errorf(CodeInternal, "unknown op %q in event", op.Kind)
+		}
+		if err != nil {
+			return t, err
+		}
+	}
+	return t, nil
+}

@@ -1,0 +1,201 @@
+package domain
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"hash/fnv"
+)
+
+// entries is a persistent ordered map from entry name to child node: a treap
+// whose priorities are a fixed function of the name. A treap with
+// name-determined priorities has one shape per key set, so the hash cached at
+// its root is a canonical Merkle hash of the directory's entries, and updates
+// cost O(log n) node copies and hashes whatever the size of the directory.
+type entries struct {
+	name        string
+	child       *Node
+	prio        uint64
+	left, right *entries
+	size        int
+	hash        Hash
+}
+
+func priority(name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return h.Sum64()
+}
+
+// above reports whether a sits above b in the heap order.
+func above(a, b *entries) bool {
+	if a.prio != b.prio {
+		return a.prio > b.prio
+	}
+	return a.name < b.name
+}
+
+func mkEntries(name string, child *Node, prio uint64, left, right *entries) *entries {
+	t := &entries{name: name, child: child, prio: prio, left: left, right: right, size: 1}
+	h := sha256.New()
+	var buf [8]byte
+	if left != nil {
+		t.size += left.size
+		h.Write(left.hash[:])
+	} else {
+		h.Write(ZeroHash[:])
+	}
+	binary.BigEndian.PutUint64(buf[:], uint64(len(name)))
+	h.Write(buf[:])
+	h.Write([]byte(name))
+	h.Write(child.hash[:])
+	if right != nil {
+		t.size += right.size
+		h.Write(right.hash[:])
+	} else {
+		h.Write(ZeroHash[:])
+	}
+	h.Sum(t.hash[:0])
+	return t
+}
+
+func (t *entries) with(left, right *entries) *entries {
+	return mkEntries(t.name, t.child, t.prio, left, right)
+}
+
+func (t *entries) len() int {
+	if t == nil {
+		return 0
+	}
+	return t.size
+}
+
+func (t *entries) get(name string) *Node {
+	for t != nil {
+		switch {
+		case name < t.name:
+			t = t.left
+		case name > t.name:
+			t = t.right
+		default:
+			return t.child
+		}
+	}
+	return nil
+}
+
+func (t *entries) set(name string, child *Node) *entries {
+	return t.insert(name, child, priority(name))
+}
+
+func (t *entries) insert(name string, child *Node, prio uint64) *entries {
+	if t == nil {
+		return mkEntries(name, child, prio, nil, nil)
+	}
+	switch {
+	case name < t.name:
+		l := t.left.insert(name, child, prio)
+		if above(l, t) { // rotate right
+			return l.with(l.left, t.with(l.right, t.right))
+		}
+		return t.with(l, t.right)
+	case name > t.name:
+		r := t.right.insert(name, child, prio)
+		if above(r, t) { // rotate left
+			return r.with(t.with(t.left, r.left), r.right)
+		}
+		return t.with(t.left, r)
+	default:
+		return mkEntries(name, child, t.prio, t.left, t.right)
+	}
+}
+
+func (t *entries) delete(name string) *entries {
+	if t == nil {
+		return nil
+	}
+	switch {
+	case name < t.name:
+		l := t.left.delete(name)
+		if l == t.left {
+			return t
+		}
+		return t.with(l, t.right)
+	case name > t.name:
+		r := t.right.delete(name)
+		if r == t.right {
+			return t
+		}
+		return t.with(t.left, r)
+	default:
+		return joinEntries(t.left, t.right)
+	}
+}
+
+func joinEntries(a, b *entries) *entries {
+	if a == nil {
+		return b
+	}
+	if b == nil {
+		return a
+	}
+	if above(a, b) {
+		return a.with(a.left, joinEntries(a.right, b))
+	}
+	return b.with(joinEntries(a, b.left), b.right)
+}
+
+// ascend calls fn for every entry with name >= from, in name order, until fn
+// returns false. It returns false if it was stopped.
+func (t *entries) ascend(from string, fn func(name string, child *Node) bool) bool {
+	if t == nil {
+		return true
+	}
+	if from < t.name || from == "" {
+		if !t.left.ascend(from, fn) {
+			return false
+		}
+	}
+	if t.name >= from {
+		if !fn(t.name, t.child) {
+			return false
+		}
+	}
+	return t.right.ascend(from, fn)
+}
+
+// buildEntries builds a treap from entries sorted by name in O(n), as a
+// Cartesian tree; the result is the same as inserting them one by one.
+func buildEntries(names []string, children []*Node) *entries {
+	type pending struct {
+		name  string
+		child *Node
+		prio  uint64
+		left  *entries
+	}
+	// Right spine as a stack of unfinished nodes (right child not yet known).
+	var stack []pending
+	var finish = func(p pending, right *entries) *entries {
+		return mkEntries(p.name, p.child, p.prio, p.left, right)
+	}
+	for i, name := range names {
+		cur := pending{name: name, child: children[i], prio: priority(name)}
+		var last *entries
+		for len(stack) > 0 {
+			top := stack[len(stack)-1]
+			probe := &entries{name: top.name, prio: top.prio}
+			curProbe := &entries{name: cur.name, prio: cur.prio}
+			if above(probe, curProbe) {
+				break
+			}
+			stack = stack[:len(stack)-1]
+			last = finish(top, last)
+		}
+		cur.left = last
+		stack = append(stack, cur)
+	}
+	var right *entries
+	for i := len(stack) - 1; i >= 0; i-- {
+		right = finish(stack[i], right)
+	}
+	return right
+}

@@ -1,0 +1,437 @@
+package domain
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"sort"
+	"strings"
+)
+
+// Kind is the kind of a tree entry.
+type Kind uint8
+
+// The kinds of entries in a file tree.
+const (
+	KindFile Kind = iota + 1
+	KindDir
+	KindSymlink
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindFile:
+		return "file"
+	case KindDir:
+		return "dir"
+	case KindSymlink:
+		return "symlink"
+	}
+	return "unknown"
+}
+
+// ParseKind parses the String form of a Kind.
+func ParseKind(s string) (Kind, bool) {
+	switch s {
+	case "file":
+		return KindFile, true
+	case "dir":
+		return KindDir, true
+	case "symlink":
+		return KindSymlink, true
+	}
+	return 0, false
+}
+
+// Default modes for new entries.
+const (
+	DefaultFileMode    uint32 = 0o644
+	DefaultDirMode     uint32 = 0o755
+	DefaultSymlinkMode uint32 = 0o777
+	// MaxSymlinkHops bounds symlink resolution, as in POSIX's ELOOP.
+	MaxSymlinkHops = 40
+)
+
+// Node is an immutable entry of a file tree. Directories hold their entries
+// in a persistent treap, so a new version of a tree shares every node that a
+// change did not touch with the version before it.
+type Node struct {
+	Kind    Kind
+	Mode    uint32
+	Size    int64  // files: content length
+	Content Hash   // files: SHA-256 of the content
+	Target  string // symlinks
+	Xattrs  map[string][]byte
+
+	entries *entries
+	hash    Hash
+}
+
+// Hash is the Merkle hash of the node: of the content, mode and xattrs for a
+// file, of the target for a symlink, of every entry for a directory.
+func (n *Node) Hash() Hash { return n.hash }
+
+// Len is the number of entries of a directory.
+func (n *Node) Len() int { return n.entries.len() }
+
+// Child returns the entry called name of a directory, or nil.
+func (n *Node) Child(name string) *Node { return n.entries.get(name) }
+
+// Ascend calls fn for the entries of a directory with name >= from, in order.
+func (n *Node) Ascend(from string, fn func(name string, child *Node) bool) bool {
+	return n.entries.ascend(from, fn)
+}
+
+func (n *Node) seal() *Node {
+	h := sha256.New()
+	var buf [8]byte
+	h.Write([]byte{byte(n.Kind)})
+	binary.BigEndian.PutUint32(buf[:4], n.Mode)
+	h.Write(buf[:4])
+	switch n.Kind {
+	case KindFile:
+		binary.BigEndian.PutUint64(buf[:], uint64(n.Size))
+		h.Write(buf[:])
+		h.Write(n.Content[:])
+	case KindSymlink:
+		binary.BigEndian.PutUint64(buf[:], uint64(len(n.Target)))
+		h.Write(buf[:])
+		h.Write([]byte(n.Target))
+	case KindDir:
+		if n.entries != nil {
+			h.Write(n.entries.hash[:])
+		} else {
+			h.Write(ZeroHash[:])
+		}
+	}
+	if len(n.Xattrs) > 0 {
+		keys := make([]string, 0, len(n.Xattrs))
+		for k := range n.Xattrs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			binary.BigEndian.PutUint64(buf[:], uint64(len(k)))
+			h.Write(buf[:])
+			h.Write([]byte(k))
+			v := n.Xattrs[k]
+			binary.BigEndian.PutUint64(buf[:], uint64(len(v)))
+			h.Write(buf[:])
+			h.Write(v)
+		}
+	}
+	h.Sum(n.hash[:0])
+	return n
+}
+
+// NewFile returns a file node.
+func NewFile(content Hash, size int64, mode uint32, xattrs map[string][]byte) *Node {
+	return (&Node{Kind: KindFile, Mode: mode & 0o7777, Size: size, Content: content, Xattrs: xattrs}).seal()
+}
+
+// NewSymlink returns a symlink node.
+func NewSymlink(target string, xattrs map[string][]byte) *Node {
+	return (&Node{Kind: KindSymlink, Mode: DefaultSymlinkMode, Target: target, Xattrs: xattrs}).seal()
+}
+
+// NewDir returns an empty directory node.
+func NewDir(mode uint32, xattrs map[string][]byte) *Node {
+	return (&Node{Kind: KindDir, Mode: mode & 0o7777, Xattrs: xattrs}).seal()
+}
+
+func (n *Node) withEntries(e *entries) *Node {
+	return (&Node{Kind: KindDir, Mode: n.Mode, Xattrs: n.Xattrs, entries: e}).seal()
+}
+
+// Tree is an immutable file tree. The zero Tree is an empty root directory.
+type Tree struct {
+	root *Node
+}
+
+var emptyRoot = NewDir(DefaultDirMode, nil)
+
+// Root returns the root directory node.
+func (t Tree) Root() *Node {
+	if t.root == nil {
+		return emptyRoot
+	}
+	return t.root
+}
+
+// Hash is the Merkle root of the tree.
+func (t Tree) Hash() Hash { return t.Root().hash }
+
+// Lookup returns the node at a clean path without following a final
+// symlink, or nil. Intermediate symlinks are not followed either.
+func (t Tree) Lookup(p string) *Node {
+	n := t.Root()
+	for _, c := range splitPath(p) {
+		if n.Kind != KindDir {
+			return nil
+		}
+		n = n.entries.get(c)
+		if n == nil {
+			return nil
+		}
+	}
+	return n
+}
+
+// Resolve follows symlinks in a clean path (every component, and the last
+// one too when followLast) and returns the clean path they lead to. It fails
+// with invalid_argument when a link leads out of the tree or loops.
+func (t Tree) Resolve(p string, followLast bool) (string, error) {
+	hops := 0
+	for {
+		parts := splitPath(p)
+		n := t.Root()
+		changed := false
+		for i, c := range parts {
+			if n == nil || n.Kind != KindDir {
+				return p, nil // the rest does not exist; nothing more to follow
+			}
+			child := n.entries.get(c)
+			if child != nil && child.Kind == KindSymlink && (i < len(parts)-1 || followLast) {
+				hops++
+				if hops > MaxSymlinkHops {
+					return "", Errorf(CodeInvalidArgument, "too many levels of symbolic links at %q", p)
+				}
+				linkPath := strings.Join(parts[:i+1], "/")
+				dst, ok := resolveLink(linkPath, child.Target)
+				if !ok {
+					return "", Errorf(CodeInvalidArgument, "path %q goes through a symlink that leaves the session tree", p)
+				}
+				rest := parts[i+1:]
+				if len(rest) > 0 {
+					if dst != "" {
+						dst += "/"
+					}
+					dst += strings.Join(rest, "/")
+				}
+				p = dst
+				changed = true
+				break
+			}
+			n = child
+		}
+		if !changed {
+			return p, nil
+		}
+	}
+}
+
+// Put returns a tree with node at clean path p, creating missing parent
+// directories. It fails if a parent exists and is not a directory.
+func (t Tree) Put(p string, node *Node) (Tree, error) {
+	if p == "" {
+		if node.Kind != KindDir {
+			return t, Errorf(CodeInvalidArgument, "the root must be a directory")
+		}
+		return Tree{root: node}, nil
+	}
+	root, err := putAt(t.Root(), splitPath(p), node, p)
+	if err != nil {
+		return t, err
+	}
+	return Tree{root: root}, nil
+}
+
+func putAt(dir *Node, parts []string, node *Node, full string) (*Node, error) {
+	name := parts[0]
+	if len(parts) == 1 {
+		return dir.withEntries(dir.entries.set(name, node)), nil
+	}
+	child := dir.entries.get(name)
+	switch {
+	case child == nil:
+		child = NewDir(DefaultDirMode, nil)
+	case child.Kind != KindDir:
+		return nil, Errorf(CodeInvalidArgument, "a parent of %q is not a directory", full)
+	}
+	c, err := putAt(child, parts[1:], node, full)
+	if err != nil {
+		return nil, err
+	}
+	return dir.withEntries(dir.entries.set(name, c)), nil
+}
+
+// Delete returns a tree without the entry at clean path p (and all below it).
+func (t Tree) Delete(p string) Tree {
+	if p == "" {
+		return Tree{}
+	}
+	root, ok := deleteAt(t.Root(), splitPath(p))
+	if !ok {
+		return t
+	}
+	return Tree{root: root}
+}
+
+func deleteAt(dir *Node, parts []string) (*Node, bool) {
+	if dir.Kind != KindDir {
+		return dir, false
+	}
+	name := parts[0]
+	child := dir.entries.get(name)
+	if child == nil {
+		return dir, false
+	}
+	if len(parts) == 1 {
+		return dir.withEntries(dir.entries.delete(name)), true
+	}
+	c, ok := deleteAt(child, parts[1:])
+	if !ok {
+		return dir, false
+	}
+	return dir.withEntries(dir.entries.set(name, c)), true
+}
+
+// Entry is one entry of a walk: its clean path and node.
+type Entry struct {
+	Path string
+	Node *Node
+}
+
+// Walk calls fn for every entry below clean directory path base that comes
+// after the clean path after (when not empty), in tree order: depth first,
+// names sorted bytewise within each directory, a directory before its
+// entries. It stops when fn returns false. The base itself is not visited.
+func (t Tree) Walk(base, after string, fn func(e Entry) bool) {
+	n := t.Lookup(base)
+	if n == nil || n.Kind != KindDir {
+		return
+	}
+	var bound []string
+	if after != "" {
+		if base != "" && !isWithin(after, base) {
+			if ComparePaths(after, base) < 0 {
+				bound = nil
+			} else {
+				return
+			}
+		} else {
+			rel := after
+			if base != "" {
+				rel = strings.TrimPrefix(after, base+"/")
+				if after == base {
+					rel = ""
+				}
+			}
+			bound = splitPath(rel)
+		}
+	}
+	walkDir(n, base, bound, fn)
+}
+
+func walkDir(dir *Node, prefix string, bound []string, fn func(Entry) bool) bool {
+	from := ""
+	if len(bound) > 0 {
+		from = bound[0]
+	}
+	return dir.entries.ascend(from, func(name string, child *Node) bool {
+		p := name
+		if prefix != "" {
+			p = prefix + "/" + name
+		}
+		var sub []string
+		if len(bound) > 0 && name == from {
+			sub = bound[1:]
+			if len(sub) == 0 {
+				sub = nil
+			}
+			// the entry itself is at or before the bound: skip it
+			if child.Kind == KindDir {
+				if len(bound) == 1 {
+					return walkDir(child, p, nil, fn)
+				}
+				return walkDir(child, p, sub, fn)
+			}
+			return true
+		}
+		if !fn(Entry{Path: p, Node: child}) {
+			return false
+		}
+		if child.Kind == KindDir {
+			return walkDir(child, p, nil, fn)
+		}
+		return true
+	})
+}
+
+// ComparePaths orders clean paths in tree order (component by component).
+func ComparePaths(a, b string) int {
+	for a != "" || b != "" {
+		if a == "" {
+			return -1
+		}
+		if b == "" {
+			return 1
+		}
+		ac, ar, _ := strings.Cut(a, "/")
+		bc, br, _ := strings.Cut(b, "/")
+		if ac != bc {
+			return strings.Compare(ac, bc)
+		}
+		a, b = ar, br
+	}
+	return 0
+}
+
+// Count returns the number of entries in the tree below the root.
+func (t Tree) Count() int {
+	return countDir(t.Root())
+}
+
+func countDir(n *Node) int {
+	c := 0
+	n.entries.ascend("", func(_ string, child *Node) bool {
+		c++
+		if child.Kind == KindDir {
+			c += countDir(child)
+		}
+		return true
+	})
+	return c
+}
+
+// Build returns the tree made of the given entries in one pass: a bulk load
+// for snapshots. Entries must be sorted by path in Walk order and every
+// parent must come before its children.
+func Build(list []Entry) (Tree, error) {
+	type frame struct {
+		path     string
+		node     *Node
+		names    []string
+		children []*Node
+	}
+	stack := []frame{{path: "", node: emptyRoot}}
+	closeTop := func() {
+		top := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		d := top.node.withEntries(buildEntries(top.names, top.children))
+		parent := &stack[len(stack)-1]
+		parent.children[len(parent.children)-1] = d
+	}
+	for _, e := range list {
+		dir, name := parentOf(e.Path)
+		for len(stack) > 1 && stack[len(stack)-1].path != dir {
+			closeTop()
+		}
+		top := &stack[len(stack)-1]
+		if top.path != dir {
+			return Tree{}, Errorf(CodeInvalidArgument, "bulk tree entry %q has no parent directory", e.Path)
+		}
+		if n := len(top.names); n > 0 && top.names[n-1] >= name {
+			return Tree{}, Errorf(CodeInvalidArgument, "bulk tree entries out of order at %q", e.Path)
+		}
+		top.names = append(top.names, name)
+		top.children = append(top.children, e.Node)
+		if e.Node.Kind == KindDir {
+			stack = append(stack, frame{path: e.Path, node: e.Node})
+		}
+	}
+	for len(stack) > 1 {
+		closeTop()
+	}
+	root := stack[0].node.withEntries(buildEntries(stack[0].names, stack[0].children))
+	return Tree{root: root}, nil
+}
