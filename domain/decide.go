@@ -15,6 +15,9 @@ type Meta struct {
 	Actor     string
 	Time      time.Time
 	RequestID string
+	// ExpectedPosition, when not zero, refuses the command with conflict
+	// unless the session's head is exactly there.
+	ExpectedPosition uint64
 }
 
 // Command is a request to change a session, named as an imperative.
@@ -116,6 +119,7 @@ const (
 
 var (
 	tenantRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+	idRe     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
 	tagKeyRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:/-]*$`)
 	cpNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 )
@@ -124,6 +128,15 @@ var (
 func ValidTenant(t string) error {
 	if !tenantRe.MatchString(t) {
 		return Errorf(CodeInvalidArgument, "tenant must match [a-z0-9][a-z0-9_-]{0,63}")
+	}
+	return nil
+}
+
+// validSessionID checks a new session's id: it is part of the session's
+// subject, and an event without one cannot be decoded again.
+func validSessionID(id string) error {
+	if !idRe.MatchString(id) {
+		return Errorf(CodeInvalidArgument, "session id must match [A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 	}
 	return nil
 }
@@ -207,6 +220,9 @@ func decide(s *Session, cmd Command, m Meta, past Past) (*Event, error) {
 		if err := ValidTenant(c.Tenant); err != nil {
 			return nil, err
 		}
+		if err := validSessionID(c.ID); err != nil {
+			return nil, err
+		}
 		if err := validTags(c.Tags, nil); err != nil {
 			return nil, err
 		}
@@ -222,6 +238,9 @@ func decide(s *Session, cmd Command, m Meta, past Past) (*Event, error) {
 		}
 		if p.Status == StatusDeleted {
 			return nil, ErrSessionDeleted
+		}
+		if err := validSessionID(c.ID); err != nil {
+			return nil, err
 		}
 		if err := validTags(c.Tags, nil); err != nil {
 			return nil, err
@@ -241,6 +260,9 @@ func decide(s *Session, cmd Command, m Meta, past Past) (*Event, error) {
 	}
 	if s.Status == StatusDeleted {
 		return nil, ErrSessionDeleted
+	}
+	if m.ExpectedPosition != 0 && s.Position != m.ExpectedPosition {
+		return nil, Errorf(CodeConflict, "session is at position %d, not the expected %d", s.Position, m.ExpectedPosition)
 	}
 	switch c := cmd.(type) {
 	case ChangeFiles:
@@ -278,6 +300,10 @@ func decide(s *Session, cmd Command, m Meta, past Past) (*Event, error) {
 		pos := c.Position
 		if pos == 0 {
 			pos = s.Position
+		} else if pos > s.Position {
+			// A name must never point past the head: the position would
+			// later mean another event, or another session's.
+			return nil, ErrPositionUnknown
 		} else if past != nil {
 			if _, err := past(pos); err != nil {
 				return nil, err

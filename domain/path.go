@@ -90,26 +90,3 @@ func isWithin(p, base string) bool {
 	}
 	return p == base || strings.HasPrefix(p, base+"/")
 }
-
-// resolveLink resolves a symlink target found at link (a clean path) to a
-// clean session path. ok is false when the target leaves the tree.
-func resolveLink(link, target string) (string, bool) {
-	var stack []string
-	if !strings.HasPrefix(target, "/") {
-		dir, _ := parentOf(link)
-		stack = splitPath(dir)
-	}
-	for _, c := range strings.Split(target, "/") {
-		switch c {
-		case "", ".":
-		case "..":
-			if len(stack) == 0 {
-				return "", false
-			}
-			stack = stack[:len(stack)-1]
-		default:
-			stack = append(stack, c)
-		}
-	}
-	return strings.Join(stack, "/"), true
-}

@@ -177,46 +177,65 @@ func (t Tree) Lookup(p string) *Node {
 }
 
 // Resolve follows symlinks in a clean path (every component, and the last
-// one too when followLast) and returns the clean path they lead to. It fails
-// with invalid_argument when a link leads out of the tree or loops.
+// one too when followLast) and returns the clean path they lead to. Link
+// targets are resolved as POSIX does: relative to the link's directory (or
+// to the session root when they start with "/"), one component at a time, so
+// a ".." after a link to a directory leaves the directory the link points to,
+// not the one holding the link. It fails with invalid_argument when a link
+// leads out of the tree, through a ".." of something that is not a directory,
+// to a path that CleanPath would refuse, or loops.
 func (t Tree) Resolve(p string, followLast bool) (string, error) {
+	parts := splitPath(p)
+	// stack holds the components resolved so far and nodes the node at each
+	// (nil once a component does not exist).
+	var stack []string
+	var nodes []*Node
 	hops := 0
-	for {
-		parts := splitPath(p)
-		n := t.Root()
-		changed := false
-		for i, c := range parts {
-			if n == nil || n.Kind != KindDir {
-				return p, nil // the rest does not exist; nothing more to follow
+	for len(parts) > 0 {
+		c := parts[0]
+		parts = parts[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(stack) == 0 {
+				return "", Errorf(CodeInvalidArgument, "path %q goes through a symlink that leaves the session tree", p)
 			}
-			child := n.entries.get(c)
-			if child != nil && child.Kind == KindSymlink && (i < len(parts)-1 || followLast) {
-				hops++
-				if hops > MaxSymlinkHops {
-					return "", Errorf(CodeInvalidArgument, "too many levels of symbolic links at %q", p)
-				}
-				linkPath := strings.Join(parts[:i+1], "/")
-				dst, ok := resolveLink(linkPath, child.Target)
-				if !ok {
-					return "", Errorf(CodeInvalidArgument, "path %q goes through a symlink that leaves the session tree", p)
-				}
-				rest := parts[i+1:]
-				if len(rest) > 0 {
-					if dst != "" {
-						dst += "/"
-					}
-					dst += strings.Join(rest, "/")
-				}
-				p = dst
-				changed = true
-				break
+			if n := nodes[len(nodes)-1]; n == nil || n.Kind != KindDir {
+				return "", Errorf(CodeInvalidArgument, "path %q goes through a symlink whose target has \"..\" after a missing directory or a file", p)
 			}
-			n = child
+			stack, nodes = stack[:len(stack)-1], nodes[:len(nodes)-1]
+			continue
 		}
-		if !changed {
-			return p, nil
+		dir := t.Root()
+		if len(nodes) > 0 {
+			dir = nodes[len(nodes)-1]
+		}
+		var child *Node
+		if dir != nil && dir.Kind == KindDir {
+			child = dir.entries.get(c)
+		}
+		if child != nil && child.Kind == KindSymlink && (len(parts) > 0 || followLast) {
+			hops++
+			if hops > MaxSymlinkHops {
+				return "", Errorf(CodeInvalidArgument, "too many levels of symbolic links at %q", p)
+			}
+			if strings.HasPrefix(child.Target, "/") {
+				stack, nodes = stack[:0], nodes[:0]
+			}
+			parts = append(strings.Split(child.Target, "/"), parts...)
+			continue
+		}
+		stack, nodes = append(stack, c), append(nodes, child)
+	}
+	out := strings.Join(stack, "/")
+	if hops > 0 {
+		// Components taken from link targets were never cleaned.
+		if _, err := CleanPath(out); err != nil {
+			return "", Errorf(CodeInvalidArgument, "path %q leads through a symlink to an invalid path: %s", p, ErrorMessage(err))
 		}
 	}
+	return out, nil
 }
 
 // Put returns a tree with node at clean path p, creating missing parent

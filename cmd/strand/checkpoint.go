@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/strand-dev/strand/handlers"
+)
+
+func init() {
+	register("checkpoint", "name positions of a session's history",
+		command{"create", "SESSION NAME [--note TEXT] [--at AT]", "name the head (or AT) of a session", (*Main).checkpointCreate},
+		command{"list", "SESSION [--at AT]", "list a session's checkpoints", (*Main).checkpointList},
+		command{"rm", "SESSION NAME", "remove a checkpoint name", (*Main).checkpointRm},
+	)
+}
+
+func (m *Main) printf(format string, args ...any) { fmt.Fprintf(m.Stdout, format, args...) }
+
+func (m *Main) checkpointCreate(ctx context.Context, _ *globals, args []string) error {
+	var note, at string
+	var mf mutationFlags
+	g, pos, err := m.connect("checkpoint create", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&note, "note", "", "a note")
+		fs.StringVar(&at, "at", "", "name this position instead of the head")
+		mf.declare(fs)
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 2, "checkpoint create SESSION NAME [--note TEXT]"); err != nil {
+		return err
+	}
+	r, err := g.client.CreateCheckpoint(ctx, handlers.CheckpointRequest{Mutation: mf.mutation(), Session: pos[0], Name: pos[1], Note: note, At: handlers.At(at)})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printf("checkpoint %s -> position %d (event at %d)\n", r.Checkpoint.Name, r.Checkpoint.Position, r.Position)
+	return nil
+}
+
+func (m *Main) checkpointList(ctx context.Context, _ *globals, args []string) error {
+	var at string
+	g, pos, err := m.connect("checkpoint list", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&at, "at", "", "as of this position")
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 1, "checkpoint list SESSION"); err != nil {
+		return err
+	}
+	r, err := g.client.ListCheckpoints(ctx, handlers.CheckpointListRequest{Session: pos[0], At: handlers.At(at)})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	rows := make([][]string, 0, len(r.Checkpoints))
+	for _, cp := range r.Checkpoints {
+		rows = append(rows, []string{cp.Name, strconv.FormatUint(cp.Position, 10), cp.Actor, cp.CreatedAt.Format(time.RFC3339), cp.Note})
+	}
+	m.table([]string{"NAME", "POSITION", "ACTOR", "CREATED", "NOTE"}, rows)
+	return nil
+}
+
+func (m *Main) checkpointRm(ctx context.Context, _ *globals, args []string) error {
+	var mf mutationFlags
+	g, pos, err := m.connect("checkpoint rm", args, mf.declare)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 2, "checkpoint rm SESSION NAME"); err != nil {
+		return err
+	}
+	r, err := g.client.DeleteCheckpoint(ctx, handlers.CheckpointRequest{Mutation: mf.mutation(), Session: pos[0], Name: pos[1]})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printf("checkpoint %s removed (event at %d)\n", pos[1], r.Position)
+	return nil
+}

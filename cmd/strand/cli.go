@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/handlers"
+)
+
+// Main is the program: its streams and, for tests, hooks into serve.
+type Main struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Ready, when set, is called by serve with the client URL once it
+	// serves requests.
+	Ready func(url string)
+	// Getenv reads the environment (os.Getenv by default).
+	Getenv func(string) string
+}
+
+// NewMain returns a Main on the given streams.
+func NewMain(stdin io.Reader, stdout, stderr io.Writer) *Main {
+	return &Main{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv}
+}
+
+// exit codes
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+type command struct {
+	name, args, help string
+	run              func(m *Main, ctx context.Context, g *globals, args []string) error
+}
+
+var groups = map[string][]command{}
+var groupHelp = map[string]string{}
+
+func register(group, help string, cmds ...command) {
+	groups[group] = append(groups[group], cmds...)
+	groupHelp[group] = help
+}
+
+// usageError is a mistake in the command line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// Run runs one command line and returns the exit code.
+func (m *Main) Run(ctx context.Context, args []string) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		m.usage()
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = m.runServe(ctx, args[1:])
+	case "events":
+		err = m.runCommand(ctx, command{name: "events", run: (*Main).cmdEvents}, args[1:])
+	default:
+		cmds, ok := groups[args[0]]
+		if !ok {
+			err = usagef("unknown command %q (see strand help)", args[0])
+			break
+		}
+		if len(args) < 2 || args[1] == "-h" || args[1] == "--help" {
+			m.groupUsage(args[0])
+			return exitUsage
+		}
+		var found *command
+		for i := range cmds {
+			if cmds[i].name == args[1] {
+				found = &cmds[i]
+			}
+		}
+		if found == nil {
+			err = usagef("unknown command %q %q (see strand %s --help)", args[0], args[1], args[0])
+			break
+		}
+		err = m.runCommand(ctx, *found, args[2:])
+	}
+	return m.report(err)
+}
+
+func (m *Main) report(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(m.Stderr, "strand: %s\n", ue.msg)
+		return exitUsage
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitUsage
+	}
+	code := handlers.ErrorCode(err)
+	msg := err.Error()
+	var ce *handlers.Error
+	if errors.As(err, &ce) {
+		msg = ce.Message
+	} else if de := (*domain.Error)(nil); errors.As(err, &de) {
+		msg = domain.ErrorMessage(err)
+	}
+	fmt.Fprintf(m.Stderr, "strand: %s: %s\n", code, msg)
+	return exitError
+}
+
+func (m *Main) usage() {
+	fmt.Fprintln(m.Stdout, `strand: event-sourced session workspaces on NATS JetStream
+
+Usage:
+  strand serve [--data DIR] [--listen HOST:PORT] [--nats URLS] [--replicas N]
+  strand <group> <command> [arguments] [flags]
+
+Groups:`)
+	names := make([]string, 0, len(groups))
+	for g := range groups {
+		names = append(names, g)
+	}
+	sort.Strings(names)
+	for _, g := range names {
+		fmt.Fprintf(m.Stdout, "  %-12s %s\n", g, groupHelp[g])
+	}
+	fmt.Fprintln(m.Stdout, `  events       strand events SESSION [--at AT] [--from POS] [--limit N]
+
+Global flags (anywhere on the line):
+  --server URL    NATS server (env STRAND_SERVER, default nats://127.0.0.1:4222)
+  --tenant NAME   tenant (env STRAND_TENANT, default "default")
+  --actor NAME    who acts (env STRAND_ACTOR)
+  --json          print JSON instead of a table`)
+}
+
+func (m *Main) groupUsage(g string) {
+	fmt.Fprintf(m.Stdout, "strand %s: %s\n\n", g, groupHelp[g])
+	for _, c := range groups[g] {
+		fmt.Fprintf(m.Stdout, "  strand %s %s %s\n      %s\n", g, c.name, c.args, c.help)
+	}
+}
+
+// globals are the flags every client command takes.
+type globals struct {
+	server, tenant, actor string
+	json                  bool
+	timeout               time.Duration
+	fs                    *flag.FlagSet
+	client                *handlers.Client
+	nc                    *nats.Conn
+}
+
+func (m *Main) env(k, def string) string {
+	if v := m.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func (m *Main) newFlags(name string) (*flag.FlagSet, *globals) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	g := &globals{fs: fs}
+	fs.StringVar(&g.server, "server", m.env("STRAND_SERVER", "nats://127.0.0.1:4222"), "NATS server URL(s)")
+	fs.StringVar(&g.tenant, "tenant", m.env("STRAND_TENANT", "default"), "tenant")
+	fs.StringVar(&g.actor, "actor", m.env("STRAND_ACTOR", ""), "actor recorded in events")
+	fs.BoolVar(&g.json, "json", false, "print JSON")
+	fs.DurationVar(&g.timeout, "timeout", 30*time.Second, "request timeout")
+	return fs, g
+}
+
+// parse parses flags anywhere among the positional arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func (m *Main) runCommand(ctx context.Context, c command, args []string) error {
+	return c.run(m, ctx, nil, args)
+}
+
+// connect parses the command line with the command's flags and connects.
+func (m *Main) connect(name string, args []string, declare func(fs *flag.FlagSet)) (*globals, []string, error) {
+	fs, g := m.newFlags(name)
+	if declare != nil {
+		declare(fs)
+	}
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := domain.ValidTenant(g.tenant); err != nil {
+		return nil, nil, usagef("--tenant: %s", domain.ErrorMessage(err))
+	}
+	nc, err := nats.Connect(g.server, nats.Name("strand-cli"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return nil, nil, &handlers.Error{Code: domain.CodeUnavailable, Message: fmt.Sprintf("connect to %s: %v", g.server, err)}
+	}
+	g.nc = nc
+	g.client = handlers.NewClient(nc, g.tenant)
+	g.client.Actor = g.actor
+	g.client.Timeout = g.timeout
+	return g, pos, nil
+}
+
+func (g *globals) close() {
+	if g != nil && g.nc != nil {
+		g.nc.Close()
+	}
+}
+
+// printJSON prints v as indented JSON.
+func (m *Main) printJSON(v any) error {
+	enc := json.NewEncoder(m.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table prints rows as an aligned table.
+func (m *Main) table(header []string, rows [][]string) {
+	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	tw.Flush()
+}
+
+func need(pos []string, n int, usage string) error {
+	if len(pos) != n {
+		return usagef("usage: strand %s", usage)
+	}
+	return nil
+}
+
+// splitAt splits SESSION@AT.
+func splitAt(s string) (string, handlers.At) {
+	id, at, _ := strings.Cut(s, "@")
+	return id, handlers.At(at)
+}
+
+func readInput(r io.Reader, file string) ([]byte, error) {
+	if file != "" && file != "-" {
+		return os.ReadFile(file)
+	}
+	return io.ReadAll(r)
+}

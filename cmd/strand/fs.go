@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strconv"
+
+	"github.com/strand-dev/strand/handlers"
+)
+
+func init() {
+	register("fs", "read and change a session's file tree",
+		command{"ls", "SESSION [PREFIX] [--at AT] [--limit N] [--after PATH]", "list the tree (a manifest page)", (*Main).fsLs},
+		command{"cat", "SESSION PATH [--at AT]", "write a file's bytes to standard output", (*Main).fsCat},
+		command{"write", "SESSION PATH [--from FILE] [--mode OCTAL] [--expect-hash H]", "write a file from standard input or FILE", (*Main).fsWrite},
+		command{"mkdir", "SESSION PATH [--mode OCTAL]", "make a directory and its parents", (*Main).fsMkdir},
+		command{"rm", "[-r] SESSION PATH [--expect-hash H]", "remove a file, or a directory with -r", (*Main).fsRm},
+		command{"mv", "SESSION SRC DST", "move a path", (*Main).fsMv},
+		command{"ln", "SESSION TARGET LINK", "make a symbolic link LINK pointing at TARGET", (*Main).fsLn},
+	)
+}
+
+func parseMode(s string) (uint32, error) {
+	if s == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || v > 0o7777 {
+		return 0, usagef("--mode %q must be octal permission bits like 644", s)
+	}
+	return uint32(v), nil
+}
+
+func (m *Main) printChange(g *globals, r handlers.ChangeReply) error {
+	if g.json {
+		return m.printJSON(r)
+	}
+	rows := [][]string{{"session", r.Session}, {"position", strconv.FormatUint(r.Position, 10)}, {"root", r.Root}}
+	if r.Path != "" {
+		rows = append(rows, []string{"path", r.Path}, []string{"hash", r.Hash}, []string{"size", strconv.FormatInt(r.Size, 10)})
+	}
+	m.table([]string{"FIELD", "VALUE"}, rows)
+	return nil
+}
+
+func (m *Main) fsLs(ctx context.Context, _ *globals, args []string) error {
+	var at, after string
+	var limit int
+	g, pos, err := m.connect("fs ls", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&at, "at", "", "a position or checkpoint name")
+		fs.StringVar(&after, "after", "", "start after this path (the cursor of the previous page)")
+		fs.IntVar(&limit, "limit", 0, "page size")
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if len(pos) < 1 || len(pos) > 2 {
+		return usagef("usage: strand fs ls SESSION [PREFIX] [--at AT]")
+	}
+	id, a := splitAt(pos[0])
+	if at != "" {
+		a = handlers.At(at)
+	}
+	req := handlers.ManifestRequest{Session: id, At: a, After: after, Limit: limit}
+	if len(pos) == 2 {
+		req.Prefix = pos[1]
+	}
+	r, err := g.client.Manifest(ctx, req)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	rows := make([][]string, 0, len(r.Entries))
+	for _, e := range r.Entries {
+		name := e.Path
+		if e.Kind == "dir" {
+			name += "/"
+		}
+		if e.Target != "" {
+			name += " -> " + e.Target
+		}
+		size := ""
+		if e.Kind == "file" {
+			size = strconv.FormatInt(e.Size, 10)
+		}
+		short := e.Hash
+		if len(short) > 12 {
+			short = short[:12]
+		}
+		rows = append(rows, []string{fmt.Sprintf("%04o", e.Mode), e.Kind, size, short, name})
+	}
+	m.table([]string{"MODE", "KIND", "SIZE", "HASH", "PATH"}, rows)
+	if r.NextCursor != "" {
+		fmt.Fprintf(m.Stdout, "next page: --after %s\n", r.NextCursor)
+	}
+	return nil
+}
+
+func (m *Main) fsCat(ctx context.Context, _ *globals, args []string) error {
+	var at string
+	g, pos, err := m.connect("fs cat", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&at, "at", "", "a position or checkpoint name")
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 2, "fs cat SESSION PATH [--at AT]"); err != nil {
+		return err
+	}
+	id, a := splitAt(pos[0])
+	if at != "" {
+		a = handlers.At(at)
+	}
+	data, r, err := g.client.ReadAll(ctx, id, pos[1], a)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	_, err = m.Stdout.Write(data)
+	return err
+}
+
+func (m *Main) fsWrite(ctx context.Context, _ *globals, args []string) error {
+	var from, mode, expect string
+	var mf mutationFlags
+	g, pos, err := m.connect("fs write", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&from, "from", "", "read the content from this file (default: standard input)")
+		fs.StringVar(&mode, "mode", "", "permission bits in octal (default 644, or the file's current mode)")
+		fs.StringVar(&expect, "expect-hash", "", "refuse unless the path holds this content hash (or \"absent\")")
+		mf.declare(fs)
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 2, "fs write SESSION PATH [--from FILE]"); err != nil {
+		return err
+	}
+	md, err := parseMode(mode)
+	if err != nil {
+		return err
+	}
+	data, err := readInput(m.Stdin, from)
+	if err != nil {
+		return fmt.Errorf("read content: %w", err)
+	}
+	r, err := g.client.Write(ctx, handlers.WriteRequest{Mutation: mf.mutation(), Session: pos[0], Path: pos[1], Content: data, Mode: md, ExpectedHash: expect})
+	if err != nil {
+		return err
+	}
+	return m.printChange(g, r)
+}
+
+func (m *Main) fsMkdir(ctx context.Context, _ *globals, args []string) error {
+	var mode string
+	var mf mutationFlags
+	g, pos, err := m.connect("fs mkdir", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&mode, "mode", "", "permission bits in octal (default 755)")
+		mf.declare(fs)
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 2, "fs mkdir SESSION PATH"); err != nil {
+		return err
+	}
+	md, err := parseMode(mode)
+	if err != nil {
+		return err
+	}
+	r, err := g.client.Mkdir(ctx, handlers.MkdirRequest{Mutation: mf.mutation(), Session: pos[0], Path: pos[1], Mode: md})
+	if err != nil {
+		return err
+	}
+	return m.printChange(g, r)
+}
+
+func (m *Main) fsRm(ctx context.Context, _ *globals, args []string) error {
+	var recursive bool
+	var expect string
+	var mf mutationFlags
+	g, pos, err := m.connect("fs rm", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&recursive, "r", false, "remove a directory and everything below it")
+		fs.StringVar(&expect, "expect-hash", "", "refuse unless the path holds this hash")
+		mf.declare(fs)
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 2, "fs rm [-r] SESSION PATH"); err != nil {
+		return err
+	}
+	r, err := g.client.Remove(ctx, handlers.RemoveRequest{Mutation: mf.mutation(), Session: pos[0], Path: pos[1], Recursive: recursive, ExpectedHash: expect})
+	if err != nil {
+		return err
+	}
+	return m.printChange(g, r)
+}
+
+func (m *Main) fsMv(ctx context.Context, _ *globals, args []string) error {
+	var mf mutationFlags
+	g, pos, err := m.connect("fs mv", args, mf.declare)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 3, "fs mv SESSION SRC DST"); err != nil {
+		return err
+	}
+	r, err := g.client.Rename(ctx, handlers.RenameRequest{Mutation: mf.mutation(), Session: pos[0], From: pos[1], To: pos[2]})
+	if err != nil {
+		return err
+	}
+	return m.printChange(g, r)
+}
+
+func (m *Main) fsLn(ctx context.Context, _ *globals, args []string) error {
+	var mf mutationFlags
+	g, pos, err := m.connect("fs ln", args, mf.declare)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 3, "fs ln SESSION TARGET LINK"); err != nil {
+		return err
+	}
+	r, err := g.client.Symlink(ctx, handlers.SymlinkRequest{Mutation: mf.mutation(), Session: pos[0], Target: pos[1], Path: pos[2]})
+	if err != nil {
+		return err
+	}
+	return m.printChange(g, r)
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/projections"
+	"github.com/strand-dev/strand/streams"
+)
+
+type serveConfig struct {
+	data       string
+	listen     string
+	natsURLs   string
+	replicas   int
+	noFsync    bool
+	logLevel   string
+	snapEvery  uint64
+	maxPayload int
+}
+
+func (m *Main) runServe(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	var c serveConfig
+	fs.StringVar(&c.data, "data", m.env("STRAND_DATA", "./strand-data"), "data folder of the embedded server")
+	fs.StringVar(&c.listen, "listen", m.env("STRAND_LISTEN", "127.0.0.1:4222"), "client address of the embedded server")
+	fs.StringVar(&c.natsURLs, "nats", m.env("STRAND_NATS", ""), "connect to these NATS servers instead of embedding one (comma-separated)")
+	fs.IntVar(&c.replicas, "replicas", 0, "replicas of every stream and bucket (default 1 embedded, 3 with --nats)")
+	fs.BoolVar(&c.noFsync, "no-fsync", false, "embedded: do not fsync every write (faster, loses acknowledged writes on a crash)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Uint64Var(&c.snapEvery, "snapshot-every", 500, "write a snapshot every N events of a session")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("serve takes no arguments")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return usagef("--log-level: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: level}))
+
+	var nc *nats.Conn
+	var emb *streams.Embedded
+	url := c.natsURLs
+	if c.natsURLs == "" {
+		if c.replicas == 0 {
+			c.replicas = 1
+		}
+		dir, err := filepath.Abs(c.data)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("data folder: %w", err)
+		}
+		emb, err = streams.StartEmbedded(streams.EmbeddedOptions{DataDir: dir, Listen: c.listen, SyncAlways: !c.noFsync})
+		if err != nil {
+			return err
+		}
+		defer emb.Shutdown()
+		url = emb.ClientURL()
+		if nc, err = emb.Connect(); err != nil {
+			return fmt.Errorf("connect to embedded server: %w", err)
+		}
+	} else {
+		if c.replicas == 0 {
+			c.replicas = 3
+		}
+		nc, err = nats.Connect(c.natsURLs, nats.Name("strand-serve"), nats.MaxReconnects(-1),
+			nats.ReconnectWait(250*time.Millisecond))
+		if err != nil {
+			return fmt.Errorf("connect to %s: %w", c.natsURLs, err)
+		}
+	}
+	defer nc.Close()
+
+	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	store, err := streams.Open(startCtx, nc, streams.Config{Replicas: c.replicas, SnapshotEvery: c.snapEvery}, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	views, err := projections.OpenSessions(startCtx, store.JetStream(), streams.EventStream, streams.EventFilter("*"), c.replicas, log)
+	if err != nil {
+		return err
+	}
+	if err := views.Start(startCtx); err != nil {
+		return err
+	}
+	defer views.Stop()
+	svc := handlers.NewService(store, handlers.Options{Log: log, Lister: sessionLister{views}})
+	if err := svc.Start(nc); err != nil {
+		return err
+	}
+	where := strings.TrimSpace(url)
+	if emb != nil {
+		fmt.Fprintf(m.Stdout, "strand: serving on %s (embedded nats-server, data %s, fsync %v)\n", where, c.data, !c.noFsync)
+	} else {
+		fmt.Fprintf(m.Stdout, "strand: serving on %s (%d replicas)\n", where, c.replicas)
+	}
+	if m.Ready != nil {
+		m.Ready(url)
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	if err := svc.Stop(); err != nil {
+		log.Warn("stop service", "err", err)
+	}
+	return nil
+}
+
+// sessionLister serves session.list from the session-views projection.
+type sessionLister struct{ p *projections.Sessions }
+
+func (l sessionLister) ListSessions(ctx context.Context, tenant string, req handlers.ListSessionsRequest) (handlers.ListSessionsReply, error) {
+	views, next, err := l.p.List(ctx, tenant, projections.ListFilter{
+		Status: req.Status, Tags: req.Tags, Owner: req.Owner, Parent: req.Parent, Source: req.Source,
+		UpdatedSince: req.UpdatedSince, After: req.Cursor, Limit: req.Limit,
+	})
+	if err != nil {
+		return handlers.ListSessionsReply{}, err
+	}
+	out := handlers.ListSessionsReply{Sessions: []handlers.SessionView{}, NextCursor: next}
+	for _, v := range views {
+		sv := handlers.SessionView{
+			ID: v.ID, Tenant: v.Tenant, Status: v.Status, Owner: v.Owner, Tags: v.Tags,
+			CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt, Position: v.Position, Start: v.Start,
+			Version: v.Version, Root: v.Root,
+		}
+		if o := v.Origin; o.Parent != "" || o.Source != "" {
+			sv.Origin = &handlers.OriginView{Source: o.Source, Revision: o.Revision, Parent: o.Parent, Position: o.Position}
+		}
+		out.Sessions = append(out.Sessions, sv)
+	}
+	return out, nil
+}

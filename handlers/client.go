@@ -1,0 +1,252 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/strand-dev/strand/domain"
+)
+
+// Client is the typed Go client of the Strand service. It is safe for
+// concurrent use.
+type Client struct {
+	nc *nats.Conn
+	// Tenant is part of every subject.
+	Tenant string
+	// Actor, when set, rides on every request in the Strand-Actor header.
+	Actor string
+	// Timeout bounds a request when the context has no deadline.
+	Timeout time.Duration
+	// ChunkSize is the size of the chunks that Write uploads a large file in.
+	ChunkSize int
+}
+
+// NewClient returns a client for a tenant on a connection.
+func NewClient(nc *nats.Conn, tenant string) *Client {
+	return &Client{nc: nc, Tenant: tenant, Timeout: 30 * time.Second, ChunkSize: 512 << 10}
+}
+
+// Conn returns the client's connection.
+func (c *Client) Conn() *nats.Conn { return c.nc }
+
+// Request sends a raw JSON body to an endpoint and decodes the reply into
+// reply (when not nil). A failed request returns an *Error.
+func (c *Client) Request(ctx context.Context, area, verb string, req, reply any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encode request: %w", err)
+	}
+	return c.RequestRaw(ctx, area, verb, body, reply)
+}
+
+// RequestRaw is Request with a body already encoded.
+func (c *Client) RequestRaw(ctx context.Context, area, verb string, body []byte, reply any) error {
+	if _, ok := ctx.Deadline(); !ok && c.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
+	m := nats.NewMsg(Subject(c.Tenant, area, verb))
+	m.Data = body
+	if c.Actor != "" {
+		m.Header.Set(HeaderActor, c.Actor)
+	}
+	resp, err := c.nc.RequestMsgWithContext(ctx, m)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return &Error{Code: domain.CodeUnavailable, Message: "no strand service answers on " + m.Subject}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return &Error{Code: domain.CodeUnavailable, Message: "request timed out"}
+	case errors.Is(err, nats.ErrMaxPayload):
+		return &Error{Code: domain.CodeTooLarge, Message: "request is larger than the server's max_payload"}
+	case err != nil:
+		return fmt.Errorf("request %s: %w", m.Subject, err)
+	}
+	if resp.Header.Get("Nats-Service-Error-Code") != "" {
+		var eb ErrorBody
+		if err := json.Unmarshal(resp.Data, &eb); err != nil || eb.Error.Code == "" {
+			return &Error{Code: domain.CodeInternal, Message: resp.Header.Get("Nats-Service-Error")}
+		}
+		return &Error{Code: domain.Code(eb.Error.Code), Message: eb.Error.Message}
+	}
+	if reply == nil {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(resp.Data))
+	if err := dec.Decode(reply); err != nil {
+		return fmt.Errorf("decode reply of %s: %w", m.Subject, err)
+	}
+	return nil
+}
+
+// CreateSession creates a session.
+func (c *Client) CreateSession(ctx context.Context, req CreateSessionRequest) (SessionReply, error) {
+	var r SessionReply
+	return r, c.Request(ctx, "session", "create", req, &r)
+}
+
+// GetSession returns a session, at its head or at a point of its history.
+func (c *Client) GetSession(ctx context.Context, session string, at At) (SessionReply, error) {
+	var r SessionReply
+	return r, c.Request(ctx, "session", "get", GetSessionRequest{Session: session, At: at}, &r)
+}
+
+// ListSessions lists a page of sessions.
+func (c *Client) ListSessions(ctx context.Context, req ListSessionsRequest) (ListSessionsReply, error) {
+	var r ListSessionsReply
+	return r, c.Request(ctx, "session", "list", req, &r)
+}
+
+// ArchiveSession archives a session.
+func (c *Client) ArchiveSession(ctx context.Context, req SessionRequest) (SessionReply, error) {
+	var r SessionReply
+	return r, c.Request(ctx, "session", "archive", req, &r)
+}
+
+// DeleteSession deletes a session.
+func (c *Client) DeleteSession(ctx context.Context, req SessionRequest) (SessionReply, error) {
+	var r SessionReply
+	return r, c.Request(ctx, "session", "delete", req, &r)
+}
+
+// TagSession sets and removes tags.
+func (c *Client) TagSession(ctx context.Context, req TagRequest) (SessionReply, error) {
+	var r SessionReply
+	return r, c.Request(ctx, "session", "tag", req, &r)
+}
+
+// Fork creates a session that begins at a point of another.
+func (c *Client) Fork(ctx context.Context, req ForkRequest) (SessionReply, error) {
+	var r SessionReply
+	return r, c.Request(ctx, "session", "fork", req, &r)
+}
+
+// Restore points a session's tree back to an earlier point.
+func (c *Client) Restore(ctx context.Context, req RestoreRequest) (SessionReply, error) {
+	var r SessionReply
+	return r, c.Request(ctx, "session", "restore", req, &r)
+}
+
+// Manifest lists a page of a session's tree.
+func (c *Client) Manifest(ctx context.Context, req ManifestRequest) (ManifestReply, error) {
+	var r ManifestReply
+	return r, c.Request(ctx, "fs", "manifest", req, &r)
+}
+
+// Read reads one reply's worth of a file.
+func (c *Client) Read(ctx context.Context, req ReadRequest) (ReadReply, error) {
+	var r ReadReply
+	return r, c.Request(ctx, "fs", "read", req, &r)
+}
+
+// ReadAll reads a whole file, in as many requests as its size needs, all at
+// the same position so that the pieces belong together.
+func (c *Client) ReadAll(ctx context.Context, session, path string, at At) ([]byte, ReadReply, error) {
+	first, err := c.Read(ctx, ReadRequest{Session: session, Path: path, At: at})
+	if err != nil {
+		return nil, first, err
+	}
+	data := first.Content
+	pinned := AtPosition(first.Position)
+	for off := int64(len(data)); off < first.Size; {
+		r, err := c.Read(ctx, ReadRequest{Session: session, Path: path, At: pinned, Offset: off})
+		if err != nil {
+			return nil, first, err
+		}
+		if len(r.Content) == 0 {
+			return nil, first, fmt.Errorf("read %s: no progress at offset %d", path, off)
+		}
+		data = append(data, r.Content...)
+		off += int64(len(r.Content))
+	}
+	first.Content = data
+	first.EOF = true
+	return data, first, nil
+}
+
+// Upload stores one chunk of a large file and returns its hash.
+func (c *Client) Upload(ctx context.Context, session string, data []byte) (UploadReply, error) {
+	var r UploadReply
+	return r, c.Request(ctx, "fs", "upload", UploadRequest{Session: session, Data: data}, &r)
+}
+
+// Write writes a file. Content larger than one chunk is uploaded in chunks
+// first and then written by reference, so any size up to the service's
+// limit works whatever the server's max_payload.
+func (c *Client) Write(ctx context.Context, req WriteRequest) (ChangeReply, error) {
+	if len(req.Content) > c.ChunkSize {
+		content := req.Content
+		req.Content = nil
+		req.Hash = domain.Sum(content).String()
+		for off := 0; off < len(content); off += c.ChunkSize {
+			end := min(off+c.ChunkSize, len(content))
+			up, err := c.Upload(ctx, req.Session, content[off:end])
+			if err != nil {
+				return ChangeReply{}, err
+			}
+			req.Chunks = append(req.Chunks, up.Hash)
+		}
+	}
+	var r ChangeReply
+	return r, c.Request(ctx, "fs", "write", req, &r)
+}
+
+// Mkdir makes a directory (and its missing parents).
+func (c *Client) Mkdir(ctx context.Context, req MkdirRequest) (ChangeReply, error) {
+	var r ChangeReply
+	return r, c.Request(ctx, "fs", "mkdir", req, &r)
+}
+
+// Remove removes a path.
+func (c *Client) Remove(ctx context.Context, req RemoveRequest) (ChangeReply, error) {
+	var r ChangeReply
+	return r, c.Request(ctx, "fs", "remove", req, &r)
+}
+
+// Rename moves a path.
+func (c *Client) Rename(ctx context.Context, req RenameRequest) (ChangeReply, error) {
+	var r ChangeReply
+	return r, c.Request(ctx, "fs", "rename", req, &r)
+}
+
+// Symlink creates a symbolic link.
+func (c *Client) Symlink(ctx context.Context, req SymlinkRequest) (ChangeReply, error) {
+	var r ChangeReply
+	return r, c.Request(ctx, "fs", "symlink", req, &r)
+}
+
+// Batch applies several operations as one event, all or nothing.
+func (c *Client) Batch(ctx context.Context, req BatchRequest) (ChangeReply, error) {
+	var r ChangeReply
+	return r, c.Request(ctx, "fs", "batch", req, &r)
+}
+
+// Events lists a page of a session's history.
+func (c *Client) Events(ctx context.Context, req EventsRequest) (EventsReply, error) {
+	var r EventsReply
+	return r, c.Request(ctx, "events", "list", req, &r)
+}
+
+// CreateCheckpoint names a position of a session.
+func (c *Client) CreateCheckpoint(ctx context.Context, req CheckpointRequest) (CheckpointReply, error) {
+	var r CheckpointReply
+	return r, c.Request(ctx, "checkpoint", "create", req, &r)
+}
+
+// DeleteCheckpoint removes a checkpoint name.
+func (c *Client) DeleteCheckpoint(ctx context.Context, req CheckpointRequest) (CheckpointReply, error) {
+	var r CheckpointReply
+	return r, c.Request(ctx, "checkpoint", "delete", req, &r)
+}
+
+// ListCheckpoints lists a session's checkpoints.
+func (c *Client) ListCheckpoints(ctx context.Context, req CheckpointListRequest) (CheckpointListReply, error) {
+	var r CheckpointListReply
+	return r, c.Request(ctx, "checkpoint", "list", req, &r)
+}

@@ -1,0 +1,360 @@
+package handlers
+
+import (
+	"strings"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/streams"
+)
+
+// Manifest page sizes.
+const (
+	DefaultManifestLimit = 1000
+	MaxManifestLimit     = 10000
+)
+
+func changeReply(r streams.Result) ChangeReply {
+	return ChangeReply{Session: r.Session.ID, Position: r.Position, Root: r.Session.Tree.Hash().String(), Replayed: r.Replayed}
+}
+
+// maxContent is the most content one reply can carry as base64 JSON.
+func (s *Service) maxContent() int64 {
+	limit := int64(streams.DefaultMaxPayload)
+	if s.nc != nil {
+		limit = s.nc.MaxPayload()
+	}
+	n := (limit - 8192) * 3 / 4
+	return min(max(n, 4096), 4<<20)
+}
+
+func (s *Service) fsManifest(c *call) (any, error) {
+	var req ManifestRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	if req.Limit < 0 || req.Limit > MaxManifestLimit {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "limit must be between 0 and %d", MaxManifestLimit)
+	}
+	limit := req.Limit
+	if limit == 0 {
+		limit = DefaultManifestLimit
+	}
+	prefix, err := domain.CleanPath(req.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	after, err := domain.CleanPath(req.After)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := c.resolveAt(id, req.At)
+	if err != nil {
+		return nil, err
+	}
+	if req.At == "" {
+		if err := readable(sess); err != nil {
+			return nil, err
+		}
+	}
+	// A prefix ending in "/" names a directory; otherwise it may also cut
+	// a name short ("src/ma" keeps src/main.go).
+	base := prefix
+	if prefix != "" && !strings.HasSuffix(req.Prefix, "/") {
+		if n := sess.Tree.Lookup(prefix); n == nil || n.Kind != domain.KindDir {
+			if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+				base = prefix[:i]
+			} else {
+				base = ""
+			}
+		}
+	}
+	reply := ManifestReply{Entries: []EntryView{}, Position: sess.Position, Root: sess.Tree.Hash().String()}
+	sess.Tree.Walk(base, after, func(e domain.Entry) bool {
+		if prefix != "" && base != prefix && !strings.HasPrefix(e.Path, prefix) {
+			return true
+		}
+		if len(reply.Entries) == limit {
+			reply.NextCursor = reply.Entries[limit-1].Path
+			return false
+		}
+		reply.Entries = append(reply.Entries, entryView(e.Path, e.Node))
+		return true
+	})
+	return reply, nil
+}
+
+func (s *Service) fsRead(c *call) (any, error) {
+	var req ReadRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	p, err := domain.CleanNonRoot(req.Path)
+	if err != nil {
+		return nil, err
+	}
+	if req.Offset < 0 || req.Length < 0 {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "offset and length must not be negative")
+	}
+	sess, err := c.resolveAt(id, req.At)
+	if err != nil {
+		return nil, err
+	}
+	if req.At == "" {
+		if err := readable(sess); err != nil {
+			return nil, err
+		}
+	}
+	resolved, err := sess.Tree.Resolve(p, true)
+	if err != nil {
+		return nil, err
+	}
+	n := sess.Tree.Lookup(resolved)
+	if n == nil {
+		return nil, domain.Errorf(domain.CodeNotFound, "%q not found", p)
+	}
+	if n.Kind == domain.KindDir {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "%q is a directory", p)
+	}
+	reply := ReadReply{Path: resolved, Kind: n.Kind.String(), Size: n.Size, Mode: n.Mode, Hash: n.Content.String(), Offset: req.Offset, Position: sess.Position, Content: []byte{}}
+	length := req.Length
+	if length == 0 || length > s.maxContent() {
+		length = s.maxContent()
+	}
+	if n.Size > 0 && req.Offset < n.Size {
+		data, err := s.store.Blobs.ReadAt(c.ctx, n.Content, req.Offset, length)
+		if err != nil {
+			return nil, err
+		}
+		reply.Content = data
+	}
+	reply.EOF = req.Offset+int64(len(reply.Content)) >= n.Size
+	return reply, nil
+}
+
+// precheck refuses early, before any content is stored, a write to a
+// session that does not exist or does not take writes. The decision itself
+// is made again on the session's head.
+func (c *call) precheck(id string) error {
+	sess, err := c.svc.store.Peek(c.ctx, c.tenant, id)
+	if err != nil {
+		return err
+	}
+	return sess.Writable()
+}
+
+// storeContent stores inline content or assembles uploaded chunks and
+// returns the content hash and size.
+func (c *call) storeContent(content []byte, chunks []string, hash string) (domain.Hash, int64, error) {
+	var want domain.Hash
+	if hash != "" {
+		h, err := domain.ParseHash(hash)
+		if err != nil {
+			return domain.Hash{}, 0, err
+		}
+		want = h
+	}
+	blobs := c.svc.store.Blobs
+	if len(chunks) > 0 {
+		if len(content) > 0 {
+			return domain.Hash{}, 0, domain.Errorf(domain.CodeInvalidArgument, "give content or chunks, not both")
+		}
+		if len(chunks) > streams.MaxBlobSize/streams.DefaultChunkSize*4 {
+			return domain.Hash{}, 0, domain.Errorf(domain.CodeTooLarge, "too many chunks")
+		}
+		hs := make([]domain.Hash, len(chunks))
+		for i, ch := range chunks {
+			h, err := domain.ParseHash(ch)
+			if err != nil {
+				return domain.Hash{}, 0, err
+			}
+			hs[i] = h
+		}
+		return blobs.PutChunks(c.ctx, hs, want)
+	}
+	h := domain.Sum(content)
+	if !want.IsZero() && want != h {
+		return domain.Hash{}, 0, domain.Errorf(domain.CodeInvalidArgument, "content does not match hash %s", want)
+	}
+	if _, err := blobs.Put(c.ctx, content); err != nil {
+		return domain.Hash{}, 0, err
+	}
+	return h, int64(len(content)), nil
+}
+
+func (s *Service) fsUpload(c *call) (any, error) {
+	var req UploadRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Data) > s.store.Config().ChunkSize {
+		return nil, domain.Errorf(domain.CodeTooLarge, "a chunk holds at most %d bytes", s.store.Config().ChunkSize)
+	}
+	if err := c.precheck(id); err != nil {
+		return nil, err
+	}
+	h, err := s.store.Blobs.Put(c.ctx, req.Data)
+	if err != nil {
+		return nil, err
+	}
+	return UploadReply{Hash: h.String(), Size: int64(len(req.Data))}, nil
+}
+
+func (s *Service) fsWrite(c *call) (any, error) {
+	var req WriteRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := domain.CleanNonRoot(req.Path); err != nil {
+		return nil, err
+	}
+	if err := c.precheck(id); err != nil {
+		return nil, err
+	}
+	h, size, err := c.storeContent(req.Content, req.Chunks, req.Hash)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.change(id, req.Mutation, func(*domain.Session) (domain.Command, error) {
+		return domain.ChangeFiles{Ops: []domain.FileOp{{
+			Kind: domain.OpWrite, Path: req.Path, Content: h, Size: size, Mode: req.Mode, Expect: req.ExpectedHash,
+		}}}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := changeReply(res)
+	if len(res.Event.Ops) == 1 {
+		op := res.Event.Ops[0]
+		r.Path, r.Size = op.Path, op.Size
+		if oh, ok := domain.HashFromBytes(op.Content); ok {
+			r.Hash = oh.String()
+		}
+	}
+	return r, nil
+}
+
+func (s *Service) fsSingle(c *call, id string, m Mutation, op domain.FileOp) (any, error) {
+	res, err := c.change(id, m, func(*domain.Session) (domain.Command, error) {
+		return domain.ChangeFiles{Ops: []domain.FileOp{op}}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return changeReply(res), nil
+}
+
+func (s *Service) fsMkdir(c *call) (any, error) {
+	var req MkdirRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	return s.fsSingle(c, id, req.Mutation, domain.FileOp{Kind: domain.OpMkdir, Path: req.Path, Mode: req.Mode})
+}
+
+func (s *Service) fsRemove(c *call) (any, error) {
+	var req RemoveRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	return s.fsSingle(c, id, req.Mutation, domain.FileOp{Kind: domain.OpRemove, Path: req.Path, Recursive: req.Recursive, Expect: req.ExpectedHash})
+}
+
+func (s *Service) fsRename(c *call) (any, error) {
+	var req RenameRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	return s.fsSingle(c, id, req.Mutation, domain.FileOp{Kind: domain.OpRename, Path: req.From, To: req.To, Expect: req.ExpectedHash})
+}
+
+func (s *Service) fsSymlink(c *call) (any, error) {
+	var req SymlinkRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	return s.fsSingle(c, id, req.Mutation, domain.FileOp{Kind: domain.OpSymlink, Path: req.Path, Target: req.Target})
+}
+
+func (s *Service) fsBatch(c *call) (any, error) {
+	var req BatchRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Ops) == 0 {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "ops must hold at least one operation")
+	}
+	if len(req.Ops) > domain.MaxBatchOps {
+		return nil, domain.Errorf(domain.CodeTooLarge, "at most %d operations in one batch", domain.MaxBatchOps)
+	}
+	ops := make([]domain.FileOp, len(req.Ops))
+	for i, o := range req.Ops {
+		switch o.Op {
+		case domain.OpWrite, domain.OpMkdir, domain.OpRemove, domain.OpRename, domain.OpSymlink:
+		default:
+			return nil, domain.Errorf(domain.CodeInvalidArgument, "operation %d: op must be write, mkdir, remove, rename or symlink", i)
+		}
+		if _, err := domain.CleanNonRoot(o.Path); err != nil {
+			return nil, domain.Errorf(domain.CodeInvalidArgument, "operation %d: %s", i, domain.ErrorMessage(err))
+		}
+		if o.Op != domain.OpWrite && (len(o.Content) > 0 || len(o.Chunks) > 0) {
+			return nil, domain.Errorf(domain.CodeInvalidArgument, "operation %d: only write takes content", i)
+		}
+		ops[i] = domain.FileOp{Kind: o.Op, Path: o.Path, To: o.To, Target: o.Target, Mode: o.Mode, Recursive: o.Recursive, Expect: o.ExpectedHash}
+	}
+	if err := c.precheck(id); err != nil {
+		return nil, err
+	}
+	for i, o := range req.Ops {
+		if o.Op != domain.OpWrite {
+			continue
+		}
+		h, size, err := c.storeContent(o.Content, o.Chunks, o.Hash)
+		if err != nil {
+			return nil, err
+		}
+		ops[i].Content, ops[i].Size = h, size
+	}
+	res, err := c.change(id, req.Mutation, func(*domain.Session) (domain.Command, error) {
+		return domain.ChangeFiles{Ops: ops, Batch: true}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return changeReply(res), nil
+}

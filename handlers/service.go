@@ -1,0 +1,333 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/streams"
+)
+
+// ServiceName is the micro service name that `nats micro ls` shows.
+const ServiceName = "strand"
+
+// Version of the service, reported through micro's discovery.
+const Version = "0.1.0"
+
+// QueueGroup shares requests among every running instance.
+const QueueGroup = "strand"
+
+// HeaderActor carries the actor of a request when the body does not.
+const HeaderActor = "Strand-Actor"
+
+// SubjectPrefix starts every request subject: strand.v1.<tenant>.<area>.<verb>.
+const SubjectPrefix = "strand.v1."
+
+// Subject returns the request subject of an endpoint for a tenant.
+func Subject(tenant, area, verb string) string {
+	return SubjectPrefix + tenant + "." + area + "." + verb
+}
+
+// Lister answers session.list from a read model.
+type Lister interface {
+	ListSessions(ctx context.Context, tenant string, req ListSessionsRequest) (ListSessionsReply, error)
+}
+
+// Options configure a Service.
+type Options struct {
+	// Now is the clock; events record its time.
+	Now func() time.Time
+	// NewID makes event and session ids (ULIDs).
+	NewID func() string
+	Log   *slog.Logger
+	// MaxInflight bounds the requests handled at once by this instance.
+	MaxInflight int
+	// MaxRequestBytes refuses larger request bodies with too_large.
+	MaxRequestBytes int
+	// Timeout bounds the work of one request.
+	Timeout time.Duration
+	// Lister serves session.list; nil means the list comes from the stream.
+	Lister Lister
+}
+
+// Service is the request/reply surface.
+type Service struct {
+	store *streams.Store
+	opts  Options
+	sem   chan struct{}
+	svc   micro.Service
+	wg    sync.WaitGroup
+	nc    *nats.Conn
+}
+
+// NewService returns a service on a store.
+func NewService(store *streams.Store, opts Options) *Service {
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return time.Now().UTC() }
+	}
+	if opts.NewID == nil {
+		var mu sync.Mutex
+		entropy := ulid.Monotonic(rand.Reader, 0)
+		opts.NewID = func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			return ulid.MustNew(ulid.Now(), entropy).String()
+		}
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxInflight <= 0 {
+		opts.MaxInflight = 256
+	}
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = streams.DefaultMaxPayload
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	return &Service{store: store, opts: opts, sem: make(chan struct{}, opts.MaxInflight)}
+}
+
+// call is one request being handled.
+type call struct {
+	ctx    context.Context
+	tenant string
+	req    micro.Request
+	svc    *Service
+}
+
+type handlerFunc func(c *call) (any, error)
+
+type endpoint struct {
+	area, verb string
+	fn         handlerFunc
+}
+
+func (s *Service) endpoints() []endpoint {
+	return []endpoint{
+		{"session", "create", s.sessionCreate},
+		{"session", "get", s.sessionGet},
+		{"session", "list", s.sessionList},
+		{"session", "archive", s.sessionArchive},
+		{"session", "delete", s.sessionDelete},
+		{"session", "tag", s.sessionTag},
+		{"session", "fork", s.sessionFork},
+		{"session", "restore", s.sessionRestore},
+		{"fs", "manifest", s.fsManifest},
+		{"fs", "read", s.fsRead},
+		{"fs", "write", s.fsWrite},
+		{"fs", "upload", s.fsUpload},
+		{"fs", "mkdir", s.fsMkdir},
+		{"fs", "remove", s.fsRemove},
+		{"fs", "rename", s.fsRename},
+		{"fs", "symlink", s.fsSymlink},
+		{"fs", "batch", s.fsBatch},
+		{"events", "list", s.eventsList},
+		{"checkpoint", "create", s.checkpointCreate},
+		{"checkpoint", "list", s.checkpointList},
+		{"checkpoint", "delete", s.checkpointDelete},
+	}
+}
+
+// Start registers the micro service and its endpoints on a connection.
+func (s *Service) Start(nc *nats.Conn) error {
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        ServiceName,
+		Version:     Version,
+		Description: "Strand: event-sourced session workspaces on JetStream",
+		QueueGroup:  QueueGroup,
+	})
+	if err != nil {
+		return fmt.Errorf("add micro service: %w", err)
+	}
+	for _, ep := range s.endpoints() {
+		subject := SubjectPrefix + "*." + ep.area + "." + ep.verb
+		name := ep.area + "_" + ep.verb
+		if err := svc.AddEndpoint(name, s.dispatch(ep.fn), micro.WithEndpointSubject(subject),
+			micro.WithEndpointMetadata(map[string]string{"subject": SubjectPrefix + "<tenant>." + ep.area + "." + ep.verb})); err != nil {
+			_ = svc.Stop()
+			return fmt.Errorf("add endpoint %s: %w", name, err)
+		}
+	}
+	s.svc, s.nc = svc, nc
+	return nil
+}
+
+// Stop stops taking requests and waits for those in flight.
+func (s *Service) Stop() error {
+	var err error
+	if s.svc != nil {
+		err = s.svc.Stop()
+	}
+	s.wg.Wait()
+	return err
+}
+
+// dispatch runs a handler on its own goroutine, so that one slow request
+// does not hold the endpoint's subscription.
+func (s *Service) dispatch(fn handlerFunc) micro.Handler {
+	return micro.HandlerFunc(func(r micro.Request) {
+		s.sem <- struct{}{}
+		s.wg.Add(1)
+		go func() {
+			defer func() {
+				<-s.sem
+				s.wg.Done()
+			}()
+			s.handle(r, fn)
+		}()
+	})
+}
+
+func (s *Service) handle(r micro.Request, fn handlerFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	var reply any
+	var err error
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				err = domain.Wrap(fmt.Errorf("panic: %v", p), "handle "+r.Subject())
+			}
+		}()
+		tenant, terr := tenantOf(r.Subject())
+		if terr != nil {
+			err = terr
+			return
+		}
+		if len(r.Data()) > s.opts.MaxRequestBytes {
+			err = domain.Errorf(domain.CodeTooLarge, "request body is larger than %d bytes", s.opts.MaxRequestBytes)
+			return
+		}
+		reply, err = fn(&call{ctx: ctx, tenant: tenant, req: r, svc: s})
+	}()
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = domain.Errorf(domain.CodeUnavailable, "request timed out")
+		}
+		code := domain.ErrorCode(err)
+		if code == domain.CodeInternal {
+			s.opts.Log.Error("request failed", "subject", r.Subject(), "err", err)
+		}
+		status, desc, body := errorReply(err)
+		if rerr := r.Error(status, desc, body, micro.WithHeaders(micro.Headers{"Content-Type": []string{"application/json"}})); rerr != nil {
+			s.opts.Log.Warn("reply failed", "subject", r.Subject(), "err", rerr)
+		}
+		return
+	}
+	if rerr := r.RespondJSON(reply); rerr != nil {
+		s.opts.Log.Warn("reply failed", "subject", r.Subject(), "err", rerr)
+	}
+}
+
+func tenantOf(subject string) (string, error) {
+	rest, ok := strings.CutPrefix(subject, SubjectPrefix)
+	if !ok {
+		return "", domain.Errorf(domain.CodeInvalidArgument, "bad subject %q", subject)
+	}
+	tenant, _, _ := strings.Cut(rest, ".")
+	if err := domain.ValidTenant(tenant); err != nil {
+		return "", err
+	}
+	return tenant, nil
+}
+
+// decode parses a JSON body strictly: one object, no unknown fields. An
+// empty body is an empty object.
+func (c *call) decode(v any) error {
+	data := bytes.TrimSpace(c.req.Data())
+	if len(data) == 0 {
+		data = []byte("{}")
+	}
+	if data[0] != '{' {
+		return domain.Errorf(domain.CodeInvalidArgument, "request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return domain.Errorf(domain.CodeInvalidArgument, "malformed request: %s", jsonProblem(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return domain.Errorf(domain.CodeInvalidArgument, "malformed request: trailing data after the JSON object")
+	}
+	return nil
+}
+
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field != "" {
+			return fmt.Sprintf("field %q must be %s", te.Field, te.Type)
+		}
+		return fmt.Sprintf("value must be %s", te.Type)
+	}
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "json: ")
+	return msg
+}
+
+// meta builds the event metadata of a mutating request.
+func (c *call) meta(m Mutation) (domain.Meta, error) {
+	actor := m.Actor
+	if actor == "" {
+		actor = c.req.Headers().Get(HeaderActor)
+	}
+	if actor == "" {
+		actor = "anonymous"
+	}
+	if len(actor) > domain.MaxActorBytes || strings.ContainsAny(actor, "\x00\r\n") {
+		return domain.Meta{}, domain.Errorf(domain.CodeInvalidArgument, "actor must be at most %d bytes without NUL or newlines", domain.MaxActorBytes)
+	}
+	if len(m.RequestID) > 128 || strings.ContainsAny(m.RequestID, "\x00\r\n .*>") {
+		return domain.Meta{}, domain.Errorf(domain.CodeInvalidArgument, "request_id must be at most 128 bytes without spaces, dots, wildcards or control characters")
+	}
+	return domain.Meta{
+		EventID:   c.svc.opts.NewID(),
+		Actor:     actor,
+		Time:      c.svc.opts.Now(),
+		RequestID: m.RequestID,
+
+		ExpectedPosition: m.ExpectedPosition,
+	}, nil
+}
+
+// sessionID checks the syntax of a session id.
+func sessionID(id string) (string, error) {
+	if id == "" {
+		return "", domain.Errorf(domain.CodeInvalidArgument, "session is required")
+	}
+	if _, err := ulid.ParseStrict(id); err != nil {
+		return "", domain.Errorf(domain.CodeInvalidArgument, "session %q is not a valid id", truncate(id, 64))
+	}
+	return strings.ToUpper(id), nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// change runs a mutation on a session, honouring expected_position.
+func (c *call) change(id string, m Mutation, build func(s *domain.Session) (domain.Command, error)) (streams.Result, error) {
+	meta, err := c.meta(m)
+	if err != nil {
+		return streams.Result{}, err
+	}
+	return c.svc.store.Change(c.ctx, c.tenant, id, meta, build)
+}

@@ -1,0 +1,161 @@
+package handlers
+
+import (
+	"sort"
+	"strconv"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/streams"
+)
+
+func sortedCheckpoints(s *domain.Session) []domain.Checkpoint {
+	out := make([]domain.Checkpoint, 0, len(s.Checkpoints))
+	for _, cp := range s.Checkpoints {
+		out = append(out, cp)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Position != out[j].Position {
+			return out[i].Position < out[j].Position
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+func sessionReply(r streams.Result) SessionReply {
+	return SessionReply{Session: sessionView(r.Session, false), Position: r.Position, Replayed: r.Replayed}
+}
+
+func (s *Service) sessionCreate(c *call) (any, error) {
+	var req CreateSessionRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	meta, err := c.meta(req.Mutation)
+	if err != nil {
+		return nil, err
+	}
+	if req.Source != "" || req.Revision != 0 {
+		return nil, domain.Errorf(domain.CodeNotFound, "source %q not found", truncate(req.Source, 64))
+	}
+	owner := req.Owner
+	if owner == "" {
+		owner = meta.Actor
+	}
+	if len(owner) > domain.MaxActorBytes {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "owner is longer than %d bytes", domain.MaxActorBytes)
+	}
+	res, err := s.store.Create(c.ctx, meta, domain.CreateSession{
+		ID: s.opts.NewID(), Tenant: c.tenant, Owner: owner, Tags: req.Tags,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sessionReply(res), nil
+}
+
+// resolveAt turns an At into a position of the session: a number is a
+// position, anything else a checkpoint name looked up at the head.
+func (c *call) resolveAt(id string, at At) (*domain.Session, error) {
+	st := c.svc.store
+	if at == "" {
+		return st.Head(c.ctx, c.tenant, id)
+	}
+	if n, err := strconv.ParseUint(string(at), 10, 64); err == nil {
+		if n == 0 {
+			return nil, domain.Errorf(domain.CodeInvalidArgument, "position 0 is before every event")
+		}
+		s, err := st.At(c.ctx, c.tenant, id, n)
+		if err != nil {
+			// Tell an unknown session from an unknown position.
+			if _, herr := st.Head(c.ctx, c.tenant, id); herr != nil {
+				return nil, herr
+			}
+			return nil, err
+		}
+		return s, nil
+	}
+	if err := domain.ValidCheckpointName(string(at)); err != nil {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "at must be a position or a checkpoint name")
+	}
+	head, err := st.Head(c.ctx, c.tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	cp, ok := head.Checkpoints[string(at)]
+	if !ok {
+		return nil, domain.Errorf(domain.CodeNotFound, "checkpoint %q not found", string(at))
+	}
+	return st.At(c.ctx, c.tenant, id, cp.Position)
+}
+
+// readable refuses reads of a deleted session.
+func readable(s *domain.Session) error {
+	if s.Status == domain.StatusDeleted {
+		return domain.ErrSessionDeleted
+	}
+	return nil
+}
+
+func (s *Service) sessionGet(c *call) (any, error) {
+	var req GetSessionRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := c.resolveAt(id, req.At)
+	if err != nil {
+		return nil, err
+	}
+	if req.At == "" {
+		if err := readable(sess); err != nil {
+			return nil, err
+		}
+	}
+	return SessionReply{Session: sessionView(sess, true), Position: sess.Position}, nil
+}
+
+func (s *Service) sessionArchive(c *call) (any, error) {
+	return s.sessionSimple(c, func() domain.Command { return domain.ArchiveSession{} })
+}
+
+func (s *Service) sessionDelete(c *call) (any, error) {
+	return s.sessionSimple(c, func() domain.Command { return domain.DeleteSession{} })
+}
+
+func (s *Service) sessionSimple(c *call, cmd func() domain.Command) (any, error) {
+	var req SessionRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.change(id, req.Mutation, func(*domain.Session) (domain.Command, error) { return cmd(), nil })
+	if err != nil {
+		return nil, err
+	}
+	return sessionReply(res), nil
+}
+
+func (s *Service) sessionTag(c *call) (any, error) {
+	var req TagRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.change(id, req.Mutation, func(*domain.Session) (domain.Command, error) {
+		return domain.SetTags{Set: req.Set, Remove: req.Remove}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sessionReply(res), nil
+}

@@ -1,0 +1,196 @@
+package handlers
+
+import (
+	"strconv"
+
+	"github.com/strand-dev/strand/domain"
+)
+
+// ForkRequest is the body of session.fork.
+type ForkRequest struct {
+	Mutation
+	Session string            `json:"session"`
+	At      At                `json:"at,omitempty"`
+	Owner   string            `json:"owner,omitempty"`
+	Tags    map[string]string `json:"tags,omitempty"`
+}
+
+// RestoreRequest is the body of session.restore.
+type RestoreRequest struct {
+	Mutation
+	Session string `json:"session"`
+	To      At     `json:"to"`
+}
+
+// CheckpointRequest is the body of checkpoint.create and checkpoint.delete.
+type CheckpointRequest struct {
+	Mutation
+	Session string `json:"session"`
+	Name    string `json:"name"`
+	// At is what the checkpoint names (create only; default: the head).
+	At   At     `json:"at,omitempty"`
+	Note string `json:"note,omitempty"`
+}
+
+// CheckpointReply answers checkpoint.create and checkpoint.delete.
+type CheckpointReply struct {
+	Checkpoint CheckpointView `json:"checkpoint"`
+	Position   uint64         `json:"position"`
+	Replayed   bool           `json:"replayed,omitempty"`
+}
+
+// CheckpointListRequest is the body of checkpoint.list.
+type CheckpointListRequest struct {
+	Session string `json:"session"`
+	At      At     `json:"at,omitempty"`
+}
+
+// CheckpointListReply answers checkpoint.list.
+type CheckpointListReply struct {
+	Checkpoints []CheckpointView `json:"checkpoints"`
+	Position    uint64           `json:"position"`
+}
+
+// positionOf resolves an At to a position of the session.
+func (c *call) positionOf(id string, at At) (uint64, error) {
+	if n, err := strconv.ParseUint(string(at), 10, 64); err == nil {
+		if n == 0 {
+			return 0, domain.Errorf(domain.CodeInvalidArgument, "position 0 is before every event")
+		}
+		if _, err := c.svc.store.EventAt(c.ctx, c.tenant, id, n); err != nil {
+			return 0, err
+		}
+		return n, nil
+	}
+	s, err := c.resolveAt(id, at)
+	if err != nil {
+		return 0, err
+	}
+	return s.Position, nil
+}
+
+func (s *Service) sessionFork(c *call) (any, error) {
+	var req ForkRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	meta, err := c.meta(req.Mutation)
+	if err != nil {
+		return nil, err
+	}
+	var at uint64
+	if req.At != "" {
+		if at, err = c.positionOf(id, req.At); err != nil {
+			return nil, err
+		}
+	}
+	owner := req.Owner
+	if owner == "" {
+		owner = meta.Actor
+	}
+	res, err := s.store.Fork(c.ctx, c.tenant, id, at, meta, domain.ForkSession{ID: s.opts.NewID(), Owner: owner, Tags: req.Tags})
+	if err != nil {
+		return nil, err
+	}
+	return sessionReply(res), nil
+}
+
+func (s *Service) sessionRestore(c *call) (any, error) {
+	var req RestoreRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	if req.To == "" {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "to is required: a position or a checkpoint name")
+	}
+	to, err := c.positionOf(id, req.To)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.change(id, req.Mutation, func(*domain.Session) (domain.Command, error) {
+		return domain.RestoreSession{To: to}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sessionReply(res), nil
+}
+
+func (s *Service) checkpointCreate(c *call) (any, error) {
+	var req CheckpointRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	if err := domain.ValidCheckpointName(req.Name); err != nil {
+		return nil, err
+	}
+	var at uint64
+	if req.At != "" {
+		if at, err = c.positionOf(id, req.At); err != nil {
+			return nil, err
+		}
+	}
+	res, err := c.change(id, req.Mutation, func(*domain.Session) (domain.Command, error) {
+		return domain.CreateCheckpoint{Name: req.Name, Position: at, Note: req.Note}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	cp := res.Session.Checkpoints[req.Name]
+	return CheckpointReply{Checkpoint: checkpointView(cp), Position: res.Position, Replayed: res.Replayed}, nil
+}
+
+func (s *Service) checkpointDelete(c *call) (any, error) {
+	var req CheckpointRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	if req.At != "" || req.Note != "" {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "checkpoint.delete takes only session and name")
+	}
+	var old domain.Checkpoint
+	res, err := c.change(id, req.Mutation, func(s *domain.Session) (domain.Command, error) {
+		old = s.Checkpoints[req.Name]
+		return domain.DeleteCheckpoint{Name: req.Name}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return CheckpointReply{Checkpoint: checkpointView(old), Position: res.Position, Replayed: res.Replayed}, nil
+}
+
+func (s *Service) checkpointList(c *call) (any, error) {
+	var req CheckpointListRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := c.resolveAt(id, req.At)
+	if err != nil {
+		return nil, err
+	}
+	reply := CheckpointListReply{Checkpoints: []CheckpointView{}, Position: sess.Position}
+	for _, cp := range sortedCheckpoints(sess) {
+		reply.Checkpoints = append(reply.Checkpoints, checkpointView(cp))
+	}
+	return reply, nil
+}

@@ -1,0 +1,401 @@
+package handlers
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/strand-dev/strand/domain"
+)
+
+// Mutation holds what every mutating request may carry.
+type Mutation struct {
+	// RequestID makes the request idempotent: a retry with the same id is
+	// stored once and answered as the first time.
+	RequestID string `json:"request_id,omitempty"`
+	// ExpectedPosition, when set, refuses the request with conflict unless
+	// the session's head is exactly at this position.
+	ExpectedPosition uint64 `json:"expected_position,omitempty"`
+	// Actor names who asks; the Strand-Actor header is the alternative.
+	Actor string `json:"actor,omitempty"`
+}
+
+// At names a point in a session's history: a position (a number, in JSON a
+// number or a string of digits) or a checkpoint name. Empty means the head.
+type At string
+
+// UnmarshalJSON accepts a number or a string.
+func (a *At) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*a = At(s)
+		return nil
+	}
+	var n uint64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	*a = At(strconv.FormatUint(n, 10))
+	return nil
+}
+
+// AtPosition returns an At for a position.
+func AtPosition(p uint64) At { return At(strconv.FormatUint(p, 10)) }
+
+// OriginView is where a session's history begins.
+type OriginView struct {
+	Source   string `json:"source,omitempty"`
+	Revision uint64 `json:"revision,omitempty"`
+	Parent   string `json:"parent,omitempty"`
+	Position uint64 `json:"position,omitempty"`
+}
+
+// CheckpointView is a checkpoint as shown to callers.
+type CheckpointView struct {
+	Name      string    `json:"name"`
+	Position  uint64    `json:"position"`
+	Note      string    `json:"note,omitempty"`
+	Actor     string    `json:"actor,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// CreatedPosition is the position of the event that created it.
+	CreatedPosition uint64 `json:"created_position,omitempty"`
+}
+
+// SessionView is a session as shown to callers.
+type SessionView struct {
+	ID          string            `json:"id"`
+	Tenant      string            `json:"tenant"`
+	Status      string            `json:"status"`
+	Origin      *OriginView       `json:"origin,omitempty"`
+	Owner       string            `json:"owner,omitempty"`
+	Tags        map[string]string `json:"tags,omitempty"`
+	CreatedAt   time.Time         `json:"created_at"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+	Position    uint64            `json:"position"`
+	Start       uint64            `json:"start_position"`
+	Version     uint64            `json:"version"`
+	Root        string            `json:"root"`
+	Checkpoints []CheckpointView  `json:"checkpoints,omitempty"`
+}
+
+// CreateSessionRequest is the body of session.create.
+type CreateSessionRequest struct {
+	Mutation
+	Owner    string            `json:"owner,omitempty"`
+	Tags     map[string]string `json:"tags,omitempty"`
+	Source   string            `json:"source,omitempty"`
+	Revision uint64            `json:"revision,omitempty"`
+}
+
+// SessionRequest names a session in a mutating request (archive, delete).
+type SessionRequest struct {
+	Mutation
+	Session string `json:"session"`
+}
+
+// GetSessionRequest is the body of session.get.
+type GetSessionRequest struct {
+	Session string `json:"session"`
+	At      At     `json:"at,omitempty"`
+}
+
+// SessionReply answers the session requests.
+type SessionReply struct {
+	Session  SessionView `json:"session"`
+	Position uint64      `json:"position"`
+	// Replayed is true when the reply answers a retried request.
+	Replayed bool `json:"replayed,omitempty"`
+}
+
+// TagRequest is the body of session.tag.
+type TagRequest struct {
+	Mutation
+	Session string            `json:"session"`
+	Set     map[string]string `json:"set,omitempty"`
+	Remove  []string          `json:"remove,omitempty"`
+}
+
+// ListSessionsRequest is the body of session.list.
+type ListSessionsRequest struct {
+	Status       string            `json:"status,omitempty"`
+	Tags         map[string]string `json:"tags,omitempty"`
+	Owner        string            `json:"owner,omitempty"`
+	Parent       string            `json:"parent,omitempty"`
+	Source       string            `json:"source,omitempty"`
+	UpdatedSince *time.Time        `json:"updated_since,omitempty"`
+	Cursor       string            `json:"cursor,omitempty"`
+	Limit        int               `json:"limit,omitempty"`
+}
+
+// ListSessionsReply answers session.list.
+type ListSessionsReply struct {
+	Sessions   []SessionView `json:"sessions"`
+	NextCursor string        `json:"next_cursor,omitempty"`
+}
+
+// EntryView is one entry of a manifest.
+type EntryView struct {
+	Path   string `json:"path"`
+	Kind   string `json:"kind"`
+	Size   int64  `json:"size"`
+	Mode   uint32 `json:"mode"`
+	Hash   string `json:"hash"`
+	Target string `json:"target,omitempty"`
+}
+
+// ManifestRequest is the body of fs.manifest.
+type ManifestRequest struct {
+	Session string `json:"session"`
+	At      At     `json:"at,omitempty"`
+	// Prefix keeps entries whose path starts with it ("src/" for a
+	// directory's subtree).
+	Prefix string `json:"prefix,omitempty"`
+	// After is the cursor: the last path of the previous page.
+	After string `json:"after,omitempty"`
+	Limit int    `json:"limit,omitempty"`
+}
+
+// ManifestReply answers fs.manifest.
+type ManifestReply struct {
+	Entries    []EntryView `json:"entries"`
+	NextCursor string      `json:"next_cursor,omitempty"`
+	Position   uint64      `json:"position"`
+	Root       string      `json:"root"`
+}
+
+// ReadRequest is the body of fs.read.
+type ReadRequest struct {
+	Session string `json:"session"`
+	Path    string `json:"path"`
+	At      At     `json:"at,omitempty"`
+	Offset  int64  `json:"offset,omitempty"`
+	// Length bounds the bytes returned (0: as much as one reply holds).
+	Length int64 `json:"length,omitempty"`
+}
+
+// ReadReply answers fs.read. Content is base64 in JSON.
+type ReadReply struct {
+	Path     string `json:"path"`
+	Kind     string `json:"kind"`
+	Size     int64  `json:"size"`
+	Mode     uint32 `json:"mode"`
+	Hash     string `json:"hash"`
+	Target   string `json:"target,omitempty"`
+	Offset   int64  `json:"offset"`
+	Content  []byte `json:"content"`
+	EOF      bool   `json:"eof"`
+	Position uint64 `json:"position"`
+}
+
+// WriteRequest is the body of fs.write: the content inline (base64), or the
+// hashes of chunks stored before with fs.upload.
+type WriteRequest struct {
+	Mutation
+	Session string   `json:"session"`
+	Path    string   `json:"path"`
+	Content []byte   `json:"content,omitempty"`
+	Chunks  []string `json:"chunks,omitempty"`
+	// Hash, with chunks, is the SHA-256 the whole content must have.
+	Hash         string `json:"hash,omitempty"`
+	Mode         uint32 `json:"mode,omitempty"`
+	ExpectedHash string `json:"expected_hash,omitempty"`
+}
+
+// UploadRequest is the body of fs.upload: one chunk of a large file.
+type UploadRequest struct {
+	Session string `json:"session"`
+	Data    []byte `json:"data"`
+}
+
+// UploadReply answers fs.upload.
+type UploadReply struct {
+	Hash string `json:"hash"`
+	Size int64  `json:"size"`
+}
+
+// MkdirRequest is the body of fs.mkdir.
+type MkdirRequest struct {
+	Mutation
+	Session string `json:"session"`
+	Path    string `json:"path"`
+	Mode    uint32 `json:"mode,omitempty"`
+}
+
+// RemoveRequest is the body of fs.remove.
+type RemoveRequest struct {
+	Mutation
+	Session      string `json:"session"`
+	Path         string `json:"path"`
+	Recursive    bool   `json:"recursive,omitempty"`
+	ExpectedHash string `json:"expected_hash,omitempty"`
+}
+
+// RenameRequest is the body of fs.rename.
+type RenameRequest struct {
+	Mutation
+	Session      string `json:"session"`
+	From         string `json:"from"`
+	To           string `json:"to"`
+	ExpectedHash string `json:"expected_hash,omitempty"`
+}
+
+// SymlinkRequest is the body of fs.symlink.
+type SymlinkRequest struct {
+	Mutation
+	Session string `json:"session"`
+	Path    string `json:"path"`
+	Target  string `json:"target"`
+}
+
+// BatchOp is one operation of fs.batch.
+type BatchOp struct {
+	Op           string   `json:"op"`
+	Path         string   `json:"path"`
+	To           string   `json:"to,omitempty"`
+	Target       string   `json:"target,omitempty"`
+	Content      []byte   `json:"content,omitempty"`
+	Chunks       []string `json:"chunks,omitempty"`
+	Hash         string   `json:"hash,omitempty"`
+	Mode         uint32   `json:"mode,omitempty"`
+	Recursive    bool     `json:"recursive,omitempty"`
+	ExpectedHash string   `json:"expected_hash,omitempty"`
+}
+
+// BatchRequest is the body of fs.batch: all operations or none.
+type BatchRequest struct {
+	Mutation
+	Session string    `json:"session"`
+	Ops     []BatchOp `json:"ops"`
+}
+
+// ChangeReply answers the fs mutations.
+type ChangeReply struct {
+	Session  string `json:"session"`
+	Position uint64 `json:"position"`
+	Root     string `json:"root"`
+	// Path, Hash and Size describe the written file (fs.write).
+	Path     string `json:"path,omitempty"`
+	Hash     string `json:"hash,omitempty"`
+	Size     int64  `json:"size,omitempty"`
+	Replayed bool   `json:"replayed,omitempty"`
+}
+
+// EventsRequest is the body of events.list.
+type EventsRequest struct {
+	Session string `json:"session"`
+	// From is the first position to return (0: the session's first).
+	From uint64 `json:"from,omitempty"`
+	// At bounds the listing: nothing after this point.
+	At    At  `json:"at,omitempty"`
+	Limit int `json:"limit,omitempty"`
+}
+
+// OpView is one file operation of an event.
+type OpView struct {
+	Op        string `json:"op"`
+	Path      string `json:"path"`
+	To        string `json:"to,omitempty"`
+	Target    string `json:"target,omitempty"`
+	Hash      string `json:"hash,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+	Mode      uint32 `json:"mode,omitempty"`
+	Recursive bool   `json:"recursive,omitempty"`
+}
+
+// EventView is an event as shown to callers.
+type EventView struct {
+	Position   uint64            `json:"position"`
+	ID         string            `json:"id"`
+	Type       string            `json:"type"`
+	Tenant     string            `json:"tenant"`
+	Session    string            `json:"session"`
+	Actor      string            `json:"actor,omitempty"`
+	Time       time.Time         `json:"time"`
+	RequestID  string            `json:"request_id,omitempty"`
+	Version    uint64            `json:"version"`
+	Hash       string            `json:"hash"`
+	Prev       string            `json:"prev,omitempty"`
+	Root       string            `json:"root"`
+	Ops        []OpView          `json:"ops,omitempty"`
+	Origin     *OriginView       `json:"origin,omitempty"`
+	Owner      string            `json:"owner,omitempty"`
+	Tags       map[string]string `json:"tags,omitempty"`
+	Untag      []string          `json:"untag,omitempty"`
+	Checkpoint *CheckpointView   `json:"checkpoint,omitempty"`
+	RestoredTo uint64            `json:"restored_to,omitempty"`
+}
+
+// EventsReply answers events.list. NextFrom, when not zero, is where the
+// next page starts.
+type EventsReply struct {
+	Events   []EventView `json:"events"`
+	NextFrom uint64      `json:"next_from,omitempty"`
+}
+
+func sessionView(s *domain.Session, withCheckpoints bool) SessionView {
+	v := SessionView{
+		ID: s.ID, Tenant: s.Tenant, Status: string(s.Status), Owner: s.Owner, Tags: s.Tags,
+		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Position: s.Position, Start: s.Start,
+		Version: s.Version, Root: s.Tree.Hash().String(),
+	}
+	if o := s.Origin; o != (domain.Origin{}) {
+		v.Origin = &OriginView{Source: o.Source, Revision: o.Revision, Parent: o.Parent, Position: o.Position}
+	}
+	if withCheckpoints {
+		for _, cp := range sortedCheckpoints(s) {
+			v.Checkpoints = append(v.Checkpoints, checkpointView(cp))
+		}
+	}
+	return v
+}
+
+func checkpointView(cp domain.Checkpoint) CheckpointView {
+	return CheckpointView{Name: cp.Name, Position: cp.Position, Note: cp.Note, Actor: cp.Actor, CreatedAt: cp.CreatedAt, CreatedPosition: cp.At}
+}
+
+func entryView(path string, n *domain.Node) EntryView {
+	v := EntryView{Path: path, Kind: n.Kind.String(), Mode: n.Mode, Hash: n.Hash().String(), Target: n.Target}
+	if n.Kind == domain.KindFile {
+		v.Size = n.Size
+		v.Hash = n.Content.String()
+	}
+	return v
+}
+
+func eventView(position uint64, hash domain.Hash, e *domain.Event) EventView {
+	v := EventView{
+		Position: position, ID: e.ID, Type: string(e.Type), Tenant: e.Tenant, Session: e.Session,
+		Actor: e.Actor, Time: e.At(), RequestID: e.RequestID, Version: e.Version,
+		Hash: hash.String(), Tags: e.Tags, Untag: e.Untag,
+	}
+	if h, ok := domain.HashFromBytes(e.Prev); ok && !h.IsZero() {
+		v.Prev = h.String()
+	}
+	if h, ok := domain.HashFromBytes(e.Root); ok {
+		v.Root = h.String()
+	}
+	for _, op := range e.Ops {
+		ov := OpView{Op: op.Kind, Path: op.Path, To: op.To, Target: op.Target, Size: op.Size, Mode: op.Mode, Recursive: op.Recursive}
+		if h, ok := domain.HashFromBytes(op.Content); ok && len(op.Content) > 0 {
+			ov.Hash = h.String()
+		}
+		v.Ops = append(v.Ops, ov)
+	}
+	if c := e.Created; c != nil {
+		v.Owner = c.Owner
+		v.Tags = c.Tags
+		if o := c.Origin; o != (domain.Origin{}) {
+			v.Origin = &OriginView{Source: o.Source, Revision: o.Revision, Parent: o.Parent, Position: o.Position}
+		}
+	}
+	if cp := e.Checkpoint; cp != nil {
+		v.Checkpoint = &CheckpointView{Name: cp.Name, Position: cp.Position, Note: cp.Note, Actor: e.Actor, CreatedAt: e.At()}
+	}
+	if r := e.Restore; r != nil {
+		v.RestoredTo = r.To
+	}
+	return v
+}

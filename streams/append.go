@@ -1,0 +1,73 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Headers on event messages.
+const (
+	HeaderType    = "Strand-Type"
+	HeaderActor   = "Strand-Actor"
+	HeaderVersion = "Strand-Version"
+)
+
+// errConflict means another writer extended the subject first.
+var errConflict = errors.New("append conflict")
+
+// isConflict reports whether err is JetStream's wrong-last-sequence, told by
+// its error code: 10071 on one server, 10164 while another write to the same
+// subject is in flight on a replicated stream.
+func isConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == jsErrWrongLastSequence || apiErr.ErrorCode == jsErrWrongLastSequenceWait
+	}
+	return false
+}
+
+func isDuplicateInProcess(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrDuplicateInProcess
+}
+
+// appendResult is what an append stored.
+type appendResult struct {
+	Sequence  uint64
+	Duplicate bool
+}
+
+// appendMsg publishes one event message with the subject's expected last
+// sequence and a message id. It returns errConflict when another writer got
+// there first.
+func appendMsg(ctx context.Context, js jetstream.JetStream, m *nats.Msg, expected uint64, msgID string) (appendResult, error) {
+	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expected), jetstream.WithExpectStream(EventStream)}
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	for attempt := 0; ; attempt++ {
+		ack, err := js.PublishMsg(ctx, m, opts...)
+		switch {
+		case err == nil:
+			return appendResult{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+		case isConflict(err):
+			return appendResult{}, errConflict
+		case isDuplicateInProcess(err) && attempt < 50:
+			// The same message id is being stored right now (a retry racing
+			// its original on a replicated stream): wait, then ask again.
+			select {
+			case <-ctx.Done():
+				return appendResult{}, ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+			continue
+		default:
+			return appendResult{}, fmt.Errorf("publish %s: %w", m.Subject, err)
+		}
+	}
+}

@@ -1,0 +1,285 @@
+package streams
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/strand-dev/strand/domain"
+)
+
+// DefaultChunkSize is the largest blob stored as a single message. Larger
+// content is stored as chunks (each a blob of its own, so equal chunks are
+// stored once) plus an index blob under the hash of the whole content. It
+// stays below NATS's default 1 MiB max_payload so a cluster with default
+// settings works.
+const DefaultChunkSize = 512 << 10
+
+// Headers on blob messages.
+const (
+	headerBlobKind = "Strand-Blob"
+	headerBlobSize = "Strand-Size"
+	blobRaw        = "raw"
+	blobChunks     = "chunks"
+)
+
+// MaxBlobSize bounds one file's content.
+const MaxBlobSize = 1 << 30
+
+// Blobs is the content-addressed blob store: stream STRAND_BLOBS, one
+// subject per SHA-256, at most one message per subject.
+type Blobs struct {
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	stream    jetstream.Stream
+	chunkSize int
+}
+
+type chunkIndex struct {
+	Chunks [][]byte `msgpack:"c"`
+	Sizes  []int64  `msgpack:"s"`
+}
+
+// BlobInfo describes a stored blob.
+type BlobInfo struct {
+	Hash   domain.Hash
+	Size   int64
+	Chunks []domain.Hash // nil for a single-message blob
+	Sizes  []int64
+}
+
+// Put stores content and returns its hash. Content already stored is not
+// stored again.
+func (b *Blobs) Put(ctx context.Context, data []byte) (domain.Hash, error) {
+	if len(data) > MaxBlobSize {
+		return domain.Hash{}, domain.Errorf(domain.CodeTooLarge, "content larger than %d bytes", MaxBlobSize)
+	}
+	h := domain.Sum(data)
+	if len(data) <= b.chunkSize {
+		return h, b.putRaw(ctx, h, data)
+	}
+	var idx chunkIndex
+	for off := 0; off < len(data); off += b.chunkSize {
+		end := min(off+b.chunkSize, len(data))
+		ch := domain.Sum(data[off:end])
+		if err := b.putRaw(ctx, ch, data[off:end]); err != nil {
+			return domain.Hash{}, err
+		}
+		idx.Chunks = append(idx.Chunks, ch[:])
+		idx.Sizes = append(idx.Sizes, int64(end-off))
+	}
+	return h, b.putIndex(ctx, h, int64(len(data)), idx)
+}
+
+// PutChunks stores the index of content already uploaded as chunks, after
+// checking that every chunk exists and that together they hash to want (when
+// want is not zero). It returns the hash and size of the whole content.
+func (b *Blobs) PutChunks(ctx context.Context, chunks []domain.Hash, want domain.Hash) (domain.Hash, int64, error) {
+	if len(chunks) == 0 {
+		return domain.Hash{}, 0, domain.Errorf(domain.CodeInvalidArgument, "no chunks")
+	}
+	if len(chunks) == 1 {
+		info, err := b.Stat(ctx, chunks[0])
+		if err != nil {
+			return domain.Hash{}, 0, err
+		}
+		if !want.IsZero() && want != chunks[0] {
+			return domain.Hash{}, 0, domain.Errorf(domain.CodeInvalidArgument, "content hash does not match the chunks")
+		}
+		return chunks[0], info.Size, nil
+	}
+	sum := sha256.New()
+	var idx chunkIndex
+	var total int64
+	for _, ch := range chunks {
+		data, err := b.getRaw(ctx, ch)
+		if err != nil {
+			return domain.Hash{}, 0, err
+		}
+		sum.Write(data)
+		total += int64(len(data))
+		if total > MaxBlobSize {
+			return domain.Hash{}, 0, domain.Errorf(domain.CodeTooLarge, "content larger than %d bytes", MaxBlobSize)
+		}
+		idx.Chunks = append(idx.Chunks, append([]byte(nil), ch[:]...))
+		idx.Sizes = append(idx.Sizes, int64(len(data)))
+	}
+	var h domain.Hash
+	sum.Sum(h[:0])
+	if !want.IsZero() && want != h {
+		return domain.Hash{}, 0, domain.Errorf(domain.CodeInvalidArgument, "content hash %s does not match the chunks (%s)", want, h)
+	}
+	return h, total, b.putIndex(ctx, h, total, idx)
+}
+
+func (b *Blobs) putIndex(ctx context.Context, h domain.Hash, size int64, idx chunkIndex) error {
+	body, err := msgpack.Marshal(idx)
+	if err != nil {
+		return fmt.Errorf("encode chunk index: %w", err)
+	}
+	m := nats.NewMsg(BlobSubject(h.String()))
+	m.Header.Set(headerBlobKind, blobChunks)
+	m.Header.Set(headerBlobSize, strconv.FormatInt(size, 10))
+	m.Data = body
+	return b.publish(ctx, m)
+}
+
+func (b *Blobs) putRaw(ctx context.Context, h domain.Hash, data []byte) error {
+	m := nats.NewMsg(BlobSubject(h.String()))
+	m.Header.Set(headerBlobKind, blobRaw)
+	m.Data = data
+	return b.publish(ctx, m)
+}
+
+// publish stores a blob message unless its subject already holds one: the
+// expectation "subject empty" makes an existing blob a cheap refusal.
+func (b *Blobs) publish(ctx context.Context, m *nats.Msg) error {
+	_, err := b.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(0))
+	if err == nil || isConflict(err) {
+		return nil
+	}
+	return fmt.Errorf("store blob %s: %w", m.Subject, err)
+}
+
+// get reads the message of a blob, through a direct get and, when that finds
+// nothing (a follower may lag behind), through the stream leader.
+func (b *Blobs) get(ctx context.Context, h domain.Hash) (*StoredMsg, error) {
+	subj := BlobSubject(h.String())
+	raw, err := b.stream.GetLastMsgForSubject(ctx, subj)
+	if err == nil {
+		return fromRaw(raw), nil
+	}
+	if !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("get blob %s: %w", h, err)
+	}
+	m, err := leaderGet(ctx, b.nc, BlobStream, 0, subj)
+	if errors.Is(err, errNoMessage) {
+		return nil, domain.Errorf(domain.CodeNotFound, "blob %s not found", h)
+	}
+	return m, err
+}
+
+func (b *Blobs) getRaw(ctx context.Context, h domain.Hash) ([]byte, error) {
+	m, err := b.get(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	if m.Header.Get(headerBlobKind) != blobRaw {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "blob %s is not a chunk", h)
+	}
+	if domain.Sum(m.Data) != h {
+		return nil, domain.Wrap(fmt.Errorf("blob %s does not match its hash", h), "read blob")
+	}
+	return m.Data, nil
+}
+
+// Stat returns a blob's size and layout.
+func (b *Blobs) Stat(ctx context.Context, h domain.Hash) (BlobInfo, error) {
+	m, err := b.get(ctx, h)
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	return blobInfo(h, m)
+}
+
+func blobInfo(h domain.Hash, m *StoredMsg) (BlobInfo, error) {
+	switch m.Header.Get(headerBlobKind) {
+	case blobRaw:
+		return BlobInfo{Hash: h, Size: int64(len(m.Data))}, nil
+	case blobChunks:
+		var idx chunkIndex
+		if err := msgpack.Unmarshal(m.Data, &idx); err != nil || len(idx.Chunks) != len(idx.Sizes) {
+			return BlobInfo{}, domain.Wrap(fmt.Errorf("blob %s: bad chunk index", h), "read blob")
+		}
+		info := BlobInfo{Hash: h, Sizes: idx.Sizes}
+		for i, c := range idx.Chunks {
+			ch, ok := domain.HashFromBytes(c)
+			if !ok {
+				return BlobInfo{}, domain.Wrap(fmt.Errorf("blob %s: bad chunk hash", h), "read blob")
+			}
+			info.Chunks = append(info.Chunks, ch)
+			info.Size += idx.Sizes[i]
+		}
+		return info, nil
+	}
+	return BlobInfo{}, domain.Wrap(fmt.Errorf("blob %s: unknown kind %q", h, m.Header.Get(headerBlobKind)), "read blob")
+}
+
+// Get returns the whole content of a blob, checked against its hash.
+func (b *Blobs) Get(ctx context.Context, h domain.Hash) ([]byte, error) {
+	m, err := b.get(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	info, err := blobInfo(h, m)
+	if err != nil {
+		return nil, err
+	}
+	if info.Chunks == nil {
+		if domain.Sum(m.Data) != h {
+			return nil, domain.Wrap(fmt.Errorf("blob %s does not match its hash", h), "read blob")
+		}
+		return m.Data, nil
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(info.Size))
+	for _, ch := range info.Chunks {
+		data, err := b.getRaw(ctx, ch)
+		if err != nil {
+			return nil, err
+		}
+		buf.Write(data)
+	}
+	if domain.Sum(buf.Bytes()) != h {
+		return nil, domain.Wrap(fmt.Errorf("blob %s does not match its hash", h), "read blob")
+	}
+	return buf.Bytes(), nil
+}
+
+// ReadAt returns up to n bytes of a blob from offset off.
+func (b *Blobs) ReadAt(ctx context.Context, h domain.Hash, off, n int64) ([]byte, error) {
+	m, err := b.get(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	info, err := blobInfo(h, m)
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 || n < 0 {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "offset and length must not be negative")
+	}
+	if off >= info.Size {
+		return []byte{}, nil
+	}
+	n = min(n, info.Size-off)
+	if info.Chunks == nil {
+		return m.Data[off : off+n], nil
+	}
+	out := make([]byte, 0, n)
+	var start int64
+	for i, ch := range info.Chunks {
+		end := start + info.Sizes[i]
+		if end > off && start < off+n {
+			data, err := b.getRaw(ctx, ch)
+			if err != nil {
+				return nil, err
+			}
+			lo := max(off, start) - start
+			hi := min(off+n, end) - start
+			out = append(out, data[lo:hi]...)
+		}
+		start = end
+		if start >= off+n {
+			break
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,18 @@
+// Package streams is Strand's JetStream adapter: it provisions the event
+// stream, the blob store and the snapshot bucket; appends events with the
+// session's expected last sequence and the request id as message id; loads a
+// session as its newest snapshot plus the replay of the rest; and runs the
+// embedded nats-server of the single-machine default.
+//
+// Invariants kept here:
+//   - One literal subject per session (strand.ev.<tenant>.<session>); the
+//     event type rides in a header, never in the subject.
+//   - Content is stored (and acknowledged) before the event that names it.
+//   - An append never extends a position another writer extended: the
+//     expected last subject sequence rides on every publish, and a conflict
+//     is recognised by JetStream's error codes 10071 and 10164.
+//   - Snapshots are a cache: every answer can be rebuilt without them.
+//
+// Lock order: Store.mu (the per-session lock table) before a session lock;
+// the caches have their own internal locks and take no other.
+package streams

@@ -1,0 +1,269 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/domain"
+)
+
+// StoredEvent is an event with where it is stored.
+type StoredEvent struct {
+	Position uint64
+	Hash     domain.Hash
+	Event    *domain.Event
+	Body     []byte
+}
+
+func decodeStored(m *StoredMsg) (StoredEvent, error) {
+	ev, err := domain.DecodeEvent(m.Data)
+	if err != nil {
+		return StoredEvent{}, domain.Wrap(fmt.Errorf("event at %d: %w", m.Sequence, err), "decode event")
+	}
+	return StoredEvent{Position: m.Sequence, Hash: domain.Sum(m.Data), Event: ev, Body: m.Data}, nil
+}
+
+// headPosition returns the position of a session's last event, read through
+// the stream leader.
+func (st *Store) headPosition(ctx context.Context, tenant, id string) (uint64, error) {
+	m, err := leaderGet(ctx, st.nc, EventStream, 0, EventSubject(tenant, id))
+	if errors.Is(err, errNoMessage) {
+		return 0, domain.ErrSessionNotFound
+	}
+	if err != nil {
+		return 0, domain.Wrap(err, "read session head")
+	}
+	return m.Sequence, nil
+}
+
+// EventAt reads the event at a position and checks that it belongs to the
+// session.
+func (st *Store) EventAt(ctx context.Context, tenant, id string, position uint64) (StoredEvent, error) {
+	m, err := leaderGet(ctx, st.nc, EventStream, position, "")
+	if errors.Is(err, errNoMessage) {
+		return StoredEvent{}, domain.ErrPositionUnknown
+	}
+	if err != nil {
+		return StoredEvent{}, domain.Wrap(err, "read event")
+	}
+	if m.Subject != EventSubject(tenant, id) {
+		return StoredEvent{}, domain.ErrPositionUnknown
+	}
+	return decodeStored(m)
+}
+
+// Head returns the session's current state: every acknowledged event is in
+// it, whichever instance wrote it.
+func (st *Store) Head(ctx context.Context, tenant, id string) (*domain.Session, error) {
+	pos, err := st.headPosition(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	return st.At(ctx, tenant, id, pos)
+}
+
+// cachedHead returns the session's state as this instance last saw it, or
+// loads it. Writers start from it and let the append expectation tell them
+// when it is stale.
+func (st *Store) cachedHead(ctx context.Context, tenant, id string) (*domain.Session, error) {
+	if s, ok := st.heads.Get(sessionKey(tenant, id)); ok {
+		return s, nil
+	}
+	return st.Head(ctx, tenant, id)
+}
+
+// At returns the session's state at a position of its own history. The
+// answer for a (session, position) never changes.
+func (st *Store) At(ctx context.Context, tenant, id string, position uint64) (*domain.Session, error) {
+	key := sessionKey(tenant, id)
+	if h, ok := st.heads.Get(key); ok && h.Position == position {
+		return h, nil
+	}
+	if s, ok := st.past.Get(pastKey{key, position}); ok {
+		return s, nil
+	}
+	s, err := st.load(ctx, tenant, id, position)
+	if err != nil {
+		return nil, err
+	}
+	st.remember(key, s)
+	return s, nil
+}
+
+func (st *Store) remember(key string, s *domain.Session) {
+	st.past.Add(pastKey{key, s.Position}, s)
+	if h, ok := st.heads.Get(key); !ok || h.Position < s.Position {
+		st.heads.Add(key, s)
+	}
+}
+
+// load rebuilds a state: from the nearest cached state or snapshot at or
+// before the position, then the replay of the events after it.
+func (st *Store) load(ctx context.Context, tenant, id string, position uint64) (*domain.Session, error) {
+	target, err := st.EventAt(ctx, tenant, id, position)
+	if err != nil {
+		return nil, err
+	}
+	key := sessionKey(tenant, id)
+	var base *domain.Session
+	if h, ok := st.heads.Get(key); ok && h.Position < position {
+		base = h
+	}
+	if snap := st.loadSnapshot(ctx, tenant, id, target.Event.Version); snap != nil && snap.Position <= position {
+		if base == nil || snap.Position > base.Position {
+			base = snap
+		}
+	}
+	from := uint64(1)
+	if base != nil {
+		from = base.Position + 1
+	}
+	return st.replay(ctx, tenant, id, base, from, position)
+}
+
+// replay folds the session's events with positions in [from, to] into base
+// (nil: from the session's first event).
+func (st *Store) replay(ctx context.Context, tenant, id string, base *domain.Session, from, to uint64) (*domain.Session, error) {
+	s := base
+	if s != nil && s.Position == to {
+		return s, nil
+	}
+	seen := map[uint64]*domain.Session{}
+	past := func(p uint64) (*domain.Session, error) {
+		if v, ok := seen[p]; ok {
+			return v, nil
+		}
+		return st.At(ctx, tenant, id, p)
+	}
+	err := st.scan(ctx, EventSubject(tenant, id), from, to, func(se StoredEvent) error {
+		ev := se.Event
+		prev := s
+		if s == nil {
+			switch ev.Type {
+			case domain.SessionForked:
+				o := ev.Created.Origin
+				parent, err := st.At(ctx, tenant, o.Parent, o.Position)
+				if err != nil {
+					return fmt.Errorf("load parent %s at %d: %w", o.Parent, o.Position, err)
+				}
+				prev = parent
+			case domain.SessionCreated:
+				if o := ev.Created.Origin; o.Source != "" {
+					t, err := st.SourceTree(ctx, tenant, o.Source, o.Revision)
+					if err != nil {
+						return err
+					}
+					prev = &domain.Session{Tree: t}
+				}
+			}
+		}
+		n, err := domain.Evolve(prev, ev, se.Position, se.Hash, past)
+		if err != nil {
+			return domain.Wrap(err, "replay")
+		}
+		s = n
+		seen[se.Position] = n
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s == nil || s.Position != to {
+		return nil, domain.Wrap(fmt.Errorf("replay of %s stopped before %d", id, to), "replay")
+	}
+	return s, nil
+}
+
+// SourceTree returns the tree of a source revision. Sources arrive with a
+// later change; until then no session names one.
+var errNoSources = domain.Errorf(domain.CodeNotFound, "sources are not available")
+
+// SourceTree returns the tree of a source revision.
+func (st *Store) SourceTree(ctx context.Context, tenant, source string, rev uint64) (domain.Tree, error) {
+	return domain.Tree{}, errNoSources
+}
+
+// scan calls fn for every event on subject with position in [from, to]
+// (to == 0: up to the subject's last event), in order, through an ordered
+// consumer: ephemeral, flow-controlled, restarted by the client on gaps.
+func (st *Store) scan(ctx context.Context, subject string, from, to uint64, fn func(StoredEvent) error) error {
+	if from == 0 {
+		from = 1
+	}
+	cons, err := st.events.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    from,
+	})
+	if err != nil {
+		return domain.Wrap(err, "create replay consumer")
+	}
+	defer st.events.DeleteConsumer(context.Background(), cons.CachedInfo().Name) //nolint:errcheck // ordered consumers also expire on their own
+	for {
+		batch, err := cons.FetchNoWait(1000)
+		if err != nil {
+			return domain.Wrap(err, "fetch events")
+		}
+		n := 0
+		var pending uint64 = 1
+		for msg := range batch.Messages() {
+			n++
+			md, err := msg.Metadata()
+			if err != nil {
+				return domain.Wrap(err, "event metadata")
+			}
+			pending = md.NumPending
+			seq := md.Sequence.Stream
+			if to != 0 && seq > to {
+				return nil
+			}
+			se, err := decodeStored(&StoredMsg{Subject: msg.Subject(), Sequence: seq, Header: msg.Headers(), Data: msg.Data()})
+			if err != nil {
+				return err
+			}
+			if err := fn(se); err != nil {
+				return err
+			}
+			if seq == to {
+				return nil
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return domain.Wrap(err, "fetch events")
+		}
+		if n == 0 || pending == 0 {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// Events returns up to limit events of a session with positions >= from and
+// <= upTo (0: no bound), in order.
+func (st *Store) Events(ctx context.Context, tenant, id string, from, upTo uint64, limit int) ([]StoredEvent, error) {
+	var out []StoredEvent
+	errStop := errors.New("stop")
+	err := st.scan(ctx, EventSubject(tenant, id), from, upTo, func(se StoredEvent) error {
+		out = append(out, se)
+		if len(out) >= limit {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Peek returns the session's state as this instance last saw it (loading it
+// when unknown). It may lag behind other instances' writes: use it only for
+// early refusals, never to decide a write.
+func (st *Store) Peek(ctx context.Context, tenant, id string) (*domain.Session, error) {
+	return st.cachedHead(ctx, tenant, id)
+}

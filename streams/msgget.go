@@ -1,0 +1,155 @@
+package streams
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// errNoMessage is returned by leaderGet when the stream has no such message.
+var errNoMessage = errors.New("no message found")
+
+// JetStream API error codes Strand acts on.
+const (
+	jsErrNoMessage             = 10037
+	jsErrWrongLastSequence     = 10071
+	jsErrWrongLastSequenceWait = 10164
+	jsErrDuplicateInProcess    = 10158
+)
+
+// StoredMsg is one message read back from a stream.
+type StoredMsg struct {
+	Subject  string
+	Sequence uint64
+	Header   nats.Header
+	Data     []byte
+	Time     time.Time
+}
+
+type apiMsgGetResponse struct {
+	Message *struct {
+		Subject string    `json:"subject"`
+		Seq     uint64    `json:"seq"`
+		Header  []byte    `json:"hdrs,omitempty"`
+		Data    []byte    `json:"data,omitempty"`
+		Time    time.Time `json:"time"`
+	} `json:"message,omitempty"`
+	Error *jetstream.APIError `json:"error,omitempty"`
+}
+
+// leaderGet reads one message through the stream leader
+// ($JS.API.STREAM.MSG.GET), never a direct get that a lagging follower may
+// answer: reads that decide a write must see every acknowledged write.
+func leaderGet(ctx context.Context, nc *nats.Conn, stream string, seq uint64, lastBySubject string) (*StoredMsg, error) {
+	req := map[string]any{}
+	if lastBySubject != "" {
+		req["last_by_subj"] = lastBySubject
+	} else {
+		req["seq"] = seq
+	}
+	body, _ := json.Marshal(req)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	var resp *nats.Msg
+	var err error
+	for attempt := 0; ; attempt++ {
+		resp, err = nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, body)
+		if errors.Is(err, nats.ErrNoResponders) && attempt < 20 {
+			// A leader election in progress; wait a moment.
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		break
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get message from %s: %w", stream, err)
+	}
+	var r apiMsgGetResponse
+	if err := json.Unmarshal(resp.Data, &r); err != nil {
+		return nil, fmt.Errorf("get message from %s: bad reply: %w", stream, err)
+	}
+	if r.Error != nil {
+		if r.Error.ErrorCode == jsErrNoMessage {
+			return nil, errNoMessage
+		}
+		return nil, fmt.Errorf("get message from %s: %w", stream, r.Error)
+	}
+	if r.Message == nil {
+		return nil, errNoMessage
+	}
+	m := &StoredMsg{Subject: r.Message.Subject, Sequence: r.Message.Seq, Data: r.Message.Data, Time: r.Message.Time}
+	if len(r.Message.Header) > 0 {
+		h, err := decodeHeaders(r.Message.Header)
+		if err != nil {
+			return nil, fmt.Errorf("get message from %s: headers: %w", stream, err)
+		}
+		m.Header = h
+	}
+	return m, nil
+}
+
+// decodeHeaders parses the NATS/1.0 header block of a stored message.
+func decodeHeaders(b []byte) (nats.Header, error) {
+	h := nats.Header{}
+	lines := splitLines(b)
+	if len(lines) == 0 {
+		return h, nil
+	}
+	for _, line := range lines[1:] {
+		if line == "" {
+			continue
+		}
+		i := indexByte(line, ':')
+		if i < 0 {
+			continue
+		}
+		k := line[:i]
+		v := line[i+1:]
+		for len(v) > 0 && v[0] == ' ' {
+			v = v[1:]
+		}
+		h[k] = append(h[k], v)
+	}
+	return h, nil
+}
+
+func splitLines(b []byte) []string {
+	var out []string
+	start := 0
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] == '\r' && b[i+1] == '\n' {
+			out = append(out, string(b[start:i]))
+			start = i + 2
+			i++
+		}
+	}
+	if start < len(b) {
+		out = append(out, string(b[start:]))
+	}
+	return out
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func fromRaw(m *jetstream.RawStreamMsg) *StoredMsg {
+	return &StoredMsg{Subject: m.Subject, Sequence: m.Sequence, Header: m.Header, Data: m.Data, Time: m.Time}
+}

@@ -1,0 +1,115 @@
+package streams
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/domain"
+)
+
+// Store is the event store: session histories on the event stream, content
+// in the blob store, snapshots in their bucket, and in-memory caches of
+// recently used states. Any number of Stores (in any number of processes)
+// may serve the same streams: the caches are only trusted as far as the
+// append expectations confirm them.
+type Store struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	events jetstream.Stream
+	snaps  jetstream.KeyValue
+	cfg    Config
+	log    *slog.Logger
+
+	// Blobs is the content-addressed blob store.
+	Blobs *Blobs
+
+	heads *lru.Cache[string, *domain.Session]
+	past  *lru.Cache[pastKey, *domain.Session]
+	locks [256]sync.Mutex
+
+	snapq    chan *domain.Session
+	snapDone chan struct{}
+	closeOne sync.Once
+}
+
+type pastKey struct {
+	key      string
+	position uint64
+}
+
+// Open provisions the streams (idempotently) and returns a Store on them.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*Store, error) {
+	cfg = cfg.withDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if err := Provision(ctx, js, cfg); err != nil {
+		return nil, err
+	}
+	events, err := js.Stream(ctx, EventStream)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", EventStream, err)
+	}
+	blobs, err := js.Stream(ctx, BlobStream)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", BlobStream, err)
+	}
+	snaps, err := js.KeyValue(ctx, SnapshotBucket)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", SnapshotBucket, err)
+	}
+	heads, _ := lru.New[string, *domain.Session](4096)
+	past, _ := lru.New[pastKey, *domain.Session](16384)
+	st := &Store{
+		nc: nc, js: js, events: events, snaps: snaps, cfg: cfg, log: log,
+		Blobs: &Blobs{nc: nc, js: js, stream: blobs, chunkSize: cfg.ChunkSize},
+		heads: heads, past: past,
+		snapq:    make(chan *domain.Session, 256),
+		snapDone: make(chan struct{}),
+	}
+	go st.snapshotLoop()
+	return st, nil
+}
+
+// Close stops the background snapshot writer after it wrote what it had.
+func (st *Store) Close() {
+	st.closeOne.Do(func() {
+		close(st.snapq)
+		<-st.snapDone
+	})
+}
+
+// JetStream returns the JetStream context the store uses.
+func (st *Store) JetStream() jetstream.JetStream { return st.js }
+
+// Config returns the store's configuration.
+func (st *Store) Config() Config { return st.cfg }
+
+func sessionKey(tenant, id string) string { return tenant + "." + id }
+
+func (st *Store) lock(key string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return &st.locks[h.Sum32()%uint32(len(st.locks))]
+}
+
+// LastSequence returns the stream's last sequence: tests and checks use it
+// to show that a refused request appended nothing.
+func (st *Store) LastSequence(ctx context.Context) (uint64, error) {
+	info, err := st.events.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", err)
+	}
+	return info.State.LastSeq, nil
+}

@@ -1,0 +1,177 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/strand-dev/strand/domain"
+)
+
+// Result is the outcome of a command: the event it appended and the state
+// after it. Replayed is true when the command was a retry of a request that
+// had already been applied; the answer is then the first one's.
+type Result struct {
+	Session  *domain.Session
+	Event    *domain.Event
+	Position uint64
+	Replayed bool
+}
+
+// maxAttempts bounds how often a command is decided again after losing a race
+// to another writer before the caller gets a conflict.
+const maxAttempts = 8
+
+func eventMsg(ev *domain.Event, body []byte) *nats.Msg {
+	m := nats.NewMsg(EventSubject(ev.Tenant, ev.Session))
+	m.Header.Set(HeaderType, string(ev.Type))
+	if ev.Actor != "" {
+		m.Header.Set(HeaderActor, ev.Actor)
+	}
+	m.Header.Set(HeaderVersion, strconv.FormatUint(ev.Version, 10))
+	m.Data = body
+	return m
+}
+
+func msgID(tenant, scope, requestID string) string {
+	if requestID == "" {
+		return ""
+	}
+	return tenant + "." + scope + "." + requestID
+}
+
+// Change decides a command against a session's head and appends its event.
+// build makes the command from the current state; it runs again when another
+// writer extended the session first.
+func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta, build func(s *domain.Session) (domain.Command, error)) (Result, error) {
+	key := sessionKey(tenant, id)
+	mu := st.lock(key)
+	mu.Lock()
+	defer mu.Unlock()
+
+	s, err := st.cachedHead(ctx, tenant, id)
+	if err != nil {
+		return Result{}, err
+	}
+	if meta.ExpectedPosition > s.Position {
+		// The cached head is behind what the caller has seen: catch up.
+		if s, err = st.Head(ctx, tenant, id); err != nil {
+			return Result{}, err
+		}
+	}
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if pos, ok := s.RequestPosition(meta.RequestID); ok {
+			return st.replayed(ctx, tenant, id, pos)
+		}
+		if s.Status == domain.StatusDeleted {
+			return Result{}, domain.ErrSessionDeleted
+		}
+		cmd, err := build(s)
+		if err != nil {
+			return Result{}, err
+		}
+		past := func(p uint64) (*domain.Session, error) { return st.At(ctx, tenant, id, p) }
+		ev, next, err := domain.Execute(s, cmd, meta, past)
+		if err != nil {
+			return Result{}, err
+		}
+		body, err := ev.Encode()
+		if err != nil {
+			return Result{}, domain.Wrap(err, "encode event")
+		}
+		res, err := appendMsg(ctx, st.js, eventMsg(ev, body), s.Position, msgID(tenant, id, meta.RequestID))
+		if errors.Is(err, errConflict) {
+			// Another writer got there first: catch up and decide again.
+			if s, err = st.Head(ctx, tenant, id); err != nil {
+				return Result{}, err
+			}
+			continue
+		}
+		if err != nil {
+			return Result{}, domain.Wrap(err, "append event")
+		}
+		if res.Duplicate {
+			return st.replayed(ctx, tenant, id, res.Sequence)
+		}
+		next.Commit(ev, res.Sequence, domain.Sum(body))
+		st.remember(key, next)
+		st.maybeSnapshot(next)
+		return Result{Session: next, Event: ev, Position: res.Sequence}, nil
+	}
+	return Result{}, domain.Errorf(domain.CodeConflict, "session %s is changing too fast; try again", id)
+}
+
+// replayed answers a retried request with what its first attempt stored.
+func (st *Store) replayed(ctx context.Context, tenant, id string, pos uint64) (Result, error) {
+	se, err := st.EventAt(ctx, tenant, id, pos)
+	if err != nil {
+		return Result{}, err
+	}
+	s, err := st.At(ctx, tenant, id, pos)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Session: s, Event: se.Event, Position: pos, Replayed: true}, nil
+}
+
+// Create appends the first event of a new session.
+func (st *Store) Create(ctx context.Context, meta domain.Meta, cmd domain.Command) (Result, error) {
+	ev, next, err := domain.Execute(nil, cmd, meta, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	return st.appendFirst(ctx, ev, next, meta)
+}
+
+// Fork appends the first event of a session that begins at a position of
+// another. Nothing of the parent is copied: the new history names the
+// parent's position and hash.
+func (st *Store) Fork(ctx context.Context, tenant, parent string, at uint64, meta domain.Meta, cmd domain.ForkSession) (Result, error) {
+	var p *domain.Session
+	var err error
+	if at == 0 {
+		p, err = st.Head(ctx, tenant, parent)
+	} else {
+		p, err = st.At(ctx, tenant, parent, at)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	cmd.Parent = p
+	ev, next, err := domain.Execute(nil, cmd, meta, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	return st.appendFirst(ctx, ev, next, meta)
+}
+
+func (st *Store) appendFirst(ctx context.Context, ev *domain.Event, next *domain.Session, meta domain.Meta) (Result, error) {
+	body, err := ev.Encode()
+	if err != nil {
+		return Result{}, domain.Wrap(err, "encode event")
+	}
+	res, err := appendMsg(ctx, st.js, eventMsg(ev, body), 0, msgID(ev.Tenant, "new", meta.RequestID))
+	if errors.Is(err, errConflict) {
+		return Result{}, domain.Errorf(domain.CodeAlreadyExists, "session %s already exists", ev.Session)
+	}
+	if err != nil {
+		return Result{}, domain.Wrap(err, "append event")
+	}
+	if res.Duplicate {
+		// A retry: the first attempt created a session, maybe under another id.
+		m, err := leaderGet(ctx, st.nc, EventStream, res.Sequence, "")
+		if err != nil {
+			return Result{}, domain.Wrap(err, "read original event")
+		}
+		se, err := decodeStored(m)
+		if err != nil {
+			return Result{}, err
+		}
+		return st.replayed(ctx, se.Event.Tenant, se.Event.Session, res.Sequence)
+	}
+	next.Commit(ev, res.Sequence, domain.Sum(body))
+	st.remember(sessionKey(ev.Tenant, ev.Session), next)
+	return Result{Session: next, Event: ev, Position: res.Sequence}, nil
+}
