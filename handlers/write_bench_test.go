@@ -1,0 +1,72 @@
+package handlers_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/streams/streamstest"
+)
+
+// BenchmarkWrite_RoundTrip measures a small-file write through the service
+// (request, content stored, event appended with its expectation, reply)
+// next to the substrate's limit for the same durable work: a JetStream
+// publish with a per-subject expectation, on the same embedded server in the
+// same run. It reports both latencies and their ratio (raw/strand, so 0.5
+// means Strand reaches half the raw throughput).
+func BenchmarkWrite_RoundTrip(b *testing.B) {
+	for _, fsync := range []bool{false, true} {
+		b.Run(fmt.Sprintf("fsync=%v", fsync), func(b *testing.B) {
+			env := streamstest.Start(b, streamstest.Options{SyncAlways: fsync})
+			svc := handlers.NewService(env.Store, handlers.Options{})
+			if err := svc.Start(env.NC); err != nil {
+				b.Fatal(err)
+			}
+			defer svc.Stop()
+			ctx := context.Background()
+			client := handlers.NewClient(env.NC, "bench")
+			sess, err := client.CreateSession(ctx, handlers.CreateSessionRequest{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			js, _ := jetstream.New(env.NC)
+			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}, Storage: jetstream.FileStorage}); err != nil {
+				b.Fatal(err)
+			}
+			content := []byte("package main\n\nfunc main() {}\n")
+
+			var strandTime, rawTime time.Duration
+			var last uint64
+			i := 0
+			for b.Loop() {
+				i++
+				t0 := time.Now()
+				if _, err := client.Write(ctx, handlers.WriteRequest{Session: sess.Session.ID, Path: fmt.Sprintf("src/f%d.go", i%100), Content: append(content, byte(i))}); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				m := nats.NewMsg("raw.session")
+				m.Data = append(content, byte(i))
+				ack, err := js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last))
+				if err != nil {
+					b.Fatal(err)
+				}
+				last = ack.Sequence
+				t2 := time.Now()
+				strandTime += t1.Sub(t0)
+				rawTime += t2.Sub(t1)
+			}
+			if i > 0 {
+				b.ReportMetric(float64(strandTime.Microseconds())/float64(i), "strand-µs/op")
+				b.ReportMetric(float64(rawTime.Microseconds())/float64(i), "raw-µs/op")
+				b.ReportMetric(float64(rawTime)/float64(strandTime), "raw/strand")
+			}
+		})
+	}
+}
+

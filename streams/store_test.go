@@ -1,0 +1,347 @@
+package streams_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/streams/streamstest"
+)
+
+type ids struct {
+	mu sync.Mutex
+	n  int
+}
+
+// next returns deterministic, increasing ULID-shaped ids.
+func (g *ids) next() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n++
+	return fmt.Sprintf("01J%023d", g.n)
+}
+
+func meta(g *ids, actor string) domain.Meta {
+	return domain.Meta{EventID: g.next(), Actor: actor, Time: time.Unix(1700000000, 0).UTC()}
+}
+
+func create(t testing.TB, st *streams.Store, g *ids, tenant string) *domain.Session {
+	t.Helper()
+	res, err := st.Create(context.Background(), meta(g, "test"), domain.CreateSession{ID: g.next(), Tenant: tenant})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	return res.Session
+}
+
+func write(t testing.TB, st *streams.Store, g *ids, s *domain.Session, path string, content string) streams.Result {
+	t.Helper()
+	res, err := st.Change(context.Background(), s.Tenant, s.ID, meta(g, "test"), func(*domain.Session) (domain.Command, error) {
+		return domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpWrite, Path: path, Content: domain.Sum([]byte(content)), Size: int64(len(content))}}}, nil
+	})
+	if err != nil {
+		t.Fatalf("write %s: %v", path, err)
+	}
+	return res
+}
+
+func TestStore_TwoInstancesShareASession(t *testing.T) {
+	env := streamstest.Start(t)
+	ctx := context.Background()
+	other, err := streams.Open(ctx, env.NC, streams.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	g := &ids{}
+	s := create(t, env.Store, g, "acme")
+
+	// Both instances cache the head, then write alternately: every write
+	// after the first on each instance starts from a stale cache and must be
+	// decided again on the fresh head.
+	var positions []uint64
+	for i := 0; i < 10; i++ {
+		st := env.Store
+		if i%2 == 1 {
+			st = other
+		}
+		res := write(t, st, g, s, fmt.Sprintf("f%d", i), "x")
+		positions = append(positions, res.Position)
+	}
+	head, err := other.Head(ctx, "acme", s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := head.Tree.Count(); got != 10 {
+		t.Fatalf("files after alternating writers: got %d, want 10", got)
+	}
+	if head.Version != 11 {
+		t.Fatalf("version: got %d, want 11", head.Version)
+	}
+	for i := 1; i < len(positions); i++ {
+		if positions[i] <= positions[i-1] {
+			t.Fatalf("positions not increasing: %v", positions)
+		}
+	}
+}
+
+func TestStore_ConcurrentWritersNeverLoseAWrite(t *testing.T) {
+	env := streamstest.Start(t)
+	ctx := context.Background()
+	other, err := streams.Open(ctx, env.NC, streams.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	g := &ids{}
+	s := create(t, env.Store, g, "acme")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			st := env.Store
+			if w%2 == 1 {
+				st = other
+			}
+			for i := 0; i < 10; i++ {
+				_, err := st.Change(ctx, "acme", s.ID, meta(g, "w"), func(*domain.Session) (domain.Command, error) {
+					return domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpWrite, Path: fmt.Sprintf("w%d/%d", w, i), Content: domain.Sum(nil)}}}, nil
+				})
+				if err == nil {
+					mu.Lock()
+					ok++
+					mu.Unlock()
+				} else if domain.ErrorCode(err) != domain.CodeConflict {
+					t.Errorf("write: %v", err)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	head, err := env.Store.Head(ctx, "acme", s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := head.Tree.Count() - 8; got != ok { // 8 directories w0..w7
+		t.Fatalf("files: got %d, want %d acknowledged writes", got, ok)
+	}
+	if head.Version != uint64(ok)+1 {
+		t.Fatalf("version: got %d, want %d", head.Version, ok+1)
+	}
+}
+
+func TestStore_IdempotentRetry(t *testing.T) {
+	env := streamstest.Start(t)
+	ctx := context.Background()
+	g := &ids{}
+	s := create(t, env.Store, g, "acme")
+	m := meta(g, "test")
+	m.RequestID = "req-1"
+	cmd := func(*domain.Session) (domain.Command, error) {
+		return domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpMkdir, Path: "d"}}}, nil
+	}
+	first, err := env.Store.Change(ctx, "acme", s.ID, m, cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := env.LastSeq(t)
+	// A retry on this instance, and on a fresh instance that never saw it.
+	fresh, err := streams.Open(ctx, env.NC, streams.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	for name, st := range map[string]*streams.Store{"same": env.Store, "fresh": fresh} {
+		m2 := m
+		m2.EventID = g.next()
+		again, err := st.Change(ctx, "acme", s.ID, m2, cmd)
+		if err != nil {
+			t.Fatalf("%s: retry: %v", name, err)
+		}
+		if !again.Replayed || again.Position != first.Position {
+			t.Fatalf("%s: retry: got position %d replayed %v, want %d replayed", name, again.Position, again.Replayed, first.Position)
+		}
+	}
+	if after := env.LastSeq(t); after != before {
+		t.Fatalf("retries appended: last sequence %d -> %d", before, after)
+	}
+}
+
+func TestStore_SnapshotsAreACache(t *testing.T) {
+	env := streamstest.Start(t, streamstest.Options{Config: streams.Config{SnapshotEvery: 50}})
+	ctx := context.Background()
+	g := &ids{}
+	s := create(t, env.Store, g, "acme")
+	rng := rand.New(rand.NewPCG(1, 2))
+	var positions []uint64
+	roots := map[uint64]domain.Hash{}
+	for i := 0; i < 420; i++ {
+		res := write(t, env.Store, g, s, fmt.Sprintf("d%d/f%d", rng.IntN(10), rng.IntN(40)), fmt.Sprint(i))
+		positions = append(positions, res.Position)
+		roots[res.Position] = res.Session.Tree.Hash()
+	}
+	env.Store.Close() // flush the background snapshot writer
+
+	kv, err := env.Store.JetStream().KeyValue(ctx, streams.SnapshotBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.Keys(ctx)
+	if err != nil || len(keys) < 8 {
+		t.Fatalf("snapshots written: got %d keys (err %v), want 8", len(keys), err)
+	}
+	check := func(name string) {
+		st, err := streams.Open(ctx, env.NC, streams.Config{SnapshotEvery: 50}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		for _, p := range []uint64{positions[0], positions[48], positions[49], positions[50], positions[217], positions[len(positions)-1]} {
+			got, err := st.At(ctx, "acme", s.ID, p)
+			if err != nil {
+				t.Fatalf("%s: at %d: %v", name, p, err)
+			}
+			if got.Tree.Hash() != roots[p] {
+				t.Fatalf("%s: at %d: root %s, want %s", name, p, got.Tree.Hash(), roots[p])
+			}
+		}
+	}
+	check("with snapshots")
+	if err := env.Store.JetStream().DeleteKeyValue(ctx, streams.SnapshotBucket); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Store.JetStream().CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: streams.SnapshotBucket}); err != nil {
+		t.Fatal(err)
+	}
+	check("without snapshots")
+}
+
+func TestBlobs_StoreOnceAndChunk(t *testing.T) {
+	env := streamstest.Start(t, streamstest.Options{Config: streams.Config{ChunkSize: 1000}})
+	ctx := context.Background()
+	b := env.Store.Blobs
+	msgs := func() uint64 {
+		s, err := env.Store.JetStream().Stream(ctx, streams.BlobStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	small := []byte("hello")
+	h1, err := b.Put(ctx, small)
+	if err != nil || h1 != domain.Sum(small) {
+		t.Fatalf("put small: %v %s", err, h1)
+	}
+	n := msgs()
+	if _, err := b.Put(ctx, small); err != nil {
+		t.Fatal(err)
+	}
+	if got := msgs(); got != n {
+		t.Fatalf("identical content stored again: %d -> %d messages", n, got)
+	}
+	big := make([]byte, 4500)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	h2, err := b.Put(ctx, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Get(ctx, h2)
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("get chunked: err %v, equal %v", err, bytes.Equal(got, big))
+	}
+	for _, r := range [][2]int64{{0, 10}, {995, 10}, {1000, 1000}, {4490, 100}, {4500, 5}, {1234, 3000}} {
+		part, err := b.ReadAt(ctx, h2, r[0], r[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := min(r[0]+r[1], int64(len(big)))
+		if !bytes.Equal(part, big[min(r[0], end):end]) {
+			t.Fatalf("ReadAt(%d, %d): got %d bytes, want %d", r[0], r[1], len(part), end-r[0])
+		}
+	}
+	info, err := b.Stat(ctx, h2)
+	if err != nil || info.Size != 4500 || len(info.Chunks) != 5 {
+		t.Fatalf("stat: %+v %v, want size 4500 in 5 chunks", info, err)
+	}
+	// Chunks uploaded separately assemble to the same content.
+	var chunks []domain.Hash
+	for off := 0; off < len(big); off += 1000 {
+		h, err := b.Put(ctx, big[off:min(off+1000, len(big))])
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunks = append(chunks, h)
+	}
+	h3, size, err := b.PutChunks(ctx, chunks, h2)
+	if err != nil || h3 != h2 || size != 4500 {
+		t.Fatalf("put chunks: %s %d %v", h3, size, err)
+	}
+	if _, _, err := b.PutChunks(ctx, chunks, h1); domain.ErrorCode(err) != domain.CodeInvalidArgument {
+		t.Fatalf("put chunks with a wrong hash: got %v, want invalid_argument", err)
+	}
+	if _, err := b.Get(ctx, domain.Sum([]byte("never stored"))); domain.ErrorCode(err) != domain.CodeNotFound {
+		t.Fatalf("get missing: got %v, want not_found", err)
+	}
+}
+
+func TestStore_ForkChainLoadsCold(t *testing.T) {
+	env := streamstest.Start(t)
+	ctx := context.Background()
+	g := &ids{}
+	s := create(t, env.Store, g, "acme")
+	cur := s
+	var want []domain.Hash
+	var chain []*domain.Session
+	for depth := 0; depth < 6; depth++ {
+		res := write(t, env.Store, g, cur, fmt.Sprintf("level%d", depth), "x")
+		fork, err := env.Store.Fork(ctx, "acme", cur.ID, res.Position, meta(g, "t"), domain.ForkSession{ID: g.next()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fork.Session.Tree.Hash() != res.Session.Tree.Hash() {
+			t.Fatalf("fork at %d: root %s, parent %s", res.Position, fork.Session.Tree.Hash(), res.Session.Tree.Hash())
+		}
+		// the parent moves on; the fork must not see it
+		write(t, env.Store, g, cur, "after-fork", "y")
+		cur = fork.Session
+		chain = append(chain, cur)
+	}
+	for _, f := range chain {
+		warm, err := env.Store.Head(ctx, "acme", f.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, warm.Tree.Hash())
+	}
+	cold, err := streams.Open(ctx, env.NC, streams.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cold.Close()
+	for i, f := range chain {
+		got, err := cold.Head(ctx, "acme", f.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Tree.Hash() != want[i] || got.Tree.Lookup(fmt.Sprintf("level%d", i)) == nil {
+			t.Fatalf("fork depth %d: root %s, want %s", i, got.Tree.Hash(), want[i])
+		}
+	}
+}
