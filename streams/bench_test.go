@@ -84,3 +84,76 @@ func BenchmarkStore_Fork(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStore_LoadForkOfFork measures a cold load of a fork of a fork of
+// a session with 100,000 events: the chain is followed through the parents'
+// snapshots, not replayed from their beginnings.
+func BenchmarkStore_LoadForkOfFork(b *testing.B) {
+	env := streamstest.Start(b)
+	g := &ids{}
+	ctx := context.Background()
+	parent := longSession(b, env, g, 100_000)
+	f1, err := env.Store.Fork(ctx, "bench", parent.ID, 0, meta(g, "bench"), domain.ForkSession{ID: g.next()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		write(b, env.Store, g, f1.Session, fmt.Sprintf("f1/%d", i), "x")
+	}
+	f2, err := env.Store.Fork(ctx, "bench", f1.Session.ID, 0, meta(g, "bench"), domain.ForkSession{ID: g.next()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	want := write(b, env.Store, g, f2.Session, "f2/x", "y").Session.Tree.Hash()
+	env.Store.Close()
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		cold, err := streams.Open(ctx, env.NC, streams.Config{}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		got, err := cold.Head(ctx, "bench", f2.Session.ID)
+		if err != nil || got.Tree.Hash() != want {
+			b.Fatalf("load: %v", err)
+		}
+		b.StopTimer()
+		cold.Close()
+		b.StartTimer()
+	}
+}
+
+// BenchmarkStore_Restore measures restoring a session with 10,000 events to
+// a position 5,000 events back, then forward again (so every iteration
+// restores the same distance).
+func BenchmarkStore_Restore(b *testing.B) {
+	env := streamstest.Start(b)
+	g := &ids{}
+	ctx := context.Background()
+	s := longSession(b, env, g, 5_000)
+	mid := s.Position
+	s = longSessionMore(b, env, g, s, 5_000)
+	i := 0
+	for b.Loop() {
+		i++
+		to := mid
+		if i%2 == 0 {
+			to = s.Position
+		}
+		if _, err := env.Store.Change(ctx, "bench", s.ID, meta(g, "bench"), func(*domain.Session) (domain.Command, error) {
+			return domain.RestoreSession{To: to}, nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func longSessionMore(b *testing.B, env *streamstest.Env, g *ids, s *domain.Session, n int) *domain.Session {
+	b.Helper()
+	var res streams.Result
+	for i := 0; i < n; i++ {
+		res = write(b, env.Store, g, s, fmt.Sprintf("more/%d", i%100), fmt.Sprint(i))
+	}
+	return res.Session
+}
