@@ -901,3 +901,29 @@ func diffState(got, want *domain.Session) string {
 	}
 	return ""
 }
+
+func TestExecute_ExpectedPosition(t *testing.T) {
+	l := session(t, "f")
+	head := l.sessions["s1"].head.Position
+	cmds := []domain.Command{
+		one(write("g", "1")), domain.SetTags{Set: map[string]string{"a": "b"}},
+		domain.CreateCheckpoint{Name: "cp"}, domain.RestoreSession{To: head}, domain.ArchiveSession{},
+	}
+	for _, cmd := range cmds {
+		m := l.meta()
+		m.ExpectedPosition = head + 100
+		_, _, err := l.execMeta("s1", cmd, m)
+		wantCode(t, fmt.Sprintf("%T expecting position %d at %d", cmd, head+100, head), err, domain.CodeConflict)
+	}
+	for _, cmd := range cmds {
+		m := l.meta()
+		m.ExpectedPosition = l.sessions["s1"].head.Position
+		if _, _, err := l.execMeta("s1", cmd, m); err != nil {
+			t.Errorf("%T expecting the head position: %v, want nil", cmd, err)
+		}
+	}
+	if _, _, err := l.exec("s1", domain.DeleteCheckpoint{Name: "cp"}); err != nil {
+		t.Errorf("DeleteCheckpoint without an expectation: %v, want nil", err)
+	}
+	checkReplay(t, l)
+}

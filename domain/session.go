@@ -190,6 +190,18 @@ func apply(s *Session, e *Event, past Past) (*Session, error) {
 		if e.Version != 1 {
 			return nil, Errorf(CodeInternal, "first event of %s has version %d", e.Session, e.Version)
 		}
+		// A first event chains to nothing, or, for a fork, to the parent's
+		// event at the fork point: s must be exactly that state.
+		var last Hash
+		if e.Type == SessionForked {
+			if s == nil || s.ID != e.Created.Origin.Parent || s.Position != e.Created.Origin.Position {
+				return nil, Errorf(CodeInternal, "fork %s applied to a state that is not its parent at the fork point", e.Session)
+			}
+			last = s.LastHash
+		}
+		if prev, ok := HashFromBytes(e.Prev); !ok || prev != last {
+			return nil, Errorf(CodeInternal, "event 1 of %s breaks the hash chain", e.Session)
+		}
 		n.ID, n.Tenant = e.Session, e.Tenant
 		n.Origin = e.Created.Origin
 		n.Owner = e.Created.Owner
