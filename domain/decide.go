@@ -58,6 +58,7 @@ type (
 		Tags   map[string]string
 		Origin Origin
 		Base   Tree
+		Policy Policy
 	}
 	// ForkSession starts a new session whose history begins at a position
 	// of another; Parent is the other's state at that position.
@@ -81,8 +82,8 @@ type (
 	// ArchiveSession makes a session read-only.
 	ArchiveSession struct{}
 	// DeleteSession deletes a session; its history stays for its forks and
-	// for audit.
-	DeleteSession struct{}
+	// for audit. Tenant is the tenant's default policy.
+	DeleteSession struct{ Tenant Policy }
 	// CreateCheckpoint names a position (0: the head).
 	CreateCheckpoint struct {
 		Name     string
@@ -229,7 +230,10 @@ func decide(s *Session, cmd Command, m Meta, past Past) (*Event, error) {
 		e := newEvent(nil, SessionCreated, m)
 		e.Tenant, e.Session, e.Version = c.Tenant, c.ID, 1
 		e.Prev = nil
-		e.Created = &CreatedData{Origin: c.Origin, Owner: c.Owner, Tags: maps.Clone(c.Tags)}
+		if err := c.Policy.Validate(); err != nil {
+			return nil, err
+		}
+		e.Created = &CreatedData{Origin: c.Origin, Owner: c.Owner, Tags: maps.Clone(c.Tags), Policy: maps.Clone(c.Policy)}
 		return e, nil
 	case ForkSession:
 		p := c.Parent
@@ -252,6 +256,7 @@ func decide(s *Session, cmd Command, m Meta, past Past) (*Event, error) {
 			Origin: Origin{Parent: p.ID, Position: p.Position},
 			Owner:  c.Owner,
 			Tags:   maps.Clone(c.Tags),
+			Policy: maps.Clone(p.Policy),
 		}
 		return e, nil
 	}
@@ -263,6 +268,9 @@ func decide(s *Session, cmd Command, m Meta, past Past) (*Event, error) {
 	}
 	if m.ExpectedPosition != 0 && s.Position != m.ExpectedPosition {
 		return nil, Errorf(CodeConflict, "session is at position %d, not the expected %d", s.Position, m.ExpectedPosition)
+	}
+	if e, err, ok := decideReview(s, cmd, m); ok {
+		return e, err
 	}
 	switch c := cmd.(type) {
 	case ChangeFiles:
@@ -286,7 +294,13 @@ func decide(s *Session, cmd Command, m Meta, past Past) (*Event, error) {
 		}
 		return newEvent(s, SessionArchived, m), nil
 	case DeleteSession:
-		return newEvent(s, SessionDeleted, m), nil
+		uses, err := s.Authorize(ActionDelete, c.Tenant)
+		if err != nil {
+			return nil, err
+		}
+		e := newEvent(s, SessionDeleted, m)
+		e.Uses = uses
+		return e, nil
 	case CreateCheckpoint:
 		if err := ValidCheckpointName(c.Name); err != nil {
 			return nil, err

@@ -27,6 +27,14 @@ const (
 	CheckpointCreated EventType = "CheckpointCreated"
 	CheckpointDeleted EventType = "CheckpointDeleted"
 	SessionRestored   EventType = "SessionRestored"
+	NoteAdded         EventType = "NoteAdded"
+	NoteResolved      EventType = "NoteResolved"
+	NoteReopened      EventType = "NoteReopened"
+	ApprovalRequested EventType = "ApprovalRequested"
+	ApprovalGranted   EventType = "ApprovalGranted"
+	ApprovalDenied    EventType = "ApprovalDenied"
+	CommitCreated     EventType = "CommitCreated"
+	PolicyChanged     EventType = "PolicyChanged"
 )
 
 // EventTypes lists every event type.
@@ -34,6 +42,8 @@ var EventTypes = []EventType{
 	SessionCreated, SessionForked, FileWritten, DirectoryMade, PathRemoved, PathRenamed,
 	SymlinkCreated, BatchApplied, TagsSet, SessionArchived, SessionDeleted,
 	CheckpointCreated, CheckpointDeleted, SessionRestored,
+	NoteAdded, NoteResolved, NoteReopened, ApprovalRequested, ApprovalGranted, ApprovalDenied,
+	CommitCreated, PolicyChanged,
 }
 
 // Op kinds: the file-tree operations an event can carry.
@@ -71,6 +81,40 @@ type CreatedData struct {
 	Origin Origin            `msgpack:"origin"`
 	Owner  string            `msgpack:"owner,omitempty"`
 	Tags   map[string]string `msgpack:"tags,omitempty"`
+	Policy Policy            `msgpack:"policy,omitempty"`
+}
+
+// NoteData is the payload of NoteAdded, and names the note of NoteResolved
+// and NoteReopened.
+type NoteData struct {
+	ID        string `msgpack:"id"`
+	Body      string `msgpack:"body,omitempty"`
+	Path      string `msgpack:"path,omitempty"`
+	LineStart int    `msgpack:"ls,omitempty"`
+	LineEnd   int    `msgpack:"le,omitempty"`
+	Content   []byte `msgpack:"h,omitempty"`
+	ReplyTo   string `msgpack:"reply,omitempty"`
+}
+
+// ApprovalData is the payload of ApprovalRequested, ApprovalGranted and
+// ApprovalDenied.
+type ApprovalData struct {
+	ID       string `msgpack:"id"`
+	Reason   string `msgpack:"reason,omitempty"`
+	Group    string `msgpack:"group,omitempty"`
+	Details  []byte `msgpack:"details,omitempty"`
+	Root     []byte `msgpack:"root,omitempty"`
+	Required int    `msgpack:"required,omitempty"`
+	Comment  string `msgpack:"comment,omitempty"`
+}
+
+// CommitData is the payload of CommitCreated.
+type CommitData struct {
+	ID       string   `msgpack:"id"`
+	Position uint64   `msgpack:"pos"`
+	Message  string   `msgpack:"msg"`
+	Author   string   `msgpack:"author"`
+	Summary  *Summary `msgpack:"summary,omitempty"`
 }
 
 // CheckpointData is the payload of CheckpointCreated and CheckpointDeleted.
@@ -110,6 +154,13 @@ type Event struct {
 	Untag      []string          `msgpack:"untag,omitempty"`
 	Checkpoint *CheckpointData   `msgpack:"cp,omitempty"`
 	Restore    *RestoreData      `msgpack:"restore,omitempty"`
+	Note       *NoteData         `msgpack:"note,omitempty"`
+	Approval   *ApprovalData     `msgpack:"approval,omitempty"`
+	Commit     *CommitData       `msgpack:"commit,omitempty"`
+	Policy     Policy            `msgpack:"policy,omitempty"`
+	// Uses names the approval requests this event consumed (a commit, a
+	// delete, a policy change, a merge or a promotion they authorised).
+	Uses []string `msgpack:"uses,omitempty"`
 }
 
 // At returns the event's time.

@@ -32,6 +32,17 @@ func scenario(t *testing.T) *eventLog {
 	parent := l.sessions["s1"].head
 	l.must("f1", domain.ForkSession{ID: "f1", Owner: "bob", Parent: parent})
 	l.must("f1", one(write("fork", "1")))
+	l.must("s1", domain.Annotate{ID: "n1", Body: "why?", Path: "a/f", LineStart: 1, LineEnd: 1})
+	l.must("s1", domain.ResolveNote{ID: "n1"})
+	l.must("s1", domain.ReopenNote{ID: "n1"})
+	l.must("s1", domain.RequestApproval{ID: "r1", Reason: domain.ActionCommit, Group: "g", Details: []byte(`{"k":1}`)})
+	l.as("s1", "rev", domain.GrantApproval{ID: "r1", Comment: "ok"})
+	l.must("s1", domain.CreateCommit{ID: "c1", Message: "m", Summary: &domain.Summary{Added: 1}, Tenant: domain.Policy{domain.ActionCommit: 1}})
+	l.must("s1", domain.RequestApproval{ID: "r2", Reason: domain.ActionPolicy})
+	l.as("s1", "rev", domain.GrantApproval{ID: "r2"})
+	l.must("s1", domain.SetPolicy{Policy: domain.Policy{domain.ActionDelete: 0}})
+	l.must("s1", domain.RequestApproval{ID: "r3", Reason: "custom"})
+	l.as("s1", "rev", domain.DenyApproval{ID: "r3", Comment: "no"})
 	l.must("s1", domain.ArchiveSession{})
 	l.must("s1", domain.DeleteSession{})
 	return l

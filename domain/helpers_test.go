@@ -146,6 +146,18 @@ func (l *eventLog) execMeta(id string, cmd domain.Command, m domain.Meta) (*doma
 	return n, e, nil
 }
 
+// as is must with another actor.
+func (l *eventLog) as(id, actor string, cmd domain.Command) *domain.Session {
+	l.t.Helper()
+	m := l.meta()
+	m.Actor = actor
+	n, _, err := l.execMeta(id, cmd, m)
+	if err != nil {
+		l.t.Fatalf("Execute(%s, %#v) as %s: %v", id, cmd, actor, err)
+	}
+	return n
+}
+
 // must is exec that fails the test on a refusal.
 func (l *eventLog) must(id string, cmd domain.Command) *domain.Session {
 	l.t.Helper()

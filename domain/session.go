@@ -53,6 +53,12 @@ type Session struct {
 
 	Checkpoints map[string]Checkpoint
 
+	// Review state.
+	Notes     map[string]Annotation
+	Approvals map[string]*ApprovalRequest
+	Commits   []Commit
+	Policy    Policy
+
 	recent *recentRequest
 }
 
@@ -174,6 +180,7 @@ func (s *Session) Commit(e *Event, position uint64, hash Hash) {
 	}
 	s.LastHash = hash
 	s.remember(e.RequestID, position)
+	settleReview(s, e, position)
 }
 
 // apply folds an event into a state without checking the recorded root.
@@ -206,6 +213,7 @@ func apply(s *Session, e *Event, past Past) (*Session, error) {
 		n.Origin = e.Created.Origin
 		n.Owner = e.Created.Owner
 		n.Tags = maps.Clone(e.Created.Tags)
+		n.Policy = maps.Clone(e.Created.Policy)
 		n.Status = StatusActive
 		n.CreatedAt = e.At()
 	default:
@@ -272,7 +280,13 @@ func apply(s *Session, e *Event, past Past) (*Session, error) {
 		n.Tree = then.Tree
 	case SessionCreated, SessionForked:
 	default:
-		return nil, Errorf(CodeInternal, "unknown event type %q", e.Type)
+		ok, err := applyReview(&n, e)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, Errorf(CodeInternal, "unknown event type %q", e.Type)
+		}
 	}
 	return &n, nil
 }

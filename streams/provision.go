@@ -14,6 +14,7 @@ const (
 	EventStream    = "STRAND_EVENTS"
 	BlobStream     = "STRAND_BLOBS"
 	SnapshotBucket = "strand_snapshots"
+	TenantBucket   = "strand_tenants"
 
 	eventPrefix = "strand.ev."
 	blobPrefix  = "strand.blob."
@@ -108,6 +109,16 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 	})
 	if err != nil {
 		return fmt.Errorf("provision bucket %s: %w", SnapshotBucket, err)
+	}
+	_, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      TenantBucket,
+		Description: "Strand tenant settings (default approval policy)",
+		History:     8,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("provision bucket %s: %w", TenantBucket, err)
 	}
 	return nil
 }

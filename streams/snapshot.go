@@ -40,6 +40,11 @@ type snapshotDoc struct {
 	RecentIDs   []string          `msgpack:"rids"`
 	RecentPos   []uint64          `msgpack:"rpos"`
 	Entries     []snapEntry       `msgpack:"entries"`
+
+	Notes     map[string]domain.Annotation       `msgpack:"notes,omitempty"`
+	Approvals map[string]*domain.ApprovalRequest `msgpack:"approvals,omitempty"`
+	Commits   []domain.Commit                    `msgpack:"commits,omitempty"`
+	Policy    domain.Policy                      `msgpack:"policy,omitempty"`
 }
 
 type snapCheckpoint struct {
@@ -95,6 +100,7 @@ func encodeSnapshot(s *domain.Session) ([]byte, error) {
 		Status: string(s.Status), CreatedAt: s.CreatedAt.UnixNano(), UpdatedAt: s.UpdatedAt.UnixNano(),
 		Position: s.Position, Start: s.Start, Version: s.Version,
 		LastHash: s.LastHash.Bytes(), Root: s.Tree.Hash().Bytes(),
+		Notes: s.Notes, Approvals: s.Approvals, Commits: s.Commits, Policy: s.Policy,
 	}
 	for _, cp := range s.Checkpoints {
 		doc.Checkpoints = append(doc.Checkpoints, snapCheckpoint{
@@ -163,6 +169,24 @@ func decodeSnapshot(b []byte) (*domain.Session, error) {
 		}
 	}
 	s.RestoreRecentRequests(doc.RecentIDs, doc.RecentPos)
+	// MessagePack keeps instants, not zones: give back the UTC the events use.
+	for id, n := range doc.Notes {
+		n.CreatedAt, n.UpdatedAt = n.CreatedAt.UTC(), n.UpdatedAt.UTC()
+		doc.Notes[id] = n
+	}
+	for _, r := range doc.Approvals {
+		r.CreatedAt = r.CreatedAt.UTC()
+		for i := range r.Grants {
+			r.Grants[i].At = r.Grants[i].At.UTC()
+		}
+		if r.Denial != nil {
+			r.Denial.At = r.Denial.At.UTC()
+		}
+	}
+	for i := range doc.Commits {
+		doc.Commits[i].CreatedAt = doc.Commits[i].CreatedAt.UTC()
+	}
+	s.Notes, s.Approvals, s.Commits, s.Policy = doc.Notes, doc.Approvals, doc.Commits, doc.Policy
 	return s, nil
 }
 

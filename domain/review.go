@@ -1,0 +1,631 @@
+package domain
+
+import (
+	"encoding/json"
+	"maps"
+	"regexp"
+	"slices"
+	"sort"
+	"time"
+)
+
+// Actions that a policy can gate.
+const (
+	ActionCommit  = "commit"
+	ActionMerge   = "merge"
+	ActionPromote = "promote"
+	ActionDelete  = "delete"
+	// ActionPolicy gates changing a session's policy: it always needs at
+	// least one grant.
+	ActionPolicy = "policy"
+)
+
+// Limits on review input.
+const (
+	MaxNoteBody     = 64 * 1024
+	MaxDetailsBytes = 16 * 1024
+	MaxCommentBytes = 16 * 1024
+	MaxMessageBytes = 64 * 1024
+	MaxGrants       = 100
+)
+
+var (
+	reasonRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+	groupRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+	reviewID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
+)
+
+// Policy says how many grants each action needs. A session's policy
+// overrides its tenant's default action by action.
+type Policy map[string]int
+
+// Validate checks a policy's actions and counts.
+func (p Policy) Validate() error {
+	if len(p) > 32 {
+		return Errorf(CodeInvalidArgument, "a policy names at most 32 actions")
+	}
+	for a, n := range p {
+		if !reasonRe.MatchString(a) {
+			return Errorf(CodeInvalidArgument, "policy action %q must match [a-z][a-z0-9_]*", a)
+		}
+		if n < 0 || n > 10 {
+			return Errorf(CodeInvalidArgument, "policy for %q must need 0 to 10 grants", a)
+		}
+	}
+	return nil
+}
+
+// Merge returns the policy with overrides applied on top of p.
+func (p Policy) Merge(overrides Policy) Policy {
+	out := maps.Clone(p)
+	if out == nil {
+		out = Policy{}
+	}
+	maps.Copy(out, overrides)
+	return out
+}
+
+// Annotation is a review note on a session, a path or a line range.
+type Annotation struct {
+	ID        string
+	Actor     string
+	Body      string
+	Path      string
+	LineStart int
+	LineEnd   int
+	// Content is the hash the path held when the note was written (the
+	// content hash of a file, the Merkle hash of a directory).
+	Content    Hash
+	ReplyTo    string
+	Resolved   bool
+	ResolvedBy string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	// Position is where the note was added.
+	Position uint64
+}
+
+// Decision is a grant or a denial.
+type Decision struct {
+	Actor   string
+	Comment string
+	At      time.Time
+}
+
+// ApprovalRequest asks reviewers to allow an action on exactly the content
+// the session holds when asked.
+type ApprovalRequest struct {
+	ID        string
+	Reason    string
+	Group     string
+	Details   json.RawMessage
+	Requester string
+	// Root is the Merkle root the request is pinned to.
+	Root      Hash
+	Required  int
+	CreatedAt time.Time
+	Position  uint64
+	Grants    []Decision
+	Denial    *Decision
+	// Stale is set for good once the content changes after the request.
+	Stale bool
+	// UsedBy is the position of the event the request authorised.
+	UsedBy uint64
+}
+
+// State of an approval request.
+const (
+	ApprovalPending = "pending"
+	ApprovalGrantedState = "granted"
+	ApprovalDeniedState  = "denied"
+	ApprovalStaleState   = "stale"
+	ApprovalUsedState    = "used"
+)
+
+// State returns pending, granted, denied, stale or used.
+func (r *ApprovalRequest) State() string {
+	switch {
+	case r.UsedBy != 0:
+		return ApprovalUsedState
+	case r.Denial != nil:
+		return ApprovalDeniedState
+	case r.Stale:
+		return ApprovalStaleState
+	case len(r.Grants) >= r.Required:
+		return ApprovalGrantedState
+	}
+	return ApprovalPending
+}
+
+// Commit is a durable outcome of a session.
+type Commit struct {
+	ID        string
+	Position  uint64 // the position whose content is committed
+	Root      Hash
+	Message   string
+	Author    string
+	Summary   *Summary
+	Approvals []string
+	CreatedAt time.Time
+	// At is the position of the CommitCreated event.
+	At uint64
+}
+
+// Review commands.
+type (
+	// Annotate adds a note.
+	Annotate struct {
+		ID        string
+		Body      string
+		Path      string
+		LineStart int
+		LineEnd   int
+		ReplyTo   string
+	}
+	// ResolveNote marks a note resolved.
+	ResolveNote struct{ ID string }
+	// ReopenNote marks a resolved note open again.
+	ReopenNote struct{ ID string }
+	// RequestApproval asks for an action to be allowed on the current
+	// content.
+	RequestApproval struct {
+		ID      string
+		Reason  string
+		Group   string
+		Details json.RawMessage
+		Tenant  Policy
+	}
+	// GrantApproval allows a request.
+	GrantApproval struct{ ID, Comment string }
+	// DenyApproval refuses a request.
+	DenyApproval struct{ ID, Comment string }
+	// CreateCommit records the current content as a durable outcome.
+	CreateCommit struct {
+		ID      string
+		Message string
+		Author  string
+		Summary *Summary
+		Tenant  Policy
+	}
+	// SetPolicy changes a session's policy; it needs an approval.
+	SetPolicy struct {
+		Policy Policy
+		Tenant Policy
+	}
+)
+
+func (Annotate) command()        {}
+func (ResolveNote) command()     {}
+func (ReopenNote) command()      {}
+func (RequestApproval) command() {}
+func (GrantApproval) command()   {}
+func (DenyApproval) command()    {}
+func (CreateCommit) command()    {}
+func (SetPolicy) command()       {}
+
+// EffectivePolicy is the tenant's default overridden by the session's own.
+func (s *Session) EffectivePolicy(tenant Policy) Policy { return tenant.Merge(s.Policy) }
+
+// Required returns how many grants an action needs on this session.
+func (s *Session) Required(action string, tenant Policy) int {
+	n := s.EffectivePolicy(tenant)[action]
+	if action == ActionPolicy && n < 1 {
+		n = 1
+	}
+	return n
+}
+
+// ApprovalList returns the session's approval requests in the order they
+// were made.
+func (s *Session) ApprovalList() []*ApprovalRequest {
+	out := make([]*ApprovalRequest, 0, len(s.Approvals))
+	for _, r := range s.Approvals {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Position < out[j].Position || (out[i].Position == out[j].Position && out[i].ID < out[j].ID) })
+	return out
+}
+
+// NoteList returns the session's notes in the order they were written.
+func (s *Session) NoteList() []Annotation {
+	out := make([]Annotation, 0, len(s.Notes))
+	for _, n := range s.Notes {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Position < out[j].Position || (out[i].Position == out[j].Position && out[i].ID < out[j].ID) })
+	return out
+}
+
+// NoteOutdated reports whether the content a path note was written against
+// has changed since.
+func (s *Session) NoteOutdated(n Annotation) bool {
+	if n.Path == "" {
+		return false
+	}
+	cur := s.Tree.Lookup(n.Path)
+	if cur == nil {
+		return true
+	}
+	h := cur.Hash()
+	if cur.Kind == KindFile {
+		h = cur.Content
+	}
+	return h != n.Content
+}
+
+// Authorize finds the approvals that allow an action on the current content.
+// It fails with approval_required when there are none, or approval_stale
+// when the only ones were given for other content.
+func (s *Session) Authorize(action string, tenant Policy) ([]string, error) {
+	need := s.Required(action, tenant)
+	if need == 0 {
+		return nil, nil
+	}
+	root := s.Tree.Hash()
+	stale := false
+	for _, r := range s.ApprovalList() {
+		if r.Reason != action || r.Denial != nil || r.UsedBy != 0 {
+			continue
+		}
+		if r.Stale || r.Root != root {
+			stale = true
+			continue
+		}
+		if len(r.Grants) >= need {
+			return []string{r.ID}, nil
+		}
+	}
+	if stale {
+		return nil, Errorf(CodeApprovalStale, "the approval for %s was given for other content; request it again", action)
+	}
+	return nil, Errorf(CodeApprovalRequired, "%s needs %d grant(s) on the current content", action, need)
+}
+
+func decideReview(s *Session, cmd Command, m Meta) (*Event, error, bool) {
+	switch c := cmd.(type) {
+	case Annotate:
+		e, err := decideAnnotate(s, c, m)
+		return e, err, true
+	case ResolveNote, ReopenNote:
+		id, resolve := "", false
+		if r, ok := c.(ResolveNote); ok {
+			id, resolve = r.ID, true
+		} else {
+			id = c.(ReopenNote).ID
+		}
+		n, ok := s.Notes[id]
+		if !ok {
+			return nil, Errorf(CodeNotFound, "note %q not found", id), true
+		}
+		if n.Resolved == resolve {
+			state := "open"
+			if resolve {
+				state = "resolved"
+			}
+			return nil, Errorf(CodeConflict, "note %q is already %s", id, state), true
+		}
+		typ := NoteReopened
+		if resolve {
+			typ = NoteResolved
+		}
+		e := newEvent(s, typ, m)
+		e.Note = &NoteData{ID: id}
+		return e, nil, true
+	case RequestApproval:
+		e, err := decideRequest(s, c, m)
+		return e, err, true
+	case GrantApproval:
+		e, err := decideDecision(s, c.ID, c.Comment, m, true)
+		return e, err, true
+	case DenyApproval:
+		e, err := decideDecision(s, c.ID, c.Comment, m, false)
+		return e, err, true
+	case CreateCommit:
+		if !reviewID.MatchString(c.ID) {
+			return nil, Errorf(CodeInvalidArgument, "bad commit id"), true
+		}
+		if c.Message == "" || len(c.Message) > MaxMessageBytes {
+			return nil, Errorf(CodeInvalidArgument, "message is required and at most %d bytes", MaxMessageBytes), true
+		}
+		if len(c.Author) > MaxActorBytes {
+			return nil, Errorf(CodeInvalidArgument, "author is longer than %d bytes", MaxActorBytes), true
+		}
+		if err := s.Writable(); err != nil {
+			return nil, err, true
+		}
+		uses, err := s.Authorize(ActionCommit, c.Tenant)
+		if err != nil {
+			return nil, err, true
+		}
+		author := c.Author
+		if author == "" {
+			author = m.Actor
+		}
+		e := newEvent(s, CommitCreated, m)
+		e.Commit = &CommitData{ID: c.ID, Position: s.Position, Message: c.Message, Author: author, Summary: c.Summary}
+		e.Uses = uses
+		return e, nil, true
+	case SetPolicy:
+		if err := c.Policy.Validate(); err != nil {
+			return nil, err, true
+		}
+		uses, err := s.Authorize(ActionPolicy, c.Tenant)
+		if err != nil {
+			return nil, err, true
+		}
+		e := newEvent(s, PolicyChanged, m)
+		e.Policy = maps.Clone(c.Policy)
+		if e.Policy == nil {
+			e.Policy = Policy{}
+		}
+		e.Uses = uses
+		return e, nil, true
+	}
+	return nil, nil, false
+}
+
+func decideAnnotate(s *Session, c Annotate, m Meta) (*Event, error) {
+	if !reviewID.MatchString(c.ID) {
+		return nil, Errorf(CodeInvalidArgument, "bad note id")
+	}
+	if _, ok := s.Notes[c.ID]; ok {
+		return nil, Errorf(CodeAlreadyExists, "note %q already exists", c.ID)
+	}
+	if c.Body == "" || len(c.Body) > MaxNoteBody {
+		return nil, Errorf(CodeInvalidArgument, "body is required and at most %d bytes", MaxNoteBody)
+	}
+	d := &NoteData{ID: c.ID, Body: c.Body, ReplyTo: c.ReplyTo}
+	if c.ReplyTo != "" {
+		parent, ok := s.Notes[c.ReplyTo]
+		if !ok {
+			return nil, Errorf(CodeNotFound, "note %q to reply to not found", c.ReplyTo)
+		}
+		if c.Path == "" && c.LineStart == 0 {
+			// a reply belongs to its thread's place
+			c.Path, c.LineStart, c.LineEnd = parent.Path, parent.LineStart, parent.LineEnd
+		}
+	}
+	if c.LineStart != 0 || c.LineEnd != 0 {
+		if c.Path == "" {
+			return nil, Errorf(CodeInvalidArgument, "a line range needs a path")
+		}
+		if c.LineStart < 1 || c.LineEnd < c.LineStart {
+			return nil, Errorf(CodeInvalidArgument, "lines must be a range A-B with 1 <= A <= B")
+		}
+	}
+	if c.Path != "" {
+		p, err := CleanNonRoot(c.Path)
+		if err != nil {
+			return nil, err
+		}
+		n := s.Tree.Lookup(p)
+		if n == nil {
+			return nil, Errorf(CodeNotFound, "%q not found", p)
+		}
+		if c.LineStart != 0 && n.Kind != KindFile {
+			return nil, Errorf(CodeInvalidArgument, "a line range needs a file")
+		}
+		h := n.Hash()
+		if n.Kind == KindFile {
+			h = n.Content
+		}
+		d.Path, d.LineStart, d.LineEnd, d.Content = p, c.LineStart, c.LineEnd, h.Bytes()
+		if d.Content == nil {
+			d.Content = make([]byte, len(Hash{}))
+		}
+	}
+	e := newEvent(s, NoteAdded, m)
+	e.Note = d
+	return e, nil
+}
+
+func decideRequest(s *Session, c RequestApproval, m Meta) (*Event, error) {
+	if !reviewID.MatchString(c.ID) {
+		return nil, Errorf(CodeInvalidArgument, "bad request id")
+	}
+	if _, ok := s.Approvals[c.ID]; ok {
+		return nil, Errorf(CodeAlreadyExists, "approval request %q already exists", c.ID)
+	}
+	if !reasonRe.MatchString(c.Reason) {
+		return nil, Errorf(CodeInvalidArgument, "reason must be commit, merge, promote, delete or a code matching [a-z][a-z0-9_]*")
+	}
+	group := c.Group
+	if group == "" {
+		group = "default"
+	}
+	if !groupRe.MatchString(group) {
+		return nil, Errorf(CodeInvalidArgument, "group must match [A-Za-z0-9][A-Za-z0-9_-]*")
+	}
+	if len(c.Details) > MaxDetailsBytes {
+		return nil, Errorf(CodeInvalidArgument, "details are larger than %d bytes", MaxDetailsBytes)
+	}
+	if len(c.Details) > 0 && !json.Valid(c.Details) {
+		return nil, Errorf(CodeInvalidArgument, "details must be JSON")
+	}
+	if err := s.Writable(); err != nil {
+		return nil, err
+	}
+	e := newEvent(s, ApprovalRequested, m)
+	e.Approval = &ApprovalData{
+		ID: c.ID, Reason: c.Reason, Group: group, Details: c.Details,
+		Root: s.Tree.Hash().Bytes(), Required: max(s.Required(c.Reason, c.Tenant), 1),
+	}
+	if e.Approval.Root == nil {
+		e.Approval.Root = make([]byte, len(Hash{}))
+	}
+	return e, nil
+}
+
+func decideDecision(s *Session, id, comment string, m Meta, grant bool) (*Event, error) {
+	r, ok := s.Approvals[id]
+	if !ok {
+		return nil, Errorf(CodeNotFound, "approval request %q not found", id)
+	}
+	if len(comment) > MaxCommentBytes {
+		return nil, Errorf(CodeInvalidArgument, "comment is longer than %d bytes", MaxCommentBytes)
+	}
+	if m.Actor == r.Requester {
+		return nil, Errorf(CodeForbidden, "the requester cannot decide their own request")
+	}
+	switch r.State() {
+	case ApprovalStaleState:
+		return nil, Errorf(CodeApprovalStale, "the content changed after request %q; it can no longer be decided", id)
+	case ApprovalDeniedState, ApprovalUsedState:
+		return nil, Errorf(CodeConflict, "request %q is already %s", id, r.State())
+	}
+	if r.Root != s.Tree.Hash() {
+		return nil, Errorf(CodeApprovalStale, "the content changed after request %q", id)
+	}
+	for _, g := range r.Grants {
+		if g.Actor == m.Actor {
+			return nil, Errorf(CodeAlreadyExists, "%s already granted request %q", m.Actor, id)
+		}
+	}
+	if grant && len(r.Grants) >= MaxGrants {
+		return nil, Errorf(CodeConflict, "request %q has the most grants it can hold", id)
+	}
+	typ := ApprovalDenied
+	if grant {
+		typ = ApprovalGranted
+	}
+	e := newEvent(s, typ, m)
+	e.Approval = &ApprovalData{ID: id, Comment: comment}
+	return e, nil
+}
+
+// applyReview folds a review event; ok is false for other events.
+func applyReview(n *Session, e *Event) (bool, error) {
+	switch e.Type {
+	case NoteAdded, NoteResolved, NoteReopened:
+		if e.Note == nil {
+			return true, Errorf(CodeInternal, "%s without payload", e.Type)
+		}
+		notes := maps.Clone(n.Notes)
+		if notes == nil {
+			notes = map[string]Annotation{}
+		}
+		d := e.Note
+		switch e.Type {
+		case NoteAdded:
+			h, _ := HashFromBytes(d.Content)
+			notes[d.ID] = Annotation{
+				ID: d.ID, Actor: e.Actor, Body: d.Body, Path: d.Path, LineStart: d.LineStart, LineEnd: d.LineEnd,
+				Content: h, ReplyTo: d.ReplyTo, CreatedAt: e.At(), UpdatedAt: e.At(),
+			}
+		default:
+			a, ok := notes[d.ID]
+			if !ok {
+				return true, Errorf(CodeInternal, "%s of unknown note %q", e.Type, d.ID)
+			}
+			a.Resolved = e.Type == NoteResolved
+			a.ResolvedBy = ""
+			if a.Resolved {
+				a.ResolvedBy = e.Actor
+			}
+			a.UpdatedAt = e.At()
+			notes[d.ID] = a
+		}
+		n.Notes = notes
+		return true, nil
+	case ApprovalRequested, ApprovalGranted, ApprovalDenied:
+		if e.Approval == nil {
+			return true, Errorf(CodeInternal, "%s without payload", e.Type)
+		}
+		reqs := maps.Clone(n.Approvals)
+		if reqs == nil {
+			reqs = map[string]*ApprovalRequest{}
+		}
+		d := e.Approval
+		if e.Type == ApprovalRequested {
+			root, _ := HashFromBytes(d.Root)
+			reqs[d.ID] = &ApprovalRequest{
+				ID: d.ID, Reason: d.Reason, Group: d.Group, Details: json.RawMessage(d.Details), Requester: e.Actor,
+				Root: root, Required: d.Required, CreatedAt: e.At(),
+			}
+		} else {
+			old, ok := reqs[d.ID]
+			if !ok {
+				return true, Errorf(CodeInternal, "%s of unknown request %q", e.Type, d.ID)
+			}
+			r := *old
+			dec := Decision{Actor: e.Actor, Comment: d.Comment, At: e.At()}
+			if e.Type == ApprovalGranted {
+				r.Grants = append(slices.Clone(r.Grants), dec)
+			} else {
+				r.Denial = &dec
+			}
+			reqs[d.ID] = &r
+		}
+		n.Approvals = reqs
+		return true, nil
+	case CommitCreated:
+		if e.Commit == nil {
+			return true, Errorf(CodeInternal, "%s without payload", e.Type)
+		}
+		c := e.Commit
+		n.Commits = append(slices.Clip(n.Commits), Commit{
+			ID: c.ID, Position: c.Position, Root: n.Tree.Hash(), Message: c.Message, Author: c.Author,
+			Summary: c.Summary, Approvals: e.Uses, CreatedAt: e.At(),
+		})
+		return true, nil
+	case PolicyChanged:
+		n.Policy = maps.Clone(e.Policy)
+		return true, nil
+	}
+	return false, nil
+}
+
+// settleReview runs after every event: it records the position of new
+// notes, requests and commits, marks the approvals an event used, marks
+// requests stale when the content moved away from what they were pinned
+// to, and derives the pending_approval status.
+func settleReview(n *Session, e *Event, position uint64) {
+	if e.Type == NoteAdded && e.Note != nil {
+		if a, ok := n.Notes[e.Note.ID]; ok && a.Position == 0 {
+			a.Position = position
+			n.Notes[e.Note.ID] = a
+		}
+	}
+	if e.Type == ApprovalRequested && e.Approval != nil {
+		if r, ok := n.Approvals[e.Approval.ID]; ok && r.Position == 0 {
+			r.Position = position
+		}
+	}
+	if e.Type == CommitCreated && len(n.Commits) > 0 {
+		if c := &n.Commits[len(n.Commits)-1]; c.At == 0 {
+			c.At = position
+		}
+	}
+	root := n.Tree.Hash()
+	var changed map[string]*ApprovalRequest
+	touch := func(id string) *ApprovalRequest {
+		if changed == nil {
+			changed = maps.Clone(n.Approvals)
+		}
+		r := *changed[id]
+		changed[id] = &r
+		return &r
+	}
+	for _, id := range e.Uses {
+		if r, ok := n.Approvals[id]; ok && r.UsedBy == 0 {
+			touch(id).UsedBy = position
+		}
+	}
+	for id, r := range n.Approvals {
+		if !r.Stale && r.UsedBy == 0 && r.Denial == nil && r.Root != root {
+			touch(id).Stale = true
+		}
+	}
+	if changed != nil {
+		n.Approvals = changed
+	}
+	if n.Status == StatusActive || n.Status == StatusPendingApproval {
+		n.Status = StatusActive
+		for _, r := range n.Approvals {
+			if r.State() == ApprovalPending {
+				n.Status = StatusPendingApproval
+				break
+			}
+		}
+	}
+}
