@@ -115,7 +115,7 @@ type ApprovalRequest struct {
 
 // State of an approval request.
 const (
-	ApprovalPending = "pending"
+	ApprovalPending      = "pending"
 	ApprovalGrantedState = "granted"
 	ApprovalDeniedState  = "denied"
 	ApprovalStaleState   = "stale"
@@ -222,7 +222,9 @@ func (s *Session) ApprovalList() []*ApprovalRequest {
 	for _, r := range s.Approvals {
 		out = append(out, r)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Position < out[j].Position || (out[i].Position == out[j].Position && out[i].ID < out[j].ID) })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Position < out[j].Position || (out[i].Position == out[j].Position && out[i].ID < out[j].ID)
+	})
 	return out
 }
 
@@ -232,7 +234,9 @@ func (s *Session) NoteList() []Annotation {
 	for _, n := range s.Notes {
 		out = append(out, n)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Position < out[j].Position || (out[i].Position == out[j].Position && out[i].ID < out[j].ID) })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Position < out[j].Position || (out[i].Position == out[j].Position && out[i].ID < out[j].ID)
+	})
 	return out
 }
 

@@ -187,3 +187,48 @@ func TestSession_Notes(t *testing.T) {
 		t.Fatalf("replay: %v", err)
 	}
 }
+
+func TestSummarize(t *testing.T) {
+	files := map[domain.Hash][]byte{}
+	put := func(s string) (domain.Hash, int64) {
+		h := domain.Sum([]byte(s))
+		files[h] = []byte(s)
+		return h, int64(len(s))
+	}
+	file := func(s string) *domain.Node {
+		h, n := put(s)
+		return domain.NewFile(h, n, 0o644, nil)
+	}
+	base := domain.Tree{}
+	var err error
+	for p, c := range map[string]string{"src/a.go": "a\nb\nc\n", "src/old.go": "x\n", "docs/r.md": "keep\n", "bin/blob": "\x00\x01"} {
+		if base, err = base.Put(p, file(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head := base
+	head, _ = head.Put("src/a.go", file("a\nB\nc\nd\n")) // +2 -1
+	head = head.Delete("src/old.go")                     // -1
+	head, _ = head.Put("src/new.go", file("n1\nn2\n"))   // +2
+	node := base.Lookup("docs/r.md")
+	head = head.Delete("docs/r.md")
+	head, _ = head.Put("docs/readme.md", node) // rename
+	head, _ = head.Put("bin/blob", file("\x00\x02\x03"))
+	content := func(h domain.Hash) ([]byte, error) { return files[h], nil }
+	got, err := domain.Summarize(domain.Diff(base, head), content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := domain.Summary{Added: 1, Modified: 2, Deleted: 1, Renamed: 1, LinesAdded: 4, LinesRemoved: 2, SizeDelta: 2 + 6 - 2 + 1, BinaryFiles: 1}
+	if got.Added != want.Added || got.Modified != want.Modified || got.Deleted != want.Deleted || got.Renamed != want.Renamed ||
+		got.LinesAdded != want.LinesAdded || got.LinesRemoved != want.LinesRemoved || got.SizeDelta != want.SizeDelta || got.BinaryFiles != want.BinaryFiles {
+		t.Fatalf("Summarize: got %+v, want %+v", *got, want)
+	}
+	if len(got.TopDirs) == 0 || got.TopDirs[0].Dir != "src" || got.TopDirs[0].Changes != 3 {
+		t.Fatalf("top dirs: %+v", got.TopDirs)
+	}
+	again, _ := domain.Summarize(domain.Diff(base, head), content)
+	if len(again.TopDirs) != len(got.TopDirs) || again.TopDirs[1] != got.TopDirs[1] {
+		t.Fatalf("not deterministic: %+v vs %+v", again, got)
+	}
+}

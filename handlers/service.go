@@ -36,14 +36,29 @@ const HeaderActor = "Strand-Actor"
 // SubjectPrefix starts every request subject: strand.v1.<tenant>.<area>.<verb>.
 const SubjectPrefix = "strand.v1."
 
-// Subject returns the request subject of an endpoint for a tenant.
+// Subject returns the request subject of an endpoint for a tenant. An
+// endpoint without a verb (diff) answers on strand.v1.<tenant>.<area>.
 func Subject(tenant, area, verb string) string {
-	return SubjectPrefix + tenant + "." + area + "." + verb
+	return SubjectPrefix + tenant + "." + endpointPath(area, verb)
 }
 
-// Lister answers session.list from a read model.
+func endpointPath(area, verb string) string {
+	if verb == "" {
+		return area
+	}
+	return area + "." + verb
+}
+
+// Lister answers session.list from a read model, and finds the session of
+// a commit id.
 type Lister interface {
 	ListSessions(ctx context.Context, tenant string, req ListSessionsRequest) (ListSessionsReply, error)
+	CommitSession(ctx context.Context, tenant, commit string) (string, error)
+}
+
+// Reviews answers review.pending for a whole tenant from a read model.
+type Reviews interface {
+	PendingReviews(ctx context.Context, tenant, group string) (PendingReply, error)
 }
 
 // Options configure a Service.
@@ -61,6 +76,8 @@ type Options struct {
 	Timeout time.Duration
 	// Lister serves session.list; nil means the list comes from the stream.
 	Lister Lister
+	// Reviews serves the tenant-wide review queue.
+	Reviews Reviews
 }
 
 // Service is the request/reply surface.
@@ -140,11 +157,27 @@ func (s *Service) endpoints() []endpoint {
 		{"checkpoint", "create", s.checkpointCreate},
 		{"checkpoint", "list", s.checkpointList},
 		{"checkpoint", "delete", s.checkpointDelete},
+		{"diff", "", s.diff},
+		{"review", "annotate", s.reviewAnnotate},
+		{"review", "notes", s.reviewNotes},
+		{"review", "resolve", s.reviewResolve},
+		{"review", "reopen", s.reviewReopen},
+		{"review", "request", s.reviewRequest},
+		{"review", "grant", s.reviewGrant},
+		{"review", "deny", s.reviewDeny},
+		{"review", "pending", s.reviewPending},
+		{"policy", "get", s.policyGet},
+		{"policy", "set", s.policySet},
+		{"commit", "create", s.commitCreate},
+		{"commit", "list", s.commitList},
+		{"commit", "get", s.commitGet},
+		{"commit", "summary", s.commitSummary},
 	}
 }
 
 // Start registers the micro service and its endpoints on a connection.
 func (s *Service) Start(nc *nats.Conn) error {
+	s.nc = nc // before any endpoint exists: handlers reply on it
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
 		Version:     Version,
@@ -155,15 +188,16 @@ func (s *Service) Start(nc *nats.Conn) error {
 		return fmt.Errorf("add micro service: %w", err)
 	}
 	for _, ep := range s.endpoints() {
-		subject := SubjectPrefix + "*." + ep.area + "." + ep.verb
-		name := ep.area + "_" + ep.verb
+		path := endpointPath(ep.area, ep.verb)
+		subject := SubjectPrefix + "*." + path
+		name := strings.ReplaceAll(path, ".", "_")
 		if err := svc.AddEndpoint(name, s.dispatch(ep.fn), micro.WithEndpointSubject(subject),
-			micro.WithEndpointMetadata(map[string]string{"subject": SubjectPrefix + "<tenant>." + ep.area + "." + ep.verb})); err != nil {
+			micro.WithEndpointMetadata(map[string]string{"subject": SubjectPrefix + "<tenant>." + path})); err != nil {
 			_ = svc.Stop()
 			return fmt.Errorf("add endpoint %s: %w", name, err)
 		}
 	}
-	s.svc, s.nc = svc, nc
+	s.svc = svc
 	return nil
 }
 
@@ -223,14 +257,40 @@ func (s *Service) handle(r micro.Request, fn handlerFunc) {
 		if code == domain.CodeInternal {
 			s.opts.Log.Error("request failed", "subject", r.Subject(), "err", err)
 		}
-		status, desc, body := errorReply(err)
-		if rerr := r.Error(status, desc, body, micro.WithHeaders(micro.Headers{"Content-Type": []string{"application/json"}})); rerr != nil {
-			s.opts.Log.Warn("reply failed", "subject", r.Subject(), "err", rerr)
-		}
+		s.respondError(r, err)
 		return
 	}
-	if rerr := r.RespondJSON(reply); rerr != nil {
-		s.opts.Log.Warn("reply failed", "subject", r.Subject(), "err", rerr)
+	body, err := json.Marshal(reply)
+	if err != nil {
+		s.opts.Log.Error("request failed", "subject", r.Subject(), "err", fmt.Errorf("encode reply: %w", err))
+		s.respondError(r, domain.ErrInternal)
+		return
+	}
+	s.respond(r, nats.Header{"Content-Type": []string{"application/json"}}, body)
+}
+
+// respondError answers r with the micro error headers and the JSON error body.
+func (s *Service) respondError(r micro.Request, err error) {
+	status, desc, body := errorReply(err)
+	s.respond(r, nats.Header{
+		micro.ErrorHeader:     []string{desc},
+		micro.ErrorCodeHeader: []string{status},
+		"Content-Type":        []string{"application/json"},
+	}, body)
+}
+
+// respond publishes the reply to r itself rather than through r.Respond or
+// r.Error: those record the outcome in the micro request, which micro's
+// subscription goroutine reads as soon as the handler returns, and dispatch
+// returns before the work is done, so that was a data race. The wire format
+// is the same; micro's per-endpoint error count and processing time do not
+// see these replies (its request counts are right).
+func (s *Service) respond(r micro.Request, h nats.Header, body []byte) {
+	if r.Reply() == "" {
+		return
+	}
+	if err := s.nc.PublishMsg(&nats.Msg{Subject: r.Reply(), Header: h, Data: body}); err != nil {
+		s.opts.Log.Warn("reply failed", "subject", r.Subject(), "err", err)
 	}
 }
 

@@ -46,7 +46,7 @@ func (s *Service) sessionCreate(c *call) (any, error) {
 		return nil, domain.Errorf(domain.CodeInvalidArgument, "owner is longer than %d bytes", domain.MaxActorBytes)
 	}
 	res, err := s.store.Create(c.ctx, meta, domain.CreateSession{
-		ID: s.opts.NewID(), Tenant: c.tenant, Owner: owner, Tags: req.Tags,
+		ID: s.opts.NewID(), Tenant: c.tenant, Owner: owner, Tags: req.Tags, Policy: req.Policy,
 	})
 	if err != nil {
 		return nil, err
@@ -55,7 +55,8 @@ func (s *Service) sessionCreate(c *call) (any, error) {
 }
 
 // resolveAt turns an At into a position of the session: a number is a
-// position, anything else a checkpoint name looked up at the head.
+// position, anything else a commit id or a checkpoint name looked up at the
+// head (commit ids first).
 func (c *call) resolveAt(id string, at At) (*domain.Session, error) {
 	st := c.svc.store
 	if at == "" {
@@ -81,6 +82,11 @@ func (c *call) resolveAt(id string, at At) (*domain.Session, error) {
 	head, err := st.Head(c.ctx, c.tenant, id)
 	if err != nil {
 		return nil, err
+	}
+	for _, cm := range head.Commits {
+		if cm.ID == string(at) {
+			return st.At(c.ctx, c.tenant, id, cm.Position)
+		}
 	}
 	cp, ok := head.Checkpoints[string(at)]
 	if !ok {
@@ -123,7 +129,11 @@ func (s *Service) sessionArchive(c *call) (any, error) {
 }
 
 func (s *Service) sessionDelete(c *call) (any, error) {
-	return s.sessionSimple(c, func() domain.Command { return domain.DeleteSession{} })
+	tp, err := c.tenantPolicy()
+	if err != nil {
+		return nil, err
+	}
+	return s.sessionSimple(c, func() domain.Command { return domain.DeleteSession{Tenant: tp} })
 }
 
 func (s *Service) sessionSimple(c *call, cmd func() domain.Command) (any, error) {

@@ -172,6 +172,11 @@ func (s *Service) checkpointDelete(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if old.Name == "" && res.Event != nil && res.Event.Checkpoint != nil {
+		// A retry answered from the stored event: build did not run, and the
+		// state after the event no longer holds the checkpoint.
+		old = domain.Checkpoint{Name: res.Event.Checkpoint.Name}
+	}
 	return CheckpointReply{Checkpoint: checkpointView(old), Position: res.Position, Replayed: res.Replayed}, nil
 }
 

@@ -88,6 +88,9 @@ type CreateSessionRequest struct {
 	Tags     map[string]string `json:"tags,omitempty"`
 	Source   string            `json:"source,omitempty"`
 	Revision uint64            `json:"revision,omitempty"`
+	// Policy is the session's own approval policy (action: grants); it
+	// overrides the tenant's default and later changes need an approval.
+	Policy domain.Policy `json:"policy,omitempty"`
 }
 
 // SessionRequest names a session in a mutating request (archive, delete).

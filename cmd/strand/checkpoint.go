@@ -23,7 +23,7 @@ func (m *Main) printf(format string, args ...any) { fmt.Fprintf(m.Stdout, format
 func (m *Main) checkpointCreate(ctx context.Context, _ *globals, args []string) error {
 	var note, at string
 	var mf mutationFlags
-	g, pos, err := m.connect("checkpoint create", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.parseArgs("checkpoint create", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&note, "note", "", "a note")
 		fs.StringVar(&at, "at", "", "name this position instead of the head")
 		mf.declare(fs)
@@ -31,10 +31,13 @@ func (m *Main) checkpointCreate(ctx context.Context, _ *globals, args []string) 
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	if err := need(pos, 2, "checkpoint create SESSION NAME [--note TEXT]"); err != nil {
 		return err
 	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
 	r, err := g.client.CreateCheckpoint(ctx, handlers.CheckpointRequest{Mutation: mf.mutation(), Session: pos[0], Name: pos[1], Note: note, At: handlers.At(at)})
 	if err != nil {
 		return err
@@ -48,16 +51,19 @@ func (m *Main) checkpointCreate(ctx context.Context, _ *globals, args []string) 
 
 func (m *Main) checkpointList(ctx context.Context, _ *globals, args []string) error {
 	var at string
-	g, pos, err := m.connect("checkpoint list", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.parseArgs("checkpoint list", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&at, "at", "", "as of this position")
 	})
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	if err := need(pos, 1, "checkpoint list SESSION"); err != nil {
 		return err
 	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
 	r, err := g.client.ListCheckpoints(ctx, handlers.CheckpointListRequest{Session: pos[0], At: handlers.At(at)})
 	if err != nil {
 		return err
@@ -75,14 +81,17 @@ func (m *Main) checkpointList(ctx context.Context, _ *globals, args []string) er
 
 func (m *Main) checkpointRm(ctx context.Context, _ *globals, args []string) error {
 	var mf mutationFlags
-	g, pos, err := m.connect("checkpoint rm", args, mf.declare)
+	g, pos, err := m.parseArgs("checkpoint rm", args, mf.declare)
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	if err := need(pos, 2, "checkpoint rm SESSION NAME"); err != nil {
 		return err
 	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
 	r, err := g.client.DeleteCheckpoint(ctx, handlers.CheckpointRequest{Mutation: mf.mutation(), Session: pos[0], Name: pos[1]})
 	if err != nil {
 		return err

@@ -75,17 +75,24 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	switch args[0] {
 	case "serve":
 		err = m.runServe(ctx, args[1:])
+	case "bench":
+		err = m.runBench(ctx, args[1:])
 	case "events":
 		err = m.runCommand(ctx, command{name: "events", run: (*Main).cmdEvents}, args[1:])
+	case "diff":
+		err = m.runCommand(ctx, command{name: "diff", run: (*Main).cmdDiff}, args[1:])
 	default:
 		cmds, ok := groups[args[0]]
 		if !ok {
 			err = usagef("unknown command %q (see strand help)", args[0])
 			break
 		}
-		if len(args) < 2 || args[1] == "-h" || args[1] == "--help" {
+		if len(args) < 2 || args[1] == "-h" || args[1] == "--help" || args[1] == "help" {
 			m.groupUsage(args[0])
-			return exitUsage
+			if len(args) < 2 {
+				return exitUsage
+			}
+			return exitOK
 		}
 		var found *command
 		for i := range cmds {
@@ -112,7 +119,8 @@ func (m *Main) report(err error) int {
 		return exitUsage
 	}
 	if errors.Is(err, flag.ErrHelp) {
-		return exitUsage
+		// Asked for with -h: the flags were printed, and that is no error.
+		return exitOK
 	}
 	code := handlers.ErrorCode(err)
 	msg := err.Error()
@@ -142,7 +150,9 @@ Groups:`)
 	for _, g := range names {
 		fmt.Fprintf(m.Stdout, "  %-12s %s\n", g, groupHelp[g])
 	}
-	fmt.Fprintln(m.Stdout, `  events       strand events SESSION [--at AT] [--from POS] [--limit N]
+	fmt.Fprintln(m.Stdout, `  diff         strand diff [FROM_SESSION[@AT]] SESSION[@AT] [--path P] [--context N]
+  bench        strand bench [--quick] [--json] [--nats URLS] [--rows r1,r2]
+  events       strand events SESSION [--at AT] [--from POS] [--limit N]
 
 Global flags (anywhere on the line):
   --server URL    NATS server (env STRAND_SERVER, default nats://127.0.0.1:4222)
@@ -169,7 +179,11 @@ type globals struct {
 }
 
 func (m *Main) env(k, def string) string {
-	if v := m.Getenv(k); v != "" {
+	getenv := m.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if v := getenv(k); v != "" {
 		return v
 	}
 	return def
@@ -192,7 +206,11 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			// The flag package has printed the problem and the flags.
+			return nil, &usageError{err.Error()}
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -210,8 +228,11 @@ func (m *Main) runCommand(ctx context.Context, c command, args []string) error {
 	return c.run(m, ctx, nil, args)
 }
 
-// connect parses the command line with the command's flags and connects.
-func (m *Main) connect(name string, args []string, declare func(fs *flag.FlagSet)) (*globals, []string, error) {
+// parseArgs parses the command line with the command's flags. It does not
+// connect, so that a mistake in the command line is reported as one (exit 2)
+// whether or not a server is reachable; call dial once the arguments are
+// checked.
+func (m *Main) parseArgs(name string, args []string, declare func(fs *flag.FlagSet)) (*globals, []string, error) {
 	fs, g := m.newFlags(name)
 	if declare != nil {
 		declare(fs)
@@ -223,15 +244,34 @@ func (m *Main) connect(name string, args []string, declare func(fs *flag.FlagSet
 	if err := domain.ValidTenant(g.tenant); err != nil {
 		return nil, nil, usagef("--tenant: %s", domain.ErrorMessage(err))
 	}
+	return g, pos, nil
+}
+
+// connect is parseArgs followed by dial. Prefer parseArgs, then the checks of
+// the positional arguments, then dial: a mistake in the command line is then
+// reported as one (exit 2) even when no server is reachable.
+func (m *Main) connect(name string, args []string, declare func(fs *flag.FlagSet)) (*globals, []string, error) {
+	g, pos, err := m.parseArgs(name, args, declare)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := g.dial(); err != nil {
+		return nil, nil, err
+	}
+	return g, pos, nil
+}
+
+// dial connects to the server and makes the client.
+func (g *globals) dial() error {
 	nc, err := nats.Connect(g.server, nats.Name("strand-cli"), nats.Timeout(5*time.Second))
 	if err != nil {
-		return nil, nil, &handlers.Error{Code: domain.CodeUnavailable, Message: fmt.Sprintf("connect to %s: %v", g.server, err)}
+		return &handlers.Error{Code: domain.CodeUnavailable, Message: fmt.Sprintf("connect to %s: %v", g.server, err)}
 	}
 	g.nc = nc
 	g.client = handlers.NewClient(nc, g.tenant)
 	g.client.Actor = g.actor
 	g.client.Timeout = g.timeout
-	return g, pos, nil
+	return nil
 }
 
 func (g *globals) close() {

@@ -14,7 +14,7 @@ func (m *Main) cmdEvents(ctx context.Context, _ *globals, args []string) error {
 	var at string
 	var from uint64
 	var limit int
-	g, pos, err := m.connect("events", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.parseArgs("events", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&at, "at", "", "list up to this position or checkpoint")
 		fs.Uint64Var(&from, "from", 0, "first position to list")
 		fs.IntVar(&limit, "limit", 0, "events per page (default 100)")
@@ -22,7 +22,6 @@ func (m *Main) cmdEvents(ctx context.Context, _ *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	if err := need(pos, 1, "events SESSION [--at AT] [--from POS]"); err != nil {
 		return err
 	}
@@ -30,6 +29,10 @@ func (m *Main) cmdEvents(ctx context.Context, _ *globals, args []string) error {
 	if at != "" {
 		a = handlers.At(at)
 	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
 	r, err := g.client.Events(ctx, handlers.EventsRequest{Session: id, From: from, At: a, Limit: limit})
 	if err != nil {
 		return err

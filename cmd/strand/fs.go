@@ -47,7 +47,7 @@ func (m *Main) printChange(g *globals, r handlers.ChangeReply) error {
 func (m *Main) fsLs(ctx context.Context, _ *globals, args []string) error {
 	var at, after string
 	var limit int
-	g, pos, err := m.connect("fs ls", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.parseArgs("fs ls", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&at, "at", "", "a position or checkpoint name")
 		fs.StringVar(&after, "after", "", "start after this path (the cursor of the previous page)")
 		fs.IntVar(&limit, "limit", 0, "page size")
@@ -55,7 +55,6 @@ func (m *Main) fsLs(ctx context.Context, _ *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	if len(pos) < 1 || len(pos) > 2 {
 		return usagef("usage: strand fs ls SESSION [PREFIX] [--at AT]")
 	}
@@ -67,6 +66,10 @@ func (m *Main) fsLs(ctx context.Context, _ *globals, args []string) error {
 	if len(pos) == 2 {
 		req.Prefix = pos[1]
 	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
 	r, err := g.client.Manifest(ctx, req)
 	if err != nil {
 		return err
@@ -102,13 +105,12 @@ func (m *Main) fsLs(ctx context.Context, _ *globals, args []string) error {
 
 func (m *Main) fsCat(ctx context.Context, _ *globals, args []string) error {
 	var at string
-	g, pos, err := m.connect("fs cat", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.parseArgs("fs cat", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&at, "at", "", "a position or checkpoint name")
 	})
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	if err := need(pos, 2, "fs cat SESSION PATH [--at AT]"); err != nil {
 		return err
 	}
@@ -116,6 +118,10 @@ func (m *Main) fsCat(ctx context.Context, _ *globals, args []string) error {
 	if at != "" {
 		a = handlers.At(at)
 	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
 	data, r, err := g.client.ReadAll(ctx, id, pos[1], a)
 	if err != nil {
 		return err
@@ -130,7 +136,7 @@ func (m *Main) fsCat(ctx context.Context, _ *globals, args []string) error {
 func (m *Main) fsWrite(ctx context.Context, _ *globals, args []string) error {
 	var from, mode, expect string
 	var mf mutationFlags
-	g, pos, err := m.connect("fs write", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.parseArgs("fs write", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&from, "from", "", "read the content from this file (default: standard input)")
 		fs.StringVar(&mode, "mode", "", "permission bits in octal (default 644, or the file's current mode)")
 		fs.StringVar(&expect, "expect-hash", "", "refuse unless the path holds this content hash (or \"absent\")")
@@ -139,7 +145,6 @@ func (m *Main) fsWrite(ctx context.Context, _ *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	if err := need(pos, 2, "fs write SESSION PATH [--from FILE]"); err != nil {
 		return err
 	}
@@ -151,6 +156,10 @@ func (m *Main) fsWrite(ctx context.Context, _ *globals, args []string) error {
 	if err != nil {
 		return fmt.Errorf("read content: %w", err)
 	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
 	r, err := g.client.Write(ctx, handlers.WriteRequest{Mutation: mf.mutation(), Session: pos[0], Path: pos[1], Content: data, Mode: md, ExpectedHash: expect})
 	if err != nil {
 		return err
@@ -161,14 +170,13 @@ func (m *Main) fsWrite(ctx context.Context, _ *globals, args []string) error {
 func (m *Main) fsMkdir(ctx context.Context, _ *globals, args []string) error {
 	var mode string
 	var mf mutationFlags
-	g, pos, err := m.connect("fs mkdir", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.parseArgs("fs mkdir", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&mode, "mode", "", "permission bits in octal (default 755)")
 		mf.declare(fs)
 	})
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	if err := need(pos, 2, "fs mkdir SESSION PATH"); err != nil {
 		return err
 	}
@@ -176,6 +184,10 @@ func (m *Main) fsMkdir(ctx context.Context, _ *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
 	r, err := g.client.Mkdir(ctx, handlers.MkdirRequest{Mutation: mf.mutation(), Session: pos[0], Path: pos[1], Mode: md})
 	if err != nil {
 		return err
@@ -187,7 +199,7 @@ func (m *Main) fsRm(ctx context.Context, _ *globals, args []string) error {
 	var recursive bool
 	var expect string
 	var mf mutationFlags
-	g, pos, err := m.connect("fs rm", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.parseArgs("fs rm", args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&recursive, "r", false, "remove a directory and everything below it")
 		fs.StringVar(&expect, "expect-hash", "", "refuse unless the path holds this hash")
 		mf.declare(fs)
@@ -195,10 +207,13 @@ func (m *Main) fsRm(ctx context.Context, _ *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	if err := need(pos, 2, "fs rm [-r] SESSION PATH"); err != nil {
 		return err
 	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
 	r, err := g.client.Remove(ctx, handlers.RemoveRequest{Mutation: mf.mutation(), Session: pos[0], Path: pos[1], Recursive: recursive, ExpectedHash: expect})
 	if err != nil {
 		return err
@@ -208,14 +223,17 @@ func (m *Main) fsRm(ctx context.Context, _ *globals, args []string) error {
 
 func (m *Main) fsMv(ctx context.Context, _ *globals, args []string) error {
 	var mf mutationFlags
-	g, pos, err := m.connect("fs mv", args, mf.declare)
+	g, pos, err := m.parseArgs("fs mv", args, mf.declare)
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	if err := need(pos, 3, "fs mv SESSION SRC DST"); err != nil {
 		return err
 	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
 	r, err := g.client.Rename(ctx, handlers.RenameRequest{Mutation: mf.mutation(), Session: pos[0], From: pos[1], To: pos[2]})
 	if err != nil {
 		return err
@@ -225,14 +243,17 @@ func (m *Main) fsMv(ctx context.Context, _ *globals, args []string) error {
 
 func (m *Main) fsLn(ctx context.Context, _ *globals, args []string) error {
 	var mf mutationFlags
-	g, pos, err := m.connect("fs ln", args, mf.declare)
+	g, pos, err := m.parseArgs("fs ln", args, mf.declare)
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	if err := need(pos, 3, "fs ln SESSION TARGET LINK"); err != nil {
 		return err
 	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
 	r, err := g.client.Symlink(ctx, handlers.SymlinkRequest{Mutation: mf.mutation(), Session: pos[0], Target: pos[1], Path: pos[2]})
 	if err != nil {
 		return err

@@ -102,9 +102,15 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer views.Stop()
-	svc := handlers.NewService(store, handlers.Options{Log: log, Lister: sessionLister{views}})
+	svc := handlers.NewService(store, handlers.Options{Log: log, Lister: sessionLister{views}, Reviews: sessionLister{views}})
 	if err := svc.Start(nc); err != nil {
 		return err
+	}
+	// The endpoints' subscriptions reach the server asynchronously; a round
+	// trip makes sure they are in place before we say that we serve, or a
+	// client that acts on "serving on" may find no responders.
+	if err := nc.FlushTimeout(30 * time.Second); err != nil {
+		return fmt.Errorf("register endpoints: %w", err)
 	}
 	where := strings.TrimSpace(url)
 	if emb != nil {
@@ -145,6 +151,28 @@ func (l sessionLister) ListSessions(ctx context.Context, tenant string, req hand
 			sv.Origin = &handlers.OriginView{Source: o.Source, Revision: o.Revision, Parent: o.Parent, Position: o.Position}
 		}
 		out.Sessions = append(out.Sessions, sv)
+	}
+	return out, nil
+}
+
+// CommitSession finds the session of a commit id.
+func (l sessionLister) CommitSession(ctx context.Context, tenant, commit string) (string, error) {
+	return l.p.CommitSession(ctx, tenant, commit)
+}
+
+// PendingReviews serves the tenant-wide review queue.
+func (l sessionLister) PendingReviews(ctx context.Context, tenant, group string) (handlers.PendingReply, error) {
+	items, err := l.p.Pending(ctx, tenant, group)
+	if err != nil {
+		return handlers.PendingReply{}, err
+	}
+	out := handlers.PendingReply{Requests: []handlers.ApprovalView{}}
+	for _, it := range items {
+		out.Requests = append(out.Requests, handlers.ApprovalView{
+			ID: it.ID, Session: it.Session, Reason: it.Reason, Group: it.Group, Requester: it.Requester,
+			Root: it.Root, Required: it.Required, State: "pending", Grants: []handlers.DecisionView{},
+			CreatedAt: it.CreatedAt, Position: it.Position,
+		})
 	}
 	return out, nil
 }

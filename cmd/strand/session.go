@@ -105,7 +105,7 @@ func (m *Main) sessionCreate(ctx context.Context, _ *globals, args []string) err
 	var tags multiFlag
 	var owner, source string
 	var mf mutationFlags
-	g, pos, err := m.connect("session create", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.parseArgs("session create", args, func(fs *flag.FlagSet) {
 		fs.Var(&tags, "tag", "tag key=value (repeatable)")
 		fs.StringVar(&owner, "owner", "", "owner (default: the actor)")
 		fs.StringVar(&source, "source", "", "start from a source: NAME[@REV]")
@@ -114,7 +114,6 @@ func (m *Main) sessionCreate(ctx context.Context, _ *globals, args []string) err
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	if err := need(pos, 0, "session create [--tag k=v]..."); err != nil {
 		return err
 	}
@@ -132,6 +131,10 @@ func (m *Main) sessionCreate(ctx context.Context, _ *globals, args []string) err
 			}
 		}
 	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
 	r, err := g.client.CreateSession(ctx, req)
 	if err != nil {
 		return err
@@ -141,13 +144,12 @@ func (m *Main) sessionCreate(ctx context.Context, _ *globals, args []string) err
 
 func (m *Main) sessionGet(ctx context.Context, _ *globals, args []string) error {
 	var at string
-	g, pos, err := m.connect("session get", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.parseArgs("session get", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&at, "at", "", "a position or checkpoint name")
 	})
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	if err := need(pos, 1, "session get SESSION[@AT] [--at AT]"); err != nil {
 		return err
 	}
@@ -155,6 +157,10 @@ func (m *Main) sessionGet(ctx context.Context, _ *globals, args []string) error 
 	if at != "" {
 		a = handlers.At(at)
 	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
 	r, err := g.client.GetSession(ctx, id, a)
 	if err != nil {
 		return err
@@ -165,7 +171,7 @@ func (m *Main) sessionGet(ctx context.Context, _ *globals, args []string) error 
 func (m *Main) sessionList(ctx context.Context, _ *globals, args []string) error {
 	var tags multiFlag
 	var req handlers.ListSessionsRequest
-	g, pos, err := m.connect("session list", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.parseArgs("session list", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&req.Status, "status", "", "only this status")
 		fs.Var(&tags, "tag", "only sessions with tag key=value (repeatable; key= for any value)")
 		fs.StringVar(&req.Owner, "owner", "", "only this owner")
@@ -176,13 +182,16 @@ func (m *Main) sessionList(ctx context.Context, _ *globals, args []string) error
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	if err := need(pos, 0, "session list [--status S] [--tag k=v]"); err != nil {
 		return err
 	}
 	if req.Tags, err = parseTags(tags); err != nil {
 		return err
 	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
 	r, err := g.client.ListSessions(ctx, req)
 	if err != nil {
 		return err
@@ -211,14 +220,17 @@ func (m *Main) sessionDelete(ctx context.Context, _ *globals, args []string) err
 
 func (m *Main) sessionSimple(ctx context.Context, verb string, args []string, fn func(*handlers.Client, context.Context, handlers.SessionRequest) (handlers.SessionReply, error)) error {
 	var mf mutationFlags
-	g, pos, err := m.connect("session "+verb, args, mf.declare)
+	g, pos, err := m.parseArgs("session "+verb, args, mf.declare)
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	if err := need(pos, 1, "session "+verb+" SESSION"); err != nil {
 		return err
 	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
 	r, err := fn(g.client, ctx, handlers.SessionRequest{Mutation: mf.mutation(), Session: pos[0]})
 	if err != nil {
 		return err
@@ -229,14 +241,13 @@ func (m *Main) sessionSimple(ctx context.Context, verb string, args []string, fn
 func (m *Main) sessionTag(ctx context.Context, _ *globals, args []string) error {
 	var remove multiFlag
 	var mf mutationFlags
-	g, pos, err := m.connect("session tag", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.parseArgs("session tag", args, func(fs *flag.FlagSet) {
 		fs.Var(&remove, "remove", "tag key to remove (repeatable)")
 		mf.declare(fs)
 	})
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	if len(pos) < 1 {
 		return usagef("usage: strand session tag SESSION k=v... [--remove k]...")
 	}
@@ -244,6 +255,10 @@ func (m *Main) sessionTag(ctx context.Context, _ *globals, args []string) error 
 	if err != nil {
 		return err
 	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
 	r, err := g.client.TagSession(ctx, handlers.TagRequest{Mutation: mf.mutation(), Session: pos[0], Set: set, Remove: remove})
 	if err != nil {
 		return err
@@ -255,7 +270,7 @@ func (m *Main) sessionFork(ctx context.Context, _ *globals, args []string) error
 	var at, owner string
 	var tags multiFlag
 	var mf mutationFlags
-	g, pos, err := m.connect("session fork", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.parseArgs("session fork", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&at, "at", "", "fork at this position or checkpoint (default: the head)")
 		fs.StringVar(&owner, "owner", "", "owner of the fork (default: the actor)")
 		fs.Var(&tags, "tag", "tag key=value (repeatable)")
@@ -264,7 +279,6 @@ func (m *Main) sessionFork(ctx context.Context, _ *globals, args []string) error
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	if err := need(pos, 1, "session fork SESSION [--at AT]"); err != nil {
 		return err
 	}
@@ -276,6 +290,10 @@ func (m *Main) sessionFork(ctx context.Context, _ *globals, args []string) error
 	if err != nil {
 		return err
 	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
 	r, err := g.client.Fork(ctx, handlers.ForkRequest{Mutation: mf.mutation(), Session: id, At: a, Owner: owner, Tags: t})
 	if err != nil {
 		return err
@@ -286,20 +304,23 @@ func (m *Main) sessionFork(ctx context.Context, _ *globals, args []string) error
 func (m *Main) sessionRestore(ctx context.Context, _ *globals, args []string) error {
 	var to string
 	var mf mutationFlags
-	g, pos, err := m.connect("session restore", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.parseArgs("session restore", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&to, "to", "", "a position or checkpoint name")
 		mf.declare(fs)
 	})
 	if err != nil {
 		return err
 	}
-	defer g.close()
 	if err := need(pos, 1, "session restore SESSION --to AT"); err != nil {
 		return err
 	}
 	if to == "" {
 		return usagef("usage: strand session restore SESSION --to AT")
 	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
 	r, err := g.client.Restore(ctx, handlers.RestoreRequest{Mutation: mf.mutation(), Session: pos[0], To: handlers.At(to)})
 	if err != nil {
 		return err

@@ -1,0 +1,116 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/projections"
+	"github.com/strand-dev/strand/streams"
+)
+
+// Stream kinds of the bench's own streams.
+const (
+	kindRaw  = "RAW"
+	kindProj = "PROJ"
+)
+
+// benchStream names a stream of the bench's own, unique to the run's
+// tenant, and the subject prefix it captures.
+func (r *Runner) benchStream(kind string) (name, prefix string) {
+	t := strings.ToUpper(strings.ReplaceAll(r.Tenant, "-", "_"))
+	return "STRANDBENCH_" + t + "_" + kind, "strandbench." + r.Tenant + "." + strings.ToLower(kind) + "."
+}
+
+// ensureBenchStream creates (or empties) a bench stream.
+func (r *Runner) ensureBenchStream(ctx context.Context, e *Env, kind string) (jetstream.Stream, string, error) {
+	name, prefix := r.benchStream(kind)
+	s, err := e.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: name, Subjects: []string{prefix + ">"}, Storage: jetstream.FileStorage,
+		Replicas: e.Replicas, Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew,
+		Duplicates: time.Minute, Description: "strand bench scratch stream (safe to delete)",
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("bench stream %s: %w", name, err)
+	}
+	return s, prefix, nil
+}
+
+// dialCluster connects to an existing cluster. The store provisions the
+// streams as strand serve does, with the replicas they already have, so
+// that nothing about them changes.
+func (r *Runner) dialCluster(ctx context.Context) (*Env, error) {
+	e := &Env{Name: "cluster"}
+	connect := func(name string) (*nats.Conn, error) {
+		nc, err := nats.Connect(r.Opts.NATS, nats.Name(name), nats.Timeout(5*time.Second),
+			nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+		if err != nil {
+			return nil, fmt.Errorf("connect to %s: %w", r.Opts.NATS, err)
+		}
+		e.closers = append(e.closers, nc.Close)
+		return nc, nil
+	}
+	nc, err := connect("strand-bench-service")
+	if err != nil {
+		return nil, err
+	}
+	cnc, err := connect("strand-bench-client")
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	replicas := r.Opts.Replicas
+	if s, err := js.Stream(ctx, streams.EventStream); err == nil {
+		replicas = s.CachedInfo().Config.Replicas
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		e.Close()
+		return nil, fmt.Errorf("stream %s: %w", streams.EventStream, err)
+	}
+	e.Replicas = max(replicas, 1)
+	if r.Opts.Replicas > 0 {
+		e.Replicas = r.Opts.Replicas
+	}
+	if err := e.open(ctx, nc, cnc, streams.Config{Replicas: max(replicas, 1)}, r.Tenant); err != nil {
+		e.Close()
+		return nil, err
+	}
+	r.progressf("cluster %s: tenant %s, %d replicas", r.Opts.NATS, r.Tenant, e.Replicas)
+	return e, nil
+}
+
+// cleanCluster removes what the run wrote under its tenant: its own
+// streams, its events, snapshots and session views. Blobs stay: they are
+// shared by content, and the blob collector removes those nothing names.
+func (r *Runner) cleanCluster(ctx context.Context, e *Env) {
+	for _, kind := range []string{kindRaw, kindProj} {
+		name, _ := r.benchStream(kind)
+		if err := e.JS.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			r.progressf("cleanup: delete stream %s: %v", name, err)
+		}
+	}
+	purge := map[string]string{
+		streams.EventStream:                     streams.EventSubject(r.Tenant, ">"),
+		"KV_" + streams.SnapshotBucket:          "$KV." + streams.SnapshotBucket + "." + r.Tenant + ".>",
+		"KV_" + projections.SessionsBucket:      "$KV." + projections.SessionsBucket + "." + r.Tenant + ".>",
+	}
+	for stream, subject := range purge {
+		s, err := e.JS.Stream(ctx, stream)
+		if err != nil {
+			continue
+		}
+		if err := s.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
+			r.progressf("cleanup: purge %s from %s: %v", subject, stream, err)
+		}
+	}
+	r.progressf("cleanup: removed tenant %s (blobs are left to the collector)", r.Tenant)
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"strings"
+
+	"github.com/strand-dev/strand/bench"
+)
+
+// runBench runs the benchmark suite: fresh embedded servers in a temporary
+// folder, or an existing cluster with --nats (under a tenant of its own).
+func (m *Main) runBench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	var opts bench.Options
+	var jsonOut, quiet bool
+	var rows, cpuprofile string
+	fs.BoolVar(&opts.Quick, "quick", false, "smaller sizes and fewer repetitions (under two minutes on two cores)")
+	fs.BoolVar(&jsonOut, "json", false, "print the report as JSON")
+	fs.StringVar(&opts.NATS, "nats", "", "run against these NATS servers (comma-separated) instead of embedded ones")
+	fs.IntVar(&opts.Replicas, "replicas", 0, "with --nats: replicas of the bench's own streams (default: as the event stream)")
+	fs.StringVar(&rows, "rows", "", "rows to run, by number or name (write,fork,load,manifest,diff,projection,storage)")
+	fs.StringVar(&opts.Dir, "dir", "", "where the embedded servers' temporary folder goes (default: the system's)")
+	fs.BoolVar(&opts.Keep, "keep", false, "keep the temporary folder (or, with --nats, the bench tenant's data)")
+	fs.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("usage: strand bench [--quick] [--json] [--nats URLS] [--rows r1,r2]")
+	}
+	if rows != "" {
+		opts.Rows = strings.Split(rows, ",")
+		if _, err := bench.SelectRows(opts.Rows); err != nil {
+			return usagef("--rows: %v", err)
+		}
+	}
+	if !quiet {
+		opts.Progress = m.Stderr
+	}
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	rep, err := bench.Run(ctx, opts)
+	if err != nil {
+		return err
+	}
+	if err := m.printBench(m.Stdout, rep, jsonOut); err != nil {
+		return err
+	}
+	if len(rep.Failures) > 0 {
+		return fmt.Errorf("%d of the rows failed: %s", len(rep.Failures), strings.Join(rep.Failures, "; "))
+	}
+	return nil
+}
+
+func (m *Main) printBench(w io.Writer, rep *bench.Report, jsonOut bool) error {
+	if jsonOut {
+		return m.printJSON(rep)
+	}
+	return rep.WriteTable(w)
+}

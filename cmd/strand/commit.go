@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/handlers"
+)
+
+func init() {
+	register("commit", "durable outcomes: record, list, show, summarize",
+		command{"create", "SESSION --message TEXT [--author NAME]", "commit the session's current content (the policy may require an approval)", (*Main).commitCreate},
+		command{"list", "SESSION", "list a session's commits", (*Main).commitList},
+		command{"show", "COMMIT [--session S]", "show a commit", (*Main).commitShow},
+		command{"summary", "SESSION[@AT]", "what the session changed against its base", (*Main).commitSummary},
+	)
+}
+
+func (m *Main) printSummary(s domain.Summary) {
+	rows := [][]string{
+		{"added", strconv.Itoa(s.Added)}, {"modified", strconv.Itoa(s.Modified)},
+		{"deleted", strconv.Itoa(s.Deleted)}, {"renamed", strconv.Itoa(s.Renamed)},
+		{"lines", "+" + strconv.Itoa(s.LinesAdded) + " -" + strconv.Itoa(s.LinesRemoved)},
+		{"size delta", strconv.FormatInt(s.SizeDelta, 10)},
+	}
+	var dirs []string
+	for _, d := range s.TopDirs {
+		name := d.Dir
+		if name == "" {
+			name = "(root)"
+		}
+		dirs = append(dirs, name+" "+strconv.Itoa(d.Changes))
+	}
+	if len(dirs) > 0 {
+		rows = append(rows, []string{"top dirs", strings.Join(dirs, ", ")})
+	}
+	m.table([]string{"SUMMARY", ""}, rows)
+}
+
+func (m *Main) printCommits(cs []handlers.CommitView) {
+	rows := make([][]string, 0, len(cs))
+	for _, c := range cs {
+		msg := strings.SplitN(c.Message, "\n", 2)[0]
+		rows = append(rows, []string{c.ID, strconv.FormatUint(c.Position, 10), c.Author, c.CreatedAt.Format(time.RFC3339), msg})
+	}
+	m.table([]string{"COMMIT", "POSITION", "AUTHOR", "CREATED", "MESSAGE"}, rows)
+}
+
+func (m *Main) commitCreate(ctx context.Context, _ *globals, args []string) error {
+	var req handlers.CommitRequest
+	var mf mutationFlags
+	g, pos, err := m.parseArgs("commit create", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&req.Message, "message", "", "the commit message")
+		fs.StringVar(&req.Author, "author", "", "the author (default: the actor)")
+		mf.declare(fs)
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 1, "commit create SESSION --message TEXT"); err != nil {
+		return err
+	}
+	req.Session, req.Mutation = pos[0], mf.mutation()
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.CreateCommit(ctx, req)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printCommits([]handlers.CommitView{r.Commit})
+	if r.Commit.Summary != nil {
+		m.printSummary(*r.Commit.Summary)
+	}
+	return nil
+}
+
+func (m *Main) commitList(ctx context.Context, _ *globals, args []string) error {
+	g, pos, err := m.parseArgs("commit list", args, nil)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 1, "commit list SESSION"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.ListCommits(ctx, handlers.CommitListRequest{Session: pos[0]})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printCommits(r.Commits)
+	return nil
+}
+
+func (m *Main) commitShow(ctx context.Context, _ *globals, args []string) error {
+	var session string
+	g, pos, err := m.parseArgs("commit show", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&session, "session", "", "the commit's session (found by id when not given)")
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 1, "commit show COMMIT"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.GetCommit(ctx, handlers.CommitGetRequest{Session: session, Commit: pos[0]})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	c := r.Commit
+	m.table([]string{"FIELD", "VALUE"}, [][]string{
+		{"commit", c.ID}, {"session", c.Session}, {"position", strconv.FormatUint(c.Position, 10)},
+		{"root", c.Root}, {"author", c.Author}, {"created", c.CreatedAt.Format(time.RFC3339)},
+		{"approvals", strings.Join(c.Approvals, ",")}, {"message", c.Message},
+	})
+	if c.Summary != nil {
+		m.printSummary(*c.Summary)
+	}
+	return nil
+}
+
+func (m *Main) commitSummary(ctx context.Context, _ *globals, args []string) error {
+	var at string
+	g, pos, err := m.parseArgs("commit summary", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&at, "at", "", "as of this position, checkpoint or commit")
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 1, "commit summary SESSION[@AT]"); err != nil {
+		return err
+	}
+	id, a := splitAt(pos[0])
+	if at != "" {
+		a = handlers.At(at)
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.Summary(ctx, handlers.SummaryRequest{Session: id, At: a})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printSummary(r.Summary)
+	return nil
+}

@@ -1,0 +1,320 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/strand-dev/strand/handlers"
+)
+
+func init() {
+	register("review", "annotate, request approval, grant or deny",
+		command{"annotate", "SESSION --body TEXT [--path P] [--lines A-B] [--reply-to NOTE]", "add a review note", (*Main).reviewAnnotate},
+		command{"notes", "SESSION [--path P] [--status open|resolved] [--at AT]", "list review notes", (*Main).reviewNotes},
+		command{"resolve", "SESSION NOTE", "mark a note resolved", (*Main).reviewResolve},
+		command{"reopen", "SESSION NOTE", "mark a note open again", (*Main).reviewReopen},
+		command{"request", "SESSION --reason R [--group G] [--details JSON]", "ask for approval of the current content", (*Main).reviewRequest},
+		command{"grant", "SESSION REQUEST [--comment TEXT]", "grant an approval request", (*Main).reviewGrant},
+		command{"deny", "SESSION REQUEST [--comment TEXT]", "deny an approval request", (*Main).reviewDeny},
+		command{"pending", "[--group G] [--session S [--all]]", "list requests waiting for a decision, oldest first", (*Main).reviewPending},
+	)
+	register("policy", "approval policies: how many grants each action needs",
+		command{"get", "[--session S]", "show the tenant's default (and a session's) policy", (*Main).policyGet},
+		command{"set", "ACTION=N... [--session S]", "set the tenant's default or (with an approval) a session's policy", (*Main).policySet},
+	)
+}
+
+func (m *Main) printNotes(g *globals, notes []handlers.NoteView) {
+	rows := make([][]string, 0, len(notes))
+	for _, n := range notes {
+		where := n.Path
+		if n.LineStart > 0 {
+			where += fmt.Sprintf(":%d-%d", n.LineStart, n.LineEnd)
+		}
+		state := n.Status
+		if n.Outdated {
+			state += ",outdated"
+		}
+		body := strings.ReplaceAll(n.Body, "\n", " ")
+		if len(body) > 60 {
+			body = body[:57] + "..."
+		}
+		rows = append(rows, []string{n.ID, state, n.Actor, where, n.ReplyTo, body})
+	}
+	m.table([]string{"NOTE", "STATUS", "ACTOR", "WHERE", "REPLY TO", "BODY"}, rows)
+}
+
+func (m *Main) reviewAnnotate(ctx context.Context, _ *globals, args []string) error {
+	var req handlers.AnnotateRequest
+	var mf mutationFlags
+	g, pos, err := m.parseArgs("review annotate", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&req.Body, "body", "", "the note")
+		fs.StringVar(&req.Path, "path", "", "a path the note is about")
+		fs.StringVar(&req.Lines, "lines", "", "a line range A-B of the path")
+		fs.StringVar(&req.ReplyTo, "reply-to", "", "the note this one answers")
+		mf.declare(fs)
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 1, "review annotate SESSION --body TEXT"); err != nil {
+		return err
+	}
+	req.Session, req.Mutation = pos[0], mf.mutation()
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.Annotate(ctx, req)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printNotes(g, []handlers.NoteView{r.Note})
+	return nil
+}
+
+func (m *Main) reviewNotes(ctx context.Context, _ *globals, args []string) error {
+	var req handlers.NotesRequest
+	var at string
+	g, pos, err := m.parseArgs("review notes", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&req.Path, "path", "", "only notes on this path")
+		fs.StringVar(&req.Status, "status", "", "open or resolved")
+		fs.StringVar(&at, "at", "", "as of this position or checkpoint")
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 1, "review notes SESSION"); err != nil {
+		return err
+	}
+	req.Session, req.At = pos[0], handlers.At(at)
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.Notes(ctx, req)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printNotes(g, r.Notes)
+	return nil
+}
+
+func (m *Main) reviewResolve(ctx context.Context, _ *globals, args []string) error {
+	return m.noteState(ctx, "resolve", args, (*handlers.Client).ResolveNote)
+}
+
+func (m *Main) reviewReopen(ctx context.Context, _ *globals, args []string) error {
+	return m.noteState(ctx, "reopen", args, (*handlers.Client).ReopenNote)
+}
+
+func (m *Main) noteState(ctx context.Context, verb string, args []string, fn func(*handlers.Client, context.Context, handlers.NoteRequest) (handlers.NoteReply, error)) error {
+	var mf mutationFlags
+	g, pos, err := m.parseArgs("review "+verb, args, mf.declare)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 2, "review "+verb+" SESSION NOTE"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := fn(g.client, ctx, handlers.NoteRequest{Mutation: mf.mutation(), Session: pos[0], Note: pos[1]})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printNotes(g, []handlers.NoteView{r.Note})
+	return nil
+}
+
+func (m *Main) printApprovals(reqs []handlers.ApprovalView) {
+	rows := make([][]string, 0, len(reqs))
+	for _, r := range reqs {
+		rows = append(rows, []string{r.ID, r.Session, r.Reason, r.Group, r.State, fmt.Sprintf("%d/%d", len(r.Grants), r.Required), r.Requester, r.CreatedAt.Format(time.RFC3339)})
+	}
+	m.table([]string{"REQUEST", "SESSION", "REASON", "GROUP", "STATE", "GRANTS", "REQUESTER", "CREATED"}, rows)
+}
+
+func (m *Main) reviewRequest(ctx context.Context, _ *globals, args []string) error {
+	var req handlers.ApprovalRequestRequest
+	var details string
+	var mf mutationFlags
+	g, pos, err := m.parseArgs("review request", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&req.Reason, "reason", "", "commit, merge, promote, delete, policy or a custom code")
+		fs.StringVar(&req.Group, "group", "", "the reviewer group (default \"default\")")
+		fs.StringVar(&details, "details", "", "free-form details as JSON")
+		mf.declare(fs)
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 1, "review request SESSION --reason R"); err != nil {
+		return err
+	}
+	if details != "" {
+		if !json.Valid([]byte(details)) {
+			return usagef("--details must be JSON")
+		}
+		req.Details = json.RawMessage(details)
+	}
+	req.Session, req.Mutation = pos[0], mf.mutation()
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.RequestApproval(ctx, req)
+	if err != nil {
+		return err
+	}
+	return m.printApproval(g, r)
+}
+
+func (m *Main) printApproval(g *globals, r handlers.ApprovalReply) error {
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printApprovals([]handlers.ApprovalView{r.Request})
+	m.printf("session status %s, position %d\n", r.Status, r.Position)
+	return nil
+}
+
+func (m *Main) reviewGrant(ctx context.Context, _ *globals, args []string) error {
+	return m.reviewDecide(ctx, "grant", args, (*handlers.Client).Grant)
+}
+
+func (m *Main) reviewDeny(ctx context.Context, _ *globals, args []string) error {
+	return m.reviewDecide(ctx, "deny", args, (*handlers.Client).Deny)
+}
+
+func (m *Main) reviewDecide(ctx context.Context, verb string, args []string, fn func(*handlers.Client, context.Context, handlers.DecideRequest) (handlers.ApprovalReply, error)) error {
+	var comment string
+	var mf mutationFlags
+	g, pos, err := m.parseArgs("review "+verb, args, func(fs *flag.FlagSet) {
+		fs.StringVar(&comment, "comment", "", "a comment")
+		mf.declare(fs)
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 2, "review "+verb+" SESSION REQUEST [--comment TEXT]"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := fn(g.client, ctx, handlers.DecideRequest{Mutation: mf.mutation(), Session: pos[0], Request: pos[1], Comment: comment})
+	if err != nil {
+		return err
+	}
+	return m.printApproval(g, r)
+}
+
+func (m *Main) reviewPending(ctx context.Context, _ *globals, args []string) error {
+	var req handlers.PendingRequest
+	g, pos, err := m.parseArgs("review pending", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&req.Group, "group", "", "only this reviewer group")
+		fs.StringVar(&req.Session, "session", "", "only this session (read from its history)")
+		fs.BoolVar(&req.All, "all", false, "with --session: also decided and stale requests")
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 0, "review pending [--group G]"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.Pending(ctx, req)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printApprovals(r.Requests)
+	return nil
+}
+
+func (m *Main) policyGet(ctx context.Context, _ *globals, args []string) error {
+	var req handlers.PolicyRequest
+	g, pos, err := m.parseArgs("policy get", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&req.Session, "session", "", "also this session's policy")
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 0, "policy get [--session S]"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.GetPolicy(ctx, req)
+	if err != nil {
+		return err
+	}
+	return m.printPolicy(g, r)
+}
+
+func (m *Main) printPolicy(g *globals, r handlers.PolicyReply) error {
+	if g.json {
+		return m.printJSON(r)
+	}
+	var rows [][]string
+	for a, n := range r.Effective {
+		rows = append(rows, []string{a, strconv.Itoa(n)})
+	}
+	m.table([]string{"ACTION", "GRANTS"}, rows)
+	return nil
+}
+
+func (m *Main) policySet(ctx context.Context, _ *globals, args []string) error {
+	var req handlers.PolicyRequest
+	var mf mutationFlags
+	g, pos, err := m.parseArgs("policy set", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&req.Session, "session", "", "set this session's policy instead of the tenant's default")
+		mf.declare(fs)
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	req.Policy = map[string]int{}
+	for _, kv := range pos {
+		a, n, ok := strings.Cut(kv, "=")
+		v, err := strconv.Atoi(n)
+		if !ok || err != nil {
+			return usagef("policy entries are ACTION=N, like commit=1")
+		}
+		req.Policy[a] = v
+	}
+	req.Mutation = mf.mutation()
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.SetPolicy(ctx, req)
+	if err != nil {
+		return err
+	}
+	return m.printPolicy(g, r)
+}

@@ -1,0 +1,258 @@
+package handlers
+
+import (
+	"context"
+	"time"
+
+	"github.com/strand-dev/strand/domain"
+)
+
+// CommitView is a commit as shown to callers.
+type CommitView struct {
+	ID        string          `json:"id"`
+	Session   string          `json:"session"`
+	Position  uint64          `json:"position"`
+	Root      string          `json:"root"`
+	Message   string          `json:"message"`
+	Author    string          `json:"author"`
+	Summary   *domain.Summary `json:"summary,omitempty"`
+	Approvals []string        `json:"approvals"`
+	CreatedAt time.Time       `json:"created_at"`
+	// EventPosition is the position of the CommitCreated event.
+	EventPosition uint64 `json:"event_position"`
+}
+
+// CommitRequest is the body of commit.create.
+type CommitRequest struct {
+	Mutation
+	Session string `json:"session"`
+	Message string `json:"message"`
+	// Author defaults to the actor.
+	Author string `json:"author,omitempty"`
+}
+
+// CommitReply answers commit.create and commit.get.
+type CommitReply struct {
+	Commit   CommitView `json:"commit"`
+	Position uint64     `json:"position"`
+	Replayed bool       `json:"replayed,omitempty"`
+}
+
+// CommitListRequest is the body of commit.list.
+type CommitListRequest struct {
+	Session string `json:"session"`
+	At      At     `json:"at,omitempty"`
+}
+
+// CommitListReply answers commit.list, oldest first.
+type CommitListReply struct {
+	Commits []CommitView `json:"commits"`
+}
+
+// CommitGetRequest is the body of commit.get.
+type CommitGetRequest struct {
+	Session string `json:"session"`
+	Commit  string `json:"commit"`
+}
+
+// SummaryRequest is the body of commit.summary.
+type SummaryRequest struct {
+	Session string `json:"session"`
+	At      At     `json:"at,omitempty"`
+}
+
+// SummaryReply answers commit.summary: what the session at a point changed
+// against its base (its fork point, or the empty tree).
+type SummaryReply struct {
+	Summary  domain.Summary `json:"summary"`
+	Base     *OriginView    `json:"base,omitempty"`
+	BaseRoot string         `json:"base_root"`
+	Root     string         `json:"root"`
+	Position uint64         `json:"position"`
+}
+
+func commitView(session string, c domain.Commit) CommitView {
+	return CommitView{
+		ID: c.ID, Session: session, Position: c.Position, Root: c.Root.String(), Message: c.Message,
+		Author: c.Author, Summary: c.Summary, Approvals: append([]string{}, c.Approvals...), CreatedAt: c.CreatedAt,
+		EventPosition: c.At,
+	}
+}
+
+// baseTree returns the tree a session started from: its parent at the fork
+// point, or the empty tree.
+func (c *call) baseTree(s *domain.Session) (domain.Tree, error) {
+	if o := s.Origin; o.Parent != "" {
+		p, err := c.svc.store.At(c.ctx, c.tenant, o.Parent, o.Position)
+		if err != nil {
+			return domain.Tree{}, err
+		}
+		return p.Tree, nil
+	}
+	if o := s.Origin; o.Source != "" {
+		return c.svc.store.SourceTree(c.ctx, c.tenant, o.Source, o.Revision)
+	}
+	return domain.Tree{}, nil
+}
+
+// summarize computes the summary of a session's tree against its base.
+func (c *call) summarize(s *domain.Session) (*domain.Summary, domain.Tree, error) {
+	base, err := c.baseTree(s)
+	if err != nil {
+		return nil, base, err
+	}
+	sum, err := domain.Summarize(domain.Diff(base, s.Tree), func(h domain.Hash) ([]byte, error) {
+		info, err := c.svc.store.Blobs.Stat(c.ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		if info.Size > domain.MaxUnifiedBytes {
+			return nil, nil // counted as not text
+		}
+		return c.svc.store.Blobs.Get(c.ctx, h)
+	})
+	return sum, base, err
+}
+
+func (s *Service) commitCreate(c *call) (any, error) {
+	var req CommitRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	tp, err := c.tenantPolicy()
+	if err != nil {
+		return nil, err
+	}
+	commitID := s.opts.NewID()
+	res, err := c.change(id, req.Mutation, func(sess *domain.Session) (domain.Command, error) {
+		// Check what can be refused cheaply before computing the summary.
+		if _, err := sess.Authorize(domain.ActionCommit, tp); err != nil {
+			return nil, err
+		}
+		sum, _, err := c.summarize(sess)
+		if err != nil {
+			return nil, err
+		}
+		return domain.CreateCommit{ID: commitID, Message: req.Message, Author: req.Author, Summary: sum, Tenant: tp}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, cm := range res.Session.Commits {
+		if cm.ID == res.Event.Commit.ID {
+			return CommitReply{Commit: commitView(id, cm), Position: res.Position, Replayed: res.Replayed}, nil
+		}
+	}
+	return nil, domain.Wrap(errNoCommit, "commit.create")
+}
+
+var errNoCommit = domain.Errorf(domain.CodeInternal, "commit missing after its event")
+
+func (s *Service) commitList(c *call) (any, error) {
+	var req CommitListRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := c.resolveAt(id, req.At)
+	if err != nil {
+		return nil, err
+	}
+	reply := CommitListReply{Commits: []CommitView{}}
+	for _, cm := range sess.Commits {
+		reply.Commits = append(reply.Commits, commitView(id, cm))
+	}
+	return reply, nil
+}
+
+func (s *Service) commitGet(c *call) (any, error) {
+	var req CommitGetRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	if req.Commit == "" {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "commit is required")
+	}
+	if req.Session == "" {
+		if s.opts.Lister == nil {
+			return nil, domain.Errorf(domain.CodeInvalidArgument, "session is required")
+		}
+		sid, err := s.opts.Lister.CommitSession(c.ctx, c.tenant, req.Commit)
+		if err != nil {
+			return nil, err
+		}
+		req.Session = sid
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := s.store.Head(c.ctx, c.tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, cm := range sess.Commits {
+		if cm.ID == req.Commit {
+			return CommitReply{Commit: commitView(id, cm), Position: cm.At}, nil
+		}
+	}
+	return nil, domain.Errorf(domain.CodeNotFound, "commit %q not found", truncate(req.Commit, 64))
+}
+
+func (s *Service) commitSummary(c *call) (any, error) {
+	var req SummaryRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := c.resolveAt(id, req.At)
+	if err != nil {
+		return nil, err
+	}
+	sum, base, err := c.summarize(sess)
+	if err != nil {
+		return nil, err
+	}
+	reply := SummaryReply{Summary: *sum, BaseRoot: base.Hash().String(), Root: sess.Tree.Hash().String(), Position: sess.Position}
+	if o := sess.Origin; o != (domain.Origin{}) {
+		reply.Base = &OriginView{Source: o.Source, Revision: o.Revision, Parent: o.Parent, Position: o.Position}
+	}
+	if reply.Summary.TopDirs == nil {
+		reply.Summary.TopDirs = []domain.DirTouch{}
+	}
+	return reply, nil
+}
+
+// CreateCommit records the session's current content as a commit.
+func (c *Client) CreateCommit(ctx context.Context, req CommitRequest) (CommitReply, error) {
+	var r CommitReply
+	return r, c.Request(ctx, "commit", "create", req, &r)
+}
+
+// ListCommits lists a session's commits.
+func (c *Client) ListCommits(ctx context.Context, req CommitListRequest) (CommitListReply, error) {
+	var r CommitListReply
+	return r, c.Request(ctx, "commit", "list", req, &r)
+}
+
+// GetCommit returns a commit.
+func (c *Client) GetCommit(ctx context.Context, req CommitGetRequest) (CommitReply, error) {
+	var r CommitReply
+	return r, c.Request(ctx, "commit", "get", req, &r)
+}
+
+// Summary computes what a session changed against its base.
+func (c *Client) Summary(ctx context.Context, req SummaryRequest) (SummaryReply, error) {
+	var r SummaryReply
+	return r, c.Request(ctx, "commit", "summary", req, &r)
+}
