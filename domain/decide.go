@@ -41,6 +41,8 @@ type FileOp struct {
 	Size      int64  // write: content length
 	Mode      uint32 // write, mkdir: permission bits; 0 keeps or defaults
 	Recursive bool   // remove: a directory and everything below it
+	Name      string // setxattr, rmxattr: the attribute
+	Value     []byte // setxattr: its value
 	// Expect, when set, is the hash the path must hold before the operation
 	// (the content hash of a file, the Merkle hash of a directory or
 	// symlink), or ExpectAbsent.
@@ -73,6 +75,8 @@ type (
 	ChangeFiles struct {
 		Ops   []FileOp
 		Batch bool
+		// Token is the lease token the caller holds, for locked paths.
+		Token string
 	}
 	// SetTags sets and removes tags.
 	SetTags struct {
@@ -92,8 +96,12 @@ type (
 	}
 	// DeleteCheckpoint removes a checkpoint name.
 	DeleteCheckpoint struct{ Name string }
-	// RestoreSession points the tree back to an earlier position.
-	RestoreSession struct{ To uint64 }
+	// RestoreSession points the tree (and the cache) back to an earlier
+	// position. Token is the lease token the caller holds, if any.
+	RestoreSession struct {
+		To    uint64
+		Token string
+	}
 )
 
 func (CreateSession) command()    {}
@@ -272,6 +280,9 @@ func decide(s *Session, cmd Command, m Meta, past Past) (*Event, error) {
 	if e, err, ok := decideReview(s, cmd, m); ok {
 		return e, err
 	}
+	if e, err, ok := decideCollab(s, cmd, m); ok {
+		return e, err
+	}
 	switch c := cmd.(type) {
 	case ChangeFiles:
 		if err := s.Writable(); err != nil {
@@ -343,6 +354,10 @@ func decide(s *Session, cmd Command, m Meta, past Past) (*Event, error) {
 		if c.To == 0 || c.To > s.Position {
 			return nil, ErrPositionUnknown
 		}
+		// A restore may change anything: every lease must be the caller's.
+		if err := s.checkLocks("", true, c.Token, m.Time); err != nil {
+			return nil, err
+		}
 		if _, err := past(c.To); err != nil {
 			return nil, err
 		}
@@ -367,6 +382,9 @@ func decideFiles(s *Session, c ChangeFiles, m Meta) (*Event, error) {
 	ops := make([]Op, 0, len(c.Ops))
 	for i, fo := range c.Ops {
 		op, err := checkOp(t, fo)
+		if err == nil {
+			err = s.checkOpLocks(op, c.Token, m.Time)
+		}
 		if err != nil {
 			if c.Batch {
 				var de *Error
@@ -386,6 +404,7 @@ func decideFiles(s *Session, c ChangeFiles, m Meta) (*Event, error) {
 		typ = map[string]EventType{
 			OpWrite: FileWritten, OpMkdir: DirectoryMade, OpRemove: PathRemoved,
 			OpRename: PathRenamed, OpSymlink: SymlinkCreated,
+			OpSetXattr: XattrSet, OpRemoveXattr: XattrRemoved,
 		}[ops[0].Kind]
 	}
 	e := newEvent(s, typ, m)
@@ -400,7 +419,7 @@ func checkOp(t Tree, fo FileOp) (Op, error) {
 	if err != nil {
 		return Op{}, err
 	}
-	followLast := fo.Kind == OpWrite
+	followLast := fo.Kind == OpWrite || fo.Kind == OpSetXattr || fo.Kind == OpRemoveXattr
 	if p, err = t.Resolve(p, followLast); err != nil {
 		return Op{}, err
 	}
@@ -471,6 +490,14 @@ func checkOp(t Tree, fo FileOp) (Op, error) {
 			return Op{}, err
 		}
 		op.To = to
+	case OpSetXattr, OpRemoveXattr:
+		if err := checkXattr(cur, fo, p); err != nil {
+			return Op{}, err
+		}
+		op.Name = fo.Name
+		if fo.Kind == OpSetXattr {
+			op.Value = append([]byte{}, fo.Value...)
+		}
 	case OpSymlink:
 		if cur != nil {
 			return Op{}, Errorf(CodeAlreadyExists, "%q already exists", p)
@@ -538,4 +565,17 @@ func itoa(i int) string {
 		i /= 10
 	}
 	return string(b)
+}
+
+// checkOpLocks refuses an operation that touches a path under someone
+// else's active lease.
+func (s *Session) checkOpLocks(op Op, token string, now time.Time) error {
+	below := op.Kind == OpRemove || op.Kind == OpRename
+	if err := s.checkLocks(op.Path, below, token, now); err != nil {
+		return err
+	}
+	if op.To != "" {
+		return s.checkLocks(op.To, true, token, now)
+	}
+	return nil
 }

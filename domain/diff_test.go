@@ -10,8 +10,8 @@ import (
 	"github.com/strand-dev/strand/domain"
 )
 
-// put returns tr with node at p, failing the test on a refusal.
-func put(t testing.TB, tr domain.Tree, p string, n *domain.Node) domain.Tree {
+// putNode returns tr with node at p, failing the test on a refusal.
+func putNode(t testing.TB, tr domain.Tree, p string, n *domain.Node) domain.Tree {
 	t.Helper()
 	out, err := tr.Put(p, n)
 	if err != nil {
@@ -56,38 +56,38 @@ func TestDiff(t *testing.T) {
 		{"EqualTrees", base, base, []string{}},
 		{"EmptyTrees", func(*testing.T) domain.Tree { return domain.Tree{} }, func(*testing.T) domain.Tree { return domain.Tree{} }, []string{}},
 		{"AddedFile", base, func(t *testing.T) domain.Tree {
-			return put(t, base(t), "src/util/bytes.go", textFile("package util", 0o644))
+			return putNode(t, base(t), "src/util/bytes.go", textFile("package util", 0o644))
 		}, []string{"A src/util/bytes.go"}},
 		{"DeletedFile", base, func(t *testing.T) domain.Tree {
 			return base(t).Delete("src/main.go")
 		}, []string{"D src/main.go"}},
 		{"ModifiedContent", base, func(t *testing.T) domain.Tree {
-			return put(t, base(t), "src/main.go", textFile("package main // v2", 0o644))
+			return putNode(t, base(t), "src/main.go", textFile("package main // v2", 0o644))
 		}, []string{"M src/main.go"}},
 		{"ModeOnly", base, func(t *testing.T) domain.Tree {
-			return put(t, base(t), "README", textFile("README", 0o755))
+			return putNode(t, base(t), "README", textFile("README", 0o755))
 		}, []string{"M README"}},
 		{"XattrsOnly", base, func(t *testing.T) domain.Tree {
 			h, n := content("README")
-			return put(t, base(t), "README", domain.NewFile(h, n, 0o644, map[string][]byte{"user.k": []byte("v")}))
+			return putNode(t, base(t), "README", domain.NewFile(h, n, 0o644, map[string][]byte{"user.k": []byte("v")}))
 		}, []string{"M README"}},
 		{"SymlinkTarget", base, func(t *testing.T) domain.Tree {
-			return put(t, base(t), "link", domain.NewSymlink("docs/guide.md", nil))
+			return putNode(t, base(t), "link", domain.NewSymlink("docs/guide.md", nil))
 		}, []string{"M link"}},
 		{"FileToSymlink", base, func(t *testing.T) domain.Tree {
-			return put(t, base(t), "README", domain.NewSymlink("docs/guide.md", nil))
+			return putNode(t, base(t), "README", domain.NewSymlink("docs/guide.md", nil))
 		}, []string{"M README"}},
 		{"FileToDir", base, func(t *testing.T) domain.Tree {
-			tr := put(t, base(t).Delete("README"), "README", domain.NewDir(0o755, nil))
-			return put(t, tr, "README/en", textFile("hello", 0o644))
+			tr := putNode(t, base(t).Delete("README"), "README", domain.NewDir(0o755, nil))
+			return putNode(t, tr, "README/en", textFile("hello", 0o644))
 		}, []string{"A README/en", "M README"}},
 		{"DirToFile", base, func(t *testing.T) domain.Tree {
-			return put(t, base(t).Delete("src"), "src", textFile("src", 0o644))
+			return putNode(t, base(t).Delete("src"), "src", textFile("src", 0o644))
 		}, []string{"M src", "D src/main.go", "D src/util", "D src/util/strings.go"}},
 		{"DirAdded", base, func(t *testing.T) domain.Tree {
-			tr := put(t, base(t), "lib/x/one.go", textFile("one", 0o644))
-			tr = put(t, tr, "lib/two.go", textFile("two", 0o644))
-			return put(t, tr, "lib/empty", domain.NewDir(0o755, nil))
+			tr := putNode(t, base(t), "lib/x/one.go", textFile("one", 0o644))
+			tr = putNode(t, tr, "lib/two.go", textFile("two", 0o644))
+			return putNode(t, tr, "lib/empty", domain.NewDir(0o755, nil))
 		}, []string{"A lib", "A lib/empty", "A lib/two.go", "A lib/x", "A lib/x/one.go"}},
 		{"DirDeleted", base, func(t *testing.T) domain.Tree {
 			return base(t).Delete("src")
@@ -108,47 +108,47 @@ func TestDiff(t *testing.T) {
 			return tr
 		}, []string{"M docs"}},
 		{"DirReplacedByEmptyDir", base, func(t *testing.T) domain.Tree {
-			return put(t, base(t), "docs", domain.NewDir(0o700, nil))
+			return putNode(t, base(t), "docs", domain.NewDir(0o700, nil))
 		}, []string{"M docs", "D docs/guide.md"}},
 		{"RootMode", func(*testing.T) domain.Tree { return domain.Tree{} }, func(t *testing.T) domain.Tree {
-			return put(t, domain.Tree{}, "", domain.NewDir(0o700, nil))
+			return putNode(t, domain.Tree{}, "", domain.NewDir(0o700, nil))
 		}, []string{"M "}},
 		{"Rename", base, func(t *testing.T) domain.Tree {
 			b := base(t)
-			return put(t, b.Delete("docs/guide.md"), "docs/manual.md", b.Lookup("docs/guide.md"))
+			return putNode(t, b.Delete("docs/guide.md"), "docs/manual.md", b.Lookup("docs/guide.md"))
 		}, []string{"R docs/guide.md -> docs/manual.md"}},
 		{"RenameWithModeChange", base, func(t *testing.T) domain.Tree {
-			return put(t, base(t).Delete("README"), "README.md", textFile("README", 0o600))
+			return putNode(t, base(t).Delete("README"), "README.md", textFile("README", 0o600))
 		}, []string{"R README -> README.md"}},
 		{"RenameSymlink", base, func(t *testing.T) domain.Tree {
-			return put(t, base(t).Delete("link"), "readme-link", domain.NewSymlink("README", nil))
+			return putNode(t, base(t).Delete("link"), "readme-link", domain.NewSymlink("README", nil))
 		}, []string{"R link -> readme-link"}},
 		{"DirMoved", base, func(t *testing.T) domain.Tree {
 			b := base(t)
-			return put(t, b.Delete("src"), "lib", b.Lookup("src"))
+			return putNode(t, b.Delete("src"), "lib", b.Lookup("src"))
 		}, []string{"A lib", "A lib/util", "D src", "D src/util", "R src/main.go -> lib/main.go", "R src/util/strings.go -> lib/util/strings.go"}},
 		{"RenameAndModify", base, func(t *testing.T) domain.Tree {
-			return put(t, base(t).Delete("README"), "README.md", textFile("README, edited", 0o644))
+			return putNode(t, base(t).Delete("README"), "README.md", textFile("README, edited", 0o644))
 		}, []string{"A README.md", "D README"}},
 		{"EmptyFilesNotRenamed", func(t *testing.T) domain.Tree {
-			return put(t, domain.Tree{}, "a", textFile("", 0o644))
+			return putNode(t, domain.Tree{}, "a", textFile("", 0o644))
 		}, func(t *testing.T) domain.Tree {
-			return put(t, domain.Tree{}, "b", textFile("", 0o644))
+			return putNode(t, domain.Tree{}, "b", textFile("", 0o644))
 		}, []string{"A b", "D a"}},
 		{"RenamesPreferSameBaseName", func(t *testing.T) domain.Tree {
-			tr := put(t, domain.Tree{}, "p/one", textFile("same", 0o644))
-			return put(t, tr, "q/two", textFile("same", 0o644))
+			tr := putNode(t, domain.Tree{}, "p/one", textFile("same", 0o644))
+			return putNode(t, tr, "q/two", textFile("same", 0o644))
 		}, func(t *testing.T) domain.Tree {
-			tr := put(t, domain.Tree{}, "r/two", textFile("same", 0o644))
-			return put(t, tr, "s/one", textFile("same", 0o644))
+			tr := putNode(t, domain.Tree{}, "r/two", textFile("same", 0o644))
+			return putNode(t, tr, "s/one", textFile("same", 0o644))
 		}, []string{"A r", "A s", "D p", "D q", "R q/two -> r/two", "R p/one -> s/one"}},
 		{"RenamesInTreeOrder", func(t *testing.T) domain.Tree {
-			tr := put(t, domain.Tree{}, "x1", textFile("same", 0o644))
-			return put(t, tr, "x2", textFile("same", 0o644))
+			tr := putNode(t, domain.Tree{}, "x1", textFile("same", 0o644))
+			return putNode(t, tr, "x2", textFile("same", 0o644))
 		}, func(t *testing.T) domain.Tree {
-			tr := put(t, domain.Tree{}, "y1", textFile("same", 0o644))
-			tr = put(t, tr, "y2", textFile("same", 0o644))
-			return put(t, tr, "y3", textFile("same", 0o644))
+			tr := putNode(t, domain.Tree{}, "y1", textFile("same", 0o644))
+			tr = putNode(t, tr, "y2", textFile("same", 0o644))
+			return putNode(t, tr, "y3", textFile("same", 0o644))
 		}, []string{"A y3", "R x1 -> y1", "R x2 -> y2"}},
 	}
 	for _, tc := range tests {
@@ -168,7 +168,7 @@ func TestDiff(t *testing.T) {
 func TestDiff_Details(t *testing.T) {
 	a := treeOf(t, "f", "d/", "d/g")
 	t.Run("ModeChange", func(t *testing.T) {
-		b := put(t, a, "f", textFile("f", 0o755))
+		b := putNode(t, a, "f", textFile("f", 0o755))
 		got := domain.Diff(a, b)
 		if len(got.Modified) != 1 {
 			t.Fatalf("Diff: got %q, want one modified path", changeLines(got))
@@ -180,7 +180,7 @@ func TestDiff_Details(t *testing.T) {
 		}
 	})
 	t.Run("KindChange", func(t *testing.T) {
-		b := put(t, a.Delete("d"), "d", domain.NewSymlink("f", nil))
+		b := putNode(t, a.Delete("d"), "d", domain.NewSymlink("f", nil))
 		got := domain.Diff(a, b)
 		if len(got.Modified) != 1 || got.Modified[0].Old.Kind != domain.KindDir || got.Modified[0].New.Kind != domain.KindSymlink {
 			t.Fatalf("Diff: got %q, want d modified from dir to symlink", changeLines(got))
@@ -190,7 +190,7 @@ func TestDiff_Details(t *testing.T) {
 		}
 	})
 	t.Run("AddedAndDeletedNodes", func(t *testing.T) {
-		b := put(t, a.Delete("f"), "h", textFile("h", 0o644))
+		b := putNode(t, a.Delete("f"), "h", textFile("h", 0o644))
 		got := domain.Diff(a, b)
 		if len(got.Added) != 1 || got.Added[0].Old != nil || got.Added[0].New != b.Lookup("h") {
 			t.Errorf("added: got %+v, want h with only New set", got.Added)
@@ -200,7 +200,7 @@ func TestDiff_Details(t *testing.T) {
 		}
 	})
 	t.Run("Reverse", func(t *testing.T) {
-		b := put(t, put(t, a.Delete("d/g"), "e/g", a.Lookup("d/g")), "n", textFile("new", 0o644))
+		b := putNode(t, putNode(t, a.Delete("d/g"), "e/g", a.Lookup("d/g")), "n", textFile("new", 0o644))
 		fwd, back := domain.Diff(a, b), domain.Diff(b, a)
 		if len(fwd.Added) != len(back.Deleted) || len(fwd.Deleted) != len(back.Added) || len(fwd.Renamed) != len(back.Renamed) {
 			t.Errorf("Diff(a, b) = %q but Diff(b, a) = %q: want the mirror image", changeLines(fwd), changeLines(back))
@@ -239,9 +239,9 @@ func naiveChanges(a, b domain.Tree) (added, modified, deleted []string) {
 	return added, modified, deleted
 }
 
-// mutate returns tr after n random changes: writes, deletes, moves, mode
+// mutateTree returns tr after n random changes: writes, deletes, moves, mode
 // changes and new directories.
-func mutate(t testing.TB, r *rand.Rand, tr domain.Tree, n int) domain.Tree {
+func mutateTree(t testing.TB, r *rand.Rand, tr domain.Tree, n int) domain.Tree {
 	t.Helper()
 	for range n {
 		all := paths(tr)
@@ -302,7 +302,7 @@ func TestDiff_MatchesFullWalk(t *testing.T) {
 	for seed := range uint64(200) {
 		r := rand.New(rand.NewPCG(seed, 7))
 		a := randomTree(t, r, 20+r.IntN(300))
-		b := mutate(t, r, a, r.IntN(12))
+		b := mutateTree(t, r, a, r.IntN(12))
 		got := domain.Diff(a, b)
 
 		added, modified, deleted := naiveChanges(a, b)
@@ -391,7 +391,7 @@ func TestDiff_SkipsEqualSubtrees(t *testing.T) {
 				for len(want) < 10 {
 					p := file()
 					want[p] = true
-					b = put(t, b, p, textFile("changed "+p, domain.DefaultFileMode))
+					b = putNode(t, b, p, textFile("changed "+p, domain.DefaultFileMode))
 				}
 				got, visits := domain.DiffCounted(a, b)
 				if len(got.Modified) != 10 || got.Len() != 10 {
@@ -406,11 +406,11 @@ func TestDiff_SkipsEqualSubtrees(t *testing.T) {
 				b := a
 				for i := range 4 {
 					b = b.Delete(file())
-					b = put(t, b, fmt.Sprintf("d%04d/new%d.txt", r.IntN(tc.dirs), i), textFile(fmt.Sprint("new ", i), domain.DefaultFileMode))
+					b = putNode(t, b, fmt.Sprintf("d%04d/new%d.txt", r.IntN(tc.dirs), i), textFile(fmt.Sprint("new ", i), domain.DefaultFileMode))
 				}
 				from := file()
-				b = put(t, b.Delete(from), from+".moved", a.Lookup(from))
-				b = put(t, b, "zz-new-dir/x", textFile("x", domain.DefaultFileMode))
+				b = putNode(t, b.Delete(from), from+".moved", a.Lookup(from))
+				b = putNode(t, b, "zz-new-dir/x", textFile("x", domain.DefaultFileMode))
 				got, visits := domain.DiffCounted(a, b)
 				if n := got.Len(); n < 10 || n > 11 {
 					t.Fatalf("Diff: got %q, want 4 deleted, 6 added, 1 rename", changeLines(got))
@@ -435,7 +435,7 @@ func BenchmarkDiff(b *testing.B) {
 			t2 := a
 			for range 10 {
 				p := fmt.Sprintf("d%04d/f%05d.txt", r.IntN(size/100), r.IntN(100))
-				t2 = put(b, t2, p, textFile("changed "+p, domain.DefaultFileMode))
+				t2 = putNode(b, t2, p, textFile("changed "+p, domain.DefaultFileMode))
 			}
 			b.ResetTimer()
 			for b.Loop() {

@@ -35,6 +35,13 @@ const (
 	ApprovalDenied    EventType = "ApprovalDenied"
 	CommitCreated     EventType = "CommitCreated"
 	PolicyChanged     EventType = "PolicyChanged"
+	XattrSet          EventType = "XattrSet"
+	XattrRemoved      EventType = "XattrRemoved"
+	CacheUpdated      EventType = "CacheUpdated"
+	LockAcquired      EventType = "LockAcquired"
+	LockRenewed       EventType = "LockRenewed"
+	LockReleased      EventType = "LockReleased"
+	HealthReported    EventType = "HealthReported"
 )
 
 // EventTypes lists every event type.
@@ -43,7 +50,8 @@ var EventTypes = []EventType{
 	SymlinkCreated, BatchApplied, TagsSet, SessionArchived, SessionDeleted,
 	CheckpointCreated, CheckpointDeleted, SessionRestored,
 	NoteAdded, NoteResolved, NoteReopened, ApprovalRequested, ApprovalGranted, ApprovalDenied,
-	CommitCreated, PolicyChanged,
+	CommitCreated, PolicyChanged, XattrSet, XattrRemoved, CacheUpdated, LockAcquired, LockRenewed,
+	LockReleased, HealthReported,
 }
 
 // Op kinds: the file-tree operations an event can carry.
@@ -53,6 +61,9 @@ const (
 	OpRemove  = "remove"
 	OpRename  = "rename"
 	OpSymlink = "symlink"
+	// OpSetXattr and OpRemoveXattr change one extended attribute.
+	OpSetXattr    = "setxattr"
+	OpRemoveXattr = "rmxattr"
 )
 
 // Op is one file-tree operation as recorded in an event: paths are clean and
@@ -66,6 +77,8 @@ type Op struct {
 	Size      int64  `msgpack:"s,omitempty"`
 	Mode      uint32 `msgpack:"m,omitempty"`
 	Recursive bool   `msgpack:"r,omitempty"`
+	Name      string `msgpack:"n,omitempty"`
+	Value     []byte `msgpack:"v,omitempty"`
 }
 
 // Origin is where a session's history begins.
@@ -161,6 +174,41 @@ type Event struct {
 	// Uses names the approval requests this event consumed (a commit, a
 	// delete, a policy change, a merge or a promotion they authorised).
 	Uses []string `msgpack:"uses,omitempty"`
+
+	Cache  []CacheOp   `msgpack:"cache,omitempty"`
+	Lock   *LockData   `msgpack:"lock,omitempty"`
+	Health *HealthData `msgpack:"health,omitempty"`
+}
+
+// CacheOp is one change of a session's knowledge cache.
+type CacheOp struct {
+	Op    string `msgpack:"op"` // put, delete, delete_prefix
+	Key   string `msgpack:"k"`
+	Value []byte `msgpack:"v,omitempty"`
+	// Expires is when a put entry stops existing (unix nanoseconds, 0: never).
+	Expires int64 `msgpack:"x,omitempty"`
+}
+
+// LockData is the payload of LockAcquired, LockRenewed and LockReleased.
+type LockData struct {
+	Path    string `msgpack:"p"`
+	Subtree bool   `msgpack:"sub,omitempty"`
+	// TokenHash is the SHA-256 of the lease token: the token itself is
+	// never stored, so reading history does not let anyone use a lease.
+	TokenHash []byte `msgpack:"th,omitempty"`
+	Owner     string `msgpack:"owner,omitempty"`
+	Expires   int64  `msgpack:"x,omitempty"`
+	Forced    bool   `msgpack:"forced,omitempty"`
+}
+
+// HealthData is the payload of HealthReported: a test run's result.
+type HealthData struct {
+	Passing bool   `msgpack:"ok"`
+	Passed  int    `msgpack:"pass,omitempty"`
+	Failed  int    `msgpack:"fail,omitempty"`
+	Skipped int    `msgpack:"skip,omitempty"`
+	Summary string `msgpack:"sum,omitempty"`
+	Details []byte `msgpack:"details,omitempty"`
 }
 
 // At returns the event's time.

@@ -43,6 +43,13 @@ func scenario(t *testing.T) *eventLog {
 	l.must("s1", domain.SetPolicy{Policy: domain.Policy{domain.ActionDelete: 0}})
 	l.must("s1", domain.RequestApproval{ID: "r3", Reason: "custom"})
 	l.as("s1", "rev", domain.DenyApproval{ID: "r3", Comment: "no"})
+	l.must("s1", one(domain.FileOp{Kind: domain.OpSetXattr, Path: "a/f", Name: "user.k", Value: []byte("v")}))
+	l.must("s1", one(domain.FileOp{Kind: domain.OpRemoveXattr, Path: "a/f", Name: "user.k"}))
+	l.must("s1", domain.UpdateCache{Ops: []domain.CacheOp{{Op: domain.CachePut, Key: "k", Value: []byte("v")}}})
+	l.must("s1", domain.AcquireLock{Path: "x", Token: "0123456789abcdef"})
+	l.must("s1", domain.RenewLock{Path: "x", Token: "0123456789abcdef"})
+	l.must("s1", domain.ReleaseLock{Path: "x", Token: "0123456789abcdef"})
+	l.must("s1", domain.ReportHealth{Data: domain.HealthData{Passing: true, Passed: 3, Summary: "ok"}})
 	l.must("s1", domain.ArchiveSession{})
 	l.must("s1", domain.DeleteSession{})
 	return l

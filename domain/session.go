@@ -59,6 +59,11 @@ type Session struct {
 	Commits   []Commit
 	Policy    Policy
 
+	// Collaboration state.
+	Cache  Cache
+	Locks  map[string]Lock
+	Health *HealthReport
+
 	recent *recentRequest
 }
 
@@ -181,6 +186,9 @@ func (s *Session) Commit(e *Event, position uint64, hash Hash) {
 	s.LastHash = hash
 	s.remember(e.RequestID, position)
 	settleReview(s, e, position)
+	if e.Type == HealthReported && s.Health != nil && s.Health.Position == 0 {
+		s.Health.Position = position
+	}
 }
 
 // apply folds an event into a state without checking the recorded root.
@@ -192,7 +200,9 @@ func apply(s *Session, e *Event, past Past) (*Session, error) {
 			return nil, Errorf(CodeInternal, "%s without payload", e.Type)
 		}
 		if s != nil {
-			n.Tree = s.Tree
+			// A fork begins with its parent's content: the tree and the
+			// knowledge cache as they were at the fork point.
+			n.Tree, n.Cache = s.Tree, s.Cache
 		}
 		if e.Version != 1 {
 			return nil, Errorf(CodeInternal, "first event of %s has version %d", e.Session, e.Version)
@@ -232,7 +242,7 @@ func apply(s *Session, e *Event, past Past) (*Session, error) {
 	n.UpdatedAt = e.At()
 
 	switch e.Type {
-	case FileWritten, DirectoryMade, PathRemoved, PathRenamed, SymlinkCreated, BatchApplied:
+	case FileWritten, DirectoryMade, PathRemoved, PathRenamed, SymlinkCreated, BatchApplied, XattrSet, XattrRemoved:
 		t, err := applyOps(n.Tree, e.Ops)
 		if err != nil {
 			return nil, err
@@ -278,11 +288,18 @@ func apply(s *Session, e *Event, past Past) (*Session, error) {
 			return nil, err
 		}
 		n.Tree = then.Tree
+		n.Cache = then.Cache
 	case SessionCreated, SessionForked:
 	default:
 		ok, err := applyReview(&n, e)
 		if err != nil {
 			return nil, err
+		}
+		if !ok {
+			ok, err = applyCollab(&n, e)
+			if err != nil {
+				return nil, err
+			}
 		}
 		if !ok {
 			return nil, Errorf(CodeInternal, "unknown event type %q", e.Type)
@@ -317,6 +334,8 @@ func applyOps(t Tree, ops []Op) (Tree, error) {
 			t, err = t.Delete(op.Path).Put(op.To, node)
 		case OpSymlink:
 			t, err = t.Put(op.Path, NewSymlink(op.Target, nil))
+		case OpSetXattr, OpRemoveXattr:
+			t, err = applyXattr(t, op)
 		default:
 			return t, Errorf(CodeInternal, "unknown op %q in event", op.Kind)
 		}

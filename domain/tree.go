@@ -138,6 +138,15 @@ func NewDir(mode uint32, xattrs map[string][]byte) *Node {
 	return (&Node{Kind: KindDir, Mode: mode & 0o7777, Xattrs: xattrs}).seal()
 }
 
+// WithXattrs returns a copy of the node with other extended attributes.
+func (n *Node) WithXattrs(x map[string][]byte) *Node {
+	c := &Node{Kind: n.Kind, Mode: n.Mode, Size: n.Size, Content: n.Content, Target: n.Target, entries: n.entries}
+	if len(x) > 0 {
+		c.Xattrs = x
+	}
+	return c.seal()
+}
+
 func (n *Node) withEntries(e *entries) *Node {
 	return (&Node{Kind: KindDir, Mode: n.Mode, Xattrs: n.Xattrs, entries: e}).seal()
 }

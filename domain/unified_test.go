@@ -11,7 +11,7 @@ import (
 	"github.com/strand-dev/strand/domain"
 )
 
-func lines(from, to int, edit map[int]string) string {
+func numberedLines(from, to int, edit map[int]string) string {
 	var b strings.Builder
 	for i := from; i <= to; i++ {
 		if s, ok := edit[i]; ok {
@@ -33,15 +33,15 @@ func TestUnifiedDiff(t *testing.T) {
 	}{
 		{"Equal", "f", "f", "same\n", "same\n", 3, ""},
 		{"BothEmpty", "f", "f", "", "", 3, ""},
-		{"OneLineChanged", "f.txt", "f.txt", lines(1, 10, nil), lines(1, 10, map[int]string{5: "five\n"}), 3,
+		{"OneLineChanged", "f.txt", "f.txt", numberedLines(1, 10, nil), numberedLines(1, 10, map[int]string{5: "five\n"}), 3,
 			"--- a/f.txt\n+++ b/f.txt\n@@ -2,7 +2,7 @@\n 2\n 3\n 4\n-5\n+five\n 6\n 7\n 8\n"},
-		{"TwoHunks", "f", "f", lines(1, 20, nil), lines(1, 20, map[int]string{2: "two\n", 19: "nineteen\n"}), 3,
+		{"TwoHunks", "f", "f", numberedLines(1, 20, nil), numberedLines(1, 20, map[int]string{2: "two\n", 19: "nineteen\n"}), 3,
 			"--- a/f\n+++ b/f\n@@ -1,5 +1,5 @@\n 1\n-2\n+two\n 3\n 4\n 5\n@@ -16,5 +16,5 @@\n 16\n 17\n 18\n-19\n+nineteen\n 20\n"},
-		{"HunksMergeWithinTwiceTheContext", "f", "f", lines(1, 20, nil), lines(1, 20, map[int]string{5: "five\n", 11: "eleven\n"}), 3,
+		{"HunksMergeWithinTwiceTheContext", "f", "f", numberedLines(1, 20, nil), numberedLines(1, 20, map[int]string{5: "five\n", 11: "eleven\n"}), 3,
 			"--- a/f\n+++ b/f\n@@ -2,13 +2,13 @@\n 2\n 3\n 4\n-5\n+five\n 6\n 7\n 8\n 9\n 10\n-11\n+eleven\n 12\n 13\n 14\n"},
-		{"HunksMergeAtTwiceTheContext", "f", "f", lines(1, 20, nil), lines(1, 20, map[int]string{5: "five\n", 12: "twelve\n"}), 3,
+		{"HunksMergeAtTwiceTheContext", "f", "f", numberedLines(1, 20, nil), numberedLines(1, 20, map[int]string{5: "five\n", 12: "twelve\n"}), 3,
 			"--- a/f\n+++ b/f\n@@ -2,14 +2,14 @@\n 2\n 3\n 4\n-5\n+five\n 6\n 7\n 8\n 9\n 10\n 11\n-12\n+twelve\n 13\n 14\n 15\n"},
-		{"HunksApartBeyondTwiceTheContext", "f", "f", lines(1, 20, nil), lines(1, 20, map[int]string{5: "five\n", 13: "thirteen\n"}), 3,
+		{"HunksApartBeyondTwiceTheContext", "f", "f", numberedLines(1, 20, nil), numberedLines(1, 20, map[int]string{5: "five\n", 13: "thirteen\n"}), 3,
 			"--- a/f\n+++ b/f\n@@ -2,7 +2,7 @@\n 2\n 3\n 4\n-5\n+five\n 6\n 7\n 8\n@@ -10,7 +10,7 @@\n 10\n 11\n 12\n-13\n+thirteen\n 14\n 15\n 16\n"},
 		{"ZeroContextInsertAtStart", "f", "f", "a\nb\n", "x\na\nb\n", 0,
 			"--- a/f\n+++ b/f\n@@ -0,0 +1 @@\n+x\n"},
