@@ -9,7 +9,9 @@ import (
 
 func u64(v uint64) *uint64 { return &v }
 
-func put(k, v string) domain.CacheOp { return domain.CacheOp{Op: domain.CachePut, Key: k, Value: []byte(v)} }
+func put(k, v string) domain.CacheOp {
+	return domain.CacheOp{Op: domain.CachePut, Key: k, Value: []byte(v)}
+}
 
 func TestSession_Cache(t *testing.T) {
 	l := newLog(t)

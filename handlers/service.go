@@ -129,6 +129,8 @@ type call struct {
 
 type handlerFunc func(c *call) (any, error)
 
+// endpoint answers on strand.v1.<tenant>.<area>.<verb>, or on
+// strand.v1.<tenant>.<area> when verb is empty (diff).
 type endpoint struct {
 	area, verb string
 	fn         handlerFunc

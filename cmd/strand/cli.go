@@ -247,20 +247,6 @@ func (m *Main) parseArgs(name string, args []string, declare func(fs *flag.FlagS
 	return g, pos, nil
 }
 
-// connect is parseArgs followed by dial. Prefer parseArgs, then the checks of
-// the positional arguments, then dial: a mistake in the command line is then
-// reported as one (exit 2) even when no server is reachable.
-func (m *Main) connect(name string, args []string, declare func(fs *flag.FlagSet)) (*globals, []string, error) {
-	g, pos, err := m.parseArgs(name, args, declare)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := g.dial(); err != nil {
-		return nil, nil, err
-	}
-	return g, pos, nil
-}
-
 // dial connects to the server and makes the client.
 func (g *globals) dial() error {
 	nc, err := nats.Connect(g.server, nats.Name("strand-cli"), nats.Timeout(5*time.Second))
