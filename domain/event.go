@@ -42,6 +42,7 @@ const (
 	LockRenewed       EventType = "LockRenewed"
 	LockReleased      EventType = "LockReleased"
 	HealthReported    EventType = "HealthReported"
+	SessionMerged     EventType = "SessionMerged"
 )
 
 // EventTypes lists every event type.
@@ -51,7 +52,7 @@ var EventTypes = []EventType{
 	CheckpointCreated, CheckpointDeleted, SessionRestored,
 	NoteAdded, NoteResolved, NoteReopened, ApprovalRequested, ApprovalGranted, ApprovalDenied,
 	CommitCreated, PolicyChanged, XattrSet, XattrRemoved, CacheUpdated, LockAcquired, LockRenewed,
-	LockReleased, HealthReported,
+	LockReleased, HealthReported, SessionMerged,
 }
 
 // Op kinds: the file-tree operations an event can carry.
@@ -100,34 +101,34 @@ type CreatedData struct {
 // NoteData is the payload of NoteAdded, and names the note of NoteResolved
 // and NoteReopened.
 type NoteData struct {
-	ID        string `msgpack:"id"`
-	Body      string `msgpack:"body,omitempty"`
-	Path      string `msgpack:"path,omitempty"`
-	LineStart int    `msgpack:"ls,omitempty"`
-	LineEnd   int    `msgpack:"le,omitempty"`
-	Content   []byte `msgpack:"h,omitempty"`
-	ReplyTo   string `msgpack:"reply,omitempty"`
+	ID        string `msgpack:"id" json:"id"`
+	Body      string `msgpack:"body,omitempty" json:"body,omitempty"`
+	Path      string `msgpack:"path,omitempty" json:"path,omitempty"`
+	LineStart int    `msgpack:"ls,omitempty" json:"line_start,omitempty"`
+	LineEnd   int    `msgpack:"le,omitempty" json:"line_end,omitempty"`
+	Content   []byte `msgpack:"h,omitempty" json:"content,omitempty"`
+	ReplyTo   string `msgpack:"reply,omitempty" json:"reply_to,omitempty"`
 }
 
 // ApprovalData is the payload of ApprovalRequested, ApprovalGranted and
 // ApprovalDenied.
 type ApprovalData struct {
-	ID       string `msgpack:"id"`
-	Reason   string `msgpack:"reason,omitempty"`
-	Group    string `msgpack:"group,omitempty"`
-	Details  []byte `msgpack:"details,omitempty"`
-	Root     []byte `msgpack:"root,omitempty"`
-	Required int    `msgpack:"required,omitempty"`
-	Comment  string `msgpack:"comment,omitempty"`
+	ID       string `msgpack:"id" json:"id"`
+	Reason   string `msgpack:"reason,omitempty" json:"reason,omitempty"`
+	Group    string `msgpack:"group,omitempty" json:"group,omitempty"`
+	Details  []byte `msgpack:"details,omitempty" json:"details,omitempty"`
+	Root     []byte `msgpack:"root,omitempty" json:"root,omitempty"`
+	Required int    `msgpack:"required,omitempty" json:"required,omitempty"`
+	Comment  string `msgpack:"comment,omitempty" json:"comment,omitempty"`
 }
 
 // CommitData is the payload of CommitCreated.
 type CommitData struct {
-	ID       string   `msgpack:"id"`
-	Position uint64   `msgpack:"pos"`
-	Message  string   `msgpack:"msg"`
-	Author   string   `msgpack:"author"`
-	Summary  *Summary `msgpack:"summary,omitempty"`
+	ID       string   `msgpack:"id" json:"id"`
+	Position uint64   `msgpack:"pos" json:"position"`
+	Message  string   `msgpack:"msg" json:"message"`
+	Author   string   `msgpack:"author" json:"author"`
+	Summary  *Summary `msgpack:"summary,omitempty" json:"summary,omitempty"`
 }
 
 // CheckpointData is the payload of CheckpointCreated and CheckpointDeleted.
@@ -171,6 +172,7 @@ type Event struct {
 	Approval   *ApprovalData     `msgpack:"approval,omitempty"`
 	Commit     *CommitData       `msgpack:"commit,omitempty"`
 	Policy     Policy            `msgpack:"policy,omitempty"`
+	Merge      *MergeData        `msgpack:"merge,omitempty"`
 	// Uses names the approval requests this event consumed (a commit, a
 	// delete, a policy change, a merge or a promotion they authorised).
 	Uses []string `msgpack:"uses,omitempty"`
@@ -182,33 +184,33 @@ type Event struct {
 
 // CacheOp is one change of a session's knowledge cache.
 type CacheOp struct {
-	Op    string `msgpack:"op"` // put, delete, delete_prefix
-	Key   string `msgpack:"k"`
-	Value []byte `msgpack:"v,omitempty"`
+	Op    string `msgpack:"op" json:"op"` // put, delete, delete_prefix
+	Key   string `msgpack:"k" json:"key"`
+	Value []byte `msgpack:"v,omitempty" json:"value,omitempty"`
 	// Expires is when a put entry stops existing (unix nanoseconds, 0: never).
-	Expires int64 `msgpack:"x,omitempty"`
+	Expires int64 `msgpack:"x,omitempty" json:"expires,omitempty"`
 }
 
 // LockData is the payload of LockAcquired, LockRenewed and LockReleased.
 type LockData struct {
-	Path    string `msgpack:"p"`
-	Subtree bool   `msgpack:"sub,omitempty"`
+	Path    string `msgpack:"p" json:"path"`
+	Subtree bool   `msgpack:"sub,omitempty" json:"subtree,omitempty"`
 	// TokenHash is the SHA-256 of the lease token: the token itself is
 	// never stored, so reading history does not let anyone use a lease.
-	TokenHash []byte `msgpack:"th,omitempty"`
-	Owner     string `msgpack:"owner,omitempty"`
-	Expires   int64  `msgpack:"x,omitempty"`
-	Forced    bool   `msgpack:"forced,omitempty"`
+	TokenHash []byte `msgpack:"th,omitempty" json:"token_hash,omitempty"`
+	Owner     string `msgpack:"owner,omitempty" json:"owner,omitempty"`
+	Expires   int64  `msgpack:"x,omitempty" json:"expires,omitempty"`
+	Forced    bool   `msgpack:"forced,omitempty" json:"forced,omitempty"`
 }
 
 // HealthData is the payload of HealthReported: a test run's result.
 type HealthData struct {
-	Passing bool   `msgpack:"ok"`
-	Passed  int    `msgpack:"pass,omitempty"`
-	Failed  int    `msgpack:"fail,omitempty"`
-	Skipped int    `msgpack:"skip,omitempty"`
-	Summary string `msgpack:"sum,omitempty"`
-	Details []byte `msgpack:"details,omitempty"`
+	Passing bool   `msgpack:"ok" json:"passing"`
+	Passed  int    `msgpack:"pass,omitempty" json:"passed,omitempty"`
+	Failed  int    `msgpack:"fail,omitempty" json:"failed,omitempty"`
+	Skipped int    `msgpack:"skip,omitempty" json:"skipped,omitempty"`
+	Summary string `msgpack:"sum,omitempty" json:"summary,omitempty"`
+	Details []byte `msgpack:"details,omitempty" json:"details,omitempty"`
 }
 
 // At returns the event's time.

@@ -81,7 +81,11 @@ func (s *Service) fsManifest(c *call) (any, error) {
 			reply.NextCursor = reply.Entries[limit-1].Path
 			return false
 		}
-		reply.Entries = append(reply.Entries, entryView(e.Path, e.Node))
+		ev := entryView(e.Path, e.Node)
+		if req.Xattrs && len(e.Node.Xattrs) > 0 {
+			ev.Xattrs = e.Node.Xattrs
+		}
+		reply.Entries = append(reply.Entries, ev)
 		return true
 	})
 	return reply, nil
@@ -141,11 +145,16 @@ func (s *Service) fsRead(c *call) (any, error) {
 
 // precheck refuses early, before any content is stored, a write to a
 // session that does not exist or does not take writes. The decision itself
-// is made again on the session's head.
-func (c *call) precheck(id string) error {
+// is made again on the session's head. A retry of a request the session
+// already applied passes, so that Change answers it as the first time even
+// when the session stopped taking writes since.
+func (c *call) precheck(id, requestID string) error {
 	sess, err := c.svc.store.Peek(c.ctx, c.tenant, id)
 	if err != nil {
 		return err
+	}
+	if _, ok := sess.RequestPosition(requestID); ok {
+		return nil
 	}
 	return sess.Writable()
 }
@@ -201,7 +210,7 @@ func (s *Service) fsUpload(c *call) (any, error) {
 	if len(req.Data) > s.store.Config().ChunkSize {
 		return nil, domain.Errorf(domain.CodeTooLarge, "a chunk holds at most %d bytes", s.store.Config().ChunkSize)
 	}
-	if err := c.precheck(id); err != nil {
+	if err := c.precheck(id, ""); err != nil {
 		return nil, err
 	}
 	h, err := s.store.Blobs.Put(c.ctx, req.Data)
@@ -223,7 +232,7 @@ func (s *Service) fsWrite(c *call) (any, error) {
 	if _, err := domain.CleanNonRoot(req.Path); err != nil {
 		return nil, err
 	}
-	if err := c.precheck(id); err != nil {
+	if err := c.precheck(id, req.RequestID); err != nil {
 		return nil, err
 	}
 	h, size, err := c.storeContent(req.Content, req.Chunks, req.Hash)
@@ -337,7 +346,7 @@ func (s *Service) fsBatch(c *call) (any, error) {
 		}
 		ops[i] = domain.FileOp{Kind: o.Op, Path: o.Path, To: o.To, Target: o.Target, Mode: o.Mode, Recursive: o.Recursive, Expect: o.ExpectedHash}
 	}
-	if err := c.precheck(id); err != nil {
+	if err := c.precheck(id, req.RequestID); err != nil {
 		return nil, err
 	}
 	for i, o := range req.Ops {

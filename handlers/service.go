@@ -160,6 +160,31 @@ func (s *Service) endpoints() []endpoint {
 		{"checkpoint", "list", s.checkpointList},
 		{"checkpoint", "delete", s.checkpointDelete},
 		{"diff", "", s.diff},
+		{"cache", "get", s.cacheGet},
+		{"cache", "put", s.cachePut},
+		{"cache", "delete", s.cacheDelete},
+		{"cache", "exists", s.cacheExists},
+		{"cache", "meta", s.cacheMeta},
+		{"cache", "cas", s.cacheCAS},
+		{"cache", "keys", s.cacheKeys},
+		{"cache", "stats", s.cacheStats},
+		{"cache", "batch_get", s.cacheBatchGet},
+		{"cache", "batch_put", s.cacheBatchPut},
+		{"cache", "batch_delete", s.cacheBatchDelete},
+		{"cache", "delete_prefix", s.cacheDeletePrefix},
+		{"lock", "acquire", s.lockAcquire},
+		{"lock", "renew", s.lockRenew},
+		{"lock", "release", s.lockRelease},
+		{"lock", "force_release", s.lockForceRelease},
+		{"lock", "list", s.lockList},
+		{"fs", "xattr.set", s.xattrSet},
+		{"fs", "xattr.get", s.xattrGet},
+		{"fs", "xattr.list", s.xattrList},
+		{"fs", "xattr.remove", s.xattrRemove},
+		{"health", "report", s.healthReport},
+		{"health", "get", s.healthGet},
+		{"bus", "publish", s.busPublish},
+		{"bus", "replay", s.busReplay},
 		{"review", "annotate", s.reviewAnnotate},
 		{"review", "notes", s.reviewNotes},
 		{"review", "resolve", s.reviewResolve},
@@ -391,5 +416,20 @@ func (c *call) change(id string, m Mutation, build func(s *domain.Session) (doma
 	if err != nil {
 		return streams.Result{}, err
 	}
-	return c.svc.store.Change(c.ctx, c.tenant, id, meta, build)
+	if m.Token == "" {
+		return c.svc.store.Change(c.ctx, c.tenant, id, meta, build)
+	}
+	// The lease token rides on every command that touches paths.
+	return c.svc.store.Change(c.ctx, c.tenant, id, meta, func(s *domain.Session) (domain.Command, error) {
+		cmd, err := build(s)
+		switch v := cmd.(type) {
+		case domain.ChangeFiles:
+			v.Token = m.Token
+			return v, err
+		case domain.RestoreSession:
+			v.Token = m.Token
+			return v, err
+		}
+		return cmd, err
+	})
 }

@@ -18,6 +18,8 @@ type Mutation struct {
 	ExpectedPosition uint64 `json:"expected_position,omitempty"`
 	// Actor names who asks; the Strand-Actor header is the alternative.
 	Actor string `json:"actor,omitempty"`
+	// Token is a lease token (lock.acquire) for paths under a lock.
+	Token string `json:"token,omitempty"`
 }
 
 // At names a point in a session's history: a position (a number, in JSON a
@@ -147,6 +149,8 @@ type EntryView struct {
 	Mode   uint32 `json:"mode"`
 	Hash   string `json:"hash"`
 	Target string `json:"target,omitempty"`
+	// Xattrs are included when the manifest request asks for them.
+	Xattrs map[string][]byte `json:"xattrs,omitempty"`
 }
 
 // ManifestRequest is the body of fs.manifest.
@@ -159,6 +163,8 @@ type ManifestRequest struct {
 	// After is the cursor: the last path of the previous page.
 	After string `json:"after,omitempty"`
 	Limit int    `json:"limit,omitempty"`
+	// Xattrs includes each entry's extended attributes.
+	Xattrs bool `json:"xattrs,omitempty"`
 }
 
 // ManifestReply answers fs.manifest.
@@ -294,6 +300,13 @@ type EventsRequest struct {
 	// At bounds the listing: nothing after this point.
 	At    At  `json:"at,omitempty"`
 	Limit int `json:"limit,omitempty"`
+	// Filters: event types, actor, a path (the event touches it or
+	// something below it) and a time window [since, until).
+	Types []string   `json:"types,omitempty"`
+	Actor string     `json:"actor,omitempty"`
+	Path  string     `json:"path,omitempty"`
+	Since *time.Time `json:"since,omitempty"`
+	Until *time.Time `json:"until,omitempty"`
 }
 
 // OpView is one file operation of an event.
@@ -329,6 +342,15 @@ type EventView struct {
 	Untag      []string          `json:"untag,omitempty"`
 	Checkpoint *CheckpointView   `json:"checkpoint,omitempty"`
 	RestoredTo uint64            `json:"restored_to,omitempty"`
+	// The payloads of review and collaboration events, as stored.
+	Note     *domain.NoteData     `json:"note,omitempty"`
+	Approval *domain.ApprovalData `json:"approval,omitempty"`
+	Commit   *domain.CommitData   `json:"commit,omitempty"`
+	Policy   domain.Policy        `json:"policy,omitempty"`
+	Uses     []string             `json:"uses,omitempty"`
+	Cache    []domain.CacheOp     `json:"cache,omitempty"`
+	Lock     *domain.LockData     `json:"lock,omitempty"`
+	Health   *domain.HealthData   `json:"health,omitempty"`
 }
 
 // EventsReply answers events.list. NextFrom, when not zero, is where the
@@ -400,5 +422,7 @@ func eventView(position uint64, hash domain.Hash, e *domain.Event) EventView {
 	if r := e.Restore; r != nil {
 		v.RestoredTo = r.To
 	}
+	v.Note, v.Approval, v.Commit, v.Policy, v.Uses = e.Note, e.Approval, e.Commit, e.Policy, e.Uses
+	v.Cache, v.Lock, v.Health = e.Cache, e.Lock, e.Health
 	return v
 }

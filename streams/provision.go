@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,6 +18,8 @@ const (
 	TenantBucket   = "strand_tenants"
 
 	eventPrefix = "strand.ev."
+	// WatchPrefix starts the subjects of the live tail of events.
+	WatchPrefix = "strand.watch."
 	blobPrefix  = "strand.blob."
 )
 
@@ -31,6 +34,10 @@ type Config struct {
 	SnapshotEvery uint64
 	// ChunkSize is the largest blob stored as one message.
 	ChunkSize int
+	// BusHistory is how many messages each bus topic retains for late
+	// subscribers, and BusMaxAge how long.
+	BusHistory int
+	BusMaxAge  time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -45,6 +52,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ChunkSize <= 0 {
 		c.ChunkSize = DefaultChunkSize
+	}
+	if c.BusHistory <= 0 {
+		c.BusHistory = 100
+	}
+	if c.BusMaxAge <= 0 {
+		c.BusMaxAge = 24 * time.Hour
 	}
 	return c
 }
@@ -73,6 +86,10 @@ func eventStreamConfig(c Config) jetstream.StreamConfig {
 		DenyDelete:  false,
 		DenyPurge:   false,
 		AllowDirect: true,
+		// Every stored event is republished at once on
+		// strand.watch.<tenant>.<session>: a live tail any NATS client can
+		// subscribe to, published by the server exactly when it stores.
+		RePublish: &jetstream.RePublish{Source: eventPrefix + ">", Destination: WatchPrefix + ">"},
 	}
 }
 
@@ -95,22 +112,21 @@ func blobStreamConfig(c Config) jetstream.StreamConfig {
 // from any number of instances at once.
 func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 	c = c.withDefaults()
-	for _, sc := range []jetstream.StreamConfig{eventStreamConfig(c), blobStreamConfig(c)} {
+	for _, sc := range []jetstream.StreamConfig{eventStreamConfig(c), blobStreamConfig(c), busStreamConfig(c), sourceStreamConfig(c)} {
 		if err := ensureStream(ctx, js, sc); err != nil {
 			return err
 		}
 	}
-	_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	if _, err := EnsureBucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      SnapshotBucket,
 		Description: "Strand session snapshots (a cache: deleting them changes no answer)",
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    c.Replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("provision bucket %s: %w", SnapshotBucket, err)
+	}); err != nil {
+		return err
 	}
-	_, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	_, err := EnsureBucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      TenantBucket,
 		Description: "Strand tenant settings (default approval policy)",
 		History:     8,
@@ -118,28 +134,108 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 		Replicas:    c.Replicas,
 	})
 	if err != nil {
-		return fmt.Errorf("provision bucket %s: %w", TenantBucket, err)
+		return err
 	}
-	return nil
+	return ensureJobBucket(ctx, js, c)
 }
 
-func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+// provisionAttempt bounds one create or update request. On a cluster,
+// nats-server v2.15.2 can leave both requests unanswered when one client
+// creates a stream while another updates the same stream (two `strand serve`
+// starting together did, through CreateOrUpdateStream): the stream exists,
+// but neither caller hears so. The next attempt finds it.
+const provisionAttempt = 5 * time.Second
+
+// provision runs one bounded attempt after another until one succeeds, the
+// context ends or 20 attempts failed. A cluster still electing its meta
+// leader answers with transient errors, and see provisionAttempt.
+func provision(ctx context.Context, what string, attempt func(ctx context.Context) error) error {
 	var err error
-	for attempt := 0; attempt < 20; attempt++ {
-		_, err = js.CreateOrUpdateStream(ctx, sc)
+	for i := 0; i < 20; i++ {
+		actx, cancel := context.WithTimeout(ctx, provisionAttempt)
+		err = attempt(actx)
+		cancel()
 		if err == nil {
 			return nil
 		}
-		// A cluster that is still electing its meta leader answers with
-		// transient errors; wait a little and try again.
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			break
+		if ctx.Err() != nil {
+			return fmt.Errorf("provision %s: %w (last error: %v)", what, ctx.Err(), err)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("provision stream %s: %w", sc.Name, ctx.Err())
+			return fmt.Errorf("provision %s: %w (last error: %v)", what, ctx.Err(), err)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("provision stream %s: %w", sc.Name, err)
+	return fmt.Errorf("provision %s: %w", what, err)
+}
+
+// ensureStream creates a stream, or updates it when what Strand sets differs.
+// It reads before it writes, so instances starting together do not update a
+// stream that another one is creating.
+func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+	return provision(ctx, "stream "+sc.Name, func(ctx context.Context) error {
+		s, err := js.Stream(ctx, sc.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			_, err = js.CreateStream(ctx, sc)
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if streamConfigMatches(s.CachedInfo().Config, sc) {
+			return nil
+		}
+		_, err = js.UpdateStream(ctx, sc)
+		return err
+	})
+}
+
+// streamConfigMatches reports whether a stream has every setting Strand
+// chooses (the server fills in the rest).
+func streamConfigMatches(have, want jetstream.StreamConfig) bool {
+	return have.Description == want.Description &&
+		slices.Equal(have.Subjects, want.Subjects) &&
+		have.Retention == want.Retention &&
+		have.Storage == want.Storage &&
+		have.Replicas == want.Replicas &&
+		have.Discard == want.Discard &&
+		have.Duplicates == want.Duplicates &&
+		have.MaxMsgsPerSubject == want.MaxMsgsPerSubject &&
+		have.AllowDirect == want.AllowDirect &&
+		have.DenyDelete == want.DenyDelete &&
+		have.DenyPurge == want.DenyPurge
+}
+
+// EnsureBucket creates a key-value bucket, or updates it when its replicas,
+// history or storage differ from cfg, and returns it. Like Provision, it is
+// safe to run from several instances at once.
+func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := provision(ctx, "bucket "+cfg.Bucket, func(ctx context.Context) error {
+		var err error
+		kv, err = js.KeyValue(ctx, cfg.Bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = js.CreateKeyValue(ctx, cfg)
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return err
+		}
+		bs, ok := st.(*jetstream.KeyValueBucketStatus)
+		if !ok {
+			return nil // not a status we can compare: keep the bucket as it is
+		}
+		have := bs.StreamInfo().Config
+		if have.Replicas == max(cfg.Replicas, 1) && have.MaxMsgsPerSubject == int64(max(cfg.History, 1)) && have.Storage == cfg.Storage {
+			return nil
+		}
+		kv, err = js.UpdateKeyValue(ctx, cfg)
+		return err
+	})
+	return kv, err
 }

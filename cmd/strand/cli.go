@@ -52,7 +52,9 @@ var groupHelp = map[string]string{}
 
 func register(group, help string, cmds ...command) {
 	groups[group] = append(groups[group], cmds...)
-	groupHelp[group] = help
+	if help != "" {
+		groupHelp[group] = help
+	}
 }
 
 // usageError is a mistake in the command line.

@@ -50,15 +50,17 @@ func parseTags(kvs []string) (map[string]string, error) {
 type mutationFlags struct {
 	requestID string
 	expect    uint64
+	token     string
 }
 
 func (mf *mutationFlags) declare(fs *flag.FlagSet) {
 	fs.StringVar(&mf.requestID, "request-id", "", "idempotency key: a retry with the same id is applied once")
 	fs.Uint64Var(&mf.expect, "expect-position", 0, "refuse unless the session's head is at this position")
+	fs.StringVar(&mf.token, "token", "", "lease token (lock acquire) for locked paths")
 }
 
 func (mf *mutationFlags) mutation() handlers.Mutation {
-	return handlers.Mutation{RequestID: mf.requestID, ExpectedPosition: mf.expect}
+	return handlers.Mutation{RequestID: mf.requestID, ExpectedPosition: mf.expect, Token: mf.token}
 }
 
 func (m *Main) printSession(g *globals, r handlers.SessionReply) error {

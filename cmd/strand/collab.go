@@ -1,0 +1,585 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/strand-dev/strand/handlers"
+)
+
+func init() {
+	register("cache", "the session's knowledge cache: key -> bytes with revisions and TTLs",
+		command{"put", "SESSION KEY VALUE [--ttl D] [--expect-rev N]", "write a key (with --expect-rev: compare and set)", (*Main).cachePut},
+		command{"get", "SESSION KEY [--at AT]", "print a key's value", (*Main).cacheGet},
+		command{"rm", "SESSION KEY", "delete a key", (*Main).cacheRm},
+		command{"cas", "SESSION KEY VALUE --expect-rev N [--ttl D]", "write a key only at revision N (0: only if absent)", (*Main).cacheCAS},
+		command{"keys", "SESSION [PREFIX] [--after K] [--limit N] [--at AT]", "list keys", (*Main).cacheKeys},
+		command{"meta", "SESSION KEY", "show a key's revision, size and expiry", (*Main).cacheMeta},
+		command{"stats", "SESSION [PREFIX]", "count keys and bytes", (*Main).cacheStats},
+		command{"rm-prefix", "SESSION PREFIX", "delete every key with a prefix", (*Main).cacheRmPrefix},
+	)
+	register("lock", "path leases: a write under someone else's lease is refused",
+		command{"acquire", "SESSION PATH [--subtree] [--ttl D]", "take a lease; prints its token", (*Main).lockAcquire},
+		command{"renew", "SESSION PATH --token T [--ttl D]", "extend a lease", (*Main).lockRenew},
+		command{"release", "SESSION PATH --token T", "end a lease", (*Main).lockRelease},
+		command{"force-release", "SESSION PATH", "end someone else's lease (recorded with your actor)", (*Main).lockForce},
+		command{"list", "SESSION", "list leases", (*Main).lockList},
+	)
+	register("bus", "live per-session topics on plain NATS subjects, with retained history",
+		command{"pub", "SESSION TOPIC MESSAGE", "publish a message through the service", (*Main).busPub},
+		command{"sub", "SESSION TOPIC [--replay N]", "print messages as they arrive (after the last N retained)", (*Main).busSub},
+		command{"replay", "SESSION TOPIC [--limit N]", "print a topic's retained history", (*Main).busReplay},
+	)
+	register("health", "test-run results recorded on a session",
+		command{"report", "SESSION (--pass | --fail) [--passed N] [--failed N] [--skipped N] [--summary TEXT] [--details JSON]", "record a result", (*Main).healthReport},
+		command{"get", "SESSION [--at AT]", "show the latest result", (*Main).healthGet},
+	)
+	register("fs", "",
+		command{"xattr", "set|get|list|rm SESSION PATH [NAME] [VALUE]", "extended attributes of a path", (*Main).fsXattr},
+	)
+}
+
+func (m *Main) printCacheEntries(g *globals, es []handlers.CacheEntryView) {
+	rows := make([][]string, 0, len(es))
+	for _, e := range es {
+		exp := ""
+		if e.ExpiresAt != nil {
+			exp = e.ExpiresAt.Format(time.RFC3339)
+		}
+		rows = append(rows, []string{e.Key, strconv.FormatUint(e.Rev, 10), strconv.Itoa(e.Size), exp})
+	}
+	m.table([]string{"KEY", "REV", "SIZE", "EXPIRES"}, rows)
+}
+
+func (m *Main) cacheWrite(ctx context.Context, name string, args []string, cas bool) error {
+	var ttl string
+	var rev int64 = -1
+	var mf mutationFlags
+	g, pos, err := m.parseArgs(name, args, func(fs *flag.FlagSet) {
+		fs.StringVar(&ttl, "ttl", "", "expire after this duration (90s, 1h)")
+		fs.Int64Var(&rev, "expect-rev", -1, "write only if the key is at this revision (0: absent)")
+		mf.declare(fs)
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 3, name+" SESSION KEY VALUE"); err != nil {
+		return err
+	}
+	req := handlers.CachePutRequest{Mutation: mf.mutation(), Session: pos[0], Key: pos[1], Value: []byte(pos[2]), TTL: ttl}
+	if rev >= 0 {
+		r := uint64(rev)
+		req.ExpectedRev = &r
+	} else if cas {
+		return usagef("cas needs --expect-rev N")
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	var r handlers.CacheReply
+	if req.ExpectedRev != nil {
+		r, err = g.client.CacheCAS(ctx, req)
+	} else {
+		r, err = g.client.CachePut(ctx, req)
+	}
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	if r.Entry != nil {
+		m.printCacheEntries(g, []handlers.CacheEntryView{*r.Entry})
+	}
+	return nil
+}
+
+func (m *Main) cachePut(ctx context.Context, _ *globals, args []string) error {
+	return m.cacheWrite(ctx, "cache put", args, false)
+}
+
+func (m *Main) cacheCAS(ctx context.Context, _ *globals, args []string) error {
+	return m.cacheWrite(ctx, "cache cas", args, true)
+}
+
+func (m *Main) cacheOne(ctx context.Context, name string, args []string, fn func(*handlers.Client, context.Context, handlers.CacheRequest) (handlers.CacheReply, error), print func(*globals, handlers.CacheReply) error) error {
+	var at string
+	var mf mutationFlags
+	g, pos, err := m.parseArgs(name, args, func(fs *flag.FlagSet) {
+		fs.StringVar(&at, "at", "", "as of this position or checkpoint")
+		mf.declare(fs)
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 2, name+" SESSION KEY"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := fn(g.client, ctx, handlers.CacheRequest{Mutation: mf.mutation(), Session: pos[0], Key: pos[1], At: handlers.At(at)})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	return print(g, r)
+}
+
+func (m *Main) cacheGet(ctx context.Context, _ *globals, args []string) error {
+	return m.cacheOne(ctx, "cache get", args, (*handlers.Client).CacheGet, func(g *globals, r handlers.CacheReply) error {
+		_, err := m.Stdout.Write(r.Entry.Value)
+		return err
+	})
+}
+
+func (m *Main) cacheMeta(ctx context.Context, _ *globals, args []string) error {
+	return m.cacheOne(ctx, "cache meta", args, (*handlers.Client).CacheMeta, func(g *globals, r handlers.CacheReply) error {
+		m.printCacheEntries(g, []handlers.CacheEntryView{*r.Entry})
+		return nil
+	})
+}
+
+func (m *Main) cacheRm(ctx context.Context, _ *globals, args []string) error {
+	return m.cacheOne(ctx, "cache rm", args, (*handlers.Client).CacheDelete, func(g *globals, r handlers.CacheReply) error {
+		m.printf("deleted (event at %d)\n", r.Position)
+		return nil
+	})
+}
+
+func (m *Main) cacheKeys(ctx context.Context, _ *globals, args []string) error {
+	var req handlers.CacheKeysRequest
+	var at string
+	g, pos, err := m.parseArgs("cache keys", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&req.After, "after", "", "continue after this key")
+		fs.IntVar(&req.Limit, "limit", 0, "page size")
+		fs.StringVar(&at, "at", "", "as of this position or checkpoint")
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if len(pos) < 1 || len(pos) > 2 {
+		return usagef("usage: strand cache keys SESSION [PREFIX]")
+	}
+	req.Session, req.At = pos[0], handlers.At(at)
+	if len(pos) == 2 {
+		req.Prefix = pos[1]
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.CacheKeys(ctx, req)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printCacheEntries(g, r.Keys)
+	if r.NextCursor != "" {
+		m.printf("next page: --after %s\n", r.NextCursor)
+	}
+	return nil
+}
+
+func (m *Main) cacheStats(ctx context.Context, _ *globals, args []string) error {
+	g, pos, err := m.parseArgs("cache stats", args, nil)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if len(pos) < 1 || len(pos) > 2 {
+		return usagef("usage: strand cache stats SESSION [PREFIX]")
+	}
+	req := handlers.CacheKeysRequest{Session: pos[0]}
+	if len(pos) == 2 {
+		req.Prefix = pos[1]
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.CacheStats(ctx, req)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printf("%d keys, %d bytes (position %d)\n", r.Keys, r.Bytes, r.Position)
+	return nil
+}
+
+func (m *Main) cacheRmPrefix(ctx context.Context, _ *globals, args []string) error {
+	var mf mutationFlags
+	g, pos, err := m.parseArgs("cache rm-prefix", args, mf.declare)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 2, "cache rm-prefix SESSION PREFIX"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.CacheBatch(ctx, "delete_prefix", handlers.CacheBatchRequest{Mutation: mf.mutation(), Session: pos[0], Prefix: pos[1]})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printf("deleted %d keys (event at %d)\n", r.Deleted, r.Position)
+	return nil
+}
+
+func (m *Main) printLocks(ls []handlers.LockView) {
+	rows := make([][]string, 0, len(ls))
+	for _, l := range ls {
+		p := l.Path
+		if p == "" {
+			p = "/"
+		}
+		if l.Subtree {
+			p += " (subtree)"
+		}
+		rows = append(rows, []string{p, l.Owner, l.ExpiresAt.Format(time.RFC3339), strconv.FormatBool(l.Active), l.Token})
+	}
+	m.table([]string{"PATH", "OWNER", "EXPIRES", "ACTIVE", "TOKEN"}, rows)
+}
+
+func (m *Main) lockDo(ctx context.Context, verb string, args []string, needToken bool) error {
+	var req handlers.LockRequest
+	var mf mutationFlags
+	g, pos, err := m.parseArgs("lock "+verb, args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&req.Subtree, "subtree", false, "lock the path and everything below it")
+		fs.StringVar(&req.TTL, "ttl", "", "lease duration (default 5m)")
+		mf.declare(fs)
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 2, "lock "+verb+" SESSION PATH"); err != nil {
+		return err
+	}
+	if needToken && mf.token == "" {
+		return usagef("lock %s needs --token", verb)
+	}
+	req.Session, req.Path, req.Mutation = pos[0], pos[1], mf.mutation()
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.Lock(ctx, verb, req)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printLocks([]handlers.LockView{r.Lock})
+	return nil
+}
+
+func (m *Main) lockAcquire(ctx context.Context, _ *globals, args []string) error {
+	return m.lockDo(ctx, "acquire", args, false)
+}
+func (m *Main) lockRenew(ctx context.Context, _ *globals, args []string) error {
+	return m.lockDo(ctx, "renew", args, true)
+}
+func (m *Main) lockRelease(ctx context.Context, _ *globals, args []string) error {
+	return m.lockDo(ctx, "release", args, true)
+}
+func (m *Main) lockForce(ctx context.Context, _ *globals, args []string) error {
+	return m.lockDo(ctx, "force_release", args, false)
+}
+
+func (m *Main) lockList(ctx context.Context, _ *globals, args []string) error {
+	g, pos, err := m.parseArgs("lock list", args, nil)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 1, "lock list SESSION"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.Locks(ctx, handlers.LockListRequest{Session: pos[0]})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printLocks(r.Locks)
+	return nil
+}
+
+func (m *Main) busPub(ctx context.Context, _ *globals, args []string) error {
+	var mf mutationFlags
+	g, pos, err := m.parseArgs("bus pub", args, mf.declare)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 3, "bus pub SESSION TOPIC MESSAGE"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.BusPublish(ctx, handlers.BusRequest{Mutation: mf.mutation(), Session: pos[0], Topic: pos[1], Data: []byte(pos[2])})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printf("published on %s (#%d)\n", r.Subject, r.Sequence)
+	return nil
+}
+
+func (m *Main) printBus(g *globals, msgs []handlers.BusMessageView) error {
+	for _, msg := range msgs {
+		if g.json {
+			if err := json.NewEncoder(m.Stdout).Encode(msg); err != nil {
+				return err
+			}
+			continue
+		}
+		m.printf("%s %s %s\n", msg.Time.Format(time.RFC3339Nano), msg.Actor, msg.Data)
+	}
+	return nil
+}
+
+func (m *Main) busReplay(ctx context.Context, _ *globals, args []string) error {
+	var limit int
+	g, pos, err := m.parseArgs("bus replay", args, func(fs *flag.FlagSet) {
+		fs.IntVar(&limit, "limit", 0, "at most this many (the newest)")
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 2, "bus replay SESSION TOPIC"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.BusReplay(ctx, handlers.BusRequest{Session: pos[0], Topic: pos[1], Limit: limit})
+	if err != nil {
+		return err
+	}
+	return m.printBus(g, r.Messages)
+}
+
+func (m *Main) busSub(ctx context.Context, _ *globals, args []string) error {
+	var replay int
+	g, pos, err := m.parseArgs("bus sub", args, func(fs *flag.FlagSet) {
+		fs.IntVar(&replay, "replay", 0, "first print the last N retained messages")
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 2, "bus sub SESSION TOPIC"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	msgs := make(chan *nats.Msg, 256)
+	sub, err := g.client.BusSubscribe(pos[0], pos[1], func(msg *nats.Msg) { msgs <- msg })
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe() //nolint:errcheck
+	var last uint64
+	if replay > 0 {
+		r, err := g.client.BusReplay(ctx, handlers.BusRequest{Session: pos[0], Topic: pos[1], Limit: replay})
+		if err != nil {
+			return err
+		}
+		if err := m.printBus(g, r.Messages); err != nil {
+			return err
+		}
+		if n := len(r.Messages); n > 0 {
+			last = r.Messages[n-1].Sequence
+		}
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case msg := <-msgs:
+			v := handlers.BusMessageView{Time: time.Now().UTC(), Actor: msg.Header.Get("Strand-Actor"), Data: msg.Data}
+			if md, err := msg.Metadata(); err == nil {
+				v.Sequence = md.Sequence.Stream
+			}
+			if last != 0 && v.Sequence != 0 && v.Sequence <= last {
+				continue
+			}
+			if err := m.printBus(g, []handlers.BusMessageView{v}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (m *Main) healthReport(ctx context.Context, _ *globals, args []string) error {
+	var req handlers.HealthRequest
+	var pass, fail bool
+	var details string
+	var mf mutationFlags
+	g, pos, err := m.parseArgs("health report", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&pass, "pass", false, "the run passed")
+		fs.BoolVar(&fail, "fail", false, "the run failed")
+		fs.IntVar(&req.Passed, "passed", 0, "tests passed")
+		fs.IntVar(&req.Failed, "failed", 0, "tests failed")
+		fs.IntVar(&req.Skipped, "skipped", 0, "tests skipped")
+		fs.StringVar(&req.Summary, "summary", "", "a summary")
+		fs.StringVar(&details, "details", "", "details as JSON")
+		mf.declare(fs)
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 1, "health report SESSION (--pass | --fail)"); err != nil {
+		return err
+	}
+	if pass == fail {
+		return usagef("give exactly one of --pass and --fail")
+	}
+	if details != "" {
+		if !json.Valid([]byte(details)) {
+			return usagef("--details must be JSON")
+		}
+		req.Details = json.RawMessage(details)
+	}
+	req.Session, req.Passing, req.Mutation = pos[0], &pass, mf.mutation()
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.ReportHealth(ctx, req)
+	if err != nil {
+		return err
+	}
+	return m.printHealth(g, r)
+}
+
+func (m *Main) printHealth(g *globals, r handlers.HealthReply) error {
+	if g.json {
+		return m.printJSON(r)
+	}
+	h := r.Health
+	state := "FAILING"
+	if h.Passing {
+		state = "PASSING"
+	}
+	m.printf("%s  passed %d, failed %d, skipped %d  (%s by %s, position %d)\n%s\n", state, h.Passed, h.Failed, h.Skipped, h.ReportedAt.Format(time.RFC3339), h.Actor, h.Position, h.Summary)
+	return nil
+}
+
+func (m *Main) healthGet(ctx context.Context, _ *globals, args []string) error {
+	var at string
+	g, pos, err := m.parseArgs("health get", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&at, "at", "", "as of this position or checkpoint")
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 1, "health get SESSION"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.Health(ctx, handlers.HealthRequest{Session: pos[0], At: handlers.At(at)})
+	if err != nil {
+		return err
+	}
+	return m.printHealth(g, r)
+}
+
+func (m *Main) fsXattr(ctx context.Context, _ *globals, args []string) error {
+	var at string
+	var mf mutationFlags
+	g, pos, err := m.parseArgs("fs xattr", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&at, "at", "", "as of this position or checkpoint (get, list)")
+		mf.declare(fs)
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if len(pos) < 3 {
+		return usagef("usage: strand fs xattr set|get|list|rm SESSION PATH [NAME] [VALUE]")
+	}
+	verb := pos[0]
+	req := handlers.XattrRequest{Session: pos[1], Path: pos[2], At: handlers.At(at)}
+	switch verb {
+	case "set":
+		if len(pos) != 5 {
+			return usagef("usage: strand fs xattr set SESSION PATH NAME VALUE")
+		}
+		req.Name, req.Value, req.Mutation = pos[3], []byte(pos[4]), mf.mutation()
+	case "get", "rm":
+		if len(pos) != 4 {
+			return usagef("usage: strand fs xattr %s SESSION PATH NAME", verb)
+		}
+		req.Name = pos[3]
+		if verb == "rm" {
+			verb, req.Mutation = "remove", mf.mutation()
+		}
+	case "list":
+		if len(pos) != 3 {
+			return usagef("usage: strand fs xattr list SESSION PATH")
+		}
+	default:
+		return usagef("fs xattr: unknown verb %q (set, get, list, rm)", verb)
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.Xattr(ctx, verb, req)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	switch verb {
+	case "get":
+		_, err = m.Stdout.Write(r.Value)
+		return err
+	case "list":
+		var rows [][]string
+		for k, v := range r.Xattrs {
+			rows = append(rows, []string{k, fmt.Sprintf("%q", v)})
+		}
+		m.table([]string{"NAME", "VALUE"}, rows)
+	default:
+		m.printf("%s %s on %s (event at %d)\n", verb, r.Name, r.Path, r.Position)
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+package handlers
+
+import (
+	"context"
+	"sort"
+
+	"github.com/strand-dev/strand/domain"
+)
+
+// XattrRequest is the body of fs.xattr.{set,get,list,remove}.
+type XattrRequest struct {
+	Mutation
+	Session string `json:"session"`
+	Path    string `json:"path"`
+	Name    string `json:"name,omitempty"`
+	Value   []byte `json:"value,omitempty"`
+	At      At     `json:"at,omitempty"`
+}
+
+// XattrReply answers the xattr requests: one attribute (get, set) or all
+// of a path's (list).
+type XattrReply struct {
+	Path     string            `json:"path"`
+	Xattrs   map[string][]byte `json:"xattrs,omitempty"`
+	Name     string            `json:"name,omitempty"`
+	Value    []byte            `json:"value,omitempty"`
+	Position uint64            `json:"position"`
+	Root     string            `json:"root,omitempty"`
+	Replayed bool              `json:"replayed,omitempty"`
+}
+
+func (s *Service) xattrSet(c *call) (any, error) { return s.xattrChange(c, domain.OpSetXattr) }
+func (s *Service) xattrRemove(c *call) (any, error) {
+	return s.xattrChange(c, domain.OpRemoveXattr)
+}
+
+func (s *Service) xattrChange(c *call, kind string) (any, error) {
+	var req XattrRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	if req.At != "" {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "at cannot be given to a change")
+	}
+	if kind == domain.OpRemoveXattr && req.Value != nil {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "remove takes no value")
+	}
+	res, err := c.change(id, req.Mutation, func(*domain.Session) (domain.Command, error) {
+		return domain.ChangeFiles{Ops: []domain.FileOp{{Kind: kind, Path: req.Path, Name: req.Name, Value: req.Value}}}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	op := res.Event.Ops[0]
+	return XattrReply{Path: op.Path, Name: op.Name, Value: op.Value, Position: res.Position, Root: res.Session.Tree.Hash().String(), Replayed: res.Replayed}, nil
+}
+
+func (s *Service) xattrNode(c *call) (XattrRequest, *domain.Session, string, *domain.Node, error) {
+	var req XattrRequest
+	if err := c.decode(&req); err != nil {
+		return req, nil, "", nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return req, nil, "", nil, err
+	}
+	if req.Value != nil || req.RequestID != "" || req.Token != "" {
+		return req, nil, "", nil, domain.Errorf(domain.CodeInvalidArgument, "a read takes session, path, name and at")
+	}
+	p, err := domain.CleanNonRoot(req.Path)
+	if err != nil {
+		return req, nil, "", nil, err
+	}
+	sess, err := c.resolveAt(id, req.At)
+	if err != nil {
+		return req, nil, "", nil, err
+	}
+	if req.At == "" {
+		if err := readable(sess); err != nil {
+			return req, nil, "", nil, err
+		}
+	}
+	if p, err = sess.Tree.Resolve(p, true); err != nil {
+		return req, nil, "", nil, err
+	}
+	n := sess.Tree.Lookup(p)
+	if n == nil {
+		return req, nil, "", nil, domain.Errorf(domain.CodeNotFound, "%q not found", p)
+	}
+	return req, sess, p, n, nil
+}
+
+func (s *Service) xattrGet(c *call) (any, error) {
+	req, sess, p, n, err := s.xattrNode(c)
+	if err != nil {
+		return nil, err
+	}
+	v, ok := n.Xattrs[req.Name]
+	if !ok {
+		return nil, domain.Errorf(domain.CodeNotFound, "%q has no xattr %q", p, req.Name)
+	}
+	return XattrReply{Path: p, Name: req.Name, Value: v, Position: sess.Position}, nil
+}
+
+func (s *Service) xattrList(c *call) (any, error) {
+	req, sess, p, n, err := s.xattrNode(c)
+	if err != nil {
+		return nil, err
+	}
+	if req.Name != "" {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "list takes no name")
+	}
+	x := map[string][]byte{}
+	for k, v := range n.Xattrs {
+		x[k] = v
+	}
+	return XattrReply{Path: p, Xattrs: x, Position: sess.Position}, nil
+}
+
+func sortedXattrNames(x map[string][]byte) []string {
+	names := make([]string, 0, len(x))
+	for k := range x {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Xattr runs fs.xattr.set, get, list or remove.
+func (c *Client) Xattr(ctx context.Context, verb string, req XattrRequest) (XattrReply, error) {
+	var r XattrReply
+	return r, c.Request(ctx, "fs", "xattr."+verb, req, &r)
+}

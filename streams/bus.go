@@ -1,0 +1,116 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/domain"
+)
+
+// BusStream keeps the recent history of the message bus: any message on
+// strand.bus.<tenant>.<session>.<topic>, published through the service or
+// directly by any NATS client, is captured, up to BusHistory per topic.
+const BusStream = "STRAND_BUS"
+
+const busPrefix = "strand.bus."
+
+// BusSubject is the plain NATS subject of a session's topic.
+func BusSubject(tenant, session, topic string) string {
+	return busPrefix + tenant + "." + session + "." + topic
+}
+
+func busStreamConfig(c Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:              BusStream,
+		Description:       "Strand message bus: recent history per session topic (coordination, not state)",
+		Subjects:          []string{busPrefix + ">"},
+		Retention:         jetstream.LimitsPolicy,
+		Storage:           jetstream.FileStorage,
+		Replicas:          c.Replicas,
+		MaxMsgsPerSubject: int64(c.BusHistory),
+		MaxAge:            c.BusMaxAge,
+		Discard:           jetstream.DiscardOld,
+		AllowDirect:       true,
+	}
+}
+
+// BusMsg is one message of a topic's history.
+type BusMsg struct {
+	Sequence uint64
+	Time     time.Time
+	Data     []byte
+	Header   nats.Header
+}
+
+// BusPublish publishes a message to a topic and waits until the history
+// stream stored it.
+func (st *Store) BusPublish(ctx context.Context, subject string, data []byte, hdr nats.Header) (uint64, error) {
+	m := nats.NewMsg(subject)
+	m.Data = data
+	for k, v := range hdr {
+		m.Header[k] = v
+	}
+	ack, err := st.js.PublishMsg(ctx, m, jetstream.WithExpectStream(BusStream))
+	if err != nil {
+		return 0, domain.Wrap(fmt.Errorf("publish %s: %w", subject, err), "bus publish")
+	}
+	return ack.Sequence, nil
+}
+
+// BusReplay returns the retained history of a topic, oldest first, at most
+// limit messages (the newest ones).
+func (st *Store) BusReplay(ctx context.Context, subject string, limit int) ([]BusMsg, error) {
+	stream, err := st.js.Stream(ctx, BusStream)
+	if err != nil {
+		return nil, domain.Wrap(err, "bus stream")
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return nil, domain.Wrap(err, "bus stream info")
+	}
+	n := info.State.Subjects[subject]
+	if n == 0 {
+		return []BusMsg{}, nil
+	}
+	skip := uint64(0)
+	if n > uint64(limit) {
+		skip = n - uint64(limit)
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		return nil, domain.Wrap(err, "bus replay consumer")
+	}
+	defer stream.DeleteConsumer(context.Background(), cons.CachedInfo().Name) //nolint:errcheck // ordered consumers also expire
+	out := []BusMsg{}
+	for seen := uint64(0); ; {
+		batch, err := cons.FetchNoWait(500)
+		if err != nil {
+			return nil, domain.Wrap(err, "bus replay")
+		}
+		got := 0
+		var pending uint64
+		for msg := range batch.Messages() {
+			got++
+			seen++
+			md, err := msg.Metadata()
+			if err != nil {
+				return nil, domain.Wrap(err, "bus replay")
+			}
+			pending = md.NumPending
+			if seen > skip {
+				out = append(out, BusMsg{Sequence: md.Sequence.Stream, Time: md.Timestamp, Data: msg.Data(), Header: msg.Headers()})
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return nil, domain.Wrap(err, "bus replay")
+		}
+		if got == 0 || pending == 0 || len(out) >= limit {
+			return out, nil
+		}
+	}
+}
