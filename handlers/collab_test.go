@@ -165,11 +165,23 @@ func TestLock_Enforcement(t *testing.T) {
 
 	h.unchanged(t, "writes under bob's missing token", func() {
 		for name, fn := range map[string]func() error{
-			"write":   func() error { _, err := bob.Write(ctx, handlers.WriteRequest{Session: id, Path: "src/a.go", Content: []byte("x")}); return err },
-			"mkdir":   func() error { _, err := bob.Mkdir(ctx, handlers.MkdirRequest{Session: id, Path: "src/d"}); return err },
-			"remove":  func() error { _, err := bob.Remove(ctx, handlers.RemoveRequest{Session: id, Path: "src/a.go"}); return err },
-			"rename":  func() error { _, err := bob.Rename(ctx, handlers.RenameRequest{Session: id, From: "docs/r.md", To: "src/r.md"}); return err },
-			"symlink": func() error { _, err := bob.Symlink(ctx, handlers.SymlinkRequest{Session: id, Path: "src/l", Target: "a.go"}); return err },
+			"write": func() error {
+				_, err := bob.Write(ctx, handlers.WriteRequest{Session: id, Path: "src/a.go", Content: []byte("x")})
+				return err
+			},
+			"mkdir": func() error { _, err := bob.Mkdir(ctx, handlers.MkdirRequest{Session: id, Path: "src/d"}); return err },
+			"remove": func() error {
+				_, err := bob.Remove(ctx, handlers.RemoveRequest{Session: id, Path: "src/a.go"})
+				return err
+			},
+			"rename": func() error {
+				_, err := bob.Rename(ctx, handlers.RenameRequest{Session: id, From: "docs/r.md", To: "src/r.md"})
+				return err
+			},
+			"symlink": func() error {
+				_, err := bob.Symlink(ctx, handlers.SymlinkRequest{Session: id, Path: "src/l", Target: "a.go"})
+				return err
+			},
 			"xattr": func() error {
 				_, err := bob.Xattr(ctx, "set", handlers.XattrRequest{Session: id, Path: "src/a.go", Name: "user.x", Value: []byte("1")})
 				return err
