@@ -18,6 +18,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/imports"
 	"github.com/strand-dev/strand/streams"
 )
 
@@ -78,6 +79,14 @@ type Options struct {
 	Lister Lister
 	// Reviews serves the tenant-wide review queue.
 	Reviews Reviews
+	// AllowDirImport lets source.import read directories of the server
+	// host (strand serve --allow-dir-import).
+	AllowDirImport bool
+	// JobTimeout is how long an import job may go without a heartbeat
+	// before it is reported failed (0: DefaultJobTimeout).
+	JobTimeout time.Duration
+	// ImportLimits bound one import (zero fields: imports.DefaultLimits).
+	ImportLimits imports.Limits
 }
 
 // Service is the request/reply surface.
@@ -88,6 +97,51 @@ type Service struct {
 	svc   micro.Service
 	wg    sync.WaitGroup
 	nc    *nats.Conn
+	jobs  jobRunner
+	stats map[string]*endpointStats
+}
+
+// endpointStats are an endpoint's true figures. micro measures a handler
+// by the time its callback takes and learns of errors from Request.Error;
+// requests here run on their own goroutines and reply themselves, so micro
+// sees only the dispatch. These figures ride in each endpoint's stats "data"
+// (nats micro stats strand --json).
+type endpointStats struct {
+	mu        sync.Mutex
+	requests  uint64
+	errors    uint64
+	lastError string
+	total     time.Duration
+}
+
+// EndpointStats is the "data" of an endpoint in micro's STATS response.
+type EndpointStats struct {
+	NumRequests           uint64        `json:"num_requests"`
+	NumErrors             uint64        `json:"num_errors"`
+	LastError             string        `json:"last_error,omitempty"`
+	ProcessingTime        time.Duration `json:"processing_time"`
+	AverageProcessingTime time.Duration `json:"average_processing_time"`
+}
+
+func (st *endpointStats) record(d time.Duration, err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.requests++
+	st.total += d
+	if err != nil {
+		st.errors++
+		st.lastError = string(domain.ErrorCode(err)) + ": " + domain.ErrorMessage(err)
+	}
+}
+
+func (st *endpointStats) snapshot() EndpointStats {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := EndpointStats{NumRequests: st.requests, NumErrors: st.errors, LastError: st.lastError, ProcessingTime: st.total}
+	if st.requests > 0 {
+		out.AverageProcessingTime = st.total / time.Duration(st.requests)
+	}
+	return out
 }
 
 // NewService returns a service on a store.
@@ -199,17 +253,34 @@ func (s *Service) endpoints() []endpoint {
 		{"commit", "list", s.commitList},
 		{"commit", "get", s.commitGet},
 		{"commit", "summary", s.commitSummary},
+		{"source", "create", s.sourceCreate},
+		{"source", "get", s.sourceGet},
+		{"source", "list", s.sourceList},
+		{"source", "delete", s.sourceDelete},
+		{"source", "upload", s.sourceUpload},
+		{"source", "import", s.sourceImport},
+		{"source", "job", s.sourceJob},
+		{"source", "promote", s.sourcePromote},
+		{"merge", "", s.merge},
+		{"fs", "sync", s.fsSync},
 	}
 }
 
 // Start registers the micro service and its endpoints on a connection.
 func (s *Service) Start(nc *nats.Conn) error {
 	s.nc = nc // before any endpoint exists: handlers reply on it
+	s.stats = map[string]*endpointStats{}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
 		Version:     Version,
 		Description: "Strand: event-sourced session workspaces on JetStream",
 		QueueGroup:  QueueGroup,
+		StatsHandler: func(e *micro.Endpoint) any {
+			if st, ok := s.stats[e.Name]; ok {
+				return st.snapshot()
+			}
+			return nil
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("add micro service: %w", err)
@@ -218,7 +289,9 @@ func (s *Service) Start(nc *nats.Conn) error {
 		path := endpointPath(ep.area, ep.verb)
 		subject := SubjectPrefix + "*." + path
 		name := strings.ReplaceAll(path, ".", "_")
-		if err := svc.AddEndpoint(name, s.dispatch(ep.fn), micro.WithEndpointSubject(subject),
+		st := &endpointStats{}
+		s.stats[name] = st
+		if err := svc.AddEndpoint(name, s.dispatch(st, ep.fn), micro.WithEndpointSubject(subject),
 			micro.WithEndpointMetadata(map[string]string{"subject": SubjectPrefix + "<tenant>." + path})); err != nil {
 			_ = svc.Stop()
 			return fmt.Errorf("add endpoint %s: %w", name, err)
@@ -235,12 +308,13 @@ func (s *Service) Stop() error {
 		err = s.svc.Stop()
 	}
 	s.wg.Wait()
+	s.jobs.stop()
 	return err
 }
 
 // dispatch runs a handler on its own goroutine, so that one slow request
 // does not hold the endpoint's subscription.
-func (s *Service) dispatch(fn handlerFunc) micro.Handler {
+func (s *Service) dispatch(st *endpointStats, fn handlerFunc) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
 		s.sem <- struct{}{}
 		s.wg.Add(1)
@@ -249,12 +323,14 @@ func (s *Service) dispatch(fn handlerFunc) micro.Handler {
 				<-s.sem
 				s.wg.Done()
 			}()
-			s.handle(r, fn)
+			start := time.Now()
+			err := s.handle(r, fn)
+			st.record(time.Since(start), err)
 		}()
 	})
 }
 
-func (s *Service) handle(r micro.Request, fn handlerFunc) {
+func (s *Service) handle(r micro.Request, fn handlerFunc) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	defer cancel()
 	var reply any
@@ -285,15 +361,16 @@ func (s *Service) handle(r micro.Request, fn handlerFunc) {
 			s.opts.Log.Error("request failed", "subject", r.Subject(), "err", err)
 		}
 		s.respondError(r, err)
-		return
+		return err
 	}
 	body, err := json.Marshal(reply)
 	if err != nil {
 		s.opts.Log.Error("request failed", "subject", r.Subject(), "err", fmt.Errorf("encode reply: %w", err))
 		s.respondError(r, domain.ErrInternal)
-		return
+		return domain.ErrInternal
 	}
 	s.respond(r, nats.Header{"Content-Type": []string{"application/json"}}, body)
+	return nil
 }
 
 // respondError answers r with the micro error headers and the JSON error body.
