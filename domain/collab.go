@@ -492,3 +492,15 @@ func checkXattr(cur *Node, fo FileOp, p string) error {
 	}
 	return nil
 }
+
+// All calls fn for every stored key, live or expired, in order.
+func (c Cache) All(fn func(key string, e CacheEntry) bool) { c.m.Ascend("", fn) }
+
+// NewCache builds a cache from stored entries (for snapshots).
+func NewCache(keys []string, entries []CacheEntry) Cache {
+	var c Cache
+	for i, k := range keys {
+		c.m = c.m.Set(k, entries[i])
+	}
+	return c
+}

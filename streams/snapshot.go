@@ -45,6 +45,11 @@ type snapshotDoc struct {
 	Approvals map[string]*domain.ApprovalRequest `msgpack:"approvals,omitempty"`
 	Commits   []domain.Commit                    `msgpack:"commits,omitempty"`
 	Policy    domain.Policy                      `msgpack:"policy,omitempty"`
+
+	CacheKeys    []string               `msgpack:"ckeys,omitempty"`
+	CacheEntries []domain.CacheEntry    `msgpack:"cvals,omitempty"`
+	Locks        map[string]domain.Lock `msgpack:"locks,omitempty"`
+	Health       *domain.HealthReport   `msgpack:"health,omitempty"`
 }
 
 type snapCheckpoint struct {
@@ -101,7 +106,13 @@ func encodeSnapshot(s *domain.Session) ([]byte, error) {
 		Position: s.Position, Start: s.Start, Version: s.Version,
 		LastHash: s.LastHash.Bytes(), Root: s.Tree.Hash().Bytes(),
 		Notes: s.Notes, Approvals: s.Approvals, Commits: s.Commits, Policy: s.Policy,
+		Locks: s.Locks, Health: s.Health,
 	}
+	s.Cache.All(func(k string, e domain.CacheEntry) bool {
+		doc.CacheKeys = append(doc.CacheKeys, k)
+		doc.CacheEntries = append(doc.CacheEntries, e)
+		return true
+	})
 	for _, cp := range s.Checkpoints {
 		doc.Checkpoints = append(doc.Checkpoints, snapCheckpoint{
 			Name: cp.Name, Position: cp.Position, Note: cp.Note, Actor: cp.Actor,
@@ -187,6 +198,19 @@ func decodeSnapshot(b []byte) (*domain.Session, error) {
 		doc.Commits[i].CreatedAt = doc.Commits[i].CreatedAt.UTC()
 	}
 	s.Notes, s.Approvals, s.Commits, s.Policy = doc.Notes, doc.Approvals, doc.Commits, doc.Policy
+	if len(doc.CacheKeys) != len(doc.CacheEntries) {
+		return nil, fmt.Errorf("snapshot cache: %d keys, %d entries", len(doc.CacheKeys), len(doc.CacheEntries))
+	}
+	s.Cache = domain.NewCache(doc.CacheKeys, doc.CacheEntries)
+	for p, l := range doc.Locks {
+		l.Expires, l.Acquired = l.Expires.UTC(), l.Acquired.UTC()
+		doc.Locks[p] = l
+	}
+	s.Locks = doc.Locks
+	if doc.Health != nil {
+		doc.Health.At = doc.Health.At.UTC()
+	}
+	s.Health = doc.Health
 	return s, nil
 }
 
