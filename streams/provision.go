@@ -34,6 +34,9 @@ type Config struct {
 	SnapshotEvery uint64
 	// ChunkSize is the largest blob stored as one message.
 	ChunkSize int
+	// NoGroupCommit publishes every append on its own instead of batching
+	// appends that arrive together (see groupcommit.go).
+	NoGroupCommit bool
 	// BusHistory is how many messages each bus topic retains for late
 	// subscribers, and BusMaxAge how long.
 	BusHistory int
@@ -86,6 +89,9 @@ func eventStreamConfig(c Config) jetstream.StreamConfig {
 		DenyDelete:  false,
 		DenyPurge:   false,
 		AllowDirect: true,
+		// Group commit publishes appends of different sessions as one
+		// atomic batch (see groupcommit.go).
+		AllowAtomicPublish: true,
 		// Every stored event is republished at once on
 		// strand.watch.<tenant>.<session>: a live tail any NATS client can
 		// subscribe to, published by the server exactly when it stores.
@@ -112,7 +118,8 @@ func blobStreamConfig(c Config) jetstream.StreamConfig {
 // from any number of instances at once.
 func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 	c = c.withDefaults()
-	for _, sc := range []jetstream.StreamConfig{eventStreamConfig(c), blobStreamConfig(c), busStreamConfig(c), sourceStreamConfig(c)} {
+	scs := []jetstream.StreamConfig{eventStreamConfig(c), blobStreamConfig(c), busStreamConfig(c), sourceStreamConfig(c)}
+	for _, sc := range append(scs, backgroundStreamConfigs(c)...) {
 		if err := ensureStream(ctx, js, sc); err != nil {
 			return err
 		}

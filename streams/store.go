@@ -34,6 +34,8 @@ type Store struct {
 	past  *lru.Cache[pastKey, *domain.Session]
 	locks [256]sync.Mutex
 
+	commit *committer
+
 	snapq    chan *domain.Session
 	snapDone chan struct{}
 	closeOne sync.Once
@@ -78,6 +80,9 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 		snapq:    make(chan *domain.Session, 256),
 		snapDone: make(chan struct{}),
 	}
+	if !cfg.NoGroupCommit {
+		st.commit = newCommitter(js)
+	}
 	go st.snapshotLoop()
 	return st, nil
 }
@@ -87,6 +92,9 @@ func (st *Store) Close() {
 	st.closeOne.Do(func() {
 		close(st.snapq)
 		<-st.snapDone
+		if st.commit != nil {
+			st.commit.close()
+		}
 	})
 }
 
@@ -112,4 +120,12 @@ func (st *Store) LastSequence(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("stream info: %w", err)
 	}
 	return info.State.LastSeq, nil
+}
+
+// append stores one event message, through group commit unless it is off.
+func (st *Store) append(ctx context.Context, m *nats.Msg, expected uint64, msgID string) (appendResult, error) {
+	if st.commit != nil {
+		return st.commit.append(ctx, m, expected, msgID)
+	}
+	return appendMsg(ctx, st.js, m, expected, msgID)
 }

@@ -3,7 +3,9 @@ package streams
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -81,11 +83,26 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 		if err != nil {
 			return Result{}, domain.Wrap(err, "encode event")
 		}
-		res, err := appendMsg(ctx, st.js, eventMsg(ev, body), s.Position, msgID(tenant, id, meta.RequestID))
+		res, err := st.append(ctx, eventMsg(ev, body), s.Position, msgID(tenant, id, meta.RequestID))
 		if errors.Is(err, errConflict) {
 			// Another writer got there first: catch up and decide again.
+			// On a replicated stream its write may still be in flight and
+			// not yet visible, and a second loss means a busy session:
+			// either way, wait a moment first, so that attempts are not all
+			// spent within one write's commit.
+			if errors.Is(err, errInFlight) || attempt > 0 {
+				if err := conflictPause(ctx, attempt); err != nil {
+					return Result{}, err
+				}
+			}
 			if s, err = st.Head(ctx, tenant, id); err != nil {
 				return Result{}, err
+			}
+			if s.LastHash == domain.Sum(body) {
+				// This very event was stored after all (its answer was
+				// lost in a refused batch): it is the head, byte for byte.
+				st.remember(key, s)
+				return Result{Session: s, Event: ev, Position: s.Position}, nil
 			}
 			continue
 		}
@@ -101,6 +118,20 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 		return Result{Session: next, Event: ev, Position: res.Sequence}, nil
 	}
 	return Result{}, domain.Errorf(domain.CodeConflict, "session %s is changing too fast; try again", id)
+}
+
+// conflictPause waits before attempt+1 of a command that lost a race:
+// 1 ms doubled on each attempt (at most 128 ms), with jitter so that
+// writers that collided do not collide again.
+func conflictPause(ctx context.Context, attempt int) error {
+	d := time.Millisecond << min(attempt, 7)
+	d = d/2 + rand.N(d/2+1)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
 
 // replayed answers a retried request with what its first attempt stored.
@@ -152,7 +183,7 @@ func (st *Store) appendFirst(ctx context.Context, ev *domain.Event, next *domain
 	if err != nil {
 		return Result{}, domain.Wrap(err, "encode event")
 	}
-	res, err := appendMsg(ctx, st.js, eventMsg(ev, body), 0, msgID(ev.Tenant, "new", meta.RequestID))
+	res, err := st.append(ctx, eventMsg(ev, body), 0, msgID(ev.Tenant, "new", meta.RequestID))
 	if errors.Is(err, errConflict) {
 		return Result{}, domain.Errorf(domain.CodeAlreadyExists, "session %s already exists", ev.Session)
 	}
