@@ -20,6 +20,12 @@ const (
 // errConflict means another writer extended the subject first.
 var errConflict = errors.New("append conflict")
 
+// errInFlight is the conflict of a replicated stream whose leader refuses an
+// expectation on a subject while another write to it is still being stored
+// (10164): that write is not visible yet, so a writer should wait a moment
+// before it reads the head again.
+var errInFlight = fmt.Errorf("%w: another write to the subject is in flight", errConflict)
+
 // isConflict reports whether err is JetStream's wrong-last-sequence, told by
 // its error code: 10071 on one server, 10164 while another write to the same
 // subject is in flight on a replicated stream.
@@ -29,6 +35,11 @@ func isConflict(err error) bool {
 		return apiErr.ErrorCode == jsErrWrongLastSequence || apiErr.ErrorCode == jsErrWrongLastSequenceWait
 	}
 	return false
+}
+
+func isInFlight(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrWrongLastSequenceWait
 }
 
 func isDuplicateInProcess(err error) bool {
@@ -55,6 +66,8 @@ func appendMsg(ctx context.Context, js jetstream.JetStream, m *nats.Msg, expecte
 		switch {
 		case err == nil:
 			return appendResult{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+		case isInFlight(err):
+			return appendResult{}, errInFlight
 		case isConflict(err):
 			return appendResult{}, errConflict
 		case isDuplicateInProcess(err) && attempt < 50:
