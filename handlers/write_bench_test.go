@@ -69,4 +69,3 @@ func BenchmarkWrite_RoundTrip(b *testing.B) {
 		})
 	}
 }
-
