@@ -186,6 +186,9 @@ func (c *call) storeContent(content []byte, chunks []string, hash string) (domai
 			}
 			hs[i] = h
 		}
+		if err := c.svc.store.Claimed(c.ctx, c.tenant, hs); err != nil {
+			return domain.Hash{}, 0, err
+		}
 		return blobs.PutChunks(c.ctx, hs, want)
 	}
 	h := domain.Sum(content)
@@ -215,6 +218,9 @@ func (s *Service) fsUpload(c *call) (any, error) {
 	}
 	h, err := s.store.Blobs.Put(c.ctx, req.Data)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.store.Claim(c.ctx, c.tenant, h); err != nil {
 		return nil, err
 	}
 	return UploadReply{Hash: h.String(), Size: int64(len(req.Data))}, nil

@@ -143,6 +143,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 	if err != nil {
 		return err
 	}
+	if err := provisionClaims(ctx, js, c); err != nil {
+		return err
+	}
 	return ensureJobBucket(ctx, js, c)
 }
 
