@@ -157,8 +157,9 @@ type EntryView struct {
 type ManifestRequest struct {
 	Session string `json:"session"`
 	At      At     `json:"at,omitempty"`
-	// Prefix keeps entries whose path starts with it ("src/" for a
-	// directory's subtree).
+	// Prefix filters the listing: a prefix that names a directory ("src"
+	// or "src/") lists that directory's subtree; any other prefix keeps the
+	// entries whose path starts with it ("src/ma" keeps src/main.go).
 	Prefix string `json:"prefix,omitempty"`
 	// After is the cursor: the last path of the previous page.
 	After string `json:"after,omitempty"`
