@@ -280,6 +280,9 @@ func decide(s *Session, cmd Command, m Meta, past Past) (*Event, error) {
 	if e, err, ok := decideReview(s, cmd, m); ok {
 		return e, err
 	}
+	if c, ok := cmd.(MergeSession); ok {
+		return decideMerge(s, c, m)
+	}
 	if e, err, ok := decideCollab(s, cmd, m); ok {
 		return e, err
 	}
@@ -578,4 +581,63 @@ func (s *Session) checkOpLocks(op Op, token string, now time.Time) error {
 		return s.checkLocks(op.To, true, token, now)
 	}
 	return nil
+}
+
+// Produces reports whether a command could have produced an event of type
+// t: a retried request id must name the same kind of request, or its answer
+// would be another request's.
+func Produces(cmd Command, t EventType) bool {
+	var want []EventType
+	switch cmd.(type) {
+	case ChangeFiles:
+		want = []EventType{FileWritten, DirectoryMade, PathRemoved, PathRenamed, SymlinkCreated, BatchApplied, XattrSet, XattrRemoved}
+	case SetTags:
+		want = []EventType{TagsSet}
+	case ArchiveSession:
+		want = []EventType{SessionArchived}
+	case DeleteSession:
+		want = []EventType{SessionDeleted}
+	case CreateCheckpoint:
+		want = []EventType{CheckpointCreated}
+	case DeleteCheckpoint:
+		want = []EventType{CheckpointDeleted}
+	case RestoreSession:
+		want = []EventType{SessionRestored}
+	case Annotate:
+		want = []EventType{NoteAdded}
+	case ResolveNote:
+		want = []EventType{NoteResolved}
+	case ReopenNote:
+		want = []EventType{NoteReopened}
+	case RequestApproval:
+		want = []EventType{ApprovalRequested}
+	case GrantApproval:
+		want = []EventType{ApprovalGranted}
+	case DenyApproval:
+		want = []EventType{ApprovalDenied}
+	case CreateCommit:
+		want = []EventType{CommitCreated}
+	case SetPolicy:
+		want = []EventType{PolicyChanged}
+	case UpdateCache:
+		want = []EventType{CacheUpdated}
+	case AcquireLock:
+		want = []EventType{LockAcquired}
+	case RenewLock:
+		want = []EventType{LockRenewed}
+	case ReleaseLock:
+		want = []EventType{LockReleased}
+	case ReportHealth:
+		want = []EventType{HealthReported}
+	case MergeSession:
+		want = []EventType{SessionMerged}
+	default:
+		return true
+	}
+	for _, w := range want {
+		if w == t {
+			return true
+		}
+	}
+	return false
 }

@@ -32,6 +32,11 @@ func scenario(t *testing.T) *eventLog {
 	parent := l.sessions["s1"].head
 	l.must("f1", domain.ForkSession{ID: "f1", Owner: "bob", Parent: parent})
 	l.must("f1", one(write("fork", "1")))
+	fh, fn := content("1")
+	l.must("s1", domain.MergeSession{
+		Data: domain.MergeData{From: "f1", FromPosition: l.sessions["f1"].head.Position, BaseSession: "s1", BasePosition: parent.Position},
+		Ops:  []domain.Op{{Kind: domain.OpWrite, Path: "fork", Content: fh[:], Size: fn, Mode: 0o644}},
+	})
 	l.must("s1", domain.Annotate{ID: "n1", Body: "why?", Path: "a/f", LineStart: 1, LineEnd: 1})
 	l.must("s1", domain.ResolveNote{ID: "n1"})
 	l.must("s1", domain.ReopenNote{ID: "n1"})

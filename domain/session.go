@@ -242,7 +242,7 @@ func apply(s *Session, e *Event, past Past) (*Session, error) {
 	n.UpdatedAt = e.At()
 
 	switch e.Type {
-	case FileWritten, DirectoryMade, PathRemoved, PathRenamed, SymlinkCreated, BatchApplied, XattrSet, XattrRemoved:
+	case FileWritten, DirectoryMade, PathRemoved, PathRenamed, SymlinkCreated, BatchApplied, XattrSet, XattrRemoved, SessionMerged:
 		t, err := applyOps(n.Tree, e.Ops)
 		if err != nil {
 			return nil, err

@@ -85,7 +85,7 @@ func (s *Service) busPublish(c *call) (any, error) {
 	hdr.Set(headerBusActor, meta.Actor)
 	hdr.Set(headerBusSession, req.Session)
 	if req.RequestID != "" {
-		hdr.Set("Nats-Msg-Id", c.tenant+".bus."+req.RequestID)
+		hdr.Set("Nats-Msg-Id", subject+"."+req.RequestID)
 	}
 	seq, err := s.store.BusPublish(c.ctx, subject, req.Data, hdr)
 	if err != nil {

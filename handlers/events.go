@@ -101,7 +101,13 @@ func (s *Service) eventsList(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	bound, err := c.resolveAt(id, req.At)
+	// The history of a deleted session stays listable: audit reads it.
+	var bound *domain.Session
+	if req.At == "" {
+		bound, err = s.store.Head(c.ctx, c.tenant, id)
+	} else {
+		bound, err = c.resolveAt(id, req.At)
+	}
 	if err != nil {
 		return nil, err
 	}

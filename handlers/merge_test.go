@@ -200,6 +200,27 @@ func TestMerge_ForkIntoParent(t *testing.T) {
 		}
 	})
 
+	t.Run("Locked", func(t *testing.T) {
+		s, _ := e.c.CreateSession(t.Context(), handlers.CreateSessionRequest{})
+		p := s.Session.ID
+		e.write(t, p, "locked.txt", "base\n")
+		f, _ := e.c.Fork(t.Context(), handlers.ForkRequest{Session: p})
+		e.write(t, f.Session.ID, "locked.txt", "theirs\n")
+		holder := handlers.NewClient(e.env.NC, "acme")
+		holder.Actor = "holder"
+		l, err := holder.Lock(t.Context(), "acquire", handlers.LockRequest{Session: p, Path: "locked.txt"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.c.Merge(t.Context(), handlers.MergeRequest{From: f.Session.ID, Into: p}); handlers.ErrorCode(err) != domain.CodeLocked {
+			t.Fatalf("merge over someone else's lease: %v, want locked", err)
+		}
+		r, err := holder.Merge(t.Context(), handlers.MergeRequest{From: f.Session.ID, Into: p, Mutation: handlers.Mutation{Token: l.Lock.Token}})
+		if err != nil || !r.Applied {
+			t.Fatalf("merge with the lease's token = %+v, %v", r, err)
+		}
+	})
+
 	t.Run("Refusals", func(t *testing.T) {
 		a, _ := e.c.CreateSession(t.Context(), handlers.CreateSessionRequest{})
 		b, _ := e.c.CreateSession(t.Context(), handlers.CreateSessionRequest{})

@@ -373,7 +373,7 @@ func (s *Service) reviewPending(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := c.svc.store.Head(c.ctx, c.tenant, id)
+	sess, err := c.resolveAt(id, "")
 	if err != nil {
 		return nil, err
 	}
@@ -405,7 +405,7 @@ func (s *Service) policyGet(c *call) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		sess, err := s.store.Head(c.ctx, c.tenant, id)
+		sess, err := c.resolveAt(id, "")
 		if err != nil {
 			return nil, err
 		}

@@ -87,6 +87,15 @@ type Options struct {
 	JobTimeout time.Duration
 	// ImportLimits bound one import (zero fields: imports.DefaultLimits).
 	ImportLimits imports.Limits
+	// Auth takes the actor from NATS authentication (identity.go).
+	Auth Auth
+	// Limits bound each tenant (limits.go); nil: no limits.
+	Limits *LimitsConfig
+	// Sessions counts a tenant's sessions for the session limit; nil:
+	// counted on the event stream.
+	Sessions SessionCounter
+	// UsageRefresh is how often usage is read again (0: DefaultUsageRefresh).
+	UsageRefresh time.Duration
 }
 
 // Service is the request/reply surface.
@@ -99,6 +108,8 @@ type Service struct {
 	nc    *nats.Conn
 	jobs  jobRunner
 	stats map[string]*endpointStats
+	// limits is nil when Options.Limits is.
+	limits *limiter
 }
 
 // endpointStats are an endpoint's true figures. micro measures a handler
@@ -170,7 +181,11 @@ func NewService(store *streams.Store, opts Options) *Service {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 30 * time.Second
 	}
-	return &Service{store: store, opts: opts, sem: make(chan struct{}, opts.MaxInflight)}
+	s := &Service{store: store, opts: opts, sem: make(chan struct{}, opts.MaxInflight)}
+	if opts.Limits != nil {
+		s.limits = newLimiter(*opts.Limits, store, opts.Sessions, opts.UsageRefresh, opts.Log)
+	}
+	return s
 }
 
 // call is one request being handled.
@@ -179,6 +194,8 @@ type call struct {
 	tenant string
 	req    micro.Request
 	svc    *Service
+	// user is the authenticated actor ("" when Options.Auth is off).
+	user string
 }
 
 type handlerFunc func(c *call) (any, error)
@@ -346,11 +363,25 @@ func (s *Service) handle(r micro.Request, fn handlerFunc) error {
 			err = terr
 			return
 		}
+		user, aerr := s.opts.Auth.authenticate(r, tenant)
+		if aerr != nil {
+			err = aerr
+			return
+		}
 		if len(r.Data()) > s.opts.MaxRequestBytes {
 			err = domain.Errorf(domain.CodeTooLarge, "request body is larger than %d bytes", s.opts.MaxRequestBytes)
 			return
 		}
-		reply, err = fn(&call{ctx: ctx, tenant: tenant, req: r, svc: s})
+		endpoint := endpointOf(r.Subject())
+		if s.limits != nil {
+			if err = s.limits.admit(ctx, tenant, endpoint, len(r.Data())); err != nil {
+				return
+			}
+		}
+		reply, err = fn(&call{ctx: ctx, tenant: tenant, req: r, svc: s, user: user})
+		if err == nil && s.limits != nil && sessionEndpoints[endpoint] {
+			s.limits.added(tenant, 1, 0)
+		}
 	}()
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -446,15 +477,9 @@ func jsonProblem(err error) string {
 
 // meta builds the event metadata of a mutating request.
 func (c *call) meta(m Mutation) (domain.Meta, error) {
-	actor := m.Actor
-	if actor == "" {
-		actor = c.req.Headers().Get(HeaderActor)
-	}
-	if actor == "" {
-		actor = "anonymous"
-	}
-	if len(actor) > domain.MaxActorBytes || strings.ContainsAny(actor, "\x00\r\n") {
-		return domain.Meta{}, domain.Errorf(domain.CodeInvalidArgument, "actor must be at most %d bytes without NUL or newlines", domain.MaxActorBytes)
+	actor, err := c.actor(m)
+	if err != nil {
+		return domain.Meta{}, err
 	}
 	if len(m.RequestID) > 128 || strings.ContainsAny(m.RequestID, "\x00\r\n .*>") {
 		return domain.Meta{}, domain.Errorf(domain.CodeInvalidArgument, "request_id must be at most 128 bytes without spaces, dots, wildcards or control characters")
@@ -488,7 +513,12 @@ func truncate(s string, n int) string {
 }
 
 // change runs a mutation on a session, honouring expected_position.
-func (c *call) change(id string, m Mutation, build func(s *domain.Session) (domain.Command, error)) (streams.Result, error) {
+func (c *call) change(id string, m Mutation, build func(s *domain.Session) (domain.Command, error)) (res streams.Result, err error) {
+	defer func() {
+		if err == nil {
+			c.svc.charge(c.tenant, res)
+		}
+	}()
 	meta, err := c.meta(m)
 	if err != nil {
 		return streams.Result{}, err

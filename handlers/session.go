@@ -35,8 +35,14 @@ func (s *Service) sessionCreate(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A session from a source starts from the revision's tree as it is:
+	// nothing is copied, replay reads the same tree blob.
+	var base domain.Tree
+	var origin domain.Origin
 	if req.Source != "" || req.Revision != 0 {
-		return nil, domain.Errorf(domain.CodeNotFound, "source %q not found", truncate(req.Source, 64))
+		if base, origin, err = c.sourceBase(req.Source, req.Revision); err != nil {
+			return nil, err
+		}
 	}
 	owner := req.Owner
 	if owner == "" {
@@ -47,6 +53,7 @@ func (s *Service) sessionCreate(c *call) (any, error) {
 	}
 	res, err := s.store.Create(c.ctx, meta, domain.CreateSession{
 		ID: s.opts.NewID(), Tenant: c.tenant, Owner: owner, Tags: req.Tags, Policy: req.Policy,
+		Base: base, Origin: origin,
 	})
 	if err != nil {
 		return nil, err
@@ -60,7 +67,16 @@ func (s *Service) sessionCreate(c *call) (any, error) {
 func (c *call) resolveAt(id string, at At) (*domain.Session, error) {
 	st := c.svc.store
 	if at == "" {
-		return st.Head(c.ctx, c.tenant, id)
+		// A deleted session is gone at its head; its past stays readable
+		// (forks and audit rely on it).
+		s, err := st.Head(c.ctx, c.tenant, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := readable(s); err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	if n, err := strconv.ParseUint(string(at), 10, 64); err == nil {
 		if n == 0 {

@@ -22,6 +22,7 @@ import (
 // directories allowed, and a client for tenant "acme" that uploads in
 // small chunks (so archives span several).
 type srcEnv struct {
+	root *testing.T
 	env  *streamstest.Env
 	svc  *handlers.Service
 	c    *handlers.Client
@@ -35,7 +36,7 @@ func startSources(t *testing.T, opts ...handlers.Options) *srcEnv {
 		o = opts[0]
 	}
 	env := streamstest.Start(t)
-	e := &srcEnv{env: env, c: handlers.NewClient(env.NC, "acme"), opts: o}
+	e := &srcEnv{root: t, env: env, c: handlers.NewClient(env.NC, "acme"), opts: o}
 	e.c.ChunkSize = 4 << 10
 	e.svc = startService(t, t, env, env.Store, o)
 	return e
@@ -54,8 +55,8 @@ func (e *srcEnv) restartFresh(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	t.Cleanup(store.Close)
-	e.svc = startService(t, t, e.env, store, e.opts)
+	e.root.Cleanup(store.Close)
+	e.svc = startService(t, e.root, e.env, store, e.opts)
 }
 
 // srcFile is one entry of a test archive or tree.
@@ -231,6 +232,13 @@ func TestSource_TarRoundTrip(t *testing.T) {
 		t.Fatalf("session = %+v, want root %s from proj@1", s.Session, job.Root)
 	}
 	checkTree(t, e.tree(t, s.Session.ID, ""), srcFiles)
+	live := map[domain.Hash]bool{}
+	if err := e.env.Store.SourceBlobs(t.Context(), func(h domain.Hash) error { live[h] = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if tree, _ := domain.ParseHash(src.Source.Revisions[0].Tree); !live[tree] || !live[domain.Sum([]byte(srcFiles[0].body))] || len(live) != 6 {
+		t.Fatalf("live source blobs = %d, want the tree blob and 5 contents", len(live))
+	}
 	// A plain tar gives the same tree.
 	job2 := e.importTar(t, "proj", srcTar(t, false, srcFiles))
 	if job2.Revision != 2 || job2.Root != job.Root {
@@ -323,6 +331,18 @@ func TestSource_BadArchive(t *testing.T) {
 		}
 		if _, err := e.c.CreateSource(t.Context(), handlers.SourceCreateRequest{Name: "a.b"}); handlers.ErrorCode(err) != domain.CodeInvalidArgument {
 			t.Errorf("create a.b: %v, want invalid_argument", err)
+		}
+		// Another tenant's upload cannot be named by its hash.
+		chunks, err := e.c.UploadArchive(t.Context(), srcTar(t, false, srcFiles))
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := handlers.NewClient(e.env.NC, "other")
+		if _, err := other.CreateSource(t.Context(), handlers.SourceCreateRequest{Name: "theft"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.ImportSource(t.Context(), handlers.SourceImportRequest{Name: "theft", Tar: &handlers.TarSpec{Chunks: chunks}}); handlers.ErrorCode(err) != domain.CodeNotFound {
+			t.Errorf("import of another tenant's upload: %v, want not_found", err)
 		}
 		if _, err := e.c.Job(t.Context(), "NOSUCHJOB"); handlers.ErrorCode(err) != domain.CodeNotFound {
 			t.Errorf("unknown job: %v, want not_found", err)

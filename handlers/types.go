@@ -320,6 +320,9 @@ type OpView struct {
 	Size      int64  `json:"size,omitempty"`
 	Mode      uint32 `json:"mode,omitempty"`
 	Recursive bool   `json:"recursive,omitempty"`
+	// Name and Value: setxattr and rmxattr.
+	Name  string `json:"name,omitempty"`
+	Value []byte `json:"value,omitempty"`
 }
 
 // EventView is an event as shown to callers.
@@ -343,15 +346,117 @@ type EventView struct {
 	Untag      []string          `json:"untag,omitempty"`
 	Checkpoint *CheckpointView   `json:"checkpoint,omitempty"`
 	RestoredTo uint64            `json:"restored_to,omitempty"`
-	// The payloads of review and collaboration events, as stored.
-	Note     *domain.NoteData     `json:"note,omitempty"`
-	Approval *domain.ApprovalData `json:"approval,omitempty"`
-	Commit   *domain.CommitData   `json:"commit,omitempty"`
-	Policy   domain.Policy        `json:"policy,omitempty"`
-	Uses     []string             `json:"uses,omitempty"`
-	Cache    []domain.CacheOp     `json:"cache,omitempty"`
-	Lock     *domain.LockData     `json:"lock,omitempty"`
-	Health   *domain.HealthData   `json:"health,omitempty"`
+	// The payloads of the other events. Hashes are hex, times RFC 3339,
+	// details JSON, as everywhere else in the API.
+	Note     *NoteEventView     `json:"note,omitempty"`
+	Approval *ApprovalEventView `json:"approval,omitempty"`
+	Commit   *domain.CommitData `json:"commit,omitempty"`
+	Policy   domain.Policy      `json:"policy,omitempty"`
+	Uses     []string           `json:"uses,omitempty"`
+	Cache    []CacheOpView      `json:"cache,omitempty"`
+	Lock     *LockEventView     `json:"lock,omitempty"`
+	Health   *HealthEventView   `json:"health,omitempty"`
+	Merge    *MergeEventView    `json:"merge,omitempty"`
+}
+
+// NoteEventView is the payload of NoteAdded, NoteResolved and NoteReopened.
+type NoteEventView struct {
+	ID        string `json:"id"`
+	Body      string `json:"body,omitempty"`
+	Path      string `json:"path,omitempty"`
+	LineStart int    `json:"line_start,omitempty"`
+	LineEnd   int    `json:"line_end,omitempty"`
+	Hash      string `json:"hash,omitempty"`
+	ReplyTo   string `json:"reply_to,omitempty"`
+}
+
+// ApprovalEventView is the payload of the approval events.
+type ApprovalEventView struct {
+	ID       string          `json:"id"`
+	Reason   string          `json:"reason,omitempty"`
+	Group    string          `json:"group,omitempty"`
+	Details  json.RawMessage `json:"details,omitempty"`
+	Root     string          `json:"root,omitempty"`
+	Required int             `json:"required,omitempty"`
+	Comment  string          `json:"comment,omitempty"`
+}
+
+// CacheOpView is one change of a CacheUpdated event.
+type CacheOpView struct {
+	Op        string     `json:"op"`
+	Key       string     `json:"key"`
+	Value     []byte     `json:"value,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// LockEventView is the payload of the lease events.
+type LockEventView struct {
+	Path      string     `json:"path"`
+	Subtree   bool       `json:"subtree,omitempty"`
+	Owner     string     `json:"owner,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Forced    bool       `json:"forced,omitempty"`
+	TokenHash string     `json:"token_hash,omitempty"`
+}
+
+// HealthEventView is the payload of HealthReported.
+type HealthEventView struct {
+	Passing bool            `json:"passing"`
+	Passed  int             `json:"passed"`
+	Failed  int             `json:"failed"`
+	Skipped int             `json:"skipped"`
+	Summary string          `json:"summary,omitempty"`
+	Details json.RawMessage `json:"details,omitempty"`
+}
+
+// MergeEventView is the payload of SessionMerged.
+type MergeEventView struct {
+	From         string            `json:"from"`
+	FromPosition uint64            `json:"from_position"`
+	BaseSession  string            `json:"base_session,omitempty"`
+	BasePosition uint64            `json:"base_position,omitempty"`
+	BaseSource   string            `json:"base_source,omitempty"`
+	BaseRevision uint64            `json:"base_revision,omitempty"`
+	Strategy     string            `json:"strategy,omitempty"`
+	Resolved     map[string]string `json:"resolved,omitempty"`
+}
+
+func hexOf(b []byte) string {
+	if h, ok := domain.HashFromBytes(b); ok && len(b) > 0 {
+		return h.String()
+	}
+	return ""
+}
+
+func nanosTime(n int64) *time.Time {
+	if n == 0 {
+		return nil
+	}
+	t := time.Unix(0, n).UTC()
+	return &t
+}
+
+func payloadViews(v *EventView, e *domain.Event) {
+	if n := e.Note; n != nil {
+		v.Note = &NoteEventView{ID: n.ID, Body: n.Body, Path: n.Path, LineStart: n.LineStart, LineEnd: n.LineEnd, Hash: hexOf(n.Content), ReplyTo: n.ReplyTo}
+	}
+	if a := e.Approval; a != nil {
+		v.Approval = &ApprovalEventView{ID: a.ID, Reason: a.Reason, Group: a.Group, Details: json.RawMessage(a.Details), Root: hexOf(a.Root), Required: a.Required, Comment: a.Comment}
+	}
+	for _, op := range e.Cache {
+		v.Cache = append(v.Cache, CacheOpView{Op: op.Op, Key: op.Key, Value: op.Value, ExpiresAt: nanosTime(op.Expires)})
+	}
+	if l := e.Lock; l != nil {
+		v.Lock = &LockEventView{Path: l.Path, Subtree: l.Subtree, Owner: l.Owner, ExpiresAt: nanosTime(l.Expires), Forced: l.Forced, TokenHash: hexOf(l.TokenHash)}
+	}
+	if h := e.Health; h != nil {
+		v.Health = &HealthEventView{Passing: h.Passing, Passed: h.Passed, Failed: h.Failed, Skipped: h.Skipped, Summary: h.Summary, Details: json.RawMessage(h.Details)}
+	}
+	if m := e.Merge; m != nil {
+		v.Merge = &MergeEventView{From: m.From, FromPosition: m.FromPosition, BaseSession: m.BaseSession, BasePosition: m.BasePosition,
+			BaseSource: m.BaseSource, BaseRevision: m.BaseRevision, Strategy: m.Strategy, Resolved: m.Resolved}
+	}
+	v.Commit, v.Policy, v.Uses = e.Commit, e.Policy, e.Uses
 }
 
 // EventsReply answers events.list. NextFrom, when not zero, is where the
@@ -404,7 +509,7 @@ func eventView(position uint64, hash domain.Hash, e *domain.Event) EventView {
 		v.Root = h.String()
 	}
 	for _, op := range e.Ops {
-		ov := OpView{Op: op.Kind, Path: op.Path, To: op.To, Target: op.Target, Size: op.Size, Mode: op.Mode, Recursive: op.Recursive}
+		ov := OpView{Op: op.Kind, Path: op.Path, To: op.To, Target: op.Target, Size: op.Size, Mode: op.Mode, Recursive: op.Recursive, Name: op.Name, Value: op.Value}
 		if h, ok := domain.HashFromBytes(op.Content); ok && len(op.Content) > 0 {
 			ov.Hash = h.String()
 		}
@@ -423,7 +528,6 @@ func eventView(position uint64, hash domain.Hash, e *domain.Event) EventView {
 	if r := e.Restore; r != nil {
 		v.RestoredTo = r.To
 	}
-	v.Note, v.Approval, v.Commit, v.Policy, v.Uses = e.Note, e.Approval, e.Commit, e.Policy, e.Uses
-	v.Cache, v.Lock, v.Health = e.Cache, e.Lock, e.Health
+	payloadViews(&v, e)
 	return v
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
@@ -177,35 +179,73 @@ func (st *Store) replay(ctx context.Context, tenant, id string, base *domain.Ses
 	return s, nil
 }
 
-// SourceTree returns the tree of a source revision. Sources arrive with a
-// later change; until then no session names one.
-var errNoSources = domain.Errorf(domain.CodeNotFound, "sources are not available")
-
-// SourceTree returns the tree of a source revision.
-func (st *Store) SourceTree(ctx context.Context, tenant, source string, rev uint64) (domain.Tree, error) {
-	return domain.Tree{}, errNoSources
-}
-
 // scan calls fn for every event on subject with position in [from, to]
 // (to == 0: up to the subject's last event), in order, through an ordered
 // consumer: ephemeral, flow-controlled, restarted by the client on gaps.
+//
+// On a replicated stream the server places that consumer on any replica,
+// and a follower may not have applied the newest acknowledged events yet.
+// to is a position the leader has confirmed, so when the consumer runs out
+// before it, scan waits a little and continues from where it stopped with a
+// new consumer, for up to replicaCatchUp: a replay never ends short.
 func (st *Store) scan(ctx context.Context, subject string, from, to uint64, fn func(StoredEvent) error) error {
 	if from == 0 {
 		from = 1
 	}
+	deadline := time.Now().Add(replicaCatchUp)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		last, done, err := st.scanOnce(ctx, subject, from, to, fn)
+		// The first fetch from a consumer just created on another server
+		// sometimes finds no responder yet: try again like a short read.
+		transient := errors.Is(err, nats.ErrNoResponders) && ctx.Err() == nil
+		if (err != nil && !transient) || done || (to == 0 && !transient) {
+			return err
+		}
+		if last != 0 {
+			from = last + 1
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return err
+			}
+			return domain.Wrap(fmt.Errorf("%s: the replica serving the replay stayed behind position %d for %v", subject, to, replicaCatchUp), "fetch events")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// replicaCatchUp bounds how long scan waits for a lagging replica.
+const replicaCatchUp = 10 * time.Second
+
+// scanOnce is one pass of scan with one consumer. It returns the position
+// of the last event it passed to fn (0: none) and whether it reached to.
+func (st *Store) scanOnce(ctx context.Context, subject string, from, to uint64, fn func(StoredEvent) error) (last uint64, done bool, err error) {
 	cons, err := st.events.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subject},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    from,
 	})
 	if err != nil {
-		return domain.Wrap(err, "create replay consumer")
+		return 0, false, domain.Wrap(err, "create replay consumer")
 	}
-	defer st.events.DeleteConsumer(context.Background(), cons.CachedInfo().Name) //nolint:errcheck // ordered consumers also expire on their own
+	// Every Fetch of an ordered consumer replaces its server-side consumer
+	// with a new one, so delete the one current at the end: the name taken
+	// now would be gone already, and the last one would linger for the
+	// ordered consumer's inactive threshold (5 minutes) and count against
+	// the server's limit of consumers per stream (1,000 by default).
+	defer func() {
+		if ci := cons.CachedInfo(); ci != nil {
+			st.events.DeleteConsumer(context.Background(), ci.Name) //nolint:errcheck // ordered consumers also expire on their own
+		}
+	}()
 	for {
 		batch, err := cons.FetchNoWait(1000)
 		if err != nil {
-			return domain.Wrap(err, "fetch events")
+			return last, false, domain.Wrap(err, "fetch events")
 		}
 		n := 0
 		var pending uint64 = 1
@@ -213,32 +253,33 @@ func (st *Store) scan(ctx context.Context, subject string, from, to uint64, fn f
 			n++
 			md, err := msg.Metadata()
 			if err != nil {
-				return domain.Wrap(err, "event metadata")
+				return last, false, domain.Wrap(err, "event metadata")
 			}
 			pending = md.NumPending
 			seq := md.Sequence.Stream
 			if to != 0 && seq > to {
-				return nil
+				return last, true, nil
 			}
 			se, err := decodeStored(&StoredMsg{Subject: msg.Subject(), Sequence: seq, Header: msg.Headers(), Data: msg.Data()})
 			if err != nil {
-				return err
+				return last, false, err
 			}
 			if err := fn(se); err != nil {
-				return err
+				return last, false, err
 			}
+			last = seq
 			if seq == to {
-				return nil
+				return last, true, nil
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return domain.Wrap(err, "fetch events")
+			return last, false, domain.Wrap(err, "fetch events")
 		}
 		if n == 0 || pending == 0 {
-			return nil
+			return last, false, nil
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return last, false, ctx.Err()
 		}
 	}
 }

@@ -115,7 +115,10 @@ func blobStreamConfig(c Config) jetstream.StreamConfig {
 }
 
 // Provision creates or updates the streams and buckets. It is safe to run
-// from any number of instances at once.
+// from any number of instances at once: every stream goes through
+// ensureStream and every bucket through EnsureBucket, never through
+// CreateOrUpdateStream or CreateOrUpdateKeyValue directly (see
+// provisionAttempt for why).
 func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 	c = c.withDefaults()
 	scs := []jetstream.StreamConfig{eventStreamConfig(c), blobStreamConfig(c), busStreamConfig(c), sourceStreamConfig(c)}
@@ -180,6 +183,13 @@ func provision(ctx context.Context, what string, attempt func(ctx context.Contex
 	return fmt.Errorf("provision %s: %w", what, err)
 }
 
+// EnsureStream creates a stream, or updates it when a setting Strand
+// chooses differs, in bounded attempts; safe from several instances at once
+// (see provisionAttempt). Use it for any stream created at run time.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+	return ensureStream(ctx, js, sc)
+}
+
 // ensureStream creates a stream, or updates it when what Strand sets differs.
 // It reads before it writes, so instances starting together do not update a
 // stream that another one is creating.
@@ -210,11 +220,31 @@ func streamConfigMatches(have, want jetstream.StreamConfig) bool {
 		have.Storage == want.Storage &&
 		have.Replicas == want.Replicas &&
 		have.Discard == want.Discard &&
-		have.Duplicates == want.Duplicates &&
-		have.MaxMsgsPerSubject == want.MaxMsgsPerSubject &&
+		(want.Duplicates == 0 || have.Duplicates == want.Duplicates) &&
+		have.MaxAge == want.MaxAge &&
+		limit(have.MaxMsgsPerSubject) == limit(want.MaxMsgsPerSubject) &&
 		have.AllowDirect == want.AllowDirect &&
 		have.DenyDelete == want.DenyDelete &&
-		have.DenyPurge == want.DenyPurge
+		have.DenyPurge == want.DenyPurge &&
+		have.AllowMsgCounter == want.AllowMsgCounter &&
+		have.AllowAtomicPublish == want.AllowAtomicPublish &&
+		have.AllowMsgTTL == want.AllowMsgTTL &&
+		samePtr(have.RePublish, want.RePublish)
+}
+
+// limit normalises a stream limit: the server stores "none" as -1.
+func limit(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+func samePtr[T comparable](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // EnsureBucket creates a key-value bucket, or updates it when its replicas,

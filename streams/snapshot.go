@@ -120,14 +120,7 @@ func encodeSnapshot(s *domain.Session) ([]byte, error) {
 		})
 	}
 	doc.RecentIDs, doc.RecentPos = s.RecentRequestList()
-	s.Tree.Walk("", "", func(e domain.Entry) bool {
-		n := e.Node
-		doc.Entries = append(doc.Entries, snapEntry{
-			Path: e.Path, Kind: uint8(n.Kind), Mode: n.Mode, Size: n.Size,
-			Content: n.Content.Bytes(), Target: n.Target, Xattrs: n.Xattrs,
-		})
-		return true
-	})
+	doc.Entries = treeEntries(s.Tree)
 	return msgpack.Marshal(&doc)
 }
 
@@ -136,26 +129,7 @@ func decodeSnapshot(b []byte) (*domain.Session, error) {
 	if err := msgpack.Unmarshal(b, &doc); err != nil {
 		return nil, err
 	}
-	list := make([]domain.Entry, len(doc.Entries))
-	for i, e := range doc.Entries {
-		var n *domain.Node
-		switch domain.Kind(e.Kind) {
-		case domain.KindFile:
-			h, ok := domain.HashFromBytes(e.Content)
-			if !ok {
-				return nil, fmt.Errorf("entry %q: bad hash", e.Path)
-			}
-			n = domain.NewFile(h, e.Size, e.Mode, e.Xattrs)
-		case domain.KindDir:
-			n = domain.NewDir(e.Mode, e.Xattrs)
-		case domain.KindSymlink:
-			n = domain.NewSymlink(e.Target, e.Xattrs)
-		default:
-			return nil, fmt.Errorf("entry %q: bad kind", e.Path)
-		}
-		list[i] = domain.Entry{Path: e.Path, Node: n}
-	}
-	tree, err := domain.Build(list)
+	tree, err := entriesTree(doc.Entries)
 	if err != nil {
 		return nil, err
 	}

@@ -65,7 +65,15 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if pos, ok := s.RequestPosition(meta.RequestID); ok {
-			return st.replayed(ctx, tenant, id, pos)
+			res, err := st.replayed(ctx, tenant, id, pos)
+			if err != nil {
+				return res, err
+			}
+			// The same request id must name the same kind of request.
+			if cmd, berr := build(s); berr == nil && !domain.Produces(cmd, res.Event.Type) {
+				return Result{}, domain.Errorf(domain.CodeConflict, "request_id %q was already used by another kind of request (%s)", meta.RequestID, res.Event.Type)
+			}
+			return res, nil
 		}
 		if s.Status == domain.StatusDeleted {
 			return Result{}, domain.ErrSessionDeleted

@@ -83,6 +83,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.runCommand(ctx, command{name: "events", run: (*Main).cmdEvents}, args[1:])
 	case "diff":
 		err = m.runCommand(ctx, command{name: "diff", run: (*Main).cmdDiff}, args[1:])
+	case "merge":
+		err = m.runCommand(ctx, command{name: "merge", run: (*Main).cmdMerge}, args[1:])
 	default:
 		cmds, ok := groups[args[0]]
 		if !ok {
@@ -153,13 +155,16 @@ Groups:`)
 		fmt.Fprintf(m.Stdout, "  %-12s %s\n", g, groupHelp[g])
 	}
 	fmt.Fprintln(m.Stdout, `  diff         strand diff [FROM_SESSION[@AT]] SESSION[@AT] [--path P] [--context N]
+  merge        strand merge FROM_SESSION[@AT] INTO_SESSION [--strategy ours|theirs] [--path P[=ours|theirs]]...
   bench        strand bench [--quick] [--json] [--nats URLS] [--rows r1,r2]
   events       strand events SESSION [--at AT] [--from POS] [--limit N]
 
 Global flags (anywhere on the line):
   --server URL    NATS server (env STRAND_SERVER, default nats://127.0.0.1:4222)
   --tenant NAME   tenant (env STRAND_TENANT, default "default")
-  --actor NAME    who acts (env STRAND_ACTOR)
+  --actor NAME    who acts (env STRAND_ACTOR); with authentication it must be you or empty
+  --user NAME     NATS user (env STRAND_USER), password from env STRAND_PASSWORD or --password
+  --creds FILE    NATS credentials file (env STRAND_CREDS)
   --json          print JSON instead of a table`)
 }
 
@@ -173,6 +178,8 @@ func (m *Main) groupUsage(g string) {
 // globals are the flags every client command takes.
 type globals struct {
 	server, tenant, actor string
+	// user, password and creds authenticate to NATS (docs/security.md).
+	user, password, creds string
 	json                  bool
 	timeout               time.Duration
 	fs                    *flag.FlagSet
@@ -198,6 +205,10 @@ func (m *Main) newFlags(name string) (*flag.FlagSet, *globals) {
 	fs.StringVar(&g.server, "server", m.env("STRAND_SERVER", "nats://127.0.0.1:4222"), "NATS server URL(s)")
 	fs.StringVar(&g.tenant, "tenant", m.env("STRAND_TENANT", "default"), "tenant")
 	fs.StringVar(&g.actor, "actor", m.env("STRAND_ACTOR", ""), "actor recorded in events")
+	fs.StringVar(&g.user, "user", m.env("STRAND_USER", ""), "NATS user name")
+	// No default from the environment here: flag usage prints defaults.
+	fs.StringVar(&g.password, "password", "", "NATS password (prefer env STRAND_PASSWORD: flags show in ps)")
+	fs.StringVar(&g.creds, "creds", m.env("STRAND_CREDS", ""), "NATS credentials file (JWT and nkey seed)")
 	fs.BoolVar(&g.json, "json", false, "print JSON")
 	fs.DurationVar(&g.timeout, "timeout", 30*time.Second, "request timeout")
 	return fs, g
@@ -246,14 +257,24 @@ func (m *Main) parseArgs(name string, args []string, declare func(fs *flag.FlagS
 	if err := domain.ValidTenant(g.tenant); err != nil {
 		return nil, nil, usagef("--tenant: %s", domain.ErrorMessage(err))
 	}
+	if g.password == "" {
+		g.password = m.env("STRAND_PASSWORD", "")
+	}
 	return g, pos, nil
 }
 
 // dial connects to the server and makes the client.
 func (g *globals) dial() error {
-	nc, err := nats.Connect(g.server, nats.Name("strand-cli"), nats.Timeout(5*time.Second))
+	opts := []nats.Option{nats.Name("strand-cli"), nats.Timeout(5 * time.Second)}
+	if g.creds != "" {
+		opts = append(opts, nats.UserCredentials(g.creds))
+	}
+	if g.user != "" {
+		opts = append(opts, nats.UserInfo(g.user, g.password))
+	}
+	nc, err := nats.Connect(g.server, opts...)
 	if err != nil {
-		return &handlers.Error{Code: domain.CodeUnavailable, Message: fmt.Sprintf("connect to %s: %v", g.server, err)}
+		return &handlers.Error{Code: domain.CodeUnavailable, Message: fmt.Sprintf("connect to %s: %v", redactURLs(g.server), err)}
 	}
 	g.nc = nc
 	g.client = handlers.NewClient(nc, g.tenant)

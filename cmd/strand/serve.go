@@ -39,12 +39,18 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.BoolVar(&c.noFsync, "no-fsync", false, "embedded: do not fsync every write (faster, loses acknowledged writes on a crash)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Uint64Var(&c.snapEvery, "snapshot-every", 500, "write a snapshot every N events of a session")
+	allowDirImport := fs.Bool("allow-dir-import", false, "let source.import read directories of this host")
+	var sec securityFlags
+	sec.declare(fs, m)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
 		return usagef("serve takes no arguments")
+	}
+	if err := sec.check(m, c.natsURLs != ""); err != nil {
+		return err
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
@@ -66,7 +72,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("data folder: %w", err)
 		}
-		emb, err = streams.StartEmbedded(streams.EmbeddedOptions{DataDir: dir, Listen: c.listen, SyncAlways: !c.noFsync})
+		emb, err = streams.StartEmbedded(streams.EmbeddedOptions{DataDir: dir, Listen: c.listen, SyncAlways: !c.noFsync, ConfigFile: sec.config})
 		if err != nil {
 			return err
 		}
@@ -79,10 +85,10 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		if c.replicas == 0 {
 			c.replicas = 3
 		}
-		nc, err = nats.Connect(c.natsURLs, nats.Name("strand-serve"), nats.MaxReconnects(-1),
-			nats.ReconnectWait(250*time.Millisecond))
+		nc, err = nats.Connect(c.natsURLs, append([]nats.Option{nats.Name("strand-serve"), nats.MaxReconnects(-1),
+			nats.ReconnectWait(250 * time.Millisecond)}, sec.natsOptions()...)...)
 		if err != nil {
-			return fmt.Errorf("connect to %s: %w", c.natsURLs, err)
+			return fmt.Errorf("connect to %s: %w", redactURLs(c.natsURLs), err)
 		}
 	}
 	defer nc.Close()
@@ -102,7 +108,11 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer views.Stop()
-	svc := handlers.NewService(store, handlers.Options{Log: log, Lister: sessionLister{views}, Reviews: sessionLister{views}})
+	svcOpts := handlers.Options{Log: log, Lister: sessionLister{views}, Reviews: sessionLister{views}, AllowDirImport: *allowDirImport}
+	if err := sec.apply(&svcOpts, emb, views); err != nil {
+		return err
+	}
+	svc := handlers.NewService(store, svcOpts)
 	if err := svc.Start(nc); err != nil {
 		return err
 	}
@@ -112,7 +122,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	if err := nc.FlushTimeout(30 * time.Second); err != nil {
 		return fmt.Errorf("register endpoints: %w", err)
 	}
-	where := strings.TrimSpace(url)
+	where := redactURLs(strings.TrimSpace(url))
 	if emb != nil {
 		fmt.Fprintf(m.Stdout, "strand: serving on %s (embedded nats-server, data %s, fsync %v)\n", where, c.data, !c.noFsync)
 	} else {

@@ -1,0 +1,262 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/strand-dev/strand/domain"
+)
+
+// MergeRequest is the body of merge: the session From (SESSION or
+// SESSION@AT) merged into the session Into. Strategy resolves every
+// conflict that Paths does not; Paths maps a path (and everything below
+// it) to ours (keep Into's side) or theirs (take From's side).
+// ExpectedPosition and RequestID apply to Into.
+type MergeRequest struct {
+	Mutation
+	From     string            `json:"from"`
+	Into     string            `json:"into"`
+	Strategy string            `json:"strategy,omitempty"`
+	Paths    map[string]string `json:"paths,omitempty"`
+}
+
+// MergeBaseView is the common state a merge compared both sides with: a
+// session at a position, or a source revision.
+type MergeBaseView struct {
+	Session  string `json:"session,omitempty"`
+	Position uint64 `json:"position,omitempty"`
+	Source   string `json:"source,omitempty"`
+	Revision uint64 `json:"revision,omitempty"`
+}
+
+// ConflictView is one conflict of a merge.
+type ConflictView struct {
+	Path       string `json:"path"`
+	Kind       string `json:"kind"`
+	Ours       string `json:"ours"`
+	Theirs     string `json:"theirs"`
+	OursKind   string `json:"ours_kind,omitempty"`
+	TheirsKind string `json:"theirs_kind,omitempty"`
+	Resolution string `json:"resolution,omitempty"`
+}
+
+// MergePathView is the result of a merge at one path: theirs (taken from
+// From), merged (lines of both sides) or conflict.
+type MergePathView struct {
+	Path   string `json:"path"`
+	Result string `json:"result"`
+}
+
+// MergeReply answers merge. A merge with unresolved conflicts is not an
+// error: it answers with Applied false and the conflicts, and changes
+// nothing (no event, Into's status untouched). UpToDate means From had
+// nothing that Into lacks: nothing was written either.
+type MergeReply struct {
+	Applied      bool            `json:"applied"`
+	UpToDate     bool            `json:"up_to_date,omitempty"`
+	Session      string          `json:"session"`
+	Position     uint64          `json:"position"`
+	Root         string          `json:"root"`
+	From         string          `json:"from"`
+	FromPosition uint64          `json:"from_position"`
+	Base         MergeBaseView   `json:"base"`
+	Paths        []MergePathView `json:"paths"`
+	Conflicts    []ConflictView  `json:"conflicts"`
+	Resolved     []ConflictView  `json:"resolved,omitempty"`
+	Replayed     bool            `json:"replayed,omitempty"`
+}
+
+// errMergeStops ends a merge's decision without an event: conflicts, or
+// nothing to merge. The reply is in the handler's hands.
+var errMergeStops = errors.New("merge writes nothing")
+
+// maxLineage bounds how many forks deep a merge looks for a common base.
+const maxLineage = 1000
+
+// lineage lists where a session state comes from, nearest first.
+func (c *call) lineage(s *domain.Session) (domain.Lineage, error) {
+	l := domain.Lineage{{Session: s.ID, Position: s.Position}}
+	o := s.Origin
+	for o.Parent != "" && len(l) < maxLineage {
+		l = append(l, domain.LineageStep{Session: o.Parent, Position: o.Position})
+		p, err := c.svc.store.At(c.ctx, c.tenant, o.Parent, o.Position)
+		if err != nil {
+			return nil, err
+		}
+		o = p.Origin
+	}
+	if o.Source != "" {
+		l = append(l, domain.LineageStep{Source: o.Source, Revision: o.Revision})
+	}
+	return l, nil
+}
+
+func conflictViews(cs []domain.Conflict) []ConflictView {
+	out := make([]ConflictView, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, ConflictView{Path: c.Path, Kind: c.Kind, Ours: c.Ours, Theirs: c.Theirs,
+			OursKind: c.OursKind, TheirsKind: c.TheirsKind, Resolution: c.Resolution})
+	}
+	return out
+}
+
+func checkStrategy(st string, allowEmpty bool) error {
+	if st == domain.StrategyOurs || st == domain.StrategyTheirs || (allowEmpty && st == "") {
+		return nil
+	}
+	return domain.Errorf(domain.CodeInvalidArgument, "strategy must be ours or theirs")
+}
+
+func (s *Service) merge(c *call) (any, error) {
+	var req MergeRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	fromID, fromAt, _ := strings.Cut(req.From, "@")
+	from, err := sessionID(fromID)
+	if err != nil {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "from: %s", domain.ErrorMessage(err))
+	}
+	into, err := sessionID(req.Into)
+	if err != nil {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "into: %s", domain.ErrorMessage(err))
+	}
+	if from == into {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "a session cannot be merged into itself")
+	}
+	if err := checkStrategy(req.Strategy, true); err != nil {
+		return nil, err
+	}
+	if len(req.Paths) > domain.MaxBatchOps {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "at most %d paths", domain.MaxBatchOps)
+	}
+	paths := map[string]string{}
+	for p, st := range req.Paths {
+		cp, err := domain.CleanPath(p)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkStrategy(st, false); err != nil {
+			return nil, domain.Errorf(domain.CodeInvalidArgument, "paths[%q]: strategy must be ours or theirs", p)
+		}
+		paths[cp] = st
+	}
+	theirs, err := c.resolveAt(from, At(fromAt))
+	if err != nil {
+		return nil, err
+	}
+	if fromAt == "" {
+		if err := readable(theirs); err != nil {
+			return nil, err
+		}
+	}
+	fromLineage, err := c.lineage(theirs)
+	if err != nil {
+		return nil, err
+	}
+	tp, err := c.tenantPolicy()
+	if err != nil {
+		return nil, err
+	}
+	reply := MergeReply{Session: into, From: from, FromPosition: theirs.Position, Paths: []MergePathView{}, Conflicts: []ConflictView{}}
+	res, err := c.change(into, req.Mutation, func(ours *domain.Session) (domain.Command, error) {
+		if err := expectAt(ours, req.ExpectedPosition); err != nil {
+			return nil, err
+		}
+		intoLineage, err := c.lineage(ours)
+		if err != nil {
+			return nil, err
+		}
+		base, ok := domain.CommonBase(fromLineage, intoLineage)
+		if !ok {
+			return nil, domain.Errorf(domain.CodeInvalidArgument, "sessions %s and %s have no common history to merge from", from, into)
+		}
+		reply.Base = MergeBaseView{Session: base.Session, Position: base.Position, Source: base.Source, Revision: base.Revision}
+		var baseTree domain.Tree
+		if base.Session != "" {
+			b, err := c.svc.store.At(c.ctx, c.tenant, base.Session, base.Position)
+			if err != nil {
+				return nil, err
+			}
+			baseTree = b.Tree
+		} else if baseTree, err = c.svc.store.SourceTree(c.ctx, c.tenant, base.Source, base.Revision); err != nil {
+			return nil, err
+		}
+		// Check what can be refused cheaply before reading content.
+		if err := ours.Writable(); err != nil {
+			return nil, err
+		}
+		if _, err := ours.Authorize(domain.ActionMerge, tp); err != nil {
+			return nil, err
+		}
+		out, err := domain.Merge(domain.MergeInput{
+			Base: baseTree, Ours: ours.Tree, Theirs: theirs.Tree, Strategy: req.Strategy, Paths: paths,
+			Content: c.mergeContent,
+		})
+		if err != nil {
+			return nil, err
+		}
+		reply.Paths = reply.Paths[:0]
+		for _, p := range out.Paths {
+			reply.Paths = append(reply.Paths, MergePathView{Path: p.Path, Result: p.Result})
+		}
+		reply.Conflicts, reply.Resolved = conflictViews(out.Conflicts), conflictViews(out.Resolved)
+		reply.Position, reply.Root = ours.Position, ours.Tree.Hash().String()
+		if len(out.Conflicts) > 0 {
+			return nil, errMergeStops
+		}
+		if len(out.Ops) == 0 {
+			reply.UpToDate = true
+			return nil, errMergeStops
+		}
+		for _, b := range out.Content {
+			if _, err := c.svc.store.Blobs.Put(c.ctx, b); err != nil {
+				return nil, err
+			}
+		}
+		resolved := map[string]string{}
+		for _, r := range out.Resolved {
+			resolved[r.Path] = r.Resolution
+		}
+		return domain.MergeSession{
+			Data: domain.MergeData{
+				From: from, FromPosition: theirs.Position, BaseSession: base.Session, BasePosition: base.Position,
+				BaseSource: base.Source, BaseRevision: base.Revision, Strategy: req.Strategy, Resolved: resolved,
+			},
+			Ops: out.Ops, Tenant: tp, Token: req.Token,
+		}, nil
+	})
+	if errors.Is(err, errMergeStops) {
+		return reply, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	reply.Applied, reply.Replayed = true, res.Replayed
+	reply.Position, reply.Root = res.Position, res.Session.Tree.Hash().String()
+	if m := res.Event.Merge; m != nil && res.Replayed {
+		reply.FromPosition = m.FromPosition
+		reply.Base = MergeBaseView{Session: m.BaseSession, Position: m.BasePosition, Source: m.BaseSource, Revision: m.BaseRevision}
+	}
+	return reply, nil
+}
+
+// mergeContent reads a file for a line merge; files larger than a text
+// diff takes are not merged line by line.
+func (c *call) mergeContent(h domain.Hash) ([]byte, error) {
+	info, err := c.svc.store.Blobs.Stat(c.ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	if info.Size > domain.MaxUnifiedBytes {
+		return nil, nil
+	}
+	return c.svc.store.Blobs.Get(c.ctx, h)
+}
+
+// Merge merges one session into another.
+func (c *Client) Merge(ctx context.Context, req MergeRequest) (MergeReply, error) {
+	var r MergeReply
+	return r, c.Request(ctx, "merge", "", req, &r)
+}

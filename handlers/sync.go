@@ -1,0 +1,148 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/imports"
+)
+
+// SyncRequest is the body of fs.sync: a tar or tar.gz archive, uploaded in
+// chunks with source.upload, applied to a session as one batch. Files,
+// symlinks and directories of the archive are written where they differ;
+// with Delete, paths the archive lacks are removed too.
+type SyncRequest struct {
+	Mutation
+	Session string   `json:"session"`
+	Tar     *TarSpec `json:"tar"`
+	Delete  bool     `json:"delete,omitempty"`
+}
+
+// SyncReply answers fs.sync. Changed is false when the session already
+// held the archive's content: nothing was written.
+type SyncReply struct {
+	ChangeReply
+	Changed bool `json:"changed"`
+	Written int  `json:"written"`
+	Removed int  `json:"removed"`
+}
+
+var errNothingToSync = errors.New("nothing to sync")
+
+// syncLimits bound the archive of one fs.sync: it is read while the
+// request waits, and its changes must fit in one batch.
+var syncLimits = imports.Limits{MaxEntries: 100_000, MaxBytes: 1 << 30}
+
+func (s *Service) fsSync(c *call) (any, error) {
+	var req SyncRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	id, err := sessionID(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	if req.Tar == nil {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "tar is required")
+	}
+	chunks, err := c.uploaded(req.Tar.Chunks)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.precheck(id, req.RequestID); err != nil {
+		return nil, err
+	}
+	blobs := s.store.Blobs
+	in, err := imports.Tar(c.ctx, blobs.ChunkReader(c.ctx, chunks), blobs, syncLimits, nil)
+	if err != nil {
+		return nil, err
+	}
+	var written, removed int
+	res, err := c.change(id, req.Mutation, func(sess *domain.Session) (domain.Command, error) {
+		if err := expectAt(sess, req.ExpectedPosition); err != nil {
+			return nil, err
+		}
+		want := in.Tree
+		if !req.Delete {
+			if want, err = overlay(sess.Tree, in.Tree); err != nil {
+				return nil, err
+			}
+		}
+		ops := domain.DiffOps(sess.Tree, want, false)
+		if len(ops) == 0 {
+			return nil, errNothingToSync
+		}
+		fops := make([]domain.FileOp, len(ops))
+		written, removed = 0, 0
+		for i, op := range ops {
+			h, _ := domain.HashFromBytes(op.Content)
+			fops[i] = domain.FileOp{Kind: op.Kind, Path: op.Path, Target: op.Target, Content: h, Size: op.Size, Mode: op.Mode, Recursive: op.Recursive}
+			if op.Kind == domain.OpRemove {
+				removed++
+			} else {
+				written++
+			}
+		}
+		return domain.ChangeFiles{Ops: fops, Batch: true, Token: req.Token}, nil
+	})
+	if errors.Is(err, errNothingToSync) {
+		sess, err := s.store.Head(c.ctx, c.tenant, id)
+		if err != nil {
+			return nil, err
+		}
+		return SyncReply{ChangeReply: ChangeReply{Session: id, Position: sess.Position, Root: sess.Tree.Hash().String()}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return SyncReply{ChangeReply: changeReply(res), Changed: true, Written: written, Removed: removed}, nil
+}
+
+// expectAt refuses, as Execute would, a request whose expected position is
+// not the head: here before the decision finds there is nothing to write.
+func expectAt(s *domain.Session, expected uint64) error {
+	if expected != 0 && s.Position != expected {
+		return domain.Errorf(domain.CodeConflict, "session is at position %d, not the expected %d", s.Position, expected)
+	}
+	return nil
+}
+
+// overlay returns base with every entry of top put over it: what extracting
+// an archive over a tree gives, where a kind that differs replaces what was
+// there (with everything below it).
+func overlay(base, top domain.Tree) (domain.Tree, error) {
+	out := base
+	var err error
+	top.Walk("", "", func(e domain.Entry) bool {
+		cur := out.Lookup(e.Path)
+		n := e.Node
+		if n.Kind == domain.KindDir {
+			if cur != nil && cur.Kind == domain.KindDir {
+				return true
+			}
+			n = domain.NewDir(n.Mode, n.Xattrs)
+		}
+		if cur != nil && (cur.Kind == domain.KindDir) != (n.Kind == domain.KindDir) {
+			out = out.Delete(e.Path)
+		}
+		if cur != nil && cur.Kind == domain.KindFile && n.Kind == domain.KindFile {
+			// The archive carries no xattrs: keep the file's.
+			n = domain.NewFile(n.Content, n.Size, n.Mode, cur.Xattrs)
+		}
+		out, err = out.Put(e.Path, n)
+		return err == nil
+	})
+	return out, err
+}
+
+// Sync applies a tar archive to a session as one batch: it uploads the
+// archive in chunks, then asks fs.sync.
+func (c *Client) Sync(ctx context.Context, session string, archive []byte, del bool, m Mutation) (SyncReply, error) {
+	chunks, err := c.UploadArchive(ctx, archive)
+	if err != nil {
+		return SyncReply{}, err
+	}
+	var r SyncReply
+	return r, c.Request(ctx, "fs", "sync", SyncRequest{Mutation: m, Session: session, Tar: &TarSpec{Chunks: chunks}, Delete: del}, &r)
+}

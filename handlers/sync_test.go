@@ -1,0 +1,74 @@
+package handlers_test
+
+import (
+	"testing"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/handlers"
+)
+
+func TestFS_Sync(t *testing.T) {
+	t.Parallel()
+	e := startSources(t)
+	s, err := e.c.CreateSession(t.Context(), handlers.CreateSessionRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := s.Session.ID
+	e.batch(t, id, wr("keep.txt", "keep\n"), wr("change.txt", "old\n"), wr("gone.txt", "gone\n"),
+		handlers.BatchOp{Op: domain.OpSymlink, Path: "was-link", Target: "keep.txt"})
+	archive := srcTar(t, true, []srcFile{
+		{"keep.txt", "file", "keep\n", 0o644},
+		{"change.txt", "file", "new\n", 0o755},
+		{"was-link", "file", "now a file\n", 0o644},
+		{"dir", "dir", "", 0o755},
+		{"dir/added.txt", "file", "added\n", 0o644},
+		{"dir/l", "symlink", "added.txt", 0},
+	})
+
+	before := e.env.LastSeq(t)
+	r, err := e.c.Sync(t.Context(), id, archive, false, handlers.Mutation{})
+	if err != nil || !r.Changed {
+		t.Fatalf("sync = %+v, %v", r, err)
+	}
+	if after := e.env.LastSeq(t); after != before+1 || r.Position != after {
+		t.Fatalf("sync appended %d events (position %d, last %d), want one", after-before, r.Position, after)
+	}
+	got := e.tree(t, id, "")
+	checkTree(t, got, []srcFile{
+		{"keep.txt", "file", "keep\n", 0o644},
+		{"change.txt", "file", "new\n", 0o755},
+		{"was-link", "file", "now a file\n", 0o644},
+		{"gone.txt", "file", "gone\n", 0o644},
+		{"dir", "dir", "", 0o755},
+		{"dir/added.txt", "file", "added\n", 0o644},
+		{"dir/l", "symlink", "added.txt", 0},
+	})
+
+	again, err := e.c.Sync(t.Context(), id, archive, false, handlers.Mutation{})
+	if err != nil || again.Changed || again.Position != r.Position {
+		t.Fatalf("sync of the same archive = %+v, %v; want nothing changed", again, err)
+	}
+
+	del, err := e.c.Sync(t.Context(), id, archive, true, handlers.Mutation{ExpectedPosition: r.Position})
+	if err != nil || !del.Changed || del.Removed != 1 {
+		t.Fatalf("sync with delete = %+v, %v; want gone.txt removed", del, err)
+	}
+	if _, ok := e.tree(t, id, "")["gone.txt"]; ok {
+		t.Fatal("gone.txt survived sync with delete")
+	}
+
+	t.Run("AllOrNothing", func(t *testing.T) {
+		last := e.env.LastSeq(t)
+		bad := srcTar(t, false, []srcFile{{"fine.txt", "file", "fine", 0o644}, {"../escape", "file", "x", 0o644}})
+		if _, err := e.c.Sync(t.Context(), id, bad, true, handlers.Mutation{}); handlers.ErrorCode(err) != domain.CodeInvalidArgument {
+			t.Fatalf("sync of a bad archive: %v, want invalid_argument", err)
+		}
+		if _, err := e.c.Sync(t.Context(), id, archive, true, handlers.Mutation{ExpectedPosition: 1}); handlers.ErrorCode(err) != domain.CodeConflict {
+			t.Fatalf("sync with a stale expected_position: %v, want conflict", err)
+		}
+		if e.env.LastSeq(t) != last {
+			t.Fatal("a refused sync appended an event")
+		}
+	})
+}

@@ -1,0 +1,165 @@
+package streams
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/domain"
+)
+
+// JobBucket holds the state of asynchronous jobs (source imports), one key
+// per job: <tenant>.<job id>.
+const JobBucket = "strand_jobs"
+
+// Job states.
+const (
+	JobQueued    = "queued"
+	JobRunning   = "running"
+	JobSucceeded = "succeeded"
+	JobFailed    = "failed"
+)
+
+// Job is the state of one asynchronous job. A job runs on a goroutine of the
+// instance that accepted it, which records its progress and a heartbeat. If
+// that instance dies, the job stays queued or running with a heartbeat that
+// stops moving; whoever reads it after the timeout (source.job, on any
+// instance) marks it failed, with a compare-and-set so that a runner that is
+// alive after all and a reader never both win.
+type Job struct {
+	ID       string `json:"id"`
+	Tenant   string `json:"tenant"`
+	Kind     string `json:"kind"`
+	Source   string `json:"source"`
+	State    string `json:"state"`
+	Files    int64  `json:"files"`
+	Bytes    int64  `json:"bytes"`
+	Revision uint64 `json:"revision,omitempty"`
+	Root     string `json:"root,omitempty"`
+	// ErrorCode and ErrorMessage say why a job failed.
+	ErrorCode    string    `json:"error_code,omitempty"`
+	ErrorMessage string    `json:"error_message,omitempty"`
+	Instance     string    `json:"instance,omitempty"`
+	Actor        string    `json:"actor,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	// Heartbeat is when the runner last said it is alive.
+	Heartbeat time.Time `json:"heartbeat"`
+
+	rev uint64
+}
+
+// Done reports whether the job ended.
+func (j *Job) Done() bool { return j.State == JobSucceeded || j.State == JobFailed }
+
+func jobKey(tenant, id string) string { return tenant + "." + id }
+
+func (st *Store) jobs(ctx context.Context) (jetstream.KeyValue, error) {
+	kv, err := st.js.KeyValue(ctx, JobBucket)
+	if err != nil {
+		return nil, domain.Wrap(err, "open job bucket")
+	}
+	return kv, nil
+}
+
+func ensureJobBucket(ctx context.Context, js jetstream.JetStream, c Config) error {
+	_, err := EnsureBucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      JobBucket,
+		Description: "Strand asynchronous jobs (source imports): state and progress",
+		History:     1,
+		TTL:         7 * 24 * time.Hour,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+	})
+	return err
+}
+
+// CreateJob stores a new job; it fails with already_exists for a known id.
+func (st *Store) CreateJob(ctx context.Context, j *Job) error {
+	kv, err := st.jobs(ctx)
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(j)
+	rev, err := kv.Create(ctx, jobKey(j.Tenant, j.ID), body)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return domain.Errorf(domain.CodeAlreadyExists, "job %s already exists", j.ID)
+	}
+	if err != nil {
+		return domain.Wrap(err, "create job")
+	}
+	j.rev = rev
+	return nil
+}
+
+// GetJob reads a job.
+func (st *Store) GetJob(ctx context.Context, tenant, id string) (*Job, error) {
+	kv, err := st.jobs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e, err := kv.Get(ctx, jobKey(tenant, id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, domain.Errorf(domain.CodeNotFound, "job %q not found", id)
+	}
+	if err != nil {
+		return nil, domain.Wrap(err, "read job")
+	}
+	var j Job
+	if err := json.Unmarshal(e.Value(), &j); err != nil {
+		return nil, domain.Wrap(fmt.Errorf("job %s: %w", id, err), "decode job")
+	}
+	j.rev = e.Revision()
+	return &j, nil
+}
+
+// errJobMoved means another writer changed the job first.
+var errJobMoved = domain.Errorf(domain.CodeConflict, "the job was changed by another instance")
+
+// UpdateJob stores a job's new state if nobody changed it since it was read
+// (or last stored through j); otherwise it fails with conflict.
+func (st *Store) UpdateJob(ctx context.Context, j *Job) error {
+	kv, err := st.jobs(ctx)
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(j)
+	rev, err := kv.Update(ctx, jobKey(j.Tenant, j.ID), body, j.rev)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || isConflict(err) {
+			return errJobMoved
+		}
+		return domain.Wrap(err, "update job")
+	}
+	j.rev = rev
+	return nil
+}
+
+// ExpireJob marks a job failed when it is not done and its runner's
+// heartbeat is older than timeout: its instance stopped. It returns the job
+// as it is now.
+func (st *Store) ExpireJob(ctx context.Context, j *Job, now time.Time, timeout time.Duration) (*Job, error) {
+	if j.Done() || now.Sub(j.Heartbeat) < timeout {
+		return j, nil
+	}
+	x := *j
+	x.State = JobFailed
+	x.ErrorCode = string(domain.CodeUnavailable)
+	x.ErrorMessage = fmt.Sprintf("the instance running the job stopped answering (no progress for %s); start the import again", timeout)
+	x.UpdatedAt = now
+	err := st.UpdateJob(ctx, &x)
+	if errors.Is(err, errJobMoved) {
+		return st.GetJob(ctx, j.Tenant, j.ID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &x, nil
+}
+
+// IsJobMoved reports whether err says another writer changed a job first.
+func IsJobMoved(err error) bool { return errors.Is(err, errJobMoved) }
