@@ -79,8 +79,13 @@ type Options struct {
 	Lister Lister
 	// Reviews serves the tenant-wide review queue.
 	Reviews Reviews
-	// AllowDirImport lets source.import read directories of the server
-	// host (strand serve --allow-dir-import).
+	// Activity serves activity.list (activity.go).
+	Activity ActivityFeed
+	// Projections serves projections.status (projections.go).
+	Projections ProjectionReporter
+	// AllowDirImport lets source.import read directories and git
+	// repositories by path on the server host (off by default: a path names
+	// anything the server process can read).
 	AllowDirImport bool
 	// JobTimeout is how long an import job may go without a heartbeat
 	// before it is reported failed (0: DefaultJobTimeout).
@@ -270,6 +275,8 @@ func (s *Service) endpoints() []endpoint {
 		{"commit", "list", s.commitList},
 		{"commit", "get", s.commitGet},
 		{"commit", "summary", s.commitSummary},
+		{"activity", "list", s.activityList},
+		{"projections", "status", s.projectionsStatus},
 		{"source", "create", s.sourceCreate},
 		{"source", "get", s.sourceGet},
 		{"source", "list", s.sourceList},

@@ -421,7 +421,7 @@ func TestSource_Git(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed")
 	}
-	e := startSources(t)
+	e := startSources(t, handlers.Options{AllowDirImport: true}) // git by path is a host path
 	repo := t.TempDir()
 	gitRun(t, repo, "init", "-q", "-b", "main")
 	v1 := []srcFile{
@@ -527,5 +527,15 @@ func TestSource_Dir(t *testing.T) {
 	job = e.runImport(t, handlers.SourceImportRequest{Name: "escape", Dir: &handlers.DirSpec{Path: escape}})
 	if job.State != streams.JobFailed || job.ErrorCode != string(domain.CodeInvalidArgument) {
 		t.Fatalf("dir with an escaping link: %+v, want failed with invalid_argument", job)
+	}
+}
+
+func TestSource_GitPathNeedsTheOperatorSwitch(t *testing.T) {
+	t.Parallel()
+	e := startSources(t)
+	e.createSource(t, "x")
+	_, err := e.c.ImportSource(t.Context(), handlers.SourceImportRequest{Name: "x", Git: &handlers.GitSpec{Path: t.TempDir()}})
+	if got := handlers.ErrorCode(err); got != domain.CodeForbidden {
+		t.Fatalf("git import by host path without --allow-dir-import: got %v, want forbidden", err)
 	}
 }

@@ -153,6 +153,9 @@ func decodeSnapshot(b []byte) (*domain.Session, error) {
 			}
 		}
 	}
+	if len(doc.RecentIDs) != len(doc.RecentPos) {
+		return nil, fmt.Errorf("snapshot: %d recent request ids with %d positions", len(doc.RecentIDs), len(doc.RecentPos))
+	}
 	s.RestoreRecentRequests(doc.RecentIDs, doc.RecentPos)
 	// MessagePack keeps instants, not zones: give back the UTC the events use.
 	for id, n := range doc.Notes {

@@ -85,6 +85,10 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.runCommand(ctx, command{name: "diff", run: (*Main).cmdDiff}, args[1:])
 	case "merge":
 		err = m.runCommand(ctx, command{name: "merge", run: (*Main).cmdMerge}, args[1:])
+	case "worker":
+		err = m.runWorker(ctx, args[1:])
+	case "activity":
+		err = m.runCommand(ctx, command{name: "activity", run: (*Main).cmdActivity}, args[1:])
 	default:
 		cmds, ok := groups[args[0]]
 		if !ok {
@@ -158,6 +162,8 @@ Groups:`)
   merge        strand merge FROM_SESSION[@AT] INTO_SESSION [--strategy ours|theirs] [--path P[=ours|theirs]]...
   bench        strand bench [--quick] [--json] [--nats URLS] [--rows r1,r2]
   events       strand events SESSION [--at AT] [--from POS] [--limit N]
+  activity     strand activity [--limit N] [--before POS]   (the tenant's recent events)
+  worker       strand worker [summary|gc|retention]... [--once] [--dry-run] [--gc-grace D] [--retention-idle D]
 
 Global flags (anywhere on the line):
   --server URL    NATS server (env STRAND_SERVER, default nats://127.0.0.1:4222)

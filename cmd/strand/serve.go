@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/strand-dev/strand/handlers"
-	"github.com/strand-dev/strand/projections"
 	"github.com/strand-dev/strand/streams"
 )
 
@@ -39,7 +38,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.BoolVar(&c.noFsync, "no-fsync", false, "embedded: do not fsync every write (faster, loses acknowledged writes on a crash)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Uint64Var(&c.snapEvery, "snapshot-every", 500, "write a snapshot every N events of a session")
-	allowDirImport := fs.Bool("allow-dir-import", false, "let source.import read directories of this host")
+	allowDirImport := fs.Bool("allow-dir-import", false, "let source.import read directories and git repositories by path on this host")
+	var wf workerFlags
+	wf.declareServe(fs)
 	var sec securityFlags
 	sec.declare(fs, m)
 	pos, err := parse(fs, args)
@@ -100,18 +101,33 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer store.Close()
-	views, err := projections.OpenSessions(startCtx, store.JetStream(), streams.EventStream, streams.EventFilter("*"), c.replicas, log)
+	workerNames, err := wf.list()
 	if err != nil {
 		return err
 	}
-	if err := views.Start(startCtx); err != nil {
+	// Projections (cmd/strand/projections.go) and built-in workers
+	// (worker.go) run beside the service in every instance, sharing their
+	// consumers with the other instances.
+	models, err := openReadModels(startCtx, store.JetStream(), c.replicas, log)
+	if err != nil {
 		return err
 	}
-	defer views.Stop()
-	svcOpts := handlers.Options{Log: log, Lister: sessionLister{views}, Reviews: sessionLister{views}, AllowDirImport: *allowDirImport}
+	if err := models.start(startCtx); err != nil {
+		return err
+	}
+	defer models.stop()
+	views := models.views
+	svcOpts := handlers.Options{Log: log, AllowDirImport: *allowDirImport}
+	models.options(&svcOpts)
 	if err := sec.apply(&svcOpts, emb, views); err != nil {
 		return err
 	}
+	log.Info("security", "identity_from_nats", svcOpts.Auth.Enabled, "limits", svcOpts.Limits != nil)
+	background, err := startWorkers(startCtx, nc, store, c.replicas, workerNames, wf, views.Tenants, log)
+	if err != nil {
+		return err
+	}
+	defer background.stop()
 	svc := handlers.NewService(store, svcOpts)
 	if err := svc.Start(nc); err != nil {
 		return err
@@ -133,56 +149,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
+	background.stop()
 	if err := svc.Stop(); err != nil {
 		log.Warn("stop service", "err", err)
 	}
 	return nil
-}
-
-// sessionLister serves session.list from the session-views projection.
-type sessionLister struct{ p *projections.Sessions }
-
-func (l sessionLister) ListSessions(ctx context.Context, tenant string, req handlers.ListSessionsRequest) (handlers.ListSessionsReply, error) {
-	views, next, err := l.p.List(ctx, tenant, projections.ListFilter{
-		Status: req.Status, Tags: req.Tags, Owner: req.Owner, Parent: req.Parent, Source: req.Source,
-		UpdatedSince: req.UpdatedSince, After: req.Cursor, Limit: req.Limit,
-	})
-	if err != nil {
-		return handlers.ListSessionsReply{}, err
-	}
-	out := handlers.ListSessionsReply{Sessions: []handlers.SessionView{}, NextCursor: next}
-	for _, v := range views {
-		sv := handlers.SessionView{
-			ID: v.ID, Tenant: v.Tenant, Status: v.Status, Owner: v.Owner, Tags: v.Tags,
-			CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt, Position: v.Position, Start: v.Start,
-			Version: v.Version, Root: v.Root,
-		}
-		if o := v.Origin; o.Parent != "" || o.Source != "" {
-			sv.Origin = &handlers.OriginView{Source: o.Source, Revision: o.Revision, Parent: o.Parent, Position: o.Position}
-		}
-		out.Sessions = append(out.Sessions, sv)
-	}
-	return out, nil
-}
-
-// CommitSession finds the session of a commit id.
-func (l sessionLister) CommitSession(ctx context.Context, tenant, commit string) (string, error) {
-	return l.p.CommitSession(ctx, tenant, commit)
-}
-
-// PendingReviews serves the tenant-wide review queue.
-func (l sessionLister) PendingReviews(ctx context.Context, tenant, group string) (handlers.PendingReply, error) {
-	items, err := l.p.Pending(ctx, tenant, group)
-	if err != nil {
-		return handlers.PendingReply{}, err
-	}
-	out := handlers.PendingReply{Requests: []handlers.ApprovalView{}}
-	for _, it := range items {
-		out.Requests = append(out.Requests, handlers.ApprovalView{
-			ID: it.ID, Session: it.Session, Reason: it.Reason, Group: it.Group, Requester: it.Requester,
-			Root: it.Root, Required: it.Required, State: "pending", Grants: []handlers.DecisionView{},
-			CreatedAt: it.CreatedAt, Position: it.Position,
-		})
-	}
-	return out, nil
 }

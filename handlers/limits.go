@@ -1,0 +1,403 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/streams"
+)
+
+// Limits bound what one tenant may use. In a configuration a zero field
+// takes the value of the level above (tenant <- default <- DefaultLimits)
+// and -1 means unlimited.
+type Limits struct {
+	// Sessions bounds the tenant's sessions that are not deleted;
+	// session.create and session.fork are refused with too_large at the
+	// limit.
+	Sessions int64 `json:"sessions,omitempty"`
+	// BytesStored bounds the file content written into the tenant's
+	// sessions (see docs/security.md for how it is counted); requests that
+	// add content are refused with too_large once it is reached.
+	BytesStored int64 `json:"bytes_stored,omitempty"`
+	// RequestBytes bounds one request body (too_large).
+	RequestBytes int64 `json:"request_bytes,omitempty"`
+	// RequestsPerSecond is the tenant's sustained request rate on each
+	// instance; beyond it and its Burst, requests are refused with
+	// unavailable ("rate limited").
+	RequestsPerSecond float64 `json:"requests_per_second,omitempty"`
+	// Burst is how many requests may arrive at once (0: twice the rate).
+	Burst int `json:"burst,omitempty"`
+}
+
+// DefaultLimits apply to every tenant that a limits configuration does not
+// say otherwise about (`strand serve` without --limits).
+var DefaultLimits = Limits{
+	Sessions:          100_000,
+	BytesStored:       100 << 30,
+	RequestBytes:      streams.DefaultMaxPayload,
+	RequestsPerSecond: 1000,
+	Burst:             2000,
+}
+
+// DefaultUsageRefresh is how old a tenant's counted usage may grow before
+// an instance reads it again.
+const DefaultUsageRefresh = 2 * time.Second
+
+// LimitsConfig is the content of `strand serve --limits FILE`: defaults
+// for every tenant, and tenants that differ.
+type LimitsConfig struct {
+	Default Limits            `json:"default"`
+	Tenants map[string]Limits `json:"tenants,omitempty"`
+}
+
+// ParseLimits reads a limits configuration (JSON, unknown fields refused).
+func ParseLimits(data []byte) (LimitsConfig, error) {
+	var lc LimitsConfig
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&lc); err != nil {
+		return LimitsConfig{}, fmt.Errorf("limits: %s", jsonProblem(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return LimitsConfig{}, fmt.Errorf("limits: trailing data after the JSON object")
+	}
+	return lc, lc.Validate()
+}
+
+// Validate checks the values of a configuration.
+func (lc LimitsConfig) Validate() error {
+	if err := lc.Default.validate(); err != nil {
+		return fmt.Errorf("limits: default: %w", err)
+	}
+	for t, l := range lc.Tenants {
+		if err := domain.ValidTenant(t); err != nil {
+			return fmt.Errorf("limits: tenant %q: %s", t, domain.ErrorMessage(err))
+		}
+		if err := l.validate(); err != nil {
+			return fmt.Errorf("limits: tenant %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
+func (l Limits) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"sessions", l.Sessions}, {"bytes_stored", l.BytesStored}, {"request_bytes", l.RequestBytes}, {"burst", int64(l.Burst)}} {
+		if f.v < -1 {
+			return fmt.Errorf("%s must be -1 (unlimited), 0 (inherit) or positive", f.name)
+		}
+	}
+	if math.IsNaN(l.RequestsPerSecond) || math.IsInf(l.RequestsPerSecond, 0) || (l.RequestsPerSecond < 0 && l.RequestsPerSecond != -1) {
+		return fmt.Errorf("requests_per_second must be -1 (unlimited), 0 (inherit) or positive")
+	}
+	return nil
+}
+
+// For returns the limits of a tenant: DefaultLimits, overridden by the
+// configuration's default, overridden by the tenant's own.
+func (lc LimitsConfig) For(tenant string) Limits {
+	l := DefaultLimits.over(lc.Default)
+	if t, ok := lc.Tenants[tenant]; ok {
+		l = l.over(t)
+	}
+	return l
+}
+
+// over returns l with the non-zero fields of o.
+func (l Limits) over(o Limits) Limits {
+	if o.Sessions != 0 {
+		l.Sessions = o.Sessions
+	}
+	if o.BytesStored != 0 {
+		l.BytesStored = o.BytesStored
+	}
+	if o.RequestBytes != 0 {
+		l.RequestBytes = o.RequestBytes
+	}
+	if o.RequestsPerSecond != 0 {
+		l.RequestsPerSecond = o.RequestsPerSecond
+	}
+	if o.Burst != 0 {
+		l.Burst = o.Burst
+	}
+	return l
+}
+
+// SessionCounter counts a tenant's sessions that are not deleted, for the
+// session quota. The count may lag behind the event stream (a read model).
+type SessionCounter interface {
+	SessionCount(ctx context.Context, tenant string) (int64, error)
+}
+
+// UsageSubject is the subject of a tenant's bytes-stored counter in the
+// counter stream UsageStream.
+func UsageSubject(tenant string) string { return usagePrefix + tenant + ".bytes" }
+
+// UsageStream holds one JetStream counter per tenant: the file content
+// bytes its sessions were given.
+const UsageStream = "STRAND_USAGE"
+
+const usagePrefix = "strand.usage."
+
+// Endpoints whose requests add sessions or content, and so are checked
+// against the quotas.
+var (
+	sessionEndpoints = map[string]bool{"session.create": true, "session.fork": true}
+	contentEndpoints = map[string]bool{
+		"fs.write": true, "fs.upload": true, "fs.batch": true, "fs.sync": true, "merge": true,
+		"source.upload": true, "source.import": true,
+		"cache.put": true, "cache.cas": true, "cache.batch_put": true,
+	}
+)
+
+// limiter enforces a LimitsConfig for one service instance.
+type limiter struct {
+	cfg      LimitsConfig
+	store    *streams.Store
+	sessions SessionCounter
+	refresh  time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+
+	tenants *lru.Cache[string, *tenantState]
+	mu      sync.Mutex // guards tenants' Get-or-Add
+
+	streamMu sync.Mutex
+	streamOK bool
+}
+
+// tenantState is a tenant's token bucket and last counted usage on this
+// instance.
+type tenantState struct {
+	limits Limits
+	bucket *rate.Limiter // nil: unlimited
+
+	mu       sync.Mutex
+	counted  time.Time // when sessions and bytes were read
+	sessions int64     // counted, plus what this instance added since
+	bytes    int64
+}
+
+func newLimiter(cfg LimitsConfig, store *streams.Store, sessions SessionCounter, refresh time.Duration, log *slog.Logger) *limiter {
+	if refresh <= 0 {
+		refresh = DefaultUsageRefresh
+	}
+	cache, _ := lru.New[string, *tenantState](8192)
+	return &limiter{cfg: cfg, store: store, sessions: sessions, refresh: refresh, log: log, now: time.Now, tenants: cache}
+}
+
+func (l *limiter) tenant(name string) *tenantState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ts, ok := l.tenants.Get(name); ok {
+		return ts
+	}
+	lim := l.cfg.For(name)
+	ts := &tenantState{limits: lim}
+	if lim.RequestsPerSecond > 0 {
+		burst := lim.Burst
+		if burst <= 0 {
+			burst = max(1, int(2*lim.RequestsPerSecond))
+		}
+		ts.bucket = rate.NewLimiter(rate.Limit(lim.RequestsPerSecond), burst)
+	}
+	l.tenants.Add(name, ts)
+	return ts
+}
+
+// admit checks a request against the tenant's rate, size and quotas before
+// any work is done, so a refused request changes nothing.
+func (l *limiter) admit(ctx context.Context, tenant, endpoint string, size int) error {
+	ts := l.tenant(tenant)
+	lim := ts.limits
+	if ts.bucket != nil && !ts.bucket.Allow() {
+		return domain.Errorf(domain.CodeUnavailable, "rate limited: tenant %s is over %g requests per second on this instance; retry later", tenant, lim.RequestsPerSecond)
+	}
+	if lim.RequestBytes > 0 && int64(size) > lim.RequestBytes {
+		return domain.Errorf(domain.CodeTooLarge, "request body is larger than the %d bytes tenant %s may send", lim.RequestBytes, tenant)
+	}
+	checkSessions := sessionEndpoints[endpoint] && lim.Sessions > 0
+	checkBytes := contentEndpoints[endpoint] && lim.BytesStored > 0
+	if !checkSessions && !checkBytes {
+		return nil
+	}
+	sessions, stored := l.usage(ctx, tenant, ts)
+	if checkSessions && sessions >= lim.Sessions {
+		return domain.Errorf(domain.CodeTooLarge, "tenant %s has %d sessions, its limit is %d: delete some first", tenant, sessions, lim.Sessions)
+	}
+	if checkBytes && stored >= lim.BytesStored {
+		return domain.Errorf(domain.CodeTooLarge, "tenant %s has stored %d bytes, its limit is %d", tenant, stored, lim.BytesStored)
+	}
+	return nil
+}
+
+// usage returns the tenant's counted sessions and bytes, reading them again
+// when the last count is older than the refresh interval. A count that
+// cannot be read keeps the last one: limits fail open, and say so in the
+// log.
+func (l *limiter) usage(ctx context.Context, tenant string, ts *tenantState) (int64, int64) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if l.now().Sub(ts.counted) < l.refresh {
+		return ts.sessions, ts.bytes
+	}
+	if n, err := l.countSessions(ctx, tenant); err != nil {
+		l.log.Warn("count sessions for limits", "tenant", tenant, "err", err)
+	} else {
+		ts.sessions = n
+	}
+	if n, err := l.readBytes(ctx, tenant); err != nil {
+		l.log.Warn("read bytes stored for limits", "tenant", tenant, "err", err)
+	} else {
+		ts.bytes = n
+	}
+	ts.counted = l.now()
+	return ts.sessions, ts.bytes
+}
+
+func (l *limiter) countSessions(ctx context.Context, tenant string) (int64, error) {
+	if l.sessions != nil {
+		return l.sessions.SessionCount(ctx, tenant)
+	}
+	// Without a read model: one subject per session on the event stream
+	// (deleted sessions included, so the count errs on the strict side).
+	stream, err := l.store.JetStream().Stream(ctx, streams.EventStream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(streams.EventFilter(tenant)))
+	if err != nil {
+		return 0, err
+	}
+	return int64(len(info.State.Subjects)), nil
+}
+
+// ensureStream provisions the counter stream once.
+func (l *limiter) ensureStream(ctx context.Context) error {
+	l.streamMu.Lock()
+	defer l.streamMu.Unlock()
+	if l.streamOK {
+		return nil
+	}
+	err := streams.EnsureStream(ctx, l.store.JetStream(), jetstream.StreamConfig{
+		Name:              UsageStream,
+		Description:       "Strand: bytes stored per tenant, for limits (counters)",
+		Subjects:          []string{usagePrefix + ">"},
+		Storage:           jetstream.FileStorage,
+		Replicas:          max(l.store.Config().Replicas, 1),
+		MaxMsgsPerSubject: 1,
+		AllowMsgCounter:   true,
+		AllowDirect:       true,
+	})
+	if err != nil {
+		return fmt.Errorf("provision %s: %w", UsageStream, err)
+	}
+	l.streamOK = true
+	return nil
+}
+
+func (l *limiter) readBytes(ctx context.Context, tenant string) (int64, error) {
+	if err := l.ensureStream(ctx); err != nil {
+		return 0, err
+	}
+	stream, err := l.store.JetStream().Stream(ctx, UsageStream)
+	if err != nil {
+		return 0, err
+	}
+	m, err := stream.GetLastMsgForSubject(ctx, UsageSubject(tenant))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var v struct {
+		Value string `json:"val"`
+	}
+	if err := json.Unmarshal(m.Data, &v); err != nil {
+		return 0, fmt.Errorf("counter %s: %w", m.Subject, err)
+	}
+	n, err := strconv.ParseInt(strings.TrimPrefix(v.Value, "+"), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("counter %s: %w", m.Subject, err)
+	}
+	return n, nil
+}
+
+// added records what an accepted request added: sessions at once in this
+// instance's count, content bytes also in the tenant's shared counter.
+func (l *limiter) added(tenant string, sessions, bytes int64) {
+	if sessions == 0 && bytes == 0 {
+		return
+	}
+	ts := l.tenant(tenant)
+	ts.mu.Lock()
+	ts.sessions += sessions
+	ts.bytes += bytes
+	ts.mu.Unlock()
+	if bytes == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := l.ensureStream(ctx); err != nil {
+		l.log.Warn("count bytes stored", "tenant", tenant, "err", err)
+		return
+	}
+	// Fire and forget: the counter costs no round trip on the write path;
+	// an increment lost in a crash makes the count low, never high.
+	m := nats.NewMsg(UsageSubject(tenant))
+	m.Header.Set("Nats-Incr", "+"+strconv.FormatInt(bytes, 10))
+	if err := l.store.JetStream().Conn().PublishMsg(m); err != nil {
+		l.log.Warn("count bytes stored", "tenant", tenant, "err", err)
+	}
+}
+
+// contentBytes is the file content an event adds: the sizes of the files
+// it writes.
+func contentBytes(e *domain.Event) int64 {
+	if e == nil {
+		return 0
+	}
+	var n int64
+	for _, op := range e.Ops {
+		if op.Kind == domain.OpWrite && op.Size > 0 {
+			n += op.Size
+		}
+	}
+	return n
+}
+
+// charge counts the content an accepted change added against the tenant's
+// bytes-stored limit (a retried request was counted the first time).
+func (s *Service) charge(tenant string, res streams.Result) {
+	if s.limits == nil || res.Replayed {
+		return
+	}
+	s.limits.added(tenant, 0, contentBytes(res.Event))
+}
+
+// endpointOf returns "<area>.<verb>" of a request subject.
+func endpointOf(subject string) string {
+	rest := strings.TrimPrefix(subject, SubjectPrefix)
+	_, path, _ := strings.Cut(rest, ".")
+	return path
+}
