@@ -90,6 +90,9 @@ func (b *Blobs) PutChunks(ctx context.Context, chunks []domain.Hash, want domain
 		if err != nil {
 			return domain.Hash{}, 0, err
 		}
+		if err := b.keep(ctx, chunks[0], nil); err != nil { // see blobgc.go
+			return domain.Hash{}, 0, err
+		}
 		if !want.IsZero() && want != chunks[0] {
 			return domain.Hash{}, 0, domain.Errorf(domain.CodeInvalidArgument, "content hash does not match the chunks")
 		}
@@ -101,6 +104,9 @@ func (b *Blobs) PutChunks(ctx context.Context, chunks []domain.Hash, want domain
 	for _, ch := range chunks {
 		data, err := b.getRaw(ctx, ch)
 		if err != nil {
+			return domain.Hash{}, 0, err
+		}
+		if err := b.keep(ctx, ch, &nats.Msg{Header: nats.Header{headerBlobKind: {blobRaw}}, Data: data}); err != nil {
 			return domain.Hash{}, 0, err
 		}
 		sum.Write(data)
@@ -142,8 +148,11 @@ func (b *Blobs) putRaw(ctx context.Context, h domain.Hash, data []byte) error {
 // expectation "subject empty" makes an existing blob a cheap refusal.
 func (b *Blobs) publish(ctx context.Context, m *nats.Msg) error {
 	_, err := b.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(0))
-	if err == nil || isConflict(err) {
+	if err == nil {
 		return nil
+	}
+	if isConflict(err) {
+		return b.keepSubject(ctx, m) // stored already: see blobgc.go
 	}
 	return fmt.Errorf("store blob %s: %w", m.Subject, err)
 }
@@ -156,9 +165,11 @@ func (b *Blobs) get(ctx context.Context, h domain.Hash) (*StoredMsg, error) {
 	if err == nil {
 		return fromRaw(raw), nil
 	}
-	if !errors.Is(err, jetstream.ErrMsgNotFound) {
+	if ctx.Err() != nil {
 		return nil, fmt.Errorf("get blob %s: %w", h, err)
 	}
+	// Not found on the replica that answered (it may lag), or no replica
+	// answered (a stream just created or electing): ask the leader.
 	m, err := leaderGet(ctx, b.nc, BlobStream, 0, subj)
 	if errors.Is(err, errNoMessage) {
 		return nil, domain.Errorf(domain.CodeNotFound, "blob %s not found", h)

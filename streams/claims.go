@@ -22,7 +22,7 @@ const ClaimBucket = "strand_blob_claims"
 const ClaimTTL = 24 * time.Hour
 
 func provisionClaims(ctx context.Context, js jetstream.JetStream, c Config) error {
-	_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	_, err := EnsureBucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      ClaimBucket,
 		Description: "Strand uploads per tenant: who may write content by reference",
 		History:     1,

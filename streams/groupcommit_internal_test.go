@@ -107,7 +107,7 @@ func (e *testEnv) open(t *testing.T) *Store {
 	t.Cleanup(nc.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := Open(ctx, nc, Config{}, nil)
+	st, err := Open(ctx, nc, Config{ForceGroupCommit: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,9 +34,14 @@ type Config struct {
 	SnapshotEvery uint64
 	// ChunkSize is the largest blob stored as one message.
 	ChunkSize int
-	// NoGroupCommit publishes every append on its own instead of batching
-	// appends that arrive together (see groupcommit.go).
-	NoGroupCommit bool
+	// Group commit (see groupcommit.go) batches appends of different
+	// sessions that arrive together. It is on for replicated streams, where
+	// one Raft round covers the batch; on a single server, nats-server
+	// v2.15.2 stages every atomic batch in a temporary store, which costs
+	// more than the fsyncs it saves (measured: docs/operations.md), so it is
+	// off there unless ForceGroupCommit. NoGroupCommit turns it off always.
+	NoGroupCommit    bool
+	ForceGroupCommit bool
 	// BusHistory is how many messages each bus topic retains for late
 	// subscribers, and BusMaxAge how long.
 	BusHistory int

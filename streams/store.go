@@ -80,7 +80,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 		snapq:    make(chan *domain.Session, 256),
 		snapDone: make(chan struct{}),
 	}
-	if !cfg.NoGroupCommit {
+	if !cfg.NoGroupCommit && (cfg.Replicas > 1 || cfg.ForceGroupCommit) {
 		st.commit = newCommitter(js)
 	}
 	go st.snapshotLoop()

@@ -1,0 +1,236 @@
+package streams_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/streams/streamstest"
+)
+
+// durabilityEnv is one deployment the durability benchmarks write to, with
+// two stores on it: one with group commit (the default), one without.
+type durabilityEnv struct {
+	name     string
+	nc       *nats.Conn
+	replicas int
+	grouped  *streams.Store
+	single   *streams.Store
+}
+
+// durabilityEnvs starts the four deployments operators choose between: one
+// embedded server and a three-node cluster (in this process, on loopback),
+// each with and without an fsync on every write. Clients connect to the
+// event stream's leader.
+func durabilityEnvs(b *testing.B) []durabilityEnv {
+	b.Helper()
+	ctx := context.Background()
+	open := func(nc *nats.Conn, replicas int, noGroup bool) *streams.Store {
+		st, err := streams.Open(ctx, nc, streams.Config{Replicas: replicas, NoGroupCommit: noGroup, ForceGroupCommit: !noGroup}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(st.Close)
+		return st
+	}
+	var out []durabilityEnv
+	for _, fsync := range []bool{false, true} {
+		env := streamstest.Start(b, streamstest.Options{SyncAlways: fsync})
+		out = append(out, durabilityEnv{name: fmt.Sprintf("R1/fsync=%v", fsync), nc: env.NC, replicas: 1,
+			grouped: open(env.NC, 1, false), single: open(env.NC, 1, true)})
+	}
+	for _, fsync := range []bool{false, true} {
+		c := streamstest.StartCluster(b, streamstest.ClusterOptions{SyncAlways: fsync})
+		open(c.Connect(b, 0), 3, true)
+		nc := c.Connect(b, c.StreamLeader(b, streams.EventStream))
+		out = append(out, durabilityEnv{name: fmt.Sprintf("R3/fsync=%v", fsync), nc: nc, replicas: 3,
+			grouped: open(nc, 3, false), single: open(nc, 3, true)})
+	}
+	return out
+}
+
+// BenchmarkStore_ChangeDurability measures the append path (Store.Change:
+// decide on the cached head, publish with the session's expected sequence
+// and the request id, wait for the acknowledgement) on each deployment,
+// with 1, 8 or 32 writes arriving together on different sessions (one
+// iteration = one such round), through a store with group commit (the
+// default) and one without (one publish per append). writes/s is the
+// durable throughput; µs/round what each writer of a round waited.
+func BenchmarkStore_ChangeDurability(b *testing.B) {
+	envs := durabilityEnvs(b)
+	g := &ids{} // one generator: sessions of different runs must not collide
+	for _, e := range envs {
+		for _, writers := range []int{1, 8, 32} {
+			for _, mode := range []string{"group-commit", "one-publish-each"} {
+				st := e.grouped
+				if mode == "one-publish-each" {
+					st = e.single
+				}
+				b.Run(fmt.Sprintf("%s/writers=%d/%s", e.name, writers, mode), func(b *testing.B) {
+					benchChanges(b, st, g, writers)
+				})
+			}
+		}
+	}
+}
+
+func benchChanges(b *testing.B, st *streams.Store, g *ids, writers int) {
+	ctx := context.Background()
+	var sessions []*domain.Session
+	for range writers {
+		sessions = append(sessions, create(b, st, g, "bench"))
+	}
+	content := domain.Sum([]byte("package main\n"))
+	rounds := 0
+	start := time.Now()
+	for b.Loop() {
+		var wg sync.WaitGroup
+		for w, s := range sessions {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m := meta(g, "bench")
+				m.RequestID = fmt.Sprintf("r%d-%d", w, rounds)
+				_, err := st.Change(ctx, "bench", s.ID, m, func(*domain.Session) (domain.Command, error) {
+					return domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpWrite, Path: fmt.Sprintf("f%d", rounds%64), Content: content, Size: 13}}}, nil
+				})
+				if err != nil {
+					b.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		rounds++
+	}
+	el := time.Since(start)
+	b.ReportMetric(float64(rounds*writers)/el.Seconds(), "writes/s")
+	b.ReportMetric(float64(el.Microseconds())/float64(rounds), "µs/round")
+}
+
+// BenchmarkGroupCommit compares, on the same servers in the same run, the
+// two ways N appends to N different subjects (sessions) can reach the
+// stream: one publish each (sent together, each with its own
+// expected-last-subject-sequence, N acknowledgements), or one atomic batch
+// of the N messages (each still with its own expectation; one commit, so
+// one fsync on one server). Scratch streams, not Strand's own.
+func BenchmarkGroupCommit(b *testing.B) {
+	envs := durabilityEnvs(b)
+	for _, e := range envs {
+		js, err := jetstream.New(e.nc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		replicas := e.replicas
+		ctx := context.Background()
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+			Name: "GC", Subjects: []string{"gc.>"}, Storage: jetstream.FileStorage, Replicas: replicas,
+			AllowAtomicPublish: true, Duplicates: time.Minute,
+		}); err != nil {
+			b.Fatal(err)
+		}
+		for _, n := range []int{8, 32} {
+			last := make([]uint64, n)
+			b.Run(fmt.Sprintf("%s/appends=%d/one-publish-each", e.name, n), func(b *testing.B) {
+				start, rounds := time.Now(), 0
+				for b.Loop() {
+					var wg sync.WaitGroup
+					for i := range n {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							m := nats.NewMsg("gc." + strconv.Itoa(n) + "." + strconv.Itoa(i))
+							m.Data = []byte("event")
+							ack, err := js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last[i]))
+							if err != nil {
+								b.Error(err)
+								return
+							}
+							last[i] = ack.Sequence
+						}()
+					}
+					wg.Wait()
+					rounds++
+				}
+				b.ReportMetric(float64(rounds*n)/time.Since(start).Seconds(), "appends/s")
+			})
+			b.Run(fmt.Sprintf("%s/appends=%d/atomic-batch", e.name, n), func(b *testing.B) {
+				start, rounds := time.Now(), 0
+				for b.Loop() {
+					msgs := make([]*nats.Msg, n)
+					for i := range n {
+						m := nats.NewMsg("gc." + strconv.Itoa(n) + "." + strconv.Itoa(i))
+						m.Data = []byte("event")
+						m.Header.Set("Nats-Expected-Last-Subject-Sequence", strconv.FormatUint(last[i], 10))
+						msgs[i] = m
+					}
+					seq, err := atomicBatch(e.nc, msgs)
+					if err != nil {
+						b.Fatal(err)
+					}
+					// The batch's messages are stored at seq-n+1 .. seq.
+					for i := range n {
+						last[i] = seq - uint64(n-1-i)
+					}
+					rounds++
+				}
+				b.ReportMetric(float64(rounds*n)/time.Since(start).Seconds(), "appends/s")
+			})
+		}
+	}
+}
+
+var batchIDs atomic.Uint64
+
+// atomicBatch publishes msgs as one atomic batch (ADR-50, headers only:
+// nats.go v1.55 has no batch API) and returns the sequence of the last one.
+func atomicBatch(nc *nats.Conn, msgs []*nats.Msg) (uint64, error) {
+	id := "b" + strconv.FormatInt(time.Now().UnixNano(), 36) + strconv.FormatUint(batchIDs.Add(1), 36)
+	for i, m := range msgs {
+		m.Header.Set("Nats-Batch-Id", id)
+		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+		last := i == len(msgs)-1
+		if last {
+			m.Header.Set("Nats-Batch-Commit", "1")
+		}
+		if i > 0 && !last {
+			if err := nc.PublishMsg(m); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		r, err := nc.RequestMsg(m, 10*time.Second)
+		if err != nil {
+			return 0, err
+		}
+		if !last && len(r.Data) == 0 {
+			continue
+		}
+		var ack struct {
+			Seq   uint64 `json:"seq"`
+			Error *struct {
+				ErrCode     int    `json:"err_code"`
+				Description string `json:"description"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(r.Data, &ack); err != nil {
+			return 0, err
+		}
+		if ack.Error != nil {
+			return 0, fmt.Errorf("batch rejected: %d %s", ack.Error.ErrCode, ack.Error.Description)
+		}
+		if last {
+			return ack.Seq, nil
+		}
+	}
+	return 0, fmt.Errorf("empty batch")
+}
