@@ -133,12 +133,21 @@ type ListSessionsRequest struct {
 	UpdatedSince *time.Time        `json:"updated_since,omitempty"`
 	Cursor       string            `json:"cursor,omitempty"`
 	Limit        int               `json:"limit,omitempty"`
+	// Sort is created (default) or updated; Order asc (default) or desc.
+	// A cursor belongs to the sort and order it was returned for.
+	Sort  string `json:"sort,omitempty"`
+	Order string `json:"order,omitempty"`
+	// Counts asks for the number of sessions per status that match the
+	// other filters (status and cursor aside).
+	Counts bool `json:"counts,omitempty"`
 }
 
 // ListSessionsReply answers session.list.
 type ListSessionsReply struct {
 	Sessions   []SessionView `json:"sessions"`
 	NextCursor string        `json:"next_cursor,omitempty"`
+	// Counts per status, when asked for.
+	Counts map[string]int `json:"counts,omitempty"`
 }
 
 // EntryView is one entry of a manifest.

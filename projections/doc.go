@@ -1,5 +1,26 @@
-// Package projections folds the event stream into read models. Each
-// projection is a durable JetStream consumer; it records in every read-model
-// entry the last stream sequence it applied, so a redelivered event changes
-// nothing, and any number of instances can share its consumer.
+// Package projections folds the event stream into read models.
+//
+// A projection (Spec) is a durable JetStream consumer with an Apply; a
+// Runner runs it on this instance. Every instance runs the same consumer,
+// so the instances share its events; a runner that leaves (stop, crash)
+// leaves its unacknowledged events to the others after AckWait. Apply is
+// idempotent: the session views record, per view, the number of the
+// session's last event folded (events of a session carry consecutive
+// numbers), skip what they already have and hand back (ErrGap) an event
+// that arrives before its predecessor, so redeliveries and any delivery
+// order across instances change nothing. Status reads a projection's
+// position and lag from its consumer; Rebuild folds it again from sequence
+// 1 into a new generation (rebuild.go says how, with instances running).
+//
+// The projections:
+//
+//   - sessions (sessions.go): one view per session in SessionsBucket, the
+//     commit-id index, and the review queue (each view's pending, non-stale
+//     requests), whose requests it also emits as work items (work.go). Every
+//     instance keeps an in-memory index of the bucket, fed by a watch, that
+//     pages session.list (index.go, list.go).
+//   - activity (activity.go): each tenant's recent events on a feed stream.
+//
+// Lock order: Sessions.mu, Activity.mu and Runner.mu guard only their own
+// fields and are never held while calling out; index.mu is taken alone.
 package projections

@@ -9,9 +9,12 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
@@ -20,8 +23,13 @@ import (
 // SessionsBucket holds the session views.
 const SessionsBucket = "strand_session_views"
 
-// SessionsConsumer is the durable consumer of the session-views projection.
+// SessionsConsumer is the durable consumer of the session-views projection
+// (generation 0; a rebuild moves to SessionsConsumer_g<n>).
 const SessionsConsumer = "strand_proj_sessions"
+
+// headerVersion is the event message header with the session's event
+// number (streams.HeaderVersion; projections do not import streams).
+const headerVersion = "Strand-Version"
 
 // View is the read model of one session.
 type View struct {
@@ -35,13 +43,17 @@ type View struct {
 	UpdatedAt time.Time         `json:"updated_at"`
 	Position  uint64            `json:"position"`
 	Start     uint64            `json:"start_position"`
-	Version   uint64            `json:"version"`
-	Root      string            `json:"root"`
+	// Version is the number of the session's events folded: events are
+	// folded strictly in this order, whatever order they are delivered in.
+	Version uint64 `json:"version"`
+	Root    string `json:"root"`
 	// Pending are the approval requests waiting for a decision on the
 	// content they were made for: the review queue.
 	Pending []PendingRef `json:"pending,omitempty"`
 	// Applied is the last stream sequence folded into this view.
 	Applied uint64 `json:"applied"`
+	// Gen is the projection generation that wrote the view.
+	Gen uint64 `json:"gen,omitempty"`
 }
 
 // PendingRef is one approval request in the review queue.
@@ -55,20 +67,55 @@ type PendingRef struct {
 	Grants    int       `json:"grants"`
 	CreatedAt time.Time `json:"created_at"`
 	Position  uint64    `json:"position"`
+	// Item and SummaryItem are the sequences of the request's work items
+	// on the work stream (0: none), deleted when the request closes.
+	Item        uint64 `json:"item,omitempty"`
+	SummaryItem uint64 `json:"summary_item,omitempty"`
 }
 
 // commitKey indexes a commit id to its session. Tenants cannot start with
 // "_", so these keys never mix with views.
 func commitKey(tenant, commit string) string { return "_commit." + tenant + "." + commit }
 
-// Sessions is the session-views projection.
+// viewKey splits a view key "<tenant>.<session>"; other keys (the commit
+// index) are not views.
+func viewKey(key string) (tenant, id string, ok bool) {
+	if strings.HasPrefix(key, "_") {
+		return "", "", false
+	}
+	tenant, id, ok = strings.Cut(key, ".")
+	if !ok || tenant == "" || id == "" || strings.Contains(id, ".") {
+		return "", "", false
+	}
+	return tenant, id, true
+}
+
+// Sessions is the session-views projection: a durable consumer folds every
+// event into one view per session in SessionsBucket, and every instance
+// keeps an in-memory index of that bucket to page from.
 type Sessions struct {
-	js     jetstream.JetStream
-	stream string
-	filter string
-	kv     jetstream.KeyValue
-	log    *slog.Logger
-	cc     jetstream.ConsumeContext
+	js       jetstream.JetStream
+	stream   string
+	filter   string
+	replicas int
+	kv       jetstream.KeyValue
+	log      *slog.Logger
+	cache    *lru.Cache[string, cachedView]
+	idx      *index
+
+	work WorkConfig
+	// ackWait overrides the consumer's AckWait (tests).
+	ackWait time.Duration
+
+	mu          sync.Mutex
+	runner      *Runner
+	watchCancel context.CancelFunc
+	watchDone   chan struct{}
+}
+
+type cachedView struct {
+	v   View
+	rev uint64
 }
 
 // OpenSessions provisions the bucket and returns the projection; Start runs
@@ -87,7 +134,9 @@ func OpenSessions(ctx context.Context, js jetstream.JetStream, stream, filter st
 	if err != nil {
 		return nil, fmt.Errorf("provision bucket %s: %w", SessionsBucket, err)
 	}
-	return &Sessions{js: js, stream: stream, filter: filter, kv: kv, log: log}, nil
+	cache, _ := lru.New[string, cachedView](8192)
+	return &Sessions{js: js, stream: stream, filter: filter, replicas: replicas, kv: kv, log: log,
+		cache: cache, idx: newIndex()}, nil
 }
 
 // ensureBucket opens the bucket when it exists with the wanted replicas, and
@@ -124,87 +173,196 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.Key
 	return nil, err
 }
 
-// Start creates (or joins) the durable consumer and folds events as they come.
+// Spec describes the projection to the runtime.
+func (p *Sessions) Spec() Spec {
+	return Spec{
+		Name: "sessions", Durable: SessionsConsumer, Description: "session views", Filter: p.filter,
+		Apply: p.apply, Sweep: p.sweep, AckWait: p.ackWait,
+		Reset: func(ctx context.Context, _ uint64) error { return p.work.reset(ctx) },
+	}
+}
+
+// Start loads the index, then creates (or joins) the durable consumer and
+// folds events as they come.
 func (p *Sessions) Start(ctx context.Context) error {
-	cons, err := p.js.CreateOrUpdateConsumer(ctx, p.stream, jetstream.ConsumerConfig{
-		Durable:       SessionsConsumer,
-		Description:   "session views",
-		FilterSubject: p.filter,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxAckPending: 1000,
-		AckWait:       30 * time.Second,
-	})
-	if err != nil {
-		return fmt.Errorf("consumer %s: %w", SessionsConsumer, err)
+	if err := p.StartIndex(ctx); err != nil {
+		return err
 	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		if err := p.apply(context.Background(), msg); err != nil {
-			p.log.Warn("session view: apply failed; will be redelivered", "subject", msg.Subject(), "err", err)
-			_ = msg.NakWithDelay(time.Second)
-			return
-		}
-		_ = msg.Ack()
-	})
+	r, err := StartRunner(ctx, p.js, p.stream, p.replicas, p.Spec(), p.log)
 	if err != nil {
-		return fmt.Errorf("consume %s: %w", SessionsConsumer, err)
+		p.stopIndex()
+		return err
 	}
-	p.cc = cc
+	p.mu.Lock()
+	p.runner = r
+	p.mu.Unlock()
 	return nil
 }
 
-// Stop stops consuming.
-func (p *Sessions) Stop() {
-	if p.cc != nil {
-		p.cc.Drain()
-		<-p.cc.Closed()
+// StartIndex starts the watch that keeps this instance's index, without
+// folding events (an instance that only serves reads). Start calls it.
+func (p *Sessions) StartIndex(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.watchCancel != nil {
+		return nil
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	w, err := p.kv.WatchAll(wctx)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("watch %s: %w", SessionsBucket, err)
+	}
+	p.watchCancel, p.watchDone = cancel, make(chan struct{})
+	go p.watch(w, p.watchDone)
+	return nil
+}
+
+func (p *Sessions) watch(w jetstream.KeyWatcher, done chan struct{}) {
+	defer close(done)
+	defer func() { _ = w.Stop() }()
+	for e := range w.Updates() {
+		if e == nil {
+			p.idx.markReady()
+			continue
+		}
+		tenant, id, ok := viewKey(e.Key())
+		if !ok {
+			continue
+		}
+		if e.Operation() != jetstream.KeyValuePut {
+			p.idx.remove(tenant, id)
+			continue
+		}
+		var v View
+		if err := json.Unmarshal(e.Value(), &v); err != nil || v.ID == "" {
+			p.idx.remove(tenant, id)
+			continue
+		}
+		v.Tenant, v.ID = tenant, id
+		p.idx.put(&v)
 	}
 }
 
-func (p *Sessions) apply(ctx context.Context, msg jetstream.Msg) error {
-	md, err := msg.Metadata()
-	if err != nil {
-		return err
+func (p *Sessions) stopIndex() {
+	p.mu.Lock()
+	cancel, done := p.watchCancel, p.watchDone
+	p.watchCancel = nil
+	p.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
 	}
-	seq := md.Sequence.Stream
-	ev, err := domain.DecodeEvent(msg.Data())
-	if err != nil {
-		p.log.Error("session view: undecodable event skipped", "seq", seq, "err", err)
-		return nil
+}
+
+// Stop stops folding (other instances carry on) and the index.
+func (p *Sessions) Stop() {
+	p.mu.Lock()
+	r := p.runner
+	p.runner = nil
+	p.mu.Unlock()
+	if r != nil {
+		r.Stop()
 	}
-	key := ev.Tenant + "." + ev.Session
-	for attempt := 0; attempt < 10; attempt++ {
-		var v View
-		var rev uint64
-		entry, err := p.kv.Get(ctx, key)
-		switch {
-		case err == nil:
-			if err := json.Unmarshal(entry.Value(), &v); err != nil {
-				return fmt.Errorf("view %s: %w", key, err)
-			}
-			rev = entry.Revision()
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		default:
-			return err
-		}
-		if v.Applied >= seq {
-			return nil // already folded: a redelivery
-		}
-		fold(&v, ev, seq)
-		if ev.Type == domain.CommitCreated && ev.Commit != nil {
-			if _, err := p.kv.Put(ctx, commitKey(ev.Tenant, ev.Commit.ID), []byte(ev.Session)); err != nil {
-				return err
-			}
-		}
-		body, _ := json.Marshal(v)
-		if rev == 0 {
-			_, err = p.kv.Create(ctx, key, body)
-		} else {
-			_, err = p.kv.Update(ctx, key, body, rev)
-		}
-		if err == nil {
+	p.stopIndex()
+}
+
+// load returns a view and its revision (0: absent), from this instance's
+// cache of what it wrote last or from the bucket. A stale cache entry only
+// costs a failed update.
+func (p *Sessions) load(ctx context.Context, key string, cached bool) (View, uint64, error) {
+	if c, ok := p.cache.Get(key); ok && cached {
+		return c.v, c.rev, nil
+	}
+	entry, err := p.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return View{}, 0, nil
+	}
+	if err != nil {
+		return View{}, 0, err
+	}
+	var v View
+	if err := json.Unmarshal(entry.Value(), &v); err != nil {
+		return View{}, 0, fmt.Errorf("view %s: %w", key, err)
+	}
+	return v, entry.Revision(), nil
+}
+
+// eventOf decodes a delivery. An event that does not decode still names its
+// session and number (subject and header), so it can be stepped over
+// without stalling the events after it.
+func eventOf(d Delivery) (ev *domain.Event, tenant, id string, version uint64, err error) {
+	ev, err = domain.DecodeEvent(d.Data)
+	if err == nil {
+		return ev, ev.Tenant, ev.Session, ev.Version, nil
+	}
+	toks := strings.Split(d.Subject, ".")
+	if len(toks) >= 2 {
+		tenant, id = toks[len(toks)-2], toks[len(toks)-1]
+	}
+	version, _ = strconv.ParseUint(d.Header.Get(headerVersion), 10, 64)
+	return nil, tenant, id, version, err
+}
+
+func (p *Sessions) apply(ctx context.Context, d Delivery) error {
+	ev, tenant, id, version, decErr := eventOf(d)
+	if decErr != nil {
+		p.log.Error("session view: undecodable event stepped over", "seq", d.Seq, "subject", d.Subject, "err", decErr)
+		if id == "" || version == 0 {
 			return nil
 		}
+	}
+	key := tenant + "." + id
+	cached := true
+	for attempt := 0; attempt < 20; attempt++ {
+		v, rev, err := p.load(ctx, key, cached)
+		if err != nil {
+			return err
+		}
+		if v.Gen > d.Gen {
+			return ErrStaleGeneration
+		}
+		if v.Gen < d.Gen {
+			v = View{} // an older generation's view: rebuild it from event 1
+		}
+		if v.Version >= version {
+			return nil // already folded: a redelivery
+		}
+		if v.Version+1 != version {
+			if cached {
+				// Another instance may have folded the events in between.
+				cached = false
+				continue
+			}
+			return ErrGap
+		}
+		if ev != nil {
+			before := v.Pending
+			fold(&v, ev, d.Seq)
+			if err := p.work.sync(ctx, d.Gen, &v, before); err != nil {
+				return err
+			}
+			if ev.Type == domain.CommitCreated && ev.Commit != nil {
+				if _, err := p.kv.Put(ctx, commitKey(ev.Tenant, ev.Commit.ID), []byte(ev.Session)); err != nil {
+					return err
+				}
+			}
+		} else {
+			v.Version, v.Applied = version, d.Seq
+		}
+		v.Gen = d.Gen
+		body, _ := json.Marshal(v)
+		if rev == 0 {
+			rev, err = p.kv.Create(ctx, key, body)
+		} else {
+			rev, err = p.kv.Update(ctx, key, body, rev)
+		}
+		if err == nil {
+			p.cache.Add(key, cachedView{v, rev})
+			return nil
+		}
+		p.cache.Remove(key)
+		cached = false
 		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			return err
 		}
@@ -212,13 +370,17 @@ func (p *Sessions) apply(ctx context.Context, msg jetstream.Msg) error {
 	return fmt.Errorf("view %s: too many concurrent updates", key)
 }
 
+// fold applies one event to a view. It never changes what v's slices and
+// maps point to (a cached view shares them), it replaces them.
 func fold(v *View, ev *domain.Event, seq uint64) {
 	switch ev.Type {
 	case domain.SessionCreated, domain.SessionForked:
 		v.ID, v.Tenant, v.Status = ev.Session, ev.Tenant, string(domain.StatusActive)
-		v.Origin = ev.Created.Origin
-		v.Owner = ev.Created.Owner
-		v.Tags = maps.Clone(ev.Created.Tags)
+		if ev.Created != nil {
+			v.Origin = ev.Created.Origin
+			v.Owner = ev.Created.Owner
+			v.Tags = maps.Clone(ev.Created.Tags)
+		}
 		v.CreatedAt = ev.At()
 		v.Start = seq
 	case domain.TagsSet:
@@ -235,50 +397,81 @@ func fold(v *View, ev *domain.Event, seq uint64) {
 		v.Status = string(domain.StatusArchived)
 	case domain.SessionDeleted:
 		v.Status = string(domain.StatusDeleted)
-	case domain.ApprovalRequested:
-		if a := ev.Approval; a != nil {
-			root, _ := domain.HashFromBytes(a.Root)
-			v.Pending = append(v.Pending, PendingRef{
-				ID: a.ID, Reason: a.Reason, Group: a.Group, Requester: ev.Actor, Root: root.String(),
-				Required: a.Required, CreatedAt: ev.At(), Position: seq,
-			})
-		}
-	case domain.ApprovalGranted, domain.ApprovalDenied:
-		if a := ev.Approval; a != nil {
-			v.Pending = slices.DeleteFunc(v.Pending, func(p PendingRef) bool {
-				if p.ID != a.ID {
-					return false
-				}
-				if ev.Type == domain.ApprovalDenied {
-					return true
-				}
-				return p.Grants+1 >= p.Required
-			})
-			for i := range v.Pending {
-				if v.Pending[i].ID == a.ID {
-					v.Pending[i].Grants++
-				}
-			}
-		}
 	}
 	v.UpdatedAt = ev.At()
 	v.Position, v.Version, v.Applied = seq, ev.Version, seq
 	if h, ok := domain.HashFromBytes(ev.Root); ok {
 		v.Root = h.String()
 	}
-	// A request is pending only for the content it was made for.
-	v.Pending = slices.DeleteFunc(v.Pending, func(p PendingRef) bool {
-		return p.Root != v.Root || slices.Contains(ev.Uses, p.ID)
-	})
-	if len(v.Pending) == 0 {
-		v.Pending = nil
-	}
+	v.Pending = foldPending(v.Pending, ev, seq, v.Root)
 	if v.Status == string(domain.StatusActive) || v.Status == string(domain.StatusPendingApproval) {
 		v.Status = string(domain.StatusActive)
 		if len(v.Pending) > 0 {
 			v.Status = string(domain.StatusPendingApproval)
 		}
 	}
+}
+
+// foldPending returns the requests still pending after an event, given the
+// session's root after it (a new slice; pending is not changed). A request
+// leaves the queue when it is denied, granted as often as it needs, used,
+// or stale: the content moved away from the root it was pinned to.
+func foldPending(pending []PendingRef, ev *domain.Event, seq uint64, root string) []PendingRef {
+	out := make([]PendingRef, 0, len(pending)+1)
+	out = append(out, pending...)
+	if a := ev.Approval; a != nil {
+		switch ev.Type {
+		case domain.ApprovalRequested:
+			h, _ := domain.HashFromBytes(a.Root)
+			out = append(out, PendingRef{
+				ID: a.ID, Reason: a.Reason, Group: a.Group, Requester: ev.Actor, Root: h.String(),
+				Required: a.Required, CreatedAt: ev.At(), Position: seq,
+			})
+		case domain.ApprovalDenied:
+			out = slices.DeleteFunc(out, func(p PendingRef) bool { return p.ID == a.ID })
+		case domain.ApprovalGranted:
+			for i := range out {
+				if out[i].ID == a.ID {
+					out[i].Grants++
+				}
+			}
+			out = slices.DeleteFunc(out, func(p PendingRef) bool { return p.ID == a.ID && p.Grants >= p.Required })
+		}
+	}
+	out = slices.DeleteFunc(out, func(p PendingRef) bool {
+		return p.Root != root || slices.Contains(ev.Uses, p.ID)
+	})
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// sweep deletes the views that generations older than gen wrote and gen did
+// not rewrite (sessions whose events are gone).
+func (p *Sessions) sweep(ctx context.Context, gen uint64) error {
+	lister, err := p.kv.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	for key := range lister.Keys() {
+		if _, _, ok := viewKey(key); !ok {
+			continue
+		}
+		e, err := p.kv.Get(ctx, key)
+		if err != nil {
+			continue
+		}
+		var v View
+		if json.Unmarshal(e.Value(), &v) == nil && v.Gen >= gen {
+			continue
+		}
+		if err := p.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision())); err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return err
+		}
+		p.cache.Remove(key)
+	}
+	return nil
 }
 
 // PendingItem is a request of the review queue with its session.
@@ -288,21 +481,31 @@ type PendingItem struct {
 }
 
 // Pending returns the tenant's review queue for a group (all groups when
-// empty), oldest first.
+// empty), oldest first, from the index.
 func (p *Sessions) Pending(ctx context.Context, tenant, group string) ([]PendingItem, error) {
-	views, err := p.views(ctx, tenant, "")
-	if err != nil {
-		return nil, err
+	select {
+	case <-p.idx.ready:
+	case <-ctx.Done():
+		return nil, domain.Errorf(domain.CodeUnavailable, "session views are still loading")
 	}
+	p.idx.mu.RLock()
 	var out []PendingItem
-	for _, v := range views {
-		for _, r := range v.Pending {
-			if group == "" || r.Group == group {
-				out = append(out, PendingItem{Session: v.ID, PendingRef: r})
+	if t := p.idx.tenants[tenant]; t != nil {
+		for e := range t.pending {
+			for _, r := range e.v.Pending {
+				if group == "" || r.Group == group {
+					out = append(out, PendingItem{Session: e.v.ID, PendingRef: r})
+				}
 			}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Position < out[j].Position })
+	p.idx.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Position != out[j].Position {
+			return out[i].Position < out[j].Position
+		}
+		return out[i].ID < out[j].ID
+	})
 	return out, nil
 }
 
@@ -318,108 +521,64 @@ func (p *Sessions) CommitSession(ctx context.Context, tenant, commit string) (st
 	return string(entry.Value()), nil
 }
 
-// ListFilter selects sessions.
-type ListFilter struct {
-	Status       string
-	Tags         map[string]string
-	Owner        string
-	Parent       string
-	Source       string
-	UpdatedSince *time.Time
-	// After is the cursor: the id of the last session of the previous page.
-	After string
-	Limit int
+// Lag returns how many events the projection has yet to fold.
+func (p *Sessions) Lag(ctx context.Context) (uint64, error) {
+	st, err := StatusOf(ctx, p.js, p.stream, p.Spec())
+	if err != nil {
+		return 0, err
+	}
+	if st.Error != "" {
+		return 0, errors.New(st.Error)
+	}
+	return st.Lag, nil
 }
 
-// List returns a page of a tenant's sessions in id order (ids are ULIDs, so
-// this is creation order), and the cursor of the next page.
-func (p *Sessions) List(ctx context.Context, tenant string, f ListFilter) ([]View, string, error) {
-	views, err := p.views(ctx, tenant, f.After)
-	if err != nil {
-		return nil, "", err
-	}
-	var out []View
-	for _, v := range views {
-		if !match(v, f) {
-			continue
-		}
-		if len(out) == f.Limit {
-			return out, out[len(out)-1].ID, nil
-		}
-		out = append(out, v)
-	}
-	return out, "", nil
+// Status reports the projection's position and lag.
+func (p *Sessions) Status(ctx context.Context) (Status, error) {
+	return StatusOf(ctx, p.js, p.stream, p.Spec())
 }
 
-// views returns a tenant's views with ids after a cursor, in id order.
-func (p *Sessions) views(ctx context.Context, tenant, after string) ([]View, error) {
-	lister, err := p.kv.ListKeysFiltered(ctx, tenant+".*")
+// readViews returns every view in the bucket (tests compare builds).
+func (p *Sessions) readViews(ctx context.Context) (map[string]View, error) {
+	out := map[string]View{}
+	lister, err := p.kv.ListKeys(ctx)
 	if err != nil {
-		if errors.Is(err, jetstream.ErrNoKeysFound) {
-			return nil, nil
-		}
 		return nil, err
 	}
-	var ids []string
-	for k := range lister.Keys() {
-		id := strings.TrimPrefix(k, tenant+".")
-		if id > after {
-			ids = append(ids, id)
-		}
-	}
-	sort.Strings(ids)
-	out := make([]View, 0, len(ids))
-	for _, id := range ids {
-		entry, err := p.kv.Get(ctx, tenant+"."+id)
-		if err != nil {
+	for key := range lister.Keys() {
+		if _, _, ok := viewKey(key); !ok {
 			continue
+		}
+		e, err := p.kv.Get(ctx, key)
+		if err != nil {
+			return nil, err
 		}
 		var v View
-		if err := json.Unmarshal(entry.Value(), &v); err != nil {
-			continue
+		if err := json.Unmarshal(e.Value(), &v); err != nil {
+			return nil, err
 		}
-		out = append(out, v)
+		out[key] = v
 	}
 	return out, nil
 }
 
-func match(v View, f ListFilter) bool {
-	if f.Status != "" {
-		if v.Status != f.Status {
-			return false
-		}
-	} else if v.Status == string(domain.StatusDeleted) {
-		return false
-	}
-	for k, want := range f.Tags {
-		if got, ok := v.Tags[k]; !ok || (want != "" && got != want) {
-			return false
-		}
-	}
-	if f.Owner != "" && v.Owner != f.Owner {
-		return false
-	}
-	if f.Parent != "" && v.Origin.Parent != f.Parent {
-		return false
-	}
-	if f.Source != "" && v.Origin.Source != f.Source {
-		return false
-	}
-	if f.UpdatedSince != nil && v.UpdatedAt.Before(*f.UpdatedSince) {
-		return false
-	}
-	return true
-}
+// JetStream returns the JetStream context the projection uses.
+func (p *Sessions) JetStream() jetstream.JetStream { return p.js }
 
-// Lag returns how many events the projection has yet to fold.
-func (p *Sessions) Lag(ctx context.Context) (uint64, error) {
-	cons, err := p.js.Consumer(ctx, p.stream, SessionsConsumer)
-	if err != nil {
-		return 0, err
+// Tenants returns the tenants the index knows, for jobs that go over every
+// tenant (retention).
+func (p *Sessions) Tenants(ctx context.Context) ([]string, error) {
+	select {
+	case <-p.idx.ready:
+	case <-ctx.Done():
+		return nil, domain.Errorf(domain.CodeUnavailable, "session views are still loading")
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return 0, err
+	p.idx.mu.RLock()
+	defer p.idx.mu.RUnlock()
+	out := make([]string, 0, len(p.idx.tenants))
+	for t := range p.idx.tenants {
+		out = append(out, t)
 	}
-	return info.NumPending + uint64(info.NumAckPending), nil
+	sort.Strings(out)
+	return out, nil
 }

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/projections"
+	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/streams/streamstest"
+	"github.com/strand-dev/strand/workers"
+)
+
+// TestAgent_EndToEnd runs the example agent against a real service with a
+// reviewer: a worker on the review queue (the items the session-views
+// projection emits) that grants requests of group "default" and denies
+// those of group "legal".
+func TestAgent_EndToEnd(t *testing.T) {
+	env := streamstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	js := env.Store.JetStream()
+
+	views, err := projections.OpenSessions(ctx, js, streams.EventStream, streams.EventFilter("*"), 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	views.EmitWork(projections.WorkConfig{Stream: streams.WorkStream, Subject: streams.WorkSubject})
+	if err := views.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(views.Stop)
+	svc := handlers.NewService(env.Store, handlers.Options{})
+	if err := svc.Start(env.NC); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	if err := env.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	owner := handlers.NewClient(env.NC, "acme")
+	owner.Actor = "owner"
+	// Commits need one grant in this tenant.
+	if _, err := owner.SetPolicy(ctx, handlers.PolicyRequest{Policy: domain.Policy{"commit": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	base, err := owner.CreateSession(ctx, handlers.CreateSessionRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Write(ctx, handlers.WriteRequest{Session: base.Session.ID, Path: "README.md", Content: []byte("baseline\n")}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The reviewer takes review items, checks that the request still waits
+	// (an item outlives its request), and decides.
+	reviewer := handlers.NewClient(env.NC, "acme")
+	reviewer.Actor = "alice"
+	var reviewed sync.Map
+	rw, err := workers.Start(ctx, js, workers.Config{Name: "reviewers_acme", Stream: streams.WorkStream,
+		Filter: streams.WorkSubject("acme", "review", ">")}, func(ctx context.Context, it *workers.Item) error {
+		var item projections.ReviewItem
+		if err := json.Unmarshal(it.Data, &item); err != nil {
+			return workers.Permanent(err)
+		}
+		r, err := reviewer.Pending(ctx, handlers.PendingRequest{Session: item.Session})
+		if err != nil {
+			return err
+		}
+		for _, q := range r.Requests {
+			if q.ID != item.Request {
+				continue
+			}
+			reviewed.Store(item.Request, item.Group)
+			d := handlers.DecideRequest{Session: item.Session, Request: item.Request, Comment: "looked at it"}
+			if item.Group == "legal" {
+				_, err = reviewer.Deny(ctx, d)
+			} else {
+				_, err = reviewer.Grant(ctx, d)
+			}
+			return err
+		}
+		return nil // decided already: nothing to do
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rw.Stop)
+
+	outcomes := make(chan Outcome, 4)
+	ready := make(chan struct{})
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	var stdout, stderr bytes.Buffer
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run(agentCtx, []string{"--server", env.Server.ClientURL(), "--tenant", "acme", "--poll", "20ms"},
+			&stdout, &stderr, func(o Outcome) { outcomes <- o }, func() { close(ready) })
+	}()
+	select {
+	case <-ready:
+	case code := <-exited:
+		t.Fatalf("agent exited with %d: %s", code, stderr.String())
+	}
+
+	for _, task := range []Task{
+		{ID: "t1", Baseline: base.Session.ID, Files: map[string]string{"src/main.go": "package main\n", "README.md": "baseline\nmore\n"}, Message: "task one"},
+		{ID: "t2", Baseline: base.Session.ID, Files: map[string]string{"LICENSE": "none\n"}, Message: "task two", Group: "legal"},
+	} {
+		body, _ := json.Marshal(task)
+		if _, err := workers.Enqueue(ctx, js, TaskSubject("acme"), body, "task-"+task.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]Outcome{}
+	for len(got) < 2 {
+		select {
+		case o := <-outcomes:
+			got[o.Task] = o
+		case <-ctx.Done():
+			t.Fatalf("outcomes %v after 60s; agent log:\n%s", got, stderr.String())
+		}
+	}
+	stopAgent()
+	if code := <-exited; code != 0 {
+		t.Errorf("agent exit %d", code)
+	}
+
+	o := got["t1"]
+	if o.State != "committed" || o.Commit == "" {
+		t.Fatalf("t1: %+v, want committed", o)
+	}
+	cm, err := owner.GetCommit(ctx, handlers.CommitGetRequest{Session: o.Session, Commit: o.Commit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cm.Commit.Approvals) != 1 || cm.Commit.Approvals[0] != o.Request || cm.Commit.Summary == nil || cm.Commit.Summary.Added != 1 || cm.Commit.Summary.Modified != 1 {
+		t.Errorf("commit %+v: want it authorised by %s and summarising 1 added, 1 modified", cm.Commit, o.Request)
+	}
+	data, _, err := owner.ReadAll(ctx, o.Session, "README.md", "agent-done")
+	if err != nil || string(data) != "baseline\nmore\n" {
+		t.Errorf("README.md at checkpoint agent-done: %q %v", data, err)
+	}
+	if g, ok := reviewed.Load(o.Request); !ok || g != "default" {
+		t.Errorf("reviewer saw %v for %s, want it reviewed in group default", g, o.Request)
+	}
+	if d := got["t2"]; d.State != domain.ApprovalDeniedState || d.Commit != "" {
+		t.Errorf("t2: %+v, want denied and no commit", d)
+	}
+	// The tasks and the review items are all taken.
+	s, _ := js.Stream(ctx, streams.WorkStream)
+	for _, subj := range []string{TaskSubject("acme"), streams.WorkSubject("acme", "review", ">")} {
+		info, err := s.Info(ctx, jetstreamFilter(subj))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs != 0 {
+			t.Errorf("%d items left on %s, want 0", info.State.Msgs, subj)
+		}
+	}
+}
+
+func jetstreamFilter(subj string) jetstream.StreamInfoOpt { return jetstream.WithSubjectFilter(subj) }

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/projections"
+	"github.com/strand-dev/strand/streams"
+)
+
+func init() {
+	register("projections", "read models folded from the event stream: position, lag, rebuild",
+		command{"status", "", "every projection with its position and lag (asks a running service)", (*Main).projectionsStatus},
+		command{"rebuild", "NAME [--no-wait]", "fold a projection again from sequence 1 (talks to JetStream directly: an operator's command)", (*Main).projectionsRebuild},
+	)
+}
+
+// readModels are the projections a serve instance runs.
+type readModels struct {
+	stream   string
+	replicas int
+	views    *projections.Sessions
+	activity *projections.Activity
+}
+
+// openReadModels opens (without starting) every projection of the event
+// stream, configured as serve runs them.
+func openReadModels(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.Logger) (*readModels, error) {
+	views, err := projections.OpenSessions(ctx, js, streams.EventStream, streams.EventFilter("*"), replicas, log)
+	if err != nil {
+		return nil, err
+	}
+	views.EmitWork(projections.WorkConfig{Stream: streams.WorkStream, Subject: streams.WorkSubject})
+	activity := projections.OpenActivity(js, streams.EventStream, streams.EventFilter("*"), replicas,
+		projections.FeedConfig{Stream: streams.FeedStream, Subject: streams.FeedSubject}, log)
+	return &readModels{stream: streams.EventStream, replicas: replicas, views: views, activity: activity}, nil
+}
+
+func (r *readModels) specs() []projections.Spec {
+	return []projections.Spec{r.views.Spec(), r.activity.Spec()}
+}
+
+func (r *readModels) start(ctx context.Context) error {
+	if err := r.views.Start(ctx); err != nil {
+		return err
+	}
+	if err := r.activity.Start(ctx); err != nil {
+		r.views.Stop()
+		return err
+	}
+	return nil
+}
+
+func (r *readModels) stop() {
+	r.activity.Stop()
+	r.views.Stop()
+}
+
+// options serves the read endpoints from the projections.
+func (r *readModels) options(o *handlers.Options) {
+	a := viewsAdapter{r}
+	o.Lister, o.Reviews, o.Activity, o.Projections = a, a, a, a
+}
+
+// viewsAdapter answers the service's read-model questions.
+type viewsAdapter struct{ r *readModels }
+
+func (a viewsAdapter) ListSessions(ctx context.Context, tenant string, req handlers.ListSessionsRequest) (handlers.ListSessionsReply, error) {
+	page, err := a.r.views.Query(ctx, tenant, projections.ListFilter{
+		Status: req.Status, Tags: req.Tags, Owner: req.Owner, Parent: req.Parent, Source: req.Source,
+		UpdatedSince: req.UpdatedSince, After: req.Cursor, Limit: req.Limit, Sort: req.Sort, Order: req.Order,
+		Counts: req.Counts,
+	})
+	if err != nil {
+		return handlers.ListSessionsReply{}, err
+	}
+	out := handlers.ListSessionsReply{Sessions: make([]handlers.SessionView, 0, len(page.Views)), NextCursor: page.Next, Counts: page.Counts}
+	for _, v := range page.Views {
+		sv := handlers.SessionView{
+			ID: v.ID, Tenant: v.Tenant, Status: v.Status, Owner: v.Owner, Tags: v.Tags,
+			CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt, Position: v.Position, Start: v.Start,
+			Version: v.Version, Root: v.Root,
+		}
+		if o := v.Origin; o.Parent != "" || o.Source != "" {
+			sv.Origin = &handlers.OriginView{Source: o.Source, Revision: o.Revision, Parent: o.Parent, Position: o.Position}
+		}
+		out.Sessions = append(out.Sessions, sv)
+	}
+	return out, nil
+}
+
+// CommitSession finds the session of a commit id.
+func (a viewsAdapter) CommitSession(ctx context.Context, tenant, commit string) (string, error) {
+	return a.r.views.CommitSession(ctx, tenant, commit)
+}
+
+// PendingReviews serves the tenant-wide review queue.
+func (a viewsAdapter) PendingReviews(ctx context.Context, tenant, group string) (handlers.PendingReply, error) {
+	items, err := a.r.views.Pending(ctx, tenant, group)
+	if err != nil {
+		return handlers.PendingReply{}, err
+	}
+	out := handlers.PendingReply{Requests: []handlers.ApprovalView{}}
+	for _, it := range items {
+		out.Requests = append(out.Requests, handlers.ApprovalView{
+			ID: it.ID, Session: it.Session, Reason: it.Reason, Group: it.Group, Requester: it.Requester,
+			Root: it.Root, Required: it.Required, State: domain.ApprovalPending, Grants: []handlers.DecisionView{},
+			CreatedAt: it.CreatedAt, Position: it.Position,
+		})
+	}
+	return out, nil
+}
+
+// ActivityList serves activity.list from the feed.
+func (a viewsAdapter) ActivityList(ctx context.Context, tenant string, req handlers.ActivityRequest) (handlers.ActivityReply, error) {
+	page, err := a.r.activity.List(ctx, tenant, req.Limit, req.Before)
+	if err != nil {
+		return handlers.ActivityReply{}, err
+	}
+	out := handlers.ActivityReply{Entries: make([]handlers.ActivityEntry, 0, len(page.Entries)), NextBefore: page.Before}
+	for _, e := range page.Entries {
+		out.Entries = append(out.Entries, handlers.ActivityEntry(e))
+	}
+	return out, nil
+}
+
+// ProjectionStatus serves projections.status.
+func (a viewsAdapter) ProjectionStatus(ctx context.Context) ([]handlers.ProjectionStatus, error) {
+	return projectionStatus(ctx, a.r.views.JetStream(), a.r.stream, a.r.specs())
+}
+
+func projectionStatus(ctx context.Context, js jetstream.JetStream, stream string, specs []projections.Spec) ([]handlers.ProjectionStatus, error) {
+	out := make([]handlers.ProjectionStatus, 0, len(specs))
+	for _, spec := range specs {
+		st, err := projections.StatusOf(ctx, js, stream, spec)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, handlers.ProjectionStatus{
+			Name: st.Name, Stream: st.Stream, Consumer: st.Consumer, Generation: st.Generation, State: st.State,
+			Position: st.Position, Delivered: st.Delivered, Lag: st.Lag, Pending: st.Pending, AckPending: st.AckPending,
+			Waiting: st.Waiting, StreamLast: st.StreamLast, Target: st.RebuildTarget, Since: st.Since, Error: st.Error,
+		})
+	}
+	return out, nil
+}
+
+func (m *Main) projectionsStatus(ctx context.Context, _ *globals, args []string) error {
+	g, pos, err := m.parseArgs("projections status", args, nil)
+	if err != nil {
+		return err
+	}
+	if err := need(pos, 0, "projections status"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
+	r, err := g.client.Projections(ctx)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printProjections(r.Projections)
+	return nil
+}
+
+func (m *Main) printProjections(ps []handlers.ProjectionStatus) {
+	rows := make([][]string, 0, len(ps))
+	for _, p := range ps {
+		state := p.State
+		if p.Error != "" {
+			state += " (" + p.Error + ")"
+		}
+		rows = append(rows, []string{p.Name, strconv.FormatUint(p.Generation, 10), state,
+			strconv.FormatUint(p.Position, 10), strconv.FormatUint(p.StreamLast, 10), strconv.FormatUint(p.Lag, 10),
+			strconv.Itoa(p.AckPending), strconv.Itoa(p.Waiting), p.Consumer})
+	}
+	m.table([]string{"NAME", "GEN", "STATE", "POSITION", "STREAM LAST", "LAG", "ACK PENDING", "PULLERS", "CONSUMER"}, rows)
+}
+
+// projectionsRebuild rebuilds one projection through JetStream directly:
+// rebuilding is an operator's act, not something a tenant's subject
+// should reach. While it waits it also runs the projection itself, so a
+// rebuild finishes even when no service runs.
+func (m *Main) projectionsRebuild(ctx context.Context, _ *globals, args []string) error {
+	var noWait bool
+	var replicas int
+	g, pos, err := m.parseArgs("projections rebuild", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&noWait, "no-wait", false, "return once the new generation's consumer exists")
+		fs.IntVar(&replicas, "replicas", 0, "replicas of the control bucket if it must be created (default: the event stream's)")
+	})
+	if err != nil {
+		return err
+	}
+	if err := need(pos, 1, "projections rebuild NAME"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
+	js, err := jetstream.New(g.nc)
+	if err != nil {
+		return err
+	}
+	if replicas == 0 {
+		s, err := js.Stream(ctx, streams.EventStream)
+		if err != nil {
+			return &handlers.Error{Code: domain.CodeUnavailable, Message: fmt.Sprintf("event stream: %v", err)}
+		}
+		replicas = s.CachedInfo().Config.Replicas
+	}
+	models, err := openReadModels(ctx, js, replicas, nil)
+	if err != nil {
+		return err
+	}
+	var spec *projections.Spec
+	var names []string
+	for _, s := range models.specs() {
+		names = append(names, s.Name)
+		if s.Name == pos[0] {
+			spec = &s
+		}
+	}
+	if spec == nil {
+		return usagef("unknown projection %q (one of %s)", pos[0], strings.Join(names, ", "))
+	}
+	st, err := projections.Rebuild(ctx, js, streams.EventStream, replicas, *spec, false, nil)
+	if err != nil {
+		return err
+	}
+	if !noWait {
+		fmt.Fprintf(m.Stderr, "strand: rebuilding %s into generation %d up to position %d\n", spec.Name, st.Generation, st.RebuildTarget)
+		r, err := projections.StartRunner(ctx, js, streams.EventStream, replicas, *spec, nil)
+		if err != nil {
+			return err
+		}
+		defer r.Stop()
+		last := time.Now()
+		st, err = projections.Finish(ctx, js, streams.EventStream, *spec, func(s projections.Status) {
+			if time.Since(last) > 2*time.Second {
+				last = time.Now()
+				fmt.Fprintf(m.Stderr, "strand: %s at %d of %d\n", s.Name, s.Position, s.RebuildTarget)
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	ps, err := projectionStatus(ctx, js, streams.EventStream, []projections.Spec{*spec})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(handlers.ProjectionsReply{Projections: ps})
+	}
+	m.printProjections(ps)
+	return nil
+}
+
+// cmdActivity lists the tenant's recent events.
+func (m *Main) cmdActivity(ctx context.Context, _ *globals, args []string) error {
+	var req handlers.ActivityRequest
+	g, pos, err := m.parseArgs("activity", args, func(fs *flag.FlagSet) {
+		fs.IntVar(&req.Limit, "limit", 0, "entries per page (default 50)")
+		fs.Uint64Var(&req.Before, "before", 0, "list entries below this position (the next page's --before)")
+	})
+	if err != nil {
+		return err
+	}
+	if err := need(pos, 0, "activity [--limit N] [--before POS]"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
+	r, err := g.client.Activity(ctx, req)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	rows := make([][]string, 0, len(r.Entries))
+	for _, e := range r.Entries {
+		detail := strings.Join(e.Paths, " ")
+		if e.Detail != "" {
+			detail = strings.TrimSpace(e.Detail + " " + detail)
+		}
+		rows = append(rows, []string{strconv.FormatUint(e.Position, 10), e.Time.Format(time.RFC3339), e.Session, e.Type, e.Actor, detail})
+	}
+	m.table([]string{"POSITION", "TIME", "SESSION", "TYPE", "ACTOR", "DETAIL"}, rows)
+	if r.NextBefore != 0 {
+		fmt.Fprintf(m.Stdout, "next page: --before %d\n", r.NextBefore)
+	}
+	return nil
+}

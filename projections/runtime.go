@@ -1,0 +1,321 @@
+package projections
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Delivery is one event handed to a projection's Apply.
+type Delivery struct {
+	// Seq is the event's stream sequence: its position.
+	Seq     uint64
+	Subject string
+	Header  nats.Header
+	Data    []byte
+	// Gen is the generation the runner folds into: entries written by an
+	// older generation are to be treated as absent, entries of a newer one
+	// mean this runner is stale (return ErrStaleGeneration).
+	Gen uint64
+	// Delivered counts the deliveries of this event (1 the first time).
+	Delivered uint64
+}
+
+// Errors an Apply returns to steer the runner.
+var (
+	// ErrGap means an earlier event of the same entry has not been applied
+	// yet (it was delivered elsewhere, or failed): the event is handed back
+	// and delivered again shortly, by when the earlier one is in.
+	ErrGap = errors.New("projection: an earlier event of this entry is not applied yet")
+	// ErrStaleGeneration means the read model has moved to a newer
+	// generation (a rebuild): the runner rejoins.
+	ErrStaleGeneration = errors.New("projection: a newer generation owns this entry")
+)
+
+// Spec describes a projection to the runtime.
+type Spec struct {
+	// Name identifies the projection in status and rebuild (sessions,
+	// reviews, activity).
+	Name string
+	// Durable is the base name of its durable consumer; generation g > 0
+	// uses Durable_g<g>.
+	Durable     string
+	Description string
+	// Filter selects the events it folds.
+	Filter string
+	// Apply folds one event into the read model. It must be idempotent:
+	// the same event may arrive twice, and on several instances at once.
+	Apply func(ctx context.Context, d Delivery) error
+	// Key partitions events: events with the same key are applied in
+	// stream order by one goroutine of an instance (nil: the subject).
+	Key func(subject string) string
+	// Partitions is how many goroutines apply events (default 8).
+	Partitions int
+	// AckWait is how long an event handed to an instance that went away
+	// waits before another gets it (default 30s). Every instance must use
+	// the same.
+	AckWait time.Duration
+	// Reset runs during a rebuild while no consumer exists: it clears what
+	// the new generation cannot simply overwrite (optional).
+	Reset func(ctx context.Context, gen uint64) error
+	// Sweep runs once a rebuild caught up: it removes entries that older
+	// generations wrote and the new one did not (optional).
+	Sweep func(ctx context.Context, gen uint64) error
+}
+
+// consumerConfig is the durable consumer of a generation. Every instance
+// asks for exactly this, so CreateOrUpdateConsumer from any number of them
+// lands on the same consumer.
+func (s Spec) consumerConfig(gen uint64) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       durableName(s.Durable, gen),
+		Description:   s.Description,
+		FilterSubject: s.Filter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxAckPending: 1000,
+		AckWait:       cmp.Or(s.AckWait, 30*time.Second),
+		MaxDeliver:    -1,
+	}
+}
+
+// Runner runs one projection on this instance: it joins the projection's
+// durable consumer (shared with every other instance), applies what it is
+// given, and rejoins when a rebuild replaces the consumer.
+type Runner struct {
+	js     jetstream.JetStream
+	stream string
+	spec   Spec
+	ctrl   jetstream.KeyValue
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	gen     uint64
+	cc      jetstream.ConsumeContext
+	parts   []chan jetstream.Msg
+	workers sync.WaitGroup
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// StartRunner starts a projection on a stream. It returns once the
+// projection's consumer is joined (or the start context ends).
+func StartRunner(ctx context.Context, js jetstream.JetStream, stream string, replicas int, spec Spec, log *slog.Logger) (*Runner, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if spec.Partitions <= 0 {
+		spec.Partitions = 8
+	}
+	if spec.Key == nil {
+		spec.Key = func(s string) string { return s }
+	}
+	ctrl, err := openControl(ctx, js, replicas)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runner{js: js, stream: stream, spec: spec, ctrl: ctrl, log: log.With("projection", spec.Name),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	for {
+		err := r.join(ctx)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errNotJoinable) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("projection %s: %w (a rebuild is resetting it)", spec.Name, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	go r.supervise()
+	return r, nil
+}
+
+var errNotJoinable = errors.New("projection is being reset")
+
+// staleReset is how long a rebuild may stay in StateResetting before
+// instances stop waiting for it.
+const staleReset = 2 * time.Minute
+
+// join reads the control record and consumes the current generation's
+// consumer with fresh appliers.
+func (r *Runner) join(ctx context.Context) error {
+	c, _, err := readControl(ctx, r.ctrl, controlKey(r.stream, r.spec.Name))
+	if err != nil {
+		return err
+	}
+	if c.State == StateResetting {
+		// A rebuild is clearing the old generation. One that has not moved
+		// on for long died half-way: join rather than stay down (entries
+		// carry their generation, and the feed's reader drops repeats),
+		// and leave the state for the next rebuild to finish.
+		if time.Since(c.Since) < staleReset {
+			return errNotJoinable
+		}
+		r.log.Warn("a rebuild stopped while resetting; joining its generation anyway (rebuild again to finish)",
+			"gen", c.Gen, "since", c.Since)
+	}
+	cons, err := r.js.CreateOrUpdateConsumer(ctx, r.stream, r.spec.consumerConfig(c.Gen))
+	if err != nil {
+		return fmt.Errorf("projection %s: consumer: %w", r.spec.Name, err)
+	}
+	parts := make([]chan jetstream.Msg, r.spec.Partitions)
+	for i := range parts {
+		parts[i] = make(chan jetstream.Msg, 64)
+		r.workers.Add(1)
+		go r.applier(parts[i], c.Gen)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		h := fnv.New32a()
+		h.Write([]byte(r.spec.Key(msg.Subject())))
+		parts[h.Sum32()%uint32(len(parts))] <- msg
+	}, jetstream.PullMaxMessages(500), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+			r.log.Debug("consume", "err", err)
+		}
+	}))
+	if err != nil {
+		for _, p := range parts {
+			close(p)
+		}
+		r.workers.Wait()
+		return fmt.Errorf("projection %s: consume: %w", r.spec.Name, err)
+	}
+	r.mu.Lock()
+	r.gen, r.cc, r.parts = c.Gen, cc, parts
+	r.mu.Unlock()
+	r.log.Debug("joined", "consumer", durableName(r.spec.Durable, c.Gen), "gen", c.Gen)
+	return nil
+}
+
+// leave stops consuming, lets the appliers finish what they were given and
+// waits for them.
+func (r *Runner) leave() {
+	r.mu.Lock()
+	cc, parts := r.cc, r.parts
+	r.cc, r.parts = nil, nil
+	r.mu.Unlock()
+	if cc == nil {
+		return
+	}
+	// Drain hands over what was pulled; an applier finishes each event
+	// within Apply's timeout, so this ends.
+	cc.Drain()
+	<-cc.Closed()
+	for _, p := range parts {
+		close(p)
+	}
+	r.workers.Wait()
+}
+
+// supervise rejoins when the consumer goes away (a rebuild deleted it) or
+// the control record names another generation.
+func (r *Runner) supervise() {
+	defer close(r.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		r.mu.Lock()
+		cc, gen := r.cc, r.gen
+		r.mu.Unlock()
+		var closed <-chan struct{}
+		if cc != nil {
+			closed = cc.Closed()
+		}
+		select {
+		case <-r.stop:
+			r.leave()
+			return
+		case <-closed:
+			r.rejoin("consumer closed")
+		case <-tick.C:
+			if cc == nil {
+				r.rejoin("not joined")
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			c, _, err := readControl(ctx, r.ctrl, controlKey(r.stream, r.spec.Name))
+			cancel()
+			if err == nil && c.Gen != gen {
+				r.rejoin("new generation")
+			}
+		}
+	}
+}
+
+func (r *Runner) rejoin(why string) {
+	r.leave()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.join(ctx); err != nil && !errors.Is(err, errNotJoinable) {
+		r.log.Warn("rejoin failed; will retry", "why", why, "err", err)
+	}
+}
+
+// applier applies the events of its partition in the order they came.
+func (r *Runner) applier(in <-chan jetstream.Msg, gen uint64) {
+	defer r.workers.Done()
+	for msg := range in {
+		md, err := msg.Metadata()
+		if err != nil {
+			_ = msg.Term()
+			continue
+		}
+		d := Delivery{Seq: md.Sequence.Stream, Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data(),
+			Gen: gen, Delivered: md.NumDelivered}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err = r.spec.Apply(ctx, d)
+		cancel()
+		switch {
+		case err == nil:
+			_ = msg.Ack()
+		case errors.Is(err, ErrGap):
+			if md.NumDelivered%50 == 0 {
+				r.log.Warn("event waits for an earlier one", "seq", d.Seq, "subject", d.Subject, "deliveries", md.NumDelivered)
+			}
+			_ = msg.NakWithDelay(gapDelay(md.NumDelivered))
+		case errors.Is(err, ErrStaleGeneration):
+			_ = msg.Nak()
+		default:
+			r.log.Warn("apply failed; will be redelivered", "seq", d.Seq, "subject", d.Subject, "err", err)
+			_ = msg.NakWithDelay(min(time.Duration(md.NumDelivered)*time.Second, 30*time.Second))
+		}
+	}
+}
+
+// gapDelay waits a little longer each time an event finds its predecessor
+// missing.
+func gapDelay(delivered uint64) time.Duration {
+	return min(time.Duration(delivered)*50*time.Millisecond, 2*time.Second)
+}
+
+// Stop leaves the consumer (other instances keep it going) once the events
+// this instance was given are applied.
+func (r *Runner) Stop() {
+	select {
+	case <-r.stop:
+	default:
+		close(r.stop)
+	}
+	<-r.done
+}
+
+// Spec returns the runner's projection.
+func (r *Runner) Spec() Spec { return r.spec }
+
+// Status reports the projection's position and lag.
+func (r *Runner) Status(ctx context.Context) (Status, error) {
+	return StatusOf(ctx, r.js, r.stream, r.spec)
+}

@@ -1,0 +1,50 @@
+package workers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Enqueue puts a work item on the work stream. A non-empty id makes it
+// idempotent within the stream's duplicate window: the same id is stored
+// once, and the first item's sequence is returned.
+func Enqueue(ctx context.Context, js jetstream.JetStream, subject string, body []byte, id string) (uint64, error) {
+	m := nats.NewMsg(subject)
+	m.Data = body
+	var opts []jetstream.PublishOpt
+	if id != "" {
+		opts = append(opts, jetstream.WithMsgID(id))
+	}
+	ack, err := js.PublishMsg(ctx, m, opts...)
+	if err != nil {
+		return 0, fmt.Errorf("enqueue %s: %w", subject, err)
+	}
+	return ack.Sequence, nil
+}
+
+// Every enqueues an item on subject now and then once per interval until
+// ctx ends. The item id names the interval (subject.<n>), so several
+// processes scheduling the same job enqueue it once per interval as long
+// as they run within the stream's duplicate window of each other.
+func Every(ctx context.Context, js jetstream.JetStream, subject string, every time.Duration, body func() []byte, log *slog.Logger) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	for {
+		n := time.Now().UnixNano() / int64(every)
+		if _, err := Enqueue(ctx, js, subject, body(), fmt.Sprintf("%s.%d", subject, n)); err != nil && ctx.Err() == nil {
+			log.Warn("schedule", "subject", subject, "err", err)
+		}
+		next := time.Unix(0, (n+1)*int64(every))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(next)):
+		}
+	}
+}

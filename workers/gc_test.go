@@ -1,0 +1,285 @@
+package workers
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	mrand "math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/streams/streamstest"
+)
+
+func gcEnv(t *testing.T) *streamstest.Env {
+	return streamstest.Start(t, streamstest.Options{Config: streams.Config{ChunkSize: 1024, SnapshotEvery: 4}})
+}
+
+func newSession(t *testing.T, st *streams.Store, tenant string) string {
+	t.Helper()
+	id := ulid.Make().String()
+	if _, err := st.Create(context.Background(), domain.Meta{EventID: ulid.Make().String(), Actor: "w", Time: time.Now()},
+		domain.CreateSession{ID: id, Tenant: tenant, Owner: "w"}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// writeFile stores content and names it in an event, as fs.write does.
+func writeFile(ctx context.Context, st *streams.Store, tenant, id, path string, data []byte) error {
+	h, err := st.Blobs.Put(ctx, data)
+	if err != nil {
+		return err
+	}
+	_, err = st.Change(ctx, tenant, id, domain.Meta{EventID: ulid.Make().String(), Actor: "w", Time: time.Now()},
+		func(*domain.Session) (domain.Command, error) {
+			return domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpWrite, Path: path, Content: h, Size: int64(len(data))}}}, nil
+		})
+	return err
+}
+
+// checkNamed reads back every blob that an event or snapshot names: none
+// may be missing.
+func checkNamed(t *testing.T, env *streamstest.Env) int {
+	t.Helper()
+	ctx := context.Background()
+	js := env.Store.JetStream()
+	s, err := js.Stream(ctx, streams.EventStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := map[domain.Hash]bool{}
+	if err := scan(ctx, s, "", false, func(m jetstream.Msg, _ *jetstream.MsgMetadata) error {
+		ev, err := domain.DecodeEvent(m.Data())
+		if err != nil {
+			return err
+		}
+		for _, h := range ev.Blobs() {
+			named[h] = true
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	kv, _ := js.KeyValue(ctx, streams.SnapshotBucket)
+	if w, err := kv.WatchAll(ctx); err == nil {
+		for e := range w.Updates() {
+			if e == nil {
+				break
+			}
+			if h, ok := streams.SnapshotBlob(e.Value()); ok {
+				named[h] = true
+			}
+		}
+		_ = w.Stop()
+	}
+	for h := range named {
+		if _, err := env.Store.Blobs.Get(ctx, h); err != nil {
+			t.Errorf("blob %s is named but unreadable: %v", h, err)
+		}
+	}
+	return len(named)
+}
+
+// TestCollector_ConcurrentWriters runs collections back to back with a
+// short grace while writers keep storing and naming content, much of it
+// content the collector has found unnamed (old orphans, condemned, even
+// deleted) and big enough to be chunked. No named blob may go missing, and
+// orphans nobody names again are deleted.
+func TestCollector_ConcurrentWriters(t *testing.T) {
+	env := gcEnv(t)
+	ctx := context.Background()
+	st := env.Store
+	const grace = 400 * time.Millisecond
+
+	// Orphans: stored, never named (a failed request, an unused upload).
+	var orphans, lonely [][]byte
+	for i := 0; i < 160; i++ {
+		data := make([]byte, 200+i*100) // some above the 1 KiB chunk size
+		_, _ = rand.Read(data)
+		if _, err := st.Blobs.Put(ctx, data); err != nil {
+			t.Fatal(err)
+		}
+		if i%4 == 0 {
+			lonely = append(lonely, data) // never written again: must go
+		} else {
+			orphans = append(orphans, data)
+		}
+	}
+	time.Sleep(grace + 100*time.Millisecond)
+
+	c := NewCollector(st, GCConfig{Grace: grace})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var writes atomic.Int32
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := mrand.New(mrand.NewPCG(uint64(w), 9))
+			id := newSession(t, st, "acme")
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var data []byte
+				if rng.IntN(2) == 0 {
+					// Reuse of an unnamed, old blob (condemned, maybe deleted).
+					data = orphans[rng.IntN(len(orphans))]
+				} else {
+					data = make([]byte, 100+rng.IntN(3000))
+					_, _ = rand.Read(data)
+				}
+				if err := writeFile(ctx, st, "acme", id, fmt.Sprintf("f%d", i%7), data); err != nil {
+					t.Errorf("writer %d: %v", w, err)
+					return
+				}
+				writes.Add(1)
+				time.Sleep(time.Duration(rng.IntN(40)) * time.Millisecond)
+			}
+		}(w)
+	}
+	var runs []GCReport
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		rep, err := c.Run(ctx)
+		if err != nil {
+			t.Fatalf("collect: %v", err)
+		}
+		runs = append(runs, rep)
+	}
+	close(stop)
+	wg.Wait()
+	// Collections after the writers stopped finish what was condemned.
+	for i := 0; i < 3; i++ {
+		time.Sleep(grace)
+		rep, err := c.Run(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, rep)
+	}
+	var deleted, condemned, kept int
+	for _, r := range runs {
+		deleted += r.Deleted
+		condemned += r.Condemned
+		kept += r.Kept
+		if r.Fenced != "" {
+			t.Errorf("run fenced: %s", r.Fenced)
+		}
+	}
+	named := checkNamed(t, env)
+	t.Logf("%d writes, %d runs, %d named blobs; condemned %d, kept %d, deleted %d", writes.Load(), len(runs), named, condemned, kept, deleted)
+	if deleted == 0 || kept == 0 {
+		t.Errorf("deleted %d, kept %d: want the collector to have deleted orphans and spared reused ones", deleted, kept)
+	}
+	for _, data := range lonely {
+		if _, err := st.Blobs.Get(ctx, domain.Sum(data)); domain.ErrorCode(err) != domain.CodeNotFound {
+			t.Errorf("orphan %s never named: err %v, want not_found (collected)", domain.Sum(data), err)
+		}
+	}
+}
+
+// TestCollector_ReuseDuringSweep puts a writer exactly in the window
+// between a collection's mark and its sweep: it stores content that the
+// collector condemned earlier (the put finds it and stores nothing) and
+// names it in an event, after the mark read the events. The sweep must not
+// delete it.
+func TestCollector_ReuseDuringSweep(t *testing.T) {
+	env := gcEnv(t)
+	ctx := context.Background()
+	st := env.Store
+	const grace = 300 * time.Millisecond
+	small := []byte("condemned, then written again\n")
+	big := bytes.Repeat([]byte("chunked and condemned "), 200) // chunked
+	for _, d := range [][]byte{small, big} {
+		if _, err := st.Blobs.Put(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(grace + 50*time.Millisecond)
+	c := NewCollector(st, GCConfig{Grace: grace})
+	rep, err := c.Run(ctx)
+	if err != nil || rep.Condemned == 0 {
+		t.Fatalf("first run: %+v %v, want the orphans condemned", rep, err)
+	}
+	time.Sleep(grace + 50*time.Millisecond)
+	id := newSession(t, st, "acme")
+	c.beforeSweep = func() {
+		for i, d := range [][]byte{small, big} {
+			if err := writeFile(ctx, st, "acme", id, fmt.Sprint("f", i), d); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if rep, err = c.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("second run: %+v", rep)
+	c.beforeSweep = nil
+	for _, d := range [][]byte{small, big} {
+		if got, err := st.Blobs.Get(ctx, domain.Sum(d)); err != nil || !bytes.Equal(got, d) {
+			t.Errorf("content named during the sweep is gone: %v", err)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		time.Sleep(grace + 50*time.Millisecond)
+		if _, err := c.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkNamed(t, env)
+}
+
+// TestCollector_ReuseAfterDelete: content that was collected is simply
+// stored again by the next writer, and a chunked blob whose chunks were
+// collected comes back whole.
+func TestCollector_ReuseAfterDelete(t *testing.T) {
+	env := gcEnv(t)
+	ctx := context.Background()
+	st := env.Store
+	const grace = 300 * time.Millisecond
+	big := bytes.Repeat([]byte("0123456789abcdef"), 300) // 4.8 KiB: chunked
+	small := []byte("small orphan\n")
+	for _, d := range [][]byte{big, small} {
+		if _, err := st.Blobs.Put(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := NewCollector(st, GCConfig{Grace: grace})
+	for i := 0; i < 3; i++ {
+		time.Sleep(grace + 50*time.Millisecond)
+		if _, err := c.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range [][]byte{big, small} {
+		if _, err := st.Blobs.Get(ctx, domain.Sum(d)); domain.ErrorCode(err) != domain.CodeNotFound {
+			t.Fatalf("orphan still readable after collections (err %v)", err)
+		}
+	}
+	id := newSession(t, st, "acme")
+	for i, d := range [][]byte{big, small} {
+		if err := writeFile(ctx, st, "acme", id, fmt.Sprint("f", i), d); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.Blobs.Get(ctx, domain.Sum(d))
+		if err != nil || !bytes.Equal(got, d) {
+			t.Fatalf("content written after its collection: err %v", err)
+		}
+	}
+	if rep, err := NewCollector(st, GCConfig{Grace: grace, DryRun: true}).Run(ctx); err != nil || rep.Deleted+rep.Condemned != 0 {
+		t.Errorf("dry run after the writes: %+v %v, want nothing to condemn or delete", rep, err)
+	}
+	checkNamed(t, env)
+}
