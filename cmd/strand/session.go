@@ -180,6 +180,9 @@ func (m *Main) sessionList(ctx context.Context, _ *globals, args []string) error
 		fs.StringVar(&req.Parent, "parent", "", "only forks of this session")
 		fs.StringVar(&req.Cursor, "cursor", "", "continue after this cursor")
 		fs.IntVar(&req.Limit, "limit", 0, "page size")
+		fs.StringVar(&req.Sort, "sort", "", "created (default) or updated")
+		fs.StringVar(&req.Order, "order", "", "asc (default) or desc")
+		fs.BoolVar(&req.Counts, "counts", false, "also count the matching sessions per status")
 	})
 	if err != nil {
 		return err
@@ -208,6 +211,9 @@ func (m *Main) sessionList(ctx context.Context, _ *globals, args []string) error
 	m.table([]string{"ID", "STATUS", "OWNER", "POSITION", "UPDATED", "TAGS"}, rows)
 	if r.NextCursor != "" {
 		fmt.Fprintf(m.Stdout, "next page: --cursor %s\n", r.NextCursor)
+	}
+	if len(r.Counts) > 0 {
+		fmt.Fprintf(m.Stdout, "counts: %s\n", formatTags(intMap(r.Counts)))
 	}
 	return nil
 }
@@ -328,4 +334,12 @@ func (m *Main) sessionRestore(ctx context.Context, _ *globals, args []string) er
 		return err
 	}
 	return m.printSession(g, r)
+}
+
+func intMap(m map[string]int) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = strconv.Itoa(v)
+	}
+	return out
 }
