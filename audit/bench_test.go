@@ -1,0 +1,275 @@
+//go:build unix
+
+package audit
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/streams/streamstest"
+)
+
+// benchEvents is how many events the replay benchmark stores:
+// STRAND_AUDIT_BENCH_EVENTS overrides the default of one million.
+func benchEvents(b *testing.B) int {
+	if v := os.Getenv("STRAND_AUDIT_BENCH_EVENTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1000 {
+			b.Fatalf("STRAND_AUDIT_BENCH_EVENTS=%q: want a number >= 1000", v)
+		}
+		return n
+	}
+	return 1_000_000
+}
+
+// benchStore fills a stream with n events without the service: 1,000
+// sessions written in bursts of 10 to 50 events, each over a working set of
+// 100 files in 10 directories with content from a pool of 1,000 stored
+// blobs, with a directory made, a file renamed or removed now and then, a
+// checkpoint every 100 events and a restore to a few events back every 250.
+// Events are decided with domain.Execute, encoded, and published
+// asynchronously in order, so each one's position is known in advance.
+func benchStore(b *testing.B, env *streamstest.Env, n int) {
+	b.Helper()
+	ctx := context.Background()
+	js := env.Store.JetStream()
+	const sessions, files, pool = 1000, 100, 1000
+	var blobs [pool]domain.Hash
+	var sizes [pool]int64
+	for i := range pool {
+		content := []byte(fmt.Sprintf("package p%d\n\n// content %d\n", i%17, i))
+		h, err := env.Store.Blobs.Put(ctx, content)
+		if err != nil {
+			b.Fatal(err)
+		}
+		blobs[i], sizes[i] = h, int64(len(content))
+	}
+	type sess struct {
+		s      *domain.Session
+		recent []*domain.Session // the last states, for restores
+	}
+	all := make([]*sess, sessions)
+	var seq uint64
+	var pending []jetstream.PubAckFuture
+	settle := func() {
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(time.Minute):
+			b.Fatal("publish did not complete")
+		}
+		for _, f := range pending {
+			select {
+			case ack := <-f.Ok():
+				_ = ack
+			case err := <-f.Err():
+				b.Fatalf("publish: %v", err)
+			}
+		}
+		pending = pending[:0]
+	}
+	at := time.Unix(1_700_000_000, 0)
+	publish := func(x *sess, cmd domain.Command, actor string) {
+		seq++
+		var past domain.Past
+		if x.s != nil {
+			past = func(p uint64) (*domain.Session, error) {
+				for _, r := range x.recent {
+					if r.Position == p {
+						return r, nil
+					}
+				}
+				return nil, domain.ErrPositionUnknown
+			}
+		}
+		meta := domain.Meta{EventID: strconv.FormatUint(seq, 36), Actor: actor, Time: at.Add(time.Duration(seq) * time.Millisecond)}
+		ev, next, err := domain.Execute(x.s, cmd, meta, past)
+		if err != nil {
+			b.Fatalf("event %d: %v", seq, err)
+		}
+		body, err := ev.Encode()
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := nats.NewMsg(EventSubject(ev.Tenant, ev.Session))
+		m.Header.Set(headerType, string(ev.Type))
+		m.Header.Set(headerVersion, strconv.FormatUint(ev.Version, 10))
+		m.Data = body
+		f, err := js.PublishMsgAsync(m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pending = append(pending, f)
+		if len(pending) >= 2000 { // below the client's limit of 4000 in flight
+			settle()
+		}
+		next.Commit(ev, seq, domain.Sum(body))
+		x.s = next
+		if x.recent = append(x.recent, next); len(x.recent) > 32 {
+			x.recent = x.recent[1:]
+		}
+	}
+	for i := range all {
+		all[i] = &sess{}
+		publish(all[i], domain.CreateSession{ID: fmt.Sprintf("s%04d", i), Tenant: "bench", Owner: "bench"}, "bench")
+	}
+	for i := 0; seq < uint64(n); i = (i + 1) % sessions {
+		x := all[i]
+		burst := 10 + int(seq%41)
+		for j := 0; j < burst && seq < uint64(n); j++ {
+			v := x.s.Version
+			actor := "agent-" + strconv.Itoa(int(v%3))
+			switch {
+			case v%250 == 0 && len(x.recent) > 8:
+				publish(x, domain.RestoreSession{To: x.recent[len(x.recent)-8].Position}, actor)
+			case v%100 == 0:
+				publish(x, domain.CreateCheckpoint{Name: "cp" + strconv.FormatUint(v, 10)}, actor)
+			case v%97 == 0:
+				publish(x, domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpMkdir, Path: fmt.Sprintf("extra/d%d", v)}}}, actor)
+			case v%53 == 0 && x.s.Tree.Lookup(fmt.Sprintf("dir%d/file%d.go", v%10, v%files)) != nil:
+				p := fmt.Sprintf("dir%d/file%d.go", v%10, v%files)
+				publish(x, domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpRename, Path: p, To: p + ".old"}}}, actor)
+			case v%61 == 0 && x.s.Tree.Lookup(fmt.Sprintf("dir%d/file%d.go", v%10, v%files)) != nil:
+				publish(x, domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpRemove, Path: fmt.Sprintf("dir%d/file%d.go", v%10, v%files)}}}, actor)
+			default:
+				k := (v*7 + uint64(i)) % pool
+				publish(x, domain.ChangeFiles{Ops: []domain.FileOp{{
+					Kind: domain.OpWrite, Path: fmt.Sprintf("dir%d/file%d.go", v%10, (v*13)%files), Content: blobs[k], Size: sizes[k],
+				}}}, actor)
+			}
+		}
+	}
+	settle()
+	if last := env.LastSeq(b); last != uint64(n) {
+		b.Fatalf("stream holds %d events, want %d", last, n)
+	}
+}
+
+// cpuTime is the CPU time the process used so far, user and system: the
+// embedded server's included, as it runs in the process.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rawScan is the baseline: one ordered consumer over the whole event
+// stream that reads every message's data and metadata and does nothing.
+func rawScan(ctx context.Context, js jetstream.JetStream, n int) (int, error) {
+	s, err := js.Stream(ctx, streams.EventStream)
+	if err != nil {
+		return 0, err
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{AllFilter}})
+	if err != nil {
+		return 0, err
+	}
+	it, err := c.Messages(jetstream.PullMaxMessages(4096))
+	if err != nil {
+		return 0, err
+	}
+	defer it.Stop()
+	var bytes int
+	for got := 0; got < n; got++ {
+		m, err := it.Next(jetstream.NextMaxWait(10 * time.Second))
+		if err != nil {
+			return 0, err
+		}
+		if _, err := m.Metadata(); err != nil {
+			return 0, err
+		}
+		bytes += len(m.Data())
+	}
+	return bytes, nil
+}
+
+// BenchmarkReader_Verify1M compares, in one run over the same stream, a raw
+// ordered consumer with Verify (versions, hash chains, every blob, every
+// Merkle root recomputed by domain.Evolve) on GOMAXPROCS workers and on one.
+// Each iteration runs the three passes back to back; the metrics are events
+// per second of the best pass of each kind (the machine may be shared, and
+// the best pass is the least disturbed one) and their ratios to raw.
+//
+//	go test ./audit -run '^$' -bench Verify1M -benchtime 3x -timeout 60m
+func BenchmarkReader_Verify1M(b *testing.B) {
+	n := benchEvents(b)
+	env := streamstest.Start(b)
+	start := time.Now()
+	benchStore(b, env, n)
+	b.Logf("stored %d events in %v", n, time.Since(start).Round(time.Millisecond))
+	ctx := context.Background()
+	r, err := Open(ctx, env.NC, Streams{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var raw, one, many []time.Duration
+	var rawCPU, oneCPU, manyCPU time.Duration
+	var rep *Report
+	verify := func(workers int, cpu *time.Duration) time.Duration {
+		r.Workers = workers
+		t, c := time.Now(), cpuTime()
+		if rep, err = r.Verify(ctx, Scope{}); err != nil || !rep.OK() || rep.Events != n {
+			b.Fatalf("verify: %v, %+v", err, rep)
+		}
+		*cpu += cpuTime() - c
+		return time.Since(t)
+	}
+	// STRAND_AUDIT_BENCH_PROFILE=FILE writes a CPU profile of the verify
+	// passes on GOMAXPROCS workers only.
+	var profile *os.File
+	if path := os.Getenv("STRAND_AUDIT_BENCH_PROFILE"); path != "" {
+		if profile, err = os.Create(path); err != nil {
+			b.Fatal(err)
+		}
+		defer profile.Close()
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		t, c := time.Now(), cpuTime()
+		if _, err := rawScan(ctx, env.Store.JetStream(), n); err != nil {
+			b.Fatal(err)
+		}
+		rawCPU += cpuTime() - c
+		raw = append(raw, time.Since(t))
+		if profile != nil {
+			if err := pprof.StartCPUProfile(profile); err != nil {
+				b.Fatal(err)
+			}
+		}
+		many = append(many, verify(runtime.GOMAXPROCS(0), &manyCPU))
+		if profile != nil {
+			pprof.StopCPUProfile()
+			profile = nil // one pass is enough
+		}
+		one = append(one, verify(1, &oneCPU))
+	}
+	perEvent := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(n*len(raw)) }
+	rate := func(ds []time.Duration) float64 { return float64(n) / slices.Min(ds).Seconds() }
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(rate(raw), "raw-ev/s")
+	b.ReportMetric(rate(many), "verify-ev/s")
+	b.ReportMetric(rate(one), "verify1-ev/s")
+	b.ReportMetric(rate(many)/rate(raw), "ratio")
+	b.ReportMetric(rate(one)/rate(raw), "ratio1")
+	b.Logf("%d events, %d blobs, %d rebuilds, GOMAXPROCS %d; best of %d: raw %.0f ev/s, verify %.0f ev/s (%.2f of raw), verify on 1 worker %.0f ev/s (%.2f)",
+		n, rep.Blobs, rep.Rebuilds, runtime.GOMAXPROCS(0), len(raw), rate(raw), rate(many), rate(many)/rate(raw), rate(one), rate(one)/rate(raw))
+	b.ReportMetric(perEvent(rawCPU), "raw-cpu-ns/ev")
+	b.ReportMetric(perEvent(manyCPU), "verify-cpu-ns/ev")
+	b.Logf("passes: raw %v; verify %v; verify on 1 worker %v", raw, many, one)
+	b.Logf("process CPU per event (server included): raw %.0f ns, verify %.0f ns, verify on 1 worker %.0f ns",
+		perEvent(rawCPU), perEvent(manyCPU), perEvent(oneCPU))
+}
