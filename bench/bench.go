@@ -46,6 +46,12 @@ type Options struct {
 	Keep bool
 	// Progress, when not nil, receives a line per step.
 	Progress io.Writer
+	// NoGroupCommit opens the stores with group commit off, to compare.
+	NoGroupCommit bool
+	// Tenant is the tenant everything is written under (default
+	// "bench-" and 8 random hex digits). Against running instances with
+	// per-tenant limits, name one the limits configuration exempts.
+	Tenant string
 }
 
 // Sizes are the sizes and repetitions of every row.
@@ -54,14 +60,23 @@ type Sizes struct {
 	WriteClients []int
 	WriteRound   time.Duration
 	WriteRounds  int
+	// WriteBreakdown is how many single writes the 1-client case times
+	// part by part.
+	WriteBreakdown int
 	// Row 2: parent history lengths, warm forks (through the service) and
 	// cold forks (fresh store) per length.
 	ForkEvents   []int
 	ForkWarmReps int
 	ForkColdReps int
-	// Row 3: history length and cold loads per variant.
-	LoadEvents int
-	LoadReps   int
+	// ForkBuildBudget, when set, bounds the time spent building one
+	// parent: a build that runs out stops at a snapshot boundary, and the
+	// row says how many events it compared.
+	ForkBuildBudget time.Duration
+	// Row 3: history length, cold loads per variant with snapshots, and
+	// without (a full replay, much longer).
+	LoadEvents     int
+	LoadReps       int
+	LoadReplayReps int
 	// Row 4: files in the tree, repetitions of the first page and of the
 	// whole-tree listing.
 	ManifestFiles     int
@@ -85,9 +100,9 @@ type Sizes struct {
 // FullSizes are the sizes the issue asks for.
 func FullSizes() Sizes {
 	return Sizes{
-		WriteClients: []int{1, 16, 64}, WriteRound: 1500 * time.Millisecond, WriteRounds: 5,
+		WriteClients: []int{1, 16, 64}, WriteRound: 1500 * time.Millisecond, WriteRounds: 5, WriteBreakdown: 500,
 		ForkEvents: []int{1_000, 100_000, 1_000_000}, ForkWarmReps: 41, ForkColdReps: 15,
-		LoadEvents: 100_000, LoadReps: 9,
+		LoadEvents: 100_000, LoadReps: 11, LoadReplayReps: 5,
 		ManifestFiles: 100_000, ManifestPageReps: 41, ManifestWholeReps: 9,
 		DiffFiles: []int{1_000, 100_000}, DiffChanges: 10, DiffReps: 201,
 		ProjectionEvents: 100_000, ProjectionSessions: 1_000, ProjectionReps: 3,
@@ -96,17 +111,19 @@ func FullSizes() Sizes {
 }
 
 // QuickSizes finish in under two minutes on a 2-core machine. Forks still
-// compare 1,000,000 with 1,000 parent events; the other rows keep the
-// issue's sizes except the projection (20,000 events) and fewer
-// repetitions.
+// compare 1,000,000 with 1,000 parent events (the 1,000,000-event parent
+// takes about 30 s to build on an idle machine; a busy one stops the build
+// after 40 s, and the row names the size it reached); the other rows keep
+// the issue's sizes except the projection (5,000 events), with fewer and
+// shorter repetitions.
 func QuickSizes() Sizes {
 	return Sizes{
-		WriteClients: []int{1, 16, 64}, WriteRound: 500 * time.Millisecond, WriteRounds: 3,
-		ForkEvents: []int{1_000, 1_000_000}, ForkWarmReps: 21, ForkColdReps: 7,
-		LoadEvents: 100_000, LoadReps: 3,
+		WriteClients: []int{1, 16, 64}, WriteRound: 300 * time.Millisecond, WriteRounds: 3, WriteBreakdown: 200,
+		ForkEvents: []int{1_000, 1_000_000}, ForkWarmReps: 21, ForkColdReps: 7, ForkBuildBudget: 40 * time.Second,
+		LoadEvents: 100_000, LoadReps: 5, LoadReplayReps: 1,
 		ManifestFiles: 100_000, ManifestPageReps: 21, ManifestWholeReps: 3,
 		DiffFiles: []int{1_000, 100_000}, DiffChanges: 10, DiffReps: 101,
-		ProjectionEvents: 20_000, ProjectionSessions: 200, ProjectionReps: 1,
+		ProjectionEvents: 5_000, ProjectionSessions: 50, ProjectionReps: 1,
 		StorageFiles: 10_000, StorageForks: 100, StorageMinSize: 512, StorageMaxSize: 8192,
 	}
 }
@@ -115,9 +132,9 @@ func QuickSizes() Sizes {
 // cannot rot. The figures mean nothing.
 func TinySizes() Sizes {
 	return Sizes{
-		WriteClients: []int{1, 4}, WriteRound: 60 * time.Millisecond, WriteRounds: 1,
-		ForkEvents: []int{10, 600}, ForkWarmReps: 2, ForkColdReps: 1,
-		LoadEvents: 600, LoadReps: 1,
+		WriteClients: []int{1, 4}, WriteRound: 60 * time.Millisecond, WriteRounds: 1, WriteBreakdown: 10,
+		ForkEvents: []int{10, 600}, ForkWarmReps: 2, ForkColdReps: 1, ForkBuildBudget: time.Nanosecond,
+		LoadEvents: 600, LoadReps: 1, LoadReplayReps: 1,
 		ManifestFiles: 1_500, ManifestPageReps: 2, ManifestWholeReps: 1,
 		DiffFiles: []int{50, 1_200}, DiffChanges: 3, DiffReps: 3,
 		ProjectionEvents: 300, ProjectionSessions: 10, ProjectionReps: 1,
@@ -172,6 +189,10 @@ type Machine struct {
 	OS         string `json:"os"`
 	Go         string `json:"go"`
 	NATSServer string `json:"nats_server"`
+	// Load is /proc/loadavg at the start and the end of the run: other
+	// work on the machine skews every figure.
+	LoadStart string `json:"load_start,omitempty"`
+	LoadEnd   string `json:"load_end,omitempty"`
 }
 
 // Report is the outcome of a run.
@@ -258,6 +279,10 @@ type Env struct {
 	Client  *handlers.Client
 	// Replicas of the bench's own streams.
 	Replicas int
+	// shared is true when the cluster already runs the strand service: the
+	// bench then measures those instances and does not add one of its own
+	// to their queue group (it would take a share of everyone's requests).
+	shared bool
 
 	closers []func()
 }
@@ -299,9 +324,15 @@ func NewRunner(ctx context.Context, opts Options) (*Runner, error) {
 	default:
 		r.Sizes = FullSizes()
 	}
-	var suffix [4]byte
-	_, _ = rand.Read(suffix[:])
-	r.Tenant = "bench-" + hex.EncodeToString(suffix[:])
+	r.Tenant = opts.Tenant
+	if r.Tenant == "" {
+		var suffix [4]byte
+		_, _ = rand.Read(suffix[:])
+		r.Tenant = "bench-" + hex.EncodeToString(suffix[:])
+	}
+	if err := domain.ValidTenant(r.Tenant); err != nil {
+		return nil, err
+	}
 	if opts.NATS != "" {
 		env, err := r.dialCluster(ctx)
 		if err != nil {
@@ -376,7 +407,7 @@ func (r *Runner) startEmbedded(ctx context.Context, name string, fsync bool) (*E
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	e.closers = append(e.closers, cnc.Close)
-	if err := e.open(ctx, nc, cnc, streams.Config{Replicas: 1}, r.Tenant); err != nil {
+	if err := e.open(ctx, nc, cnc, streams.Config{Replicas: 1, NoGroupCommit: r.Opts.NoGroupCommit}, r.Tenant); err != nil {
 		e.Close()
 		return nil, err
 	}
@@ -399,12 +430,14 @@ func (e *Env) open(ctx context.Context, nc, cnc *nats.Conn, cfg streams.Config, 
 	}
 	e.Store, e.Config = st, st.Config()
 	e.closers = append(e.closers, st.Close)
-	svc := handlers.NewService(st, handlers.Options{})
-	if err := svc.Start(nc); err != nil {
-		return err
+	if !e.shared {
+		svc := handlers.NewService(st, handlers.Options{})
+		if err := svc.Start(nc); err != nil {
+			return err
+		}
+		e.Service = svc
+		e.closers = append(e.closers, func() { _ = svc.Stop() })
 	}
-	e.Service = svc
-	e.closers = append(e.closers, func() { _ = svc.Stop() })
 	e.Client = handlers.NewClient(cnc, tenant)
 	e.Client.Actor = "bench"
 	e.Client.Timeout = time.Minute
@@ -439,6 +472,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.NATS != "" {
 		rep.Mode = "cluster " + opts.NATS
 	}
+	if opts.NoGroupCommit {
+		rep.Mode += ", group commit off"
+	}
 	for _, row := range rows {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -456,6 +492,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		runtime.GC()
 	}
 	rep.Seconds = time.Since(start).Seconds()
+	rep.Machine.LoadEnd = loadAverage()
 	return rep, nil
 }
 

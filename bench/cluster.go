@@ -9,7 +9,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 
+	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/projections"
 	"github.com/strand-dev/strand/streams"
 )
@@ -34,6 +36,7 @@ func (r *Runner) ensureBenchStream(ctx context.Context, e *Env, kind string) (je
 		Name: name, Subjects: []string{prefix + ">"}, Storage: jetstream.FileStorage,
 		Replicas: e.Replicas, Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew,
 		Duplicates: time.Minute, Description: "strand bench scratch stream (safe to delete)",
+		AllowAtomicPublish: true,
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("bench stream %s: %w", name, err)
@@ -72,19 +75,38 @@ func (r *Runner) dialCluster(ctx context.Context) (*Env, error) {
 	replicas := r.Opts.Replicas
 	if s, err := js.Stream(ctx, streams.EventStream); err == nil {
 		replicas = s.CachedInfo().Config.Replicas
+		// The run ends by purging its tenant: refuse one that has data.
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(streams.EventSubject(r.Tenant, ">")))
+		if err != nil {
+			e.Close()
+			return nil, fmt.Errorf("stream %s: %w", streams.EventStream, err)
+		}
+		if len(info.State.Subjects) > 0 {
+			e.Close()
+			return nil, fmt.Errorf("tenant %s already has %d sessions on this cluster; the bench purges its tenant when it ends, so give it an unused one", r.Tenant, len(info.State.Subjects))
+		}
 	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		e.Close()
 		return nil, fmt.Errorf("stream %s: %w", streams.EventStream, err)
+	}
+	if ping, err := micro.ControlSubject(micro.PingVerb, handlers.ServiceName, ""); err == nil {
+		if _, err := nc.Request(ping, nil, time.Second); err == nil {
+			e.shared = true
+		}
 	}
 	e.Replicas = max(replicas, 1)
 	if r.Opts.Replicas > 0 {
 		e.Replicas = r.Opts.Replicas
 	}
-	if err := e.open(ctx, nc, cnc, streams.Config{Replicas: max(replicas, 1)}, r.Tenant); err != nil {
+	if err := e.open(ctx, nc, cnc, streams.Config{Replicas: max(replicas, 1), NoGroupCommit: r.Opts.NoGroupCommit}, r.Tenant); err != nil {
 		e.Close()
 		return nil, err
 	}
-	r.progressf("cluster %s: tenant %s, %d replicas", r.Opts.NATS, r.Tenant, e.Replicas)
+	service := "a service instance of the bench's own"
+	if e.shared {
+		service = "the strand service instances already running"
+	}
+	r.progressf("cluster %s: tenant %s, %d replicas, requests to %s", r.Opts.NATS, r.Tenant, e.Replicas, service)
 	return e, nil
 }
 
@@ -99,9 +121,9 @@ func (r *Runner) cleanCluster(ctx context.Context, e *Env) {
 		}
 	}
 	purge := map[string]string{
-		streams.EventStream:                     streams.EventSubject(r.Tenant, ">"),
-		"KV_" + streams.SnapshotBucket:          "$KV." + streams.SnapshotBucket + "." + r.Tenant + ".>",
-		"KV_" + projections.SessionsBucket:      "$KV." + projections.SessionsBucket + "." + r.Tenant + ".>",
+		streams.EventStream:                streams.EventSubject(r.Tenant, ">"),
+		"KV_" + streams.SnapshotBucket:     "$KV." + streams.SnapshotBucket + "." + r.Tenant + ".>",
+		"KV_" + projections.SessionsBucket: "$KV." + projections.SessionsBucket + "." + r.Tenant + ".>",
 	}
 	for stream, subject := range purge {
 		s, err := e.JS.Stream(ctx, stream)

@@ -101,10 +101,13 @@ type historySpec struct {
 	// Content, when set, gives file i's content (stored as a blob before
 	// the event); otherwise files point into the content pool.
 	Content func(i int) []byte
+	// Budget, when set, bounds the build's time: once it has passed, the
+	// history ends at the next snapshot boundary, shorter than Events.
+	Budget time.Duration
 }
 
 func (h historySpec) key() string {
-	return fmt.Sprintf("files=%d events=%d content=%v", h.Files, h.Events, h.Content != nil)
+	return fmt.Sprintf("files=%d events=%d content=%v budget=%v", h.Files, h.Events, h.Content != nil, h.Budget)
 }
 
 // minEvents is the least Events a spec with this many files can have.
@@ -207,7 +210,8 @@ func (r *Runner) build(ctx context.Context, e *Env, spec historySpec) (*built, e
 	}
 	const maxWindow = 2048
 	written := 0
-	for v := 2; v <= spec.Events; v++ {
+	last := spec.Events
+	for v := 2; v <= last; v++ {
 		var ops []domain.FileOp
 		if written < spec.Files {
 			for ; written < spec.Files && len(ops) < domain.MaxBatchOps; written++ {
@@ -232,8 +236,12 @@ func (r *Runner) build(ctx context.Context, e *Env, spec historySpec) (*built, e
 		if err != nil {
 			return nil, fmt.Errorf("append event %d: %w", v, err)
 		}
+		if spec.Budget > 0 && v < last && written >= spec.Files && next.Version%e.Config.SnapshotEvery == 0 && time.Since(t0) > spec.Budget {
+			r.progressf("  build budget of %s spent: the history ends at %d of %d events", spec.Budget, v, spec.Events)
+			last = v
+		}
 		p := inflight{f: f}
-		if next.Version%e.Config.SnapshotEvery == 0 || v == spec.Events {
+		if next.Version%e.Config.SnapshotEvery == 0 || v == last {
 			p.keep = next
 		}
 		window = append(window, p)
@@ -244,7 +252,7 @@ func (r *Runner) build(ctx context.Context, e *Env, spec historySpec) (*built, e
 		}
 		s = next
 		if v%200_000 == 0 {
-			r.progressf("  built %d of %d events", v, spec.Events)
+			r.progressf("  built %d of %d events", v, last)
 		}
 	}
 	if err := drain(len(window)); err != nil {
@@ -253,7 +261,7 @@ func (r *Runner) build(ctx context.Context, e *Env, spec historySpec) (*built, e
 	if err := snaps.wait(); err != nil {
 		return nil, err
 	}
-	r.progressf("  built a session of %d events, %d files in %.1fs", spec.Events, spec.Files, time.Since(t0).Seconds())
+	r.progressf("  built a session of %d events, %d files in %.1fs", last, spec.Files, time.Since(t0).Seconds())
 	return &built{Head: s, Positions: positions}, nil
 }
 

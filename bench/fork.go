@@ -27,100 +27,110 @@ const forkFiles = 1_000
 // expectation that it is empty.
 func runFork(ctx context.Context, r *Runner) ([]Result, error) {
 	e := r.Fast
-	stream, prefix, err := r.ensureBenchStream(ctx, e, kindRaw)
+	_, prefix, err := r.ensureBenchStream(ctx, e, kindRaw)
 	if err != nil {
 		return nil, err
 	}
-	_ = stream
-	var out []Result
-	type pair struct{ warm, cold, raw float64 }
-	figs := map[int]pair{}
+	// Build every parent first, then measure them in turns, so that drift
+	// in a busy machine hits every size alike.
+	type parent struct {
+		n                 int // events: fewer than asked when the build budget ran out
+		id                string
+		warm, cold, raw   []time.Duration
+		rawFork, warmFork func() error
+	}
+	var parents []*parent
 	for _, n := range r.Sizes.ForkEvents {
 		r.progressf("  parent with %d events", n)
-		parent, err := r.session(ctx, e, historySpec{Files: min(forkFiles, (n-1)*domain.MaxBatchOps), Events: n})
+		b, err := r.session(ctx, e, historySpec{Files: min(forkFiles, (n-1)*domain.MaxBatchOps), Events: n, Budget: r.Sizes.ForkBuildBudget})
 		if err != nil {
-			return out, err
+			return nil, err
 		}
-		if err := r.verify(ctx, e, parent); err != nil {
-			return out, err
+		if err := r.verify(ctx, e, b); err != nil {
+			return nil, err
 		}
-		id := parent.Head.ID
-		subject := streams.EventSubject(r.Tenant, id)
+		p := &parent{n: int(b.Head.Version), id: b.Head.ID}
+		subject := streams.EventSubject(r.Tenant, p.id)
 		i := 0
-		rawFork := func() error {
+		p.rawFork = func() error {
 			i++
 			if _, err := lastBySubject(ctx, e.ClientNC, streams.EventStream, subject); err != nil {
 				return err
 			}
-			m := nats.NewMsg(fmt.Sprintf("%sfork-%d-%d-%d", prefix, n, time.Now().UnixNano(), i))
+			m := nats.NewMsg(fmt.Sprintf("%sfork-%d-%d-%d", prefix, p.n, time.Now().UnixNano(), i))
 			m.Data = make([]byte, 300)
 			_, err := e.JS.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(0))
 			return err
 		}
-		warmFork := func() error {
-			_, err := e.Client.Fork(ctx, handlers.ForkRequest{Session: id})
+		p.warmFork = func() error {
+			_, err := e.Client.Fork(ctx, handlers.ForkRequest{Session: p.id})
 			return err
 		}
 		// Warm up both paths (the first service fork loads the parent).
-		if err := warmFork(); err != nil {
-			return out, err
+		if err := p.warmFork(); err != nil {
+			return nil, err
 		}
-		if err := rawFork(); err != nil {
-			return out, err
+		if err := p.rawFork(); err != nil {
+			return nil, err
 		}
-		var warm, raw []time.Duration
-		for k := 0; k < r.Sizes.ForkWarmReps; k++ {
-			d, err := clock(warmFork)
+		parents = append(parents, p)
+	}
+	for k := 0; k < r.Sizes.ForkWarmReps; k++ {
+		for _, p := range parents {
+			d, err := clock(p.warmFork)
 			if err != nil {
-				return out, err
+				return nil, err
 			}
-			warm = append(warm, d)
-			if d, err = clock(rawFork); err != nil {
-				return out, err
+			p.warm = append(p.warm, d)
+			if d, err = clock(p.rawFork); err != nil {
+				return nil, err
 			}
-			raw = append(raw, d)
+			p.raw = append(p.raw, d)
 		}
-		var cold []time.Duration
-		for k := 0; k < r.Sizes.ForkColdReps; k++ {
+	}
+	for k := 0; k < r.Sizes.ForkColdReps; k++ {
+		for _, p := range parents {
 			st, err := streams.Open(ctx, e.NC, e.Config, nil)
 			if err != nil {
-				return out, err
+				return nil, err
 			}
 			d, err := clock(func() error {
-				_, err := st.Fork(ctx, r.Tenant, id, 0, r.meta(), domain.ForkSession{ID: r.ids.next(), Owner: "bench"})
+				_, err := st.Fork(ctx, r.Tenant, p.id, 0, r.meta(), domain.ForkSession{ID: r.ids.next(), Owner: "bench"})
 				return err
 			})
 			st.Close()
 			if err != nil {
-				return out, err
+				return nil, err
 			}
-			cold = append(cold, d)
+			p.cold = append(p.cold, d)
 		}
-		rawFig := latencyFigure(raw)
-		rawWhat := "leader get of the parent's last message + publish to a new subject expecting it empty"
-		wf, cf := latencyFigure(warm), latencyFigure(cold)
+	}
+	var out []Result
+	rawWhat := "leader get of the parent's last message + publish to a new subject expecting it empty"
+	type figs struct{ warm, cold, raw float64 }
+	medians := make([]figs, len(parents))
+	for i, p := range parents {
+		rf, wf, cf := latencyFigure(p.raw), latencyFigure(p.warm), latencyFigure(p.cold)
 		out = append(out,
-			Result{Case: fmt.Sprintf("warm, parent %s events", count(n)), Server: e.Name, Strand: wf, Raw: &rawFig, RawWhat: rawWhat, Ratio: ratio(wf.Value, rawFig.Value)},
-			Result{Case: fmt.Sprintf("cold, parent %s events", count(n)), Server: e.Name, Strand: cf, Raw: &rawFig, RawWhat: rawWhat, Ratio: ratio(cf.Value, rawFig.Value),
+			Result{Case: fmt.Sprintf("warm, parent %s events", count(p.n)), Server: e.Name, Strand: wf, Raw: &rf, RawWhat: rawWhat, Ratio: ratio(wf.Value, rf.Value)},
+			Result{Case: fmt.Sprintf("cold, parent %s events", count(p.n)), Server: e.Name, Strand: cf, Raw: &rf, RawWhat: rawWhat, Ratio: ratio(cf.Value, rf.Value),
 				Note: fmt.Sprintf("fresh store; snapshot every %d events", e.Config.SnapshotEvery)},
 		)
-		figs[n] = pair{wf.Value, cf.Value, rawFig.Value}
-		r.progressf("  parent %d events: warm %.2f ms, cold %.2f ms, raw %.2f ms", n, wf.Value, cf.Value, rawFig.Value)
+		medians[i] = figs{wf.Value, cf.Value, rf.Value}
+		r.progressf("  parent %d events: warm %.2f ms, cold %.2f ms, raw %.2f ms", p.n, wf.Value, cf.Value, rf.Value)
 	}
-	sizes := r.Sizes.ForkEvents
-	if len(sizes) >= 2 {
-		lo, hi := sizes[0], sizes[len(sizes)-1]
+	if len(parents) >= 2 {
+		lo, hi := medians[0], medians[len(medians)-1]
 		for _, kind := range []string{"cold", "warm"} {
-			a, b := figs[hi], figs[lo]
-			got, base := a.cold, b.cold
+			got, base := hi.cold, lo.cold
 			if kind == "warm" {
-				got, base = a.warm, b.warm
+				got, base = hi.warm, lo.warm
 			}
 			rr := ratio(got, base)
 			out = append(out, Result{
-				Case: fmt.Sprintf("%s: %s vs %s parent events", kind, count(hi), count(lo)), Server: e.Name,
+				Case: fmt.Sprintf("%s: %s vs %s parent events", kind, count(parents[len(parents)-1].n), count(parents[0].n)), Server: e.Name,
 				Strand:  Figure{Value: rr, Unit: "x", Samples: 2},
-				Raw:     &Figure{Value: ratio(a.raw, b.raw), Unit: "x", Samples: 2},
+				Raw:     &Figure{Value: ratio(hi.raw, lo.raw), Unit: "x", Samples: 2},
 				RawWhat: "the same ratio for the raw fork",
 				Target:  atMost(rr, 1.5, "fork latency ratio", "x"),
 			})
@@ -148,6 +158,14 @@ func clock(fn func() error) (time.Duration, error) {
 	t0 := time.Now()
 	err := fn()
 	return time.Since(t0), err
+}
+
+// plural writes "1 client", "16 clients".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return count(n) + " " + what + "s"
 }
 
 // count formats n with thousands separators.

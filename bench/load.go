@@ -60,7 +60,11 @@ func runLoad(ctx context.Context, r *Runner) ([]Result, error) {
 	var out []Result
 	for _, c := range cases {
 		var sd, rd []time.Duration
-		for k := 0; k < r.Sizes.LoadReps; k++ {
+		reps := r.Sizes.LoadReps
+		if c.every == noSnapshots {
+			reps = max(r.Sizes.LoadReplayReps, 1)
+		}
+		for k := 0; k < reps; k++ {
 			st, err := streams.Open(ctx, e.NC, streams.Config{Replicas: e.Config.Replicas, SnapshotEvery: c.every}, nil)
 			if err != nil {
 				return out, err
@@ -159,6 +163,11 @@ func readSubject(ctx context.Context, js jetstream.JetStream, stream, subject st
 	if err != nil {
 		return 0, err
 	}
+	defer func() {
+		if ci := cons.CachedInfo(); ci != nil {
+			s.DeleteConsumer(context.Background(), ci.Name) //nolint:errcheck // ordered consumers also expire
+		}
+	}()
 	it, err := cons.Messages(jetstream.PullMaxMessages(1000))
 	if err != nil {
 		return 0, err

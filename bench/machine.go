@@ -17,6 +17,7 @@ func DescribeMachine() Machine {
 		CPUs: runtime.NumCPU(), CPU: "unknown", MemoryGiB: "unknown",
 		OS: runtime.GOOS + "/" + runtime.GOARCH, Go: runtime.Version(), NATSServer: server.VERSION,
 	}
+	m.LoadStart = loadAverage()
 	if v := procField("/proc/cpuinfo", "model name"); v != "" {
 		m.CPU = v
 	}
@@ -43,4 +44,17 @@ func procField(path, key string) string {
 		}
 	}
 	return ""
+}
+
+// loadAverage returns the 1, 5 and 15 minute load averages ("" off Linux).
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }

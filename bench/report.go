@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 )
 
@@ -12,9 +11,9 @@ import (
 // the missed targets.
 func (rep *Report) WriteTable(w io.Writer) error {
 	m := rep.Machine
-	fmt.Fprintf(w, "strand bench (%s%s), %s, %d CPUs %s, %s GiB, %s, nats-server %s, %.0fs\n\n",
+	fmt.Fprintf(w, "strand bench (%s%s), %s, %d CPUs %s, %s GiB, %s, nats-server %s, %.0fs, load %s -> %s\n\n",
 		rep.Mode, map[bool]string{true: ", quick", false: ""}[rep.Quick], rep.Started.Format("2006-01-02 15:04 MST"),
-		m.CPUs, m.CPU, m.MemoryGiB, m.Go, m.NATSServer, rep.Seconds)
+		m.CPUs, m.CPU, m.MemoryGiB, m.Go, m.NATSServer, rep.Seconds, m.LoadStart, m.LoadEnd)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROW\tCASE\tSERVER\tSTRAND\tRAW\tSTRAND/RAW\tTARGET\tRESULT")
 	for _, r := range rep.Results {
@@ -37,23 +36,17 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	notes := false
+	fmt.Fprintln(w, "\nNotes:")
+	seen := map[string]bool{}
 	for _, r := range rep.Results {
-		if r.RawWhat == "" && r.Note == "" {
-			continue
+		if r.RawWhat != "" && !seen[fmt.Sprint(r.Row, r.RawWhat)] {
+			seen[fmt.Sprint(r.Row, r.RawWhat)] = true
+			fmt.Fprintf(w, "  %d %s: raw = %s\n", r.Row, r.Name, r.RawWhat)
 		}
-		if !notes {
-			fmt.Fprintln(w, "\nNotes:")
-			notes = true
+		if r.Note != "" && !seen[fmt.Sprint(r.Row, r.Note)] {
+			seen[fmt.Sprint(r.Row, r.Note)] = true
+			fmt.Fprintf(w, "  %d %s, %s, %s: %s\n", r.Row, r.Name, r.Case, r.Server, r.Note)
 		}
-		var parts []string
-		if r.RawWhat != "" {
-			parts = append(parts, "raw = "+r.RawWhat)
-		}
-		if r.Note != "" {
-			parts = append(parts, r.Note)
-		}
-		fmt.Fprintf(w, "  %d %s, %s: %s\n", r.Row, r.Name, r.Case, strings.Join(parts, "; "))
 	}
 	passed, missed := 0, 0
 	for _, r := range rep.Results {

@@ -30,6 +30,7 @@ func runStorage(ctx context.Context, r *Runner) ([]Result, error) {
 		if e, err = r.freshEmbedded(ctx, "storage"); err != nil {
 			return nil, err
 		}
+		e.Name = "no-fsync, own"
 	}
 	sz := r.Sizes
 	size := func(i int) int {
@@ -85,7 +86,7 @@ func runStorage(ctx context.Context, r *Runner) ([]Result, error) {
 			Ratio: ratio(overhead, one), Target: atMost(100*ratio(overhead, one), 1, "overhead", "% of one copy"), Note: note},
 		{Case: fmt.Sprintf("%d forks: all bytes added", sz.StorageForks), Server: e.Name,
 			Strand: Figure{Value: added, Unit: "bytes", Samples: 1}, Raw: &oneFig, RawWhat: rawWhat,
-			Ratio: ratio(added, one), Note: "includes the 100 changed files' new content"},
+			Ratio: ratio(added, one), Note: fmt.Sprintf("includes the %d changed files' new content", sz.StorageForks)},
 	}
 	r.progressf("  one copy %.1f MiB; %d forks added %.0f KiB (%.0f KiB new content): overhead %.3f%%",
 		one/(1<<20), sz.StorageForks, added/1024, float64(content)/1024, 100*ratio(overhead, one))

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 )
 
@@ -97,13 +98,20 @@ func (r *Runner) writeCase(ctx context.Context, e *Env, clients int) (Result, er
 		sLat, rLat = append(sLat, s.lat...), append(rLat, w.lat...)
 	}
 	res := Result{
-		Case: fmt.Sprintf("%d clients", clients), Server: e.Name,
+		Case: plural(clients, "client"), Server: e.Name,
 		Strand:  Figure{Value: median(sRates), Unit: "writes/s", P50Ms: percentile(sLat, 50), P99Ms: percentile(sLat, 99), Samples: len(sLat)},
 		Raw:     &Figure{Value: median(rRates), Unit: "msgs/s", P50Ms: percentile(rLat, 50), P99Ms: percentile(rLat, 99), Samples: len(rLat)},
 		RawWhat: "JetStream publish, same size, expected last subject sequence, a subject per publisher",
 	}
 	res.Ratio = ratio(res.Strand.Value, res.Raw.Value)
 	res.Target = atLeast(res.Ratio, 0.5, "throughput strand/raw")
+	if clients == 1 {
+		note, err := r.writeBreakdown(ctx, e, sessions[0])
+		if err != nil {
+			return Result{}, err
+		}
+		res.Note = note
+	}
 	r.progressf("  %s %d clients: strand %.0f/s (p50 %.2f ms), raw %.0f/s (p50 %.2f ms), ratio %.2f",
 		e.Name, clients, res.Strand.Value, res.Strand.P50Ms, res.Raw.Value, res.Raw.P50Ms, res.Ratio)
 	return res, nil
@@ -160,4 +168,71 @@ func measureRound(ctx context.Context, n int, d time.Duration, op func(ctx conte
 		res.lat = append(res.lat, lats[w]...)
 	}
 	return res, nil
+}
+
+// writeBreakdown times, one at a time, the parts of a write: the request's
+// hop to the service and back (a core NATS request of the same size to a
+// responder on the service's connection), storing the content
+// (Blobs.Put), appending the event (Store.Change), and the whole write
+// through the service; what is left is the service's own work (JSON,
+// dispatch, checks).
+func (r *Runner) writeBreakdown(ctx context.Context, e *Env, session string) (string, error) {
+	echo, stop, err := r.echoResponder(e)
+	if err != nil {
+		return "", err
+	}
+	defer stop()
+	n := max(r.Sizes.WriteBreakdown, 1)
+	// The direct appends go to a session of their own, so that the store's
+	// cached head stays current whichever service instance takes the
+	// writes.
+	own, err := e.Client.CreateSession(ctx, handlers.CreateSessionRequest{})
+	if err != nil {
+		return "", err
+	}
+	var hop, put, change, whole, raw []time.Duration
+	var last uint64
+	_, prefix := r.benchStream(kindRaw)
+	subject := fmt.Sprintf("%sbreakdown-%d", prefix, time.Now().UnixNano())
+	for i := 0; i < n; i++ {
+		data := sourceLike(uint64(1)<<40|uint64(i), writeSize)
+		var h domain.Hash
+		steps := []struct {
+			into *[]time.Duration
+			fn   func() error
+		}{
+			{&hop, func() error { return echo(ctx, 2*writeSize+120) }},
+			{&put, func() error { var err error; h, err = e.Store.Blobs.Put(ctx, data); return err }},
+			{&change, func() error {
+				_, err := e.Store.Change(ctx, r.Tenant, own.Session.ID, r.meta(), func(*domain.Session) (domain.Command, error) {
+					return domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpWrite, Path: "breakdown.go", Content: h, Size: int64(len(data))}}}, nil
+				})
+				return err
+			}},
+			{&whole, func() error {
+				_, err := e.Client.Write(ctx, handlers.WriteRequest{Session: session, Path: "whole.go", Content: sourceLike(uint64(2)<<40|uint64(i), writeSize)})
+				return err
+			}},
+			{&raw, func() error {
+				m := nats.NewMsg(subject)
+				m.Data = data
+				ack, err := e.JS.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last))
+				if err == nil {
+					last = ack.Sequence
+				}
+				return err
+			}},
+		}
+		for _, st := range steps {
+			d, err := clock(st.fn)
+			if err != nil {
+				return "", fmt.Errorf("write breakdown: %w", err)
+			}
+			*st.into = append(*st.into, d)
+		}
+	}
+	us := func(ds []time.Duration) float64 { return latencyFigure(ds).Value * 1000 }
+	rest := us(whole) - us(hop) - us(put) - us(change)
+	return fmt.Sprintf("one write at a time, medians: whole write %.0f µs = request hop %.0f + content put %.0f + event append %.0f + service work %.0f (raw publish %.0f)",
+		us(whole), us(hop), us(put), us(change), rest, us(raw)), nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/strand-dev/strand/bench"
+	"github.com/strand-dev/strand/domain"
 )
 
 // runBench runs the benchmark suite: fresh embedded servers in a temporary
@@ -19,7 +21,7 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	fs.SetOutput(m.Stderr)
 	var opts bench.Options
 	var jsonOut, quiet bool
-	var rows, cpuprofile string
+	var rows, cpuprofile, save string
 	fs.BoolVar(&opts.Quick, "quick", false, "smaller sizes and fewer repetitions (under two minutes on two cores)")
 	fs.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	fs.StringVar(&opts.NATS, "nats", "", "run against these NATS servers (comma-separated) instead of embedded ones")
@@ -29,12 +31,20 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	fs.BoolVar(&opts.Keep, "keep", false, "keep the temporary folder (or, with --nats, the bench tenant's data)")
 	fs.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
+	fs.BoolVar(&opts.NoGroupCommit, "no-group-commit", false, "open the bench's stores with group commit off (to compare)")
+	fs.StringVar(&opts.Tenant, "tenant", "", "tenant to write under (default bench-<random>; with --nats, one the instances' limits exempt)")
+	fs.StringVar(&save, "save", "", "also write the report as JSON to this file")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
 		return usagef("usage: strand bench [--quick] [--json] [--nats URLS] [--rows r1,r2]")
+	}
+	if opts.Tenant != "" {
+		if err := domain.ValidTenant(opts.Tenant); err != nil {
+			return usagef("--tenant: %s", domain.ErrorMessage(err))
+		}
 	}
 	if rows != "" {
 		opts.Rows = strings.Split(rows, ",")
@@ -62,6 +72,15 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	}
 	if err := m.printBench(m.Stdout, rep, jsonOut); err != nil {
 		return err
+	}
+	if save != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(save, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("save report: %w", err)
+		}
 	}
 	if len(rep.Failures) > 0 {
 		return fmt.Errorf("%d of the rows failed: %s", len(rep.Failures), strings.Join(rep.Failures, "; "))

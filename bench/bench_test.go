@@ -1,0 +1,100 @@
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strand-dev/strand/bench"
+)
+
+// TestRun runs every row with tiny sizes, so the suite keeps working as the
+// code under it changes. The figures mean nothing; that every row measures
+// and reports does.
+func TestRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sizes := bench.TinySizes()
+	var progress bytes.Buffer
+	rep, err := bench.Run(ctx, bench.Options{Sizes: &sizes, Dir: t.TempDir(), Progress: &progress})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if len(rep.Failures) > 0 {
+		t.Fatalf("failures: %v\n%s", rep.Failures, progress.String())
+	}
+	rows := map[int]int{}
+	for _, r := range rep.Results {
+		rows[r.Row]++
+		if r.Strand.Value < 0 || r.Strand.Unit == "" {
+			t.Errorf("row %d %s: strand figure %+v", r.Row, r.Case, r.Strand)
+		}
+		if r.Raw != nil && r.Raw.Value <= 0 {
+			t.Errorf("row %d %s: raw figure %+v", r.Row, r.Case, *r.Raw)
+		}
+	}
+	for _, row := range bench.Rows() {
+		if rows[row.N] == 0 {
+			t.Errorf("row %d %s: no results", row.N, row.Name)
+		}
+	}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if testing.Verbose() {
+		t.Logf("progress:\n%s\ntable:\n%s", progress.String(), table.String())
+	}
+	// The nanosecond build budget ends the 600-event parent at its first
+	// snapshot boundary, and the row says so.
+	if !strings.Contains(table.String(), "500 vs 10 parent events") {
+		t.Errorf("fork row does not name the size the budget reached:\n%s", table.String())
+	}
+	if !strings.Contains(table.String(), "7 storage") {
+		t.Errorf("table lacks row 7:\n%s", table.String())
+	}
+	if _, err := json.Marshal(rep); err != nil {
+		t.Fatalf("json: %v", err)
+	}
+}
+
+func TestSelectRows(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want []int
+		err  bool
+	}{
+		{nil, []int{1, 2, 3, 4, 5, 6, 7}, false},
+		{[]string{"2", "fork", "r3"}, []int{2, 3}, false},
+		{[]string{"storage", "1"}, []int{1, 7}, false},
+		{[]string{"8"}, nil, true},
+	} {
+		got, err := bench.SelectRows(tc.in)
+		if (err != nil) != tc.err {
+			t.Errorf("SelectRows(%q): error %v, want error %v", tc.in, err, tc.err)
+			continue
+		}
+		var ns []int
+		for _, r := range got {
+			ns = append(ns, r.N)
+		}
+		if !tc.err && !equal(ns, tc.want) {
+			t.Errorf("SelectRows(%q) = %v, want %v", tc.in, ns, tc.want)
+		}
+	}
+}
+
+func equal(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
