@@ -181,7 +181,13 @@ func (a *Activity) List(ctx context.Context, tenant string, limit int, before ui
 	if err != nil {
 		return FeedPage{}, fmt.Errorf("read feed: %w", err)
 	}
-	defer s.DeleteConsumer(context.Background(), cons.CachedInfo().Name) //nolint:errcheck // ordered consumers also expire
+	// Each fetch of an ordered consumer may replace its server-side
+	// consumer: delete the one current at the end, not the first.
+	defer func() {
+		if ci := cons.CachedInfo(); ci != nil {
+			s.DeleteConsumer(context.Background(), ci.Name) //nolint:errcheck // ordered consumers also expire
+		}
+	}()
 	var all []FeedEntry
 	seen := map[uint64]bool{}
 	for {

@@ -85,7 +85,13 @@ func (st *Store) BusReplay(ctx context.Context, subject string, limit int) ([]Bu
 	if err != nil {
 		return nil, domain.Wrap(err, "bus replay consumer")
 	}
-	defer stream.DeleteConsumer(context.Background(), cons.CachedInfo().Name) //nolint:errcheck // ordered consumers also expire
+	// Each fetch of an ordered consumer may replace its server-side
+	// consumer: delete the one current at the end, not the first.
+	defer func() {
+		if ci := cons.CachedInfo(); ci != nil {
+			stream.DeleteConsumer(context.Background(), ci.Name) //nolint:errcheck // ordered consumers also expire
+		}
+	}()
 	out := []BusMsg{}
 	for seen := uint64(0); ; {
 		batch, err := cons.FetchNoWait(500)

@@ -299,7 +299,13 @@ func scan(ctx context.Context, s jetstream.Stream, filter string, headersOnly bo
 	if err != nil {
 		return err
 	}
-	defer s.DeleteConsumer(context.Background(), cons.CachedInfo().Name) //nolint:errcheck
+	// Each fetch of an ordered consumer may replace its server-side
+	// consumer: delete the one current at the end, not the first.
+	defer func() {
+		if ci := cons.CachedInfo(); ci != nil {
+			s.DeleteConsumer(context.Background(), ci.Name) //nolint:errcheck // ordered consumers also expire
+		}
+	}()
 	for {
 		batch, err := cons.FetchNoWait(1000)
 		if err != nil {
