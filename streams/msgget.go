@@ -52,6 +52,12 @@ func leaderGet(ctx context.Context, nc *nats.Conn, stream string, seq uint64, la
 	} else {
 		req["seq"] = seq
 	}
+	return leaderGetRequest(ctx, nc, stream, req)
+}
+
+// leaderGetRequest sends one $JS.API.STREAM.MSG.GET request (seq,
+// last_by_subj, next_by_subj) to the stream leader.
+func leaderGetRequest(ctx context.Context, nc *nats.Conn, stream string, req map[string]any) (*StoredMsg, error) {
 	body, _ := json.Marshal(req)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

@@ -3,12 +3,10 @@ package streams
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go"
@@ -246,43 +244,7 @@ func (st *Store) appendSource(ctx context.Context, e *domain.SourceEvent, expect
 // nextBySubject reads, through the stream leader, the first message on
 // subject at or after seq.
 func nextBySubject(ctx context.Context, nc *nats.Conn, stream string, seq uint64, subject string) (*StoredMsg, error) {
-	body, _ := json.Marshal(map[string]any{"seq": seq, "next_by_subj": subject})
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-	}
-	var resp *nats.Msg
-	var err error
-	for attempt := 0; ; attempt++ {
-		resp, err = nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, body)
-		if errors.Is(err, nats.ErrNoResponders) && attempt < 20 {
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
-		}
-		break
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get message from %s: %w", stream, err)
-	}
-	var r apiMsgGetResponse
-	if err := json.Unmarshal(resp.Data, &r); err != nil {
-		return nil, fmt.Errorf("get message from %s: bad reply: %w", stream, err)
-	}
-	if r.Error != nil {
-		if r.Error.ErrorCode == jsErrNoMessage {
-			return nil, errNoMessage
-		}
-		return nil, fmt.Errorf("get message from %s: %w", stream, r.Error)
-	}
-	if r.Message == nil {
-		return nil, errNoMessage
-	}
-	return &StoredMsg{Subject: r.Message.Subject, Sequence: r.Message.Seq, Data: r.Message.Data, Time: r.Message.Time}, nil
+	return leaderGetRequest(ctx, nc, stream, map[string]any{"seq": seq, "next_by_subj": subject})
 }
 
 // SourceBlobs calls fn for every blob that source revisions keep alive:
