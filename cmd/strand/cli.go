@@ -66,6 +66,7 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 
 // Run runs one command line and returns the exit code.
 func (m *Main) Run(ctx context.Context, args []string) int {
+	args = globalsLast(args)
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		m.usage()
 		if len(args) == 0 {
@@ -330,4 +331,28 @@ func readInput(r io.Reader, file string) ([]byte, error) {
 		return os.ReadFile(file)
 	}
 	return io.ReadAll(r)
+}
+
+// valueFlags are the global flags that take a value.
+var valueFlags = map[string]bool{"server": true, "tenant": true, "actor": true, "timeout": true, "user": true, "password": true, "creds": true}
+
+// globalsLast moves global flags written before the command
+// (strand --json --tenant acme session list) after it, where every command
+// parses them.
+func globalsLast(args []string) []string {
+	var lead []string
+	i := 0
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "-h" && args[i] != "--help" && args[i] != "--" {
+		name := strings.TrimLeft(args[i], "-")
+		lead = append(lead, args[i])
+		i++
+		if !strings.Contains(name, "=") && valueFlags[name] && i < len(args) {
+			lead = append(lead, args[i])
+			i++
+		}
+	}
+	if len(lead) == 0 || i == len(args) {
+		return args
+	}
+	return append(append([]string{}, args[i:]...), lead...)
 }
