@@ -24,6 +24,8 @@ type serveConfig struct {
 	noFsync    bool
 	logLevel   string
 	snapEvery  uint64
+	busHistory int
+	busMaxAge  time.Duration
 	maxPayload int
 }
 
@@ -38,6 +40,8 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.BoolVar(&c.noFsync, "no-fsync", false, "embedded: do not fsync every write (faster, loses acknowledged writes on a crash)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Uint64Var(&c.snapEvery, "snapshot-every", 500, "write a snapshot every N events of a session")
+	fs.IntVar(&c.busHistory, "bus-history", 100, "messages each bus topic keeps for late subscribers")
+	fs.DurationVar(&c.busMaxAge, "bus-max-age", 24*time.Hour, "how long bus messages are kept")
 	allowDirImport := fs.Bool("allow-dir-import", false, "let source.import read directories and git repositories by path on this host")
 	var wf workerFlags
 	wf.declareServe(fs)
@@ -96,7 +100,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	store, err := streams.Open(startCtx, nc, streams.Config{Replicas: c.replicas, SnapshotEvery: c.snapEvery}, log)
+	store, err := streams.Open(startCtx, nc, streams.Config{Replicas: c.replicas, SnapshotEvery: c.snapEvery, BusHistory: c.busHistory, BusMaxAge: c.busMaxAge}, log)
 	if err != nil {
 		return err
 	}
