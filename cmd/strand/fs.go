@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"sort"
 	"strconv"
 
 	"github.com/strand-dev/strand/handlers"
@@ -47,10 +48,12 @@ func (m *Main) printChange(g *globals, r handlers.ChangeReply) error {
 func (m *Main) fsLs(ctx context.Context, _ *globals, args []string) error {
 	var at, after string
 	var limit int
+	var xattrs bool
 	g, pos, err := m.parseArgs("fs ls", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&at, "at", "", "a position or checkpoint name")
 		fs.StringVar(&after, "after", "", "start after this path (the cursor of the previous page)")
 		fs.IntVar(&limit, "limit", 0, "page size")
+		fs.BoolVar(&xattrs, "xattrs", false, "include each entry's extended attributes")
 	})
 	if err != nil {
 		return err
@@ -62,7 +65,7 @@ func (m *Main) fsLs(ctx context.Context, _ *globals, args []string) error {
 	if at != "" {
 		a = handlers.At(at)
 	}
-	req := handlers.ManifestRequest{Session: id, At: a, After: after, Limit: limit}
+	req := handlers.ManifestRequest{Session: id, At: a, After: after, Limit: limit, Xattrs: xattrs}
 	if len(pos) == 2 {
 		req.Prefix = pos[1]
 	}
@@ -85,6 +88,9 @@ func (m *Main) fsLs(ctx context.Context, _ *globals, args []string) error {
 		}
 		if e.Target != "" {
 			name += " -> " + e.Target
+		}
+		for _, k := range sortedKeys(e.Xattrs) {
+			name += fmt.Sprintf(" [%s=%q]", k, e.Xattrs[k])
 		}
 		size := ""
 		if e.Kind == "file" {
@@ -259,4 +265,13 @@ func (m *Main) fsLn(ctx context.Context, _ *globals, args []string) error {
 		return err
 	}
 	return m.printChange(g, r)
+}
+
+func sortedKeys(m map[string][]byte) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
