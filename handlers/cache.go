@@ -163,10 +163,7 @@ func (s *Service) cacheMeta(c *call) (any, error) {
 
 func (s *Service) cacheRead(c *call, fn func(*domain.Session, string, time.Time) (any, error)) (any, error) {
 	var req CacheRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -228,10 +225,7 @@ func (s *Service) cacheCAS(c *call) (any, error) { return s.cacheWrite(c, true) 
 
 func (s *Service) cacheWrite(c *call, cas bool) (any, error) {
 	var req CachePutRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -255,10 +249,7 @@ func (s *Service) cacheWrite(c *call, cas bool) (any, error) {
 
 func (s *Service) cacheDelete(c *call) (any, error) {
 	var req CacheRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -274,10 +265,7 @@ func (s *Service) cacheDelete(c *call) (any, error) {
 
 func (s *Service) cacheKeys(c *call) (any, error) {
 	var req CacheKeysRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -306,10 +294,7 @@ func (s *Service) cacheKeys(c *call) (any, error) {
 
 func (s *Service) cacheStats(c *call) (any, error) {
 	var req CacheKeysRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -328,10 +313,7 @@ func (s *Service) cacheStats(c *call) (any, error) {
 
 func (s *Service) cacheBatchGet(c *call) (any, error) {
 	var req CacheBatchRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -355,10 +337,7 @@ func (s *Service) cacheBatchGet(c *call) (any, error) {
 
 func (s *Service) cacheBatchPut(c *call) (any, error) {
 	var req CacheBatchRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -386,10 +365,7 @@ func (s *Service) cacheBatchPut(c *call) (any, error) {
 
 func (s *Service) cacheBatchDelete(c *call) (any, error) {
 	var req CacheBatchRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -405,10 +381,7 @@ func (s *Service) cacheBatchDelete(c *call) (any, error) {
 
 func (s *Service) cacheDeletePrefix(c *call) (any, error) {
 	var req CacheBatchRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}

@@ -116,10 +116,7 @@ func (c *call) summarize(s *domain.Session) (*domain.Summary, domain.Tree, error
 
 func (s *Service) commitCreate(c *call) (any, error) {
 	var req CommitRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -154,10 +151,7 @@ var errNoCommit = domain.Errorf(domain.CodeInternal, "commit missing after its e
 
 func (s *Service) commitList(c *call) (any, error) {
 	var req CommitListRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -208,10 +202,7 @@ func (s *Service) commitGet(c *call) (any, error) {
 
 func (s *Service) commitSummary(c *call) (any, error) {
 	var req SummaryRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}

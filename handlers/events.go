@@ -83,10 +83,7 @@ func (f *eventFilter) keep(e *domain.Event) bool {
 
 func (s *Service) eventsList(c *call) (any, error) {
 	var req EventsRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}

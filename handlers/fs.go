@@ -29,10 +29,7 @@ func (s *Service) maxContent() int64 {
 
 func (s *Service) fsManifest(c *call) (any, error) {
 	var req ManifestRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -93,10 +90,7 @@ func (s *Service) fsManifest(c *call) (any, error) {
 
 func (s *Service) fsRead(c *call) (any, error) {
 	var req ReadRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -203,10 +197,7 @@ func (c *call) storeContent(content []byte, chunks []string, hash string) (domai
 
 func (s *Service) fsUpload(c *call) (any, error) {
 	var req UploadRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -228,10 +219,7 @@ func (s *Service) fsUpload(c *call) (any, error) {
 
 func (s *Service) fsWrite(c *call) (any, error) {
 	var req WriteRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -276,10 +264,7 @@ func (s *Service) fsSingle(c *call, id string, m Mutation, op domain.FileOp) (an
 
 func (s *Service) fsMkdir(c *call) (any, error) {
 	var req MkdirRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -288,10 +273,7 @@ func (s *Service) fsMkdir(c *call) (any, error) {
 
 func (s *Service) fsRemove(c *call) (any, error) {
 	var req RemoveRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -300,10 +282,7 @@ func (s *Service) fsRemove(c *call) (any, error) {
 
 func (s *Service) fsRename(c *call) (any, error) {
 	var req RenameRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -312,10 +291,7 @@ func (s *Service) fsRename(c *call) (any, error) {
 
 func (s *Service) fsSymlink(c *call) (any, error) {
 	var req SymlinkRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -324,10 +300,7 @@ func (s *Service) fsSymlink(c *call) (any, error) {
 
 func (s *Service) fsBatch(c *call) (any, error) {
 	var req BatchRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}

@@ -53,10 +53,7 @@ func healthView(h *domain.HealthReport) *HealthView {
 
 func (s *Service) healthReport(c *call) (any, error) {
 	var req HealthRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -80,10 +77,7 @@ func (s *Service) healthReport(c *call) (any, error) {
 
 func (s *Service) healthGet(c *call) (any, error) {
 	var req HealthRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}

@@ -72,10 +72,7 @@ func newToken() string {
 
 func (s *Service) lockAcquire(c *call) (any, error) {
 	var req LockRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -103,10 +100,7 @@ func (s *Service) lockAcquire(c *call) (any, error) {
 
 func (s *Service) lockRenew(c *call) (any, error) {
 	var req LockRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -129,10 +123,7 @@ func (s *Service) lockForceRelease(c *call) (any, error) { return s.release(c, t
 
 func (s *Service) release(c *call, force bool) (any, error) {
 	var req LockRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -153,10 +144,7 @@ func (s *Service) release(c *call, force bool) (any, error) {
 
 func (s *Service) lockList(c *call) (any, error) {
 	var req LockListRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}

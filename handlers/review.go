@@ -206,10 +206,7 @@ func parseLines(s string) (int, int, error) {
 
 func (s *Service) reviewAnnotate(c *call) (any, error) {
 	var req AnnotateRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -233,10 +230,7 @@ func (s *Service) reviewAnnotate(c *call) (any, error) {
 
 func (s *Service) reviewNotes(c *call) (any, error) {
 	var req NotesRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -271,10 +265,7 @@ func (s *Service) reviewReopen(c *call) (any, error)  { return s.noteState(c, fa
 
 func (s *Service) noteState(c *call, resolve bool) (any, error) {
 	var req NoteRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -304,10 +295,7 @@ func (c *call) tenantPolicy() (domain.Policy, error) {
 
 func (s *Service) reviewRequest(c *call) (any, error) {
 	var req ApprovalRequestRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -331,10 +319,7 @@ func (s *Service) reviewDeny(c *call) (any, error)  { return s.decide(c, false) 
 
 func (s *Service) decide(c *call, grant bool) (any, error) {
 	var req DecideRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}

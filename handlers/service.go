@@ -501,6 +501,16 @@ func (c *call) meta(m Mutation) (domain.Meta, error) {
 	}, nil
 }
 
+// decodeSession decodes a request body into req and checks the session id
+// it names (session points at req's Session field): the first two steps of
+// nearly every handler.
+func (c *call) decodeSession(req any, session *string) (string, error) {
+	if err := c.decode(req); err != nil {
+		return "", err
+	}
+	return sessionID(*session)
+}
+
 // sessionID checks the syntax of a session id.
 func sessionID(id string) (string, error) {
 	if id == "" {

@@ -121,10 +121,7 @@ func readable(s *domain.Session) error {
 
 func (s *Service) sessionGet(c *call) (any, error) {
 	var req GetSessionRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -154,10 +151,7 @@ func (s *Service) sessionDelete(c *call) (any, error) {
 
 func (s *Service) sessionSimple(c *call, cmd func() domain.Command) (any, error) {
 	var req SessionRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -170,10 +164,7 @@ func (s *Service) sessionSimple(c *call, cmd func() domain.Command) (any, error)
 
 func (s *Service) sessionTag(c *call) (any, error) {
 	var req TagRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}

@@ -36,10 +36,7 @@ var syncLimits = imports.Limits{MaxEntries: 100_000, MaxBytes: 1 << 30}
 
 func (s *Service) fsSync(c *call) (any, error) {
 	var req SyncRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}

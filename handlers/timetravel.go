@@ -71,10 +71,7 @@ func (c *call) positionOf(id string, at At) (uint64, error) {
 
 func (s *Service) sessionFork(c *call) (any, error) {
 	var req ForkRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -101,10 +98,7 @@ func (s *Service) sessionFork(c *call) (any, error) {
 
 func (s *Service) sessionRestore(c *call) (any, error) {
 	var req RestoreRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -126,10 +120,7 @@ func (s *Service) sessionRestore(c *call) (any, error) {
 
 func (s *Service) checkpointCreate(c *call) (any, error) {
 	var req CheckpointRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -154,10 +145,7 @@ func (s *Service) checkpointCreate(c *call) (any, error) {
 
 func (s *Service) checkpointDelete(c *call) (any, error) {
 	var req CheckpointRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -182,10 +170,7 @@ func (s *Service) checkpointDelete(c *call) (any, error) {
 
 func (s *Service) checkpointList(c *call) (any, error) {
 	var req CheckpointListRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}

@@ -36,10 +36,7 @@ func (s *Service) xattrRemove(c *call) (any, error) {
 
 func (s *Service) xattrChange(c *call, kind string) (any, error) {
 	var req XattrRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	id, err := sessionID(req.Session)
+	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
