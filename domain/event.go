@@ -253,15 +253,17 @@ func (e *Event) Encode() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// DecodeEvent parses an event envelope.
+// DecodeEvent parses an event envelope (see decode.go).
 func DecodeEvent(b []byte) (*Event, error) {
-	var e Event
-	dec := msgpack.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&e); err != nil {
-		return nil, Errorf(CodeInternal, "decode event: %v", err)
+	e, ok := decodeEventFast(b)
+	if !ok {
+		var err error
+		if e, err = decodeEventLibrary(b); err != nil {
+			return nil, Errorf(CodeInternal, "decode event: %v", err)
+		}
 	}
 	if e.Type == "" || e.Session == "" || e.Version == 0 {
 		return nil, Errorf(CodeInternal, "decode event: incomplete envelope")
 	}
-	return &e, nil
+	return e, nil
 }

@@ -2,10 +2,13 @@ package domain_test
 
 import (
 	"bytes"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/strand-dev/strand/domain"
 )
@@ -147,6 +150,97 @@ func FuzzDecodeEvent(f *testing.F) {
 			t.Fatalf("Evolve changed the state it was given")
 		}
 	})
+}
+
+// FuzzDecodeEventLibrary checks that DecodeEvent's direct decoder gives
+// what the MessagePack library gives, field for field, or leaves the body
+// to it; and that when the library refuses a body, the direct decoder does
+// too. Seeds: every kind of event, and shapes the direct decoder leaves to
+// the library (strings as bin, empty arrays and bins, nil values, repeated
+// keys, wide length codes, unknown keys of every type).
+func FuzzDecodeEventLibrary(f *testing.F) {
+	for _, b := range seedHistory(f) {
+		f.Add(b)
+	}
+	for _, b := range decodeEdgeCases() {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkDecoders(t, b)
+	})
+}
+
+// checkDecoders compares the two decoders on one body.
+func checkDecoders(t *testing.T, b []byte) {
+	t.Helper()
+	want, werr := domain.DecodeEventLibrary(b)
+	got, ok := domain.DecodeEventFast(b)
+	switch {
+	case !ok:
+		return // left to the library
+	case werr != nil:
+		t.Fatalf("body %x: the library refuses it (%v), the direct decoder gives %+v", b, werr, got)
+	case !reflect.DeepEqual(got, want):
+		t.Fatalf("body %x:\n direct  %+v\n library %+v", b, got, want)
+	}
+}
+
+// decodeEdgeCases are bodies in shapes the encoder does not write.
+func decodeEdgeCases() [][]byte {
+	enc := func(v any) []byte {
+		b, err := msgpack.Marshal(v)
+		if err != nil {
+			panic(err)
+		}
+		return b
+	}
+	hash := bytes.Repeat([]byte{7}, 32)
+	base := map[string]any{"id": "x", "type": "FileWritten", "tenant": "t", "session": "s", "actor": "a", "time": int64(-5), "n": uint64(3), "prev": hash, "root": hash}
+	with := func(k string, v any) []byte {
+		m := map[string]any{}
+		for k, v := range base {
+			m[k] = v
+		}
+		m[k] = v
+		return enc(m)
+	}
+	op := map[string]any{"k": "write", "p": "a/b", "h": hash, "s": 5, "m": 0o644}
+	return [][]byte{
+		enc(base),
+		with("type", []byte("FileWritten")),
+		with("type", "SomethingNew"),
+		with("id", nil),
+		with("id", ""),
+		with("prev", []byte{}),
+		with("prev", "as a string"),
+		with("prev", nil),
+		with("n", -1),
+		with("n", uint64(1)<<63),
+		with("n", 1.5),
+		with("time", uint64(1)<<63),
+		with("ops", []any{}),
+		with("ops", nil),
+		with("ops", []any{op, map[string]any{"k": "rename", "p": "a", "to": "b", "r": true, "x": []any{1, "y", nil}}}),
+		with("ops", []any{map[string]any{"k": "chmod", "p": "a", "m": uint64(1) << 40, "s": -3}}),
+		with("ops", []any{map[string]any{"k": "write", "p": []byte("a"), "h": []byte{}}}),
+		with("ops", []any{map[string]any{"k": "write", "r": nil, "v": nil}}),
+		with("ops", []any{"not an op"}),
+		with("unknown", map[string]any{"a": []any{1.5, float32(2), true, nil, map[string]any{}}}),
+		with("created", map[string]any{"origin": map[string]any{"parent": "p", "pos": 3}, "owner": "o"}),
+		with("created", "wrong"),
+		with("tags", map[string]string{"a": "b"}),
+		with("untag", []string{"a"}),
+		with("uses", []string{}),
+		append(enc(base)[:len(enc(base))-1], 0xc1),
+		{0x82, 0xa1, 'n', 0x01, 0xa1, 'n', 0x02},                 // a repeated key
+		{0x81, 0xc4, 0x01, 'n', 0x01},                            // a bin key
+		{0x81, 0xc0, 0x01},                                       // a nil key
+		{0xde, 0x00, 0x01, 0xa4, 't', 'y', 'p', 'e', 0xa1, 'X'},  // map16
+		{0x81, 0xa4, 't', 'i', 'm', 'e', 0xd3, 0xff, 0xff, 0xff}, // truncated int64
+		{0x81, 0xa1, 'z', 0xc7, 0x02, 0x05, 0x01, 0x02},          // ext8 under an unknown key
+		{0x81, 0xa1, 'z', 0xd8, 0x05, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		append(enc(base), 0x01, 0x02), // trailing bytes
+	}
 }
 
 func FuzzValidNames(f *testing.F) {

@@ -10,3 +10,12 @@ func LineEdits(a, b []string, work int) (delA, insB []bool) {
 	ia, ib := internLines(a, b)
 	return lineEdits(ia, ib, work)
 }
+
+// DecodeEventFast and DecodeEventLibrary are the two decoders DecodeEvent
+// chooses between: the direct one (ok false: it left the body to the
+// library) and the library's reflective one, after a check of the body's
+// structure.
+var (
+	DecodeEventFast    = decodeEventFast
+	DecodeEventLibrary = decodeEventLibrary
+)
