@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"maps"
@@ -464,7 +465,7 @@ func applyXattr(t Tree, op Op) (Tree, error) {
 		x = map[string][]byte{}
 	}
 	if op.Kind == OpSetXattr {
-		x[op.Name] = op.Value
+		x[strings.Clone(op.Name)] = bytes.Clone(op.Value) // not the event's memory
 	} else {
 		delete(x, op.Name)
 	}

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"maps"
+	"strings"
 	"time"
 )
 
@@ -317,11 +318,7 @@ func applyOps(t Tree, ops []Op) (Tree, error) {
 			if !ok {
 				return t, Errorf(CodeInternal, "bad content hash in event")
 			}
-			var x map[string][]byte
-			if old := t.Lookup(op.Path); old != nil && old.Kind == KindFile {
-				x = old.Xattrs
-			}
-			t, err = t.Put(op.Path, NewFile(h, op.Size, op.Mode, x))
+			t, err = t.put(op.Path, NewFile(h, op.Size, op.Mode, nil), true)
 		case OpMkdir:
 			t, err = t.Put(op.Path, NewDir(op.Mode, nil))
 		case OpRemove:
@@ -333,7 +330,7 @@ func applyOps(t Tree, ops []Op) (Tree, error) {
 			}
 			t, err = t.Delete(op.Path).Put(op.To, node)
 		case OpSymlink:
-			t, err = t.Put(op.Path, NewSymlink(op.Target, nil))
+			t, err = t.Put(op.Path, NewSymlink(strings.Clone(op.Target), nil))
 		case OpSetXattr, OpRemoveXattr:
 			t, err = applyXattr(t, op)
 		default:

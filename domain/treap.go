@@ -3,7 +3,7 @@ package domain
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"hash/fnv"
+	"strings"
 )
 
 // entries is a persistent ordered map from entry name to child node: a treap
@@ -20,10 +20,17 @@ type entries struct {
 	hash        Hash
 }
 
+// priority is the 64-bit FNV-1a hash of the name (as hash/fnv computes
+// it, without its allocations): priorities decide every treap's shape, so
+// they must never change.
 func priority(name string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(name))
-	return h.Sum64()
+	const offset64, prime64 = 14695981039346656037, 1099511628211
+	h := uint64(offset64)
+	for i := 0; i < len(name); i++ {
+		h ^= uint64(name[i])
+		h *= prime64
+	}
+	return h
 }
 
 // above reports whether a sits above b in the heap order.
@@ -34,27 +41,32 @@ func above(a, b *entries) bool {
 	return a.name < b.name
 }
 
+// mkEntries returns a treap node and computes its hash: the SHA-256 of the
+// left subtree's hash (zero when empty), the name's length as 8 bytes big
+// endian, the name, the child's hash and the right subtree's hash. The
+// input is put together in one buffer (on the stack for names up to 152
+// bytes) and hashed in one call: this runs for every node on the path of
+// every change, in replays millions of times.
 func mkEntries(name string, child *Node, prio uint64, left, right *entries) *entries {
 	t := &entries{name: name, child: child, prio: prio, left: left, right: right, size: 1}
-	h := sha256.New()
-	var buf [8]byte
+	var stack [256]byte // 3 hashes, a length and a name of up to 152 bytes
+	buf := stack[:0]
 	if left != nil {
 		t.size += left.size
-		h.Write(left.hash[:])
+		buf = append(buf, left.hash[:]...)
 	} else {
-		h.Write(ZeroHash[:])
+		buf = append(buf, ZeroHash[:]...)
 	}
-	binary.BigEndian.PutUint64(buf[:], uint64(len(name)))
-	h.Write(buf[:])
-	h.Write([]byte(name))
-	h.Write(child.hash[:])
+	buf = binary.BigEndian.AppendUint64(buf, uint64(len(name)))
+	buf = append(buf, name...)
+	buf = append(buf, child.hash[:]...)
 	if right != nil {
 		t.size += right.size
-		h.Write(right.hash[:])
+		buf = append(buf, right.hash[:]...)
 	} else {
-		h.Write(ZeroHash[:])
+		buf = append(buf, ZeroHash[:]...)
 	}
-	h.Sum(t.hash[:0])
+	t.hash = sha256.Sum256(buf)
 	return t
 }
 
@@ -89,7 +101,9 @@ func (t *entries) set(name string, child *Node) *entries {
 
 func (t *entries) insert(name string, child *Node, prio uint64) *entries {
 	if t == nil {
-		return mkEntries(name, child, prio, nil, nil)
+		// A name of its own: a decoded event's strings share one copy of
+		// its body, which a tree must not keep alive.
+		return mkEntries(strings.Clone(name), child, prio, nil, nil)
 	}
 	switch {
 	case name < t.name:
@@ -105,7 +119,7 @@ func (t *entries) insert(name string, child *Node, prio uint64) *entries {
 		}
 		return t.with(t.left, r)
 	default:
-		return mkEntries(name, child, t.prio, t.left, t.right)
+		return mkEntries(t.name, child, t.prio, t.left, t.right)
 	}
 }
 

@@ -2,9 +2,11 @@ package domain
 
 import (
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -131,5 +133,17 @@ func TestEntries_EqualPriorities(t *testing.T) {
 	}
 	if a.hash != b.hash {
 		t.Errorf("same names with equal priorities in two orders: hashes %x and %x", a.hash, b.hash)
+	}
+}
+
+// TestPriority_FNV1a checks that priority is hash/fnv's 64-bit FNV-1a:
+// priorities decide every treap's shape, hence every Merkle root recorded.
+func TestPriority_FNV1a(t *testing.T) {
+	for _, name := range []string{"", "a", "file13.go", "ünïcödé", strings.Repeat("long name ", 40), "\x00\xff"} {
+		h := fnv.New64a()
+		h.Write([]byte(name))
+		if got, want := priority(name), h.Sum64(); got != want {
+			t.Errorf("priority(%q) = %d, want %d", name, got, want)
+		}
 	}
 }

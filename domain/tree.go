@@ -81,26 +81,30 @@ func (n *Node) Ascend(from string, fn func(name string, child *Node) bool) bool 
 	return n.entries.ascend(from, fn)
 }
 
+// seal computes the node's hash: the SHA-256 of its kind (1 byte), its
+// mode (4 bytes big endian) and then, for a file, its size (8 bytes) and
+// content hash; for a symlink, its target's length (8 bytes) and target; for
+// a directory, the hash of its entries (zero when empty); and last, for
+// every extended attribute in name order, the name's length, the name, the
+// value's length and the value. The input is put together in one buffer,
+// on the stack unless the node has long attributes or target, and hashed
+// in one call.
 func (n *Node) seal() *Node {
-	h := sha256.New()
-	var buf [8]byte
-	h.Write([]byte{byte(n.Kind)})
-	binary.BigEndian.PutUint32(buf[:4], n.Mode)
-	h.Write(buf[:4])
+	var stack [128]byte
+	buf := append(stack[:0], byte(n.Kind))
+	buf = binary.BigEndian.AppendUint32(buf, n.Mode)
 	switch n.Kind {
 	case KindFile:
-		binary.BigEndian.PutUint64(buf[:], uint64(n.Size))
-		h.Write(buf[:])
-		h.Write(n.Content[:])
+		buf = binary.BigEndian.AppendUint64(buf, uint64(n.Size))
+		buf = append(buf, n.Content[:]...)
 	case KindSymlink:
-		binary.BigEndian.PutUint64(buf[:], uint64(len(n.Target)))
-		h.Write(buf[:])
-		h.Write([]byte(n.Target))
+		buf = binary.BigEndian.AppendUint64(buf, uint64(len(n.Target)))
+		buf = append(buf, n.Target...)
 	case KindDir:
 		if n.entries != nil {
-			h.Write(n.entries.hash[:])
+			buf = append(buf, n.entries.hash[:]...)
 		} else {
-			h.Write(ZeroHash[:])
+			buf = append(buf, ZeroHash[:]...)
 		}
 	}
 	if len(n.Xattrs) > 0 {
@@ -110,16 +114,14 @@ func (n *Node) seal() *Node {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			binary.BigEndian.PutUint64(buf[:], uint64(len(k)))
-			h.Write(buf[:])
-			h.Write([]byte(k))
 			v := n.Xattrs[k]
-			binary.BigEndian.PutUint64(buf[:], uint64(len(v)))
-			h.Write(buf[:])
-			h.Write(v)
+			buf = binary.BigEndian.AppendUint64(buf, uint64(len(k)))
+			buf = append(buf, k...)
+			buf = binary.BigEndian.AppendUint64(buf, uint64(len(v)))
+			buf = append(buf, v...)
 		}
 	}
-	h.Sum(n.hash[:0])
+	n.hash = sha256.Sum256(buf)
 	return n
 }
 
@@ -173,7 +175,9 @@ func (t Tree) Hash() Hash { return t.Root().hash }
 // symlink, or nil. Intermediate symlinks are not followed either.
 func (t Tree) Lookup(p string) *Node {
 	n := t.Root()
-	for _, c := range splitPath(p) {
+	for rest, more := p, p != ""; more; {
+		var c string
+		c, rest, more = strings.Cut(rest, "/")
 		if n.Kind != KindDir {
 			return nil
 		}
@@ -250,22 +254,37 @@ func (t Tree) Resolve(p string, followLast bool) (string, error) {
 // Put returns a tree with node at clean path p, creating missing parent
 // directories. It fails if a parent exists and is not a directory.
 func (t Tree) Put(p string, node *Node) (Tree, error) {
+	return t.put(p, node, false)
+}
+
+// put is Put; with inherit, a file node put where a file with extended
+// attributes was takes them over (a write keeps a file's attributes), in
+// the same walk down the tree.
+func (t Tree) put(p string, node *Node, inherit bool) (Tree, error) {
 	if p == "" {
 		if node.Kind != KindDir {
 			return t, Errorf(CodeInvalidArgument, "the root must be a directory")
 		}
 		return Tree{root: node}, nil
 	}
-	root, err := putAt(t.Root(), splitPath(p), node, p)
+	root, err := putAt(t.Root(), p, node, inherit, p)
 	if err != nil {
 		return t, err
 	}
 	return Tree{root: root}, nil
 }
 
-func putAt(dir *Node, parts []string, node *Node, full string) (*Node, error) {
-	name := parts[0]
-	if len(parts) == 1 {
+// putAt puts node at the relative path p below dir. Components are cut
+// from p as the walk goes down, so a put allocates only the nodes it
+// makes.
+func putAt(dir *Node, p string, node *Node, inherit bool, full string) (*Node, error) {
+	name, rest, more := strings.Cut(p, "/")
+	if !more {
+		if inherit && node.Kind == KindFile {
+			if old := dir.entries.get(name); old != nil && old.Kind == KindFile && len(old.Xattrs) > 0 {
+				node = node.WithXattrs(old.Xattrs)
+			}
+		}
 		return dir.withEntries(dir.entries.set(name, node)), nil
 	}
 	child := dir.entries.get(name)
@@ -275,7 +294,7 @@ func putAt(dir *Node, parts []string, node *Node, full string) (*Node, error) {
 	case child.Kind != KindDir:
 		return nil, Errorf(CodeInvalidArgument, "a parent of %q is not a directory", full)
 	}
-	c, err := putAt(child, parts[1:], node, full)
+	c, err := putAt(child, rest, node, inherit, full)
 	if err != nil {
 		return nil, err
 	}
@@ -287,26 +306,26 @@ func (t Tree) Delete(p string) Tree {
 	if p == "" {
 		return Tree{}
 	}
-	root, ok := deleteAt(t.Root(), splitPath(p))
+	root, ok := deleteAt(t.Root(), p)
 	if !ok {
 		return t
 	}
 	return Tree{root: root}
 }
 
-func deleteAt(dir *Node, parts []string) (*Node, bool) {
+func deleteAt(dir *Node, p string) (*Node, bool) {
 	if dir.Kind != KindDir {
 		return dir, false
 	}
-	name := parts[0]
+	name, rest, more := strings.Cut(p, "/")
 	child := dir.entries.get(name)
 	if child == nil {
 		return dir, false
 	}
-	if len(parts) == 1 {
+	if !more {
 		return dir.withEntries(dir.entries.delete(name)), true
 	}
-	c, ok := deleteAt(child, parts[1:])
+	c, ok := deleteAt(child, rest)
 	if !ok {
 		return dir, false
 	}
