@@ -293,18 +293,21 @@ func (c *blobChecker) settle(chk *blobCheck, ref blobRef) {
 }
 
 // check schedules the check of blob h for an event (blocking while the
-// pool is full).
-func (c *blobChecker) check(h domain.Hash, ref blobRef) {
+// pool is full). When the blob was already found whole, it returns its
+// size and true, so that the caller can settle later references to it
+// without coming here.
+func (c *blobChecker) check(h domain.Hash, ref blobRef) (size int64, good bool) {
 	c.mu.Lock()
 	chk, ok := c.checks[h]
 	if ok {
 		if chk.done {
 			c.settle(chk, ref)
+			size, good = chk.size, chk.err == nil
 		} else {
 			chk.refs = append(chk.refs, ref)
 		}
 		c.mu.Unlock()
-		return
+		return size, good
 	}
 	c.checks[h] = &blobCheck{refs: []blobRef{ref}}
 	c.mu.Unlock()
@@ -312,6 +315,7 @@ func (c *blobChecker) check(h domain.Hash, ref blobRef) {
 	case c.jobs <- h:
 	case <-c.ctx.Done():
 	}
+	return 0, false
 }
 
 // wait ends the pool and returns the findings and the number of blobs

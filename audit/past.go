@@ -1,6 +1,10 @@
 package audit
 
-import "github.com/strand-dev/strand/domain"
+import (
+	"sort"
+
+	"github.com/strand-dev/strand/domain"
+)
 
 // stateKey names a state: a history's subject and a position in it.
 type stateKey struct {
@@ -9,16 +13,19 @@ type stateKey struct {
 }
 
 // pastRing remembers the most recently replayed states, at most cap of them,
-// by (subject, position). It is a ring in replay order: the oldest state
-// goes first. Replay adds a state per event, so adding allocates nothing
-// once the ring is full. A position is one message of the stream, so it
-// alone indexes the ring; the subject is checked on the way out. States are
-// immutable, so a nested replay shares the same ring. Not safe for
-// concurrent use.
+// by (subject, position). A replay adds one state per event, in stream
+// order, so positions arrive increasing: they go into a ring that stays
+// sorted, where adding is a store (no map to update, nothing allocated once
+// the ring is full) and finding is a binary search. A position is one
+// message of the stream, so it alone indexes the ring; the subject is
+// checked on the way out. States that arrive out of order (a nested replay
+// rebuilding an older state shares the ring) go to a small map instead,
+// emptied when full. States are immutable. Not safe for concurrent use.
 type pastRing struct {
-	ring  []stateEntry
-	next  int
-	index map[uint64]int
+	ring []stateEntry // sorted by position from next on, wrapping around
+	next int
+	last uint64 // the highest position in the ring
+	side map[stateKey]*domain.Session
 }
 
 type stateEntry struct {
@@ -26,31 +33,42 @@ type stateEntry struct {
 	s   *domain.Session
 }
 
+// maxSideStates bounds the states kept out of order.
+const maxSideStates = 4096
+
 func newPastRing(capacity int) *pastRing {
 	capacity = max(capacity, 1)
-	return &pastRing{ring: make([]stateEntry, 0, capacity), index: make(map[uint64]int, capacity)}
+	return &pastRing{ring: make([]stateEntry, 0, capacity)}
 }
 
 func (st *pastRing) add(k stateKey, s *domain.Session) {
-	if _, ok := st.index[k.position]; ok {
+	if k.position <= st.last {
+		if _, ok := st.get(k); ok {
+			return
+		}
+		if st.side == nil || len(st.side) >= maxSideStates {
+			st.side = map[stateKey]*domain.Session{}
+		}
+		st.side[k] = s
 		return
 	}
+	st.last = k.position
 	if len(st.ring) < cap(st.ring) {
-		st.index[k.position] = len(st.ring)
 		st.ring = append(st.ring, stateEntry{k, s})
 		return
 	}
-	old := &st.ring[st.next]
-	delete(st.index, old.key.position)
-	*old = stateEntry{k, s}
-	st.index[k.position] = st.next
+	st.ring[st.next] = stateEntry{k, s}
 	st.next = (st.next + 1) % len(st.ring)
 }
 
 func (st *pastRing) get(k stateKey) (*domain.Session, bool) {
-	i, ok := st.index[k.position]
-	if !ok || st.ring[i].key.subject != k.subject {
-		return nil, false
+	n := len(st.ring)
+	at := func(j int) *stateEntry { return &st.ring[(st.next+j)%n] }
+	if j := sort.Search(n, func(j int) bool { return at(j).key.position >= k.position }); j < n {
+		if e := at(j); e.key == k {
+			return e.s, true
+		}
 	}
-	return st.ring[i].s, true
+	s, ok := st.side[k]
+	return s, ok
 }

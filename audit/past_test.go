@@ -26,6 +26,41 @@ func TestPastRing(t *testing.T) {
 			t.Errorf("get(%v) = %v, %v; want %v", tc.key, got, ok, tc.want)
 		}
 	}
+
+	t.Run("Wrapped", func(t *testing.T) {
+		r := newPastRing(5)
+		for p := uint64(10); p <= 100; p += 10 { // 60..100 stay, wrapped around
+			r.add(stateKey{"a", p}, &domain.Session{Position: p})
+		}
+		for p := uint64(0); p <= 110; p += 5 {
+			got, ok := r.get(stateKey{"a", p})
+			want := p >= 60 && p <= 100 && p%10 == 0
+			if ok != want || (ok && got.Position != p) {
+				t.Errorf("get(a, %d) = %v, %v; want found %v", p, got, ok, want)
+			}
+		}
+	})
+
+	t.Run("OutOfOrder", func(t *testing.T) {
+		// A nested replay adds older states: kept aside, found, bounded.
+		r := newPastRing(4)
+		r.add(stateKey{"a", 100}, &domain.Session{Position: 100})
+		old := &domain.Session{Position: 7}
+		r.add(stateKey{"b", 7}, old)
+		r.add(stateKey{"a", 100}, &domain.Session{Position: 100}) // again: kept once
+		if got, ok := r.get(stateKey{"b", 7}); !ok || got != old {
+			t.Errorf("get(b, 7) = %v, %v; want the state added out of order", got, ok)
+		}
+		if len(r.side) != 1 {
+			t.Errorf("%d states aside, want 1", len(r.side))
+		}
+		for p := range uint64(maxSideStates + 10) {
+			r.add(stateKey{"c", p}, old)
+		}
+		if len(r.side) > maxSideStates {
+			t.Errorf("%d states aside, want at most %d", len(r.side), maxSideStates)
+		}
+	})
 }
 
 func TestSubjectMatches(t *testing.T) {

@@ -42,6 +42,9 @@ type replayer struct {
 	// position of each that counts.
 	limits map[string]uint64
 	blobs  *blobChecker // nil: blobs are not checked
+	// goodBlobs holds the blobs this replayer learnt were found whole, with
+	// their sizes: later references to them need no trip to the checker.
+	goodBlobs map[domain.Hash]int64
 	// anchors, when not nil, holds recorded heads by subject.
 	anchors map[string]anchor
 	// observe, when set, sees every event that was applied.
@@ -205,6 +208,9 @@ func (p *replayer) apply(rec *Record) error {
 	return nil
 }
 
+// maxGoodBlobs bounds a replayer's memory of blobs found whole.
+const maxGoodBlobs = 1 << 20
+
 // checkBlobs schedules the check of every blob the event names
 // (domain.Event.Blobs is the authority), with the path and size the event
 // records for it when an operation writes it.
@@ -217,7 +223,15 @@ func (p *replayer) checkBlobs(h *history, rec *Record, ev *domain.Event) {
 				break
 			}
 		}
-		p.blobs.check(c, ref)
+		if size, ok := p.goodBlobs[c]; ok && (ref.size < 0 || ref.size == size) {
+			continue // whole, and of the size this event records
+		}
+		if size, good := p.blobs.check(c, ref); good {
+			if p.goodBlobs == nil || len(p.goodBlobs) >= maxGoodBlobs {
+				p.goodBlobs = map[domain.Hash]int64{}
+			}
+			p.goodBlobs[c] = size
+		}
 	}
 }
 
