@@ -76,7 +76,7 @@ type differ struct {
 // node compares the entries at path p of both trees.
 func (d *differ) node(p string, x, y *Node) {
 	d.visits++
-	if x == y || x.hash == y.hash {
+	if x == y || x.Hash() == y.Hash() {
 		return
 	}
 	if x.Kind != KindDir || y.Kind != KindDir {
@@ -108,7 +108,7 @@ func (d *differ) entries(dir string, x, y *entries) {
 	case y == nil:
 		x.ascend("", func(name string, n *Node) bool { d.one(joinPath(dir, name), n, false); return true })
 		return
-	case x.hash == y.hash:
+	case x.digest() == y.digest():
 		return
 	}
 	// The root of a treap is its name of highest priority. When both roots

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -39,5 +40,32 @@ func TestTree_GoldenHash(t *testing.T) {
 	const want = "4fa5472bd568cb4d533365a12ac512bc50660d8d4e6056bcc1f89b28e9783f08"
 	if got := goldenTree(t).Hash().String(); got != want {
 		t.Fatalf("root of the golden tree = %s, want %s", got, want)
+	}
+}
+
+// TestTree_HashConcurrent asks for the hashes of a tree nobody hashed yet
+// from many goroutines at once: nodes compute their hash when first asked,
+// and a tree is shared between concurrent requests, so the hand-over must
+// be race-free (the suite runs with -race) and every answer the same.
+func TestTree_HashConcurrent(t *testing.T) {
+	want := goldenTree(t).Hash()
+	for range 20 {
+		tr := goldenTree(t) // fresh nodes, none hashed
+		var wg sync.WaitGroup
+		got := make([]Hash, 8)
+		for i := range got {
+			wg.Go(func() {
+				if i%2 == 0 {
+					tr.Walk("", "", func(e Entry) bool { e.Node.Hash(); return true })
+				}
+				got[i] = tr.Hash()
+			})
+		}
+		wg.Wait()
+		for i, h := range got {
+			if h != want {
+				t.Fatalf("goroutine %d: root %s, want %s", i, h, want)
+			}
+		}
 	}
 }

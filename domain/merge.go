@@ -430,7 +430,7 @@ func sameNode(a, b *Node) bool {
 	case a.Kind == KindDir:
 		return a.Mode == b.Mode && maps.EqualFunc(a.Xattrs, b.Xattrs, bytes.Equal)
 	}
-	return a.hash == b.hash
+	return a.Hash() == b.Hash()
 }
 
 // takeTheirs makes the result hold n at p (nil: nothing, done later by the
@@ -454,7 +454,7 @@ func (m *merger) takeTheirs(p string, n *Node, force bool) (bool, error) {
 	}
 	if cur != nil && cur.Kind == KindDir && !force {
 		base := m.in.Base.Lookup(p)
-		if base == nil || base.hash != cur.hash {
+		if base == nil || base.Hash() != cur.Hash() {
 			return false, nil
 		}
 	}

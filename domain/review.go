@@ -600,7 +600,10 @@ func settleReview(n *Session, e *Event, position uint64) {
 			c.At = position
 		}
 	}
-	root := n.Tree.Hash()
+	// The root is computed only when an open approval needs it: a tree's
+	// hash is computed when first asked for, and a replay (Fold) asks only
+	// for the roots it checks.
+	var root *Hash
 	var changed map[string]*ApprovalRequest
 	touch := func(id string) *ApprovalRequest {
 		if changed == nil {
@@ -616,7 +619,14 @@ func settleReview(n *Session, e *Event, position uint64) {
 		}
 	}
 	for id, r := range n.Approvals {
-		if !r.Stale && r.UsedBy == 0 && r.Denial == nil && r.Root != root {
+		if r.Stale || r.UsedBy != 0 || r.Denial != nil {
+			continue
+		}
+		if root == nil {
+			h := n.Tree.Hash()
+			root = &h
+		}
+		if r.Root != *root {
 			touch(id).Stale = true
 		}
 	}

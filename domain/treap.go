@@ -17,7 +17,7 @@ type entries struct {
 	prio        uint64
 	left, right *entries
 	size        int
-	hash        Hash
+	hashed      lazyHash
 }
 
 // priority is the 64-bit FNV-1a hash of the name (as hash/fnv computes
@@ -41,33 +41,52 @@ func above(a, b *entries) bool {
 	return a.name < b.name
 }
 
-// mkEntries returns a treap node and computes its hash: the SHA-256 of the
-// left subtree's hash (zero when empty), the name's length as 8 bytes big
-// endian, the name, the child's hash and the right subtree's hash. The
-// input is put together in one buffer (on the stack for names up to 152
-// bytes) and hashed in one call: this runs for every node on the path of
-// every change, in replays millions of times.
+// mkEntries returns a treap node. Its hash is computed when first asked
+// for (digest), so a replay that checks only the last root of a history
+// never hashes the nodes that later changes replaced.
 func mkEntries(name string, child *Node, prio uint64, left, right *entries) *entries {
 	t := &entries{name: name, child: child, prio: prio, left: left, right: right, size: 1}
-	var stack [256]byte // 3 hashes, a length and a name of up to 152 bytes
-	buf := stack[:0]
 	if left != nil {
 		t.size += left.size
-		buf = append(buf, left.hash[:]...)
-	} else {
-		buf = append(buf, ZeroHash[:]...)
 	}
-	buf = binary.BigEndian.AppendUint64(buf, uint64(len(name)))
-	buf = append(buf, name...)
-	buf = append(buf, child.hash[:]...)
 	if right != nil {
 		t.size += right.size
-		buf = append(buf, right.hash[:]...)
+	}
+	return t
+}
+
+// digest is the node's hash: the SHA-256 of the left subtree's hash (zero
+// when empty), the name's length as 8 bytes big endian, the name, the
+// child's hash and the right subtree's hash. The input is put together in
+// one buffer (on the stack for names up to 152 bytes) and hashed in one
+// call: this runs for every node on the path of every change.
+func (t *entries) digest() Hash {
+	if h, ok := t.hashed.known(); ok {
+		return h
+	}
+	return t.hashed.publish(t.computeDigest())
+}
+
+func (t *entries) computeDigest() Hash {
+	var stack [256]byte // 3 hashes, a length and a name of up to 152 bytes
+	buf := stack[:0]
+	if t.left != nil {
+		h := t.left.digest()
+		buf = append(buf, h[:]...)
 	} else {
 		buf = append(buf, ZeroHash[:]...)
 	}
-	t.hash = sha256.Sum256(buf)
-	return t
+	buf = binary.BigEndian.AppendUint64(buf, uint64(len(t.name)))
+	buf = append(buf, t.name...)
+	h := t.child.Hash()
+	buf = append(buf, h[:]...)
+	if t.right != nil {
+		h := t.right.digest()
+		buf = append(buf, h[:]...)
+	} else {
+		buf = append(buf, ZeroHash[:]...)
+	}
+	return sha256.Sum256(buf)
 }
 
 func (t *entries) with(left, right *entries) *entries {

@@ -33,8 +33,8 @@ func checkEntries(t *testing.T, e *entries, lo, hi string) int {
 	if e.size != n {
 		t.Fatalf("entry %q has size %d, want %d", e.name, e.size, n)
 	}
-	if want := mkEntries(e.name, e.child, e.prio, e.left, e.right).hash; e.hash != want {
-		t.Fatalf("entry %q caches hash %x, want %x", e.name, e.hash, want)
+	if want := mkEntries(e.name, e.child, e.prio, e.left, e.right).digest(); e.digest() != want {
+		t.Fatalf("entry %q caches hash %x, want %x", e.name, e.digest(), want)
 	}
 	return n
 }
@@ -91,8 +91,8 @@ func TestEntries(t *testing.T) {
 		}
 		b := buildEntries(want, children)
 		checkEntries(t, b, "", "")
-		if e.len() > 0 && b.hash != e.hash {
-			t.Fatalf("seed %d: buildEntries hash %x, want %x", seed, b.hash, e.hash)
+		if e.len() > 0 && b.digest() != e.digest() {
+			t.Fatalf("seed %d: buildEntries hash %x, want %x", seed, b.digest(), e.digest())
 		}
 
 		// Deleting a missing name returns the same treap, not a copy.
@@ -131,8 +131,8 @@ func TestEntries_EqualPriorities(t *testing.T) {
 	for _, n := range []string{"d", "b", "a", "c"} {
 		b = b.insert(n, leaf, 7)
 	}
-	if a.hash != b.hash {
-		t.Errorf("same names with equal priorities in two orders: hashes %x and %x", a.hash, b.hash)
+	if a.digest() != b.digest() {
+		t.Errorf("same names with equal priorities in two orders: hashes %x and %x", a.digest(), b.digest())
 	}
 }
 

@@ -63,12 +63,17 @@ type Node struct {
 	Xattrs  map[string][]byte
 
 	entries *entries
-	hash    Hash
+	hashed  lazyHash
 }
 
 // Hash is the Merkle hash of the node: of the content, mode and xattrs for a
 // file, of the target for a symlink, of every entry for a directory.
-func (n *Node) Hash() Hash { return n.hash }
+func (n *Node) Hash() Hash {
+	if h, ok := n.hashed.known(); ok {
+		return h
+	}
+	return n.hashed.publish(n.digest())
+}
 
 // Len is the number of entries of a directory.
 func (n *Node) Len() int { return n.entries.len() }
@@ -81,7 +86,7 @@ func (n *Node) Ascend(from string, fn func(name string, child *Node) bool) bool 
 	return n.entries.ascend(from, fn)
 }
 
-// seal computes the node's hash: the SHA-256 of its kind (1 byte), its
+// digest computes the node's hash: the SHA-256 of its kind (1 byte), its
 // mode (4 bytes big endian) and then, for a file, its size (8 bytes) and
 // content hash; for a symlink, its target's length (8 bytes) and target; for
 // a directory, the hash of its entries (zero when empty); and last, for
@@ -89,7 +94,7 @@ func (n *Node) Ascend(from string, fn func(name string, child *Node) bool) bool 
 // value's length and the value. The input is put together in one buffer,
 // on the stack unless the node has long attributes or target, and hashed
 // in one call.
-func (n *Node) seal() *Node {
+func (n *Node) digest() Hash {
 	var stack [128]byte
 	buf := append(stack[:0], byte(n.Kind))
 	buf = binary.BigEndian.AppendUint32(buf, n.Mode)
@@ -102,7 +107,8 @@ func (n *Node) seal() *Node {
 		buf = append(buf, n.Target...)
 	case KindDir:
 		if n.entries != nil {
-			buf = append(buf, n.entries.hash[:]...)
+			h := n.entries.digest()
+			buf = append(buf, h[:]...)
 		} else {
 			buf = append(buf, ZeroHash[:]...)
 		}
@@ -121,23 +127,22 @@ func (n *Node) seal() *Node {
 			buf = append(buf, v...)
 		}
 	}
-	n.hash = sha256.Sum256(buf)
-	return n
+	return sha256.Sum256(buf)
 }
 
 // NewFile returns a file node.
 func NewFile(content Hash, size int64, mode uint32, xattrs map[string][]byte) *Node {
-	return (&Node{Kind: KindFile, Mode: mode & 0o7777, Size: size, Content: content, Xattrs: xattrs}).seal()
+	return &Node{Kind: KindFile, Mode: mode & 0o7777, Size: size, Content: content, Xattrs: xattrs}
 }
 
 // NewSymlink returns a symlink node.
 func NewSymlink(target string, xattrs map[string][]byte) *Node {
-	return (&Node{Kind: KindSymlink, Mode: DefaultSymlinkMode, Target: target, Xattrs: xattrs}).seal()
+	return &Node{Kind: KindSymlink, Mode: DefaultSymlinkMode, Target: target, Xattrs: xattrs}
 }
 
 // NewDir returns an empty directory node.
 func NewDir(mode uint32, xattrs map[string][]byte) *Node {
-	return (&Node{Kind: KindDir, Mode: mode & 0o7777, Xattrs: xattrs}).seal()
+	return &Node{Kind: KindDir, Mode: mode & 0o7777, Xattrs: xattrs}
 }
 
 // WithXattrs returns a copy of the node with other extended attributes.
@@ -146,11 +151,11 @@ func (n *Node) WithXattrs(x map[string][]byte) *Node {
 	if len(x) > 0 {
 		c.Xattrs = x
 	}
-	return c.seal()
+	return c
 }
 
 func (n *Node) withEntries(e *entries) *Node {
-	return (&Node{Kind: KindDir, Mode: n.Mode, Xattrs: n.Xattrs, entries: e}).seal()
+	return &Node{Kind: KindDir, Mode: n.Mode, Xattrs: n.Xattrs, entries: e}
 }
 
 // Tree is an immutable file tree. The zero Tree is an empty root directory.
@@ -169,7 +174,7 @@ func (t Tree) Root() *Node {
 }
 
 // Hash is the Merkle root of the tree.
-func (t Tree) Hash() Hash { return t.Root().hash }
+func (t Tree) Hash() Hash { return t.Root().Hash() }
 
 // Lookup returns the node at a clean path without following a final
 // symlink, or nil. Intermediate symlinks are not followed either.
