@@ -322,7 +322,7 @@ func decide(s *Session, cmd Command, m Meta, past Past) (*Event, error) {
 		if len(c.Note) > MaxNoteBytes {
 			return nil, Errorf(CodeInvalidArgument, "note is longer than %d bytes", MaxNoteBytes)
 		}
-		if _, ok := s.Checkpoints[c.Name]; ok {
+		if _, ok := s.Checkpoints.Get(c.Name); ok {
 			return nil, Errorf(CodeAlreadyExists, "checkpoint %q already exists", c.Name)
 		}
 		pos := c.Position
@@ -341,7 +341,7 @@ func decide(s *Session, cmd Command, m Meta, past Past) (*Event, error) {
 		e.Checkpoint = &CheckpointData{Name: c.Name, Position: pos, Note: c.Note}
 		return e, nil
 	case DeleteCheckpoint:
-		if _, ok := s.Checkpoints[c.Name]; !ok {
+		if _, ok := s.Checkpoints.Get(c.Name); !ok {
 			return nil, Errorf(CodeNotFound, "checkpoint %q not found", c.Name)
 		}
 		e := newEvent(s, CheckpointDeleted, m)

@@ -664,15 +664,15 @@ func TestExecute_CreateCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateCheckpoint: %v", err)
 	}
-	cp := s.Checkpoints["v1.0-rc_1"]
+	cp := cpNamed(s, "v1.0-rc_1")
 	if e.Type != domain.CheckpointCreated || cp.Position != head || cp.At != s.Position || cp.Note != "first" || cp.Actor != "tester" {
 		t.Errorf("checkpoint = %+v (event %s); want position %d at %d note first actor tester", cp, e.Type, head, s.Position)
 	}
 	s, _, err = l.exec("s1", domain.CreateCheckpoint{Name: "start", Position: first})
-	if err != nil || s.Checkpoints["start"].Position != first {
-		t.Fatalf("CreateCheckpoint at %d = %+v, %v; want position %d", first, s.Checkpoints["start"], err, first)
+	if err != nil || cpNamed(s, "start").Position != first {
+		t.Fatalf("CreateCheckpoint at %d = %+v, %v; want position %d", first, cpNamed(s, "start"), err, first)
 	}
-	if len(s.Checkpoints) != 2 {
+	if s.Checkpoints.Len() != 2 {
 		t.Errorf("checkpoints = %v, want 2", s.Checkpoints)
 	}
 	checkReplay(t, l)
@@ -721,7 +721,7 @@ func TestExecute_CreateCheckpoint(t *testing.T) {
 	t.Run("SameNameAfterDelete", func(t *testing.T) {
 		l.must("s1", domain.DeleteCheckpoint{Name: "start"})
 		s := l.must("s1", domain.CreateCheckpoint{Name: "start"})
-		if cp := s.Checkpoints["start"]; cp.Position != s.Position-1 || cp.At != s.Position {
+		if cp := cpNamed(s, "start"); cp.Position != s.Position-1 || cp.At != s.Position {
 			t.Errorf("re-created checkpoint = %+v, want position %d at %d", cp, s.Position-1, s.Position)
 		}
 		checkReplay(t, l)
@@ -736,10 +736,10 @@ func TestExecute_DeleteCheckpoint(t *testing.T) {
 	if err != nil || e.Type != domain.CheckpointDeleted {
 		t.Fatalf("DeleteCheckpoint = %v, %v; want CheckpointDeleted", e, err)
 	}
-	if _, ok := s.Checkpoints["a"]; ok || len(s.Checkpoints) != 1 {
+	if _, ok := s.Checkpoints.Get("a"); ok || s.Checkpoints.Len() != 1 {
 		t.Errorf("checkpoints after delete = %v, want only b", s.Checkpoints)
 	}
-	if _, ok := l.sessions["s1"].states[s.Position-1].Checkpoints["a"]; !ok {
+	if _, ok := l.sessions["s1"].states[s.Position-1].Checkpoints.Get("a"); !ok {
 		t.Errorf("deleting a checkpoint changed the earlier state")
 	}
 	_, _, err = l.exec("s1", domain.DeleteCheckpoint{Name: "a"})
@@ -891,7 +891,7 @@ func diffState(got, want *domain.Session) string {
 		return fmt.Sprintf("times %v/%v, want %v/%v", got.CreatedAt, got.UpdatedAt, want.CreatedAt, want.UpdatedAt)
 	case !maps.Equal(got.Tags, want.Tags):
 		return fmt.Sprintf("tags %v, want %v", got.Tags, want.Tags)
-	case !maps.Equal(got.Checkpoints, want.Checkpoints):
+	case !slices.Equal(slices.Collect(got.Checkpoints.All()), slices.Collect(want.Checkpoints.All())):
 		return fmt.Sprintf("checkpoints %v, want %v", got.Checkpoints, want.Checkpoints)
 	}
 	gi, gp := got.RecentRequestList()
@@ -926,4 +926,10 @@ func TestExecute_ExpectedPosition(t *testing.T) {
 		t.Errorf("DeleteCheckpoint without an expectation: %v, want nil", err)
 	}
 	checkReplay(t, l)
+}
+
+// cpNamed returns a session's checkpoint called name (zero when none).
+func cpNamed(s *domain.Session, name string) domain.Checkpoint {
+	cp, _ := s.Checkpoints.Get(name)
+	return cp
 }

@@ -9,8 +9,8 @@ import (
 )
 
 func sortedCheckpoints(s *domain.Session) []domain.Checkpoint {
-	out := make([]domain.Checkpoint, 0, len(s.Checkpoints))
-	for _, cp := range s.Checkpoints {
+	out := make([]domain.Checkpoint, 0, s.Checkpoints.Len())
+	for cp := range s.Checkpoints.All() {
 		out = append(out, cp)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -104,7 +104,7 @@ func (c *call) resolveAt(id string, at At) (*domain.Session, error) {
 			return st.At(c.ctx, c.tenant, id, cm.Position)
 		}
 	}
-	cp, ok := head.Checkpoints[string(at)]
+	cp, ok := head.Checkpoints.Get(string(at))
 	if !ok {
 		return nil, domain.Errorf(domain.CodeNotFound, "checkpoint %q not found", string(at))
 	}

@@ -139,7 +139,7 @@ func (s *Service) checkpointCreate(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	cp := res.Session.Checkpoints[req.Name]
+	cp, _ := res.Session.Checkpoints.Get(req.Name)
 	return CheckpointReply{Checkpoint: checkpointView(cp), Position: res.Position, Replayed: res.Replayed}, nil
 }
 
@@ -154,7 +154,7 @@ func (s *Service) checkpointDelete(c *call) (any, error) {
 	}
 	var old domain.Checkpoint
 	res, err := c.change(id, req.Mutation, func(s *domain.Session) (domain.Command, error) {
-		old = s.Checkpoints[req.Name]
+		old, _ = s.Checkpoints.Get(req.Name)
 		return domain.DeleteCheckpoint{Name: req.Name}, nil
 	})
 	if err != nil {

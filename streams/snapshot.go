@@ -113,7 +113,7 @@ func encodeSnapshot(s *domain.Session) ([]byte, error) {
 		doc.CacheEntries = append(doc.CacheEntries, e)
 		return true
 	})
-	for _, cp := range s.Checkpoints {
+	for cp := range s.Checkpoints.All() {
 		doc.Checkpoints = append(doc.Checkpoints, snapCheckpoint{
 			Name: cp.Name, Position: cp.Position, Note: cp.Note, Actor: cp.Actor,
 			Created: cp.CreatedAt.UnixNano(), At: cp.At,
@@ -144,14 +144,11 @@ func decodeSnapshot(b []byte) (*domain.Session, error) {
 		UpdatedAt: time.Unix(0, doc.UpdatedAt).UTC(), Tree: tree,
 		Position: doc.Position, Start: doc.Start, Version: doc.Version, LastHash: last,
 	}
-	if len(doc.Checkpoints) > 0 {
-		s.Checkpoints = map[string]domain.Checkpoint{}
-		for _, cp := range doc.Checkpoints {
-			s.Checkpoints[cp.Name] = domain.Checkpoint{
-				Name: cp.Name, Position: cp.Position, Note: cp.Note, Actor: cp.Actor,
-				CreatedAt: time.Unix(0, cp.Created).UTC(), At: cp.At,
-			}
-		}
+	for _, cp := range doc.Checkpoints {
+		s.Checkpoints = s.Checkpoints.With(domain.Checkpoint{
+			Name: cp.Name, Position: cp.Position, Note: cp.Note, Actor: cp.Actor,
+			CreatedAt: time.Unix(0, cp.Created).UTC(), At: cp.At,
+		})
 	}
 	if len(doc.RecentIDs) != len(doc.RecentPos) {
 		return nil, fmt.Errorf("snapshot: %d recent request ids with %d positions", len(doc.RecentIDs), len(doc.RecentPos))

@@ -3,6 +3,7 @@ package streams
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -64,7 +65,7 @@ func TestSnapshot_RoundTrip(t *testing.T) {
 	}
 	for name, pair := range map[string][2]any{
 		"meta":        {[]any{got.ID, got.Tenant, got.Owner, got.Status, got.Position, got.Start, got.Version, got.LastHash, got.CreatedAt, got.UpdatedAt, got.Tags, got.Origin}, []any{s.ID, s.Tenant, s.Owner, s.Status, s.Position, s.Start, s.Version, s.LastHash, s.CreatedAt, s.UpdatedAt, s.Tags, s.Origin}},
-		"checkpoints": {got.Checkpoints, s.Checkpoints},
+		"checkpoints": {slices.Collect(got.Checkpoints.All()), slices.Collect(s.Checkpoints.All())},
 		"notes":       {got.Notes, s.Notes},
 		"approvals":   {got.Approvals, s.Approvals},
 		"commits":     {got.Commits, s.Commits},
