@@ -36,18 +36,19 @@ func benchEvents(b *testing.B) int {
 	return 1_000_000
 }
 
-// benchStore fills a stream with n events without the service: 1,000
-// sessions written in bursts of 10 to 50 events, each over a working set of
-// 100 files in 10 directories with content from a pool of 1,000 stored
-// blobs, with a directory made, a file renamed or removed now and then, a
-// checkpoint every 100 events and a restore to a few events back every 250.
-// Events are decided with domain.Execute, encoded, and published
-// asynchronously in order, so each one's position is known in advance.
-func benchStore(b *testing.B, env *streamstest.Env, n int) {
+// benchStore fills a stream with n events without the service: sessions
+// (named s0000, s0001, ... in tenant bench) written in bursts of 10 to 50
+// events, each over a working set of files in 10 directories with content
+// from a pool of 1,000 stored blobs, with a directory made, a file renamed
+// or removed now and then, a checkpoint every 100 events and a restore to a
+// few events back every 250. Events are decided with domain.Execute,
+// encoded, and published asynchronously in order, so each one's position
+// is known in advance.
+func benchStore(b *testing.B, env *streamstest.Env, n, sessions, files int) {
 	b.Helper()
 	ctx := context.Background()
 	js := env.Store.JetStream()
-	const sessions, files, pool = 1000, 100, 1000
+	const pool = 1000
 	var blobs [pool]domain.Hash
 	var sizes [pool]int64
 	for i := range pool {
@@ -139,15 +140,16 @@ func benchStore(b *testing.B, env *streamstest.Env, n int) {
 				publish(x, domain.CreateCheckpoint{Name: "cp" + strconv.FormatUint(v, 10)}, actor)
 			case v%97 == 0:
 				publish(x, domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpMkdir, Path: fmt.Sprintf("extra/d%d", v)}}}, actor)
-			case v%53 == 0 && x.s.Tree.Lookup(fmt.Sprintf("dir%d/file%d.go", v%10, v%files)) != nil:
-				p := fmt.Sprintf("dir%d/file%d.go", v%10, v%files)
+			case v%53 == 0 && x.s.Tree.Lookup(fmt.Sprintf("dir%d/file%d.go", v%10, v%uint64(files))) != nil &&
+				x.s.Tree.Lookup(fmt.Sprintf("dir%d/file%d.go.old", v%10, v%uint64(files))) == nil:
+				p := fmt.Sprintf("dir%d/file%d.go", v%10, v%uint64(files))
 				publish(x, domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpRename, Path: p, To: p + ".old"}}}, actor)
-			case v%61 == 0 && x.s.Tree.Lookup(fmt.Sprintf("dir%d/file%d.go", v%10, v%files)) != nil:
-				publish(x, domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpRemove, Path: fmt.Sprintf("dir%d/file%d.go", v%10, v%files)}}}, actor)
+			case v%61 == 0 && x.s.Tree.Lookup(fmt.Sprintf("dir%d/file%d.go", v%10, v%uint64(files))) != nil:
+				publish(x, domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpRemove, Path: fmt.Sprintf("dir%d/file%d.go", v%10, v%uint64(files))}}}, actor)
 			default:
 				k := (v*7 + uint64(i)) % pool
 				publish(x, domain.ChangeFiles{Ops: []domain.FileOp{{
-					Kind: domain.OpWrite, Path: fmt.Sprintf("dir%d/file%d.go", v%10, (v*13)%files), Content: blobs[k], Size: sizes[k],
+					Kind: domain.OpWrite, Path: fmt.Sprintf("dir%d/file%d.go", v%10, (v*13)%uint64(files)), Content: blobs[k], Size: sizes[k],
 				}}}, actor)
 			}
 		}
@@ -171,8 +173,8 @@ func cpuTime() time.Duration {
 // rawNext is a baseline: one ordered consumer over the whole event stream,
 // read with the iterator (Messages, then Next until all n arrived), that
 // reads every message's data and metadata and does nothing with them.
-func rawNext(ctx context.Context, js jetstream.JetStream, n int) (int, error) {
-	c, err := rawConsumer(ctx, js)
+func rawNext(ctx context.Context, js jetstream.JetStream, filter string, n int) (int, error) {
+	c, err := rawConsumer(ctx, js, filter)
 	if err != nil {
 		return 0, err
 	}
@@ -197,8 +199,8 @@ func rawNext(ctx context.Context, js jetstream.JetStream, n int) (int, error) {
 
 // rawConsume is the other baseline: the same consumer read with a
 // callback (Consume), which spares the iterator's per-message timers.
-func rawConsume(ctx context.Context, js jetstream.JetStream, n int) (int, error) {
-	c, err := rawConsumer(ctx, js)
+func rawConsume(ctx context.Context, js jetstream.JetStream, filter string, n int) (int, error) {
+	c, err := rawConsumer(ctx, js, filter)
 	if err != nil {
 		return 0, err
 	}
@@ -229,69 +231,34 @@ func rawConsume(ctx context.Context, js jetstream.JetStream, n int) (int, error)
 	}
 }
 
-func rawConsumer(ctx context.Context, js jetstream.JetStream) (jetstream.Consumer, error) {
+func rawConsumer(ctx context.Context, js jetstream.JetStream, filter string) (jetstream.Consumer, error) {
 	s, err := js.Stream(ctx, streams.EventStream)
 	if err != nil {
 		return nil, err
 	}
-	return s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{AllFilter}})
+	return s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
 }
 
-// BenchmarkReader_Verify1M compares, in one run over the same stream, two
-// raw ordered consumers (iterator and callback) with Verify (versions, hash
-// chains, every blob, every Merkle root recomputed by domain.Evolve) on
-// GOMAXPROCS workers and on one. Each iteration runs the four passes back
-// to back; the metrics are events per second of the median pass of each
-// kind, and the ratios of the verify passes to the faster raw one. The
-// garbage collector runs as under the audit commands (TuneGC: GOGC 400
-// unless the GOGC variable says otherwise), for the raw passes too.
-//
-//	go test ./audit -run '^$' -bench Verify1M -benchtime 5x -timeout 60m
-func BenchmarkReader_Verify1M(b *testing.B) {
-	n := benchEvents(b)
-	gc := TuneGC()
-	defer debug.SetGCPercent(debug.SetGCPercent(100))
-	env := streamstest.Start(b)
-	start := time.Now()
-	benchStore(b, env, n)
-	b.Logf("stored %d events in %v", n, time.Since(start).Round(time.Millisecond))
-	ctx := context.Background()
-	r, err := Open(ctx, env.NC, Streams{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	type pass struct {
-		name  string
-		run   func() error
-		times []time.Duration
-		cpu   time.Duration
-	}
-	var rep *Report
-	verify := func(workers int) func() error {
-		return func() error {
-			r.Workers = workers
-			if rep, err = r.Verify(ctx, Scope{}); err != nil || !rep.OK() || rep.Events != n {
-				return fmt.Errorf("verify: %v, %+v", err, rep)
-			}
-			return nil
-		}
-	}
-	raw := func(scan func(context.Context, jetstream.JetStream, int) (int, error)) func() error {
-		return func() error {
-			_, err := scan(ctx, env.Store.JetStream(), n)
-			return err
-		}
-	}
-	passes := []*pass{
-		{name: "raw-next", run: raw(rawNext)},
-		{name: "raw-consume", run: raw(rawConsume)},
-		{name: "verify", run: verify(runtime.GOMAXPROCS(0))},
-		{name: "verify1", run: verify(1)},
-	}
-	// STRAND_AUDIT_BENCH_PROFILE=FILE writes a CPU profile of the first
-	// verify pass on GOMAXPROCS workers.
+// benchPass is one kind of pass over the stored events, run once per
+// benchmark iteration.
+type benchPass struct {
+	name  string
+	raw   bool // a baseline
+	run   func() error
+	times []time.Duration
+	cpu   time.Duration
+}
+
+// runPasses runs every pass once per iteration, back to back, and reports
+// events per second of the median pass of each kind, CPU time per event
+// (the embedded server's included), and each other pass's ratio to the
+// faster raw one. profileName names the pass that STRAND_AUDIT_BENCH_PROFILE
+// profiles (its first run).
+func runPasses(b *testing.B, n int, passes []*benchPass, profileName string) {
+	b.Helper()
 	var profile *os.File
 	if path := os.Getenv("STRAND_AUDIT_BENCH_PROFILE"); path != "" {
+		var err error
 		if profile, err = os.Create(path); err != nil {
 			b.Fatal(err)
 		}
@@ -300,7 +267,7 @@ func BenchmarkReader_Verify1M(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		for _, p := range passes {
-			if profile != nil && p.name == "verify" {
+			if profile != nil && p.name == profileName {
 				if err := pprof.StartCPUProfile(profile); err != nil {
 					b.Fatal(err)
 				}
@@ -311,7 +278,7 @@ func BenchmarkReader_Verify1M(b *testing.B) {
 			}
 			p.cpu += cpuTime() - c
 			p.times = append(p.times, time.Since(t))
-			if profile != nil && p.name == "verify" {
+			if profile != nil && p.name == profileName {
 				pprof.StopCPUProfile()
 				profile = nil
 			}
@@ -326,18 +293,118 @@ func BenchmarkReader_Verify1M(b *testing.B) {
 		}
 		return (ds[len(ds)/2-1] + ds[len(ds)/2]) / 2
 	}
-	rate := func(p *pass) float64 { return float64(n) / median(p.times).Seconds() }
-	best := max(rate(passes[0]), rate(passes[1]))
+	rate := func(p *benchPass) float64 { return float64(n) / median(p.times).Seconds() }
+	best := 0.0
+	for _, p := range passes {
+		if p.raw {
+			best = max(best, rate(p))
+		}
+	}
 	b.ReportMetric(0, "ns/op")
 	for _, p := range passes {
 		b.ReportMetric(rate(p), p.name+"-ev/s")
 		b.ReportMetric(float64(p.cpu.Nanoseconds())/float64(n*len(p.times)), p.name+"-cpu-ns/ev")
+		if !p.raw {
+			b.ReportMetric(rate(p)/best, p.name+"-ratio")
+		}
 	}
-	b.ReportMetric(rate(passes[2])/best, "ratio")
-	b.ReportMetric(rate(passes[3])/best, "ratio1")
-	b.Logf("%d events, %d blobs, %d rebuilds, GOMAXPROCS %d, GOGC %d; medians of %d passes:", n, rep.Blobs, rep.Rebuilds, runtime.GOMAXPROCS(0), gc, len(passes[0].times))
+	b.Logf("%d events, GOMAXPROCS %d, GOGC %d; medians of %d passes:", n, runtime.GOMAXPROCS(0), debug.SetGCPercent(-1), len(passes[0].times))
+	debug.SetGCPercent(TuneGC())
 	for _, p := range passes {
-		b.Logf("  %-12s %8.0f ev/s  (%.2f of the faster raw)  CPU %5.0f ns/ev  passes %v", p.name, rate(p), rate(p)/best,
+		b.Logf("  %-16s %8.0f ev/s  %.2f of the faster raw  CPU %5.0f ns/ev  passes %v", p.name, rate(p), rate(p)/best,
 			float64(p.cpu.Nanoseconds())/float64(n*len(p.times)), p.times)
 	}
+}
+
+func rawPasses(ctx context.Context, js jetstream.JetStream, filter string, n int) []*benchPass {
+	raw := func(scan func(context.Context, jetstream.JetStream, string, int) (int, error)) func() error {
+		return func() error {
+			_, err := scan(ctx, js, filter, n)
+			return err
+		}
+	}
+	return []*benchPass{
+		{name: "raw-next", raw: true, run: raw(rawNext)},
+		{name: "raw-consume", raw: true, run: raw(rawConsume)},
+	}
+}
+
+// BenchmarkReader_Replay1M replays one session of a million events, as
+// `strand audit replay` and Reader.State do: every event decoded, its
+// version, hash chain and restore or fork target checked and folded into
+// the session's state (domain.Fold), and the root of the state handed out
+// compared with the one its event records. It is compared, in the same
+// run, with the two raw ordered consumers over the same subject, and with
+// Verify of the same session, which compares every event's root.
+//
+//	go test ./audit -run '^$' -bench Replay1M -benchtime 5x -timeout 60m
+func BenchmarkReader_Replay1M(b *testing.B) {
+	n := benchEvents(b)
+	TuneGC()
+	defer debug.SetGCPercent(100)
+	env := streamstest.Start(b)
+	start := time.Now()
+	benchStore(b, env, n, 1, 1000)
+	b.Logf("stored %d events of one session in %v", n, time.Since(start).Round(time.Millisecond))
+	ctx := context.Background()
+	r, err := Open(ctx, env.NC, Streams{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const tenant, session = "bench", "s0000"
+	passes := append(rawPasses(ctx, env.Store.JetStream(), EventSubject(tenant, session), n),
+		&benchPass{name: "replay", run: func() error {
+			s, err := r.State(ctx, tenant, session, 0)
+			if err == nil && s.Version != uint64(n) {
+				err = fmt.Errorf("replayed %d events, want %d", s.Version, n)
+			}
+			return err
+		}},
+		&benchPass{name: "verify", run: func() error {
+			rep, err := r.Verify(ctx, Scope{Tenant: tenant, Session: session})
+			if err == nil && (!rep.OK() || rep.Events != n) {
+				err = fmt.Errorf("verify: %+v", rep)
+			}
+			return err
+		}},
+	)
+	runPasses(b, n, passes, "replay")
+}
+
+// BenchmarkReader_Verify1M compares, in one run over a stream of a million
+// events of 1,000 sessions, the two raw ordered consumers over the whole
+// stream with Verify of everything (versions, hash chains, every blob,
+// every event's root recomputed by domain.Evolve) on GOMAXPROCS workers and
+// on one. The garbage collector runs as under the audit commands (TuneGC:
+// GOGC 400 unless the GOGC variable says otherwise), for the raw passes too.
+//
+//	go test ./audit -run '^$' -bench Verify1M -benchtime 5x -timeout 60m
+func BenchmarkReader_Verify1M(b *testing.B) {
+	n := benchEvents(b)
+	TuneGC()
+	defer debug.SetGCPercent(100)
+	env := streamstest.Start(b)
+	start := time.Now()
+	benchStore(b, env, n, 1000, 100)
+	b.Logf("stored %d events in %v", n, time.Since(start).Round(time.Millisecond))
+	ctx := context.Background()
+	r, err := Open(ctx, env.NC, Streams{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	verify := func(workers int) func() error {
+		return func() error {
+			r.Workers = workers
+			rep, err := r.Verify(ctx, Scope{})
+			if err == nil && (!rep.OK() || rep.Events != n) {
+				err = fmt.Errorf("verify: %+v", rep)
+			}
+			return err
+		}
+	}
+	passes := append(rawPasses(ctx, env.Store.JetStream(), AllFilter, n),
+		&benchPass{name: "verify", run: verify(runtime.GOMAXPROCS(0))},
+		&benchPass{name: "verify1", run: verify(1)},
+	)
+	runPasses(b, n, passes, "verify")
 }

@@ -25,12 +25,18 @@ type pastRing struct {
 	ring []stateEntry // sorted by position from next on, wrapping around
 	next int
 	last uint64 // the highest position in the ring
-	side map[stateKey]*domain.Session
+	side map[stateKey]pastState
+}
+
+// pastState is a state and the root its event records.
+type pastState struct {
+	s    *domain.Session
+	root domain.Hash
 }
 
 type stateEntry struct {
 	key stateKey
-	s   *domain.Session
+	pastState
 }
 
 // maxSideStates bounds the states kept out of order.
@@ -41,13 +47,13 @@ func newPastRing(capacity int) *pastRing {
 	return &pastRing{ring: make([]stateEntry, 0, capacity)}
 }
 
-func (st *pastRing) add(k stateKey, s *domain.Session) {
+func (st *pastRing) add(k stateKey, s pastState) {
 	if k.position <= st.last {
 		if _, ok := st.get(k); ok {
 			return
 		}
 		if st.side == nil || len(st.side) >= maxSideStates {
-			st.side = map[stateKey]*domain.Session{}
+			st.side = map[stateKey]pastState{}
 		}
 		st.side[k] = s
 		return
@@ -61,12 +67,12 @@ func (st *pastRing) add(k stateKey, s *domain.Session) {
 	st.next = (st.next + 1) % len(st.ring)
 }
 
-func (st *pastRing) get(k stateKey) (*domain.Session, bool) {
+func (st *pastRing) get(k stateKey) (pastState, bool) {
 	n := len(st.ring)
 	at := func(j int) *stateEntry { return &st.ring[(st.next+j)%n] }
 	if j := sort.Search(n, func(j int) bool { return at(j).key.position >= k.position }); j < n {
 		if e := at(j); e.key == k {
-			return e.s, true
+			return e.pastState, true
 		}
 	}
 	s, ok := st.side[k]

@@ -9,9 +9,9 @@ import (
 func TestPastRing(t *testing.T) {
 	r := newPastRing(2)
 	s1, s2, s3 := &domain.Session{Position: 1}, &domain.Session{Position: 2}, &domain.Session{Position: 3}
-	r.add(stateKey{"a", 1}, s1)
-	r.add(stateKey{"b", 2}, s2)
-	r.add(stateKey{"a", 3}, s3) // evicts position 1, the oldest
+	r.add(stateKey{"a", 1}, pastState{s: s1})
+	r.add(stateKey{"b", 2}, pastState{s: s2})
+	r.add(stateKey{"a", 3}, pastState{s: s3}) // evicts position 1, the oldest
 	for _, tc := range []struct {
 		key  stateKey
 		want *domain.Session
@@ -22,7 +22,7 @@ func TestPastRing(t *testing.T) {
 		{stateKey{"b", 3}, nil}, // a position belongs to one subject
 	} {
 		got, ok := r.get(tc.key)
-		if got != tc.want || ok != (tc.want != nil) {
+		if got.s != tc.want || ok != (tc.want != nil) {
 			t.Errorf("get(%v) = %v, %v; want %v", tc.key, got, ok, tc.want)
 		}
 	}
@@ -30,12 +30,12 @@ func TestPastRing(t *testing.T) {
 	t.Run("Wrapped", func(t *testing.T) {
 		r := newPastRing(5)
 		for p := uint64(10); p <= 100; p += 10 { // 60..100 stay, wrapped around
-			r.add(stateKey{"a", p}, &domain.Session{Position: p})
+			r.add(stateKey{"a", p}, pastState{s: &domain.Session{Position: p}})
 		}
 		for p := uint64(0); p <= 110; p += 5 {
 			got, ok := r.get(stateKey{"a", p})
 			want := p >= 60 && p <= 100 && p%10 == 0
-			if ok != want || (ok && got.Position != p) {
+			if ok != want || (ok && got.s.Position != p) {
 				t.Errorf("get(a, %d) = %v, %v; want found %v", p, got, ok, want)
 			}
 		}
@@ -44,10 +44,10 @@ func TestPastRing(t *testing.T) {
 	t.Run("OutOfOrder", func(t *testing.T) {
 		// A nested replay adds older states: kept aside, found, bounded.
 		r := newPastRing(4)
-		r.add(stateKey{"a", 100}, &domain.Session{Position: 100})
-		old := &domain.Session{Position: 7}
+		r.add(stateKey{"a", 100}, pastState{s: &domain.Session{Position: 100}})
+		old := pastState{s: &domain.Session{Position: 7}, root: domain.Sum([]byte("7"))}
 		r.add(stateKey{"b", 7}, old)
-		r.add(stateKey{"a", 100}, &domain.Session{Position: 100}) // again: kept once
+		r.add(stateKey{"a", 100}, pastState{s: &domain.Session{Position: 100}}) // again: kept once
 		if got, ok := r.get(stateKey{"b", 7}); !ok || got != old {
 			t.Errorf("get(b, 7) = %v, %v; want the state added out of order", got, ok)
 		}

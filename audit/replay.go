@@ -17,7 +17,10 @@ type history struct {
 	// parent's history counts only up to its fork point.
 	upTo uint64
 	// state is the session after its last good event; nil before the first.
-	state   *domain.Session
+	state *domain.Session
+	// root is the root that event records (checked against state's tree
+	// at once by Verify, when handed out by a replay).
+	root    domain.Hash
 	last    uint64 // position of the last event seen
 	events  int
 	finding *Finding // the first problem; later events are not replayed
@@ -53,6 +56,11 @@ type replayer struct {
 	// rebuilds counts states rebuilt because they had been dropped
 	// (shared with nested replayers).
 	rebuilds *int
+	// fold, for a replay, skips the comparison of every event's recorded
+	// root with the replayed tree (domain.Fold instead of domain.Evolve):
+	// only the states handed out are compared (checkRoot). Verify compares
+	// every one.
+	fold bool
 }
 
 func (r *Reader) newReplayer(ctx context.Context, pastStates int) *replayer {
@@ -111,7 +119,10 @@ func (p *replayer) apply(rec *Record) error {
 		h.fail(rec, 0, KindVersion, "position %d does not follow position %d", rec.Position, h.last)
 		return nil
 	}
-	ev, err := domain.DecodeEvent(rec.Body)
+	if !rec.ready {
+		rec.prepare()
+	}
+	ev, err := rec.event, rec.decodeErr
 	if err != nil {
 		h.fail(rec, 0, KindDecode, "body is not an event envelope: %s", errText(err))
 		return nil
@@ -176,11 +187,20 @@ func (p *replayer) apply(rec *Record) error {
 	if p.blobs != nil {
 		p.checkBlobs(h, rec, ev)
 	}
-	hash := rec.Hash()
+	hash := rec.hash
 	if h.past == nil {
 		h.past = func(pos uint64) (*domain.Session, error) { return p.stateAt(h.subject, pos) }
 	}
-	n, err := domain.Evolve(base, ev, rec.Position, hash, h.past)
+	root, ok := domain.HashFromBytes(ev.Root)
+	if !ok {
+		h.fail(rec, ev.Version, KindRoot, "root is %d bytes, not a SHA-256", len(ev.Root))
+		return nil
+	}
+	evolve := domain.Evolve
+	if p.fold {
+		evolve = domain.Fold
+	}
+	n, err := evolve(base, ev, rec.Position, hash, h.past)
 	if err != nil {
 		if p.ctx.Err() != nil {
 			return p.ctx.Err()
@@ -203,8 +223,8 @@ func (p *replayer) apply(rec *Record) error {
 	if p.observe != nil {
 		p.observe(h, rec, ev, base, n)
 	}
-	h.state = n
-	p.past.add(stateKey{h.subject, rec.Position}, n)
+	h.state, h.root = n, root
+	p.past.add(stateKey{h.subject, rec.Position}, pastState{n, root})
 	return nil
 }
 
@@ -275,19 +295,55 @@ func (e *readError) Unwrap() error { return e.err }
 
 // stateAt returns a history's state at one of its positions: the current
 // one, a remembered one, or one rebuilt by replaying the history again.
+// The state may not have been compared with its recorded root yet (see
+// checked).
 func (p *replayer) stateAt(subject string, pos uint64) (*domain.Session, error) {
+	ps, err := p.pastState(subject, pos)
+	return ps.s, err
+}
+
+func (p *replayer) pastState(subject string, pos uint64) (pastState, error) {
 	if h := p.hists[subject]; h != nil {
 		if h.state != nil && h.state.Position == pos {
-			return h.state, nil
+			return pastState{h.state, h.root}, nil
 		}
 		if h.finding != nil && h.finding.Position <= pos {
-			return nil, &BrokenError{Finding: *h.finding}
+			return pastState{}, &BrokenError{Finding: *h.finding}
 		}
 	}
-	if s, ok := p.past.get(stateKey{subject, pos}); ok {
-		return s, nil
+	if ps, ok := p.past.get(stateKey{subject, pos}); ok {
+		return ps, nil
 	}
-	return p.rebuild(subject, pos)
+	s, err := p.rebuild(subject, pos)
+	if err != nil {
+		return pastState{}, err
+	}
+	return pastState{s, s.Tree.Hash()}, nil // rebuild's result was checked
+}
+
+// checked returns a state to hand out after comparing its tree with the
+// root its event records, which a fold left for now.
+func (p *replayer) checked(subject string, ps pastState) (*domain.Session, error) {
+	if !p.fold {
+		return ps.s, nil
+	}
+	if got := ps.s.Tree.Hash(); got != ps.root {
+		tenant, session, _ := splitSubject(subject)
+		return nil, &BrokenError{Finding: Finding{
+			Tenant: tenant, Session: session, Position: ps.s.Position, Version: ps.s.Version, Kind: KindRoot,
+			Message: fmt.Sprintf("replay gives root %s, the event records %s (audit verify names the first event that differs)", short(got), short(ps.root)),
+		}}
+	}
+	return ps.s, nil
+}
+
+// checkedAt is stateAt for a state to hand out.
+func (p *replayer) checkedAt(subject string, pos uint64) (*domain.Session, error) {
+	ps, err := p.pastState(subject, pos)
+	if err != nil {
+		return nil, err
+	}
+	return p.checked(subject, ps)
 }
 
 // rebuild replays a history (and its ancestors up to their fork points)
@@ -309,7 +365,8 @@ func (p *replayer) rebuild(subject string, pos uint64) (*domain.Session, error) 
 		return nil, err
 	}
 	*p.rebuilds++
-	child := &replayer{r: p.r, ctx: p.ctx, hists: map[string]*history{}, past: p.past, limits: map[string]uint64{}, depth: p.depth + 1, rebuilds: p.rebuilds}
+	child := &replayer{r: p.r, ctx: p.ctx, hists: map[string]*history{}, past: p.past, limits: map[string]uint64{},
+		depth: p.depth + 1, rebuilds: p.rebuilds, fold: p.fold}
 	filters := make([]string, 0, len(links))
 	for _, l := range links {
 		child.limits[l.subject] = l.upTo
@@ -321,7 +378,8 @@ func (p *replayer) rebuild(subject string, pos uint64) (*domain.Session, error) 
 	return child.result(subject, pos)
 }
 
-// result returns the state of a replayed history at pos (0: its last).
+// result returns the state of a replayed history at pos (0: its last),
+// compared with its recorded root.
 func (p *replayer) result(subject string, pos uint64) (*domain.Session, error) {
 	h := p.hists[subject]
 	if h == nil {
@@ -334,12 +392,12 @@ func (p *replayer) result(subject string, pos uint64) (*domain.Session, error) {
 		return nil, domain.ErrSessionNotFound
 	}
 	if pos != 0 && h.state.Position != pos {
-		if s, ok := p.past.get(stateKey{subject, pos}); ok {
-			return s, nil
+		if ps, ok := p.past.get(stateKey{subject, pos}); ok {
+			return p.checked(subject, ps)
 		}
 		return nil, domain.ErrPositionUnknown
 	}
-	return h.state, nil
+	return p.checked(subject, pastState{h.state, h.root})
 }
 
 // BrokenError is returned when a state cannot be rebuilt because its

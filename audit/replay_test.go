@@ -8,9 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/strand-dev/strand/audit"
 	"github.com/strand-dev/strand/domain"
@@ -72,6 +75,28 @@ func TestReader_State(t *testing.T) {
 		// Before the damage the history is still good.
 		if _, err := br.State(ctx, "acme", f.A, f.pos["A.big"]); err != nil {
 			t.Fatalf("before the damage: %v", err)
+		}
+	})
+	t.Run("WrongRoot", func(t *testing.T) {
+		// A replay compares the root of the state it hands out, not of
+		// every event: a head whose recorded root was altered (no later
+		// event names its hash) is refused, the states before it are not.
+		at := f.pos["A.after"]
+		root := f.states[at].Tree.Hash()
+		copyStream(t, f.env.NC, "STRAND_EVENTS", "WRONGROOT_EVENTS", func(seq uint64, m *nats.Msg) []*nats.Msg {
+			if seq == at {
+				m.Data = flip(t, m.Data, string(root[:]))
+			}
+			return []*nats.Msg{m}
+		})
+		br := f.reader(t, audit.Streams{Events: "WRONGROOT_EVENTS"})
+		var be *audit.BrokenError
+		_, err := br.State(ctx, "acme", f.A, 0)
+		if !errors.As(err, &be) || be.Finding.Position != at || be.Finding.Kind != audit.KindRoot {
+			t.Fatalf("head with an altered root: got %v, want broken at %d (root)", err, at)
+		}
+		if got, err := br.StateAt(ctx, "acme", f.A, strconv.FormatUint(f.pos["A.batch"], 10)); err != nil || got.Tree.Hash() != f.states[f.pos["A.batch"]].Tree.Hash() {
+			t.Fatalf("before the altered head: %v, %v", got, err)
 		}
 	})
 }

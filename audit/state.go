@@ -8,8 +8,11 @@ import (
 )
 
 // replayLineage replays a session's lineage up to position upTo (0: its
-// last event), checking every event as Verify does except for blobs, and
-// returns the replayer, so that callers can ask it for more states.
+// last event), checking every event as Verify does except for blobs and
+// recorded roots, and returns the replayer, so that callers can ask it for
+// more states. Roots are compared for the states it hands out (result,
+// checkedAt): a tree's hash is computed when first asked for, so the roots
+// in between are never computed.
 func (r *Reader) replayLineage(ctx context.Context, tenant, session string, upTo uint64,
 	observe func(*history, *Record, *domain.Event, *domain.Session, *domain.Session)) (*replayer, error) {
 	links, err := r.lineage(ctx, tenant, session, upTo)
@@ -17,16 +20,70 @@ func (r *Reader) replayLineage(ctx context.Context, tenant, session string, upTo
 		return nil, err
 	}
 	p := r.newReplayer(ctx, r.PastStates)
-	p.limits, p.observe = map[string]uint64{}, observe
+	p.limits, p.observe, p.fold = map[string]uint64{}, observe, true
 	filters := make([]string, 0, len(links))
 	for _, l := range links {
 		p.limits[l.subject] = l.upTo
 		filters = append(filters, l.subject)
 	}
-	if err := r.scan(ctx, scanOpts{filters: filters, upTo: upTo}, p.apply); err != nil {
+	if err := p.scanPipelined(ctx, scanOpts{filters: filters, upTo: upTo}); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// scanPipelined is scan with the replayer's apply on a goroutine of its
+// own: the reading goroutine decodes and hashes each record and hands them
+// over in batches, so that one history's replay keeps two cores busy.
+func (p *replayer) scanPipelined(ctx context.Context, o scanOpts) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	orig := p.ctx
+	p.ctx = ctx // nested rebuilds end with the scan
+	defer func() { p.ctx = orig }()
+	batches := make(chan []*Record, 16)
+	var applyErr error
+	folded := make(chan struct{})
+	go func() {
+		defer close(folded)
+		for batch := range batches {
+			for _, rec := range batch {
+				if applyErr != nil {
+					break // drain
+				}
+				if applyErr = p.apply(rec); applyErr != nil {
+					cancel() // a failure to read ends the scan
+				}
+			}
+		}
+	}()
+	const size = 256
+	batch := make([]*Record, 0, size)
+	send := func() error {
+		select {
+		case batches <- batch:
+			batch = make([]*Record, 0, size)
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	err := p.r.scan(ctx, o, func(rec *Record) error {
+		rec.prepare()
+		if batch = append(batch, rec); len(batch) == size {
+			return send()
+		}
+		return nil
+	})
+	if err == nil && len(batch) > 0 {
+		err = send()
+	}
+	close(batches)
+	<-folded
+	if applyErr != nil {
+		return applyErr
+	}
+	return err
 }
 
 // State returns a session as it was at a position of its history (0: its
@@ -66,12 +123,12 @@ func (r *Reader) StateAt(ctx context.Context, tenant, session, at string) (*doma
 	if !ok {
 		return nil, domain.Errorf(domain.CodeNotFound, "%q is neither a position, a checkpoint nor a commit of %s", at, session)
 	}
-	return p.stateAt(subject, pos)
+	return p.checkedAt(subject, pos)
 }
 
 // resolveName finds a checkpoint or commit of a session by name or id.
 func resolveName(s *domain.Session, name string) (uint64, bool) {
-	if cp, ok := s.Checkpoints[name]; ok {
+	if cp, ok := s.Checkpoints.Get(name); ok {
 		return cp.Position, true
 	}
 	for _, c := range s.Commits {
