@@ -131,7 +131,7 @@ func (r *Reader) Verify(ctx context.Context, scope Scope, anchors ...Head) (*Rep
 		p := r.newReplayer(ctx, r.PastStates)
 		p.limits, p.blobs, p.anchors = limits, blobs, anchorSet
 		reps = append(reps, p)
-		err = r.scan(ctx, o, p.apply)
+		err = p.scanPipelined(ctx, o)
 	} else {
 		reps, err = r.verifyParallel(ctx, o, workers, blobs, anchorSet)
 	}
@@ -303,6 +303,7 @@ func (r *Reader) verifyParallel(ctx context.Context, o scanOpts, workers int, bl
 			w = route(rec, family, workers)
 			family[rec.Subject] = w
 		}
+		rec.prepare() // here, while the workers fold
 		pending[w] = append(pending[w], rec)
 		if len(pending[w]) >= dispatchBatch && !send(w) {
 			return ctx.Err()
