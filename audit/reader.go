@@ -353,7 +353,18 @@ func (r *Reader) scanOnce(ctx context.Context, o scanOpts, fn func(*Record) erro
 			end(false, nil)
 		}
 	}
-	cc, err := cons.Consume(handler, jetstream.PullMaxMessages(4096))
+	// A closed connection ends the scan at once (other errors make the
+	// ordered consumer start over where it was, or show as silence).
+	closed := make(chan error, 1)
+	onErr := func(_ jetstream.ConsumeContext, err error) {
+		if errors.Is(err, jetstream.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionClosed) {
+			select {
+			case closed <- err:
+			default:
+			}
+		}
+	}
+	cc, err := cons.Consume(handler, jetstream.PullMaxMessages(4096), jetstream.ConsumeErrHandler(onErr))
 	if err != nil {
 		return 0, false, fmt.Errorf("consume %s: %w", r.names.Events, err)
 	}
@@ -380,6 +391,8 @@ func (r *Reader) scanOnce(ctx context.Context, o scanOpts, fn func(*Record) erro
 			return last, done, result
 		case <-ctx.Done():
 			return stop(ctx.Err())
+		case err := <-closed:
+			return stop(fmt.Errorf("read %s: %w", r.names.Events, err))
 		case <-tick.C:
 		}
 		if n := progress.Load(); n != seen {
