@@ -112,7 +112,8 @@ func TestStore_ReadYourWritesOnAFollower(t *testing.T) {
 	}
 
 	// Every write is in the history, once, in order: replay on a fresh
-	// store (no cache) checks every recorded root.
+	// store (no cache) checks the chain of every event and the head's
+	// recorded root.
 	fresh, err := streams.Open(ctx, c.Connect(t, followers[0]), cfg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
@@ -343,5 +345,52 @@ func TestStore_ForkChainLoadsCold(t *testing.T) {
 		if got.Tree.Hash() != want[i] || got.Tree.Lookup(fmt.Sprintf("level%d", i)) == nil {
 			t.Fatalf("fork depth %d: root %s, want %s", i, got.Tree.Hash(), want[i])
 		}
+	}
+}
+
+// TestStore_ReplayChecksRoot appends an event whose chain is right and
+// whose recorded root is not: a cold load folds without computing the roots
+// in between, and must still refuse the state whose root it cannot confirm.
+func TestStore_ReplayChecksRoot(t *testing.T) {
+	env := streamstest.Start(t)
+	ctx := context.Background()
+	g := &ids{}
+	s := create(t, env.Store, g, "acme")
+	var last streams.Result
+	for i := range 5 {
+		last = write(t, env.Store, g, s, fmt.Sprintf("f%d", i), "x")
+	}
+	head, err := env.Store.Head(ctx, "acme", s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, _, err := domain.Execute(head, domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpMkdir, Path: "forged"}}}, meta(g, "mallory"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.Root = bytes.Repeat([]byte{7}, 32)
+	body, err := ev.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg(streams.EventSubject("acme", s.ID))
+	m.Header.Set(streams.HeaderType, string(ev.Type))
+	m.Header.Set(streams.HeaderVersion, strconv.FormatUint(ev.Version, 10))
+	m.Data = body
+	if _, err := env.Store.JetStream().PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+
+	fresh, err := streams.Open(ctx, env.NC, streams.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if got, err := fresh.Head(ctx, "acme", s.ID); domain.ErrorCode(err) != domain.CodeInternal {
+		t.Fatalf("head after a forged root: %v, %v; want an internal error", got, err)
+	}
+	before, err := fresh.At(ctx, "acme", s.ID, last.Position)
+	if err != nil || before.Tree.Count() != 5 {
+		t.Fatalf("state before the forged event: %v, %v; want the 5 files", before, err)
 	}
 }
