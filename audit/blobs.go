@@ -13,7 +13,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/strand-dev/strand/domain"
 )
@@ -135,7 +134,7 @@ func (r *Reader) CopyBlob(ctx context.Context, h domain.Hash, w io.Writer) (int6
 		return int64(n), err
 	case blobChunks:
 		var idx chunkIndex
-		if err := msgpack.Unmarshal(m.Data, &idx); err != nil || len(idx.Chunks) != len(idx.Sizes) || len(idx.Chunks) == 0 {
+		if err := domain.DecodeMsgpack(m.Data, &idx); err != nil || len(idx.Chunks) != len(idx.Sizes) || len(idx.Chunks) == 0 {
 			return 0, bad("chunk index does not decode")
 		}
 		want, err := strconv.ParseInt(m.Header.Get(headerBlobSize), 10, 64)

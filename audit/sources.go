@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/strand-dev/strand/domain"
 )
@@ -85,7 +84,7 @@ func (r *Reader) SourceTree(ctx context.Context, tenant, source string, rev uint
 			return domain.Tree{}, fmt.Errorf("read source %s: %w", source, err)
 		}
 		var e domain.SourceEvent
-		if err := msgpack.Unmarshal(m.Data, &e); err != nil {
+		if err := domain.DecodeMsgpack(m.Data, &e); err != nil {
 			return domain.Tree{}, bad("event at %d does not decode", m.Sequence)
 		}
 		if src, err = domain.ApplySource(src, &e, m.Sequence); err != nil {
@@ -131,7 +130,7 @@ func (r *Reader) SourceTree(ctx context.Context, tenant, source string, rev uint
 
 func decodeTree(b []byte) (domain.Tree, error) {
 	var doc treeDoc
-	if err := msgpack.Unmarshal(b, &doc); err != nil {
+	if err := domain.DecodeMsgpack(b, &doc); err != nil {
 		return domain.Tree{}, fmt.Errorf("does not decode: %w", err)
 	}
 	if doc.Format != treeFormat {

@@ -164,6 +164,7 @@ func TestReader_VerifyTampered(t *testing.T) {
 	mainV2 := domain.Sum([]byte("package main // v2\n"))
 	bTxt := domain.Sum([]byte("from B\n"))
 	bigChunk := domain.Sum([]byte(bigContent(3500, 1)[1000:2000]))
+	bigHash := domain.Sum([]byte(bigContent(3500, 1)))
 	cases := []tamper{
 		{
 			name:   "AlteredActor",
@@ -240,6 +241,19 @@ func TestReader_VerifyTampered(t *testing.T) {
 				return []*nats.Msg{m}
 			},
 			want: []want{{f.B, p["B.b"], audit.KindBlob}},
+		},
+		{
+			// An index that claims four billion chunks in ten bytes: a
+			// finding, not an attempt to allocate them.
+			name:   "LyingChunkIndex",
+			events: keep,
+			blobs: func(_ *testing.T, _ uint64, m *nats.Msg) []*nats.Msg {
+				if m.Subject == "strand.blob."+bigHash.String() {
+					m.Data = []byte{0x81, 0xa1, 'c', 0xdd, 0xff, 0xff, 0xff, 0xff}
+				}
+				return []*nats.Msg{m}
+			},
+			want: []want{{f.A, p["A.big"], audit.KindBlob}},
 		},
 		{
 			name:   "MissingSourceTree",

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/streams"
@@ -124,7 +123,7 @@ func (r *Runner) rawLoad(ctx context.Context, e *Env, id string, every, version,
 			Blob     []byte `msgpack:"b"`
 			Position uint64 `msgpack:"p"`
 		}
-		if err := msgpack.Unmarshal(entry.Value(), &ref); err != nil {
+		if err := domain.DecodeMsgpack(entry.Value(), &ref); err != nil {
 			return fmt.Errorf("snapshot reference: %w", err)
 		}
 		h, ok := domain.HashFromBytes(ref.Blob)

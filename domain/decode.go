@@ -43,6 +43,19 @@ func decodeEventLibrary(b []byte) (*Event, error) {
 	return &e, nil
 }
 
+// DecodeMsgpack decodes one MessagePack value into v with the library, once
+// its structure is checked as for an event (every length within the bytes
+// left, nesting at most 64 deep): for everything read back from a stream
+// (chunk indexes, snapshots, tree blobs), which a damaged or tampered store
+// may hold. Bytes after the value are ignored, as the library does.
+func DecodeMsgpack(b []byte, v any) error {
+	r := mpReader{b: b}
+	if !r.skip(0) {
+		return errMalformed
+	}
+	return msgpack.Unmarshal(b, v)
+}
+
 var errMalformed = errors.New("not a well-formed MessagePack value (truncated, a length beyond the end, an unused code, or nested deeper than 64)")
 
 var eventTypeNames = func() map[string]EventType {

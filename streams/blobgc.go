@@ -10,7 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/strand-dev/strand/domain"
 )
@@ -97,7 +96,7 @@ func (b *Blobs) keepSubject(ctx context.Context, m *nats.Msg) error {
 // DecodeChunkIndex returns the chunks of a chunked blob's index message.
 func DecodeChunkIndex(data []byte) ([]domain.Hash, error) {
 	var idx chunkIndex
-	if err := msgpack.Unmarshal(data, &idx); err != nil {
+	if err := domain.DecodeMsgpack(data, &idx); err != nil {
 		return nil, fmt.Errorf("decode chunk index: %w", err)
 	}
 	out := make([]domain.Hash, 0, len(idx.Chunks))
@@ -115,7 +114,7 @@ func DecodeChunkIndex(data []byte) ([]domain.Hash, error) {
 // SnapshotBucket) names.
 func SnapshotBlob(ref []byte) (domain.Hash, bool) {
 	var r snapshotRef
-	if err := msgpack.Unmarshal(ref, &r); err != nil {
+	if err := domain.DecodeMsgpack(ref, &r); err != nil {
 		return domain.Hash{}, false
 	}
 	return domain.HashFromBytes(r.Blob)
@@ -125,7 +124,7 @@ func SnapshotBlob(ref []byte) (domain.Hash, bool) {
 // revision's tree blob) names.
 func TreeBlobContents(body []byte) ([]domain.Hash, error) {
 	var doc treeDoc
-	if err := msgpack.Unmarshal(body, &doc); err != nil {
+	if err := domain.DecodeMsgpack(body, &doc); err != nil {
 		return nil, fmt.Errorf("decode tree: %w", err)
 	}
 	var out []domain.Hash

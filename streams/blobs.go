@@ -206,7 +206,7 @@ func blobInfo(h domain.Hash, m *StoredMsg) (BlobInfo, error) {
 		return BlobInfo{Hash: h, Size: int64(len(m.Data))}, nil
 	case blobChunks:
 		var idx chunkIndex
-		if err := msgpack.Unmarshal(m.Data, &idx); err != nil || len(idx.Chunks) != len(idx.Sizes) {
+		if err := domain.DecodeMsgpack(m.Data, &idx); err != nil || len(idx.Chunks) != len(idx.Sizes) {
 			return BlobInfo{}, domain.Wrap(fmt.Errorf("blob %s: bad chunk index", h), "read blob")
 		}
 		info := BlobInfo{Hash: h, Sizes: idx.Sizes}

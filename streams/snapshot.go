@@ -126,7 +126,7 @@ func encodeSnapshot(s *domain.Session) ([]byte, error) {
 
 func decodeSnapshot(b []byte) (*domain.Session, error) {
 	var doc snapshotDoc
-	if err := msgpack.Unmarshal(b, &doc); err != nil {
+	if err := domain.DecodeMsgpack(b, &doc); err != nil {
 		return nil, err
 	}
 	tree, err := entriesTree(doc.Entries)
@@ -217,7 +217,7 @@ func (st *Store) loadSnapshot(ctx context.Context, tenant, id string, version ui
 			continue
 		}
 		var ref snapshotRef
-		if err := msgpack.Unmarshal(entry.Value(), &ref); err != nil || ref.Format != snapshotFormat {
+		if err := domain.DecodeMsgpack(entry.Value(), &ref); err != nil || ref.Format != snapshotFormat {
 			continue
 		}
 		h, ok := domain.HashFromBytes(ref.Blob)

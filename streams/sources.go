@@ -83,7 +83,7 @@ func (st *Store) Source(ctx context.Context, tenant, name string) (*domain.Sourc
 			return nil, domain.Wrap(err, "read source")
 		}
 		var e domain.SourceEvent
-		if err := msgpack.Unmarshal(m.Data, &e); err != nil {
+		if err := domain.DecodeMsgpack(m.Data, &e); err != nil {
 			return nil, domain.Wrap(fmt.Errorf("source %s at %d: %w", name, m.Sequence, err), "decode source event")
 		}
 		if s, err = domain.ApplySource(s, &e, m.Sequence); err != nil {

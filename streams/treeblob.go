@@ -70,7 +70,7 @@ func encodeTree(t domain.Tree) ([]byte, error) {
 // the root it records.
 func decodeTree(b []byte) (domain.Tree, error) {
 	var doc treeDoc
-	if err := msgpack.Unmarshal(b, &doc); err != nil {
+	if err := domain.DecodeMsgpack(b, &doc); err != nil {
 		return domain.Tree{}, fmt.Errorf("decode tree: %w", err)
 	}
 	if doc.Format != treeFormat {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/streams"
@@ -371,7 +370,7 @@ func (c *Collector) markSources(ctx context.Context, named map[domain.Hash]bool,
 	err = scan(ctx, s, "", false, func(m jetstream.Msg, md *jetstream.MsgMetadata) error {
 		rep.SourceEvents++
 		var e domain.SourceEvent
-		if err := msgpack.Unmarshal(m.Data(), &e); err != nil {
+		if err := domain.DecodeMsgpack(m.Data(), &e); err != nil {
 			fence(fmt.Sprintf("source event at %d does not decode", md.Sequence.Stream))
 			return nil
 		}
