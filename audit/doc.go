@@ -12,7 +12,11 @@
 //     the whole content hashed), and the Merkle root that replay recomputes
 //     with domain.Evolve. Each broken history yields its first bad event.
 //   - State and WriteTree: a session at any position, written to a local
-//     directory with modes and symlinks, never outside it.
+//     directory with modes and symlinks, never outside it. A replay checks
+//     every event as Verify does except blobs and roots, folding with
+//     domain.Fold, and compares the root of the state it hands out: tree
+//     hashes are computed when first asked for, so the roots in between
+//     are never computed (docs/design/0008-replay-speed.md).
 //   - Log and Blame: the history as JSON-ready entries, and the changes of
 //     one path.
 //
