@@ -329,6 +329,24 @@ func rawPasses(ctx context.Context, js jetstream.JetStream, filter string, n int
 	}
 }
 
+// benchSetup sets the collector as the audit commands do (restored when
+// the benchmark ends), starts a server, stores the benchmark's events over
+// sessions of files each and opens a Reader on them.
+func benchSetup(b *testing.B, sessions, files int) (int, *streamstest.Env, *Reader) {
+	n := benchEvents(b)
+	TuneGC()
+	b.Cleanup(func() { debug.SetGCPercent(100) })
+	env := streamstest.Start(b)
+	start := time.Now()
+	benchStore(b, env, n, sessions, files)
+	b.Logf("stored %d events of %d sessions in %v", n, sessions, time.Since(start).Round(time.Millisecond))
+	r, err := Open(context.Background(), env.NC, Streams{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n, env, r
+}
+
 // BenchmarkReader_Replay1M replays one session of a million events, as
 // `strand audit replay` and Reader.State do: every event decoded, its
 // version, hash chain and restore or fork target checked and folded into
@@ -339,18 +357,8 @@ func rawPasses(ctx context.Context, js jetstream.JetStream, filter string, n int
 //
 //	go test ./audit -run '^$' -bench Replay1M -benchtime 5x -timeout 60m
 func BenchmarkReader_Replay1M(b *testing.B) {
-	n := benchEvents(b)
-	TuneGC()
-	defer debug.SetGCPercent(100)
-	env := streamstest.Start(b)
-	start := time.Now()
-	benchStore(b, env, n, 1, 1000)
-	b.Logf("stored %d events of one session in %v", n, time.Since(start).Round(time.Millisecond))
+	n, env, r := benchSetup(b, 1, 1000)
 	ctx := context.Background()
-	r, err := Open(ctx, env.NC, Streams{})
-	if err != nil {
-		b.Fatal(err)
-	}
 	const tenant, session = "bench", "s0000"
 	passes := append(rawPasses(ctx, env.Store.JetStream(), EventSubject(tenant, session), n),
 		&benchPass{name: "replay", run: func() error {
@@ -380,18 +388,8 @@ func BenchmarkReader_Replay1M(b *testing.B) {
 //
 //	go test ./audit -run '^$' -bench Verify1M -benchtime 5x -timeout 60m
 func BenchmarkReader_Verify1M(b *testing.B) {
-	n := benchEvents(b)
-	TuneGC()
-	defer debug.SetGCPercent(100)
-	env := streamstest.Start(b)
-	start := time.Now()
-	benchStore(b, env, n, 1000, 100)
-	b.Logf("stored %d events in %v", n, time.Since(start).Round(time.Millisecond))
+	n, env, r := benchSetup(b, 1000, 100)
 	ctx := context.Background()
-	r, err := Open(ctx, env.NC, Streams{})
-	if err != nil {
-		b.Fatal(err)
-	}
 	verify := func(workers int) func() error {
 		return func() error {
 			r.Workers = workers
