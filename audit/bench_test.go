@@ -382,8 +382,8 @@ func BenchmarkReader_Replay1M(b *testing.B) {
 // BenchmarkReader_Verify1M compares, in one run over a stream of a million
 // events of 1,000 sessions, the two raw ordered consumers over the whole
 // stream with Verify of everything (versions, hash chains, every blob,
-// every event's root recomputed by domain.Evolve) on GOMAXPROCS workers and
-// on one. The garbage collector runs as under the audit commands (TuneGC:
+// every event's root recomputed by domain.Evolve) on the default number of
+// workers (DefaultWorkers) and on one per CPU. The garbage collector runs as under the audit commands (TuneGC:
 // GOGC 400 unless the GOGC variable says otherwise), for the raw passes too.
 //
 //	go test ./audit -run '^$' -bench Verify1M -benchtime 5x -timeout 60m
@@ -401,8 +401,8 @@ func BenchmarkReader_Verify1M(b *testing.B) {
 		}
 	}
 	passes := append(rawPasses(ctx, env.Store.JetStream(), AllFilter, n),
-		&benchPass{name: "verify", run: verify(runtime.GOMAXPROCS(0))},
-		&benchPass{name: "verify1", run: verify(1)},
+		&benchPass{name: "verify", run: verify(DefaultWorkers())},
+		&benchPass{name: fmt.Sprintf("verify%d", runtime.GOMAXPROCS(0)), run: verify(runtime.GOMAXPROCS(0))},
 	)
 	runPasses(b, n, passes, "verify")
 }

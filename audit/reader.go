@@ -100,6 +100,12 @@ type Reader struct {
 	IdleTimeout time.Duration
 }
 
+// DefaultWorkers is how many goroutines Verify folds histories on unless
+// told otherwise: one per CPU but one, which reading the stream keeps busy
+// (the client's delivery goroutine decodes and hashes every event), and at
+// least one.
+func DefaultWorkers() int { return max(runtime.GOMAXPROCS(0)-1, 1) }
+
 // Open returns a Reader on the named streams (empty names: the defaults).
 // The event and blob streams must exist; the source stream may not.
 func Open(ctx context.Context, nc *nats.Conn, names Streams) (*Reader, error) {
@@ -127,7 +133,7 @@ func Open(ctx context.Context, nc *nats.Conn, names Streams) (*Reader, error) {
 		nc: nc, js: js, names: names, events: events, blobs: blobs, sources: sources,
 		srcTrees:    map[revisionKey]domain.Tree{},
 		PastStates:  DefaultPastStates,
-		Workers:     runtime.GOMAXPROCS(0),
+		Workers:     DefaultWorkers(),
 		BlobFetch:   DefaultBlobFetch,
 		IdleTimeout: 5 * time.Second,
 	}, nil
@@ -187,9 +193,30 @@ type prepared struct {
 	hash      domain.Hash
 }
 
+// eventPool holds decoded events a replay is done with: a verify decodes
+// millions and keeps none, and an Event is the largest of the allocations
+// decoding makes (its strings and slices are allocated apart, so that
+// whatever a state keeps of them stays).
+var eventPool = sync.Pool{New: func() any { return new(domain.Event) }}
+
 func (rec *Record) prepare() {
-	rec.event, rec.decodeErr = domain.DecodeEvent(rec.Body)
+	e := eventPool.Get().(*domain.Event)
+	if err := domain.DecodeEventInto(rec.Body, e); err != nil {
+		eventPool.Put(e)
+		rec.event, rec.decodeErr = nil, err
+	} else {
+		rec.event, rec.decodeErr = e, nil
+	}
 	rec.hash, rec.ready = rec.Hash(), true
+}
+
+// release gives the record's event back for reuse: only when nothing kept
+// a pointer to it.
+func (rec *Record) release() {
+	if rec.event != nil {
+		eventPool.Put(rec.event)
+		rec.event = nil
+	}
 }
 
 // scanOpts bounds a scan.

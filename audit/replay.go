@@ -127,6 +127,11 @@ func (p *replayer) apply(rec *Record) error {
 		h.fail(rec, 0, KindDecode, "body is not an event envelope: %s", errText(err))
 		return nil
 	}
+	if p.observe == nil {
+		// Nothing outside this call sees the event (an observer may keep
+		// it): domain.Evolve and Fold keep none of the Event itself.
+		defer rec.release()
+	}
 	if ev.Tenant != rec.Tenant || ev.Session != rec.Session {
 		h.fail(rec, ev.Version, KindSubject, "envelope names %s/%s on the subject of %s/%s", ev.Tenant, ev.Session, rec.Tenant, rec.Session)
 		return nil

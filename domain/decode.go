@@ -71,31 +71,32 @@ var opKinds = map[string]string{
 	OpSymlink: OpSymlink, OpSetXattr: OpSetXattr, OpRemoveXattr: OpRemoveXattr,
 }
 
-// decodeEventFast decodes an envelope; ok is false when the library must.
-func decodeEventFast(b []byte) (e *Event, ok bool) {
+// decodeEventFast decodes an envelope into e, which must be zero; ok is
+// false when the library must (e may then hold part of the envelope).
+func decodeEventFast(b []byte, e *Event) (ok bool) {
 	r := mpReader{b: b}
 	n, ok := r.mapLen()
 	if !ok {
-		return nil, false
+		return false
 	}
-	d := eventDecoder{r: r, s: string(b), e: new(Event)}
+	d := eventDecoder{r: r, s: string(b), e: e}
 	var seen uint64
 	for range n {
 		key, ok := d.r.str()
 		if !ok {
-			return nil, false
+			return false
 		}
 		field, bit := envelopeField(d.e, key)
 		if bit != 0 {
 			if seen&bit != 0 {
-				return nil, false
+				return false
 			}
 			seen |= bit
 		}
 		start := d.r.i
 		if field == nil { // an unknown key: skipped, as the library does
 			if !d.r.skip(1) {
-				return nil, false
+				return false
 			}
 			continue
 		}
@@ -104,10 +105,10 @@ func decodeEventFast(b []byte) (e *Event, ok bool) {
 		}
 		d.r.i = start
 		if !d.r.skip(1) || msgpack.Unmarshal(b[start:d.r.i], field) != nil {
-			return nil, false
+			return false
 		}
 	}
-	return d.e, true
+	return true
 }
 
 // envelopeField returns a pointer to the field of e that key names, and a bit

@@ -255,15 +255,27 @@ func (e *Event) Encode() ([]byte, error) {
 
 // DecodeEvent parses an event envelope (see decode.go).
 func DecodeEvent(b []byte) (*Event, error) {
-	e, ok := decodeEventFast(b)
-	if !ok {
-		var err error
-		if e, err = decodeEventLibrary(b); err != nil {
-			return nil, Errorf(CodeInternal, "decode event: %v", err)
-		}
-	}
-	if e.Type == "" || e.Session == "" || e.Version == 0 {
-		return nil, Errorf(CodeInternal, "decode event: incomplete envelope")
+	e := new(Event)
+	if err := DecodeEventInto(b, e); err != nil {
+		return nil, err
 	}
 	return e, nil
+}
+
+// DecodeEventInto is DecodeEvent into e, whatever e held before: for a
+// reader that decodes many events and keeps none (an audit's replay), so
+// that a few Events serve them all.
+func DecodeEventInto(b []byte, e *Event) error {
+	*e = Event{}
+	if !decodeEventFast(b, e) {
+		lib, err := decodeEventLibrary(b)
+		if err != nil {
+			return Errorf(CodeInternal, "decode event: %v", err)
+		}
+		*e = *lib
+	}
+	if e.Type == "" || e.Session == "" || e.Version == 0 {
+		return Errorf(CodeInternal, "decode event: incomplete envelope")
+	}
+	return nil
 }

@@ -15,7 +15,10 @@ func LineEdits(a, b []string, work int) (delA, insB []bool) {
 // chooses between: the direct one (ok false: it left the body to the
 // library) and the library's reflective one, after a check of the body's
 // structure.
-var (
-	DecodeEventFast    = decodeEventFast
-	DecodeEventLibrary = decodeEventLibrary
-)
+var DecodeEventLibrary = decodeEventLibrary
+
+// DecodeEventFast is the direct decoder into a new Event.
+func DecodeEventFast(b []byte) (*Event, bool) {
+	e := new(Event)
+	return e, decodeEventFast(b, e)
+}

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -123,7 +122,7 @@ func (m *Main) auditVerify(ctx context.Context, _ *globals, args []string) error
 		fs.StringVar(&headsFile, "heads", "", "write every history's head to FILE (JSON lines), to use later as --anchors")
 		fs.StringVar(&anchorsFile, "anchors", "", "check heads recorded earlier (JSON lines from --heads)")
 		fs.IntVar(&pastStates, "past-states", audit.DefaultPastStates, "past states kept in memory for restores and forks")
-		fs.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "histories folded in parallel")
+		fs.IntVar(&workers, "workers", audit.DefaultWorkers(), "histories folded in parallel (default: one per CPU but one)")
 	})
 	if err != nil {
 		return err
