@@ -189,19 +189,11 @@ func (d *eventDecoder) scalar(field any) bool {
 		}
 		return ok
 	case *EventType:
-		start := d.r.i
-		raw, ok := d.r.str()
-		if !ok {
-			return false
+		v, ok := interned(d, eventTypeNames)
+		if ok {
+			*f = v
 		}
-		if t, known := eventTypeNames[string(raw)]; known {
-			*f = t
-		} else {
-			d.r.i = start
-			v, _ := d.string()
-			*f = EventType(v)
-		}
-		return true
+		return ok
 	case *int64:
 		v, ok := d.r.num()
 		if ok {
@@ -228,6 +220,23 @@ func (d *eventDecoder) scalar(field any) bool {
 		return ok
 	}
 	return false
+}
+
+// interned reads a str value as one of table's values when it is one (the
+// names of event types and operations: no string of the body kept for
+// them), else as a substring of the body's copy.
+func interned[T ~string](d *eventDecoder, table map[string]T) (T, bool) {
+	start := d.r.i
+	raw, ok := d.r.str()
+	if !ok {
+		return "", false
+	}
+	if v, known := table[string(raw)]; known {
+		return v, true
+	}
+	d.r.i = start
+	v, ok := d.string()
+	return T(v), ok
 }
 
 // string reads a str value (nil: "") as a substring of the body's copy.
@@ -296,17 +305,7 @@ func (d *eventDecoder) op(op *Op) bool {
 		switch string(key) {
 		case "k":
 			bit = 1 << 0
-			start := d.r.i
-			raw, ok := d.r.str()
-			if !ok {
-				return false
-			}
-			if k, known := opKinds[string(raw)]; known {
-				op.Kind = k
-			} else {
-				d.r.i = start
-				op.Kind, _ = d.string()
-			}
+			op.Kind, ok = interned(d, opKinds)
 		case "p":
 			bit = 1 << 1
 			op.Path, ok = d.string()
