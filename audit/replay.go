@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/strand-dev/strand/domain"
 )
@@ -89,6 +90,82 @@ func (p *replayer) history(rec *Record) *history {
 	}
 	p.hists[rec.Subject] = h
 	return h
+}
+
+// foldBatch is how many records go to a replayer at once.
+const foldBatch = 256
+
+// foldPipelined reads the stream once and folds every record on one of
+// reps, each on a goroutine of its own, while the reading goroutine decodes
+// and hashes each record and hands them over in batches: one history's
+// replay keeps two cores busy. With several replayers, each owns whole fork
+// families (a history goes where route sends its first message, a fork to
+// its parent's), so that none waits for another; routing only affects
+// speed, as a replayer that lacks a state rebuilds it from the stream.
+// Nested rebuilds end with the scan.
+func (r *Reader) foldPipelined(ctx context.Context, o scanOpts, reps []*replayer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make([]chan []*Record, len(reps))
+	errs := make([]error, len(reps))
+	var wg sync.WaitGroup
+	for i, p := range reps {
+		orig := p.ctx
+		p.ctx = ctx
+		defer func() { p.ctx = orig }()
+		batches[i] = make(chan []*Record, 16)
+		wg.Go(func() {
+			for batch := range batches[i] {
+				for _, rec := range batch {
+					if errs[i] != nil {
+						break // drain
+					}
+					if errs[i] = p.apply(rec); errs[i] != nil {
+						cancel() // a failure to read ends the whole scan
+					}
+				}
+			}
+		})
+	}
+	family := map[string]int{}
+	pending := make([][]*Record, len(reps))
+	send := func(w int) error {
+		select {
+		case batches[w] <- pending[w]:
+			pending[w] = make([]*Record, 0, foldBatch)
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	err := r.scan(ctx, o, func(rec *Record) error {
+		w := 0
+		if len(reps) > 1 {
+			var ok bool
+			if w, ok = family[rec.Subject]; !ok {
+				w = route(rec, family, len(reps))
+				family[rec.Subject] = w
+			}
+		}
+		rec.prepare() // here, while the replayers fold
+		if pending[w] = append(pending[w], rec); len(pending[w]) >= foldBatch {
+			return send(w)
+		}
+		return nil
+	})
+	for w := range pending {
+		if err == nil && len(pending[w]) > 0 {
+			err = send(w)
+		}
+		close(batches[w])
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return err
 }
 
 // fail records the first finding of a history.

@@ -26,64 +26,10 @@ func (r *Reader) replayLineage(ctx context.Context, tenant, session string, upTo
 		p.limits[l.subject] = l.upTo
 		filters = append(filters, l.subject)
 	}
-	if err := p.scanPipelined(ctx, scanOpts{filters: filters, upTo: upTo}); err != nil {
+	if err := r.foldPipelined(ctx, scanOpts{filters: filters, upTo: upTo}, []*replayer{p}); err != nil {
 		return nil, err
 	}
 	return p, nil
-}
-
-// scanPipelined is scan with the replayer's apply on a goroutine of its
-// own: the reading goroutine decodes and hashes each record and hands them
-// over in batches, so that one history's replay keeps two cores busy.
-func (p *replayer) scanPipelined(ctx context.Context, o scanOpts) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	orig := p.ctx
-	p.ctx = ctx // nested rebuilds end with the scan
-	defer func() { p.ctx = orig }()
-	batches := make(chan []*Record, 16)
-	var applyErr error
-	folded := make(chan struct{})
-	go func() {
-		defer close(folded)
-		for batch := range batches {
-			for _, rec := range batch {
-				if applyErr != nil {
-					break // drain
-				}
-				if applyErr = p.apply(rec); applyErr != nil {
-					cancel() // a failure to read ends the scan
-				}
-			}
-		}
-	}()
-	const size = 256
-	batch := make([]*Record, 0, size)
-	send := func() error {
-		select {
-		case batches <- batch:
-			batch = make([]*Record, 0, size)
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	err := p.r.scan(ctx, o, func(rec *Record) error {
-		rec.prepare()
-		if batch = append(batch, rec); len(batch) == size {
-			return send()
-		}
-		return nil
-	})
-	if err == nil && len(batch) > 0 {
-		err = send()
-	}
-	close(batches)
-	<-folded
-	if applyErr != nil {
-		return applyErr
-	}
-	return err
 }
 
 // State returns a session as it was at a position of its history (0: its

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
-	"sync"
 
 	"github.com/strand-dev/strand/domain"
 )
@@ -126,15 +125,17 @@ func (r *Reader) Verify(ctx context.Context, scope Scope, anchors ...Head) (*Rep
 	if limits != nil {
 		workers = 1 // one lineage: nothing to share out
 	}
-	var reps []*replayer
-	if workers <= 1 {
-		p := r.newReplayer(ctx, r.PastStates)
-		p.limits, p.blobs, p.anchors = limits, blobs, anchorSet
-		reps = append(reps, p)
-		err = p.scanPipelined(ctx, o)
-	} else {
-		reps, err = r.verifyParallel(ctx, o, workers, blobs, anchorSet)
+	workers = max(workers, 1)
+	per := r.PastStates
+	if workers > 1 {
+		per = max(r.PastStates/workers, 1024)
 	}
+	reps := make([]*replayer, workers)
+	for i := range reps {
+		reps[i] = r.newReplayer(ctx, per)
+		reps[i].limits, reps[i].blobs, reps[i].anchors = limits, blobs, anchorSet
+	}
+	err = r.foldPipelined(ctx, o, reps)
 	blobFindings, nblobs, berr := blobs.wait()
 	if err != nil {
 		return nil, err
@@ -248,84 +249,6 @@ func (r *Reader) scopeScan(ctx context.Context, scope Scope) (scanOpts, map[stri
 		return scanOpts{filters: []string{TenantFilter(scope.Tenant)}}, nil, nil
 	}
 	return scanOpts{filters: []string{AllFilter}}, nil, nil
-}
-
-// dispatchBatch is how many records go to a worker at once.
-const dispatchBatch = 256
-
-// verifyParallel reads the stream in one goroutine and folds the histories
-// in several, each owning whole fork families (a fork goes to its parent's
-// worker), so that no worker waits for another. Routing only affects speed:
-// a worker that lacks a state rebuilds it from the stream.
-func (r *Reader) verifyParallel(ctx context.Context, o scanOpts, workers int, blobs *blobChecker, anchors map[string]anchor) ([]*replayer, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	per := max(r.PastStates/workers, 1024)
-	reps := make([]*replayer, workers)
-	chans := make([]chan []*Record, workers)
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for i := range reps {
-		reps[i] = r.newReplayer(ctx, per)
-		reps[i].blobs, reps[i].anchors = blobs, anchors
-		chans[i] = make(chan []*Record, 16)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for batch := range chans[i] {
-				if errs[i] != nil {
-					continue // drain
-				}
-				for _, rec := range batch {
-					if err := reps[i].apply(rec); err != nil {
-						errs[i] = err
-						cancel() // a failure to read ends the whole scan
-						break
-					}
-				}
-			}
-		}()
-	}
-	family := map[string]int{}
-	pending := make([][]*Record, workers)
-	send := func(w int) bool {
-		select {
-		case chans[w] <- pending[w]:
-			pending[w] = make([]*Record, 0, dispatchBatch)
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
-	err := r.scan(ctx, o, func(rec *Record) error {
-		w, ok := family[rec.Subject]
-		if !ok {
-			w = route(rec, family, workers)
-			family[rec.Subject] = w
-		}
-		rec.prepare() // here, while the workers fold
-		pending[w] = append(pending[w], rec)
-		if len(pending[w]) >= dispatchBatch && !send(w) {
-			return ctx.Err()
-		}
-		return nil
-	})
-	for w := range pending {
-		if err == nil && len(pending[w]) > 0 && !send(w) {
-			err = ctx.Err()
-		}
-		close(chans[w])
-	}
-	wg.Wait()
-	for _, e := range errs {
-		if e != nil {
-			return nil, e
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	return reps, nil
 }
 
 // route picks the worker of a history from its first message: its parent's
