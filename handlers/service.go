@@ -511,6 +511,15 @@ func (c *call) decodeSession(req any, session *string) (string, error) {
 	return sessionID(*session)
 }
 
+// decodeSource is decodeSession for requests that name a source: it
+// decodes the body into req and returns the checked source name.
+func (c *call) decodeSource(req any, name *string) (string, error) {
+	if err := c.decode(req); err != nil {
+		return "", err
+	}
+	return sourceName(*name)
+}
+
 // sessionID checks the syntax of a session id.
 func sessionID(id string) (string, error) {
 	if id == "" {

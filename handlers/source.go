@@ -186,10 +186,7 @@ func (c *call) addRevision(e *domain.SourceEvent, name string, rev domain.Revisi
 
 func (s *Service) sourceCreate(c *call) (any, error) {
 	var req SourceCreateRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	name, err := sourceName(req.Name)
+	name, err := c.decodeSource(&req, &req.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -227,10 +224,7 @@ func (s *Service) sourceCreate(c *call) (any, error) {
 
 func (s *Service) sourceGet(c *call) (any, error) {
 	var req SourceRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	name, err := sourceName(req.Name)
+	name, err := c.decodeSource(&req, &req.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -262,10 +256,7 @@ func (s *Service) sourceList(c *call) (any, error) {
 // that started from one keep replaying.
 func (s *Service) sourceDelete(c *call) (any, error) {
 	var req SourceRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	name, err := sourceName(req.Name)
+	name, err := c.decodeSource(&req, &req.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -372,10 +363,7 @@ func (c *call) jobID(name, requestID string) string {
 
 func (s *Service) sourceImport(c *call) (any, error) {
 	var req SourceImportRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	name, err := sourceName(req.Name)
+	name, err := c.decodeSource(&req, &req.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -461,10 +449,7 @@ func validJobID(id string) bool {
 // the same tree again, which adds nothing a first promotion did not.
 func (s *Service) sourcePromote(c *call) (any, error) {
 	var req PromoteRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	name, err := sourceName(req.Name)
+	name, err := c.decodeSource(&req, &req.Name)
 	if err != nil {
 		return nil, err
 	}
