@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,11 +26,15 @@ type Client struct {
 	Timeout time.Duration
 	// ChunkSize is the size of the chunks that Write uploads a large file in.
 	ChunkSize int
+	// RetryWait bounds the total time one request waits and retries when
+	// the service refuses it for the tenant's rate limit (the refusal says
+	// how long to wait, see HeaderRetryAfter); 0 never retries.
+	RetryWait time.Duration
 }
 
 // NewClient returns a client for a tenant on a connection.
 func NewClient(nc *nats.Conn, tenant string) *Client {
-	return &Client{nc: nc, Tenant: tenant, Timeout: 30 * time.Second, ChunkSize: 512 << 10}
+	return &Client{nc: nc, Tenant: tenant, Timeout: 30 * time.Second, ChunkSize: 512 << 10, RetryWait: 30 * time.Second}
 }
 
 // Conn returns the client's connection.
@@ -57,7 +62,7 @@ func (c *Client) RequestRaw(ctx context.Context, area, verb string, body []byte,
 	if c.Actor != "" {
 		m.Header.Set(HeaderActor, c.Actor)
 	}
-	resp, err := c.nc.RequestMsgWithContext(ctx, m)
+	resp, err := c.requestRetrying(ctx, m)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return &Error{Code: domain.CodeUnavailable, Message: "no strand service answers on " + m.Subject}
@@ -249,4 +254,42 @@ func (c *Client) DeleteCheckpoint(ctx context.Context, req CheckpointRequest) (C
 func (c *Client) ListCheckpoints(ctx context.Context, req CheckpointListRequest) (CheckpointListReply, error) {
 	var r CheckpointListReply
 	return r, c.Request(ctx, "checkpoint", "list", req, &r)
+}
+
+// requestRetrying sends m and, while the service refuses it for the rate
+// limit, waits as long as the refusal says and sends it again, for at most
+// RetryWait in all. A refused request did nothing, so sending it again is
+// safe whatever it is.
+func (c *Client) requestRetrying(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
+	var waited time.Duration
+	for {
+		resp, err := c.nc.RequestMsgWithContext(ctx, m)
+		if err != nil {
+			return resp, err
+		}
+		after, ok := retryAfter(resp)
+		if !ok || waited+after > c.RetryWait {
+			return resp, nil
+		}
+		t := time.NewTimer(after)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return resp, nil
+		case <-t.C:
+		}
+		waited += after
+	}
+}
+
+func retryAfter(resp *nats.Msg) (time.Duration, bool) {
+	v := resp.Header.Get(HeaderRetryAfter)
+	if v == "" {
+		return 0, false
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms < 0 {
+		return 0, false
+	}
+	return time.Duration(ms) * time.Millisecond, true
 }

@@ -228,8 +228,17 @@ func (l *limiter) tenant(name string) *tenantState {
 func (l *limiter) admit(ctx context.Context, tenant, endpoint string, size int) error {
 	ts := l.tenant(tenant)
 	lim := ts.limits
-	if ts.bucket != nil && !ts.bucket.Allow() {
-		return domain.Errorf(domain.CodeUnavailable, "rate limited: tenant %s is over %g requests per second on this instance; retry later", tenant, lim.RequestsPerSecond)
+	if ts.bucket != nil {
+		// Reserve rather than Allow: a refusal says when a token will be
+		// there, and the reply tells the client (Strand-Retry-After).
+		r := ts.bucket.Reserve()
+		if d := r.Delay(); d > 0 {
+			r.Cancel()
+			return &rateLimited{
+				err:   domain.Errorf(domain.CodeUnavailable, "rate limited: tenant %s is over %g requests per second on this instance; retry later", tenant, lim.RequestsPerSecond),
+				after: min(d, time.Minute),
+			}
+		}
 	}
 	if lim.RequestBytes > 0 && int64(size) > lim.RequestBytes {
 		return domain.Errorf(domain.CodeTooLarge, "request body is larger than the %d bytes tenant %s may send", lim.RequestBytes, tenant)
@@ -401,3 +410,17 @@ func endpointOf(subject string) string {
 	_, path, _ := strings.Cut(rest, ".")
 	return path
 }
+
+// HeaderRetryAfter, on a reply refused by the rate limit, says in
+// milliseconds when the request would be admitted. Nothing was done: the
+// request may be sent again as it is (the client does, see Client.RetryWait).
+const HeaderRetryAfter = "Strand-Retry-After"
+
+// rateLimited is a refusal by the rate limit and when to come back.
+type rateLimited struct {
+	err   error
+	after time.Duration
+}
+
+func (e *rateLimited) Error() string { return e.err.Error() }
+func (e *rateLimited) Unwrap() error { return e.err }

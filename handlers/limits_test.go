@@ -22,6 +22,7 @@ func limited(t *testing.T, lc handlers.LimitsConfig) *harness {
 func TestLimits_RequestsPerSecond(t *testing.T) {
 	h := limited(t, handlers.LimitsConfig{Tenants: map[string]handlers.Limits{"acme": {RequestsPerSecond: 0.5, Burst: 3}}})
 	ctx := t.Context()
+	h.c.RetryWait = 0  // see the refusals rather than wait them out
 	id := h.session(t) // one token
 	for i := range 2 {
 		if _, err := h.c.GetSession(ctx, id, ""); err != nil {
@@ -40,6 +41,55 @@ func TestLimits_RequestsPerSecond(t *testing.T) {
 	// Buckets are per tenant: globex has the default rate.
 	if _, err := h.client("globex").CreateSession(ctx, handlers.CreateSessionRequest{}); err != nil {
 		t.Errorf("another tenant while acme is limited: %v", err)
+	}
+}
+
+// TestLimits_RetryAfter: a refusal by the rate limit says when to come
+// back, and a client with a RetryWait waits and gets its answer: bulk work
+// (checkout, export) is slowed to the tenant's rate, never refused.
+func TestLimits_RetryAfter(t *testing.T) {
+	h := limited(t, handlers.LimitsConfig{Tenants: map[string]handlers.Limits{"acme": {RequestsPerSecond: 20, Burst: 1}}})
+	ctx := t.Context()
+	h.c.RetryWait = 10 * time.Second
+	id := h.session(t)
+	start := time.Now()
+	for i := range 6 {
+		if _, err := h.c.GetSession(ctx, id, ""); err != nil {
+			t.Fatalf("request %d with retries: %v", i, err)
+		}
+	}
+	// Six requests beyond a burst of one at 20 per second take at least
+	// five intervals of 50 ms (less a little for the clock's grain).
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Errorf("6 requests at 20/s took %v, want them spread out by the rate limit", d)
+	}
+	// The refusal itself, seen raw: unavailable with Strand-Retry-After.
+	var saw bool
+	for range 5 {
+		resp, err := h.env.NC.Request(handlers.Subject("acme", "session", "get"), []byte(`{"session":"`+id+`"}`), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := resp.Header.Get(handlers.HeaderRetryAfter); v != "" {
+			saw = true
+			if !strings.Contains(string(resp.Data), `"unavailable"`) {
+				t.Errorf("refusal with %s: %s, want code unavailable", handlers.HeaderRetryAfter, resp.Data)
+			}
+		}
+	}
+	if !saw {
+		t.Error("5 raw requests at once beyond a burst of 1: none carried " + handlers.HeaderRetryAfter)
+	}
+	// A client whose budget is shorter than the wait gets the refusal.
+	h.c.RetryWait = time.Millisecond
+	var refused bool
+	for range 5 {
+		if _, err := h.c.GetSession(ctx, id, ""); domain.ErrorCode(err) == domain.CodeUnavailable || handlers.ErrorCode(err) == domain.CodeUnavailable {
+			refused = true
+		}
+	}
+	if !refused {
+		t.Error("a client with a 1 ms retry budget was never refused")
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -224,6 +225,8 @@ func (s *Service) endpoints() []endpoint {
 		{"session", "restore", s.sessionRestore},
 		{"fs", "manifest", s.fsManifest},
 		{"fs", "read", s.fsRead},
+		{"fs", "read_batch", s.fsReadBatch},
+		{"fs", "has", s.fsHas},
 		{"fs", "write", s.fsWrite},
 		{"fs", "upload", s.fsUpload},
 		{"fs", "mkdir", s.fsMkdir},
@@ -414,11 +417,16 @@ func (s *Service) handle(r micro.Request, fn handlerFunc) error {
 // respondError answers r with the micro error headers and the JSON error body.
 func (s *Service) respondError(r micro.Request, err error) {
 	status, desc, body := errorReply(err)
-	s.respond(r, nats.Header{
+	h := nats.Header{
 		micro.ErrorHeader:     []string{desc},
 		micro.ErrorCodeHeader: []string{status},
 		"Content-Type":        []string{"application/json"},
-	}, body)
+	}
+	var rl *rateLimited
+	if errors.As(err, &rl) {
+		h.Set(HeaderRetryAfter, strconv.FormatInt(max(rl.after.Milliseconds(), 1), 10))
+	}
+	s.respond(r, h, body)
 }
 
 // respond publishes the reply to r itself rather than through r.Respond or

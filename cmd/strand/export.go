@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5"
@@ -128,13 +129,69 @@ func (m *Main) exportTar(ctx context.Context, _ *globals, args []string) error {
 	return nil
 }
 
-// writeTar streams the pinned tree as a tar: entries in tree order, each
-// written as it is read; modes and symlinks kept; owner 0 and, for every
-// entry, the time of the event at the pinned position, so the same
-// session and position always give the same bytes.
+// writeTar streams the pinned tree as a tar: entries in tree order; modes
+// and symlinks kept; owner 0 and, for every entry, the time of the event at
+// the pinned position, so the same session and position always give the
+// same bytes. Content comes through the bulk path (fs.read_batch, several
+// requests in flight, each content once) a window of entries at a time,
+// so memory stays bounded by exportWindow; a file larger than the window
+// streams on its own with fs.read.
 func writeTar(ctx context.Context, c *handlers.Client, p pinned, w io.Writer) error {
 	tw := tar.NewWriter(w)
+	var window []handlers.EntryView
+	var windowBytes int64
+	flush := func() error {
+		err := p.writeWindow(ctx, c, tw, window)
+		window, windowBytes = window[:0], 0
+		return err
+	}
 	err := p.walk(ctx, c, func(e handlers.EntryView) error {
+		if e.Kind == "file" && windowBytes+e.Size > exportWindow && len(window) > 0 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		window = append(window, e)
+		if e.Kind == "file" {
+			windowBytes += e.Size
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// exportWindow bounds the content an export holds in memory at once.
+const exportWindow = 32 << 20
+
+// writeWindow fetches the content of a window of entries in bulk and writes
+// them to the tar in order.
+func (p pinned) writeWindow(ctx context.Context, c *handlers.Client, tw *tar.Writer, window []handlers.EntryView) error {
+	var refs []handlers.FileRef
+	for _, e := range window {
+		if e.Kind == "file" && e.Size > 0 && e.Size <= exportWindow {
+			refs = append(refs, handlers.FileRef{Path: e.Path, Hash: e.Hash, Size: e.Size})
+		}
+	}
+	var mu sync.Mutex
+	content := map[string][]byte{}
+	if len(refs) > 0 {
+		err := c.FetchContent(ctx, p.id, handlers.AtPosition(p.position), refs, 0, func(hash string, data []byte) error {
+			mu.Lock()
+			content[hash] = data
+			mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, e := range window {
 		h := &tar.Header{Name: e.Path, Mode: int64(e.Mode), ModTime: p.time, Format: tar.FormatPAX}
 		switch e.Kind {
 		case "dir":
@@ -147,15 +204,20 @@ func writeTar(ctx context.Context, c *handlers.Client, p pinned, w io.Writer) er
 		if err := tw.WriteHeader(h); err != nil {
 			return err
 		}
-		if e.Kind == "file" && e.Size > 0 {
-			return p.copyFile(ctx, c, e.Path, tw)
+		if e.Kind != "file" || e.Size == 0 {
+			continue
 		}
-		return nil
-	})
-	if err != nil {
-		return err
+		if data, ok := content[e.Hash]; ok {
+			if _, err := tw.Write(data); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := p.copyFile(ctx, c, e.Path, tw); err != nil {
+			return err
+		}
 	}
-	return tw.Close()
+	return nil
 }
 
 func (m *Main) exportGit(ctx context.Context, _ *globals, args []string) error {

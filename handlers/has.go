@@ -1,0 +1,99 @@
+package handlers
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/strand-dev/strand/domain"
+)
+
+// MaxHasHashes bounds the hashes of one fs.has.
+const MaxHasHashes = 10000
+
+// HasRequest is the body of fs.has: which of these content hashes may this
+// tenant write by reference (chunks of fs.write and fs.batch) without
+// uploading them again?
+type HasRequest struct {
+	Hashes []string `json:"hashes"`
+}
+
+// HasReply answers fs.has: the hashes asked for that the tenant uploaded
+// (within the claim time, 24 h) and the store still holds, in the order
+// asked.
+type HasReply struct {
+	Have []string `json:"have"`
+}
+
+func (s *Service) fsHas(c *call) (any, error) {
+	var req HasRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	if len(req.Hashes) == 0 {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "hashes must hold at least one hash")
+	}
+	if len(req.Hashes) > MaxHasHashes {
+		return nil, domain.Errorf(domain.CodeTooLarge, "at most %d hashes in one fs.has", MaxHasHashes)
+	}
+	hs := make([]domain.Hash, len(req.Hashes))
+	for i, raw := range req.Hashes {
+		h, err := domain.ParseHash(raw)
+		if err != nil {
+			return nil, err
+		}
+		hs[i] = h
+	}
+	have := make([]bool, len(hs))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for w := 0; w < min(readBatchFetchers, len(hs)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				ok, err := s.hasBlob(c, hs[i])
+				if err != nil {
+					mu.Lock()
+					first = errors.Join(first, err)
+					mu.Unlock()
+					continue
+				}
+				have[i] = ok
+			}
+		}()
+	}
+	for i := range hs {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	reply := HasReply{Have: []string{}}
+	for i, ok := range have {
+		if ok {
+			reply.Have = append(reply.Have, hs[i].String())
+		}
+	}
+	return reply, nil
+}
+
+// hasBlob reports whether the tenant claimed h and the store holds it.
+func (s *Service) hasBlob(c *call, h domain.Hash) (bool, error) {
+	if err := s.store.Claimed(c.ctx, c.tenant, []domain.Hash{h}); err != nil {
+		if domain.ErrorCode(err) == domain.CodeNotFound {
+			return false, nil
+		}
+		return false, err
+	}
+	if _, err := s.store.Blobs.Stat(c.ctx, h); err != nil {
+		if domain.ErrorCode(err) == domain.CodeNotFound {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
