@@ -37,6 +37,15 @@ var statusOf = map[domain.Code]int{
 	domain.CodeInternal:         500,
 }
 
+// StatusOf returns the HTTP-like status of an error code, from the one
+// table above (500 for a code it does not know).
+func StatusOf(code domain.Code) int {
+	if n, ok := statusOf[code]; ok {
+		return n
+	}
+	return 500
+}
+
 // Error is a failed request as the client sees it.
 type Error struct {
 	Code    domain.Code

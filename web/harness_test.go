@@ -1,0 +1,204 @@
+package web_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/projections"
+	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/streams/streamstest"
+	"github.com/strand-dev/strand/web"
+)
+
+// harness is one embedded JetStream with the service and its session-views
+// read model on it, and the app on an httptest server. Each user is a
+// client with its own actor, picked by the request's basic-auth user (the
+// password is not checked here: identity over HTTP is the gateway's job,
+// the app only uses the client it is given).
+type harness struct {
+	env     *streamstest.Env
+	srv     *httptest.Server
+	clients map[string]*handlers.Client
+}
+
+const tenant = "acme"
+
+func start(t *testing.T) *harness {
+	t.Helper()
+	env := streamstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	views, err := projections.OpenSessions(ctx, env.Store.JetStream(), streams.EventStream, streams.EventFilter("*"), 1, nil)
+	if err != nil {
+		t.Fatalf("open session views: %v", err)
+	}
+	if err := views.Start(ctx); err != nil {
+		t.Fatalf("start session views: %v", err)
+	}
+	t.Cleanup(views.Stop)
+	svc := handlers.NewService(env.Store, handlers.Options{Lister: viewsAdapter{views}, Reviews: viewsAdapter{views}})
+	if err := svc.Start(env.NC); err != nil {
+		t.Fatalf("start service: %v", err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	if err := env.NC.Flush(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	h := &harness{env: env, clients: map[string]*handlers.Client{}}
+	for _, u := range []string{"alice", "bob"} {
+		c := handlers.NewClient(env.NC, tenant)
+		c.Actor = u
+		h.clients[u] = c
+	}
+	app, err := web.New(web.Options{ClientFor: h.clientFor})
+	if err != nil {
+		t.Fatalf("new app: %v", err)
+	}
+	h.srv = httptest.NewServer(app)
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *harness) clientFor(r *http.Request) (*handlers.Client, error) {
+	u, _, ok := r.BasicAuth()
+	if c := h.clients[u]; ok && c != nil {
+		return c, nil
+	}
+	return nil, web.ErrUnauthenticated
+}
+
+// viewsAdapter serves session.list and the review queue from the read
+// model, as cmd/strand wires them.
+type viewsAdapter struct{ v *projections.Sessions }
+
+func (a viewsAdapter) ListSessions(ctx context.Context, tenant string, req handlers.ListSessionsRequest) (handlers.ListSessionsReply, error) {
+	page, err := a.v.Query(ctx, tenant, projections.ListFilter{
+		Status: req.Status, Tags: req.Tags, Owner: req.Owner, Parent: req.Parent, Source: req.Source,
+		UpdatedSince: req.UpdatedSince, After: req.Cursor, Limit: req.Limit, Sort: req.Sort, Order: req.Order,
+		Counts: req.Counts,
+	})
+	if err != nil {
+		return handlers.ListSessionsReply{}, err
+	}
+	out := handlers.ListSessionsReply{Sessions: []handlers.SessionView{}, NextCursor: page.Next, Counts: page.Counts}
+	for _, v := range page.Views {
+		sv := handlers.SessionView{ID: v.ID, Tenant: v.Tenant, Status: v.Status, Owner: v.Owner, Tags: v.Tags,
+			CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt, Position: v.Position, Root: v.Root}
+		if o := v.Origin; o.Parent != "" || o.Source != "" {
+			sv.Origin = &handlers.OriginView{Source: o.Source, Revision: o.Revision, Parent: o.Parent, Position: o.Position}
+		}
+		out.Sessions = append(out.Sessions, sv)
+	}
+	return out, nil
+}
+
+func (a viewsAdapter) CommitSession(ctx context.Context, tenant, commit string) (string, error) {
+	return a.v.CommitSession(ctx, tenant, commit)
+}
+
+func (a viewsAdapter) PendingReviews(ctx context.Context, tenant, group string) (handlers.PendingReply, error) {
+	items, err := a.v.Pending(ctx, tenant, group)
+	if err != nil {
+		return handlers.PendingReply{}, err
+	}
+	out := handlers.PendingReply{Requests: []handlers.ApprovalView{}}
+	for _, it := range items {
+		out.Requests = append(out.Requests, handlers.ApprovalView{ID: it.ID, Session: it.Session, Reason: it.Reason,
+			Group: it.Group, Requester: it.Requester, Root: it.Root, Required: it.Required, State: domain.ApprovalPending,
+			Grants: []handlers.DecisionView{}, CreatedAt: it.CreatedAt, Position: it.Position})
+	}
+	return out, nil
+}
+
+// mainGo is the file the review flow annotates (line 3 is the import).
+const mainGo = `package main
+
+import "fmt"
+
+// greet says hello to someone by name.
+func greet(name string) string {
+	return fmt.Sprintf("hello, %s", name)
+}
+
+func main() {
+	fmt.Println(greet("strand"))
+}
+`
+
+const mainGoBefore = `package main
+
+func main() {
+	println("hello")
+}
+`
+
+// seed makes what a reviewer finds: alice's session (a commit needs one
+// grant) with a checkpoint, files changed since it, and a health report;
+// a fork of it, and a few other sessions.
+func (h *harness) seed(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	alice := h.clients["alice"]
+	s, err := alice.CreateSession(ctx, handlers.CreateSessionRequest{Owner: "alice", Tags: map[string]string{"team": "web", "ticket": "STR-42"}, Policy: domain.Policy{"commit": 1}})
+	if err != nil {
+		t.Fatalf("create session: %v", err)
+	}
+	id := s.Session.ID
+	write := func(p, content string) {
+		t.Helper()
+		if _, err := alice.Write(ctx, handlers.WriteRequest{Session: id, Path: p, Content: []byte(content)}); err != nil {
+			t.Fatalf("write %s: %v", p, err)
+		}
+	}
+	write("src/main.go", mainGoBefore)
+	write("README.md", "# greeter\n\nSays hello.\n")
+	if _, err := alice.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: id, Name: "draft", Note: "first cut"}); err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+	write("src/main.go", mainGo)
+	write("docs/usage.md", "Run `go run ./src`.\n")
+	pass := true
+	if _, err := alice.ReportHealth(ctx, handlers.HealthRequest{Session: id, Passing: &pass, Passed: 12, Summary: "go test ./..."}); err != nil {
+		t.Fatalf("health: %v", err)
+	}
+	if _, err := alice.Fork(ctx, handlers.ForkRequest{Session: id, At: "draft"}); err != nil {
+		t.Fatalf("fork: %v", err)
+	}
+	for i, tags := range []map[string]string{{"team": "api"}, {"team": "infra"}} {
+		o, err := h.clients["bob"].CreateSession(ctx, handlers.CreateSessionRequest{Owner: "bob", Tags: tags})
+		if err != nil {
+			t.Fatalf("create other %d: %v", i, err)
+		}
+		if i == 1 {
+			if _, err := h.clients["bob"].ArchiveSession(ctx, handlers.SessionRequest{Session: o.Session.ID}); err != nil {
+				t.Fatalf("archive: %v", err)
+			}
+		}
+	}
+	h.waitListed(t, 4)
+	return id
+}
+
+// waitListed waits until the session-views read model lists n sessions:
+// it follows the stream, so it may lag a write.
+func (h *harness) waitListed(t *testing.T, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		l, err := h.clients["alice"].ListSessions(ctx, handlers.ListSessionsRequest{Limit: 100})
+		if err == nil && len(l.Sessions) >= n {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the read model lists fewer than %d sessions (last error %v)", n, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

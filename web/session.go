@@ -1,0 +1,341 @@
+package web
+
+import (
+	"context"
+	"html/template"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/handlers"
+)
+
+// Limits of what one session page reads.
+const (
+	maxTreeEntries = 5000
+	maxTimeline    = 200
+	maxFileView    = 1 << 20
+)
+
+// milestones are the event types the timeline shows by default: what a
+// reviewer looks for in a history (file writes are summed by the diff).
+var milestones = []string{
+	string(domain.SessionCreated), string(domain.SessionForked), string(domain.CheckpointCreated),
+	string(domain.SessionRestored), string(domain.CommitCreated), string(domain.SessionMerged),
+	string(domain.ApprovalRequested), string(domain.ApprovalGranted), string(domain.ApprovalDenied),
+	string(domain.HealthReported), string(domain.NoteAdded), string(domain.NoteResolved),
+	string(domain.SessionArchived), string(domain.PolicyChanged),
+}
+
+// sessionData is the session page.
+type sessionData struct {
+	S         handlers.SessionView
+	At        string // the point the tree shows ("" for the head)
+	AtView    handlers.SessionView
+	Tree      treeView
+	File      *fileView
+	Approvals []handlers.ApprovalView
+	Notes     []handlers.NoteView
+	OpenNotes int
+	Health    *handlers.HealthView
+	Commits   []handlers.CommitView
+	Timeline  []handlers.EventView
+	AllEvents bool
+	NextFrom  uint64
+	Policy    handlers.PolicyReply
+	CanCommit gate
+	CanMerge  gate
+	Summary   *handlers.SummaryReply
+}
+
+// gate says whether an action is allowed now and, when not, why.
+type gate struct {
+	OK     bool
+	Reason string
+}
+
+type treeView struct {
+	Dir       string
+	Crumbs    []crumb
+	Entries   []treeEntry
+	Truncated bool
+}
+
+type crumb struct{ Name, Link string }
+
+type treeEntry struct {
+	Name, Link, Kind, Target string
+	Size                     int64
+}
+
+type fileView struct {
+	Path   string
+	Size   int64
+	Hash   string
+	Kind   string
+	Target string
+	Lines  []template.HTML
+	Binary bool
+	Large  bool
+}
+
+// sessionPage shows one session: what it is, what is asked of the
+// reviewer (approvals, open notes, commit), its tree at any point and its
+// history.
+func (a *App) sessionPage(w http.ResponseWriter, r *http.Request) {
+	c, ok := a.client(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	id := r.PathValue("id")
+	q := r.URL.Query()
+	head, err := c.GetSession(ctx, id, "")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	d := &sessionData{S: head.Session, At: q.Get("at"), AllEvents: q.Get("events") == "all"}
+	d.AtView = head.Session
+	if d.At != "" {
+		at, err := c.GetSession(ctx, id, handlers.At(d.At))
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		d.AtView = at.Session
+	}
+	if err := a.loadReview(ctx, c, id, d); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.loadTree(ctx, c, id, q.Get("path"), d); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	from, _ := strconv.ParseUint(q.Get("from"), 10, 64)
+	if err := a.loadTimeline(ctx, c, id, from, d); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.render(w, r, c, "session", "Session "+shortID(id), d)
+}
+
+// loadReview reads what the decision panel needs: approvals, notes,
+// health, commits, the policy and the summary of the change.
+func (a *App) loadReview(ctx context.Context, c *handlers.Client, id string, d *sessionData) error {
+	p, err := c.Pending(ctx, handlers.PendingRequest{Session: id, All: true})
+	if err != nil {
+		return err
+	}
+	d.Approvals = p.Requests
+	slices.Reverse(d.Approvals) // newest first
+	notes, err := c.Notes(ctx, handlers.NotesRequest{Session: id})
+	if err != nil {
+		return err
+	}
+	d.Notes = notes.Notes
+	for _, n := range d.Notes {
+		if n.Status == "open" && n.ReplyTo == "" {
+			d.OpenNotes++
+		}
+	}
+	h, err := c.Health(ctx, handlers.HealthRequest{Session: id})
+	if err != nil && handlers.ErrorCode(err) != domain.CodeNotFound {
+		return err
+	}
+	d.Health = h.Health
+	cl, err := c.ListCommits(ctx, handlers.CommitListRequest{Session: id})
+	if err != nil {
+		return err
+	}
+	d.Commits = cl.Commits
+	slices.Reverse(d.Commits)
+	if d.Policy, err = c.GetPolicy(ctx, handlers.PolicyRequest{Session: id}); err != nil {
+		return err
+	}
+	d.CanCommit = policyGate(d.Policy.Effective, "commit", d.Approvals, d.S)
+	d.CanMerge = policyGate(d.Policy.Effective, "merge", d.Approvals, d.S)
+	sum, err := c.Summary(ctx, handlers.SummaryRequest{Session: id})
+	if err != nil {
+		return err
+	}
+	d.Summary = &sum
+	return nil
+}
+
+// policyGate tells whether the policy lets an action happen on the
+// session's current content: no grants needed, or a granted request for
+// that action pinned to the current root (a stale one authorises nothing).
+func policyGate(p domain.Policy, action string, approvals []handlers.ApprovalView, s handlers.SessionView) gate {
+	switch s.Status {
+	case "archived", "deleted":
+		return gate{Reason: "the session is " + s.Status}
+	}
+	need := p[action]
+	if need == 0 {
+		return gate{OK: true}
+	}
+	for _, ap := range approvals {
+		if ap.Reason == action && ap.State == domain.ApprovalGrantedState && ap.Root == s.Root {
+			return gate{OK: true}
+		}
+	}
+	return gate{Reason: "the policy asks for " + plural(need, "grant", "grants") + " of a " + action + " request on the current content"}
+}
+
+func plural(n int, one, many string) string {
+	return funcs["plural"].(func(int, string, string) string)(n, one, many)
+}
+
+// loadTree lists the directory (or shows the file) at p, at the page's
+// point of history.
+func (a *App) loadTree(ctx context.Context, c *handlers.Client, id, p string, d *sessionData) error {
+	p = strings.Trim(p, "/")
+	at := handlers.At(d.At)
+	if p != "" {
+		rd, err := c.Read(ctx, handlers.ReadRequest{Session: id, Path: p, At: at, Length: 1})
+		switch {
+		case err != nil && handlers.ErrorCode(err) != domain.CodeInvalidArgument:
+			return err
+		case err == nil && rd.Kind != "dir":
+			fv, err := a.loadFile(ctx, c, id, p, at, rd)
+			if err != nil {
+				return err
+			}
+			d.File = fv
+			p = path.Dir(p)
+			if p == "." {
+				p = ""
+			}
+		}
+	}
+	d.Tree.Dir = p
+	d.Tree.Crumbs = crumbs(id, d.At, p)
+	return a.listDir(ctx, c, id, p, at, d)
+}
+
+func (a *App) listDir(ctx context.Context, c *handlers.Client, id, dir string, at handlers.At, d *sessionData) error {
+	m, err := c.Manifest(ctx, handlers.ManifestRequest{Session: id, At: at, Prefix: dirPrefix(dir), Limit: maxTreeEntries})
+	if err != nil {
+		return err
+	}
+	d.Tree.Truncated = m.NextCursor != ""
+	seen := map[string]bool{}
+	for _, e := range m.Entries {
+		rel := strings.TrimPrefix(strings.TrimPrefix(e.Path, "/"), dirPrefix(dir))
+		if rel == "" {
+			continue
+		}
+		name, rest, sub := strings.Cut(rel, "/")
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		te := treeEntry{Name: name, Kind: e.Kind, Size: e.Size, Target: e.Target}
+		if sub && rest != "" {
+			te.Kind, te.Size, te.Target = "dir", 0, ""
+		}
+		te.Link = sessionURL(id, atQuery(d.At, path.Join(dir, name)))
+		d.Tree.Entries = append(d.Tree.Entries, te)
+	}
+	slices.SortStableFunc(d.Tree.Entries, func(x, y treeEntry) int {
+		if (x.Kind == "dir") != (y.Kind == "dir") {
+			if x.Kind == "dir" {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(x.Name, y.Name)
+	})
+	return nil
+}
+
+func dirPrefix(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	return dir + "/"
+}
+
+func atQuery(at, p string) url.Values {
+	q := url.Values{}
+	if at != "" {
+		q.Set("at", at)
+	}
+	if p != "" {
+		q.Set("path", p)
+	}
+	return q
+}
+
+func crumbs(id, at, dir string) []crumb {
+	out := []crumb{{Name: "/", Link: sessionURL(id, atQuery(at, ""))}}
+	if dir == "" {
+		return out
+	}
+	acc := ""
+	for _, part := range strings.Split(dir, "/") {
+		acc = path.Join(acc, part)
+		out = append(out, crumb{Name: part, Link: sessionURL(id, atQuery(at, acc))})
+	}
+	return out
+}
+
+func (a *App) loadFile(ctx context.Context, c *handlers.Client, id, p string, at handlers.At, head handlers.ReadReply) (*fileView, error) {
+	fv := &fileView{Path: p, Size: head.Size, Hash: head.Hash, Kind: head.Kind, Target: head.Target}
+	if head.Kind != "file" {
+		return fv, nil
+	}
+	if head.Size > maxFileView {
+		fv.Large = true
+		return fv, nil
+	}
+	data, _, err := c.ReadAll(ctx, id, p, handlers.AtPosition(head.Position))
+	if err != nil {
+		return nil, err
+	}
+	if isBinary(data) {
+		fv.Binary = true
+		return fv, nil
+	}
+	fv.Lines = highlightLines(p, string(data))
+	return fv, nil
+}
+
+// loadTimeline reads the session's history: by default its milestones
+// (newest first, the last maxTimeline), or with events=all every event, a
+// page of maxTimeline at a time from the position in from.
+func (a *App) loadTimeline(ctx context.Context, c *handlers.Client, id string, from uint64, d *sessionData) error {
+	if d.AllEvents {
+		page, err := c.Events(ctx, handlers.EventsRequest{Session: id, From: from, Limit: maxTimeline})
+		if err != nil {
+			return err
+		}
+		d.Timeline, d.NextFrom = page.Events, page.NextFrom
+		return nil
+	}
+	req := handlers.EventsRequest{Session: id, Limit: handlers.MaxEventsLimit, Types: milestones}
+	var out []handlers.EventView
+	for {
+		page, err := c.Events(ctx, req)
+		if err != nil {
+			return err
+		}
+		out = append(out, page.Events...)
+		if len(out) > maxTimeline {
+			out = out[len(out)-maxTimeline:]
+		}
+		if page.NextFrom == 0 {
+			break
+		}
+		req.From = page.NextFrom
+	}
+	slices.Reverse(out)
+	d.Timeline = out
+	return nil
+}

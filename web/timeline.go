@@ -1,0 +1,111 @@
+package web
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/handlers"
+)
+
+// evLabels name the event types in a reviewer's words. A type missing here
+// shows as itself (TestEventLabels holds the table to domain's types).
+var evLabels = map[string]string{
+	string(domain.SessionCreated):    "Created",
+	string(domain.SessionForked):     "Forked",
+	string(domain.FileWritten):       "File written",
+	string(domain.DirectoryMade):     "Folder made",
+	string(domain.PathRemoved):       "Removed",
+	string(domain.PathRenamed):       "Renamed",
+	string(domain.SymlinkCreated):    "Link made",
+	string(domain.BatchApplied):      "Changes applied",
+	string(domain.TagsSet):           "Tags set",
+	string(domain.SessionArchived):   "Archived",
+	string(domain.SessionDeleted):    "Deleted",
+	string(domain.CheckpointCreated): "Checkpoint",
+	string(domain.CheckpointDeleted): "Checkpoint removed",
+	string(domain.SessionRestored):   "Restored",
+	string(domain.NoteAdded):         "Note",
+	string(domain.NoteResolved):      "Note resolved",
+	string(domain.NoteReopened):      "Note reopened",
+	string(domain.ApprovalRequested): "Approval requested",
+	string(domain.ApprovalGranted):   "Approval granted",
+	string(domain.ApprovalDenied):    "Approval denied",
+	string(domain.CommitCreated):     "Commit",
+	string(domain.PolicyChanged):     "Policy changed",
+	string(domain.XattrSet):          "Attribute set",
+	string(domain.XattrRemoved):      "Attribute removed",
+	string(domain.CacheUpdated):      "Cache updated",
+	string(domain.LockAcquired):      "Lock taken",
+	string(domain.LockRenewed):       "Lock renewed",
+	string(domain.LockReleased):      "Lock released",
+	string(domain.HealthReported):    "Health report",
+	string(domain.SessionMerged):     "Merged",
+}
+
+func evLabel(e handlers.EventView) string {
+	if l, ok := evLabels[e.Type]; ok {
+		if e.Type == string(domain.SessionCreated) && e.Origin != nil && e.Origin.Parent != "" {
+			return "Forked"
+		}
+		return l
+	}
+	return e.Type
+}
+
+// evDetail is the one line under an event in the timeline.
+func evDetail(e handlers.EventView) string {
+	switch {
+	case e.Commit != nil:
+		return fmt.Sprintf("“%s” by %s", e.Commit.Message, e.Commit.Author)
+	case e.Checkpoint != nil:
+		return strings.TrimSpace(e.Checkpoint.Name + " → position " + fmt.Sprint(e.Checkpoint.Position) + " " + e.Checkpoint.Note)
+	case e.RestoredTo != 0:
+		return fmt.Sprintf("back to position %d", e.RestoredTo)
+	case e.Origin != nil && e.Origin.Parent != "":
+		return fmt.Sprintf("from %s at %d", shortID(e.Origin.Parent), e.Origin.Position)
+	case e.Origin != nil && e.Origin.Source != "":
+		return fmt.Sprintf("from source %s@%d", e.Origin.Source, e.Origin.Revision)
+	case e.Merge != nil:
+		return fmt.Sprintf("from %s at %d", shortID(e.Merge.From), e.Merge.FromPosition)
+	case e.Approval != nil && e.Approval.Reason != "":
+		return e.Approval.Reason + groupSuffix(e.Approval.Group)
+	case e.Approval != nil && e.Approval.Comment != "":
+		return "“" + e.Approval.Comment + "”"
+	case e.Health != nil:
+		return fmt.Sprintf("%s: %d passed, %d failed", passing(e.Health.Passing), e.Health.Passed, e.Health.Failed)
+	case e.Note != nil && e.Note.Body != "":
+		return noteWhere(e.Note) + e.Note.Body
+	case len(e.Ops) == 1:
+		return e.Ops[0].Op + " " + e.Ops[0].Path
+	case len(e.Ops) > 1:
+		return fmt.Sprintf("%d changes", len(e.Ops))
+	}
+	return ""
+}
+
+func groupSuffix(g string) string {
+	if g == "" {
+		return ""
+	}
+	return " · group " + g
+}
+
+func passing(ok bool) string {
+	if ok {
+		return "passing"
+	}
+	return "failing"
+}
+
+func noteWhere(n *handlers.NoteEventView) string {
+	switch {
+	case n.Path == "":
+		return ""
+	case n.LineStart == 0:
+		return n.Path + ": "
+	case n.LineStart == n.LineEnd:
+		return fmt.Sprintf("%s:%d: ", n.Path, n.LineStart)
+	}
+	return fmt.Sprintf("%s:%d-%d: ", n.Path, n.LineStart, n.LineEnd)
+}

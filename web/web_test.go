@@ -1,0 +1,263 @@
+package web_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/strand-dev/strand/handlers"
+)
+
+// get fetches a page as a user ("" for no credentials).
+func (h *harness) get(t *testing.T, user, path string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, h.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user != "" {
+		req.SetBasicAuth(user, "x")
+	}
+	return h.do(t, req)
+}
+
+func (h *harness) do(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// post sends a form as a user, with the headers a browser sends for a
+// same-origin form unless hdr overrides them.
+func (h *harness) post(t *testing.T, user, path string, form url.Values, hdr map[string]string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.srv.URL+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	req.SetBasicAuth(user, "x")
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+func TestApp_Pages(t *testing.T) {
+	h := start(t)
+	id := h.seed(t)
+	cases := []struct {
+		name, path string
+		status     int
+		want       []string
+	}{
+		{"Sessions", "/", 200, []string{id[len(id)-8:], "team=web", "pending_approval"}},
+		{"SessionsFilteredByStatus", "/?status=archived", 200, []string{"archived"}},
+		{"SessionsFilteredByTag", "/?tag=team%3Dweb", 200, []string{id[len(id)-8:]}},
+		{"Session", "/s/" + id, 200, []string{"draft", "Health: passing", "Commit is not allowed yet"}},
+		{"SessionFile", "/s/" + id + "?path=src/main.go", 200, []string{`id="L3"`, "greet", `<span class="kn">import</span>`}},
+		{"SessionAtCheckpoint", "/s/" + id + "?at=draft&path=src/main.go", 200, []string{"println"}},
+		{"SessionAllEvents", "/s/" + id + "?events=all", 200, []string{"File written"}},
+		{"Diff", "/s/" + id + "/diff", 200, []string{"src/main.go", `data-line="3"`, "row-add"}},
+		{"DiffSinceCheckpoint", "/s/" + id + "/diff?from=draft", 200, []string{"docs/usage.md", "modified"}},
+		{"Queue", "/queue", 200, []string{"Nothing waits"}},
+		{"UnknownSession", "/s/01JAAAAAAAAAAAAAAAAAAAAAAA", 404, []string{"not_found"}},
+		{"BadTagFilter", "/?tag=nokey", 400, []string{"invalid_argument"}},
+		{"BadPoint", "/s/" + id + "?at=nosuchcheckpoint", 404, []string{"not_found"}},
+		{"LiveWithoutFrom", "/s/" + id + "/live", 400, []string{"invalid_argument"}},
+		{"UnknownPage", "/nope", 404, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := h.get(t, "alice", tc.path)
+			if status != tc.status {
+				t.Fatalf("GET %s: got status %d, want %d\n%s", tc.path, status, tc.status, body)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("GET %s: the page lacks %q", tc.path, w)
+				}
+			}
+		})
+	}
+	t.Run("Unauthenticated", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/", nil)
+		c := &http.Client{}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic") {
+			t.Fatalf("got %d %q, want 401 with a Basic challenge", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	})
+}
+
+// flashOf follows a POST's redirect: the page it lands on, with the flash.
+func (h *harness) follow(t *testing.T, user string, resp *http.Response) (string, string) {
+	t.Helper()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST answered %d, want 303", resp.StatusCode)
+	}
+	loc := resp.Header.Get("Location")
+	req, _ := http.NewRequest(http.MethodGet, h.srv.URL+loc, nil)
+	req.SetBasicAuth(user, "x")
+	for _, ck := range resp.Cookies() {
+		if !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode {
+			t.Errorf("cookie %s: HttpOnly %v SameSite %v, want HttpOnly and Lax", ck.Name, ck.HttpOnly, ck.SameSite)
+		}
+		req.AddCookie(ck)
+	}
+	_, body := h.do(t, req)
+	return loc, body
+}
+
+func TestApp_Actions(t *testing.T) {
+	h := start(t)
+	id := h.seed(t)
+	ctx := context.Background()
+	alice := h.clients["alice"]
+	position := func() uint64 {
+		s, err := alice.GetSession(ctx, id, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Session.Position
+	}
+
+	t.Run("CrossOriginPostIsRefused", func(t *testing.T) {
+		before := position()
+		resp := h.post(t, "alice", "/s/"+id+"/annotate", url.Values{"body": {"forged"}}, map[string]string{"Sec-Fetch-Site": "cross-site"})
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("cross-site POST: got %d, want 403", resp.StatusCode)
+		}
+		if after := position(); after != before {
+			t.Fatalf("a refused POST moved the session from %d to %d", before, after)
+		}
+	})
+
+	t.Run("AnnotateReplyResolve", func(t *testing.T) {
+		resp := h.post(t, "bob", "/s/"+id+"/annotate", url.Values{"body": {"why fmt?"}, "path": {"src/main.go"}, "lines": {"3"}, "request_id": {"t-note"}, "next": {"/s/" + id + "/diff"}}, nil)
+		loc, body := h.follow(t, "bob", resp)
+		if loc != "/s/"+id+"/diff" || !strings.Contains(body, "Note added") || !strings.Contains(body, "why fmt?") {
+			t.Fatalf("after annotating: at %s, flash or note missing", loc)
+		}
+		// The same form sent twice is stored once.
+		before := position()
+		h.post(t, "bob", "/s/"+id+"/annotate", url.Values{"body": {"why fmt?"}, "path": {"src/main.go"}, "lines": {"3"}, "request_id": {"t-note"}}, nil)
+		if position() != before {
+			t.Fatal("a resent form was stored twice")
+		}
+		notes, err := alice.Notes(ctx, handlers.NotesRequest{Session: id})
+		if err != nil || len(notes.Notes) != 1 {
+			t.Fatalf("notes: %v %+v", err, notes)
+		}
+		n := notes.Notes[0]
+		if n.LineStart != 3 || n.LineEnd != 3 || n.Path != "src/main.go" || n.Actor != "bob" {
+			t.Fatalf("note = %+v, want bob's on src/main.go line 3", n)
+		}
+		_, body = h.follow(t, "alice", h.post(t, "alice", "/s/"+id+"/annotate", url.Values{"body": {"for the demo"}, "reply_to": {n.ID}}, nil))
+		if !strings.Contains(body, "Reply added") {
+			t.Fatal("reply: no confirmation")
+		}
+		_, body = h.follow(t, "alice", h.post(t, "alice", "/s/"+id+"/notes/"+n.ID+"/resolve", nil, nil))
+		if !strings.Contains(body, "Note resolved") {
+			t.Fatal("resolve: no confirmation")
+		}
+		_, body = h.get(t, "alice", "/s/"+id+"/diff")
+		if !strings.Contains(body, "for the demo") || !strings.Contains(body, "resolved by alice") || !strings.Contains(body, "Reopen") {
+			t.Fatal("the diff does not show the reply and the resolved state")
+		}
+	})
+
+	t.Run("BadInputIsAFlashNotAChange", func(t *testing.T) {
+		before := position()
+		for _, form := range []url.Values{
+			{"body": {""}}, // empty note
+			{"body": {"x"}, "path": {"src/main.go"}, "lines": {"a-b"}}, // bad range
+			{"body": {"x"}, "path": {"../etc/passwd"}},                 // traversal
+			{"body": {"x"}, "path": {"nope.go"}},                       // unknown path
+			{"body": {"x\x00y"}, "path": {"src/main.go\x00"}},          // NUL
+		} {
+			_, body := h.follow(t, "alice", h.post(t, "alice", "/s/"+id+"/annotate", form, nil))
+			if !strings.Contains(body, "flash-error") {
+				t.Errorf("annotate %v: no error shown", form)
+			}
+		}
+		if after := position(); after != before {
+			t.Fatalf("refused forms moved the session from %d to %d", before, after)
+		}
+		resp := h.post(t, "alice", "/s/"+id+"/notes/x/explode", nil, nil)
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("unknown verb: got %d, want 404", resp.StatusCode)
+		}
+		big := url.Values{"body": {strings.Repeat("x", 300<<10)}}
+		if resp := h.post(t, "alice", "/s/"+id+"/annotate", big, nil); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("a 300 KiB form: got %d, want 400", resp.StatusCode)
+		}
+	})
+
+	t.Run("NextStaysOnTheSite", func(t *testing.T) {
+		for _, n := range []string{"https://evil.example/", "//evil.example/", `/\evil.example`} {
+			resp := h.post(t, "alice", "/s/"+id+"/checkpoint", url.Values{"name": {"bad name!"}, "next": {n}}, nil)
+			if loc := resp.Header.Get("Location"); loc != "/s/"+id {
+				t.Errorf("next=%q redirected to %q, want the session page", n, loc)
+			}
+		}
+	})
+
+	t.Run("SelfApprovalAndStaleRequests", func(t *testing.T) {
+		h.post(t, "alice", "/s/"+id+"/request", url.Values{"reason": {"commit"}, "group": {"leads"}}, nil)
+		p, err := alice.Pending(ctx, handlers.PendingRequest{Session: id})
+		if err != nil || len(p.Requests) != 1 {
+			t.Fatalf("pending: %v %+v", err, p)
+		}
+		req := p.Requests[0].ID
+		_, body := h.follow(t, "alice", h.post(t, "alice", "/s/"+id+"/approvals/"+req+"/grant", nil, nil))
+		if !strings.Contains(body, "flash-error") || !strings.Contains(body, "forbidden") {
+			t.Error("alice granted her own request, or was not told why not")
+		}
+		// The content moves: the request is stale, shown so, not grantable.
+		if _, err := alice.Write(ctx, handlers.WriteRequest{Session: id, Path: "src/main.go", Content: []byte("package main\n")}); err != nil {
+			t.Fatal(err)
+		}
+		_, body = h.get(t, "bob", "/s/"+id)
+		if !strings.Contains(body, `badge state-stale`) || strings.Contains(body, `/approvals/`+req+`/grant`) {
+			t.Error("bob's page does not mark the stale request, or offers to grant it")
+		}
+		_, body = h.follow(t, "bob", h.post(t, "bob", "/s/"+id+"/approvals/"+req+"/grant", nil, nil))
+		if !strings.Contains(body, "approval_stale") {
+			t.Error("granting a stale request was not refused with approval_stale")
+		}
+		if !strings.Contains(body, `id="commit" disabled`) {
+			t.Error("commit is enabled without a usable approval")
+		}
+		// Outdated notes are marked: the note on line 3 was written on
+		// content that has changed.
+		_, body = h.get(t, "bob", "/s/"+id+"/diff")
+		if !strings.Contains(body, `badge outdated`) {
+			t.Error("the note on changed content is not marked outdated")
+		}
+	})
+}
