@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -88,6 +89,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.runCommand(ctx, command{name: "merge", run: (*Main).cmdMerge}, args[1:])
 	case "worker":
 		err = m.runWorker(ctx, args[1:])
+	case "checkout", "status", "push", "pull", "run":
+		err = m.runCommand(ctx, workcopyCommands[args[0]], args[1:])
 	case "activity":
 		err = m.runCommand(ctx, command{name: "activity", run: (*Main).cmdActivity}, args[1:])
 	default:
@@ -127,6 +130,11 @@ func (m *Main) report(err error) int {
 		fmt.Fprintf(m.Stderr, "strand: %s\n", ue.msg)
 		return exitUsage
 	}
+	var ec exitCode
+	if errors.As(err, &ec) {
+		// strand run: the command's exit code, already reported.
+		return int(ec)
+	}
 	if errors.Is(err, flag.ErrHelp) {
 		// Asked for with -h: the flags were printed, and that is no error.
 		return exitOK
@@ -159,11 +167,16 @@ Groups:`)
 	for _, g := range names {
 		fmt.Fprintf(m.Stdout, "  %-12s %s\n", g, groupHelp[g])
 	}
-	fmt.Fprintln(m.Stdout, `  diff         strand diff [FROM_SESSION[@AT]] SESSION[@AT] [--path P] [--context N]
+	fmt.Fprintln(m.Stdout, `  diff         strand diff [FROM_SESSION[@AT]] SESSION[@AT] [--path P] [--context N] | strand diff [DIR] (a working copy's changes)
   merge        strand merge FROM_SESSION[@AT] INTO_SESSION [--strategy ours|theirs] [--path P[=ours|theirs]]...
   bench        strand bench [--quick] [--json] [--nats URLS] [--rows r1,r2]
   events       strand events SESSION [--at AT] [--from POS] [--limit N]
   activity     strand activity [--limit N] [--before POS]   (the tenant's recent events)
+  checkout     strand checkout SESSION[@AT] DIR   (a working copy: status, diff, push, pull in it)
+  status       strand status [DIR]
+  push         strand push [DIR] [--checkpoint NAME] [--message TEXT] [--token T] [--force]
+  pull         strand pull [DIR]
+  run          strand run SESSION [--fork] [--count N] [--checkpoint-before NAME] [--dir DIR] [--push-every D] -- COMMAND [ARGS...]
   worker       strand worker [summary|gc|retention]... [--once] [--dry-run] [--gc-grace D] [--retention-idle D]
 
 Global flags (anywhere on the line):
@@ -354,5 +367,10 @@ func globalsLast(args []string) []string {
 	if len(lead) == 0 || i == len(args) {
 		return args
 	}
-	return append(append([]string{}, args[i:]...), lead...)
+	rest := args[i:]
+	// Before a "--" (strand run ... -- COMMAND): what follows is not ours.
+	if j := slices.Index(rest, "--"); j >= 0 {
+		return slices.Concat(rest[:j], lead, rest[j:])
+	}
+	return append(append([]string{}, rest...), lead...)
 }

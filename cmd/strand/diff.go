@@ -11,6 +11,7 @@ import (
 
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/workcopy"
 )
 
 const diffUsage = "diff [FROM_SESSION[@AT]] SESSION[@AT] [--path P] [--context N] [--limit N]"
@@ -25,11 +26,16 @@ func (m *Main) cmdDiff(ctx context.Context, _ *globals, args []string) error {
 		fs.StringVar(&path, "path", "", "print the unified diff of this path")
 		fs.IntVar(&lines, "context", handlers.DefaultDiffContext, "lines of context around each change of --path")
 		fs.IntVar(&limit, "limit", 0, "list at most this many changes (default 1000)")
+		var cf cacheFlags
+		m.declareCache(fs, &cf) // used by strand diff [DIR]
 	})
 	if err != nil {
 		return err
 	}
-	if len(pos) < 1 || len(pos) > 2 {
+	if len(pos) == 0 || len(pos) == 1 && workcopy.IsWorkingCopy(pos[0]) {
+		return m.wcDiff(ctx, args)
+	}
+	if len(pos) > 2 {
 		return usagef("usage: strand %s", diffUsage)
 	}
 	if lines < 0 {

@@ -1,0 +1,72 @@
+package workcopy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/strand-dev/strand/contentcache"
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/handlers"
+)
+
+// ErrNotWorkingCopy is returned by Open for a directory without metadata.
+var ErrNotWorkingCopy = errors.New("not a working copy")
+
+// Copy is an open working copy.
+type Copy struct {
+	// Dir is the working copy's root (absolute).
+	Dir string
+	// Head is what the files came from.
+	Head Head
+
+	client *handlers.Client
+	cache  *contentcache.Cache
+	// Progress, when not nil, hears about long work (a bar on a terminal).
+	Progress io.Writer
+
+	index        map[string]Entry
+	indexWritten int64
+	conflicts    []Conflict
+}
+
+// Open opens the working copy in dir. The client must be for the tenant
+// the copy was checked out as; cache may be nil (no shared cache).
+func Open(dir string, c *handlers.Client, cache *contentcache.Cache) (*Copy, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	w := &Copy{Dir: abs, client: c, cache: cache}
+	if err := w.load(); err != nil {
+		return nil, err
+	}
+	if c != nil && c.Tenant != w.Head.Tenant {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "%s was checked out as tenant %s, not %s", abs, w.Head.Tenant, c.Tenant)
+	}
+	return w, nil
+}
+
+// IsWorkingCopy reports whether dir holds a working copy.
+func IsWorkingCopy(dir string) bool {
+	_, err := os.Stat(metaPath(dir, "HEAD"))
+	return err == nil
+}
+
+// Conflicts returns the conflicts the last pull left, not yet pushed.
+func (w *Copy) Conflicts() []Conflict { return append([]Conflict(nil), w.conflicts...) }
+
+// Entries returns the number of tracked paths.
+func (w *Copy) Entries() int { return len(w.index) }
+
+// abs returns the local path of a session path.
+func (w *Copy) abs(p string) string { return filepath.Join(w.Dir, filepath.FromSlash(p)) }
+
+func (w *Copy) remote() error {
+	if w.client == nil {
+		return fmt.Errorf("working copy %s opened without a client", w.Dir)
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+package workcopy
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/strand-dev/strand/handlers"
+)
+
+// fetch gets the content of files at a position: from the machine's cache
+// when it holds it, else through the service's bulk path (then cached).
+// fn is called once per distinct hash, possibly from several goroutines.
+func (w *Copy) fetch(ctx context.Context, position uint64, files []handlers.FileRef, fn func(hash string, data []byte) error) error {
+	seen := map[string]bool{}
+	var hits, misses []handlers.FileRef
+	for _, f := range files {
+		if seen[f.Hash] {
+			continue
+		}
+		seen[f.Hash] = true
+		if w.cache != nil && w.cache.Has(f.Hash) {
+			hits = append(hits, f)
+		} else {
+			misses = append(misses, f)
+		}
+	}
+	// Cache hits are read a few at a time; a damaged entry becomes a miss.
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	work := make(chan handlers.FileRef)
+	for range min(runtime.GOMAXPROCS(0)*2, len(hits)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range work {
+				data, ok, err := w.cache.Get(f.Hash)
+				if err == nil && ok {
+					err = fn(f.Hash, data)
+				}
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+				}
+				if err == nil && !ok {
+					misses = append(misses, f)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, f := range hits {
+		work <- f
+	}
+	close(work)
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	if len(misses) == 0 {
+		return nil
+	}
+	if err := w.remote(); err != nil {
+		return err
+	}
+	err := w.client.FetchContent(ctx, w.Head.Session, handlers.AtPosition(position), misses, 0, func(hash string, data []byte) error {
+		if w.cache != nil {
+			if err := w.cache.Put(hash, data); err != nil {
+				return fmt.Errorf("cache %s: %w", hash, err)
+			}
+		}
+		return fn(hash, data)
+	})
+	if err != nil {
+		return fmt.Errorf("fetch content at %d: %w", position, err)
+	}
+	return nil
+}

@@ -1,0 +1,388 @@
+package workcopy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/handlers"
+)
+
+// Content of up to inlineMax bytes rides inside the batch (one stored
+// message less per file); larger content is uploaded in chunks first.
+const inlineMax = 64 << 10
+
+// uploadsInFlight is how many chunks a push uploads at once.
+const uploadsInFlight = 8
+
+// PushOptions tune a push.
+type PushOptions struct {
+	// Checkpoint, when set, names the pushed position.
+	Checkpoint string
+	// Message is the checkpoint's note; alone, it names a checkpoint
+	// push-<position>.
+	Message string
+	// Token is a lease token for paths under a lock (lock.acquire).
+	Token string
+	// Force pushes even while a conflict a pull left is unresolved.
+	Force bool
+}
+
+// PushResult is what a push did.
+type PushResult struct {
+	Session  string `json:"session"`
+	Position uint64 `json:"position"`
+	Root     string `json:"root,omitempty"`
+	// Changes is how many local changes the event holds (0: nothing to
+	// push, no event).
+	Changes int `json:"changes"`
+	// Replayed is true when the service had stored this push before (an
+	// interrupted push run again).
+	Replayed bool `json:"replayed,omitempty"`
+	// Uploaded and Skipped count the chunks sent and those the service
+	// already held.
+	Uploaded   int    `json:"uploaded"`
+	Skipped    int    `json:"skipped"`
+	Checkpoint string `json:"checkpoint,omitempty"`
+	RequestID  string `json:"request_id,omitempty"`
+}
+
+// pushPlan is the batch a push sends and how the index changes after it.
+type pushPlan struct {
+	ops     []handlers.BatchOp
+	drop    []string // index entries removed (and everything under removed dirs)
+	dropDir []string
+	put     []Entry // index entries set
+}
+
+// Push sends every local change as one event that expects HEAD's position,
+// then moves HEAD and the index to the new position. A session that moved
+// since HEAD is refused with conflict, and nothing is written: pull first.
+func (w *Copy) Push(ctx context.Context, opts PushOptions) (PushResult, error) {
+	if err := w.remote(); err != nil {
+		return PushResult{}, err
+	}
+	st, err := w.Status()
+	if err != nil {
+		return PushResult{}, err
+	}
+	res := PushResult{Session: w.Head.Session, Position: w.Head.Position, Root: w.Head.Root}
+	if len(st.Conflicts) > 0 && !opts.Force {
+		paths := make([]string, len(st.Conflicts))
+		for i, c := range st.Conflicts {
+			paths[i] = c.Path
+		}
+		return res, domain.Errorf(domain.CodeConflict, "unresolved conflicts from the last pull (edit them first, or push with force): %s", strings.Join(paths, ", "))
+	}
+	if !st.Clean() {
+		plan, err := w.plan(ctx, st, &res)
+		if err != nil {
+			return res, err
+		}
+		if len(plan.ops) > domain.MaxBatchOps {
+			return res, domain.Errorf(domain.CodeTooLarge, "%d changes to push, one event holds at most %d: push in parts, or keep build outputs out with %s", len(plan.ops), domain.MaxBatchOps, IgnoreFile)
+		}
+		res.RequestID = w.requestID(plan.ops)
+		reply, err := w.client.Batch(ctx, handlers.BatchRequest{
+			Mutation: handlers.Mutation{RequestID: res.RequestID, ExpectedPosition: w.Head.Position, Token: opts.Token},
+			Session:  w.Head.Session, Ops: plan.ops,
+		})
+		if err != nil {
+			if handlers.ErrorCode(err) == domain.CodeConflict {
+				return res, fmt.Errorf("push to %s at %d: %w (pull first)", w.Head.Session, w.Head.Position, err)
+			}
+			return res, fmt.Errorf("push to %s: %w", w.Head.Session, err)
+		}
+		w.apply(plan)
+		w.conflicts = nil
+		w.Head.Position, w.Head.Root = reply.Position, reply.Root
+		if err := w.save(); err != nil {
+			return res, err
+		}
+		res.Position, res.Root, res.Replayed, res.Changes = reply.Position, reply.Root, reply.Replayed, len(st.Changes)
+	}
+	name := opts.Checkpoint
+	if name == "" && opts.Message != "" {
+		name = "push-" + strconv.FormatUint(res.Position, 10)
+	}
+	if name != "" {
+		req := handlers.CheckpointRequest{
+			Mutation: handlers.Mutation{RequestID: "ckpt-" + w.Head.Session + "-" + strconv.FormatUint(res.Position, 10) + "-" + name},
+			Session:  w.Head.Session, Name: name, At: handlers.AtPosition(res.Position), Note: opts.Message,
+		}
+		if err := w.followed(ctx, func(m handlers.Mutation) (uint64, error) {
+			req.Mutation.ExpectedPosition = m.ExpectedPosition
+			r, err := w.client.CreateCheckpoint(ctx, req)
+			return r.Position, err
+		}); err != nil {
+			return res, fmt.Errorf("checkpoint %s: %w", name, err)
+		}
+		res.Checkpoint = name
+	}
+	return res, nil
+}
+
+// followed appends an event that leaves the tree as it is (a checkpoint, a
+// health report) right after HEAD, and moves HEAD past it, so that the
+// working copy's next push does not have to pull first. When the session
+// moved in between, the event goes in all the same and HEAD stays.
+func (w *Copy) followed(ctx context.Context, send func(m handlers.Mutation) (uint64, error)) error {
+	pos, err := send(handlers.Mutation{ExpectedPosition: w.Head.Position})
+	if handlers.ErrorCode(err) == domain.CodeConflict {
+		_, err = send(handlers.Mutation{})
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	w.Head.Position = pos
+	return w.saveHead()
+}
+
+// requestID is derived from the session, HEAD's position and the batch, so
+// a push run again after an interruption is the same request.
+func (w *Copy) requestID(ops []handlers.BatchOp) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%d\x00", w.Head.Session, w.Head.Position)
+	for _, o := range ops {
+		content := o.Hash
+		if content == "" && o.Op == "write" {
+			content = hashBytes(o.Content)
+		}
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00%o\x00%t\x00", o.Op, o.Path, o.To, o.Target, content, o.Mode, o.Recursive)
+	}
+	return "push-" + hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// plan turns the changes into batch operations: removals of paths that
+// changed kind, new directories (parents first), renames, removals
+// (a removed directory once, recursively), then symlinks and writes.
+func (w *Copy) plan(ctx context.Context, st *Status, res *PushResult) (pushPlan, error) {
+	var p pushPlan
+	removedDirs := map[string]bool{}
+	for _, c := range st.Changes {
+		if (c.Kind == Deleted || c.Kind == Modified) && c.Old.Kind == KindDir && (c.New == nil || c.New.Kind != KindDir) {
+			removedDirs[c.Path] = true
+		}
+	}
+	under := func(path string) bool {
+		for d := path; ; {
+			i := strings.LastIndexByte(d, '/')
+			if i < 0 {
+				return false
+			}
+			d = d[:i]
+			if removedDirs[d] {
+				return true
+			}
+		}
+	}
+	var kindRemovals, mkdirs, renames, removals []handlers.BatchOp
+	var writes []Entry
+	for _, c := range st.Changes {
+		switch c.Kind {
+		case Deleted:
+			p.drop = append(p.drop, c.Path)
+			if under(c.Path) {
+				continue
+			}
+			removals = append(removals, handlers.BatchOp{Op: "remove", Path: c.Path, Recursive: c.Old.Kind == KindDir})
+			if c.Old.Kind == KindDir {
+				p.dropDir = append(p.dropDir, c.Path)
+			}
+		case Renamed:
+			if under(c.From) || c.Old.Mode != c.New.Mode {
+				// The source goes with its directory, or the mode changes
+				// too: write it anew (the content is skipped if held).
+				p.drop = append(p.drop, c.From)
+				if !under(c.From) {
+					removals = append(removals, handlers.BatchOp{Op: "remove", Path: c.From})
+				}
+				writes = append(writes, *c.New)
+				continue
+			}
+			renames = append(renames, handlers.BatchOp{Op: "rename", Path: c.From, To: c.Path})
+			p.drop = append(p.drop, c.From)
+			p.put = append(p.put, *c.New)
+		case Added, Modified, ModeChanged:
+			if c.Old != nil && c.Old.Kind != c.New.Kind {
+				kindRemovals = append(kindRemovals, handlers.BatchOp{Op: "remove", Path: c.Path, Recursive: c.Old.Kind == KindDir})
+				if c.Old.Kind == KindDir {
+					p.dropDir = append(p.dropDir, c.Path)
+				}
+			}
+			switch c.New.Kind {
+			case KindDir:
+				mkdirs = append(mkdirs, handlers.BatchOp{Op: "mkdir", Path: c.Path, Mode: c.New.Mode})
+				p.put = append(p.put, *c.New)
+			case KindSymlink:
+				if c.Old != nil && c.Old.Kind == KindSymlink {
+					kindRemovals = append(kindRemovals, handlers.BatchOp{Op: "remove", Path: c.Path})
+				}
+				writes = append(writes, *c.New)
+			case KindFile:
+				writes = append(writes, *c.New)
+			}
+		}
+	}
+	sort.Slice(mkdirs, func(i, j int) bool { return mkdirs[i].Path < mkdirs[j].Path })
+	p.ops = append(append(append(append(p.ops, kindRemovals...), mkdirs...), renames...), removals...)
+	wops, entries, err := w.writeOps(ctx, writes, res)
+	if err != nil {
+		return p, err
+	}
+	p.ops = append(p.ops, wops...)
+	p.put = append(p.put, entries...)
+	return p, nil
+}
+
+// writeOps reads the files to write (as they are now: the entries are
+// updated with what was read), inlines small content and uploads the rest
+// in chunks, skipping chunks the tenant already uploaded.
+func (w *Copy) writeOps(ctx context.Context, writes []Entry, res *PushResult) ([]handlers.BatchOp, []Entry, error) {
+	ops := make([]handlers.BatchOp, len(writes))
+	chunked := map[int][][]byte{}
+	for i, e := range writes {
+		if e.Kind == KindSymlink {
+			ops[i] = handlers.BatchOp{Op: "symlink", Path: e.Path, Target: e.Target}
+			continue
+		}
+		data, mtime, err := readFile(w.abs(e.Path))
+		if err != nil {
+			return nil, nil, fmt.Errorf("read %s: %w", e.Path, err)
+		}
+		e.Hash, e.Size, e.Mtime = hashBytes(data), int64(len(data)), mtime
+		writes[i] = e
+		ops[i] = handlers.BatchOp{Op: "write", Path: e.Path, Mode: e.Mode}
+		if len(data) <= inlineMax {
+			ops[i].Content = data
+			continue
+		}
+		var chunks [][]byte
+		for off := 0; off < len(data); off += w.client.ChunkSize {
+			chunks = append(chunks, data[off:min(off+w.client.ChunkSize, len(data))])
+		}
+		chunked[i] = chunks
+		ops[i].Hash = e.Hash
+	}
+	if len(chunked) == 0 {
+		return ops, writes, nil
+	}
+	// Every chunk by hash, once.
+	byHash := map[string][]byte{}
+	var hashes []string
+	for i, chunks := range chunked {
+		for _, c := range chunks {
+			h := hashBytes(c)
+			ops[i].Chunks = append(ops[i].Chunks, h)
+			if _, ok := byHash[h]; !ok {
+				byHash[h] = c
+				hashes = append(hashes, h)
+			}
+		}
+	}
+	held := map[string]bool{}
+	for off := 0; off < len(hashes); off += handlers.MaxHasHashes {
+		r, err := w.client.Has(ctx, hashes[off:min(off+handlers.MaxHasHashes, len(hashes))])
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, h := range r.Have {
+			held[h] = true
+		}
+	}
+	var missing []string
+	for _, h := range hashes {
+		if held[h] {
+			res.Skipped++
+		} else {
+			missing = append(missing, h)
+		}
+	}
+	if err := w.upload(ctx, missing, byHash); err != nil {
+		return nil, nil, err
+	}
+	res.Uploaded += len(missing)
+	return ops, writes, nil
+}
+
+// upload sends chunks, uploadsInFlight at a time.
+func (w *Copy) upload(ctx context.Context, hashes []string, data map[string][]byte) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, uploadsInFlight)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for _, h := range hashes {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			up, err := w.client.Upload(ctx, w.Head.Session, data[h])
+			if err == nil && up.Hash != h {
+				err = fmt.Errorf("upload: the service stored %s for chunk %s", up.Hash, h)
+			}
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+					cancel()
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return first
+}
+
+// readFile reads a file and the mtime it had before the read.
+func readFile(path string) ([]byte, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	data, err := io.ReadAll(f)
+	return data, fi.ModTime().UnixNano(), err
+}
+
+// apply moves the index past a pushed plan.
+func (w *Copy) apply(p pushPlan) {
+	for _, d := range p.dropDir {
+		for k := range w.index {
+			if hasPrefixDir(k, d) {
+				delete(w.index, k)
+			}
+		}
+		delete(w.index, d)
+	}
+	for _, k := range p.drop {
+		delete(w.index, k)
+	}
+	for _, e := range p.put {
+		w.index[e.Path] = e
+	}
+}

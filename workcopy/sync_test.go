@@ -1,0 +1,218 @@
+package workcopy_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/workcopy"
+)
+
+func TestPush_ConflictThenPull(t *testing.T) {
+	e := start(t)
+	ctx := ctxOf(t)
+	id := e.session(t,
+		write("shared.txt", "one\ntwo\nthree\nfour\nfive\n", 0o644),
+		write("only-a.txt", "a\n", 0o644),
+		write("gone.txt", "bye\n", 0o644),
+		write("other.txt", "x\n", 0o644),
+	)
+	da, db := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	a, b := e.checkout(t, id, da), e.checkout(t, id, db)
+
+	// A: edits line one of shared.txt, changes only-a.txt, deletes gone.txt, renames other.txt.
+	writeLocal(t, da, "shared.txt", "ONE\ntwo\nthree\nfour\nfive\n", 0o644)
+	writeLocal(t, da, "only-a.txt", "a, changed\n", 0o644)
+	must(t, os.Remove(filepath.Join(da, "gone.txt")))
+	must(t, os.Rename(filepath.Join(da, "other.txt"), filepath.Join(da, "moved.txt")))
+	// B: edits line five of shared.txt and adds a file.
+	writeLocal(t, db, "shared.txt", "one\ntwo\nthree\nfour\nFIVE\n", 0o644)
+	writeLocal(t, db, "b-new.txt", "from b\n", 0o644)
+
+	ra, err := a.Push(ctx, workcopy.PushOptions{})
+	must(t, err)
+	// B is behind: refused with conflict, and nothing is written.
+	_, err = b.Push(ctx, workcopy.PushOptions{})
+	if handlers.ErrorCode(err) != domain.CodeConflict {
+		t.Fatalf("push of a working copy behind the session: %v, want conflict", err)
+	}
+	head, err := e.c.GetSession(ctx, id, "")
+	must(t, err)
+	if head.Session.Position != ra.Position {
+		t.Fatalf("a refused push moved the session from %d to %d", ra.Position, head.Session.Position)
+	}
+	// Pull merges: different lines of shared.txt, A's other changes come in.
+	pr, err := b.Pull(ctx)
+	must(t, err)
+	if len(pr.Conflicts) != 0 || pr.Merged != 1 || pr.To != ra.Position {
+		t.Fatalf("pull = %+v, want one clean merge up to %d", pr, ra.Position)
+	}
+	got := localTree(t, db)
+	for p, want := range map[string]string{
+		"shared.txt": `file 644 "ONE\ntwo\nthree\nfour\nFIVE\n"`, "only-a.txt": `file 644 "a, changed\n"`,
+		"moved.txt": `file 644 "x\n"`, "b-new.txt": `file 644 "from b\n"`,
+	} {
+		if got[p] != want {
+			t.Errorf("after pull %s is %s, want %s", p, got[p], want)
+		}
+	}
+	if _, ok := got["gone.txt"]; ok {
+		t.Error("gone.txt, deleted by A, is still there after the pull")
+	}
+	st, err := b.Status()
+	must(t, err)
+	wantChanges(t, st, "modified shared.txt", "added b-new.txt")
+	rb, err := b.Push(ctx, workcopy.PushOptions{})
+	must(t, err)
+	sameTrees(t, "after B's push", localTree(t, db), e.remoteTree(t, id))
+
+	// Now both change the same line: A pulls B's work first (fast forward).
+	pr, err = a.Pull(ctx)
+	must(t, err)
+	if pr.To != rb.Position || len(pr.Conflicts) != 0 {
+		t.Fatalf("fast-forward pull = %+v", pr)
+	}
+	sameTrees(t, "A after fast-forward", localTree(t, da), localTree(t, db))
+	writeLocal(t, da, "shared.txt", "ONE\ntwo\nTHREE by a\nfour\nFIVE\n", 0o644)
+	writeLocal(t, db, "shared.txt", "ONE\ntwo\nthree by b\nfour\nFIVE\n", 0o644)
+	_, err = a.Push(ctx, workcopy.PushOptions{})
+	must(t, err)
+	pr, err = b.Pull(ctx)
+	must(t, err)
+	if len(pr.Conflicts) != 1 || pr.Conflicts[0].Path != "shared.txt" {
+		t.Fatalf("pull of a conflicting change: %+v, want a conflict on shared.txt", pr)
+	}
+	data, err := os.ReadFile(filepath.Join(db, "shared.txt"))
+	must(t, err)
+	for _, want := range []string{"<<<<<<< local\n", "three by b", "=======\n", "THREE by a", ">>>>>>> " + id + "@"} {
+		if !strings.Contains(string(data), want) {
+			t.Fatalf("conflict file lacks %q:\n%s", want, data)
+		}
+	}
+	// Nothing was resolved silently: push refuses until the file is edited.
+	_, err = b.Push(ctx, workcopy.PushOptions{})
+	if handlers.ErrorCode(err) != domain.CodeConflict || !strings.Contains(err.Error(), "shared.txt") {
+		t.Fatalf("push with the conflict unresolved: %v, want conflict naming shared.txt", err)
+	}
+	writeLocal(t, db, "shared.txt", "ONE\ntwo\nthree by both\nfour\nFIVE\n", 0o644)
+	_, err = b.Push(ctx, workcopy.PushOptions{})
+	must(t, err)
+	sameTrees(t, "after resolution", localTree(t, db), e.remoteTree(t, id))
+}
+
+func TestPush_InterruptedRunAgain(t *testing.T) {
+	e := start(t)
+	ctx := ctxOf(t)
+	id := e.session(t, write("a.txt", "a", 0o644))
+	dir := filepath.Join(t.TempDir(), "wc")
+	w := e.checkout(t, id, dir)
+	writeLocal(t, dir, "a.txt", "changed", 0o644)
+	writeLocal(t, dir, "big.bin", string(big), 0o644)
+	// Keep the metadata as it was before the push: a push that the
+	// service stored but whose answer never reached the working copy.
+	meta := filepath.Join(dir, workcopy.MetaDir)
+	saved := filepath.Join(t.TempDir(), "meta")
+	must(t, exec.Command("cp", "-a", meta, saved).Run())
+	first, err := w.Push(ctx, workcopy.PushOptions{})
+	must(t, err)
+	if first.Uploaded != 4 {
+		t.Fatalf("first push uploaded %d chunks, want 4", first.Uploaded)
+	}
+	must(t, os.RemoveAll(meta))
+	must(t, exec.Command("cp", "-a", saved, meta).Run())
+	again, err := e.open(t, dir).Push(ctx, workcopy.PushOptions{})
+	must(t, err)
+	if !again.Replayed || again.Position != first.Position || again.RequestID != first.RequestID {
+		t.Fatalf("push run again = %+v, want the first push (%d, %s) replayed", again, first.Position, first.RequestID)
+	}
+	if again.Uploaded != 0 || again.Skipped != 4 {
+		t.Fatalf("push run again uploaded %d and skipped %d chunks, want 0 and 4", again.Uploaded, again.Skipped)
+	}
+	head, err := e.c.GetSession(ctx, id, "")
+	must(t, err)
+	if head.Session.Position != first.Position {
+		t.Fatalf("the session is at %d after the push ran twice, want %d", head.Session.Position, first.Position)
+	}
+	st, err := e.open(t, dir).Status()
+	must(t, err)
+	wantChanges(t, st)
+}
+
+func TestStatus_Ignore(t *testing.T) {
+	e := start(t)
+	ctx := ctxOf(t)
+	id := e.session(t, write("src/main.go", "package main\n", 0o644), write("keep.log", "tracked\n", 0o644))
+	dir := filepath.Join(t.TempDir(), "wc")
+	w := e.checkout(t, id, dir)
+	writeLocal(t, dir, workcopy.IgnoreFile, "# build outputs\nbuild/\n*.log\n!important.log\nnode_modules\n", 0o644)
+	writeLocal(t, dir, "src/"+workcopy.IgnoreFile, "generated.go\n", 0o644)
+	writeLocal(t, dir, "build/out.bin", "binary", 0o644)
+	writeLocal(t, dir, "debug.log", "noise", 0o644)
+	writeLocal(t, dir, "important.log", "keep me", 0o644)
+	writeLocal(t, dir, "node_modules/pkg/index.js", "x", 0o644)
+	writeLocal(t, dir, "src/generated.go", "package main // generated\n", 0o644)
+	writeLocal(t, dir, "generated.go", "not under src: pushed\n", 0o644)
+	writeLocal(t, dir, "keep.log", "tracked, so not ignored\n", 0o644)
+	st, err := w.Status()
+	must(t, err)
+	wantChanges(t, st, "added "+workcopy.IgnoreFile, "added src/"+workcopy.IgnoreFile, "added important.log",
+		"added generated.go", "modified keep.log")
+	_, err = w.Push(ctx, workcopy.PushOptions{})
+	must(t, err)
+	remote := e.remoteTree(t, id)
+	for _, p := range []string{"build", "build/out.bin", "debug.log", "node_modules", "src/generated.go", workcopy.MetaDir} {
+		if _, ok := remote[p]; ok {
+			t.Errorf("%s was pushed, though ignored", p)
+		}
+	}
+	for _, p := range []string{"important.log", "generated.go", "keep.log"} {
+		if _, ok := remote[p]; !ok {
+			t.Errorf("%s was not pushed", p)
+		}
+	}
+}
+
+func TestPush_SkipsContentAlreadyUploaded(t *testing.T) {
+	e := start(t)
+	ctx := ctxOf(t)
+	one, two := e.session(t, write("x", "x", 0)), e.session(t, write("y", "y", 0))
+	d1, d2 := filepath.Join(t.TempDir(), "1"), filepath.Join(t.TempDir(), "2")
+	w1, w2 := e.checkout(t, one, d1), e.checkout(t, two, d2)
+	writeLocal(t, d1, "big.bin", string(big), 0o644)
+	r1, err := w1.Push(ctx, workcopy.PushOptions{})
+	must(t, err)
+	writeLocal(t, d2, "copy/of/big.bin", string(big), 0o755)
+	r2, err := w2.Push(ctx, workcopy.PushOptions{})
+	must(t, err)
+	if r1.Uploaded != 4 || r2.Uploaded != 0 || r2.Skipped != 4 {
+		t.Fatalf("uploads: first push %d, second %d (skipped %d); want 4, 0 and 4", r1.Uploaded, r2.Uploaded, r2.Skipped)
+	}
+	sameTrees(t, "second session", localTree(t, d2), e.remoteTree(t, two))
+}
+
+func TestPush_LockedPath(t *testing.T) {
+	e := start(t)
+	ctx := ctxOf(t)
+	id := e.session(t, write("locked.txt", "v1", 0))
+	dir := filepath.Join(t.TempDir(), "wc")
+	w := e.checkout(t, id, dir)
+	other := handlers.NewClient(e.c.Conn(), "acme")
+	other.Actor = "someone-else"
+	lease, err := other.Lock(ctx, "acquire", handlers.LockRequest{Session: id, Path: "locked.txt", TTL: "1m"})
+	must(t, err)
+	writeLocal(t, dir, "locked.txt", "v2", 0o644)
+	// Taking the lease is an event: catch up with it first.
+	_, err = w.Pull(ctx)
+	must(t, err)
+	_, err = w.Push(ctx, workcopy.PushOptions{})
+	if handlers.ErrorCode(err) != domain.CodeLocked {
+		t.Fatalf("push over a lock held by another: %v, want locked", err)
+	}
+	if _, err := w.Push(ctx, workcopy.PushOptions{Token: lease.Lock.Token}); err != nil {
+		t.Fatalf("push with the lease token: %v", err)
+	}
+}
