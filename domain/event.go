@@ -129,6 +129,10 @@ type CommitData struct {
 	Message  string   `msgpack:"msg" json:"message"`
 	Author   string   `msgpack:"author" json:"author"`
 	Summary  *Summary `msgpack:"summary,omitempty" json:"summary,omitempty"`
+	// Gate is the part of the effective policy that governed the commit:
+	// the grants it needed, overall and per reviewer group. The approvals
+	// that met it are the event's Uses.
+	Gate Policy `msgpack:"gate,omitempty" json:"gate,omitempty"`
 }
 
 // CheckpointData is the payload of CheckpointCreated and CheckpointDeleted.

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -36,7 +37,10 @@ var (
 )
 
 // Policy says how many grants each action needs. A session's policy
-// overrides its tenant's default action by action.
+// overrides its tenant's default action by action. A key "action:group"
+// adds a requirement: the action also needs that many grants on a request
+// addressed to that reviewer group, so a policy can require grants from
+// more than one group ({"commit:leads": 1, "commit:security": 1}).
 type Policy map[string]int
 
 // Validate checks a policy's actions and counts.
@@ -45,14 +49,45 @@ func (p Policy) Validate() error {
 		return Errorf(CodeInvalidArgument, "a policy names at most 32 actions")
 	}
 	for a, n := range p {
-		if !reasonRe.MatchString(a) {
-			return Errorf(CodeInvalidArgument, "policy action %q must match [a-z][a-z0-9_]*", a)
+		action, group, grouped := strings.Cut(a, ":")
+		if !reasonRe.MatchString(action) {
+			return Errorf(CodeInvalidArgument, "policy action %q must match [a-z][a-z0-9_]* (or action:group)", truncateRunes(a, 80))
+		}
+		if grouped && !groupRe.MatchString(group) {
+			return Errorf(CodeInvalidArgument, "policy group in %q must match [A-Za-z0-9][A-Za-z0-9_-]*", truncateRunes(a, 80))
 		}
 		if n < 0 || n > 10 {
-			return Errorf(CodeInvalidArgument, "policy for %q must need 0 to 10 grants", a)
+			return Errorf(CodeInvalidArgument, "policy for %q must need 0 to 10 grants", truncateRunes(a, 80))
 		}
 	}
 	return nil
+}
+
+func truncateRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// GroupRequirements returns the reviewer groups an action needs grants
+// from, with how many each, sorted by group.
+func (p Policy) GroupRequirements(action string) []GroupRequirement {
+	var out []GroupRequirement
+	for k, n := range p {
+		a, g, ok := strings.Cut(k, ":")
+		if ok && a == action && n > 0 {
+			out = append(out, GroupRequirement{Group: g, Grants: n})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Group < out[j].Group })
+	return out
+}
+
+// GroupRequirement is one group's part of a policy for an action.
+type GroupRequirement struct {
+	Group  string `json:"group"`
+	Grants int    `json:"grants"`
 }
 
 // Merge returns the policy with overrides applied on top of p.
@@ -146,6 +181,8 @@ type Commit struct {
 	Author    string
 	Summary   *Summary
 	Approvals []string
+	// Gate is what the policy required of the commit (CommitData.Gate).
+	Gate      Policy
 	CreatedAt time.Time
 	// At is the position of the CommitCreated event.
 	At uint64
@@ -257,32 +294,83 @@ func (s *Session) NoteOutdated(n Annotation) bool {
 	return h != n.Content
 }
 
+// Gate returns what the effective policy requires of an action: its
+// overall grants and those of each reviewer group; nil when nothing.
+func (s *Session) Gate(action string, tenant Policy) Policy {
+	var g Policy
+	if n := s.Required(action, tenant); n > 0 {
+		g = Policy{action: n}
+	}
+	for _, r := range s.EffectivePolicy(tenant).GroupRequirements(action) {
+		if g == nil {
+			g = Policy{}
+		}
+		g[action+":"+r.Group] = r.Grants
+	}
+	return g
+}
+
 // Authorize finds the approvals that allow an action on the current content.
 // It fails with approval_required when there are none, or approval_stale
-// when the only ones were given for other content.
+// when the only ones were given for other content. When the policy names
+// groups for the action ("action:group"), each of them needs its own
+// granted request addressed to it.
 func (s *Session) Authorize(action string, tenant Policy) ([]string, error) {
 	need := s.Required(action, tenant)
-	if need == 0 {
+	groups := s.EffectivePolicy(tenant).GroupRequirements(action)
+	if need == 0 && len(groups) == 0 {
 		return nil, nil
 	}
 	root := s.Tree.Hash()
 	stale := false
-	for _, r := range s.ApprovalList() {
-		if r.Reason != action || r.Denial != nil || r.UsedBy != 0 {
-			continue
+	// usable returns the first request that allows the action with n
+	// grants, addressed to group (any group when "").
+	usable := func(group string, n int) string {
+		for _, r := range s.ApprovalList() {
+			if r.Reason != action || r.Denial != nil || r.UsedBy != 0 || (group != "" && r.Group != group) {
+				continue
+			}
+			if r.Stale || r.Root != root {
+				stale = true
+				continue
+			}
+			if len(r.Grants) >= n {
+				return r.ID
+			}
 		}
-		if r.Stale || r.Root != root {
-			stale = true
-			continue
+		return ""
+	}
+	var uses []string
+	for _, g := range groups {
+		id := usable(g.Group, g.Grants)
+		if id == "" {
+			if stale {
+				return nil, Errorf(CodeApprovalStale, "the approval of group %s for %s was given for other content; request it again", g.Group, action)
+			}
+			return nil, Errorf(CodeApprovalRequired, "%s needs %d grant(s) from group %s on the current content", action, g.Grants, g.Group)
 		}
-		if len(r.Grants) >= need {
-			return []string{r.ID}, nil
+		uses = append(uses, id)
+	}
+	if need > 0 {
+		satisfied := false
+		for _, id := range uses {
+			if len(s.Approvals[id].Grants) >= need {
+				satisfied = true
+			}
+		}
+		if !satisfied {
+			id := usable("", need)
+			if id == "" {
+				if stale {
+					return nil, Errorf(CodeApprovalStale, "the approval for %s was given for other content; request it again", action)
+				}
+				return nil, Errorf(CodeApprovalRequired, "%s needs %d grant(s) on the current content", action, need)
+			}
+			uses = append(uses, id)
 		}
 	}
-	if stale {
-		return nil, Errorf(CodeApprovalStale, "the approval for %s was given for other content; request it again", action)
-	}
-	return nil, Errorf(CodeApprovalRequired, "%s needs %d grant(s) on the current content", action, need)
+	slices.Sort(uses)
+	return slices.Compact(uses), nil
 }
 
 func decideReview(s *Session, cmd Command, m Meta) (*Event, error, bool) {
@@ -346,7 +434,7 @@ func decideReview(s *Session, cmd Command, m Meta) (*Event, error, bool) {
 			author = m.Actor
 		}
 		e := newEvent(s, CommitCreated, m)
-		e.Commit = &CommitData{ID: c.ID, Position: s.Position, Message: c.Message, Author: author, Summary: c.Summary}
+		e.Commit = &CommitData{ID: c.ID, Position: s.Position, Message: c.Message, Author: author, Summary: c.Summary, Gate: s.Gate(ActionCommit, c.Tenant)}
 		e.Uses = uses
 		return e, nil, true
 	case SetPolicy:
@@ -452,7 +540,7 @@ func decideRequest(s *Session, c RequestApproval, m Meta) (*Event, error) {
 	e := newEvent(s, ApprovalRequested, m)
 	e.Approval = &ApprovalData{
 		ID: c.ID, Reason: c.Reason, Group: group, Details: c.Details,
-		Root: s.Tree.Hash().Bytes(), Required: max(s.Required(c.Reason, c.Tenant), 1),
+		Root: s.Tree.Hash().Bytes(), Required: max(s.Required(c.Reason, c.Tenant), s.EffectivePolicy(c.Tenant)[c.Reason+":"+group], 1),
 	}
 	if e.Approval.Root == nil {
 		e.Approval.Root = make([]byte, len(Hash{}))
@@ -569,7 +657,7 @@ func applyReview(n *Session, e *Event) (bool, error) {
 		c := e.Commit
 		n.Commits = append(slices.Clip(n.Commits), Commit{
 			ID: c.ID, Position: c.Position, Root: n.Tree.Hash(), Message: c.Message, Author: c.Author,
-			Summary: c.Summary, Approvals: e.Uses, CreatedAt: e.At(),
+			Summary: c.Summary, Approvals: e.Uses, Gate: maps.Clone(c.Gate), CreatedAt: e.At(),
 		})
 		return true, nil
 	case PolicyChanged:

@@ -19,6 +19,35 @@ type Summary struct {
 	TopDirs      []DirTouch `msgpack:"dirs,omitempty" json:"top_dirs"`
 	// BinaryFiles counts changed files whose lines were not counted.
 	BinaryFiles int `msgpack:"bin,omitempty" json:"binary_files"`
+	// Files lists the changed paths in path order, at most MaxSummaryFiles
+	// of them in a commit (FilesTotal counts them all).
+	Files      []FileChange `msgpack:"files,omitempty" json:"files"`
+	FilesTotal int          `msgpack:"ft,omitempty" json:"files_total"`
+}
+
+// FileChange is one changed path of a summary.
+type FileChange struct {
+	Path string `msgpack:"p" json:"path"`
+	// Change is added, modified, deleted or renamed.
+	Change string `msgpack:"c" json:"change"`
+	// From is where a renamed path came from.
+	From         string `msgpack:"from,omitempty" json:"from,omitempty"`
+	LinesAdded   int    `msgpack:"la,omitempty" json:"lines_added"`
+	LinesRemoved int    `msgpack:"lr,omitempty" json:"lines_removed"`
+	// Binary is set for a file whose lines were not counted (binary or
+	// too large).
+	Binary bool `msgpack:"bin,omitempty" json:"binary,omitempty"`
+}
+
+// MaxSummaryFiles bounds the paths a commit's stored summary lists.
+const MaxSummaryFiles = 1000
+
+// Capped returns the summary with at most n files listed.
+func (s Summary) Capped(n int) Summary {
+	if len(s.Files) > n {
+		s.Files = slices.Clip(s.Files[:n])
+	}
+	return s
 }
 
 // DirTouch counts the changed paths under a top-level directory ("" for
@@ -76,7 +105,7 @@ func Summarize(c Changes, content func(Hash) ([]byte, error)) (*Summary, error) 
 		}
 		return content(n.Content)
 	}
-	lines := func(old, new *Node) error {
+	lines := func(old, new *Node, fc *FileChange) error {
 		a, err := read(old)
 		if err != nil {
 			return err
@@ -88,7 +117,9 @@ func Summarize(c Changes, content func(Hash) ([]byte, error)) (*Summary, error) 
 		add, rem, text := CountLines(a, b)
 		if !text {
 			s.BinaryFiles++
+			fc.Binary = true
 		}
+		fc.LinesAdded, fc.LinesRemoved = add, rem
 		s.LinesAdded += add
 		s.LinesRemoved += rem
 		return nil
@@ -106,9 +137,11 @@ func Summarize(c Changes, content func(Hash) ([]byte, error)) (*Summary, error) 
 		s.Added++
 		s.SizeDelta += size(ch.New)
 		touch(ch.Path)
-		if err := lines(nil, ch.New); err != nil {
+		fc := FileChange{Path: ch.Path, Change: "added"}
+		if err := lines(nil, ch.New, &fc); err != nil {
 			return nil, err
 		}
+		s.Files = append(s.Files, fc)
 	}
 	for _, ch := range c.Deleted {
 		if ch.Old.Kind == KindDir {
@@ -117,9 +150,11 @@ func Summarize(c Changes, content func(Hash) ([]byte, error)) (*Summary, error) 
 		s.Deleted++
 		s.SizeDelta -= size(ch.Old)
 		touch(ch.Path)
-		if err := lines(ch.Old, nil); err != nil {
+		fc := FileChange{Path: ch.Path, Change: "deleted"}
+		if err := lines(ch.Old, nil, &fc); err != nil {
 			return nil, err
 		}
+		s.Files = append(s.Files, fc)
 	}
 	for _, ch := range c.Modified {
 		if ch.Old.Kind == KindDir && ch.New.Kind == KindDir {
@@ -128,19 +163,25 @@ func Summarize(c Changes, content func(Hash) ([]byte, error)) (*Summary, error) 
 		s.Modified++
 		s.SizeDelta += size(ch.New) - size(ch.Old)
 		touch(ch.Path)
+		fc := FileChange{Path: ch.Path, Change: "modified"}
 		if ch.Old.Kind == KindFile && ch.New.Kind == KindFile && ch.Old.Content == ch.New.Content {
+			s.Files = append(s.Files, fc)
 			continue // mode or xattrs only
 		}
-		if err := lines(ch.Old, ch.New); err != nil {
+		if err := lines(ch.Old, ch.New, &fc); err != nil {
 			return nil, err
 		}
+		s.Files = append(s.Files, fc)
 	}
 	for _, r := range c.Renamed {
 		s.Renamed++
 		s.SizeDelta += size(r.New) - size(r.Old)
 		touch(r.From)
 		touch(r.To)
+		s.Files = append(s.Files, FileChange{Path: r.To, Change: "renamed", From: r.From})
 	}
+	slices.SortFunc(s.Files, func(a, b FileChange) int { return strings.Compare(a.Path, b.Path) })
+	s.FilesTotal = len(s.Files)
 	for d, n := range dirs {
 		s.TopDirs = append(s.TopDirs, DirTouch{Dir: d, Changes: n})
 	}

@@ -17,7 +17,10 @@ type CommitView struct {
 	Author    string          `json:"author"`
 	Summary   *domain.Summary `json:"summary,omitempty"`
 	Approvals []string        `json:"approvals"`
-	CreatedAt time.Time       `json:"created_at"`
+	// Gate is what the policy required of the commit, overall and per
+	// reviewer group; Approvals are the requests that met it.
+	Gate      domain.Policy `json:"gate,omitempty"`
+	CreatedAt time.Time     `json:"created_at"`
 	// EventPosition is the position of the CommitCreated event.
 	EventPosition uint64 `json:"event_position"`
 }
@@ -55,10 +58,14 @@ type CommitGetRequest struct {
 	Commit  string `json:"commit"`
 }
 
-// SummaryRequest is the body of commit.summary.
+// SummaryRequest is the body of commit.summary. Offset and Limit page
+// through the changed files (default and largest limit:
+// domain.MaxSummaryFiles).
 type SummaryRequest struct {
 	Session string `json:"session"`
 	At      At     `json:"at,omitempty"`
+	Offset  int    `json:"offset,omitempty"`
+	Limit   int    `json:"limit,omitempty"`
 }
 
 // SummaryReply answers commit.summary: what the session at a point changed
@@ -69,12 +76,14 @@ type SummaryReply struct {
 	BaseRoot string         `json:"base_root"`
 	Root     string         `json:"root"`
 	Position uint64         `json:"position"`
+	// NextOffset pages on through summary.files (0: no more).
+	NextOffset int `json:"next_offset,omitempty"`
 }
 
 func commitView(session string, c domain.Commit) CommitView {
 	return CommitView{
 		ID: c.ID, Session: session, Position: c.Position, Root: c.Root.String(), Message: c.Message,
-		Author: c.Author, Summary: c.Summary, Approvals: append([]string{}, c.Approvals...), CreatedAt: c.CreatedAt,
+		Author: c.Author, Summary: c.Summary, Approvals: append([]string{}, c.Approvals...), Gate: c.Gate, CreatedAt: c.CreatedAt,
 		EventPosition: c.At,
 	}
 }
@@ -134,6 +143,8 @@ func (s *Service) commitCreate(c *call) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		capped := sum.Capped(domain.MaxSummaryFiles)
+		sum = &capped
 		return domain.CreateCommit{ID: commitID, Message: req.Message, Author: req.Author, Summary: sum, Tenant: tp}, nil
 	})
 	if err != nil {
@@ -210,11 +221,27 @@ func (s *Service) commitSummary(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if req.Offset < 0 || req.Limit < 0 || req.Limit > domain.MaxSummaryFiles {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "offset must be >= 0 and limit 0 to %d", domain.MaxSummaryFiles)
+	}
 	sum, base, err := c.summarize(sess)
 	if err != nil {
 		return nil, err
 	}
-	reply := SummaryReply{Summary: *sum, BaseRoot: base.Hash().String(), Root: sess.Tree.Hash().String(), Position: sess.Position}
+	limit := req.Limit
+	if limit == 0 {
+		limit = domain.MaxSummaryFiles
+	}
+	next := 0
+	files := sum.Files[min(req.Offset, len(sum.Files)):]
+	if len(files) > limit {
+		files, next = files[:limit], req.Offset+limit
+	}
+	sum.Files = files
+	if sum.Files == nil {
+		sum.Files = []domain.FileChange{}
+	}
+	reply := SummaryReply{NextOffset: next, Summary: *sum, BaseRoot: base.Hash().String(), Root: sess.Tree.Hash().String(), Position: sess.Position}
 	if o := sess.Origin; o != (domain.Origin{}) {
 		reply.Base = &OriginView{Source: o.Source, Revision: o.Revision, Parent: o.Parent, Position: o.Position}
 	}

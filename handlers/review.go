@@ -3,13 +3,13 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"maps"
 
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/streams"
 )
 
 // NoteView is an annotation as shown to callers.
@@ -286,7 +286,7 @@ func (s *Service) noteState(c *call, resolve bool) (any, error) {
 
 // tenantPolicy reads the tenant's default policy.
 func (c *call) tenantPolicy() (domain.Policy, error) {
-	ts, err := c.svc.store.TenantSettings(c.ctx, c.tenant)
+	ts, err := c.svc.store.TenantState(c.ctx, c.tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -326,7 +326,18 @@ func (s *Service) decide(c *call, grant bool) (any, error) {
 	if req.Request == "" {
 		return nil, domain.Errorf(domain.CodeInvalidArgument, "request is required")
 	}
-	res, err := c.change(id, req.Mutation, func(*domain.Session) (domain.Command, error) {
+	var ts *domain.TenantState
+	if c.user != "" {
+		if ts, err = s.store.TenantState(c.ctx, c.tenant); err != nil {
+			return nil, err
+		}
+	}
+	res, err := c.change(id, req.Mutation, func(sess *domain.Session) (domain.Command, error) {
+		if r, ok := sess.Approvals[req.Request]; ok && ts != nil {
+			if err := c.checkReviewer(ts, r.Group, c.user); err != nil {
+				return nil, err
+			}
+		}
 		if grant {
 			return domain.GrantApproval{ID: req.Request, Comment: req.Comment}, nil
 		}
@@ -411,8 +422,20 @@ func (s *Service) policySet(c *call) (any, error) {
 		return nil, err
 	}
 	if req.Session == "" {
-		// The tenant's default: an operator's setting (see docs/security.md).
-		if err := s.store.SetTenantSettings(c.ctx, c.tenant, streams.TenantSettings{Policy: req.Policy}); err != nil {
+		// The tenant's default: an operator's setting (see
+		// docs/security.md), recorded in the tenant log.
+		meta, err := c.meta(req.Mutation)
+		if err != nil {
+			return nil, err
+		}
+		if req.ExpectedPosition != 0 {
+			return nil, domain.Errorf(domain.CodeInvalidArgument, "expected_position applies to a session's policy only")
+		}
+		if _, _, err := s.store.AppendTenant(c.ctx, c.tenant, func(ts *domain.TenantState) (*domain.TenantEvent, error) {
+			e := ts.NewTenantEvent(domain.TenantPolicySet, meta)
+			e.Policy = maps.Clone(req.Policy)
+			return e, nil
+		}); err != nil {
 			return nil, err
 		}
 		return PolicyReply{Tenant: req.Policy, Effective: req.Policy}, nil

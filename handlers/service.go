@@ -20,6 +20,7 @@ import (
 
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/imports"
+	"github.com/strand-dev/strand/keyring"
 	"github.com/strand-dev/strand/streams"
 )
 
@@ -102,6 +103,9 @@ type Options struct {
 	Sessions SessionCounter
 	// UsageRefresh is how often usage is read again (0: DefaultUsageRefresh).
 	UsageRefresh time.Duration
+	// Secrets seals and opens secrets' values; nil: secret endpoints answer
+	// unavailable.
+	Secrets *keyring.Ring
 }
 
 // Service is the request/reply surface.
@@ -290,6 +294,16 @@ func (s *Service) endpoints() []endpoint {
 		{"source", "promote", s.sourcePromote},
 		{"merge", "", s.merge},
 		{"fs", "sync", s.fsSync},
+		{"secret", "put", s.secretPut},
+		{"secret", "get.*", s.secretGet},
+		{"secret", "list", s.secretList},
+		{"secret", "delete", s.secretDelete},
+		{"secret", "rekey", s.secretRekey},
+		{"group", "set", s.groupSet},
+		{"group", "get", s.groupGet},
+		{"group", "list", s.groupList},
+		{"group", "delete", s.groupDelete},
+		{"tenant", "log", s.tenantLog},
 	}
 }
 
@@ -315,7 +329,8 @@ func (s *Service) Start(nc *nats.Conn) error {
 	for _, ep := range s.endpoints() {
 		path := endpointPath(ep.area, ep.verb)
 		subject := SubjectPrefix + "*." + path
-		name := strings.ReplaceAll(path, ".", "_")
+		// A trailing * takes one more token (secret.get.<scope>).
+		name := strings.ReplaceAll(strings.ReplaceAll(path, ".*", "_scoped"), ".", "_")
 		st := &endpointStats{}
 		s.stats[name] = st
 		if err := svc.AddEndpoint(name, s.dispatch(st, ep.fn), micro.WithEndpointSubject(subject),

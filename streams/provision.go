@@ -126,7 +126,7 @@ func blobStreamConfig(c Config) jetstream.StreamConfig {
 // provisionAttempt for why).
 func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 	c = c.withDefaults()
-	scs := []jetstream.StreamConfig{eventStreamConfig(c), blobStreamConfig(c), busStreamConfig(c), sourceStreamConfig(c)}
+	scs := []jetstream.StreamConfig{eventStreamConfig(c), blobStreamConfig(c), busStreamConfig(c), sourceStreamConfig(c), tenantLogStreamConfig(c)}
 	for _, sc := range append(scs, backgroundStreamConfigs(c)...) {
 		if err := ensureStream(ctx, js, sc); err != nil {
 			return err
@@ -149,6 +149,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 		Replicas:    c.Replicas,
 	})
 	if err != nil {
+		return err
+	}
+	if _, err := EnsureBucket(ctx, js, secretBucketConfig(c)); err != nil {
 		return err
 	}
 	if err := provisionClaims(ctx, js, c); err != nil {

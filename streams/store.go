@@ -36,6 +36,8 @@ type Store struct {
 
 	commit *committer
 
+	tenants tenantCache
+
 	snapq    chan *domain.Session
 	snapDone chan struct{}
 	closeOne sync.Once

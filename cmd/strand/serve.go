@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/keyring"
 	"github.com/strand-dev/strand/streams"
 )
 
@@ -42,6 +43,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.Uint64Var(&c.snapEvery, "snapshot-every", 500, "write a snapshot every N events of a session")
 	fs.IntVar(&c.busHistory, "bus-history", 100, "messages each bus topic keeps for late subscribers")
 	fs.DurationVar(&c.busMaxAge, "bus-max-age", 24*time.Hour, "how long bus messages are kept")
+	secretKey := fs.String("secret-key", m.env("STRAND_SECRET_KEY_FILE", ""), "file of the keys that seal secrets (\"ID BASE64\" lines, newest first); STRAND_SECRET_KEY holds the same lines inline; embedded default: DATA/secret.key, made on first start")
 	allowDirImport := fs.Bool("allow-dir-import", false, "let source.import read directories and git repositories by path on this host")
 	var wf workerFlags
 	wf.declareServe(fs)
@@ -121,7 +123,14 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	}
 	defer models.stop()
 	views := models.views
-	svcOpts := handlers.Options{Log: log, AllowDirImport: *allowDirImport}
+	ring, err := m.secretRing(*secretKey, c.data, emb != nil)
+	if err != nil {
+		return err
+	}
+	if ring == nil {
+		log.Warn("no secret key: secret endpoints answer unavailable (give --secret-key or STRAND_SECRET_KEY)")
+	}
+	svcOpts := handlers.Options{Log: log, AllowDirImport: *allowDirImport, Secrets: ring}
 	models.options(&svcOpts)
 	if err := sec.apply(&svcOpts, emb, views); err != nil {
 		return err
@@ -158,4 +167,23 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		log.Warn("stop service", "err", err)
 	}
 	return nil
+}
+
+// secretRing loads the keys that seal secrets: --secret-key, else
+// STRAND_SECRET_KEY, else (embedded only) DATA/secret.key, made with a new
+// random key and mode 0600 on first start. Nil: no key, secrets off.
+func (m *Main) secretRing(file, data string, embedded bool) (*keyring.Ring, error) {
+	switch {
+	case file != "":
+		return keyring.Load(file)
+	case m.env("STRAND_SECRET_KEY", "") != "":
+		r, err := keyring.Parse(m.env("STRAND_SECRET_KEY", ""))
+		if err != nil {
+			return nil, fmt.Errorf("STRAND_SECRET_KEY: %w", err)
+		}
+		return r, nil
+	case embedded:
+		return keyring.LoadOrCreate(filepath.Join(data, "secret.key"))
+	}
+	return nil, nil
 }

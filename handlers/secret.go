@@ -1,0 +1,379 @@
+package handlers
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/streams"
+)
+
+// SecretScopeTenant is the last token of secret.get's subject for a
+// tenant's own secrets; for a session's it is the session id. Reading a
+// value is its own subject so that NATS permissions can give a user read
+// access to one session's secrets and nothing else
+// (strand.v1.<tenant>.secret.get.<session>).
+const SecretScopeTenant = "tenant"
+
+// SecretRequest is the body of secret.put, secret.get and secret.delete.
+// Session names the scope: a session's own secrets, or "" for the
+// tenant's.
+type SecretRequest struct {
+	Mutation
+	Session string `json:"session,omitempty"`
+	Name    string `json:"name"`
+	// Value is the secret (put only). It is never echoed back, logged or
+	// recorded in an event.
+	Value *string `json:"value,omitempty"`
+}
+
+// SecretView describes a secret without its value.
+type SecretView struct {
+	Name    string    `json:"name"`
+	Scope   string    `json:"scope"`
+	Session string    `json:"session,omitempty"`
+	Version uint64    `json:"version"`
+	Size    int       `json:"size"`
+	Actor   string    `json:"actor"`
+	Time    time.Time `json:"time"`
+}
+
+// SecretReply answers secret.put, secret.get and secret.delete; Value is
+// set by secret.get only.
+type SecretReply struct {
+	Secret SecretView `json:"secret"`
+	Value  string     `json:"value,omitempty"`
+}
+
+// SecretListRequest is the body of secret.list: a session's secrets and
+// its tenant's, or the tenant's alone.
+type SecretListRequest struct {
+	Session string `json:"session,omitempty"`
+}
+
+// SecretListReply answers secret.list.
+type SecretListReply struct {
+	Secrets []SecretView `json:"secrets"`
+}
+
+// SecretRekeyReply answers secret.rekey.
+type SecretRekeyReply struct {
+	Key      string `json:"key"`
+	Resealed int    `json:"resealed"`
+}
+
+func scopeName(session string) string {
+	if session == "" {
+		return "tenant"
+	}
+	return "session"
+}
+
+func secretView(session, name string, r streams.SecretRecord) SecretView {
+	return SecretView{Name: name, Scope: scopeName(session), Session: session, Version: r.Version, Size: r.Size, Actor: r.Actor, Time: r.Time}
+}
+
+// secrets returns the ring that seals values, or unavailable.
+func (c *call) secrets() error {
+	if c.svc.opts.Secrets == nil {
+		return domain.Errorf(domain.CodeUnavailable, "this server has no secret key: start it with --secret-key FILE or STRAND_SECRET_KEY (docs/security.md)")
+	}
+	return nil
+}
+
+// decodeSecret decodes a secret request and checks its scope and name.
+func (c *call) decodeSecret(req *SecretRequest) error {
+	if err := c.secrets(); err != nil {
+		return err
+	}
+	if err := c.decode(req); err != nil {
+		return err
+	}
+	if req.Session != "" {
+		id, err := sessionID(req.Session)
+		if err != nil {
+			return err
+		}
+		if _, err := c.resolveAt(id, ""); err != nil {
+			return err
+		}
+		req.Session = id
+	}
+	return domain.ValidSecretName(req.Name)
+}
+
+func (s *Service) secretPut(c *call) (any, error) {
+	var req SecretRequest
+	if err := c.decodeSecret(&req); err != nil {
+		return nil, err
+	}
+	if req.Value == nil {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "value is required")
+	}
+	value := []byte(*req.Value)
+	if err := domain.ValidSecretValue(value); err != nil {
+		return nil, err
+	}
+	if strings.IndexByte(*req.Value, 0) >= 0 {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "a secret's value must not hold NUL bytes (it may become an environment variable)")
+	}
+	meta, err := c.meta(req.Mutation)
+	if err != nil {
+		return nil, err
+	}
+	key := domain.SecretKey(req.Session, req.Name)
+	var rec streams.SecretRecord
+	ts, replayed, err := s.store.AppendTenant(c.ctx, c.tenant, func(ts *domain.TenantState) (*domain.TenantEvent, error) {
+		prev := ts.Secrets[key]
+		if prev.Deleted || prev.Version == 0 {
+			if countScope(ts, req.Session) >= domain.MaxSecretsPerScope {
+				return nil, domain.Errorf(domain.CodeTooLarge, "a %s holds at most %d secrets", scopeName(req.Session), domain.MaxSecretsPerScope)
+			}
+		}
+		version := prev.Version + 1
+		sealed, err := s.opts.Secrets.Seal(value, streams.SecretAAD(c.tenant, req.Session, req.Name, version))
+		if err != nil {
+			return nil, domain.Wrap(err, "seal secret")
+		}
+		rec = streams.SecretRecord{Version: version, Actor: meta.Actor, Time: meta.Time.UTC(), Sealed: sealed, Size: len(value)}
+		e := ts.NewTenantEvent(domain.SecretPut, meta)
+		e.Secret = &domain.SecretData{Session: req.Session, Name: req.Name, Version: version, Key: sealed.Key}
+		return e, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The log records the change first, so no value is ever stored that
+	// the log does not account for; a retry with the same request id
+	// stores the value again without a second entry.
+	if replayed {
+		// The entry was stored by an earlier try of this request, whose
+		// value may not have been: store it under the logged version.
+		version := ts.Secrets[key].Version
+		sealed, err := s.opts.Secrets.Seal(value, streams.SecretAAD(c.tenant, req.Session, req.Name, version))
+		if err != nil {
+			return nil, domain.Wrap(err, "seal secret")
+		}
+		rec = streams.SecretRecord{Version: version, Actor: meta.Actor, Time: meta.Time.UTC(), Sealed: sealed, Size: len(value)}
+	}
+	if err := s.store.PutSecret(c.ctx, c.tenant, req.Session, req.Name, rec); err != nil {
+		return nil, err
+	}
+	return SecretReply{Secret: secretView(req.Session, req.Name, rec)}, nil
+}
+
+func countScope(ts *domain.TenantState, session string) int {
+	prefix := domain.SecretKey(session, "")
+	n := 0
+	for k, v := range ts.Secrets {
+		if !v.Deleted && strings.HasPrefix(k, prefix) && !strings.Contains(k[len(prefix):], "/") {
+			n++
+		}
+	}
+	return n
+}
+
+// secretGet answers strand.v1.<tenant>.secret.get.<scope>: the value of a
+// session's secret (or, when the session has none of that name, its
+// tenant's), or of a tenant's. Every read is recorded in the tenant log.
+func (s *Service) secretGet(c *call) (any, error) {
+	var req SecretRequest
+	if err := c.decodeSecret(&req); err != nil {
+		return nil, err
+	}
+	if req.Value != nil {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "secret.get takes no value")
+	}
+	want := SecretScopeTenant
+	if req.Session != "" {
+		want = req.Session
+	}
+	if got := scopeToken(c.req.Subject()); got != want {
+		return nil, domain.Errorf(domain.CodeForbidden, "secret.get for this scope answers on %s%s.secret.get.%s", SubjectPrefix, c.tenant, want)
+	}
+	meta, err := c.meta(req.Mutation)
+	if err != nil {
+		return nil, err
+	}
+	owner := req.Session
+	rec, err := s.store.Secret(c.ctx, c.tenant, owner, req.Name)
+	if domain.ErrorCode(err) == domain.CodeNotFound && owner != "" {
+		owner = ""
+		rec, err = s.store.Secret(c.ctx, c.tenant, owner, req.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	plain, err := s.opts.Secrets.Open(rec.Sealed, streams.SecretAAD(c.tenant, owner, req.Name, rec.Version))
+	if err != nil {
+		return nil, domain.Wrap(err, "open secret "+req.Name)
+	}
+	// Audit before answering: a value nobody can account for is never
+	// handed out.
+	meta.RequestID = "" // every read is its own entry
+	if _, _, err := s.store.AppendTenant(c.ctx, c.tenant, func(ts *domain.TenantState) (*domain.TenantEvent, error) {
+		e := ts.NewTenantEvent(domain.SecretRead, meta)
+		e.Secret = &domain.SecretData{Session: owner, Name: req.Name, Version: rec.Version}
+		if owner == "" && req.Session != "" {
+			e.Secret.Via = req.Session
+		}
+		return e, nil
+	}); err != nil {
+		return nil, err
+	}
+	return SecretReply{Secret: secretView(owner, req.Name, rec), Value: string(plain)}, nil
+}
+
+// scopeToken returns the last token of a subject.
+func scopeToken(subject string) string {
+	return subject[strings.LastIndexByte(subject, '.')+1:]
+}
+
+func (s *Service) secretDelete(c *call) (any, error) {
+	var req SecretRequest
+	if err := c.decodeSecret(&req); err != nil {
+		return nil, err
+	}
+	if req.Value != nil {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "secret.delete takes no value")
+	}
+	meta, err := c.meta(req.Mutation)
+	if err != nil {
+		return nil, err
+	}
+	key := domain.SecretKey(req.Session, req.Name)
+	var version uint64
+	if _, _, err := s.store.AppendTenant(c.ctx, c.tenant, func(ts *domain.TenantState) (*domain.TenantEvent, error) {
+		prev, ok := ts.Secrets[key]
+		if !ok || prev.Deleted {
+			return nil, domain.Errorf(domain.CodeNotFound, "secret not found")
+		}
+		version = prev.Version
+		e := ts.NewTenantEvent(domain.SecretDeleted, meta)
+		e.Secret = &domain.SecretData{Session: req.Session, Name: req.Name, Version: prev.Version}
+		return e, nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := s.store.DeleteSecret(c.ctx, c.tenant, req.Session, req.Name); err != nil {
+		return nil, err
+	}
+	return SecretReply{Secret: SecretView{Name: req.Name, Scope: scopeName(req.Session), Session: req.Session, Version: version, Actor: meta.Actor, Time: meta.Time.UTC()}}, nil
+}
+
+func (s *Service) secretList(c *call) (any, error) {
+	var req SecretListRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	if req.Session != "" {
+		id, err := sessionID(req.Session)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.resolveAt(id, ""); err != nil {
+			return nil, err
+		}
+		req.Session = id
+	}
+	reply := SecretListReply{Secrets: []SecretView{}}
+	scopes := []string{""}
+	if req.Session != "" {
+		scopes = []string{req.Session, ""}
+	}
+	for _, scope := range scopes {
+		entries, err := s.store.ListSecrets(c.ctx, c.tenant, scope, false)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			reply.Secrets = append(reply.Secrets, secretView(e.Session, e.Name, e.Record))
+		}
+	}
+	return reply, nil
+}
+
+// secretRekey seals every secret of the tenant again under the active key,
+// so that an older key can be dropped (docs/security.md, rotation).
+func (s *Service) secretRekey(c *call) (any, error) {
+	var req Mutation
+	if err := c.secrets(); err != nil {
+		return nil, err
+	}
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	meta, err := c.meta(req)
+	if err != nil {
+		return nil, err
+	}
+	ring := s.opts.Secrets
+	entries, err := s.store.ListSecrets(c.ctx, c.tenant, "", true)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, e := range entries {
+		if e.Record.Sealed.Key == ring.Active() {
+			continue
+		}
+		aad := streams.SecretAAD(c.tenant, e.Session, e.Name, e.Record.Version)
+		plain, err := ring.Open(e.Record.Sealed, aad)
+		if err != nil {
+			return nil, domain.Wrap(err, "open secret "+e.Name)
+		}
+		rec := e.Record
+		if rec.Sealed, err = ring.Seal(plain, aad); err != nil {
+			return nil, domain.Wrap(err, "seal secret")
+		}
+		if err := s.store.PutSecret(c.ctx, c.tenant, e.Session, e.Name, rec); err != nil {
+			return nil, err
+		}
+		n++
+	}
+	if _, _, err := s.store.AppendTenant(c.ctx, c.tenant, func(ts *domain.TenantState) (*domain.TenantEvent, error) {
+		e := ts.NewTenantEvent(domain.SecretsRekeyed, meta)
+		e.Secret = &domain.SecretData{Key: ring.Active(), Count: n}
+		return e, nil
+	}); err != nil {
+		return nil, err
+	}
+	return SecretRekeyReply{Key: ring.Active(), Resealed: n}, nil
+}
+
+// PutSecret stores a secret's value (a new version).
+func (c *Client) PutSecret(ctx context.Context, req SecretRequest) (SecretReply, error) {
+	var r SecretReply
+	return r, c.Request(ctx, "secret", "put", req, &r)
+}
+
+// GetSecret reads a secret's value: a session's own, else its tenant's
+// (req.Session set), or a tenant's. It asks on the scope's own subject,
+// strand.v1.<tenant>.secret.get.<session|tenant>.
+func (c *Client) GetSecret(ctx context.Context, req SecretRequest) (SecretReply, error) {
+	scope := SecretScopeTenant
+	if req.Session != "" {
+		scope = strings.ToUpper(req.Session)
+	}
+	var r SecretReply
+	return r, c.Request(ctx, "secret", "get."+scope, req, &r)
+}
+
+// ListSecrets lists secrets without their values.
+func (c *Client) ListSecrets(ctx context.Context, req SecretListRequest) (SecretListReply, error) {
+	var r SecretListReply
+	return r, c.Request(ctx, "secret", "list", req, &r)
+}
+
+// DeleteSecret deletes a secret.
+func (c *Client) DeleteSecret(ctx context.Context, req SecretRequest) (SecretReply, error) {
+	var r SecretReply
+	return r, c.Request(ctx, "secret", "delete", req, &r)
+}
+
+// RekeySecrets seals every secret of the tenant again under the newest key.
+func (c *Client) RekeySecrets(ctx context.Context, req Mutation) (SecretRekeyReply, error) {
+	var r SecretRekeyReply
+	return r, c.Request(ctx, "secret", "rekey", req, &r)
+}
