@@ -96,6 +96,11 @@ type Report struct {
 	// Heads holds the last good event of every history, ordered by tenant
 	// and session.
 	Heads []Head `json:"heads,omitempty"`
+	// TenantLogs and TenantEntries count the tenant logs verified
+	// (VerifyTenantLogs, which strand audit verify runs unless it verifies
+	// one session).
+	TenantLogs    int `json:"tenant_logs,omitempty"`
+	TenantEntries int `json:"tenant_entries,omitempty"`
 }
 
 // OK reports whether nothing was found.

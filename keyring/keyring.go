@@ -51,9 +51,14 @@ var ErrUnknownKey = errors.New("sealed under a key this ring does not hold")
 func Parse(text string) (*Ring, error) {
 	r := &Ring{}
 	seen := map[string]bool{}
-	for _, line := range strings.FieldsFunc(text, func(c rune) bool { return c == '\n' || c == ',' }) {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
+	var entries []string
+	for _, line := range strings.Split(text, "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			entries = append(entries, strings.Split(line, ",")...)
+		}
+	}
+	for _, line := range entries {
+		if line = strings.TrimSpace(line); line == "" {
 			continue
 		}
 		id, b64, ok := strings.Cut(line, " ")

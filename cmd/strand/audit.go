@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -153,6 +154,16 @@ func (m *Main) auditVerify(ctx context.Context, _ *globals, args []string) error
 	if err != nil {
 		return auditError(err)
 	}
+	// The tenant logs (settings, groups, secrets) are verified with every
+	// tenant-wide or whole-store run.
+	if scope.Session == "" {
+		tl, err := r.VerifyTenantLogs(ctx, scope.Tenant)
+		if err != nil {
+			return auditError(err)
+		}
+		rep.TenantLogs, rep.TenantEntries = tl.Logs, tl.Entries
+		rep.Findings = append(rep.Findings, tl.Findings...)
+	}
 	if headsFile != "" {
 		if err := writeHeads(headsFile, rep.Heads); err != nil {
 			return err
@@ -179,6 +190,9 @@ func (m *Main) auditVerify(ctx context.Context, _ *globals, args []string) error
 		}
 		m.printf("%s: %s: %d histories, %d events, %d blobs verified in %s and %s\n",
 			status, what, rep.Histories, rep.Events, rep.Blobs, rep.Streams.Events, rep.Streams.Blobs)
+		if rep.TenantLogs > 0 {
+			m.printf("%d tenant log(s), %d entries verified\n", rep.TenantLogs, rep.TenantEntries)
+		}
 		if rep.Rebuilds > 0 {
 			m.printf("(%d past states were replayed again: raise --past-states to keep more in memory)\n", rep.Rebuilds)
 		}
@@ -332,9 +346,10 @@ func (m *Main) auditLog(ctx context.Context, _ *globals, args []string) error {
 	var af auditFlags
 	var types listFlag
 	var session, path, since, until string
-	var timeline bool
+	var timeline, tenantLog bool
 	var fset *flag.FlagSet
 	g, pos, err := m.parseArgs("audit log", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&tenantLog, "tenant-log", false, "the tenant log instead (policy, reviewer group and secret changes, secret reads)")
 		fset = fs
 		m.declareAudit(fs, &af)
 		fs.StringVar(&session, "session", "", "one session's events (default: the whole tenant)")
@@ -382,6 +397,9 @@ func (m *Main) auditLog(ctx context.Context, _ *globals, args []string) error {
 	defer g.close()
 	out := bufio.NewWriter(m.Stdout)
 	defer out.Flush()
+	if tenantLog {
+		return m.auditTenantLog(ctx, r, g.tenant, f, timeline, out)
+	}
 	var emit func(audit.Entry) error
 	if timeline {
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -513,4 +531,61 @@ func (m *Main) auditBlame(ctx context.Context, _ *globals, args []string) error 
 	}
 	m.table([]string{"POSITION", "TIME", "ACTOR", "KIND", "DETAIL", "AFTER", "IN (ANCESTOR)"}, rows)
 	return nil
+}
+
+// tenantLogLine is one entry of a tenant log as audit log prints it.
+type tenantLogLine struct {
+	Position uint64                 `json:"position"`
+	Tenant   string                 `json:"tenant"`
+	Version  uint64                 `json:"version,omitempty"`
+	Type     domain.TenantEventType `json:"type,omitempty"`
+	Actor    string                 `json:"actor,omitempty"`
+	Time     time.Time              `json:"time"`
+	ID       string                 `json:"id,omitempty"`
+	Hash     string                 `json:"hash"`
+	Prev     string                 `json:"prev,omitempty"`
+	Policy   domain.Policy          `json:"policy,omitempty"`
+	Group    *domain.GroupData      `json:"group,omitempty"`
+	Secret   *domain.SecretData     `json:"secret,omitempty"`
+	Error    string                 `json:"error,omitempty"`
+}
+
+// auditTenantLog prints a tenant's log, read straight from its stream,
+// filtered by actor and time (a session or path filter selects nothing).
+func (m *Main) auditTenantLog(ctx context.Context, r *audit.Reader, tenant string, f audit.Filter, timeline bool, out io.Writer) error {
+	if f.Session != "" || f.Path != "" || len(f.Types) > 0 {
+		return usagef("--tenant-log takes --actor, --since and --until only")
+	}
+	var tw *tabwriter.Writer
+	enc := json.NewEncoder(out)
+	if timeline {
+		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		defer tw.Flush()
+		fmt.Fprintln(tw, "TIME\tPOSITION\tACTOR\tTYPE\tDETAIL")
+	}
+	return auditError(r.TenantLog(ctx, tenant, func(en audit.TenantEntry, derr error) error {
+		l := tenantLogLine{Position: en.Position, Tenant: en.Tenant, Hash: en.Hash.String()}
+		if derr != nil {
+			l.Error = derr.Error()
+		} else {
+			e := en.Event
+			if (f.Actor != "" && e.Actor != f.Actor) || (!f.Since.IsZero() && e.At().Before(f.Since)) || (!f.Until.IsZero() && !e.At().Before(f.Until)) {
+				return nil
+			}
+			l.Version, l.Type, l.Actor, l.Time, l.ID = e.Version, e.Type, e.Actor, e.At(), e.ID
+			l.Policy, l.Group, l.Secret = e.Policy, e.Group, e.Secret
+			if p, ok := domain.HashFromBytes(e.Prev); ok && !p.IsZero() {
+				l.Prev = p.String()
+			}
+		}
+		if tw == nil {
+			return enc.Encode(l)
+		}
+		detail := tenantEventDetail(l.Policy, l.Group, l.Secret)
+		if l.Error != "" {
+			detail = "UNREADABLE: " + l.Error
+		}
+		_, err := fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", l.Time.Format("2006-01-02 15:04:05"), l.Position, l.Actor, l.Type, detail)
+		return err
+	}))
 }

@@ -1,0 +1,346 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/handlers"
+)
+
+func init() {
+	register("secret", "secrets for runs, sealed at rest: a session's own, or the tenant's (no SESSION)",
+		command{"put", "[SESSION] NAME [VALUE]", "store a secret (VALUE from standard input when not given)", (*Main).secretPut},
+		command{"get", "[SESSION] NAME", "print a secret's value (a session's own, else its tenant's); the read is audited", (*Main).secretGet},
+		command{"list", "[SESSION]", "list secrets without their values", (*Main).secretList},
+		command{"rm", "[SESSION] NAME", "delete a secret", (*Main).secretRm},
+		command{"rekey", "", "seal every secret of the tenant again under the server's newest key", (*Main).secretRekey},
+	)
+	register("group", "reviewer groups: with identity on, only members decide a request addressed to the group",
+		command{"set", "NAME MEMBER...", "set a group's members (replaces them)", (*Main).groupSet},
+		command{"get", "NAME", "show a group's members", (*Main).groupGet},
+		command{"list", "", "list the tenant's groups", (*Main).groupList},
+		command{"rm", "NAME", "delete a group", (*Main).groupRm},
+	)
+	register("tenant", "the tenant's own history",
+		command{"log", "[--from POS] [--limit N]", "settings, group and secret changes and secret reads, hash-chained", (*Main).tenantLog},
+	)
+}
+
+// secretScope splits [SESSION] NAME [VALUE]: the first argument is a
+// session when it is a session id and more arguments follow.
+func secretScope(pos []string) (session string, rest []string) {
+	if len(pos) >= 2 {
+		if _, err := ulid.ParseStrict(pos[0]); err == nil {
+			return pos[0], pos[1:]
+		}
+	}
+	return "", pos
+}
+
+func (m *Main) secretPut(ctx context.Context, _ *globals, args []string) error {
+	var mf mutationFlags
+	g, pos, err := m.parseArgs("secret put", args, mf.declare)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	session, rest := secretScope(pos)
+	if len(rest) < 1 || len(rest) > 2 {
+		return usagef("usage: strand secret put [SESSION] NAME [VALUE]")
+	}
+	var value string
+	if len(rest) == 2 {
+		value = rest[1]
+	} else {
+		b, err := io.ReadAll(io.LimitReader(m.Stdin, 1<<20))
+		if err != nil {
+			return fmt.Errorf("read value: %w", err)
+		}
+		value = strings.TrimSuffix(string(b), "\n")
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.PutSecret(ctx, handlers.SecretRequest{Mutation: mf.mutation(), Session: session, Name: rest[0], Value: &value})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printf("secret %s (%s) version %d\n", r.Secret.Name, r.Secret.Scope, r.Secret.Version)
+	return nil
+}
+
+func (m *Main) secretGet(ctx context.Context, _ *globals, args []string) error {
+	g, pos, err := m.parseArgs("secret get", args, nil)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	session, rest := secretScope(pos)
+	if len(rest) != 1 {
+		return usagef("usage: strand secret get [SESSION] NAME")
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.GetSecret(ctx, handlers.SecretRequest{Session: session, Name: rest[0]})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printf("%s\n", r.Value)
+	return nil
+}
+
+func (m *Main) secretList(ctx context.Context, _ *globals, args []string) error {
+	g, pos, err := m.parseArgs("secret list", args, nil)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if len(pos) > 1 {
+		return usagef("usage: strand secret list [SESSION]")
+	}
+	var req handlers.SecretListRequest
+	if len(pos) == 1 {
+		req.Session = pos[0]
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.ListSecrets(ctx, req)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	var rows [][]string
+	for _, s := range r.Secrets {
+		rows = append(rows, []string{s.Name, s.Scope, strconv.FormatUint(s.Version, 10), strconv.Itoa(s.Size), s.Actor, s.Time.Format("2006-01-02 15:04:05")})
+	}
+	m.table([]string{"NAME", "SCOPE", "VERSION", "SIZE", "BY", "AT"}, rows)
+	return nil
+}
+
+func (m *Main) secretRm(ctx context.Context, _ *globals, args []string) error {
+	var mf mutationFlags
+	g, pos, err := m.parseArgs("secret rm", args, mf.declare)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	session, rest := secretScope(pos)
+	if len(rest) != 1 {
+		return usagef("usage: strand secret rm [SESSION] NAME")
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.DeleteSecret(ctx, handlers.SecretRequest{Mutation: mf.mutation(), Session: session, Name: rest[0]})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printf("deleted secret %s (%s) version %d\n", r.Secret.Name, r.Secret.Scope, r.Secret.Version)
+	return nil
+}
+
+func (m *Main) secretRekey(ctx context.Context, _ *globals, args []string) error {
+	var mf mutationFlags
+	g, pos, err := m.parseArgs("secret rekey", args, mf.declare)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 0, "secret rekey"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.RekeySecrets(ctx, mf.mutation())
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printf("resealed %d secret(s) under key %s\n", r.Resealed, r.Key)
+	return nil
+}
+
+func (m *Main) printGroup(g *globals, r handlers.GroupReply) error {
+	if g.json {
+		return m.printJSON(r)
+	}
+	m.printf("%s: %s\n", r.Group.Name, strings.Join(r.Group.Members, " "))
+	return nil
+}
+
+func (m *Main) groupSet(ctx context.Context, _ *globals, args []string) error {
+	var mf mutationFlags
+	g, pos, err := m.parseArgs("group set", args, mf.declare)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if len(pos) < 1 {
+		return usagef("usage: strand group set NAME MEMBER...")
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.SetGroup(ctx, handlers.GroupRequest{Mutation: mf.mutation(), Name: pos[0], Members: append([]string{}, pos[1:]...)})
+	if err != nil {
+		return err
+	}
+	return m.printGroup(g, r)
+}
+
+func (m *Main) groupGet(ctx context.Context, _ *globals, args []string) error {
+	g, pos, err := m.parseArgs("group get", args, nil)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 1, "group get NAME"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.GetGroup(ctx, handlers.GroupRequest{Name: pos[0]})
+	if err != nil {
+		return err
+	}
+	return m.printGroup(g, r)
+}
+
+func (m *Main) groupList(ctx context.Context, _ *globals, args []string) error {
+	g, pos, err := m.parseArgs("group list", args, nil)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 0, "group list"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.ListGroups(ctx)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	var rows [][]string
+	for _, gr := range r.Groups {
+		rows = append(rows, []string{gr.Name, strings.Join(gr.Members, " ")})
+	}
+	m.table([]string{"GROUP", "MEMBERS"}, rows)
+	return nil
+}
+
+func (m *Main) groupRm(ctx context.Context, _ *globals, args []string) error {
+	var mf mutationFlags
+	g, pos, err := m.parseArgs("group rm", args, mf.declare)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 1, "group rm NAME"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.DeleteGroup(ctx, handlers.GroupRequest{Mutation: mf.mutation(), Name: pos[0]})
+	if err != nil {
+		return err
+	}
+	return m.printGroup(g, r)
+}
+
+func (m *Main) tenantLog(ctx context.Context, _ *globals, args []string) error {
+	var from uint64
+	var limit int
+	g, pos, err := m.parseArgs("tenant log", args, func(fs *flag.FlagSet) {
+		fs.Uint64Var(&from, "from", 0, "start at this position of the tenant log")
+		fs.IntVar(&limit, "limit", 100, "entries per page (at most 1000)")
+	})
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := need(pos, 0, "tenant log [--from POS] [--limit N]"); err != nil {
+		return err
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	r, err := g.client.TenantLog(ctx, handlers.TenantLogRequest{From: from, Limit: limit})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	var rows [][]string
+	for _, e := range r.Events {
+		rows = append(rows, []string{strconv.FormatUint(e.Version, 10), e.Time.Format("2006-01-02 15:04:05"), e.Actor, string(e.Type), tenantEventDetail(e.Policy, e.Group, e.Secret)})
+	}
+	m.table([]string{"N", "AT", "ACTOR", "TYPE", "DETAIL"}, rows)
+	return nil
+}
+
+// tenantEventDetail renders the payload of a tenant log entry, for
+// strand tenant log and strand audit log --tenant-log alike.
+func tenantEventDetail(policy domain.Policy, group *domain.GroupData, secret *domain.SecretData) string {
+	switch {
+	case policy != nil:
+		var parts []string
+		for k, v := range policy {
+			parts = append(parts, k+"="+strconv.Itoa(v))
+		}
+		return "policy " + strings.Join(sortedStrings(parts), ",")
+	case group != nil:
+		return "group " + group.Name + ": " + strings.Join(group.Members, " ")
+	case secret != nil:
+		s := secret
+		scope := "tenant"
+		if s.Session != "" {
+			scope = "session " + s.Session
+		}
+		if s.Name == "" {
+			return fmt.Sprintf("%d resealed under %s", s.Count, s.Key)
+		}
+		out := fmt.Sprintf("%s (%s) v%d", s.Name, scope, s.Version)
+		if s.Via != "" {
+			out += " via " + s.Via
+		}
+		return out
+	}
+	return ""
+}
+
+func sortedStrings(s []string) []string {
+	slices.Sort(s)
+	return s
+}
