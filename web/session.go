@@ -19,6 +19,7 @@ const (
 	maxTreeEntries = 5000
 	maxTimeline    = 200
 	maxFileView    = 1 << 20
+	maxForks       = 20
 )
 
 // milestones are the event types the timeline shows by default: what a
@@ -50,6 +51,7 @@ type sessionData struct {
 	CanCommit gate
 	CanMerge  gate
 	Summary   *handlers.SummaryReply
+	Forks     []handlers.SessionView
 }
 
 // gate says whether an action is allowed now and, when not, why.
@@ -165,6 +167,11 @@ func (a *App) loadReview(ctx context.Context, c *handlers.Client, id string, d *
 		return err
 	}
 	d.Summary = &sum
+	forks, err := c.ListSessions(ctx, handlers.ListSessionsRequest{Parent: id, Limit: maxForks, Sort: "updated", Order: "desc"})
+	if err != nil {
+		return err
+	}
+	d.Forks = forks.Sessions
 	return nil
 }
 

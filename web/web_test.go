@@ -1,12 +1,15 @@
 package web_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strand-dev/strand/handlers"
 )
@@ -260,4 +263,83 @@ func TestApp_Actions(t *testing.T) {
 			t.Error("the note on changed content is not marked outdated")
 		}
 	})
+}
+
+func TestApp_MergeAndCompare(t *testing.T) {
+	h := start(t)
+	id := h.seed(t)
+	ctx := context.Background()
+	alice := h.clients["alice"]
+	f, err := alice.Fork(ctx, handlers.ForkRequest{Session: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fork := f.Session.ID
+	if _, err := alice.Write(ctx, handlers.WriteRequest{Session: fork, Path: "src/extra.go", Content: []byte("package main\n\nvar extra = 1\n")}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitListed(t, 5)
+	_, body := h.get(t, "alice", "/s/"+id)
+	if !strings.Contains(body, fork[len(fork)-8:]) {
+		t.Error("the session page does not list its fork")
+	}
+	// Compare with another session: the fork's new file shows as deleted
+	// from the fork's side to this one.
+	_, body = h.get(t, "alice", "/s/"+id+"/diff?from="+fork)
+	if !strings.Contains(body, "src/extra.go") || !strings.Contains(body, "change-deleted") {
+		t.Error("the diff from the fork does not show src/extra.go deleted")
+	}
+	_, body = h.get(t, "alice", fmt.Sprintf("/s/%s/diff?from=%s@%d", id, fork, f.Session.Position))
+	if !strings.Contains(body, "No changes between these points") {
+		t.Error("the diff from the fork as it was forked is not empty")
+	}
+	_, body = h.follow(t, "alice", h.post(t, "alice", "/s/"+id+"/merge", url.Values{"from": {fork}}, nil))
+	if !strings.Contains(body, "Merged") || !strings.Contains(body, "ev-SessionMerged") {
+		t.Fatal("merging the fork: no confirmation or no merge in the timeline")
+	}
+	if _, _, err := alice.ReadAll(ctx, id, "src/extra.go", ""); err != nil {
+		t.Fatalf("after the merge: %v", err)
+	}
+}
+
+func TestApp_Live(t *testing.T) {
+	h := start(t)
+	id := h.seed(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := h.clients["alice"].GetSession(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/s/%s/live?from=%d", h.srv.URL, id, s.Session.Position), nil)
+	req.SetBasicAuth("bob", "x")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream" {
+		t.Fatalf("live: %d %s, want 200 text/event-stream", resp.StatusCode, ct)
+	}
+	r := bufio.NewReader(resp.Body)
+	if line, err := r.ReadString('\n'); err != nil || line != ": live\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	w, err := h.clients["alice"].Write(ctx, handlers.WriteRequest{Session: id, Path: "later.txt", Content: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`data: {"position":%d,"type":"FileWritten","actor":"alice"}`, w.Position)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("the stream ended before the write's event: %v", err)
+		}
+		if strings.HasPrefix(line, "data: ") {
+			if strings.TrimSpace(line) != want {
+				t.Fatalf("got %q, want %q", strings.TrimSpace(line), want)
+			}
+			return
+		}
+	}
 }
