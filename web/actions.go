@@ -30,8 +30,7 @@ func (a *App) form(w http.ResponseWriter, r *http.Request) (*handlers.Client, st
 // next is where a form goes back to: the local page it names, or the
 // session page. Only a path on this site is followed (no open redirect).
 func next(r *http.Request, id string) string {
-	n := r.PostFormValue("next")
-	if strings.HasPrefix(n, "/") && !strings.HasPrefix(n, "//") && !strings.HasPrefix(n, `/\`) {
+	if n := r.PostFormValue("next"); n != "" && localPath(n) == n {
 		return n
 	}
 	return sessionURL(id, nil)

@@ -2,7 +2,6 @@ package web_test
 
 import (
 	"context"
-	"encoding/base64"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -80,19 +78,24 @@ func browser(t *testing.T) context.Context {
 }
 
 // as opens a browser context (its own cookies and cache) for a user, who
-// signs in with basic auth on every request.
-func as(t *testing.T, b context.Context, user string) context.Context {
+// signs in through the sign-in page: the login cookie is the context's own.
+func as(t *testing.T, b context.Context, base, user string) context.Context {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(b, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":x"))
-	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+	// The first call opens the tab for the life of its context: no deadline.
+	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("open a browser context for %s: %v", user, err)
 	}
-	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": auth}}); err != nil {
-		t.Fatalf("sign %s in: %v", user, err)
-	}
-	run(t, ctx, "set the viewport", chromedp.EmulateViewport(1280, 900))
+	run(t, ctx, "sign "+user+" in",
+		chromedp.EmulateViewport(1280, 900),
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(`input[name="user"]`),
+		chromedp.SendKeys(`input[name="user"]`, user),
+		chromedp.SendKeys(`input[name="password"]`, "pw-"+user),
+		chromedp.Click(`button[type="submit"]`),
+		chromedp.WaitVisible(`table.list`),
+	)
 	return ctx
 }
 
@@ -102,8 +105,17 @@ func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Actio
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
-		t.Fatalf("%s: %v", what, err)
+		t.Fatalf("%s: %v\n%s", what, err, where(ctx))
 	}
+}
+
+// where tells what the browser shows, for a failure message.
+func where(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	loc, _ := chromedp.Run(ctx, chromedp.Location())
+	text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText.slice(0, 600) : ""`))
+	return "at " + loc + ":\n" + text
 }
 
 // get runs an action that answers something.
@@ -137,7 +149,7 @@ func TestApp_ReviewFlowInChromium(t *testing.T) {
 	h := start(t)
 	id := h.seed(t)
 	dir := screenshots(t)
-	alice, bob := as(t, b, "alice"), as(t, b, "bob")
+	alice, bob := as(t, b, h.srv.URL, "alice"), as(t, b, h.srv.URL, "bob")
 	file := `section[data-path="src/main.go"] `
 
 	run(t, alice, "open the sessions list",

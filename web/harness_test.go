@@ -55,7 +55,7 @@ func start(t testing.TB) *harness {
 		c.Actor = u
 		h.clients[u] = c
 	}
-	app, err := web.New(web.Options{ClientFor: h.clientFor})
+	app, err := web.New(web.Options{ClientFor: h.clientFor, Login: h.login, Logout: h.logout})
 	if err != nil {
 		t.Fatalf("new app: %v", err)
 	}
@@ -64,12 +64,30 @@ func start(t testing.TB) *harness {
 	return h
 }
 
+// The test's identities: each user's password is "pw-" + user. A login
+// cookie names the user directly (the gateway's names a login it keeps).
+const loginCookie = "strand_test_login"
+
 func (h *harness) clientFor(r *http.Request) (*handlers.Client, error) {
-	u, _, ok := r.BasicAuth()
-	if c := h.clients[u]; ok && c != nil {
-		return c, nil
+	if u, pw, ok := r.BasicAuth(); ok && h.clients[u] != nil && pw == "pw-"+u {
+		return h.clients[u], nil
+	}
+	if ck, err := r.Cookie(loginCookie); err == nil && h.clients[ck.Value] != nil {
+		return h.clients[ck.Value], nil
 	}
 	return nil, web.ErrUnauthenticated
+}
+
+func (h *harness) login(w http.ResponseWriter, r *http.Request, c web.Credentials) error {
+	if h.clients[c.User] == nil || c.Password != "pw-"+c.User {
+		return web.ErrUnauthenticated
+	}
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: c.User, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	return nil
+}
+
+func (h *harness) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }
 
 // viewsAdapter serves session.list and the review queue from the read

@@ -74,7 +74,7 @@ func BenchmarkApp_SessionsPage(b *testing.B) {
 		b.Run(c.name+"/page", func(b *testing.B) {
 			for b.Loop() {
 				req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/?"+c.q.Encode(), nil)
-				req.SetBasicAuth("alice", "x")
+				req.SetBasicAuth("alice", "pw-alice")
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil || resp.StatusCode != 200 {
 					b.Fatalf("GET: %v %v", err, resp)

@@ -9,7 +9,7 @@ import (
 )
 
 // pageNames are the pages; each is parsed with the layout.
-var pageNames = []string{"sessions", "queue", "session", "diff", "error"}
+var pageNames = []string{"sessions", "queue", "session", "diff", "error", "login"}
 
 func (a *App) parse() error {
 	a.pages = map[string]*template.Template{}

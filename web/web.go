@@ -43,6 +43,16 @@ type Options struct {
 	Log *slog.Logger
 	// PageSize is the number of sessions a list page shows (default 50).
 	PageSize int
+	// Login, when set, gives the app a sign-in page: it checks the
+	// credentials and sets the login cookie (HttpOnly, SameSite) that
+	// ClientFor then reads. Without it a request without credentials gets a
+	// Basic challenge.
+	Login func(w http.ResponseWriter, r *http.Request, c Credentials) error
+	// Logout forgets the request's login.
+	Logout func(w http.ResponseWriter, r *http.Request)
+	// Unauthenticated tells whether an error of ClientFor or Login means
+	// "no or wrong credentials" (ErrUnauthenticated always does).
+	Unauthenticated func(error) bool
 }
 
 // App is the review app, an http.Handler.
@@ -83,6 +93,9 @@ func (a *App) routes() {
 	static, _ := fs.Sub(staticFS, "static")
 	a.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
 	a.mux.HandleFunc("GET /highlight.css", highlightCSS)
+	a.mux.HandleFunc("GET /login", a.loginPage)
+	a.mux.HandleFunc("POST /login", a.login)
+	a.mux.HandleFunc("POST /logout", a.logout)
 	a.mux.HandleFunc("GET /{$}", a.sessionsPage)
 	a.mux.HandleFunc("GET /queue", a.queuePage)
 	a.mux.HandleFunc("GET /s/{id}", a.sessionPage)
@@ -121,9 +134,8 @@ func (a *App) client(w http.ResponseWriter, r *http.Request) (*handlers.Client, 
 	if err == nil {
 		return c, true
 	}
-	if errors.Is(err, ErrUnauthenticated) {
-		w.Header().Set("WWW-Authenticate", `Basic realm="strand", charset="UTF-8"`)
-		http.Error(w, "sign in to review", http.StatusUnauthorized)
+	if a.isUnauthenticated(err) {
+		a.unauthenticated(w, r)
 		return nil, false
 	}
 	a.fail(w, r, err)
@@ -139,6 +151,7 @@ type page struct {
 	Nav     string
 	Data    any
 	Request string // a fresh request id for the forms of this page
+	Logout  bool   // the app can sign out
 }
 
 func (a *App) render(w http.ResponseWriter, r *http.Request, c *handlers.Client, name, title string, data any) {
@@ -147,7 +160,7 @@ func (a *App) render(w http.ResponseWriter, r *http.Request, c *handlers.Client,
 		a.fail(w, r, fmt.Errorf("no page %q", name))
 		return
 	}
-	p := page{Title: title, Data: data, Flash: takeFlash(w, r), Nav: name, Request: newRequestID()}
+	p := page{Title: title, Data: data, Flash: takeFlash(w, r), Nav: name, Request: newRequestID(), Logout: a.opts.Logout != nil}
 	if c != nil {
 		p.Actor, p.Tenant = c.Actor, c.Tenant
 	}

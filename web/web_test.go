@@ -22,7 +22,7 @@ func (h *harness) get(t *testing.T, user, path string) (int, string) {
 		t.Fatal(err)
 	}
 	if user != "" {
-		req.SetBasicAuth(user, "x")
+		req.SetBasicAuth(user, "pw-"+user)
 	}
 	return h.do(t, req)
 }
@@ -55,7 +55,7 @@ func (h *harness) post(t *testing.T, user, path string, form url.Values, hdr map
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	req.SetBasicAuth(user, "x")
+	req.SetBasicAuth(user, "pw-"+user)
 	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -103,16 +103,21 @@ func TestApp_Pages(t *testing.T) {
 			}
 		})
 	}
-	t.Run("Unauthenticated", func(t *testing.T) {
-		req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/", nil)
-		c := &http.Client{}
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic") {
-			t.Fatalf("got %d %q, want 401 with a Basic challenge", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	t.Run("UnauthenticatedGoesToSignIn", func(t *testing.T) {
+		for _, user := range []string{"", "mallory"} {
+			req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/s/"+id+"?path=src", nil)
+			if user != "" {
+				req.SetBasicAuth(user, "guess")
+			}
+			resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			want := "/login?next=%2Fs%2F" + id + "%3Fpath%3Dsrc"
+			if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
+				t.Fatalf("user %q: got %d to %q, want 303 to %q", user, resp.StatusCode, resp.Header.Get("Location"), want)
+			}
 		}
 	})
 }
@@ -125,7 +130,7 @@ func (h *harness) follow(t *testing.T, user string, resp *http.Response) (string
 	}
 	loc := resp.Header.Get("Location")
 	req, _ := http.NewRequest(http.MethodGet, h.srv.URL+loc, nil)
-	req.SetBasicAuth(user, "x")
+	req.SetBasicAuth(user, "pw-"+user)
 	for _, ck := range resp.Cookies() {
 		if !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode {
 			t.Errorf("cookie %s: HttpOnly %v SameSite %v, want HttpOnly and Lax", ck.Name, ck.HttpOnly, ck.SameSite)
@@ -312,7 +317,7 @@ func TestApp_Live(t *testing.T) {
 		t.Fatal(err)
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/s/%s/live?from=%d", h.srv.URL, id, s.Session.Position), nil)
-	req.SetBasicAuth("bob", "x")
+	req.SetBasicAuth("bob", "pw-bob")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -341,5 +346,46 @@ func TestApp_Live(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+func TestApp_Login(t *testing.T) {
+	h := start(t)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	signIn := func(user, pw, next string) *http.Response {
+		form := url.Values{"user": {user}, "password": {pw}, "next": {next}}
+		req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := signIn("alice", "wrong", "/queue")
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/login?") {
+		t.Fatalf("a wrong password: got %d to %q, want back to /login", resp.StatusCode, loc)
+	}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == loginCookie && ck.MaxAge >= 0 {
+			t.Fatal("a wrong password set a login cookie")
+		}
+	}
+	resp = signIn("alice", "pw-alice", "https://evil.example/")
+	if loc := resp.Header.Get("Location"); loc != "/" {
+		t.Errorf("next to another site: redirected to %q, want /", loc)
+	}
+	resp = signIn("alice", "pw-alice", "/queue")
+	if loc := resp.Header.Get("Location"); loc != "/queue" {
+		t.Fatalf("signed in: redirected to %q, want /queue", loc)
+	}
+	req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/queue", nil)
+	for _, ck := range resp.Cookies() {
+		req.AddCookie(ck)
+	}
+	status, body := h.do(t, req)
+	if status != 200 || !strings.Contains(body, "Signed in as <strong>alice</strong>") || !strings.Contains(body, "Sign out") {
+		t.Fatalf("after signing in: %d, page does not say who is signed in", status)
 	}
 }
