@@ -313,10 +313,20 @@ func (p *replayer) apply(rec *Record) error {
 // maxGoodBlobs bounds a replayer's memory of blobs found whole.
 const maxGoodBlobs = 1 << 20
 
-// checkBlobs schedules the check of every blob the event names
-// (domain.Event.Blobs is the authority), with the path and size the event
-// records for it when an operation writes it.
+// checkBlobs checks the inline content of the event's writes against the
+// hash and size they record, and schedules the check of every blob the
+// event names (domain.Event.Blobs is the authority), with the path and size
+// the event records for it when an operation writes it.
 func (p *replayer) checkBlobs(h *history, rec *Record, ev *domain.Event) {
+	for _, op := range ev.Ops {
+		if !op.Inline() {
+			continue
+		}
+		if c, _ := domain.HashFromBytes(op.Content); domain.Sum(op.Data) != c || int64(len(op.Data)) != op.Size {
+			h.fail(rec, ev.Version, KindBlob, "inline content of %s is %d bytes hashing to %s; the event records %d bytes, %s",
+				op.Path, len(op.Data), short(domain.Sum(op.Data)), op.Size, short(c))
+		}
+	}
 	for _, c := range ev.Blobs() {
 		ref := blobRef{hash: c, hist: h, position: rec.Position, version: ev.Version, size: -1}
 		for _, op := range ev.Ops {

@@ -31,6 +31,8 @@ type treeEntry struct {
 	Content []byte            `msgpack:"h,omitempty"`
 	Target  string            `msgpack:"t,omitempty"`
 	Xattrs  map[string][]byte `msgpack:"x,omitempty"`
+	// Data is an inline file's content (design record 0009).
+	Data []byte `msgpack:"d,omitempty"`
 }
 
 type revisionKey struct {
@@ -145,7 +147,11 @@ func decodeTree(b []byte) (domain.Tree, error) {
 			if !ok {
 				return domain.Tree{}, fmt.Errorf("entry %q: bad hash", e.Path)
 			}
+			if len(e.Data) > 0 && (domain.Sum(e.Data) != h || int64(len(e.Data)) != e.Size) {
+				return domain.Tree{}, fmt.Errorf("entry %q: inline content does not hash to %s", e.Path, h)
+			}
 			n = domain.NewFile(h, e.Size, e.Mode, e.Xattrs)
+			n.Data = e.Data
 		case domain.KindDir:
 			n = domain.NewDir(e.Mode, e.Xattrs)
 		case domain.KindSymlink:
@@ -181,7 +187,7 @@ func (p *replayer) sourceBase(h *history, rec *Record, ev *domain.Event) (base *
 	}
 	if p.blobs != nil {
 		t.Walk("", "", func(e domain.Entry) bool {
-			if n := e.Node; n.Kind == domain.KindFile && !n.Content.IsZero() {
+			if n := e.Node; n.Kind == domain.KindFile && !n.Content.IsZero() && !n.Inline() {
 				p.blobs.check(n.Content, blobRef{
 					hash: n.Content, hist: h, position: rec.Position, version: ev.Version, size: n.Size,
 					what: fmt.Sprintf("file %s of source %s@%d", e.Path, o.Source, o.Revision),

@@ -31,7 +31,8 @@ const (
 	// at the fork position, or that state does not exist.
 	KindFork Kind = "fork"
 	// KindBlob: content an event names is missing, damaged, or of another
-	// size than the event records.
+	// size than the event records; or content inside the event (inline)
+	// does not match the hash and size the event records for it.
 	KindBlob Kind = "blob"
 	// KindSource: the source revision a session starts from is missing or
 	// damaged.

@@ -102,7 +102,12 @@ func (r *Reader) writeFile(ctx context.Context, root *os.Root, p string, n *doma
 		return 0, fmt.Errorf("write %s: %w", p, err)
 	}
 	var size int64
-	if !n.Content.IsZero() {
+	switch {
+	case n.Inline():
+		var w int
+		w, err = f.Write(n.Data)
+		size = int64(w)
+	case !n.Content.IsZero():
 		size, err = r.CopyBlob(ctx, n.Content, f)
 	}
 	if cerr := f.Close(); err == nil {

@@ -43,6 +43,10 @@ type FileOp struct {
 	Recursive bool   // remove: a directory and everything below it
 	Name      string // setxattr, rmxattr: the attribute
 	Value     []byte // setxattr: its value
+	// Data, for a write of 1 to MaxInlineBytes bytes, is the content
+	// itself, recorded in the event instead of a blob (Content must be its
+	// hash); nil when the content is a stored blob.
+	Data []byte
 	// Expect, when set, is the hash the path must hold before the operation
 	// (the content hash of a file, the Merkle hash of a directory or
 	// symlink), or ExpectAbsent.
@@ -116,14 +120,21 @@ func (RestoreSession) command()   {}
 
 // Limits on commands.
 const (
-	MaxBatchOps    = 1000
-	MaxTags        = 64
-	MaxTagKeyBytes = 128
-	MaxTagValBytes = 1024
-	MaxNameBytes   = 128
-	MaxNoteBytes   = 16 * 1024
-	MaxTargetBytes = MaxPathBytes
-	MaxActorBytes  = 256
+	// MaxInlineBytes is the largest content a write carries inside its
+	// event; larger content is a blob (design record 0009 measures it).
+	MaxInlineBytes = 1024
+	// MaxInlineEventBytes bounds the inline content of one event, so that
+	// a batch stays far below the server's largest message; the writes of
+	// a batch beyond it store their content as blobs.
+	MaxInlineEventBytes = 256 << 10
+	MaxBatchOps         = 1000
+	MaxTags             = 64
+	MaxTagKeyBytes      = 128
+	MaxTagValBytes      = 1024
+	MaxNameBytes        = 128
+	MaxNoteBytes        = 16 * 1024
+	MaxTargetBytes      = MaxPathBytes
+	MaxActorBytes       = 256
 )
 
 var (
@@ -383,6 +394,13 @@ func decideFiles(s *Session, c ChangeFiles, m Meta) (*Event, error) {
 	}
 	t := s.Tree
 	ops := make([]Op, 0, len(c.Ops))
+	inline := 0
+	for _, fo := range c.Ops {
+		inline += len(fo.Data)
+	}
+	if inline > MaxInlineEventBytes {
+		return nil, Errorf(CodeTooLarge, "an event carries at most %d bytes of inline content", MaxInlineEventBytes)
+	}
 	for i, fo := range c.Ops {
 		op, err := checkOp(t, fo)
 		if err == nil {
@@ -446,6 +464,12 @@ func checkOp(t Tree, fo FileOp) (Op, error) {
 			return Op{}, Errorf(CodeInvalidArgument, "negative size")
 		}
 		op.Content, op.Size = append([]byte(nil), fo.Content[:]...), fo.Size
+		if len(fo.Data) > 0 {
+			if err := checkInline(fo); err != nil {
+				return Op{}, err
+			}
+			op.Data = fo.Data
+		}
 		op.Mode = fo.Mode & 0o7777
 		if op.Mode == 0 {
 			op.Mode = DefaultFileMode
@@ -513,6 +537,17 @@ func checkOp(t Tree, fo FileOp) (Op, error) {
 		return Op{}, Errorf(CodeInvalidArgument, "unknown operation %q", fo.Kind)
 	}
 	return op, nil
+}
+
+// checkInline checks a write's inline content against its hash and size.
+func checkInline(fo FileOp) error {
+	if len(fo.Data) > MaxInlineBytes {
+		return Errorf(CodeTooLarge, "inline content holds at most %d bytes", MaxInlineBytes)
+	}
+	if int64(len(fo.Data)) != fo.Size || Sum(fo.Data) != fo.Content {
+		return Errorf(CodeInvalidArgument, "inline content does not match its hash and size")
+	}
+	return nil
 }
 
 // checkParents refuses a path whose existing ancestors include a non-directory.

@@ -337,6 +337,9 @@ func (d *eventDecoder) op(op *Op) bool {
 		case "v":
 			bit = 1 << 9
 			op.Value, ok = d.bytes()
+		case "d":
+			bit = 1 << 10
+			op.Data, ok = d.bytes()
 		default:
 			ok = d.r.skip(3)
 		}

@@ -80,7 +80,14 @@ type Op struct {
 	Recursive bool   `msgpack:"r,omitempty"`
 	Name      string `msgpack:"n,omitempty"`
 	Value     []byte `msgpack:"v,omitempty"`
+	// Data is a write's content itself when it travels inside the event
+	// (1 to MaxInlineBytes bytes; design record 0009); Content is still its
+	// SHA-256. A write without Data names a blob stored before the event.
+	Data []byte `msgpack:"d,omitempty"`
 }
+
+// Inline reports whether a write carries its content in the event.
+func (op *Op) Inline() bool { return op.Kind == OpWrite && len(op.Data) > 0 }
 
 // Origin is where a session's history begins.
 type Origin struct {
@@ -232,11 +239,12 @@ func (e *Event) Paths() []string {
 	return out
 }
 
-// Blobs returns the content hashes the event names.
+// Blobs returns the hashes of the blobs the event names: the content of
+// its writes, except content that travels inside the event (Op.Inline).
 func (e *Event) Blobs() []Hash {
 	var out []Hash
 	for _, op := range e.Ops {
-		if op.Kind == OpWrite {
+		if op.Kind == OpWrite && !op.Inline() {
 			if h, ok := HashFromBytes(op.Content); ok && !h.IsZero() {
 				out = append(out, h)
 			}

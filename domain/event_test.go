@@ -96,6 +96,7 @@ func TestEvent_EncodeDecode(t *testing.T) {
 			RequestID: "r", Version: 7, Prev: bytes.Repeat([]byte{1}, 32), Root: bytes.Repeat([]byte{2}, 32),
 			Ops: []domain.Op{
 				{Kind: domain.OpWrite, Path: "a", Content: h[:], Size: 4, Mode: 0o644},
+				{Kind: domain.OpWrite, Path: "i", Content: h[:], Size: 4, Mode: 0o644, Data: []byte("data")},
 				{Kind: domain.OpRename, Path: "a", To: "b"},
 				{Kind: domain.OpSymlink, Path: "l", Target: "../b"},
 				{Kind: domain.OpRemove, Path: "d", Recursive: true},
@@ -120,8 +121,8 @@ func TestEvent_EncodeDecode(t *testing.T) {
 		if !out.At().Equal(in.At()) || out.At().UnixNano() != 1234567890123 {
 			t.Errorf("At() = %v, want %d ns", out.At(), in.Time)
 		}
-		if got := out.Paths(); !slices.Equal(got, []string{"a", "a", "b", "l", "d"}) {
-			t.Errorf("Paths() = %q, want [a a b l d]", got)
+		if got := out.Paths(); !slices.Equal(got, []string{"a", "i", "a", "b", "l", "d"}) {
+			t.Errorf("Paths() = %q, want [a i a b l d]", got)
 		}
 		if got := out.Blobs(); len(got) != 1 || got[0] != h {
 			t.Errorf("Blobs() = %v, want [%s]", got, h)

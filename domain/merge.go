@@ -79,10 +79,21 @@ func decideMerge(s *Session, c MergeSession, m Meta) (*Event, error) {
 			return nil, Errorf(CodeInvalidArgument, "strategy must be ours or theirs")
 		}
 	}
+	inline := 0
 	for _, op := range c.Ops {
 		if err := s.checkOpLocks(op, c.Token, m.Time); err != nil {
 			return nil, err
 		}
+		if op.Inline() {
+			h, _ := HashFromBytes(op.Content)
+			if err := checkInline(FileOp{Data: op.Data, Content: h, Size: op.Size}); err != nil {
+				return nil, err
+			}
+			inline += len(op.Data)
+		}
+	}
+	if inline > MaxInlineEventBytes {
+		return nil, Errorf(CodeTooLarge, "an event carries at most %d bytes of inline content", MaxInlineEventBytes)
 	}
 	uses, err := s.Authorize(ActionMerge, c.Tenant)
 	if err != nil {
@@ -164,8 +175,9 @@ type PathResult struct {
 
 // MergeOutcome is the result of Merge. When Conflicts is empty, Tree is the
 // merged tree and Ops turn the target's tree into it; Content holds the
-// content that line merges produced, which must be stored before an event
-// names it.
+// content that must be stored as blobs before an event names it: what line
+// merges produced, and inline content beyond one event's share
+// (MaxInlineEventBytes).
 type MergeOutcome struct {
 	Tree      Tree
 	Ops       []Op
@@ -247,16 +259,42 @@ func Merge(in MergeInput) (MergeOutcome, error) {
 	if err != nil || check.Hash() != m.result.Hash() {
 		return MergeOutcome{}, Errorf(CodeInternal, "merge operations do not rebuild the merged tree")
 	}
-	for _, op := range out.Ops {
+	out.Content = spillContent(out.Ops, m.content)
+	return out, nil
+}
+
+// spillContent returns the content that must be stored as blobs before an
+// event with these operations: the lines merged here, and inline content
+// beyond what one event may carry (MaxInlineEventBytes), whose operations
+// it turns into blob references.
+func spillContent(ops []Op, merged map[Hash][]byte) map[Hash][]byte {
+	var out map[Hash][]byte
+	add := func(h Hash, b []byte) {
+		if out == nil {
+			out = map[Hash][]byte{}
+		}
+		out[h] = b
+	}
+	budget := MaxInlineEventBytes
+	for i := range ops {
+		op := &ops[i]
+		if op.Kind != OpWrite {
+			continue
+		}
 		h, _ := HashFromBytes(op.Content)
-		if b, ok := m.content[h]; ok && op.Kind == OpWrite {
-			if out.Content == nil {
-				out.Content = map[Hash][]byte{}
+		switch {
+		case op.Inline() && len(op.Data) <= budget:
+			budget -= len(op.Data)
+		case op.Inline():
+			add(h, op.Data)
+			op.Data = nil
+		default:
+			if b, ok := merged[h]; ok {
+				add(h, b)
 			}
-			out.Content[h] = b
 		}
 	}
-	return out, nil
+	return out
 }
 
 // side is one side's change at a path: the base's node and the side's.
@@ -505,18 +543,23 @@ func (m *merger) mergeFile(base, ours, theirs *Node) (*Node, bool, error) {
 		x = theirs.Xattrs
 	}
 	if content, ok := pick3(base.Content, ours.Content, theirs.Content); ok {
-		size := ours.Size
-		if content == theirs.Content {
-			size = theirs.Size
+		from := ours
+		if content == theirs.Content && (content != ours.Content || !ours.Inline()) {
+			from = theirs
 		}
-		return NewFile(content, size, mode, x), false, nil
+		n := NewFile(content, from.Size, mode, x)
+		n.Data = from.Data
+		return n, false, nil
 	}
 	if m.in.Content == nil {
 		return nil, false, nil
 	}
 	var sides [3][]byte
 	for i, n := range []*Node{base, ours, theirs} {
-		b, err := m.in.Content(n.Content)
+		b, err := n.Data, error(nil)
+		if !n.Inline() {
+			b, err = m.in.Content(n.Content)
+		}
 		if err != nil {
 			return nil, false, err
 		}
@@ -696,7 +739,7 @@ func putOps(ops []Op, p string, old, n *Node, xattrs bool) []Op {
 	var have map[string][]byte
 	switch n.Kind {
 	case KindFile:
-		ops = append(ops, Op{Kind: OpWrite, Path: p, Content: n.Content.Bytes(), Size: n.Size, Mode: n.Mode})
+		ops = append(ops, Op{Kind: OpWrite, Path: p, Content: n.Content.Bytes(), Size: n.Size, Mode: n.Mode, Data: n.Data})
 		if ops[len(ops)-1].Content == nil {
 			ops[len(ops)-1].Content = make([]byte, len(Hash{}))
 		}

@@ -328,7 +328,9 @@ func applyOps(t Tree, ops []Op) (Tree, error) {
 			if !ok {
 				return t, Errorf(CodeInternal, "bad content hash in event")
 			}
-			t, err = t.put(op.Path, NewFile(h, op.Size, op.Mode, nil), true)
+			n := NewFile(h, op.Size, op.Mode, nil)
+			n.Data = op.Data
+			t, err = t.put(op.Path, n, true)
 		case OpMkdir:
 			t, err = t.Put(op.Path, NewDir(op.Mode, nil))
 		case OpRemove:

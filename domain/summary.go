@@ -103,6 +103,9 @@ func Summarize(c Changes, content func(Hash) ([]byte, error)) (*Summary, error) 
 		if n == nil || n.Kind != KindFile || n.Size == 0 {
 			return nil, nil
 		}
+		if n.Inline() {
+			return n.Data, nil
+		}
 		return content(n.Content)
 	}
 	lines := func(old, new *Node, fc *FileChange) error {

@@ -61,6 +61,11 @@ type Node struct {
 	Content Hash   // files: SHA-256 of the content
 	Target  string // symlinks
 	Xattrs  map[string][]byte
+	// Data is a file's content when it travelled inside the event that
+	// wrote it (design record 0009); nil when it is a blob. It is not
+	// part of the hash: Content is its SHA-256 either way, so an inline
+	// file and a blob file of the same bytes are the same entry.
+	Data []byte
 
 	entries *entries
 	hashed  lazyHash
@@ -135,6 +140,17 @@ func NewFile(content Hash, size int64, mode uint32, xattrs map[string][]byte) *N
 	return &Node{Kind: KindFile, Mode: mode & 0o7777, Size: size, Content: content, Xattrs: xattrs}
 }
 
+// NewInlineFile returns a file node whose content travels with it.
+func NewInlineFile(data []byte, mode uint32, xattrs map[string][]byte) *Node {
+	n := NewFile(Sum(data), int64(len(data)), mode, xattrs)
+	n.Data = data
+	return n
+}
+
+// Inline reports whether a file's content is held in the node (and in the
+// event that wrote it) rather than in the blob store.
+func (n *Node) Inline() bool { return len(n.Data) > 0 }
+
 // NewSymlink returns a symlink node.
 func NewSymlink(target string, xattrs map[string][]byte) *Node {
 	return &Node{Kind: KindSymlink, Mode: DefaultSymlinkMode, Target: target, Xattrs: xattrs}
@@ -147,7 +163,7 @@ func NewDir(mode uint32, xattrs map[string][]byte) *Node {
 
 // WithXattrs returns a copy of the node with other extended attributes.
 func (n *Node) WithXattrs(x map[string][]byte) *Node {
-	c := &Node{Kind: n.Kind, Mode: n.Mode, Size: n.Size, Content: n.Content, Target: n.Target, entries: n.entries}
+	c := &Node{Kind: n.Kind, Mode: n.Mode, Size: n.Size, Content: n.Content, Target: n.Target, Data: n.Data, entries: n.entries}
 	if len(x) > 0 {
 		c.Xattrs = x
 	}

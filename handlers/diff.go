@@ -274,6 +274,8 @@ func (c *call) diffContent(n *domain.Node) ([]byte, error) {
 		return []byte(n.Target), nil
 	case n.Size == 0:
 		return []byte{}, nil
+	case n.Inline():
+		return n.Data, nil
 	}
 	return c.svc.store.Blobs.ReadAt(c.ctx, n.Content, 0, domain.MaxUnifiedBytes+1)
 }

@@ -126,7 +126,9 @@ func (s *Service) fsRead(c *call) (any, error) {
 	if length == 0 || length > s.maxContent() {
 		length = s.maxContent()
 	}
-	if n.Size > 0 && req.Offset < n.Size {
+	if n.Inline() && req.Offset < n.Size {
+		reply.Content = n.Data[req.Offset:min(n.Size, req.Offset+length)]
+	} else if n.Size > 0 && req.Offset < n.Size {
 		data, err := s.store.Blobs.ReadAt(c.ctx, n.Content, req.Offset, length)
 		if err != nil {
 			return nil, err
@@ -153,46 +155,58 @@ func (c *call) precheck(id, requestID string) error {
 	return sess.Writable()
 }
 
-// storeContent stores inline content or assembles uploaded chunks and
-// returns the content hash and size.
-func (c *call) storeContent(content []byte, chunks []string, hash string) (domain.Hash, int64, error) {
+// storeContent stores a write's content, given in the request or as
+// uploaded chunks, and returns its hash and size. Content of 1 to
+// domain.MaxInlineBytes bytes that fits in what the event may still carry
+// (*inline, reduced by it) is not stored: it is returned as data, to
+// travel inside the event (design record 0009).
+func (c *call) storeContent(content []byte, chunks []string, hash string, inline *int) (h domain.Hash, size int64, data []byte, err error) {
 	var want domain.Hash
 	if hash != "" {
-		h, err := domain.ParseHash(hash)
+		if want, err = domain.ParseHash(hash); err != nil {
+			return domain.Hash{}, 0, nil, err
+		}
+	}
+	if len(chunks) > 0 {
+		h, size, err = c.storeChunks(content, chunks, want)
+		return h, size, nil, err
+	}
+	h = domain.Sum(content)
+	if !want.IsZero() && want != h {
+		return domain.Hash{}, 0, nil, domain.Errorf(domain.CodeInvalidArgument, "content does not match hash %s", want)
+	}
+	if n := len(content); n > 0 && n <= domain.MaxInlineBytes && n <= *inline {
+		*inline -= n
+		return h, int64(n), content, nil
+	}
+	if _, err := c.svc.store.Blobs.Put(c.ctx, content); err != nil {
+		return domain.Hash{}, 0, nil, err
+	}
+	return h, int64(len(content)), nil, nil
+}
+
+// storeChunks assembles uploaded chunks into one content and returns its
+// hash and size.
+func (c *call) storeChunks(content []byte, chunks []string, want domain.Hash) (domain.Hash, int64, error) {
+	blobs := c.svc.store.Blobs
+	if len(content) > 0 {
+		return domain.Hash{}, 0, domain.Errorf(domain.CodeInvalidArgument, "give content or chunks, not both")
+	}
+	if len(chunks) > streams.MaxBlobSize/streams.DefaultChunkSize*4 {
+		return domain.Hash{}, 0, domain.Errorf(domain.CodeTooLarge, "too many chunks")
+	}
+	hs := make([]domain.Hash, len(chunks))
+	for i, ch := range chunks {
+		h, err := domain.ParseHash(ch)
 		if err != nil {
 			return domain.Hash{}, 0, err
 		}
-		want = h
+		hs[i] = h
 	}
-	blobs := c.svc.store.Blobs
-	if len(chunks) > 0 {
-		if len(content) > 0 {
-			return domain.Hash{}, 0, domain.Errorf(domain.CodeInvalidArgument, "give content or chunks, not both")
-		}
-		if len(chunks) > streams.MaxBlobSize/streams.DefaultChunkSize*4 {
-			return domain.Hash{}, 0, domain.Errorf(domain.CodeTooLarge, "too many chunks")
-		}
-		hs := make([]domain.Hash, len(chunks))
-		for i, ch := range chunks {
-			h, err := domain.ParseHash(ch)
-			if err != nil {
-				return domain.Hash{}, 0, err
-			}
-			hs[i] = h
-		}
-		if err := c.svc.store.Claimed(c.ctx, c.tenant, hs); err != nil {
-			return domain.Hash{}, 0, err
-		}
-		return blobs.PutChunks(c.ctx, hs, want)
-	}
-	h := domain.Sum(content)
-	if !want.IsZero() && want != h {
-		return domain.Hash{}, 0, domain.Errorf(domain.CodeInvalidArgument, "content does not match hash %s", want)
-	}
-	if _, err := blobs.Put(c.ctx, content); err != nil {
+	if err := c.svc.store.Claimed(c.ctx, c.tenant, hs); err != nil {
 		return domain.Hash{}, 0, err
 	}
-	return h, int64(len(content)), nil
+	return blobs.PutChunks(c.ctx, hs, want)
 }
 
 func (s *Service) fsUpload(c *call) (any, error) {
@@ -229,13 +243,14 @@ func (s *Service) fsWrite(c *call) (any, error) {
 	if err := c.precheck(id, req.RequestID); err != nil {
 		return nil, err
 	}
-	h, size, err := c.storeContent(req.Content, req.Chunks, req.Hash)
+	inline := domain.MaxInlineEventBytes
+	h, size, data, err := c.storeContent(req.Content, req.Chunks, req.Hash, &inline)
 	if err != nil {
 		return nil, err
 	}
 	res, err := c.change(id, req.Mutation, func(*domain.Session) (domain.Command, error) {
 		return domain.ChangeFiles{Ops: []domain.FileOp{{
-			Kind: domain.OpWrite, Path: req.Path, Content: h, Size: size, Mode: req.Mode, Expect: req.ExpectedHash,
+			Kind: domain.OpWrite, Path: req.Path, Content: h, Size: size, Data: data, Mode: req.Mode, Expect: req.ExpectedHash,
 		}}}, nil
 	})
 	if err != nil {
@@ -328,15 +343,16 @@ func (s *Service) fsBatch(c *call) (any, error) {
 	if err := c.precheck(id, req.RequestID); err != nil {
 		return nil, err
 	}
+	inline := domain.MaxInlineEventBytes
 	for i, o := range req.Ops {
 		if o.Op != domain.OpWrite {
 			continue
 		}
-		h, size, err := c.storeContent(o.Content, o.Chunks, o.Hash)
+		h, size, data, err := c.storeContent(o.Content, o.Chunks, o.Hash, &inline)
 		if err != nil {
 			return nil, err
 		}
-		ops[i].Content, ops[i].Size = h, size
+		ops[i].Content, ops[i].Size, ops[i].Data = h, size, data
 	}
 	res, err := c.change(id, req.Mutation, func(*domain.Session) (domain.Command, error) {
 		return domain.ChangeFiles{Ops: ops, Batch: true}, nil

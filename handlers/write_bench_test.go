@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
@@ -67,5 +69,39 @@ func BenchmarkWrite_RoundTrip(b *testing.B) {
 				b.ReportMetric(float64(rawTime)/float64(strandTime), "raw/strand")
 			}
 		})
+	}
+}
+
+// BenchmarkWrite_InlineThreshold measures one client's write latency by
+// content size around domain.MaxInlineBytes: up to it the content travels
+// inside the event (one stored message), above it it is a blob first (two).
+// Design record 0009 quotes it.
+func BenchmarkWrite_InlineThreshold(b *testing.B) {
+	for _, fsync := range []bool{false, true} {
+		for _, size := range []int{160, domain.MaxInlineBytes, domain.MaxInlineBytes + 1, 4096, 16384} {
+			b.Run(fmt.Sprintf("fsync=%v/size=%d", fsync, size), func(b *testing.B) {
+				env := streamstest.Start(b, streamstest.Options{SyncAlways: fsync})
+				svc := handlers.NewService(env.Store, handlers.Options{})
+				if err := svc.Start(env.NC); err != nil {
+					b.Fatal(err)
+				}
+				defer svc.Stop()
+				ctx := context.Background()
+				client := handlers.NewClient(env.NC, "bench")
+				sess, err := client.CreateSession(ctx, handlers.CreateSessionRequest{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				content := bytes.Repeat([]byte("x"), size)
+				i := 0
+				for b.Loop() {
+					i++
+					copy(content, fmt.Sprintf("%08d", i))
+					if _, err := client.Write(ctx, handlers.WriteRequest{Session: sess.Session.ID, Path: fmt.Sprintf("src/f%d", i%100), Content: content}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }

@@ -121,7 +121,7 @@ func SnapshotBlob(ref []byte) (domain.Hash, bool) {
 }
 
 // TreeBlobContents returns the file contents that a stored tree (a source
-// revision's tree blob) names.
+// revision's tree blob) names as blobs; inline content names none.
 func TreeBlobContents(body []byte) ([]domain.Hash, error) {
 	var doc treeDoc
 	if err := domain.DecodeMsgpack(body, &doc); err != nil {
@@ -129,7 +129,7 @@ func TreeBlobContents(body []byte) ([]domain.Hash, error) {
 	}
 	var out []domain.Hash
 	for _, e := range doc.Entries {
-		if domain.Kind(e.Kind) != domain.KindFile {
+		if domain.Kind(e.Kind) != domain.KindFile || len(e.Data) > 0 {
 			continue
 		}
 		if h, ok := domain.HashFromBytes(e.Content); ok && !h.IsZero() {

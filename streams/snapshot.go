@@ -69,6 +69,9 @@ type snapEntry struct {
 	Content []byte            `msgpack:"h,omitempty"`
 	Target  string            `msgpack:"t,omitempty"`
 	Xattrs  map[string][]byte `msgpack:"x,omitempty"`
+	// Data is an inline file's content (design record 0009). Snapshots
+	// and tree blobs written before it have none, and need none.
+	Data []byte `msgpack:"d,omitempty"`
 }
 
 func snapshotKey(tenant, id string, version uint64) string {

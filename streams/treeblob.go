@@ -30,7 +30,7 @@ func treeEntries(t domain.Tree) []snapEntry {
 		n := e.Node
 		out = append(out, snapEntry{
 			Path: e.Path, Kind: uint8(n.Kind), Mode: n.Mode, Size: n.Size,
-			Content: n.Content.Bytes(), Target: n.Target, Xattrs: n.Xattrs,
+			Content: n.Content.Bytes(), Target: n.Target, Xattrs: n.Xattrs, Data: n.Data,
 		})
 		return true
 	})
@@ -48,7 +48,11 @@ func entriesTree(entries []snapEntry) (domain.Tree, error) {
 			if !ok {
 				return domain.Tree{}, fmt.Errorf("entry %q: bad hash", e.Path)
 			}
+			if len(e.Data) > 0 && (domain.Sum(e.Data) != h || int64(len(e.Data)) != e.Size) {
+				return domain.Tree{}, fmt.Errorf("entry %q: inline content does not match its hash", e.Path)
+			}
 			n = domain.NewFile(h, e.Size, e.Mode, e.Xattrs)
+			n.Data = e.Data
 		case domain.KindDir:
 			n = domain.NewDir(e.Mode, e.Xattrs)
 		case domain.KindSymlink:
