@@ -7,7 +7,8 @@
 // Invariants kept here:
 //   - One literal subject per session (strand.ev.<tenant>.<session>); the
 //     event type rides in a header, never in the subject.
-//   - Content is stored (and acknowledged) before the event that names it.
+//   - Content is stored (and acknowledged) before the event that names it,
+//     or travels inside it (small content, design record 0009).
 //   - An append never extends a position another writer extended: the
 //     expected last subject sequence rides on every publish, and a conflict
 //     is recognised by JetStream's error codes 10071 and 10164.
