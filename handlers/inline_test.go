@@ -59,6 +59,15 @@ func TestFS_InlineContent(t *testing.T) {
 			t.Fatalf("hash %s, want the SHA-256 %s", r.Hash, domain.Sum(small))
 		}
 	})
+	t.Run("ReadBatch", func(t *testing.T) {
+		r, err := h.c.ReadBatch(ctx, handlers.ReadBatchRequest{Session: id, Paths: []string{"small.txt", "large.txt"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Files) != 2 || !bytes.Equal(r.Files[0].Content, small) || !bytes.Equal(r.Files[1].Content, large) {
+			t.Fatalf("read_batch: %+v", r.Files)
+		}
+	})
 	t.Run("ReadRange", func(t *testing.T) {
 		r, err := h.c.Read(ctx, handlers.ReadRequest{Session: id, Path: "small.txt", Offset: 6, Length: 3})
 		if err != nil {

@@ -104,6 +104,10 @@ func (s *Service) fsReadBatch(c *call) (any, error) {
 		}
 		budget -= n.Size
 		sent[n.Content] = i
+		if n.Inline() {
+			f.Content = n.Data // in the state already (design record 0009)
+			continue
+		}
 		fetch = append(fetch, i)
 	}
 	if err := s.readBlobs(c.ctx, sess, reply.Files, fetch); err != nil {
