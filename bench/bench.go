@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/streams"
@@ -276,7 +277,7 @@ type Env struct {
 	Store   *streams.Store
 	Config  streams.Config
 	Service *handlers.Service
-	Client  *handlers.Client
+	Client  *client.Client
 	// Replicas of the bench's own streams.
 	Replicas int
 	// shared is true when the cluster already runs the strand service: the
@@ -438,7 +439,7 @@ func (e *Env) open(ctx context.Context, nc, cnc *nats.Conn, cfg streams.Config, 
 		e.Service = svc
 		e.closers = append(e.closers, func() { _ = svc.Stop() })
 	}
-	e.Client = handlers.NewClient(cnc, tenant)
+	e.Client = client.NewClient(cnc, tenant)
 	e.Client.Actor = "bench"
 	e.Client.Timeout = time.Minute
 	return nil

@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/projections"
 	"github.com/strand-dev/strand/streams"
 )
@@ -89,7 +89,7 @@ func (r *Runner) dialCluster(ctx context.Context) (*Env, error) {
 		e.Close()
 		return nil, fmt.Errorf("stream %s: %w", streams.EventStream, err)
 	}
-	if ping, err := micro.ControlSubject(micro.PingVerb, handlers.ServiceName, ""); err == nil {
+	if ping, err := micro.ControlSubject(micro.PingVerb, names.ServiceName, ""); err == nil {
 		if _, err := nc.Request(ping, nil, time.Second); err == nil {
 			e.shared = true
 		}

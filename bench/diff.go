@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/streams"
 )
 
@@ -58,9 +58,9 @@ func runDiff(ctx context.Context, r *Runner) ([]Result, error) {
 			return out, fmt.Errorf("diff of %d changes found %d", changes, got)
 		}
 		subject := streams.EventSubject(r.Tenant, fork.Session.ID)
-		req := handlers.DiffRequest{
-			From: &handlers.DiffSide{Session: base.Head.ID, At: handlers.AtPosition(base.Head.Position)},
-			To:   handlers.DiffSide{Session: fork.Session.ID},
+		req := client.DiffRequest{
+			From: &client.DiffSide{Session: base.Head.ID, At: client.AtPosition(base.Head.Position)},
+			To:   client.DiffSide{Session: fork.Session.ID},
 		}
 		endpoint := func() error {
 			d, err := e.Client.Diff(ctx, req)

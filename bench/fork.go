@@ -9,8 +9,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/streams"
 )
 
@@ -63,7 +63,7 @@ func runFork(ctx context.Context, r *Runner) ([]Result, error) {
 			return err
 		}
 		p.warmFork = func() error {
-			_, err := e.Client.Fork(ctx, handlers.ForkRequest{Session: p.id})
+			_, err := e.Client.Fork(ctx, client.ForkRequest{Session: p.id})
 			return err
 		}
 		// Warm up both paths (the first service fork loads the parent).

@@ -9,7 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 // runManifest is row 4: listing a 100,000-file tree through the service,
@@ -37,21 +37,21 @@ func runManifest(ctx context.Context, r *Runner) ([]Result, error) {
 	defer stop()
 
 	// Sizes of the replies, to ask the responder for the same bytes.
-	first, err := e.Client.Manifest(ctx, handlers.ManifestRequest{Session: id})
+	first, err := e.Client.Manifest(ctx, client.ManifestRequest{Session: id})
 	if err != nil {
 		return nil, err
 	}
 	firstSize := jsonSize(first)
 	// The largest page whose reply fits the server's max_payload (a listing
 	// entry is about 130 bytes of JSON).
-	limit := int(min(int64(handlers.MaxManifestLimit), e.NC.MaxPayload()/256))
+	limit := int(min(int64(client.MaxManifestLimit), e.NC.MaxPayload()/256))
 	var pageSizes []int
 	entries := 0
 	whole := func(measure bool) error {
 		cursor := ""
-		at := handlers.AtPosition(b.Head.Position)
+		at := client.AtPosition(b.Head.Position)
 		for pages := 0; pages < 10_000; pages++ {
-			p, err := e.Client.Manifest(ctx, handlers.ManifestRequest{Session: id, At: at, After: cursor, Limit: limit})
+			p, err := e.Client.Manifest(ctx, client.ManifestRequest{Session: id, At: at, After: cursor, Limit: limit})
 			if err != nil {
 				return err
 			}
@@ -76,7 +76,7 @@ func runManifest(ctx context.Context, r *Runner) ([]Result, error) {
 	var sPage, rPage, sWhole, rWhole []time.Duration
 	for k := 0; k < r.Sizes.ManifestPageReps; k++ {
 		d, err := clock(func() error {
-			_, err := e.Client.Manifest(ctx, handlers.ManifestRequest{Session: id})
+			_, err := e.Client.Manifest(ctx, client.ManifestRequest{Session: id})
 			return err
 		})
 		if err != nil {

@@ -6,7 +6,7 @@ import (
 	"io/fs"
 	"path/filepath"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/streams"
 )
 
@@ -55,13 +55,13 @@ func runStorage(ctx context.Context, r *Runner) ([]Result, error) {
 	du1 := diskUsage(e.Dir)
 	var content int64
 	for i := 0; i < sz.StorageForks; i++ {
-		f, err := e.Client.Fork(ctx, handlers.ForkRequest{Session: tree.Head.ID})
+		f, err := e.Client.Fork(ctx, client.ForkRequest{Session: tree.Head.ID})
 		if err != nil {
 			return nil, err
 		}
 		k := (i * 97) % sz.StorageFiles
 		data := sourceLike(uint64(1_000_000+i), size(k))
-		if _, err := e.Client.Write(ctx, handlers.WriteRequest{Session: f.Session.ID, Path: filePath(k), Content: data}); err != nil {
+		if _, err := e.Client.Write(ctx, client.WriteRequest{Session: f.Session.ID, Path: filePath(k), Content: data}); err != nil {
 			return nil, err
 		}
 		content += int64(len(data))

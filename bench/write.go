@@ -9,8 +9,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // writeSize is the size of a small file written in row 1.
@@ -45,7 +45,7 @@ func runWrite(ctx context.Context, r *Runner) ([]Result, error) {
 func (r *Runner) writeCase(ctx context.Context, e *Env, clients int) (Result, error) {
 	sessions := make([]string, clients)
 	for i := range sessions {
-		s, err := e.Client.CreateSession(ctx, handlers.CreateSessionRequest{})
+		s, err := e.Client.CreateSession(ctx, client.CreateSessionRequest{})
 		if err != nil {
 			return Result{}, err
 		}
@@ -58,7 +58,7 @@ func (r *Runner) writeCase(ctx context.Context, e *Env, clients int) (Result, er
 		subjects[i] = fmt.Sprintf("%sw%d-%d.%d", prefix, clients, time.Now().UnixNano(), i)
 	}
 	strand := func(ctx context.Context, w, i int) error {
-		_, err := e.Client.Write(ctx, handlers.WriteRequest{
+		_, err := e.Client.Write(ctx, client.WriteRequest{
 			Session: sessions[w], Path: fmt.Sprintf("src/file%02d.go", i%50),
 			Content: sourceLike(uint64(w)<<32|uint64(i), writeSize),
 		})
@@ -186,7 +186,7 @@ func (r *Runner) writeBreakdown(ctx context.Context, e *Env, session string) (st
 	// The direct appends go to a session of their own, so that the store's
 	// cached head stays current whichever service instance takes the
 	// writes.
-	own, err := e.Client.CreateSession(ctx, handlers.CreateSessionRequest{})
+	own, err := e.Client.CreateSession(ctx, client.CreateSessionRequest{})
 	if err != nil {
 		return "", err
 	}
@@ -210,7 +210,7 @@ func (r *Runner) writeBreakdown(ctx context.Context, e *Env, session string) (st
 				return err
 			}},
 			{&whole, func() error {
-				_, err := e.Client.Write(ctx, handlers.WriteRequest{Session: session, Path: "whole.go", Content: sourceLike(uint64(2)<<40|uint64(i), writeSize)})
+				_, err := e.Client.Write(ctx, client.WriteRequest{Session: session, Path: "whole.go", Content: sourceLike(uint64(2)<<40|uint64(i), writeSize)})
 				return err
 			}},
 			{&raw, func() error {

@@ -152,6 +152,13 @@ func ValidTenant(t string) error {
 	return nil
 }
 
+// topicRe is a bus topic: 1 to 8 dot-separated tokens, so that a topic is
+// a NATS subject suffix with no wildcard.
+var topicRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$`)
+
+// ValidTopic reports whether t is a well-formed bus topic.
+func ValidTopic(t string) bool { return topicRe.MatchString(t) }
+
 // validSessionID checks a new session's id: it is part of the session's
 // subject, and an event without one cannot be decoded again.
 func validSessionID(id string) error {

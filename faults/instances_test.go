@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/projections"
 	"github.com/strand-dev/strand/streams"
 )
@@ -107,7 +106,7 @@ func checkReplicated(t *testing.T, nc *nats.Conn, instances int) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	subj, err := micro.ControlSubject(micro.PingVerb, handlers.ServiceName, "")
+	subj, err := micro.ControlSubject(micro.PingVerb, names.ServiceName, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +121,7 @@ func checkReplicated(t *testing.T, nc *nats.Conn, instances int) {
 		got++
 	}
 	if got != instances {
-		t.Errorf("%d instances of the %s micro service answered a ping, want %d", got, handlers.ServiceName, instances)
+		t.Errorf("%d instances of the %s micro service answered a ping, want %d", got, names.ServiceName, instances)
 	}
 	t.Logf("%d streams and buckets, all R3; the projection consumer R3; %d service instances", len(seen), got)
 }

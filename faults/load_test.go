@@ -18,8 +18,8 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/nats-io/nats.go"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // op is one logical operation a client made on a session: a write (with or
@@ -48,7 +48,7 @@ type load struct {
 	t       *testing.T
 	tenant  string
 	start   time.Time
-	clients []*handlers.Client
+	clients []*client.Client
 	// attempt bounds one request; giveUp bounds an operation with its
 	// retries.
 	attempt, giveUp time.Duration
@@ -73,7 +73,7 @@ func newLoad(t *testing.T, tenant string, n int, urls func(i int) string) *load 
 			t.Fatalf("client %d: connect to %s: %v", i, urls(i), err)
 		}
 		t.Cleanup(nc.Close)
-		l.clients = append(l.clients, handlers.NewClient(nc, tenant))
+		l.clients = append(l.clients, client.NewClient(nc, tenant))
 	}
 	return l
 }
@@ -86,7 +86,7 @@ func (l *load) createSessions(n int) {
 	for i := range n {
 		o := &op{client: 0, create: true, requestID: fmt.Sprintf("create-%d", i)}
 		l.mutate(l.clients[0], o, func(ctx context.Context) (uint64, error) {
-			r, err := l.clients[0].CreateSession(ctx, handlers.CreateSessionRequest{Mutation: handlers.Mutation{RequestID: o.requestID}})
+			r, err := l.clients[0].CreateSession(ctx, client.CreateSessionRequest{Mutation: client.Mutation{RequestID: o.requestID}})
 			o.session = r.Session.ID
 			return r.Position, err
 		})
@@ -114,7 +114,7 @@ func (l *load) fail(format string, args ...any) {
 // conflict (refused, nothing stored). Timeouts and unavailable or internal
 // errors are retried with the same request_id; after giveUp the operation
 // stays unanswered.
-func (l *load) mutate(c *handlers.Client, o *op, do func(ctx context.Context) (uint64, error)) {
+func (l *load) mutate(c *client.Client, o *op, do func(ctx context.Context) (uint64, error)) {
 	o.call = l.now()
 	deadline := time.Now().Add(l.giveUp)
 	pause := 50 * time.Millisecond
@@ -126,7 +126,7 @@ func (l *load) mutate(c *handlers.Client, o *op, do func(ctx context.Context) (u
 			o.ret, o.pos = l.now(), pos
 			return
 		}
-		switch code := handlers.ErrorCode(err); code {
+		switch code := client.ErrorCode(err); code {
 		case domain.CodeConflict:
 			o.ret, o.conflict = l.now(), true
 			return
@@ -162,7 +162,7 @@ func (l *load) once(o *op, do func(ctx context.Context) (uint64, error)) {
 	switch {
 	case err == nil:
 		o.ret, o.pos = l.now(), pos
-	case handlers.ErrorCode(err) == domain.CodeConflict:
+	case client.ErrorCode(err) == domain.CodeConflict:
 		o.ret, o.conflict = l.now(), true
 	default:
 		o.ret = math.MaxInt64
@@ -209,8 +209,8 @@ func (l *load) run(stop <-chan struct{}) (wait func()) {
 				}
 				o.path = fmt.Sprintf("c%d/%d", ci, n)
 				write := func(ctx context.Context) (uint64, error) {
-					r, err := c.Write(ctx, handlers.WriteRequest{
-						Mutation: handlers.Mutation{RequestID: o.requestID, ExpectedPosition: o.expected},
+					r, err := c.Write(ctx, client.WriteRequest{
+						Mutation: client.Mutation{RequestID: o.requestID, ExpectedPosition: o.expected},
 						Session:  sess, Path: o.path, Content: []byte(o.path),
 					})
 					return r.Position, err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/streams"
@@ -18,7 +19,7 @@ import (
 // retryEnv is a set of service instances and clients on one deployment.
 type retryEnv struct {
 	replicas int
-	clients  []*handlers.Client
+	clients  []*client.Client
 	// conn reads the stream for the checks.
 	conn  *nats.Conn
 	store *streams.Store
@@ -66,7 +67,7 @@ func TestRetry_OneNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(nc.Close)
-		e.clients = append(e.clients, handlers.NewClient(nc, "retry"))
+		e.clients = append(e.clients, client.NewClient(nc, "retry"))
 	}
 	runRetries(t, e)
 }
@@ -86,7 +87,7 @@ func TestRetry_Cluster(t *testing.T) {
 		if i == 0 {
 			e.store, e.conn = st, c.Connect(t, 0)
 		}
-		e.clients = append(e.clients, handlers.NewClient(c.Connect(t, i), "retry"))
+		e.clients = append(e.clients, client.NewClient(c.Connect(t, i), "retry"))
 	}
 	runRetries(t, e)
 }
@@ -100,7 +101,7 @@ type outcome struct {
 
 func (o outcome) String() string {
 	if o.err != nil {
-		return "error " + string(handlers.ErrorCode(o.err))
+		return "error " + string(client.ErrorCode(o.err))
 	}
 	return fmt.Sprintf("position %d", o.pos)
 }
@@ -111,7 +112,7 @@ func sameOutcome(a, b outcome) bool {
 		return false
 	}
 	if a.err != nil {
-		return handlers.ErrorCode(a.err) == handlers.ErrorCode(b.err)
+		return client.ErrorCode(a.err) == client.ErrorCode(b.err)
 	}
 	return a.pos == b.pos && a.session == b.session
 }
@@ -121,7 +122,7 @@ func sameOutcome(a, b outcome) bool {
 // not nil) while that first attempt may still be in flight, then retries it
 // with the same request_id from every client at once, as impatient callers
 // on several connections would. It returns the retries' answers.
-func send(e *retryEnv, do func(ctx context.Context, c *handlers.Client) outcome, between func() error) ([]outcome, error) {
+func send(e *retryEnv, do func(ctx context.Context, c *client.Client) outcome, between func() error) ([]outcome, error) {
 	short, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	do(short, e.clients[0])
 	cancel()
@@ -159,8 +160,8 @@ func runRetries(t *testing.T, e *retryEnv) {
 	var sessions []string
 	for i := range creates {
 		rid := fmt.Sprintf("create-%d", i)
-		outs, _ := send(e, func(ctx context.Context, c *handlers.Client) outcome {
-			r, err := c.CreateSession(ctx, handlers.CreateSessionRequest{Mutation: handlers.Mutation{RequestID: rid}})
+		outs, _ := send(e, func(ctx context.Context, c *client.Client) outcome {
+			r, err := c.CreateSession(ctx, client.CreateSessionRequest{Mutation: client.Mutation{RequestID: rid}})
 			return outcome{pos: r.Position, session: r.Session.ID, err: err}
 		}, nil)
 		for j, o := range outs {
@@ -203,16 +204,16 @@ func runRetries(t *testing.T, e *retryEnv) {
 			// Another writer changes the session while the first attempt
 			// may still be in flight.
 			between = func() error {
-				_, err := e.clients[1].Write(ctx, handlers.WriteRequest{
-					Mutation: handlers.Mutation{RequestID: "noise-" + rid},
+				_, err := e.clients[1].Write(ctx, client.WriteRequest{
+					Mutation: client.Mutation{RequestID: "noise-" + rid},
 					Session:  id, Path: "noise/" + path, Content: []byte("noise"),
 				})
 				return err
 			}
 		}
-		outs, err := send(e, func(ctx context.Context, c *handlers.Client) outcome {
-			r, err := c.Write(ctx, handlers.WriteRequest{
-				Mutation: handlers.Mutation{RequestID: rid, ExpectedPosition: expected},
+		outs, err := send(e, func(ctx context.Context, c *client.Client) outcome {
+			r, err := c.Write(ctx, client.WriteRequest{
+				Mutation: client.Mutation{RequestID: rid, ExpectedPosition: expected},
 				Session:  id, Path: path, Content: []byte(rid),
 			})
 			return outcome{pos: r.Position, err: err}
@@ -221,7 +222,7 @@ func runRetries(t *testing.T, e *retryEnv) {
 			t.Fatalf("%s: the other writer: %v", rid, err)
 		}
 		for j, o := range outs {
-			if o.err != nil && handlers.ErrorCode(o.err) != domain.CodeConflict {
+			if o.err != nil && client.ErrorCode(o.err) != domain.CodeConflict {
 				t.Fatalf("%s (expected_position %d): retry %d: %v", rid, expected, j, o.err)
 			}
 			if !sameOutcome(o, outs[0]) {
@@ -254,8 +255,8 @@ func runRetries(t *testing.T, e *retryEnv) {
 		if i%2 == 1 {
 			expected = 1 // whatever: a retry is answered from what the first attempt did
 		}
-		r, err := e.clients[i%len(e.clients)].Write(ctx, handlers.WriteRequest{
-			Mutation: handlers.Mutation{RequestID: rid, ExpectedPosition: expected},
+		r, err := e.clients[i%len(e.clients)].Write(ctx, client.WriteRequest{
+			Mutation: client.Mutation{RequestID: rid, ExpectedPosition: expected},
 			Session:  id, Path: fmt.Sprintf("f%03d", i), Content: []byte(rid),
 		})
 		want := answers[rid]

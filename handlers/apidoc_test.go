@@ -13,6 +13,7 @@ import (
 
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
 
@@ -59,7 +60,7 @@ func serviceSubjects(t *testing.T) []string {
 		t.Fatalf("start service: %v", err)
 	}
 	t.Cleanup(func() { _ = svc.Stop() })
-	subject, err := micro.ControlSubject(micro.InfoVerb, handlers.ServiceName, "")
+	subject, err := micro.ControlSubject(micro.InfoVerb, names.ServiceName, "")
 	if err != nil {
 		t.Fatalf("info subject: %v", err)
 	}
@@ -77,8 +78,8 @@ func serviceSubjects(t *testing.T) []string {
 	var out []string
 	for _, ep := range info.Endpoints {
 		s := ep.Metadata["subject"]
-		if !strings.HasPrefix(s, handlers.SubjectPrefix+"<tenant>.") {
-			t.Errorf("endpoint %s: metadata subject %q, want %s<tenant>.<area>.<verb>", ep.Name, s, handlers.SubjectPrefix)
+		if !strings.HasPrefix(s, names.SubjectPrefix+"<tenant>.") {
+			t.Errorf("endpoint %s: metadata subject %q, want %s<tenant>.<area>.<verb>", ep.Name, s, names.SubjectPrefix)
 			continue
 		}
 		out = append(out, s)
@@ -103,7 +104,7 @@ func TestApiDoc_Endpoints(t *testing.T) {
 			t.Errorf("endpoint %s: not documented in the endpoint reference of %s (sections 3.0 to 3.x)", s, apiDoc)
 		}
 	}
-	re := regexp.MustCompile("`(" + regexp.QuoteMeta(handlers.SubjectPrefix+"<tenant>.") + "[a-z_.]+)`")
+	re := regexp.MustCompile("`(" + regexp.QuoteMeta(names.SubjectPrefix+"<tenant>.") + "[a-z_.]+)`")
 	for _, part := range []string{index, reference} {
 		for _, m := range re.FindAllStringSubmatch(part, -1) {
 			if !slices.Contains(subjects, m[1]) {

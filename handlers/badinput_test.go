@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 )
@@ -94,7 +95,7 @@ func TestBadInput_Session(t *testing.T) {
 	ctx := t.Context()
 	id := h.session(t)
 	h.write(t, id, "a.txt", "hi")
-	if _, err := h.c.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: id, Name: "cp"}); err != nil {
+	if _, err := h.c.CreateCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "cp"}); err != nil {
 		t.Fatalf("checkpoint: %v", err)
 	}
 
@@ -163,20 +164,20 @@ func TestBadInput_Paths(t *testing.T) {
 		verb string
 		req  func(p string) any
 	}{
-		{"read", "fs", "read", func(p string) any { return handlers.ReadRequest{Session: id, Path: p} }},
-		{"manifest prefix", "fs", "manifest", func(p string) any { return handlers.ManifestRequest{Session: id, Prefix: p} }},
-		{"manifest after", "fs", "manifest", func(p string) any { return handlers.ManifestRequest{Session: id, After: p} }},
-		{"write", "fs", "write", func(p string) any { return handlers.WriteRequest{Session: id, Path: p, Content: []byte("x")} }},
-		{"mkdir", "fs", "mkdir", func(p string) any { return handlers.MkdirRequest{Session: id, Path: p} }},
-		{"remove", "fs", "remove", func(p string) any { return handlers.RemoveRequest{Session: id, Path: p, Recursive: true} }},
-		{"rename from", "fs", "rename", func(p string) any { return handlers.RenameRequest{Session: id, From: p, To: "z"} }},
-		{"rename to", "fs", "rename", func(p string) any { return handlers.RenameRequest{Session: id, From: "a.txt", To: p} }},
-		{"symlink", "fs", "symlink", func(p string) any { return handlers.SymlinkRequest{Session: id, Path: p, Target: "a.txt"} }},
+		{"read", "fs", "read", func(p string) any { return client.ReadRequest{Session: id, Path: p} }},
+		{"manifest prefix", "fs", "manifest", func(p string) any { return client.ManifestRequest{Session: id, Prefix: p} }},
+		{"manifest after", "fs", "manifest", func(p string) any { return client.ManifestRequest{Session: id, After: p} }},
+		{"write", "fs", "write", func(p string) any { return client.WriteRequest{Session: id, Path: p, Content: []byte("x")} }},
+		{"mkdir", "fs", "mkdir", func(p string) any { return client.MkdirRequest{Session: id, Path: p} }},
+		{"remove", "fs", "remove", func(p string) any { return client.RemoveRequest{Session: id, Path: p, Recursive: true} }},
+		{"rename from", "fs", "rename", func(p string) any { return client.RenameRequest{Session: id, From: p, To: "z"} }},
+		{"rename to", "fs", "rename", func(p string) any { return client.RenameRequest{Session: id, From: "a.txt", To: p} }},
+		{"symlink", "fs", "symlink", func(p string) any { return client.SymlinkRequest{Session: id, Path: p, Target: "a.txt"} }},
 		{"batch", "fs", "batch", func(p string) any {
-			return handlers.BatchRequest{Session: id, Ops: []handlers.BatchOp{{Op: "mkdir", Path: "ok"}, {Op: "write", Path: p, Content: []byte("x")}}}
+			return client.BatchRequest{Session: id, Ops: []client.BatchOp{{Op: "mkdir", Path: "ok"}, {Op: "write", Path: p, Content: []byte("x")}}}
 		}},
 		{"batch rename to", "fs", "batch", func(p string) any {
-			return handlers.BatchRequest{Session: id, Ops: []handlers.BatchOp{{Op: "mkdir", Path: "ok"}, {Op: "rename", Path: "a.txt", To: p}}}
+			return client.BatchRequest{Session: id, Ops: []client.BatchOp{{Op: "mkdir", Path: "ok"}, {Op: "rename", Path: "a.txt", To: p}}}
 		}},
 	}
 	for _, f := range fields {
@@ -201,7 +202,7 @@ func TestBadInput_Paths(t *testing.T) {
 				})
 			}
 		}
-		_, err := h.c.Read(ctx, handlers.ReadRequest{Session: id, Path: "/"})
+		_, err := h.c.Read(ctx, client.ReadRequest{Session: id, Path: "/"})
 		wantCode(t, "read /", err, domain.CodeInvalidArgument)
 	})
 	if after := h.manifest(t, id, ""); !slices.Equal(after, before) {
@@ -281,22 +282,22 @@ func TestBadInput_State(t *testing.T) {
 	id := h.session(t)
 	w := h.write(t, id, "a.txt", "hi")
 	h.write(t, id, "dir/b.txt", "b")
-	if _, err := h.c.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: id, Name: "cp"}); err != nil {
+	if _, err := h.c.CreateCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "cp"}); err != nil {
 		t.Fatalf("checkpoint: %v", err)
 	}
 	otherSession := h.session(t)
 	otherW := h.write(t, otherSession, "o.txt", "other")
 	archived := h.session(t)
-	if _, err := h.c.ArchiveSession(ctx, handlers.SessionRequest{Session: archived}); err != nil {
+	if _, err := h.c.ArchiveSession(ctx, client.SessionRequest{Session: archived}); err != nil {
 		t.Fatalf("archive: %v", err)
 	}
 	deleted := h.session(t)
-	if _, err := h.c.DeleteSession(ctx, handlers.SessionRequest{Session: deleted}); err != nil {
+	if _, err := h.c.DeleteSession(ctx, client.SessionRequest{Session: deleted}); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
 	head := h.env.LastSeq(t)
 	before := h.manifest(t, id, "")
-	at := func(p uint64) handlers.At { return handlers.AtPosition(p) }
+	at := func(p uint64) client.At { return client.AtPosition(p) }
 
 	cases := []struct {
 		name string
@@ -305,57 +306,57 @@ func TestBadInput_State(t *testing.T) {
 		req  any
 		want domain.Code
 	}{
-		{"StaleExpectedHash", "fs", "write", handlers.WriteRequest{Session: id, Path: "a.txt", Content: []byte("x"), ExpectedHash: sha("old")}, domain.CodeConflict},
-		{"ExpectedHashOfMissing", "fs", "write", handlers.WriteRequest{Session: id, Path: "new", Content: []byte("x"), ExpectedHash: sha("hi")}, domain.CodeConflict},
-		{"ExpectedAbsentButPresent", "fs", "write", handlers.WriteRequest{Session: id, Path: "a.txt", Content: []byte("x"), ExpectedHash: "absent"}, domain.CodeConflict},
-		{"MalformedExpectedHash", "fs", "write", handlers.WriteRequest{Session: id, Path: "a.txt", Content: []byte("x"), ExpectedHash: "xyz"}, domain.CodeInvalidArgument},
-		{"StaleExpectedPosition", "fs", "write", handlers.WriteRequest{Session: id, Path: "a.txt", Content: []byte("x"), Mutation: handlers.Mutation{ExpectedPosition: w.Position}}, domain.CodeConflict},
-		{"WriteToDeleted", "fs", "write", handlers.WriteRequest{Session: deleted, Path: "a.txt", Content: []byte("x")}, domain.CodeNotFound},
-		{"UploadToDeleted", "fs", "upload", handlers.UploadRequest{Session: deleted, Data: []byte("x")}, domain.CodeNotFound},
-		{"BatchToDeleted", "fs", "batch", handlers.BatchRequest{Session: deleted, Ops: []handlers.BatchOp{{Op: "mkdir", Path: "d"}}}, domain.CodeNotFound},
-		{"WriteToArchived", "fs", "write", handlers.WriteRequest{Session: archived, Path: "a.txt", Content: []byte("x")}, domain.CodeConflict},
-		{"UploadToArchived", "fs", "upload", handlers.UploadRequest{Session: archived, Data: []byte("x")}, domain.CodeConflict},
-		{"MkdirToArchived", "fs", "mkdir", handlers.MkdirRequest{Session: archived, Path: "d"}, domain.CodeConflict},
-		{"MkdirExisting", "fs", "mkdir", handlers.MkdirRequest{Session: id, Path: "dir"}, domain.CodeAlreadyExists},
-		{"MkdirOverFile", "fs", "mkdir", handlers.MkdirRequest{Session: id, Path: "a.txt"}, domain.CodeAlreadyExists},
-		{"WriteOverDir", "fs", "write", handlers.WriteRequest{Session: id, Path: "dir", Content: []byte("x")}, domain.CodeInvalidArgument},
-		{"WriteBelowFile", "fs", "write", handlers.WriteRequest{Session: id, Path: "a.txt/x", Content: []byte("x")}, domain.CodeInvalidArgument},
-		{"UploadTooLarge", "fs", "upload", handlers.UploadRequest{Session: id, Data: make([]byte, 512<<10+1)}, domain.CodeTooLarge},
-		{"CheckpointAllDigits", "checkpoint", "create", handlers.CheckpointRequest{Session: id, Name: "123"}, domain.CodeInvalidArgument},
-		{"CheckpointEmptyName", "checkpoint", "create", handlers.CheckpointRequest{Session: id, Name: ""}, domain.CodeInvalidArgument},
-		{"CheckpointBadName", "checkpoint", "create", handlers.CheckpointRequest{Session: id, Name: "a b"}, domain.CodeInvalidArgument},
-		{"CheckpointLongName", "checkpoint", "create", handlers.CheckpointRequest{Session: id, Name: strings.Repeat("n", 129)}, domain.CodeInvalidArgument},
-		{"CheckpointLongNote", "checkpoint", "create", handlers.CheckpointRequest{Session: id, Name: "n", Note: strings.Repeat("n", 16<<10+1)}, domain.CodeInvalidArgument},
-		{"CheckpointExists", "checkpoint", "create", handlers.CheckpointRequest{Session: id, Name: "cp"}, domain.CodeAlreadyExists},
-		{"CheckpointAtOtherSession", "checkpoint", "create", handlers.CheckpointRequest{Session: id, Name: "x", At: at(otherW.Position)}, domain.CodeNotFound},
-		{"CheckpointAtFuture", "checkpoint", "create", handlers.CheckpointRequest{Session: id, Name: "x", At: at(head + 100)}, domain.CodeNotFound},
-		{"CheckpointAtZero", "checkpoint", "create", handlers.CheckpointRequest{Session: id, Name: "x", At: "0"}, domain.CodeInvalidArgument},
-		{"CheckpointAtMissingName", "checkpoint", "create", handlers.CheckpointRequest{Session: id, Name: "x", At: "nope"}, domain.CodeNotFound},
-		{"CheckpointDeleteMissing", "checkpoint", "delete", handlers.CheckpointRequest{Session: id, Name: "nope"}, domain.CodeNotFound},
-		{"CheckpointDeleteWithAt", "checkpoint", "delete", handlers.CheckpointRequest{Session: id, Name: "cp", At: "1"}, domain.CodeInvalidArgument},
-		{"RestoreToOtherSession", "session", "restore", handlers.RestoreRequest{Session: id, To: at(otherW.Position)}, domain.CodeNotFound},
-		{"RestoreToFuture", "session", "restore", handlers.RestoreRequest{Session: id, To: at(head + 100)}, domain.CodeNotFound},
-		{"RestoreToZero", "session", "restore", handlers.RestoreRequest{Session: id, To: "0"}, domain.CodeInvalidArgument},
-		{"RestoreToNothing", "session", "restore", handlers.RestoreRequest{Session: id}, domain.CodeInvalidArgument},
-		{"RestoreToMissingCheckpoint", "session", "restore", handlers.RestoreRequest{Session: id, To: "nope"}, domain.CodeNotFound},
-		{"RestoreToBadName", "session", "restore", handlers.RestoreRequest{Session: id, To: "no pe"}, domain.CodeInvalidArgument},
-		{"ForkAtOtherSession", "session", "fork", handlers.ForkRequest{Session: id, At: at(otherW.Position)}, domain.CodeNotFound},
-		{"ForkAtMissingCheckpoint", "session", "fork", handlers.ForkRequest{Session: id, At: "nope"}, domain.CodeNotFound},
-		{"ForkDeleted", "session", "fork", handlers.ForkRequest{Session: deleted}, domain.CodeNotFound},
-		{"ForkBadTag", "session", "fork", handlers.ForkRequest{Session: id, Tags: map[string]string{"": "v"}}, domain.CodeInvalidArgument},
-		{"CreateBadTag", "session", "create", handlers.CreateSessionRequest{Tags: map[string]string{"a b": "v"}}, domain.CodeInvalidArgument},
-		{"CreateLongOwner", "session", "create", handlers.CreateSessionRequest{Owner: strings.Repeat("o", 300)}, domain.CodeInvalidArgument},
-		{"GetAtOtherSession", "session", "get", handlers.GetSessionRequest{Session: id, At: at(otherW.Position)}, domain.CodeNotFound},
-		{"GetAtFuture", "session", "get", handlers.GetSessionRequest{Session: id, At: at(head + 100)}, domain.CodeNotFound},
-		{"ReadAtOtherSession", "fs", "read", handlers.ReadRequest{Session: id, Path: "a.txt", At: at(otherW.Position)}, domain.CodeNotFound},
-		{"EventsAtOtherSession", "events", "list", handlers.EventsRequest{Session: id, At: at(otherW.Position)}, domain.CodeNotFound},
-		{"EventsLimitNegative", "events", "list", handlers.EventsRequest{Session: id, Limit: -1}, domain.CodeInvalidArgument},
-		{"EventsLimitHuge", "events", "list", handlers.EventsRequest{Session: id, Limit: handlers.MaxEventsLimit + 1}, domain.CodeInvalidArgument},
-		{"ManifestLimitNegative", "fs", "manifest", handlers.ManifestRequest{Session: id, Limit: -1}, domain.CodeInvalidArgument},
-		{"ManifestLimitHuge", "fs", "manifest", handlers.ManifestRequest{Session: id, Limit: handlers.MaxManifestLimit + 1}, domain.CodeInvalidArgument},
-		{"TagNothing", "session", "tag", handlers.TagRequest{Session: id}, domain.CodeInvalidArgument},
-		{"RemoveMissing", "fs", "remove", handlers.RemoveRequest{Session: id, Path: "nope"}, domain.CodeNotFound},
-		{"RemoveNonEmptyDir", "fs", "remove", handlers.RemoveRequest{Session: id, Path: "dir"}, domain.CodeInvalidArgument},
+		{"StaleExpectedHash", "fs", "write", client.WriteRequest{Session: id, Path: "a.txt", Content: []byte("x"), ExpectedHash: sha("old")}, domain.CodeConflict},
+		{"ExpectedHashOfMissing", "fs", "write", client.WriteRequest{Session: id, Path: "new", Content: []byte("x"), ExpectedHash: sha("hi")}, domain.CodeConflict},
+		{"ExpectedAbsentButPresent", "fs", "write", client.WriteRequest{Session: id, Path: "a.txt", Content: []byte("x"), ExpectedHash: "absent"}, domain.CodeConflict},
+		{"MalformedExpectedHash", "fs", "write", client.WriteRequest{Session: id, Path: "a.txt", Content: []byte("x"), ExpectedHash: "xyz"}, domain.CodeInvalidArgument},
+		{"StaleExpectedPosition", "fs", "write", client.WriteRequest{Session: id, Path: "a.txt", Content: []byte("x"), Mutation: client.Mutation{ExpectedPosition: w.Position}}, domain.CodeConflict},
+		{"WriteToDeleted", "fs", "write", client.WriteRequest{Session: deleted, Path: "a.txt", Content: []byte("x")}, domain.CodeNotFound},
+		{"UploadToDeleted", "fs", "upload", client.UploadRequest{Session: deleted, Data: []byte("x")}, domain.CodeNotFound},
+		{"BatchToDeleted", "fs", "batch", client.BatchRequest{Session: deleted, Ops: []client.BatchOp{{Op: "mkdir", Path: "d"}}}, domain.CodeNotFound},
+		{"WriteToArchived", "fs", "write", client.WriteRequest{Session: archived, Path: "a.txt", Content: []byte("x")}, domain.CodeConflict},
+		{"UploadToArchived", "fs", "upload", client.UploadRequest{Session: archived, Data: []byte("x")}, domain.CodeConflict},
+		{"MkdirToArchived", "fs", "mkdir", client.MkdirRequest{Session: archived, Path: "d"}, domain.CodeConflict},
+		{"MkdirExisting", "fs", "mkdir", client.MkdirRequest{Session: id, Path: "dir"}, domain.CodeAlreadyExists},
+		{"MkdirOverFile", "fs", "mkdir", client.MkdirRequest{Session: id, Path: "a.txt"}, domain.CodeAlreadyExists},
+		{"WriteOverDir", "fs", "write", client.WriteRequest{Session: id, Path: "dir", Content: []byte("x")}, domain.CodeInvalidArgument},
+		{"WriteBelowFile", "fs", "write", client.WriteRequest{Session: id, Path: "a.txt/x", Content: []byte("x")}, domain.CodeInvalidArgument},
+		{"UploadTooLarge", "fs", "upload", client.UploadRequest{Session: id, Data: make([]byte, 512<<10+1)}, domain.CodeTooLarge},
+		{"CheckpointAllDigits", "checkpoint", "create", client.CheckpointRequest{Session: id, Name: "123"}, domain.CodeInvalidArgument},
+		{"CheckpointEmptyName", "checkpoint", "create", client.CheckpointRequest{Session: id, Name: ""}, domain.CodeInvalidArgument},
+		{"CheckpointBadName", "checkpoint", "create", client.CheckpointRequest{Session: id, Name: "a b"}, domain.CodeInvalidArgument},
+		{"CheckpointLongName", "checkpoint", "create", client.CheckpointRequest{Session: id, Name: strings.Repeat("n", 129)}, domain.CodeInvalidArgument},
+		{"CheckpointLongNote", "checkpoint", "create", client.CheckpointRequest{Session: id, Name: "n", Note: strings.Repeat("n", 16<<10+1)}, domain.CodeInvalidArgument},
+		{"CheckpointExists", "checkpoint", "create", client.CheckpointRequest{Session: id, Name: "cp"}, domain.CodeAlreadyExists},
+		{"CheckpointAtOtherSession", "checkpoint", "create", client.CheckpointRequest{Session: id, Name: "x", At: at(otherW.Position)}, domain.CodeNotFound},
+		{"CheckpointAtFuture", "checkpoint", "create", client.CheckpointRequest{Session: id, Name: "x", At: at(head + 100)}, domain.CodeNotFound},
+		{"CheckpointAtZero", "checkpoint", "create", client.CheckpointRequest{Session: id, Name: "x", At: "0"}, domain.CodeInvalidArgument},
+		{"CheckpointAtMissingName", "checkpoint", "create", client.CheckpointRequest{Session: id, Name: "x", At: "nope"}, domain.CodeNotFound},
+		{"CheckpointDeleteMissing", "checkpoint", "delete", client.CheckpointRequest{Session: id, Name: "nope"}, domain.CodeNotFound},
+		{"CheckpointDeleteWithAt", "checkpoint", "delete", client.CheckpointRequest{Session: id, Name: "cp", At: "1"}, domain.CodeInvalidArgument},
+		{"RestoreToOtherSession", "session", "restore", client.RestoreRequest{Session: id, To: at(otherW.Position)}, domain.CodeNotFound},
+		{"RestoreToFuture", "session", "restore", client.RestoreRequest{Session: id, To: at(head + 100)}, domain.CodeNotFound},
+		{"RestoreToZero", "session", "restore", client.RestoreRequest{Session: id, To: "0"}, domain.CodeInvalidArgument},
+		{"RestoreToNothing", "session", "restore", client.RestoreRequest{Session: id}, domain.CodeInvalidArgument},
+		{"RestoreToMissingCheckpoint", "session", "restore", client.RestoreRequest{Session: id, To: "nope"}, domain.CodeNotFound},
+		{"RestoreToBadName", "session", "restore", client.RestoreRequest{Session: id, To: "no pe"}, domain.CodeInvalidArgument},
+		{"ForkAtOtherSession", "session", "fork", client.ForkRequest{Session: id, At: at(otherW.Position)}, domain.CodeNotFound},
+		{"ForkAtMissingCheckpoint", "session", "fork", client.ForkRequest{Session: id, At: "nope"}, domain.CodeNotFound},
+		{"ForkDeleted", "session", "fork", client.ForkRequest{Session: deleted}, domain.CodeNotFound},
+		{"ForkBadTag", "session", "fork", client.ForkRequest{Session: id, Tags: map[string]string{"": "v"}}, domain.CodeInvalidArgument},
+		{"CreateBadTag", "session", "create", client.CreateSessionRequest{Tags: map[string]string{"a b": "v"}}, domain.CodeInvalidArgument},
+		{"CreateLongOwner", "session", "create", client.CreateSessionRequest{Owner: strings.Repeat("o", 300)}, domain.CodeInvalidArgument},
+		{"GetAtOtherSession", "session", "get", client.GetSessionRequest{Session: id, At: at(otherW.Position)}, domain.CodeNotFound},
+		{"GetAtFuture", "session", "get", client.GetSessionRequest{Session: id, At: at(head + 100)}, domain.CodeNotFound},
+		{"ReadAtOtherSession", "fs", "read", client.ReadRequest{Session: id, Path: "a.txt", At: at(otherW.Position)}, domain.CodeNotFound},
+		{"EventsAtOtherSession", "events", "list", client.EventsRequest{Session: id, At: at(otherW.Position)}, domain.CodeNotFound},
+		{"EventsLimitNegative", "events", "list", client.EventsRequest{Session: id, Limit: -1}, domain.CodeInvalidArgument},
+		{"EventsLimitHuge", "events", "list", client.EventsRequest{Session: id, Limit: client.MaxEventsLimit + 1}, domain.CodeInvalidArgument},
+		{"ManifestLimitNegative", "fs", "manifest", client.ManifestRequest{Session: id, Limit: -1}, domain.CodeInvalidArgument},
+		{"ManifestLimitHuge", "fs", "manifest", client.ManifestRequest{Session: id, Limit: client.MaxManifestLimit + 1}, domain.CodeInvalidArgument},
+		{"TagNothing", "session", "tag", client.TagRequest{Session: id}, domain.CodeInvalidArgument},
+		{"RemoveMissing", "fs", "remove", client.RemoveRequest{Session: id, Path: "nope"}, domain.CodeNotFound},
+		{"RemoveNonEmptyDir", "fs", "remove", client.RemoveRequest{Session: id, Path: "dir"}, domain.CodeInvalidArgument},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -369,28 +370,28 @@ func TestBadInput_State(t *testing.T) {
 	t.Run("Batch", func(t *testing.T) {
 		batches := []struct {
 			name string
-			ops  []handlers.BatchOp
+			ops  []client.BatchOp
 			want domain.Code
 		}{
 			{"Empty", nil, domain.CodeInvalidArgument},
-			{"UnknownOp", []handlers.BatchOp{{Op: "mkdir", Path: "n1"}, {Op: "chmod", Path: "a.txt"}}, domain.CodeInvalidArgument},
-			{"LastRemovesMissing", []handlers.BatchOp{{Op: "write", Path: "n1", Content: []byte("x")}, {Op: "mkdir", Path: "n2"}, {Op: "remove", Path: "nope"}}, domain.CodeNotFound},
-			{"SecondStaleHash", []handlers.BatchOp{{Op: "write", Path: "a.txt", Content: []byte("new")}, {Op: "write", Path: "dir/b.txt", Content: []byte("x"), ExpectedHash: sha("old")}}, domain.CodeConflict},
-			{"SeesEarlierOps", []handlers.BatchOp{{Op: "write", Path: "n1", Content: []byte("x")}, {Op: "mkdir", Path: "n1"}}, domain.CodeAlreadyExists},
-			{"RemovedThenRenamed", []handlers.BatchOp{{Op: "remove", Path: "a.txt"}, {Op: "rename", Path: "a.txt", To: "z"}}, domain.CodeNotFound},
-			{"MkdirWithContent", []handlers.BatchOp{{Op: "mkdir", Path: "n1", Content: []byte("x")}}, domain.CodeInvalidArgument},
-			{"BadChunk", []handlers.BatchOp{{Op: "write", Path: "n1", Content: []byte("x")}, {Op: "write", Path: "n2", Chunks: []string{sha("never uploaded")}}}, domain.CodeNotFound},
-			{"TooMany", func() []handlers.BatchOp {
-				ops := make([]handlers.BatchOp, domain.MaxBatchOps+1)
+			{"UnknownOp", []client.BatchOp{{Op: "mkdir", Path: "n1"}, {Op: "chmod", Path: "a.txt"}}, domain.CodeInvalidArgument},
+			{"LastRemovesMissing", []client.BatchOp{{Op: "write", Path: "n1", Content: []byte("x")}, {Op: "mkdir", Path: "n2"}, {Op: "remove", Path: "nope"}}, domain.CodeNotFound},
+			{"SecondStaleHash", []client.BatchOp{{Op: "write", Path: "a.txt", Content: []byte("new")}, {Op: "write", Path: "dir/b.txt", Content: []byte("x"), ExpectedHash: sha("old")}}, domain.CodeConflict},
+			{"SeesEarlierOps", []client.BatchOp{{Op: "write", Path: "n1", Content: []byte("x")}, {Op: "mkdir", Path: "n1"}}, domain.CodeAlreadyExists},
+			{"RemovedThenRenamed", []client.BatchOp{{Op: "remove", Path: "a.txt"}, {Op: "rename", Path: "a.txt", To: "z"}}, domain.CodeNotFound},
+			{"MkdirWithContent", []client.BatchOp{{Op: "mkdir", Path: "n1", Content: []byte("x")}}, domain.CodeInvalidArgument},
+			{"BadChunk", []client.BatchOp{{Op: "write", Path: "n1", Content: []byte("x")}, {Op: "write", Path: "n2", Chunks: []string{sha("never uploaded")}}}, domain.CodeNotFound},
+			{"TooMany", func() []client.BatchOp {
+				ops := make([]client.BatchOp, domain.MaxBatchOps+1)
 				for i := range ops {
-					ops[i] = handlers.BatchOp{Op: "mkdir", Path: fmt.Sprintf("m%d", i)}
+					ops[i] = client.BatchOp{Op: "mkdir", Path: fmt.Sprintf("m%d", i)}
 				}
 				return ops
 			}(), domain.CodeTooLarge},
 		}
 		for _, b := range batches {
 			h.unchanged(t, "batch "+b.name, func() {
-				_, err := h.c.Batch(ctx, handlers.BatchRequest{Session: id, Ops: b.ops})
+				_, err := h.c.Batch(ctx, client.BatchRequest{Session: id, Ops: b.ops})
 				wantCode(t, "batch "+b.name+" "+asJSON(b.ops), err, b.want)
 			})
 		}
@@ -417,14 +418,14 @@ func TestBadInput_TooLarge(t *testing.T) {
 			err := h.c.RequestRaw(ctx, ep.area, ep.verb, []byte(body), nil)
 			wantCode(t, fmt.Sprintf("%s with a %d-byte body", ep, len(body)), err, domain.CodeTooLarge)
 		}
-		_, err := h.c.Write(ctx, handlers.WriteRequest{Session: id, Path: "a", Content: []byte(big)})
+		_, err := h.c.Write(ctx, client.WriteRequest{Session: id, Path: "a", Content: []byte(big)})
 		wantCode(t, "write 2 KiB with MaxRequestBytes 1024", err, domain.CodeTooLarge)
 		// Beyond the server's max_payload the client refuses on its own.
 		err = h.c.RequestRaw(ctx, "fs", "write", make([]byte, 9<<20), nil)
 		wantCode(t, "a 9 MiB body", err, domain.CodeTooLarge)
 	})
 	// Just under the limit still works.
-	if _, err := h.c.Write(ctx, handlers.WriteRequest{Session: id, Path: "a", Content: []byte("small")}); err != nil {
+	if _, err := h.c.Write(ctx, client.WriteRequest{Session: id, Path: "a", Content: []byte("small")}); err != nil {
 		t.Errorf("small write: %v", err)
 	}
 }
@@ -437,7 +438,7 @@ func TestBadInput_Timeout(t *testing.T) {
 	id := h.session(t)
 	h.write(t, id, "a.txt", "hi")
 	// Every body below would succeed without the timeout.
-	if _, err := h.c.CreateCheckpoint(t.Context(), handlers.CheckpointRequest{Session: id, Name: "cp"}); err != nil {
+	if _, err := h.c.CreateCheckpoint(t.Context(), client.CheckpointRequest{Session: id, Name: "cp"}); err != nil {
 		t.Fatalf("checkpoint: %v", err)
 	}
 	if err := h.svc.Stop(); err != nil {

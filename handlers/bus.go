@@ -1,14 +1,11 @@
 package handlers
 
 import (
-	"context"
-	"regexp"
-	"time"
-
 	"github.com/nats-io/nats.go"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/names"
 )
 
 // Bus limits.
@@ -20,39 +17,12 @@ const (
 	headerBusSession   = "Strand-Session"
 )
 
-var topicRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$`)
-
-// BusRequest is the body of bus.publish and bus.replay.
-type BusRequest struct {
-	Mutation
-	Session string `json:"session"`
-	Topic   string `json:"topic"`
-	Data    []byte `json:"data,omitempty"`
-	Limit   int    `json:"limit,omitempty"`
-}
-
-// BusMessageView is one retained bus message.
-type BusMessageView struct {
-	Sequence uint64    `json:"sequence"`
-	Time     time.Time `json:"time"`
-	Actor    string    `json:"actor,omitempty"`
-	Data     []byte    `json:"data"`
-}
-
-// BusReply answers bus.publish (sequence and subject) and bus.replay
-// (messages, oldest first).
-type BusReply struct {
-	Subject  string           `json:"subject"`
-	Sequence uint64           `json:"sequence,omitempty"`
-	Messages []BusMessageView `json:"messages,omitempty"`
-}
-
-func (c *call) busSubject(req BusRequest) (string, error) {
+func (c *call) busSubject(req client.BusRequest) (string, error) {
 	id, err := sessionID(req.Session)
 	if err != nil {
 		return "", err
 	}
-	if !topicRe.MatchString(req.Topic) {
+	if !domain.ValidTopic(req.Topic) {
 		return "", domain.Errorf(domain.CodeInvalidArgument, "topic must be 1 to 8 dot-separated tokens of [A-Za-z0-9_-]")
 	}
 	sess, err := c.svc.store.Peek(c.ctx, c.tenant, id)
@@ -62,11 +32,11 @@ func (c *call) busSubject(req BusRequest) (string, error) {
 	if err := readable(sess); err != nil {
 		return "", err
 	}
-	return streams.BusSubject(c.tenant, id, req.Topic), nil
+	return names.BusSubject(c.tenant, id, req.Topic), nil
 }
 
 func (s *Service) busPublish(c *call) (any, error) {
-	var req BusRequest
+	var req client.BusRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
@@ -91,11 +61,11 @@ func (s *Service) busPublish(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return BusReply{Subject: subject, Sequence: seq}, nil
+	return client.BusReply{Subject: subject, Sequence: seq}, nil
 }
 
 func (s *Service) busReplay(c *call) (any, error) {
-	var req BusRequest
+	var req client.BusRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
@@ -117,9 +87,9 @@ func (s *Service) busReplay(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	reply := BusReply{Subject: subject, Messages: []BusMessageView{}}
+	reply := client.BusReply{Subject: subject, Messages: []client.BusMessageView{}}
 	for _, m := range msgs {
-		v := BusMessageView{Sequence: m.Sequence, Time: m.Time.UTC(), Data: m.Data}
+		v := client.BusMessageView{Sequence: m.Sequence, Time: m.Time.UTC(), Data: m.Data}
 		if m.Header != nil {
 			v.Actor = m.Header.Get(headerBusActor)
 		}
@@ -129,24 +99,4 @@ func (s *Service) busReplay(c *call) (any, error) {
 		reply.Messages = append(reply.Messages, v)
 	}
 	return reply, nil
-}
-
-// BusPublish publishes a message on a session topic through the service.
-func (c *Client) BusPublish(ctx context.Context, req BusRequest) (BusReply, error) {
-	var r BusReply
-	return r, c.Request(ctx, "bus", "publish", req, &r)
-}
-
-// BusReplay returns a topic's retained history.
-func (c *Client) BusReplay(ctx context.Context, req BusRequest) (BusReply, error) {
-	var r BusReply
-	return r, c.Request(ctx, "bus", "replay", req, &r)
-}
-
-// BusSubscribe subscribes directly to a session topic's plain NATS subject.
-func (c *Client) BusSubscribe(session, topic string, fn func(*nats.Msg)) (*nats.Subscription, error) {
-	if !topicRe.MatchString(topic) {
-		return nil, domain.Errorf(domain.CodeInvalidArgument, "bad topic")
-	}
-	return c.nc.Subscribe(streams.BusSubject(c.Tenant, session, topic), fn)
 }

@@ -3,8 +3,8 @@ package handlers_test
 import (
 	"testing"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // TestClaims_NoContentByHashAcrossTenants: blobs are shared by all tenants,
@@ -20,18 +20,18 @@ func TestClaims_NoContentByHashAcrossTenants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.c.Write(ctx, handlers.WriteRequest{Session: acme, Path: "plan", Chunks: []string{up.Hash}}); err != nil {
+	if _, err := h.c.Write(ctx, client.WriteRequest{Session: acme, Path: "plan", Chunks: []string{up.Hash}}); err != nil {
 		t.Fatalf("write by reference to an own upload: %v", err)
 	}
 
 	other := h.client("globex")
-	s, err := other.CreateSession(ctx, handlers.CreateSessionRequest{})
+	s, err := other.CreateSession(ctx, client.CreateSessionRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.unchanged(t, "write by reference to another tenant's content", func() {
-		_, err = other.Write(ctx, handlers.WriteRequest{Session: s.Session.ID, Path: "stolen", Chunks: []string{up.Hash}})
-		if got := handlers.ErrorCode(err); got != domain.CodeNotFound {
+		_, err = other.Write(ctx, client.WriteRequest{Session: s.Session.ID, Path: "stolen", Chunks: []string{up.Hash}})
+		if got := client.ErrorCode(err); got != domain.CodeNotFound {
 			t.Fatalf("got %v (%s), want not_found", err, got)
 		}
 	})
@@ -40,7 +40,7 @@ func TestClaims_NoContentByHashAcrossTenants(t *testing.T) {
 	if err != nil || mine.Hash != up.Hash {
 		t.Fatalf("own upload of equal content: %+v %v", mine, err)
 	}
-	if _, err := other.Write(ctx, handlers.WriteRequest{Session: s.Session.ID, Path: "mine", Chunks: []string{mine.Hash}}); err != nil {
+	if _, err := other.Write(ctx, client.WriteRequest{Session: s.Session.ID, Path: "mine", Chunks: []string{mine.Hash}}); err != nil {
 		t.Fatalf("write by reference after an own upload: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 )
@@ -19,7 +20,7 @@ func TestCache_CASRace(t *testing.T) {
 	h := start(t)
 	ctx := t.Context()
 	id := h.session(t)
-	first, err := h.c.CachePut(ctx, handlers.CachePutRequest{Session: id, Key: "counter", Value: []byte("0")})
+	first, err := h.c.CachePut(ctx, client.CachePutRequest{Session: id, Key: "counter", Value: []byte("0")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,8 +35,8 @@ func TestCache_CASRace(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				r := rev
-				_, err := h.c.CacheCAS(ctx, handlers.CachePutRequest{Session: id, Key: "counter", Value: []byte(fmt.Sprint(round)), ExpectedRev: &r})
-				switch handlers.ErrorCode(err) {
+				_, err := h.c.CacheCAS(ctx, client.CachePutRequest{Session: id, Key: "counter", Value: []byte(fmt.Sprint(round)), ExpectedRev: &r})
+				switch client.ErrorCode(err) {
 				case "":
 					wins.Add(1)
 				case domain.CodeConflict:
@@ -49,14 +50,14 @@ func TestCache_CASRace(t *testing.T) {
 		if wins.Load() != 1 || conflicts.Load() != 7 {
 			t.Fatalf("round %d: %d wins, %d conflicts; want 1 and 7", round, wins.Load(), conflicts.Load())
 		}
-		got, err := h.c.CacheGet(ctx, handlers.CacheRequest{Session: id, Key: "counter"})
+		got, err := h.c.CacheGet(ctx, client.CacheRequest{Session: id, Key: "counter"})
 		if err != nil || string(got.Entry.Value) != fmt.Sprint(round) || got.Entry.Rev <= rev {
 			t.Fatalf("round %d: %+v %v", round, got.Entry, err)
 		}
 		rev = got.Entry.Rev
 	}
 	zero := uint64(0)
-	_, err = h.c.CacheCAS(ctx, handlers.CachePutRequest{Session: id, Key: "counter", Value: []byte("x"), ExpectedRev: &zero})
+	_, err = h.c.CacheCAS(ctx, client.CachePutRequest{Session: id, Key: "counter", Value: []byte("x"), ExpectedRev: &zero})
 	wantErr(t, "create-only cas of an existing key", err, domain.CodeConflict)
 }
 
@@ -70,75 +71,75 @@ func TestCache_Operations(t *testing.T) {
 	ctx := t.Context()
 	id := h.session(t)
 
-	put, err := h.c.CacheBatch(ctx, "batch_put", handlers.CacheBatchRequest{Session: id, Entries: []handlers.CachePutRequest{
+	put, err := h.c.CacheBatch(ctx, "batch_put", client.CacheBatchRequest{Session: id, Entries: []client.CachePutRequest{
 		{Key: "notes/a", Value: []byte("1")}, {Key: "notes/b", Value: []byte("2")}, {Key: "notes/c", Value: []byte("3"), TTL: "1m"}, {Key: "other", Value: []byte("4")},
 	}})
 	if err != nil || len(put.Entries) != 4 {
 		t.Fatalf("batch_put: %+v %v", put, err)
 	}
 	h.wantHead(t, "batch_put", put.Position)
-	keys, err := h.c.CacheKeys(ctx, handlers.CacheKeysRequest{Session: id, Prefix: "notes/", Limit: 2})
+	keys, err := h.c.CacheKeys(ctx, client.CacheKeysRequest{Session: id, Prefix: "notes/", Limit: 2})
 	if err != nil || len(keys.Keys) != 2 || keys.NextCursor != "notes/b" {
 		t.Fatalf("keys page 1: %+v %v", keys, err)
 	}
-	keys, err = h.c.CacheKeys(ctx, handlers.CacheKeysRequest{Session: id, Prefix: "notes/", After: keys.NextCursor})
+	keys, err = h.c.CacheKeys(ctx, client.CacheKeysRequest{Session: id, Prefix: "notes/", After: keys.NextCursor})
 	if err != nil || len(keys.Keys) != 1 || keys.Keys[0].Key != "notes/c" {
 		t.Fatalf("keys page 2: %+v %v", keys, err)
 	}
-	bg, err := h.c.CacheBatch(ctx, "batch_get", handlers.CacheBatchRequest{Session: id, Keys: []string{"notes/a", "missing"}})
+	bg, err := h.c.CacheBatch(ctx, "batch_get", client.CacheBatchRequest{Session: id, Keys: []string{"notes/a", "missing"}})
 	if err != nil || len(bg.Entries) != 1 || string(bg.Entries[0].Value) != "1" || len(bg.Missing) != 1 {
 		t.Fatalf("batch_get: %+v %v", bg, err)
 	}
 	// TTL: judged from the clock at the head, from event time in the past.
 	advance(2 * time.Minute)
-	if r, err := h.c.CacheExists(ctx, handlers.CacheRequest{Session: id, Key: "notes/c"}); err != nil || r.Exists {
+	if r, err := h.c.CacheExists(ctx, client.CacheRequest{Session: id, Key: "notes/c"}); err != nil || r.Exists {
 		t.Fatalf("expired key exists at the head: %+v %v", r, err)
 	}
-	if r, err := h.c.CacheExists(ctx, handlers.CacheRequest{Session: id, Key: "notes/c", At: handlers.AtPosition(put.Position)}); err != nil || !r.Exists {
+	if r, err := h.c.CacheExists(ctx, client.CacheRequest{Session: id, Key: "notes/c", At: client.AtPosition(put.Position)}); err != nil || !r.Exists {
 		t.Fatalf("key at the position that wrote it: %+v %v", r, err)
 	}
-	st, err := h.c.CacheStats(ctx, handlers.CacheKeysRequest{Session: id})
+	st, err := h.c.CacheStats(ctx, client.CacheKeysRequest{Session: id})
 	if err != nil || st.Keys != 3 {
 		t.Fatalf("stats after expiry: %+v %v", st, err)
 	}
-	del, err := h.c.CacheBatch(ctx, "delete_prefix", handlers.CacheBatchRequest{Session: id, Prefix: "notes/"})
+	del, err := h.c.CacheBatch(ctx, "delete_prefix", client.CacheBatchRequest{Session: id, Prefix: "notes/"})
 	if err != nil || del.Deleted != 2 {
 		t.Fatalf("delete_prefix: %+v %v", del, err)
 	}
 	h.unchanged(t, "bad cache requests", func() {
-		_, err := h.c.CacheDelete(ctx, handlers.CacheRequest{Session: id, Key: "notes/a"})
+		_, err := h.c.CacheDelete(ctx, client.CacheRequest{Session: id, Key: "notes/a"})
 		wantErr(t, "delete a deleted key", err, domain.CodeNotFound)
-		_, err = h.c.CachePut(ctx, handlers.CachePutRequest{Session: id, Key: "", Value: []byte("x")})
+		_, err = h.c.CachePut(ctx, client.CachePutRequest{Session: id, Key: "", Value: []byte("x")})
 		wantErr(t, "empty key", err, domain.CodeInvalidArgument)
-		_, err = h.c.CachePut(ctx, handlers.CachePutRequest{Session: id, Key: "k", Value: make([]byte, domain.MaxCacheValueBytes+1)})
+		_, err = h.c.CachePut(ctx, client.CachePutRequest{Session: id, Key: "k", Value: make([]byte, domain.MaxCacheValueBytes+1)})
 		wantErr(t, "huge value", err, domain.CodeTooLarge)
-		_, err = h.c.CachePut(ctx, handlers.CachePutRequest{Session: id, Key: "k", TTL: "soon"})
+		_, err = h.c.CachePut(ctx, client.CachePutRequest{Session: id, Key: "k", TTL: "soon"})
 		wantErr(t, "bad ttl", err, domain.CodeInvalidArgument)
-		_, err = h.c.CacheCAS(ctx, handlers.CachePutRequest{Session: id, Key: "k"})
+		_, err = h.c.CacheCAS(ctx, client.CachePutRequest{Session: id, Key: "k"})
 		wantErr(t, "cas without expected_rev", err, domain.CodeInvalidArgument)
-		_, err = h.c.CacheGet(ctx, handlers.CacheRequest{Session: id, Key: "nope"})
+		_, err = h.c.CacheGet(ctx, client.CacheRequest{Session: id, Key: "nope"})
 		wantErr(t, "get a missing key", err, domain.CodeNotFound)
 	})
 
 	// Forks inherit the cache as it was; restores bring it back.
 	mark := h.write(t, id, "f", "x").Position
-	if _, err := h.c.CachePut(ctx, handlers.CachePutRequest{Session: id, Key: "late", Value: []byte("1")}); err != nil {
+	if _, err := h.c.CachePut(ctx, client.CachePutRequest{Session: id, Key: "late", Value: []byte("1")}); err != nil {
 		t.Fatal(err)
 	}
-	fork, err := h.c.Fork(ctx, handlers.ForkRequest{Session: id, At: handlers.AtPosition(mark)})
+	fork, err := h.c.Fork(ctx, client.ForkRequest{Session: id, At: client.AtPosition(mark)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := h.c.CacheExists(ctx, handlers.CacheRequest{Session: fork.Session.ID, Key: "late"}); r.Exists {
+	if r, _ := h.c.CacheExists(ctx, client.CacheRequest{Session: fork.Session.ID, Key: "late"}); r.Exists {
 		t.Fatalf("fork sees a key written after the fork point")
 	}
-	if r, _ := h.c.CacheExists(ctx, handlers.CacheRequest{Session: fork.Session.ID, Key: "other"}); !r.Exists {
+	if r, _ := h.c.CacheExists(ctx, client.CacheRequest{Session: fork.Session.ID, Key: "other"}); !r.Exists {
 		t.Fatalf("fork lost a key from before the fork point")
 	}
-	if _, err := h.c.Restore(ctx, handlers.RestoreRequest{Session: id, To: handlers.AtPosition(mark)}); err != nil {
+	if _, err := h.c.Restore(ctx, client.RestoreRequest{Session: id, To: client.AtPosition(mark)}); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := h.c.CacheExists(ctx, handlers.CacheRequest{Session: id, Key: "late"}); r.Exists {
+	if r, _ := h.c.CacheExists(ctx, client.CacheRequest{Session: id, Key: "late"}); r.Exists {
 		t.Fatalf("restore kept a key written after the target")
 	}
 }
@@ -155,81 +156,81 @@ func TestLock_Enforcement(t *testing.T) {
 	h.write(t, id, "src/a.go", "a")
 	h.write(t, id, "docs/r.md", "r")
 	alice, bob := h.as("alice"), h.as("bob")
-	got, err := alice.Lock(ctx, "acquire", handlers.LockRequest{Session: id, Path: "src", Subtree: true, TTL: "1m"})
+	got, err := alice.Lock(ctx, "acquire", client.LockRequest{Session: id, Path: "src", Subtree: true, TTL: "1m"})
 	if err != nil || got.Lock.Token == "" || got.Lock.Owner != "alice" || !got.Lock.Active {
 		t.Fatalf("acquire: %+v %v", got, err)
 	}
 	tok := got.Lock.Token
-	_, err = bob.Lock(ctx, "acquire", handlers.LockRequest{Session: id, Path: "src/a.go"})
+	_, err = bob.Lock(ctx, "acquire", client.LockRequest{Session: id, Path: "src/a.go"})
 	wantErr(t, "contended acquire", err, domain.CodeLocked)
 
 	h.unchanged(t, "writes under bob's missing token", func() {
 		for name, fn := range map[string]func() error{
 			"write": func() error {
-				_, err := bob.Write(ctx, handlers.WriteRequest{Session: id, Path: "src/a.go", Content: []byte("x")})
+				_, err := bob.Write(ctx, client.WriteRequest{Session: id, Path: "src/a.go", Content: []byte("x")})
 				return err
 			},
-			"mkdir": func() error { _, err := bob.Mkdir(ctx, handlers.MkdirRequest{Session: id, Path: "src/d"}); return err },
+			"mkdir": func() error { _, err := bob.Mkdir(ctx, client.MkdirRequest{Session: id, Path: "src/d"}); return err },
 			"remove": func() error {
-				_, err := bob.Remove(ctx, handlers.RemoveRequest{Session: id, Path: "src/a.go"})
+				_, err := bob.Remove(ctx, client.RemoveRequest{Session: id, Path: "src/a.go"})
 				return err
 			},
 			"rename": func() error {
-				_, err := bob.Rename(ctx, handlers.RenameRequest{Session: id, From: "docs/r.md", To: "src/r.md"})
+				_, err := bob.Rename(ctx, client.RenameRequest{Session: id, From: "docs/r.md", To: "src/r.md"})
 				return err
 			},
 			"symlink": func() error {
-				_, err := bob.Symlink(ctx, handlers.SymlinkRequest{Session: id, Path: "src/l", Target: "a.go"})
+				_, err := bob.Symlink(ctx, client.SymlinkRequest{Session: id, Path: "src/l", Target: "a.go"})
 				return err
 			},
 			"xattr": func() error {
-				_, err := bob.Xattr(ctx, "set", handlers.XattrRequest{Session: id, Path: "src/a.go", Name: "user.x", Value: []byte("1")})
+				_, err := bob.Xattr(ctx, "set", client.XattrRequest{Session: id, Path: "src/a.go", Name: "user.x", Value: []byte("1")})
 				return err
 			},
 			"batch": func() error {
-				_, err := bob.Batch(ctx, handlers.BatchRequest{Session: id, Ops: []handlers.BatchOp{{Op: "mkdir", Path: "free"}, {Op: "remove", Path: "src", Recursive: true}}})
+				_, err := bob.Batch(ctx, client.BatchRequest{Session: id, Ops: []client.BatchOp{{Op: "mkdir", Path: "free"}, {Op: "remove", Path: "src", Recursive: true}}})
 				return err
 			},
-			"restore": func() error { _, err := bob.Restore(ctx, handlers.RestoreRequest{Session: id, To: "1"}); return err },
+			"restore": func() error { _, err := bob.Restore(ctx, client.RestoreRequest{Session: id, To: "1"}); return err },
 			"wrong token": func() error {
-				_, err := bob.Write(ctx, handlers.WriteRequest{Mutation: handlers.Mutation{Token: "not-the-token-at-all"}, Session: id, Path: "src/a.go", Content: []byte("x")})
+				_, err := bob.Write(ctx, client.WriteRequest{Mutation: client.Mutation{Token: "not-the-token-at-all"}, Session: id, Path: "src/a.go", Content: []byte("x")})
 				return err
 			},
 		} {
 			err := fn()
-			if handlers.ErrorCode(err) != domain.CodeLocked && !(name == "restore" && handlers.ErrorCode(err) == domain.CodeNotFound) {
+			if client.ErrorCode(err) != domain.CodeLocked && !(name == "restore" && client.ErrorCode(err) == domain.CodeNotFound) {
 				t.Errorf("%s under a lease: got %v, want locked", name, err)
 			}
 		}
 	})
-	if _, err := bob.Write(ctx, handlers.WriteRequest{Session: id, Path: "docs/free.md", Content: []byte("ok")}); err != nil {
+	if _, err := bob.Write(ctx, client.WriteRequest{Session: id, Path: "docs/free.md", Content: []byte("ok")}); err != nil {
 		t.Fatalf("write outside the lease: %v", err)
 	}
-	if _, err := alice.Write(ctx, handlers.WriteRequest{Mutation: handlers.Mutation{Token: tok}, Session: id, Path: "src/a.go", Content: []byte("mine")}); err != nil {
+	if _, err := alice.Write(ctx, client.WriteRequest{Mutation: client.Mutation{Token: tok}, Session: id, Path: "src/a.go", Content: []byte("mine")}); err != nil {
 		t.Fatalf("write with the token: %v", err)
 	}
-	_, err = bob.Lock(ctx, "renew", handlers.LockRequest{Mutation: handlers.Mutation{Token: "not-the-token-at-all"}, Session: id, Path: "src"})
+	_, err = bob.Lock(ctx, "renew", client.LockRequest{Mutation: client.Mutation{Token: "not-the-token-at-all"}, Session: id, Path: "src"})
 	wantErr(t, "renew with another token", err, domain.CodeForbidden)
 
 	// The lease runs out without any timer: the next write's time decides.
 	advance(2 * time.Minute)
-	if _, err := bob.Write(ctx, handlers.WriteRequest{Session: id, Path: "src/a.go", Content: []byte("after expiry")}); err != nil {
+	if _, err := bob.Write(ctx, client.WriteRequest{Session: id, Path: "src/a.go", Content: []byte("after expiry")}); err != nil {
 		t.Fatalf("write after the lease expired: %v", err)
 	}
-	list, err := h.c.Locks(ctx, handlers.LockListRequest{Session: id})
+	list, err := h.c.Locks(ctx, client.LockListRequest{Session: id})
 	if err != nil || len(list.Locks) != 0 {
 		t.Fatalf("locks after expiry: %+v %v", list, err)
 	}
 	// Force release is recorded with its actor.
-	b, err := bob.Lock(ctx, "acquire", handlers.LockRequest{Session: id, Path: "docs"})
+	b, err := bob.Lock(ctx, "acquire", client.LockRequest{Session: id, Path: "docs"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fr, err := h.as("admin").Lock(ctx, "force_release", handlers.LockRequest{Session: id, Path: "docs"})
+	fr, err := h.as("admin").Lock(ctx, "force_release", client.LockRequest{Session: id, Path: "docs"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, err := h.c.Events(ctx, handlers.EventsRequest{Session: id, Types: []string{"LockReleased"}})
+	evs, err := h.c.Events(ctx, client.EventsRequest{Session: id, Types: []string{"LockReleased"}})
 	if err != nil || len(evs.Events) != 1 || evs.Events[0].Actor != "admin" || !evs.Events[0].Lock.Forced || evs.Events[0].Position != fr.Position {
 		t.Fatalf("force release event: %+v %v (lock %+v)", evs, err, b)
 	}
@@ -251,7 +252,7 @@ func TestBus_PublishReplaySubscribe(t *testing.T) {
 	}
 	before := h.env.LastSeq(t)
 	for i := 0; i < 3; i++ {
-		if _, err := h.as("agent").BusPublish(ctx, handlers.BusRequest{Session: id, Topic: "chat", Data: []byte(fmt.Sprint("m", i))}); err != nil {
+		if _, err := h.as("agent").BusPublish(ctx, client.BusRequest{Session: id, Topic: "chat", Data: []byte(fmt.Sprint("m", i))}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -270,16 +271,16 @@ func TestBus_PublishReplaySubscribe(t *testing.T) {
 		t.Fatalf("bus messages became session events: %d -> %d", before, after)
 	}
 	waitFor(t, "replay of 4 messages", func() bool {
-		r, err := h.c.BusReplay(ctx, handlers.BusRequest{Session: id, Topic: "chat"})
+		r, err := h.c.BusReplay(ctx, client.BusRequest{Session: id, Topic: "chat"})
 		return err == nil && len(r.Messages) == 4 && string(r.Messages[0].Data) == "m0" && r.Messages[0].Actor == "agent" && string(r.Messages[3].Data) == "direct"
 	})
-	last, err := h.c.BusReplay(ctx, handlers.BusRequest{Session: id, Topic: "chat", Limit: 2})
+	last, err := h.c.BusReplay(ctx, client.BusRequest{Session: id, Topic: "chat", Limit: 2})
 	if err != nil || len(last.Messages) != 2 || string(last.Messages[0].Data) != "m2" {
 		t.Fatalf("replay of the last 2: %+v %v", last, err)
 	}
-	_, err = h.c.BusPublish(ctx, handlers.BusRequest{Session: id, Topic: "a.*"})
+	_, err = h.c.BusPublish(ctx, client.BusRequest{Session: id, Topic: "a.*"})
 	wantErr(t, "wildcard topic", err, domain.CodeInvalidArgument)
-	_, err = h.c.BusPublish(ctx, handlers.BusRequest{Session: "01J00000000000000000000000", Topic: "chat"})
+	_, err = h.c.BusPublish(ctx, client.BusRequest{Session: "01J00000000000000000000000", Topic: "chat"})
 	wantErr(t, "unknown session", err, domain.CodeNotFound)
 }
 
@@ -289,21 +290,21 @@ func TestEvents_FiltersAndWatch(t *testing.T) {
 	ctx := t.Context()
 	id := h.session(t)
 	h.write(t, id, "src/a.go", "1")
-	if _, err := h.as("bob").Write(ctx, handlers.WriteRequest{Session: id, Path: "docs/x.md", Content: []byte("2")}); err != nil {
+	if _, err := h.as("bob").Write(ctx, client.WriteRequest{Session: id, Path: "docs/x.md", Content: []byte("2")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.c.CachePut(ctx, handlers.CachePutRequest{Session: id, Key: "k", Value: []byte("v")}); err != nil {
+	if _, err := h.c.CachePut(ctx, client.CachePutRequest{Session: id, Key: "k", Value: []byte("v")}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		req  handlers.EventsRequest
+		req  client.EventsRequest
 		want int
 	}{
-		{handlers.EventsRequest{Types: []string{"FileWritten"}}, 2},
-		{handlers.EventsRequest{Actor: "bob"}, 1},
-		{handlers.EventsRequest{Path: "src"}, 1},
-		{handlers.EventsRequest{Types: []string{"CacheUpdated", "SessionCreated"}}, 2},
-		{handlers.EventsRequest{Types: []string{"FileWritten"}, Limit: 1}, 1},
+		{client.EventsRequest{Types: []string{"FileWritten"}}, 2},
+		{client.EventsRequest{Actor: "bob"}, 1},
+		{client.EventsRequest{Path: "src"}, 1},
+		{client.EventsRequest{Types: []string{"CacheUpdated", "SessionCreated"}}, 2},
+		{client.EventsRequest{Types: []string{"FileWritten"}, Limit: 1}, 1},
 	} {
 		tc.req.Session = id
 		got, err := h.c.Events(ctx, tc.req)
@@ -311,15 +312,15 @@ func TestEvents_FiltersAndWatch(t *testing.T) {
 			t.Fatalf("events %+v: got %d (%v), want %d", tc.req, len(got.Events), err, tc.want)
 		}
 	}
-	_, err := h.c.Events(ctx, handlers.EventsRequest{Session: id, Types: []string{"Nope"}})
+	_, err := h.c.Events(ctx, client.EventsRequest{Session: id, Types: []string{"Nope"}})
 	wantErr(t, "unknown type", err, domain.CodeInvalidArgument)
 
 	// The live tail: history first, then new events as they are stored.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	seen := make(chan handlers.EventView, 100)
+	seen := make(chan client.EventView, 100)
 	go func() {
-		_ = h.c.Watch(wctx, id, 0, func(e handlers.EventView) error { seen <- e; return nil })
+		_ = h.c.Watch(wctx, id, 0, func(e client.EventView) error { seen <- e; return nil })
 	}()
 	var versions []uint64
 	deadline := time.After(10 * time.Second)

@@ -1,87 +1,12 @@
 package handlers
 
 import (
-	"context"
-	"time"
-
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 )
 
-// CommitView is a commit as shown to callers.
-type CommitView struct {
-	ID        string          `json:"id"`
-	Session   string          `json:"session"`
-	Position  uint64          `json:"position"`
-	Root      string          `json:"root"`
-	Message   string          `json:"message"`
-	Author    string          `json:"author"`
-	Summary   *domain.Summary `json:"summary,omitempty"`
-	Approvals []string        `json:"approvals"`
-	// Gate is what the policy required of the commit, overall and per
-	// reviewer group; Approvals are the requests that met it.
-	Gate      domain.Policy `json:"gate,omitempty"`
-	CreatedAt time.Time     `json:"created_at"`
-	// EventPosition is the position of the CommitCreated event.
-	EventPosition uint64 `json:"event_position"`
-}
-
-// CommitRequest is the body of commit.create.
-type CommitRequest struct {
-	Mutation
-	Session string `json:"session"`
-	Message string `json:"message"`
-	// Author defaults to the actor.
-	Author string `json:"author,omitempty"`
-}
-
-// CommitReply answers commit.create and commit.get.
-type CommitReply struct {
-	Commit   CommitView `json:"commit"`
-	Position uint64     `json:"position"`
-	Replayed bool       `json:"replayed,omitempty"`
-}
-
-// CommitListRequest is the body of commit.list.
-type CommitListRequest struct {
-	Session string `json:"session"`
-	At      At     `json:"at,omitempty"`
-}
-
-// CommitListReply answers commit.list, oldest first.
-type CommitListReply struct {
-	Commits []CommitView `json:"commits"`
-}
-
-// CommitGetRequest is the body of commit.get.
-type CommitGetRequest struct {
-	Session string `json:"session"`
-	Commit  string `json:"commit"`
-}
-
-// SummaryRequest is the body of commit.summary. Offset and Limit page
-// through the changed files (default and largest limit:
-// domain.MaxSummaryFiles).
-type SummaryRequest struct {
-	Session string `json:"session"`
-	At      At     `json:"at,omitempty"`
-	Offset  int    `json:"offset,omitempty"`
-	Limit   int    `json:"limit,omitempty"`
-}
-
-// SummaryReply answers commit.summary: what the session at a point changed
-// against its base (its fork point, or the empty tree).
-type SummaryReply struct {
-	Summary  domain.Summary `json:"summary"`
-	Base     *OriginView    `json:"base,omitempty"`
-	BaseRoot string         `json:"base_root"`
-	Root     string         `json:"root"`
-	Position uint64         `json:"position"`
-	// NextOffset pages on through summary.files (0: no more).
-	NextOffset int `json:"next_offset,omitempty"`
-}
-
-func commitView(session string, c domain.Commit) CommitView {
-	return CommitView{
+func commitView(session string, c domain.Commit) client.CommitView {
+	return client.CommitView{
 		ID: c.ID, Session: session, Position: c.Position, Root: c.Root.String(), Message: c.Message,
 		Author: c.Author, Summary: c.Summary, Approvals: append([]string{}, c.Approvals...), Gate: c.Gate, CreatedAt: c.CreatedAt,
 		EventPosition: c.At,
@@ -124,7 +49,7 @@ func (c *call) summarize(s *domain.Session) (*domain.Summary, domain.Tree, error
 }
 
 func (s *Service) commitCreate(c *call) (any, error) {
-	var req CommitRequest
+	var req client.CommitRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -152,7 +77,7 @@ func (s *Service) commitCreate(c *call) (any, error) {
 	}
 	for _, cm := range res.Session.Commits {
 		if cm.ID == res.Event.Commit.ID {
-			return CommitReply{Commit: commitView(id, cm), Position: res.Position, Replayed: res.Replayed}, nil
+			return client.CommitReply{Commit: commitView(id, cm), Position: res.Position, Replayed: res.Replayed}, nil
 		}
 	}
 	return nil, domain.Wrap(errNoCommit, "commit.create")
@@ -161,7 +86,7 @@ func (s *Service) commitCreate(c *call) (any, error) {
 var errNoCommit = domain.Errorf(domain.CodeInternal, "commit missing after its event")
 
 func (s *Service) commitList(c *call) (any, error) {
-	var req CommitListRequest
+	var req client.CommitListRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -170,7 +95,7 @@ func (s *Service) commitList(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	reply := CommitListReply{Commits: []CommitView{}}
+	reply := client.CommitListReply{Commits: []client.CommitView{}}
 	for _, cm := range sess.Commits {
 		reply.Commits = append(reply.Commits, commitView(id, cm))
 	}
@@ -178,7 +103,7 @@ func (s *Service) commitList(c *call) (any, error) {
 }
 
 func (s *Service) commitGet(c *call) (any, error) {
-	var req CommitGetRequest
+	var req client.CommitGetRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
@@ -205,14 +130,14 @@ func (s *Service) commitGet(c *call) (any, error) {
 	}
 	for _, cm := range sess.Commits {
 		if cm.ID == req.Commit {
-			return CommitReply{Commit: commitView(id, cm), Position: cm.At}, nil
+			return client.CommitReply{Commit: commitView(id, cm), Position: cm.At}, nil
 		}
 	}
 	return nil, domain.Errorf(domain.CodeNotFound, "commit %q not found", truncate(req.Commit, 64))
 }
 
 func (s *Service) commitSummary(c *call) (any, error) {
-	var req SummaryRequest
+	var req client.SummaryRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -241,36 +166,12 @@ func (s *Service) commitSummary(c *call) (any, error) {
 	if sum.Files == nil {
 		sum.Files = []domain.FileChange{}
 	}
-	reply := SummaryReply{NextOffset: next, Summary: *sum, BaseRoot: base.Hash().String(), Root: sess.Tree.Hash().String(), Position: sess.Position}
+	reply := client.SummaryReply{NextOffset: next, Summary: *sum, BaseRoot: base.Hash().String(), Root: sess.Tree.Hash().String(), Position: sess.Position}
 	if o := sess.Origin; o != (domain.Origin{}) {
-		reply.Base = &OriginView{Source: o.Source, Revision: o.Revision, Parent: o.Parent, Position: o.Position}
+		reply.Base = &client.OriginView{Source: o.Source, Revision: o.Revision, Parent: o.Parent, Position: o.Position}
 	}
 	if reply.Summary.TopDirs == nil {
 		reply.Summary.TopDirs = []domain.DirTouch{}
 	}
 	return reply, nil
-}
-
-// CreateCommit records the session's current content as a commit.
-func (c *Client) CreateCommit(ctx context.Context, req CommitRequest) (CommitReply, error) {
-	var r CommitReply
-	return r, c.Request(ctx, "commit", "create", req, &r)
-}
-
-// ListCommits lists a session's commits.
-func (c *Client) ListCommits(ctx context.Context, req CommitListRequest) (CommitListReply, error) {
-	var r CommitListReply
-	return r, c.Request(ctx, "commit", "list", req, &r)
-}
-
-// GetCommit returns a commit.
-func (c *Client) GetCommit(ctx context.Context, req CommitGetRequest) (CommitReply, error) {
-	var r CommitReply
-	return r, c.Request(ctx, "commit", "get", req, &r)
-}
-
-// Summary computes what a session changed against its base.
-func (c *Client) Summary(ctx context.Context, req SummaryRequest) (SummaryReply, error) {
-	var r SummaryReply
-	return r, c.Request(ctx, "commit", "summary", req, &r)
 }

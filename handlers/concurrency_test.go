@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 )
@@ -31,7 +32,7 @@ func TestFS_ConcurrentWrites(t *testing.T) {
 				<-gate
 				for i := range each {
 					p := "w" + string(rune('0'+w)) + "/" + string(rune('0'+i))
-					r, err := h.c.Write(ctx, handlers.WriteRequest{Session: id, Path: p, Content: []byte(p)})
+					r, err := h.c.Write(ctx, client.WriteRequest{Session: id, Path: p, Content: []byte(p)})
 					results <- result{r.Position, err}
 				}
 			})
@@ -49,7 +50,7 @@ func TestFS_ConcurrentWrites(t *testing.T) {
 				}
 				positions[r.pos] = true
 				ok++
-			case handlers.ErrorCode(r.err) == domain.CodeConflict:
+			case client.ErrorCode(r.err) == domain.CodeConflict:
 			default:
 				t.Errorf("concurrent write: %v, want success or conflict", r.err)
 			}
@@ -57,7 +58,7 @@ func TestFS_ConcurrentWrites(t *testing.T) {
 		if after := h.env.LastSeq(t); after-before != uint64(ok) {
 			t.Errorf("%d writes succeeded but %d events were appended", ok, after-before)
 		}
-		evs, err := h.c.Events(ctx, handlers.EventsRequest{Session: id, Limit: 1000})
+		evs, err := h.c.Events(ctx, client.EventsRequest{Session: id, Limit: 1000})
 		if err != nil {
 			t.Fatalf("events: %v", err)
 		}
@@ -99,7 +100,7 @@ func TestFS_ConcurrentWrites(t *testing.T) {
 			wg.Go(func() {
 				for i := range each {
 					p := "w" + string(rune('0'+w)) + "/" + string(rune('0'+i))
-					r, err := h.c.Write(ctx, handlers.WriteRequest{Session: id, Path: p, Content: []byte(p)})
+					r, err := h.c.Write(ctx, client.WriteRequest{Session: id, Path: p, Content: []byte(p)})
 					mu.Lock()
 					switch {
 					case err == nil:
@@ -108,7 +109,7 @@ func TestFS_ConcurrentWrites(t *testing.T) {
 						}
 						positions[r.Position] = true
 						ok++
-					case handlers.ErrorCode(err) == domain.CodeConflict:
+					case client.ErrorCode(err) == domain.CodeConflict:
 						conflicts++
 					default:
 						t.Errorf("write %s: %v, want success or conflict", p, err)
@@ -141,9 +142,9 @@ func TestFS_ConcurrentWrites(t *testing.T) {
 			for i := range 2 {
 				wg.Go(func() {
 					<-gate
-					_, errs[i] = h.c.Write(ctx, handlers.WriteRequest{
+					_, errs[i] = h.c.Write(ctx, client.WriteRequest{
 						Session: id, Path: "f", Content: []byte{byte(round), byte(i)},
-						Mutation: handlers.Mutation{ExpectedPosition: head.Position},
+						Mutation: client.Mutation{ExpectedPosition: head.Position},
 					})
 				})
 			}
@@ -154,7 +155,7 @@ func TestFS_ConcurrentWrites(t *testing.T) {
 				switch {
 				case err == nil:
 					wins++
-				case handlers.ErrorCode(err) != domain.CodeConflict:
+				case client.ErrorCode(err) != domain.CodeConflict:
 					t.Errorf("round %d writer %d: %v, want success or conflict", round, i, err)
 				}
 			}
@@ -209,7 +210,7 @@ func TestIdempotency_Concurrent(t *testing.T) {
 		}
 	}
 	t.Run("Create", func(t *testing.T) {
-		req := handlers.CreateSessionRequest{Mutation: handlers.Mutation{RequestID: "same-create"}}
+		req := client.CreateSessionRequest{Mutation: client.Mutation{RequestID: "same-create"}}
 		run(t, func() (uint64, string, error) {
 			r, err := h.c.CreateSession(ctx, req)
 			return r.Position, r.Session.ID, err
@@ -217,7 +218,7 @@ func TestIdempotency_Concurrent(t *testing.T) {
 	})
 	t.Run("Write", func(t *testing.T) {
 		id := h.session(t)
-		req := handlers.WriteRequest{Mutation: handlers.Mutation{RequestID: "same-write"}, Session: id, Path: "f", Content: []byte("x")}
+		req := client.WriteRequest{Mutation: client.Mutation{RequestID: "same-write"}, Session: id, Path: "f", Content: []byte("x")}
 		run(t, func() (uint64, string, error) {
 			r, err := h.c.Write(ctx, req)
 			return r.Position, r.Hash, err
@@ -234,7 +235,7 @@ func TestIdempotency_Concurrent(t *testing.T) {
 		}
 		id := h.session(t)
 		for round := range 5 {
-			req := handlers.WriteRequest{Mutation: handlers.Mutation{RequestID: fmt.Sprintf("two-%d", round)}, Session: id, Path: "f", Content: []byte{byte(round)}}
+			req := client.WriteRequest{Mutation: client.Mutation{RequestID: fmt.Sprintf("two-%d", round)}, Session: id, Path: "f", Content: []byte{byte(round)}}
 			run(t, func() (uint64, string, error) {
 				r, err := h.c.Write(ctx, req)
 				return r.Position, r.Hash, err

@@ -1,134 +1,28 @@
 package handlers
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/streams"
 )
 
-// Diff limits.
-const (
-	DefaultDiffLimit   = 1000
-	MaxDiffLimit       = 10000
-	DefaultDiffContext = 3
-)
-
-// DiffSide names one side of a diff: a session at a point of its history
-// (At empty: its head).
-type DiffSide struct {
-	Session string `json:"session"`
-	At      At     `json:"at,omitempty"`
-}
-
-// DiffRequest is the body of diff (subject strand.v1.<tenant>.diff).
-type DiffRequest struct {
-	// From is the old side. Omitted, or without a session, it is the base
-	// of To: for a fork its parent at the fork point, for any other session
-	// its first state (the empty tree for a blank session).
-	From *DiffSide `json:"from,omitempty"`
-	// To is the new side.
-	To DiffSide `json:"to"`
-	// Path, when set, asks for the unified text diff of this one path. It
-	// must be a file or symlink on at least one side.
-	Path string `json:"path,omitempty"`
-	// Context is the number of unchanged lines shown around each change of
-	// the unified diff (default 3).
-	Context *int `json:"context,omitempty"`
-	// Limit bounds how many changes the lists hold (default 1000).
-	Limit int `json:"limit,omitempty"`
-}
-
-// DiffSideView is one side of a diff as it was resolved.
-type DiffSideView struct {
-	Session  string `json:"session"`
-	Position uint64 `json:"position"`
-	Root     string `json:"root"`
-}
-
-// DiffNodeView is what a changed path holds on one side. Hash is the
-// content hash of a file and the Merkle hash of anything else.
-type DiffNodeView struct {
-	Kind   string `json:"kind"`
-	Size   int64  `json:"size"`
-	Mode   uint32 `json:"mode"`
-	Hash   string `json:"hash"`
-	Target string `json:"target,omitempty"`
-}
-
-// DiffEntryView is an added, modified or deleted path. Kind is its kind on
-// the new side (on the old one when deleted); Old is absent when added and
-// New when deleted.
-type DiffEntryView struct {
-	Path string        `json:"path"`
-	Kind string        `json:"kind"`
-	Old  *DiffNodeView `json:"old,omitempty"`
-	New  *DiffNodeView `json:"new,omitempty"`
-}
-
-// DiffRenameView is a path deleted at From and added at To with the same
-// content (a file's content hash, a symlink's target).
-type DiffRenameView struct {
-	From string       `json:"from"`
-	To   string       `json:"to"`
-	Kind string       `json:"kind"`
-	Old  DiffNodeView `json:"old"`
-	New  DiffNodeView `json:"new"`
-}
-
-// DiffCounts are the totals of each kind of change, whatever the lists hold.
-type DiffCounts struct {
-	Added    int `json:"added"`
-	Modified int `json:"modified"`
-	Deleted  int `json:"deleted"`
-	Renamed  int `json:"renamed"`
-}
-
-// DiffReply answers diff. The lists are in tree order (renames in the
-// tree order of To). A directory added or deleted as a whole is listed
-// with everything below it.
-type DiffReply struct {
-	From     DiffSideView     `json:"from"`
-	To       DiffSideView     `json:"to"`
-	Added    []DiffEntryView  `json:"added"`
-	Modified []DiffEntryView  `json:"modified"`
-	Deleted  []DiffEntryView  `json:"deleted"`
-	Renamed  []DiffRenameView `json:"renamed"`
-	Counts   DiffCounts       `json:"counts"`
-	// Truncated is true when the lists hold only the first changes in tree
-	// order, cut by Limit or by the size of a reply.
-	Truncated bool `json:"truncated,omitempty"`
-	// Unified is the unified diff of the requested path; empty when it did
-	// not change.
-	Unified string `json:"unified,omitempty"`
-	// UnifiedTruncated is true when Unified was cut, at a line end, to fit
-	// in a reply.
-	UnifiedTruncated bool `json:"unified_truncated,omitempty"`
-}
-
-// Diff compares two sessions, each at a point of its history, or a session
-// with its base when req.From is nil.
-func (c *Client) Diff(ctx context.Context, req DiffRequest) (DiffReply, error) {
-	var r DiffReply
-	return r, c.Request(ctx, "diff", "", req, &r)
-}
-
 func (s *Service) diff(c *call) (any, error) {
-	var req DiffRequest
+	var req client.DiffRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
-	if req.Limit < 0 || req.Limit > MaxDiffLimit {
-		return nil, domain.Errorf(domain.CodeInvalidArgument, "limit must be between 0 and %d", MaxDiffLimit)
+	if req.Limit < 0 || req.Limit > client.MaxDiffLimit {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "limit must be between 0 and %d", client.MaxDiffLimit)
 	}
 	limit := req.Limit
 	if limit == 0 {
-		limit = DefaultDiffLimit
+		limit = client.DefaultDiffLimit
 	}
-	lines := DefaultDiffContext
+	lines := client.DefaultDiffContext
 	if req.Context != nil {
 		if lines = *req.Context; lines < 0 {
 			return nil, domain.Errorf(domain.CodeInvalidArgument, "context must not be negative")
@@ -151,7 +45,7 @@ func (s *Service) diff(c *call) (any, error) {
 		return nil, err
 	}
 	var from domain.Tree
-	var fromView DiffSideView
+	var fromView client.DiffSideView
 	if req.From == nil || req.From.Session == "" {
 		if req.From != nil && req.From.At != "" {
 			return nil, domain.Errorf(domain.CodeInvalidArgument, "from.at needs from.session (omit from to diff against the base)")
@@ -172,10 +66,10 @@ func (s *Service) diff(c *call) (any, error) {
 	}
 
 	changes := domain.Diff(from, to.Tree)
-	reply := DiffReply{
+	reply := client.DiffReply{
 		From: fromView, To: sideView(to.ID, to.Position, to.Tree),
-		Added: []DiffEntryView{}, Modified: []DiffEntryView{}, Deleted: []DiffEntryView{}, Renamed: []DiffRenameView{},
-		Counts: DiffCounts{Added: len(changes.Added), Modified: len(changes.Modified), Deleted: len(changes.Deleted), Renamed: len(changes.Renamed)},
+		Added: []client.DiffEntryView{}, Modified: []client.DiffEntryView{}, Deleted: []client.DiffEntryView{}, Renamed: []client.DiffRenameView{},
+		Counts: client.DiffCounts{Added: len(changes.Added), Modified: len(changes.Modified), Deleted: len(changes.Deleted), Renamed: len(changes.Renamed)},
 	}
 	budget := s.maxReply()
 	if path != "" {
@@ -194,7 +88,7 @@ func (s *Service) diff(c *call) (any, error) {
 
 // diffSide loads a side of a diff: a session at a point, or at its head
 // unless it is deleted.
-func (c *call) diffSide(id string, at At) (*domain.Session, error) {
+func (c *call) diffSide(id string, at client.At) (*domain.Session, error) {
 	sess, err := c.resolveAt(id, at)
 	if err != nil {
 		return nil, err
@@ -210,24 +104,24 @@ func (c *call) diffSide(id string, at At) (*domain.Session, error) {
 // base returns the tree a session started from: its parent's at the fork
 // point for a fork, else its own at its first event (empty for a blank
 // session, the source revision for one created from a source).
-func (c *call) base(s *domain.Session) (domain.Tree, DiffSideView, error) {
+func (c *call) base(s *domain.Session) (domain.Tree, client.DiffSideView, error) {
 	st := c.svc.store
 	if o := s.Origin; o.Parent != "" {
 		p, err := st.At(c.ctx, c.tenant, o.Parent, o.Position)
 		if err != nil {
-			return domain.Tree{}, DiffSideView{}, err
+			return domain.Tree{}, client.DiffSideView{}, err
 		}
 		return p.Tree, sideView(o.Parent, o.Position, p.Tree), nil
 	}
 	first, err := st.At(c.ctx, c.tenant, s.ID, s.Start)
 	if err != nil {
-		return domain.Tree{}, DiffSideView{}, err
+		return domain.Tree{}, client.DiffSideView{}, err
 	}
 	return first.Tree, sideView(s.ID, s.Start, first.Tree), nil
 }
 
-func sideView(id string, position uint64, t domain.Tree) DiffSideView {
-	return DiffSideView{Session: id, Position: position, Root: t.Hash().String()}
+func sideView(id string, position uint64, t domain.Tree) client.DiffSideView {
+	return client.DiffSideView{Session: id, Position: position, Root: t.Hash().String()}
 }
 
 // unified returns the unified diff of path between two trees. Content is
@@ -289,16 +183,16 @@ func (s *Service) maxReply() int {
 	return int(max(limit-16<<10, 4096))
 }
 
-func nodeView(n *domain.Node) DiffNodeView {
-	v := DiffNodeView{Kind: n.Kind.String(), Mode: n.Mode, Hash: n.Hash().String(), Target: n.Target}
+func nodeView(n *domain.Node) client.DiffNodeView {
+	v := client.DiffNodeView{Kind: n.Kind.String(), Mode: n.Mode, Hash: n.Hash().String(), Target: n.Target}
 	if n.Kind == domain.KindFile {
 		v.Size, v.Hash = n.Size, n.Content.String()
 	}
 	return v
 }
 
-func changeView(ch domain.Change) DiffEntryView {
-	v := DiffEntryView{Path: ch.Path}
+func changeView(ch domain.Change) client.DiffEntryView {
+	v := client.DiffEntryView{Path: ch.Path}
 	if ch.Old != nil {
 		o := nodeView(ch.Old)
 		v.Old, v.Kind = &o, o.Kind
@@ -313,7 +207,7 @@ func changeView(ch domain.Change) DiffEntryView {
 // fillDiff puts the first changes in tree order into the reply's lists,
 // at most limit of them and as many as fit in budget bytes of JSON, and
 // returns the bytes used.
-func fillDiff(r *DiffReply, c domain.Changes, limit, budget int) int {
+func fillDiff(r *client.DiffReply, c domain.Changes, limit, budget int) int {
 	used := 1024 // the sides, counts and keys
 	var ia, im, id, ir int
 	for n := 0; ia < len(c.Added) || im < len(c.Modified) || id < len(c.Deleted) || ir < len(c.Renamed); n++ {
@@ -346,7 +240,7 @@ func fillDiff(r *DiffReply, c domain.Changes, limit, budget int) int {
 			v = changeView(c.Deleted[id])
 		default:
 			rn := c.Renamed[ir]
-			v = DiffRenameView{From: rn.From, To: rn.To, Kind: rn.New.Kind.String(), Old: nodeView(rn.Old), New: nodeView(rn.New)}
+			v = client.DiffRenameView{From: rn.From, To: rn.To, Kind: rn.New.Kind.String(), Old: nodeView(rn.Old), New: nodeView(rn.New)}
 		}
 		b, err := json.Marshal(v)
 		if n == limit || err != nil || used+len(b)+1 > budget {
@@ -356,16 +250,16 @@ func fillDiff(r *DiffReply, c domain.Changes, limit, budget int) int {
 		used += len(b) + 1
 		switch list {
 		case 0:
-			r.Added = append(r.Added, v.(DiffEntryView))
+			r.Added = append(r.Added, v.(client.DiffEntryView))
 			ia++
 		case 1:
-			r.Modified = append(r.Modified, v.(DiffEntryView))
+			r.Modified = append(r.Modified, v.(client.DiffEntryView))
 			im++
 		case 2:
-			r.Deleted = append(r.Deleted, v.(DiffEntryView))
+			r.Deleted = append(r.Deleted, v.(client.DiffEntryView))
 			id++
 		default:
-			r.Renamed = append(r.Renamed, v.(DiffRenameView))
+			r.Renamed = append(r.Renamed, v.(client.DiffRenameView))
 			ir++
 		}
 	}

@@ -3,18 +3,13 @@ package handlers
 import (
 	"strings"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/streams"
 )
 
-// Manifest page sizes.
-const (
-	DefaultManifestLimit = 1000
-	MaxManifestLimit     = 10000
-)
-
-func changeReply(r streams.Result) ChangeReply {
-	return ChangeReply{Session: r.Session.ID, Position: r.Position, Root: r.Session.Tree.Hash().String(), Replayed: r.Replayed}
+func changeReply(r streams.Result) client.ChangeReply {
+	return client.ChangeReply{Session: r.Session.ID, Position: r.Position, Root: r.Session.Tree.Hash().String(), Replayed: r.Replayed}
 }
 
 // maxContent is the most content one reply can carry as base64 JSON.
@@ -28,17 +23,17 @@ func (s *Service) maxContent() int64 {
 }
 
 func (s *Service) fsManifest(c *call) (any, error) {
-	var req ManifestRequest
+	var req client.ManifestRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
-	if req.Limit < 0 || req.Limit > MaxManifestLimit {
-		return nil, domain.Errorf(domain.CodeInvalidArgument, "limit must be between 0 and %d", MaxManifestLimit)
+	if req.Limit < 0 || req.Limit > client.MaxManifestLimit {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "limit must be between 0 and %d", client.MaxManifestLimit)
 	}
 	limit := req.Limit
 	if limit == 0 {
-		limit = DefaultManifestLimit
+		limit = client.DefaultManifestLimit
 	}
 	prefix, err := domain.CleanPath(req.Prefix)
 	if err != nil {
@@ -69,7 +64,7 @@ func (s *Service) fsManifest(c *call) (any, error) {
 			}
 		}
 	}
-	reply := ManifestReply{Entries: []EntryView{}, Position: sess.Position, Root: sess.Tree.Hash().String()}
+	reply := client.ManifestReply{Entries: []client.EntryView{}, Position: sess.Position, Root: sess.Tree.Hash().String()}
 	sess.Tree.Walk(base, after, func(e domain.Entry) bool {
 		if prefix != "" && base != prefix && !strings.HasPrefix(e.Path, prefix) {
 			return true
@@ -89,7 +84,7 @@ func (s *Service) fsManifest(c *call) (any, error) {
 }
 
 func (s *Service) fsRead(c *call) (any, error) {
-	var req ReadRequest
+	var req client.ReadRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -121,7 +116,7 @@ func (s *Service) fsRead(c *call) (any, error) {
 	if n.Kind == domain.KindDir {
 		return nil, domain.Errorf(domain.CodeInvalidArgument, "%q is a directory", p)
 	}
-	reply := ReadReply{Path: resolved, Kind: n.Kind.String(), Size: n.Size, Mode: n.Mode, Hash: n.Content.String(), Offset: req.Offset, Position: sess.Position, Content: []byte{}}
+	reply := client.ReadReply{Path: resolved, Kind: n.Kind.String(), Size: n.Size, Mode: n.Mode, Hash: n.Content.String(), Offset: req.Offset, Position: sess.Position, Content: []byte{}}
 	length := req.Length
 	if length == 0 || length > s.maxContent() {
 		length = s.maxContent()
@@ -210,7 +205,7 @@ func (c *call) storeChunks(content []byte, chunks []string, want domain.Hash) (d
 }
 
 func (s *Service) fsUpload(c *call) (any, error) {
-	var req UploadRequest
+	var req client.UploadRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -228,11 +223,11 @@ func (s *Service) fsUpload(c *call) (any, error) {
 	if err := s.store.Claim(c.ctx, c.tenant, h); err != nil {
 		return nil, err
 	}
-	return UploadReply{Hash: h.String(), Size: int64(len(req.Data))}, nil
+	return client.UploadReply{Hash: h.String(), Size: int64(len(req.Data))}, nil
 }
 
 func (s *Service) fsWrite(c *call) (any, error) {
-	var req WriteRequest
+	var req client.WriteRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -267,7 +262,7 @@ func (s *Service) fsWrite(c *call) (any, error) {
 	return r, nil
 }
 
-func (s *Service) fsSingle(c *call, id string, m Mutation, op domain.FileOp) (any, error) {
+func (s *Service) fsSingle(c *call, id string, m client.Mutation, op domain.FileOp) (any, error) {
 	res, err := c.change(id, m, func(*domain.Session) (domain.Command, error) {
 		return domain.ChangeFiles{Ops: []domain.FileOp{op}}, nil
 	})
@@ -278,7 +273,7 @@ func (s *Service) fsSingle(c *call, id string, m Mutation, op domain.FileOp) (an
 }
 
 func (s *Service) fsMkdir(c *call) (any, error) {
-	var req MkdirRequest
+	var req client.MkdirRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -287,7 +282,7 @@ func (s *Service) fsMkdir(c *call) (any, error) {
 }
 
 func (s *Service) fsRemove(c *call) (any, error) {
-	var req RemoveRequest
+	var req client.RemoveRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -296,7 +291,7 @@ func (s *Service) fsRemove(c *call) (any, error) {
 }
 
 func (s *Service) fsRename(c *call) (any, error) {
-	var req RenameRequest
+	var req client.RenameRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -305,7 +300,7 @@ func (s *Service) fsRename(c *call) (any, error) {
 }
 
 func (s *Service) fsSymlink(c *call) (any, error) {
-	var req SymlinkRequest
+	var req client.SymlinkRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -314,7 +309,7 @@ func (s *Service) fsSymlink(c *call) (any, error) {
 }
 
 func (s *Service) fsBatch(c *call) (any, error) {
-	var req BatchRequest
+	var req client.BatchRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 func sha(s string) string {
@@ -26,7 +26,7 @@ func sha(s string) string {
 func tree(t *testing.T, h *harness) string {
 	t.Helper()
 	id := h.session(t)
-	if _, err := h.c.Batch(t.Context(), handlers.BatchRequest{Session: id, Ops: []handlers.BatchOp{
+	if _, err := h.c.Batch(t.Context(), client.BatchRequest{Session: id, Ops: []client.BatchOp{
 		{Op: "write", Path: "README", Content: []byte("readme")},
 		{Op: "write", Path: "a.txt", Content: []byte("0123456789")},
 		{Op: "mkdir", Path: "src/util"},
@@ -50,7 +50,7 @@ func TestFS_Manifest(t *testing.T) {
 	id := tree(t, h)
 
 	t.Run("Entries", func(t *testing.T) {
-		r, err := h.c.Manifest(ctx, handlers.ManifestRequest{Session: id})
+		r, err := h.c.Manifest(ctx, client.ManifestRequest{Session: id})
 		if err != nil {
 			t.Fatalf("manifest: %v", err)
 		}
@@ -64,7 +64,7 @@ func TestFS_Manifest(t *testing.T) {
 		if r.Position != head.Position || r.Root != head.Session.Root {
 			t.Errorf("got position %d root %s, want %d %s", r.Position, r.Root, head.Position, head.Session.Root)
 		}
-		byPath := map[string]handlers.EntryView{}
+		byPath := map[string]client.EntryView{}
 		for _, e := range r.Entries {
 			byPath[e.Path] = e
 		}
@@ -105,7 +105,7 @@ func TestFS_Manifest(t *testing.T) {
 		for _, limit := range []int{0, 1, 2, 3} {
 			// Every page size visits every entry once, in order.
 			var got []string
-			req := handlers.ManifestRequest{Session: id, Prefix: tt.prefix, Limit: limit}
+			req := client.ManifestRequest{Session: id, Prefix: tt.prefix, Limit: limit}
 			pages := 0
 			for {
 				r, err := h.c.Manifest(ctx, req)
@@ -136,18 +136,18 @@ func TestFS_Manifest(t *testing.T) {
 	t.Run("ManyEntries", func(t *testing.T) {
 		// A bigger flat tree paged with the default and a small limit.
 		id := h.session(t)
-		var ops []handlers.BatchOp
+		var ops []client.BatchOp
 		var want []string
 		for i := range 250 {
 			p := fmt.Sprintf("d/%c/f%03d", 'a'+i%26, i)
-			ops = append(ops, handlers.BatchOp{Op: "write", Path: p, Content: []byte(p)})
+			ops = append(ops, client.BatchOp{Op: "write", Path: p, Content: []byte(p)})
 		}
-		if _, err := h.c.Batch(ctx, handlers.BatchRequest{Session: id, Ops: ops}); err != nil {
+		if _, err := h.c.Batch(ctx, client.BatchRequest{Session: id, Ops: ops}); err != nil {
 			t.Fatalf("batch: %v", err)
 		}
 		want = h.manifest(t, id, "")
 		seen := map[string]int{}
-		req := handlers.ManifestRequest{Session: id, Limit: 7}
+		req := client.ManifestRequest{Session: id, Limit: 7}
 		var got []string
 		for {
 			r, err := h.c.Manifest(ctx, req)
@@ -202,7 +202,7 @@ func TestFS_Read(t *testing.T) {
 		{20, 4, "", true},
 	}
 	for _, tt := range tests {
-		r, err := h.c.Read(ctx, handlers.ReadRequest{Session: id, Path: "a.txt", Offset: tt.offset, Length: tt.length})
+		r, err := h.c.Read(ctx, client.ReadRequest{Session: id, Path: "a.txt", Offset: tt.offset, Length: tt.length})
 		if err != nil {
 			t.Fatalf("read offset %d length %d: %v", tt.offset, tt.length, err)
 		}
@@ -213,7 +213,7 @@ func TestFS_Read(t *testing.T) {
 
 	t.Run("Empty", func(t *testing.T) {
 		h.write(t, id, "empty", "")
-		r, err := h.c.Read(ctx, handlers.ReadRequest{Session: id, Path: "empty"})
+		r, err := h.c.Read(ctx, client.ReadRequest{Session: id, Path: "empty"})
 		if err != nil {
 			t.Fatalf("read: %v", err)
 		}
@@ -223,7 +223,7 @@ func TestFS_Read(t *testing.T) {
 	})
 
 	t.Run("Symlinks", func(t *testing.T) {
-		if _, err := h.c.Batch(ctx, handlers.BatchRequest{Session: id, Ops: []handlers.BatchOp{
+		if _, err := h.c.Batch(ctx, client.BatchRequest{Session: id, Ops: []client.BatchOp{
 			{Op: "symlink", Path: "src/util/up", Target: "../main.go"},
 			{Op: "symlink", Path: "abs", Target: "/src/util/x.go"},
 			{Op: "symlink", Path: "chain", Target: "link"},
@@ -243,7 +243,7 @@ func TestFS_Read(t *testing.T) {
 			{"srclink/util/x.go", "src/util/x.go", "package util"},
 		}
 		for _, f := range follow {
-			r, err := h.c.Read(ctx, handlers.ReadRequest{Session: id, Path: f.path})
+			r, err := h.c.Read(ctx, client.ReadRequest{Session: id, Path: f.path})
 			if err != nil {
 				t.Errorf("read %s: %v", f.path, err)
 				continue
@@ -262,28 +262,28 @@ func TestFS_Read(t *testing.T) {
 			{"srclink", domain.CodeInvalidArgument}, // a directory
 		}
 		for _, r := range refused {
-			_, err := h.c.Read(ctx, handlers.ReadRequest{Session: id, Path: r.path})
+			_, err := h.c.Read(ctx, client.ReadRequest{Session: id, Path: r.path})
 			wantCode(t, "read "+r.path, err, r.code)
 		}
 	})
 
 	t.Run("Refused", func(t *testing.T) {
 		refused := []struct {
-			req  handlers.ReadRequest
+			req  client.ReadRequest
 			code domain.Code
 		}{
-			{handlers.ReadRequest{Path: "missing"}, domain.CodeNotFound},
-			{handlers.ReadRequest{Path: "src/missing/deeper"}, domain.CodeNotFound},
-			{handlers.ReadRequest{Path: "src"}, domain.CodeInvalidArgument},
-			{handlers.ReadRequest{Path: ""}, domain.CodeInvalidArgument},
-			{handlers.ReadRequest{Path: "/"}, domain.CodeInvalidArgument},
-			{handlers.ReadRequest{Path: "a.txt", Offset: -1}, domain.CodeInvalidArgument},
-			{handlers.ReadRequest{Path: "a.txt", Length: -1}, domain.CodeInvalidArgument},
-			{handlers.ReadRequest{Path: "a.txt/x"}, domain.CodeNotFound},
-			{handlers.ReadRequest{Path: "a.txt", At: "0"}, domain.CodeInvalidArgument},
-			{handlers.ReadRequest{Path: "a.txt", At: "999999"}, domain.CodeNotFound},
-			{handlers.ReadRequest{Path: "a.txt", At: "no-such-checkpoint"}, domain.CodeNotFound},
-			{handlers.ReadRequest{Path: "a.txt", At: "bad name!"}, domain.CodeInvalidArgument},
+			{client.ReadRequest{Path: "missing"}, domain.CodeNotFound},
+			{client.ReadRequest{Path: "src/missing/deeper"}, domain.CodeNotFound},
+			{client.ReadRequest{Path: "src"}, domain.CodeInvalidArgument},
+			{client.ReadRequest{Path: ""}, domain.CodeInvalidArgument},
+			{client.ReadRequest{Path: "/"}, domain.CodeInvalidArgument},
+			{client.ReadRequest{Path: "a.txt", Offset: -1}, domain.CodeInvalidArgument},
+			{client.ReadRequest{Path: "a.txt", Length: -1}, domain.CodeInvalidArgument},
+			{client.ReadRequest{Path: "a.txt/x"}, domain.CodeNotFound},
+			{client.ReadRequest{Path: "a.txt", At: "0"}, domain.CodeInvalidArgument},
+			{client.ReadRequest{Path: "a.txt", At: "999999"}, domain.CodeNotFound},
+			{client.ReadRequest{Path: "a.txt", At: "no-such-checkpoint"}, domain.CodeNotFound},
+			{client.ReadRequest{Path: "a.txt", At: "bad name!"}, domain.CodeInvalidArgument},
 		}
 		for _, r := range refused {
 			r.req.Session = id
@@ -299,7 +299,7 @@ func TestFS_Write(t *testing.T) {
 	ctx := t.Context()
 	id := h.session(t)
 
-	r, err := h.c.Write(ctx, handlers.WriteRequest{Session: id, Path: "/dir/new.txt", Content: []byte("hello"), Mode: 0o600})
+	r, err := h.c.Write(ctx, client.WriteRequest{Session: id, Path: "/dir/new.txt", Content: []byte("hello"), Mode: 0o600})
 	if err != nil {
 		t.Fatalf("write: %v", err)
 	}
@@ -307,7 +307,7 @@ func TestFS_Write(t *testing.T) {
 	if r.Session != id || r.Path != "dir/new.txt" || r.Hash != sha("hello") || r.Size != 5 || r.Root == "" || r.Replayed {
 		t.Errorf("got %s, want session %s path dir/new.txt hash %s size 5", asJSON(r), id, sha("hello"))
 	}
-	got, err := h.c.Read(ctx, handlers.ReadRequest{Session: id, Path: "dir/new.txt"})
+	got, err := h.c.Read(ctx, client.ReadRequest{Session: id, Path: "dir/new.txt"})
 	if err != nil {
 		t.Fatalf("read: %v", err)
 	}
@@ -320,19 +320,19 @@ func TestFS_Write(t *testing.T) {
 
 	t.Run("OverwriteKeepsMode", func(t *testing.T) {
 		h.write(t, id, "dir/new.txt", "again")
-		got, _ := h.c.Read(ctx, handlers.ReadRequest{Session: id, Path: "dir/new.txt"})
+		got, _ := h.c.Read(ctx, client.ReadRequest{Session: id, Path: "dir/new.txt"})
 		if string(got.Content) != "again" || got.Mode != 0o600 {
 			t.Errorf("got %q mode %o, want again 600", got.Content, got.Mode)
 		}
 	})
 
 	t.Run("ExpectedHash", func(t *testing.T) {
-		r, err := h.c.Write(ctx, handlers.WriteRequest{Session: id, Path: "dir/new.txt", Content: []byte("third"), ExpectedHash: sha("again")})
+		r, err := h.c.Write(ctx, client.WriteRequest{Session: id, Path: "dir/new.txt", Content: []byte("third"), ExpectedHash: sha("again")})
 		if err != nil {
 			t.Fatalf("write with the current hash: %v", err)
 		}
 		h.wantHead(t, "write expected_hash", r.Position)
-		r, err = h.c.Write(ctx, handlers.WriteRequest{Session: id, Path: "fresh.txt", Content: []byte("x"), ExpectedHash: domain.ExpectAbsent})
+		r, err = h.c.Write(ctx, client.WriteRequest{Session: id, Path: "fresh.txt", Content: []byte("x"), ExpectedHash: domain.ExpectAbsent})
 		if err != nil {
 			t.Fatalf("write with expected absent: %v", err)
 		}
@@ -340,7 +340,7 @@ func TestFS_Write(t *testing.T) {
 	})
 
 	t.Run("ThroughSymlink", func(t *testing.T) {
-		if _, err := h.c.Symlink(ctx, handlers.SymlinkRequest{Session: id, Path: "l", Target: "dir/new.txt"}); err != nil {
+		if _, err := h.c.Symlink(ctx, client.SymlinkRequest{Session: id, Path: "l", Target: "dir/new.txt"}); err != nil {
 			t.Fatalf("symlink: %v", err)
 		}
 		r := h.write(t, id, "l", "via link")
@@ -362,8 +362,8 @@ func TestFS_Write(t *testing.T) {
 			t.Fatalf("upload: %v", err)
 		}
 		whole := "part one, part two"
-		var w handlers.ChangeReply
-		if err := h.c.Request(ctx, "fs", "write", handlers.WriteRequest{Session: id, Path: "chunked", Chunks: []string{a.Hash, b.Hash}, Hash: sha(whole)}, &w); err != nil {
+		var w client.ChangeReply
+		if err := h.c.Request(ctx, "fs", "write", client.WriteRequest{Session: id, Path: "chunked", Chunks: []string{a.Hash, b.Hash}, Hash: sha(whole)}, &w); err != nil {
 			t.Fatalf("write chunks: %v", err)
 		}
 		h.wantHead(t, "write chunks", w.Position)
@@ -374,15 +374,15 @@ func TestFS_Write(t *testing.T) {
 			t.Errorf("got %q, want %q", got, whole)
 		}
 		h.unchanged(t, "bad chunk writes", func() {
-			err := h.c.Request(ctx, "fs", "write", handlers.WriteRequest{Session: id, Path: "chunked", Chunks: []string{a.Hash, b.Hash}, Hash: sha("other")}, nil)
+			err := h.c.Request(ctx, "fs", "write", client.WriteRequest{Session: id, Path: "chunked", Chunks: []string{a.Hash, b.Hash}, Hash: sha("other")}, nil)
 			wantCode(t, "chunks with a wrong hash", err, domain.CodeInvalidArgument)
-			err = h.c.Request(ctx, "fs", "write", handlers.WriteRequest{Session: id, Path: "chunked", Chunks: []string{sha("never uploaded"), b.Hash}}, nil)
+			err = h.c.Request(ctx, "fs", "write", client.WriteRequest{Session: id, Path: "chunked", Chunks: []string{sha("never uploaded"), b.Hash}}, nil)
 			wantCode(t, "unknown chunk", err, domain.CodeNotFound)
-			err = h.c.Request(ctx, "fs", "write", handlers.WriteRequest{Session: id, Path: "chunked", Chunks: []string{"xyz"}}, nil)
+			err = h.c.Request(ctx, "fs", "write", client.WriteRequest{Session: id, Path: "chunked", Chunks: []string{"xyz"}}, nil)
 			wantCode(t, "malformed chunk hash", err, domain.CodeInvalidArgument)
-			err = h.c.Request(ctx, "fs", "write", handlers.WriteRequest{Session: id, Path: "chunked", Content: []byte("x"), Chunks: []string{a.Hash}}, nil)
+			err = h.c.Request(ctx, "fs", "write", client.WriteRequest{Session: id, Path: "chunked", Content: []byte("x"), Chunks: []string{a.Hash}}, nil)
 			wantCode(t, "content and chunks", err, domain.CodeInvalidArgument)
-			err = h.c.Request(ctx, "fs", "write", handlers.WriteRequest{Session: id, Path: "chunked", Content: []byte("x"), Hash: sha("y")}, nil)
+			err = h.c.Request(ctx, "fs", "write", client.WriteRequest{Session: id, Path: "chunked", Content: []byte("x"), Hash: sha("y")}, nil)
 			wantCode(t, "content with a wrong hash", err, domain.CodeInvalidArgument)
 		})
 	})
@@ -393,12 +393,12 @@ func TestFS_Mkdir(t *testing.T) {
 	h := start(t)
 	ctx := t.Context()
 	id := h.session(t)
-	r, err := h.c.Mkdir(ctx, handlers.MkdirRequest{Session: id, Path: "a/b/c", Mode: 0o700})
+	r, err := h.c.Mkdir(ctx, client.MkdirRequest{Session: id, Path: "a/b/c", Mode: 0o700})
 	if err != nil {
 		t.Fatalf("mkdir: %v", err)
 	}
 	h.wantHead(t, "mkdir", r.Position)
-	m, err := h.c.Manifest(ctx, handlers.ManifestRequest{Session: id})
+	m, err := h.c.Manifest(ctx, client.ManifestRequest{Session: id})
 	if err != nil {
 		t.Fatalf("manifest: %v", err)
 	}
@@ -416,13 +416,13 @@ func TestFS_Mkdir(t *testing.T) {
 	}
 	h.unchanged(t, "refused mkdirs", func() {
 		for _, p := range []string{"a", "a/b/c", "/a/b/"} {
-			_, err := h.c.Mkdir(ctx, handlers.MkdirRequest{Session: id, Path: p})
+			_, err := h.c.Mkdir(ctx, client.MkdirRequest{Session: id, Path: p})
 			wantCode(t, "mkdir existing "+p, err, domain.CodeAlreadyExists)
 		}
 	})
 	h.write(t, id, "f", "file")
 	h.unchanged(t, "mkdir below a file", func() {
-		_, err := h.c.Mkdir(ctx, handlers.MkdirRequest{Session: id, Path: "f/sub"})
+		_, err := h.c.Mkdir(ctx, client.MkdirRequest{Session: id, Path: "f/sub"})
 		wantCode(t, "mkdir f/sub", err, domain.CodeInvalidArgument)
 	})
 }
@@ -433,35 +433,35 @@ func TestFS_Remove(t *testing.T) {
 	ctx := t.Context()
 	id := tree(t, h)
 
-	r, err := h.c.Remove(ctx, handlers.RemoveRequest{Session: id, Path: "a.txt", ExpectedHash: sha("0123456789")})
+	r, err := h.c.Remove(ctx, client.RemoveRequest{Session: id, Path: "a.txt", ExpectedHash: sha("0123456789")})
 	if err != nil {
 		t.Fatalf("remove a.txt: %v", err)
 	}
 	h.wantHead(t, "remove", r.Position)
 	h.unchanged(t, "refused removes", func() {
-		_, err := h.c.Remove(ctx, handlers.RemoveRequest{Session: id, Path: "src"})
+		_, err := h.c.Remove(ctx, client.RemoveRequest{Session: id, Path: "src"})
 		wantCode(t, "remove non-empty dir", err, domain.CodeInvalidArgument)
-		_, err = h.c.Remove(ctx, handlers.RemoveRequest{Session: id, Path: "a.txt"})
+		_, err = h.c.Remove(ctx, client.RemoveRequest{Session: id, Path: "a.txt"})
 		wantCode(t, "remove again", err, domain.CodeNotFound)
-		_, err = h.c.Remove(ctx, handlers.RemoveRequest{Session: id, Path: "README", ExpectedHash: sha("stale")})
+		_, err = h.c.Remove(ctx, client.RemoveRequest{Session: id, Path: "README", ExpectedHash: sha("stale")})
 		wantCode(t, "remove with stale hash", err, domain.CodeConflict)
 	})
-	r, err = h.c.Remove(ctx, handlers.RemoveRequest{Session: id, Path: "src", Recursive: true})
+	r, err = h.c.Remove(ctx, client.RemoveRequest{Session: id, Path: "src", Recursive: true})
 	if err != nil {
 		t.Fatalf("remove -r src: %v", err)
 	}
 	h.wantHead(t, "remove -r", r.Position)
 	// The link is removed, not what it points to.
-	if _, err := h.c.Remove(ctx, handlers.RemoveRequest{Session: id, Path: "link"}); err != nil {
+	if _, err := h.c.Remove(ctx, client.RemoveRequest{Session: id, Path: "link"}); err != nil {
 		t.Fatalf("remove link: %v", err)
 	}
 	if got, want := h.manifest(t, id, ""), []string{"README", "src2.txt"}; !slices.Equal(got, want) {
 		t.Errorf("after removes: got %v, want %v", got, want)
 	}
-	if _, err := h.c.Mkdir(ctx, handlers.MkdirRequest{Session: id, Path: "empty"}); err != nil {
+	if _, err := h.c.Mkdir(ctx, client.MkdirRequest{Session: id, Path: "empty"}); err != nil {
 		t.Fatalf("mkdir: %v", err)
 	}
-	if _, err := h.c.Remove(ctx, handlers.RemoveRequest{Session: id, Path: "empty"}); err != nil {
+	if _, err := h.c.Remove(ctx, client.RemoveRequest{Session: id, Path: "empty"}); err != nil {
 		t.Errorf("remove empty dir without recursive: %v", err)
 	}
 }
@@ -472,7 +472,7 @@ func TestFS_Rename(t *testing.T) {
 	ctx := t.Context()
 	id := tree(t, h)
 
-	r, err := h.c.Rename(ctx, handlers.RenameRequest{Session: id, From: "a.txt", To: "docs/a.md", ExpectedHash: sha("0123456789")})
+	r, err := h.c.Rename(ctx, client.RenameRequest{Session: id, From: "a.txt", To: "docs/a.md", ExpectedHash: sha("0123456789")})
 	if err != nil {
 		t.Fatalf("rename file: %v", err)
 	}
@@ -480,7 +480,7 @@ func TestFS_Rename(t *testing.T) {
 	if got := h.read(t, id, "docs/a.md", ""); got != "0123456789" {
 		t.Errorf("renamed file: got %q", got)
 	}
-	r, err = h.c.Rename(ctx, handlers.RenameRequest{Session: id, From: "src", To: "lib"})
+	r, err = h.c.Rename(ctx, client.RenameRequest{Session: id, From: "src", To: "lib"})
 	if err != nil {
 		t.Fatalf("rename dir: %v", err)
 	}
@@ -491,16 +491,16 @@ func TestFS_Rename(t *testing.T) {
 	}
 	h.unchanged(t, "refused renames", func() {
 		refused := []struct {
-			req  handlers.RenameRequest
+			req  client.RenameRequest
 			code domain.Code
 		}{
-			{handlers.RenameRequest{From: "README", To: "src2.txt"}, domain.CodeAlreadyExists},
-			{handlers.RenameRequest{From: "missing", To: "x"}, domain.CodeNotFound},
-			{handlers.RenameRequest{From: "lib", To: "lib/inner"}, domain.CodeInvalidArgument},
-			{handlers.RenameRequest{From: "README", To: "README"}, domain.CodeInvalidArgument},
-			{handlers.RenameRequest{From: "README", To: "../x"}, domain.CodeInvalidArgument},
-			{handlers.RenameRequest{From: "README", To: ""}, domain.CodeInvalidArgument},
-			{handlers.RenameRequest{From: "README", To: "x", ExpectedHash: sha("stale")}, domain.CodeConflict},
+			{client.RenameRequest{From: "README", To: "src2.txt"}, domain.CodeAlreadyExists},
+			{client.RenameRequest{From: "missing", To: "x"}, domain.CodeNotFound},
+			{client.RenameRequest{From: "lib", To: "lib/inner"}, domain.CodeInvalidArgument},
+			{client.RenameRequest{From: "README", To: "README"}, domain.CodeInvalidArgument},
+			{client.RenameRequest{From: "README", To: "../x"}, domain.CodeInvalidArgument},
+			{client.RenameRequest{From: "README", To: ""}, domain.CodeInvalidArgument},
+			{client.RenameRequest{From: "README", To: "x", ExpectedHash: sha("stale")}, domain.CodeConflict},
 		}
 		for _, r := range refused {
 			r.req.Session = id
@@ -515,26 +515,26 @@ func TestFS_Symlink(t *testing.T) {
 	h := start(t)
 	ctx := t.Context()
 	id := h.session(t)
-	r, err := h.c.Symlink(ctx, handlers.SymlinkRequest{Session: id, Path: "bin/tool", Target: "../opt/tool"})
+	r, err := h.c.Symlink(ctx, client.SymlinkRequest{Session: id, Path: "bin/tool", Target: "../opt/tool"})
 	if err != nil {
 		t.Fatalf("symlink: %v", err)
 	}
 	h.wantHead(t, "symlink", r.Position)
-	m, err := h.c.Manifest(ctx, handlers.ManifestRequest{Session: id, Prefix: "bin/"})
+	m, err := h.c.Manifest(ctx, client.ManifestRequest{Session: id, Prefix: "bin/"})
 	if err != nil {
 		t.Fatalf("manifest: %v", err)
 	}
 	if len(m.Entries) != 1 || m.Entries[0].Kind != "symlink" || m.Entries[0].Target != "../opt/tool" {
 		t.Errorf("got %s, want one symlink to ../opt/tool", asJSON(m.Entries))
 	}
-	_, err = h.c.Read(ctx, handlers.ReadRequest{Session: id, Path: "bin/tool"})
+	_, err = h.c.Read(ctx, client.ReadRequest{Session: id, Path: "bin/tool"})
 	wantCode(t, "read a dangling link", err, domain.CodeNotFound)
 	h.write(t, id, "opt/tool", "#!/bin/sh")
 	if got := h.read(t, id, "bin/tool", ""); got != "#!/bin/sh" {
 		t.Errorf("read through link: got %q", got)
 	}
 	h.unchanged(t, "refused symlinks", func() {
-		for _, req := range []handlers.SymlinkRequest{
+		for _, req := range []client.SymlinkRequest{
 			{Path: "bin/tool", Target: "x"},
 			{Path: "opt/tool", Target: "x"},
 		} {
@@ -542,7 +542,7 @@ func TestFS_Symlink(t *testing.T) {
 			_, err := h.c.Symlink(ctx, req)
 			wantCode(t, "symlink "+asJSON(req), err, domain.CodeAlreadyExists)
 		}
-		for _, req := range []handlers.SymlinkRequest{
+		for _, req := range []client.SymlinkRequest{
 			{Path: "empty", Target: ""},
 			{Path: "nul", Target: "a\x00b"},
 			{Path: "long", Target: string(bytes.Repeat([]byte("a"), 5000))},
@@ -562,7 +562,7 @@ func TestFS_Batch(t *testing.T) {
 	id := tree(t, h)
 
 	before := h.env.LastSeq(t)
-	r, err := h.c.Batch(ctx, handlers.BatchRequest{Session: id, Ops: []handlers.BatchOp{
+	r, err := h.c.Batch(ctx, client.BatchRequest{Session: id, Ops: []client.BatchOp{
 		{Op: "write", Path: "new/file.txt", Content: []byte("new")},
 		{Op: "mkdir", Path: "new/dir"},
 		{Op: "rename", Path: "a.txt", To: "new/a.txt"},
@@ -584,7 +584,7 @@ func TestFS_Batch(t *testing.T) {
 	if got := h.read(t, id, "new/file.txt", ""); got != "through the link" {
 		t.Errorf("new/file.txt: got %q, want the later write through the link", got)
 	}
-	evs, err := h.c.Events(ctx, handlers.EventsRequest{Session: id, From: r.Position})
+	evs, err := h.c.Events(ctx, client.EventsRequest{Session: id, From: r.Position})
 	if err != nil {
 		t.Fatalf("events: %v", err)
 	}
@@ -611,7 +611,7 @@ func TestFS_LargeFile(t *testing.T) {
 	want := hex.EncodeToString(sum[:])
 
 	started := time.Now()
-	w, err := h.c.Write(ctx, handlers.WriteRequest{Session: id, Path: "big.bin", Content: content})
+	w, err := h.c.Write(ctx, client.WriteRequest{Session: id, Path: "big.bin", Content: content})
 	if err != nil {
 		t.Fatalf("write 64 MiB: %v", err)
 	}
@@ -641,7 +641,7 @@ func TestFS_LargeFile(t *testing.T) {
 
 	// A slice across chunk boundaries.
 	off, n := int64(512<<10)-10, int64(1<<20)
-	part, err := h.c.Read(ctx, handlers.ReadRequest{Session: id, Path: "big.bin", Offset: off, Length: n})
+	part, err := h.c.Read(ctx, client.ReadRequest{Session: id, Path: "big.bin", Offset: off, Length: n})
 	if err != nil {
 		t.Fatalf("read a slice: %v", err)
 	}

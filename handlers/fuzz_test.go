@@ -13,7 +13,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
@@ -42,17 +44,17 @@ func (r *fakeRequest) Reply() string                                           {
 // requestTypes returns a new value of every request body type.
 func requestTypes() []any {
 	return []any{
-		&AnnotateRequest{}, &ApprovalRequestRequest{}, &BatchRequest{}, &BusRequest{},
-		&CacheBatchRequest{}, &CacheKeysRequest{}, &CachePutRequest{}, &CacheRequest{},
-		&CheckpointListRequest{}, &CheckpointRequest{}, &CommitGetRequest{}, &CommitListRequest{},
-		&CommitRequest{}, &CreateSessionRequest{}, &DecideRequest{}, &DiffRequest{},
-		&EventsRequest{}, &ForkRequest{}, &GetSessionRequest{}, &HealthRequest{}, &JobRequest{},
-		&ListSessionsRequest{}, &LockListRequest{}, &LockRequest{}, &ManifestRequest{},
-		&MergeRequest{}, &MkdirRequest{}, &NoteRequest{}, &NotesRequest{}, &PendingRequest{},
-		&PolicyRequest{}, &PromoteRequest{}, &ReadRequest{}, &RemoveRequest{}, &RenameRequest{},
-		&RestoreRequest{}, &SessionRequest{}, &SourceCreateRequest{}, &SourceImportRequest{},
-		&SourceRequest{}, &SourceUploadRequest{}, &SummaryRequest{}, &SymlinkRequest{},
-		&SyncRequest{}, &TagRequest{}, &UploadRequest{}, &WriteRequest{}, &XattrRequest{},
+		&client.AnnotateRequest{}, &client.ApprovalRequestRequest{}, &client.BatchRequest{}, &client.BusRequest{},
+		&client.CacheBatchRequest{}, &client.CacheKeysRequest{}, &client.CachePutRequest{}, &client.CacheRequest{},
+		&client.CheckpointListRequest{}, &client.CheckpointRequest{}, &client.CommitGetRequest{}, &client.CommitListRequest{},
+		&client.CommitRequest{}, &client.CreateSessionRequest{}, &client.DecideRequest{}, &client.DiffRequest{},
+		&client.EventsRequest{}, &client.ForkRequest{}, &client.GetSessionRequest{}, &client.HealthRequest{}, &client.JobRequest{},
+		&client.ListSessionsRequest{}, &client.LockListRequest{}, &client.LockRequest{}, &client.ManifestRequest{},
+		&client.MergeRequest{}, &client.MkdirRequest{}, &client.NoteRequest{}, &client.NotesRequest{}, &client.PendingRequest{},
+		&client.PolicyRequest{}, &client.PromoteRequest{}, &client.ReadRequest{}, &client.RemoveRequest{}, &client.RenameRequest{},
+		&client.RestoreRequest{}, &client.SessionRequest{}, &client.SourceCreateRequest{}, &client.SourceImportRequest{},
+		&client.SourceRequest{}, &client.SourceUploadRequest{}, &client.SummaryRequest{}, &client.SymlinkRequest{},
+		&client.SyncRequest{}, &client.TagRequest{}, &client.UploadRequest{}, &client.WriteRequest{}, &client.XattrRequest{},
 		&struct{}{},
 	}
 }
@@ -110,12 +112,12 @@ func FuzzParsers(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		var at At
+		var at client.At
 		if err := at.UnmarshalJSON([]byte(s)); err == nil {
 			if n, err := strconv.ParseUint(string(at), 10, 64); err != nil {
 				_ = domain.ValidCheckpointName(string(at))
-			} else if AtPosition(n) != at {
-				t.Fatalf("At %q: position %d formats as %q", at, n, AtPosition(n))
+			} else if client.AtPosition(n) != at {
+				t.Fatalf("At %q: position %d formats as %q", at, n, client.AtPosition(n))
 			}
 		}
 		if a, b, err := parseLines(s); err == nil && s == "" && (a != 0 || b != 0) {
@@ -150,7 +152,7 @@ func FuzzRequestInfo(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, header, tenant string) {
 		for _, a := range []Auth{{Enabled: true}, {Enabled: true, Accounts: map[string][]string{"ACME": {"acme", "other"}}}} {
-			r := &fakeRequest{headers: nats.Header{HeaderRequestInfo: {header}}}
+			r := &fakeRequest{headers: nats.Header{names.HeaderRequestInfo: {header}}}
 			actor, err := a.authenticate(r, tenant)
 			if err != nil {
 				if domain.ErrorCode(err) != domain.CodeForbidden {
@@ -219,12 +221,12 @@ func startFuzzService(f *testing.F) {
 	fuzzService.byName = map[string]handlerFunc{}
 	fuzzService.names = nil
 	for _, ep := range svc.endpoints() {
-		name := endpointPath(ep.area, ep.verb)
+		name := names.EndpointPath(ep.area, ep.verb)
 		fuzzService.byName[name] = ep.fn
 		fuzzService.names = append(fuzzService.names, name)
 	}
 	// One session with some content for requests to find.
-	var created SessionReply
+	var created client.SessionReply
 	fuzzCall(f, "session.create", `{}`, &created)
 	fuzzService.session = created.Session.ID
 	for _, body := range []string{
@@ -243,7 +245,7 @@ func startFuzzService(f *testing.F) {
 func fuzzCall(f *testing.F, endpoint, body string, reply any) {
 	f.Helper()
 	body = strings.ReplaceAll(body, "@S", fuzzService.session)
-	r := &fakeRequest{subject: SubjectPrefix + fuzzTenant + "." + endpoint, data: []byte(body), headers: nats.Header{}}
+	r := &fakeRequest{subject: names.SubjectPrefix + fuzzTenant + "." + endpoint, data: []byte(body), headers: nats.Header{}}
 	c := &call{ctx: context.Background(), tenant: fuzzTenant, req: r, svc: fuzzService.svc}
 	out, err := fuzzService.byName[endpoint](c)
 	if err != nil {
@@ -313,8 +315,8 @@ func FuzzHandle(f *testing.F) {
 		"bus.publish":       {`{"session":"@S","topic":"a..b","data":"eA=="}`},
 		"policy.set":        {`{"policy":{"commit":-1}}`},
 	}
-	names := fuzzService.names
-	for i, name := range names {
+	nameList := fuzzService.names
+	for i, name := range nameList {
 		f.Add(uint8(i), []byte(`{}`))
 		f.Add(uint8(i), []byte(`{"session":"@S"}`))
 		for _, body := range seeds[name] {
@@ -326,9 +328,9 @@ func FuzzHandle(f *testing.F) {
 		known[c] = true
 	}
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
-		name := names[int(which)%len(names)]
+		name := nameList[int(which)%len(nameList)]
 		body = bytes.ReplaceAll(body, []byte("@S"), []byte(fuzzService.session))
-		r := &fakeRequest{subject: SubjectPrefix + fuzzTenant + "." + name, data: body, headers: nats.Header{}}
+		r := &fakeRequest{subject: names.SubjectPrefix + fuzzTenant + "." + name, data: body, headers: nats.Header{}}
 		before := lastSeqs(t)
 		done := make(chan error, 1)
 		go func() { done <- fuzzService.svc.handle(r, fuzzService.byName[name]) }()

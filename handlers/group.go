@@ -1,68 +1,12 @@
 package handlers
 
 import (
-	"context"
-	"time"
-
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 )
 
-// GroupRequest is the body of group.set, group.get and group.delete.
-type GroupRequest struct {
-	Mutation
-	Name string `json:"name"`
-	// Members replaces the group's members (set only).
-	Members []string `json:"members,omitempty"`
-}
-
-// GroupView is a reviewer group.
-type GroupView struct {
-	Name    string   `json:"name"`
-	Members []string `json:"members"`
-}
-
-// GroupReply answers group.set, group.get and group.delete.
-type GroupReply struct {
-	Group GroupView `json:"group"`
-	// Version is the tenant log's length after the change.
-	Version uint64 `json:"version"`
-}
-
-// GroupListReply answers group.list.
-type GroupListReply struct {
-	Groups []GroupView `json:"groups"`
-}
-
-// TenantLogRequest is the body of tenant.log.
-type TenantLogRequest struct {
-	// From is a stream position of the tenant log (0: the start).
-	From  uint64 `json:"from,omitempty"`
-	Limit int    `json:"limit,omitempty"`
-}
-
-// TenantEventView is one entry of a tenant log as shown to callers.
-type TenantEventView struct {
-	Position uint64                 `json:"position"`
-	Version  uint64                 `json:"version"`
-	ID       string                 `json:"id"`
-	Type     domain.TenantEventType `json:"type"`
-	Actor    string                 `json:"actor"`
-	Time     time.Time              `json:"time"`
-	Hash     string                 `json:"hash"`
-	Policy   domain.Policy          `json:"policy,omitempty"`
-	Group    *domain.GroupData      `json:"group,omitempty"`
-	Secret   *domain.SecretData     `json:"secret,omitempty"`
-}
-
-// TenantLogReply answers tenant.log.
-type TenantLogReply struct {
-	Events []TenantEventView `json:"events"`
-	// Next is the position to ask from for more (0: none yet).
-	Next uint64 `json:"next,omitempty"`
-}
-
 func (s *Service) groupSet(c *call) (any, error) {
-	var req GroupRequest
+	var req client.GroupRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
@@ -82,19 +26,19 @@ func (s *Service) groupSet(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return GroupReply{Group: groupView(ts, req.Name), Version: ts.Version}, nil
+	return client.GroupReply{Group: groupView(ts, req.Name), Version: ts.Version}, nil
 }
 
-func groupView(ts *domain.TenantState, name string) GroupView {
+func groupView(ts *domain.TenantState, name string) client.GroupView {
 	m := ts.Groups[name]
 	if m == nil {
 		m = []string{}
 	}
-	return GroupView{Name: name, Members: m}
+	return client.GroupView{Name: name, Members: m}
 }
 
 func (s *Service) groupGet(c *call) (any, error) {
-	var req GroupRequest
+	var req client.GroupRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
@@ -108,11 +52,11 @@ func (s *Service) groupGet(c *call) (any, error) {
 	if _, ok := ts.Groups[req.Name]; !ok {
 		return nil, domain.Errorf(domain.CodeNotFound, "group %q not found", truncate(req.Name, 64))
 	}
-	return GroupReply{Group: groupView(ts, req.Name), Version: ts.Version}, nil
+	return client.GroupReply{Group: groupView(ts, req.Name), Version: ts.Version}, nil
 }
 
 func (s *Service) groupDelete(c *call) (any, error) {
-	var req GroupRequest
+	var req client.GroupRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
@@ -134,7 +78,7 @@ func (s *Service) groupDelete(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return GroupReply{Group: GroupView{Name: req.Name, Members: []string{}}, Version: ts.Version}, nil
+	return client.GroupReply{Group: client.GroupView{Name: req.Name, Members: []string{}}, Version: ts.Version}, nil
 }
 
 func (s *Service) groupList(c *call) (any, error) {
@@ -146,7 +90,7 @@ func (s *Service) groupList(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	reply := GroupListReply{Groups: []GroupView{}}
+	reply := client.GroupListReply{Groups: []client.GroupView{}}
 	for _, n := range ts.GroupNames() {
 		reply.Groups = append(reply.Groups, groupView(ts, n))
 	}
@@ -157,7 +101,7 @@ func (s *Service) groupList(c *call) (any, error) {
 const maxTenantLogPage = 1000
 
 func (s *Service) tenantLog(c *call) (any, error) {
-	var req TenantLogRequest
+	var req client.TenantLogRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
@@ -171,10 +115,10 @@ func (s *Service) tenantLog(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	reply := TenantLogReply{Events: []TenantEventView{}}
+	reply := client.TenantLogReply{Events: []client.TenantEventView{}}
 	for _, en := range entries {
 		e := en.Event
-		reply.Events = append(reply.Events, TenantEventView{
+		reply.Events = append(reply.Events, client.TenantEventView{
 			Position: en.Sequence, Version: e.Version, ID: e.ID, Type: e.Type, Actor: e.Actor, Time: e.At(),
 			Hash: en.Hash.String(), Policy: e.Policy, Group: e.Group, Secret: e.Secret,
 		})
@@ -204,34 +148,4 @@ func (c *call) checkReviewer(ts *domain.TenantState, group, actor string) error 
 		return domain.Errorf(domain.CodeForbidden, "%s is not a member of reviewer group %q", truncate(actor, 64), truncate(group, 64))
 	}
 	return nil
-}
-
-// SetGroup sets a reviewer group's members.
-func (c *Client) SetGroup(ctx context.Context, req GroupRequest) (GroupReply, error) {
-	var r GroupReply
-	return r, c.Request(ctx, "group", "set", req, &r)
-}
-
-// GetGroup returns a reviewer group.
-func (c *Client) GetGroup(ctx context.Context, req GroupRequest) (GroupReply, error) {
-	var r GroupReply
-	return r, c.Request(ctx, "group", "get", req, &r)
-}
-
-// ListGroups lists the tenant's reviewer groups.
-func (c *Client) ListGroups(ctx context.Context) (GroupListReply, error) {
-	var r GroupListReply
-	return r, c.Request(ctx, "group", "list", struct{}{}, &r)
-}
-
-// DeleteGroup deletes a reviewer group.
-func (c *Client) DeleteGroup(ctx context.Context, req GroupRequest) (GroupReply, error) {
-	var r GroupReply
-	return r, c.Request(ctx, "group", "delete", req, &r)
-}
-
-// TenantLog reads a page of the tenant's log.
-func (c *Client) TenantLog(ctx context.Context, req TenantLogRequest) (TenantLogReply, error) {
-	var r TenantLogReply
-	return r, c.Request(ctx, "tenant", "log", req, &r)
 }

@@ -6,13 +6,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 )
 
 // reviewers runs the service with identity on and three users of tenant
 // acme (alice, bob, mallory), each with a client on their own connection.
-func reviewers(t *testing.T) (*tenancy, map[string]*handlers.Client) {
+func reviewers(t *testing.T) (*tenancy, map[string]*client.Client) {
 	t.Helper()
 	config := strings.Replace(accountsOnlyConfig, `{service: "strand.v1.globex.>", accounts: [GLOBEX]}`,
 		`{service: "strand.v1.globex.>", accounts: [GLOBEX]}
@@ -24,10 +25,10 @@ func reviewers(t *testing.T) (*tenancy, map[string]*handlers.Client) {
 		t.Fatal(err)
 	}
 	e := startTenancy(t, path, handlers.Options{})
-	clients := map[string]*handlers.Client{}
+	clients := map[string]*client.Client{}
 	for _, u := range []string{"alice", "bob", "mallory"} {
 		nc, _ := e.connect(t, u, u+"-pw")
-		clients[u] = handlers.NewClient(nc, "acme")
+		clients[u] = client.NewClient(nc, "acme")
 	}
 	return e, clients
 }
@@ -35,18 +36,18 @@ func reviewers(t *testing.T) (*tenancy, map[string]*handlers.Client) {
 func TestGroup_OnlyMembersDecide(t *testing.T) {
 	_, c := reviewers(t)
 	ctx := t.Context()
-	g, err := c["alice"].SetGroup(ctx, handlers.GroupRequest{Name: "leads", Members: []string{"bob", "bob"}})
+	g, err := c["alice"].SetGroup(ctx, client.GroupRequest{Name: "leads", Members: []string{"bob", "bob"}})
 	if err != nil || strings.Join(g.Group.Members, ",") != "bob" {
 		t.Fatalf("set group = %+v, %v; want members [bob]", g, err)
 	}
-	s, err := c["alice"].CreateSession(ctx, handlers.CreateSessionRequest{})
+	s, err := c["alice"].CreateSession(ctx, client.CreateSessionRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := s.Session.ID
 	request := func(group string) string {
 		t.Helper()
-		r, err := c["alice"].RequestApproval(ctx, handlers.ApprovalRequestRequest{Session: id, Reason: "commit", Group: group})
+		r, err := c["alice"].RequestApproval(ctx, client.ApprovalRequestRequest{Session: id, Reason: "commit", Group: group})
 		if err != nil {
 			t.Fatalf("request to %s: %v", group, err)
 		}
@@ -55,36 +56,36 @@ func TestGroup_OnlyMembersDecide(t *testing.T) {
 
 	t.Run("Member", func(t *testing.T) {
 		r := request("leads")
-		_, err := c["mallory"].Grant(ctx, handlers.DecideRequest{Session: id, Request: r})
+		_, err := c["mallory"].Grant(ctx, client.DecideRequest{Session: id, Request: r})
 		wantCode(t, "grant by a non-member", err, domain.CodeForbidden)
-		_, err = c["mallory"].Deny(ctx, handlers.DecideRequest{Session: id, Request: r})
+		_, err = c["mallory"].Deny(ctx, client.DecideRequest{Session: id, Request: r})
 		wantCode(t, "deny by a non-member", err, domain.CodeForbidden)
-		if _, err := c["bob"].Grant(ctx, handlers.DecideRequest{Session: id, Request: r}); err != nil {
+		if _, err := c["bob"].Grant(ctx, client.DecideRequest{Session: id, Request: r}); err != nil {
 			t.Fatalf("grant by a member: %v", err)
 		}
 	})
 	t.Run("UnconfiguredGroup", func(t *testing.T) {
 		r := request("ops")
-		_, err := c["bob"].Grant(ctx, handlers.DecideRequest{Session: id, Request: r})
+		_, err := c["bob"].Grant(ctx, client.DecideRequest{Session: id, Request: r})
 		wantCode(t, "grant for a group with no members", err, domain.CodeForbidden)
 	})
 	t.Run("DefaultGroupIsOpenUntilConfigured", func(t *testing.T) {
 		r := request("")
-		if _, err := c["mallory"].Grant(ctx, handlers.DecideRequest{Session: id, Request: r}); err != nil {
+		if _, err := c["mallory"].Grant(ctx, client.DecideRequest{Session: id, Request: r}); err != nil {
 			t.Fatalf("grant in the unconfigured default group: %v", err)
 		}
-		if _, err := c["alice"].SetGroup(ctx, handlers.GroupRequest{Name: "default", Members: []string{"bob"}}); err != nil {
+		if _, err := c["alice"].SetGroup(ctx, client.GroupRequest{Name: "default", Members: []string{"bob"}}); err != nil {
 			t.Fatal(err)
 		}
 		r = request("")
-		_, err := c["mallory"].Grant(ctx, handlers.DecideRequest{Session: id, Request: r})
+		_, err := c["mallory"].Grant(ctx, client.DecideRequest{Session: id, Request: r})
 		wantCode(t, "grant in a configured default group by a non-member", err, domain.CodeForbidden)
 	})
 	t.Run("MembershipChangesAreLogged", func(t *testing.T) {
-		if _, err := c["alice"].DeleteGroup(ctx, handlers.GroupRequest{Name: "default"}); err != nil {
+		if _, err := c["alice"].DeleteGroup(ctx, client.GroupRequest{Name: "default"}); err != nil {
 			t.Fatal(err)
 		}
-		log, err := c["alice"].TenantLog(ctx, handlers.TenantLogRequest{})
+		log, err := c["alice"].TenantLog(ctx, client.TenantLogRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +103,7 @@ func TestGroup_OnlyMembersDecide(t *testing.T) {
 func TestGroup_BadInput(t *testing.T) {
 	h := start(t)
 	ctx := t.Context()
-	for name, req := range map[string]handlers.GroupRequest{
+	for name, req := range map[string]client.GroupRequest{
 		"NoName":        {Members: []string{"a"}},
 		"BadName":       {Name: "a.b"},
 		"NULMember":     {Name: "g", Members: []string{"a\x00b"}},
@@ -112,13 +113,13 @@ func TestGroup_BadInput(t *testing.T) {
 		_, err := h.c.SetGroup(ctx, req)
 		wantCode(t, name, err, domain.CodeInvalidArgument)
 	}
-	_, err := h.c.SetGroup(ctx, handlers.GroupRequest{Name: "g", Members: make([]string, domain.MaxGroupMembers+1)})
+	_, err := h.c.SetGroup(ctx, client.GroupRequest{Name: "g", Members: make([]string, domain.MaxGroupMembers+1)})
 	wantCode(t, "too many members", err, domain.CodeTooLarge)
-	_, err = h.c.GetGroup(ctx, handlers.GroupRequest{Name: "nobody"})
+	_, err = h.c.GetGroup(ctx, client.GroupRequest{Name: "nobody"})
 	wantCode(t, "unknown group", err, domain.CodeNotFound)
-	_, err = h.c.DeleteGroup(ctx, handlers.GroupRequest{Name: "nobody"})
+	_, err = h.c.DeleteGroup(ctx, client.GroupRequest{Name: "nobody"})
 	wantCode(t, "delete unknown group", err, domain.CodeNotFound)
-	if log, _ := h.c.TenantLog(ctx, handlers.TenantLogRequest{}); len(log.Events) != 0 {
+	if log, _ := h.c.TenantLog(ctx, client.TenantLogRequest{}); len(log.Events) != 0 {
 		t.Fatalf("refused requests left %d tenant log entries", len(log.Events))
 	}
 }
@@ -130,34 +131,34 @@ func TestPolicy_TenantChangesAreAudited(t *testing.T) {
 	h := start(t)
 	ctx := t.Context()
 	pol := domain.Policy{"commit": 1, "commit:leads": 1, "commit:security": 1}
-	if _, err := h.c.SetPolicy(ctx, handlers.PolicyRequest{Policy: pol, Mutation: handlers.Mutation{Actor: "root"}}); err != nil {
+	if _, err := h.c.SetPolicy(ctx, client.PolicyRequest{Policy: pol, Mutation: client.Mutation{Actor: "root"}}); err != nil {
 		t.Fatal(err)
 	}
-	log, err := h.c.TenantLog(ctx, handlers.TenantLogRequest{})
+	log, err := h.c.TenantLog(ctx, client.TenantLogRequest{})
 	if err != nil || len(log.Events) != 1 || log.Events[0].Type != domain.TenantPolicySet || log.Events[0].Actor != "root" || log.Events[0].Policy["commit:leads"] != 1 {
 		t.Fatalf("tenant log = %s, %v; want one TenantPolicySet by root", asJSON(log), err)
 	}
-	got, err := h.c.GetPolicy(ctx, handlers.PolicyRequest{})
+	got, err := h.c.GetPolicy(ctx, client.PolicyRequest{})
 	if err != nil || got.Tenant["commit:security"] != 1 {
 		t.Fatalf("policy.get = %+v, %v", got, err)
 	}
 	h.restart(t) // the policy is the fold of the log, not a cache
-	if got, _ := h.c.GetPolicy(ctx, handlers.PolicyRequest{}); got.Tenant["commit:security"] != 1 {
+	if got, _ := h.c.GetPolicy(ctx, client.PolicyRequest{}); got.Tenant["commit:security"] != 1 {
 		t.Fatalf("policy after restart = %+v", got)
 	}
 
 	id := h.session(t)
 	h.write(t, id, "a.txt", "one\ntwo\n")
 	commit := func() error {
-		_, err := h.c.CreateCommit(ctx, handlers.CommitRequest{Session: id, Message: "m", Mutation: handlers.Mutation{Actor: "alice"}})
+		_, err := h.c.CreateCommit(ctx, client.CommitRequest{Session: id, Message: "m", Mutation: client.Mutation{Actor: "alice"}})
 		return err
 	}
 	grant := func(group string) string {
-		r, err := h.c.RequestApproval(ctx, handlers.ApprovalRequestRequest{Session: id, Reason: "commit", Group: group, Mutation: handlers.Mutation{Actor: "alice"}})
+		r, err := h.c.RequestApproval(ctx, client.ApprovalRequestRequest{Session: id, Reason: "commit", Group: group, Mutation: client.Mutation{Actor: "alice"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.c.Grant(ctx, handlers.DecideRequest{Session: id, Request: r.Request.ID, Mutation: handlers.Mutation{Actor: "bob"}}); err != nil {
+		if _, err := h.c.Grant(ctx, client.DecideRequest{Session: id, Request: r.Request.ID, Mutation: client.Mutation{Actor: "bob"}}); err != nil {
 			t.Fatal(err)
 		}
 		return r.Request.ID
@@ -168,7 +169,7 @@ func TestPolicy_TenantChangesAreAudited(t *testing.T) {
 	if err := commit(); err != nil {
 		t.Fatalf("commit with both groups' grants: %v", err)
 	}
-	l, err := h.c.ListCommits(ctx, handlers.CommitListRequest{Session: id})
+	l, err := h.c.ListCommits(ctx, client.CommitListRequest{Session: id})
 	if err != nil || len(l.Commits) != 1 {
 		t.Fatalf("commits = %+v, %v", l, err)
 	}
@@ -181,7 +182,7 @@ func TestPolicy_TenantChangesAreAudited(t *testing.T) {
 		t.Errorf("commit gate = %s, want %s", asJSON(cm.Gate), asJSON(pol))
 	}
 	h.restart(t)
-	if l2, _ := h.c.ListCommits(ctx, handlers.CommitListRequest{Session: id}); asJSON(l2.Commits[0].Gate) != asJSON(pol) {
+	if l2, _ := h.c.ListCommits(ctx, client.CommitListRequest{Session: id}); asJSON(l2.Commits[0].Gate) != asJSON(pol) {
 		t.Errorf("commit gate after replay = %s", asJSON(l2.Commits[0].Gate))
 	}
 	if cm.Summary == nil || len(cm.Summary.Files) != 1 || cm.Summary.Files[0].Path != "a.txt" || cm.Summary.Files[0].LinesAdded != 2 {
@@ -206,21 +207,21 @@ func TestSummary_FilesPaged(t *testing.T) {
 	ctx := t.Context()
 	id := h.session(t)
 	h.write(t, id, "keep.txt", "k\n")
-	base, err := h.c.Fork(ctx, handlers.ForkRequest{Session: id})
+	base, err := h.c.Fork(ctx, client.ForkRequest{Session: id})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := base.Session.ID
 	for _, p := range []string{"b.txt", "a.txt", "c/d.txt"} {
-		if _, err := h.c.Write(ctx, handlers.WriteRequest{Session: f, Path: p, Content: []byte("x\ny\n")}); err != nil {
+		if _, err := h.c.Write(ctx, client.WriteRequest{Session: f, Path: p, Content: []byte("x\ny\n")}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := h.c.Rename(ctx, handlers.RenameRequest{Session: f, From: "keep.txt", To: "kept.txt"}); err != nil {
+	if _, err := h.c.Rename(ctx, client.RenameRequest{Session: f, From: "keep.txt", To: "kept.txt"}); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
-	req := handlers.SummaryRequest{Session: f, Limit: 3}
+	req := client.SummaryRequest{Session: f, Limit: 3}
 	for {
 		r, err := h.c.Summary(ctx, req)
 		if err != nil {
@@ -241,6 +242,6 @@ func TestSummary_FilesPaged(t *testing.T) {
 	if strings.Join(got, " ") != want {
 		t.Fatalf("files = %v, want %s", got, want)
 	}
-	_, err = h.c.Summary(ctx, handlers.SummaryRequest{Session: f, Limit: domain.MaxSummaryFiles + 1})
+	_, err = h.c.Summary(ctx, client.SummaryRequest{Session: f, Limit: domain.MaxSummaryFiles + 1})
 	wantCode(t, "limit over the cap", err, domain.CodeInvalidArgument)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/projections"
@@ -21,7 +22,7 @@ import (
 type harness struct {
 	env *streamstest.Env
 	svc *handlers.Service
-	c   *handlers.Client
+	c   *client.Client
 	// opts are the service's options, kept for restart.
 	opts handlers.Options
 	// root is the test that owns the harness: what the harness starts
@@ -56,7 +57,7 @@ func start(t *testing.T, opts ...harnessOptions) *harness {
 		o.service.Lister = sessionLister{views}
 		o.service.Reviews = sessionLister{views}
 	}
-	h := &harness{env: env, c: handlers.NewClient(env.NC, "acme"), opts: o.service, root: t}
+	h := &harness{env: env, c: client.NewClient(env.NC, "acme"), opts: o.service, root: t}
 	h.svc = startService(t, t, env, env.Store, o.service)
 	return h
 }
@@ -100,14 +101,14 @@ func openStore(t *testing.T, h *harness) *streams.Store {
 }
 
 // client returns a client for another tenant on the same connection.
-func (h *harness) client(tenant string) *handlers.Client {
-	return handlers.NewClient(h.env.NC, tenant)
+func (h *harness) client(tenant string) *client.Client {
+	return client.NewClient(h.env.NC, tenant)
 }
 
 // session creates a session and returns its id.
 func (h *harness) session(t *testing.T) string {
 	t.Helper()
-	r, err := h.c.CreateSession(t.Context(), handlers.CreateSessionRequest{})
+	r, err := h.c.CreateSession(t.Context(), client.CreateSessionRequest{})
 	if err != nil {
 		t.Fatalf("create session: %v", err)
 	}
@@ -116,9 +117,9 @@ func (h *harness) session(t *testing.T) string {
 
 // write writes a file and checks that the reply's position is the new last
 // event of the stream.
-func (h *harness) write(t *testing.T, id, path, content string) handlers.ChangeReply {
+func (h *harness) write(t *testing.T, id, path, content string) client.ChangeReply {
 	t.Helper()
-	r, err := h.c.Write(t.Context(), handlers.WriteRequest{Session: id, Path: path, Content: []byte(content)})
+	r, err := h.c.Write(t.Context(), client.WriteRequest{Session: id, Path: path, Content: []byte(content)})
 	if err != nil {
 		t.Fatalf("write %s %q: %v", id, path, err)
 	}
@@ -127,7 +128,7 @@ func (h *harness) write(t *testing.T, id, path, content string) handlers.ChangeR
 }
 
 // read returns a file's whole content at a point (empty: the head).
-func (h *harness) read(t *testing.T, id, path string, at handlers.At) string {
+func (h *harness) read(t *testing.T, id, path string, at client.At) string {
 	t.Helper()
 	data, _, err := h.c.ReadAll(t.Context(), id, path, at)
 	if err != nil {
@@ -162,13 +163,13 @@ func wantCode(t *testing.T, what string, err error, want domain.Code) {
 		t.Errorf("%s: no error, want %s", what, want)
 		return
 	}
-	if got := handlers.ErrorCode(err); got != want {
+	if got := client.ErrorCode(err); got != want {
 		t.Errorf("%s: code %s (%v), want %s", what, got, err, want)
 	}
 }
 
 // paths returns the paths of manifest entries.
-func paths(es []handlers.EntryView) []string {
+func paths(es []client.EntryView) []string {
 	out := make([]string, len(es))
 	for i, e := range es {
 		out[i] = e.Path
@@ -177,10 +178,10 @@ func paths(es []handlers.EntryView) []string {
 }
 
 // manifest lists every entry of a session at a point, one page at a time.
-func (h *harness) manifest(t *testing.T, id string, at handlers.At) []string {
+func (h *harness) manifest(t *testing.T, id string, at client.At) []string {
 	t.Helper()
 	var out []string
-	req := handlers.ManifestRequest{Session: id, At: at}
+	req := client.ManifestRequest{Session: id, At: at}
 	for {
 		r, err := h.c.Manifest(t.Context(), req)
 		if err != nil {
@@ -207,23 +208,23 @@ const neverID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 // is embedded so that whatever else it offers the Lister passes through.
 type sessionLister struct{ *projections.Sessions }
 
-func (l sessionLister) ListSessions(ctx context.Context, tenant string, req handlers.ListSessionsRequest) (handlers.ListSessionsReply, error) {
+func (l sessionLister) ListSessions(ctx context.Context, tenant string, req client.ListSessionsRequest) (client.ListSessionsReply, error) {
 	views, next, err := l.List(ctx, tenant, projections.ListFilter{
 		Status: req.Status, Tags: req.Tags, Owner: req.Owner, Parent: req.Parent, Source: req.Source,
 		UpdatedSince: req.UpdatedSince, After: req.Cursor, Limit: req.Limit,
 	})
 	if err != nil {
-		return handlers.ListSessionsReply{}, err
+		return client.ListSessionsReply{}, err
 	}
-	out := handlers.ListSessionsReply{Sessions: []handlers.SessionView{}, NextCursor: next}
+	out := client.ListSessionsReply{Sessions: []client.SessionView{}, NextCursor: next}
 	for _, v := range views {
-		sv := handlers.SessionView{
+		sv := client.SessionView{
 			ID: v.ID, Tenant: v.Tenant, Status: v.Status, Owner: v.Owner, Tags: v.Tags,
 			CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt, Position: v.Position, Start: v.Start,
 			Version: v.Version, Root: v.Root,
 		}
 		if o := v.Origin; o.Parent != "" || o.Source != "" {
-			sv.Origin = &handlers.OriginView{Source: o.Source, Revision: o.Revision, Parent: o.Parent, Position: o.Position}
+			sv.Origin = &client.OriginView{Source: o.Source, Revision: o.Revision, Parent: o.Parent, Position: o.Position}
 		}
 		out.Sessions = append(out.Sessions, sv)
 	}

@@ -4,36 +4,20 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 )
 
-// MaxHasHashes bounds the hashes of one fs.has.
-const MaxHasHashes = 10000
-
-// HasRequest is the body of fs.has: which of these content hashes may this
-// tenant write by reference (chunks of fs.write and fs.batch) without
-// uploading them again?
-type HasRequest struct {
-	Hashes []string `json:"hashes"`
-}
-
-// HasReply answers fs.has: the hashes asked for that the tenant uploaded
-// (within the claim time, 24 h) and the store still holds, in the order
-// asked.
-type HasReply struct {
-	Have []string `json:"have"`
-}
-
 func (s *Service) fsHas(c *call) (any, error) {
-	var req HasRequest
+	var req client.HasRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
 	if len(req.Hashes) == 0 {
 		return nil, domain.Errorf(domain.CodeInvalidArgument, "hashes must hold at least one hash")
 	}
-	if len(req.Hashes) > MaxHasHashes {
-		return nil, domain.Errorf(domain.CodeTooLarge, "at most %d hashes in one fs.has", MaxHasHashes)
+	if len(req.Hashes) > client.MaxHasHashes {
+		return nil, domain.Errorf(domain.CodeTooLarge, "at most %d hashes in one fs.has", client.MaxHasHashes)
 	}
 	hs := make([]domain.Hash, len(req.Hashes))
 	for i, raw := range req.Hashes {
@@ -72,7 +56,7 @@ func (s *Service) fsHas(c *call) (any, error) {
 	if first != nil {
 		return nil, first
 	}
-	reply := HasReply{Have: []string{}}
+	reply := client.HasReply{Have: []string{}}
 	for i, ok := range have {
 		if ok {
 			reply.Have = append(reply.Have, hs[i].String())

@@ -6,7 +6,7 @@ import (
 	"maps"
 	"testing"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 // reply is what every mutating reply has in common, plus the whole body to
@@ -51,26 +51,26 @@ func TestIdempotency(t *testing.T) {
 		area, verb string
 		req        any
 	}
-	m := func(rid string) handlers.Mutation { return handlers.Mutation{RequestID: rid} }
+	m := func(rid string) client.Mutation { return client.Mutation{RequestID: rid} }
 	steps := []step{
-		{"session", "tag", handlers.TagRequest{Mutation: m("tag"), Session: id, Set: map[string]string{"k": "v"}}},
-		{"fs", "write", handlers.WriteRequest{Mutation: m("write"), Session: id, Path: "a.txt", Content: []byte("one")}},
-		{"fs", "mkdir", handlers.MkdirRequest{Mutation: m("mkdir"), Session: id, Path: "d"}},
-		{"fs", "symlink", handlers.SymlinkRequest{Mutation: m("symlink"), Session: id, Path: "l", Target: "a.txt"}},
-		{"fs", "rename", handlers.RenameRequest{Mutation: m("rename"), Session: id, From: "a.txt", To: "d/a.txt"}},
-		{"fs", "batch", handlers.BatchRequest{Mutation: m("batch"), Session: id, Ops: []handlers.BatchOp{
+		{"session", "tag", client.TagRequest{Mutation: m("tag"), Session: id, Set: map[string]string{"k": "v"}}},
+		{"fs", "write", client.WriteRequest{Mutation: m("write"), Session: id, Path: "a.txt", Content: []byte("one")}},
+		{"fs", "mkdir", client.MkdirRequest{Mutation: m("mkdir"), Session: id, Path: "d"}},
+		{"fs", "symlink", client.SymlinkRequest{Mutation: m("symlink"), Session: id, Path: "l", Target: "a.txt"}},
+		{"fs", "rename", client.RenameRequest{Mutation: m("rename"), Session: id, From: "a.txt", To: "d/a.txt"}},
+		{"fs", "batch", client.BatchRequest{Mutation: m("batch"), Session: id, Ops: []client.BatchOp{
 			{Op: "write", Path: "b.txt", Content: []byte("b")}, {Op: "mkdir", Path: "e"},
 		}}},
-		{"fs", "remove", handlers.RemoveRequest{Mutation: m("remove"), Session: id, Path: "e"}},
+		{"fs", "remove", client.RemoveRequest{Mutation: m("remove"), Session: id, Path: "e"}},
 		// An overwrite with the same content is a new event, so a retry is
 		// told apart only by its request id.
-		{"fs", "write", handlers.WriteRequest{Mutation: m("write-again"), Session: id, Path: "b.txt", Content: []byte("b")}},
-		{"checkpoint", "create", handlers.CheckpointRequest{Mutation: m("cp"), Session: id, Name: "cp", Note: "n"}},
-		{"checkpoint", "create", handlers.CheckpointRequest{Mutation: m("cp2"), Session: id, Name: "cp2"}},
-		{"checkpoint", "delete", handlers.CheckpointRequest{Mutation: m("cp2-delete"), Session: id, Name: "cp2"}},
-		{"session", "restore", handlers.RestoreRequest{Mutation: m("restore"), Session: id, To: "cp"}},
-		{"session", "fork", handlers.ForkRequest{Mutation: m("fork"), Session: id, At: "cp"}},
-		{"session", "create", handlers.CreateSessionRequest{Mutation: m("create"), Tags: map[string]string{"x": "y"}}},
+		{"fs", "write", client.WriteRequest{Mutation: m("write-again"), Session: id, Path: "b.txt", Content: []byte("b")}},
+		{"checkpoint", "create", client.CheckpointRequest{Mutation: m("cp"), Session: id, Name: "cp", Note: "n"}},
+		{"checkpoint", "create", client.CheckpointRequest{Mutation: m("cp2"), Session: id, Name: "cp2"}},
+		{"checkpoint", "delete", client.CheckpointRequest{Mutation: m("cp2-delete"), Session: id, Name: "cp2"}},
+		{"session", "restore", client.RestoreRequest{Mutation: m("restore"), Session: id, To: "cp"}},
+		{"session", "fork", client.ForkRequest{Mutation: m("fork"), Session: id, At: "cp"}},
+		{"session", "create", client.CreateSessionRequest{Mutation: m("create"), Tags: map[string]string{"x": "y"}}},
 	}
 	firsts := make([]reply, len(steps))
 	retry := func(t *testing.T, what string, i int) {
@@ -111,7 +111,7 @@ func TestIdempotency(t *testing.T) {
 	}
 
 	t.Run("CreateReturnsTheSameSession", func(t *testing.T) {
-		req := handlers.CreateSessionRequest{Mutation: m("create-once"), Owner: "erin"}
+		req := client.CreateSessionRequest{Mutation: m("create-once"), Owner: "erin"}
 		first, err := h.c.CreateSession(t.Context(), req)
 		if err != nil {
 			t.Fatalf("create: %v", err)
@@ -142,17 +142,17 @@ func TestIdempotency(t *testing.T) {
 		// taking writes is answered from history, not refused.
 		id := h.session(t)
 		retried := []step{
-			{"fs", "write", handlers.WriteRequest{Mutation: m("w"), Session: id, Path: "a.txt", Content: []byte("a")}},
-			{"fs", "batch", handlers.BatchRequest{Mutation: m("b"), Session: id, Ops: []handlers.BatchOp{{Op: "write", Path: "b.txt", Content: []byte("b")}}}},
-			{"fs", "mkdir", handlers.MkdirRequest{Mutation: m("d"), Session: id, Path: "d"}},
-			{"session", "tag", handlers.TagRequest{Mutation: m("t"), Session: id, Set: map[string]string{"k": "v"}}},
+			{"fs", "write", client.WriteRequest{Mutation: m("w"), Session: id, Path: "a.txt", Content: []byte("a")}},
+			{"fs", "batch", client.BatchRequest{Mutation: m("b"), Session: id, Ops: []client.BatchOp{{Op: "write", Path: "b.txt", Content: []byte("b")}}}},
+			{"fs", "mkdir", client.MkdirRequest{Mutation: m("d"), Session: id, Path: "d"}},
+			{"session", "tag", client.TagRequest{Mutation: m("t"), Session: id, Set: map[string]string{"k": "v"}}},
 		}
 		first := make([]reply, len(retried))
 		for i, s := range retried {
 			first[i] = h.mutate(t, s.area, s.verb, s.req)
 		}
 		for _, end := range []string{"archive", "delete"} {
-			if err := h.c.Request(t.Context(), "session", end, handlers.SessionRequest{Session: id}, nil); err != nil {
+			if err := h.c.Request(t.Context(), "session", end, client.SessionRequest{Session: id}, nil); err != nil {
 				t.Fatalf("%s: %v", end, err)
 			}
 			for i, s := range retried {
@@ -169,7 +169,7 @@ func TestIdempotency(t *testing.T) {
 	t.Run("SameIDOtherSession", func(t *testing.T) {
 		// Request ids are scoped to the session they change.
 		other := h.session(t)
-		r := h.mutate(t, "fs", "write", handlers.WriteRequest{Mutation: m("write"), Session: other, Path: "a.txt", Content: []byte("x")})
+		r := h.mutate(t, "fs", "write", client.WriteRequest{Mutation: m("write"), Session: other, Path: "a.txt", Content: []byte("x")})
 		if r.Replayed {
 			t.Errorf("write to %s with request id already used on %s: replayed, want applied", other, id)
 		}

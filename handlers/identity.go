@@ -6,15 +6,10 @@ import (
 
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
-
-// HeaderRequestInfo is the header that nats-server puts on a request that
-// crosses a service import (server.ClientInfoHdr). With `share: true` on
-// the import it names the requester's account and authenticated user. The
-// server sets it itself, replacing any value the requester wrote, so it
-// cannot be forged from a tenant's account (docs/security.md).
-const HeaderRequestInfo = "Nats-Request-Info"
 
 // Auth says where the actor of a request comes from.
 //
@@ -46,7 +41,7 @@ type requestInfo struct {
 func parseRequestInfo(v string) (requestInfo, error) {
 	var ri requestInfo
 	if err := json.Unmarshal([]byte(v), &ri); err != nil {
-		return ri, domain.Errorf(domain.CodeForbidden, "unreadable %s header", HeaderRequestInfo)
+		return ri, domain.Errorf(domain.CodeForbidden, "unreadable %s header", names.HeaderRequestInfo)
 	}
 	return ri, nil
 }
@@ -57,14 +52,14 @@ func (a Auth) authenticate(r micro.Request, tenant string) (string, error) {
 	if !a.Enabled {
 		return "", nil
 	}
-	values := r.Headers().Values(HeaderRequestInfo)
+	values := r.Headers().Values(names.HeaderRequestInfo)
 	if len(values) == 0 {
 		// Only a connection inside the service's own account can reach
 		// the endpoints without crossing an import.
-		return "", domain.Errorf(domain.CodeForbidden, "the request carries no authenticated identity: call through your tenant account's import of %s%s.> (with share: true)", SubjectPrefix, tenant)
+		return "", domain.Errorf(domain.CodeForbidden, "the request carries no authenticated identity: call through your tenant account's import of %s%s.> (with share: true)", names.SubjectPrefix, tenant)
 	}
 	if len(values) > 1 {
-		return "", domain.Errorf(domain.CodeForbidden, "more than one %s header", HeaderRequestInfo)
+		return "", domain.Errorf(domain.CodeForbidden, "more than one %s header", names.HeaderRequestInfo)
 	}
 	ri, err := parseRequestInfo(values[0])
 	if err != nil {
@@ -83,7 +78,7 @@ func (a Auth) actorOf(ri requestInfo, tenant string) (string, error) {
 		return "", domain.Errorf(domain.CodeForbidden, "account %s may not address tenant %s", truncate(ri.Account, 64), tenant)
 	}
 	if ri.User == "" {
-		return "", domain.Errorf(domain.CodeForbidden, "the request names no authenticated user: the import of %s%s.> needs share: true", SubjectPrefix, tenant)
+		return "", domain.Errorf(domain.CodeForbidden, "the request names no authenticated user: the import of %s%s.> needs share: true", names.SubjectPrefix, tenant)
 	}
 	if err := validActor(ri.User); err != nil {
 		return "", domain.Errorf(domain.CodeForbidden, "the authenticated user name is not usable as an actor")
@@ -113,17 +108,17 @@ func validActor(actor string) error {
 
 // claimedActor is the actor a request asserts: the body's field, else the
 // Strand-Actor header.
-func (c *call) claimedActor(m Mutation) string {
+func (c *call) claimedActor(m client.Mutation) string {
 	if m.Actor != "" {
 		return m.Actor
 	}
-	return c.req.Headers().Get(HeaderActor)
+	return c.req.Headers().Get(names.HeaderActor)
 }
 
 // actor returns the actor of a mutating request. With authentication the
 // authenticated user is the actor and a claim of anyone else is refused:
 // a reviewer cannot grant their own request by naming another reviewer.
-func (c *call) actor(m Mutation) (string, error) {
+func (c *call) actor(m client.Mutation) (string, error) {
 	claimed := c.claimedActor(m)
 	if c.user != "" {
 		if claimed != "" && claimed != c.user {

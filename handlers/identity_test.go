@@ -5,7 +5,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
 
 func TestAuth_Authenticate(t *testing.T) {
@@ -19,18 +21,18 @@ func TestAuth_Authenticate(t *testing.T) {
 		wantErr bool
 	}{
 		{"Off", Auth{}, nil, "acme", "", false},
-		{"OffIgnoresHeader", Auth{}, nats.Header{HeaderRequestInfo: {`{"acc":"X","user":"y"}`}}, "acme", "", false},
-		{"User", Auth{Enabled: true}, nats.Header{HeaderRequestInfo: {`{"acc":"ACME","user":"alice","name":"bob"}`}}, "acme", "alice", false},
+		{"OffIgnoresHeader", Auth{}, nats.Header{names.HeaderRequestInfo: {`{"acc":"X","user":"y"}`}}, "acme", "", false},
+		{"User", Auth{Enabled: true}, nats.Header{names.HeaderRequestInfo: {`{"acc":"ACME","user":"alice","name":"bob"}`}}, "acme", "alice", false},
 		{"NoHeader", Auth{Enabled: true}, nil, "acme", "", true},
-		{"TwoHeaders", Auth{Enabled: true}, nats.Header{HeaderRequestInfo: {`{"acc":"ACME","user":"alice"}`, `{"acc":"ACME","user":"alice"}`}}, "acme", "", true},
-		{"NotJSON", Auth{Enabled: true}, nats.Header{HeaderRequestInfo: {`alice`}}, "acme", "", true},
-		{"OtherAccount", Auth{Enabled: true}, nats.Header{HeaderRequestInfo: {`{"acc":"GLOBEX","user":"carol"}`}}, "acme", "", true},
-		{"NoShare", Auth{Enabled: true}, nats.Header{HeaderRequestInfo: {`{"acc":"ACME"}`}}, "acme", "", true},
-		{"Chained", Auth{Enabled: true}, nats.Header{HeaderRequestInfo: {`{"acc":"ACME","user":"alice","svc":"OTHER"}`}}, "acme", "", true},
-		{"NameIsNotIdentity", Auth{Enabled: true}, nats.Header{HeaderRequestInfo: {`{"acc":"ACME","name":"alice"}`}}, "acme", "", true},
-		{"BadUser", Auth{Enabled: true}, nats.Header{HeaderRequestInfo: {`{"acc":"ACME","user":"a\nb"}`}}, "acme", "", true},
-		{"Mapped", mapped, nats.Header{HeaderRequestInfo: {`{"acc":"TENANT_ACME","user":"UABC"}`}}, "acme-staging", "UABC", false},
-		{"MappedOnly", mapped, nats.Header{HeaderRequestInfo: {`{"acc":"ACME","user":"alice"}`}}, "acme", "", true},
+		{"TwoHeaders", Auth{Enabled: true}, nats.Header{names.HeaderRequestInfo: {`{"acc":"ACME","user":"alice"}`, `{"acc":"ACME","user":"alice"}`}}, "acme", "", true},
+		{"NotJSON", Auth{Enabled: true}, nats.Header{names.HeaderRequestInfo: {`alice`}}, "acme", "", true},
+		{"OtherAccount", Auth{Enabled: true}, nats.Header{names.HeaderRequestInfo: {`{"acc":"GLOBEX","user":"carol"}`}}, "acme", "", true},
+		{"NoShare", Auth{Enabled: true}, nats.Header{names.HeaderRequestInfo: {`{"acc":"ACME"}`}}, "acme", "", true},
+		{"Chained", Auth{Enabled: true}, nats.Header{names.HeaderRequestInfo: {`{"acc":"ACME","user":"alice","svc":"OTHER"}`}}, "acme", "", true},
+		{"NameIsNotIdentity", Auth{Enabled: true}, nats.Header{names.HeaderRequestInfo: {`{"acc":"ACME","name":"alice"}`}}, "acme", "", true},
+		{"BadUser", Auth{Enabled: true}, nats.Header{names.HeaderRequestInfo: {`{"acc":"ACME","user":"a\nb"}`}}, "acme", "", true},
+		{"Mapped", mapped, nats.Header{names.HeaderRequestInfo: {`{"acc":"TENANT_ACME","user":"UABC"}`}}, "acme-staging", "UABC", false},
+		{"MappedOnly", mapped, nats.Header{names.HeaderRequestInfo: {`{"acc":"ACME","user":"alice"}`}}, "acme", "", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,9 +72,9 @@ func TestCall_Actor(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &call{user: tc.user, req: &fakeRequest{headers: nats.Header{}}}
 			if tc.header != "" {
-				c.req.(*fakeRequest).headers.Set(HeaderActor, tc.header)
+				c.req.(*fakeRequest).headers.Set(names.HeaderActor, tc.header)
 			}
-			got, err := c.actor(Mutation{Actor: tc.body})
+			got, err := c.actor(client.Mutation{Actor: tc.body})
 			if tc.wantErr != "" {
 				if domain.ErrorCode(err) != tc.wantErr {
 					t.Fatalf("actor = %q, %v; want %s", got, err, tc.wantErr)

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // TestFS_InlineContent checks design record 0009 through the service:
@@ -51,7 +51,7 @@ func TestFS_InlineContent(t *testing.T) {
 	t.Run("SameHashAsBlob", func(t *testing.T) {
 		// The same bytes written inline here and as a blob elsewhere (an
 		// older history) are the same entry: equal hashes, no diff.
-		r, err := h.c.Read(ctx, handlers.ReadRequest{Session: id, Path: "small.txt"})
+		r, err := h.c.Read(ctx, client.ReadRequest{Session: id, Path: "small.txt"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +60,7 @@ func TestFS_InlineContent(t *testing.T) {
 		}
 	})
 	t.Run("ReadBatch", func(t *testing.T) {
-		r, err := h.c.ReadBatch(ctx, handlers.ReadBatchRequest{Session: id, Paths: []string{"small.txt", "large.txt"}})
+		r, err := h.c.ReadBatch(ctx, client.ReadBatchRequest{Session: id, Paths: []string{"small.txt", "large.txt"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,14 +69,14 @@ func TestFS_InlineContent(t *testing.T) {
 		}
 	})
 	t.Run("ReadRange", func(t *testing.T) {
-		r, err := h.c.Read(ctx, handlers.ReadRequest{Session: id, Path: "small.txt", Offset: 6, Length: 3})
+		r, err := h.c.Read(ctx, client.ReadRequest{Session: id, Path: "small.txt", Offset: 6, Length: 3})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if string(r.Content) != "and" || r.EOF {
 			t.Fatalf("range read: %q eof %v, want \"and\" not at eof", r.Content, r.EOF)
 		}
-		r, err = h.c.Read(ctx, handlers.ReadRequest{Session: id, Path: "small.txt", Offset: int64(len(small))})
+		r, err = h.c.Read(ctx, client.ReadRequest{Session: id, Path: "small.txt", Offset: int64(len(small))})
 		if err != nil || len(r.Content) != 0 || !r.EOF {
 			t.Fatalf("read at the end: %q eof %v err %v", r.Content, r.EOF, err)
 		}
@@ -85,13 +85,13 @@ func TestFS_InlineContent(t *testing.T) {
 		// More inline content than one event may carry: the writes beyond
 		// its share store blobs, and the event stays far below the limit.
 		n := domain.MaxInlineEventBytes/domain.MaxInlineBytes + 3
-		ops := make([]handlers.BatchOp, n)
+		ops := make([]client.BatchOp, n)
 		for i := range ops {
 			c := bytes.Repeat([]byte{byte('a' + i%26)}, domain.MaxInlineBytes-1)
 			c = append(c, fmt.Sprint(i%10)...)
-			ops[i] = handlers.BatchOp{Op: "write", Path: fmt.Sprintf("batch/%03d", i), Content: append(c[:0:0], c...)}
+			ops[i] = client.BatchOp{Op: "write", Path: fmt.Sprintf("batch/%03d", i), Content: append(c[:0:0], c...)}
 		}
-		r, err := h.c.Batch(ctx, handlers.BatchRequest{Session: id, Ops: ops})
+		r, err := h.c.Batch(ctx, client.BatchRequest{Session: id, Ops: ops})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,14 +118,14 @@ func TestFS_InlineContent(t *testing.T) {
 		}
 	})
 	t.Run("ForkDiffMerge", func(t *testing.T) {
-		f, err := h.c.Fork(ctx, handlers.ForkRequest{Session: id})
+		f, err := h.c.Fork(ctx, client.ForkRequest{Session: id})
 		if err != nil {
 			t.Fatal(err)
 		}
 		fork := f.Session.ID
 		h.write(t, fork, "small.txt", "small and inline\nchanged in the fork\n")
 		h.write(t, fork, "new.txt", "new in the fork\n")
-		d, err := h.c.Diff(ctx, handlers.DiffRequest{From: &handlers.DiffSide{Session: id}, To: handlers.DiffSide{Session: fork}, Path: "small.txt"})
+		d, err := h.c.Diff(ctx, client.DiffRequest{From: &client.DiffSide{Session: id}, To: client.DiffSide{Session: fork}, Path: "small.txt"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +133,7 @@ func TestFS_InlineContent(t *testing.T) {
 			t.Fatalf("diff lacks the changed line: %s", s)
 		}
 		h.write(t, id, "other.txt", "on the target\n")
-		m, err := h.c.Merge(ctx, handlers.MergeRequest{From: fork, Into: id})
+		m, err := h.c.Merge(ctx, client.MergeRequest{From: fork, Into: id})
 		if err != nil || !m.Applied {
 			t.Fatalf("merge: %+v %v", m, err)
 		}

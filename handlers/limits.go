@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
 )
 
@@ -146,16 +147,6 @@ func (l Limits) over(o Limits) Limits {
 type SessionCounter interface {
 	SessionCount(ctx context.Context, tenant string) (int64, error)
 }
-
-// UsageSubject is the subject of a tenant's bytes-stored counter in the
-// counter stream UsageStream.
-func UsageSubject(tenant string) string { return usagePrefix + tenant + ".bytes" }
-
-// UsageStream holds one JetStream counter per tenant: the file content
-// bytes its sessions were given.
-const UsageStream = "STRAND_USAGE"
-
-const usagePrefix = "strand.usage."
 
 // Endpoints whose requests add sessions or content, and so are checked
 // against the quotas.
@@ -307,9 +298,9 @@ func (l *limiter) ensureStream(ctx context.Context) error {
 		return nil
 	}
 	err := streams.EnsureStream(ctx, l.store.JetStream(), jetstream.StreamConfig{
-		Name:              UsageStream,
+		Name:              names.UsageStream,
 		Description:       "Strand: bytes stored per tenant, for limits (counters)",
-		Subjects:          []string{usagePrefix + ">"},
+		Subjects:          []string{names.UsagePrefix + ">"},
 		Storage:           jetstream.FileStorage,
 		Replicas:          max(l.store.Config().Replicas, 1),
 		MaxMsgsPerSubject: 1,
@@ -317,7 +308,7 @@ func (l *limiter) ensureStream(ctx context.Context) error {
 		AllowDirect:       true,
 	})
 	if err != nil {
-		return fmt.Errorf("provision %s: %w", UsageStream, err)
+		return fmt.Errorf("provision %s: %w", names.UsageStream, err)
 	}
 	l.streamOK = true
 	return nil
@@ -327,11 +318,11 @@ func (l *limiter) readBytes(ctx context.Context, tenant string) (int64, error) {
 	if err := l.ensureStream(ctx); err != nil {
 		return 0, err
 	}
-	stream, err := l.store.JetStream().Stream(ctx, UsageStream)
+	stream, err := l.store.JetStream().Stream(ctx, names.UsageStream)
 	if err != nil {
 		return 0, err
 	}
-	m, err := stream.GetLastMsgForSubject(ctx, UsageSubject(tenant))
+	m, err := stream.GetLastMsgForSubject(ctx, names.UsageSubject(tenant))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}
@@ -373,7 +364,7 @@ func (l *limiter) added(tenant string, sessions, bytes int64) {
 	}
 	// Fire and forget: the counter costs no round trip on the write path;
 	// an increment lost in a crash makes the count low, never high.
-	m := nats.NewMsg(UsageSubject(tenant))
+	m := nats.NewMsg(names.UsageSubject(tenant))
 	m.Header.Set("Nats-Incr", "+"+strconv.FormatInt(bytes, 10))
 	if err := l.store.JetStream().Conn().PublishMsg(m); err != nil {
 		l.log.Warn("count bytes stored", "tenant", tenant, "err", err)
@@ -406,15 +397,10 @@ func (s *Service) charge(tenant string, res streams.Result) {
 
 // endpointOf returns "<area>.<verb>" of a request subject.
 func endpointOf(subject string) string {
-	rest := strings.TrimPrefix(subject, SubjectPrefix)
+	rest := strings.TrimPrefix(subject, names.SubjectPrefix)
 	_, path, _ := strings.Cut(rest, ".")
 	return path
 }
-
-// HeaderRetryAfter, on a reply refused by the rate limit, says in
-// milliseconds when the request would be admitted. Nothing was done: the
-// request may be sent again as it is (the client does, see Client.RetryWait).
-const HeaderRetryAfter = "Strand-Retry-After"
 
 // rateLimited is a refusal by the rate limit and when to come back.
 type rateLimited struct {

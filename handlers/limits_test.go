@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/names"
 )
 
 func limited(t *testing.T, lc handlers.LimitsConfig) *harness {
@@ -35,11 +37,11 @@ func TestLimits_RequestsPerSecond(t *testing.T) {
 		t.Errorf("error %q, want it to say rate limited", err)
 	}
 	h.unchanged(t, "write while rate limited", func() {
-		_, err := h.c.Write(ctx, handlers.WriteRequest{Session: id, Path: "a", Content: []byte("a")})
+		_, err := h.c.Write(ctx, client.WriteRequest{Session: id, Path: "a", Content: []byte("a")})
 		wantCode(t, "write while rate limited", err, domain.CodeUnavailable)
 	})
 	// Buckets are per tenant: globex has the default rate.
-	if _, err := h.client("globex").CreateSession(ctx, handlers.CreateSessionRequest{}); err != nil {
+	if _, err := h.client("globex").CreateSession(ctx, client.CreateSessionRequest{}); err != nil {
 		t.Errorf("another tenant while acme is limited: %v", err)
 	}
 }
@@ -66,25 +68,25 @@ func TestLimits_RetryAfter(t *testing.T) {
 	// The refusal itself, seen raw: unavailable with Strand-Retry-After.
 	var saw bool
 	for range 5 {
-		resp, err := h.env.NC.Request(handlers.Subject("acme", "session", "get"), []byte(`{"session":"`+id+`"}`), 5*time.Second)
+		resp, err := h.env.NC.Request(names.Subject("acme", "session", "get"), []byte(`{"session":"`+id+`"}`), 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v := resp.Header.Get(handlers.HeaderRetryAfter); v != "" {
+		if v := resp.Header.Get(names.HeaderRetryAfter); v != "" {
 			saw = true
 			if !strings.Contains(string(resp.Data), `"unavailable"`) {
-				t.Errorf("refusal with %s: %s, want code unavailable", handlers.HeaderRetryAfter, resp.Data)
+				t.Errorf("refusal with %s: %s, want code unavailable", names.HeaderRetryAfter, resp.Data)
 			}
 		}
 	}
 	if !saw {
-		t.Error("5 raw requests at once beyond a burst of 1: none carried " + handlers.HeaderRetryAfter)
+		t.Error("5 raw requests at once beyond a burst of 1: none carried " + names.HeaderRetryAfter)
 	}
 	// A client whose budget is shorter than the wait gets the refusal.
 	h.c.RetryWait = time.Millisecond
 	var refused bool
 	for range 5 {
-		if _, err := h.c.GetSession(ctx, id, ""); domain.ErrorCode(err) == domain.CodeUnavailable || handlers.ErrorCode(err) == domain.CodeUnavailable {
+		if _, err := h.c.GetSession(ctx, id, ""); domain.ErrorCode(err) == domain.CodeUnavailable || client.ErrorCode(err) == domain.CodeUnavailable {
 			refused = true
 		}
 	}
@@ -97,7 +99,7 @@ func TestLimits_RequestBytes(t *testing.T) {
 	h := limited(t, handlers.LimitsConfig{Tenants: map[string]handlers.Limits{"acme": {RequestBytes: 1024}}})
 	id := h.session(t)
 	h.unchanged(t, "large write", func() {
-		_, err := h.c.Write(t.Context(), handlers.WriteRequest{Session: id, Path: "big", Content: bytes.Repeat([]byte("x"), 2048)})
+		_, err := h.c.Write(t.Context(), client.WriteRequest{Session: id, Path: "big", Content: bytes.Repeat([]byte("x"), 2048)})
 		wantCode(t, "write of a body over request_bytes", err, domain.CodeTooLarge)
 	})
 	if err := h.client("globex").Request(t.Context(), "session", "create", map[string]string{"owner": strings.Repeat("o", 200)}, nil); err != nil {
@@ -111,14 +113,14 @@ func TestLimits_Sessions(t *testing.T) {
 	first := h.session(t)
 	h.session(t)
 	h.unchanged(t, "third session", func() {
-		_, err := h.c.CreateSession(ctx, handlers.CreateSessionRequest{})
+		_, err := h.c.CreateSession(ctx, client.CreateSessionRequest{})
 		wantCode(t, "create beyond the session limit", err, domain.CodeTooLarge)
-		_, err = h.c.Fork(ctx, handlers.ForkRequest{Session: first})
+		_, err = h.c.Fork(ctx, client.ForkRequest{Session: first})
 		wantCode(t, "fork beyond the session limit", err, domain.CodeTooLarge)
 	})
 	// Reads and writes in existing sessions go on.
 	h.write(t, first, "a.txt", "a")
-	if _, err := h.client("globex").CreateSession(ctx, handlers.CreateSessionRequest{}); err != nil {
+	if _, err := h.client("globex").CreateSession(ctx, client.CreateSessionRequest{}); err != nil {
 		t.Errorf("globex has its own count: %v", err)
 	}
 }
@@ -130,20 +132,20 @@ func TestLimits_BytesStored(t *testing.T) {
 	h.write(t, id, "a", strings.Repeat("a", 60))
 	h.write(t, id, "b", strings.Repeat("b", 60)) // 60 < 100 when it was checked
 	h.unchanged(t, "write over the quota", func() {
-		_, err := h.c.Write(ctx, handlers.WriteRequest{Session: id, Path: "c", Content: []byte("c")})
+		_, err := h.c.Write(ctx, client.WriteRequest{Session: id, Path: "c", Content: []byte("c")})
 		wantCode(t, "write with 120 of 100 bytes stored", err, domain.CodeTooLarge)
 	})
 	// What does not add content still works: reads, removals, checkpoints.
-	if _, err := h.c.Remove(ctx, handlers.RemoveRequest{Session: id, Path: "a"}); err != nil {
+	if _, err := h.c.Remove(ctx, client.RemoveRequest{Session: id, Path: "a"}); err != nil {
 		t.Errorf("remove over the quota: %v", err)
 	}
 	// The count is shared by every instance through a JetStream counter.
 	eventually(t, "bytes counter", func() string {
-		stream, err := h.env.Store.JetStream().Stream(ctx, handlers.UsageStream)
+		stream, err := h.env.Store.JetStream().Stream(ctx, names.UsageStream)
 		if err != nil {
 			return err.Error()
 		}
-		m, err := stream.GetLastMsgForSubject(ctx, handlers.UsageSubject("acme"))
+		m, err := stream.GetLastMsgForSubject(ctx, names.UsageSubject("acme"))
 		if err != nil {
 			return err.Error()
 		}
@@ -159,7 +161,7 @@ func TestLimits_BytesStored(t *testing.T) {
 	// A new instance (empty memory) reads the count and refuses too.
 	h.restart(t)
 	h.unchanged(t, "write over the quota after a restart", func() {
-		_, err := h.c.Write(ctx, handlers.WriteRequest{Session: id, Path: "c", Content: []byte("c")})
+		_, err := h.c.Write(ctx, client.WriteRequest{Session: id, Path: "c", Content: []byte("c")})
 		wantCode(t, "write after a restart", err, domain.CodeTooLarge)
 	})
 }
@@ -219,7 +221,7 @@ func TestService_LogsNoSecrets(t *testing.T) {
 	ctx := t.Context()
 	id := h.session(t)
 	const chosen = "tok-CHOSEN-7a1f0c55e2d94b1b"
-	acq, err := h.c.Lock(ctx, "acquire", handlers.LockRequest{Session: id, Path: "src", Subtree: true})
+	acq, err := h.c.Lock(ctx, "acquire", client.LockRequest{Session: id, Path: "src", Subtree: true})
 	if err != nil {
 		t.Fatalf("acquire: %v", err)
 	}
@@ -227,15 +229,15 @@ func TestService_LogsNoSecrets(t *testing.T) {
 	if len(generated) < 16 {
 		t.Fatalf("acquire returned token %q", generated)
 	}
-	if _, err := h.c.Lock(ctx, "acquire", handlers.LockRequest{Mutation: handlers.Mutation{Token: chosen}, Session: id, Path: "docs"}); err != nil {
+	if _, err := h.c.Lock(ctx, "acquire", client.LockRequest{Mutation: client.Mutation{Token: chosen}, Session: id, Path: "docs"}); err != nil {
 		t.Fatalf("acquire with a chosen token: %v", err)
 	}
-	if _, err := h.c.Write(ctx, handlers.WriteRequest{Mutation: handlers.Mutation{Token: generated}, Session: id, Path: "src/a.go", Content: []byte("package a")}); err != nil {
+	if _, err := h.c.Write(ctx, client.WriteRequest{Mutation: client.Mutation{Token: generated}, Session: id, Path: "src/a.go", Content: []byte("package a")}); err != nil {
 		t.Fatalf("write with the token: %v", err)
 	}
-	_, err = h.c.Write(ctx, handlers.WriteRequest{Mutation: handlers.Mutation{Token: chosen}, Session: id, Path: "src/b.go", Content: []byte("b")})
+	_, err = h.c.Write(ctx, client.WriteRequest{Mutation: client.Mutation{Token: chosen}, Session: id, Path: "src/b.go", Content: []byte("b")})
 	wantCode(t, "write with another lock's token", err, domain.CodeLocked)
-	_, err = h.c.Lock(ctx, "renew", handlers.LockRequest{Mutation: handlers.Mutation{Token: generated + "x"}, Session: id, Path: "src"})
+	_, err = h.c.Lock(ctx, "renew", client.LockRequest{Mutation: client.Mutation{Token: generated + "x"}, Session: id, Path: "src"})
 	if err == nil {
 		t.Errorf("renew with a wrong token: no error")
 	}
@@ -251,11 +253,11 @@ func TestService_LogsNoSecrets(t *testing.T) {
 		t.Fatalf("delete event stream: %v", err)
 	}
 	for _, tok := range []string{generated, chosen} {
-		_, err := h.c.Write(ctx, handlers.WriteRequest{Mutation: handlers.Mutation{Token: tok}, Session: id, Path: "src/c.go", Content: []byte("c")})
+		_, err := h.c.Write(ctx, client.WriteRequest{Mutation: client.Mutation{Token: tok}, Session: id, Path: "src/c.go", Content: []byte("c")})
 		if err == nil {
 			t.Errorf("write without an event stream succeeded")
 		}
-		_, _ = h.c.Lock(ctx, "release", handlers.LockRequest{Mutation: handlers.Mutation{Token: tok}, Session: id, Path: "src"})
+		_, _ = h.c.Lock(ctx, "release", client.LockRequest{Mutation: client.Mutation{Token: tok}, Session: id, Path: "src"})
 	}
 	out := logs.String()
 	if !strings.Contains(out, "request failed") {

@@ -1,56 +1,16 @@
 package handlers
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 )
 
-// LockRequest is the body of the lock requests.
-type LockRequest struct {
-	Mutation
-	Session string `json:"session"`
-	Path    string `json:"path"`
-	// Subtree locks the path and everything below it.
-	Subtree bool `json:"subtree,omitempty"`
-	// TTL is the lease's duration ("30s", "5m"; default 5m, at most 24h).
-	TTL string `json:"ttl,omitempty"`
-}
-
-// LockView is a lease as shown to callers. Token is only in the reply of
-// lock.acquire: it is never stored, only its hash.
-type LockView struct {
-	Path      string    `json:"path"`
-	Subtree   bool      `json:"subtree,omitempty"`
-	Owner     string    `json:"owner"`
-	ExpiresAt time.Time `json:"expires_at"`
-	Active    bool      `json:"active"`
-	Token     string    `json:"token,omitempty"`
-}
-
-// LockReply answers acquire, renew, release and force_release.
-type LockReply struct {
-	Lock     LockView `json:"lock"`
-	Position uint64   `json:"position"`
-	Replayed bool     `json:"replayed,omitempty"`
-}
-
-// LockListRequest is the body of lock.list.
-type LockListRequest struct {
-	Session string `json:"session"`
-}
-
-// LockListReply answers lock.list.
-type LockListReply struct {
-	Locks    []LockView `json:"locks"`
-	Position uint64     `json:"position"`
-}
-
-func lockView(l domain.Lock, now time.Time) LockView {
-	return LockView{Path: l.Path, Subtree: l.Subtree, Owner: l.Owner, ExpiresAt: l.Expires, Active: l.Active(now)}
+func lockView(l domain.Lock, now time.Time) client.LockView {
+	return client.LockView{Path: l.Path, Subtree: l.Subtree, Owner: l.Owner, ExpiresAt: l.Expires, Active: l.Active(now)}
 }
 
 func lockTTL(s string) (time.Duration, error) {
@@ -71,7 +31,7 @@ func newToken() string {
 }
 
 func (s *Service) lockAcquire(c *call) (any, error) {
-	var req LockRequest
+	var req client.LockRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -84,7 +44,7 @@ func (s *Service) lockAcquire(c *call) (any, error) {
 	if token == "" {
 		token = newToken()
 	}
-	res, err := c.change(id, Mutation{RequestID: req.RequestID, ExpectedPosition: req.ExpectedPosition, Actor: req.Actor}, func(*domain.Session) (domain.Command, error) {
+	res, err := c.change(id, client.Mutation{RequestID: req.RequestID, ExpectedPosition: req.ExpectedPosition, Actor: req.Actor}, func(*domain.Session) (domain.Command, error) {
 		return domain.AcquireLock{Path: req.Path, Subtree: req.Subtree, Token: token, TTL: ttl}, nil
 	})
 	if err != nil {
@@ -95,11 +55,11 @@ func (s *Service) lockAcquire(c *call) (any, error) {
 	if !res.Replayed || req.Token != "" {
 		v.Token = token
 	}
-	return LockReply{Lock: v, Position: res.Position, Replayed: res.Replayed}, nil
+	return client.LockReply{Lock: v, Position: res.Position, Replayed: res.Replayed}, nil
 }
 
 func (s *Service) lockRenew(c *call) (any, error) {
-	var req LockRequest
+	var req client.LockRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -108,27 +68,27 @@ func (s *Service) lockRenew(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := c.change(id, Mutation{RequestID: req.RequestID, ExpectedPosition: req.ExpectedPosition, Actor: req.Actor}, func(*domain.Session) (domain.Command, error) {
+	res, err := c.change(id, client.Mutation{RequestID: req.RequestID, ExpectedPosition: req.ExpectedPosition, Actor: req.Actor}, func(*domain.Session) (domain.Command, error) {
 		return domain.RenewLock{Path: req.Path, Token: req.Token, TTL: ttl}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	l, _ := res.Session.LockAt(res.Event.Lock.Path)
-	return LockReply{Lock: lockView(l, res.Session.UpdatedAt), Position: res.Position, Replayed: res.Replayed}, nil
+	return client.LockReply{Lock: lockView(l, res.Session.UpdatedAt), Position: res.Position, Replayed: res.Replayed}, nil
 }
 
 func (s *Service) lockRelease(c *call) (any, error)      { return s.release(c, false) }
 func (s *Service) lockForceRelease(c *call) (any, error) { return s.release(c, true) }
 
 func (s *Service) release(c *call, force bool) (any, error) {
-	var req LockRequest
+	var req client.LockRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
 	}
 	var old domain.Lock
-	res, err := c.change(id, Mutation{RequestID: req.RequestID, ExpectedPosition: req.ExpectedPosition, Actor: req.Actor}, func(sess *domain.Session) (domain.Command, error) {
+	res, err := c.change(id, client.Mutation{RequestID: req.RequestID, ExpectedPosition: req.ExpectedPosition, Actor: req.Actor}, func(sess *domain.Session) (domain.Command, error) {
 		if p, err := domain.CleanPath(req.Path); err == nil {
 			old, _ = sess.LockAt(p)
 		}
@@ -139,11 +99,11 @@ func (s *Service) release(c *call, force bool) (any, error) {
 	}
 	v := lockView(old, res.Session.UpdatedAt)
 	v.Path = res.Event.Lock.Path
-	return LockReply{Lock: v, Position: res.Position, Replayed: res.Replayed}, nil
+	return client.LockReply{Lock: v, Position: res.Position, Replayed: res.Replayed}, nil
 }
 
 func (s *Service) lockList(c *call) (any, error) {
-	var req LockListRequest
+	var req client.LockListRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -156,23 +116,11 @@ func (s *Service) lockList(c *call) (any, error) {
 		return nil, err
 	}
 	now := s.opts.Now()
-	reply := LockListReply{Locks: []LockView{}, Position: sess.Position}
+	reply := client.LockListReply{Locks: []client.LockView{}, Position: sess.Position}
 	for _, l := range sess.LockList() {
 		if l.Active(now) { // a lease that ran out no longer counts
 			reply.Locks = append(reply.Locks, lockView(l, now))
 		}
 	}
 	return reply, nil
-}
-
-// Lock runs lock.acquire, renew, release or force_release.
-func (c *Client) Lock(ctx context.Context, verb string, req LockRequest) (LockReply, error) {
-	var r LockReply
-	return r, c.Request(ctx, "lock", verb, req, &r)
-}
-
-// Locks lists a session's leases.
-func (c *Client) Locks(ctx context.Context, req LockListRequest) (LockListReply, error) {
-	var r LockListReply
-	return r, c.Request(ctx, "lock", "list", req, &r)
 }

@@ -1,71 +1,12 @@
 package handlers
 
 import (
-	"context"
 	"errors"
 	"strings"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 )
-
-// MergeRequest is the body of merge: the session From (SESSION or
-// SESSION@AT) merged into the session Into. Strategy resolves every
-// conflict that Paths does not; Paths maps a path (and everything below
-// it) to ours (keep Into's side) or theirs (take From's side).
-// ExpectedPosition and RequestID apply to Into.
-type MergeRequest struct {
-	Mutation
-	From     string            `json:"from"`
-	Into     string            `json:"into"`
-	Strategy string            `json:"strategy,omitempty"`
-	Paths    map[string]string `json:"paths,omitempty"`
-}
-
-// MergeBaseView is the common state a merge compared both sides with: a
-// session at a position, or a source revision.
-type MergeBaseView struct {
-	Session  string `json:"session,omitempty"`
-	Position uint64 `json:"position,omitempty"`
-	Source   string `json:"source,omitempty"`
-	Revision uint64 `json:"revision,omitempty"`
-}
-
-// ConflictView is one conflict of a merge.
-type ConflictView struct {
-	Path       string `json:"path"`
-	Kind       string `json:"kind"`
-	Ours       string `json:"ours"`
-	Theirs     string `json:"theirs"`
-	OursKind   string `json:"ours_kind,omitempty"`
-	TheirsKind string `json:"theirs_kind,omitempty"`
-	Resolution string `json:"resolution,omitempty"`
-}
-
-// MergePathView is the result of a merge at one path: theirs (taken from
-// From), merged (lines of both sides) or conflict.
-type MergePathView struct {
-	Path   string `json:"path"`
-	Result string `json:"result"`
-}
-
-// MergeReply answers merge. A merge with unresolved conflicts is not an
-// error: it answers with Applied false and the conflicts, and changes
-// nothing (no event, Into's status untouched). UpToDate means From had
-// nothing that Into lacks: nothing was written either.
-type MergeReply struct {
-	Applied      bool            `json:"applied"`
-	UpToDate     bool            `json:"up_to_date,omitempty"`
-	Session      string          `json:"session"`
-	Position     uint64          `json:"position"`
-	Root         string          `json:"root"`
-	From         string          `json:"from"`
-	FromPosition uint64          `json:"from_position"`
-	Base         MergeBaseView   `json:"base"`
-	Paths        []MergePathView `json:"paths"`
-	Conflicts    []ConflictView  `json:"conflicts"`
-	Resolved     []ConflictView  `json:"resolved,omitempty"`
-	Replayed     bool            `json:"replayed,omitempty"`
-}
 
 // errMergeStops ends a merge's decision without an event: conflicts, or
 // nothing to merge. The reply is in the handler's hands.
@@ -92,10 +33,10 @@ func (c *call) lineage(s *domain.Session) (domain.Lineage, error) {
 	return l, nil
 }
 
-func conflictViews(cs []domain.Conflict) []ConflictView {
-	out := make([]ConflictView, 0, len(cs))
+func conflictViews(cs []domain.Conflict) []client.ConflictView {
+	out := make([]client.ConflictView, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, ConflictView{Path: c.Path, Kind: c.Kind, Ours: c.Ours, Theirs: c.Theirs,
+		out = append(out, client.ConflictView{Path: c.Path, Kind: c.Kind, Ours: c.Ours, Theirs: c.Theirs,
 			OursKind: c.OursKind, TheirsKind: c.TheirsKind, Resolution: c.Resolution})
 	}
 	return out
@@ -109,7 +50,7 @@ func checkStrategy(st string, allowEmpty bool) error {
 }
 
 func (s *Service) merge(c *call) (any, error) {
-	var req MergeRequest
+	var req client.MergeRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
@@ -142,7 +83,7 @@ func (s *Service) merge(c *call) (any, error) {
 		}
 		paths[cp] = st
 	}
-	theirs, err := c.resolveAt(from, At(fromAt))
+	theirs, err := c.resolveAt(from, client.At(fromAt))
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +100,7 @@ func (s *Service) merge(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	reply := MergeReply{Session: into, From: from, FromPosition: theirs.Position, Paths: []MergePathView{}, Conflicts: []ConflictView{}}
+	reply := client.MergeReply{Session: into, From: from, FromPosition: theirs.Position, Paths: []client.MergePathView{}, Conflicts: []client.ConflictView{}}
 	res, err := c.change(into, req.Mutation, func(ours *domain.Session) (domain.Command, error) {
 		if err := expectAt(ours, req.ExpectedPosition); err != nil {
 			return nil, err
@@ -172,7 +113,7 @@ func (s *Service) merge(c *call) (any, error) {
 		if !ok {
 			return nil, domain.Errorf(domain.CodeInvalidArgument, "sessions %s and %s have no common history to merge from", from, into)
 		}
-		reply.Base = MergeBaseView{Session: base.Session, Position: base.Position, Source: base.Source, Revision: base.Revision}
+		reply.Base = client.MergeBaseView{Session: base.Session, Position: base.Position, Source: base.Source, Revision: base.Revision}
 		var baseTree domain.Tree
 		if base.Session != "" {
 			b, err := c.svc.store.At(c.ctx, c.tenant, base.Session, base.Position)
@@ -199,7 +140,7 @@ func (s *Service) merge(c *call) (any, error) {
 		}
 		reply.Paths = reply.Paths[:0]
 		for _, p := range out.Paths {
-			reply.Paths = append(reply.Paths, MergePathView{Path: p.Path, Result: p.Result})
+			reply.Paths = append(reply.Paths, client.MergePathView{Path: p.Path, Result: p.Result})
 		}
 		reply.Conflicts, reply.Resolved = conflictViews(out.Conflicts), conflictViews(out.Resolved)
 		reply.Position, reply.Root = ours.Position, ours.Tree.Hash().String()
@@ -237,7 +178,7 @@ func (s *Service) merge(c *call) (any, error) {
 	reply.Position, reply.Root = res.Position, res.Session.Tree.Hash().String()
 	if m := res.Event.Merge; m != nil && res.Replayed {
 		reply.FromPosition = m.FromPosition
-		reply.Base = MergeBaseView{Session: m.BaseSession, Position: m.BasePosition, Source: m.BaseSource, Revision: m.BaseRevision}
+		reply.Base = client.MergeBaseView{Session: m.BaseSession, Position: m.BasePosition, Source: m.BaseSource, Revision: m.BaseRevision}
 	}
 	return reply, nil
 }
@@ -253,10 +194,4 @@ func (c *call) mergeContent(h domain.Hash) ([]byte, error) {
 		return nil, nil
 	}
 	return c.svc.store.Blobs.Get(c.ctx, h)
-}
-
-// Merge merges one session into another.
-func (c *Client) Merge(ctx context.Context, req MergeRequest) (MergeReply, error) {
-	var r MergeReply
-	return r, c.Request(ctx, "merge", "", req, &r)
 }

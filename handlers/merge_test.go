@@ -3,8 +3,8 @@ package handlers_test
 import (
 	"testing"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // mergeFixture is a parent session and a fork of it, each changed so that
@@ -14,26 +14,26 @@ type mergeFixture struct {
 	parent, fork string
 }
 
-func (e *srcEnv) batch(t *testing.T, id string, ops ...handlers.BatchOp) uint64 {
+func (e *srcEnv) batch(t *testing.T, id string, ops ...client.BatchOp) uint64 {
 	t.Helper()
-	r, err := e.c.Batch(t.Context(), handlers.BatchRequest{Session: id, Ops: ops})
+	r, err := e.c.Batch(t.Context(), client.BatchRequest{Session: id, Ops: ops})
 	if err != nil {
 		t.Fatalf("batch: %v", err)
 	}
 	return r.Position
 }
 
-func wr(path, content string) handlers.BatchOp {
-	return handlers.BatchOp{Op: domain.OpWrite, Path: path, Content: []byte(content)}
+func wr(path, content string) client.BatchOp {
+	return client.BatchOp{Op: domain.OpWrite, Path: path, Content: []byte(content)}
 }
 
-func rm(path string) handlers.BatchOp {
-	return handlers.BatchOp{Op: domain.OpRemove, Path: path, Recursive: true}
+func rm(path string) client.BatchOp {
+	return client.BatchOp{Op: domain.OpRemove, Path: path, Recursive: true}
 }
 
 func newMergeFixture(t *testing.T, e *srcEnv) mergeFixture {
 	t.Helper()
-	s, err := e.c.CreateSession(t.Context(), handlers.CreateSessionRequest{})
+	s, err := e.c.CreateSession(t.Context(), client.CreateSessionRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,9 +44,9 @@ func newMergeFixture(t *testing.T, e *srcEnv) mergeFixture {
 		wr("moddel.txt", "m\n"),
 		wr("kind", "a file\n"),
 		wr("same.txt", "s\n"),
-		handlers.BatchOp{Op: domain.OpSymlink, Path: "link", Target: "same.txt"},
+		client.BatchOp{Op: domain.OpSymlink, Path: "link", Target: "same.txt"},
 	)
-	f, err := e.c.Fork(t.Context(), handlers.ForkRequest{Session: p})
+	f, err := e.c.Fork(t.Context(), client.ForkRequest{Session: p})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func newMergeFixture(t *testing.T, e *srcEnv) mergeFixture {
 		wr("kind", "ours changed it\n"),
 		wr("addadd", "ours\n"),
 		rm("link"),
-		handlers.BatchOp{Op: domain.OpSymlink, Path: "link", Target: "lines.txt"},
+		client.BatchOp{Op: domain.OpSymlink, Path: "link", Target: "lines.txt"},
 	)
 	// theirs: the fork
 	e.batch(t, fork,
@@ -70,7 +70,7 @@ func newMergeFixture(t *testing.T, e *srcEnv) mergeFixture {
 		wr("kind/inside", "x\n"),
 		wr("addadd", "theirs\n"),
 		rm("link"),
-		handlers.BatchOp{Op: domain.OpSymlink, Path: "link", Target: "both.txt"},
+		client.BatchOp{Op: domain.OpSymlink, Path: "link", Target: "both.txt"},
 		wr("new/from-fork.txt", "new\n"),
 	)
 	return mergeFixture{parent: p, fork: fork}
@@ -83,7 +83,7 @@ func TestMerge_ForkIntoParent(t *testing.T) {
 	t.Run("Conflicts", func(t *testing.T) {
 		f := newMergeFixture(t, e)
 		before := e.env.LastSeq(t)
-		r, err := e.c.Merge(t.Context(), handlers.MergeRequest{From: f.fork, Into: f.parent})
+		r, err := e.c.Merge(t.Context(), client.MergeRequest{From: f.fork, Into: f.parent})
 		if err != nil {
 			t.Fatalf("merge: %v", err)
 		}
@@ -115,8 +115,8 @@ func TestMerge_ForkIntoParent(t *testing.T) {
 	t.Run("Theirs", func(t *testing.T) {
 		f := newMergeFixture(t, e)
 		head, _ := e.c.GetSession(t.Context(), f.parent, "")
-		r, err := e.c.Merge(t.Context(), handlers.MergeRequest{From: f.fork, Into: f.parent, Strategy: "theirs",
-			Mutation: handlers.Mutation{ExpectedPosition: head.Position, RequestID: "merge-1"}})
+		r, err := e.c.Merge(t.Context(), client.MergeRequest{From: f.fork, Into: f.parent, Strategy: "theirs",
+			Mutation: client.Mutation{ExpectedPosition: head.Position, RequestID: "merge-1"}})
 		if err != nil || !r.Applied || len(r.Resolved) != 5 {
 			t.Fatalf("merge = %+v, %v; want applied with 5 resolved", r, err)
 		}
@@ -139,18 +139,18 @@ func TestMerge_ForkIntoParent(t *testing.T) {
 		if got["link"].body != "both.txt" {
 			t.Errorf("link -> %q, want both.txt", got["link"].body)
 		}
-		ev, err := e.c.Events(t.Context(), handlers.EventsRequest{Session: f.parent, From: r.Position})
+		ev, err := e.c.Events(t.Context(), client.EventsRequest{Session: f.parent, From: r.Position})
 		if err != nil || len(ev.Events) != 1 || ev.Events[0].Type != string(domain.SessionMerged) {
 			t.Fatalf("events = %+v, %v; want one SessionMerged", ev.Events, err)
 		}
 		// A retry answers the same, and appends nothing.
-		again, err := e.c.Merge(t.Context(), handlers.MergeRequest{From: f.fork, Into: f.parent, Strategy: "theirs",
-			Mutation: handlers.Mutation{ExpectedPosition: head.Position, RequestID: "merge-1"}})
+		again, err := e.c.Merge(t.Context(), client.MergeRequest{From: f.fork, Into: f.parent, Strategy: "theirs",
+			Mutation: client.Mutation{ExpectedPosition: head.Position, RequestID: "merge-1"}})
 		if err != nil || !again.Replayed || again.Position != r.Position {
 			t.Fatalf("retry = %+v, %v", again, err)
 		}
 		// Merging again: nothing new.
-		up, err := e.c.Merge(t.Context(), handlers.MergeRequest{From: f.fork, Into: f.parent, Strategy: "theirs"})
+		up, err := e.c.Merge(t.Context(), client.MergeRequest{From: f.fork, Into: f.parent, Strategy: "theirs"})
 		if err != nil || up.Applied || !up.UpToDate {
 			t.Fatalf("second merge = %+v, %v; want up to date", up, err)
 		}
@@ -162,7 +162,7 @@ func TestMerge_ForkIntoParent(t *testing.T) {
 
 	t.Run("PerPath", func(t *testing.T) {
 		f := newMergeFixture(t, e)
-		r, err := e.c.Merge(t.Context(), handlers.MergeRequest{From: f.fork, Into: f.parent, Strategy: "ours",
+		r, err := e.c.Merge(t.Context(), client.MergeRequest{From: f.fork, Into: f.parent, Strategy: "ours",
 			Paths: map[string]string{"/both.txt": "theirs", "kind": "theirs"}})
 		if err != nil || !r.Applied {
 			t.Fatalf("merge = %+v, %v", r, err)
@@ -175,14 +175,14 @@ func TestMerge_ForkIntoParent(t *testing.T) {
 	})
 
 	t.Run("Clean", func(t *testing.T) {
-		s, _ := e.c.CreateSession(t.Context(), handlers.CreateSessionRequest{})
+		s, _ := e.c.CreateSession(t.Context(), client.CreateSessionRequest{})
 		p := s.Session.ID
 		e.batch(t, p, wr("a.go", "package a\n\nfunc A() {}\n\nfunc B() {}\n"), wr("keep", "k\n"))
-		f, _ := e.c.Fork(t.Context(), handlers.ForkRequest{Session: p})
+		f, _ := e.c.Fork(t.Context(), client.ForkRequest{Session: p})
 		e.write(t, p, "a.go", "package a\n\nfunc A() { ours() }\n\nfunc B() {}\n")
 		e.write(t, f.Session.ID, "a.go", "package a\n\nfunc A() {}\n\nfunc B() { theirs() }\n")
 		e.write(t, f.Session.ID, "added", "added\n")
-		r, err := e.c.Merge(t.Context(), handlers.MergeRequest{From: f.Session.ID, Into: p})
+		r, err := e.c.Merge(t.Context(), client.MergeRequest{From: f.Session.ID, Into: p})
 		if err != nil || !r.Applied || len(r.Conflicts) != 0 {
 			t.Fatalf("merge = %+v, %v", r, err)
 		}
@@ -191,7 +191,7 @@ func TestMerge_ForkIntoParent(t *testing.T) {
 			t.Fatalf("tree = %v", got)
 		}
 		// Parent into fork: the fork point is the base the other way round.
-		back, err := e.c.Merge(t.Context(), handlers.MergeRequest{From: p, Into: f.Session.ID})
+		back, err := e.c.Merge(t.Context(), client.MergeRequest{From: p, Into: f.Session.ID})
 		if err != nil || !back.Applied || back.Base.Session != p {
 			t.Fatalf("merge back = %+v, %v", back, err)
 		}
@@ -201,41 +201,41 @@ func TestMerge_ForkIntoParent(t *testing.T) {
 	})
 
 	t.Run("Locked", func(t *testing.T) {
-		s, _ := e.c.CreateSession(t.Context(), handlers.CreateSessionRequest{})
+		s, _ := e.c.CreateSession(t.Context(), client.CreateSessionRequest{})
 		p := s.Session.ID
 		e.write(t, p, "locked.txt", "base\n")
-		f, _ := e.c.Fork(t.Context(), handlers.ForkRequest{Session: p})
+		f, _ := e.c.Fork(t.Context(), client.ForkRequest{Session: p})
 		e.write(t, f.Session.ID, "locked.txt", "theirs\n")
-		holder := handlers.NewClient(e.env.NC, "acme")
+		holder := client.NewClient(e.env.NC, "acme")
 		holder.Actor = "holder"
-		l, err := holder.Lock(t.Context(), "acquire", handlers.LockRequest{Session: p, Path: "locked.txt"})
+		l, err := holder.Lock(t.Context(), "acquire", client.LockRequest{Session: p, Path: "locked.txt"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.c.Merge(t.Context(), handlers.MergeRequest{From: f.Session.ID, Into: p}); handlers.ErrorCode(err) != domain.CodeLocked {
+		if _, err := e.c.Merge(t.Context(), client.MergeRequest{From: f.Session.ID, Into: p}); client.ErrorCode(err) != domain.CodeLocked {
 			t.Fatalf("merge over someone else's lease: %v, want locked", err)
 		}
-		r, err := holder.Merge(t.Context(), handlers.MergeRequest{From: f.Session.ID, Into: p, Mutation: handlers.Mutation{Token: l.Lock.Token}})
+		r, err := holder.Merge(t.Context(), client.MergeRequest{From: f.Session.ID, Into: p, Mutation: client.Mutation{Token: l.Lock.Token}})
 		if err != nil || !r.Applied {
 			t.Fatalf("merge with the lease's token = %+v, %v", r, err)
 		}
 	})
 
 	t.Run("Refusals", func(t *testing.T) {
-		a, _ := e.c.CreateSession(t.Context(), handlers.CreateSessionRequest{})
-		b, _ := e.c.CreateSession(t.Context(), handlers.CreateSessionRequest{})
-		if _, err := e.c.Merge(t.Context(), handlers.MergeRequest{From: a.Session.ID, Into: b.Session.ID}); handlers.ErrorCode(err) != domain.CodeInvalidArgument {
+		a, _ := e.c.CreateSession(t.Context(), client.CreateSessionRequest{})
+		b, _ := e.c.CreateSession(t.Context(), client.CreateSessionRequest{})
+		if _, err := e.c.Merge(t.Context(), client.MergeRequest{From: a.Session.ID, Into: b.Session.ID}); client.ErrorCode(err) != domain.CodeInvalidArgument {
 			t.Errorf("unrelated sessions: %v, want invalid_argument", err)
 		}
-		if _, err := e.c.Merge(t.Context(), handlers.MergeRequest{From: a.Session.ID, Into: a.Session.ID}); handlers.ErrorCode(err) != domain.CodeInvalidArgument {
+		if _, err := e.c.Merge(t.Context(), client.MergeRequest{From: a.Session.ID, Into: a.Session.ID}); client.ErrorCode(err) != domain.CodeInvalidArgument {
 			t.Errorf("into itself: %v, want invalid_argument", err)
 		}
-		f, _ := e.c.Fork(t.Context(), handlers.ForkRequest{Session: a.Session.ID})
-		if _, err := e.c.Merge(t.Context(), handlers.MergeRequest{From: f.Session.ID, Into: a.Session.ID, Strategy: "mine"}); handlers.ErrorCode(err) != domain.CodeInvalidArgument {
+		f, _ := e.c.Fork(t.Context(), client.ForkRequest{Session: a.Session.ID})
+		if _, err := e.c.Merge(t.Context(), client.MergeRequest{From: f.Session.ID, Into: a.Session.ID, Strategy: "mine"}); client.ErrorCode(err) != domain.CodeInvalidArgument {
 			t.Errorf("bad strategy: %v, want invalid_argument", err)
 		}
 		e.write(t, f.Session.ID, "x", "x\n")
-		if _, err := e.c.Merge(t.Context(), handlers.MergeRequest{From: f.Session.ID, Into: a.Session.ID, Mutation: handlers.Mutation{ExpectedPosition: 1}}); handlers.ErrorCode(err) != domain.CodeConflict {
+		if _, err := e.c.Merge(t.Context(), client.MergeRequest{From: f.Session.ID, Into: a.Session.ID, Mutation: client.Mutation{ExpectedPosition: 1}}); client.ErrorCode(err) != domain.CodeConflict {
 			t.Errorf("stale expected_position: %v, want conflict", err)
 		}
 	})
@@ -244,41 +244,41 @@ func TestMerge_ForkIntoParent(t *testing.T) {
 func TestMerge_ApprovalPolicy(t *testing.T) {
 	t.Parallel()
 	e := startSources(t)
-	s, err := e.c.CreateSession(t.Context(), handlers.CreateSessionRequest{Policy: domain.Policy{domain.ActionMerge: 1}})
+	s, err := e.c.CreateSession(t.Context(), client.CreateSessionRequest{Policy: domain.Policy{domain.ActionMerge: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := s.Session.ID
 	e.write(t, p, "base.txt", "base\n")
-	f, _ := e.c.Fork(t.Context(), handlers.ForkRequest{Session: p})
+	f, _ := e.c.Fork(t.Context(), client.ForkRequest{Session: p})
 	e.write(t, f.Session.ID, "new.txt", "new\n")
 	before := e.env.LastSeq(t)
-	if _, err := e.c.Merge(t.Context(), handlers.MergeRequest{From: f.Session.ID, Into: p}); handlers.ErrorCode(err) != domain.CodeApprovalRequired {
+	if _, err := e.c.Merge(t.Context(), client.MergeRequest{From: f.Session.ID, Into: p}); client.ErrorCode(err) != domain.CodeApprovalRequired {
 		t.Fatalf("merge without approval: %v, want approval_required", err)
 	}
 	if e.env.LastSeq(t) != before {
 		t.Fatal("a refused merge appended an event")
 	}
-	req, err := e.c.RequestApproval(t.Context(), handlers.ApprovalRequestRequest{Session: p, Reason: domain.ActionMerge})
+	req, err := e.c.RequestApproval(t.Context(), client.ApprovalRequestRequest{Session: p, Reason: domain.ActionMerge})
 	if err != nil {
 		t.Fatal(err)
 	}
-	reviewer := handlers.NewClient(e.env.NC, "acme")
+	reviewer := client.NewClient(e.env.NC, "acme")
 	reviewer.Actor = "reviewer"
-	if _, err := reviewer.Grant(t.Context(), handlers.DecideRequest{Session: p, Request: req.Request.ID}); err != nil {
+	if _, err := reviewer.Grant(t.Context(), client.DecideRequest{Session: p, Request: req.Request.ID}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := e.c.Merge(t.Context(), handlers.MergeRequest{From: f.Session.ID, Into: p})
+	r, err := e.c.Merge(t.Context(), client.MergeRequest{From: f.Session.ID, Into: p})
 	if err != nil || !r.Applied {
 		t.Fatalf("merge with a granted approval = %+v, %v", r, err)
 	}
-	ev, _ := e.c.Events(t.Context(), handlers.EventsRequest{Session: p, From: r.Position})
+	ev, _ := e.c.Events(t.Context(), client.EventsRequest{Session: p, From: r.Position})
 	if len(ev.Events) != 1 || ev.Events[0].Type != string(domain.SessionMerged) {
 		t.Fatalf("events = %+v", ev.Events)
 	}
 	// The approval was used: a second merge needs a new one.
 	e.write(t, f.Session.ID, "more.txt", "more\n")
-	if _, err := e.c.Merge(t.Context(), handlers.MergeRequest{From: f.Session.ID, Into: p}); handlers.ErrorCode(err) == "" {
+	if _, err := e.c.Merge(t.Context(), client.MergeRequest{From: f.Session.ID, Into: p}); client.ErrorCode(err) == "" {
 		t.Fatal("a used approval authorised a second merge")
 	}
 }

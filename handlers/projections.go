@@ -2,41 +2,14 @@ package handlers
 
 import (
 	"context"
-	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 )
 
 // ProjectionReporter answers projections.status.
 type ProjectionReporter interface {
-	ProjectionStatus(ctx context.Context) ([]ProjectionStatus, error)
-}
-
-// ProjectionStatus is a read model's position and lag.
-type ProjectionStatus struct {
-	Name       string `json:"name"`
-	Stream     string `json:"stream"`
-	Consumer   string `json:"consumer"`
-	Generation uint64 `json:"generation"`
-	// State is running, resetting or rebuilding.
-	State string `json:"state"`
-	// Position: every event at or below it is folded.
-	Position  uint64 `json:"position"`
-	Delivered uint64 `json:"delivered"`
-	// Lag counts the events still to fold (pending + ack_pending).
-	Lag        uint64    `json:"lag"`
-	Pending    uint64    `json:"pending"`
-	AckPending int       `json:"ack_pending"`
-	Waiting    int       `json:"waiting"`
-	StreamLast uint64    `json:"stream_last"`
-	Target     uint64    `json:"rebuild_target,omitempty"`
-	Since      time.Time `json:"since,omitzero"`
-	Error      string    `json:"error,omitempty"`
-}
-
-// ProjectionsReply answers projections.status.
-type ProjectionsReply struct {
-	Projections []ProjectionStatus `json:"projections"`
+	ProjectionStatus(ctx context.Context) ([]client.ProjectionStatus, error)
 }
 
 func (s *Service) projectionsStatus(c *call) (any, error) {
@@ -51,11 +24,5 @@ func (s *Service) projectionsStatus(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ProjectionsReply{Projections: st}, nil
-}
-
-// Projections reports every projection's position and lag.
-func (c *Client) Projections(ctx context.Context) (ProjectionsReply, error) {
-	var r ProjectionsReply
-	return r, c.Request(ctx, "projections", "status", struct{}{}, &r)
+	return client.ProjectionsReply{Projections: st}, nil
 }

@@ -4,53 +4,15 @@ import (
 	"context"
 	"sync"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 )
-
-// MaxReadBatchPaths bounds the paths of one fs.read_batch.
-const MaxReadBatchPaths = 1000
 
 // readBatchFetchers is how many blobs one fs.read_batch reads at once.
 const readBatchFetchers = 16
 
-// ReadBatchRequest is the body of fs.read_batch: many paths of one session
-// at one point, read in one request.
-type ReadBatchRequest struct {
-	Session string   `json:"session"`
-	At      At       `json:"at,omitempty"`
-	Paths   []string `json:"paths"`
-	// MaxBytes bounds the content of the reply (0: as much as one reply
-	// holds).
-	MaxBytes int64 `json:"max_bytes,omitempty"`
-}
-
-// ReadBatchFile is one path of an fs.read_batch reply. Content is sent once
-// per hash in a reply: a later file with a hash sent before has no content.
-// More is true when the content is not in this reply (the reply was full,
-// or the file alone is larger than a reply): read it with fs.read, or ask
-// again. Error is set, and nothing else but Path, for a path that cannot
-// be read (not_found, invalid_argument).
-type ReadBatchFile struct {
-	Path    string       `json:"path"`
-	Kind    string       `json:"kind,omitempty"`
-	Size    int64        `json:"size,omitempty"`
-	Mode    uint32       `json:"mode,omitempty"`
-	Hash    string       `json:"hash,omitempty"`
-	Target  string       `json:"target,omitempty"`
-	Content []byte       `json:"content,omitempty"`
-	More    bool         `json:"more,omitempty"`
-	Error   *ErrorDetail `json:"error,omitempty"`
-}
-
-// ReadBatchReply answers fs.read_batch: the files in the order asked, at
-// one position.
-type ReadBatchReply struct {
-	Files    []ReadBatchFile `json:"files"`
-	Position uint64          `json:"position"`
-}
-
 func (s *Service) fsReadBatch(c *call) (any, error) {
-	var req ReadBatchRequest
+	var req client.ReadBatchRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -58,8 +20,8 @@ func (s *Service) fsReadBatch(c *call) (any, error) {
 	if len(req.Paths) == 0 {
 		return nil, domain.Errorf(domain.CodeInvalidArgument, "paths must hold at least one path")
 	}
-	if len(req.Paths) > MaxReadBatchPaths {
-		return nil, domain.Errorf(domain.CodeTooLarge, "at most %d paths in one read_batch", MaxReadBatchPaths)
+	if len(req.Paths) > client.MaxReadBatchPaths {
+		return nil, domain.Errorf(domain.CodeTooLarge, "at most %d paths in one read_batch", client.MaxReadBatchPaths)
 	}
 	if req.MaxBytes < 0 {
 		return nil, domain.Errorf(domain.CodeInvalidArgument, "max_bytes must not be negative")
@@ -72,7 +34,7 @@ func (s *Service) fsReadBatch(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	reply := ReadBatchReply{Files: make([]ReadBatchFile, len(req.Paths)), Position: sess.Position}
+	reply := client.ReadBatchReply{Files: make([]client.ReadBatchFile, len(req.Paths)), Position: sess.Position}
 	// Decide first which files carry content (each hash once, in order,
 	// while the budget lasts), then read those blobs in parallel.
 	sent := map[domain.Hash]int{}
@@ -82,12 +44,12 @@ func (s *Service) fsReadBatch(c *call) (any, error) {
 		f.Path = raw
 		p, err := domain.CleanNonRoot(raw)
 		if err != nil {
-			f.Error = &ErrorDetail{Code: string(domain.ErrorCode(err)), Message: domain.ErrorMessage(err)}
+			f.Error = &client.ErrorDetail{Code: string(domain.ErrorCode(err)), Message: domain.ErrorMessage(err)}
 			continue
 		}
 		n := sess.Tree.Lookup(p)
 		if n == nil {
-			f.Error = &ErrorDetail{Code: string(domain.CodeNotFound), Message: "\"" + p + "\" not found"}
+			f.Error = &client.ErrorDetail{Code: string(domain.CodeNotFound), Message: "\"" + p + "\" not found"}
 			continue
 		}
 		ev := entryView(p, n)
@@ -118,7 +80,7 @@ func (s *Service) fsReadBatch(c *call) (any, error) {
 
 // readBlobs fills the content of files[i] for every i of which, a few
 // blobs at a time.
-func (s *Service) readBlobs(ctx context.Context, sess *domain.Session, files []ReadBatchFile, which []int) error {
+func (s *Service) readBlobs(ctx context.Context, sess *domain.Session, files []client.ReadBatchFile, which []int) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan int)

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 func TestFs_ReadBatch(t *testing.T) {
@@ -19,17 +19,17 @@ func TestFs_ReadBatch(t *testing.T) {
 	h.write(t, id, "dir/b.txt", "same")
 	h.write(t, id, "c.txt", "other")
 	h.write(t, id, "empty", "")
-	if _, err := h.c.Symlink(ctx, handlers.SymlinkRequest{Session: id, Path: "link", Target: "a.txt"}); err != nil {
+	if _, err := h.c.Symlink(ctx, client.SymlinkRequest{Session: id, Path: "link", Target: "a.txt"}); err != nil {
 		t.Fatal(err)
 	}
 	big := bytes.Repeat([]byte("0123456789"), 100)
-	if _, err := h.c.Write(ctx, handlers.WriteRequest{Session: id, Path: "big", Content: big}); err != nil {
+	if _, err := h.c.Write(ctx, client.WriteRequest{Session: id, Path: "big", Content: big}); err != nil {
 		t.Fatal(err)
 	}
 	before := h.write(t, id, "c.txt", "changed").Position - 1
 
 	t.Run("ContentOncePerHash", func(t *testing.T) {
-		r, err := h.c.ReadBatch(ctx, handlers.ReadBatchRequest{Session: id, Paths: []string{"a.txt", "/dir/b.txt", "c.txt", "empty", "link", "dir", "missing", "../up"}})
+		r, err := h.c.ReadBatch(ctx, client.ReadBatchRequest{Session: id, Paths: []string{"a.txt", "/dir/b.txt", "c.txt", "empty", "link", "dir", "missing", "../up"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +61,7 @@ func TestFs_ReadBatch(t *testing.T) {
 		}
 	})
 	t.Run("MaxBytes", func(t *testing.T) {
-		r, err := h.c.ReadBatch(ctx, handlers.ReadBatchRequest{Session: id, Paths: []string{"c.txt", "big", "a.txt"}, MaxBytes: 500})
+		r, err := h.c.ReadBatch(ctx, client.ReadBatchRequest{Session: id, Paths: []string{"c.txt", "big", "a.txt"}, MaxBytes: 500})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +70,7 @@ func TestFs_ReadBatch(t *testing.T) {
 		}
 	})
 	t.Run("AtPosition", func(t *testing.T) {
-		r, err := h.c.ReadBatch(ctx, handlers.ReadBatchRequest{Session: id, At: handlers.AtPosition(before), Paths: []string{"c.txt"}})
+		r, err := h.c.ReadBatch(ctx, client.ReadBatchRequest{Session: id, At: client.AtPosition(before), Paths: []string{"c.txt"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,19 +79,19 @@ func TestFs_ReadBatch(t *testing.T) {
 		}
 	})
 	t.Run("BadInput", func(t *testing.T) {
-		_, err := h.c.ReadBatch(ctx, handlers.ReadBatchRequest{Session: id})
+		_, err := h.c.ReadBatch(ctx, client.ReadBatchRequest{Session: id})
 		wantCode(t, "no paths", err, domain.CodeInvalidArgument)
-		_, err = h.c.ReadBatch(ctx, handlers.ReadBatchRequest{Session: id, Paths: make([]string, handlers.MaxReadBatchPaths+1)})
+		_, err = h.c.ReadBatch(ctx, client.ReadBatchRequest{Session: id, Paths: make([]string, client.MaxReadBatchPaths+1)})
 		wantCode(t, "too many paths", err, domain.CodeTooLarge)
-		_, err = h.c.ReadBatch(ctx, handlers.ReadBatchRequest{Session: id, Paths: []string{"a"}, MaxBytes: -1})
+		_, err = h.c.ReadBatch(ctx, client.ReadBatchRequest{Session: id, Paths: []string{"a"}, MaxBytes: -1})
 		wantCode(t, "negative max_bytes", err, domain.CodeInvalidArgument)
 		err = h.c.Request(ctx, "fs", "read_batch", map[string]any{"session": id, "paths": []string{"a"}, "bogus": 1}, nil)
 		wantCode(t, "unknown field", err, domain.CodeInvalidArgument)
 		err = h.c.Request(ctx, "fs", "read_batch", map[string]any{"session": id, "paths": "a"}, nil)
 		wantCode(t, "paths not an array", err, domain.CodeInvalidArgument)
-		_, err = h.c.ReadBatch(ctx, handlers.ReadBatchRequest{Session: "01M8639GP38ZZVG1GPASRX3QZR", Paths: []string{"a"}})
+		_, err = h.c.ReadBatch(ctx, client.ReadBatchRequest{Session: "01M8639GP38ZZVG1GPASRX3QZR", Paths: []string{"a"}})
 		wantCode(t, "unknown session", err, domain.CodeNotFound)
-		_, err = h.c.ReadBatch(ctx, handlers.ReadBatchRequest{Session: id, At: "nope", Paths: []string{"a"}})
+		_, err = h.c.ReadBatch(ctx, client.ReadBatchRequest{Session: id, At: "nope", Paths: []string{"a"}})
 		wantCode(t, "unknown checkpoint", err, domain.CodeNotFound)
 	})
 }
@@ -102,31 +102,31 @@ func TestClient_FetchContent(t *testing.T) {
 	id := h.session(t)
 	// Larger than a chunk (read in parts), many small files, duplicates.
 	huge := bytes.Repeat([]byte("abcdefghij"), 80_000)
-	if _, err := h.c.Write(ctx, handlers.WriteRequest{Session: id, Path: "huge", Content: huge}); err != nil {
+	if _, err := h.c.Write(ctx, client.WriteRequest{Session: id, Path: "huge", Content: huge}); err != nil {
 		t.Fatal(err)
 	}
-	var ops []handlers.BatchOp
+	var ops []client.BatchOp
 	for i := range 300 {
-		ops = append(ops, handlers.BatchOp{Op: "write", Path: "f/" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + "-" + itoa(i), Content: []byte(itoa(i % 100))})
+		ops = append(ops, client.BatchOp{Op: "write", Path: "f/" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + "-" + itoa(i), Content: []byte(itoa(i % 100))})
 	}
-	res, err := h.c.Batch(ctx, handlers.BatchRequest{Session: id, Ops: ops})
+	res, err := h.c.Batch(ctx, client.BatchRequest{Session: id, Ops: ops})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := h.c.Manifest(ctx, handlers.ManifestRequest{Session: id, Limit: 1000})
+	m, err := h.c.Manifest(ctx, client.ManifestRequest{Session: id, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var refs []handlers.FileRef
+	var refs []client.FileRef
 	for _, e := range m.Entries {
 		if e.Kind == "file" {
-			refs = append(refs, handlers.FileRef{Path: e.Path, Hash: e.Hash, Size: e.Size})
+			refs = append(refs, client.FileRef{Path: e.Path, Hash: e.Hash, Size: e.Size})
 		}
 	}
 	var mu sync.Mutex
 	got := map[string][]byte{}
 	calls := 0
-	err = h.c.FetchContent(ctx, id, handlers.AtPosition(res.Position), refs, 3, func(hash string, data []byte) error {
+	err = h.c.FetchContent(ctx, id, client.AtPosition(res.Position), refs, 3, func(hash string, data []byte) error {
 		mu.Lock()
 		defer mu.Unlock()
 		calls++
@@ -143,8 +143,8 @@ func TestClient_FetchContent(t *testing.T) {
 		t.Fatal("the large file came back different")
 	}
 	// A hash that the session does not hold at that position fails.
-	bad := []handlers.FileRef{{Path: "huge", Hash: domain.Sum([]byte("x")).String(), Size: 1}}
-	if err := h.c.FetchContent(ctx, id, handlers.AtPosition(res.Position), bad, 1, func(string, []byte) error { return nil }); err == nil {
+	bad := []client.FileRef{{Path: "huge", Hash: domain.Sum([]byte("x")).String(), Size: 1}}
+	if err := h.c.FetchContent(ctx, id, client.AtPosition(res.Position), bad, 1, func(string, []byte) error { return nil }); err == nil {
 		t.Fatal("FetchContent with a wrong hash succeeded")
 	}
 }
@@ -179,6 +179,6 @@ func TestFs_Has(t *testing.T) {
 	wantCode(t, "no hashes", err, domain.CodeInvalidArgument)
 	_, err = h.c.Has(ctx, []string{"zz"})
 	wantCode(t, "a malformed hash", err, domain.CodeInvalidArgument)
-	_, err = h.c.Has(ctx, make([]string, handlers.MaxHasHashes+1))
+	_, err = h.c.Has(ctx, make([]string, client.MaxHasHashes+1))
 	wantCode(t, "too many hashes", err, domain.CodeTooLarge)
 }

@@ -1,161 +1,16 @@
 package handlers
 
 import (
-	"context"
-	"encoding/json"
 	"maps"
-
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 )
 
-// NoteView is an annotation as shown to callers.
-type NoteView struct {
-	ID         string    `json:"id"`
-	Actor      string    `json:"actor"`
-	Body       string    `json:"body"`
-	Path       string    `json:"path,omitempty"`
-	LineStart  int       `json:"line_start,omitempty"`
-	LineEnd    int       `json:"line_end,omitempty"`
-	Hash       string    `json:"hash,omitempty"`
-	ReplyTo    string    `json:"reply_to,omitempty"`
-	Status     string    `json:"status"`
-	Outdated   bool      `json:"outdated"`
-	ResolvedBy string    `json:"resolved_by,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
-	Position   uint64    `json:"position"`
-}
-
-// DecisionView is a grant or a denial.
-type DecisionView struct {
-	Actor   string    `json:"actor"`
-	Comment string    `json:"comment,omitempty"`
-	At      time.Time `json:"at"`
-}
-
-// ApprovalView is an approval request as shown to callers.
-type ApprovalView struct {
-	ID        string          `json:"id"`
-	Session   string          `json:"session"`
-	Reason    string          `json:"reason"`
-	Group     string          `json:"group"`
-	Details   json.RawMessage `json:"details,omitempty"`
-	Requester string          `json:"requester"`
-	Root      string          `json:"root"`
-	Required  int             `json:"required"`
-	State     string          `json:"state"`
-	Grants    []DecisionView  `json:"grants"`
-	Denial    *DecisionView   `json:"denial,omitempty"`
-	CreatedAt time.Time       `json:"created_at"`
-	Position  uint64          `json:"position"`
-	UsedBy    uint64          `json:"used_by,omitempty"`
-}
-
-// AnnotateRequest is the body of review.annotate.
-type AnnotateRequest struct {
-	Mutation
-	Session string `json:"session"`
-	Body    string `json:"body"`
-	Path    string `json:"path,omitempty"`
-	// Lines is a range "A-B" (or "A"); the alternative to line_start/end.
-	Lines     string `json:"lines,omitempty"`
-	LineStart int    `json:"line_start,omitempty"`
-	LineEnd   int    `json:"line_end,omitempty"`
-	ReplyTo   string `json:"reply_to,omitempty"`
-}
-
-// NoteReply answers review.annotate, review.resolve and review.reopen.
-type NoteReply struct {
-	Note     NoteView `json:"note"`
-	Position uint64   `json:"position"`
-	Replayed bool     `json:"replayed,omitempty"`
-}
-
-// NotesRequest is the body of review.notes.
-type NotesRequest struct {
-	Session string `json:"session"`
-	At      At     `json:"at,omitempty"`
-	Path    string `json:"path,omitempty"`
-	// Status is open or resolved (empty: both).
-	Status string `json:"status,omitempty"`
-}
-
-// NotesReply answers review.notes.
-type NotesReply struct {
-	Notes    []NoteView `json:"notes"`
-	Position uint64     `json:"position"`
-}
-
-// NoteRequest is the body of review.resolve and review.reopen.
-type NoteRequest struct {
-	Mutation
-	Session string `json:"session"`
-	Note    string `json:"note"`
-}
-
-// ApprovalRequestRequest is the body of review.request.
-type ApprovalRequestRequest struct {
-	Mutation
-	Session string          `json:"session"`
-	Reason  string          `json:"reason"`
-	Group   string          `json:"group,omitempty"`
-	Details json.RawMessage `json:"details,omitempty"`
-}
-
-// DecideRequest is the body of review.grant and review.deny.
-type DecideRequest struct {
-	Mutation
-	Session string `json:"session"`
-	Request string `json:"request"`
-	Comment string `json:"comment,omitempty"`
-}
-
-// ApprovalReply answers review.request, review.grant and review.deny.
-type ApprovalReply struct {
-	Request  ApprovalView `json:"request"`
-	Status   string       `json:"status"`
-	Position uint64       `json:"position"`
-	Replayed bool         `json:"replayed,omitempty"`
-}
-
-// PendingRequest is the body of review.pending.
-type PendingRequest struct {
-	Group string `json:"group,omitempty"`
-	// Session, when set, lists that session's requests from its history
-	// (exact); otherwise the tenant's review queue (a projection).
-	Session string `json:"session,omitempty"`
-	// All includes requests that are no longer pending (session only).
-	All bool `json:"all,omitempty"`
-}
-
-// PendingReply answers review.pending, oldest first.
-type PendingReply struct {
-	Requests []ApprovalView `json:"requests"`
-}
-
-// PolicyRequest is the body of policy.get and policy.set.
-type PolicyRequest struct {
-	Mutation
-	// Session, when set, names the session whose policy to read or change;
-	// otherwise the tenant's default.
-	Session string        `json:"session,omitempty"`
-	Policy  domain.Policy `json:"policy,omitempty"`
-}
-
-// PolicyReply answers policy.get and policy.set.
-type PolicyReply struct {
-	Tenant    domain.Policy `json:"tenant"`
-	Session   domain.Policy `json:"session,omitempty"`
-	Effective domain.Policy `json:"effective"`
-	Position  uint64        `json:"position,omitempty"`
-}
-
-func noteView(s *domain.Session, n domain.Annotation) NoteView {
-	v := NoteView{
+func noteView(s *domain.Session, n domain.Annotation) client.NoteView {
+	v := client.NoteView{
 		ID: n.ID, Actor: n.Actor, Body: n.Body, Path: n.Path, LineStart: n.LineStart, LineEnd: n.LineEnd,
 		ReplyTo: n.ReplyTo, Status: "open", Outdated: s.NoteOutdated(n), ResolvedBy: n.ResolvedBy,
 		CreatedAt: n.CreatedAt, UpdatedAt: n.UpdatedAt, Position: n.Position,
@@ -169,20 +24,20 @@ func noteView(s *domain.Session, n domain.Annotation) NoteView {
 	return v
 }
 
-func approvalView(s *domain.Session, r *domain.ApprovalRequest) ApprovalView {
-	v := ApprovalView{
+func approvalView(s *domain.Session, r *domain.ApprovalRequest) client.ApprovalView {
+	v := client.ApprovalView{
 		ID: r.ID, Session: s.ID, Reason: r.Reason, Group: r.Group, Details: r.Details, Requester: r.Requester,
-		Root: r.Root.String(), Required: r.Required, State: r.State(), Grants: []DecisionView{},
+		Root: r.Root.String(), Required: r.Required, State: r.State(), Grants: []client.DecisionView{},
 		CreatedAt: r.CreatedAt, Position: r.Position, UsedBy: r.UsedBy,
 	}
 	if v.State == domain.ApprovalGrantedState && r.Root != s.Tree.Hash() {
 		v.State = domain.ApprovalStaleState
 	}
 	for _, g := range r.Grants {
-		v.Grants = append(v.Grants, DecisionView(g))
+		v.Grants = append(v.Grants, client.DecisionView(g))
 	}
 	if r.Denial != nil {
-		d := DecisionView(*r.Denial)
+		d := client.DecisionView(*r.Denial)
 		v.Denial = &d
 	}
 	return v
@@ -205,7 +60,7 @@ func parseLines(s string) (int, int, error) {
 }
 
 func (s *Service) reviewAnnotate(c *call) (any, error) {
-	var req AnnotateRequest
+	var req client.AnnotateRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -225,11 +80,11 @@ func (s *Service) reviewAnnotate(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NoteReply{Note: noteView(res.Session, res.Session.Notes[res.Event.Note.ID]), Position: res.Position, Replayed: res.Replayed}, nil
+	return client.NoteReply{Note: noteView(res.Session, res.Session.Notes[res.Event.Note.ID]), Position: res.Position, Replayed: res.Replayed}, nil
 }
 
 func (s *Service) reviewNotes(c *call) (any, error) {
-	var req NotesRequest
+	var req client.NotesRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -249,7 +104,7 @@ func (s *Service) reviewNotes(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	reply := NotesReply{Notes: []NoteView{}, Position: sess.Position}
+	reply := client.NotesReply{Notes: []client.NoteView{}, Position: sess.Position}
 	for _, n := range sess.NoteList() {
 		v := noteView(sess, n)
 		if (path != "" && n.Path != path) || (req.Status != "" && v.Status != req.Status) {
@@ -264,7 +119,7 @@ func (s *Service) reviewResolve(c *call) (any, error) { return s.noteState(c, tr
 func (s *Service) reviewReopen(c *call) (any, error)  { return s.noteState(c, false) }
 
 func (s *Service) noteState(c *call, resolve bool) (any, error) {
-	var req NoteRequest
+	var req client.NoteRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -281,7 +136,7 @@ func (s *Service) noteState(c *call, resolve bool) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NoteReply{Note: noteView(res.Session, res.Session.Notes[req.Note]), Position: res.Position, Replayed: res.Replayed}, nil
+	return client.NoteReply{Note: noteView(res.Session, res.Session.Notes[req.Note]), Position: res.Position, Replayed: res.Replayed}, nil
 }
 
 // tenantPolicy reads the tenant's default policy.
@@ -294,7 +149,7 @@ func (c *call) tenantPolicy() (domain.Policy, error) {
 }
 
 func (s *Service) reviewRequest(c *call) (any, error) {
-	var req ApprovalRequestRequest
+	var req client.ApprovalRequestRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -311,14 +166,14 @@ func (s *Service) reviewRequest(c *call) (any, error) {
 		return nil, err
 	}
 	r := res.Session.Approvals[res.Event.Approval.ID]
-	return ApprovalReply{Request: approvalView(res.Session, r), Status: string(res.Session.Status), Position: res.Position, Replayed: res.Replayed}, nil
+	return client.ApprovalReply{Request: approvalView(res.Session, r), Status: string(res.Session.Status), Position: res.Position, Replayed: res.Replayed}, nil
 }
 
 func (s *Service) reviewGrant(c *call) (any, error) { return s.decide(c, true) }
 func (s *Service) reviewDeny(c *call) (any, error)  { return s.decide(c, false) }
 
 func (s *Service) decide(c *call, grant bool) (any, error) {
-	var req DecideRequest
+	var req client.DecideRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -347,15 +202,15 @@ func (s *Service) decide(c *call, grant bool) (any, error) {
 		return nil, err
 	}
 	r := res.Session.Approvals[req.Request]
-	return ApprovalReply{Request: approvalView(res.Session, r), Status: string(res.Session.Status), Position: res.Position, Replayed: res.Replayed}, nil
+	return client.ApprovalReply{Request: approvalView(res.Session, r), Status: string(res.Session.Status), Position: res.Position, Replayed: res.Replayed}, nil
 }
 
 func (s *Service) reviewPending(c *call) (any, error) {
-	var req PendingRequest
+	var req client.PendingRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
-	reply := PendingReply{Requests: []ApprovalView{}}
+	reply := client.PendingReply{Requests: []client.ApprovalView{}}
 	if req.Session == "" {
 		if req.All {
 			return nil, domain.Errorf(domain.CodeInvalidArgument, "all needs a session")
@@ -384,7 +239,7 @@ func (s *Service) reviewPending(c *call) (any, error) {
 }
 
 func (s *Service) policyGet(c *call) (any, error) {
-	var req PolicyRequest
+	var req client.PolicyRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
@@ -395,7 +250,7 @@ func (s *Service) policyGet(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	reply := PolicyReply{Tenant: tp.Merge(nil), Effective: tp.Merge(nil)}
+	reply := client.PolicyReply{Tenant: tp.Merge(nil), Effective: tp.Merge(nil)}
 	if req.Session != "" {
 		id, err := sessionID(req.Session)
 		if err != nil {
@@ -411,7 +266,7 @@ func (s *Service) policyGet(c *call) (any, error) {
 }
 
 func (s *Service) policySet(c *call) (any, error) {
-	var req PolicyRequest
+	var req client.PolicyRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
@@ -438,7 +293,7 @@ func (s *Service) policySet(c *call) (any, error) {
 		}); err != nil {
 			return nil, err
 		}
-		return PolicyReply{Tenant: req.Policy, Effective: req.Policy}, nil
+		return client.PolicyReply{Tenant: req.Policy, Effective: req.Policy}, nil
 	}
 	id, err := sessionID(req.Session)
 	if err != nil {
@@ -454,66 +309,5 @@ func (s *Service) policySet(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return PolicyReply{Tenant: tp.Merge(nil), Session: res.Session.Policy, Effective: res.Session.EffectivePolicy(tp), Position: res.Position}, nil
-}
-
-// Annotate adds a review note.
-func (c *Client) Annotate(ctx context.Context, req AnnotateRequest) (NoteReply, error) {
-	var r NoteReply
-	return r, c.Request(ctx, "review", "annotate", req, &r)
-}
-
-// Notes lists a session's review notes.
-func (c *Client) Notes(ctx context.Context, req NotesRequest) (NotesReply, error) {
-	var r NotesReply
-	return r, c.Request(ctx, "review", "notes", req, &r)
-}
-
-// ResolveNote marks a note resolved.
-func (c *Client) ResolveNote(ctx context.Context, req NoteRequest) (NoteReply, error) {
-	var r NoteReply
-	return r, c.Request(ctx, "review", "resolve", req, &r)
-}
-
-// ReopenNote marks a note open again.
-func (c *Client) ReopenNote(ctx context.Context, req NoteRequest) (NoteReply, error) {
-	var r NoteReply
-	return r, c.Request(ctx, "review", "reopen", req, &r)
-}
-
-// RequestApproval asks for an action on the session's current content.
-func (c *Client) RequestApproval(ctx context.Context, req ApprovalRequestRequest) (ApprovalReply, error) {
-	var r ApprovalReply
-	return r, c.Request(ctx, "review", "request", req, &r)
-}
-
-// Grant grants an approval request.
-func (c *Client) Grant(ctx context.Context, req DecideRequest) (ApprovalReply, error) {
-	var r ApprovalReply
-	return r, c.Request(ctx, "review", "grant", req, &r)
-}
-
-// Deny denies an approval request.
-func (c *Client) Deny(ctx context.Context, req DecideRequest) (ApprovalReply, error) {
-	var r ApprovalReply
-	return r, c.Request(ctx, "review", "deny", req, &r)
-}
-
-// Pending lists approval requests waiting for a decision.
-func (c *Client) Pending(ctx context.Context, req PendingRequest) (PendingReply, error) {
-	var r PendingReply
-	return r, c.Request(ctx, "review", "pending", req, &r)
-}
-
-// GetPolicy returns the tenant's (and a session's) approval policy.
-func (c *Client) GetPolicy(ctx context.Context, req PolicyRequest) (PolicyReply, error) {
-	var r PolicyReply
-	return r, c.Request(ctx, "policy", "get", req, &r)
-}
-
-// SetPolicy sets the tenant's default policy, or a session's (which needs an
-// approval with reason "policy").
-func (c *Client) SetPolicy(ctx context.Context, req PolicyRequest) (PolicyReply, error) {
-	var r PolicyReply
-	return r, c.Request(ctx, "policy", "set", req, &r)
+	return client.PolicyReply{Tenant: tp.Merge(nil), Session: res.Session.Policy, Effective: res.Session.EffectivePolicy(tp), Position: res.Position}, nil
 }

@@ -1,67 +1,13 @@
 package handlers
 
 import (
-	"context"
 	"strings"
-	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
 )
-
-// SecretScopeTenant is the last token of secret.get's subject for a
-// tenant's own secrets; for a session's it is the session id. Reading a
-// value is its own subject so that NATS permissions can give a user read
-// access to one session's secrets and nothing else
-// (strand.v1.<tenant>.secret.get.<session>).
-const SecretScopeTenant = "tenant"
-
-// SecretRequest is the body of secret.put, secret.get and secret.delete.
-// Session names the scope: a session's own secrets, or "" for the
-// tenant's.
-type SecretRequest struct {
-	Mutation
-	Session string `json:"session,omitempty"`
-	Name    string `json:"name"`
-	// Value is the secret (put only). It is never echoed back, logged or
-	// recorded in an event.
-	Value *string `json:"value,omitempty"`
-}
-
-// SecretView describes a secret without its value.
-type SecretView struct {
-	Name    string    `json:"name"`
-	Scope   string    `json:"scope"`
-	Session string    `json:"session,omitempty"`
-	Version uint64    `json:"version"`
-	Size    int       `json:"size"`
-	Actor   string    `json:"actor"`
-	Time    time.Time `json:"time"`
-}
-
-// SecretReply answers secret.put, secret.get and secret.delete; Value is
-// set by secret.get only.
-type SecretReply struct {
-	Secret SecretView `json:"secret"`
-	Value  string     `json:"value,omitempty"`
-}
-
-// SecretListRequest is the body of secret.list: a session's secrets and
-// its tenant's, or the tenant's alone.
-type SecretListRequest struct {
-	Session string `json:"session,omitempty"`
-}
-
-// SecretListReply answers secret.list.
-type SecretListReply struct {
-	Secrets []SecretView `json:"secrets"`
-}
-
-// SecretRekeyReply answers secret.rekey.
-type SecretRekeyReply struct {
-	Key      string `json:"key"`
-	Resealed int    `json:"resealed"`
-}
 
 func scopeName(session string) string {
 	if session == "" {
@@ -70,8 +16,8 @@ func scopeName(session string) string {
 	return "session"
 }
 
-func secretView(session, name string, r streams.SecretRecord) SecretView {
-	return SecretView{Name: name, Scope: scopeName(session), Session: session, Version: r.Version, Size: r.Size, Actor: r.Actor, Time: r.Time}
+func secretView(session, name string, r streams.SecretRecord) client.SecretView {
+	return client.SecretView{Name: name, Scope: scopeName(session), Session: session, Version: r.Version, Size: r.Size, Actor: r.Actor, Time: r.Time}
 }
 
 // secrets returns the ring that seals values, or unavailable.
@@ -83,7 +29,7 @@ func (c *call) secrets() error {
 }
 
 // decodeSecret decodes a secret request and checks its scope and name.
-func (c *call) decodeSecret(req *SecretRequest) error {
+func (c *call) decodeSecret(req *client.SecretRequest) error {
 	if err := c.secrets(); err != nil {
 		return err
 	}
@@ -104,7 +50,7 @@ func (c *call) decodeSecret(req *SecretRequest) error {
 }
 
 func (s *Service) secretPut(c *call) (any, error) {
-	var req SecretRequest
+	var req client.SecretRequest
 	if err := c.decodeSecret(&req); err != nil {
 		return nil, err
 	}
@@ -160,7 +106,7 @@ func (s *Service) secretPut(c *call) (any, error) {
 	if err := s.store.PutSecret(c.ctx, c.tenant, req.Session, req.Name, rec); err != nil {
 		return nil, err
 	}
-	return SecretReply{Secret: secretView(req.Session, req.Name, rec)}, nil
+	return client.SecretReply{Secret: secretView(req.Session, req.Name, rec)}, nil
 }
 
 func countScope(ts *domain.TenantState, session string) int {
@@ -178,19 +124,19 @@ func countScope(ts *domain.TenantState, session string) int {
 // session's secret (or, when the session has none of that name, its
 // tenant's), or of a tenant's. Every read is recorded in the tenant log.
 func (s *Service) secretGet(c *call) (any, error) {
-	var req SecretRequest
+	var req client.SecretRequest
 	if err := c.decodeSecret(&req); err != nil {
 		return nil, err
 	}
 	if req.Value != nil {
 		return nil, domain.Errorf(domain.CodeInvalidArgument, "secret.get takes no value")
 	}
-	want := SecretScopeTenant
+	want := names.SecretScopeTenant
 	if req.Session != "" {
 		want = req.Session
 	}
 	if got := scopeToken(c.req.Subject()); got != want {
-		return nil, domain.Errorf(domain.CodeForbidden, "secret.get for this scope answers on %s%s.secret.get.%s", SubjectPrefix, c.tenant, want)
+		return nil, domain.Errorf(domain.CodeForbidden, "secret.get for this scope answers on %s%s.secret.get.%s", names.SubjectPrefix, c.tenant, want)
 	}
 	meta, err := c.meta(req.Mutation)
 	if err != nil {
@@ -222,7 +168,7 @@ func (s *Service) secretGet(c *call) (any, error) {
 	}); err != nil {
 		return nil, err
 	}
-	return SecretReply{Secret: secretView(owner, req.Name, rec), Value: string(plain)}, nil
+	return client.SecretReply{Secret: secretView(owner, req.Name, rec), Value: string(plain)}, nil
 }
 
 // scopeToken returns the last token of a subject.
@@ -231,7 +177,7 @@ func scopeToken(subject string) string {
 }
 
 func (s *Service) secretDelete(c *call) (any, error) {
-	var req SecretRequest
+	var req client.SecretRequest
 	if err := c.decodeSecret(&req); err != nil {
 		return nil, err
 	}
@@ -259,11 +205,11 @@ func (s *Service) secretDelete(c *call) (any, error) {
 	if err := s.store.DeleteSecret(c.ctx, c.tenant, req.Session, req.Name); err != nil {
 		return nil, err
 	}
-	return SecretReply{Secret: SecretView{Name: req.Name, Scope: scopeName(req.Session), Session: req.Session, Version: version, Actor: meta.Actor, Time: meta.Time.UTC()}}, nil
+	return client.SecretReply{Secret: client.SecretView{Name: req.Name, Scope: scopeName(req.Session), Session: req.Session, Version: version, Actor: meta.Actor, Time: meta.Time.UTC()}}, nil
 }
 
 func (s *Service) secretList(c *call) (any, error) {
-	var req SecretListRequest
+	var req client.SecretListRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
@@ -277,7 +223,7 @@ func (s *Service) secretList(c *call) (any, error) {
 		}
 		req.Session = id
 	}
-	reply := SecretListReply{Secrets: []SecretView{}}
+	reply := client.SecretListReply{Secrets: []client.SecretView{}}
 	scopes := []string{""}
 	if req.Session != "" {
 		scopes = []string{req.Session, ""}
@@ -297,7 +243,7 @@ func (s *Service) secretList(c *call) (any, error) {
 // secretRekey seals every secret of the tenant again under the active key,
 // so that an older key can be dropped (docs/security.md, rotation).
 func (s *Service) secretRekey(c *call) (any, error) {
-	var req Mutation
+	var req client.Mutation
 	if err := c.secrets(); err != nil {
 		return nil, err
 	}
@@ -339,41 +285,5 @@ func (s *Service) secretRekey(c *call) (any, error) {
 	}); err != nil {
 		return nil, err
 	}
-	return SecretRekeyReply{Key: ring.Active(), Resealed: n}, nil
-}
-
-// PutSecret stores a secret's value (a new version).
-func (c *Client) PutSecret(ctx context.Context, req SecretRequest) (SecretReply, error) {
-	var r SecretReply
-	return r, c.Request(ctx, "secret", "put", req, &r)
-}
-
-// GetSecret reads a secret's value: a session's own, else its tenant's
-// (req.Session set), or a tenant's. It asks on the scope's own subject,
-// strand.v1.<tenant>.secret.get.<session|tenant>.
-func (c *Client) GetSecret(ctx context.Context, req SecretRequest) (SecretReply, error) {
-	scope := SecretScopeTenant
-	if req.Session != "" {
-		scope = strings.ToUpper(req.Session)
-	}
-	var r SecretReply
-	return r, c.Request(ctx, "secret", "get."+scope, req, &r)
-}
-
-// ListSecrets lists secrets without their values.
-func (c *Client) ListSecrets(ctx context.Context, req SecretListRequest) (SecretListReply, error) {
-	var r SecretListReply
-	return r, c.Request(ctx, "secret", "list", req, &r)
-}
-
-// DeleteSecret deletes a secret.
-func (c *Client) DeleteSecret(ctx context.Context, req SecretRequest) (SecretReply, error) {
-	var r SecretReply
-	return r, c.Request(ctx, "secret", "delete", req, &r)
-}
-
-// RekeySecrets seals every secret of the tenant again under the newest key.
-func (c *Client) RekeySecrets(ctx context.Context, req Mutation) (SecretRekeyReply, error) {
-	var r SecretRekeyReply
-	return r, c.Request(ctx, "secret", "rekey", req, &r)
+	return client.SecretRekeyReply{Key: ring.Active(), Resealed: n}, nil
 }

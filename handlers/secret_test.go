@@ -9,9 +9,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/keyring"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
 )
 
@@ -66,40 +68,40 @@ func TestSecret_PutGetList(t *testing.T) {
 	s := h.session(t)
 	const tenantValue, sessionValue = "tenant-value-7f3a9c", "session-value-2b8e41"
 
-	put, err := h.c.PutSecret(ctx, handlers.SecretRequest{Name: "API_KEY", Value: str(tenantValue), Mutation: handlers.Mutation{Actor: "ops"}})
+	put, err := h.c.PutSecret(ctx, client.SecretRequest{Name: "API_KEY", Value: str(tenantValue), Mutation: client.Mutation{Actor: "ops"}})
 	if err != nil {
 		t.Fatalf("put tenant secret: %v", err)
 	}
 	if put.Value != "" || put.Secret.Version != 1 || put.Secret.Scope != "tenant" || put.Secret.Size != len(tenantValue) {
 		t.Fatalf("put reply = %+v, want version 1, scope tenant, no value", put)
 	}
-	if _, err := h.c.PutSecret(ctx, handlers.SecretRequest{Session: s, Name: "TOKEN", Value: str(sessionValue)}); err != nil {
+	if _, err := h.c.PutSecret(ctx, client.SecretRequest{Session: s, Name: "TOKEN", Value: str(sessionValue)}); err != nil {
 		t.Fatalf("put session secret: %v", err)
 	}
 
 	t.Run("TenantScope", func(t *testing.T) {
-		got, err := h.c.GetSecret(ctx, handlers.SecretRequest{Name: "API_KEY"})
+		got, err := h.c.GetSecret(ctx, client.SecretRequest{Name: "API_KEY"})
 		if err != nil || got.Value != tenantValue || got.Secret.Version != 1 {
 			t.Fatalf("get = %+v, %v; want %q version 1", got, err, tenantValue)
 		}
-		_, err = h.c.GetSecret(ctx, handlers.SecretRequest{Name: "TOKEN"})
+		_, err = h.c.GetSecret(ctx, client.SecretRequest{Name: "TOKEN"})
 		wantCode(t, "a session's secret through the tenant scope", err, domain.CodeNotFound)
 	})
 	t.Run("SessionSeesItsOwnAndTheTenants", func(t *testing.T) {
-		got, err := h.c.GetSecret(ctx, handlers.SecretRequest{Session: s, Name: "TOKEN"})
+		got, err := h.c.GetSecret(ctx, client.SecretRequest{Session: s, Name: "TOKEN"})
 		if err != nil || got.Value != sessionValue || got.Secret.Scope != "session" {
 			t.Fatalf("get = %+v, %v; want %q", got, err, sessionValue)
 		}
-		got, err = h.c.GetSecret(ctx, handlers.SecretRequest{Session: s, Name: "API_KEY"})
+		got, err = h.c.GetSecret(ctx, client.SecretRequest{Session: s, Name: "API_KEY"})
 		if err != nil || got.Value != tenantValue || got.Secret.Scope != "tenant" {
 			t.Fatalf("get tenant secret through session = %+v, %v; want %q", got, err, tenantValue)
 		}
 		other := h.session(t)
-		_, err = h.c.GetSecret(ctx, handlers.SecretRequest{Session: other, Name: "TOKEN"})
+		_, err = h.c.GetSecret(ctx, client.SecretRequest{Session: other, Name: "TOKEN"})
 		wantCode(t, "another session's secret", err, domain.CodeNotFound)
 	})
 	t.Run("ListHasNoValues", func(t *testing.T) {
-		l, err := h.c.ListSecrets(ctx, handlers.SecretListRequest{Session: s})
+		l, err := h.c.ListSecrets(ctx, client.SecretListRequest{Session: s})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,14 +115,14 @@ func TestSecret_PutGetList(t *testing.T) {
 	t.Run("ScopeSubject", func(t *testing.T) {
 		// Asking for a session's secret on the tenant scope's subject is
 		// refused: permissions on subjects mean something.
-		var reply handlers.SecretReply
-		err := h.c.Request(ctx, "secret", "get."+handlers.SecretScopeTenant, handlers.SecretRequest{Session: s, Name: "TOKEN"}, &reply)
+		var reply client.SecretReply
+		err := h.c.Request(ctx, "secret", "get."+names.SecretScopeTenant, client.SecretRequest{Session: s, Name: "TOKEN"}, &reply)
 		wantCode(t, "session secret on the tenant subject", err, domain.CodeForbidden)
-		err = h.c.Request(ctx, "secret", "get."+h.session(t), handlers.SecretRequest{Session: s, Name: "TOKEN"}, &reply)
+		err = h.c.Request(ctx, "secret", "get."+h.session(t), client.SecretRequest{Session: s, Name: "TOKEN"}, &reply)
 		wantCode(t, "session secret on another session's subject", err, domain.CodeForbidden)
 	})
 	t.Run("ReadsAreAudited", func(t *testing.T) {
-		log, err := h.c.TenantLog(ctx, handlers.TenantLogRequest{Limit: 1000})
+		log, err := h.c.TenantLog(ctx, client.TenantLogRequest{Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,14 +147,14 @@ func TestSecret_PutGetList(t *testing.T) {
 		}
 	})
 	t.Run("DeleteKeepsVersions", func(t *testing.T) {
-		if _, err := h.c.DeleteSecret(ctx, handlers.SecretRequest{Name: "API_KEY"}); err != nil {
+		if _, err := h.c.DeleteSecret(ctx, client.SecretRequest{Name: "API_KEY"}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := h.c.GetSecret(ctx, handlers.SecretRequest{Name: "API_KEY"})
+		_, err := h.c.GetSecret(ctx, client.SecretRequest{Name: "API_KEY"})
 		wantCode(t, "get after delete", err, domain.CodeNotFound)
-		_, err = h.c.DeleteSecret(ctx, handlers.SecretRequest{Name: "API_KEY"})
+		_, err = h.c.DeleteSecret(ctx, client.SecretRequest{Name: "API_KEY"})
 		wantCode(t, "delete twice", err, domain.CodeNotFound)
-		p, err := h.c.PutSecret(ctx, handlers.SecretRequest{Name: "API_KEY", Value: str("again")})
+		p, err := h.c.PutSecret(ctx, client.SecretRequest{Name: "API_KEY", Value: str("again")})
 		if err != nil || p.Secret.Version != 2 {
 			t.Fatalf("put after delete = %+v, %v; want version 2", p, err)
 		}
@@ -169,15 +171,15 @@ func TestSecret_PutGetList(t *testing.T) {
 		}
 	})
 	t.Run("RetryIsStoredOnce", func(t *testing.T) {
-		before, _ := h.c.TenantLog(ctx, handlers.TenantLogRequest{Limit: 1000})
-		req := handlers.SecretRequest{Name: "RETRIED", Value: str("v"), Mutation: handlers.Mutation{RequestID: "put-retried-1"}}
+		before, _ := h.c.TenantLog(ctx, client.TenantLogRequest{Limit: 1000})
+		req := client.SecretRequest{Name: "RETRIED", Value: str("v"), Mutation: client.Mutation{RequestID: "put-retried-1"}}
 		for i := 0; i < 3; i++ {
 			p, err := h.c.PutSecret(ctx, req)
 			if err != nil || p.Secret.Version != 1 {
 				t.Fatalf("try %d: %+v, %v; want version 1", i, p, err)
 			}
 		}
-		after, _ := h.c.TenantLog(ctx, handlers.TenantLogRequest{Limit: 1000})
+		after, _ := h.c.TenantLog(ctx, client.TenantLogRequest{Limit: 1000})
 		if got := len(after.Events) - len(before.Events); got != 1 {
 			t.Fatalf("three tries of one request added %d log entries, want 1", got)
 		}
@@ -191,31 +193,31 @@ func TestSecret_BadInput(t *testing.T) {
 	const value = "do-not-echo-9d2f"
 	cases := []struct {
 		name string
-		req  handlers.SecretRequest
+		req  client.SecretRequest
 		want domain.Code
 	}{
-		{"NoName", handlers.SecretRequest{Value: str(value)}, domain.CodeInvalidArgument},
-		{"Dots", handlers.SecretRequest{Name: "a.b", Value: str(value)}, domain.CodeInvalidArgument},
-		{"Traversal", handlers.SecretRequest{Name: "../x", Value: str(value)}, domain.CodeInvalidArgument},
-		{"NULName", handlers.SecretRequest{Name: "A\x00B", Value: str(value)}, domain.CodeInvalidArgument},
-		{"LongName", handlers.SecretRequest{Name: strings.Repeat("A", 129), Value: str(value)}, domain.CodeInvalidArgument},
-		{"ValueAsName", handlers.SecretRequest{Name: value, Value: str(value)}, domain.CodeInvalidArgument},
-		{"NoValue", handlers.SecretRequest{Name: "A"}, domain.CodeInvalidArgument},
-		{"EmptyValue", handlers.SecretRequest{Name: "A", Value: str("")}, domain.CodeInvalidArgument},
-		{"NULValue", handlers.SecretRequest{Name: "A", Value: str(value + "\x00")}, domain.CodeInvalidArgument},
-		{"HugeValue", handlers.SecretRequest{Name: "A", Value: str(value + strings.Repeat("x", domain.MaxSecretBytes))}, domain.CodeTooLarge},
-		{"BadSession", handlers.SecretRequest{Session: "../../etc", Name: "A", Value: str(value)}, domain.CodeInvalidArgument},
-		{"UnknownSession", handlers.SecretRequest{Session: "01HZZZZZZZZZZZZZZZZZZZZZZZ", Name: "A", Value: str(value)}, domain.CodeNotFound},
+		{"NoName", client.SecretRequest{Value: str(value)}, domain.CodeInvalidArgument},
+		{"Dots", client.SecretRequest{Name: "a.b", Value: str(value)}, domain.CodeInvalidArgument},
+		{"Traversal", client.SecretRequest{Name: "../x", Value: str(value)}, domain.CodeInvalidArgument},
+		{"NULName", client.SecretRequest{Name: "A\x00B", Value: str(value)}, domain.CodeInvalidArgument},
+		{"LongName", client.SecretRequest{Name: strings.Repeat("A", 129), Value: str(value)}, domain.CodeInvalidArgument},
+		{"ValueAsName", client.SecretRequest{Name: value, Value: str(value)}, domain.CodeInvalidArgument},
+		{"NoValue", client.SecretRequest{Name: "A"}, domain.CodeInvalidArgument},
+		{"EmptyValue", client.SecretRequest{Name: "A", Value: str("")}, domain.CodeInvalidArgument},
+		{"NULValue", client.SecretRequest{Name: "A", Value: str(value + "\x00")}, domain.CodeInvalidArgument},
+		{"HugeValue", client.SecretRequest{Name: "A", Value: str(value + strings.Repeat("x", domain.MaxSecretBytes))}, domain.CodeTooLarge},
+		{"BadSession", client.SecretRequest{Session: "../../etc", Name: "A", Value: str(value)}, domain.CodeInvalidArgument},
+		{"UnknownSession", client.SecretRequest{Session: "01HZZZZZZZZZZZZZZZZZZZZZZZ", Name: "A", Value: str(value)}, domain.CodeNotFound},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before, _ := h.c.TenantLog(ctx, handlers.TenantLogRequest{Limit: 1000})
+			before, _ := h.c.TenantLog(ctx, client.TenantLogRequest{Limit: 1000})
 			_, err := h.c.PutSecret(ctx, tc.req)
 			wantCode(t, tc.name, err, tc.want)
 			if err != nil && strings.Contains(err.Error(), value) {
 				t.Errorf("the refusal repeats the value: %v", err)
 			}
-			after, _ := h.c.TenantLog(ctx, handlers.TenantLogRequest{Limit: 1000})
+			after, _ := h.c.TenantLog(ctx, client.TenantLogRequest{Limit: 1000})
 			if len(after.Events) != len(before.Events) {
 				t.Errorf("a refused put added to the tenant log")
 			}
@@ -223,14 +225,14 @@ func TestSecret_BadInput(t *testing.T) {
 	}
 	t.Run("WrongTypesAndUnknownFields", func(t *testing.T) {
 		for _, body := range []string{`{"name":"A","value":42}`, `{"name":"A","value":"x","colour":"red"}`, `[]`, `"x"`, ``} {
-			var reply handlers.SecretReply
+			var reply client.SecretReply
 			err := h.c.RequestRaw(ctx, "secret", "put", []byte(body), &reply)
 			wantCode(t, body, err, domain.CodeInvalidArgument)
 		}
 	})
 	t.Run("NoKey", func(t *testing.T) {
 		h2 := start(t)
-		_, err := h2.c.PutSecret(ctx, handlers.SecretRequest{Name: "A", Value: str(value)})
+		_, err := h2.c.PutSecret(ctx, client.SecretRequest{Name: "A", Value: str(value)})
 		wantCode(t, "put without a key", err, domain.CodeUnavailable)
 	})
 }
@@ -242,7 +244,7 @@ func TestSecret_Rotation(t *testing.T) {
 	h := start(t, harnessOptions{service: handlers.Options{Secrets: old}})
 	ctx := t.Context()
 	s := h.session(t)
-	for _, req := range []handlers.SecretRequest{{Name: "A", Value: str("alpha")}, {Session: s, Name: "B", Value: str("beta")}} {
+	for _, req := range []client.SecretRequest{{Name: "A", Value: str("alpha")}, {Session: s, Name: "B", Value: str("beta")}} {
 		if _, err := h.c.PutSecret(ctx, req); err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +261,7 @@ func TestSecret_Rotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	get := func(what string, req handlers.SecretRequest, want string) {
+	get := func(what string, req client.SecretRequest, want string) {
 		t.Helper()
 		got, err := h.c.GetSecret(ctx, req)
 		if err != nil || got.Value != want {
@@ -269,24 +271,24 @@ func TestSecret_Rotation(t *testing.T) {
 
 	h.opts.Secrets = only
 	h.restart(t)
-	_, err = h.c.GetSecret(ctx, handlers.SecretRequest{Name: "A"})
+	_, err = h.c.GetSecret(ctx, client.SecretRequest{Name: "A"})
 	wantCode(t, "get under a ring without the sealing key", err, domain.CodeInternal)
 
 	h.opts.Secrets = both
 	h.restart(t)
-	get("old value under both keys", handlers.SecretRequest{Name: "A"}, "alpha")
-	rk, err := h.c.RekeySecrets(ctx, handlers.Mutation{})
+	get("old value under both keys", client.SecretRequest{Name: "A"}, "alpha")
+	rk, err := h.c.RekeySecrets(ctx, client.Mutation{})
 	if err != nil || rk.Resealed != 2 || rk.Key != "k2" {
 		t.Fatalf("rekey = %+v, %v; want 2 resealed under k2", rk, err)
 	}
-	if rk, err = h.c.RekeySecrets(ctx, handlers.Mutation{}); err != nil || rk.Resealed != 0 {
+	if rk, err = h.c.RekeySecrets(ctx, client.Mutation{}); err != nil || rk.Resealed != 0 {
 		t.Fatalf("second rekey = %+v, %v; want nothing left to reseal", rk, err)
 	}
 
 	h.opts.Secrets = only
 	h.restart(t)
-	get("tenant secret after the old key is gone", handlers.SecretRequest{Name: "A"}, "alpha")
-	get("session secret after the old key is gone", handlers.SecretRequest{Session: s, Name: "B"}, "beta")
+	get("tenant secret after the old key is gone", client.SecretRequest{Name: "A"}, "alpha")
+	get("session secret after the old key is gone", client.SecretRequest{Session: s, Name: "B"}, "beta")
 }
 
 // TestSecret_SealedValuesAreBound shows that a sealed value copied to
@@ -297,7 +299,7 @@ func TestSecret_SealedValuesAreBound(t *testing.T) {
 	h := start(t, harnessOptions{service: handlers.Options{Secrets: r}})
 	ctx := t.Context()
 	for _, n := range []string{"A", "B"} {
-		if _, err := h.c.PutSecret(ctx, handlers.SecretRequest{Name: n, Value: str("value-" + n)}); err != nil {
+		if _, err := h.c.PutSecret(ctx, client.SecretRequest{Name: n, Value: str("value-" + n)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -312,7 +314,7 @@ func TestSecret_SealedValuesAreBound(t *testing.T) {
 	if _, err := kv.Put(ctx, "acme.t.B", a.Value()); err != nil {
 		t.Fatal(err)
 	}
-	_, err = h.c.GetSecret(ctx, handlers.SecretRequest{Name: "B"})
+	_, err = h.c.GetSecret(ctx, client.SecretRequest{Name: "B"})
 	wantCode(t, "a value moved to another name", err, domain.CodeInternal)
 	if _, err := kv.Get(ctx, "acme.t.A"); err != nil && err != jetstream.ErrKeyNotFound {
 		t.Fatal(err)

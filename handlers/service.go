@@ -18,50 +18,27 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/imports"
 	"github.com/strand-dev/strand/keyring"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
 )
-
-// ServiceName is the micro service name that `nats micro ls` shows.
-const ServiceName = "strand"
 
 // Version of the service, reported through micro's discovery.
 const Version = "0.1.0"
 
-// QueueGroup shares requests among every running instance.
-const QueueGroup = "strand"
-
-// HeaderActor carries the actor of a request when the body does not.
-const HeaderActor = "Strand-Actor"
-
-// SubjectPrefix starts every request subject: strand.v1.<tenant>.<area>.<verb>.
-const SubjectPrefix = "strand.v1."
-
-// Subject returns the request subject of an endpoint for a tenant. An
-// endpoint without a verb (diff) answers on strand.v1.<tenant>.<area>.
-func Subject(tenant, area, verb string) string {
-	return SubjectPrefix + tenant + "." + endpointPath(area, verb)
-}
-
-func endpointPath(area, verb string) string {
-	if verb == "" {
-		return area
-	}
-	return area + "." + verb
-}
-
 // Lister answers session.list from a read model, and finds the session of
 // a commit id.
 type Lister interface {
-	ListSessions(ctx context.Context, tenant string, req ListSessionsRequest) (ListSessionsReply, error)
+	ListSessions(ctx context.Context, tenant string, req client.ListSessionsRequest) (client.ListSessionsReply, error)
 	CommitSession(ctx context.Context, tenant, commit string) (string, error)
 }
 
 // Reviews answers review.pending for a whole tenant from a read model.
 type Reviews interface {
-	PendingReviews(ctx context.Context, tenant, group string) (PendingReply, error)
+	PendingReviews(ctx context.Context, tenant, group string) (client.PendingReply, error)
 }
 
 // Options configure a Service.
@@ -312,10 +289,10 @@ func (s *Service) Start(nc *nats.Conn) error {
 	s.nc = nc // before any endpoint exists: handlers reply on it
 	s.stats = map[string]*endpointStats{}
 	svc, err := micro.AddService(nc, micro.Config{
-		Name:        ServiceName,
+		Name:        names.ServiceName,
 		Version:     Version,
 		Description: "Strand: event-sourced session workspaces on JetStream",
-		QueueGroup:  QueueGroup,
+		QueueGroup:  names.QueueGroup,
 		StatsHandler: func(e *micro.Endpoint) any {
 			if st, ok := s.stats[e.Name]; ok {
 				return st.snapshot()
@@ -327,14 +304,14 @@ func (s *Service) Start(nc *nats.Conn) error {
 		return fmt.Errorf("add micro service: %w", err)
 	}
 	for _, ep := range s.endpoints() {
-		path := endpointPath(ep.area, ep.verb)
-		subject := SubjectPrefix + "*." + path
+		path := names.EndpointPath(ep.area, ep.verb)
+		subject := names.SubjectPrefix + "*." + path
 		// A trailing * takes one more token (secret.get.<scope>).
 		name := strings.ReplaceAll(strings.ReplaceAll(path, ".*", "_scoped"), ".", "_")
 		st := &endpointStats{}
 		s.stats[name] = st
 		if err := svc.AddEndpoint(name, s.dispatch(st, ep.fn), micro.WithEndpointSubject(subject),
-			micro.WithEndpointMetadata(map[string]string{"subject": SubjectPrefix + "<tenant>." + path})); err != nil {
+			micro.WithEndpointMetadata(map[string]string{"subject": names.SubjectPrefix + "<tenant>." + path})); err != nil {
 			_ = svc.Stop()
 			return fmt.Errorf("add endpoint %s: %w", name, err)
 		}
@@ -439,7 +416,7 @@ func (s *Service) respondError(r micro.Request, err error) {
 	}
 	var rl *rateLimited
 	if errors.As(err, &rl) {
-		h.Set(HeaderRetryAfter, strconv.FormatInt(max(rl.after.Milliseconds(), 1), 10))
+		h.Set(names.HeaderRetryAfter, strconv.FormatInt(max(rl.after.Milliseconds(), 1), 10))
 	}
 	s.respond(r, h, body)
 }
@@ -460,7 +437,7 @@ func (s *Service) respond(r micro.Request, h nats.Header, body []byte) {
 }
 
 func tenantOf(subject string) (string, error) {
-	rest, ok := strings.CutPrefix(subject, SubjectPrefix)
+	rest, ok := strings.CutPrefix(subject, names.SubjectPrefix)
 	if !ok {
 		return "", domain.Errorf(domain.CodeInvalidArgument, "bad subject %q", subject)
 	}
@@ -506,7 +483,7 @@ func jsonProblem(err error) string {
 }
 
 // meta builds the event metadata of a mutating request.
-func (c *call) meta(m Mutation) (domain.Meta, error) {
+func (c *call) meta(m client.Mutation) (domain.Meta, error) {
 	actor, err := c.actor(m)
 	if err != nil {
 		return domain.Meta{}, err
@@ -562,7 +539,7 @@ func truncate(s string, n int) string {
 }
 
 // change runs a mutation on a session, honouring expected_position.
-func (c *call) change(id string, m Mutation, build func(s *domain.Session) (domain.Command, error)) (res streams.Result, err error) {
+func (c *call) change(id string, m client.Mutation, build func(s *domain.Session) (domain.Command, error)) (res streams.Result, err error) {
 	defer func() {
 		if err == nil {
 			c.svc.charge(c.tenant, res)

@@ -7,8 +7,10 @@ import (
 
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/names"
 )
 
 // TestErrors_Headers reads failed replies without the client: the micro
@@ -29,7 +31,7 @@ func TestErrors_Headers(t *testing.T) {
 		{"archive", `{"session":"` + id + `","expected_position":1}`, domain.CodeConflict, "409"},
 	}
 	for _, tt := range tests {
-		subject := handlers.Subject("acme", "session", tt.verb)
+		subject := names.Subject("acme", "session", tt.verb)
 		msg, err := h.env.NC.Request(subject, []byte(tt.body), 10*time.Second)
 		if err != nil {
 			t.Fatalf("request %s %s: %v", subject, tt.body, err)
@@ -37,7 +39,7 @@ func TestErrors_Headers(t *testing.T) {
 		if got := msg.Header.Get("Nats-Service-Error-Code"); got != tt.status {
 			t.Errorf("%s %s: Nats-Service-Error-Code %q, want %q", subject, tt.body, got, tt.status)
 		}
-		var eb handlers.ErrorBody
+		var eb client.ErrorBody
 		if err := json.Unmarshal(msg.Data, &eb); err != nil {
 			t.Errorf("%s %s: body %q is not JSON: %v", subject, tt.body, msg.Data, err)
 			continue
@@ -53,14 +55,14 @@ func TestErrors_Headers(t *testing.T) {
 		}
 	}
 	// A success carries no error header.
-	msg, err := h.env.NC.Request(handlers.Subject("acme", "session", "get"), []byte(`{"session":"`+id+`"}`), 10*time.Second)
+	msg, err := h.env.NC.Request(names.Subject("acme", "session", "get"), []byte(`{"session":"`+id+`"}`), 10*time.Second)
 	if err != nil {
 		t.Fatalf("get: %v", err)
 	}
 	if got := msg.Header.Get("Nats-Service-Error-Code"); got != "" {
 		t.Errorf("successful get: Nats-Service-Error-Code %q, want none", got)
 	}
-	var r handlers.SessionReply
+	var r client.SessionReply
 	if err := json.Unmarshal(msg.Data, &r); err != nil || r.Session.ID != id {
 		t.Errorf("successful get: body %s (%v), want session %s", msg.Data, err, id)
 	}
@@ -74,7 +76,7 @@ func TestService_Discovery(t *testing.T) {
 	h.session(t)
 	_, _ = h.c.GetSession(t.Context(), neverID, "")
 
-	msg, err := h.env.NC.Request("$SRV.INFO."+handlers.ServiceName, nil, 10*time.Second)
+	msg, err := h.env.NC.Request("$SRV.INFO."+names.ServiceName, nil, 10*time.Second)
 	if err != nil {
 		t.Fatalf("service info: %v", err)
 	}
@@ -82,23 +84,23 @@ func TestService_Discovery(t *testing.T) {
 	if err := json.Unmarshal(msg.Data, &info); err != nil {
 		t.Fatalf("service info %s: %v", msg.Data, err)
 	}
-	if info.Name != handlers.ServiceName || info.Version != handlers.Version {
-		t.Errorf("got service %q version %q, want %q %q", info.Name, info.Version, handlers.ServiceName, handlers.Version)
+	if info.Name != names.ServiceName || info.Version != handlers.Version {
+		t.Errorf("got service %q version %q, want %q %q", info.Name, info.Version, names.ServiceName, handlers.Version)
 	}
 	subjects := map[string]bool{}
 	for _, ep := range info.Endpoints {
 		subjects[ep.Subject] = true
-		if ep.QueueGroup != handlers.QueueGroup {
-			t.Errorf("endpoint %s: queue group %q, want %q", ep.Name, ep.QueueGroup, handlers.QueueGroup)
+		if ep.QueueGroup != names.QueueGroup {
+			t.Errorf("endpoint %s: queue group %q, want %q", ep.Name, ep.QueueGroup, names.QueueGroup)
 		}
 	}
 	for _, ep := range allEndpoints {
-		if want := handlers.Subject("*", ep.area, ep.verb); !subjects[want] {
+		if want := names.Subject("*", ep.area, ep.verb); !subjects[want] {
 			t.Errorf("endpoint %s: subject %s not in the service info", ep, want)
 		}
 	}
 
-	msg, err = h.env.NC.Request("$SRV.STATS."+handlers.ServiceName, nil, 10*time.Second)
+	msg, err = h.env.NC.Request("$SRV.STATS."+names.ServiceName, nil, 10*time.Second)
 	if err != nil {
 		t.Fatalf("service stats: %v", err)
 	}

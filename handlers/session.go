@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/streams"
 )
@@ -22,12 +23,12 @@ func sortedCheckpoints(s *domain.Session) []domain.Checkpoint {
 	return out
 }
 
-func sessionReply(r streams.Result) SessionReply {
-	return SessionReply{Session: sessionView(r.Session, false), Position: r.Position, Replayed: r.Replayed}
+func sessionReply(r streams.Result) client.SessionReply {
+	return client.SessionReply{Session: sessionView(r.Session, false), Position: r.Position, Replayed: r.Replayed}
 }
 
 func (s *Service) sessionCreate(c *call) (any, error) {
-	var req CreateSessionRequest
+	var req client.CreateSessionRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
@@ -64,7 +65,7 @@ func (s *Service) sessionCreate(c *call) (any, error) {
 // resolveAt turns an At into a position of the session: a number is a
 // position, anything else a commit id or a checkpoint name looked up at the
 // head (commit ids first).
-func (c *call) resolveAt(id string, at At) (*domain.Session, error) {
+func (c *call) resolveAt(id string, at client.At) (*domain.Session, error) {
 	st := c.svc.store
 	if at == "" {
 		// A deleted session is gone at its head; its past stays readable
@@ -120,7 +121,7 @@ func readable(s *domain.Session) error {
 }
 
 func (s *Service) sessionGet(c *call) (any, error) {
-	var req GetSessionRequest
+	var req client.GetSessionRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -134,7 +135,7 @@ func (s *Service) sessionGet(c *call) (any, error) {
 			return nil, err
 		}
 	}
-	return SessionReply{Session: sessionView(sess, true), Position: sess.Position}, nil
+	return client.SessionReply{Session: sessionView(sess, true), Position: sess.Position}, nil
 }
 
 func (s *Service) sessionArchive(c *call) (any, error) {
@@ -150,7 +151,7 @@ func (s *Service) sessionDelete(c *call) (any, error) {
 }
 
 func (s *Service) sessionSimple(c *call, cmd func() domain.Command) (any, error) {
-	var req SessionRequest
+	var req client.SessionRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -163,7 +164,7 @@ func (s *Service) sessionSimple(c *call, cmd func() domain.Command) (any, error)
 }
 
 func (s *Service) sessionTag(c *call) (any, error) {
-	var req TagRequest
+	var req client.TagRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err

@@ -8,8 +8,9 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/names"
 )
 
 func TestSession_Create(t *testing.T) {
@@ -18,7 +19,7 @@ func TestSession_Create(t *testing.T) {
 	ctx := t.Context()
 
 	t.Run("Default", func(t *testing.T) {
-		r, err := h.c.CreateSession(ctx, handlers.CreateSessionRequest{})
+		r, err := h.c.CreateSession(ctx, client.CreateSessionRequest{})
 		if err != nil {
 			t.Fatalf("create: %v", err)
 		}
@@ -43,7 +44,7 @@ func TestSession_Create(t *testing.T) {
 
 	t.Run("OwnerAndTags", func(t *testing.T) {
 		tags := map[string]string{"team": "core", "ticket": "STR-1"}
-		r, err := h.c.CreateSession(ctx, handlers.CreateSessionRequest{Owner: "bob", Tags: tags})
+		r, err := h.c.CreateSession(ctx, client.CreateSessionRequest{Owner: "bob", Tags: tags})
 		if err != nil {
 			t.Fatalf("create: %v", err)
 		}
@@ -55,14 +56,14 @@ func TestSession_Create(t *testing.T) {
 	t.Run("ActorHeaderIsOwner", func(t *testing.T) {
 		c := h.client("acme")
 		c.Actor = "alice"
-		r, err := c.CreateSession(ctx, handlers.CreateSessionRequest{})
+		r, err := c.CreateSession(ctx, client.CreateSessionRequest{})
 		if err != nil {
 			t.Fatalf("create: %v", err)
 		}
 		if r.Session.Owner != "alice" {
-			t.Errorf("got owner %q, want alice (from the %s header)", r.Session.Owner, handlers.HeaderActor)
+			t.Errorf("got owner %q, want alice (from the %s header)", r.Session.Owner, names.HeaderActor)
 		}
-		evs, err := c.Events(ctx, handlers.EventsRequest{Session: r.Session.ID})
+		evs, err := c.Events(ctx, client.EventsRequest{Session: r.Session.ID})
 		if err != nil {
 			t.Fatalf("events: %v", err)
 		}
@@ -73,7 +74,7 @@ func TestSession_Create(t *testing.T) {
 
 	t.Run("UnknownSource", func(t *testing.T) {
 		h.unchanged(t, "create from unknown source", func() {
-			_, err := h.c.CreateSession(ctx, handlers.CreateSessionRequest{Source: "nope"})
+			_, err := h.c.CreateSession(ctx, client.CreateSessionRequest{Source: "nope"})
 			wantCode(t, "create source nope", err, domain.CodeNotFound)
 		})
 	})
@@ -85,7 +86,7 @@ func TestSession_Get(t *testing.T) {
 	ctx := t.Context()
 	id := h.session(t)
 	first := h.write(t, id, "a.txt", "one")
-	if _, err := h.c.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: id, Name: "v1", Note: "first"}); err != nil {
+	if _, err := h.c.CreateCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "v1", Note: "first"}); err != nil {
 		t.Fatalf("checkpoint: %v", err)
 	}
 	last := h.write(t, id, "a.txt", "two")
@@ -116,7 +117,7 @@ func TestSession_Get(t *testing.T) {
 		}
 	})
 
-	for _, at := range []handlers.At{handlers.AtPosition(first.Position), "v1"} {
+	for _, at := range []client.At{client.AtPosition(first.Position), "v1"} {
 		t.Run("At/"+string(at), func(t *testing.T) {
 			r, err := h.c.GetSession(ctx, id, at)
 			if err != nil {
@@ -134,7 +135,7 @@ func TestSession_List(t *testing.T) {
 	h := start(t, harnessOptions{list: true})
 	ctx := t.Context()
 	create := func(tags map[string]string) string {
-		r, err := h.c.CreateSession(ctx, handlers.CreateSessionRequest{Tags: tags})
+		r, err := h.c.CreateSession(ctx, client.CreateSessionRequest{Tags: tags})
 		if err != nil {
 			t.Fatalf("create: %v", err)
 		}
@@ -145,23 +146,23 @@ func TestSession_List(t *testing.T) {
 	b1 := create(map[string]string{"team": "b"})
 	archived := create(map[string]string{"team": "b"})
 	deleted := create(nil)
-	if _, err := h.c.ArchiveSession(ctx, handlers.SessionRequest{Session: archived}); err != nil {
+	if _, err := h.c.ArchiveSession(ctx, client.SessionRequest{Session: archived}); err != nil {
 		t.Fatalf("archive: %v", err)
 	}
-	if _, err := h.c.DeleteSession(ctx, handlers.SessionRequest{Session: deleted}); err != nil {
+	if _, err := h.c.DeleteSession(ctx, client.SessionRequest{Session: deleted}); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
-	fork, err := h.c.Fork(ctx, handlers.ForkRequest{Session: b1, Owner: "frank"})
+	fork, err := h.c.Fork(ctx, client.ForkRequest{Session: b1, Owner: "frank"})
 	if err != nil {
 		t.Fatalf("fork: %v", err)
 	}
 	forked := fork.Session.ID
-	other, err := h.client("other").CreateSession(ctx, handlers.CreateSessionRequest{})
+	other, err := h.client("other").CreateSession(ctx, client.CreateSessionRequest{})
 	if err != nil {
 		t.Fatalf("create for other: %v", err)
 	}
 
-	list := func(c *handlers.Client, req handlers.ListSessionsRequest) []string {
+	list := func(c *client.Client, req client.ListSessionsRequest) []string {
 		t.Helper()
 		var ids []string
 		for {
@@ -181,19 +182,19 @@ func TestSession_List(t *testing.T) {
 	tests := []struct {
 		name   string
 		tenant string
-		req    handlers.ListSessionsRequest
+		req    client.ListSessionsRequest
 		want   []string
 	}{
-		{"All", "acme", handlers.ListSessionsRequest{}, []string{a1, a2, b1, archived, forked}},
-		{"Paged", "acme", handlers.ListSessionsRequest{Limit: 1}, []string{a1, a2, b1, archived, forked}},
-		{"PagedBy2", "acme", handlers.ListSessionsRequest{Limit: 2}, []string{a1, a2, b1, archived, forked}},
-		{"Parent", "acme", handlers.ListSessionsRequest{Parent: b1}, []string{forked}},
-		{"Owner", "acme", handlers.ListSessionsRequest{Owner: "frank"}, []string{forked}},
-		{"Tag", "acme", handlers.ListSessionsRequest{Tags: map[string]string{"team": "a"}}, []string{a1, a2}},
-		{"TagPaged", "acme", handlers.ListSessionsRequest{Tags: map[string]string{"team": "b"}, Limit: 1}, []string{b1, archived}},
-		{"Archived", "acme", handlers.ListSessionsRequest{Status: "archived"}, []string{archived}},
-		{"Deleted", "acme", handlers.ListSessionsRequest{Status: "deleted"}, []string{deleted}},
-		{"OtherTenant", "other", handlers.ListSessionsRequest{}, []string{other.Session.ID}},
+		{"All", "acme", client.ListSessionsRequest{}, []string{a1, a2, b1, archived, forked}},
+		{"Paged", "acme", client.ListSessionsRequest{Limit: 1}, []string{a1, a2, b1, archived, forked}},
+		{"PagedBy2", "acme", client.ListSessionsRequest{Limit: 2}, []string{a1, a2, b1, archived, forked}},
+		{"Parent", "acme", client.ListSessionsRequest{Parent: b1}, []string{forked}},
+		{"Owner", "acme", client.ListSessionsRequest{Owner: "frank"}, []string{forked}},
+		{"Tag", "acme", client.ListSessionsRequest{Tags: map[string]string{"team": "a"}}, []string{a1, a2}},
+		{"TagPaged", "acme", client.ListSessionsRequest{Tags: map[string]string{"team": "b"}, Limit: 1}, []string{b1, archived}},
+		{"Archived", "acme", client.ListSessionsRequest{Status: "archived"}, []string{archived}},
+		{"Deleted", "acme", client.ListSessionsRequest{Status: "deleted"}, []string{deleted}},
+		{"OtherTenant", "other", client.ListSessionsRequest{}, []string{other.Session.ID}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,9 +209,9 @@ func TestSession_List(t *testing.T) {
 	}
 
 	t.Run("View", func(t *testing.T) {
-		var got handlers.SessionView
+		var got client.SessionView
 		eventually(t, "archived session view", func() string {
-			r, err := h.c.ListSessions(ctx, handlers.ListSessionsRequest{Status: "archived"})
+			r, err := h.c.ListSessions(ctx, client.ListSessionsRequest{Status: "archived"})
 			if err != nil || len(r.Sessions) != 1 {
 				return "no archived session listed"
 			}
@@ -236,7 +237,7 @@ func TestSession_List(t *testing.T) {
 
 	t.Run("NoLister", func(t *testing.T) {
 		h2 := start(t)
-		_, err := h2.c.ListSessions(ctx, handlers.ListSessionsRequest{})
+		_, err := h2.c.ListSessions(ctx, client.ListSessionsRequest{})
 		wantCode(t, "list without a lister", err, domain.CodeUnavailable)
 	})
 }
@@ -248,7 +249,7 @@ func TestSession_Archive(t *testing.T) {
 	id := h.session(t)
 	h.write(t, id, "a.txt", "kept")
 
-	r, err := h.c.ArchiveSession(ctx, handlers.SessionRequest{Session: id})
+	r, err := h.c.ArchiveSession(ctx, client.SessionRequest{Session: id})
 	if err != nil {
 		t.Fatalf("archive: %v", err)
 	}
@@ -269,15 +270,15 @@ func TestSession_Archive(t *testing.T) {
 
 	t.Run("WritesConflict", func(t *testing.T) {
 		h.unchanged(t, "writes to an archived session", func() {
-			_, err := h.c.Write(ctx, handlers.WriteRequest{Session: id, Path: "b.txt", Content: []byte("x")})
+			_, err := h.c.Write(ctx, client.WriteRequest{Session: id, Path: "b.txt", Content: []byte("x")})
 			wantCode(t, "write", err, domain.CodeConflict)
-			_, err = h.c.Mkdir(ctx, handlers.MkdirRequest{Session: id, Path: "d"})
+			_, err = h.c.Mkdir(ctx, client.MkdirRequest{Session: id, Path: "d"})
 			wantCode(t, "mkdir", err, domain.CodeConflict)
-			_, err = h.c.Remove(ctx, handlers.RemoveRequest{Session: id, Path: "a.txt"})
+			_, err = h.c.Remove(ctx, client.RemoveRequest{Session: id, Path: "a.txt"})
 			wantCode(t, "remove", err, domain.CodeConflict)
-			_, err = h.c.Restore(ctx, handlers.RestoreRequest{Session: id, To: handlers.AtPosition(r.Session.Start)})
+			_, err = h.c.Restore(ctx, client.RestoreRequest{Session: id, To: client.AtPosition(r.Session.Start)})
 			wantCode(t, "restore", err, domain.CodeConflict)
-			_, err = h.c.ArchiveSession(ctx, handlers.SessionRequest{Session: id})
+			_, err = h.c.ArchiveSession(ctx, client.SessionRequest{Session: id})
 			wantCode(t, "archive again", err, domain.CodeConflict)
 		})
 	})
@@ -290,7 +291,7 @@ func TestSession_Delete(t *testing.T) {
 	id := h.session(t)
 	w := h.write(t, id, "a.txt", "gone")
 
-	r, err := h.c.DeleteSession(ctx, handlers.SessionRequest{Session: id})
+	r, err := h.c.DeleteSession(ctx, client.SessionRequest{Session: id})
 	if err != nil {
 		t.Fatalf("delete: %v", err)
 	}
@@ -303,19 +304,19 @@ func TestSession_Delete(t *testing.T) {
 		h.unchanged(t, "requests to a deleted session", func() {
 			_, err := h.c.GetSession(ctx, id, "")
 			wantCode(t, "get", err, domain.CodeNotFound)
-			_, err = h.c.Read(ctx, handlers.ReadRequest{Session: id, Path: "a.txt"})
+			_, err = h.c.Read(ctx, client.ReadRequest{Session: id, Path: "a.txt"})
 			wantCode(t, "read", err, domain.CodeNotFound)
-			_, err = h.c.Manifest(ctx, handlers.ManifestRequest{Session: id})
+			_, err = h.c.Manifest(ctx, client.ManifestRequest{Session: id})
 			wantCode(t, "manifest", err, domain.CodeNotFound)
-			_, err = h.c.Write(ctx, handlers.WriteRequest{Session: id, Path: "b.txt", Content: []byte("x")})
+			_, err = h.c.Write(ctx, client.WriteRequest{Session: id, Path: "b.txt", Content: []byte("x")})
 			wantCode(t, "write", err, domain.CodeNotFound)
-			_, err = h.c.Mkdir(ctx, handlers.MkdirRequest{Session: id, Path: "d"})
+			_, err = h.c.Mkdir(ctx, client.MkdirRequest{Session: id, Path: "d"})
 			wantCode(t, "mkdir", err, domain.CodeNotFound)
-			_, err = h.c.TagSession(ctx, handlers.TagRequest{Session: id, Set: map[string]string{"k": "v"}})
+			_, err = h.c.TagSession(ctx, client.TagRequest{Session: id, Set: map[string]string{"k": "v"}})
 			wantCode(t, "tag", err, domain.CodeNotFound)
-			_, err = h.c.DeleteSession(ctx, handlers.SessionRequest{Session: id})
+			_, err = h.c.DeleteSession(ctx, client.SessionRequest{Session: id})
 			wantCode(t, "delete again", err, domain.CodeNotFound)
-			_, err = h.c.Fork(ctx, handlers.ForkRequest{Session: id})
+			_, err = h.c.Fork(ctx, client.ForkRequest{Session: id})
 			wantCode(t, "fork at head", err, domain.CodeNotFound)
 		})
 	})
@@ -323,7 +324,7 @@ func TestSession_Delete(t *testing.T) {
 	t.Run("PastStillReads", func(t *testing.T) {
 		// History is kept for forks and audit; a read at a position
 		// answers as it always did.
-		if got := h.read(t, id, "a.txt", handlers.AtPosition(w.Position)); got != "gone" {
+		if got := h.read(t, id, "a.txt", client.AtPosition(w.Position)); got != "gone" {
 			t.Errorf("read at %d: got %q, want gone", w.Position, got)
 		}
 	})
@@ -336,13 +337,13 @@ func TestSession_Tag(t *testing.T) {
 	id := h.session(t)
 
 	steps := []struct {
-		req  handlers.TagRequest
+		req  client.TagRequest
 		want map[string]string
 	}{
-		{handlers.TagRequest{Set: map[string]string{"a": "1", "b": "2"}}, map[string]string{"a": "1", "b": "2"}},
-		{handlers.TagRequest{Set: map[string]string{"c": "3"}, Remove: []string{"a"}}, map[string]string{"b": "2", "c": "3"}},
-		{handlers.TagRequest{Set: map[string]string{"b": "two"}}, map[string]string{"b": "two", "c": "3"}},
-		{handlers.TagRequest{Remove: []string{"b", "missing"}}, map[string]string{"c": "3"}},
+		{client.TagRequest{Set: map[string]string{"a": "1", "b": "2"}}, map[string]string{"a": "1", "b": "2"}},
+		{client.TagRequest{Set: map[string]string{"c": "3"}, Remove: []string{"a"}}, map[string]string{"b": "2", "c": "3"}},
+		{client.TagRequest{Set: map[string]string{"b": "two"}}, map[string]string{"b": "two", "c": "3"}},
+		{client.TagRequest{Remove: []string{"b", "missing"}}, map[string]string{"c": "3"}},
 	}
 	for _, s := range steps {
 		s.req.Session = id
@@ -382,15 +383,15 @@ func TestTenant_Isolation(t *testing.T) {
 	ctx := t.Context()
 	id := h.session(t)
 	w := h.write(t, id, "secret.txt", "acme only")
-	if _, err := h.c.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: id, Name: "cp"}); err != nil {
+	if _, err := h.c.CreateCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "cp"}); err != nil {
 		t.Fatalf("checkpoint: %v", err)
 	}
 	other := h.client("other")
-	otherID, err := other.CreateSession(ctx, handlers.CreateSessionRequest{})
+	otherID, err := other.CreateSession(ctx, client.CreateSessionRequest{})
 	if err != nil {
 		t.Fatalf("create for other: %v", err)
 	}
-	pos := handlers.AtPosition(w.Position)
+	pos := client.AtPosition(w.Position)
 
 	h.unchanged(t, "cross-tenant requests", func() {
 		calls := []struct {
@@ -401,43 +402,43 @@ func TestTenant_Isolation(t *testing.T) {
 			{"get at position", func() error { _, err := other.GetSession(ctx, id, pos); return err }},
 			{"get at checkpoint", func() error { _, err := other.GetSession(ctx, id, "cp"); return err }},
 			{"read", func() error {
-				_, err := other.Read(ctx, handlers.ReadRequest{Session: id, Path: "secret.txt"})
+				_, err := other.Read(ctx, client.ReadRequest{Session: id, Path: "secret.txt"})
 				return err
 			}},
 			{"read at position", func() error {
-				_, err := other.Read(ctx, handlers.ReadRequest{Session: id, Path: "secret.txt", At: pos})
+				_, err := other.Read(ctx, client.ReadRequest{Session: id, Path: "secret.txt", At: pos})
 				return err
 			}},
-			{"manifest", func() error { _, err := other.Manifest(ctx, handlers.ManifestRequest{Session: id}); return err }},
-			{"events", func() error { _, err := other.Events(ctx, handlers.EventsRequest{Session: id}); return err }},
+			{"manifest", func() error { _, err := other.Manifest(ctx, client.ManifestRequest{Session: id}); return err }},
+			{"events", func() error { _, err := other.Events(ctx, client.EventsRequest{Session: id}); return err }},
 			{"checkpoints", func() error {
-				_, err := other.ListCheckpoints(ctx, handlers.CheckpointListRequest{Session: id})
+				_, err := other.ListCheckpoints(ctx, client.CheckpointListRequest{Session: id})
 				return err
 			}},
 			{"write", func() error {
-				_, err := other.Write(ctx, handlers.WriteRequest{Session: id, Path: "x", Content: []byte("x")})
+				_, err := other.Write(ctx, client.WriteRequest{Session: id, Path: "x", Content: []byte("x")})
 				return err
 			}},
 			{"upload", func() error { _, err := other.Upload(ctx, id, []byte("x")); return err }},
-			{"mkdir", func() error { _, err := other.Mkdir(ctx, handlers.MkdirRequest{Session: id, Path: "d"}); return err }},
+			{"mkdir", func() error { _, err := other.Mkdir(ctx, client.MkdirRequest{Session: id, Path: "d"}); return err }},
 			{"tag", func() error {
-				_, err := other.TagSession(ctx, handlers.TagRequest{Session: id, Set: map[string]string{"k": "v"}})
+				_, err := other.TagSession(ctx, client.TagRequest{Session: id, Set: map[string]string{"k": "v"}})
 				return err
 			}},
-			{"archive", func() error { _, err := other.ArchiveSession(ctx, handlers.SessionRequest{Session: id}); return err }},
-			{"delete", func() error { _, err := other.DeleteSession(ctx, handlers.SessionRequest{Session: id}); return err }},
-			{"fork", func() error { _, err := other.Fork(ctx, handlers.ForkRequest{Session: id}); return err }},
-			{"fork at position", func() error { _, err := other.Fork(ctx, handlers.ForkRequest{Session: id, At: pos}); return err }},
+			{"archive", func() error { _, err := other.ArchiveSession(ctx, client.SessionRequest{Session: id}); return err }},
+			{"delete", func() error { _, err := other.DeleteSession(ctx, client.SessionRequest{Session: id}); return err }},
+			{"fork", func() error { _, err := other.Fork(ctx, client.ForkRequest{Session: id}); return err }},
+			{"fork at position", func() error { _, err := other.Fork(ctx, client.ForkRequest{Session: id, At: pos}); return err }},
 			{"restore own session to acme's position", func() error {
-				_, err := other.Restore(ctx, handlers.RestoreRequest{Session: otherID.Session.ID, To: pos})
+				_, err := other.Restore(ctx, client.RestoreRequest{Session: otherID.Session.ID, To: pos})
 				return err
 			}},
 			{"checkpoint own session at acme's position", func() error {
-				_, err := other.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: otherID.Session.ID, Name: "steal", At: pos})
+				_, err := other.CreateCheckpoint(ctx, client.CheckpointRequest{Session: otherID.Session.ID, Name: "steal", At: pos})
 				return err
 			}},
 			{"checkpoint create", func() error {
-				_, err := other.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: id, Name: "x"})
+				_, err := other.CreateCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "x"})
 				return err
 			}},
 		}

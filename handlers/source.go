@@ -1,131 +1,21 @@
 package handlers
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/streams"
 )
 
-// SourceView is a source as shown to callers. Revisions are listed by
-// source.get only.
-type SourceView struct {
-	Name        string         `json:"name"`
-	Tenant      string         `json:"tenant"`
-	Description string         `json:"description,omitempty"`
-	Owner       string         `json:"owner,omitempty"`
-	Deleted     bool           `json:"deleted,omitempty"`
-	Latest      uint64         `json:"latest"`
-	CreatedAt   time.Time      `json:"created_at"`
-	UpdatedAt   time.Time      `json:"updated_at"`
-	Revisions   []RevisionView `json:"revisions,omitempty"`
-}
-
-// RevisionView is one revision of a source.
-type RevisionView struct {
-	Number uint64                `json:"number"`
-	Root   string                `json:"root"`
-	Tree   string                `json:"tree"`
-	Files  int64                 `json:"files"`
-	Bytes  int64                 `json:"bytes"`
-	Origin domain.RevisionOrigin `json:"origin"`
-	Uses   []string              `json:"uses,omitempty"`
-}
-
-// SourceCreateRequest is the body of source.create. Blank adds revision 1,
-// an empty tree, at once.
-type SourceCreateRequest struct {
-	Mutation
-	Name        string `json:"name"`
-	Description string `json:"description,omitempty"`
-	Blank       bool   `json:"blank,omitempty"`
-}
-
-// SourceRequest names a source: source.get and source.delete.
-type SourceRequest struct {
-	Mutation
-	Name string `json:"name"`
-}
-
-// SourceReply answers the source requests. Revision is the revision a
-// request added (create with blank, promote).
-type SourceReply struct {
-	Source   SourceView `json:"source"`
-	Revision uint64     `json:"revision,omitempty"`
-	Replayed bool       `json:"replayed,omitempty"`
-}
-
-// SourceListReply answers source.list.
-type SourceListReply struct {
-	Sources []SourceView `json:"sources"`
-}
-
-// SourceUploadRequest is the body of source.upload: one chunk of an archive
-// or bundle to import.
-type SourceUploadRequest struct {
-	Data []byte `json:"data"`
-}
-
-// TarSpec names an uploaded tar or tar.gz archive by its chunks, in order.
-type TarSpec struct {
-	Chunks []string `json:"chunks"`
-}
-
-// GitSpec names a git repository: a path on the server (a repository or a
-// bundle file), or a bundle uploaded in chunks; Ref is a branch, tag or
-// commit (default HEAD).
-type GitSpec struct {
-	Path   string   `json:"path,omitempty"`
-	Chunks []string `json:"chunks,omitempty"`
-	Ref    string   `json:"ref,omitempty"`
-}
-
-// DirSpec names a directory on the server host (allowed only when the
-// operator started the service with --allow-dir-import).
-type DirSpec struct {
-	Path string `json:"path"`
-}
-
-// SourceImportRequest is the body of source.import: exactly one of Tar, Git
-// and Dir. A request id makes a retry answer with the same job.
-type SourceImportRequest struct {
-	Mutation
-	Name string   `json:"name"`
-	Tar  *TarSpec `json:"tar,omitempty"`
-	Git  *GitSpec `json:"git,omitempty"`
-	Dir  *DirSpec `json:"dir,omitempty"`
-}
-
-// JobRequest is the body of source.job.
-type JobRequest struct {
-	Job string `json:"job"`
-}
-
-// JobReply answers source.import and source.job.
-type JobReply struct {
-	Job      streams.Job `json:"job"`
-	Replayed bool        `json:"replayed,omitempty"`
-}
-
-// PromoteRequest is the body of source.promote: the session's tree at At
-// (default: its head) becomes the source's next revision.
-type PromoteRequest struct {
-	Mutation
-	Name    string `json:"name"`
-	Session string `json:"session"`
-	At      At     `json:"at,omitempty"`
-}
-
-func sourceView(s *domain.Source, withRevisions bool) SourceView {
-	v := SourceView{
+func sourceView(s *domain.Source, withRevisions bool) client.SourceView {
+	v := client.SourceView{
 		Name: s.Name, Tenant: s.Tenant, Description: s.Description, Owner: s.Owner, Deleted: s.Deleted,
 		Latest: uint64(len(s.Revisions)), CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 	}
 	if withRevisions {
-		v.Revisions = []RevisionView{}
+		v.Revisions = []client.RevisionView{}
 		for _, r := range s.Revisions {
 			v.Revisions = append(v.Revisions, revisionView(r))
 		}
@@ -133,10 +23,10 @@ func sourceView(s *domain.Source, withRevisions bool) SourceView {
 	return v
 }
 
-func revisionView(r domain.Revision) RevisionView {
+func revisionView(r domain.Revision) client.RevisionView {
 	root, _ := domain.HashFromBytes(r.Root)
 	tree, _ := domain.HashFromBytes(r.Tree)
-	return RevisionView{Number: r.Number, Root: root.String(), Tree: tree.String(), Files: r.Files, Bytes: r.Bytes, Origin: r.Origin, Uses: r.Uses}
+	return client.RevisionView{Number: r.Number, Root: root.String(), Tree: tree.String(), Files: r.Files, Bytes: r.Bytes, Origin: r.Origin, Uses: r.Uses}
 }
 
 func sourceName(name string) (string, error) {
@@ -148,7 +38,7 @@ func sourceName(name string) (string, error) {
 
 // sourceEvent starts a source event with what every mutating request
 // carries.
-func (c *call) sourceEvent(m Mutation, typ string) (*domain.SourceEvent, error) {
+func (c *call) sourceEvent(m client.Mutation, typ string) (*domain.SourceEvent, error) {
 	meta, err := c.meta(m)
 	if err != nil {
 		return nil, err
@@ -185,7 +75,7 @@ func (c *call) addRevision(e *domain.SourceEvent, name string, rev domain.Revisi
 }
 
 func (s *Service) sourceCreate(c *call) (any, error) {
-	var req SourceCreateRequest
+	var req client.SourceCreateRequest
 	name, err := c.decodeSource(&req, &req.Name)
 	if err != nil {
 		return nil, err
@@ -202,7 +92,7 @@ func (s *Service) sourceCreate(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	reply := SourceReply{Source: sourceView(res.Source, true), Replayed: res.Replayed}
+	reply := client.SourceReply{Source: sourceView(res.Source, true), Replayed: res.Replayed}
 	if req.Blank && !res.Replayed {
 		blob, err := s.store.PutTree(c.ctx, domain.Tree{})
 		if err != nil {
@@ -223,7 +113,7 @@ func (s *Service) sourceCreate(c *call) (any, error) {
 }
 
 func (s *Service) sourceGet(c *call) (any, error) {
-	var req SourceRequest
+	var req client.SourceRequest
 	name, err := c.decodeSource(&req, &req.Name)
 	if err != nil {
 		return nil, err
@@ -232,7 +122,7 @@ func (s *Service) sourceGet(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return SourceReply{Source: sourceView(src, true)}, nil
+	return client.SourceReply{Source: sourceView(src, true)}, nil
 }
 
 func (s *Service) sourceList(c *call) (any, error) {
@@ -244,7 +134,7 @@ func (s *Service) sourceList(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	reply := SourceListReply{Sources: []SourceView{}}
+	reply := client.SourceListReply{Sources: []client.SourceView{}}
 	for _, src := range list {
 		reply.Sources = append(reply.Sources, sourceView(src, false))
 	}
@@ -255,7 +145,7 @@ func (s *Service) sourceList(c *call) (any, error) {
 // and it takes no new revisions, but its revisions stay, so the sessions
 // that started from one keep replaying.
 func (s *Service) sourceDelete(c *call) (any, error) {
-	var req SourceRequest
+	var req client.SourceRequest
 	name, err := c.decodeSource(&req, &req.Name)
 	if err != nil {
 		return nil, err
@@ -273,7 +163,7 @@ func (s *Service) sourceDelete(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return SourceReply{Source: sourceView(res.Source, true), Replayed: res.Replayed}, nil
+	return client.SourceReply{Source: sourceView(res.Source, true), Replayed: res.Replayed}, nil
 }
 
 // sourceBase returns the tree a new session starts from: a revision of a
@@ -301,7 +191,7 @@ func (c *call) sourceBase(name string, rev uint64) (domain.Tree, domain.Origin, 
 }
 
 func (s *Service) sourceUpload(c *call) (any, error) {
-	var req SourceUploadRequest
+	var req client.SourceUploadRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
@@ -315,7 +205,7 @@ func (s *Service) sourceUpload(c *call) (any, error) {
 	if err := s.store.Claim(c.ctx, c.tenant, h); err != nil {
 		return nil, err
 	}
-	return UploadReply{Hash: h.String(), Size: int64(len(req.Data))}, nil
+	return client.UploadReply{Hash: h.String(), Size: int64(len(req.Data))}, nil
 }
 
 // uploaded checks the chunk hashes of an upload, which the tenant must have
@@ -362,7 +252,7 @@ func (c *call) jobID(name, requestID string) string {
 }
 
 func (s *Service) sourceImport(c *call) (any, error) {
-	var req SourceImportRequest
+	var req client.SourceImportRequest
 	name, err := c.decodeSource(&req, &req.Name)
 	if err != nil {
 		return nil, err
@@ -383,9 +273,9 @@ func (s *Service) sourceImport(c *call) (any, error) {
 		return nil, domain.Errorf(domain.CodeNotFound, "source %q is deleted", name)
 	}
 	now := s.opts.Now()
-	job := &streams.Job{
+	job := &domain.Job{
 		ID: c.jobID(name, meta.RequestID), Tenant: c.tenant, Kind: spec.origin.Kind, Source: name,
-		State: streams.JobQueued, Instance: s.instance(), Actor: meta.Actor,
+		State: domain.JobQueued, Instance: s.instance(), Actor: meta.Actor,
 		CreatedAt: now, UpdatedAt: now, Heartbeat: now,
 	}
 	if err := s.store.CreateJob(c.ctx, job); err != nil {
@@ -394,18 +284,18 @@ func (s *Service) sourceImport(c *call) (any, error) {
 			if gerr != nil {
 				return nil, gerr
 			}
-			return JobReply{Job: *old, Replayed: true}, nil
+			return client.JobReply{Job: *old, Replayed: true}, nil
 		}
 		return nil, err
 	}
 	ev := &domain.SourceEvent{Tenant: c.tenant, Source: name, Actor: meta.Actor, RequestID: meta.RequestID}
-	reply := JobReply{Job: *job} // before the runner changes job
+	reply := client.JobReply{Job: *job} // before the runner changes job
 	s.jobs.start(s, job, spec, ev)
 	return reply, nil
 }
 
 func (s *Service) sourceJob(c *call) (any, error) {
-	var req JobRequest
+	var req client.JobRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
@@ -420,7 +310,7 @@ func (s *Service) sourceJob(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return JobReply{Job: *job}, nil
+	return client.JobReply{Job: *job}, nil
 }
 
 func validJobID(id string) bool {
@@ -448,7 +338,7 @@ func validJobID(id string) bool {
 // session (no session event is written), so the same approval can promote
 // the same tree again, which adds nothing a first promotion did not.
 func (s *Service) sourcePromote(c *call) (any, error) {
-	var req PromoteRequest
+	var req client.PromoteRequest
 	name, err := c.decodeSource(&req, &req.Name)
 	if err != nil {
 		return nil, err
@@ -512,89 +402,5 @@ func (s *Service) sourcePromote(c *call) (any, error) {
 			}
 		}
 	}
-	return SourceReply{Source: sourceView(res.Source, true), Revision: rev, Replayed: res.Replayed}, nil
-}
-
-// CreateSource creates a source.
-func (c *Client) CreateSource(ctx context.Context, req SourceCreateRequest) (SourceReply, error) {
-	var r SourceReply
-	return r, c.Request(ctx, "source", "create", req, &r)
-}
-
-// GetSource returns a source with its revisions.
-func (c *Client) GetSource(ctx context.Context, name string) (SourceReply, error) {
-	var r SourceReply
-	return r, c.Request(ctx, "source", "get", SourceRequest{Name: name}, &r)
-}
-
-// ListSources lists the tenant's sources.
-func (c *Client) ListSources(ctx context.Context) (SourceListReply, error) {
-	var r SourceListReply
-	return r, c.Request(ctx, "source", "list", struct{}{}, &r)
-}
-
-// DeleteSource marks a source deleted.
-func (c *Client) DeleteSource(ctx context.Context, req SourceRequest) (SourceReply, error) {
-	var r SourceReply
-	return r, c.Request(ctx, "source", "delete", req, &r)
-}
-
-// UploadSourceChunk stores one chunk of an archive or bundle to import.
-func (c *Client) UploadSourceChunk(ctx context.Context, data []byte) (UploadReply, error) {
-	var r UploadReply
-	return r, c.Request(ctx, "source", "upload", SourceUploadRequest{Data: data}, &r)
-}
-
-// UploadArchive uploads content in chunks for source.import or fs.sync and
-// returns the chunk hashes in order.
-func (c *Client) UploadArchive(ctx context.Context, data []byte) ([]string, error) {
-	var chunks []string
-	for off := 0; off < len(data) || off == 0; off += c.ChunkSize {
-		end := min(off+c.ChunkSize, len(data))
-		up, err := c.UploadSourceChunk(ctx, data[off:end])
-		if err != nil {
-			return nil, err
-		}
-		chunks = append(chunks, up.Hash)
-		if end == len(data) {
-			break
-		}
-	}
-	return chunks, nil
-}
-
-// ImportSource starts an import job.
-func (c *Client) ImportSource(ctx context.Context, req SourceImportRequest) (JobReply, error) {
-	var r JobReply
-	return r, c.Request(ctx, "source", "import", req, &r)
-}
-
-// Job returns the state of a job.
-func (c *Client) Job(ctx context.Context, id string) (JobReply, error) {
-	var r JobReply
-	return r, c.Request(ctx, "source", "job", JobRequest{Job: id}, &r)
-}
-
-// WaitJob polls a job until it ends or ctx does.
-func (c *Client) WaitJob(ctx context.Context, id string, every time.Duration) (streams.Job, error) {
-	for {
-		r, err := c.Job(ctx, id)
-		if err != nil {
-			return streams.Job{}, err
-		}
-		if r.Job.Done() {
-			return r.Job, nil
-		}
-		select {
-		case <-ctx.Done():
-			return r.Job, ctx.Err()
-		case <-time.After(every):
-		}
-	}
-}
-
-// Promote makes a session's tree the next revision of a source.
-func (c *Client) Promote(ctx context.Context, req PromoteRequest) (SourceReply, error) {
-	var r SourceReply
-	return r, c.Request(ctx, "source", "promote", req, &r)
+	return client.SourceReply{Source: sourceView(res.Source, true), Revision: rev, Replayed: res.Replayed}, nil
 }

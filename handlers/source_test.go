@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/streams"
@@ -25,7 +26,7 @@ type srcEnv struct {
 	root *testing.T
 	env  *streamstest.Env
 	svc  *handlers.Service
-	c    *handlers.Client
+	c    *client.Client
 	opts handlers.Options
 }
 
@@ -36,7 +37,7 @@ func startSources(t *testing.T, opts ...handlers.Options) *srcEnv {
 		o = opts[0]
 	}
 	env := streamstest.Start(t)
-	e := &srcEnv{root: t, env: env, c: handlers.NewClient(env.NC, "acme"), opts: o}
+	e := &srcEnv{root: t, env: env, c: client.NewClient(env.NC, "acme"), opts: o}
 	e.c.ChunkSize = 4 << 10
 	e.svc = startService(t, t, env, env.Store, o)
 	return e
@@ -124,16 +125,16 @@ func srcTar(t *testing.T, gz bool, files []srcFile) []byte {
 }
 
 // importTar uploads an archive, imports it and waits for the job.
-func (e *srcEnv) importTar(t *testing.T, name string, archive []byte) streams.Job {
+func (e *srcEnv) importTar(t *testing.T, name string, archive []byte) domain.Job {
 	t.Helper()
 	chunks, err := e.c.UploadArchive(t.Context(), archive)
 	if err != nil {
 		t.Fatalf("upload: %v", err)
 	}
-	return e.runImport(t, handlers.SourceImportRequest{Name: name, Tar: &handlers.TarSpec{Chunks: chunks}})
+	return e.runImport(t, client.SourceImportRequest{Name: name, Tar: &client.TarSpec{Chunks: chunks}})
 }
 
-func (e *srcEnv) runImport(t *testing.T, req handlers.SourceImportRequest) streams.Job {
+func (e *srcEnv) runImport(t *testing.T, req client.SourceImportRequest) domain.Job {
 	t.Helper()
 	r, err := e.c.ImportSource(t.Context(), req)
 	if err != nil {
@@ -153,18 +154,18 @@ func (e *srcEnv) runImport(t *testing.T, req handlers.SourceImportRequest) strea
 
 func (e *srcEnv) createSource(t *testing.T, name string) {
 	t.Helper()
-	if _, err := e.c.CreateSource(t.Context(), handlers.SourceCreateRequest{Name: name}); err != nil {
+	if _, err := e.c.CreateSource(t.Context(), client.SourceCreateRequest{Name: name}); err != nil {
 		t.Fatalf("create source %s: %v", name, err)
 	}
 }
 
 // tree reads a session's whole tree at a point as path -> srcFile.
-func (e *srcEnv) tree(t *testing.T, id string, at handlers.At) map[string]srcFile {
+func (e *srcEnv) tree(t *testing.T, id string, at client.At) map[string]srcFile {
 	t.Helper()
 	out := map[string]srcFile{}
 	after := ""
 	for {
-		page, err := e.c.Manifest(t.Context(), handlers.ManifestRequest{Session: id, At: at, After: after})
+		page, err := e.c.Manifest(t.Context(), client.ManifestRequest{Session: id, At: at, After: after})
 		if err != nil {
 			t.Fatalf("manifest: %v", err)
 		}
@@ -174,7 +175,7 @@ func (e *srcEnv) tree(t *testing.T, id string, at handlers.At) map[string]srcFil
 			case "symlink":
 				f.body, f.mode = en.Target, 0
 			case "file":
-				data, _, err := e.c.ReadAll(t.Context(), id, en.Path, handlers.AtPosition(page.Position))
+				data, _, err := e.c.ReadAll(t.Context(), id, en.Path, client.AtPosition(page.Position))
 				if err != nil {
 					t.Fatalf("read %s: %v", en.Path, err)
 				}
@@ -214,7 +215,7 @@ func TestSource_TarRoundTrip(t *testing.T) {
 	e := startSources(t)
 	e.createSource(t, "proj")
 	job := e.importTar(t, "proj", srcTar(t, true, srcFiles))
-	if job.State != streams.JobSucceeded || job.Revision != 1 || job.Files != 5 {
+	if job.State != domain.JobSucceeded || job.Revision != 1 || job.Files != 5 {
 		t.Fatalf("job = %+v, want succeeded with revision 1 and 5 files", job)
 	}
 	src, err := e.c.GetSource(t.Context(), "proj")
@@ -224,7 +225,7 @@ func TestSource_TarRoundTrip(t *testing.T) {
 	if rv := src.Source.Revisions; len(rv) != 1 || rv[0].Origin.Kind != domain.OriginTar || rv[0].Root != job.Root {
 		t.Fatalf("revisions = %+v", rv)
 	}
-	s, err := e.c.CreateSession(t.Context(), handlers.CreateSessionRequest{Source: "proj"})
+	s, err := e.c.CreateSession(t.Context(), client.CreateSessionRequest{Source: "proj"})
 	if err != nil {
 		t.Fatalf("session from source: %v", err)
 	}
@@ -247,10 +248,10 @@ func TestSource_TarRoundTrip(t *testing.T) {
 
 	t.Run("DeleteKeepsSessions", func(t *testing.T) {
 		e.write(t, s.Session.ID, "src/main.go", "package main // changed\n")
-		if _, err := e.c.DeleteSource(t.Context(), handlers.SourceRequest{Name: "proj"}); err != nil {
+		if _, err := e.c.DeleteSource(t.Context(), client.SourceRequest{Name: "proj"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.c.CreateSession(t.Context(), handlers.CreateSessionRequest{Source: "proj"}); handlers.ErrorCode(err) != domain.CodeNotFound {
+		if _, err := e.c.CreateSession(t.Context(), client.CreateSessionRequest{Source: "proj"}); client.ErrorCode(err) != domain.CodeNotFound {
 			t.Fatalf("session from a deleted source: %v, want not_found", err)
 		}
 		e.restartFresh(t)
@@ -265,9 +266,9 @@ func TestSource_TarRoundTrip(t *testing.T) {
 	})
 }
 
-func (e *srcEnv) write(t *testing.T, id, path, content string) handlers.ChangeReply {
+func (e *srcEnv) write(t *testing.T, id, path, content string) client.ChangeReply {
 	t.Helper()
-	r, err := e.c.Write(t.Context(), handlers.WriteRequest{Session: id, Path: path, Content: []byte(content)})
+	r, err := e.c.Write(t.Context(), client.WriteRequest{Session: id, Path: path, Content: []byte(content)})
 	if err != nil {
 		t.Fatalf("write %s: %v", path, err)
 	}
@@ -303,7 +304,7 @@ func TestSource_BadArchive(t *testing.T) {
 			name := "bad" + strings.ToLower(tc.name)
 			e.createSource(t, name)
 			job := e.importTar(t, name, tc.archive)
-			if job.State != streams.JobFailed || job.ErrorCode != string(domain.CodeInvalidArgument) || job.Revision != 0 {
+			if job.State != domain.JobFailed || job.ErrorCode != string(domain.CodeInvalidArgument) || job.Revision != 0 {
 				t.Fatalf("job = %+v, want failed with invalid_argument", job)
 			}
 			src, err := e.c.GetSource(t.Context(), name)
@@ -314,22 +315,22 @@ func TestSource_BadArchive(t *testing.T) {
 	}
 	t.Run("Refusals", func(t *testing.T) {
 		e.createSource(t, "refusals")
-		_, err := e.c.ImportSource(t.Context(), handlers.SourceImportRequest{Name: "refusals", Dir: &handlers.DirSpec{Path: t.TempDir()}})
-		if handlers.ErrorCode(err) != domain.CodeForbidden {
+		_, err := e.c.ImportSource(t.Context(), client.SourceImportRequest{Name: "refusals", Dir: &client.DirSpec{Path: t.TempDir()}})
+		if client.ErrorCode(err) != domain.CodeForbidden {
 			t.Errorf("dir import without the flag: %v, want forbidden", err)
 		}
-		_, err = e.c.ImportSource(t.Context(), handlers.SourceImportRequest{Name: "nosuch", Tar: &handlers.TarSpec{Chunks: []string{domain.Sum(nil).String()}}})
-		if handlers.ErrorCode(err) != domain.CodeNotFound {
+		_, err = e.c.ImportSource(t.Context(), client.SourceImportRequest{Name: "nosuch", Tar: &client.TarSpec{Chunks: []string{domain.Sum(nil).String()}}})
+		if client.ErrorCode(err) != domain.CodeNotFound {
 			t.Errorf("import into a missing source: %v, want not_found", err)
 		}
-		_, err = e.c.ImportSource(t.Context(), handlers.SourceImportRequest{Name: "refusals"})
-		if handlers.ErrorCode(err) != domain.CodeInvalidArgument {
+		_, err = e.c.ImportSource(t.Context(), client.SourceImportRequest{Name: "refusals"})
+		if client.ErrorCode(err) != domain.CodeInvalidArgument {
 			t.Errorf("import of nothing: %v, want invalid_argument", err)
 		}
-		if _, err := e.c.CreateSource(t.Context(), handlers.SourceCreateRequest{Name: "refusals"}); handlers.ErrorCode(err) != domain.CodeAlreadyExists {
+		if _, err := e.c.CreateSource(t.Context(), client.SourceCreateRequest{Name: "refusals"}); client.ErrorCode(err) != domain.CodeAlreadyExists {
 			t.Errorf("create twice: %v, want already_exists", err)
 		}
-		if _, err := e.c.CreateSource(t.Context(), handlers.SourceCreateRequest{Name: "a.b"}); handlers.ErrorCode(err) != domain.CodeInvalidArgument {
+		if _, err := e.c.CreateSource(t.Context(), client.SourceCreateRequest{Name: "a.b"}); client.ErrorCode(err) != domain.CodeInvalidArgument {
 			t.Errorf("create a.b: %v, want invalid_argument", err)
 		}
 		// Another tenant's upload cannot be named by its hash.
@@ -337,14 +338,14 @@ func TestSource_BadArchive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		other := handlers.NewClient(e.env.NC, "other")
-		if _, err := other.CreateSource(t.Context(), handlers.SourceCreateRequest{Name: "theft"}); err != nil {
+		other := client.NewClient(e.env.NC, "other")
+		if _, err := other.CreateSource(t.Context(), client.SourceCreateRequest{Name: "theft"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := other.ImportSource(t.Context(), handlers.SourceImportRequest{Name: "theft", Tar: &handlers.TarSpec{Chunks: chunks}}); handlers.ErrorCode(err) != domain.CodeNotFound {
+		if _, err := other.ImportSource(t.Context(), client.SourceImportRequest{Name: "theft", Tar: &client.TarSpec{Chunks: chunks}}); client.ErrorCode(err) != domain.CodeNotFound {
 			t.Errorf("import of another tenant's upload: %v, want not_found", err)
 		}
-		if _, err := e.c.Job(t.Context(), "NOSUCHJOB"); handlers.ErrorCode(err) != domain.CodeNotFound {
+		if _, err := e.c.Job(t.Context(), "NOSUCHJOB"); client.ErrorCode(err) != domain.CodeNotFound {
 			t.Errorf("unknown job: %v, want not_found", err)
 		}
 	})
@@ -354,21 +355,21 @@ func TestSource_JobOfDeadInstance(t *testing.T) {
 	t.Parallel()
 	e := startSources(t, handlers.Options{JobTimeout: time.Second})
 	old := time.Now().Add(-time.Minute).UTC()
-	job := &streams.Job{ID: "ORPHAN", Tenant: "acme", Kind: "tar", Source: "x", State: streams.JobRunning,
+	job := &domain.Job{ID: "ORPHAN", Tenant: "acme", Kind: "tar", Source: "x", State: domain.JobRunning,
 		Instance: "gone", CreatedAt: old, UpdatedAt: old, Heartbeat: old}
 	if err := e.env.Store.CreateJob(t.Context(), job); err != nil {
 		t.Fatal(err)
 	}
 	r, err := e.c.Job(t.Context(), "ORPHAN")
-	if err != nil || r.Job.State != streams.JobFailed || r.Job.ErrorCode != string(domain.CodeUnavailable) {
+	if err != nil || r.Job.State != domain.JobFailed || r.Job.ErrorCode != string(domain.CodeUnavailable) {
 		t.Fatalf("job of a dead instance = %+v, %v; want failed with unavailable", r.Job, err)
 	}
-	fresh := &streams.Job{ID: "ALIVE", Tenant: "acme", Kind: "tar", Source: "x", State: streams.JobRunning,
+	fresh := &domain.Job{ID: "ALIVE", Tenant: "acme", Kind: "tar", Source: "x", State: domain.JobRunning,
 		CreatedAt: time.Now(), UpdatedAt: time.Now(), Heartbeat: time.Now().UTC()}
 	if err := e.env.Store.CreateJob(t.Context(), fresh); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := e.c.Job(t.Context(), "ALIVE"); err != nil || r.Job.State != streams.JobRunning {
+	if r, err := e.c.Job(t.Context(), "ALIVE"); err != nil || r.Job.State != domain.JobRunning {
 		t.Fatalf("job with a fresh heartbeat = %+v, %v; want running", r.Job, err)
 	}
 }
@@ -464,26 +465,26 @@ func TestSource_Git(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		spec handlers.GitSpec
+		spec client.GitSpec
 		want []srcFile
 	}{
-		{"Head", handlers.GitSpec{Path: repo}, readme("v2\n")},
-		{"Tag", handlers.GitSpec{Path: repo, Ref: "v1.0"}, v1},
-		{"Commit", handlers.GitSpec{Path: repo, Ref: first}, v1},
-		{"Branch", handlers.GitSpec{Path: repo, Ref: "feature"}, append(readme("v2\n"), srcFile{"feature.txt", "file", "f\n", 0o644})},
-		{"BundlePath", handlers.GitSpec{Path: bundle, Ref: "v1.0"}, v1},
-		{"BundleUpload", handlers.GitSpec{Chunks: chunks, Ref: "feature"}, append(readme("v2\n"), srcFile{"feature.txt", "file", "f\n", 0o644})},
+		{"Head", client.GitSpec{Path: repo}, readme("v2\n")},
+		{"Tag", client.GitSpec{Path: repo, Ref: "v1.0"}, v1},
+		{"Commit", client.GitSpec{Path: repo, Ref: first}, v1},
+		{"Branch", client.GitSpec{Path: repo, Ref: "feature"}, append(readme("v2\n"), srcFile{"feature.txt", "file", "f\n", 0o644})},
+		{"BundlePath", client.GitSpec{Path: bundle, Ref: "v1.0"}, v1},
+		{"BundleUpload", client.GitSpec{Chunks: chunks, Ref: "feature"}, append(readme("v2\n"), srcFile{"feature.txt", "file", "f\n", 0o644})},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			name := "git" + strings.ToLower(tc.name)
 			e.createSource(t, name)
 			spec := tc.spec
-			job := e.runImport(t, handlers.SourceImportRequest{Name: name, Git: &spec})
-			if job.State != streams.JobSucceeded {
+			job := e.runImport(t, client.SourceImportRequest{Name: name, Git: &spec})
+			if job.State != domain.JobSucceeded {
 				t.Fatalf("job = %+v", job)
 			}
-			s, err := e.c.CreateSession(t.Context(), handlers.CreateSessionRequest{Source: name})
+			s, err := e.c.CreateSession(t.Context(), client.CreateSessionRequest{Source: name})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -496,8 +497,8 @@ func TestSource_Git(t *testing.T) {
 	}
 	t.Run("UnknownRef", func(t *testing.T) {
 		e.createSource(t, "gitbadref")
-		job := e.runImport(t, handlers.SourceImportRequest{Name: "gitbadref", Git: &handlers.GitSpec{Path: repo, Ref: "nope"}})
-		if job.State != streams.JobFailed || job.ErrorCode != string(domain.CodeNotFound) {
+		job := e.runImport(t, client.SourceImportRequest{Name: "gitbadref", Git: &client.GitSpec{Path: repo, Ref: "nope"}})
+		if job.State != domain.JobFailed || job.ErrorCode != string(domain.CodeNotFound) {
 			t.Fatalf("job = %+v, want failed with not_found", job)
 		}
 	})
@@ -509,11 +510,11 @@ func TestSource_Dir(t *testing.T) {
 	dir := t.TempDir()
 	srcWriteFiles(t, dir, srcFiles)
 	e.createSource(t, "dir")
-	job := e.runImport(t, handlers.SourceImportRequest{Name: "dir", Dir: &handlers.DirSpec{Path: dir}})
-	if job.State != streams.JobSucceeded {
+	job := e.runImport(t, client.SourceImportRequest{Name: "dir", Dir: &client.DirSpec{Path: dir}})
+	if job.State != domain.JobSucceeded {
 		t.Fatalf("job = %+v", job)
 	}
-	s, err := e.c.CreateSession(t.Context(), handlers.CreateSessionRequest{Source: "dir", Revision: 1})
+	s, err := e.c.CreateSession(t.Context(), client.CreateSessionRequest{Source: "dir", Revision: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,8 +525,8 @@ func TestSource_Dir(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.createSource(t, "escape")
-	job = e.runImport(t, handlers.SourceImportRequest{Name: "escape", Dir: &handlers.DirSpec{Path: escape}})
-	if job.State != streams.JobFailed || job.ErrorCode != string(domain.CodeInvalidArgument) {
+	job = e.runImport(t, client.SourceImportRequest{Name: "escape", Dir: &client.DirSpec{Path: escape}})
+	if job.State != domain.JobFailed || job.ErrorCode != string(domain.CodeInvalidArgument) {
 		t.Fatalf("dir with an escaping link: %+v, want failed with invalid_argument", job)
 	}
 }
@@ -534,8 +535,8 @@ func TestSource_GitPathNeedsTheOperatorSwitch(t *testing.T) {
 	t.Parallel()
 	e := startSources(t)
 	e.createSource(t, "x")
-	_, err := e.c.ImportSource(t.Context(), handlers.SourceImportRequest{Name: "x", Git: &handlers.GitSpec{Path: t.TempDir()}})
-	if got := handlers.ErrorCode(err); got != domain.CodeForbidden {
+	_, err := e.c.ImportSource(t.Context(), client.SourceImportRequest{Name: "x", Git: &client.GitSpec{Path: t.TempDir()}})
+	if got := client.ErrorCode(err); got != domain.CodeForbidden {
 		t.Fatalf("git import by host path without --allow-dir-import: got %v, want forbidden", err)
 	}
 }

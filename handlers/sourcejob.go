@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/imports"
 	"github.com/strand-dev/strand/streams"
@@ -28,7 +29,7 @@ type importSpec struct {
 	run    func(ctx context.Context, blobs *streams.Blobs, progress imports.Progress) (imports.Result, error)
 }
 
-func (s *Service) importSpec(c *call, req SourceImportRequest) (importSpec, error) {
+func (s *Service) importSpec(c *call, req client.SourceImportRequest) (importSpec, error) {
 	n := 0
 	for _, set := range []bool{req.Tar != nil, req.Git != nil, req.Dir != nil} {
 		if set {
@@ -164,7 +165,7 @@ func (r *jobRunner) stop() {
 	r.wg.Wait()
 }
 
-func (r *jobRunner) start(s *Service, job *streams.Job, spec importSpec, ev *domain.SourceEvent) {
+func (r *jobRunner) start(s *Service, job *domain.Job, spec importSpec, ev *domain.SourceEvent) {
 	ctx := r.context()
 	r.wg.Add(1)
 	go func() {
@@ -176,11 +177,11 @@ func (r *jobRunner) start(s *Service, job *streams.Job, spec importSpec, ev *dom
 // runJob runs one import: it reads the input into blobs and a tree, stores
 // the tree, adds the revision, and records progress, a heartbeat and the
 // outcome in the job bucket. A failure adds no revision.
-func (s *Service) runJob(ctx context.Context, job *streams.Job, spec importSpec, ev *domain.SourceEvent) {
+func (s *Service) runJob(ctx context.Context, job *domain.Job, spec importSpec, ev *domain.SourceEvent) {
 	log := s.opts.Log.With("job", job.ID, "tenant", job.Tenant, "source", job.Source)
 	var mu sync.Mutex // guards job
 	var files, bytes atomic.Int64
-	save := func(change func(j *streams.Job)) bool {
+	save := func(change func(j *domain.Job)) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -197,7 +198,7 @@ func (s *Service) runJob(ctx context.Context, job *streams.Job, spec importSpec,
 	}
 	jctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if !save(func(j *streams.Job) { j.State = streams.JobRunning }) {
+	if !save(func(j *domain.Job) { j.State = domain.JobRunning }) {
 		return
 	}
 	beat := make(chan struct{})
@@ -210,7 +211,7 @@ func (s *Service) runJob(ctx context.Context, job *streams.Job, spec importSpec,
 			case <-jctx.Done():
 				return
 			case <-t.C:
-				if !save(func(*streams.Job) {}) {
+				if !save(func(*domain.Job) {}) {
 					cancel() // another instance declared the job failed
 					return
 				}
@@ -220,12 +221,12 @@ func (s *Service) runJob(ctx context.Context, job *streams.Job, spec importSpec,
 	rev, root, err := s.importRevision(jctx, job, spec, ev, func(f, b int64) { files.Store(f); bytes.Store(b) })
 	cancel()
 	<-beat
-	save(func(j *streams.Job) {
+	save(func(j *domain.Job) {
 		if err == nil {
-			j.State, j.Revision, j.Root = streams.JobSucceeded, rev, root
+			j.State, j.Revision, j.Root = domain.JobSucceeded, rev, root
 			return
 		}
-		j.State = streams.JobFailed
+		j.State = domain.JobFailed
 		j.ErrorCode, j.ErrorMessage = string(domain.ErrorCode(err)), domain.ErrorMessage(err)
 		if ctx.Err() != nil {
 			j.ErrorCode, j.ErrorMessage = string(domain.CodeUnavailable), "the service stopped while the job ran; start the import again"
@@ -235,7 +236,7 @@ func (s *Service) runJob(ctx context.Context, job *streams.Job, spec importSpec,
 	})
 }
 
-func (s *Service) importRevision(ctx context.Context, job *streams.Job, spec importSpec, ev *domain.SourceEvent, progress imports.Progress) (uint64, string, error) {
+func (s *Service) importRevision(ctx context.Context, job *domain.Job, spec importSpec, ev *domain.SourceEvent, progress imports.Progress) (uint64, string, error) {
 	res, err := spec.run(ctx, s.store.Blobs, progress)
 	if err != nil {
 		return 0, "", err

@@ -1,32 +1,12 @@
 package handlers
 
 import (
-	"context"
 	"errors"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/imports"
 )
-
-// SyncRequest is the body of fs.sync: a tar or tar.gz archive, uploaded in
-// chunks with source.upload, applied to a session as one batch. Files,
-// symlinks and directories of the archive are written where they differ;
-// with Delete, paths the archive lacks are removed too.
-type SyncRequest struct {
-	Mutation
-	Session string   `json:"session"`
-	Tar     *TarSpec `json:"tar"`
-	Delete  bool     `json:"delete,omitempty"`
-}
-
-// SyncReply answers fs.sync. Changed is false when the session already
-// held the archive's content: nothing was written.
-type SyncReply struct {
-	ChangeReply
-	Changed bool `json:"changed"`
-	Written int  `json:"written"`
-	Removed int  `json:"removed"`
-}
 
 var errNothingToSync = errors.New("nothing to sync")
 
@@ -35,7 +15,7 @@ var errNothingToSync = errors.New("nothing to sync")
 var syncLimits = imports.Limits{MaxEntries: 100_000, MaxBytes: 1 << 30}
 
 func (s *Service) fsSync(c *call) (any, error) {
-	var req SyncRequest
+	var req client.SyncRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -88,12 +68,12 @@ func (s *Service) fsSync(c *call) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return SyncReply{ChangeReply: ChangeReply{Session: id, Position: sess.Position, Root: sess.Tree.Hash().String()}}, nil
+		return client.SyncReply{ChangeReply: client.ChangeReply{Session: id, Position: sess.Position, Root: sess.Tree.Hash().String()}}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return SyncReply{ChangeReply: changeReply(res), Changed: true, Written: written, Removed: removed}, nil
+	return client.SyncReply{ChangeReply: changeReply(res), Changed: true, Written: written, Removed: removed}, nil
 }
 
 // expectAt refuses, as Execute would, a request whose expected position is
@@ -131,15 +111,4 @@ func overlay(base, top domain.Tree) (domain.Tree, error) {
 		return err == nil
 	})
 	return out, err
-}
-
-// Sync applies a tar archive to a session as one batch: it uploads the
-// archive in chunks, then asks fs.sync.
-func (c *Client) Sync(ctx context.Context, session string, archive []byte, del bool, m Mutation) (SyncReply, error) {
-	chunks, err := c.UploadArchive(ctx, archive)
-	if err != nil {
-		return SyncReply{}, err
-	}
-	var r SyncReply
-	return r, c.Request(ctx, "fs", "sync", SyncRequest{Mutation: m, Session: session, Tar: &TarSpec{Chunks: chunks}, Delete: del}, &r)
 }

@@ -3,20 +3,20 @@ package handlers_test
 import (
 	"testing"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 func TestFS_Sync(t *testing.T) {
 	t.Parallel()
 	e := startSources(t)
-	s, err := e.c.CreateSession(t.Context(), handlers.CreateSessionRequest{})
+	s, err := e.c.CreateSession(t.Context(), client.CreateSessionRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := s.Session.ID
 	e.batch(t, id, wr("keep.txt", "keep\n"), wr("change.txt", "old\n"), wr("gone.txt", "gone\n"),
-		handlers.BatchOp{Op: domain.OpSymlink, Path: "was-link", Target: "keep.txt"})
+		client.BatchOp{Op: domain.OpSymlink, Path: "was-link", Target: "keep.txt"})
 	archive := srcTar(t, true, []srcFile{
 		{"keep.txt", "file", "keep\n", 0o644},
 		{"change.txt", "file", "new\n", 0o755},
@@ -27,7 +27,7 @@ func TestFS_Sync(t *testing.T) {
 	})
 
 	before := e.env.LastSeq(t)
-	r, err := e.c.Sync(t.Context(), id, archive, false, handlers.Mutation{})
+	r, err := e.c.Sync(t.Context(), id, archive, false, client.Mutation{})
 	if err != nil || !r.Changed {
 		t.Fatalf("sync = %+v, %v", r, err)
 	}
@@ -45,12 +45,12 @@ func TestFS_Sync(t *testing.T) {
 		{"dir/l", "symlink", "added.txt", 0},
 	})
 
-	again, err := e.c.Sync(t.Context(), id, archive, false, handlers.Mutation{})
+	again, err := e.c.Sync(t.Context(), id, archive, false, client.Mutation{})
 	if err != nil || again.Changed || again.Position != r.Position {
 		t.Fatalf("sync of the same archive = %+v, %v; want nothing changed", again, err)
 	}
 
-	del, err := e.c.Sync(t.Context(), id, archive, true, handlers.Mutation{ExpectedPosition: r.Position})
+	del, err := e.c.Sync(t.Context(), id, archive, true, client.Mutation{ExpectedPosition: r.Position})
 	if err != nil || !del.Changed || del.Removed != 1 {
 		t.Fatalf("sync with delete = %+v, %v; want gone.txt removed", del, err)
 	}
@@ -61,10 +61,10 @@ func TestFS_Sync(t *testing.T) {
 	t.Run("AllOrNothing", func(t *testing.T) {
 		last := e.env.LastSeq(t)
 		bad := srcTar(t, false, []srcFile{{"fine.txt", "file", "fine", 0o644}, {"../escape", "file", "x", 0o644}})
-		if _, err := e.c.Sync(t.Context(), id, bad, true, handlers.Mutation{}); handlers.ErrorCode(err) != domain.CodeInvalidArgument {
+		if _, err := e.c.Sync(t.Context(), id, bad, true, client.Mutation{}); client.ErrorCode(err) != domain.CodeInvalidArgument {
 			t.Fatalf("sync of a bad archive: %v, want invalid_argument", err)
 		}
-		if _, err := e.c.Sync(t.Context(), id, archive, true, handlers.Mutation{ExpectedPosition: 1}); handlers.ErrorCode(err) != domain.CodeConflict {
+		if _, err := e.c.Sync(t.Context(), id, archive, true, client.Mutation{ExpectedPosition: 1}); client.ErrorCode(err) != domain.CodeConflict {
 			t.Fatalf("sync with a stale expected_position: %v, want conflict", err)
 		}
 		if e.env.LastSeq(t) != last {

@@ -16,8 +16,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
 )
 
@@ -107,7 +109,7 @@ func (e *tenancy) connect(t *testing.T, user, password string) (*nats.Conn, *nat
 // micro's own statistics ($SRV.STATS), asked in the service's account.
 func (e *tenancy) served(t *testing.T) uint64 {
 	t.Helper()
-	msg, err := e.nc.Request("$SRV.STATS."+handlers.ServiceName, nil, 5*time.Second)
+	msg, err := e.nc.Request("$SRV.STATS."+names.ServiceName, nil, 5*time.Second)
 	if err != nil {
 		t.Fatalf("micro stats: %v", err)
 	}
@@ -171,9 +173,9 @@ func TestTenancy_DeployConfig(t *testing.T) {
 	aliceNC, aliceErrs := env.connect(t, "alice", pw["alice"])
 	bobNC, _ := env.connect(t, "bob", pw["bob"])
 	carolNC, _ := env.connect(t, "carol", pw["carol"])
-	alice := handlers.NewClient(aliceNC, "acme")
-	bob := handlers.NewClient(bobNC, "acme")
-	carol := handlers.NewClient(carolNC, "globex")
+	alice := client.NewClient(aliceNC, "acme")
+	bob := client.NewClient(bobNC, "acme")
+	carol := client.NewClient(carolNC, "globex")
 
 	t.Run("WrongPasswordRefused", func(t *testing.T) {
 		if nc, err := nats.Connect(env.emb.ClientURL(), nats.UserInfo("alice", "not-"+pw["alice"])); err == nil {
@@ -183,18 +185,18 @@ func TestTenancy_DeployConfig(t *testing.T) {
 	})
 
 	// Each tenant works in its own tenant.
-	acmeSess, err := alice.CreateSession(ctx, handlers.CreateSessionRequest{})
+	acmeSess, err := alice.CreateSession(ctx, client.CreateSessionRequest{})
 	if err != nil {
 		t.Fatalf("alice creates an acme session: %v", err)
 	}
 	if acmeSess.Session.Owner != "alice" {
 		t.Errorf("acme session owner %q, want alice (the authenticated user)", acmeSess.Session.Owner)
 	}
-	globexSess, err := carol.CreateSession(ctx, handlers.CreateSessionRequest{})
+	globexSess, err := carol.CreateSession(ctx, client.CreateSessionRequest{})
 	if err != nil {
 		t.Fatalf("carol creates a globex session: %v", err)
 	}
-	if _, err := carol.Write(ctx, handlers.WriteRequest{Session: globexSess.Session.ID, Path: "secret.txt", Content: []byte("globex secret")}); err != nil {
+	if _, err := carol.Write(ctx, client.WriteRequest{Session: globexSess.Session.ID, Path: "secret.txt", Content: []byte("globex secret")}); err != nil {
 		t.Fatalf("carol writes: %v", err)
 	}
 
@@ -206,14 +208,14 @@ func TestTenancy_DeployConfig(t *testing.T) {
 			endpoint string
 			body     any
 		}{
-			{"session.get", handlers.GetSessionRequest{Session: id}},
-			{"session.list", handlers.ListSessionsRequest{}},
-			{"fs.read", handlers.ReadRequest{Session: id, Path: "secret.txt"}},
-			{"fs.manifest", handlers.ManifestRequest{Session: id}},
-			{"events.list", handlers.EventsRequest{Session: id}},
-			{"fs.write", handlers.WriteRequest{Session: id, Path: "x", Content: []byte("acme was here")}},
-			{"session.delete", handlers.SessionRequest{Session: id}},
-			{"session.create", handlers.CreateSessionRequest{}},
+			{"session.get", client.GetSessionRequest{Session: id}},
+			{"session.list", client.ListSessionsRequest{}},
+			{"fs.read", client.ReadRequest{Session: id, Path: "secret.txt"}},
+			{"fs.manifest", client.ManifestRequest{Session: id}},
+			{"events.list", client.EventsRequest{Session: id}},
+			{"fs.write", client.WriteRequest{Session: id, Path: "x", Content: []byte("acme was here")}},
+			{"session.delete", client.SessionRequest{Session: id}},
+			{"session.create", client.CreateSessionRequest{}},
 		} {
 			body, _ := json.Marshal(tc.body)
 			wg.Go(func() {
@@ -257,10 +259,10 @@ func TestTenancy_DeployConfig(t *testing.T) {
 			}
 			return ""
 		})
-		if _, err := carol.Write(ctx, handlers.WriteRequest{Session: globexSess.Session.ID, Path: "more.txt", Content: []byte("more secrets")}); err != nil {
+		if _, err := carol.Write(ctx, client.WriteRequest{Session: globexSess.Session.ID, Path: "more.txt", Content: []byte("more secrets")}); err != nil {
 			t.Fatalf("carol writes: %v", err)
 		}
-		if _, err := carol.BusPublish(ctx, handlers.BusRequest{Session: globexSess.Session.ID, Topic: "plans", Data: []byte("globex plans")}); err != nil {
+		if _, err := carol.BusPublish(ctx, client.BusRequest{Session: globexSess.Session.ID, Topic: "plans", Data: []byte("globex plans")}); err != nil {
 			t.Fatalf("carol publishes on the bus: %v", err)
 		}
 		select {
@@ -280,7 +282,7 @@ func TestTenancy_DeployConfig(t *testing.T) {
 
 	t.Run("OwnLiveTail", func(t *testing.T) {
 		live := make(chan *nats.Msg, 16)
-		sub, err := aliceNC.ChanSubscribe(handlers.WatchSubject("acme", acmeSess.Session.ID), live)
+		sub, err := aliceNC.ChanSubscribe(names.WatchSubject("acme", acmeSess.Session.ID), live)
 		if err != nil {
 			t.Fatalf("subscribe: %v", err)
 		}
@@ -288,7 +290,7 @@ func TestTenancy_DeployConfig(t *testing.T) {
 		if err := aliceNC.Flush(); err != nil {
 			t.Fatalf("flush: %v", err)
 		}
-		if _, err := alice.Write(ctx, handlers.WriteRequest{Session: acmeSess.Session.ID, Path: "a.txt", Content: []byte("a")}); err != nil {
+		if _, err := alice.Write(ctx, client.WriteRequest{Session: acmeSess.Session.ID, Path: "a.txt", Content: []byte("a")}); err != nil {
 			t.Fatalf("alice writes: %v", err)
 		}
 		select {
@@ -302,27 +304,27 @@ func TestTenancy_DeployConfig(t *testing.T) {
 		forged := `{"acc":"GLOBEX","user":"carol"}`
 		bobInfo := `{"acc":"ACME","user":"bob"}`
 		for name, hdr := range map[string]nats.Header{
-			"OtherAccount": {handlers.HeaderRequestInfo: {forged}},
-			"SameAccount":  {handlers.HeaderRequestInfo: {bobInfo}},
-			"Twice":        {handlers.HeaderRequestInfo: {bobInfo, bobInfo}},
-			"LowerCase":    {strings.ToLower(handlers.HeaderRequestInfo): {bobInfo}},
+			"OtherAccount": {names.HeaderRequestInfo: {forged}},
+			"SameAccount":  {names.HeaderRequestInfo: {bobInfo}},
+			"Twice":        {names.HeaderRequestInfo: {bobInfo, bobInfo}},
+			"LowerCase":    {strings.ToLower(names.HeaderRequestInfo): {bobInfo}},
 		} {
 			t.Run(name, func(t *testing.T) {
-				m := nats.NewMsg(handlers.Subject("acme", "session", "create"))
+				m := nats.NewMsg(names.Subject("acme", "session", "create"))
 				m.Header = hdr
 				m.Data = []byte(`{}`)
 				resp, err := aliceNC.RequestMsg(m, 5*time.Second)
 				if err != nil {
 					t.Fatalf("request: %v", err)
 				}
-				var r handlers.SessionReply
+				var r client.SessionReply
 				if err := json.Unmarshal(resp.Data, &r); err != nil || r.Session.ID == "" {
 					t.Fatalf("reply %s: want a session", resp.Data)
 				}
 				if r.Session.Owner != "alice" || r.Session.Tenant != "acme" {
-					t.Errorf("session created with a forged %s: owner %q tenant %q, want alice in acme", handlers.HeaderRequestInfo, r.Session.Owner, r.Session.Tenant)
+					t.Errorf("session created with a forged %s: owner %q tenant %q, want alice in acme", names.HeaderRequestInfo, r.Session.Owner, r.Session.Tenant)
 				}
-				ev, err := alice.Events(ctx, handlers.EventsRequest{Session: r.Session.ID})
+				ev, err := alice.Events(ctx, client.EventsRequest{Session: r.Session.ID})
 				if err != nil || len(ev.Events) == 0 {
 					t.Fatalf("events: %v", err)
 				}
@@ -335,10 +337,10 @@ func TestTenancy_DeployConfig(t *testing.T) {
 
 	t.Run("ClaimedActor", func(t *testing.T) {
 		id := acmeSess.Session.ID
-		if _, err := alice.Write(ctx, handlers.WriteRequest{Session: id, Path: "doc.md", Content: []byte("draft")}); err != nil {
+		if _, err := alice.Write(ctx, client.WriteRequest{Session: id, Path: "doc.md", Content: []byte("draft")}); err != nil {
 			t.Fatalf("write: %v", err)
 		}
-		req, err := alice.RequestApproval(ctx, handlers.ApprovalRequestRequest{Session: id, Reason: "commit"})
+		req, err := alice.RequestApproval(ctx, client.ApprovalRequestRequest{Session: id, Reason: "commit"})
 		if err != nil {
 			t.Fatalf("alice requests approval: %v", err)
 		}
@@ -355,31 +357,31 @@ func TestTenancy_DeployConfig(t *testing.T) {
 			}
 		}
 		unchanged("alice grants claiming actor bob in the body", func() error {
-			_, err := alice.Grant(ctx, handlers.DecideRequest{Mutation: handlers.Mutation{Actor: "bob"}, Session: id, Request: reqID})
+			_, err := alice.Grant(ctx, client.DecideRequest{Mutation: client.Mutation{Actor: "bob"}, Session: id, Request: reqID})
 			return err
 		}, domain.CodeForbidden)
 		unchanged("alice grants claiming bob in Strand-Actor", func() error {
-			impostor := handlers.NewClient(aliceNC, "acme")
+			impostor := client.NewClient(aliceNC, "acme")
 			impostor.Actor = "bob"
-			_, err := impostor.Grant(ctx, handlers.DecideRequest{Session: id, Request: reqID})
+			_, err := impostor.Grant(ctx, client.DecideRequest{Session: id, Request: reqID})
 			return err
 		}, domain.CodeForbidden)
 		unchanged("alice grants her own request", func() error {
-			_, err := alice.Grant(ctx, handlers.DecideRequest{Session: id, Request: reqID})
+			_, err := alice.Grant(ctx, client.DecideRequest{Session: id, Request: reqID})
 			return err
 		}, domain.CodeForbidden)
 		// Naming oneself is allowed. (The write makes the request stale;
 		// alice asks again.)
-		self := handlers.NewClient(aliceNC, "acme")
+		self := client.NewClient(aliceNC, "acme")
 		self.Actor = "alice"
-		if _, err := self.Write(ctx, handlers.WriteRequest{Session: id, Path: "note.md", Content: []byte("x")}); err != nil {
+		if _, err := self.Write(ctx, client.WriteRequest{Session: id, Path: "note.md", Content: []byte("x")}); err != nil {
 			t.Fatalf("alice names herself: %v", err)
 		}
-		req, err = alice.RequestApproval(ctx, handlers.ApprovalRequestRequest{Session: id, Reason: "commit"})
+		req, err = alice.RequestApproval(ctx, client.ApprovalRequestRequest{Session: id, Reason: "commit"})
 		if err != nil {
 			t.Fatalf("alice requests approval again: %v", err)
 		}
-		got, err := bob.Grant(ctx, handlers.DecideRequest{Session: id, Request: req.Request.ID})
+		got, err := bob.Grant(ctx, client.DecideRequest{Session: id, Request: req.Request.ID})
 		if err != nil {
 			t.Fatalf("bob grants: %v", err)
 		}
@@ -391,9 +393,9 @@ func TestTenancy_DeployConfig(t *testing.T) {
 	t.Run("ServiceAccountHasNoIdentity", func(t *testing.T) {
 		// A connection inside STRAND reaches the endpoints without an
 		// import, so without Nats-Request-Info: refused.
-		inside := handlers.NewClient(env.nc, "acme")
+		inside := client.NewClient(env.nc, "acme")
 		inside.Actor = "alice"
-		_, err := inside.CreateSession(ctx, handlers.CreateSessionRequest{})
+		_, err := inside.CreateSession(ctx, client.CreateSessionRequest{})
 		wantCode(t, "request from the service's own account", err, domain.CodeForbidden)
 	})
 }
@@ -462,14 +464,14 @@ func TestTenancy_AccountsAlone(t *testing.T) {
 	ctx := t.Context()
 	malloryNC, _ := env.connect(t, "mallory", "mallory-pw")
 	carolNC, _ := env.connect(t, "carol", "carol-pw")
-	mallory := handlers.NewClient(malloryNC, "acme")
-	carol := handlers.NewClient(carolNC, "globex")
+	mallory := client.NewClient(malloryNC, "acme")
+	carol := client.NewClient(carolNC, "globex")
 
-	own, err := mallory.CreateSession(ctx, handlers.CreateSessionRequest{})
+	own, err := mallory.CreateSession(ctx, client.CreateSessionRequest{})
 	if err != nil {
 		t.Fatalf("mallory creates an acme session: %v", err)
 	}
-	theirs, err := carol.CreateSession(ctx, handlers.CreateSessionRequest{})
+	theirs, err := carol.CreateSession(ctx, client.CreateSessionRequest{})
 	if err != nil {
 		t.Fatalf("carol creates a globex session: %v", err)
 	}
@@ -500,13 +502,13 @@ func TestTenancy_AccountsAlone(t *testing.T) {
 	if err := malloryNC.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := carol.Write(ctx, handlers.WriteRequest{Session: theirs.Session.ID, Path: "s.txt", Content: []byte("globex")}); err != nil {
+	if _, err := carol.Write(ctx, client.WriteRequest{Session: theirs.Session.ID, Path: "s.txt", Content: []byte("globex")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := carol.BusPublish(ctx, handlers.BusRequest{Session: theirs.Session.ID, Topic: "t", Data: []byte("globex bus")}); err != nil {
+	if _, err := carol.BusPublish(ctx, client.BusRequest{Session: theirs.Session.ID, Topic: "t", Data: []byte("globex bus")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mallory.Write(ctx, handlers.WriteRequest{Session: own.Session.ID, Path: "m.txt", Content: []byte("acme")}); err != nil {
+	if _, err := mallory.Write(ctx, client.WriteRequest{Session: own.Session.ID, Path: "m.txt", Content: []byte("acme")}); err != nil {
 		t.Fatal(err)
 	}
 	sawOwn := false
@@ -531,7 +533,7 @@ func TestTenancy_AccountsAlone(t *testing.T) {
 			t.Fatalf("connect with nkey: %v", err)
 		}
 		defer nc.Close()
-		r, err := handlers.NewClient(nc, "acme").CreateSession(ctx, handlers.CreateSessionRequest{})
+		r, err := client.NewClient(nc, "acme").CreateSession(ctx, client.CreateSessionRequest{})
 		if err != nil {
 			t.Fatalf("create: %v", err)
 		}
@@ -542,7 +544,7 @@ func TestTenancy_AccountsAlone(t *testing.T) {
 
 	t.Run("ImportWithoutShare", func(t *testing.T) {
 		peterNC, _ := env.connect(t, "peter", "peter-pw")
-		_, err := handlers.NewClient(peterNC, "initech").CreateSession(ctx, handlers.CreateSessionRequest{})
+		_, err := client.NewClient(peterNC, "initech").CreateSession(ctx, client.CreateSessionRequest{})
 		wantCode(t, "request through an import without share", err, domain.CodeForbidden)
 	})
 }

@@ -3,56 +3,12 @@ package handlers
 import (
 	"strconv"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 )
 
-// ForkRequest is the body of session.fork.
-type ForkRequest struct {
-	Mutation
-	Session string            `json:"session"`
-	At      At                `json:"at,omitempty"`
-	Owner   string            `json:"owner,omitempty"`
-	Tags    map[string]string `json:"tags,omitempty"`
-}
-
-// RestoreRequest is the body of session.restore.
-type RestoreRequest struct {
-	Mutation
-	Session string `json:"session"`
-	To      At     `json:"to"`
-}
-
-// CheckpointRequest is the body of checkpoint.create and checkpoint.delete.
-type CheckpointRequest struct {
-	Mutation
-	Session string `json:"session"`
-	Name    string `json:"name"`
-	// At is what the checkpoint names (create only; default: the head).
-	At   At     `json:"at,omitempty"`
-	Note string `json:"note,omitempty"`
-}
-
-// CheckpointReply answers checkpoint.create and checkpoint.delete.
-type CheckpointReply struct {
-	Checkpoint CheckpointView `json:"checkpoint"`
-	Position   uint64         `json:"position"`
-	Replayed   bool           `json:"replayed,omitempty"`
-}
-
-// CheckpointListRequest is the body of checkpoint.list.
-type CheckpointListRequest struct {
-	Session string `json:"session"`
-	At      At     `json:"at,omitempty"`
-}
-
-// CheckpointListReply answers checkpoint.list.
-type CheckpointListReply struct {
-	Checkpoints []CheckpointView `json:"checkpoints"`
-	Position    uint64           `json:"position"`
-}
-
 // positionOf resolves an At to a position of the session.
-func (c *call) positionOf(id string, at At) (uint64, error) {
+func (c *call) positionOf(id string, at client.At) (uint64, error) {
 	if n, err := strconv.ParseUint(string(at), 10, 64); err == nil {
 		if n == 0 {
 			return 0, domain.Errorf(domain.CodeInvalidArgument, "position 0 is before every event")
@@ -70,7 +26,7 @@ func (c *call) positionOf(id string, at At) (uint64, error) {
 }
 
 func (s *Service) sessionFork(c *call) (any, error) {
-	var req ForkRequest
+	var req client.ForkRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -97,7 +53,7 @@ func (s *Service) sessionFork(c *call) (any, error) {
 }
 
 func (s *Service) sessionRestore(c *call) (any, error) {
-	var req RestoreRequest
+	var req client.RestoreRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -119,7 +75,7 @@ func (s *Service) sessionRestore(c *call) (any, error) {
 }
 
 func (s *Service) checkpointCreate(c *call) (any, error) {
-	var req CheckpointRequest
+	var req client.CheckpointRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -140,11 +96,11 @@ func (s *Service) checkpointCreate(c *call) (any, error) {
 		return nil, err
 	}
 	cp, _ := res.Session.Checkpoints.Get(req.Name)
-	return CheckpointReply{Checkpoint: checkpointView(cp), Position: res.Position, Replayed: res.Replayed}, nil
+	return client.CheckpointReply{Checkpoint: checkpointView(cp), Position: res.Position, Replayed: res.Replayed}, nil
 }
 
 func (s *Service) checkpointDelete(c *call) (any, error) {
-	var req CheckpointRequest
+	var req client.CheckpointRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -165,11 +121,11 @@ func (s *Service) checkpointDelete(c *call) (any, error) {
 		// state after the event no longer holds the checkpoint.
 		old = domain.Checkpoint{Name: res.Event.Checkpoint.Name}
 	}
-	return CheckpointReply{Checkpoint: checkpointView(old), Position: res.Position, Replayed: res.Replayed}, nil
+	return client.CheckpointReply{Checkpoint: checkpointView(old), Position: res.Position, Replayed: res.Replayed}, nil
 }
 
 func (s *Service) checkpointList(c *call) (any, error) {
-	var req CheckpointListRequest
+	var req client.CheckpointListRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -178,7 +134,7 @@ func (s *Service) checkpointList(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	reply := CheckpointListReply{Checkpoints: []CheckpointView{}, Position: sess.Position}
+	reply := client.CheckpointListReply{Checkpoints: []client.CheckpointView{}, Position: sess.Position}
 	for _, cp := range sortedCheckpoints(sess) {
 		reply.Checkpoints = append(reply.Checkpoints, checkpointView(cp))
 	}

@@ -6,8 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 func TestEvents_List(t *testing.T) {
@@ -23,15 +23,15 @@ func TestEvents_List(t *testing.T) {
 		want = append(want, w.Position)
 		h.write(t, other, "o", fmt.Sprint(i))
 	}
-	first, err := h.c.Events(ctx, handlers.EventsRequest{Session: id, Limit: 1})
+	first, err := h.c.Events(ctx, client.EventsRequest{Session: id, Limit: 1})
 	if err != nil || len(first.Events) != 1 || first.Events[0].Type != string(domain.SessionCreated) {
 		t.Fatalf("first event: got %s, %v; want SessionCreated", asJSON(first.Events), err)
 	}
 	want[0] = first.Events[0].Position
 
-	collect := func(req handlers.EventsRequest) []handlers.EventView {
+	collect := func(req client.EventsRequest) []client.EventView {
 		t.Helper()
-		var out []handlers.EventView
+		var out []client.EventView
 		for pages := 0; ; pages++ {
 			if pages > 100 {
 				t.Fatalf("events %s: no end after 100 pages", asJSON(req))
@@ -53,7 +53,7 @@ func TestEvents_List(t *testing.T) {
 			req.From = r.NextFrom
 		}
 	}
-	positions := func(evs []handlers.EventView) []uint64 {
+	positions := func(evs []client.EventView) []uint64 {
 		out := make([]uint64, len(evs))
 		for i, e := range evs {
 			out[i] = e.Position
@@ -62,14 +62,14 @@ func TestEvents_List(t *testing.T) {
 	}
 
 	for _, limit := range []int{0, 1, 7, 25, 1000} {
-		got := collect(handlers.EventsRequest{Session: id, Limit: limit})
+		got := collect(client.EventsRequest{Session: id, Limit: limit})
 		if !slices.Equal(positions(got), want) {
 			t.Errorf("limit %d: got positions %v, want %v", limit, positions(got), want)
 		}
 	}
 
 	t.Run("Envelope", func(t *testing.T) {
-		evs := collect(handlers.EventsRequest{Session: id})
+		evs := collect(client.EventsRequest{Session: id})
 		for i, e := range evs {
 			if e.Session != id || e.Tenant != "acme" || e.Version != uint64(i+1) || e.ID == "" || e.Hash == "" || e.Root == "" || e.Time.IsZero() {
 				t.Errorf("event %d: got %s, want session %s tenant acme version %d with id, hash, root, time", i, asJSON(e), id, i+1)
@@ -84,16 +84,16 @@ func TestEvents_List(t *testing.T) {
 	})
 
 	t.Run("From", func(t *testing.T) {
-		got := collect(handlers.EventsRequest{Session: id, From: want[10], Limit: 4})
+		got := collect(client.EventsRequest{Session: id, From: want[10], Limit: 4})
 		if !slices.Equal(positions(got), want[10:]) {
 			t.Errorf("from %d: got %v, want %v", want[10], positions(got), want[10:])
 		}
 		// A from between two of the session's positions starts at the next.
-		got = collect(handlers.EventsRequest{Session: id, From: want[10] + 1})
+		got = collect(client.EventsRequest{Session: id, From: want[10] + 1})
 		if !slices.Equal(positions(got), want[11:]) {
 			t.Errorf("from %d: got %v, want %v", want[10]+1, positions(got), want[11:])
 		}
-		got = collect(handlers.EventsRequest{Session: id, From: want[len(want)-1] + 1})
+		got = collect(client.EventsRequest{Session: id, From: want[len(want)-1] + 1})
 		if len(got) != 0 {
 			t.Errorf("from past the head: got %v, want none", positions(got))
 		}
@@ -101,19 +101,19 @@ func TestEvents_List(t *testing.T) {
 
 	t.Run("At", func(t *testing.T) {
 		for _, limit := range []int{0, 3} {
-			got := collect(handlers.EventsRequest{Session: id, At: handlers.AtPosition(want[12]), Limit: limit})
+			got := collect(client.EventsRequest{Session: id, At: client.AtPosition(want[12]), Limit: limit})
 			if !slices.Equal(positions(got), want[:13]) {
 				t.Errorf("at %d limit %d: got %v, want %v", want[12], limit, positions(got), want[:13])
 			}
 		}
-		got := collect(handlers.EventsRequest{Session: id, At: handlers.AtPosition(want[12]), From: want[5], Limit: 3})
+		got := collect(client.EventsRequest{Session: id, At: client.AtPosition(want[12]), From: want[5], Limit: 3})
 		if !slices.Equal(positions(got), want[5:13]) {
 			t.Errorf("from %d at %d: got %v, want %v", want[5], want[12], positions(got), want[5:13])
 		}
-		if _, err := h.c.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: id, Name: "mid", At: handlers.AtPosition(want[3])}); err != nil {
+		if _, err := h.c.CreateCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "mid", At: client.AtPosition(want[3])}); err != nil {
 			t.Fatalf("checkpoint: %v", err)
 		}
-		got = collect(handlers.EventsRequest{Session: id, At: "mid"})
+		got = collect(client.EventsRequest{Session: id, At: "mid"})
 		if !slices.Equal(positions(got), want[:4]) {
 			t.Errorf("at mid: got %v, want %v", positions(got), want[:4])
 		}
@@ -128,7 +128,7 @@ func TestCheckpoint(t *testing.T) {
 	w1 := h.write(t, id, "a.txt", "one")
 	w2 := h.write(t, id, "a.txt", "two")
 
-	head, err := h.c.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: id, Name: "head", Note: "at the head", Mutation: handlers.Mutation{Actor: "carol"}})
+	head, err := h.c.CreateCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "head", Note: "at the head", Mutation: client.Mutation{Actor: "carol"}})
 	if err != nil {
 		t.Fatalf("create at head: %v", err)
 	}
@@ -136,12 +136,12 @@ func TestCheckpoint(t *testing.T) {
 	if c := head.Checkpoint; c.Name != "head" || c.Position != w2.Position || c.Note != "at the head" || c.Actor != "carol" || c.CreatedPosition != head.Position || c.CreatedAt.IsZero() {
 		t.Errorf("create at head: got %s, want head at %d by carol, created at %d", asJSON(c), w2.Position, head.Position)
 	}
-	past, err := h.c.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: id, Name: "v1.0-rc_1", At: handlers.AtPosition(w1.Position)})
+	past, err := h.c.CreateCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "v1.0-rc_1", At: client.AtPosition(w1.Position)})
 	if err != nil {
 		t.Fatalf("create at a position: %v", err)
 	}
 	h.wantHead(t, "checkpoint create at", past.Position)
-	alias, err := h.c.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: id, Name: "alias", At: "head"})
+	alias, err := h.c.CreateCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "alias", At: "head"})
 	if err != nil {
 		t.Fatalf("create at a checkpoint: %v", err)
 	}
@@ -149,11 +149,11 @@ func TestCheckpoint(t *testing.T) {
 		t.Errorf("checkpoint at head: got position %d, want %d", alias.Checkpoint.Position, w2.Position)
 	}
 
-	list, err := h.c.ListCheckpoints(ctx, handlers.CheckpointListRequest{Session: id})
+	list, err := h.c.ListCheckpoints(ctx, client.CheckpointListRequest{Session: id})
 	if err != nil {
 		t.Fatalf("list: %v", err)
 	}
-	names := func(cs []handlers.CheckpointView) []string {
+	names := func(cs []client.CheckpointView) []string {
 		var out []string
 		for _, c := range cs {
 			out = append(out, fmt.Sprintf("%s@%d", c.Name, c.Position))
@@ -171,7 +171,7 @@ func TestCheckpoint(t *testing.T) {
 		t.Errorf("read at v1.0-rc_1: got %q, want one", got)
 	}
 
-	del, err := h.c.DeleteCheckpoint(ctx, handlers.CheckpointRequest{Session: id, Name: "head"})
+	del, err := h.c.DeleteCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "head"})
 	if err != nil {
 		t.Fatalf("delete: %v", err)
 	}
@@ -179,18 +179,18 @@ func TestCheckpoint(t *testing.T) {
 	if del.Checkpoint.Name != "head" || del.Checkpoint.Position != w2.Position {
 		t.Errorf("delete: got %s, want the deleted checkpoint head at %d", asJSON(del.Checkpoint), w2.Position)
 	}
-	list, _ = h.c.ListCheckpoints(ctx, handlers.CheckpointListRequest{Session: id})
+	list, _ = h.c.ListCheckpoints(ctx, client.CheckpointListRequest{Session: id})
 	if got := names(list.Checkpoints); !slices.Equal(got, wantList[:2]) {
 		t.Errorf("list after delete: got %v, want %v", got, wantList[:2])
 	}
-	_, err = h.c.Read(ctx, handlers.ReadRequest{Session: id, Path: "a.txt", At: "head"})
+	_, err = h.c.Read(ctx, client.ReadRequest{Session: id, Path: "a.txt", At: "head"})
 	wantCode(t, "read at a deleted checkpoint", err, domain.CodeNotFound)
 
 	// The name can be used again, and the list in the past is the past's.
-	if _, err := h.c.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: id, Name: "head"}); err != nil {
+	if _, err := h.c.CreateCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "head"}); err != nil {
 		t.Fatalf("create again: %v", err)
 	}
-	then, err := h.c.ListCheckpoints(ctx, handlers.CheckpointListRequest{Session: id, At: handlers.AtPosition(past.Position)})
+	then, err := h.c.ListCheckpoints(ctx, client.CheckpointListRequest{Session: id, At: client.AtPosition(past.Position)})
 	if err != nil {
 		t.Fatalf("list at %d: %v", past.Position, err)
 	}
@@ -205,24 +205,24 @@ func TestSession_Restore(t *testing.T) {
 	ctx := t.Context()
 	id := h.session(t)
 	w1 := h.write(t, id, "a.txt", "one")
-	if _, err := h.c.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: id, Name: "one"}); err != nil {
+	if _, err := h.c.CreateCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "one"}); err != nil {
 		t.Fatalf("checkpoint: %v", err)
 	}
 	h.write(t, id, "b.txt", "b")
 	w3 := h.write(t, id, "a.txt", "three")
 
 	steps := []struct {
-		to    handlers.At
+		to    client.At
 		root  string
 		a     string
 		files []string
 	}{
-		{handlers.AtPosition(w1.Position), w1.Root, "one", []string{"a.txt"}},
-		{handlers.AtPosition(w3.Position), w3.Root, "three", []string{"a.txt", "b.txt"}}, // a restore can be undone
+		{client.AtPosition(w1.Position), w1.Root, "one", []string{"a.txt"}},
+		{client.AtPosition(w3.Position), w3.Root, "three", []string{"a.txt", "b.txt"}}, // a restore can be undone
 		{"one", w1.Root, "one", []string{"a.txt"}},
 	}
 	for _, s := range steps {
-		r, err := h.c.Restore(ctx, handlers.RestoreRequest{Session: id, To: s.to})
+		r, err := h.c.Restore(ctx, client.RestoreRequest{Session: id, To: s.to})
 		if err != nil {
 			t.Fatalf("restore to %q: %v", s.to, err)
 		}
@@ -255,15 +255,15 @@ func TestSession_Restore(t *testing.T) {
 
 // pastAnswers is every read a caller can make at one point of a session.
 type pastAnswers struct {
-	Get         handlers.SessionReply
-	Read        handlers.ReadReply
+	Get         client.SessionReply
+	Read        client.ReadReply
 	ReadErr     string
-	Manifest    handlers.ManifestReply
-	Events      handlers.EventsReply
-	Checkpoints handlers.CheckpointListReply
+	Manifest    client.ManifestReply
+	Events      client.EventsReply
+	Checkpoints client.CheckpointListReply
 }
 
-func (h *harness) pastAnswers(t *testing.T, id string, at handlers.At) pastAnswers {
+func (h *harness) pastAnswers(t *testing.T, id string, at client.At) pastAnswers {
 	t.Helper()
 	ctx := t.Context()
 	var a pastAnswers
@@ -271,16 +271,16 @@ func (h *harness) pastAnswers(t *testing.T, id string, at handlers.At) pastAnswe
 	if a.Get, err = h.c.GetSession(ctx, id, at); err != nil {
 		t.Fatalf("get at %q: %v", at, err)
 	}
-	if a.Read, err = h.c.Read(ctx, handlers.ReadRequest{Session: id, Path: "src/a.txt", At: at}); err != nil {
+	if a.Read, err = h.c.Read(ctx, client.ReadRequest{Session: id, Path: "src/a.txt", At: at}); err != nil {
 		a.ReadErr = err.Error() // the file may be gone at this point
 	}
-	if a.Manifest, err = h.c.Manifest(ctx, handlers.ManifestRequest{Session: id, At: at}); err != nil {
+	if a.Manifest, err = h.c.Manifest(ctx, client.ManifestRequest{Session: id, At: at}); err != nil {
 		t.Fatalf("manifest at %q: %v", at, err)
 	}
-	if a.Events, err = h.c.Events(ctx, handlers.EventsRequest{Session: id, At: at}); err != nil {
+	if a.Events, err = h.c.Events(ctx, client.EventsRequest{Session: id, At: at}); err != nil {
 		t.Fatalf("events at %q: %v", at, err)
 	}
-	if a.Checkpoints, err = h.c.ListCheckpoints(ctx, handlers.CheckpointListRequest{Session: id, At: at}); err != nil {
+	if a.Checkpoints, err = h.c.ListCheckpoints(ctx, client.CheckpointListRequest{Session: id, At: at}); err != nil {
 		t.Fatalf("checkpoints at %q: %v", at, err)
 	}
 	return a
@@ -307,24 +307,24 @@ func TestTimeTravel_ReadsArePinned(t *testing.T) {
 	h.write(t, id, "src/a.txt", "first")
 	h.write(t, id, "README", "readme")
 	pinned := h.write(t, id, "src/a.txt", "second")
-	if _, err := h.c.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: id, Name: "pin", Note: "pinned"}); err != nil {
+	if _, err := h.c.CreateCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "pin", Note: "pinned"}); err != nil {
 		t.Fatalf("checkpoint: %v", err)
 	}
-	if _, err := h.c.TagSession(ctx, handlers.TagRequest{Session: id, Set: map[string]string{"k": "v"}}); err != nil {
+	if _, err := h.c.TagSession(ctx, client.TagRequest{Session: id, Set: map[string]string{"k": "v"}}); err != nil {
 		t.Fatalf("tag: %v", err)
 	}
 	tagged := h.env.LastSeq(t)
 
-	points := []handlers.At{handlers.AtPosition(pinned.Position), "pin", handlers.AtPosition(tagged)}
-	before := map[handlers.At]pastAnswers{}
+	points := []client.At{client.AtPosition(pinned.Position), "pin", client.AtPosition(tagged)}
+	before := map[client.At]pastAnswers{}
 	for _, at := range points {
 		before[at] = h.pastAnswers(t, id, at)
 	}
 	if string(before["pin"].Read.Content) != "second" || before["pin"].Get.Position != pinned.Position {
 		t.Fatalf("at pin: got %q at %d, want second at %d", before["pin"].Read.Content, before["pin"].Get.Position, pinned.Position)
 	}
-	comparePast(t, "at pin and at its position", before["pin"], before[handlers.AtPosition(pinned.Position)])
-	if got := before[handlers.AtPosition(tagged)].Get.Session.Tags["k"]; got != "v" {
+	comparePast(t, "at pin and at its position", before["pin"], before[client.AtPosition(pinned.Position)])
+	if got := before[client.AtPosition(tagged)].Get.Session.Tags["k"]; got != "v" {
 		t.Errorf("at %d: tag k is %q, want v", tagged, got)
 	}
 
@@ -333,37 +333,37 @@ func TestTimeTravel_ReadsArePinned(t *testing.T) {
 		do   func() error
 	}{
 		{"Write", func() error {
-			_, err := h.c.Write(ctx, handlers.WriteRequest{Session: id, Path: "src/a.txt", Content: []byte("third")})
+			_, err := h.c.Write(ctx, client.WriteRequest{Session: id, Path: "src/a.txt", Content: []byte("third")})
 			return err
 		}},
 		{"Batch", func() error {
-			_, err := h.c.Batch(ctx, handlers.BatchRequest{Session: id, Ops: []handlers.BatchOp{
+			_, err := h.c.Batch(ctx, client.BatchRequest{Session: id, Ops: []client.BatchOp{
 				{Op: "write", Path: "src/b.txt", Content: []byte("b")}, {Op: "rename", Path: "README", To: "README.md"},
 			}})
 			return err
 		}},
 		{"Tag", func() error {
-			_, err := h.c.TagSession(ctx, handlers.TagRequest{Session: id, Set: map[string]string{"k": "changed"}})
+			_, err := h.c.TagSession(ctx, client.TagRequest{Session: id, Set: map[string]string{"k": "changed"}})
 			return err
 		}},
 		{"Restore", func() error {
-			_, err := h.c.Restore(ctx, handlers.RestoreRequest{Session: id, To: handlers.AtPosition(pinned.Position - 2)})
+			_, err := h.c.Restore(ctx, client.RestoreRequest{Session: id, To: client.AtPosition(pinned.Position - 2)})
 			return err
 		}},
 		{"RemoveFile", func() error {
-			_, err := h.c.Remove(ctx, handlers.RemoveRequest{Session: id, Path: "src/a.txt"})
+			_, err := h.c.Remove(ctx, client.RemoveRequest{Session: id, Path: "src/a.txt"})
 			return err
 		}},
 		{"AnotherCheckpoint", func() error {
-			_, err := h.c.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: id, Name: "later"})
+			_, err := h.c.CreateCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "later"})
 			return err
 		}},
 		{"Fork", func() error {
-			_, err := h.c.Fork(ctx, handlers.ForkRequest{Session: id, At: "pin"})
+			_, err := h.c.Fork(ctx, client.ForkRequest{Session: id, At: "pin"})
 			return err
 		}},
 		{"Archive", func() error {
-			_, err := h.c.ArchiveSession(ctx, handlers.SessionRequest{Session: id})
+			_, err := h.c.ArchiveSession(ctx, client.SessionRequest{Session: id})
 			return err
 		}},
 	}
@@ -375,13 +375,13 @@ func TestTimeTravel_ReadsArePinned(t *testing.T) {
 			comparePast(t, fmt.Sprintf("after %s, at %q", c.name, at), h.pastAnswers(t, id, at), before[at])
 		}
 	}
-	if _, err := h.c.Read(ctx, handlers.ReadRequest{Session: id, Path: "src/a.txt"}); handlers.ErrorCode(err) != domain.CodeNotFound {
+	if _, err := h.c.Read(ctx, client.ReadRequest{Session: id, Path: "src/a.txt"}); client.ErrorCode(err) != domain.CodeNotFound {
 		t.Errorf("head read of the removed file: %v, want not_found", err)
 	}
 
 	// The final state too: a fresh service rebuilds it from the stream,
 	// restore included, to the same answers.
-	final := handlers.AtPosition(h.env.LastSeq(t)) // the archive
+	final := client.AtPosition(h.env.LastSeq(t)) // the archive
 	points = append(points, final)
 	before[final] = h.pastAnswers(t, id, final)
 	if before[final].Get.Session.Status != "archived" {
@@ -400,7 +400,7 @@ func TestSession_Fork(t *testing.T) {
 	ctx := t.Context()
 	parent := h.session(t)
 	w1 := h.write(t, parent, "a.txt", "one")
-	if _, err := h.c.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: parent, Name: "cp"}); err != nil {
+	if _, err := h.c.CreateCheckpoint(ctx, client.CheckpointRequest{Session: parent, Name: "cp"}); err != nil {
 		t.Fatalf("checkpoint: %v", err)
 	}
 	w2 := h.write(t, parent, "a.txt", "two")
@@ -409,19 +409,19 @@ func TestSession_Fork(t *testing.T) {
 
 	tests := []struct {
 		name    string
-		at      handlers.At
+		at      client.At
 		origin  uint64
 		a       string
 		entries []string
 	}{
 		{"AtHead", "", headPos, "two", []string{"a.txt", "b.txt"}},
 		{"AtCheckpoint", "cp", w1.Position, "one", []string{"a.txt"}},
-		{"AtPosition", handlers.AtPosition(w2.Position), w2.Position, "two", []string{"a.txt"}},
+		{"AtPosition", client.AtPosition(w2.Position), w2.Position, "two", []string{"a.txt"}},
 	}
 	forks := map[string]string{}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := h.c.Fork(ctx, handlers.ForkRequest{Session: parent, At: tt.at, Owner: "dave", Tags: map[string]string{"fork": tt.name}})
+			r, err := h.c.Fork(ctx, client.ForkRequest{Session: parent, At: tt.at, Owner: "dave", Tags: map[string]string{"fork": tt.name}})
 			if err != nil {
 				t.Fatalf("fork at %q: %v", tt.at, err)
 			}
@@ -444,7 +444,7 @@ func TestSession_Fork(t *testing.T) {
 			if got := h.manifest(t, f.ID, ""); !slices.Equal(got, tt.entries) {
 				t.Errorf("fork at %q: entries %v, want %v", tt.at, got, tt.entries)
 			}
-			evs, err := h.c.Events(ctx, handlers.EventsRequest{Session: f.ID})
+			evs, err := h.c.Events(ctx, client.EventsRequest{Session: f.ID})
 			if err != nil {
 				t.Fatalf("events: %v", err)
 			}
@@ -472,11 +472,11 @@ func TestSession_Fork(t *testing.T) {
 			t.Errorf("child entries: got %v", got)
 		}
 		// The fork has its own checkpoints and history.
-		cps, err := h.c.ListCheckpoints(ctx, handlers.CheckpointListRequest{Session: child})
+		cps, err := h.c.ListCheckpoints(ctx, client.CheckpointListRequest{Session: child})
 		if err != nil || len(cps.Checkpoints) != 0 {
 			t.Errorf("fork checkpoints: got %s, %v; want none", asJSON(cps.Checkpoints), err)
 		}
-		_, err = h.c.Restore(ctx, handlers.RestoreRequest{Session: child, To: handlers.AtPosition(w1.Position)})
+		_, err = h.c.Restore(ctx, client.RestoreRequest{Session: child, To: client.AtPosition(w1.Position)})
 		wantCode(t, "restore a fork to its parent's position", err, domain.CodeNotFound)
 	})
 
@@ -485,7 +485,7 @@ func TestSession_Fork(t *testing.T) {
 		h.write(t, chain[0], "level0", "0")
 		h.write(t, chain[0], "shared", "from 0")
 		for i := 1; i <= 5; i++ {
-			r, err := h.c.Fork(ctx, handlers.ForkRequest{Session: chain[i-1]})
+			r, err := h.c.Fork(ctx, client.ForkRequest{Session: chain[i-1]})
 			if err != nil {
 				t.Fatalf("fork level %d: %v", i, err)
 			}
@@ -526,15 +526,15 @@ func TestSession_Fork(t *testing.T) {
 	t.Run("ParentDeleted", func(t *testing.T) {
 		p := h.session(t)
 		h.write(t, p, "kept.txt", "kept")
-		f, err := h.c.Fork(ctx, handlers.ForkRequest{Session: p})
+		f, err := h.c.Fork(ctx, client.ForkRequest{Session: p})
 		if err != nil {
 			t.Fatalf("fork: %v", err)
 		}
-		ff, err := h.c.Fork(ctx, handlers.ForkRequest{Session: f.Session.ID})
+		ff, err := h.c.Fork(ctx, client.ForkRequest{Session: f.Session.ID})
 		if err != nil {
 			t.Fatalf("fork of fork: %v", err)
 		}
-		if _, err := h.c.DeleteSession(ctx, handlers.SessionRequest{Session: p}); err != nil {
+		if _, err := h.c.DeleteSession(ctx, client.SessionRequest{Session: p}); err != nil {
 			t.Fatalf("delete parent: %v", err)
 		}
 		_, err = h.c.GetSession(ctx, p, "")
@@ -549,14 +549,14 @@ func TestSession_Fork(t *testing.T) {
 					t.Errorf("fork %s: get %s, %v; want active", id, asJSON(g.Session), err)
 				}
 			}
-			w, err := h.c.Write(ctx, handlers.WriteRequest{Session: f.Session.ID, Path: "new.txt", Content: []byte("n")})
+			w, err := h.c.Write(ctx, client.WriteRequest{Session: f.Session.ID, Path: "new.txt", Content: []byte("n")})
 			if err != nil {
 				t.Fatalf("write to fork of a deleted parent: %v", err)
 			}
-			if got := h.read(t, f.Session.ID, "new.txt", handlers.AtPosition(w.Position)); got != "n" {
+			if got := h.read(t, f.Session.ID, "new.txt", client.AtPosition(w.Position)); got != "n" {
 				t.Errorf("new.txt: got %q", got)
 			}
-			if _, err := h.c.Fork(ctx, handlers.ForkRequest{Session: ff.Session.ID}); err != nil {
+			if _, err := h.c.Fork(ctx, client.ForkRequest{Session: ff.Session.ID}); err != nil {
 				t.Errorf("fork below a deleted parent: %v", err)
 			}
 		}

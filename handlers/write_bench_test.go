@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/streams/streamstest"
@@ -31,8 +32,8 @@ func BenchmarkWrite_RoundTrip(b *testing.B) {
 			}
 			defer svc.Stop()
 			ctx := context.Background()
-			client := handlers.NewClient(env.NC, "bench")
-			sess, err := client.CreateSession(ctx, handlers.CreateSessionRequest{})
+			cl := client.NewClient(env.NC, "bench")
+			sess, err := cl.CreateSession(ctx, client.CreateSessionRequest{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -48,7 +49,7 @@ func BenchmarkWrite_RoundTrip(b *testing.B) {
 			for b.Loop() {
 				i++
 				t0 := time.Now()
-				if _, err := client.Write(ctx, handlers.WriteRequest{Session: sess.Session.ID, Path: fmt.Sprintf("src/f%d.go", i%100), Content: append(content, byte(i))}); err != nil {
+				if _, err := cl.Write(ctx, client.WriteRequest{Session: sess.Session.ID, Path: fmt.Sprintf("src/f%d.go", i%100), Content: append(content, byte(i))}); err != nil {
 					b.Fatal(err)
 				}
 				t1 := time.Now()
@@ -87,8 +88,8 @@ func BenchmarkWrite_InlineThreshold(b *testing.B) {
 				}
 				defer svc.Stop()
 				ctx := context.Background()
-				client := handlers.NewClient(env.NC, "bench")
-				sess, err := client.CreateSession(ctx, handlers.CreateSessionRequest{})
+				cl := client.NewClient(env.NC, "bench")
+				sess, err := cl.CreateSession(ctx, client.CreateSessionRequest{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -97,7 +98,7 @@ func BenchmarkWrite_InlineThreshold(b *testing.B) {
 				for b.Loop() {
 					i++
 					copy(content, fmt.Sprintf("%08d", i))
-					if _, err := client.Write(ctx, handlers.WriteRequest{Session: sess.Session.ID, Path: fmt.Sprintf("src/f%d", i%100), Content: content}); err != nil {
+					if _, err := cl.Write(ctx, client.WriteRequest{Session: sess.Session.ID, Path: fmt.Sprintf("src/f%d", i%100), Content: content}); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -1,33 +1,11 @@
 package handlers
 
 import (
-	"context"
 	"sort"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 )
-
-// XattrRequest is the body of fs.xattr.{set,get,list,remove}.
-type XattrRequest struct {
-	Mutation
-	Session string `json:"session"`
-	Path    string `json:"path"`
-	Name    string `json:"name,omitempty"`
-	Value   []byte `json:"value,omitempty"`
-	At      At     `json:"at,omitempty"`
-}
-
-// XattrReply answers the xattr requests: one attribute (get, set) or all
-// of a path's (list).
-type XattrReply struct {
-	Path     string            `json:"path"`
-	Xattrs   map[string][]byte `json:"xattrs,omitempty"`
-	Name     string            `json:"name,omitempty"`
-	Value    []byte            `json:"value,omitempty"`
-	Position uint64            `json:"position"`
-	Root     string            `json:"root,omitempty"`
-	Replayed bool              `json:"replayed,omitempty"`
-}
 
 func (s *Service) xattrSet(c *call) (any, error) { return s.xattrChange(c, domain.OpSetXattr) }
 func (s *Service) xattrRemove(c *call) (any, error) {
@@ -35,7 +13,7 @@ func (s *Service) xattrRemove(c *call) (any, error) {
 }
 
 func (s *Service) xattrChange(c *call, kind string) (any, error) {
-	var req XattrRequest
+	var req client.XattrRequest
 	id, err := c.decodeSession(&req, &req.Session)
 	if err != nil {
 		return nil, err
@@ -53,11 +31,11 @@ func (s *Service) xattrChange(c *call, kind string) (any, error) {
 		return nil, err
 	}
 	op := res.Event.Ops[0]
-	return XattrReply{Path: op.Path, Name: op.Name, Value: op.Value, Position: res.Position, Root: res.Session.Tree.Hash().String(), Replayed: res.Replayed}, nil
+	return client.XattrReply{Path: op.Path, Name: op.Name, Value: op.Value, Position: res.Position, Root: res.Session.Tree.Hash().String(), Replayed: res.Replayed}, nil
 }
 
-func (s *Service) xattrNode(c *call) (XattrRequest, *domain.Session, string, *domain.Node, error) {
-	var req XattrRequest
+func (s *Service) xattrNode(c *call) (client.XattrRequest, *domain.Session, string, *domain.Node, error) {
+	var req client.XattrRequest
 	if err := c.decode(&req); err != nil {
 		return req, nil, "", nil, err
 	}
@@ -100,7 +78,7 @@ func (s *Service) xattrGet(c *call) (any, error) {
 	if !ok {
 		return nil, domain.Errorf(domain.CodeNotFound, "%q has no xattr %q", p, req.Name)
 	}
-	return XattrReply{Path: p, Name: req.Name, Value: v, Position: sess.Position}, nil
+	return client.XattrReply{Path: p, Name: req.Name, Value: v, Position: sess.Position}, nil
 }
 
 func (s *Service) xattrList(c *call) (any, error) {
@@ -115,7 +93,7 @@ func (s *Service) xattrList(c *call) (any, error) {
 	for k, v := range n.Xattrs {
 		x[k] = v
 	}
-	return XattrReply{Path: p, Xattrs: x, Position: sess.Position}, nil
+	return client.XattrReply{Path: p, Xattrs: x, Position: sess.Position}, nil
 }
 
 func sortedXattrNames(x map[string][]byte) []string {
@@ -125,10 +103,4 @@ func sortedXattrNames(x map[string][]byte) []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-// Xattr runs fs.xattr.set, get, list or remove.
-func (c *Client) Xattr(ctx context.Context, verb string, req XattrRequest) (XattrReply, error) {
-	var r XattrReply
-	return r, c.Request(ctx, "fs", "xattr."+verb, req, &r)
 }

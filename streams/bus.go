@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
 
 // BusStream keeps the recent history of the message bus: any message on
@@ -17,18 +18,11 @@ import (
 // directly by any NATS client, is captured, up to BusHistory per topic.
 const BusStream = "STRAND_BUS"
 
-const busPrefix = "strand.bus."
-
-// BusSubject is the plain NATS subject of a session's topic.
-func BusSubject(tenant, session, topic string) string {
-	return busPrefix + tenant + "." + session + "." + topic
-}
-
 func busStreamConfig(c Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:              BusStream,
 		Description:       "Strand message bus: recent history per session topic (coordination, not state)",
-		Subjects:          []string{busPrefix + ">"},
+		Subjects:          []string{names.BusPrefix + ">"},
 		Retention:         jetstream.LimitsPolicy,
 		Storage:           jetstream.FileStorage,
 		Replicas:          c.Replicas,

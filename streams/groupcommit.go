@@ -2,7 +2,6 @@ package streams
 
 import (
 	"context"
-
 	"strconv"
 	"sync"
 	"sync/atomic"

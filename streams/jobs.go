@@ -16,46 +16,6 @@ import (
 // per job: <tenant>.<job id>.
 const JobBucket = "strand_jobs"
 
-// Job states.
-const (
-	JobQueued    = "queued"
-	JobRunning   = "running"
-	JobSucceeded = "succeeded"
-	JobFailed    = "failed"
-)
-
-// Job is the state of one asynchronous job. A job runs on a goroutine of the
-// instance that accepted it, which records its progress and a heartbeat. If
-// that instance dies, the job stays queued or running with a heartbeat that
-// stops moving; whoever reads it after the timeout (source.job, on any
-// instance) marks it failed, with a compare-and-set so that a runner that is
-// alive after all and a reader never both win.
-type Job struct {
-	ID       string `json:"id"`
-	Tenant   string `json:"tenant"`
-	Kind     string `json:"kind"`
-	Source   string `json:"source"`
-	State    string `json:"state"`
-	Files    int64  `json:"files"`
-	Bytes    int64  `json:"bytes"`
-	Revision uint64 `json:"revision,omitempty"`
-	Root     string `json:"root,omitempty"`
-	// ErrorCode and ErrorMessage say why a job failed.
-	ErrorCode    string    `json:"error_code,omitempty"`
-	ErrorMessage string    `json:"error_message,omitempty"`
-	Instance     string    `json:"instance,omitempty"`
-	Actor        string    `json:"actor,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
-	// Heartbeat is when the runner last said it is alive.
-	Heartbeat time.Time `json:"heartbeat"`
-
-	rev uint64
-}
-
-// Done reports whether the job ended.
-func (j *Job) Done() bool { return j.State == JobSucceeded || j.State == JobFailed }
-
 func jobKey(tenant, id string) string { return tenant + "." + id }
 
 func (st *Store) jobs(ctx context.Context) (jetstream.KeyValue, error) {
@@ -79,7 +39,7 @@ func ensureJobBucket(ctx context.Context, js jetstream.JetStream, c Config) erro
 }
 
 // CreateJob stores a new job; it fails with already_exists for a known id.
-func (st *Store) CreateJob(ctx context.Context, j *Job) error {
+func (st *Store) CreateJob(ctx context.Context, j *domain.Job) error {
 	kv, err := st.jobs(ctx)
 	if err != nil {
 		return err
@@ -92,12 +52,12 @@ func (st *Store) CreateJob(ctx context.Context, j *Job) error {
 	if err != nil {
 		return domain.Wrap(err, "create job")
 	}
-	j.rev = rev
+	j.Rev = rev
 	return nil
 }
 
 // GetJob reads a job.
-func (st *Store) GetJob(ctx context.Context, tenant, id string) (*Job, error) {
+func (st *Store) GetJob(ctx context.Context, tenant, id string) (*domain.Job, error) {
 	kv, err := st.jobs(ctx)
 	if err != nil {
 		return nil, err
@@ -109,11 +69,11 @@ func (st *Store) GetJob(ctx context.Context, tenant, id string) (*Job, error) {
 	if err != nil {
 		return nil, domain.Wrap(err, "read job")
 	}
-	var j Job
+	var j domain.Job
 	if err := json.Unmarshal(e.Value(), &j); err != nil {
 		return nil, domain.Wrap(fmt.Errorf("job %s: %w", id, err), "decode job")
 	}
-	j.rev = e.Revision()
+	j.Rev = e.Revision()
 	return &j, nil
 }
 
@@ -122,32 +82,32 @@ var errJobMoved = domain.Errorf(domain.CodeConflict, "the job was changed by ano
 
 // UpdateJob stores a job's new state if nobody changed it since it was read
 // (or last stored through j); otherwise it fails with conflict.
-func (st *Store) UpdateJob(ctx context.Context, j *Job) error {
+func (st *Store) UpdateJob(ctx context.Context, j *domain.Job) error {
 	kv, err := st.jobs(ctx)
 	if err != nil {
 		return err
 	}
 	body, _ := json.Marshal(j)
-	rev, err := kv.Update(ctx, jobKey(j.Tenant, j.ID), body, j.rev)
+	rev, err := kv.Update(ctx, jobKey(j.Tenant, j.ID), body, j.Rev)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || isConflict(err) {
 			return errJobMoved
 		}
 		return domain.Wrap(err, "update job")
 	}
-	j.rev = rev
+	j.Rev = rev
 	return nil
 }
 
 // ExpireJob marks a job failed when it is not done and its runner's
 // heartbeat is older than timeout: its instance stopped. It returns the job
 // as it is now.
-func (st *Store) ExpireJob(ctx context.Context, j *Job, now time.Time, timeout time.Duration) (*Job, error) {
+func (st *Store) ExpireJob(ctx context.Context, j *domain.Job, now time.Time, timeout time.Duration) (*domain.Job, error) {
 	if j.Done() || now.Sub(j.Heartbeat) < timeout {
 		return j, nil
 	}
 	x := *j
-	x.State = JobFailed
+	x.State = domain.JobFailed
 	x.ErrorCode = string(domain.CodeUnavailable)
 	x.ErrorMessage = fmt.Sprintf("the instance running the job stopped answering (no progress for %s); start the import again", timeout)
 	x.UpdatedAt = now

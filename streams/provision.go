@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/names"
 )
 
 // Names of the streams and buckets Strand provisions.
@@ -18,8 +20,6 @@ const (
 	TenantBucket   = "strand_tenants"
 
 	eventPrefix = "strand.ev."
-	// WatchPrefix starts the subjects of the live tail of events.
-	WatchPrefix = "strand.watch."
 	blobPrefix  = "strand.blob."
 )
 
@@ -100,7 +100,7 @@ func eventStreamConfig(c Config) jetstream.StreamConfig {
 		// Every stored event is republished at once on
 		// strand.watch.<tenant>.<session>: a live tail any NATS client can
 		// subscribe to, published by the server exactly when it stores.
-		RePublish: &jetstream.RePublish{Source: eventPrefix + ">", Destination: WatchPrefix + ">"},
+		RePublish: &jetstream.RePublish{Source: eventPrefix + ">", Destination: names.WatchPrefix + ">"},
 	}
 }
 

@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // maxForm bounds the body of a form: a note is text, not a file.
@@ -14,7 +14,7 @@ const maxForm = 256 << 10
 
 // form reads a POST form for an action on the session in the path, with
 // the client of its sender. A malformed form ends the request.
-func (a *App) form(w http.ResponseWriter, r *http.Request) (*handlers.Client, string, bool) {
+func (a *App) form(w http.ResponseWriter, r *http.Request) (*client.Client, string, bool) {
 	c, ok := a.client(w, r)
 	if !ok {
 		return nil, "", false
@@ -36,8 +36,8 @@ func next(r *http.Request, id string) string {
 	return sessionURL(id, nil)
 }
 
-func mutation(r *http.Request) handlers.Mutation {
-	m := handlers.Mutation{RequestID: r.PostFormValue("request_id")}
+func mutation(r *http.Request) client.Mutation {
+	m := client.Mutation{RequestID: r.PostFormValue("request_id")}
 	if p, err := strconv.ParseUint(r.PostFormValue("expected_position"), 10, 64); err == nil {
 		m.ExpectedPosition = p
 	}
@@ -51,7 +51,7 @@ func (a *App) annotate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req := handlers.AnnotateRequest{
+	req := client.AnnotateRequest{
 		Mutation: mutation(r), Session: id, Body: strings.TrimSpace(r.PostFormValue("body")),
 		Path: r.PostFormValue("path"), Lines: strings.ReplaceAll(strings.TrimSpace(r.PostFormValue("lines")), " ", ""),
 		ReplyTo: r.PostFormValue("reply_to"),
@@ -70,7 +70,7 @@ func (a *App) noteState(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req := handlers.NoteRequest{Mutation: mutation(r), Session: id, Note: r.PathValue("note")}
+	req := client.NoteRequest{Mutation: mutation(r), Session: id, Note: r.PathValue("note")}
 	var err error
 	switch r.PathValue("verb") {
 	case "resolve":
@@ -91,7 +91,7 @@ func (a *App) requestApproval(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req := handlers.ApprovalRequestRequest{Mutation: mutation(r), Session: id, Reason: r.PostFormValue("reason"), Group: strings.TrimSpace(r.PostFormValue("group"))}
+	req := client.ApprovalRequestRequest{Mutation: mutation(r), Session: id, Reason: r.PostFormValue("reason"), Group: strings.TrimSpace(r.PostFormValue("group"))}
 	_, err := c.RequestApproval(r.Context(), req)
 	a.done(w, r, next(r, id), err, "Approval requested")
 }
@@ -102,7 +102,7 @@ func (a *App) decide(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req := handlers.DecideRequest{Mutation: mutation(r), Session: id, Request: r.PathValue("req"), Comment: strings.TrimSpace(r.PostFormValue("comment"))}
+	req := client.DecideRequest{Mutation: mutation(r), Session: id, Request: r.PathValue("req"), Comment: strings.TrimSpace(r.PostFormValue("comment"))}
 	var err error
 	switch r.PathValue("verb") {
 	case "grant":
@@ -124,7 +124,7 @@ func (a *App) commit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req := handlers.CommitRequest{Mutation: mutation(r), Session: id, Message: strings.TrimSpace(r.PostFormValue("message"))}
+	req := client.CommitRequest{Mutation: mutation(r), Session: id, Message: strings.TrimSpace(r.PostFormValue("message"))}
 	rep, err := c.CreateCommit(r.Context(), req)
 	a.done(w, r, next(r, id), err, "Committed "+shortID(rep.Commit.ID))
 }
@@ -135,7 +135,7 @@ func (a *App) merge(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req := handlers.MergeRequest{Mutation: mutation(r), From: strings.TrimSpace(r.PostFormValue("from")), Into: id, Strategy: r.PostFormValue("strategy")}
+	req := client.MergeRequest{Mutation: mutation(r), From: strings.TrimSpace(r.PostFormValue("from")), Into: id, Strategy: r.PostFormValue("strategy")}
 	rep, err := c.Merge(r.Context(), req)
 	text := "Merged"
 	switch {
@@ -158,7 +158,7 @@ func (a *App) checkpoint(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req := handlers.CheckpointRequest{Mutation: mutation(r), Session: id, Name: strings.TrimSpace(r.PostFormValue("name")), Note: strings.TrimSpace(r.PostFormValue("note"))}
+	req := client.CheckpointRequest{Mutation: mutation(r), Session: id, Name: strings.TrimSpace(r.PostFormValue("name")), Note: strings.TrimSpace(r.PostFormValue("note"))}
 	_, err := c.CreateCheckpoint(r.Context(), req)
 	a.done(w, r, next(r, id), err, "Checkpoint "+req.Name+" created")
 }

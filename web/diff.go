@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 // maxDiffFiles is how many files of a diff the page shows line by line;
@@ -17,9 +17,9 @@ const maxDiffFiles = 60
 
 // diffData is the diff page.
 type diffData struct {
-	S        handlers.SessionView
+	S        client.SessionView
 	From, To string // as asked ("" for the base and the head)
-	Reply    handlers.DiffReply
+	Reply    client.DiffReply
 	Files    []diffFile
 	More     int // changed files not shown line by line
 	AtHead   bool
@@ -54,8 +54,8 @@ type diffRow struct {
 
 // thread is a note with its replies.
 type thread struct {
-	handlers.NoteView
-	Replies []handlers.NoteView
+	client.NoteView
+	Replies []client.NoteView
 }
 
 // diffPage compares two points: by default the session's base with its
@@ -77,7 +77,7 @@ func (a *App) diffPage(w http.ResponseWriter, r *http.Request) {
 	}
 	d := &diffData{S: head.Session, From: strings.TrimSpace(q.Get("from")), To: strings.TrimSpace(q.Get("to"))}
 	d.AtHead = d.To == "" || d.To == strconv.FormatUint(head.Session.Position, 10)
-	req := handlers.DiffRequest{From: parseSide(id, d.From), To: handlers.DiffSide{Session: id, At: handlers.At(d.To)}}
+	req := client.DiffRequest{From: parseSide(id, d.From), To: client.DiffSide{Session: id, At: client.At(d.To)}}
 	if d.Reply, err = c.Diff(ctx, req); err != nil {
 		a.fail(w, r, err)
 		return
@@ -86,7 +86,7 @@ func (a *App) diffPage(w http.ResponseWriter, r *http.Request) {
 	for _, cp := range head.Session.Checkpoints {
 		d.Suggest = append(d.Suggest, cp.Name)
 	}
-	notes, err := c.Notes(ctx, handlers.NotesRequest{Session: id})
+	notes, err := c.Notes(ctx, client.NotesRequest{Session: id})
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -101,17 +101,17 @@ func (a *App) diffPage(w http.ResponseWriter, r *http.Request) {
 
 // parseSide reads the from side: empty or "base" is the base (nil), a
 // bare point is this session at it, SESSION@AT another session.
-func parseSide(id, s string) *handlers.DiffSide {
+func parseSide(id, s string) *client.DiffSide {
 	switch {
 	case s == "" || s == "base":
 		return nil
 	case strings.Contains(s, "@"):
 		sess, at, _ := strings.Cut(s, "@")
-		return &handlers.DiffSide{Session: sess, At: handlers.At(at)}
+		return &client.DiffSide{Session: sess, At: client.At(at)}
 	case len(s) == 26 && strings.ToUpper(s) == s && !isDigits(s):
-		return &handlers.DiffSide{Session: s}
+		return &client.DiffSide{Session: s}
 	}
-	return &handlers.DiffSide{Session: id, At: handlers.At(s)}
+	return &client.DiffSide{Session: id, At: client.At(s)}
 }
 
 func isDigits(s string) bool {
@@ -123,11 +123,11 @@ func isDigits(s string) bool {
 	return s != ""
 }
 
-func (a *App) diffFiles(ctx context.Context, c *handlers.Client, req handlers.DiffRequest, d *diffData, threads map[string][]thread) error {
+func (a *App) diffFiles(ctx context.Context, c *client.Client, req client.DiffRequest, d *diffData, threads map[string][]thread) error {
 	type change struct{ path, old, kind string }
 	var all []change
 	// Folders are listed with what they hold: the files tell the change.
-	add := func(list []handlers.DiffEntryView, kind string) {
+	add := func(list []client.DiffEntryView, kind string) {
 		for _, e := range list {
 			if e.Kind != "dir" {
 				all = append(all, change{e.Path, "", kind})
@@ -166,8 +166,8 @@ func (a *App) diffFiles(ctx context.Context, c *handlers.Client, req handlers.Di
 }
 
 // threadsByPath groups notes by path, replies under the note they answer.
-func threadsByPath(notes []handlers.NoteView) map[string][]thread {
-	replies := map[string][]handlers.NoteView{}
+func threadsByPath(notes []client.NoteView) map[string][]thread {
+	replies := map[string][]client.NoteView{}
 	for _, n := range notes {
 		if n.ReplyTo != "" {
 			replies[n.ReplyTo] = append(replies[n.ReplyTo], n)

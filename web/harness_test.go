@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/projections"
@@ -23,7 +24,7 @@ import (
 type harness struct {
 	env     *streamstest.Env
 	srv     *httptest.Server
-	clients map[string]*handlers.Client
+	clients map[string]*client.Client
 }
 
 const tenant = "acme"
@@ -49,9 +50,9 @@ func start(t testing.TB) *harness {
 	if err := env.NC.Flush(); err != nil {
 		t.Fatalf("flush: %v", err)
 	}
-	h := &harness{env: env, clients: map[string]*handlers.Client{}}
+	h := &harness{env: env, clients: map[string]*client.Client{}}
 	for _, u := range []string{"alice", "bob"} {
-		c := handlers.NewClient(env.NC, tenant)
+		c := client.NewClient(env.NC, tenant)
 		c.Actor = u
 		h.clients[u] = c
 	}
@@ -68,7 +69,7 @@ func start(t testing.TB) *harness {
 // cookie names the user directly (the gateway's names a login it keeps).
 const loginCookie = "strand_test_login"
 
-func (h *harness) clientFor(r *http.Request) (*handlers.Client, error) {
+func (h *harness) clientFor(r *http.Request) (*client.Client, error) {
 	if u, pw, ok := r.BasicAuth(); ok && h.clients[u] != nil && pw == "pw-"+u {
 		return h.clients[u], nil
 	}
@@ -94,21 +95,21 @@ func (h *harness) logout(w http.ResponseWriter, r *http.Request) {
 // model, as cmd/strand wires them.
 type viewsAdapter struct{ v *projections.Sessions }
 
-func (a viewsAdapter) ListSessions(ctx context.Context, tenant string, req handlers.ListSessionsRequest) (handlers.ListSessionsReply, error) {
+func (a viewsAdapter) ListSessions(ctx context.Context, tenant string, req client.ListSessionsRequest) (client.ListSessionsReply, error) {
 	page, err := a.v.Query(ctx, tenant, projections.ListFilter{
 		Status: req.Status, Tags: req.Tags, Owner: req.Owner, Parent: req.Parent, Source: req.Source,
 		UpdatedSince: req.UpdatedSince, After: req.Cursor, Limit: req.Limit, Sort: req.Sort, Order: req.Order,
 		Counts: req.Counts,
 	})
 	if err != nil {
-		return handlers.ListSessionsReply{}, err
+		return client.ListSessionsReply{}, err
 	}
-	out := handlers.ListSessionsReply{Sessions: []handlers.SessionView{}, NextCursor: page.Next, Counts: page.Counts}
+	out := client.ListSessionsReply{Sessions: []client.SessionView{}, NextCursor: page.Next, Counts: page.Counts}
 	for _, v := range page.Views {
-		sv := handlers.SessionView{ID: v.ID, Tenant: v.Tenant, Status: v.Status, Owner: v.Owner, Tags: v.Tags,
+		sv := client.SessionView{ID: v.ID, Tenant: v.Tenant, Status: v.Status, Owner: v.Owner, Tags: v.Tags,
 			CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt, Position: v.Position, Root: v.Root}
 		if o := v.Origin; o.Parent != "" || o.Source != "" {
-			sv.Origin = &handlers.OriginView{Source: o.Source, Revision: o.Revision, Parent: o.Parent, Position: o.Position}
+			sv.Origin = &client.OriginView{Source: o.Source, Revision: o.Revision, Parent: o.Parent, Position: o.Position}
 		}
 		out.Sessions = append(out.Sessions, sv)
 	}
@@ -119,16 +120,16 @@ func (a viewsAdapter) CommitSession(ctx context.Context, tenant, commit string) 
 	return a.v.CommitSession(ctx, tenant, commit)
 }
 
-func (a viewsAdapter) PendingReviews(ctx context.Context, tenant, group string) (handlers.PendingReply, error) {
+func (a viewsAdapter) PendingReviews(ctx context.Context, tenant, group string) (client.PendingReply, error) {
 	items, err := a.v.Pending(ctx, tenant, group)
 	if err != nil {
-		return handlers.PendingReply{}, err
+		return client.PendingReply{}, err
 	}
-	out := handlers.PendingReply{Requests: []handlers.ApprovalView{}}
+	out := client.PendingReply{Requests: []client.ApprovalView{}}
 	for _, it := range items {
-		out.Requests = append(out.Requests, handlers.ApprovalView{ID: it.ID, Session: it.Session, Reason: it.Reason,
+		out.Requests = append(out.Requests, client.ApprovalView{ID: it.ID, Session: it.Session, Reason: it.Reason,
 			Group: it.Group, Requester: it.Requester, Root: it.Root, Required: it.Required, State: domain.ApprovalPending,
-			Grants: []handlers.DecisionView{}, CreatedAt: it.CreatedAt, Position: it.Position})
+			Grants: []client.DecisionView{}, CreatedAt: it.CreatedAt, Position: it.Position})
 	}
 	return out, nil
 }
@@ -162,38 +163,38 @@ func (h *harness) seed(t *testing.T) string {
 	t.Helper()
 	ctx := context.Background()
 	alice := h.clients["alice"]
-	s, err := alice.CreateSession(ctx, handlers.CreateSessionRequest{Owner: "alice", Tags: map[string]string{"team": "web", "ticket": "STR-42"}, Policy: domain.Policy{"commit": 1}})
+	s, err := alice.CreateSession(ctx, client.CreateSessionRequest{Owner: "alice", Tags: map[string]string{"team": "web", "ticket": "STR-42"}, Policy: domain.Policy{"commit": 1}})
 	if err != nil {
 		t.Fatalf("create session: %v", err)
 	}
 	id := s.Session.ID
 	write := func(p, content string) {
 		t.Helper()
-		if _, err := alice.Write(ctx, handlers.WriteRequest{Session: id, Path: p, Content: []byte(content)}); err != nil {
+		if _, err := alice.Write(ctx, client.WriteRequest{Session: id, Path: p, Content: []byte(content)}); err != nil {
 			t.Fatalf("write %s: %v", p, err)
 		}
 	}
 	write("src/main.go", mainGoBefore)
 	write("README.md", "# greeter\n\nSays hello.\n")
-	if _, err := alice.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: id, Name: "draft", Note: "first cut"}); err != nil {
+	if _, err := alice.CreateCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "draft", Note: "first cut"}); err != nil {
 		t.Fatalf("checkpoint: %v", err)
 	}
 	write("src/main.go", mainGo)
 	write("docs/usage.md", "Run `go run ./src`.\n")
 	pass := true
-	if _, err := alice.ReportHealth(ctx, handlers.HealthRequest{Session: id, Passing: &pass, Passed: 12, Summary: "go test ./..."}); err != nil {
+	if _, err := alice.ReportHealth(ctx, client.HealthRequest{Session: id, Passing: &pass, Passed: 12, Summary: "go test ./..."}); err != nil {
 		t.Fatalf("health: %v", err)
 	}
-	if _, err := alice.Fork(ctx, handlers.ForkRequest{Session: id, At: "draft"}); err != nil {
+	if _, err := alice.Fork(ctx, client.ForkRequest{Session: id, At: "draft"}); err != nil {
 		t.Fatalf("fork: %v", err)
 	}
 	for i, tags := range []map[string]string{{"team": "api"}, {"team": "infra"}} {
-		o, err := h.clients["bob"].CreateSession(ctx, handlers.CreateSessionRequest{Owner: "bob", Tags: tags})
+		o, err := h.clients["bob"].CreateSession(ctx, client.CreateSessionRequest{Owner: "bob", Tags: tags})
 		if err != nil {
 			t.Fatalf("create other %d: %v", i, err)
 		}
 		if i == 1 {
-			if _, err := h.clients["bob"].ArchiveSession(ctx, handlers.SessionRequest{Session: o.Session.ID}); err != nil {
+			if _, err := h.clients["bob"].ArchiveSession(ctx, client.SessionRequest{Session: o.Session.ID}); err != nil {
 				t.Fatalf("archive: %v", err)
 			}
 		}
@@ -209,7 +210,7 @@ func (h *harness) waitListed(t *testing.T, n int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {
-		l, err := h.clients["alice"].ListSessions(ctx, handlers.ListSessionsRequest{Limit: 100})
+		l, err := h.clients["alice"].ListSessions(ctx, client.ListSessionsRequest{Limit: 100})
 		if err == nil && len(l.Sessions) >= n {
 			return
 		}

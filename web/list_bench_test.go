@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/projections"
 )
 
@@ -37,7 +37,7 @@ func BenchmarkApp_SessionsPage(b *testing.B) {
 	deadline := time.Now().Add(2 * time.Minute)
 	var mid string
 	for {
-		l, err := alice.ListSessions(ctx, handlers.ListSessionsRequest{Limit: handlers.MaxListLimit, Counts: true})
+		l, err := alice.ListSessions(ctx, client.ListSessionsRequest{Limit: client.MaxListLimit, Counts: true})
 		total := 0
 		for _, c := range l.Counts {
 			total += c
@@ -51,8 +51,8 @@ func BenchmarkApp_SessionsPage(b *testing.B) {
 		time.Sleep(50 * time.Millisecond) // polling a condition with a deadline
 	}
 	// A cursor from the middle of the list, sorted as the page sorts.
-	req := handlers.ListSessionsRequest{Limit: handlers.MaxListLimit, Sort: "updated", Order: "desc"}
-	for range n / 2 / handlers.MaxListLimit {
+	req := client.ListSessionsRequest{Limit: client.MaxListLimit, Sort: "updated", Order: "desc"}
+	for range n / 2 / client.MaxListLimit {
 		l, err := alice.ListSessions(ctx, req)
 		if err != nil {
 			b.Fatal(err)
@@ -63,12 +63,12 @@ func BenchmarkApp_SessionsPage(b *testing.B) {
 	cases := []struct {
 		name string
 		q    url.Values
-		list handlers.ListSessionsRequest
+		list client.ListSessionsRequest
 	}{
-		{"first-page", url.Values{}, handlers.ListSessionsRequest{Limit: 50, Sort: "updated", Order: "desc", Counts: true}},
-		{"deep-page", url.Values{"cursor": {mid}}, handlers.ListSessionsRequest{Limit: 50, Sort: "updated", Order: "desc", Counts: true, Cursor: mid}},
+		{"first-page", url.Values{}, client.ListSessionsRequest{Limit: 50, Sort: "updated", Order: "desc", Counts: true}},
+		{"deep-page", url.Values{"cursor": {mid}}, client.ListSessionsRequest{Limit: 50, Sort: "updated", Order: "desc", Counts: true, Cursor: mid}},
 		{"status-and-tag", url.Values{"status": {"pending_approval"}, "tag": {"team=gold"}},
-			handlers.ListSessionsRequest{Limit: 50, Sort: "updated", Order: "desc", Counts: true, Status: "pending_approval", Tags: map[string]string{"team": "gold"}}},
+			client.ListSessionsRequest{Limit: 50, Sort: "updated", Order: "desc", Counts: true, Status: "pending_approval", Tags: map[string]string{"team": "gold"}}},
 	}
 	for _, c := range cases {
 		b.Run(c.name+"/page", func(b *testing.B) {

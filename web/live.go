@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // heartbeat keeps an idle event stream open through proxies.
@@ -81,7 +81,7 @@ func (a *App) live(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
-	err = c.Watch(ctx, id, from+1, func(e handlers.EventView) error {
+	err = c.Watch(ctx, id, from+1, func(e client.EventView) error {
 		b, err := json.Marshal(liveEvent{Position: e.Position, Type: e.Type, Actor: e.Actor})
 		if err != nil {
 			return err

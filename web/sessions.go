@@ -7,8 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // statuses are the filters of the sessions list, in the order shown.
@@ -17,7 +17,7 @@ var statuses = []string{"active", "pending_approval", "conflict", "archived", "d
 // sessionsData is the sessions list page.
 type sessionsData struct {
 	Filter   sessionFilter
-	Sessions []handlers.SessionView
+	Sessions []client.SessionView
 	Counts   []statusCount
 	Total    int
 	Next     string // link to the next page, empty on the last
@@ -45,7 +45,7 @@ func (a *App) sessionsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	f := sessionFilter{Status: q.Get("status"), Owner: q.Get("owner"), Source: q.Get("source"), Parent: q.Get("parent"), Tag: q.Get("tag")}
-	req := handlers.ListSessionsRequest{
+	req := client.ListSessionsRequest{
 		Status: f.Status, Owner: f.Owner, Source: f.Source, Parent: f.Parent,
 		Cursor: q.Get("cursor"), Limit: a.opts.PageSize, Sort: "updated", Order: "desc", Counts: true,
 	}
@@ -100,7 +100,7 @@ type queueData struct {
 
 type queueGroup struct {
 	Name     string
-	Requests []handlers.ApprovalView
+	Requests []client.ApprovalView
 }
 
 // queuePage shows the tenant's pending approval requests by reviewer group
@@ -111,13 +111,13 @@ func (a *App) queuePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	group := r.URL.Query().Get("group")
-	p, err := c.Pending(r.Context(), handlers.PendingRequest{Group: group})
+	p, err := c.Pending(r.Context(), client.PendingRequest{Group: group})
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	d := queueData{Group: group}
-	byGroup := map[string][]handlers.ApprovalView{}
+	byGroup := map[string][]client.ApprovalView{}
 	for _, req := range p.Requests {
 		byGroup[req.Group] = append(byGroup[req.Group], req)
 	}

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // evLabels name the event types in a reviewer's words. A type missing here
@@ -43,7 +43,7 @@ var evLabels = map[string]string{
 	string(domain.SessionMerged):     "Merged",
 }
 
-func evLabel(e handlers.EventView) string {
+func evLabel(e client.EventView) string {
 	if l, ok := evLabels[e.Type]; ok {
 		if e.Type == string(domain.SessionCreated) && e.Origin != nil && e.Origin.Parent != "" {
 			return "Forked"
@@ -54,7 +54,7 @@ func evLabel(e handlers.EventView) string {
 }
 
 // evDetail is the one line under an event in the timeline.
-func evDetail(e handlers.EventView) string {
+func evDetail(e client.EventView) string {
 	switch {
 	case e.Commit != nil:
 		return fmt.Sprintf("“%s” by %s", e.Commit.Message, e.Commit.Author)
@@ -98,7 +98,7 @@ func passing(ok bool) string {
 	return "failing"
 }
 
-func noteWhere(n *handlers.NoteEventView) string {
+func noteWhere(n *client.NoteEventView) string {
 	switch {
 	case n.Path == "":
 		return ""

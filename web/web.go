@@ -15,8 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 //go:embed templates/*.html
@@ -33,7 +33,7 @@ var ErrUnauthenticated = errors.New("web: unauthenticated")
 // ClientFunc returns the client that acts for the person behind an HTTP
 // request: its NATS identity, tenant and actor come from the request's
 // credentials.
-type ClientFunc func(r *http.Request) (*handlers.Client, error)
+type ClientFunc func(r *http.Request) (*client.Client, error)
 
 // Options configure the app.
 type Options struct {
@@ -129,7 +129,7 @@ func cacheStatic(h http.Handler) http.Handler {
 
 // client returns the client for a request, answering the request itself
 // (401 or an error page) when there is none.
-func (a *App) client(w http.ResponseWriter, r *http.Request) (*handlers.Client, bool) {
+func (a *App) client(w http.ResponseWriter, r *http.Request) (*client.Client, bool) {
 	c, err := a.opts.ClientFor(r)
 	if err == nil {
 		return c, true
@@ -154,7 +154,7 @@ type page struct {
 	Logout  bool   // the app can sign out
 }
 
-func (a *App) render(w http.ResponseWriter, r *http.Request, c *handlers.Client, name, title string, data any) {
+func (a *App) render(w http.ResponseWriter, r *http.Request, c *client.Client, name, title string, data any) {
 	t, ok := a.pages[name]
 	if !ok {
 		a.fail(w, r, fmt.Errorf("no page %q", name))
@@ -177,10 +177,10 @@ func (a *App) render(w http.ResponseWriter, r *http.Request, c *handlers.Client,
 // fail answers with an error page: the code and message of a client error
 // (they are safe to show), nothing of an internal one but that it happened.
 func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
-	code := handlers.ErrorCode(err)
-	status := handlers.StatusOf(code)
+	code := client.ErrorCode(err)
+	status := client.StatusOf(code)
 	msg := domain.ErrorMessage(err)
-	var ce *handlers.Error
+	var ce *client.Error
 	if errors.As(err, &ce) {
 		msg = ce.Message
 	}
@@ -236,7 +236,7 @@ func takeFlash(w http.ResponseWriter, r *http.Request) *flash {
 // page the form came from, or to next.
 func (a *App) done(w http.ResponseWriter, r *http.Request, next string, err error, okText string) {
 	if err != nil {
-		code := handlers.ErrorCode(err)
+		code := client.ErrorCode(err)
 		msg := errMessage(err)
 		if code == domain.CodeInternal {
 			a.opts.Log.Error("web action failed", "path", r.URL.Path, "err", err)
@@ -250,7 +250,7 @@ func (a *App) done(w http.ResponseWriter, r *http.Request, next string, err erro
 }
 
 func errMessage(err error) string {
-	var ce *handlers.Error
+	var ce *client.Error
 	if errors.As(err, &ce) {
 		return ce.Message
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 // get fetches a page as a user ("" for no credentials).
@@ -177,7 +177,7 @@ func TestApp_Actions(t *testing.T) {
 		if position() != before {
 			t.Fatal("a resent form was stored twice")
 		}
-		notes, err := alice.Notes(ctx, handlers.NotesRequest{Session: id})
+		notes, err := alice.Notes(ctx, client.NotesRequest{Session: id})
 		if err != nil || len(notes.Notes) != 1 {
 			t.Fatalf("notes: %v %+v", err, notes)
 		}
@@ -237,7 +237,7 @@ func TestApp_Actions(t *testing.T) {
 
 	t.Run("SelfApprovalAndStaleRequests", func(t *testing.T) {
 		h.post(t, "alice", "/s/"+id+"/request", url.Values{"reason": {"commit"}, "group": {"leads"}}, nil)
-		p, err := alice.Pending(ctx, handlers.PendingRequest{Session: id})
+		p, err := alice.Pending(ctx, client.PendingRequest{Session: id})
 		if err != nil || len(p.Requests) != 1 {
 			t.Fatalf("pending: %v %+v", err, p)
 		}
@@ -247,7 +247,7 @@ func TestApp_Actions(t *testing.T) {
 			t.Error("alice granted her own request, or was not told why not")
 		}
 		// The content moves: the request is stale, shown so, not grantable.
-		if _, err := alice.Write(ctx, handlers.WriteRequest{Session: id, Path: "src/main.go", Content: []byte("package main\n")}); err != nil {
+		if _, err := alice.Write(ctx, client.WriteRequest{Session: id, Path: "src/main.go", Content: []byte("package main\n")}); err != nil {
 			t.Fatal(err)
 		}
 		_, body = h.get(t, "bob", "/s/"+id)
@@ -275,12 +275,12 @@ func TestApp_MergeAndCompare(t *testing.T) {
 	id := h.seed(t)
 	ctx := context.Background()
 	alice := h.clients["alice"]
-	f, err := alice.Fork(ctx, handlers.ForkRequest{Session: id})
+	f, err := alice.Fork(ctx, client.ForkRequest{Session: id})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fork := f.Session.ID
-	if _, err := alice.Write(ctx, handlers.WriteRequest{Session: fork, Path: "src/extra.go", Content: []byte("package main\n\nvar extra = 1\n")}); err != nil {
+	if _, err := alice.Write(ctx, client.WriteRequest{Session: fork, Path: "src/extra.go", Content: []byte("package main\n\nvar extra = 1\n")}); err != nil {
 		t.Fatal(err)
 	}
 	h.waitListed(t, 5)
@@ -330,7 +330,7 @@ func TestApp_Live(t *testing.T) {
 	if line, err := r.ReadString('\n'); err != nil || line != ": live\n" {
 		t.Fatalf("first line %q, %v", line, err)
 	}
-	w, err := h.clients["alice"].Write(ctx, handlers.WriteRequest{Session: id, Path: "later.txt", Content: []byte("x")})
+	w, err := h.clients["alice"].Write(ctx, client.WriteRequest{Session: id, Path: "later.txt", Content: []byte("x")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,9 +10,9 @@ import (
 	"sort"
 	"syscall"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/contentcache"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // umask is the process's file creation mask, read once: files are created
@@ -31,7 +31,7 @@ type CheckoutOptions struct {
 
 // Checkout writes session@at into dir (which must not exist or be empty)
 // and records it as a working copy.
-func Checkout(ctx context.Context, c *handlers.Client, cache *contentcache.Cache, session string, at handlers.At, dir string, opts CheckoutOptions) (*Copy, error) {
+func Checkout(ctx context.Context, c *client.Client, cache *contentcache.Cache, session string, at client.At, dir string, opts CheckoutOptions) (*Copy, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -82,7 +82,7 @@ func (w *Copy) manifest(ctx context.Context, position uint64) ([]Entry, string, 
 	var root string
 	after := ""
 	for {
-		page, err := w.client.Manifest(ctx, handlers.ManifestRequest{Session: w.Head.Session, At: handlers.AtPosition(position), After: after, Limit: handlers.MaxManifestLimit})
+		page, err := w.client.Manifest(ctx, client.ManifestRequest{Session: w.Head.Session, At: client.AtPosition(position), After: after, Limit: client.MaxManifestLimit})
 		if err != nil {
 			return nil, "", err
 		}
@@ -111,7 +111,7 @@ func hasPrefixDir(p, dir string) bool {
 func (w *Copy) materialize(ctx context.Context, position uint64, entries []Entry, skip map[string]bool) error {
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Path < entries[j].Path })
 	byHash := map[string][]int{}
-	var refs []handlers.FileRef
+	var refs []client.FileRef
 	var dirs []Entry
 	for i, e := range entries {
 		if skip[e.Path] {
@@ -135,7 +135,7 @@ func (w *Copy) materialize(ctx context.Context, position uint64, entries []Entry
 			w.index[e.Path] = e
 		case KindFile:
 			if _, ok := byHash[e.Hash]; !ok {
-				refs = append(refs, handlers.FileRef{Path: e.Path, Hash: e.Hash, Size: e.Size})
+				refs = append(refs, client.FileRef{Path: e.Path, Hash: e.Hash, Size: e.Size})
 			}
 			byHash[e.Hash] = append(byHash[e.Hash], i)
 		}

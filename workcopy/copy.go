@@ -7,9 +7,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/contentcache"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // ErrNotWorkingCopy is returned by Open for a directory without metadata.
@@ -22,7 +22,7 @@ type Copy struct {
 	// Head is what the files came from.
 	Head Head
 
-	client *handlers.Client
+	client *client.Client
 	cache  *contentcache.Cache
 	// Progress, when not nil, hears about long work (a bar on a terminal).
 	Progress io.Writer
@@ -34,7 +34,7 @@ type Copy struct {
 
 // Open opens the working copy in dir. The client must be for the tenant
 // the copy was checked out as; cache may be nil (no shared cache).
-func Open(dir string, c *handlers.Client, cache *contentcache.Cache) (*Copy, error) {
+func Open(dir string, c *client.Client, cache *contentcache.Cache) (*Copy, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err

@@ -7,8 +7,8 @@ import (
 	"os"
 	"sync"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // Diff writes the unified text diff of the local changes against HEAD to
@@ -19,10 +19,10 @@ func (w *Copy) Diff(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var refs []handlers.FileRef
+	var refs []client.FileRef
 	for _, c := range st.Changes {
 		if c.Old != nil && c.Old.Kind == KindFile && c.Old.Size > 0 {
-			refs = append(refs, handlers.FileRef{Path: pathOf(c), Hash: c.Old.Hash, Size: c.Old.Size})
+			refs = append(refs, client.FileRef{Path: pathOf(c), Hash: c.Old.Hash, Size: c.Old.Size})
 		}
 	}
 	old := map[string][]byte{}

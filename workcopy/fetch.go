@@ -6,15 +6,15 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 // fetch gets the content of files at a position: from the machine's cache
 // when it holds it, else through the service's bulk path (then cached).
 // fn is called once per distinct hash, possibly from several goroutines.
-func (w *Copy) fetch(ctx context.Context, position uint64, files []handlers.FileRef, fn func(hash string, data []byte) error) error {
+func (w *Copy) fetch(ctx context.Context, position uint64, files []client.FileRef, fn func(hash string, data []byte) error) error {
 	seen := map[string]bool{}
-	var hits, misses []handlers.FileRef
+	var hits, misses []client.FileRef
 	for _, f := range files {
 		if seen[f.Hash] {
 			continue
@@ -30,7 +30,7 @@ func (w *Copy) fetch(ctx context.Context, position uint64, files []handlers.File
 	var mu sync.Mutex
 	var first error
 	var wg sync.WaitGroup
-	work := make(chan handlers.FileRef)
+	work := make(chan client.FileRef)
 	for range min(runtime.GOMAXPROCS(0)*2, len(hits)) {
 		wg.Add(1)
 		go func() {
@@ -65,7 +65,7 @@ func (w *Copy) fetch(ctx context.Context, position uint64, files []handlers.File
 	if err := w.remote(); err != nil {
 		return err
 	}
-	err := w.client.FetchContent(ctx, w.Head.Session, handlers.AtPosition(position), misses, 0, func(hash string, data []byte) error {
+	err := w.client.FetchContent(ctx, w.Head.Session, client.AtPosition(position), misses, 0, func(hash string, data []byte) error {
 		if w.cache != nil {
 			if err := w.cache.Put(hash, data); err != nil {
 				return fmt.Errorf("cache %s: %w", hash, err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/contentcache"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/streams/streamstest"
@@ -21,7 +22,7 @@ import (
 // env is a service on a real embedded JetStream, a client of tenant acme
 // and a content cache of the test's own.
 type env struct {
-	c     *handlers.Client
+	c     *client.Client
 	cache *contentcache.Cache
 	nc    *streamstest.Env
 }
@@ -38,7 +39,7 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{c: handlers.NewClient(e.NC, "acme"), cache: cache, nc: e}
+	return &env{c: client.NewClient(e.NC, "acme"), cache: cache, nc: e}
 }
 
 func ctxOf(t *testing.T) context.Context {
@@ -48,23 +49,23 @@ func ctxOf(t *testing.T) context.Context {
 }
 
 // session creates a session and fills it with one batch.
-func (e *env) session(t *testing.T, ops ...handlers.BatchOp) string {
+func (e *env) session(t *testing.T, ops ...client.BatchOp) string {
 	t.Helper()
 	ctx := ctxOf(t)
-	r, err := e.c.CreateSession(ctx, handlers.CreateSessionRequest{})
+	r, err := e.c.CreateSession(ctx, client.CreateSessionRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ops) > 0 {
-		if _, err := e.c.Batch(ctx, handlers.BatchRequest{Session: r.Session.ID, Ops: ops}); err != nil {
+		if _, err := e.c.Batch(ctx, client.BatchRequest{Session: r.Session.ID, Ops: ops}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return r.Session.ID
 }
 
-func write(path, content string, mode uint32) handlers.BatchOp {
-	return handlers.BatchOp{Op: "write", Path: path, Content: []byte(content), Mode: mode}
+func write(path, content string, mode uint32) client.BatchOp {
+	return client.BatchOp{Op: "write", Path: path, Content: []byte(content), Mode: mode}
 }
 
 func (e *env) checkout(t *testing.T, session string, dir string) *workcopy.Copy {
@@ -140,7 +141,7 @@ func short(b []byte) string {
 func (e *env) remoteTree(t *testing.T, session string) map[string]string {
 	t.Helper()
 	ctx := ctxOf(t)
-	m, err := e.c.Manifest(ctx, handlers.ManifestRequest{Session: session, Limit: handlers.MaxManifestLimit})
+	m, err := e.c.Manifest(ctx, client.ManifestRequest{Session: session, Limit: client.MaxManifestLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func (e *env) remoteTree(t *testing.T, session string) map[string]string {
 		default:
 			var data []byte
 			if en.Size > 0 {
-				data, _, err = e.c.ReadAll(ctx, session, en.Path, handlers.AtPosition(m.Position))
+				data, _, err = e.c.ReadAll(ctx, session, en.Path, client.AtPosition(m.Position))
 				if err != nil {
 					t.Fatal(err)
 				}

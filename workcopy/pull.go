@@ -10,8 +10,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // PullResult is what a pull did.
@@ -29,10 +29,10 @@ type PullResult struct {
 // remoteChanges returns what changed in the session from HEAD to head:
 // path -> entry at head (nil: deleted there).
 func (w *Copy) remoteChanges(ctx context.Context, head uint64) (map[string]*Entry, error) {
-	d, err := w.client.Diff(ctx, handlers.DiffRequest{
-		From:  &handlers.DiffSide{Session: w.Head.Session, At: handlers.AtPosition(w.Head.Position)},
-		To:    handlers.DiffSide{Session: w.Head.Session, At: handlers.AtPosition(head)},
-		Limit: handlers.MaxDiffLimit,
+	d, err := w.client.Diff(ctx, client.DiffRequest{
+		From:  &client.DiffSide{Session: w.Head.Session, At: client.AtPosition(w.Head.Position)},
+		To:    client.DiffSide{Session: w.Head.Session, At: client.AtPosition(head)},
+		Limit: client.MaxDiffLimit,
 	})
 	if err != nil {
 		return nil, err
@@ -58,7 +58,7 @@ func (w *Copy) remoteChanges(ctx context.Context, head uint64) (map[string]*Entr
 		}
 		return out, nil
 	}
-	node := func(p string, n *handlers.DiffNodeView) *Entry {
+	node := func(p string, n *client.DiffNodeView) *Entry {
 		return &Entry{Path: p, Kind: n.Kind, Size: n.Size, Mode: n.Mode, Hash: n.Hash, Target: n.Target}
 	}
 	for _, e := range d.Deleted {
@@ -68,7 +68,7 @@ func (w *Copy) remoteChanges(ctx context.Context, head uint64) (map[string]*Entr
 		out[r.From] = nil
 		out[r.To] = node(r.To, &r.New)
 	}
-	for _, list := range [][]handlers.DiffEntryView{d.Added, d.Modified} {
+	for _, list := range [][]client.DiffEntryView{d.Added, d.Modified} {
 		for _, e := range list {
 			if e.New != nil {
 				out[e.Path] = node(e.Path, e.New)
@@ -214,12 +214,12 @@ func (w *Copy) merge(ctx context.Context, head uint64, paths []string, remote ma
 	if len(paths) == 0 {
 		return 0, nil, nil
 	}
-	var theirRefs, baseRefs []handlers.FileRef
+	var theirRefs, baseRefs []client.FileRef
 	for _, p := range paths {
 		r := remote[p]
-		theirRefs = append(theirRefs, handlers.FileRef{Path: p, Hash: r.Hash, Size: r.Size})
+		theirRefs = append(theirRefs, client.FileRef{Path: p, Hash: r.Hash, Size: r.Size})
 		if o := local[p].Old; o != nil && o.Kind == KindFile {
-			baseRefs = append(baseRefs, handlers.FileRef{Path: p, Hash: o.Hash, Size: o.Size})
+			baseRefs = append(baseRefs, client.FileRef{Path: p, Hash: o.Hash, Size: o.Size})
 		}
 	}
 	content := map[string][]byte{}

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // Content of up to inlineMax bytes rides inside the batch (one stored
@@ -57,7 +57,7 @@ type PushResult struct {
 
 // pushPlan is the batch a push sends and how the index changes after it.
 type pushPlan struct {
-	ops     []handlers.BatchOp
+	ops     []client.BatchOp
 	drop    []string // index entries removed (and everything under removed dirs)
 	dropDir []string
 	put     []Entry // index entries set
@@ -91,12 +91,12 @@ func (w *Copy) Push(ctx context.Context, opts PushOptions) (PushResult, error) {
 			return res, domain.Errorf(domain.CodeTooLarge, "%d changes to push, one event holds at most %d: push in parts, or keep build outputs out with %s", len(plan.ops), domain.MaxBatchOps, IgnoreFile)
 		}
 		res.RequestID = w.requestID(plan.ops)
-		reply, err := w.client.Batch(ctx, handlers.BatchRequest{
-			Mutation: handlers.Mutation{RequestID: res.RequestID, ExpectedPosition: w.Head.Position, Token: opts.Token},
+		reply, err := w.client.Batch(ctx, client.BatchRequest{
+			Mutation: client.Mutation{RequestID: res.RequestID, ExpectedPosition: w.Head.Position, Token: opts.Token},
 			Session:  w.Head.Session, Ops: plan.ops,
 		})
 		if err != nil {
-			if handlers.ErrorCode(err) == domain.CodeConflict {
+			if client.ErrorCode(err) == domain.CodeConflict {
 				return res, fmt.Errorf("push to %s at %d: %w (pull first)", w.Head.Session, w.Head.Position, err)
 			}
 			return res, fmt.Errorf("push to %s: %w", w.Head.Session, err)
@@ -114,11 +114,11 @@ func (w *Copy) Push(ctx context.Context, opts PushOptions) (PushResult, error) {
 		name = "push-" + strconv.FormatUint(res.Position, 10)
 	}
 	if name != "" {
-		req := handlers.CheckpointRequest{
-			Mutation: handlers.Mutation{RequestID: "ckpt-" + w.Head.Session + "-" + strconv.FormatUint(res.Position, 10) + "-" + name},
-			Session:  w.Head.Session, Name: name, At: handlers.AtPosition(res.Position), Note: opts.Message,
+		req := client.CheckpointRequest{
+			Mutation: client.Mutation{RequestID: "ckpt-" + w.Head.Session + "-" + strconv.FormatUint(res.Position, 10) + "-" + name},
+			Session:  w.Head.Session, Name: name, At: client.AtPosition(res.Position), Note: opts.Message,
 		}
-		if err := w.followed(ctx, func(m handlers.Mutation) (uint64, error) {
+		if err := w.followed(ctx, func(m client.Mutation) (uint64, error) {
 			req.Mutation.ExpectedPosition = m.ExpectedPosition
 			r, err := w.client.CreateCheckpoint(ctx, req)
 			return r.Position, err
@@ -134,10 +134,10 @@ func (w *Copy) Push(ctx context.Context, opts PushOptions) (PushResult, error) {
 // health report) right after HEAD, and moves HEAD past it, so that the
 // working copy's next push does not have to pull first. When the session
 // moved in between, the event goes in all the same and HEAD stays.
-func (w *Copy) followed(ctx context.Context, send func(m handlers.Mutation) (uint64, error)) error {
-	pos, err := send(handlers.Mutation{ExpectedPosition: w.Head.Position})
-	if handlers.ErrorCode(err) == domain.CodeConflict {
-		_, err = send(handlers.Mutation{})
+func (w *Copy) followed(ctx context.Context, send func(m client.Mutation) (uint64, error)) error {
+	pos, err := send(client.Mutation{ExpectedPosition: w.Head.Position})
+	if client.ErrorCode(err) == domain.CodeConflict {
+		_, err = send(client.Mutation{})
 		return err
 	}
 	if err != nil {
@@ -149,7 +149,7 @@ func (w *Copy) followed(ctx context.Context, send func(m handlers.Mutation) (uin
 
 // requestID is derived from the session, HEAD's position and the batch, so
 // a push run again after an interruption is the same request.
-func (w *Copy) requestID(ops []handlers.BatchOp) string {
+func (w *Copy) requestID(ops []client.BatchOp) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%d\x00", w.Head.Session, w.Head.Position)
 	for _, o := range ops {
@@ -185,7 +185,7 @@ func (w *Copy) plan(ctx context.Context, st *Status, res *PushResult) (pushPlan,
 			}
 		}
 	}
-	var kindRemovals, mkdirs, renames, removals []handlers.BatchOp
+	var kindRemovals, mkdirs, renames, removals []client.BatchOp
 	var writes []Entry
 	for _, c := range st.Changes {
 		switch c.Kind {
@@ -194,7 +194,7 @@ func (w *Copy) plan(ctx context.Context, st *Status, res *PushResult) (pushPlan,
 			if under(c.Path) {
 				continue
 			}
-			removals = append(removals, handlers.BatchOp{Op: "remove", Path: c.Path, Recursive: c.Old.Kind == KindDir})
+			removals = append(removals, client.BatchOp{Op: "remove", Path: c.Path, Recursive: c.Old.Kind == KindDir})
 			if c.Old.Kind == KindDir {
 				p.dropDir = append(p.dropDir, c.Path)
 			}
@@ -204,28 +204,28 @@ func (w *Copy) plan(ctx context.Context, st *Status, res *PushResult) (pushPlan,
 				// too: write it anew (the content is skipped if held).
 				p.drop = append(p.drop, c.From)
 				if !under(c.From) {
-					removals = append(removals, handlers.BatchOp{Op: "remove", Path: c.From})
+					removals = append(removals, client.BatchOp{Op: "remove", Path: c.From})
 				}
 				writes = append(writes, *c.New)
 				continue
 			}
-			renames = append(renames, handlers.BatchOp{Op: "rename", Path: c.From, To: c.Path})
+			renames = append(renames, client.BatchOp{Op: "rename", Path: c.From, To: c.Path})
 			p.drop = append(p.drop, c.From)
 			p.put = append(p.put, *c.New)
 		case Added, Modified, ModeChanged:
 			if c.Old != nil && c.Old.Kind != c.New.Kind {
-				kindRemovals = append(kindRemovals, handlers.BatchOp{Op: "remove", Path: c.Path, Recursive: c.Old.Kind == KindDir})
+				kindRemovals = append(kindRemovals, client.BatchOp{Op: "remove", Path: c.Path, Recursive: c.Old.Kind == KindDir})
 				if c.Old.Kind == KindDir {
 					p.dropDir = append(p.dropDir, c.Path)
 				}
 			}
 			switch c.New.Kind {
 			case KindDir:
-				mkdirs = append(mkdirs, handlers.BatchOp{Op: "mkdir", Path: c.Path, Mode: c.New.Mode})
+				mkdirs = append(mkdirs, client.BatchOp{Op: "mkdir", Path: c.Path, Mode: c.New.Mode})
 				p.put = append(p.put, *c.New)
 			case KindSymlink:
 				if c.Old != nil && c.Old.Kind == KindSymlink {
-					kindRemovals = append(kindRemovals, handlers.BatchOp{Op: "remove", Path: c.Path})
+					kindRemovals = append(kindRemovals, client.BatchOp{Op: "remove", Path: c.Path})
 				}
 				writes = append(writes, *c.New)
 			case KindFile:
@@ -247,12 +247,12 @@ func (w *Copy) plan(ctx context.Context, st *Status, res *PushResult) (pushPlan,
 // writeOps reads the files to write (as they are now: the entries are
 // updated with what was read), inlines small content and uploads the rest
 // in chunks, skipping chunks the tenant already uploaded.
-func (w *Copy) writeOps(ctx context.Context, writes []Entry, res *PushResult) ([]handlers.BatchOp, []Entry, error) {
-	ops := make([]handlers.BatchOp, len(writes))
+func (w *Copy) writeOps(ctx context.Context, writes []Entry, res *PushResult) ([]client.BatchOp, []Entry, error) {
+	ops := make([]client.BatchOp, len(writes))
 	chunked := map[int][][]byte{}
 	for i, e := range writes {
 		if e.Kind == KindSymlink {
-			ops[i] = handlers.BatchOp{Op: "symlink", Path: e.Path, Target: e.Target}
+			ops[i] = client.BatchOp{Op: "symlink", Path: e.Path, Target: e.Target}
 			continue
 		}
 		data, mtime, err := readFile(w.abs(e.Path))
@@ -261,7 +261,7 @@ func (w *Copy) writeOps(ctx context.Context, writes []Entry, res *PushResult) ([
 		}
 		e.Hash, e.Size, e.Mtime = hashBytes(data), int64(len(data)), mtime
 		writes[i] = e
-		ops[i] = handlers.BatchOp{Op: "write", Path: e.Path, Mode: e.Mode}
+		ops[i] = client.BatchOp{Op: "write", Path: e.Path, Mode: e.Mode}
 		if len(data) <= inlineMax {
 			ops[i].Content = data
 			continue
@@ -290,8 +290,8 @@ func (w *Copy) writeOps(ctx context.Context, writes []Entry, res *PushResult) ([
 		}
 	}
 	held := map[string]bool{}
-	for off := 0; off < len(hashes); off += handlers.MaxHasHashes {
-		r, err := w.client.Has(ctx, hashes[off:min(off+handlers.MaxHasHashes, len(hashes))])
+	for off := 0; off < len(hashes); off += client.MaxHasHashes {
+		r, err := w.client.Has(ctx, hashes[off:min(off+client.MaxHasHashes, len(hashes))])
 		if err != nil {
 			return nil, nil, err
 		}

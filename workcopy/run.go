@@ -13,9 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/contentcache"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // RunOptions describe one run of a command on a session.
@@ -86,7 +86,7 @@ const ExitStartFailed = 127
 // report. When ctx ends (Ctrl-C), the command gets SIGINT, and what it
 // changed is pushed all the same. The error is about the run, not the
 // command: a command that fails is an outcome with its exit code.
-func Run(ctx context.Context, c *handlers.Client, cache *contentcache.Cache, o RunOptions) (RunOutcome, error) {
+func Run(ctx context.Context, c *client.Client, cache *contentcache.Cache, o RunOptions) (RunOutcome, error) {
 	out := RunOutcome{Session: o.Session, Command: o.Command, Dir: o.Dir}
 	if len(o.Command) == 0 {
 		return out, domain.Errorf(domain.CodeInvalidArgument, "no command to run")
@@ -101,7 +101,7 @@ func Run(ctx context.Context, c *handlers.Client, cache *contentcache.Cache, o R
 		if o.Tag != "" {
 			tags["run"] = o.Tag
 		}
-		f, err := c.Fork(ctx, handlers.ForkRequest{Session: o.Session, Tags: tags})
+		f, err := c.Fork(ctx, client.ForkRequest{Session: o.Session, Tags: tags})
 		if err != nil {
 			return out, fmt.Errorf("fork %s: %w", o.Session, err)
 		}
@@ -109,7 +109,7 @@ func Run(ctx context.Context, c *handlers.Client, cache *contentcache.Cache, o R
 		logf("forked %s as %s", o.Session, out.Session)
 	}
 	out.Checkpoint = o.CheckpointBefore
-	at := handlers.At("")
+	at := client.At("")
 	if out.Checkpoint == "" {
 		// Named after the position it names, so that two runs from the
 		// same state share it.
@@ -118,10 +118,10 @@ func Run(ctx context.Context, c *handlers.Client, cache *contentcache.Cache, o R
 			return out, err
 		}
 		out.Checkpoint = "before-run-" + strconv.FormatUint(s.Session.Position, 10)
-		at = handlers.AtPosition(s.Session.Position)
+		at = client.AtPosition(s.Session.Position)
 	}
-	_, err := c.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: out.Session, Name: out.Checkpoint, At: at, Note: "before: " + strings.Join(o.Command, " ")})
-	if err != nil && !(at != "" && handlers.ErrorCode(err) == domain.CodeAlreadyExists) {
+	_, err := c.CreateCheckpoint(ctx, client.CheckpointRequest{Session: out.Session, Name: out.Checkpoint, At: at, Note: "before: " + strings.Join(o.Command, " ")})
+	if err != nil && !(at != "" && client.ErrorCode(err) == domain.CodeAlreadyExists) {
 		return out, fmt.Errorf("checkpoint before the run: %w", err)
 	}
 	temp := o.Dir == ""
@@ -173,7 +173,7 @@ func Run(ctx context.Context, c *handlers.Client, cache *contentcache.Cache, o R
 
 // prepare checks out the session into dir, or pulls it when dir already is
 // a working copy of that session.
-func prepare(ctx context.Context, c *handlers.Client, cache *contentcache.Cache, session, dir string) (*Copy, error) {
+func prepare(ctx context.Context, c *client.Client, cache *contentcache.Cache, session, dir string) (*Copy, error) {
 	if IsWorkingCopy(dir) {
 		w, err := Open(dir, c, cache)
 		if err != nil {
@@ -284,8 +284,8 @@ func (w *Copy) report(ctx context.Context, out RunOutcome) error {
 	if len(summary) > 500 {
 		summary = summary[:500]
 	}
-	err = w.followed(ctx, func(m handlers.Mutation) (uint64, error) {
-		r, err := w.client.ReportHealth(ctx, handlers.HealthRequest{Mutation: m, Session: out.Session, Passing: &passing, Summary: summary, Details: details})
+	err = w.followed(ctx, func(m client.Mutation) (uint64, error) {
+		r, err := w.client.ReportHealth(ctx, client.HealthRequest{Mutation: m, Session: out.Session, Passing: &passing, Summary: summary, Details: details})
 		return r.Position, err
 	})
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/workcopy"
 )
 
@@ -55,19 +55,19 @@ func TestRun_ScriptExitsNonZero(t *testing.T) {
 	}
 	sameTrees(t, "fork after the run", fork, want)
 	// The checkpoint before names the fork's state before the command.
-	cps, err := e.c.ListCheckpoints(ctx, handlers.CheckpointListRequest{Session: out.Session})
+	cps, err := e.c.ListCheckpoints(ctx, client.CheckpointListRequest{Session: out.Session})
 	must(t, err)
 	if len(cps.Checkpoints) != 1 || cps.Checkpoints[0].Name != "before-try" {
 		t.Fatalf("checkpoints of the fork: %+v, want before-try", cps.Checkpoints)
 	}
 	// The pushed change is one event.
-	ev, err := e.c.Events(ctx, handlers.EventsRequest{Session: out.Session, Types: []string{"BatchApplied"}})
+	ev, err := e.c.Events(ctx, client.EventsRequest{Session: out.Session, Types: []string{"BatchApplied"}})
 	must(t, err)
 	if len(ev.Events) != 1 {
 		t.Fatalf("the run pushed %d events, want 1", len(ev.Events))
 	}
 	// The health report: failing, with the exit code, duration and command.
-	h, err := e.c.Health(ctx, handlers.HealthRequest{Session: out.Session})
+	h, err := e.c.Health(ctx, client.HealthRequest{Session: out.Session})
 	must(t, err)
 	if h.Health == nil || h.Health.Passing || !strings.Contains(h.Health.Summary, "exit 3") {
 		t.Fatalf("health %+v, want failing with exit 3", h.Health)
@@ -92,7 +92,7 @@ func TestRun_ReuseDirAndPassing(t *testing.T) {
 	}
 	first := run()
 	// Someone else writes between runs: the reused directory pulls first.
-	_, err := e.c.Write(ctx, handlers.WriteRequest{Session: id, Path: "other.txt", Content: []byte("x")})
+	_, err := e.c.Write(ctx, client.WriteRequest{Session: id, Path: "other.txt", Content: []byte("x")})
 	must(t, err)
 	second := run()
 	if first.ExitCode != 0 || second.ExitCode != 0 || second.Dir != dir {
@@ -101,7 +101,7 @@ func TestRun_ReuseDirAndPassing(t *testing.T) {
 	if got := e.remoteTree(t, id)["n.txt"]; got != `file 644 "111\n"` {
 		t.Fatalf("after two runs n.txt is %s", got)
 	}
-	h, err := e.c.Health(ctx, handlers.HealthRequest{Session: id})
+	h, err := e.c.Health(ctx, client.HealthRequest{Session: id})
 	must(t, err)
 	if !h.Health.Passing {
 		t.Fatalf("health after a passing run: %+v", h.Health)
@@ -144,7 +144,7 @@ func TestRun_InterruptPushesWhatChanged(t *testing.T) {
 	if remote["started.txt"] != `file 644 "go\n"` || remote["trapped.txt"] != `file 644 "bye\n"` {
 		t.Fatalf("after the interrupt the session holds %v, want started.txt and trapped.txt", remote)
 	}
-	h, err := e.c.Health(ctx, handlers.HealthRequest{Session: id})
+	h, err := e.c.Health(ctx, client.HealthRequest{Session: id})
 	must(t, err)
 	if h.Health.Passing || !strings.Contains(h.Health.Summary, "interrupted") {
 		t.Fatalf("health after an interrupt: %+v", h.Health)
@@ -161,7 +161,7 @@ func TestRun_PushEvery(t *testing.T) {
 	go func() {
 		deadline := time.Now().Add(30 * time.Second)
 		for time.Now().Before(deadline) {
-			r, err := e.c.ReadBatch(ctx, handlers.ReadBatchRequest{Session: id, Paths: []string{"one.txt"}})
+			r, err := e.c.ReadBatch(ctx, client.ReadBatchRequest{Session: id, Paths: []string{"one.txt"}})
 			if err == nil && r.Files[0].Error == nil {
 				_ = os.WriteFile(filepath.Join(dir, ".go-on"), nil, 0o644)
 				return

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/workcopy"
 )
 
@@ -37,7 +37,7 @@ func TestPush_ConflictThenPull(t *testing.T) {
 	must(t, err)
 	// B is behind: refused with conflict, and nothing is written.
 	_, err = b.Push(ctx, workcopy.PushOptions{})
-	if handlers.ErrorCode(err) != domain.CodeConflict {
+	if client.ErrorCode(err) != domain.CodeConflict {
 		t.Fatalf("push of a working copy behind the session: %v, want conflict", err)
 	}
 	head, err := e.c.GetSession(ctx, id, "")
@@ -95,7 +95,7 @@ func TestPush_ConflictThenPull(t *testing.T) {
 	}
 	// Nothing was resolved silently: push refuses until the file is edited.
 	_, err = b.Push(ctx, workcopy.PushOptions{})
-	if handlers.ErrorCode(err) != domain.CodeConflict || !strings.Contains(err.Error(), "shared.txt") {
+	if client.ErrorCode(err) != domain.CodeConflict || !strings.Contains(err.Error(), "shared.txt") {
 		t.Fatalf("push with the conflict unresolved: %v, want conflict naming shared.txt", err)
 	}
 	writeLocal(t, db, "shared.txt", "ONE\ntwo\nthree by both\nfour\nFIVE\n", 0o644)
@@ -200,16 +200,16 @@ func TestPush_LockedPath(t *testing.T) {
 	id := e.session(t, write("locked.txt", "v1", 0))
 	dir := filepath.Join(t.TempDir(), "wc")
 	w := e.checkout(t, id, dir)
-	other := handlers.NewClient(e.c.Conn(), "acme")
+	other := client.NewClient(e.c.Conn(), "acme")
 	other.Actor = "someone-else"
-	lease, err := other.Lock(ctx, "acquire", handlers.LockRequest{Session: id, Path: "locked.txt", TTL: "1m"})
+	lease, err := other.Lock(ctx, "acquire", client.LockRequest{Session: id, Path: "locked.txt", TTL: "1m"})
 	must(t, err)
 	writeLocal(t, dir, "locked.txt", "v2", 0o644)
 	// Taking the lease is an event: catch up with it first.
 	_, err = w.Pull(ctx)
 	must(t, err)
 	_, err = w.Push(ctx, workcopy.PushOptions{})
-	if handlers.ErrorCode(err) != domain.CodeLocked {
+	if client.ErrorCode(err) != domain.CodeLocked {
 		t.Fatalf("push over a lock held by another: %v, want locked", err)
 	}
 	if _, err := w.Push(ctx, workcopy.PushOptions{Token: lease.Lock.Token}); err != nil {

@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/workcopy"
 )
 
@@ -21,11 +21,11 @@ func TestCopy_RoundTrip(t *testing.T) {
 		write("same/a.txt", "same content", 0o644),
 		write("same/b.txt", "same content", 0o644),
 		write("empty.txt", "", 0o644),
-		handlers.BatchOp{Op: "mkdir", Path: "empty-dir"},
-		handlers.BatchOp{Op: "symlink", Path: "link", Target: "README.md"},
-		handlers.BatchOp{Op: "symlink", Path: "dangling", Target: "../nowhere"},
+		client.BatchOp{Op: "mkdir", Path: "empty-dir"},
+		client.BatchOp{Op: "symlink", Path: "link", Target: "README.md"},
+		client.BatchOp{Op: "symlink", Path: "dangling", Target: "../nowhere"},
 	)
-	if _, err := e.c.Write(ctx, handlers.WriteRequest{Session: id, Path: "data/big.bin", Content: big}); err != nil {
+	if _, err := e.c.Write(ctx, client.WriteRequest{Session: id, Path: "data/big.bin", Content: big}); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "wc")
@@ -68,7 +68,7 @@ func TestCopy_RoundTrip(t *testing.T) {
 	wantChanges(t, st)
 
 	// One event: the history grew by exactly one change plus the checkpoint.
-	ev, err := e.c.Events(ctx, handlers.EventsRequest{Session: id, From: before.Session.Position + 1})
+	ev, err := e.c.Events(ctx, client.EventsRequest{Session: id, From: before.Session.Position + 1})
 	must(t, err)
 	if len(ev.Events) != 2 || ev.Events[0].Type != "BatchApplied" {
 		t.Fatalf("events after the push: %d (%v), want BatchApplied then the checkpoint", len(ev.Events), ev.Events)
@@ -81,7 +81,7 @@ func TestCopy_RoundTrip(t *testing.T) {
 
 	// A checkout of the past, by checkpoint name.
 	old := filepath.Join(t.TempDir(), "old")
-	if _, err := workcopy.Checkout(ctx, e.c, e.cache, id, handlers.AtPosition(before.Session.Position), old, workcopy.CheckoutOptions{}); err != nil {
+	if _, err := workcopy.Checkout(ctx, e.c, e.cache, id, client.AtPosition(before.Session.Position), old, workcopy.CheckoutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := localTree(t, old)["README.md"]; got != `file 644 "# demo\n"` {
@@ -96,18 +96,18 @@ func TestCheckout_BadTargets(t *testing.T) {
 	dir := t.TempDir()
 	writeLocal(t, dir, "something", "x", 0o644)
 	_, err := workcopy.Checkout(ctx, e.c, e.cache, id, "", dir, workcopy.CheckoutOptions{})
-	if handlers.ErrorCode(err) != domain.CodeAlreadyExists {
+	if client.ErrorCode(err) != domain.CodeAlreadyExists {
 		t.Fatalf("checkout into a non-empty directory: %v, want already_exists", err)
 	}
 	_, err = workcopy.Checkout(ctx, e.c, e.cache, "01M8639GP38ZZVG1GPASRX3QZR", "", filepath.Join(t.TempDir(), "x"), workcopy.CheckoutOptions{})
-	if handlers.ErrorCode(err) != domain.CodeNotFound {
+	if client.ErrorCode(err) != domain.CodeNotFound {
 		t.Fatalf("checkout of an unknown session: %v, want not_found", err)
 	}
 	if _, err := workcopy.Open(t.TempDir(), e.c, e.cache); err == nil {
 		t.Fatal("Open of a plain directory succeeded")
 	}
 	w := e.checkout(t, id, filepath.Join(t.TempDir(), "wc"))
-	if _, err := workcopy.Open(w.Dir, handlers.NewClient(e.c.Conn(), "globex"), e.cache); handlers.ErrorCode(err) != domain.CodeInvalidArgument {
+	if _, err := workcopy.Open(w.Dir, client.NewClient(e.c.Conn(), "globex"), e.cache); client.ErrorCode(err) != domain.CodeInvalidArgument {
 		t.Fatalf("Open as another tenant: %v, want invalid_argument", err)
 	}
 }

@@ -279,7 +279,7 @@ func (c *Collector) runningJob(ctx context.Context, now time.Time) (string, erro
 		if e == nil {
 			break
 		}
-		var j streams.Job
+		var j domain.Job
 		if json.Unmarshal(e.Value(), &j) == nil && !j.Done() && j.Heartbeat.After(now.Add(-c.cfg.Grace)) && why == "" {
 			why = fmt.Sprintf("job %s (%s) is %s", j.ID, j.Kind, j.State)
 		}

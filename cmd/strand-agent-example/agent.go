@@ -9,8 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/workers"
 )
 
@@ -44,7 +44,7 @@ type Outcome struct {
 
 // Agent does tasks: fork, write, checkpoint, ask for approval, wait, commit.
 type Agent struct {
-	Client *handlers.Client
+	Client *client.Client
 	// Poll is how often it looks at the request while it waits.
 	Poll time.Duration
 	Log  *slog.Logger
@@ -52,8 +52,8 @@ type Agent struct {
 	Done func(Outcome)
 }
 
-func (a *Agent) rid(t Task, step string) handlers.Mutation {
-	return handlers.Mutation{RequestID: "task-" + t.ID + "-" + step}
+func (a *Agent) rid(t Task, step string) client.Mutation {
+	return client.Mutation{RequestID: "task-" + t.ID + "-" + step}
 }
 
 // Handle is the agent's worker handler.
@@ -65,7 +65,7 @@ func (a *Agent) Handle(ctx context.Context, it *workers.Item) error {
 	log := a.Log.With("task", t.ID)
 	c := a.Client
 
-	fork, err := c.Fork(ctx, handlers.ForkRequest{Mutation: a.rid(t, "fork"), Session: t.Baseline, At: handlers.At(t.At),
+	fork, err := c.Fork(ctx, client.ForkRequest{Mutation: a.rid(t, "fork"), Session: t.Baseline, At: client.At(t.At),
 		Tags: map[string]string{"task": t.ID}})
 	if err != nil {
 		return permanentIf(err, domain.CodeNotFound, domain.CodeInvalidArgument)
@@ -79,15 +79,15 @@ func (a *Agent) Handle(ctx context.Context, it *workers.Item) error {
 	}
 	slices.Sort(paths)
 	for i, p := range paths {
-		if _, err := c.Write(ctx, handlers.WriteRequest{Mutation: a.rid(t, fmt.Sprint("write-", i)), Session: s, Path: p, Content: []byte(t.Files[p])}); err != nil {
+		if _, err := c.Write(ctx, client.WriteRequest{Mutation: a.rid(t, fmt.Sprint("write-", i)), Session: s, Path: p, Content: []byte(t.Files[p])}); err != nil {
 			return permanentIf(err, domain.CodeInvalidArgument, domain.CodeTooLarge)
 		}
 	}
-	if _, err := c.CreateCheckpoint(ctx, handlers.CheckpointRequest{Mutation: a.rid(t, "checkpoint"), Session: s, Name: "agent-done",
+	if _, err := c.CreateCheckpoint(ctx, client.CheckpointRequest{Mutation: a.rid(t, "checkpoint"), Session: s, Name: "agent-done",
 		Note: "files of task " + t.ID}); err != nil {
 		return err
 	}
-	req, err := c.RequestApproval(ctx, handlers.ApprovalRequestRequest{Mutation: a.rid(t, "approval"), Session: s, Reason: "commit", Group: t.Group})
+	req, err := c.RequestApproval(ctx, client.ApprovalRequestRequest{Mutation: a.rid(t, "approval"), Session: s, Reason: "commit", Group: t.Group})
 	if err != nil {
 		return err
 	}
@@ -101,7 +101,7 @@ func (a *Agent) Handle(ctx context.Context, it *workers.Item) error {
 	out := Outcome{Task: t.ID, Session: s, Request: id, State: state}
 	switch state {
 	case domain.ApprovalGrantedState:
-		cm, err := c.CreateCommit(ctx, handlers.CommitRequest{Mutation: a.rid(t, "commit"), Session: s, Message: t.Message})
+		cm, err := c.CreateCommit(ctx, client.CommitRequest{Mutation: a.rid(t, "commit"), Session: s, Message: t.Message})
 		if err != nil {
 			return err
 		}
@@ -130,7 +130,7 @@ func (a *Agent) wait(ctx context.Context, session, id string) (string, error) {
 		poll = time.Second
 	}
 	for {
-		r, err := a.Client.Pending(ctx, handlers.PendingRequest{Session: session, All: true})
+		r, err := a.Client.Pending(ctx, client.PendingRequest{Session: session, All: true})
 		if err != nil {
 			return "", err
 		}
@@ -150,7 +150,7 @@ func (a *Agent) wait(ctx context.Context, session, id string) (string, error) {
 // permanentIf makes errors with the given codes permanent: retrying a bad
 // task cannot help.
 func permanentIf(err error, codes ...domain.Code) error {
-	var ce *handlers.Error
+	var ce *client.Error
 	if errors.As(err, &ce) && slices.Contains(codes, ce.Code) {
 		return workers.Permanent(err)
 	}

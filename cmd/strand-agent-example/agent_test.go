@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/projections"
@@ -46,23 +47,23 @@ func TestAgent_EndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	owner := handlers.NewClient(env.NC, "acme")
+	owner := client.NewClient(env.NC, "acme")
 	owner.Actor = "owner"
 	// Commits need one grant in this tenant.
-	if _, err := owner.SetPolicy(ctx, handlers.PolicyRequest{Policy: domain.Policy{"commit": 1}}); err != nil {
+	if _, err := owner.SetPolicy(ctx, client.PolicyRequest{Policy: domain.Policy{"commit": 1}}); err != nil {
 		t.Fatal(err)
 	}
-	base, err := owner.CreateSession(ctx, handlers.CreateSessionRequest{})
+	base, err := owner.CreateSession(ctx, client.CreateSessionRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := owner.Write(ctx, handlers.WriteRequest{Session: base.Session.ID, Path: "README.md", Content: []byte("baseline\n")}); err != nil {
+	if _, err := owner.Write(ctx, client.WriteRequest{Session: base.Session.ID, Path: "README.md", Content: []byte("baseline\n")}); err != nil {
 		t.Fatal(err)
 	}
 
 	// The reviewer takes review items, checks that the request still waits
 	// (an item outlives its request), and decides.
-	reviewer := handlers.NewClient(env.NC, "acme")
+	reviewer := client.NewClient(env.NC, "acme")
 	reviewer.Actor = "alice"
 	var reviewed sync.Map
 	rw, err := workers.Start(ctx, js, workers.Config{Name: "reviewers_acme", Stream: streams.WorkStream,
@@ -71,7 +72,7 @@ func TestAgent_EndToEnd(t *testing.T) {
 		if err := json.Unmarshal(it.Data, &item); err != nil {
 			return workers.Permanent(err)
 		}
-		r, err := reviewer.Pending(ctx, handlers.PendingRequest{Session: item.Session})
+		r, err := reviewer.Pending(ctx, client.PendingRequest{Session: item.Session})
 		if err != nil {
 			return err
 		}
@@ -80,7 +81,7 @@ func TestAgent_EndToEnd(t *testing.T) {
 				continue
 			}
 			reviewed.Store(item.Request, item.Group)
-			d := handlers.DecideRequest{Session: item.Session, Request: item.Request, Comment: "looked at it"}
+			d := client.DecideRequest{Session: item.Session, Request: item.Request, Comment: "looked at it"}
 			if item.Group == "legal" {
 				_, err = reviewer.Deny(ctx, d)
 			} else {
@@ -137,7 +138,7 @@ func TestAgent_EndToEnd(t *testing.T) {
 	if o.State != "committed" || o.Commit == "" {
 		t.Fatalf("t1: %+v, want committed", o)
 	}
-	cm, err := owner.GetCommit(ctx, handlers.CommitGetRequest{Session: o.Session, Commit: o.Commit})
+	cm, err := owner.GetCommit(ctx, client.CommitGetRequest{Session: o.Session, Commit: o.Commit})
 	if err != nil {
 		t.Fatal(err)
 	}

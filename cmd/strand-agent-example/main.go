@@ -27,7 +27,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/workers"
 )
@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, done func
 		fmt.Fprintf(stderr, "strand-agent-example: %v\n", err)
 		return 1
 	}
-	c := handlers.NewClient(nc, *tenant)
+	c := client.NewClient(nc, *tenant)
 	c.Actor = *actor
 	a := &Agent{Client: c, Poll: *poll, Log: log, Done: done}
 	w, err := workers.Start(ctx, js, workers.Config{

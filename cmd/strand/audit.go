@@ -17,8 +17,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/audit"
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 func init() {
@@ -64,10 +64,10 @@ func (af *auditFlags) open(ctx context.Context, g *globals) (*audit.Reader, erro
 	audit.TuneGC()
 	r, err := audit.Open(ctx, g.nc, names)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, &handlers.Error{Code: domain.CodeNotFound, Message: err.Error()}
+		return nil, &client.Error{Code: domain.CodeNotFound, Message: err.Error()}
 	}
 	if err != nil {
-		return nil, &handlers.Error{Code: domain.CodeUnavailable, Message: err.Error()}
+		return nil, &client.Error{Code: domain.CodeUnavailable, Message: err.Error()}
 	}
 	return r, nil
 }
@@ -78,7 +78,7 @@ func auditError(err error) error {
 	if err == nil {
 		return nil
 	}
-	var he *handlers.Error
+	var he *client.Error
 	var ue *usageError
 	if errors.As(err, &he) || errors.As(err, &ue) {
 		return err
@@ -96,7 +96,7 @@ func auditError(err error) error {
 			msg = de.Err.Error()
 		}
 	}
-	return &handlers.Error{Code: code, Message: msg}
+	return &client.Error{Code: code, Message: msg}
 }
 
 func explicit(fs *flag.FlagSet, name string) bool {
@@ -198,7 +198,7 @@ func (m *Main) auditVerify(ctx context.Context, _ *globals, args []string) error
 		}
 	}
 	if !rep.OK() {
-		return &handlers.Error{Code: domain.CodeInternal, Message: fmt.Sprintf("verification failed: %d broken histories", len(rep.Findings))}
+		return &client.Error{Code: domain.CodeInternal, Message: fmt.Sprintf("verification failed: %d broken histories", len(rep.Findings))}
 	}
 	return nil
 }
@@ -259,7 +259,7 @@ func (m *Main) auditReplay(ctx context.Context, _ *globals, args []string) error
 	}
 	id, a := splitAt(pos[0])
 	if at != "" {
-		a = handlers.At(at)
+		a = client.At(at)
 	}
 	if dir == "" {
 		return usagef("audit replay needs --to DIR")
@@ -275,7 +275,7 @@ func (m *Main) auditReplay(ctx context.Context, _ *globals, args []string) error
 	}
 	st, err := r.WriteTree(ctx, s.Tree, dir, audit.WriteOptions{Force: force})
 	if errors.Is(err, audit.ErrNotEmpty) {
-		return &handlers.Error{Code: domain.CodeAlreadyExists, Message: err.Error()}
+		return &client.Error{Code: domain.CodeAlreadyExists, Message: err.Error()}
 	}
 	if err != nil {
 		return auditError(err)

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 // TestCLI_Audit drives the audit commands against a served store: they read
@@ -21,29 +21,29 @@ func TestCLI_Audit(t *testing.T) {
 	t.Parallel()
 	srv := startServe(t, t.TempDir())
 	c := newCLI(t, srv.URL)
-	client := srv.Client(t)
+	cl := srv.Client(t)
 	ctx := context.Background()
 
-	s, err := client.CreateSession(ctx, handlers.CreateSessionRequest{})
+	s, err := cl.CreateSession(ctx, client.CreateSessionRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := s.Session.ID
-	must := func(_ handlers.ChangeReply, err error) {
+	must := func(_ client.ChangeReply, err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	must(client.Write(ctx, handlers.WriteRequest{Session: id, Path: "src/main.go", Content: []byte("package main\n")}))
-	must(client.Write(ctx, handlers.WriteRequest{Session: id, Path: "bin/run", Content: []byte("#!/bin/sh\n"), Mode: 0o755}))
-	must(client.Symlink(ctx, handlers.SymlinkRequest{Session: id, Path: "main", Target: "src/main.go"}))
-	cp, err := client.CreateCheckpoint(ctx, handlers.CheckpointRequest{Session: id, Name: "v1"})
+	must(cl.Write(ctx, client.WriteRequest{Session: id, Path: "src/main.go", Content: []byte("package main\n")}))
+	must(cl.Write(ctx, client.WriteRequest{Session: id, Path: "bin/run", Content: []byte("#!/bin/sh\n"), Mode: 0o755}))
+	must(cl.Symlink(ctx, client.SymlinkRequest{Session: id, Path: "main", Target: "src/main.go"}))
+	cp, err := cl.CreateCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	must(client.Write(ctx, handlers.WriteRequest{Session: id, Path: "src/main.go", Content: []byte("package main // v2\n")}))
-	must(client.Remove(ctx, handlers.RemoveRequest{Session: id, Path: "bin", Recursive: true}))
+	must(cl.Write(ctx, client.WriteRequest{Session: id, Path: "src/main.go", Content: []byte("package main // v2\n")}))
+	must(cl.Remove(ctx, client.RemoveRequest{Session: id, Path: "bin", Recursive: true}))
 
 	t.Run("Verify", func(t *testing.T) {
 		out := c.ok("audit", "verify")

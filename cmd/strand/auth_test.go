@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // TestServe_Config runs `strand serve --config deploy/auth/strand.conf
@@ -65,8 +65,8 @@ func TestServe_Config(t *testing.T) {
 		defer nc.Close()
 		ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 		defer cancel()
-		_, err = handlers.NewClient(nc, "globex").GetSession(ctx, created.Session.ID, "")
-		if code := handlers.ErrorCode(err); code != domain.CodeUnavailable {
+		_, err = client.NewClient(nc, "globex").GetSession(ctx, created.Session.ID, "")
+		if code := client.ErrorCode(err); code != domain.CodeUnavailable {
 			t.Errorf("alice gets a session of globex: %v, want unavailable (no answer)", err)
 		}
 	})

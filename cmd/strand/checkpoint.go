@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 func init() {
@@ -38,7 +38,7 @@ func (m *Main) checkpointCreate(ctx context.Context, _ *globals, args []string) 
 		return err
 	}
 	defer g.close()
-	r, err := g.client.CreateCheckpoint(ctx, handlers.CheckpointRequest{Mutation: mf.mutation(), Session: pos[0], Name: pos[1], Note: note, At: handlers.At(at)})
+	r, err := g.client.CreateCheckpoint(ctx, client.CheckpointRequest{Mutation: mf.mutation(), Session: pos[0], Name: pos[1], Note: note, At: client.At(at)})
 	if err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func (m *Main) checkpointList(ctx context.Context, _ *globals, args []string) er
 		return err
 	}
 	defer g.close()
-	r, err := g.client.ListCheckpoints(ctx, handlers.CheckpointListRequest{Session: pos[0], At: handlers.At(at)})
+	r, err := g.client.ListCheckpoints(ctx, client.CheckpointListRequest{Session: pos[0], At: client.At(at)})
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func (m *Main) checkpointRm(ctx context.Context, _ *globals, args []string) erro
 		return err
 	}
 	defer g.close()
-	r, err := g.client.DeleteCheckpoint(ctx, handlers.CheckpointRequest{Mutation: mf.mutation(), Session: pos[0], Name: pos[1]})
+	r, err := g.client.DeleteCheckpoint(ctx, client.CheckpointRequest{Mutation: mf.mutation(), Session: pos[0], Name: pos[1]})
 	if err != nil {
 		return err
 	}

@@ -16,8 +16,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // Main is the program: its streams and, for tests, hooks into serve.
@@ -139,15 +139,7 @@ func (m *Main) report(err error) int {
 		// Asked for with -h: the flags were printed, and that is no error.
 		return exitOK
 	}
-	code := handlers.ErrorCode(err)
-	msg := err.Error()
-	var ce *handlers.Error
-	if errors.As(err, &ce) {
-		msg = ce.Message
-	} else if de := (*domain.Error)(nil); errors.As(err, &de) {
-		msg = domain.ErrorMessage(err)
-	}
-	fmt.Fprintf(m.Stderr, "strand: %s: %s\n", code, msg)
+	fmt.Fprintf(m.Stderr, "strand: %s: %s\n", client.ErrorCode(err), client.ErrorMessage(err))
 	return exitError
 }
 
@@ -203,7 +195,7 @@ type globals struct {
 	json                  bool
 	timeout               time.Duration
 	fs                    *flag.FlagSet
-	client                *handlers.Client
+	client                *client.Client
 	nc                    *nats.Conn
 }
 
@@ -294,10 +286,10 @@ func (g *globals) dial() error {
 	}
 	nc, err := nats.Connect(g.server, opts...)
 	if err != nil {
-		return &handlers.Error{Code: domain.CodeUnavailable, Message: fmt.Sprintf("connect to %s: %v", redactURLs(g.server), err)}
+		return &client.Error{Code: domain.CodeUnavailable, Message: fmt.Sprintf("connect to %s: %v", redactURLs(g.server), err)}
 	}
 	g.nc = nc
-	g.client = handlers.NewClient(nc, g.tenant)
+	g.client = client.NewClient(nc, g.tenant)
 	g.client.Actor = g.actor
 	g.client.Timeout = g.timeout
 	return nil
@@ -334,9 +326,9 @@ func need(pos []string, n int, usage string) error {
 }
 
 // splitAt splits SESSION@AT.
-func splitAt(s string) (string, handlers.At) {
+func splitAt(s string) (string, client.At) {
 	id, at, _ := strings.Cut(s, "@")
-	return id, handlers.At(at)
+	return id, client.At(at)
 }
 
 func readInput(r io.Reader, file string) ([]byte, error) {

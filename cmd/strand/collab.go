@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 func init() {
@@ -47,7 +47,7 @@ func init() {
 	)
 }
 
-func (m *Main) printCacheEntries(g *globals, es []handlers.CacheEntryView) {
+func (m *Main) printCacheEntries(g *globals, es []client.CacheEntryView) {
 	rows := make([][]string, 0, len(es))
 	for _, e := range es {
 		exp := ""
@@ -75,7 +75,7 @@ func (m *Main) cacheWrite(ctx context.Context, name string, args []string, cas b
 	if err := need(pos, 3, name+" SESSION KEY VALUE"); err != nil {
 		return err
 	}
-	req := handlers.CachePutRequest{Mutation: mf.mutation(), Session: pos[0], Key: pos[1], Value: []byte(pos[2]), TTL: ttl}
+	req := client.CachePutRequest{Mutation: mf.mutation(), Session: pos[0], Key: pos[1], Value: []byte(pos[2]), TTL: ttl}
 	if rev >= 0 {
 		r := uint64(rev)
 		req.ExpectedRev = &r
@@ -85,7 +85,7 @@ func (m *Main) cacheWrite(ctx context.Context, name string, args []string, cas b
 	if err := g.dial(); err != nil {
 		return err
 	}
-	var r handlers.CacheReply
+	var r client.CacheReply
 	if req.ExpectedRev != nil {
 		r, err = g.client.CacheCAS(ctx, req)
 	} else {
@@ -98,7 +98,7 @@ func (m *Main) cacheWrite(ctx context.Context, name string, args []string, cas b
 		return m.printJSON(r)
 	}
 	if r.Entry != nil {
-		m.printCacheEntries(g, []handlers.CacheEntryView{*r.Entry})
+		m.printCacheEntries(g, []client.CacheEntryView{*r.Entry})
 	}
 	return nil
 }
@@ -111,7 +111,7 @@ func (m *Main) cacheCAS(ctx context.Context, _ *globals, args []string) error {
 	return m.cacheWrite(ctx, "cache cas", args, true)
 }
 
-func (m *Main) cacheOne(ctx context.Context, name string, args []string, fn func(*handlers.Client, context.Context, handlers.CacheRequest) (handlers.CacheReply, error), print func(*globals, handlers.CacheReply) error) error {
+func (m *Main) cacheOne(ctx context.Context, name string, args []string, fn func(*client.Client, context.Context, client.CacheRequest) (client.CacheReply, error), print func(*globals, client.CacheReply) error) error {
 	var at string
 	var mf mutationFlags
 	g, pos, err := m.parseArgs(name, args, func(fs *flag.FlagSet) {
@@ -128,7 +128,7 @@ func (m *Main) cacheOne(ctx context.Context, name string, args []string, fn func
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := fn(g.client, ctx, handlers.CacheRequest{Mutation: mf.mutation(), Session: pos[0], Key: pos[1], At: handlers.At(at)})
+	r, err := fn(g.client, ctx, client.CacheRequest{Mutation: mf.mutation(), Session: pos[0], Key: pos[1], At: client.At(at)})
 	if err != nil {
 		return err
 	}
@@ -139,28 +139,28 @@ func (m *Main) cacheOne(ctx context.Context, name string, args []string, fn func
 }
 
 func (m *Main) cacheGet(ctx context.Context, _ *globals, args []string) error {
-	return m.cacheOne(ctx, "cache get", args, (*handlers.Client).CacheGet, func(g *globals, r handlers.CacheReply) error {
+	return m.cacheOne(ctx, "cache get", args, (*client.Client).CacheGet, func(g *globals, r client.CacheReply) error {
 		_, err := m.Stdout.Write(r.Entry.Value)
 		return err
 	})
 }
 
 func (m *Main) cacheMeta(ctx context.Context, _ *globals, args []string) error {
-	return m.cacheOne(ctx, "cache meta", args, (*handlers.Client).CacheMeta, func(g *globals, r handlers.CacheReply) error {
-		m.printCacheEntries(g, []handlers.CacheEntryView{*r.Entry})
+	return m.cacheOne(ctx, "cache meta", args, (*client.Client).CacheMeta, func(g *globals, r client.CacheReply) error {
+		m.printCacheEntries(g, []client.CacheEntryView{*r.Entry})
 		return nil
 	})
 }
 
 func (m *Main) cacheRm(ctx context.Context, _ *globals, args []string) error {
-	return m.cacheOne(ctx, "cache rm", args, (*handlers.Client).CacheDelete, func(g *globals, r handlers.CacheReply) error {
+	return m.cacheOne(ctx, "cache rm", args, (*client.Client).CacheDelete, func(g *globals, r client.CacheReply) error {
 		m.printf("deleted (event at %d)\n", r.Position)
 		return nil
 	})
 }
 
 func (m *Main) cacheKeys(ctx context.Context, _ *globals, args []string) error {
-	var req handlers.CacheKeysRequest
+	var req client.CacheKeysRequest
 	var at string
 	g, pos, err := m.parseArgs("cache keys", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&req.After, "after", "", "continue after this key")
@@ -174,7 +174,7 @@ func (m *Main) cacheKeys(ctx context.Context, _ *globals, args []string) error {
 	if len(pos) < 1 || len(pos) > 2 {
 		return usagef("usage: strand cache keys SESSION [PREFIX]")
 	}
-	req.Session, req.At = pos[0], handlers.At(at)
+	req.Session, req.At = pos[0], client.At(at)
 	if len(pos) == 2 {
 		req.Prefix = pos[1]
 	}
@@ -204,7 +204,7 @@ func (m *Main) cacheStats(ctx context.Context, _ *globals, args []string) error 
 	if len(pos) < 1 || len(pos) > 2 {
 		return usagef("usage: strand cache stats SESSION [PREFIX]")
 	}
-	req := handlers.CacheKeysRequest{Session: pos[0]}
+	req := client.CacheKeysRequest{Session: pos[0]}
 	if len(pos) == 2 {
 		req.Prefix = pos[1]
 	}
@@ -235,7 +235,7 @@ func (m *Main) cacheRmPrefix(ctx context.Context, _ *globals, args []string) err
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := g.client.CacheBatch(ctx, "delete_prefix", handlers.CacheBatchRequest{Mutation: mf.mutation(), Session: pos[0], Prefix: pos[1]})
+	r, err := g.client.CacheBatch(ctx, "delete_prefix", client.CacheBatchRequest{Mutation: mf.mutation(), Session: pos[0], Prefix: pos[1]})
 	if err != nil {
 		return err
 	}
@@ -246,7 +246,7 @@ func (m *Main) cacheRmPrefix(ctx context.Context, _ *globals, args []string) err
 	return nil
 }
 
-func (m *Main) printLocks(ls []handlers.LockView) {
+func (m *Main) printLocks(ls []client.LockView) {
 	rows := make([][]string, 0, len(ls))
 	for _, l := range ls {
 		p := l.Path
@@ -262,7 +262,7 @@ func (m *Main) printLocks(ls []handlers.LockView) {
 }
 
 func (m *Main) lockDo(ctx context.Context, verb string, args []string, needToken bool) error {
-	var req handlers.LockRequest
+	var req client.LockRequest
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("lock "+verb, args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&req.Subtree, "subtree", false, "lock the path and everything below it")
@@ -290,7 +290,7 @@ func (m *Main) lockDo(ctx context.Context, verb string, args []string, needToken
 	if g.json {
 		return m.printJSON(r)
 	}
-	m.printLocks([]handlers.LockView{r.Lock})
+	m.printLocks([]client.LockView{r.Lock})
 	return nil
 }
 
@@ -319,7 +319,7 @@ func (m *Main) lockList(ctx context.Context, _ *globals, args []string) error {
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := g.client.Locks(ctx, handlers.LockListRequest{Session: pos[0]})
+	r, err := g.client.Locks(ctx, client.LockListRequest{Session: pos[0]})
 	if err != nil {
 		return err
 	}
@@ -343,7 +343,7 @@ func (m *Main) busPub(ctx context.Context, _ *globals, args []string) error {
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := g.client.BusPublish(ctx, handlers.BusRequest{Mutation: mf.mutation(), Session: pos[0], Topic: pos[1], Data: []byte(pos[2])})
+	r, err := g.client.BusPublish(ctx, client.BusRequest{Mutation: mf.mutation(), Session: pos[0], Topic: pos[1], Data: []byte(pos[2])})
 	if err != nil {
 		return err
 	}
@@ -354,7 +354,7 @@ func (m *Main) busPub(ctx context.Context, _ *globals, args []string) error {
 	return nil
 }
 
-func (m *Main) printBus(g *globals, msgs []handlers.BusMessageView) error {
+func (m *Main) printBus(g *globals, msgs []client.BusMessageView) error {
 	for _, msg := range msgs {
 		if g.json {
 			if err := json.NewEncoder(m.Stdout).Encode(msg); err != nil {
@@ -382,7 +382,7 @@ func (m *Main) busReplay(ctx context.Context, _ *globals, args []string) error {
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := g.client.BusReplay(ctx, handlers.BusRequest{Session: pos[0], Topic: pos[1], Limit: limit})
+	r, err := g.client.BusReplay(ctx, client.BusRequest{Session: pos[0], Topic: pos[1], Limit: limit})
 	if err != nil {
 		return err
 	}
@@ -412,7 +412,7 @@ func (m *Main) busSub(ctx context.Context, _ *globals, args []string) error {
 	defer sub.Unsubscribe() //nolint:errcheck
 	var last uint64
 	if replay > 0 {
-		r, err := g.client.BusReplay(ctx, handlers.BusRequest{Session: pos[0], Topic: pos[1], Limit: replay})
+		r, err := g.client.BusReplay(ctx, client.BusRequest{Session: pos[0], Topic: pos[1], Limit: replay})
 		if err != nil {
 			return err
 		}
@@ -430,14 +430,14 @@ func (m *Main) busSub(ctx context.Context, _ *globals, args []string) error {
 		case <-ctx.Done():
 			return nil
 		case msg := <-msgs:
-			v := handlers.BusMessageView{Time: time.Now().UTC(), Actor: msg.Header.Get("Strand-Actor"), Data: msg.Data}
+			v := client.BusMessageView{Time: time.Now().UTC(), Actor: msg.Header.Get("Strand-Actor"), Data: msg.Data}
 			if md, err := msg.Metadata(); err == nil {
 				v.Sequence = md.Sequence.Stream
 			}
 			if last != 0 && v.Sequence != 0 && v.Sequence <= last {
 				continue
 			}
-			if err := m.printBus(g, []handlers.BusMessageView{v}); err != nil {
+			if err := m.printBus(g, []client.BusMessageView{v}); err != nil {
 				return err
 			}
 		}
@@ -445,7 +445,7 @@ func (m *Main) busSub(ctx context.Context, _ *globals, args []string) error {
 }
 
 func (m *Main) healthReport(ctx context.Context, _ *globals, args []string) error {
-	var req handlers.HealthRequest
+	var req client.HealthRequest
 	var pass, fail bool
 	var details string
 	var mf mutationFlags
@@ -486,7 +486,7 @@ func (m *Main) healthReport(ctx context.Context, _ *globals, args []string) erro
 	return m.printHealth(g, r)
 }
 
-func (m *Main) printHealth(g *globals, r handlers.HealthReply) error {
+func (m *Main) printHealth(g *globals, r client.HealthReply) error {
 	if g.json {
 		return m.printJSON(r)
 	}
@@ -514,7 +514,7 @@ func (m *Main) healthGet(ctx context.Context, _ *globals, args []string) error {
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := g.client.Health(ctx, handlers.HealthRequest{Session: pos[0], At: handlers.At(at)})
+	r, err := g.client.Health(ctx, client.HealthRequest{Session: pos[0], At: client.At(at)})
 	if err != nil {
 		return err
 	}
@@ -536,7 +536,7 @@ func (m *Main) fsXattr(ctx context.Context, _ *globals, args []string) error {
 		return usagef("usage: strand fs xattr set|get|list|rm SESSION PATH [NAME] [VALUE]")
 	}
 	verb := pos[0]
-	req := handlers.XattrRequest{Session: pos[1], Path: pos[2], At: handlers.At(at)}
+	req := client.XattrRequest{Session: pos[1], Path: pos[2], At: client.At(at)}
 	switch verb {
 	case "set":
 		if len(pos) != 5 {

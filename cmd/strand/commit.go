@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 func init() {
@@ -41,7 +41,7 @@ func (m *Main) printSummary(s domain.Summary) {
 	m.table([]string{"SUMMARY", ""}, rows)
 }
 
-func (m *Main) printCommits(cs []handlers.CommitView) {
+func (m *Main) printCommits(cs []client.CommitView) {
 	rows := make([][]string, 0, len(cs))
 	for _, c := range cs {
 		msg := strings.SplitN(c.Message, "\n", 2)[0]
@@ -51,7 +51,7 @@ func (m *Main) printCommits(cs []handlers.CommitView) {
 }
 
 func (m *Main) commitCreate(ctx context.Context, _ *globals, args []string) error {
-	var req handlers.CommitRequest
+	var req client.CommitRequest
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("commit create", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&req.Message, "message", "", "the commit message")
@@ -76,7 +76,7 @@ func (m *Main) commitCreate(ctx context.Context, _ *globals, args []string) erro
 	if g.json {
 		return m.printJSON(r)
 	}
-	m.printCommits([]handlers.CommitView{r.Commit})
+	m.printCommits([]client.CommitView{r.Commit})
 	if r.Commit.Summary != nil {
 		m.printSummary(*r.Commit.Summary)
 	}
@@ -95,7 +95,7 @@ func (m *Main) commitList(ctx context.Context, _ *globals, args []string) error 
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := g.client.ListCommits(ctx, handlers.CommitListRequest{Session: pos[0]})
+	r, err := g.client.ListCommits(ctx, client.CommitListRequest{Session: pos[0]})
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func (m *Main) commitShow(ctx context.Context, _ *globals, args []string) error 
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := g.client.GetCommit(ctx, handlers.CommitGetRequest{Session: session, Commit: pos[0]})
+	r, err := g.client.GetCommit(ctx, client.CommitGetRequest{Session: session, Commit: pos[0]})
 	if err != nil {
 		return err
 	}
@@ -154,12 +154,12 @@ func (m *Main) commitSummary(ctx context.Context, _ *globals, args []string) err
 	}
 	id, a := splitAt(pos[0])
 	if at != "" {
-		a = handlers.At(at)
+		a = client.At(at)
 	}
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := g.client.Summary(ctx, handlers.SummaryRequest{Session: id, At: a})
+	r, err := g.client.Summary(ctx, client.SummaryRequest{Session: id, At: a})
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 // serveProcess is `strand serve` running as a child process: the test
@@ -112,7 +112,7 @@ type crashOp struct {
 	// sent: the request may have reached the server. acked: its reply came
 	// back, so the write is acknowledged.
 	sent, acked bool
-	reply       handlers.ChangeReply
+	reply       client.ChangeReply
 	err         error
 	errAfter    bool // err came after the kill
 }
@@ -154,10 +154,10 @@ func TestServe_CrashKeepsAcknowledgedWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := handlers.NewClient(setup, "default")
+	cl := client.NewClient(setup, "default")
 	var ids []string
 	for range sessions {
-		r, err := client.CreateSession(ctx, handlers.CreateSessionRequest{})
+		r, err := cl.CreateSession(ctx, client.CreateSessionRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +181,7 @@ func TestServe_CrashKeepsAcknowledgedWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	load := handlers.NewClient(nc, "default")
+	load := client.NewClient(nc, "default")
 	load.ChunkSize = 16 << 10 // larger files go up in chunks before their event
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var acked, inflight atomic.Int64
@@ -199,8 +199,8 @@ func TestServe_CrashKeepsAcknowledgedWrites(t *testing.T) {
 				}
 				op.sent = true
 				inflight.Add(1)
-				r, err := load.Write(loadCtx, handlers.WriteRequest{
-					Mutation: handlers.Mutation{RequestID: op.requestID},
+				r, err := load.Write(loadCtx, client.WriteRequest{
+					Mutation: client.Mutation{RequestID: op.requestID},
 					Session:  op.session, Path: op.path, Content: op.content,
 				})
 				inflight.Add(-1)
@@ -254,14 +254,14 @@ func TestServe_CrashKeepsAcknowledgedWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer vc.Close()
-	verify := handlers.NewClient(vc, "default")
+	verify := client.NewClient(vc, "default")
 
 	// Every acknowledged write reads back, at its position, as written.
 	for _, op := range ops {
 		if !op.acked {
 			continue
 		}
-		at := handlers.AtPosition(op.reply.Position)
+		at := client.AtPosition(op.reply.Position)
 		data, rr, err := verify.ReadAll(ctx, op.session, op.path, at)
 		if err != nil {
 			t.Errorf("after the crash, read %s %s at %d: %v", op.session, op.path, op.reply.Position, err)
@@ -277,12 +277,12 @@ func TestServe_CrashKeepsAcknowledgedWrites(t *testing.T) {
 	for _, op := range ops {
 		byRequest[op.requestID] = op
 	}
-	events := func(id string) []handlers.EventView {
+	events := func(id string) []client.EventView {
 		t.Helper()
-		var all []handlers.EventView
+		var all []client.EventView
 		var from uint64
 		for {
-			r, err := verify.Events(ctx, handlers.EventsRequest{Session: id, From: from, Limit: handlers.MaxEventsLimit})
+			r, err := verify.Events(ctx, client.EventsRequest{Session: id, From: from, Limit: client.MaxEventsLimit})
 			if err != nil {
 				t.Fatalf("events of %s: %v", id, err)
 			}
@@ -355,8 +355,8 @@ func TestServe_CrashKeepsAcknowledgedWrites(t *testing.T) {
 		if !op.sent || op.acked {
 			continue
 		}
-		r, err := verify.Write(ctx, handlers.WriteRequest{
-			Mutation: handlers.Mutation{RequestID: op.requestID},
+		r, err := verify.Write(ctx, client.WriteRequest{
+			Mutation: client.Mutation{RequestID: op.requestID},
 			Session:  op.session, Path: op.path, Content: op.content,
 		})
 		if err != nil {
@@ -383,7 +383,7 @@ func TestServe_CrashKeepsAcknowledgedWrites(t *testing.T) {
 		if !op.acked {
 			continue
 		}
-		rr, err := verify.Read(ctx, handlers.ReadRequest{Session: op.session, Path: op.path, Length: 1})
+		rr, err := verify.Read(ctx, client.ReadRequest{Session: op.session, Path: op.path, Length: 1})
 		if err != nil || rr.Hash != sha(op.content) {
 			t.Errorf("head of %s: %s = %+v, %v; want hash %s", op.session, op.path, rr.Hash, err, sha(op.content))
 		}

@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/workcopy"
 )
 
@@ -24,7 +24,7 @@ func (m *Main) cmdDiff(ctx context.Context, _ *globals, args []string) error {
 	var lines, limit int
 	g, pos, err := m.parseArgs("diff", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&path, "path", "", "print the unified diff of this path")
-		fs.IntVar(&lines, "context", handlers.DefaultDiffContext, "lines of context around each change of --path")
+		fs.IntVar(&lines, "context", client.DefaultDiffContext, "lines of context around each change of --path")
 		fs.IntVar(&limit, "limit", 0, "list at most this many changes (default 1000)")
 		var cf cacheFlags
 		m.declareCache(fs, &cf) // used by strand diff [DIR]
@@ -41,13 +41,13 @@ func (m *Main) cmdDiff(ctx context.Context, _ *globals, args []string) error {
 	if lines < 0 {
 		return usagef("--context must not be negative")
 	}
-	req := handlers.DiffRequest{Path: path, Context: &lines, Limit: limit}
+	req := client.DiffRequest{Path: path, Context: &lines, Limit: limit}
 	if len(pos) == 2 {
 		id, at := splitAt(pos[0])
-		req.From = &handlers.DiffSide{Session: id, At: at}
+		req.From = &client.DiffSide{Session: id, At: at}
 	}
 	id, at := splitAt(pos[len(pos)-1])
-	req.To = handlers.DiffSide{Session: id, At: at}
+	req.To = client.DiffSide{Session: id, At: at}
 	if err := g.dial(); err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func (m *Main) cmdDiff(ctx context.Context, _ *globals, args []string) error {
 
 // printDiff prints the changes as one table in tree order: a status
 // letter (A, M, D, R), the kind, the path and what changed.
-func (m *Main) printDiff(r handlers.DiffReply) {
+func (m *Main) printDiff(r client.DiffReply) {
 	type row struct {
 		key  string
 		cols []string
@@ -112,7 +112,7 @@ func (m *Main) printDiff(r handlers.DiffReply) {
 	}
 }
 
-func nodeDetail(n *handlers.DiffNodeView) string {
+func nodeDetail(n *client.DiffNodeView) string {
 	switch {
 	case n == nil:
 		return ""
@@ -125,7 +125,7 @@ func nodeDetail(n *handlers.DiffNodeView) string {
 }
 
 // modifiedDetail says what differs between two versions of a path.
-func modifiedDetail(o, n *handlers.DiffNodeView) string {
+func modifiedDetail(o, n *client.DiffNodeView) string {
 	if o == nil || n == nil {
 		return ""
 	}

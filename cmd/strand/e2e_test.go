@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 func sha(b []byte) string {
@@ -69,11 +69,11 @@ func TestCLI_Session(t *testing.T) {
 	t.Parallel()
 	s := startServe(t, t.TempDir())
 	c := newCLI(t, s.URL)
-	client := s.Client(t)
+	cl := s.Client(t)
 	ctx := context.Background()
 
 	var last uint64
-	var created handlers.SessionReply
+	var created client.SessionReply
 	c.mutation(&last, &created, "", "session", "create", "--tag", "team=blue", "--tag", "env=dev", "--owner", "olga")
 	id := created.Session.ID
 	if id == "" || created.Session.Status != "active" || created.Session.Owner != "olga" ||
@@ -82,7 +82,7 @@ func TestCLI_Session(t *testing.T) {
 	}
 
 	t.Run("Get", func(t *testing.T) {
-		var got handlers.SessionReply
+		var got client.SessionReply
 		c.okJSON(&got, "session", "get", id)
 		if got.Session.ID != id || got.Session.Root != created.Session.Root || got.Position != last {
 			t.Errorf("session get = %+v, want id %s root %s position %d", got.Session, id, created.Session.Root, last)
@@ -95,14 +95,14 @@ func TestCLI_Session(t *testing.T) {
 			}
 		}
 		// What the CLI made, the Go client sees.
-		r, err := client.GetSession(ctx, id, "")
+		r, err := cl.GetSession(ctx, id, "")
 		if err != nil || r.Session.Root != created.Session.Root {
 			t.Errorf("client GetSession = %+v, %v; want root %s", r.Session, err, created.Session.Root)
 		}
 	})
 
 	t.Run("Tag", func(t *testing.T) {
-		var got handlers.SessionReply
+		var got client.SessionReply
 		c.mutation(&last, &got, "", "session", "tag", id, "stage=review", "--remove", "env")
 		if got.Session.Tags["stage"] != "review" || got.Session.Tags["team"] != "blue" {
 			t.Errorf("tags after tag = %v, want stage=review and team=blue", got.Session.Tags)
@@ -113,14 +113,14 @@ func TestCLI_Session(t *testing.T) {
 	})
 
 	t.Run("List", func(t *testing.T) {
-		other, err := client.CreateSession(ctx, handlers.CreateSessionRequest{Tags: map[string]string{"team": "red"}})
+		other, err := cl.CreateSession(ctx, client.CreateSessionRequest{Tags: map[string]string{"team": "red"}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		// The list is a projection: it catches up shortly after a write.
 		var ids []string
 		waitFor(t, "session list --tag team=blue to show "+id, func() bool {
-			var l handlers.ListSessionsReply
+			var l client.ListSessionsReply
 			c.okJSON(&l, "session", "list", "--tag", "team=blue")
 			ids = ids[:0]
 			for _, s := range l.Sessions {
@@ -138,7 +138,7 @@ func TestCLI_Session(t *testing.T) {
 	})
 
 	t.Run("ArchiveAndDelete", func(t *testing.T) {
-		var a handlers.SessionReply
+		var a client.SessionReply
 		c.mutation(&last, &a, "", "session", "archive", id)
 		if a.Session.Status != "archived" {
 			t.Errorf("status after archive = %q, want archived", a.Session.Status)
@@ -148,19 +148,19 @@ func TestCLI_Session(t *testing.T) {
 			t.Errorf("%v\nwant a write to an archived session refused with exit 1, saying it is archived", r)
 		}
 		waitFor(t, "session list --status archived to show "+id, func() bool {
-			var l handlers.ListSessionsReply
+			var l client.ListSessionsReply
 			c.okJSON(&l, "session", "list", "--status", "archived")
 			return len(l.Sessions) == 1 && l.Sessions[0].ID == id
 		})
 
-		var d handlers.SessionReply
+		var d client.SessionReply
 		c.mutation(&last, &d, "", "session", "delete", id)
 		if d.Session.Status != "deleted" {
 			t.Errorf("status after delete = %q, want deleted", d.Session.Status)
 		}
 		c.fail("not_found", "session", "get", id)
 		// History stays: the session as it was is still readable.
-		var past handlers.SessionReply
+		var past client.SessionReply
 		c.okJSON(&past, "session", "get", id+"@"+strconv.FormatUint(created.Position, 10))
 		if past.Session.Status != "active" || past.Session.Root != created.Session.Root {
 			t.Errorf("session get %s@%d = %+v, want the active session as created", id, created.Position, past.Session)
@@ -172,9 +172,9 @@ func TestCLI_FS(t *testing.T) {
 	t.Parallel()
 	s := startServe(t, t.TempDir())
 	c := newCLI(t, s.URL)
-	client := s.Client(t)
+	cl := s.Client(t)
 	ctx := context.Background()
-	created, err := client.CreateSession(ctx, handlers.CreateSessionRequest{})
+	created, err := cl.CreateSession(ctx, client.CreateSessionRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,14 +193,14 @@ func TestCLI_FS(t *testing.T) {
 	}
 
 	t.Run("WriteStdin", func(t *testing.T) {
-		var r handlers.ChangeReply
+		var r client.ChangeReply
 		c.mutation(&last, &r, "hello\n", "fs", "write", id, "/docs/hello.txt")
 		if r.Path != "docs/hello.txt" || r.Hash != sha([]byte("hello\n")) || r.Size != 6 || r.Session != id {
 			t.Errorf("fs write = %+v, want docs/hello.txt with hash %s size 6", r, sha([]byte("hello\n")))
 		}
 	})
 	t.Run("WriteFromFile", func(t *testing.T) {
-		var r handlers.ChangeReply
+		var r client.ChangeReply
 		c.mutation(&last, &r, "", "fs", "write", id, "data/blob.bin", "--from", binFile, "--mode", "600")
 		if r.Hash != sha(bin) || r.Size != int64(len(bin)) {
 			t.Errorf("fs write --from = %+v, want hash %s size %d", r, sha(bin), len(bin))
@@ -215,9 +215,9 @@ func TestCLI_FS(t *testing.T) {
 		}
 	})
 	t.Run("Ls", func(t *testing.T) {
-		var m handlers.ManifestReply
+		var m client.ManifestReply
 		c.okJSON(&m, "fs", "ls", id)
-		got := map[string]handlers.EntryView{}
+		got := map[string]client.EntryView{}
 		for _, e := range m.Entries {
 			got[e.Path] = e
 		}
@@ -230,7 +230,7 @@ func TestCLI_FS(t *testing.T) {
 		if m.Position != last {
 			t.Errorf("fs ls position = %d, want %d", m.Position, last)
 		}
-		var p handlers.ManifestReply
+		var p client.ManifestReply
 		c.okJSON(&p, "fs", "ls", id, "docs/")
 		if len(p.Entries) != 1 || p.Entries[0].Path != "docs/hello.txt" {
 			t.Errorf("fs ls %s docs/ = %+v, want only docs/hello.txt", id, p.Entries)
@@ -254,7 +254,7 @@ func TestCLI_FS(t *testing.T) {
 		c.fail("invalid_argument", "fs", "rm", id, "a")
 		c.mutation(&last, nil, "", "fs", "rm", "-r", id, "a")
 
-		m, err := client.Manifest(ctx, handlers.ManifestRequest{Session: id})
+		m, err := cl.Manifest(ctx, client.ManifestRequest{Session: id})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -271,7 +271,7 @@ func TestCLI_FS(t *testing.T) {
 		}
 	})
 	t.Run("ClientWriteCLIRead", func(t *testing.T) {
-		r, err := client.Write(ctx, handlers.WriteRequest{Session: id, Path: "from-go.txt", Content: []byte("go\x00client")})
+		r, err := cl.Write(ctx, client.WriteRequest{Session: id, Path: "from-go.txt", Content: []byte("go\x00client")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -286,13 +286,13 @@ func TestCLI_History(t *testing.T) {
 	s := startServe(t, t.TempDir())
 	c := newCLI(t, s.URL)
 
-	var created handlers.SessionReply
+	var created client.SessionReply
 	var last uint64
 	c.mutation(&last, &created, "", "session", "create")
 	id := created.Session.ID
-	var w1, w2 handlers.ChangeReply
+	var w1, w2 client.ChangeReply
 	c.mutation(&last, &w1, "v1", "fs", "write", id, "f.txt")
-	var cp handlers.CheckpointReply
+	var cp client.CheckpointReply
 	c.mutation(&last, &cp, "", "checkpoint", "create", id, "first", "--note", "before v2")
 	if cp.Checkpoint.Name != "first" || cp.Checkpoint.Position != w1.Position || cp.Checkpoint.Note != "before v2" {
 		t.Fatalf("checkpoint create = %+v, want first -> %d with the note", cp.Checkpoint, w1.Position)
@@ -302,7 +302,7 @@ func TestCLI_History(t *testing.T) {
 	at1 := strconv.FormatUint(w1.Position, 10)
 
 	t.Run("CheckpointList", func(t *testing.T) {
-		var l handlers.CheckpointListReply
+		var l client.CheckpointListReply
 		c.okJSON(&l, "checkpoint", "list", id)
 		if len(l.Checkpoints) != 1 || l.Checkpoints[0].Name != "first" || l.Checkpoints[0].Position != w1.Position {
 			t.Errorf("checkpoint list = %+v, want [first -> %d]", l.Checkpoints, w1.Position)
@@ -328,7 +328,7 @@ func TestCLI_History(t *testing.T) {
 		c.fail("not_found", "fs", "cat", id, "g.txt", "--at", "first")
 	})
 	t.Run("Events", func(t *testing.T) {
-		var ev handlers.EventsReply
+		var ev client.EventsReply
 		c.okJSON(&ev, "events", id)
 		var types []string
 		prev := ""
@@ -349,7 +349,7 @@ func TestCLI_History(t *testing.T) {
 		if n := len(ev.Events); n > 0 && ev.Events[n-1].Position != last {
 			t.Errorf("last event position = %d, want %d", ev.Events[n-1].Position, last)
 		}
-		var upTo handlers.EventsReply
+		var upTo client.EventsReply
 		c.okJSON(&upTo, "events", id, "--at", "first")
 		if len(upTo.Events) != 2 {
 			t.Errorf("events --at first: got %d events, want 2", len(upTo.Events))
@@ -359,7 +359,7 @@ func TestCLI_History(t *testing.T) {
 		}
 	})
 	t.Run("ForkAt", func(t *testing.T) {
-		var f handlers.SessionReply
+		var f client.SessionReply
 		c.mutation(nil, &f, "", "session", "fork", id, "--at", "first")
 		if f.Session.ID == id || f.Session.Origin == nil || f.Session.Origin.Parent != id || f.Session.Origin.Position != w1.Position {
 			t.Fatalf("session fork --at first = %+v, want a new session with origin %s@%d", f.Session, id, w1.Position)
@@ -371,16 +371,16 @@ func TestCLI_History(t *testing.T) {
 		if out := c.ok("fs", "cat", id, "f.txt"); out != "v2" {
 			t.Errorf("parent f.txt after writing the fork = %q, want v2", out)
 		}
-		var byPos handlers.SessionReply
+		var byPos client.SessionReply
 		c.mutation(nil, &byPos, "", "session", "fork", id+"@"+at1)
 		if out := c.ok("fs", "cat", byPos.Session.ID, "f.txt"); out != "v1" {
 			t.Errorf("fs cat in fork %s@%s = %q, want v1", id, at1, out)
 		}
 	})
 	t.Run("RestoreTo", func(t *testing.T) {
-		var then handlers.SessionReply
+		var then client.SessionReply
 		c.okJSON(&then, "session", "get", id, "--at", at1)
-		var r handlers.SessionReply
+		var r client.SessionReply
 		c.mutation(&last, &r, "", "session", "restore", id, "--to", "first")
 		if r.Session.Root != then.Session.Root {
 			t.Errorf("root after restore --to first = %s, want the root at %s, %s", r.Session.Root, at1, then.Session.Root)
@@ -397,7 +397,7 @@ func TestCLI_History(t *testing.T) {
 	})
 	t.Run("CheckpointRm", func(t *testing.T) {
 		c.mutation(&last, nil, "", "checkpoint", "rm", id, "first")
-		var l handlers.CheckpointListReply
+		var l client.CheckpointListReply
 		c.okJSON(&l, "checkpoint", "list", id)
 		if len(l.Checkpoints) != 0 {
 			t.Errorf("checkpoint list after rm = %+v, want none", l.Checkpoints)
@@ -413,12 +413,12 @@ func TestCLI_History(t *testing.T) {
 func TestCLI_GlobalFlagsAndEnv(t *testing.T) {
 	t.Parallel()
 	s := startServe(t, t.TempDir())
-	client := s.Client(t)
+	cl := s.Client(t)
 	ctx := context.Background()
 
 	t.Run("FlagsBeforeAndAfterPositionals", func(t *testing.T) {
 		c := newCLI(t, "")
-		var r handlers.SessionReply
+		var r client.SessionReply
 		c.okJSON(&r, "session", "create", "--server", s.URL)
 		id := r.Session.ID
 		for _, args := range [][]string{
@@ -428,12 +428,12 @@ func TestCLI_GlobalFlagsAndEnv(t *testing.T) {
 		} {
 			// Global flags may also come before the group's name.
 			res := c.run("p", args...)
-			var w handlers.ChangeReply
+			var w client.ChangeReply
 			if res.Code != 0 || json.Unmarshal([]byte(res.Stdout), &w) != nil || w.Position == 0 {
 				t.Errorf("%v\nwant exit 0 and a JSON reply with a position", res)
 			}
 		}
-		ev, err := client.Events(ctx, handlers.EventsRequest{Session: id})
+		ev, err := cl.Events(ctx, client.EventsRequest{Session: id})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -446,16 +446,16 @@ func TestCLI_GlobalFlagsAndEnv(t *testing.T) {
 		c := &cli{t: t, env: map[string]string{
 			"STRAND_SERVER": s.URL, "STRAND_TENANT": "acme", "STRAND_ACTOR": "alice",
 		}}
-		var r handlers.SessionReply
+		var r client.SessionReply
 		c.okJSON(&r, "session", "create")
 		id := r.Session.ID
 		if r.Session.Tenant != "acme" || r.Session.Owner != "alice" {
 			t.Fatalf("session create with STRAND_TENANT=acme STRAND_ACTOR=alice = %+v, want tenant acme owner alice", r.Session)
 		}
-		var w handlers.ChangeReply
+		var w client.ChangeReply
 		c.okJSON(&w, "fs", "write", id, "by-env.txt")
 		c.okJSON(&w, "fs", "write", id, "by-flag.txt", "--actor", "bob")
-		var ev handlers.EventsReply
+		var ev client.EventsReply
 		c.okJSON(&ev, "events", id)
 		var actors []string
 		for _, e := range ev.Events {
@@ -468,10 +468,10 @@ func TestCLI_GlobalFlagsAndEnv(t *testing.T) {
 			t.Errorf("event actors = %v, want %v (env, env, --actor overrides env)", actors, want)
 		}
 		// Tenants are namespaces: the default tenant does not see acme's session.
-		if _, err := client.GetSession(ctx, id, ""); handlers.ErrorCode(err) != "not_found" {
+		if _, err := cl.GetSession(ctx, id, ""); client.ErrorCode(err) != "not_found" {
 			t.Errorf("GetSession in tenant default of an acme session: err = %v, want not_found", err)
 		}
-		acme := handlers.NewClient(client.Conn(), "acme")
+		acme := client.NewClient(cl.Conn(), "acme")
 		if got, err := acme.GetSession(ctx, id, ""); err != nil || got.Session.ID != id {
 			t.Errorf("GetSession in tenant acme = %+v, %v; want %s", got.Session, err, id)
 		}
@@ -492,7 +492,7 @@ func TestCLI_Errors(t *testing.T) {
 	t.Parallel()
 	s := startServe(t, t.TempDir())
 	c := newCLI(t, s.URL)
-	var r handlers.SessionReply
+	var r client.SessionReply
 	c.okJSON(&r, "session", "create")
 	id := r.Session.ID
 
@@ -517,7 +517,7 @@ func TestCLI_Errors(t *testing.T) {
 			}
 		}
 		// A refused request changed nothing.
-		var ev handlers.EventsReply
+		var ev client.EventsReply
 		c.okJSON(&ev, "events", id)
 		if len(ev.Events) != 1 {
 			t.Errorf("events after refused requests = %d, want only the create", len(ev.Events))
@@ -576,7 +576,7 @@ func TestCLI_Errors(t *testing.T) {
 	})
 
 	t.Run("Idempotent", func(t *testing.T) {
-		var a, b handlers.ChangeReply
+		var a, b client.ChangeReply
 		c.okJSON(&a, "fs", "write", id, "once.txt", "--request-id", "req-1")
 		c.okJSON(&b, "fs", "write", id, "once.txt", "--request-id", "req-1")
 		if b.Position != a.Position || !b.Replayed {
@@ -592,7 +592,7 @@ func TestServe_RestartKeepsEverything(t *testing.T) {
 	// sessions from a snapshot and replays the rest.
 	s1 := startServe(t, dir, "--snapshot-every", "3")
 	c := newCLI(t, s1.URL)
-	client := s1.Client(t)
+	cl := s1.Client(t)
 	ctx := context.Background()
 
 	type file struct {
@@ -602,14 +602,14 @@ func TestServe_RestartKeepsEverything(t *testing.T) {
 	var files []file
 	var ids []string
 	for i := range 3 {
-		var r handlers.SessionReply
+		var r client.SessionReply
 		c.okJSON(&r, "session", "create", "--tag", "n="+strconv.Itoa(i))
 		id := r.Session.ID
 		ids = append(ids, id)
 		for j := range 4 + i*3 {
 			p := "dir" + strconv.Itoa(j%2) + "/f" + strconv.Itoa(j) + ".txt"
 			content := strings.Repeat(id[:6]+" "+p+"\n", j+1)
-			w, err := client.Write(ctx, handlers.WriteRequest{Session: id, Path: p, Content: []byte(content)})
+			w, err := cl.Write(ctx, client.WriteRequest{Session: id, Path: p, Content: []byte(content)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -619,26 +619,26 @@ func TestServe_RestartKeepsEverything(t *testing.T) {
 	c.ok("checkpoint", "create", ids[0], "mid")
 	c.ok("fs", "write", ids[0], "late.txt") // empty stdin: an empty file
 	c.ok("fs", "mv", ids[1], "dir0", "moved")
-	var fork handlers.SessionReply
+	var fork client.SessionReply
 	c.okJSON(&fork, "session", "fork", ids[2], "--at", strconv.FormatUint(files[len(files)-3].at, 10))
 	ids = append(ids, fork.Session.ID)
 	c.ok("session", "restore", ids[0], "--to", "mid")
 	c.ok("session", "archive", ids[1])
-	var deleted handlers.SessionReply
+	var deleted client.SessionReply
 	c.okJSON(&deleted, "session", "create")
 	c.ok("session", "delete", deleted.Session.ID)
 
 	type snapshot struct {
-		get    handlers.SessionReply
-		events []handlers.EventView
-		ls     handlers.ManifestReply
+		get    client.SessionReply
+		events []client.EventView
+		ls     client.ManifestReply
 	}
 	capture := func(c *cli, id string) snapshot {
 		t.Helper()
 		var s snapshot
 		c.okJSON(&s.get, "session", "get", id)
 		c.okJSON(&s.ls, "fs", "ls", id)
-		var ev handlers.EventsReply
+		var ev client.EventsReply
 		c.okJSON(&ev, "events", id)
 		s.events = ev.Events
 		return s
@@ -647,7 +647,7 @@ func TestServe_RestartKeepsEverything(t *testing.T) {
 	for _, id := range ids {
 		before[id] = capture(c, id)
 	}
-	var deletedEvents handlers.EventsReply
+	var deletedEvents client.EventsReply
 	c.okJSON(&deletedEvents, "events", deleted.Session.ID)
 	s1.Stop(t)
 
@@ -667,7 +667,7 @@ func TestServe_RestartKeepsEverything(t *testing.T) {
 		}
 	}
 	c2.fail("not_found", "session", "get", deleted.Session.ID)
-	var de handlers.EventsReply
+	var de client.EventsReply
 	c2.okJSON(&de, "events", deleted.Session.ID)
 	if len(de.Events) != len(deletedEvents.Events) {
 		t.Errorf("events of the deleted session after restart = %d, want %d", len(de.Events), len(deletedEvents.Events))
@@ -683,7 +683,7 @@ func TestServe_RestartKeepsEverything(t *testing.T) {
 	c2.fail("not_found", "fs", "cat", ids[0], "late.txt", "--at", "mid")
 	// The projection is rebuilt or resumed: the list still knows every session.
 	waitFor(t, "session list after restart to show all sessions", func() bool {
-		var l handlers.ListSessionsReply
+		var l client.ListSessionsReply
 		c2.okJSON(&l, "session", "list")
 		n := 0
 		for _, s := range l.Sessions {
@@ -694,12 +694,12 @@ func TestServe_RestartKeepsEverything(t *testing.T) {
 		return n == len(ids)
 	})
 	// And history goes on where it stopped.
-	var w handlers.ChangeReply
+	var w client.ChangeReply
 	c2.okJSON(&w, "fs", "write", ids[2], "after-restart.txt")
 	if w.Position <= before[ids[3]].get.Position {
 		t.Errorf("position of a write after restart = %d, want after every earlier one", w.Position)
 	}
-	var ev handlers.EventsReply
+	var ev client.EventsReply
 	c2.okJSON(&ev, "events", ids[2])
 	n := len(ev.Events)
 	if n < 2 || ev.Events[n-1].Prev != ev.Events[n-2].Hash {

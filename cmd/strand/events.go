@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 func (m *Main) cmdEvents(ctx context.Context, _ *globals, args []string) error {
@@ -36,9 +36,9 @@ func (m *Main) cmdEvents(ctx context.Context, _ *globals, args []string) error {
 	}
 	id, a := splitAt(pos[0])
 	if at != "" {
-		a = handlers.At(at)
+		a = client.At(at)
 	}
-	req := handlers.EventsRequest{Session: id, From: from, At: a, Limit: limit, Actor: actor, Path: path}
+	req := client.EventsRequest{Session: id, From: from, At: a, Limit: limit, Actor: actor, Path: path}
 	if types != "" {
 		req.Types = strings.Split(types, ",")
 	}
@@ -64,7 +64,7 @@ func (m *Main) cmdEvents(ctx context.Context, _ *globals, args []string) error {
 	defer g.close()
 	if watch {
 		header := false
-		err := g.client.Watch(ctx, id, from, func(e handlers.EventView) error {
+		err := g.client.Watch(ctx, id, from, func(e client.EventView) error {
 			if g.json {
 				return json.NewEncoder(m.Stdout).Encode(e)
 			}
@@ -98,7 +98,7 @@ func (m *Main) cmdEvents(ctx context.Context, _ *globals, args []string) error {
 	return nil
 }
 
-func eventSummary(e handlers.EventView) string {
+func eventSummary(e client.EventView) string {
 	var parts []string
 	for _, op := range e.Ops {
 		s := op.Op + " " + op.Path

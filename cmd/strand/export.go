@@ -22,7 +22,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 func init() {
@@ -37,7 +37,7 @@ func init() {
 // the pieces belong to one state whatever happens to the session meanwhile.
 type pinned struct {
 	id       string
-	at       handlers.At
+	at       client.At
 	position uint64
 	time     time.Time
 }
@@ -53,10 +53,10 @@ func (m *Main) pin(ctx context.Context, g *globals, spec string) (pinned, error)
 
 // walk calls fn for every entry of the pinned tree, in tree order (a
 // directory before its entries), one manifest page at a time.
-func (p pinned) walk(ctx context.Context, c *handlers.Client, fn func(e handlers.EntryView) error) error {
+func (p pinned) walk(ctx context.Context, c *client.Client, fn func(e client.EntryView) error) error {
 	after := ""
 	for {
-		page, err := c.Manifest(ctx, handlers.ManifestRequest{Session: p.id, At: handlers.AtPosition(p.position), After: after})
+		page, err := c.Manifest(ctx, client.ManifestRequest{Session: p.id, At: client.AtPosition(p.position), After: after})
 		if err != nil {
 			return err
 		}
@@ -73,9 +73,9 @@ func (p pinned) walk(ctx context.Context, c *handlers.Client, fn func(e handlers
 }
 
 // copyFile writes a file's content to w, one read reply at a time.
-func (p pinned) copyFile(ctx context.Context, c *handlers.Client, path string, w io.Writer) error {
+func (p pinned) copyFile(ctx context.Context, c *client.Client, path string, w io.Writer) error {
 	for off := int64(0); ; {
-		r, err := c.Read(ctx, handlers.ReadRequest{Session: p.id, Path: path, At: handlers.AtPosition(p.position), Offset: off})
+		r, err := c.Read(ctx, client.ReadRequest{Session: p.id, Path: path, At: client.AtPosition(p.position), Offset: off})
 		if err != nil {
 			return err
 		}
@@ -136,16 +136,16 @@ func (m *Main) exportTar(ctx context.Context, _ *globals, args []string) error {
 // requests in flight, each content once) a window of entries at a time,
 // so memory stays bounded by exportWindow; a file larger than the window
 // streams on its own with fs.read.
-func writeTar(ctx context.Context, c *handlers.Client, p pinned, w io.Writer) error {
+func writeTar(ctx context.Context, c *client.Client, p pinned, w io.Writer) error {
 	tw := tar.NewWriter(w)
-	var window []handlers.EntryView
+	var window []client.EntryView
 	var windowBytes int64
 	flush := func() error {
 		err := p.writeWindow(ctx, c, tw, window)
 		window, windowBytes = window[:0], 0
 		return err
 	}
-	err := p.walk(ctx, c, func(e handlers.EntryView) error {
+	err := p.walk(ctx, c, func(e client.EntryView) error {
 		if e.Kind == "file" && windowBytes+e.Size > exportWindow && len(window) > 0 {
 			if err := flush(); err != nil {
 				return err
@@ -171,17 +171,17 @@ const exportWindow = 32 << 20
 
 // writeWindow fetches the content of a window of entries in bulk and writes
 // them to the tar in order.
-func (p pinned) writeWindow(ctx context.Context, c *handlers.Client, tw *tar.Writer, window []handlers.EntryView) error {
-	var refs []handlers.FileRef
+func (p pinned) writeWindow(ctx context.Context, c *client.Client, tw *tar.Writer, window []client.EntryView) error {
+	var refs []client.FileRef
 	for _, e := range window {
 		if e.Kind == "file" && e.Size > 0 && e.Size <= exportWindow {
-			refs = append(refs, handlers.FileRef{Path: e.Path, Hash: e.Hash, Size: e.Size})
+			refs = append(refs, client.FileRef{Path: e.Path, Hash: e.Hash, Size: e.Size})
 		}
 	}
 	var mu sync.Mutex
 	content := map[string][]byte{}
 	if len(refs) > 0 {
-		err := c.FetchContent(ctx, p.id, handlers.AtPosition(p.position), refs, 0, func(hash string, data []byte) error {
+		err := c.FetchContent(ctx, p.id, client.AtPosition(p.position), refs, 0, func(hash string, data []byte) error {
 			mu.Lock()
 			content[hash] = data
 			mu.Unlock()
@@ -278,16 +278,16 @@ func (m *Main) exportGit(ctx context.Context, _ *globals, args []string) error {
 
 // strandCommit returns the Strand commit the export names, when AT is a
 // commit id.
-func strandCommit(ctx context.Context, c *handlers.Client, p pinned) (handlers.CommitView, bool) {
+func strandCommit(ctx context.Context, c *client.Client, p pinned) (client.CommitView, bool) {
 	if p.at == "" {
-		return handlers.CommitView{}, false
+		return client.CommitView{}, false
 	}
 	if _, err := strconv.ParseUint(string(p.at), 10, 64); err == nil {
-		return handlers.CommitView{}, false
+		return client.CommitView{}, false
 	}
-	r, err := c.GetCommit(ctx, handlers.CommitGetRequest{Session: p.id, Commit: string(p.at)})
+	r, err := c.GetCommit(ctx, client.CommitGetRequest{Session: p.id, Commit: string(p.at)})
 	if err != nil {
-		return handlers.CommitView{}, false
+		return client.CommitView{}, false
 	}
 	return r.Commit, true
 }
@@ -321,7 +321,7 @@ type gitDir map[string]object.TreeEntry
 // writeGitCommit writes the pinned tree as a commit on ref, whose tip (if
 // any) becomes the parent. Empty directories have no place in git and are
 // left out.
-func writeGitCommit(ctx context.Context, c *handlers.Client, p pinned, path string, ref plumbing.ReferenceName, sig object.Signature, message string) (plumbing.Hash, error) {
+func writeGitCommit(ctx context.Context, c *client.Client, p pinned, path string, ref plumbing.ReferenceName, sig object.Signature, message string) (plumbing.Hash, error) {
 	repo, err := git.PlainOpen(path)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
 		repo, err = git.PlainInit(path, true)
@@ -335,7 +335,7 @@ func writeGitCommit(ctx context.Context, c *handlers.Client, p pinned, path stri
 	st := repo.Storer
 	dirs := map[string]gitDir{"": {}}
 	var buf bytes.Buffer
-	err = p.walk(ctx, c, func(e handlers.EntryView) error {
+	err = p.walk(ctx, c, func(e client.EntryView) error {
 		var content []byte
 		mode := filemode.Regular
 		switch e.Kind {

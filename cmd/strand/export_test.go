@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strand-dev/strand/handlers"
-	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/client"
+	"github.com/strand-dev/strand/domain"
 )
 
 // exEntry is one entry of a test tree.
@@ -119,12 +119,12 @@ func TestCLI_ImportExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.ok("source", "create", "proj")
-	var job handlers.JobReply
+	var job client.JobReply
 	c.okJSON(&job, "source", "import", "proj", "--tar", archive, "--wait")
-	if job.Job.State != streams.JobSucceeded || job.Job.Revision != 1 {
+	if job.Job.State != domain.JobSucceeded || job.Job.Revision != 1 {
 		t.Fatalf("import job = %+v", job.Job)
 	}
-	var sess handlers.SessionReply
+	var sess client.SessionReply
 	c.okJSON(&sess, "session", "create", "--source", "proj@1")
 	id := sess.Session.ID
 
@@ -148,7 +148,7 @@ func TestCLI_ImportExport(t *testing.T) {
 		// Round trip: the export imports back to the same root.
 		back := filepath.Join(dir, "back.tar")
 		c.ok("export", "tar", id, "--out", back)
-		var j handlers.JobReply
+		var j client.JobReply
 		c.okJSON(&j, "source", "import", "proj", "--tar", back, "--wait")
 		if j.Job.Root != job.Job.Root {
 			t.Errorf("re-import root %s, want %s", j.Job.Root, job.Job.Root)
@@ -183,7 +183,7 @@ func TestCLI_ImportExport(t *testing.T) {
 		// A Strand commit gives author and message; the previous export
 		// is the parent.
 		c.ok("fs", "write", id, "README.md", "--from", archiveFile(t, dir, "changed\n"))
-		var cm handlers.CommitReply
+		var cm client.CommitReply
 		c.okJSON(&cm, "commit", "create", id, "--message", "Second version", "--author", "Ada Lovelace <ada@example.com>")
 		first := strings.TrimSpace(exGit(t, repo, "rev-parse", "main"))
 		c.ok("export", "git", id+"@"+cm.Commit.ID, "--repo", repo, "--branch", "main")
@@ -200,17 +200,17 @@ func TestCLI_ImportExport(t *testing.T) {
 	t.Run("SyncMergePromote", func(t *testing.T) {
 		next := filepath.Join(dir, "next.tar.gz")
 		os.WriteFile(next, exTar(t, []exEntry{{"README.md", "file", "synced\n", 0o644}, {"new.txt", "file", "n\n", 0o644}}), 0o644)
-		var sync handlers.SyncReply
+		var sync client.SyncReply
 		c.okJSON(&sync, "fs", "sync", id, "--tar", next, "--delete")
 		if !sync.Changed || sync.Removed == 0 {
 			t.Fatalf("sync = %+v", sync)
 		}
-		var fork handlers.SessionReply
+		var fork client.SessionReply
 		c.okJSON(&fork, "session", "fork", id)
 		c.ok("fs", "write", fork.Session.ID, "README.md", "--from", archiveFile(t, dir, "fork\n"))
 		c.ok("fs", "write", id, "README.md", "--from", archiveFile(t, dir, "parent\n"))
 		c.fail("conflict", "merge", fork.Session.ID, id)
-		var m handlers.MergeReply
+		var m client.MergeReply
 		c.okJSON(&m, "merge", fork.Session.ID, id, "--path", "README.md=theirs")
 		if !m.Applied {
 			t.Fatalf("merge = %+v", m)
@@ -218,7 +218,7 @@ func TestCLI_ImportExport(t *testing.T) {
 		if got := c.ok("fs", "cat", id, "README.md"); got != "fork\n" {
 			t.Fatalf("README.md after merge = %q", got)
 		}
-		var src handlers.SourceReply
+		var src client.SourceReply
 		c.okJSON(&src, "source", "promote", "proj", id)
 		if src.Revision != 3 {
 			t.Fatalf("promote = %+v", src)
@@ -241,9 +241,9 @@ func TestCLI_ImportExport(t *testing.T) {
 		exGit(t, repo, "add", "-A")
 		exGit(t, repo, "-c", "user.name=T", "-c", "user.email=t@e", "commit", "-q", "-m", "x")
 		c.ok("source", "create", "fromgit")
-		var j handlers.JobReply
+		var j client.JobReply
 		c.okJSON(&j, "source", "import", "fromgit", "--git", repo, "--ref", "main", "--wait")
-		if j.Job.State != streams.JobSucceeded || j.Job.Files != 1 {
+		if j.Job.State != domain.JobSucceeded || j.Job.Files != 1 {
 			t.Fatalf("git import = %+v", j.Job)
 		}
 		c.fail("forbidden", "source", "import", "fromgit", "--dir", repo)

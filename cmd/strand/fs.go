@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strconv"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 func init() {
@@ -33,7 +33,7 @@ func parseMode(s string) (uint32, error) {
 	return uint32(v), nil
 }
 
-func (m *Main) printChange(g *globals, r handlers.ChangeReply) error {
+func (m *Main) printChange(g *globals, r client.ChangeReply) error {
 	if g.json {
 		return m.printJSON(r)
 	}
@@ -63,9 +63,9 @@ func (m *Main) fsLs(ctx context.Context, _ *globals, args []string) error {
 	}
 	id, a := splitAt(pos[0])
 	if at != "" {
-		a = handlers.At(at)
+		a = client.At(at)
 	}
-	req := handlers.ManifestRequest{Session: id, At: a, After: after, Limit: limit, Xattrs: xattrs}
+	req := client.ManifestRequest{Session: id, At: a, After: after, Limit: limit, Xattrs: xattrs}
 	if len(pos) == 2 {
 		req.Prefix = pos[1]
 	}
@@ -122,7 +122,7 @@ func (m *Main) fsCat(ctx context.Context, _ *globals, args []string) error {
 	}
 	id, a := splitAt(pos[0])
 	if at != "" {
-		a = handlers.At(at)
+		a = client.At(at)
 	}
 	if err := g.dial(); err != nil {
 		return err
@@ -166,7 +166,7 @@ func (m *Main) fsWrite(ctx context.Context, _ *globals, args []string) error {
 		return err
 	}
 	defer g.close()
-	r, err := g.client.Write(ctx, handlers.WriteRequest{Mutation: mf.mutation(), Session: pos[0], Path: pos[1], Content: data, Mode: md, ExpectedHash: expect})
+	r, err := g.client.Write(ctx, client.WriteRequest{Mutation: mf.mutation(), Session: pos[0], Path: pos[1], Content: data, Mode: md, ExpectedHash: expect})
 	if err != nil {
 		return err
 	}
@@ -194,7 +194,7 @@ func (m *Main) fsMkdir(ctx context.Context, _ *globals, args []string) error {
 		return err
 	}
 	defer g.close()
-	r, err := g.client.Mkdir(ctx, handlers.MkdirRequest{Mutation: mf.mutation(), Session: pos[0], Path: pos[1], Mode: md})
+	r, err := g.client.Mkdir(ctx, client.MkdirRequest{Mutation: mf.mutation(), Session: pos[0], Path: pos[1], Mode: md})
 	if err != nil {
 		return err
 	}
@@ -220,7 +220,7 @@ func (m *Main) fsRm(ctx context.Context, _ *globals, args []string) error {
 		return err
 	}
 	defer g.close()
-	r, err := g.client.Remove(ctx, handlers.RemoveRequest{Mutation: mf.mutation(), Session: pos[0], Path: pos[1], Recursive: recursive, ExpectedHash: expect})
+	r, err := g.client.Remove(ctx, client.RemoveRequest{Mutation: mf.mutation(), Session: pos[0], Path: pos[1], Recursive: recursive, ExpectedHash: expect})
 	if err != nil {
 		return err
 	}
@@ -240,7 +240,7 @@ func (m *Main) fsMv(ctx context.Context, _ *globals, args []string) error {
 		return err
 	}
 	defer g.close()
-	r, err := g.client.Rename(ctx, handlers.RenameRequest{Mutation: mf.mutation(), Session: pos[0], From: pos[1], To: pos[2]})
+	r, err := g.client.Rename(ctx, client.RenameRequest{Mutation: mf.mutation(), Session: pos[0], From: pos[1], To: pos[2]})
 	if err != nil {
 		return err
 	}
@@ -260,7 +260,7 @@ func (m *Main) fsLn(ctx context.Context, _ *globals, args []string) error {
 		return err
 	}
 	defer g.close()
-	r, err := g.client.Symlink(ctx, handlers.SymlinkRequest{Mutation: mf.mutation(), Session: pos[0], Target: pos[1], Path: pos[2]})
+	r, err := g.client.Symlink(ctx, client.SymlinkRequest{Mutation: mf.mutation(), Session: pos[0], Target: pos[1], Path: pos[2]})
 	if err != nil {
 		return err
 	}

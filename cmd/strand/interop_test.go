@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/names"
 )
 
 // natsCLI finds the standard nats command-line tool: on PATH, or where
@@ -64,8 +66,8 @@ func TestInterop_NatsCLI(t *testing.T) {
 		if err != nil {
 			t.Fatalf("nats micro ls: %v\n%s%s", err, out, errOut)
 		}
-		if !strings.Contains(out, handlers.ServiceName) || !strings.Contains(out, handlers.Version) {
-			t.Errorf("nats micro ls = %q, want the service %q version %s", out, handlers.ServiceName, handlers.Version)
+		if !strings.Contains(out, names.ServiceName) || !strings.Contains(out, handlers.Version) {
+			t.Errorf("nats micro ls = %q, want the service %q version %s", out, names.ServiceName, handlers.Version)
 		}
 	})
 
@@ -75,7 +77,7 @@ func TestInterop_NatsCLI(t *testing.T) {
 		if err != nil {
 			t.Fatalf("nats req session.create: %v\n%s%s", err, out, errOut)
 		}
-		var r handlers.SessionReply
+		var r client.SessionReply
 		if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &r); err != nil || r.Session.ID == "" || r.Position == 0 {
 			t.Fatalf("nats req session.create answered %q (%v), want JSON with session.id and position", out, err)
 		}
@@ -99,7 +101,7 @@ func TestInterop_NatsCLI(t *testing.T) {
 		if err != nil {
 			t.Fatalf("nats req fs.write: %v\n%s%s", err, out, errOut)
 		}
-		var w handlers.ChangeReply
+		var w client.ChangeReply
 		if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &w); err != nil || w.Position == 0 {
 			t.Fatalf("nats req fs.write answered %q (%v), want JSON with a position", out, err)
 		}
@@ -113,7 +115,7 @@ func TestInterop_NatsCLI(t *testing.T) {
 		if err != nil {
 			t.Fatalf("nats req session.get: %v\n%s%s", err, out, errOut)
 		}
-		var eb handlers.ErrorBody
+		var eb client.ErrorBody
 		if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &eb); err != nil || eb.Error.Code != "invalid_argument" {
 			t.Errorf("nats req session.get with a bad id answered %q (%v), want an invalid_argument error body", out, err)
 		}
@@ -123,7 +125,7 @@ func TestInterop_NatsCLI(t *testing.T) {
 	})
 
 	t.Run("MicroStats", func(t *testing.T) {
-		out, errOut, err := nats("micro", "stats", handlers.ServiceName, "--json")
+		out, errOut, err := nats("micro", "stats", names.ServiceName, "--json")
 		if err != nil {
 			t.Fatalf("nats micro stats: %v\n%s%s", err, out, errOut)
 		}

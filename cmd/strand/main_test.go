@@ -15,7 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 // TestMain doubles as the strand binary: with STRAND_TEST_MAIN=1 the test
@@ -116,14 +116,14 @@ func (s *testServer) Stop(t testing.TB) {
 }
 
 // Client connects the typed Go client to the server as tenant "default".
-func (s *testServer) Client(t testing.TB) *handlers.Client {
+func (s *testServer) Client(t testing.TB) *client.Client {
 	t.Helper()
 	nc, err := nats.Connect(s.URL, nats.Name("strand-test"))
 	if err != nil {
 		t.Fatalf("connect to %s: %v", s.URL, err)
 	}
 	t.Cleanup(nc.Close)
-	return handlers.NewClient(nc, "default")
+	return client.NewClient(nc, "default")
 }
 
 // result is what one CLI run printed and returned.

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // cmdMerge merges FROM into INTO. --strategy alone resolves every conflict;
@@ -30,7 +30,7 @@ func (m *Main) cmdMerge(ctx context.Context, _ *globals, args []string) error {
 	if err := need(pos, 2, "merge FROM_SESSION[@AT] INTO_SESSION [--strategy ours|theirs] [--path P[=ours|theirs]]..."); err != nil {
 		return err
 	}
-	req := handlers.MergeRequest{Mutation: mf.mutation(), From: pos[0], Into: pos[1], Paths: map[string]string{}}
+	req := client.MergeRequest{Mutation: mf.mutation(), From: pos[0], Into: pos[1], Paths: map[string]string{}}
 	bare := 0
 	for _, p := range paths {
 		path, st, ok := strings.Cut(p, "=")
@@ -68,12 +68,12 @@ func (m *Main) cmdMerge(ctx context.Context, _ *globals, args []string) error {
 		m.printMerge(r)
 	}
 	if !r.Applied && !r.UpToDate {
-		return &handlers.Error{Code: domain.CodeConflict, Message: fmt.Sprintf("%d conflict(s); nothing was merged (resolve with --strategy or --path P=ours|theirs)", len(r.Conflicts))}
+		return &client.Error{Code: domain.CodeConflict, Message: fmt.Sprintf("%d conflict(s); nothing was merged (resolve with --strategy or --path P=ours|theirs)", len(r.Conflicts))}
 	}
 	return nil
 }
 
-func (m *Main) printMerge(r handlers.MergeReply) {
+func (m *Main) printMerge(r client.MergeReply) {
 	base := r.Base.Session + "@" + strconv.FormatUint(r.Base.Position, 10)
 	if r.Base.Source != "" {
 		base = "source " + r.Base.Source + "@" + strconv.FormatUint(r.Base.Revision, 10)
@@ -97,7 +97,7 @@ func (m *Main) printMerge(r handlers.MergeReply) {
 		m.table([]string{"RESULT", "PATH"}, rows)
 	}
 	var rows [][]string
-	for _, c := range append(append([]handlers.ConflictView{}, r.Conflicts...), r.Resolved...) {
+	for _, c := range append(append([]client.ConflictView{}, r.Conflicts...), r.Resolved...) {
 		res := c.Resolution
 		if res == "" {
 			res = "unresolved"

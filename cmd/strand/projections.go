@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/projections"
@@ -74,24 +75,24 @@ func (r *readModels) options(o *handlers.Options) {
 // viewsAdapter answers the service's read-model questions.
 type viewsAdapter struct{ r *readModels }
 
-func (a viewsAdapter) ListSessions(ctx context.Context, tenant string, req handlers.ListSessionsRequest) (handlers.ListSessionsReply, error) {
+func (a viewsAdapter) ListSessions(ctx context.Context, tenant string, req client.ListSessionsRequest) (client.ListSessionsReply, error) {
 	page, err := a.r.views.Query(ctx, tenant, projections.ListFilter{
 		Status: req.Status, Tags: req.Tags, Owner: req.Owner, Parent: req.Parent, Source: req.Source,
 		UpdatedSince: req.UpdatedSince, After: req.Cursor, Limit: req.Limit, Sort: req.Sort, Order: req.Order,
 		Counts: req.Counts,
 	})
 	if err != nil {
-		return handlers.ListSessionsReply{}, err
+		return client.ListSessionsReply{}, err
 	}
-	out := handlers.ListSessionsReply{Sessions: make([]handlers.SessionView, 0, len(page.Views)), NextCursor: page.Next, Counts: page.Counts}
+	out := client.ListSessionsReply{Sessions: make([]client.SessionView, 0, len(page.Views)), NextCursor: page.Next, Counts: page.Counts}
 	for _, v := range page.Views {
-		sv := handlers.SessionView{
+		sv := client.SessionView{
 			ID: v.ID, Tenant: v.Tenant, Status: v.Status, Owner: v.Owner, Tags: v.Tags,
 			CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt, Position: v.Position, Start: v.Start,
 			Version: v.Version, Root: v.Root,
 		}
 		if o := v.Origin; o.Parent != "" || o.Source != "" {
-			sv.Origin = &handlers.OriginView{Source: o.Source, Revision: o.Revision, Parent: o.Parent, Position: o.Position}
+			sv.Origin = &client.OriginView{Source: o.Source, Revision: o.Revision, Parent: o.Parent, Position: o.Position}
 		}
 		out.Sessions = append(out.Sessions, sv)
 	}
@@ -104,16 +105,16 @@ func (a viewsAdapter) CommitSession(ctx context.Context, tenant, commit string) 
 }
 
 // PendingReviews serves the tenant-wide review queue.
-func (a viewsAdapter) PendingReviews(ctx context.Context, tenant, group string) (handlers.PendingReply, error) {
+func (a viewsAdapter) PendingReviews(ctx context.Context, tenant, group string) (client.PendingReply, error) {
 	items, err := a.r.views.Pending(ctx, tenant, group)
 	if err != nil {
-		return handlers.PendingReply{}, err
+		return client.PendingReply{}, err
 	}
-	out := handlers.PendingReply{Requests: []handlers.ApprovalView{}}
+	out := client.PendingReply{Requests: []client.ApprovalView{}}
 	for _, it := range items {
-		out.Requests = append(out.Requests, handlers.ApprovalView{
+		out.Requests = append(out.Requests, client.ApprovalView{
 			ID: it.ID, Session: it.Session, Reason: it.Reason, Group: it.Group, Requester: it.Requester,
-			Root: it.Root, Required: it.Required, State: domain.ApprovalPending, Grants: []handlers.DecisionView{},
+			Root: it.Root, Required: it.Required, State: domain.ApprovalPending, Grants: []client.DecisionView{},
 			CreatedAt: it.CreatedAt, Position: it.Position,
 		})
 	}
@@ -121,31 +122,31 @@ func (a viewsAdapter) PendingReviews(ctx context.Context, tenant, group string) 
 }
 
 // ActivityList serves activity.list from the feed.
-func (a viewsAdapter) ActivityList(ctx context.Context, tenant string, req handlers.ActivityRequest) (handlers.ActivityReply, error) {
+func (a viewsAdapter) ActivityList(ctx context.Context, tenant string, req client.ActivityRequest) (client.ActivityReply, error) {
 	page, err := a.r.activity.List(ctx, tenant, req.Limit, req.Before)
 	if err != nil {
-		return handlers.ActivityReply{}, err
+		return client.ActivityReply{}, err
 	}
-	out := handlers.ActivityReply{Entries: make([]handlers.ActivityEntry, 0, len(page.Entries)), NextBefore: page.Before}
+	out := client.ActivityReply{Entries: make([]client.ActivityEntry, 0, len(page.Entries)), NextBefore: page.Before}
 	for _, e := range page.Entries {
-		out.Entries = append(out.Entries, handlers.ActivityEntry(e))
+		out.Entries = append(out.Entries, client.ActivityEntry(e))
 	}
 	return out, nil
 }
 
 // ProjectionStatus serves projections.status.
-func (a viewsAdapter) ProjectionStatus(ctx context.Context) ([]handlers.ProjectionStatus, error) {
+func (a viewsAdapter) ProjectionStatus(ctx context.Context) ([]client.ProjectionStatus, error) {
 	return projectionStatus(ctx, a.r.views.JetStream(), a.r.stream, a.r.specs())
 }
 
-func projectionStatus(ctx context.Context, js jetstream.JetStream, stream string, specs []projections.Spec) ([]handlers.ProjectionStatus, error) {
-	out := make([]handlers.ProjectionStatus, 0, len(specs))
+func projectionStatus(ctx context.Context, js jetstream.JetStream, stream string, specs []projections.Spec) ([]client.ProjectionStatus, error) {
+	out := make([]client.ProjectionStatus, 0, len(specs))
 	for _, spec := range specs {
 		st, err := projections.StatusOf(ctx, js, stream, spec)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, handlers.ProjectionStatus{
+		out = append(out, client.ProjectionStatus{
 			Name: st.Name, Stream: st.Stream, Consumer: st.Consumer, Generation: st.Generation, State: st.State,
 			Position: st.Position, Delivered: st.Delivered, Lag: st.Lag, Pending: st.Pending, AckPending: st.AckPending,
 			Waiting: st.Waiting, StreamLast: st.StreamLast, Target: st.RebuildTarget, Since: st.Since, Error: st.Error,
@@ -177,7 +178,7 @@ func (m *Main) projectionsStatus(ctx context.Context, _ *globals, args []string)
 	return nil
 }
 
-func (m *Main) printProjections(ps []handlers.ProjectionStatus) {
+func (m *Main) printProjections(ps []client.ProjectionStatus) {
 	rows := make([][]string, 0, len(ps))
 	for _, p := range ps {
 		state := p.State
@@ -219,7 +220,7 @@ func (m *Main) projectionsRebuild(ctx context.Context, _ *globals, args []string
 	if replicas == 0 {
 		s, err := js.Stream(ctx, streams.EventStream)
 		if err != nil {
-			return &handlers.Error{Code: domain.CodeUnavailable, Message: fmt.Sprintf("event stream: %v", err)}
+			return &client.Error{Code: domain.CodeUnavailable, Message: fmt.Sprintf("event stream: %v", err)}
 		}
 		replicas = s.CachedInfo().Config.Replicas
 	}
@@ -265,7 +266,7 @@ func (m *Main) projectionsRebuild(ctx context.Context, _ *globals, args []string
 		return err
 	}
 	if g.json {
-		return m.printJSON(handlers.ProjectionsReply{Projections: ps})
+		return m.printJSON(client.ProjectionsReply{Projections: ps})
 	}
 	m.printProjections(ps)
 	return nil
@@ -273,7 +274,7 @@ func (m *Main) projectionsRebuild(ctx context.Context, _ *globals, args []string
 
 // cmdActivity lists the tenant's recent events.
 func (m *Main) cmdActivity(ctx context.Context, _ *globals, args []string) error {
-	var req handlers.ActivityRequest
+	var req client.ActivityRequest
 	g, pos, err := m.parseArgs("activity", args, func(fs *flag.FlagSet) {
 		fs.IntVar(&req.Limit, "limit", 0, "entries per page (default 50)")
 		fs.Uint64Var(&req.Before, "before", 0, "list entries below this position (the next page's --before)")

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/workers"
 )
 
@@ -26,42 +26,42 @@ func TestServe_ReadModelsAndWorkers(t *testing.T) {
 
 	var ids []string
 	for i, team := range []string{"red", "blue", "red"} {
-		r, err := cl.CreateSession(ctx, handlers.CreateSessionRequest{Owner: []string{"ann", "bob"}[i%2], Tags: map[string]string{"team": team}})
+		r, err := cl.CreateSession(ctx, client.CreateSessionRequest{Owner: []string{"ann", "bob"}[i%2], Tags: map[string]string{"team": team}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, r.Session.ID)
 	}
-	if _, err := cl.Write(ctx, handlers.WriteRequest{Session: ids[0], Path: "a.txt", Content: []byte("one\ntwo\n")}); err != nil {
+	if _, err := cl.Write(ctx, client.WriteRequest{Session: ids[0], Path: "a.txt", Content: []byte("one\ntwo\n")}); err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("ListSortAndCounts", func(t *testing.T) {
-		var r handlers.ListSessionsReply
+		var r client.ListSessionsReply
 		waitFor(t, "three sessions listed", func() bool {
 			var err error
-			r, err = cl.ListSessions(ctx, handlers.ListSessionsRequest{Sort: "updated", Order: "desc", Counts: true, Limit: 2})
+			r, err = cl.ListSessions(ctx, client.ListSessionsRequest{Sort: "updated", Order: "desc", Counts: true, Limit: 2})
 			return err == nil && r.Counts["active"] == 3 && len(r.Sessions) > 0 && r.Sessions[0].Version == 2
 		})
 		if len(r.Sessions) != 2 || r.Sessions[0].ID != ids[0] || r.NextCursor == "" {
 			t.Fatalf("page 1 by update, newest first: %+v, want %s (written last) first and a cursor", r, ids[0])
 		}
-		next, err := cl.ListSessions(ctx, handlers.ListSessionsRequest{Sort: "updated", Order: "desc", Limit: 2, Cursor: r.NextCursor})
+		next, err := cl.ListSessions(ctx, client.ListSessionsRequest{Sort: "updated", Order: "desc", Limit: 2, Cursor: r.NextCursor})
 		if err != nil || len(next.Sessions) != 1 || next.NextCursor != "" {
 			t.Fatalf("page 2: %+v %v, want the last session and no cursor", next, err)
 		}
-		red, err := cl.ListSessions(ctx, handlers.ListSessionsRequest{Tags: map[string]string{"team": "red"}, Counts: true})
+		red, err := cl.ListSessions(ctx, client.ListSessionsRequest{Tags: map[string]string{"team": "red"}, Counts: true})
 		if err != nil || len(red.Sessions) != 2 || red.Counts["active"] != 2 {
 			t.Fatalf("team=red: %+v %v, want 2 sessions and counts {active: 2}", red, err)
 		}
-		_, err = cl.ListSessions(ctx, handlers.ListSessionsRequest{Sort: "size"})
-		if handlers.ErrorCode(err) != "invalid_argument" {
+		_, err = cl.ListSessions(ctx, client.ListSessionsRequest{Sort: "size"})
+		if client.ErrorCode(err) != "invalid_argument" {
 			t.Fatalf("sort=size: err %v, want invalid_argument", err)
 		}
 	})
 
 	t.Run("ActivityFeed", func(t *testing.T) {
-		var r handlers.ActivityReply
+		var r client.ActivityReply
 		waitFor(t, "four events in the feed", func() bool {
 			c.okJSON(&r, "activity", "--limit", "3")
 			return len(r.Entries) == 3 && r.NextBefore != 0
@@ -69,7 +69,7 @@ func TestServe_ReadModelsAndWorkers(t *testing.T) {
 		if e := r.Entries[0]; e.Type != "FileWritten" || e.Session != ids[0] || e.Actor == "" || len(e.Paths) != 1 {
 			t.Errorf("newest entry %+v, want the write of a.txt in %s", e, ids[0])
 		}
-		var rest handlers.ActivityReply
+		var rest client.ActivityReply
 		c.okJSON(&rest, "activity", "--before", strconv.FormatUint(r.NextBefore, 10))
 		if len(rest.Entries) != 1 || rest.Entries[0].Type != "SessionCreated" {
 			t.Errorf("older page: %+v, want the first creation", rest)
@@ -80,7 +80,7 @@ func TestServe_ReadModelsAndWorkers(t *testing.T) {
 	})
 
 	t.Run("SummaryPrecomputed", func(t *testing.T) {
-		req, err := cl.RequestApproval(ctx, handlers.ApprovalRequestRequest{Session: ids[0], Reason: "commit"})
+		req, err := cl.RequestApproval(ctx, client.ApprovalRequestRequest{Session: ids[0], Reason: "commit"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +99,7 @@ func TestServe_ReadModelsAndWorkers(t *testing.T) {
 			got, err = sums.Get(ctx, "default", ids[0], req.Request.Root)
 			return err == nil && got != nil
 		})
-		want, err := cl.Summary(ctx, handlers.SummaryRequest{Session: ids[0]})
+		want, err := cl.Summary(ctx, client.SummaryRequest{Session: ids[0]})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +109,7 @@ func TestServe_ReadModelsAndWorkers(t *testing.T) {
 	})
 
 	t.Run("StatusAndRebuild", func(t *testing.T) {
-		var st handlers.ProjectionsReply
+		var st client.ProjectionsReply
 		waitFor(t, "projections caught up", func() bool {
 			c.okJSON(&st, "projections", "status")
 			for _, p := range st.Projections {
@@ -122,16 +122,16 @@ func TestServe_ReadModelsAndWorkers(t *testing.T) {
 		if st.Projections[0].Name != "sessions" || st.Projections[1].Name != "activity" || st.Projections[0].Waiting == 0 {
 			t.Fatalf("status %+v, want sessions and activity with a pulling instance", st)
 		}
-		before, err := cl.ListSessions(ctx, handlers.ListSessionsRequest{Counts: true})
+		before, err := cl.ListSessions(ctx, client.ListSessionsRequest{Counts: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var rb handlers.ProjectionsReply
+		var rb client.ProjectionsReply
 		c.okJSON(&rb, "projections", "rebuild", "sessions")
 		if p := rb.Projections[0]; p.Generation != 1 || p.State != "running" || p.Consumer != "strand_proj_sessions_g1" {
 			t.Fatalf("after rebuild: %+v", p)
 		}
-		after, err := cl.ListSessions(ctx, handlers.ListSessionsRequest{Counts: true})
+		after, err := cl.ListSessions(ctx, client.ListSessionsRequest{Counts: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,7 +150,7 @@ func TestServe_ReadModelsAndWorkers(t *testing.T) {
 		if !strings.Contains(out, "would archive 2") {
 			t.Fatalf("dry run:\n%s", out)
 		}
-		if r, _ := cl.ListSessions(ctx, handlers.ListSessionsRequest{Status: "archived"}); len(r.Sessions) != 0 {
+		if r, _ := cl.ListSessions(ctx, client.ListSessionsRequest{Status: "archived"}); len(r.Sessions) != 0 {
 			t.Fatalf("a dry run archived %d sessions", len(r.Sessions))
 		}
 		out = c.ok("worker", "retention", "--once", "--retention-idle", "1ns")
@@ -158,7 +158,7 @@ func TestServe_ReadModelsAndWorkers(t *testing.T) {
 			t.Fatalf("retention:\n%s", out)
 		}
 		waitFor(t, "two archived", func() bool {
-			r, err := cl.ListSessions(ctx, handlers.ListSessionsRequest{Status: "archived"})
+			r, err := cl.ListSessions(ctx, client.ListSessionsRequest{Status: "archived"})
 			return err == nil && len(r.Sessions) == 2
 		})
 		// Deleting archived sessions goes through the delete policy like
@@ -174,7 +174,7 @@ func TestServe_ReadModelsAndWorkers(t *testing.T) {
 	})
 }
 
-func asJSONString(r handlers.ListSessionsReply) string {
+func asJSONString(r client.ListSessionsReply) string {
 	var b strings.Builder
 	for _, s := range r.Sessions {
 		b.WriteString(s.ID + " " + s.Status + " " + s.UpdatedAt.Format(time.RFC3339Nano) + " " + s.Root + "\n")

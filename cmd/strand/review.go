@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 func init() {
@@ -29,7 +29,7 @@ func init() {
 	)
 }
 
-func (m *Main) printNotes(g *globals, notes []handlers.NoteView) {
+func (m *Main) printNotes(g *globals, notes []client.NoteView) {
 	rows := make([][]string, 0, len(notes))
 	for _, n := range notes {
 		where := n.Path
@@ -50,7 +50,7 @@ func (m *Main) printNotes(g *globals, notes []handlers.NoteView) {
 }
 
 func (m *Main) reviewAnnotate(ctx context.Context, _ *globals, args []string) error {
-	var req handlers.AnnotateRequest
+	var req client.AnnotateRequest
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("review annotate", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&req.Body, "body", "", "the note")
@@ -77,12 +77,12 @@ func (m *Main) reviewAnnotate(ctx context.Context, _ *globals, args []string) er
 	if g.json {
 		return m.printJSON(r)
 	}
-	m.printNotes(g, []handlers.NoteView{r.Note})
+	m.printNotes(g, []client.NoteView{r.Note})
 	return nil
 }
 
 func (m *Main) reviewNotes(ctx context.Context, _ *globals, args []string) error {
-	var req handlers.NotesRequest
+	var req client.NotesRequest
 	var at string
 	g, pos, err := m.parseArgs("review notes", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&req.Path, "path", "", "only notes on this path")
@@ -96,7 +96,7 @@ func (m *Main) reviewNotes(ctx context.Context, _ *globals, args []string) error
 	if err := need(pos, 1, "review notes SESSION"); err != nil {
 		return err
 	}
-	req.Session, req.At = pos[0], handlers.At(at)
+	req.Session, req.At = pos[0], client.At(at)
 	if err := g.dial(); err != nil {
 		return err
 	}
@@ -112,14 +112,14 @@ func (m *Main) reviewNotes(ctx context.Context, _ *globals, args []string) error
 }
 
 func (m *Main) reviewResolve(ctx context.Context, _ *globals, args []string) error {
-	return m.noteState(ctx, "resolve", args, (*handlers.Client).ResolveNote)
+	return m.noteState(ctx, "resolve", args, (*client.Client).ResolveNote)
 }
 
 func (m *Main) reviewReopen(ctx context.Context, _ *globals, args []string) error {
-	return m.noteState(ctx, "reopen", args, (*handlers.Client).ReopenNote)
+	return m.noteState(ctx, "reopen", args, (*client.Client).ReopenNote)
 }
 
-func (m *Main) noteState(ctx context.Context, verb string, args []string, fn func(*handlers.Client, context.Context, handlers.NoteRequest) (handlers.NoteReply, error)) error {
+func (m *Main) noteState(ctx context.Context, verb string, args []string, fn func(*client.Client, context.Context, client.NoteRequest) (client.NoteReply, error)) error {
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("review "+verb, args, mf.declare)
 	if err != nil {
@@ -132,18 +132,18 @@ func (m *Main) noteState(ctx context.Context, verb string, args []string, fn fun
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := fn(g.client, ctx, handlers.NoteRequest{Mutation: mf.mutation(), Session: pos[0], Note: pos[1]})
+	r, err := fn(g.client, ctx, client.NoteRequest{Mutation: mf.mutation(), Session: pos[0], Note: pos[1]})
 	if err != nil {
 		return err
 	}
 	if g.json {
 		return m.printJSON(r)
 	}
-	m.printNotes(g, []handlers.NoteView{r.Note})
+	m.printNotes(g, []client.NoteView{r.Note})
 	return nil
 }
 
-func (m *Main) printApprovals(reqs []handlers.ApprovalView) {
+func (m *Main) printApprovals(reqs []client.ApprovalView) {
 	rows := make([][]string, 0, len(reqs))
 	for _, r := range reqs {
 		rows = append(rows, []string{r.ID, r.Session, r.Reason, r.Group, r.State, fmt.Sprintf("%d/%d", len(r.Grants), r.Required), r.Requester, r.CreatedAt.Format(time.RFC3339)})
@@ -152,7 +152,7 @@ func (m *Main) printApprovals(reqs []handlers.ApprovalView) {
 }
 
 func (m *Main) reviewRequest(ctx context.Context, _ *globals, args []string) error {
-	var req handlers.ApprovalRequestRequest
+	var req client.ApprovalRequestRequest
 	var details string
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("review request", args, func(fs *flag.FlagSet) {
@@ -185,24 +185,24 @@ func (m *Main) reviewRequest(ctx context.Context, _ *globals, args []string) err
 	return m.printApproval(g, r)
 }
 
-func (m *Main) printApproval(g *globals, r handlers.ApprovalReply) error {
+func (m *Main) printApproval(g *globals, r client.ApprovalReply) error {
 	if g.json {
 		return m.printJSON(r)
 	}
-	m.printApprovals([]handlers.ApprovalView{r.Request})
+	m.printApprovals([]client.ApprovalView{r.Request})
 	m.printf("session status %s, position %d\n", r.Status, r.Position)
 	return nil
 }
 
 func (m *Main) reviewGrant(ctx context.Context, _ *globals, args []string) error {
-	return m.reviewDecide(ctx, "grant", args, (*handlers.Client).Grant)
+	return m.reviewDecide(ctx, "grant", args, (*client.Client).Grant)
 }
 
 func (m *Main) reviewDeny(ctx context.Context, _ *globals, args []string) error {
-	return m.reviewDecide(ctx, "deny", args, (*handlers.Client).Deny)
+	return m.reviewDecide(ctx, "deny", args, (*client.Client).Deny)
 }
 
-func (m *Main) reviewDecide(ctx context.Context, verb string, args []string, fn func(*handlers.Client, context.Context, handlers.DecideRequest) (handlers.ApprovalReply, error)) error {
+func (m *Main) reviewDecide(ctx context.Context, verb string, args []string, fn func(*client.Client, context.Context, client.DecideRequest) (client.ApprovalReply, error)) error {
 	var comment string
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("review "+verb, args, func(fs *flag.FlagSet) {
@@ -219,7 +219,7 @@ func (m *Main) reviewDecide(ctx context.Context, verb string, args []string, fn 
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := fn(g.client, ctx, handlers.DecideRequest{Mutation: mf.mutation(), Session: pos[0], Request: pos[1], Comment: comment})
+	r, err := fn(g.client, ctx, client.DecideRequest{Mutation: mf.mutation(), Session: pos[0], Request: pos[1], Comment: comment})
 	if err != nil {
 		return err
 	}
@@ -227,7 +227,7 @@ func (m *Main) reviewDecide(ctx context.Context, verb string, args []string, fn 
 }
 
 func (m *Main) reviewPending(ctx context.Context, _ *globals, args []string) error {
-	var req handlers.PendingRequest
+	var req client.PendingRequest
 	g, pos, err := m.parseArgs("review pending", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&req.Group, "group", "", "only this reviewer group")
 		fs.StringVar(&req.Session, "session", "", "only this session (read from its history)")
@@ -255,7 +255,7 @@ func (m *Main) reviewPending(ctx context.Context, _ *globals, args []string) err
 }
 
 func (m *Main) policyGet(ctx context.Context, _ *globals, args []string) error {
-	var req handlers.PolicyRequest
+	var req client.PolicyRequest
 	g, pos, err := m.parseArgs("policy get", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&req.Session, "session", "", "also this session's policy")
 	})
@@ -276,7 +276,7 @@ func (m *Main) policyGet(ctx context.Context, _ *globals, args []string) error {
 	return m.printPolicy(g, r)
 }
 
-func (m *Main) printPolicy(g *globals, r handlers.PolicyReply) error {
+func (m *Main) printPolicy(g *globals, r client.PolicyReply) error {
 	if g.json {
 		return m.printJSON(r)
 	}
@@ -289,7 +289,7 @@ func (m *Main) printPolicy(g *globals, r handlers.PolicyReply) error {
 }
 
 func (m *Main) policySet(ctx context.Context, _ *globals, args []string) error {
-	var req handlers.PolicyRequest
+	var req client.PolicyRequest
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("policy set", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&req.Session, "session", "", "set this session's policy instead of the tenant's default")

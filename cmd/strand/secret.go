@@ -11,8 +11,8 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 func init() {
@@ -69,7 +69,7 @@ func (m *Main) secretPut(ctx context.Context, _ *globals, args []string) error {
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := g.client.PutSecret(ctx, handlers.SecretRequest{Mutation: mf.mutation(), Session: session, Name: rest[0], Value: &value})
+	r, err := g.client.PutSecret(ctx, client.SecretRequest{Mutation: mf.mutation(), Session: session, Name: rest[0], Value: &value})
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func (m *Main) secretGet(ctx context.Context, _ *globals, args []string) error {
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := g.client.GetSecret(ctx, handlers.SecretRequest{Session: session, Name: rest[0]})
+	r, err := g.client.GetSecret(ctx, client.SecretRequest{Session: session, Name: rest[0]})
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func (m *Main) secretList(ctx context.Context, _ *globals, args []string) error 
 	if len(pos) > 1 {
 		return usagef("usage: strand secret list [SESSION]")
 	}
-	var req handlers.SecretListRequest
+	var req client.SecretListRequest
 	if len(pos) == 1 {
 		req.Session = pos[0]
 	}
@@ -149,7 +149,7 @@ func (m *Main) secretRm(ctx context.Context, _ *globals, args []string) error {
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := g.client.DeleteSecret(ctx, handlers.SecretRequest{Mutation: mf.mutation(), Session: session, Name: rest[0]})
+	r, err := g.client.DeleteSecret(ctx, client.SecretRequest{Mutation: mf.mutation(), Session: session, Name: rest[0]})
 	if err != nil {
 		return err
 	}
@@ -184,7 +184,7 @@ func (m *Main) secretRekey(ctx context.Context, _ *globals, args []string) error
 	return nil
 }
 
-func (m *Main) printGroup(g *globals, r handlers.GroupReply) error {
+func (m *Main) printGroup(g *globals, r client.GroupReply) error {
 	if g.json {
 		return m.printJSON(r)
 	}
@@ -205,7 +205,7 @@ func (m *Main) groupSet(ctx context.Context, _ *globals, args []string) error {
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := g.client.SetGroup(ctx, handlers.GroupRequest{Mutation: mf.mutation(), Name: pos[0], Members: append([]string{}, pos[1:]...)})
+	r, err := g.client.SetGroup(ctx, client.GroupRequest{Mutation: mf.mutation(), Name: pos[0], Members: append([]string{}, pos[1:]...)})
 	if err != nil {
 		return err
 	}
@@ -224,7 +224,7 @@ func (m *Main) groupGet(ctx context.Context, _ *globals, args []string) error {
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := g.client.GetGroup(ctx, handlers.GroupRequest{Name: pos[0]})
+	r, err := g.client.GetGroup(ctx, client.GroupRequest{Name: pos[0]})
 	if err != nil {
 		return err
 	}
@@ -271,7 +271,7 @@ func (m *Main) groupRm(ctx context.Context, _ *globals, args []string) error {
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := g.client.DeleteGroup(ctx, handlers.GroupRequest{Mutation: mf.mutation(), Name: pos[0]})
+	r, err := g.client.DeleteGroup(ctx, client.GroupRequest{Mutation: mf.mutation(), Name: pos[0]})
 	if err != nil {
 		return err
 	}
@@ -295,7 +295,7 @@ func (m *Main) tenantLog(ctx context.Context, _ *globals, args []string) error {
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := g.client.TenantLog(ctx, handlers.TenantLogRequest{From: from, Limit: limit})
+	r, err := g.client.TenantLog(ctx, client.TenantLogRequest{From: from, Limit: limit})
 	if err != nil {
 		return err
 	}

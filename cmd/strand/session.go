@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 func init() {
@@ -59,11 +59,11 @@ func (mf *mutationFlags) declare(fs *flag.FlagSet) {
 	fs.StringVar(&mf.token, "token", "", "lease token (lock acquire) for locked paths")
 }
 
-func (mf *mutationFlags) mutation() handlers.Mutation {
-	return handlers.Mutation{RequestID: mf.requestID, ExpectedPosition: mf.expect, Token: mf.token}
+func (mf *mutationFlags) mutation() client.Mutation {
+	return client.Mutation{RequestID: mf.requestID, ExpectedPosition: mf.expect, Token: mf.token}
 }
 
-func (m *Main) printSession(g *globals, r handlers.SessionReply) error {
+func (m *Main) printSession(g *globals, r client.SessionReply) error {
 	if g.json {
 		return m.printJSON(r)
 	}
@@ -123,7 +123,7 @@ func (m *Main) sessionCreate(ctx context.Context, _ *globals, args []string) err
 	if err != nil {
 		return err
 	}
-	req := handlers.CreateSessionRequest{Mutation: mf.mutation(), Owner: owner, Tags: t}
+	req := client.CreateSessionRequest{Mutation: mf.mutation(), Owner: owner, Tags: t}
 	if source != "" {
 		name, rev, _ := strings.Cut(source, "@")
 		req.Source = name
@@ -157,7 +157,7 @@ func (m *Main) sessionGet(ctx context.Context, _ *globals, args []string) error 
 	}
 	id, a := splitAt(pos[0])
 	if at != "" {
-		a = handlers.At(at)
+		a = client.At(at)
 	}
 	if err := g.dial(); err != nil {
 		return err
@@ -172,7 +172,7 @@ func (m *Main) sessionGet(ctx context.Context, _ *globals, args []string) error 
 
 func (m *Main) sessionList(ctx context.Context, _ *globals, args []string) error {
 	var tags multiFlag
-	var req handlers.ListSessionsRequest
+	var req client.ListSessionsRequest
 	g, pos, err := m.parseArgs("session list", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&req.Status, "status", "", "only this status")
 		fs.Var(&tags, "tag", "only sessions with tag key=value (repeatable; key= for any value)")
@@ -219,14 +219,14 @@ func (m *Main) sessionList(ctx context.Context, _ *globals, args []string) error
 }
 
 func (m *Main) sessionArchive(ctx context.Context, _ *globals, args []string) error {
-	return m.sessionSimple(ctx, "archive", args, (*handlers.Client).ArchiveSession)
+	return m.sessionSimple(ctx, "archive", args, (*client.Client).ArchiveSession)
 }
 
 func (m *Main) sessionDelete(ctx context.Context, _ *globals, args []string) error {
-	return m.sessionSimple(ctx, "delete", args, (*handlers.Client).DeleteSession)
+	return m.sessionSimple(ctx, "delete", args, (*client.Client).DeleteSession)
 }
 
-func (m *Main) sessionSimple(ctx context.Context, verb string, args []string, fn func(*handlers.Client, context.Context, handlers.SessionRequest) (handlers.SessionReply, error)) error {
+func (m *Main) sessionSimple(ctx context.Context, verb string, args []string, fn func(*client.Client, context.Context, client.SessionRequest) (client.SessionReply, error)) error {
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("session "+verb, args, mf.declare)
 	if err != nil {
@@ -239,7 +239,7 @@ func (m *Main) sessionSimple(ctx context.Context, verb string, args []string, fn
 		return err
 	}
 	defer g.close()
-	r, err := fn(g.client, ctx, handlers.SessionRequest{Mutation: mf.mutation(), Session: pos[0]})
+	r, err := fn(g.client, ctx, client.SessionRequest{Mutation: mf.mutation(), Session: pos[0]})
 	if err != nil {
 		return err
 	}
@@ -267,7 +267,7 @@ func (m *Main) sessionTag(ctx context.Context, _ *globals, args []string) error 
 		return err
 	}
 	defer g.close()
-	r, err := g.client.TagSession(ctx, handlers.TagRequest{Mutation: mf.mutation(), Session: pos[0], Set: set, Remove: remove})
+	r, err := g.client.TagSession(ctx, client.TagRequest{Mutation: mf.mutation(), Session: pos[0], Set: set, Remove: remove})
 	if err != nil {
 		return err
 	}
@@ -292,7 +292,7 @@ func (m *Main) sessionFork(ctx context.Context, _ *globals, args []string) error
 	}
 	id, a := splitAt(pos[0])
 	if at != "" {
-		a = handlers.At(at)
+		a = client.At(at)
 	}
 	t, err := parseTags(tags)
 	if err != nil {
@@ -302,7 +302,7 @@ func (m *Main) sessionFork(ctx context.Context, _ *globals, args []string) error
 		return err
 	}
 	defer g.close()
-	r, err := g.client.Fork(ctx, handlers.ForkRequest{Mutation: mf.mutation(), Session: id, At: a, Owner: owner, Tags: t})
+	r, err := g.client.Fork(ctx, client.ForkRequest{Mutation: mf.mutation(), Session: id, At: a, Owner: owner, Tags: t})
 	if err != nil {
 		return err
 	}
@@ -329,7 +329,7 @@ func (m *Main) sessionRestore(ctx context.Context, _ *globals, args []string) er
 		return err
 	}
 	defer g.close()
-	r, err := g.client.Restore(ctx, handlers.RestoreRequest{Mutation: mf.mutation(), Session: pos[0], To: handlers.At(to)})
+	r, err := g.client.Restore(ctx, client.RestoreRequest{Mutation: mf.mutation(), Session: pos[0], To: client.At(to)})
 	if err != nil {
 		return err
 	}

@@ -10,9 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
-	"github.com/strand-dev/strand/streams"
 )
 
 func init() {
@@ -28,7 +27,7 @@ func init() {
 	)
 }
 
-func (m *Main) printSource(g *globals, r handlers.SourceReply) error {
+func (m *Main) printSource(g *globals, r client.SourceReply) error {
 	if g.json {
 		return m.printJSON(r)
 	}
@@ -66,7 +65,7 @@ func originText(o domain.RevisionOrigin) string {
 }
 
 func (m *Main) sourceCreate(ctx context.Context, _ *globals, args []string) error {
-	var req handlers.SourceCreateRequest
+	var req client.SourceCreateRequest
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("source create", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&req.Description, "description", "", "what the source holds")
@@ -154,7 +153,7 @@ func (m *Main) sourceRm(ctx context.Context, _ *globals, args []string) error {
 		return err
 	}
 	defer g.close()
-	r, err := g.client.DeleteSource(ctx, handlers.SourceRequest{Mutation: mf.mutation(), Name: pos[0]})
+	r, err := g.client.DeleteSource(ctx, client.SourceRequest{Mutation: mf.mutation(), Name: pos[0]})
 	if err != nil {
 		return err
 	}
@@ -191,16 +190,16 @@ func (m *Main) sourceImport(ctx context.Context, _ *globals, args []string) erro
 	if ref != "" && gitPath == "" {
 		return usagef("--ref goes with --git")
 	}
-	req := handlers.SourceImportRequest{Mutation: mf.mutation(), Name: pos[0]}
+	req := client.SourceImportRequest{Mutation: mf.mutation(), Name: pos[0]}
 	var upload []byte
 	switch {
 	case tarFile != "":
 		if upload, err = readInput(m.Stdin, tarFile); err != nil {
 			return err
 		}
-		req.Tar = &handlers.TarSpec{}
+		req.Tar = &client.TarSpec{}
 	case gitPath != "":
-		req.Git = &handlers.GitSpec{Ref: ref}
+		req.Git = &client.GitSpec{Ref: ref}
 		if upload, err = gitBundle(ctx, gitPath); err != nil {
 			return err
 		}
@@ -209,7 +208,7 @@ func (m *Main) sourceImport(ctx context.Context, _ *globals, args []string) erro
 		if err != nil {
 			return err
 		}
-		req.Dir = &handlers.DirSpec{Path: abs}
+		req.Dir = &client.DirSpec{Path: abs}
 	}
 	if err := g.dial(); err != nil {
 		return err
@@ -255,12 +254,12 @@ func gitBundle(ctx context.Context, path string) ([]byte, error) {
 		if errors.Is(err, exec.ErrNotFound) {
 			return nil, usagef("--git with a repository needs the git command here (or give a bundle file)")
 		}
-		return nil, &handlers.Error{Code: domain.CodeInvalidArgument, Message: "git bundle create: " + string(out)}
+		return nil, &client.Error{Code: domain.CodeInvalidArgument, Message: "git bundle create: " + string(out)}
 	}
 	return os.ReadFile(file)
 }
 
-func (m *Main) showJob(ctx context.Context, g *globals, job streams.Job, wait bool) error {
+func (m *Main) showJob(ctx context.Context, g *globals, job domain.Job, wait bool) error {
 	if wait && !job.Done() {
 		var err error
 		if job, err = g.client.WaitJob(ctx, job.ID, 200*time.Millisecond); err != nil {
@@ -268,7 +267,7 @@ func (m *Main) showJob(ctx context.Context, g *globals, job streams.Job, wait bo
 		}
 	}
 	if g.json {
-		if err := m.printJSON(handlers.JobReply{Job: job}); err != nil {
+		if err := m.printJSON(client.JobReply{Job: job}); err != nil {
 			return err
 		}
 	} else {
@@ -282,8 +281,8 @@ func (m *Main) showJob(ctx context.Context, g *globals, job streams.Job, wait bo
 		}
 		m.table([]string{"FIELD", "VALUE"}, rows)
 	}
-	if job.State == streams.JobFailed {
-		return &handlers.Error{Code: domain.Code(job.ErrorCode), Message: "job " + job.ID + " failed: " + job.ErrorMessage}
+	if job.State == domain.JobFailed {
+		return &client.Error{Code: domain.Code(job.ErrorCode), Message: "job " + job.ID + " failed: " + job.ErrorMessage}
 	}
 	return nil
 }
@@ -325,13 +324,13 @@ func (m *Main) sourcePromote(ctx context.Context, _ *globals, args []string) err
 	}
 	id, a := splitAt(pos[1])
 	if at != "" {
-		a = handlers.At(at)
+		a = client.At(at)
 	}
 	if err := g.dial(); err != nil {
 		return err
 	}
 	defer g.close()
-	r, err := g.client.Promote(ctx, handlers.PromoteRequest{Mutation: mf.mutation(), Name: pos[0], Session: id, At: a})
+	r, err := g.client.Promote(ctx, client.PromoteRequest{Mutation: mf.mutation(), Name: pos[0], Session: id, At: a})
 	if err != nil {
 		return err
 	}

@@ -8,9 +8,9 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/contentcache"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/workcopy"
 )
 
@@ -157,7 +157,7 @@ func (m *Main) wcDiff(ctx context.Context, args []string) error {
 		return err
 	}
 	// The server is needed only for HEAD content the cache lacks.
-	var c *handlers.Client
+	var c *client.Client
 	if g.dial() == nil {
 		defer g.close()
 		c = g.client
@@ -259,7 +259,7 @@ func (m *Main) cmdPull(ctx context.Context, _ *globals, args []string) error {
 		fmt.Fprint(m.Stdout, workcopy.ConflictSummary(r.Conflicts))
 	}
 	if len(r.Conflicts) > 0 {
-		return &handlers.Error{Code: domain.CodeConflict, Message: fmt.Sprintf("%d conflicts: edit them, then push", len(r.Conflicts))}
+		return &client.Error{Code: domain.CodeConflict, Message: fmt.Sprintf("%d conflicts: edit them, then push", len(r.Conflicts))}
 	}
 	return nil
 }

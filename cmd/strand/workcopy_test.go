@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 // TestCLI_WorkingCopy drives checkout, status, diff, push and pull through
@@ -17,12 +17,12 @@ func TestCLI_WorkingCopy(t *testing.T) {
 	s := startServe(t, t.TempDir())
 	c := newCLI(t, s.URL)
 	c.env = map[string]string{"STRAND_CACHE_DIR": t.TempDir()}
-	client := s.Client(t)
+	cl := s.Client(t)
 	ctx := t.Context()
-	var sess handlers.SessionReply
+	var sess client.SessionReply
 	c.okJSON(&sess, "session", "create")
 	id := sess.Session.ID
-	if _, err := client.Batch(ctx, handlers.BatchRequest{Session: id, Ops: []handlers.BatchOp{
+	if _, err := cl.Batch(ctx, client.BatchRequest{Session: id, Ops: []client.BatchOp{
 		{Op: "write", Path: "main.go", Content: []byte("package main\n\nfunc main() {}\n")},
 		{Op: "write", Path: "run.sh", Content: []byte("#!/bin/sh\n"), Mode: 0o755},
 	}}); err != nil {
@@ -81,7 +81,7 @@ func TestCLI_WorkingCopy(t *testing.T) {
 	c.fail("conflict", "push", b)
 	must(t, os.WriteFile(filepath.Join(b, "new.txt"), []byte("from both\n"), 0o644))
 	c.ok("push", b)
-	got, _, err := client.ReadAll(ctx, id, "new.txt", "")
+	got, _, err := cl.ReadAll(ctx, id, "new.txt", "")
 	must(t, err)
 	if string(got) != "from both\n" {
 		t.Fatalf("new.txt in the session: %q", got)
@@ -101,12 +101,12 @@ func TestCLI_Run(t *testing.T) {
 	s := startServe(t, t.TempDir())
 	c := newCLI(t, s.URL)
 	c.env = map[string]string{"STRAND_CACHE_DIR": t.TempDir()}
-	client := s.Client(t)
+	cl := s.Client(t)
 	ctx := t.Context()
-	var sess handlers.SessionReply
+	var sess client.SessionReply
 	c.okJSON(&sess, "session", "create")
 	base := sess.Session.ID
-	if _, err := client.Batch(ctx, handlers.BatchRequest{Session: base, Ops: []handlers.BatchOp{
+	if _, err := cl.Batch(ctx, client.BatchRequest{Session: base, Ops: []client.BatchOp{
 		{Op: "write", Path: "keep.txt", Content: []byte("keep\n")}, {Op: "write", Path: "drop.txt", Content: []byte("drop\n")},
 	}}); err != nil {
 		t.Fatal(err)
@@ -137,15 +137,15 @@ func TestCLI_Run(t *testing.T) {
 	if out.Parent != base || out.ExitCode != 7 || out.Changes != 3 || !strings.Contains(r.Stdout, "session "+out.Session) {
 		t.Fatalf("outcome %+v from %v", out, r)
 	}
-	got, _, err := client.ReadAll(ctx, out.Session, "keep.txt", "")
+	got, _, err := cl.ReadAll(ctx, out.Session, "keep.txt", "")
 	must(t, err)
 	if string(got) != "keep\nedited\n" {
 		t.Fatalf("keep.txt in the fork: %q", got)
 	}
-	if _, _, err := client.ReadAll(ctx, out.Session, "drop.txt", ""); handlers.ErrorCode(err) != "not_found" {
+	if _, _, err := cl.ReadAll(ctx, out.Session, "drop.txt", ""); client.ErrorCode(err) != "not_found" {
 		t.Fatalf("drop.txt in the fork: %v, want not_found", err)
 	}
-	h, err := client.Health(ctx, handlers.HealthRequest{Session: out.Session})
+	h, err := cl.Health(ctx, client.HealthRequest{Session: out.Session})
 	must(t, err)
 	if h.Health == nil || h.Health.Passing || !strings.Contains(h.Health.Summary, "exit 7") || !strings.Contains(h.Health.Summary, script) {
 		t.Fatalf("health: %+v", h.Health)

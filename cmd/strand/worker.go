@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/workers"
 )
@@ -79,14 +79,14 @@ type clientSessions struct {
 	actor string
 }
 
-func (c clientSessions) client(tenant string) *handlers.Client {
-	cl := handlers.NewClient(c.nc, tenant)
+func (c clientSessions) client(tenant string) *client.Client {
+	cl := client.NewClient(c.nc, tenant)
 	cl.Actor = c.actor
 	return cl
 }
 
 func (c clientSessions) Oldest(ctx context.Context, tenant, status, cursor string, limit int) ([]workers.SessionInfo, string, error) {
-	r, err := c.client(tenant).ListSessions(ctx, handlers.ListSessionsRequest{Status: status, Sort: "updated", Order: "asc", Cursor: cursor, Limit: limit})
+	r, err := c.client(tenant).ListSessions(ctx, client.ListSessionsRequest{Status: status, Sort: "updated", Order: "asc", Cursor: cursor, Limit: limit})
 	if err != nil {
 		return nil, "", err
 	}
@@ -98,12 +98,12 @@ func (c clientSessions) Oldest(ctx context.Context, tenant, status, cursor strin
 }
 
 func (c clientSessions) Archive(ctx context.Context, tenant, id string) error {
-	_, err := c.client(tenant).ArchiveSession(ctx, handlers.SessionRequest{Session: id, Mutation: handlers.Mutation{RequestID: "retention-archive-" + id}})
+	_, err := c.client(tenant).ArchiveSession(ctx, client.SessionRequest{Session: id, Mutation: client.Mutation{RequestID: "retention-archive-" + id}})
 	return err
 }
 
 func (c clientSessions) Delete(ctx context.Context, tenant, id string) error {
-	_, err := c.client(tenant).DeleteSession(ctx, handlers.SessionRequest{Session: id, Mutation: handlers.Mutation{RequestID: "retention-delete-" + id}})
+	_, err := c.client(tenant).DeleteSession(ctx, client.SessionRequest{Session: id, Mutation: client.Mutation{RequestID: "retention-delete-" + id}})
 	return err
 }
 
@@ -264,7 +264,7 @@ func (m *Main) runWorker(ctx context.Context, args []string) error {
 	}
 	s, err := js.Stream(ctx, streams.EventStream)
 	if err != nil {
-		return &handlers.Error{Code: domain.CodeUnavailable, Message: fmt.Sprintf("no Strand streams on %s: %v", g.server, err)}
+		return &client.Error{Code: domain.CodeUnavailable, Message: fmt.Sprintf("no Strand streams on %s: %v", g.server, err)}
 	}
 	replicas := s.CachedInfo().Config.Replicas
 	st, err := streams.Open(ctx, g.nc, streams.Config{Replicas: replicas}, log)

@@ -1,4 +1,4 @@
-package handlers
+package client
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
 
 // Client is the typed Go client of the Strand service. It is safe for
@@ -28,7 +29,7 @@ type Client struct {
 	ChunkSize int
 	// RetryWait bounds the total time one request waits and retries when
 	// the service refuses it for the tenant's rate limit (the refusal says
-	// how long to wait, see HeaderRetryAfter); 0 never retries.
+	// how long to wait, see names.HeaderRetryAfter); 0 never retries.
 	RetryWait time.Duration
 }
 
@@ -57,10 +58,10 @@ func (c *Client) RequestRaw(ctx context.Context, area, verb string, body []byte,
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
 		defer cancel()
 	}
-	m := nats.NewMsg(Subject(c.Tenant, area, verb))
+	m := nats.NewMsg(names.Subject(c.Tenant, area, verb))
 	m.Data = body
 	if c.Actor != "" {
-		m.Header.Set(HeaderActor, c.Actor)
+		m.Header.Set(names.HeaderActor, c.Actor)
 	}
 	resp, err := c.requestRetrying(ctx, m)
 	switch {
@@ -283,7 +284,7 @@ func (c *Client) requestRetrying(ctx context.Context, m *nats.Msg) (*nats.Msg, e
 }
 
 func retryAfter(resp *nats.Msg) (time.Duration, bool) {
-	v := resp.Header.Get(HeaderRetryAfter)
+	v := resp.Header.Get(names.HeaderRetryAfter)
 	if v == "" {
 		return 0, false
 	}

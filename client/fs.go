@@ -1,0 +1,7 @@
+package client
+
+// Manifest page sizes.
+const (
+	DefaultManifestLimit = 1000
+	MaxManifestLimit     = 10000
+)
