@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/projections"
 	"github.com/strand-dev/strand/streams"
 )
@@ -72,8 +73,8 @@ func checkReplicated(t *testing.T, nc *nats.Conn, instances int) {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
-	names := js.StreamNames(ctx)
-	for name := range names.Name() {
+	lister := js.StreamNames(ctx)
+	for name := range lister.Name() {
 		s, err := js.Stream(ctx, name)
 		if err != nil {
 			t.Fatalf("stream %s: %v", name, err)
@@ -83,7 +84,7 @@ func checkReplicated(t *testing.T, nc *nats.Conn, instances int) {
 		}
 		seen[name] = true
 	}
-	if err := names.Err(); err != nil {
+	if err := lister.Err(); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{streams.EventStream, streams.BlobStream, "KV_" + streams.SnapshotBucket, "KV_" + projections.SessionsBucket} {
