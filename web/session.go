@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/handlers"
 )
 
 // Limits of what one session page reads.
@@ -34,24 +34,24 @@ var milestones = []string{
 
 // sessionData is the session page.
 type sessionData struct {
-	S         client.SessionView
+	S         handlers.SessionView
 	At        string // the point the tree shows ("" for the head)
-	AtView    client.SessionView
+	AtView    handlers.SessionView
 	Tree      treeView
 	File      *fileView
-	Approvals []client.ApprovalView
-	Notes     []client.NoteView
+	Approvals []handlers.ApprovalView
+	Notes     []handlers.NoteView
 	OpenNotes int
-	Health    *client.HealthView
-	Commits   []client.CommitView
-	Timeline  []client.EventView
+	Health    *handlers.HealthView
+	Commits   []handlers.CommitView
+	Timeline  []handlers.EventView
 	AllEvents bool
 	NextFrom  uint64
-	Policy    client.PolicyReply
+	Policy    handlers.PolicyReply
 	CanCommit gate
 	CanMerge  gate
-	Summary   *client.SummaryReply
-	Forks     []client.SessionView
+	Summary   *handlers.SummaryReply
+	Forks     []handlers.SessionView
 }
 
 // gate says whether an action is allowed now and, when not, why.
@@ -104,7 +104,7 @@ func (a *App) sessionPage(w http.ResponseWriter, r *http.Request) {
 	d := &sessionData{S: head.Session, At: q.Get("at"), AllEvents: q.Get("events") == "all"}
 	d.AtView = head.Session
 	if d.At != "" {
-		at, err := c.GetSession(ctx, id, client.At(d.At))
+		at, err := c.GetSession(ctx, id, handlers.At(d.At))
 		if err != nil {
 			a.fail(w, r, err)
 			return
@@ -129,14 +129,14 @@ func (a *App) sessionPage(w http.ResponseWriter, r *http.Request) {
 
 // loadReview reads what the decision panel needs: approvals, notes,
 // health, commits, the policy and the summary of the change.
-func (a *App) loadReview(ctx context.Context, c *client.Client, id string, d *sessionData) error {
-	p, err := c.Pending(ctx, client.PendingRequest{Session: id, All: true})
+func (a *App) loadReview(ctx context.Context, c *handlers.Client, id string, d *sessionData) error {
+	p, err := c.Pending(ctx, handlers.PendingRequest{Session: id, All: true})
 	if err != nil {
 		return err
 	}
 	d.Approvals = p.Requests
 	slices.Reverse(d.Approvals) // newest first
-	notes, err := c.Notes(ctx, client.NotesRequest{Session: id})
+	notes, err := c.Notes(ctx, handlers.NotesRequest{Session: id})
 	if err != nil {
 		return err
 	}
@@ -146,28 +146,28 @@ func (a *App) loadReview(ctx context.Context, c *client.Client, id string, d *se
 			d.OpenNotes++
 		}
 	}
-	h, err := c.Health(ctx, client.HealthRequest{Session: id})
-	if err != nil && client.ErrorCode(err) != domain.CodeNotFound {
+	h, err := c.Health(ctx, handlers.HealthRequest{Session: id})
+	if err != nil && handlers.ErrorCode(err) != domain.CodeNotFound {
 		return err
 	}
 	d.Health = h.Health
-	cl, err := c.ListCommits(ctx, client.CommitListRequest{Session: id})
+	cl, err := c.ListCommits(ctx, handlers.CommitListRequest{Session: id})
 	if err != nil {
 		return err
 	}
 	d.Commits = cl.Commits
 	slices.Reverse(d.Commits)
-	if d.Policy, err = c.GetPolicy(ctx, client.PolicyRequest{Session: id}); err != nil {
+	if d.Policy, err = c.GetPolicy(ctx, handlers.PolicyRequest{Session: id}); err != nil {
 		return err
 	}
 	d.CanCommit = policyGate(d.Policy.Effective, "commit", d.Approvals, d.S)
 	d.CanMerge = policyGate(d.Policy.Effective, "merge", d.Approvals, d.S)
-	sum, err := c.Summary(ctx, client.SummaryRequest{Session: id})
+	sum, err := c.Summary(ctx, handlers.SummaryRequest{Session: id})
 	if err != nil {
 		return err
 	}
 	d.Summary = &sum
-	forks, err := c.ListSessions(ctx, client.ListSessionsRequest{Parent: id, Limit: maxForks, Sort: "updated", Order: "desc"})
+	forks, err := c.ListSessions(ctx, handlers.ListSessionsRequest{Parent: id, Limit: maxForks, Sort: "updated", Order: "desc"})
 	if err != nil {
 		return err
 	}
@@ -176,23 +176,38 @@ func (a *App) loadReview(ctx context.Context, c *client.Client, id string, d *se
 }
 
 // policyGate tells whether the policy lets an action happen on the
-// session's current content: no grants needed, or a granted request for
-// that action pinned to the current root (a stale one authorises nothing).
-func policyGate(p domain.Policy, action string, approvals []client.ApprovalView, s client.SessionView) gate {
+// session's current content, as domain.Session.Authorize decides it: the
+// action's grants on one usable request, and for each "action:group" of
+// the policy the grants of a usable request addressed to that group. A
+// usable request is granted (not denied, used or stale) for the current
+// root. The service decides again when the action is asked for.
+func policyGate(p domain.Policy, action string, approvals []handlers.ApprovalView, s handlers.SessionView) gate {
 	switch s.Status {
 	case "archived", "deleted":
 		return gate{Reason: "the session is " + s.Status}
 	}
-	need := p[action]
-	if need == 0 {
-		return gate{OK: true}
+	usable := func(group string, n int) bool {
+		for _, ap := range approvals {
+			if ap.Reason == action && ap.State == domain.ApprovalGrantedState && ap.Root == s.Root &&
+				(group == "" || ap.Group == group) && len(ap.Grants) >= n {
+				return true
+			}
+		}
+		return false
 	}
-	for _, ap := range approvals {
-		if ap.Reason == action && ap.State == domain.ApprovalGrantedState && ap.Root == s.Root {
-			return gate{OK: true}
+	var missing []string
+	if need := p[action]; need > 0 && !usable("", need) {
+		missing = append(missing, plural(need, "grant", "grants")+" of a "+action+" request")
+	}
+	for _, g := range p.GroupRequirements(action) {
+		if !usable(g.Group, g.Grants) {
+			missing = append(missing, plural(g.Grants, "grant", "grants")+" from group "+g.Group)
 		}
 	}
-	return gate{Reason: "the policy asks for " + plural(need, "grant", "grants") + " of a " + action + " request on the current content"}
+	if len(missing) == 0 {
+		return gate{OK: true}
+	}
+	return gate{Reason: "the policy asks for " + strings.Join(missing, " and ") + " on the current content"}
 }
 
 func plural(n int, one, many string) string {
@@ -201,13 +216,13 @@ func plural(n int, one, many string) string {
 
 // loadTree lists the directory (or shows the file) at p, at the page's
 // point of history.
-func (a *App) loadTree(ctx context.Context, c *client.Client, id, p string, d *sessionData) error {
+func (a *App) loadTree(ctx context.Context, c *handlers.Client, id, p string, d *sessionData) error {
 	p = strings.Trim(p, "/")
-	at := client.At(d.At)
+	at := handlers.At(d.At)
 	if p != "" {
-		rd, err := c.Read(ctx, client.ReadRequest{Session: id, Path: p, At: at, Length: 1})
+		rd, err := c.Read(ctx, handlers.ReadRequest{Session: id, Path: p, At: at, Length: 1})
 		switch {
-		case err != nil && client.ErrorCode(err) != domain.CodeInvalidArgument:
+		case err != nil && handlers.ErrorCode(err) != domain.CodeInvalidArgument:
 			return err
 		case err == nil && rd.Kind != "dir":
 			fv, err := a.loadFile(ctx, c, id, p, at, rd)
@@ -226,8 +241,8 @@ func (a *App) loadTree(ctx context.Context, c *client.Client, id, p string, d *s
 	return a.listDir(ctx, c, id, p, at, d)
 }
 
-func (a *App) listDir(ctx context.Context, c *client.Client, id, dir string, at client.At, d *sessionData) error {
-	m, err := c.Manifest(ctx, client.ManifestRequest{Session: id, At: at, Prefix: dirPrefix(dir), Limit: maxTreeEntries})
+func (a *App) listDir(ctx context.Context, c *handlers.Client, id, dir string, at handlers.At, d *sessionData) error {
+	m, err := c.Manifest(ctx, handlers.ManifestRequest{Session: id, At: at, Prefix: dirPrefix(dir), Limit: maxTreeEntries})
 	if err != nil {
 		return err
 	}
@@ -293,7 +308,7 @@ func crumbs(id, at, dir string) []crumb {
 	return out
 }
 
-func (a *App) loadFile(ctx context.Context, c *client.Client, id, p string, at client.At, head client.ReadReply) (*fileView, error) {
+func (a *App) loadFile(ctx context.Context, c *handlers.Client, id, p string, at handlers.At, head handlers.ReadReply) (*fileView, error) {
 	fv := &fileView{Path: p, Size: head.Size, Hash: head.Hash, Kind: head.Kind, Target: head.Target}
 	if head.Kind != "file" {
 		return fv, nil
@@ -302,7 +317,7 @@ func (a *App) loadFile(ctx context.Context, c *client.Client, id, p string, at c
 		fv.Large = true
 		return fv, nil
 	}
-	data, _, err := c.ReadAll(ctx, id, p, client.AtPosition(head.Position))
+	data, _, err := c.ReadAll(ctx, id, p, handlers.AtPosition(head.Position))
 	if err != nil {
 		return nil, err
 	}
@@ -317,17 +332,17 @@ func (a *App) loadFile(ctx context.Context, c *client.Client, id, p string, at c
 // loadTimeline reads the session's history: by default its milestones
 // (newest first, the last maxTimeline), or with events=all every event, a
 // page of maxTimeline at a time from the position in from.
-func (a *App) loadTimeline(ctx context.Context, c *client.Client, id string, from uint64, d *sessionData) error {
+func (a *App) loadTimeline(ctx context.Context, c *handlers.Client, id string, from uint64, d *sessionData) error {
 	if d.AllEvents {
-		page, err := c.Events(ctx, client.EventsRequest{Session: id, From: from, Limit: maxTimeline})
+		page, err := c.Events(ctx, handlers.EventsRequest{Session: id, From: from, Limit: maxTimeline})
 		if err != nil {
 			return err
 		}
 		d.Timeline, d.NextFrom = page.Events, page.NextFrom
 		return nil
 	}
-	req := client.EventsRequest{Session: id, Limit: client.MaxEventsLimit, Types: milestones}
-	var out []client.EventView
+	req := handlers.EventsRequest{Session: id, Limit: handlers.MaxEventsLimit, Types: milestones}
+	var out []handlers.EventView
 	for {
 		page, err := c.Events(ctx, req)
 		if err != nil {
