@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/accessibility"
 	"github.com/chromedp/chromedp"
 )
 
@@ -136,6 +138,46 @@ func shot(t *testing.T, ctx context.Context, dir, name string) {
 	png := get(t, ctx, "screenshot "+name, chromedp.CaptureScreenshot())
 	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
+	}
+	checkNames(t, ctx, name)
+}
+
+// controlRoles are the roles a person operates: each needs a name.
+var controlRoles = map[string]bool{
+	"button": true, "link": true, "textbox": true, "combobox": true, "searchbox": true,
+	"checkbox": true, "radio": true, "listbox": true, "spinbutton": true, "DisclosureTriangle": true,
+}
+
+// checkNames reads the page's accessibility tree, as Chromium computes it
+// for screen readers, and fails for every control without a name.
+func checkNames(t *testing.T, ctx context.Context, page string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	tree, err := chromedp.Call(ctx, accessibility.GetFullAXTree, accessibility.GetFullAXTreeParams{})
+	if err != nil {
+		t.Fatalf("%s: accessibility tree: %v", page, err)
+	}
+	str := func(v *accessibility.Value) string {
+		var out string
+		if v != nil {
+			_ = json.Unmarshal(v.Value, &out)
+		}
+		return out
+	}
+	controls := 0
+	for _, n := range tree.Nodes {
+		role := str(n.Role)
+		if n.Ignored || !controlRoles[role] {
+			continue
+		}
+		controls++
+		if strings.TrimSpace(str(n.Name)) == "" {
+			t.Errorf("%s: a %s has no accessible name", page, role)
+		}
+	}
+	if controls == 0 {
+		t.Errorf("%s: the accessibility tree has no controls", page)
 	}
 }
 
