@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
@@ -130,49 +132,76 @@ func (a *App) sessionPage(w http.ResponseWriter, r *http.Request) {
 // loadReview reads what the decision panel needs: approvals, notes,
 // health, commits, the policy and the summary of the change.
 func (a *App) loadReview(ctx context.Context, c *handlers.Client, id string, d *sessionData) error {
-	p, err := c.Pending(ctx, handlers.PendingRequest{Session: id, All: true})
+	// Every read that takes a point reads the head the page shows, so the
+	// panel is one state; they run at once (the page waits for the slowest,
+	// not the sum). A request that moved on since is caught by the live
+	// stream, which starts from this position.
+	at := handlers.AtPosition(d.S.Position)
+	var (
+		pending handlers.PendingReply
+		notes   handlers.NotesReply
+		health  handlers.HealthReply
+		commits handlers.CommitListReply
+		sum     handlers.SummaryReply
+		forks   handlers.ListSessionsReply
+	)
+	err := all(
+		func() (err error) {
+			pending, err = c.Pending(ctx, handlers.PendingRequest{Session: id, All: true})
+			return err
+		},
+		func() (err error) { notes, err = c.Notes(ctx, handlers.NotesRequest{Session: id, At: at}); return err },
+		func() (err error) {
+			health, err = c.Health(ctx, handlers.HealthRequest{Session: id, At: at})
+			if handlers.ErrorCode(err) == domain.CodeNotFound {
+				return nil
+			}
+			return err
+		},
+		func() (err error) {
+			commits, err = c.ListCommits(ctx, handlers.CommitListRequest{Session: id, At: at})
+			return err
+		},
+		func() (err error) { d.Policy, err = c.GetPolicy(ctx, handlers.PolicyRequest{Session: id}); return err },
+		func() (err error) {
+			sum, err = c.Summary(ctx, handlers.SummaryRequest{Session: id, At: at})
+			return err
+		},
+		func() (err error) {
+			forks, err = c.ListSessions(ctx, handlers.ListSessionsRequest{Parent: id, Limit: maxForks, Sort: "updated", Order: "desc"})
+			return err
+		},
+	)
 	if err != nil {
 		return err
 	}
-	d.Approvals = p.Requests
+	d.Approvals = pending.Requests
 	slices.Reverse(d.Approvals) // newest first
-	notes, err := c.Notes(ctx, handlers.NotesRequest{Session: id})
-	if err != nil {
-		return err
-	}
 	d.Notes = notes.Notes
 	for _, n := range d.Notes {
 		if n.Status == "open" && n.ReplyTo == "" {
 			d.OpenNotes++
 		}
 	}
-	h, err := c.Health(ctx, handlers.HealthRequest{Session: id})
-	if err != nil && handlers.ErrorCode(err) != domain.CodeNotFound {
-		return err
-	}
-	d.Health = h.Health
-	cl, err := c.ListCommits(ctx, handlers.CommitListRequest{Session: id})
-	if err != nil {
-		return err
-	}
-	d.Commits = cl.Commits
+	d.Health = health.Health
+	d.Commits = commits.Commits
 	slices.Reverse(d.Commits)
-	if d.Policy, err = c.GetPolicy(ctx, handlers.PolicyRequest{Session: id}); err != nil {
-		return err
-	}
+	d.Summary = &sum
+	d.Forks = forks.Sessions
 	d.CanCommit = policyGate(d.Policy.Effective, "commit", d.Approvals, d.S)
 	d.CanMerge = policyGate(d.Policy.Effective, "merge", d.Approvals, d.S)
-	sum, err := c.Summary(ctx, handlers.SummaryRequest{Session: id})
-	if err != nil {
-		return err
-	}
-	d.Summary = &sum
-	forks, err := c.ListSessions(ctx, handlers.ListSessionsRequest{Parent: id, Limit: maxForks, Sort: "updated", Order: "desc"})
-	if err != nil {
-		return err
-	}
-	d.Forks = forks.Sessions
 	return nil
+}
+
+// all runs the reads at once and returns the first error.
+func all(reads ...func() error) error {
+	errs := make([]error, len(reads))
+	var wg sync.WaitGroup
+	for i, read := range reads {
+		wg.Go(func() { errs[i] = read() })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // policyGate tells whether the policy lets an action happen on the

@@ -305,6 +305,31 @@ func TestApp_MergeAndCompare(t *testing.T) {
 	if _, _, err := alice.ReadAll(ctx, id, "src/extra.go", ""); err != nil {
 		t.Fatalf("after the merge: %v", err)
 	}
+	// A restore shows in the timeline with where it went back to.
+	if _, err := alice.Restore(ctx, handlers.RestoreRequest{Session: fork, To: handlers.AtPosition(f.Session.Position)}); err != nil {
+		t.Fatal(err)
+	}
+	_, body = h.get(t, "alice", "/s/"+fork)
+	if !strings.Contains(body, "ev-SessionRestored") || !strings.Contains(body, "back to position") {
+		t.Error("the fork's timeline does not show its restore")
+	}
+}
+
+func TestApp_Deny(t *testing.T) {
+	h := start(t)
+	id := h.seed(t)
+	h.post(t, "alice", "/s/"+id+"/request", url.Values{"reason": {"commit"}}, nil)
+	p, err := h.clients["alice"].Pending(context.Background(), handlers.PendingRequest{Session: id})
+	if err != nil || len(p.Requests) != 1 {
+		t.Fatalf("pending: %v %+v", err, p)
+	}
+	_, body := h.follow(t, "bob", h.post(t, "bob", "/s/"+id+"/approvals/"+p.Requests[0].ID+"/deny", url.Values{"comment": {"needs tests"}}, nil))
+	if !strings.Contains(body, "Denied") || !strings.Contains(body, "badge state-denied") || !strings.Contains(body, "denied by bob") {
+		t.Fatal("after denying: no confirmation, or the request is not shown denied")
+	}
+	if strings.Contains(body, "/approvals/"+p.Requests[0].ID+"/grant") {
+		t.Error("a denied request is still offered for a grant")
+	}
 }
 
 func TestApp_Live(t *testing.T) {
