@@ -12,8 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
 )
 
 // Limits of what one session page reads.
@@ -36,24 +36,24 @@ var milestones = []string{
 
 // sessionData is the session page.
 type sessionData struct {
-	S         handlers.SessionView
+	S         client.SessionView
 	At        string // the point the tree shows ("" for the head)
-	AtView    handlers.SessionView
+	AtView    client.SessionView
 	Tree      treeView
 	File      *fileView
-	Approvals []handlers.ApprovalView
-	Notes     []handlers.NoteView
+	Approvals []client.ApprovalView
+	Notes     []client.NoteView
 	OpenNotes int
-	Health    *handlers.HealthView
-	Commits   []handlers.CommitView
-	Timeline  []handlers.EventView
+	Health    *client.HealthView
+	Commits   []client.CommitView
+	Timeline  []client.EventView
 	AllEvents bool
 	NextFrom  uint64
-	Policy    handlers.PolicyReply
+	Policy    client.PolicyReply
 	CanCommit gate
 	CanMerge  gate
-	Summary   *handlers.SummaryReply
-	Forks     []handlers.SessionView
+	Summary   *client.SummaryReply
+	Forks     []client.SessionView
 }
 
 // gate says whether an action is allowed now and, when not, why.
@@ -106,7 +106,7 @@ func (a *App) sessionPage(w http.ResponseWriter, r *http.Request) {
 	d := &sessionData{S: head.Session, At: q.Get("at"), AllEvents: q.Get("events") == "all"}
 	d.AtView = head.Session
 	if d.At != "" {
-		at, err := c.GetSession(ctx, id, handlers.At(d.At))
+		at, err := c.GetSession(ctx, id, client.At(d.At))
 		if err != nil {
 			a.fail(w, r, err)
 			return
@@ -131,44 +131,44 @@ func (a *App) sessionPage(w http.ResponseWriter, r *http.Request) {
 
 // loadReview reads what the decision panel needs: approvals, notes,
 // health, commits, the policy and the summary of the change.
-func (a *App) loadReview(ctx context.Context, c *handlers.Client, id string, d *sessionData) error {
+func (a *App) loadReview(ctx context.Context, c *client.Client, id string, d *sessionData) error {
 	// Every read that takes a point reads the head the page shows, so the
 	// panel is one state; they run at once (the page waits for the slowest,
 	// not the sum). A request that moved on since is caught by the live
 	// stream, which starts from this position.
-	at := handlers.AtPosition(d.S.Position)
+	at := client.AtPosition(d.S.Position)
 	var (
-		pending handlers.PendingReply
-		notes   handlers.NotesReply
-		health  handlers.HealthReply
-		commits handlers.CommitListReply
-		sum     handlers.SummaryReply
-		forks   handlers.ListSessionsReply
+		pending client.PendingReply
+		notes   client.NotesReply
+		health  client.HealthReply
+		commits client.CommitListReply
+		sum     client.SummaryReply
+		forks   client.ListSessionsReply
 	)
 	err := all(
 		func() (err error) {
-			pending, err = c.Pending(ctx, handlers.PendingRequest{Session: id, All: true})
+			pending, err = c.Pending(ctx, client.PendingRequest{Session: id, All: true})
 			return err
 		},
-		func() (err error) { notes, err = c.Notes(ctx, handlers.NotesRequest{Session: id, At: at}); return err },
+		func() (err error) { notes, err = c.Notes(ctx, client.NotesRequest{Session: id, At: at}); return err },
 		func() (err error) {
-			health, err = c.Health(ctx, handlers.HealthRequest{Session: id, At: at})
-			if handlers.ErrorCode(err) == domain.CodeNotFound {
+			health, err = c.Health(ctx, client.HealthRequest{Session: id, At: at})
+			if client.ErrorCode(err) == domain.CodeNotFound {
 				return nil
 			}
 			return err
 		},
 		func() (err error) {
-			commits, err = c.ListCommits(ctx, handlers.CommitListRequest{Session: id, At: at})
+			commits, err = c.ListCommits(ctx, client.CommitListRequest{Session: id, At: at})
 			return err
 		},
-		func() (err error) { d.Policy, err = c.GetPolicy(ctx, handlers.PolicyRequest{Session: id}); return err },
+		func() (err error) { d.Policy, err = c.GetPolicy(ctx, client.PolicyRequest{Session: id}); return err },
 		func() (err error) {
-			sum, err = c.Summary(ctx, handlers.SummaryRequest{Session: id, At: at})
+			sum, err = c.Summary(ctx, client.SummaryRequest{Session: id, At: at})
 			return err
 		},
 		func() (err error) {
-			forks, err = c.ListSessions(ctx, handlers.ListSessionsRequest{Parent: id, Limit: maxForks, Sort: "updated", Order: "desc"})
+			forks, err = c.ListSessions(ctx, client.ListSessionsRequest{Parent: id, Limit: maxForks, Sort: "updated", Order: "desc"})
 			return err
 		},
 	)
@@ -210,7 +210,7 @@ func all(reads ...func() error) error {
 // the policy the grants of a usable request addressed to that group. A
 // usable request is granted (not denied, used or stale) for the current
 // root. The service decides again when the action is asked for.
-func policyGate(p domain.Policy, action string, approvals []handlers.ApprovalView, s handlers.SessionView) gate {
+func policyGate(p domain.Policy, action string, approvals []client.ApprovalView, s client.SessionView) gate {
 	switch s.Status {
 	case "archived", "deleted":
 		return gate{Reason: "the session is " + s.Status}
@@ -245,13 +245,13 @@ func plural(n int, one, many string) string {
 
 // loadTree lists the directory (or shows the file) at p, at the page's
 // point of history.
-func (a *App) loadTree(ctx context.Context, c *handlers.Client, id, p string, d *sessionData) error {
+func (a *App) loadTree(ctx context.Context, c *client.Client, id, p string, d *sessionData) error {
 	p = strings.Trim(p, "/")
-	at := handlers.At(d.At)
+	at := client.At(d.At)
 	if p != "" {
-		rd, err := c.Read(ctx, handlers.ReadRequest{Session: id, Path: p, At: at, Length: 1})
+		rd, err := c.Read(ctx, client.ReadRequest{Session: id, Path: p, At: at, Length: 1})
 		switch {
-		case err != nil && handlers.ErrorCode(err) != domain.CodeInvalidArgument:
+		case err != nil && client.ErrorCode(err) != domain.CodeInvalidArgument:
 			return err
 		case err == nil && rd.Kind != "dir":
 			fv, err := a.loadFile(ctx, c, id, p, at, rd)
@@ -270,8 +270,8 @@ func (a *App) loadTree(ctx context.Context, c *handlers.Client, id, p string, d 
 	return a.listDir(ctx, c, id, p, at, d)
 }
 
-func (a *App) listDir(ctx context.Context, c *handlers.Client, id, dir string, at handlers.At, d *sessionData) error {
-	m, err := c.Manifest(ctx, handlers.ManifestRequest{Session: id, At: at, Prefix: dirPrefix(dir), Limit: maxTreeEntries})
+func (a *App) listDir(ctx context.Context, c *client.Client, id, dir string, at client.At, d *sessionData) error {
+	m, err := c.Manifest(ctx, client.ManifestRequest{Session: id, At: at, Prefix: dirPrefix(dir), Limit: maxTreeEntries})
 	if err != nil {
 		return err
 	}
@@ -337,7 +337,7 @@ func crumbs(id, at, dir string) []crumb {
 	return out
 }
 
-func (a *App) loadFile(ctx context.Context, c *handlers.Client, id, p string, at handlers.At, head handlers.ReadReply) (*fileView, error) {
+func (a *App) loadFile(ctx context.Context, c *client.Client, id, p string, at client.At, head client.ReadReply) (*fileView, error) {
 	fv := &fileView{Path: p, Size: head.Size, Hash: head.Hash, Kind: head.Kind, Target: head.Target}
 	if head.Kind != "file" {
 		return fv, nil
@@ -346,7 +346,7 @@ func (a *App) loadFile(ctx context.Context, c *handlers.Client, id, p string, at
 		fv.Large = true
 		return fv, nil
 	}
-	data, _, err := c.ReadAll(ctx, id, p, handlers.AtPosition(head.Position))
+	data, _, err := c.ReadAll(ctx, id, p, client.AtPosition(head.Position))
 	if err != nil {
 		return nil, err
 	}
@@ -361,17 +361,17 @@ func (a *App) loadFile(ctx context.Context, c *handlers.Client, id, p string, at
 // loadTimeline reads the session's history: by default its milestones
 // (newest first, the last maxTimeline), or with events=all every event, a
 // page of maxTimeline at a time from the position in from.
-func (a *App) loadTimeline(ctx context.Context, c *handlers.Client, id string, from uint64, d *sessionData) error {
+func (a *App) loadTimeline(ctx context.Context, c *client.Client, id string, from uint64, d *sessionData) error {
 	if d.AllEvents {
-		page, err := c.Events(ctx, handlers.EventsRequest{Session: id, From: from, Limit: maxTimeline})
+		page, err := c.Events(ctx, client.EventsRequest{Session: id, From: from, Limit: maxTimeline})
 		if err != nil {
 			return err
 		}
 		d.Timeline, d.NextFrom = page.Events, page.NextFrom
 		return nil
 	}
-	req := handlers.EventsRequest{Session: id, Limit: handlers.MaxEventsLimit, Types: milestones}
-	var out []handlers.EventView
+	req := client.EventsRequest{Session: id, Limit: client.MaxEventsLimit, Types: milestones}
+	var out []client.EventView
 	for {
 		page, err := c.Events(ctx, req)
 		if err != nil {

@@ -306,7 +306,7 @@ func TestApp_MergeAndCompare(t *testing.T) {
 		t.Fatalf("after the merge: %v", err)
 	}
 	// A restore shows in the timeline with where it went back to.
-	if _, err := alice.Restore(ctx, handlers.RestoreRequest{Session: fork, To: handlers.AtPosition(f.Session.Position)}); err != nil {
+	if _, err := alice.Restore(ctx, client.RestoreRequest{Session: fork, To: client.AtPosition(f.Session.Position)}); err != nil {
 		t.Fatal(err)
 	}
 	_, body = h.get(t, "alice", "/s/"+fork)
@@ -319,7 +319,7 @@ func TestApp_Deny(t *testing.T) {
 	h := start(t)
 	id := h.seed(t)
 	h.post(t, "alice", "/s/"+id+"/request", url.Values{"reason": {"commit"}}, nil)
-	p, err := h.clients["alice"].Pending(context.Background(), handlers.PendingRequest{Session: id})
+	p, err := h.clients["alice"].Pending(context.Background(), client.PendingRequest{Session: id})
 	if err != nil || len(p.Requests) != 1 {
 		t.Fatalf("pending: %v %+v", err, p)
 	}
