@@ -50,6 +50,10 @@ type Options struct {
 	Login func(w http.ResponseWriter, r *http.Request, c Credentials) error
 	// Logout forgets the request's login.
 	Logout func(w http.ResponseWriter, r *http.Request)
+	// TrustedOrigins are origins ("https://review.example.com") whose
+	// cross-origin form posts are accepted: needed only behind a proxy that
+	// rewrites Host, for browsers that send no Sec-Fetch-Site.
+	TrustedOrigins []string
 	// Unauthenticated tells whether an error of ClientFor or Login means
 	// "no or wrong credentials" (ErrUnauthenticated always does).
 	Unauthenticated func(error) bool
@@ -82,7 +86,13 @@ func New(opts Options) (*App, error) {
 	// Cross-origin protection refuses a state-changing request that a
 	// browser marks as coming from another site (Sec-Fetch-Site, or Origin
 	// against Host): forms are same-origin, so no token is needed.
-	a.h = securityHeaders(http.NewCrossOriginProtection().Handler(a.mux))
+	cop := http.NewCrossOriginProtection()
+	for _, o := range opts.TrustedOrigins {
+		if err := cop.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("web: trusted origin: %w", err)
+		}
+	}
+	a.h = securityHeaders(cop.Handler(a.mux))
 	return a, nil
 }
 
