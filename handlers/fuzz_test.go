@@ -16,6 +16,7 @@ import (
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/names"
+	"github.com/strand-dev/strand/keyring"
 	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
@@ -55,6 +56,7 @@ func requestTypes() []any {
 		&client.RestoreRequest{}, &client.SessionRequest{}, &client.SourceCreateRequest{}, &client.SourceImportRequest{},
 		&client.SourceRequest{}, &client.SourceUploadRequest{}, &client.SummaryRequest{}, &client.SymlinkRequest{},
 		&client.SyncRequest{}, &client.TagRequest{}, &client.UploadRequest{}, &client.WriteRequest{}, &client.XattrRequest{},
+		&client.SecretRequest{}, &client.SecretListRequest{}, &client.GroupRequest{}, &client.TenantLogRequest{},
 		&struct{}{},
 	}
 }
@@ -209,7 +211,15 @@ func startFuzzService(f *testing.F) {
 		return
 	}
 	env := streamstest.Start(f)
-	svc := NewService(env.Store, Options{Timeout: 5 * time.Second, MaxInflight: 4})
+	line, err := keyring.NewKeyLine("fuzz")
+	if err != nil {
+		f.Fatal(err)
+	}
+	ring, err := keyring.Parse(line)
+	if err != nil {
+		f.Fatal(err)
+	}
+	svc := NewService(env.Store, Options{Timeout: 5 * time.Second, MaxInflight: 4, Secrets: ring})
 	if err := svc.Start(env.NC); err != nil {
 		f.Fatalf("start service: %v", err)
 	}
@@ -245,7 +255,7 @@ func startFuzzService(f *testing.F) {
 func fuzzCall(f *testing.F, endpoint, body string, reply any) {
 	f.Helper()
 	body = strings.ReplaceAll(body, "@S", fuzzService.session)
-	r := &fakeRequest{subject: names.SubjectPrefix + fuzzTenant + "." + endpoint, data: []byte(body), headers: nats.Header{}}
+	r := &fakeRequest{subject: fuzzSubject(endpoint), data: []byte(body), headers: nats.Header{}}
 	c := &call{ctx: context.Background(), tenant: fuzzTenant, req: r, svc: fuzzService.svc}
 	out, err := fuzzService.byName[endpoint](c)
 	if err != nil {
@@ -257,14 +267,20 @@ func fuzzCall(f *testing.F, endpoint, body string, reply any) {
 	}
 }
 
+// fuzzSubject is the subject of an endpoint for the fuzz tenant; a
+// trailing scope token (secret.get.*) is the tenant's scope.
+func fuzzSubject(endpoint string) string {
+	return names.SubjectPrefix + fuzzTenant + "." + strings.Replace(endpoint, "*", names.SecretScopeTenant, 1)
+}
+
 // lastSeqs are the last sequences of the streams a rejected request must
 // leave alone.
-func lastSeqs(t *testing.T) [2]uint64 {
+func lastSeqs(t *testing.T) [3]uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var out [2]uint64
-	for i, name := range []string{streams.EventStream, streams.SourceStream} {
+	var out [3]uint64
+	for i, name := range []string{streams.EventStream, streams.SourceStream, streams.TenantLogStream} {
 		s, err := fuzzService.env.Store.JetStream().Stream(ctx, name)
 		if err != nil {
 			t.Fatalf("stream %s: %v", name, err)
@@ -313,7 +329,13 @@ func FuzzHandle(f *testing.F) {
 		"source.import":     {`{"name":"s","dir":"/etc"}`},
 		"fs.sync":           {`{"session":"@S","tar":{}}`},
 		"bus.publish":       {`{"session":"@S","topic":"a..b","data":"eA=="}`},
-		"policy.set":        {`{"policy":{"commit":-1}}`},
+		"policy.set":        {`{"policy":{"commit":-1}}`, `{"policy":{"commit:lead s":1}}`},
+		"secret.put":        {`{"name":"A","value":"v"}`, `{"session":"@S","name":"B","value":"\u0000"}`, `{"name":"../x","value":""}`},
+		"secret.get.*":      {`{"name":"A"}`, `{"session":"@S","name":"A"}`},
+		"secret.delete":     {`{"name":"nope"}`},
+		"group.set":         {`{"name":"leads","members":["a","a",""]}`, `{"name":"a b","members":[]}`},
+		"group.delete":      {`{"name":"nope"}`},
+		"tenant.log":        {`{"from":0,"limit":-1}`, `{"limit":100000}`},
 	}
 	nameList := fuzzService.names
 	for i, name := range nameList {
@@ -330,7 +352,7 @@ func FuzzHandle(f *testing.F) {
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		name := nameList[int(which)%len(nameList)]
 		body = bytes.ReplaceAll(body, []byte("@S"), []byte(fuzzService.session))
-		r := &fakeRequest{subject: names.SubjectPrefix + fuzzTenant + "." + name, data: body, headers: nats.Header{}}
+		r := &fakeRequest{subject: fuzzSubject(name), data: body, headers: nats.Header{}}
 		before := lastSeqs(t)
 		done := make(chan error, 1)
 		go func() { done <- fuzzService.svc.handle(r, fuzzService.byName[name]) }()
