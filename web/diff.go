@@ -2,11 +2,13 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/strand-dev/strand/client"
 )
@@ -142,27 +144,59 @@ func (a *App) diffFiles(ctx context.Context, c *client.Client, req client.DiffRe
 			all = append(all, change{e.To, e.From, "renamed"})
 		}
 	}
+	// The file diffs compare exactly the two states the list came from,
+	// even if the session moves meanwhile; they are fetched a few at once.
+	req.To.At = client.AtPosition(d.Reply.To.Position)
+	if req.From != nil && req.From.At == "" {
+		req.From = &client.DiffSide{Session: req.From.Session, At: client.AtPosition(d.Reply.From.Position)}
+	}
+	d.Files = make([]diffFile, len(all))
+	var reads []func() error
 	for i, ch := range all {
-		f := diffFile{Anchor: "f" + strconv.Itoa(i), Path: ch.path, OldPath: ch.old, Change: ch.kind}
-		if i >= maxDiffFiles {
+		f := &d.Files[i]
+		*f = diffFile{Anchor: "f" + strconv.Itoa(i), Path: ch.path, OldPath: ch.old, Change: ch.kind}
+		p := strings.TrimPrefix(ch.path, "/")
+		switch {
+		case i >= maxDiffFiles:
 			d.More++
 			f.Message = "not shown: open the file or narrow the diff"
-			d.Files = append(d.Files, f)
 			continue
+		case ch.kind != "renamed":
+			reads = append(reads, func() error {
+				one := req
+				one.Path = p
+				rep, err := c.Diff(ctx, one)
+				if err != nil {
+					return fmt.Errorf("diff of %s: %w", ch.path, err)
+				}
+				f.Hunks, f.Message = parseUnified(p, rep.Unified)
+				placeThreads(f, threads[p], d.AtHead)
+				return nil
+			})
+		default:
+			placeThreads(f, threads[p], d.AtHead)
 		}
-		if ch.kind != "renamed" {
-			one := req
-			one.Path = strings.TrimPrefix(ch.path, "/")
-			rep, err := c.Diff(ctx, one)
-			if err != nil {
-				return fmt.Errorf("diff of %s: %w", ch.path, err)
-			}
-			f.Hunks, f.Message = parseUnified(strings.TrimPrefix(ch.path, "/"), rep.Unified)
-		}
-		placeThreads(&f, threads[strings.TrimPrefix(ch.path, "/")], d.AtHead)
-		d.Files = append(d.Files, f)
 	}
-	return nil
+	return bounded(diffReaders, reads...)
+}
+
+// diffReaders bounds the file diffs a page asks for at once.
+const diffReaders = 8
+
+// bounded runs the reads, at most n at once, and returns their errors.
+func bounded(n int, reads ...func() error) error {
+	errs := make([]error, len(reads))
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	for i, read := range reads {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = read()
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // threadsByPath groups notes by path, replies under the note they answer.

@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
@@ -193,16 +191,8 @@ func (a *App) loadReview(ctx context.Context, c *client.Client, id string, d *se
 	return nil
 }
 
-// all runs the reads at once and returns the first error.
-func all(reads ...func() error) error {
-	errs := make([]error, len(reads))
-	var wg sync.WaitGroup
-	for i, read := range reads {
-		wg.Go(func() { errs[i] = read() })
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
+// all runs the reads at once and returns their errors.
+func all(reads ...func() error) error { return bounded(len(reads), reads...) }
 
 // policyGate tells whether the policy lets an action happen on the
 // session's current content, as domain.Session.Authorize decides it: the
