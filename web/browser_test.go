@@ -212,7 +212,9 @@ func TestApp_ReviewFlowInChromium(t *testing.T) {
 	run(t, alice, "open the diff, pick line 3 of src/main.go",
 		chromedp.Click(`a.button.primary`),
 		chromedp.WaitVisible(file+`table.diff`),
-		chromedp.Click(file+`a[data-line="3"]`),
+		// By keyboard: focus line 3's number and press Enter.
+		chromedp.Focus(file+`a[data-line="3"]`),
+		chromedp.KeyEvent("\r"),
 	)
 	lines := get(t, alice, "read the lines", chromedp.Value(file+`input[name="lines"]`))
 	run(t, alice, "annotate line 3",
@@ -255,8 +257,9 @@ func TestApp_ReviewFlowInChromium(t *testing.T) {
 		chromedp.SendKeys(`form.decide input[name="comment"]`, "Looks good"),
 	)
 	shot(t, bob, dir, "approval")
-	run(t, bob, "grant it",
-		chromedp.Click(`form.decide button.primary`),
+	run(t, bob, "grant it by keyboard: Tab from the comment to Grant, Enter",
+		chromedp.KeyEvent("\t"),
+		chromedp.KeyEvent("\r"),
 		chromedp.WaitVisible(`.card.state-granted`),
 	)
 
