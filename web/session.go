@@ -47,11 +47,13 @@ type sessionData struct {
 	Timeline  []client.EventView
 	AllEvents bool
 	NextFrom  uint64
-	Policy    client.PolicyReply
-	CanCommit gate
-	CanMerge  gate
-	Summary   *client.SummaryReply
-	Forks     []client.SessionView
+	// TimelineCut is true when older history was not read for milestones.
+	TimelineCut bool
+	Policy      client.PolicyReply
+	CanCommit   gate
+	CanMerge    gate
+	Summary     *client.SummaryReply
+	Forks       []client.SessionView
 }
 
 // gate says whether an action is allowed now and, when not, why.
@@ -348,8 +350,17 @@ func (a *App) loadFile(ctx context.Context, c *client.Client, id, p string, at c
 	return fv, nil
 }
 
-// loadTimeline reads the session's history: by default its milestones
-// (newest first, the last maxTimeline), or with events=all every event, a
+// Bounds of the milestone timeline: it reads the newest events of the
+// history in windows of positions, each one request of at most
+// MaxEventsLimit events, so a page costs the same whatever the length of
+// the history; what lies beyond the budget is one link away (events=all).
+const (
+	timelineRequests = 12
+	timelineSpan     = 2048
+)
+
+// loadTimeline reads the session's history: by default its milestones,
+// newest first, from its latest events; with events=all every event, a
 // page of maxTimeline at a time from the position in from.
 func (a *App) loadTimeline(ctx context.Context, c *client.Client, id string, from uint64, d *sessionData) error {
 	if d.AllEvents {
@@ -360,23 +371,31 @@ func (a *App) loadTimeline(ctx context.Context, c *client.Client, id string, fro
 		d.Timeline, d.NextFrom = page.Events, page.NextFrom
 		return nil
 	}
-	req := client.EventsRequest{Session: id, Limit: client.MaxEventsLimit, Types: milestones}
-	var out []client.EventView
-	for {
-		page, err := c.Events(ctx, req)
+	keep := map[string]bool{}
+	for _, t := range milestones {
+		keep[t] = true
+	}
+	start, hi, span := d.S.Start, d.S.Position+1, uint64(timelineSpan)
+	for n := 0; n < timelineRequests && len(d.Timeline) < maxTimeline && hi > start; n++ {
+		lo := start
+		if hi > start+span {
+			lo = hi - span
+		}
+		page, err := c.Events(ctx, client.EventsRequest{Session: id, From: lo, At: client.AtPosition(d.S.Position), Limit: client.MaxEventsLimit})
 		if err != nil {
 			return err
 		}
-		out = append(out, page.Events...)
-		if len(out) > maxTimeline {
-			out = out[len(out)-maxTimeline:]
+		if page.NextFrom != 0 && page.NextFrom < hi && span > 1 {
+			span = max(span/4, 1) // more than a page in the window: a smaller one
+			continue
 		}
-		if page.NextFrom == 0 {
-			break
+		for i := len(page.Events) - 1; i >= 0; i-- {
+			if e := page.Events[i]; e.Position < hi && keep[e.Type] && len(d.Timeline) < maxTimeline {
+				d.Timeline = append(d.Timeline, e)
+			}
 		}
-		req.From = page.NextFrom
+		hi, span = lo, span*2
 	}
-	slices.Reverse(out)
-	d.Timeline = out
+	d.TimelineCut = hi > start
 	return nil
 }

@@ -414,3 +414,37 @@ func TestApp_Login(t *testing.T) {
 		t.Fatalf("after signing in: %d, page does not say who is signed in", status)
 	}
 }
+
+// TestApp_LongHistory: the milestone timeline of a session with a long
+// history reads a bounded number of events (the newest), and says when it
+// did not reach the start.
+func TestApp_LongHistory(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	alice := h.clients["alice"]
+	s, err := alice.CreateSession(ctx, client.CreateSessionRequest{Owner: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := s.Session.ID
+	if _, err := alice.CreateCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "early"}); err != nil {
+		t.Fatal(err)
+	}
+	const writes = 3000
+	for i := range writes {
+		if _, err := alice.Write(ctx, client.WriteRequest{Session: id, Path: "log.txt", Content: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := alice.CreateCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "late"}); err != nil {
+		t.Fatal(err)
+	}
+	status, body := h.get(t, "alice", "/s/"+id)
+	if status != 200 || !strings.Contains(body, "late → position") {
+		t.Fatalf("status %d; the newest checkpoint is not in the timeline", status)
+	}
+	t.Logf("first checkpoint shown: %v; cut notice: %v", strings.Contains(body, "early → position"), strings.Contains(body, "Older history is not searched"))
+	if !strings.Contains(body, "early → position") && !strings.Contains(body, "Older history is not searched") {
+		t.Error("the timeline neither reaches the first checkpoint nor says it stopped before it")
+	}
+}
