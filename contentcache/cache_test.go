@@ -161,3 +161,35 @@ func TestDefaultDir(t *testing.T) {
 		t.Fatalf("DefaultDir with XDG_CACHE_HOME = %q, %v", d, err)
 	}
 }
+
+func TestCache_Link(t *testing.T) {
+	c, err := contentcache.Open(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("written into a working copy")
+	h := hashOf(data)
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Link(h, file); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := c.Get(h); err != nil || !ok || !bytes.Equal(got, data) {
+		t.Fatalf("Get after Link = %q, %v, %v", got, ok, err)
+	}
+	// The file is changed in place (through the link): a miss, not wrong bytes.
+	if err := os.WriteFile(file, []byte("edited in place"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := c.Get(h); ok || err != nil {
+		t.Fatalf("Get after an in-place edit = %q, %v, %v; want a miss", got, ok, err)
+	}
+	if err := c.Link(h, filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Fatal("Link of a missing file succeeded")
+	}
+	if err := c.Link("nope", file); !errors.Is(err, contentcache.ErrBadHash) {
+		t.Fatalf("Link with a bad hash = %v", err)
+	}
+}

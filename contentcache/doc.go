@@ -10,6 +10,11 @@
 // wrong bytes. Writes go to a temporary file that is renamed into place, so
 // concurrent processes putting the same entry never see half of one.
 //
+// Link adds an entry by hard-linking a file that holds the content (a file
+// just written into a working copy), which costs one system call instead of
+// a second write; a linked file that is later changed in place fails the
+// check on read and is dropped.
+//
 // The cache is bounded: once the bytes it holds pass MaxBytes, Put evicts
 // the entries written longest ago until it holds at most three quarters of
 // the bound. Eviction is by write time (a read does not refresh an entry:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -144,18 +145,18 @@ func (w *Copy) materialize(ctx context.Context, position uint64, entries []Entry
 	defer prog.finish()
 	var mu lockedIndex
 	mu.idx = w.index
-	err := w.fetch(ctx, position, refs, func(hash string, data []byte) error {
+	err := w.fetch(ctx, position, refs, func(hash string, data []byte) (string, error) {
 		for _, i := range byHash[hash] {
 			e := entries[i]
 			mtime, err := writeFile(w.abs(e.Path), data, e.Mode)
 			if err != nil {
-				return fmt.Errorf("write %s: %w", e.Path, err)
+				return "", fmt.Errorf("write %s: %w", e.Path, err)
 			}
 			e.Mtime = mtime
 			mu.put(e)
 			prog.add(1)
 		}
-		return nil
+		return w.abs(entries[byHash[hash][0]].Path), nil
 	})
 	if err != nil {
 		return err
@@ -173,20 +174,26 @@ func (w *Copy) materialize(ctx context.Context, position uint64, entries []Entry
 
 // writeFile replaces a file with data and mode and returns its mtime. The
 // file is written in place of whatever was there (a file of another mode,
-// a symlink).
+// a symlink), and its directory is made when missing.
 func writeFile(path string, data []byte, mode uint32) (int64, error) {
 	if mode == 0 {
 		mode = 0o644
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return 0, err
-	}
-	if fi, err := os.Lstat(path); err == nil && (!fi.Mode().IsRegular() || uint32(fi.Mode().Perm()) != mode) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, os.FileMode(mode))
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		// Replace rather than truncate: the old file may be linked from
+		// the content cache, which must not see it change.
 		if err := os.RemoveAll(path); err != nil {
 			return 0, err
 		}
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, os.FileMode(mode))
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return 0, err
+		}
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, os.FileMode(mode))
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, os.FileMode(mode))
 	if err != nil {
 		return 0, err
 	}

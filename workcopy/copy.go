@@ -51,7 +51,7 @@ func Open(dir string, c *client.Client, cache *contentcache.Cache) (*Copy, error
 
 // IsWorkingCopy reports whether dir holds a working copy.
 func IsWorkingCopy(dir string) bool {
-	_, err := os.Stat(metaPath(dir, "HEAD"))
+	_, err := os.Stat(metaPath(dir, indexName))
 	return err == nil
 }
 

@@ -27,11 +27,11 @@ func (w *Copy) Diff(ctx context.Context, out io.Writer) error {
 	}
 	old := map[string][]byte{}
 	var mu sync.Mutex
-	if err := w.fetch(ctx, w.Head.Position, refs, func(hash string, data []byte) error {
+	if err := w.fetch(ctx, w.Head.Position, refs, func(hash string, data []byte) (string, error) {
 		mu.Lock()
 		old[hash] = data
 		mu.Unlock()
-		return nil
+		return "", nil
 	}); err != nil {
 		return err
 	}

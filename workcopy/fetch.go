@@ -11,8 +11,10 @@ import (
 
 // fetch gets the content of files at a position: from the machine's cache
 // when it holds it, else through the service's bulk path (then cached).
-// fn is called once per distinct hash, possibly from several goroutines.
-func (w *Copy) fetch(ctx context.Context, position uint64, files []client.FileRef, fn func(hash string, data []byte) error) error {
+// fn is called once per distinct hash, possibly from several goroutines;
+// when it wrote the content to a file it returns that file's path, and the
+// cache links to it rather than write the content a second time.
+func (w *Copy) fetch(ctx context.Context, position uint64, files []client.FileRef, fn func(hash string, data []byte) (string, error)) error {
 	seen := map[string]bool{}
 	var hits, misses []client.FileRef
 	for _, f := range files {
@@ -38,7 +40,7 @@ func (w *Copy) fetch(ctx context.Context, position uint64, files []client.FileRe
 			for f := range work {
 				data, ok, err := w.cache.Get(f.Hash)
 				if err == nil && ok {
-					err = fn(f.Hash, data)
+					_, err = fn(f.Hash, data)
 				}
 				mu.Lock()
 				if err != nil && first == nil {
@@ -66,12 +68,19 @@ func (w *Copy) fetch(ctx context.Context, position uint64, files []client.FileRe
 		return err
 	}
 	err := w.client.FetchContent(ctx, w.Head.Session, client.AtPosition(position), misses, 0, func(hash string, data []byte) error {
-		if w.cache != nil {
-			if err := w.cache.Put(hash, data); err != nil {
-				return fmt.Errorf("cache %s: %w", hash, err)
-			}
+		written, err := fn(hash, data)
+		if err != nil || w.cache == nil {
+			return err
 		}
-		return fn(hash, data)
+		if written != "" {
+			err = w.cache.Link(hash, written)
+		} else {
+			err = w.cache.Put(hash, data)
+		}
+		if err != nil {
+			return fmt.Errorf("cache %s: %w", hash, err)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("fetch content at %d: %w", position, err)

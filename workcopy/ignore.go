@@ -27,6 +27,15 @@ func newIgnorer() *ignorer {
 	return ig
 }
 
+// with returns an ignorer that also applies dir's .strandignore; ig itself
+// is left as it is (it is shared by the goroutines reading other
+// directories).
+func (ig *ignorer) with(root, dir string) (*ignorer, error) {
+	n := &ignorer{patterns: append([]gitignore.Pattern(nil), ig.patterns...)}
+	n.matcher = gitignore.NewMatcher(n.patterns)
+	return n, n.load(root, dir)
+}
+
 // load reads dir's .strandignore, if any (dir is a slash path, "" for the
 // root).
 func (ig *ignorer) load(root, dir string) error {

@@ -1,9 +1,9 @@
 package workcopy
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/gob"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -73,24 +73,29 @@ type Conflict struct {
 	Hash string `json:"hash,omitempty"`
 }
 
+// indexFile is the one metadata file: HEAD, the index and the conflicts
+// together, replaced as a whole by a rename, so that no crash can leave an
+// index that belongs to another position than HEAD. Like git's index it is
+// not fsynced: a power cut may bring back the previous state whole, and a
+// push from it is refused with conflict (pull then sorts it out) or, when
+// the same push is made again, replayed.
 type indexFile struct {
-	Written int64
-	Entries []Entry
+	Head      Head
+	Written   int64
+	Entries   []Entry
+	Conflicts []Conflict
 }
 
 func metaPath(dir, name string) string { return filepath.Join(dir, MetaDir, name) }
 
-// writeAtomic replaces a metadata file as a whole (temp file, fsync,
-// rename), so a crash leaves the old one or the new one.
+// writeAtomic replaces a metadata file as a whole (temp file, rename), so
+// a crash of the process leaves the old one or the new one.
 func writeAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
 	if err != nil {
 		return err
 	}
 	_, werr := tmp.Write(data)
-	if werr == nil {
-		werr = tmp.Sync()
-	}
 	if cerr := tmp.Close(); werr == nil {
 		werr = cerr
 	}
@@ -103,16 +108,9 @@ func writeAtomic(path string, data []byte) error {
 	return werr
 }
 
-func (w *Copy) saveHead() error {
-	b, err := json.MarshalIndent(w.Head, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeAtomic(metaPath(w.Dir, "HEAD"), append(b, '\n'))
-}
-
-func (w *Copy) saveIndex() error {
-	f := indexFile{Written: time.Now().UnixNano(), Entries: make([]Entry, 0, len(w.index))}
+// save writes HEAD, the index and the conflicts in one file.
+func (w *Copy) save() error {
+	f := indexFile{Head: w.Head, Written: time.Now().UnixNano(), Entries: make([]Entry, 0, len(w.index)), Conflicts: w.conflicts}
 	for _, e := range w.index {
 		f.Entries = append(f.Entries, e)
 	}
@@ -121,74 +119,33 @@ func (w *Copy) saveIndex() error {
 	if err := gob.NewEncoder(&buf).Encode(f); err != nil {
 		return fmt.Errorf("encode index: %w", err)
 	}
-	w.indexWritten = f.Written
-	return writeAtomic(metaPath(w.Dir, "index"), buf.Bytes())
-}
-
-func (w *Copy) saveConflicts() error {
-	if len(w.conflicts) == 0 {
-		err := os.Remove(metaPath(w.Dir, "conflicts"))
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return err
-	}
-	b, err := json.MarshalIndent(w.conflicts, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeAtomic(metaPath(w.Dir, "conflicts"), append(b, '\n'))
-}
-
-// save writes the index, the conflicts, then HEAD last: HEAD names the
-// position the index describes.
-func (w *Copy) save() error {
-	if err := w.saveIndex(); err != nil {
+	if err := writeAtomic(metaPath(w.Dir, indexName), buf.Bytes()); err != nil {
 		return fmt.Errorf("save index: %w", err)
 	}
-	if err := w.saveConflicts(); err != nil {
-		return fmt.Errorf("save conflicts: %w", err)
-	}
-	if err := w.saveHead(); err != nil {
-		return fmt.Errorf("save HEAD: %w", err)
-	}
+	w.indexWritten = f.Written
 	return nil
 }
 
+// indexName is the metadata file in MetaDir.
+const indexName = "index"
+
 func (w *Copy) load() error {
-	b, err := os.ReadFile(metaPath(w.Dir, "HEAD"))
+	f, err := os.Open(metaPath(w.Dir, indexName))
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s is not a working copy (no %s/HEAD): %w", w.Dir, MetaDir, ErrNotWorkingCopy)
+		return fmt.Errorf("%s is not a working copy (no %s/%s): %w", w.Dir, MetaDir, indexName, ErrNotWorkingCopy)
 	}
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, &w.Head); err != nil {
-		return fmt.Errorf("read %s/HEAD: %w", MetaDir, err)
-	}
-	f, err := os.Open(metaPath(w.Dir, "index"))
 	if err != nil {
 		return fmt.Errorf("read index: %w", err)
 	}
 	defer f.Close()
 	var idx indexFile
-	if err := gob.NewDecoder(f).Decode(&idx); err != nil {
+	if err := gob.NewDecoder(bufio.NewReader(f)).Decode(&idx); err != nil {
 		return fmt.Errorf("read index: %w", err)
 	}
-	w.indexWritten = idx.Written
+	w.Head, w.indexWritten, w.conflicts = idx.Head, idx.Written, idx.Conflicts
 	w.index = make(map[string]Entry, len(idx.Entries))
 	for _, e := range idx.Entries {
 		w.index[e.Path] = e
-	}
-	b, err = os.ReadFile(metaPath(w.Dir, "conflicts"))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return err
-	default:
-		if err := json.Unmarshal(b, &w.conflicts); err != nil {
-			return fmt.Errorf("read conflicts: %w", err)
-		}
 	}
 	return nil
 }

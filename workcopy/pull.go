@@ -100,16 +100,19 @@ func (w *Copy) Pull(ctx context.Context) (PullResult, error) {
 	if err != nil {
 		return res, err
 	}
-	st, err := w.Status()
+	paths := make([]string, 0, len(remote))
+	var gone []string
+	for p, r := range remote {
+		paths = append(paths, p)
+		if old, ok := w.index[p]; ok && old.Kind == KindDir && (r == nil || r.Kind != KindDir) {
+			gone = append(gone, p)
+		}
+	}
+	// Only the paths the session changed matter, and what is below the
+	// directories it removed.
+	local, err := w.localAt(paths, gone)
 	if err != nil {
 		return res, err
-	}
-	local := map[string]Change{}
-	for _, c := range st.Changes {
-		local[c.Path] = c
-		if c.Kind == Renamed {
-			local[c.From] = Change{Kind: Deleted, Path: c.From, Old: c.Old}
-		}
 	}
 	localUnder := func(dir string) bool {
 		for p := range local {
@@ -118,10 +121,6 @@ func (w *Copy) Pull(ctx context.Context) (PullResult, error) {
 			}
 		}
 		return false
-	}
-	paths := make([]string, 0, len(remote))
-	for p := range remote {
-		paths = append(paths, p)
 	}
 	// Deepest first for removals; materialize sorts what it writes.
 	sort.Sort(sort.Reverse(sort.StringSlice(paths)))
@@ -224,11 +223,11 @@ func (w *Copy) merge(ctx context.Context, head uint64, paths []string, remote ma
 	}
 	content := map[string][]byte{}
 	var mu sync.Mutex
-	keep := func(hash string, data []byte) error {
+	keep := func(hash string, data []byte) (string, error) {
 		mu.Lock()
 		content[hash] = data
 		mu.Unlock()
-		return nil
+		return "", nil
 	}
 	if err := w.fetch(ctx, head, theirRefs, keep); err != nil {
 		return 0, nil, err

@@ -144,7 +144,7 @@ func (w *Copy) followed(ctx context.Context, send func(m client.Mutation) (uint6
 		return err
 	}
 	w.Head.Position = pos
-	return w.saveHead()
+	return w.save()
 }
 
 // requestID is derived from the session, HEAD's position and the batch, so

@@ -52,6 +52,11 @@ type RunOptions struct {
 	Grace time.Duration
 	// Tag, when set, is added to a fork's tags as run=Tag.
 	Tag string
+	// ForkAt is the point of Session to fork (default: its head).
+	ForkAt client.At
+	// ForkRequestID, when set, makes the fork idempotent: a run made again
+	// with the same id (a work item delivered twice) works on the same fork.
+	ForkRequestID string
 }
 
 // RunOutcome is what a run did. It is also the health report's details.
@@ -101,27 +106,31 @@ func Run(ctx context.Context, c *client.Client, cache *contentcache.Cache, o Run
 		if o.Tag != "" {
 			tags["run"] = o.Tag
 		}
-		f, err := c.Fork(ctx, client.ForkRequest{Session: o.Session, Tags: tags})
+		f, err := c.Fork(ctx, client.ForkRequest{Mutation: client.Mutation{RequestID: o.ForkRequestID}, Session: o.Session, At: o.ForkAt, Tags: tags})
 		if err != nil {
 			return out, fmt.Errorf("fork %s: %w", o.Session, err)
 		}
 		out.Parent, out.Session = o.Session, f.Session.ID
 		logf("forked %s as %s", o.Session, out.Session)
 	}
+	s, err := c.GetSession(ctx, out.Session, "")
+	if err != nil {
+		return out, err
+	}
+	head := strconv.FormatUint(s.Session.Position, 10)
 	out.Checkpoint = o.CheckpointBefore
-	at := client.At("")
 	if out.Checkpoint == "" {
 		// Named after the position it names, so that two runs from the
 		// same state share it.
-		s, err := c.GetSession(ctx, out.Session, "")
-		if err != nil {
-			return out, err
-		}
-		out.Checkpoint = "before-run-" + strconv.FormatUint(s.Session.Position, 10)
-		at = client.AtPosition(s.Session.Position)
+		out.Checkpoint = "before-run-" + head
 	}
-	_, err := c.CreateCheckpoint(ctx, client.CheckpointRequest{Session: out.Session, Name: out.Checkpoint, At: at, Note: "before: " + strings.Join(o.Command, " ")})
-	if err != nil && !(at != "" && client.ErrorCode(err) == domain.CodeAlreadyExists) {
+	// The request id makes a run made again from the same state (a work
+	// item delivered twice) find its checkpoint rather than fail on it.
+	_, err = c.CreateCheckpoint(ctx, client.CheckpointRequest{
+		Mutation: client.Mutation{RequestID: "run-" + out.Session + "-" + head + "-" + out.Checkpoint},
+		Session:  out.Session, Name: out.Checkpoint, At: client.AtPosition(s.Session.Position), Note: "before: " + strings.Join(o.Command, " "),
+	})
+	if err != nil && !(o.CheckpointBefore == "" && client.ErrorCode(err) == domain.CodeAlreadyExists) {
 		return out, fmt.Errorf("checkpoint before the run: %w", err)
 	}
 	temp := o.Dir == ""

@@ -17,75 +17,136 @@ import (
 // nothing and it is hashed again (git's "racily clean" entries).
 const racyWindow = int64(100e6) // 100 ms in nanoseconds
 
+// scanWorkers bounds the directories read at once. Reading them in
+// parallel is what git's preloaded index does for its lstat calls.
+const scanWorkers = 8
+
 // scan walks the working copy and returns every path that a push would
 // consider (tracked paths, and untracked ones no .strandignore ignores),
-// with content hashes. A file whose size, mtime and mode match its index
-// entry keeps the entry's hash without being read.
+// with content hashes. A file whose size and mtime match its index entry
+// keeps the entry's hash without being read, unless the entry is racy.
+// Directories are read in parallel.
 func (w *Copy) scan() (map[string]Entry, error) {
 	ig := newIgnorer()
 	if err := ig.load(w.Dir, ""); err != nil {
 		return nil, err
 	}
-	cur := make(map[string]Entry, len(w.index))
-	var toHash []string
-	err := filepath.WalkDir(w.Dir, func(full string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	s := &scanner{w: w, cur: make(map[string]Entry, len(w.index)), sem: make(chan struct{}, scanWorkers)}
+	s.dir("", ig)
+	s.wg.Wait()
+	if s.err != nil {
+		return nil, fmt.Errorf("scan %s: %w", w.Dir, s.err)
+	}
+	if err := w.hashAll(s.cur, s.toHash); err != nil {
+		return nil, err
+	}
+	return s.cur, nil
+}
+
+type scanner struct {
+	w   *Copy
+	sem chan struct{}
+	wg  sync.WaitGroup
+
+	mu     sync.Mutex
+	cur    map[string]Entry
+	toHash []string
+	err    error
+}
+
+func (s *scanner) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+}
+
+// dir reads one directory (a slash path, "" for the root) and everything
+// below it, handing subdirectories to other goroutines while there are
+// workers free.
+func (s *scanner) dir(rel string, ig *ignorer) {
+	full := s.w.abs(rel)
+	f, err := os.Open(full)
+	if err != nil {
+		if !os.IsNotExist(err) {
+			s.fail(err)
 		}
-		if full == w.Dir {
-			return nil
-		}
-		rel, err := filepath.Rel(w.Dir, full)
-		if err != nil {
-			return err
-		}
-		p := filepath.ToSlash(rel)
-		old, tracked := w.index[p]
-		if !tracked && ig.ignored(p, d.IsDir()) {
-			if d.IsDir() {
-				return filepath.SkipDir
+		return
+	}
+	ents, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		s.fail(err)
+		return
+	}
+	if rel != "" {
+		for _, d := range ents {
+			if d.Name() == IgnoreFile {
+				if ig, err = ig.with(s.w.Dir, rel); err != nil {
+					s.fail(err)
+					return
+				}
+				break
 			}
-			return nil
 		}
-		if p == MetaDir {
-			return filepath.SkipDir
+	}
+	var found []Entry
+	var hash []string
+	for _, d := range ents {
+		p := d.Name()
+		if rel != "" {
+			p = rel + "/" + p
+		}
+		old, tracked := s.w.index[p]
+		if p == MetaDir || !tracked && ig.ignored(p, d.IsDir()) {
+			continue
 		}
 		info, err := d.Info()
 		if err != nil {
 			if os.IsNotExist(err) {
-				return nil // removed while we walk
+				continue // removed while we walk
 			}
-			return err
+			s.fail(err)
+			return
 		}
 		switch {
 		case info.IsDir():
-			cur[p] = Entry{Path: p, Kind: KindDir, Mode: uint32(info.Mode().Perm())}
-			return ig.load(w.Dir, p)
-		case info.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(full)
-			if err != nil {
-				return err
+			found = append(found, Entry{Path: p, Kind: KindDir, Mode: uint32(info.Mode().Perm())})
+			select {
+			case s.sem <- struct{}{}:
+				s.wg.Add(1)
+				go func() {
+					defer func() { <-s.sem; s.wg.Done() }()
+					s.dir(p, ig)
+				}()
+			default:
+				s.dir(p, ig)
 			}
-			cur[p] = Entry{Path: p, Kind: KindSymlink, Target: target}
+		case info.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(filepath.Join(full, d.Name()))
+			if err != nil {
+				s.fail(err)
+				return
+			}
+			found = append(found, Entry{Path: p, Kind: KindSymlink, Target: target})
 		case info.Mode().IsRegular():
 			e := Entry{Path: p, Kind: KindFile, Size: info.Size(), Mode: uint32(info.Mode().Perm()), Mtime: info.ModTime().UnixNano()}
 			if tracked && old.Kind == KindFile && old.Size == e.Size && old.Mtime == e.Mtime && old.Mtime != 0 &&
-				old.Mtime < w.indexWritten-racyWindow {
+				old.Mtime < s.w.indexWritten-racyWindow {
 				e.Hash = old.Hash
 			} else {
-				toHash = append(toHash, p)
+				hash = append(hash, p)
 			}
-			cur[p] = e
+			found = append(found, e)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("scan %s: %w", w.Dir, err)
 	}
-	if err := w.hashAll(cur, toHash); err != nil {
-		return nil, err
+	s.mu.Lock()
+	for _, e := range found {
+		s.cur[e.Path] = e
 	}
-	return cur, nil
+	s.toHash = append(s.toHash, hash...)
+	s.mu.Unlock()
 }
 
 // hashAll hashes the files of paths, a few at a time.
