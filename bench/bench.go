@@ -49,6 +49,9 @@ type Options struct {
 	Progress io.Writer
 	// NoGroupCommit opens the stores with group commit off, to compare.
 	NoGroupCommit bool
+	// Tree, when set, is a real tree (Go's source, say) that row 8
+	// measures as well as its generated one.
+	Tree string
 	// Tenant is the tenant everything is written under (default
 	// "bench-" and 8 random hex digits). Against running instances with
 	// per-tenant limits, name one the limits configuration exempts.
@@ -96,6 +99,10 @@ type Sizes struct {
 	StorageForks   int
 	StorageMinSize int
 	StorageMaxSize int
+	// Row 8: files of the generated tree, repetitions of a checkout
+	// (status, push and pull repeat three times as often).
+	WorkcopyFiles int
+	WorkcopyReps  int
 }
 
 // FullSizes are the sizes the issue asks for.
@@ -108,6 +115,7 @@ func FullSizes() Sizes {
 		DiffFiles: []int{1_000, 100_000}, DiffChanges: 10, DiffReps: 201,
 		ProjectionEvents: 100_000, ProjectionSessions: 1_000, ProjectionReps: 3,
 		StorageFiles: 10_000, StorageForks: 100, StorageMinSize: 512, StorageMaxSize: 8192,
+		WorkcopyFiles: 10_000, WorkcopyReps: 5,
 	}
 }
 
@@ -126,6 +134,7 @@ func QuickSizes() Sizes {
 		DiffFiles: []int{1_000, 100_000}, DiffChanges: 10, DiffReps: 101,
 		ProjectionEvents: 5_000, ProjectionSessions: 50, ProjectionReps: 1,
 		StorageFiles: 10_000, StorageForks: 100, StorageMinSize: 512, StorageMaxSize: 8192,
+		WorkcopyFiles: 10_000, WorkcopyReps: 3,
 	}
 }
 
@@ -140,6 +149,7 @@ func TinySizes() Sizes {
 		DiffFiles: []int{50, 1_200}, DiffChanges: 3, DiffReps: 3,
 		ProjectionEvents: 300, ProjectionSessions: 10, ProjectionReps: 1,
 		StorageFiles: 200, StorageForks: 5, StorageMinSize: 100, StorageMaxSize: 400,
+		WorkcopyFiles: 300, WorkcopyReps: 1,
 	}
 }
 
@@ -226,6 +236,7 @@ func Rows() []Row {
 		{5, "diff", "diff of 10 changes", runDiff},
 		{6, "projection", "projection catch-up", runProjection},
 		{7, "storage", "storage of 100 forks", runStorage},
+		{8, "workcopy", "working copies against git on the same tree", runWorkcopy},
 	}
 }
 
@@ -248,7 +259,7 @@ func SelectRows(names []string) ([]Row, error) {
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("unknown row %q (1-7 or write, fork, load, manifest, diff, projection, storage)", n)
+			return nil, fmt.Errorf("unknown row %q (1-8 or write, fork, load, manifest, diff, projection, storage, workcopy)", n)
 		}
 	}
 	var out []Row
