@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/contentcache"
-	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/workcopy"
 )
 
@@ -110,7 +110,7 @@ func (r *Runner) workcopyCase(ctx context.Context, e *Env, root string, what str
 // the same tree, pushing it in parts of at most 800 files.
 func (c *wcCase) setup(ctx context.Context, fill func(dir string) (int, error)) (int, error) {
 	cl := c.e.Client
-	s, err := cl.CreateSession(ctx, handlers.CreateSessionRequest{Tags: map[string]string{"bench": "workcopy"}})
+	s, err := cl.CreateSession(ctx, client.CreateSessionRequest{Tags: map[string]string{"bench": "workcopy"}})
 	if err != nil {
 		return 0, err
 	}

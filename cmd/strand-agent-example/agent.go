@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/strand-dev/strand/client"
+	"github.com/strand-dev/strand/contentcache"
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/workcopy"
 	"github.com/strand-dev/strand/workers"
 )
 
@@ -24,8 +27,11 @@ type Task struct {
 	// empty: its head).
 	Baseline string `json:"baseline"`
 	At       string `json:"at,omitempty"`
-	// Files are written into the fork: path → content.
-	Files map[string]string `json:"files"`
+	// Command is what the agent runs in a working copy of the fork, with
+	// its arguments (strand run does the same): whatever it changes is
+	// pushed as one event. A command that exits non-zero fails the task
+	// (its fork keeps the attempt and a failing health report).
+	Command []string `json:"command"`
 	// Message is the commit message.
 	Message string `json:"message"`
 	// Group is the reviewer group asked for approval (default "default").
@@ -37,14 +43,21 @@ type Outcome struct {
 	Task    string `json:"task"`
 	Session string `json:"session"`
 	Request string `json:"request"`
-	// State is committed or denied.
+	// State is committed, denied or failed (the command exited non-zero).
 	State  string `json:"state"`
 	Commit string `json:"commit,omitempty"`
+	// ExitCode is the command's.
+	ExitCode int `json:"exit_code"`
 }
 
-// Agent does tasks: fork, write, checkpoint, ask for approval, wait, commit.
+// Agent does tasks: fork, run the task's command in a working copy (the
+// code of strand run), checkpoint, ask for approval, wait, commit.
 type Agent struct {
 	Client *client.Client
+	// Cache is the machine's content cache (nil: none).
+	Cache *contentcache.Cache
+	// Server is the NATS URL the command sees as STRAND_SERVER.
+	Server string
 	// Poll is how often it looks at the request while it waits.
 	Poll time.Duration
 	Log  *slog.Logger
@@ -59,29 +72,31 @@ func (a *Agent) rid(t Task, step string) client.Mutation {
 // Handle is the agent's worker handler.
 func (a *Agent) Handle(ctx context.Context, it *workers.Item) error {
 	var t Task
-	if err := json.Unmarshal(it.Data, &t); err != nil || t.ID == "" || t.Baseline == "" || t.Message == "" {
-		return workers.Permanent(fmt.Errorf("task: want JSON with id, baseline and message (%v)", err))
+	if err := json.Unmarshal(it.Data, &t); err != nil || t.ID == "" || t.Baseline == "" || t.Message == "" || len(t.Command) == 0 {
+		return workers.Permanent(fmt.Errorf("task: want JSON with id, baseline, command and message (%v)", err))
 	}
 	log := a.Log.With("task", t.ID)
 	c := a.Client
 
-	fork, err := c.Fork(ctx, client.ForkRequest{Mutation: a.rid(t, "fork"), Session: t.Baseline, At: client.At(t.At),
-		Tags: map[string]string{"task": t.ID}})
+	// Fork, checkpoint, check out, run, push, report health: strand run.
+	// The fork's request id comes from the task, so a task delivered again
+	// works on the same fork.
+	var output bytes.Buffer
+	run, err := workcopy.Run(ctx, c, a.Cache, workcopy.RunOptions{
+		Session: t.Baseline, Fork: true, ForkAt: client.At(t.At), ForkRequestID: "task-" + t.ID + "-fork", Tag: t.ID,
+		Command: t.Command, Server: a.Server, Stdout: &output, Stderr: &output,
+	})
 	if err != nil {
-		return permanentIf(err, domain.CodeNotFound, domain.CodeInvalidArgument)
+		return permanentIf(err, domain.CodeNotFound, domain.CodeInvalidArgument, domain.CodeTooLarge)
 	}
-	s := fork.Session.ID
-	log.Info("forked", "baseline", t.Baseline, "session", s)
-
-	paths := make([]string, 0, len(t.Files))
-	for p := range t.Files {
-		paths = append(paths, p)
-	}
-	slices.Sort(paths)
-	for i, p := range paths {
-		if _, err := c.Write(ctx, client.WriteRequest{Mutation: a.rid(t, fmt.Sprint("write-", i)), Session: s, Path: p, Content: []byte(t.Files[p])}); err != nil {
-			return permanentIf(err, domain.CodeInvalidArgument, domain.CodeTooLarge)
+	s := run.Session
+	log.Info("ran", "baseline", t.Baseline, "session", s, "exit", run.ExitCode, "changes", run.Changes, "output", tail(output.String(), 400))
+	if run.ExitCode != 0 {
+		out := Outcome{Task: t.ID, Session: s, State: "failed", ExitCode: run.ExitCode}
+		if a.Done != nil {
+			a.Done(out)
 		}
+		return nil // the fork and its health report say what happened
 	}
 	if _, err := c.CreateCheckpoint(ctx, client.CheckpointRequest{Mutation: a.rid(t, "checkpoint"), Session: s, Name: "agent-done",
 		Note: "files of task " + t.ID}); err != nil {
@@ -98,7 +113,7 @@ func (a *Agent) Handle(ctx context.Context, it *workers.Item) error {
 	if err != nil {
 		return err
 	}
-	out := Outcome{Task: t.ID, Session: s, Request: id, State: state}
+	out := Outcome{Task: t.ID, Session: s, Request: id, State: state, ExitCode: run.ExitCode}
 	switch state {
 	case domain.ApprovalGrantedState:
 		cm, err := c.CreateCommit(ctx, client.CommitRequest{Mutation: a.rid(t, "commit"), Session: s, Message: t.Message})
@@ -155,4 +170,12 @@ func permanentIf(err error, codes ...domain.Code) error {
 		return workers.Permanent(err)
 	}
 	return err
+}
+
+// tail is the end of s, at most n bytes.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
 }

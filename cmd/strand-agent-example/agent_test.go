@@ -102,7 +102,7 @@ func TestAgent_EndToEnd(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	exited := make(chan int, 1)
 	go func() {
-		exited <- run(agentCtx, []string{"--server", env.Server.ClientURL(), "--tenant", "acme", "--poll", "20ms"},
+		exited <- run(agentCtx, []string{"--server", env.Server.ClientURL(), "--tenant", "acme", "--poll", "20ms", "--cache", t.TempDir()},
 			&stdout, &stderr, func(o Outcome) { outcomes <- o }, func() { close(ready) })
 	}()
 	select {
@@ -112,8 +112,10 @@ func TestAgent_EndToEnd(t *testing.T) {
 	}
 
 	for _, task := range []Task{
-		{ID: "t1", Baseline: base.Session.ID, Files: map[string]string{"src/main.go": "package main\n", "README.md": "baseline\nmore\n"}, Message: "task one"},
-		{ID: "t2", Baseline: base.Session.ID, Files: map[string]string{"LICENSE": "none\n"}, Message: "task two", Group: "legal"},
+		{ID: "t1", Baseline: base.Session.ID, Message: "task one",
+			Command: []string{"sh", "-c", `test -n "$STRAND_SESSION" && mkdir src && echo 'package main' > src/main.go && echo more >> README.md`}},
+		{ID: "t2", Baseline: base.Session.ID, Command: []string{"sh", "-c", "echo none > LICENSE"}, Message: "task two", Group: "legal"},
+		{ID: "t3", Baseline: base.Session.ID, Command: []string{"sh", "-c", "echo half-done > notes.txt; exit 4"}, Message: "task three"},
 	} {
 		body, _ := json.Marshal(task)
 		if _, err := workers.Enqueue(ctx, js, TaskSubject("acme"), body, "task-"+task.ID); err != nil {
@@ -121,7 +123,7 @@ func TestAgent_EndToEnd(t *testing.T) {
 		}
 	}
 	got := map[string]Outcome{}
-	for len(got) < 2 {
+	for len(got) < 3 {
 		select {
 		case o := <-outcomes:
 			got[o.Task] = o
@@ -154,6 +156,21 @@ func TestAgent_EndToEnd(t *testing.T) {
 	}
 	if d := got["t2"]; d.State != domain.ApprovalDeniedState || d.Commit != "" {
 		t.Errorf("t2: %+v, want denied and no commit", d)
+	}
+	// t3's command failed: no approval asked, the attempt kept in its fork
+	// with a failing health report, the baseline untouched.
+	f := got["t3"]
+	if f.State != "failed" || f.ExitCode != 4 || f.Request != "" {
+		t.Errorf("t3: %+v, want failed with exit 4 and no request", f)
+	}
+	if data, _, err := owner.ReadAll(ctx, f.Session, "notes.txt", ""); err != nil || string(data) != "half-done\n" {
+		t.Errorf("t3's fork: notes.txt %q %v", data, err)
+	}
+	if h, err := owner.Health(ctx, client.HealthRequest{Session: f.Session}); err != nil || h.Health == nil || h.Health.Passing {
+		t.Errorf("t3's health: %+v %v, want failing", h.Health, err)
+	}
+	if _, _, err := owner.ReadAll(ctx, base.Session.ID, "notes.txt", ""); client.ErrorCode(err) != domain.CodeNotFound {
+		t.Errorf("baseline after a failed task: notes.txt %v, want not_found", err)
 	}
 	// The tasks and the review items are all taken.
 	s, _ := js.Stream(ctx, streams.WorkStream)

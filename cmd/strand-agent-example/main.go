@@ -1,16 +1,22 @@
 // Command strand-agent-example is an agent worker built on the same worker
 // runtime as Strand's built-in workers, and nothing else an outside program
-// could not use: it pulls tasks from strand.work.<tenant>.tasks, forks the
-// task's baseline session, writes the task's files, checkpoints, asks
-// reviewers for approval to commit, waits for their decision, and commits
-// when they grant it.
+// could not use: it pulls tasks from strand.work.<tenant>.tasks and, with
+// the code of strand run, forks the task's baseline session, checks the
+// fork out into a temporary working copy, runs the task's command there,
+// pushes what it changed as one event and records the exit code as the
+// fork's health; then it checkpoints, asks reviewers for approval to
+// commit, waits for their decision, and commits when they grant it. A
+// command that fails ends the task with the failed attempt kept in its fork.
+//
+// Tasks name commands to run on this machine: the task queue must be
+// writable only by whoever may run commands here.
 //
 //	strand-agent-example [--server URL] [--tenant T] [--actor NAME] [--concurrency N]
 //
 // A task (publish it with any NATS client, e.g. the nats CLI):
 //
 //	nats pub strand.work.default.tasks '{"id":"t1","baseline":"<session>",
-//	  "files":{"README.md":"hello\n"},"message":"add a README"}'
+//	  "command":["sh","-c","echo hello > README.md && go test ./..."],"message":"add a README"}'
 package main
 
 import (
@@ -28,6 +34,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/client"
+	"github.com/strand-dev/strand/contentcache"
 	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/workers"
 )
@@ -59,6 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, done func
 	actor := fs.String("actor", env("STRAND_ACTOR", "agent-example"), "who the agent acts as")
 	concurrency := fs.Int("concurrency", 2, "tasks worked on at once")
 	poll := fs.Duration("poll", time.Second, "how often to look at a request while waiting for its decision")
+	cacheFlag := fs.String("cache", env(contentcache.EnvDir, ""), "content cache folder (default ~/.cache/strand/content)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -76,7 +84,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, done func
 	}
 	c := client.NewClient(nc, *tenant)
 	c.Actor = *actor
-	a := &Agent{Client: c, Poll: *poll, Log: log, Done: done}
+	cacheDir := *cacheFlag
+	if cacheDir == "" {
+		if cacheDir, err = contentcache.DefaultDir(); err != nil {
+			fmt.Fprintf(stderr, "strand-agent-example: %v\n", err)
+			return 1
+		}
+	}
+	cache, err := contentcache.Open(cacheDir, 0)
+	if err != nil {
+		fmt.Fprintf(stderr, "strand-agent-example: %v\n", err)
+		return 1
+	}
+	a := &Agent{Client: c, Cache: cache, Server: *server, Poll: *poll, Log: log, Done: done}
 	w, err := workers.Start(ctx, js, workers.Config{
 		Name: "tasks_" + *tenant, Stream: streams.WorkStream, Filter: TaskSubject(*tenant),
 		Concurrency: *concurrency, MaxDeliver: 5, Log: log,
