@@ -169,28 +169,34 @@ func (c *Cache) Link(h, path string) error {
 		return ErrBadHash
 	}
 	p := c.path(h)
-	if _, err := os.Stat(p); err == nil {
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("cache %s: %w", h, err)
-	}
-	info, err := os.Lstat(path)
-	if err != nil {
-		return fmt.Errorf("cache %s: %w", h, err)
-	}
-	if !info.Mode().IsRegular() {
-		return fmt.Errorf("cache %s: %s is not a regular file", h, path)
-	}
-	if err := os.Link(path, p); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil
+	err := os.Link(path, p)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, serr := os.Lstat(path); serr != nil {
+			return fmt.Errorf("cache %s: %w", h, serr)
 		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("cache %s: %w", h, err)
+		}
+		err = os.Link(path, p)
+	}
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return nil
+	case err != nil:
+		// Another file system, or links not allowed: copy.
 		data, rerr := os.ReadFile(path)
 		if rerr != nil {
 			return fmt.Errorf("cache %s: %w", h, rerr)
 		}
 		return c.Put(h, data)
+	}
+	info, err := os.Lstat(p)
+	if err != nil {
+		return fmt.Errorf("cache %s: %w", h, err)
+	}
+	if !info.Mode().IsRegular() {
+		_ = os.Remove(p)
+		return fmt.Errorf("cache %s: %s is not a regular file", h, path)
 	}
 	if c.size.Add(info.Size()) > c.maxBytes {
 		return c.Trim()
