@@ -286,6 +286,12 @@ func TestApp_ReviewFlowInChromium(t *testing.T) {
 		t.Error("the session page is wider than a phone screen")
 	}
 	shot(t, alice, dir, "phone")
+	for _, page := range []string{"/", "/s/" + id + "/diff", "/queue"} {
+		run(t, alice, "open "+page+" at phone width", chromedp.Navigate(h.srv.URL+page), chromedp.WaitVisible(`main h1`))
+		if get(t, alice, "measure "+page, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`)) {
+			t.Errorf("%s is wider than a phone screen", page)
+		}
+	}
 
 	run(t, alice, "keyboard: press Tab", chromedp.KeyEvent("\t"))
 	focused := get(t, alice, "read the focus", chromedp.Evaluate[string](`document.activeElement.textContent`))

@@ -430,7 +430,7 @@ func TestApp_LongHistory(t *testing.T) {
 	if _, err := alice.CreateCheckpoint(ctx, client.CheckpointRequest{Session: id, Name: "early"}); err != nil {
 		t.Fatal(err)
 	}
-	const writes = 3000
+	const writes = 1500
 	for i := range writes {
 		if _, err := alice.Write(ctx, client.WriteRequest{Session: id, Path: "log.txt", Content: []byte(fmt.Sprint(i))}); err != nil {
 			t.Fatal(err)
