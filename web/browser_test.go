@@ -277,6 +277,9 @@ func TestApp_ReviewFlowInChromium(t *testing.T) {
 	}
 	shot(t, alice, dir, "committed")
 
+	run(t, bob, "open the overview", chromedp.Navigate(h.srv.URL+"/overview"), chromedp.WaitVisible(`.charts`))
+	shot(t, bob, dir, "overview")
+
 	run(t, alice, "read the session at phone width",
 		chromedp.EmulateViewport(390, 844),
 		chromedp.Navigate(h.srv.URL+"/s/"+id),

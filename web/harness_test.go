@@ -42,7 +42,13 @@ func start(t testing.TB) *harness {
 		t.Fatalf("start session views: %v", err)
 	}
 	t.Cleanup(views.Stop)
-	svc := handlers.NewService(env.Store, handlers.Options{Lister: viewsAdapter{views}, Reviews: viewsAdapter{views}})
+	feed := projections.OpenActivity(env.Store.JetStream(), streams.EventStream, streams.EventFilter("*"), 1,
+		projections.FeedConfig{Stream: streams.FeedStream, Subject: streams.FeedSubject}, nil)
+	if err := feed.Start(ctx); err != nil {
+		t.Fatalf("start activity feed: %v", err)
+	}
+	t.Cleanup(feed.Stop)
+	svc := handlers.NewService(env.Store, handlers.Options{Lister: viewsAdapter{views}, Reviews: viewsAdapter{views}, Activity: feedAdapter{feed}})
 	if err := svc.Start(env.NC); err != nil {
 		t.Fatalf("start service: %v", err)
 	}
@@ -134,6 +140,21 @@ func (a viewsAdapter) PendingReviews(ctx context.Context, tenant, group string) 
 	return out, nil
 }
 
+// feedAdapter serves activity.list from the activity feed.
+type feedAdapter struct{ a *projections.Activity }
+
+func (f feedAdapter) ActivityList(ctx context.Context, tenant string, req client.ActivityRequest) (client.ActivityReply, error) {
+	page, err := f.a.List(ctx, tenant, req.Limit, req.Before)
+	if err != nil {
+		return client.ActivityReply{}, err
+	}
+	out := client.ActivityReply{Entries: []client.ActivityEntry{}, NextBefore: page.Before}
+	for _, e := range page.Entries {
+		out.Entries = append(out.Entries, client.ActivityEntry(e))
+	}
+	return out, nil
+}
+
 // mainGo is the file the review flow annotates (line 3 is the import).
 const mainGo = `package main
 
@@ -200,12 +221,31 @@ func (h *harness) seed(t *testing.T) string {
 		}
 	}
 	h.waitListed(t, 4)
+	h.waitFeed(t, 10)
 	return id
+}
+
+// waitFeed waits until the activity feed holds n events of the tenant.
+func (h *harness) waitFeed(t testing.TB, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		a, err := h.clients["alice"].Activity(ctx, client.ActivityRequest{Limit: client.MaxActivityLimit})
+		if err == nil && len(a.Entries) >= n {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the activity feed holds fewer than %d events (last error %v)", n, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // waitListed waits until the session-views read model lists n sessions:
 // it follows the stream, so it may lag a write.
-func (h *harness) waitListed(t *testing.T, n int) {
+func (h *harness) waitListed(t testing.TB, n int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"github.com/strand-dev/strand/client"
 	"html/template"
 	"net/url"
 	"strings"
@@ -9,7 +10,7 @@ import (
 )
 
 // pageNames are the pages; each is parsed with the layout.
-var pageNames = []string{"sessions", "queue", "session", "diff", "error", "login"}
+var pageNames = []string{"sessions", "queue", "session", "diff", "error", "login", "overview"}
 
 func (a *App) parse() error {
 	a.pages = map[string]*template.Template{}
@@ -37,6 +38,7 @@ var funcs = template.FuncMap{
 	"evlabel":  evLabel,
 	"evdetail": evDetail,
 	"dict":     dict,
+	"event":    func(typ string) client.EventView { return client.EventView{Type: typ} },
 	"label":    func(s string) string { return strings.ReplaceAll(s, "_", " ") },
 	"bytes":    humanBytes,
 	"plural": func(n int, one, many string) string {

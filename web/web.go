@@ -108,6 +108,7 @@ func (a *App) routes() {
 	a.mux.HandleFunc("POST /logout", a.logout)
 	a.mux.HandleFunc("GET /{$}", a.sessionsPage)
 	a.mux.HandleFunc("GET /queue", a.queuePage)
+	a.mux.HandleFunc("GET /overview", a.overviewPage)
 	a.mux.HandleFunc("GET /s/{id}", a.sessionPage)
 	a.mux.HandleFunc("GET /s/{id}/diff", a.diffPage)
 	a.mux.HandleFunc("GET /s/{id}/live", a.live)

@@ -84,6 +84,7 @@ func TestApp_Pages(t *testing.T) {
 		{"Diff", "/s/" + id + "/diff", 200, []string{"src/main.go", `data-line="3"`, "row-add"}},
 		{"DiffSinceCheckpoint", "/s/" + id + "/diff?from=draft", 200, []string{"docs/usage.md", "modified"}},
 		{"Queue", "/queue", 200, []string{"Nothing waits"}},
+		{"Overview", "/overview", 200, []string{"Sessions by status", `href="/?status=archived"`, "File written", "Recent events by actor", "<svg", "alice"}},
 		{"UnknownSession", "/s/01JAAAAAAAAAAAAAAAAAAAAAAA", 404, []string{"not_found"}},
 		{"BadTagFilter", "/?tag=nokey", 400, []string{"invalid_argument"}},
 		{"BadPoint", "/s/" + id + "?at=nosuchcheckpoint", 404, []string{"not_found"}},
