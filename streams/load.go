@@ -28,19 +28,6 @@ func decodeStored(m *StoredMsg) (StoredEvent, error) {
 	return StoredEvent{Position: m.Sequence, Hash: domain.Sum(m.Data), Event: ev, Body: m.Data}, nil
 }
 
-// headPosition returns the position of a session's last event, read through
-// the stream leader.
-func (st *Store) headPosition(ctx context.Context, tenant, id string) (uint64, error) {
-	m, err := leaderGet(ctx, st.nc, EventStream, 0, EventSubject(tenant, id))
-	if errors.Is(err, errNoMessage) {
-		return 0, domain.ErrSessionNotFound
-	}
-	if err != nil {
-		return 0, domain.Wrap(err, "read session head")
-	}
-	return m.Sequence, nil
-}
-
 // EventAt reads the event at a position and checks that it belongs to the
 // session.
 func (st *Store) EventAt(ctx context.Context, tenant, id string, position uint64) (StoredEvent, error) {
@@ -58,13 +45,78 @@ func (st *Store) EventAt(ctx context.Context, tenant, id string, position uint64
 }
 
 // Head returns the session's current state: every acknowledged event is in
-// it, whichever instance wrote it.
+// it, whichever instance wrote it. When this instance's cached head is a
+// few events behind (another instance appended), it catches up from there:
+// the last event read to find the head is folded directly, and any before
+// it are read one by one, instead of loading the session again.
 func (st *Store) Head(ctx context.Context, tenant, id string) (*domain.Session, error) {
-	pos, err := st.headPosition(ctx, tenant, id)
-	if err != nil {
-		return nil, err
+	m, err := leaderGet(ctx, st.nc, EventStream, 0, EventSubject(tenant, id))
+	if errors.Is(err, errNoMessage) {
+		return nil, domain.ErrSessionNotFound
 	}
-	return st.At(ctx, tenant, id, pos)
+	if err != nil {
+		return nil, domain.Wrap(err, "read session head")
+	}
+	key := sessionKey(tenant, id)
+	if h, ok := st.heads.Get(key); ok && h.Position <= m.Sequence {
+		if h.Position == m.Sequence {
+			return h, nil
+		}
+		last, err := decodeStored(m)
+		if err != nil {
+			return nil, err
+		}
+		if s, ok, err := st.catchUpSession(ctx, tenant, id, h, last); ok || err != nil {
+			if err == nil {
+				st.remember(key, s)
+			}
+			return s, err
+		}
+	}
+	return st.At(ctx, tenant, id, m.Sequence)
+}
+
+// catchUpMax bounds the events a catch-up reads one by one (a leader get
+// each); a state further behind is loaded as usual (snapshot, consumer).
+const catchUpMax = 8
+
+// catchUpSession folds into base, a state of the session this instance
+// holds, the events after it up to last, an event of the same session read
+// already: those in between through the stream leader (next_by_subj), last
+// as it is. ok is false, with nothing read, when base is more than
+// catchUpMax events behind. The state returned is checked against the root
+// last records, as a load's.
+func (st *Store) catchUpSession(ctx context.Context, tenant, id string, base *domain.Session, last StoredEvent) (*domain.Session, bool, error) {
+	if last.Event.Version <= base.Version || last.Event.Version-base.Version > catchUpMax {
+		return nil, false, nil
+	}
+	subject := EventSubject(tenant, id)
+	past := func(p uint64) (*domain.Session, error) { return st.At(ctx, tenant, id, p) }
+	s := base
+	for s.Position < last.Position {
+		se := last
+		if s.Version+1 < last.Event.Version {
+			m, err := leaderGetRequest(ctx, st.nc, EventStream, map[string]any{"seq": s.Position + 1, "next_by_subj": subject})
+			if err != nil {
+				return nil, true, domain.Wrap(err, "catch up")
+			}
+			if se, err = decodeStored(m); err != nil {
+				return nil, true, err
+			}
+			if se.Position >= last.Position {
+				return nil, true, domain.Errorf(domain.CodeInternal, "catch up of %s: event %d at %d, after the head's version %d at %d", id, se.Event.Version, se.Position, last.Event.Version, last.Position)
+			}
+		}
+		n, err := domain.Fold(s, se.Event, se.Position, se.Hash, past)
+		if err != nil {
+			return nil, true, domain.Wrap(err, "catch up")
+		}
+		s = n
+	}
+	if want, ok := domain.HashFromBytes(last.Event.Root); !ok || want != s.Tree.Hash() {
+		return nil, true, domain.Errorf(domain.CodeInternal, "catch up of %s: the event at %d records root %x, replay gives %s", id, s.Position, last.Event.Root, s.Tree.Hash())
+	}
+	return s, true, nil
 }
 
 // cachedHead returns the session's state as this instance last saw it, or
@@ -112,6 +164,9 @@ func (st *Store) load(ctx context.Context, tenant, id string, position uint64) (
 	key := sessionKey(tenant, id)
 	var base *domain.Session
 	if h, ok := st.heads.Get(key); ok && h.Position < position {
+		if s, ok, err := st.catchUpSession(ctx, tenant, id, h, target); ok || err != nil {
+			return s, err
+		}
 		base = h
 	}
 	if snap := st.loadSnapshot(ctx, tenant, id, target.Event.Version); snap != nil && snap.Position <= position {

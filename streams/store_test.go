@@ -394,3 +394,57 @@ func TestStore_ReplayChecksRoot(t *testing.T) {
 		t.Fatalf("state before the forged event: %v, %v; want the 5 files", before, err)
 	}
 }
+
+// TestStore_CatchUpFromCachedHead checks that an instance whose cached head
+// is a few events behind (another instance appended) reads just the missing
+// events through the stream leader, with no consumer (the JetStream API
+// requests are seen on the wire), and ends in the same state as the writer;
+// further behind, it replays through a consumer as before.
+func TestStore_CatchUpFromCachedHead(t *testing.T) {
+	env := streamstest.Start(t)
+	ctx := context.Background()
+	other, err := streams.Open(ctx, env.NC, streams.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	creates, err := env.NC.SubscribeSync("$JS.API.CONSUMER.CREATE.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &ids{}
+	s := create(t, env.Store, g, "acme")
+	write(t, env.Store, g, s, "keep/a.txt", "kept")
+	if _, err := other.Head(ctx, "acme", s.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, behind := range []int{1, 3, 8, 9} {
+		t.Run(strconv.Itoa(behind), func(t *testing.T) {
+			for i := 0; i < behind; i++ {
+				write(t, env.Store, g, s, fmt.Sprintf("f%d", i), fmt.Sprint(behind, i))
+			}
+			if err := env.NC.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			before, _, _ := creates.Pending()
+			head, err := other.Head(ctx, "acme", s.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := env.NC.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			after, _, _ := creates.Pending()
+			want, err := env.Store.Head(ctx, "acme", s.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if head.Position != want.Position || head.Tree.Hash() != want.Tree.Hash() || head.LastHash != want.LastHash || head.Version != want.Version {
+				t.Fatalf("caught up to %d v%d %s, want %d v%d %s", head.Position, head.Version, head.Tree.Hash(), want.Position, want.Version, want.Tree.Hash())
+			}
+			if consumers, caughtUp := after-before, behind <= 8; (consumers == 0) != caughtUp {
+				t.Fatalf("%d events behind: %d consumers created; want none only up to 8 behind", behind, consumers)
+			}
+		})
+	}
+}
