@@ -103,6 +103,9 @@ type Sizes struct {
 	// (status, push and pull repeat three times as often).
 	WorkcopyFiles int
 	WorkcopyReps  int
+	// Row 9: files in one change, repetitions.
+	BulkFiles int
+	BulkReps  int
 }
 
 // FullSizes are the sizes the issue asks for.
@@ -116,6 +119,7 @@ func FullSizes() Sizes {
 		ProjectionEvents: 100_000, ProjectionSessions: 1_000, ProjectionReps: 3,
 		StorageFiles: 10_000, StorageForks: 100, StorageMinSize: 512, StorageMaxSize: 8192,
 		WorkcopyFiles: 10_000, WorkcopyReps: 5,
+		BulkFiles: 1_000, BulkReps: 21,
 	}
 }
 
@@ -135,6 +139,7 @@ func QuickSizes() Sizes {
 		ProjectionEvents: 5_000, ProjectionSessions: 50, ProjectionReps: 1,
 		StorageFiles: 10_000, StorageForks: 100, StorageMinSize: 512, StorageMaxSize: 8192,
 		WorkcopyFiles: 10_000, WorkcopyReps: 3,
+		BulkFiles: 1_000, BulkReps: 9,
 	}
 }
 
@@ -150,6 +155,7 @@ func TinySizes() Sizes {
 		ProjectionEvents: 300, ProjectionSessions: 10, ProjectionReps: 1,
 		StorageFiles: 200, StorageForks: 5, StorageMinSize: 100, StorageMaxSize: 400,
 		WorkcopyFiles: 300, WorkcopyReps: 1,
+		BulkFiles: 20, BulkReps: 1,
 	}
 }
 
@@ -237,6 +243,8 @@ func Rows() []Row {
 		{6, "projection", "projection catch-up", runProjection},
 		{7, "storage", "storage of 100 forks", runStorage},
 		{8, "workcopy", "working copies against git on the same tree", runWorkcopy},
+		{9, "bulk", "one change of 1,000 small files", runBulk},
+		{10, "instances", "two service instances on the same sessions", runInstances},
 	}
 }
 

@@ -67,11 +67,12 @@ func TestSelectRows(t *testing.T) {
 		want []int
 		err  bool
 	}{
-		{nil, []int{1, 2, 3, 4, 5, 6, 7, 8}, false},
+		{nil, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, false},
 		{[]string{"2", "fork", "r3"}, []int{2, 3}, false},
 		{[]string{"storage", "1"}, []int{1, 7}, false},
 		{[]string{"workcopy"}, []int{8}, false},
-		{[]string{"9"}, nil, true},
+		{[]string{"bulk", "instances"}, []int{9, 10}, false},
+		{[]string{"11"}, nil, true},
 	} {
 		got, err := bench.SelectRows(tc.in)
 		if (err != nil) != tc.err {
