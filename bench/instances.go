@@ -79,8 +79,12 @@ func (r *Runner) instancesCase(ctx context.Context, e *Env) (Result, error) {
 		}
 		return measureRound(ctx, instancesClients, d, write)
 	}
+	// Warm both up (the second instance's store loads every session once).
 	d := r.Sizes.WriteRound
 	if _, err := measureRound(ctx, instancesClients, max(d/3, 20*time.Millisecond), write); err != nil {
+		return Result{}, err
+	}
+	if _, err := two(ctx, max(d/3, 20*time.Millisecond)); err != nil {
 		return Result{}, err
 	}
 	var oneRates, twoRates []float64
