@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 // bulkFileSize is the size of one file of row 9's change: small, so the
@@ -42,19 +42,19 @@ func runBulk(ctx context.Context, r *Runner) ([]Result, error) {
 
 func (r *Runner) bulkCase(ctx context.Context, e *Env) (Result, error) {
 	n := r.Sizes.BulkFiles
-	s, err := e.Client.CreateSession(ctx, handlers.CreateSessionRequest{})
+	s, err := e.Client.CreateSession(ctx, client.CreateSessionRequest{})
 	if err != nil {
 		return Result{}, err
 	}
 	_, prefix := r.benchStream(kindRaw)
 	subject := fmt.Sprintf("%sbulk-%d", prefix, time.Now().UnixNano())
 	var last uint64
-	content := func(rep int) ([]handlers.BatchOp, []byte) {
-		ops := make([]handlers.BatchOp, n)
+	content := func(rep int) ([]client.BatchOp, []byte) {
+		ops := make([]client.BatchOp, n)
 		var all []byte
 		for i := range ops {
 			c := sourceLike(uint64(rep)<<32|uint64(i), bulkFileSize)
-			ops[i] = handlers.BatchOp{Op: "write", Path: filePath(i), Content: c}
+			ops[i] = client.BatchOp{Op: "write", Path: filePath(i), Content: c}
 			all = append(all, c...)
 		}
 		return ops, all
@@ -64,7 +64,7 @@ func (r *Runner) bulkCase(ctx context.Context, e *Env) (Result, error) {
 	for rep := 0; rep <= r.Sizes.BulkReps; rep++ { // rep 0 warms up
 		ops, all := content(rep)
 		ds, err := clock(func() error {
-			_, err := e.Client.Batch(ctx, handlers.BatchRequest{Session: s.Session.ID, Ops: ops})
+			_, err := e.Client.Batch(ctx, client.BatchRequest{Session: s.Session.ID, Ops: ops})
 			return err
 		})
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/streams"
 )
@@ -43,7 +44,7 @@ func runInstances(ctx context.Context, r *Runner) ([]Result, error) {
 func (r *Runner) instancesCase(ctx context.Context, e *Env) (Result, error) {
 	sessions := make([]string, instancesClients)
 	for i := range sessions {
-		s, err := e.Client.CreateSession(ctx, handlers.CreateSessionRequest{})
+		s, err := e.Client.CreateSession(ctx, client.CreateSessionRequest{})
 		if err != nil {
 			return Result{}, err
 		}
@@ -62,7 +63,7 @@ func (r *Runner) instancesCase(ctx context.Context, e *Env) (Result, error) {
 	}
 	defer st.Close()
 	write := func(ctx context.Context, w, i int) error {
-		_, err := e.Client.Write(ctx, handlers.WriteRequest{
+		_, err := e.Client.Write(ctx, client.WriteRequest{
 			Session: sessions[w], Path: fmt.Sprintf("src/file%02d.go", i%50),
 			Content: sourceLike(uint64(w)<<32|uint64(i), writeSize),
 		})
