@@ -81,7 +81,7 @@ func (a *App) noteState(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	a.done(w, r, next(r, id), err, "Note "+r.PathValue("verb")+"d")
+	a.done(w, r, next(r, id), err, map[string]string{"resolve": "Note resolved", "reopen": "Note reopened"}[r.PathValue("verb")])
 }
 
 // requestApproval asks reviewers to approve an action on the current

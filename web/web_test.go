@@ -198,6 +198,10 @@ func TestApp_Actions(t *testing.T) {
 		if !strings.Contains(body, "for the demo") || !strings.Contains(body, "resolved by alice") || !strings.Contains(body, "Reopen") {
 			t.Fatal("the diff does not show the reply and the resolved state")
 		}
+		_, body = h.follow(t, "bob", h.post(t, "bob", "/s/"+id+"/notes/"+n.ID+"/reopen", nil, nil))
+		if !strings.Contains(body, "Note reopened") {
+			t.Fatal("reopen: no confirmation")
+		}
 	})
 
 	t.Run("BadInputIsAFlashNotAChange", func(t *testing.T) {
