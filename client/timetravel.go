@@ -7,6 +7,11 @@ type ForkRequest struct {
 	At      At                `json:"at,omitempty"`
 	Owner   string            `json:"owner,omitempty"`
 	Tags    map[string]string `json:"tags,omitempty"`
+	// InheritSecrets copies the parent's own secrets to the fork (sealed
+	// again for it, each copy a SecretPut in the tenant log); a fork has
+	// none of them otherwise. The tenant's secrets are seen by every
+	// session anyway.
+	InheritSecrets bool `json:"inherit_secrets,omitempty"`
 }
 
 // RestoreRequest is the body of session.restore.

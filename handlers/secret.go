@@ -287,3 +287,44 @@ func (s *Service) secretRekey(c *call) (any, error) {
 	}
 	return client.SecretRekeyReply{Key: ring.Active(), Resealed: n}, nil
 }
+
+// copySecrets gives a fork its parent's own secrets, each sealed again for
+// the fork and recorded as a SecretPut of version 1. A secret the fork
+// already has (a retried fork) is left alone.
+func (c *call) copySecrets(from, to string, meta domain.Meta) error {
+	ring := c.svc.opts.Secrets
+	entries, err := c.svc.store.ListSecrets(c.ctx, c.tenant, from, false)
+	if err != nil {
+		return err
+	}
+	meta.RequestID = ""
+	for _, e := range entries {
+		plain, err := ring.Open(e.Record.Sealed, streams.SecretAAD(c.tenant, from, e.Name, e.Record.Version))
+		if err != nil {
+			return domain.Wrap(err, "open secret "+e.Name)
+		}
+		var rec streams.SecretRecord
+		if _, _, err := c.svc.store.AppendTenant(c.ctx, c.tenant, func(ts *domain.TenantState) (*domain.TenantEvent, error) {
+			if v := ts.Secrets[domain.SecretKey(to, e.Name)]; v.Version > 0 && !v.Deleted {
+				return nil, nil
+			}
+			sealed, err := ring.Seal(plain, streams.SecretAAD(c.tenant, to, e.Name, 1))
+			if err != nil {
+				return nil, domain.Wrap(err, "seal secret")
+			}
+			rec = streams.SecretRecord{Version: 1, Actor: meta.Actor, Time: meta.Time.UTC(), Sealed: sealed, Size: len(plain)}
+			ev := ts.NewTenantEvent(domain.SecretPut, meta)
+			ev.Secret = &domain.SecretData{Session: to, Name: e.Name, Version: 1, Key: sealed.Key, Via: from}
+			return ev, nil
+		}); err != nil {
+			return err
+		}
+		if rec.Version == 0 {
+			continue
+		}
+		if err := c.svc.store.PutSecret(c.ctx, c.tenant, to, e.Name, rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -320,3 +320,41 @@ func TestSecret_SealedValuesAreBound(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSecret_Fork: a fork sees its tenant's secrets but not its parent's
+// own, unless it asks for them.
+func TestSecret_Fork(t *testing.T) {
+	r, _ := ring(t, "k1")
+	h := start(t, harnessOptions{service: handlers.Options{Secrets: r}})
+	ctx := t.Context()
+	parent := h.session(t)
+	for _, req := range []client.SecretRequest{{Name: "SHARED", Value: str("tenant")}, {Session: parent, Name: "OWN", Value: str("parent-only")}} {
+		if _, err := h.c.PutSecret(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plain, err := h.c.Fork(ctx, client.ForkRequest{Session: parent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.c.GetSecret(ctx, client.SecretRequest{Session: plain.Session.ID, Name: "OWN"})
+	wantCode(t, "the parent's secret in a plain fork", err, domain.CodeNotFound)
+	if got, err := h.c.GetSecret(ctx, client.SecretRequest{Session: plain.Session.ID, Name: "SHARED"}); err != nil || got.Value != "tenant" {
+		t.Fatalf("tenant secret in a fork = %+v, %v", got, err)
+	}
+	asked, err := h.c.Fork(ctx, client.ForkRequest{Session: parent, InheritSecrets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.c.GetSecret(ctx, client.SecretRequest{Session: asked.Session.ID, Name: "OWN"})
+	if err != nil || got.Value != "parent-only" || got.Secret.Session != asked.Session.ID || got.Secret.Version != 1 {
+		t.Fatalf("inherited secret = %+v, %v; want the fork's own copy", got, err)
+	}
+	// The copies are the fork's own: changing one leaves the parent's.
+	if _, err := h.c.PutSecret(ctx, client.SecretRequest{Session: asked.Session.ID, Name: "OWN", Value: str("changed")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := h.c.GetSecret(ctx, client.SecretRequest{Session: parent, Name: "OWN"}); got.Value != "parent-only" {
+		t.Fatalf("parent's secret after the fork changed its copy = %q", got.Value)
+	}
+}

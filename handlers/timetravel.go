@@ -45,9 +45,19 @@ func (s *Service) sessionFork(c *call) (any, error) {
 	if owner == "" {
 		owner = meta.Actor
 	}
+	if req.InheritSecrets {
+		if err := c.secrets(); err != nil {
+			return nil, err
+		}
+	}
 	res, err := s.store.Fork(c.ctx, c.tenant, id, at, meta, domain.ForkSession{ID: s.opts.NewID(), Owner: owner, Tags: req.Tags})
 	if err != nil {
 		return nil, err
+	}
+	if req.InheritSecrets {
+		if err := c.copySecrets(id, res.Session.ID, meta); err != nil {
+			return nil, err
+		}
 	}
 	return sessionReply(res), nil
 }

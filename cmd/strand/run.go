@@ -8,14 +8,16 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/contentcache"
 	"github.com/strand-dev/strand/workcopy"
 )
 
-const runUsage = "run SESSION [--fork] [--count N] [--checkpoint-before NAME] [--dir DIR] [--push-every D] -- COMMAND [ARGS...]"
+const runUsage = "run SESSION [--fork] [--count N] [--checkpoint-before NAME] [--dir DIR] [--push-every D] [--secret NAME[=ENV]]... -- COMMAND [ARGS...]"
 
 // exitCode makes strand exit with a code of its own choosing (the run's
 // command's), having said what it had to say.
@@ -35,7 +37,9 @@ func (m *Main) cmdRun(ctx context.Context, _ *globals, args []string) error {
 	var cf cacheFlags
 	var o workcopy.RunOptions
 	var count int
+	var secrets multiFlag
 	g, pos, err := m.parseArgs("run", flags, func(fs *flag.FlagSet) {
+		fs.Var(&secrets, "secret", "give the command secret NAME (the session's own, else the tenant's) as environment variable ENV (default NAME); repeatable; each read is audited")
 		m.declareCache(fs, &cf)
 		fs.BoolVar(&o.Fork, "fork", false, "run on a new fork of SESSION, so a failed attempt never touches it")
 		fs.IntVar(&count, "count", 1, "with --fork: run this many forks in parallel and print a table of the outcomes")
@@ -64,6 +68,9 @@ func (m *Main) cmdRun(ctx context.Context, _ *globals, args []string) error {
 	}
 	defer g.close()
 	o.Session, o.Command, o.Server = pos[0], command, g.server
+	if o.Env, err = m.secretEnv(ctx, g, pos[0], secrets); err != nil {
+		return err
+	}
 	o.Stdin, o.Stdout, o.Stderr, o.Log = m.Stdin, m.Stdout, m.Stderr, m.Stderr
 	if count == 1 {
 		out, err := workcopy.Run(ctx, g.client, cache, o)
@@ -183,4 +190,31 @@ func (p *prefixWriter) flush() {
 	if len(p.buf) > 0 {
 		_, _ = p.Write([]byte("\n"))
 	}
+}
+
+// secretEnv reads the secrets a run asked for through SESSION (its own,
+// else its tenant's) and returns them as ENV=VALUE entries. Values go
+// nowhere else: not to the output, not to the health report.
+func (m *Main) secretEnv(ctx context.Context, g *globals, session string, specs []string) ([]string, error) {
+	var env []string
+	for _, spec := range specs {
+		name, envName, ok := strings.Cut(spec, "=")
+		if !ok {
+			envName = name
+		}
+		if name == "" || envName == "" || strings.ContainsAny(envName, "=\x00") {
+			return nil, usagef("--secret %q: want NAME or NAME=ENV", spec)
+		}
+		r, err := g.client.GetSecret(ctx, client.SecretRequest{Session: sessionOnly(session), Name: name})
+		if err != nil {
+			return nil, fmt.Errorf("secret %s: %w", name, err)
+		}
+		env = append(env, envName+"="+r.Value)
+	}
+	return env, nil
+}
+
+func sessionOnly(s string) string {
+	id, _ := splitAt(s)
+	return id
 }

@@ -71,3 +71,37 @@ func TestCLI_Secret(t *testing.T) {
 		t.Fatalf("after restart: secret get = %q", got)
 	}
 }
+
+// TestCLI_RunSecret: strand run --secret gives the command a secret as an
+// environment variable; the value reaches neither the output, the health
+// report nor the session.
+func TestCLI_RunSecret(t *testing.T) {
+	t.Parallel()
+	srv := startServe(t, t.TempDir())
+	c := newCLI(t, srv.URL)
+	c.env = map[string]string{"STRAND_CACHE_DIR": t.TempDir()}
+	var created struct{ Session struct{ ID string } }
+	c.okJSON(&created, "session", "create")
+	s := created.Session.ID
+	c.ok("secret", "put", "API_KEY", "value-for-the-run-41c7")
+	c.ok("secret", "put", s, "TOKEN", "session-token-88a2")
+	script := filepath.Join(t.TempDir(), "agent.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n[ \"$KEY\" = value-for-the-run-41c7 ] || exit 3\n[ \"$TOKEN\" = session-token-88a2 ] || exit 4\necho ran > out.txt\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cr := newCLI(t, "")
+	cr.env = c.env
+	r := cr.run("", "--server", srv.URL, "run", s, "--fork", "--secret", "API_KEY=KEY", "--secret", "TOKEN", "--", script)
+	if r.Code != 0 {
+		t.Fatalf("%v\nwant exit 0: the script saw both secrets", r)
+	}
+	if strings.Contains(r.Stdout+r.Stderr, "value-for-the-run") || strings.Contains(r.Stdout+r.Stderr, "session-token") {
+		t.Fatalf("a secret's value was printed:\n%v", r)
+	}
+	if out := c.ok("events", s); strings.Contains(out, "value-for-the-run") {
+		t.Fatalf("a secret's value is in the history")
+	}
+	if r := cr.run("", "--server", srv.URL, "run", s, "--secret", "MISSING", "--", script); r.Code == 0 || !strings.Contains(r.Stderr, "not_found") {
+		t.Fatalf("%v\nwant not_found for a missing secret, before anything runs", r)
+	}
+}

@@ -278,7 +278,9 @@ func (m *Main) sessionFork(ctx context.Context, _ *globals, args []string) error
 	var at, owner string
 	var tags multiFlag
 	var mf mutationFlags
+	var inherit bool
 	g, pos, err := m.parseArgs("session fork", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&inherit, "inherit-secrets", false, "copy the session's own secrets to the fork")
 		fs.StringVar(&at, "at", "", "fork at this position or checkpoint (default: the head)")
 		fs.StringVar(&owner, "owner", "", "owner of the fork (default: the actor)")
 		fs.Var(&tags, "tag", "tag key=value (repeatable)")
@@ -302,7 +304,7 @@ func (m *Main) sessionFork(ctx context.Context, _ *globals, args []string) error
 		return err
 	}
 	defer g.close()
-	r, err := g.client.Fork(ctx, client.ForkRequest{Mutation: mf.mutation(), Session: id, At: a, Owner: owner, Tags: t})
+	r, err := g.client.Fork(ctx, client.ForkRequest{Mutation: mf.mutation(), Session: id, At: a, Owner: owner, Tags: t, InheritSecrets: inherit})
 	if err != nil {
 		return err
 	}
