@@ -171,7 +171,7 @@ func newFixture(t testing.TB) *fixture {
 	if _, err := env.Store.CreateSource(ctx, domain.SourceEvent{Type: domain.SourceCreated, Tenant: "other", Source: "base", Actor: "olga", Time: t0.UnixNano()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.Store.ChangeSource(ctx, "other", "base", func(s *domain.Source) (*domain.SourceEvent, error) {
+	if _, err := env.Store.ChangeSource(ctx, "other", "base", "", func(s *domain.Source) (*domain.SourceEvent, error) {
 		return &domain.SourceEvent{Type: domain.RevisionAdded, Actor: "olga", Time: t0.UnixNano(), Revision: &domain.Revision{
 			Number: uint64(len(s.Revisions)) + 1, Root: base.Hash().Bytes(), Tree: treeBlob[:], Files: 2,
 			Origin: domain.RevisionOrigin{Kind: "dir", Path: "/srv/base"},

@@ -23,8 +23,10 @@ type harness struct {
 	env *streamstest.Env
 	svc *handlers.Service
 	c   *client.Client
-	// opts are the service's options, kept for restart.
-	opts handlers.Options
+	// opts are the service's options and store the store's, kept for
+	// restart.
+	opts  handlers.Options
+	store streams.Config
 	// root is the test that owns the harness: what the harness starts
 	// stops when it ends, not when a subtest does.
 	root *testing.T
@@ -34,6 +36,8 @@ type harnessOptions struct {
 	service handlers.Options
 	// list wires the session-views projection for session.list.
 	list bool
+	// store configures the store (and the streams it provisions).
+	store streams.Config
 }
 
 func start(t *testing.T, opts ...harnessOptions) *harness {
@@ -42,7 +46,7 @@ func start(t *testing.T, opts ...harnessOptions) *harness {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	env := streamstest.Start(t)
+	env := streamstest.Start(t, streamstest.Options{Config: o.store})
 	if o.list {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -57,7 +61,7 @@ func start(t *testing.T, opts ...harnessOptions) *harness {
 		o.service.Lister = sessionLister{views}
 		o.service.Reviews = sessionLister{views}
 	}
-	h := &harness{env: env, c: client.NewClient(env.NC, "acme"), opts: o.service, root: t}
+	h := &harness{env: env, c: client.NewClient(env.NC, "acme"), opts: o.service, store: o.store, root: t}
 	h.svc = startService(t, t, env, env.Store, o.service)
 	return h
 }
@@ -92,7 +96,7 @@ func openStore(t *testing.T, h *harness) *streams.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	store, err := streams.Open(ctx, h.env.NC, streams.Config{}, nil)
+	store, err := streams.Open(ctx, h.env.NC, h.store, nil)
 	if err != nil {
 		t.Fatalf("open another store: %v", err)
 	}

@@ -61,7 +61,7 @@ func treeCounts(t domain.Tree) (files, bytes int64) {
 // addRevision appends the next revision of a source, which must exist and
 // not be deleted.
 func (c *call) addRevision(e *domain.SourceEvent, name string, rev domain.Revision) (streams.SourceResult, error) {
-	return c.svc.store.ChangeSource(c.ctx, c.tenant, name, func(s *domain.Source) (*domain.SourceEvent, error) {
+	return c.svc.store.ChangeSource(c.ctx, c.tenant, name, e.RequestID, func(s *domain.Source) (*domain.SourceEvent, error) {
 		if s.Deleted {
 			return nil, domain.Errorf(domain.CodeNotFound, "source %q is deleted", name)
 		}
@@ -154,7 +154,7 @@ func (s *Service) sourceDelete(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.store.ChangeSource(c.ctx, c.tenant, name, func(src *domain.Source) (*domain.SourceEvent, error) {
+	res, err := s.store.ChangeSource(c.ctx, c.tenant, name, e.RequestID, func(src *domain.Source) (*domain.SourceEvent, error) {
 		if src.Deleted {
 			return nil, domain.Errorf(domain.CodeNotFound, "source %q is already deleted", name)
 		}

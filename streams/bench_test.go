@@ -12,7 +12,7 @@ import (
 
 // longSession appends n events (writes over a 1,000-file working set) to a
 // new session and returns it with its head position.
-func longSession(b *testing.B, env *streamstest.Env, g *ids, n int) *domain.Session {
+func longSession(b testing.TB, env *streamstest.Env, g *ids, n int) *domain.Session {
 	b.Helper()
 	s := create(b, env.Store, g, "bench")
 	ctx := context.Background()

@@ -30,6 +30,10 @@ type Config struct {
 	// DuplicateWindow is how long JetStream remembers message ids, so a
 	// retried append with the same request id is stored once.
 	DuplicateWindow time.Duration
+	// RequestWindow is how long an applied request id is recognised, so
+	// that a retry is answered as the first time (RequestBucket);
+	// DefaultRequestWindow when zero.
+	RequestWindow time.Duration
 	// SnapshotEvery writes a snapshot every this many events of a session.
 	SnapshotEvery uint64
 	// ChunkSize is the largest blob stored as one message.
@@ -54,6 +58,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DuplicateWindow <= 0 {
 		c.DuplicateWindow = 10 * time.Minute
+	}
+	if c.RequestWindow <= 0 {
+		c.RequestWindow = DefaultRequestWindow
 	}
 	if c.SnapshotEvery == 0 {
 		c.SnapshotEvery = 500
@@ -152,6 +159,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 		return err
 	}
 	if _, err := EnsureBucket(ctx, js, secretBucketConfig(c)); err != nil {
+		return err
+	}
+	if _, err := EnsureBucket(ctx, js, requestBucketConfig(c)); err != nil {
 		return err
 	}
 	if err := provisionClaims(ctx, js, c); err != nil {
@@ -279,7 +289,7 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.Key
 			return nil // not a status we can compare: keep the bucket as it is
 		}
 		have := bs.StreamInfo().Config
-		if have.Replicas == max(cfg.Replicas, 1) && have.MaxMsgsPerSubject == int64(max(cfg.History, 1)) && have.Storage == cfg.Storage {
+		if have.Replicas == max(cfg.Replicas, 1) && have.MaxMsgsPerSubject == int64(max(cfg.History, 1)) && have.Storage == cfg.Storage && have.MaxAge == cfg.TTL {
 			return nil
 		}
 		kv, err = js.UpdateKeyValue(ctx, cfg)

@@ -167,6 +167,9 @@ func (st *Store) CreateSource(ctx context.Context, e domain.SourceEvent) (Source
 		return SourceResult{}, err
 	}
 	e.Type = domain.SourceCreated
+	if res, ok, err := st.retriedSource(ctx, e.Tenant, e.Source, e.RequestID); ok || err != nil {
+		return res, err
+	}
 	res, err := st.appendSource(ctx, &e, 0)
 	if errors.Is(err, errConflict) {
 		return SourceResult{}, domain.Errorf(domain.CodeAlreadyExists, "source %q already exists (names of deleted sources are not reused)", e.Source)
@@ -180,8 +183,12 @@ func (st *Store) CreateSource(ctx context.Context, e domain.SourceEvent) (Source
 // ChangeSource decides an event against a source's current state and
 // appends it, deciding again when another writer got there first. decide
 // returns the event to append (its Tenant, Source, Time and the like
-// already set).
-func (st *Store) ChangeSource(ctx context.Context, tenant, name string, decide func(s *domain.Source) (*domain.SourceEvent, error)) (SourceResult, error) {
+// already set, and requestID as its RequestID): a request id the source
+// already applied is answered as the first time, before decide runs.
+func (st *Store) ChangeSource(ctx context.Context, tenant, name, requestID string, decide func(s *domain.Source) (*domain.SourceEvent, error)) (SourceResult, error) {
+	if res, ok, err := st.retriedSource(ctx, tenant, name, requestID); ok || err != nil {
+		return res, err
+	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		s, err := st.Source(ctx, tenant, name)
 		if err != nil {
@@ -212,6 +219,21 @@ func (st *Store) sourceResult(ctx context.Context, tenant, name string, res appe
 	return SourceResult{Source: s, Sequence: res.Sequence, Replayed: res.Duplicate}, nil
 }
 
+// sourceMsgID is the message id of a source event with a request id.
+func sourceMsgID(tenant, name, requestID string) string {
+	return msgID(tenant, "src."+name, requestID)
+}
+
+// retriedSource answers a source request whose id the index knows.
+func (st *Store) retriedSource(ctx context.Context, tenant, name, requestID string) (SourceResult, bool, error) {
+	seq, ok, err := st.requestSequence(ctx, sourceMsgID(tenant, name, requestID))
+	if err != nil || !ok {
+		return SourceResult{}, false, err
+	}
+	res, err := st.sourceResult(ctx, tenant, name, appendResult{Sequence: seq, Duplicate: true})
+	return res, err == nil, err
+}
+
 // appendSource publishes a source event expecting the subject's last
 // sequence; the request id, when given, makes a retry a duplicate.
 func (st *Store) appendSource(ctx context.Context, e *domain.SourceEvent, expected uint64) (appendResult, error) {
@@ -229,7 +251,7 @@ func (st *Store) appendSource(ctx context.Context, e *domain.SourceEvent, expect
 	m.Data = buf.Bytes()
 	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expected), jetstream.WithExpectStream(SourceStream)}
 	if e.RequestID != "" {
-		opts = append(opts, jetstream.WithMsgID(e.Tenant+".src."+e.Source+"."+e.RequestID))
+		opts = append(opts, jetstream.WithMsgID(sourceMsgID(e.Tenant, e.Source, e.RequestID)))
 	}
 	ack, err := st.js.PublishMsg(ctx, m, opts...)
 	switch {

@@ -24,8 +24,12 @@ type Store struct {
 	js     jetstream.JetStream
 	events jetstream.Stream
 	snaps  jetstream.KeyValue
-	cfg    Config
-	log    *slog.Logger
+	// requests is the index of applied request ids (requests.go), kept
+	// by indexers.
+	requests jetstream.KeyValue
+	indexers []*requestIndexer
+	cfg      Config
+	log      *slog.Logger
 
 	// Blobs is the content-addressed blob store.
 	Blobs *Blobs
@@ -73,10 +77,14 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", SnapshotBucket, err)
 	}
+	requests, err := js.KeyValue(ctx, RequestBucket)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", RequestBucket, err)
+	}
 	heads, _ := lru.New[string, *domain.Session](4096)
 	past, _ := lru.New[pastKey, *domain.Session](16384)
 	st := &Store{
-		nc: nc, js: js, events: events, snaps: snaps, cfg: cfg, log: log,
+		nc: nc, js: js, events: events, snaps: snaps, requests: requests, cfg: cfg, log: log,
 		Blobs: &Blobs{nc: nc, js: js, stream: blobs, chunkSize: cfg.ChunkSize},
 		heads: heads, past: past,
 		snapq:    make(chan *domain.Session, 256),
@@ -84,6 +92,10 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 	}
 	if !cfg.NoGroupCommit && (cfg.Replicas > 1 || cfg.ForceGroupCommit) {
 		st.commit = newCommitter(js)
+	}
+	st.indexers = []*requestIndexer{
+		newRequestIndexer(js, requests, EventStream, eventIndexDurable, cfg.RequestWindow, log),
+		newRequestIndexer(js, requests, SourceStream, sourceIndexDurable, cfg.RequestWindow, log),
 	}
 	go st.snapshotLoop()
 	return st, nil
@@ -96,6 +108,9 @@ func (st *Store) Close() {
 		<-st.snapDone
 		if st.commit != nil {
 			st.commit.close()
+		}
+		for _, x := range st.indexers {
+			x.close()
 		}
 	})
 }

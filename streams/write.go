@@ -63,17 +63,23 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 			return Result{}, err
 		}
 	}
+	if meta.RequestID != "" {
+		if _, ok := s.RequestPosition(meta.RequestID); !ok {
+			// Not among the session's last request ids: ask the index,
+			// before any precondition of the retry is checked against a
+			// state that its first attempt already changed.
+			pos, ok, err := st.requestSequence(ctx, msgID(tenant, id, meta.RequestID))
+			if err != nil {
+				return Result{}, err
+			}
+			if ok {
+				return st.retried(ctx, s, pos, meta, build)
+			}
+		}
+	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if pos, ok := s.RequestPosition(meta.RequestID); ok {
-			res, err := st.replayed(ctx, tenant, id, pos)
-			if err != nil {
-				return res, err
-			}
-			// The same request id must name the same kind of request.
-			if cmd, berr := build(s); berr == nil && !domain.Produces(cmd, res.Event.Type) {
-				return Result{}, domain.Errorf(domain.CodeConflict, "request_id %q was already used by another kind of request (%s)", meta.RequestID, res.Event.Type)
-			}
-			return res, nil
+			return st.retried(ctx, s, pos, meta, build)
 		}
 		if s.Status == domain.StatusDeleted {
 			return Result{}, domain.ErrSessionDeleted
@@ -142,6 +148,19 @@ func conflictPause(ctx context.Context, attempt int) error {
 	}
 }
 
+// retried answers a request whose id the session already applied at pos
+// with that first answer, provided the request is of the same kind.
+func (st *Store) retried(ctx context.Context, s *domain.Session, pos uint64, meta domain.Meta, build func(s *domain.Session) (domain.Command, error)) (Result, error) {
+	res, err := st.replayed(ctx, s.Tenant, s.ID, pos)
+	if err != nil {
+		return res, err
+	}
+	if cmd, berr := build(s); berr == nil && !domain.Produces(cmd, res.Event.Type) {
+		return Result{}, domain.Errorf(domain.CodeConflict, "request_id %q was already used by another kind of request (%s)", meta.RequestID, res.Event.Type)
+	}
+	return res, nil
+}
+
 // replayed answers a retried request with what its first attempt stored.
 func (st *Store) replayed(ctx context.Context, tenant, id string, pos uint64) (Result, error) {
 	se, err := st.EventAt(ctx, tenant, id, pos)
@@ -161,6 +180,9 @@ func (st *Store) Create(ctx context.Context, meta domain.Meta, cmd domain.Comman
 	if err != nil {
 		return Result{}, err
 	}
+	if res, ok, err := st.retriedFirst(ctx, ev.Tenant, meta); ok || err != nil {
+		return res, err
+	}
 	return st.appendFirst(ctx, ev, next, meta)
 }
 
@@ -168,6 +190,9 @@ func (st *Store) Create(ctx context.Context, meta domain.Meta, cmd domain.Comman
 // another. Nothing of the parent is copied: the new history names the
 // parent's position and hash.
 func (st *Store) Fork(ctx context.Context, tenant, parent string, at uint64, meta domain.Meta, cmd domain.ForkSession) (Result, error) {
+	if res, ok, err := st.retriedFirst(ctx, tenant, meta); ok || err != nil {
+		return res, err
+	}
 	var p *domain.Session
 	var err error
 	if at == 0 {
@@ -200,17 +225,33 @@ func (st *Store) appendFirst(ctx context.Context, ev *domain.Event, next *domain
 	}
 	if res.Duplicate {
 		// A retry: the first attempt created a session, maybe under another id.
-		m, err := leaderGet(ctx, st.nc, EventStream, res.Sequence, "")
-		if err != nil {
-			return Result{}, domain.Wrap(err, "read original event")
-		}
-		se, err := decodeStored(m)
-		if err != nil {
-			return Result{}, err
-		}
-		return st.replayed(ctx, se.Event.Tenant, se.Event.Session, res.Sequence)
+		return st.replayedFirst(ctx, res.Sequence)
 	}
 	next.Commit(ev, res.Sequence, domain.Sum(body))
 	st.remember(sessionKey(ev.Tenant, ev.Session), next)
 	return Result{Session: next, Event: ev, Position: res.Sequence}, nil
+}
+
+// retriedFirst answers a retried session.create or session.fork whose
+// request id the index knows, with the session its first attempt created.
+func (st *Store) retriedFirst(ctx context.Context, tenant string, meta domain.Meta) (Result, bool, error) {
+	seq, ok, err := st.requestSequence(ctx, msgID(tenant, "new", meta.RequestID))
+	if err != nil || !ok {
+		return Result{}, false, err
+	}
+	res, err := st.replayedFirst(ctx, seq)
+	return res, err == nil, err
+}
+
+// replayedFirst answers with the session whose first event is at seq.
+func (st *Store) replayedFirst(ctx context.Context, seq uint64) (Result, error) {
+	m, err := leaderGet(ctx, st.nc, EventStream, seq, "")
+	if err != nil {
+		return Result{}, domain.Wrap(err, "read original event")
+	}
+	se, err := decodeStored(m)
+	if err != nil {
+		return Result{}, err
+	}
+	return st.replayed(ctx, se.Event.Tenant, se.Event.Session, seq)
 }

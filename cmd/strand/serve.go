@@ -27,6 +27,7 @@ type serveConfig struct {
 	snapEvery  uint64
 	busHistory int
 	busMaxAge  time.Duration
+	reqWindow  time.Duration
 	maxPayload int
 }
 
@@ -44,6 +45,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.IntVar(&c.busHistory, "bus-history", 100, "messages each bus topic keeps for late subscribers")
 	fs.DurationVar(&c.busMaxAge, "bus-max-age", 24*time.Hour, "how long bus messages are kept")
 	secretKey := fs.String("secret-key", m.env("STRAND_SECRET_KEY_FILE", ""), "file of the keys that seal secrets (\"ID BASE64\" lines, newest first); STRAND_SECRET_KEY holds the same lines inline; embedded default: DATA/secret.key, made on first start")
+	fs.DurationVar(&c.reqWindow, "request-window", streams.DefaultRequestWindow, "how long an applied request id is recognised, so a retry is answered as the first time")
 	allowDirImport := fs.Bool("allow-dir-import", false, "let source.import read directories and git repositories by path on this host")
 	var wf workerFlags
 	wf.declareServe(fs)
@@ -102,7 +104,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	store, err := streams.Open(startCtx, nc, streams.Config{Replicas: c.replicas, SnapshotEvery: c.snapEvery, BusHistory: c.busHistory, BusMaxAge: c.busMaxAge}, log)
+	store, err := streams.Open(startCtx, nc, streams.Config{Replicas: c.replicas, SnapshotEvery: c.snapEvery, BusHistory: c.busHistory, BusMaxAge: c.busMaxAge, RequestWindow: c.reqWindow}, log)
 	if err != nil {
 		return err
 	}
