@@ -93,9 +93,15 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 	if !cfg.NoGroupCommit && (cfg.Replicas > 1 || cfg.ForceGroupCommit) {
 		st.commit = newCommitter(js)
 	}
-	st.indexers = []*requestIndexer{
-		newRequestIndexer(js, requests, EventStream, eventIndexDurable, cfg.RequestWindow, log),
-		newRequestIndexer(js, requests, SourceStream, sourceIndexDurable, cfg.RequestWindow, log),
+	// The indexers publish on JetStream contexts of their own, so that
+	// their pipelined puts never share a window of pending publishes with
+	// the store's callers.
+	for _, c := range [][2]string{{EventStream, eventIndexDurable}, {SourceStream, sourceIndexDurable}} {
+		ijs, err := jetstream.New(nc)
+		if err != nil {
+			return nil, fmt.Errorf("jetstream: %w", err)
+		}
+		st.indexers = append(st.indexers, newRequestIndexer(ijs, requests, c[0], c[1], cfg.RequestWindow, log))
 	}
 	go st.snapshotLoop()
 	return st, nil
