@@ -107,7 +107,7 @@ func (r *Runner) workcopyCase(ctx context.Context, e *Env, root string, what str
 }
 
 // setup fills a working copy of a new session and a git repository with
-// the same tree, pushing it in parts of at most 800 files.
+// the same tree, pushing it in parts of at most 500 files (and their directories).
 func (c *wcCase) setup(ctx context.Context, fill func(dir string) (int, error)) (int, error) {
 	cl := c.e.Client
 	s, err := cl.CreateSession(ctx, client.CreateSessionRequest{Tags: map[string]string{"bench": "workcopy"}})
@@ -125,7 +125,7 @@ func (c *wcCase) setup(ctx context.Context, fill func(dir string) (int, error)) 
 	if err != nil {
 		return 0, err
 	}
-	if err := pushInParts(ctx, w, src, load, 800); err != nil {
+	if err := pushInParts(ctx, w, src, load, 500); err != nil {
 		return 0, err
 	}
 	if err := git(src, "init", "-q", "-b", "main"); err != nil {

@@ -216,3 +216,58 @@ func TestPush_LockedPath(t *testing.T) {
 		t.Fatalf("push with the lease token: %v", err)
 	}
 }
+
+// TestPush_TwoAtOnce: two working copies of one session push at the same
+// moment; one wins, the other gets conflict and nothing of it is written,
+// and after a pull its push goes in.
+func TestPush_TwoAtOnce(t *testing.T) {
+	e := start(t)
+	ctx := ctxOf(t)
+	id := e.session(t, write("a.txt", "a\n", 0o644))
+	da, db := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	a, b := e.checkout(t, id, da), e.checkout(t, id, db)
+	writeLocal(t, da, "from-a.txt", "a\n", 0o644)
+	writeLocal(t, db, "from-b.txt", "b\n", 0o644)
+	errs := make(chan error, 2)
+	for _, w := range []*workcopy.Copy{a, b} {
+		go func() {
+			_, err := w.Push(ctx, workcopy.PushOptions{})
+			errs <- err
+		}()
+	}
+	var won, lost int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case client.ErrorCode(err) == domain.CodeConflict:
+			lost++
+		default:
+			t.Fatalf("push: %v", err)
+		}
+	}
+	if won != 1 || lost != 1 {
+		t.Fatalf("%d pushes won and %d got conflict, want one each", won, lost)
+	}
+	remote := e.remoteTree(t, id)
+	_, hasA := remote["from-a.txt"]
+	_, hasB := remote["from-b.txt"]
+	if hasA == hasB {
+		t.Fatalf("after two pushes at once the session holds from-a %v, from-b %v: want exactly one", hasA, hasB)
+	}
+	loser := a
+	if hasA {
+		loser = b
+	}
+	_, err := loser.Pull(ctx)
+	must(t, err)
+	_, err = loser.Push(ctx, workcopy.PushOptions{})
+	must(t, err)
+	remote = e.remoteTree(t, id)
+	if _, ok := remote["from-a.txt"]; !ok {
+		t.Fatal("from-a.txt missing after the loser pulled and pushed")
+	}
+	if _, ok := remote["from-b.txt"]; !ok {
+		t.Fatal("from-b.txt missing after the loser pulled and pushed")
+	}
+}
