@@ -41,5 +41,5 @@ type ActivityReply struct {
 // Activity lists a page of the tenant's recent events, newest first.
 func (c *Client) Activity(ctx context.Context, req ActivityRequest) (ActivityReply, error) {
 	var r ActivityReply
-	return r, c.Request(ctx, "activity", "list", req, &r)
+	return r, c.Call(ctx, ActivityList, req, &r)
 }

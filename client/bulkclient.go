@@ -11,14 +11,14 @@ import (
 // ReadBatch reads many paths of a session at one point in one request.
 func (c *Client) ReadBatch(ctx context.Context, req ReadBatchRequest) (ReadBatchReply, error) {
 	var r ReadBatchReply
-	return r, c.Request(ctx, "fs", "read_batch", req, &r)
+	return r, c.Call(ctx, FSReadBatch, req, &r)
 }
 
 // Has returns which of hashes the tenant may write by reference without
 // uploading them again.
 func (c *Client) Has(ctx context.Context, hashes []string) (HasReply, error) {
 	var r HasReply
-	return r, c.Request(ctx, "fs", "has", HasRequest{Hashes: hashes}, &r)
+	return r, c.Call(ctx, FSHas, HasRequest{Hashes: hashes}, &r)
 }
 
 // FileRef names the content of one file of a session: its path there and

@@ -38,13 +38,13 @@ type BusReply struct {
 // BusPublish publishes a message on a session topic through the service.
 func (c *Client) BusPublish(ctx context.Context, req BusRequest) (BusReply, error) {
 	var r BusReply
-	return r, c.Request(ctx, "bus", "publish", req, &r)
+	return r, c.Call(ctx, BusPublish, req, &r)
 }
 
 // BusReplay returns a topic's retained history.
 func (c *Client) BusReplay(ctx context.Context, req BusRequest) (BusReply, error) {
 	var r BusReply
-	return r, c.Request(ctx, "bus", "replay", req, &r)
+	return r, c.Call(ctx, BusReplay, req, &r)
 }
 
 // BusSubscribe subscribes directly to a session topic's plain NATS subject.

@@ -96,53 +96,53 @@ type CacheBatchReply struct {
 // CacheGet reads a key.
 func (c *Client) CacheGet(ctx context.Context, req CacheRequest) (CacheReply, error) {
 	var r CacheReply
-	return r, c.Request(ctx, "cache", "get", req, &r)
+	return r, c.Call(ctx, CacheGet, req, &r)
 }
 
 // CachePut writes a key.
 func (c *Client) CachePut(ctx context.Context, req CachePutRequest) (CacheReply, error) {
 	var r CacheReply
-	return r, c.Request(ctx, "cache", "put", req, &r)
+	return r, c.Call(ctx, CachePut, req, &r)
 }
 
 // CacheCAS writes a key only at the expected revision.
 func (c *Client) CacheCAS(ctx context.Context, req CachePutRequest) (CacheReply, error) {
 	var r CacheReply
-	return r, c.Request(ctx, "cache", "cas", req, &r)
+	return r, c.Call(ctx, CacheCAS, req, &r)
 }
 
 // CacheDelete deletes a key.
 func (c *Client) CacheDelete(ctx context.Context, req CacheRequest) (CacheReply, error) {
 	var r CacheReply
-	return r, c.Request(ctx, "cache", "delete", req, &r)
+	return r, c.Call(ctx, CacheDelete, req, &r)
 }
 
 // CacheExists tells whether a key exists.
 func (c *Client) CacheExists(ctx context.Context, req CacheRequest) (CacheReply, error) {
 	var r CacheReply
-	return r, c.Request(ctx, "cache", "exists", req, &r)
+	return r, c.Call(ctx, CacheExists, req, &r)
 }
 
 // CacheMeta returns a key's revision, size and expiry.
 func (c *Client) CacheMeta(ctx context.Context, req CacheRequest) (CacheReply, error) {
 	var r CacheReply
-	return r, c.Request(ctx, "cache", "meta", req, &r)
+	return r, c.Call(ctx, CacheMeta, req, &r)
 }
 
 // CacheKeys lists a page of keys.
 func (c *Client) CacheKeys(ctx context.Context, req CacheKeysRequest) (CacheKeysReply, error) {
 	var r CacheKeysReply
-	return r, c.Request(ctx, "cache", "keys", req, &r)
+	return r, c.Call(ctx, CacheKeys, req, &r)
 }
 
 // CacheStats counts keys and bytes.
 func (c *Client) CacheStats(ctx context.Context, req CacheKeysRequest) (CacheStatsReply, error) {
 	var r CacheStatsReply
-	return r, c.Request(ctx, "cache", "stats", req, &r)
+	return r, c.Call(ctx, CacheStats, req, &r)
 }
 
 // CacheBatch runs cache.batch_get, batch_put, batch_delete or delete_prefix.
 func (c *Client) CacheBatch(ctx context.Context, verb string, req CacheBatchRequest) (CacheBatchReply, error) {
 	var r CacheBatchReply
-	return r, c.Request(ctx, "cache", verb, req, &r)
+	return r, c.Request(ctx, CacheGet.Area, verb, req, &r)
 }

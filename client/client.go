@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/names"
@@ -41,8 +42,32 @@ func NewClient(nc *nats.Conn, tenant string) *Client {
 // Conn returns the client's connection.
 func (c *Client) Conn() *nats.Conn { return c.nc }
 
-// Request sends a raw JSON body to an endpoint and decodes the reply into
-// reply (when not nil). A failed request returns an *Error.
+// Call sends a request to an endpoint of the table (endpoints.go) and
+// decodes the reply into reply (when not nil). A failed request returns an
+// *Error.
+func (c *Client) Call(ctx context.Context, ep *Endpoint, req, reply any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encode request: %w", err)
+	}
+	return c.send(ctx, ep.Subject(c.Tenant), body, reply)
+}
+
+// CallScoped is Call for a scoped endpoint (Endpoint.Scoped): scope takes
+// the place of the subject's last token.
+func (c *Client) CallScoped(ctx context.Context, ep *Endpoint, scope string, req, reply any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encode request: %w", err)
+	}
+	return c.send(ctx, ep.SubjectScoped(c.Tenant, scope), body, reply)
+}
+
+// Request sends a JSON body to the endpoint <area>.<verb> and decodes the
+// reply into reply (when not nil). A failed request returns an *Error.
+// Call, with a row of the table, is the usual way; Request serves callers
+// that choose the verb at run time (and tests that send what no typed
+// method would).
 func (c *Client) Request(ctx context.Context, area, verb string, req, reply any) error {
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -53,12 +78,18 @@ func (c *Client) Request(ctx context.Context, area, verb string, req, reply any)
 
 // RequestRaw is Request with a body already encoded.
 func (c *Client) RequestRaw(ctx context.Context, area, verb string, body []byte, reply any) error {
+	return c.send(ctx, names.Subject(c.Tenant, area, verb), body, reply)
+}
+
+// send is the one round trip every call makes: the actor header, the
+// default timeout, the rate limit's retries and the error mapping.
+func (c *Client) send(ctx context.Context, subject string, body []byte, reply any) error {
 	if _, ok := ctx.Deadline(); !ok && c.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
 		defer cancel()
 	}
-	m := nats.NewMsg(names.Subject(c.Tenant, area, verb))
+	m := nats.NewMsg(subject)
 	m.Data = body
 	if c.Actor != "" {
 		m.Header.Set(names.HeaderActor, c.Actor)
@@ -74,10 +105,10 @@ func (c *Client) RequestRaw(ctx context.Context, area, verb string, body []byte,
 	case err != nil:
 		return fmt.Errorf("request %s: %w", m.Subject, err)
 	}
-	if resp.Header.Get("Nats-Service-Error-Code") != "" {
+	if resp.Header.Get(micro.ErrorCodeHeader) != "" {
 		var eb ErrorBody
 		if err := json.Unmarshal(resp.Data, &eb); err != nil || eb.Error.Code == "" {
-			return &Error{Code: domain.CodeInternal, Message: resp.Header.Get("Nats-Service-Error")}
+			return &Error{Code: domain.CodeInternal, Message: resp.Header.Get(micro.ErrorHeader)}
 		}
 		return &Error{Code: domain.Code(eb.Error.Code), Message: eb.Error.Message}
 	}
@@ -94,61 +125,61 @@ func (c *Client) RequestRaw(ctx context.Context, area, verb string, body []byte,
 // CreateSession creates a session.
 func (c *Client) CreateSession(ctx context.Context, req CreateSessionRequest) (SessionReply, error) {
 	var r SessionReply
-	return r, c.Request(ctx, "session", "create", req, &r)
+	return r, c.Call(ctx, SessionCreate, req, &r)
 }
 
 // GetSession returns a session, at its head or at a point of its history.
 func (c *Client) GetSession(ctx context.Context, session string, at At) (SessionReply, error) {
 	var r SessionReply
-	return r, c.Request(ctx, "session", "get", GetSessionRequest{Session: session, At: at}, &r)
+	return r, c.Call(ctx, SessionGet, GetSessionRequest{Session: session, At: at}, &r)
 }
 
 // ListSessions lists a page of sessions.
 func (c *Client) ListSessions(ctx context.Context, req ListSessionsRequest) (ListSessionsReply, error) {
 	var r ListSessionsReply
-	return r, c.Request(ctx, "session", "list", req, &r)
+	return r, c.Call(ctx, SessionList, req, &r)
 }
 
 // ArchiveSession archives a session.
 func (c *Client) ArchiveSession(ctx context.Context, req SessionRequest) (SessionReply, error) {
 	var r SessionReply
-	return r, c.Request(ctx, "session", "archive", req, &r)
+	return r, c.Call(ctx, SessionArchive, req, &r)
 }
 
 // DeleteSession deletes a session.
 func (c *Client) DeleteSession(ctx context.Context, req SessionRequest) (SessionReply, error) {
 	var r SessionReply
-	return r, c.Request(ctx, "session", "delete", req, &r)
+	return r, c.Call(ctx, SessionDelete, req, &r)
 }
 
 // TagSession sets and removes tags.
 func (c *Client) TagSession(ctx context.Context, req TagRequest) (SessionReply, error) {
 	var r SessionReply
-	return r, c.Request(ctx, "session", "tag", req, &r)
+	return r, c.Call(ctx, SessionTag, req, &r)
 }
 
 // Fork creates a session that begins at a point of another.
 func (c *Client) Fork(ctx context.Context, req ForkRequest) (SessionReply, error) {
 	var r SessionReply
-	return r, c.Request(ctx, "session", "fork", req, &r)
+	return r, c.Call(ctx, SessionFork, req, &r)
 }
 
 // Restore points a session's tree back to an earlier point.
 func (c *Client) Restore(ctx context.Context, req RestoreRequest) (SessionReply, error) {
 	var r SessionReply
-	return r, c.Request(ctx, "session", "restore", req, &r)
+	return r, c.Call(ctx, SessionRestore, req, &r)
 }
 
 // Manifest lists a page of a session's tree.
 func (c *Client) Manifest(ctx context.Context, req ManifestRequest) (ManifestReply, error) {
 	var r ManifestReply
-	return r, c.Request(ctx, "fs", "manifest", req, &r)
+	return r, c.Call(ctx, FSManifest, req, &r)
 }
 
 // Read reads one reply's worth of a file.
 func (c *Client) Read(ctx context.Context, req ReadRequest) (ReadReply, error) {
 	var r ReadReply
-	return r, c.Request(ctx, "fs", "read", req, &r)
+	return r, c.Call(ctx, FSRead, req, &r)
 }
 
 // ReadAll reads a whole file, in as many requests as its size needs, all at
@@ -179,7 +210,7 @@ func (c *Client) ReadAll(ctx context.Context, session, path string, at At) ([]by
 // Upload stores one chunk of a large file and returns its hash.
 func (c *Client) Upload(ctx context.Context, session string, data []byte) (UploadReply, error) {
 	var r UploadReply
-	return r, c.Request(ctx, "fs", "upload", UploadRequest{Session: session, Data: data}, &r)
+	return r, c.Call(ctx, FSUpload, UploadRequest{Session: session, Data: data}, &r)
 }
 
 // Write writes a file. Content larger than one chunk is uploaded in chunks
@@ -200,61 +231,61 @@ func (c *Client) Write(ctx context.Context, req WriteRequest) (ChangeReply, erro
 		}
 	}
 	var r ChangeReply
-	return r, c.Request(ctx, "fs", "write", req, &r)
+	return r, c.Call(ctx, FSWrite, req, &r)
 }
 
 // Mkdir makes a directory (and its missing parents).
 func (c *Client) Mkdir(ctx context.Context, req MkdirRequest) (ChangeReply, error) {
 	var r ChangeReply
-	return r, c.Request(ctx, "fs", "mkdir", req, &r)
+	return r, c.Call(ctx, FSMkdir, req, &r)
 }
 
 // Remove removes a path.
 func (c *Client) Remove(ctx context.Context, req RemoveRequest) (ChangeReply, error) {
 	var r ChangeReply
-	return r, c.Request(ctx, "fs", "remove", req, &r)
+	return r, c.Call(ctx, FSRemove, req, &r)
 }
 
 // Rename moves a path.
 func (c *Client) Rename(ctx context.Context, req RenameRequest) (ChangeReply, error) {
 	var r ChangeReply
-	return r, c.Request(ctx, "fs", "rename", req, &r)
+	return r, c.Call(ctx, FSRename, req, &r)
 }
 
 // Symlink creates a symbolic link.
 func (c *Client) Symlink(ctx context.Context, req SymlinkRequest) (ChangeReply, error) {
 	var r ChangeReply
-	return r, c.Request(ctx, "fs", "symlink", req, &r)
+	return r, c.Call(ctx, FSSymlink, req, &r)
 }
 
 // Batch applies several operations as one event, all or nothing.
 func (c *Client) Batch(ctx context.Context, req BatchRequest) (ChangeReply, error) {
 	var r ChangeReply
-	return r, c.Request(ctx, "fs", "batch", req, &r)
+	return r, c.Call(ctx, FSBatch, req, &r)
 }
 
 // Events lists a page of a session's history.
 func (c *Client) Events(ctx context.Context, req EventsRequest) (EventsReply, error) {
 	var r EventsReply
-	return r, c.Request(ctx, "events", "list", req, &r)
+	return r, c.Call(ctx, EventsList, req, &r)
 }
 
 // CreateCheckpoint names a position of a session.
 func (c *Client) CreateCheckpoint(ctx context.Context, req CheckpointRequest) (CheckpointReply, error) {
 	var r CheckpointReply
-	return r, c.Request(ctx, "checkpoint", "create", req, &r)
+	return r, c.Call(ctx, CheckpointCreate, req, &r)
 }
 
 // DeleteCheckpoint removes a checkpoint name.
 func (c *Client) DeleteCheckpoint(ctx context.Context, req CheckpointRequest) (CheckpointReply, error) {
 	var r CheckpointReply
-	return r, c.Request(ctx, "checkpoint", "delete", req, &r)
+	return r, c.Call(ctx, CheckpointDelete, req, &r)
 }
 
 // ListCheckpoints lists a session's checkpoints.
 func (c *Client) ListCheckpoints(ctx context.Context, req CheckpointListRequest) (CheckpointListReply, error) {
 	var r CheckpointListReply
-	return r, c.Request(ctx, "checkpoint", "list", req, &r)
+	return r, c.Call(ctx, CheckpointList, req, &r)
 }
 
 // requestRetrying sends m and, while the service refuses it for the rate

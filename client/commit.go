@@ -83,23 +83,23 @@ type SummaryReply struct {
 // CreateCommit records the session's current content as a commit.
 func (c *Client) CreateCommit(ctx context.Context, req CommitRequest) (CommitReply, error) {
 	var r CommitReply
-	return r, c.Request(ctx, "commit", "create", req, &r)
+	return r, c.Call(ctx, CommitCreate, req, &r)
 }
 
 // ListCommits lists a session's commits.
 func (c *Client) ListCommits(ctx context.Context, req CommitListRequest) (CommitListReply, error) {
 	var r CommitListReply
-	return r, c.Request(ctx, "commit", "list", req, &r)
+	return r, c.Call(ctx, CommitList, req, &r)
 }
 
 // GetCommit returns a commit.
 func (c *Client) GetCommit(ctx context.Context, req CommitGetRequest) (CommitReply, error) {
 	var r CommitReply
-	return r, c.Request(ctx, "commit", "get", req, &r)
+	return r, c.Call(ctx, CommitGet, req, &r)
 }
 
 // Summary computes what a session changed against its base.
 func (c *Client) Summary(ctx context.Context, req SummaryRequest) (SummaryReply, error) {
 	var r SummaryReply
-	return r, c.Request(ctx, "commit", "summary", req, &r)
+	return r, c.Call(ctx, CommitSummary, req, &r)
 }

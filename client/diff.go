@@ -107,5 +107,5 @@ type DiffReply struct {
 // with its base when req.From is nil.
 func (c *Client) Diff(ctx context.Context, req DiffRequest) (DiffReply, error) {
 	var r DiffReply
-	return r, c.Request(ctx, "diff", "", req, &r)
+	return r, c.Call(ctx, DiffTrees, req, &r)
 }

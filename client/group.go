@@ -64,29 +64,29 @@ type TenantLogReply struct {
 // SetGroup sets a reviewer group's members.
 func (c *Client) SetGroup(ctx context.Context, req GroupRequest) (GroupReply, error) {
 	var r GroupReply
-	return r, c.Request(ctx, "group", "set", req, &r)
+	return r, c.Call(ctx, GroupSet, req, &r)
 }
 
 // GetGroup returns a reviewer group.
 func (c *Client) GetGroup(ctx context.Context, req GroupRequest) (GroupReply, error) {
 	var r GroupReply
-	return r, c.Request(ctx, "group", "get", req, &r)
+	return r, c.Call(ctx, GroupGet, req, &r)
 }
 
 // ListGroups lists the tenant's reviewer groups.
 func (c *Client) ListGroups(ctx context.Context) (GroupListReply, error) {
 	var r GroupListReply
-	return r, c.Request(ctx, "group", "list", struct{}{}, &r)
+	return r, c.Call(ctx, GroupList, struct{}{}, &r)
 }
 
 // DeleteGroup deletes a reviewer group.
 func (c *Client) DeleteGroup(ctx context.Context, req GroupRequest) (GroupReply, error) {
 	var r GroupReply
-	return r, c.Request(ctx, "group", "delete", req, &r)
+	return r, c.Call(ctx, GroupDelete, req, &r)
 }
 
 // TenantLog reads a page of the tenant's log.
 func (c *Client) TenantLog(ctx context.Context, req TenantLogRequest) (TenantLogReply, error) {
 	var r TenantLogReply
-	return r, c.Request(ctx, "tenant", "log", req, &r)
+	return r, c.Call(ctx, TenantLog, req, &r)
 }

@@ -42,11 +42,11 @@ type HealthReply struct {
 // ReportHealth records a test-run result.
 func (c *Client) ReportHealth(ctx context.Context, req HealthRequest) (HealthReply, error) {
 	var r HealthReply
-	return r, c.Request(ctx, "health", "report", req, &r)
+	return r, c.Call(ctx, HealthReport, req, &r)
 }
 
 // Health returns the latest test-run result.
 func (c *Client) Health(ctx context.Context, req HealthRequest) (HealthReply, error) {
 	var r HealthReply
-	return r, c.Request(ctx, "health", "get", req, &r)
+	return r, c.Call(ctx, HealthGet, req, &r)
 }

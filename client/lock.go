@@ -48,11 +48,11 @@ type LockListReply struct {
 // Lock runs lock.acquire, renew, release or force_release.
 func (c *Client) Lock(ctx context.Context, verb string, req LockRequest) (LockReply, error) {
 	var r LockReply
-	return r, c.Request(ctx, "lock", verb, req, &r)
+	return r, c.Request(ctx, LockList.Area, verb, req, &r)
 }
 
 // Locks lists a session's leases.
 func (c *Client) Locks(ctx context.Context, req LockListRequest) (LockListReply, error) {
 	var r LockListReply
-	return r, c.Request(ctx, "lock", "list", req, &r)
+	return r, c.Call(ctx, LockList, req, &r)
 }

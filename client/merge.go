@@ -66,5 +66,5 @@ type MergeReply struct {
 // Merge merges one session into another.
 func (c *Client) Merge(ctx context.Context, req MergeRequest) (MergeReply, error) {
 	var r MergeReply
-	return r, c.Request(ctx, "merge", "", req, &r)
+	return r, c.Call(ctx, MergeInto, req, &r)
 }

@@ -35,5 +35,5 @@ type ProjectionsReply struct {
 // Projections reports every projection's position and lag.
 func (c *Client) Projections(ctx context.Context) (ProjectionsReply, error) {
 	var r ProjectionsReply
-	return r, c.Request(ctx, "projections", "status", struct{}{}, &r)
+	return r, c.Call(ctx, ProjectionsStatus, struct{}{}, &r)
 }

@@ -153,60 +153,60 @@ type PolicyReply struct {
 // Annotate adds a review note.
 func (c *Client) Annotate(ctx context.Context, req AnnotateRequest) (NoteReply, error) {
 	var r NoteReply
-	return r, c.Request(ctx, "review", "annotate", req, &r)
+	return r, c.Call(ctx, ReviewAnnotate, req, &r)
 }
 
 // Notes lists a session's review notes.
 func (c *Client) Notes(ctx context.Context, req NotesRequest) (NotesReply, error) {
 	var r NotesReply
-	return r, c.Request(ctx, "review", "notes", req, &r)
+	return r, c.Call(ctx, ReviewNotes, req, &r)
 }
 
 // ResolveNote marks a note resolved.
 func (c *Client) ResolveNote(ctx context.Context, req NoteRequest) (NoteReply, error) {
 	var r NoteReply
-	return r, c.Request(ctx, "review", "resolve", req, &r)
+	return r, c.Call(ctx, ReviewResolve, req, &r)
 }
 
 // ReopenNote marks a note open again.
 func (c *Client) ReopenNote(ctx context.Context, req NoteRequest) (NoteReply, error) {
 	var r NoteReply
-	return r, c.Request(ctx, "review", "reopen", req, &r)
+	return r, c.Call(ctx, ReviewReopen, req, &r)
 }
 
 // RequestApproval asks for an action on the session's current content.
 func (c *Client) RequestApproval(ctx context.Context, req ApprovalRequestRequest) (ApprovalReply, error) {
 	var r ApprovalReply
-	return r, c.Request(ctx, "review", "request", req, &r)
+	return r, c.Call(ctx, ReviewRequest, req, &r)
 }
 
 // Grant grants an approval request.
 func (c *Client) Grant(ctx context.Context, req DecideRequest) (ApprovalReply, error) {
 	var r ApprovalReply
-	return r, c.Request(ctx, "review", "grant", req, &r)
+	return r, c.Call(ctx, ReviewGrant, req, &r)
 }
 
 // Deny denies an approval request.
 func (c *Client) Deny(ctx context.Context, req DecideRequest) (ApprovalReply, error) {
 	var r ApprovalReply
-	return r, c.Request(ctx, "review", "deny", req, &r)
+	return r, c.Call(ctx, ReviewDeny, req, &r)
 }
 
 // Pending lists approval requests waiting for a decision.
 func (c *Client) Pending(ctx context.Context, req PendingRequest) (PendingReply, error) {
 	var r PendingReply
-	return r, c.Request(ctx, "review", "pending", req, &r)
+	return r, c.Call(ctx, ReviewPending, req, &r)
 }
 
 // GetPolicy returns the tenant's (and a session's) approval policy.
 func (c *Client) GetPolicy(ctx context.Context, req PolicyRequest) (PolicyReply, error) {
 	var r PolicyReply
-	return r, c.Request(ctx, "policy", "get", req, &r)
+	return r, c.Call(ctx, PolicyGet, req, &r)
 }
 
 // SetPolicy sets the tenant's default policy, or a session's (which needs an
 // approval with reason "policy").
 func (c *Client) SetPolicy(ctx context.Context, req PolicyRequest) (PolicyReply, error) {
 	var r PolicyReply
-	return r, c.Request(ctx, "policy", "set", req, &r)
+	return r, c.Call(ctx, PolicySet, req, &r)
 }

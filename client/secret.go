@@ -58,7 +58,7 @@ type SecretRekeyReply struct {
 // PutSecret stores a secret's value (a new version).
 func (c *Client) PutSecret(ctx context.Context, req SecretRequest) (SecretReply, error) {
 	var r SecretReply
-	return r, c.Request(ctx, "secret", "put", req, &r)
+	return r, c.Call(ctx, SecretPut, req, &r)
 }
 
 // GetSecret reads a secret's value: a session's own, else its tenant's
@@ -70,23 +70,23 @@ func (c *Client) GetSecret(ctx context.Context, req SecretRequest) (SecretReply,
 		scope = strings.ToUpper(req.Session)
 	}
 	var r SecretReply
-	return r, c.Request(ctx, "secret", "get."+scope, req, &r)
+	return r, c.CallScoped(ctx, SecretGet, scope, req, &r)
 }
 
 // ListSecrets lists secrets without their values.
 func (c *Client) ListSecrets(ctx context.Context, req SecretListRequest) (SecretListReply, error) {
 	var r SecretListReply
-	return r, c.Request(ctx, "secret", "list", req, &r)
+	return r, c.Call(ctx, SecretList, req, &r)
 }
 
 // DeleteSecret deletes a secret.
 func (c *Client) DeleteSecret(ctx context.Context, req SecretRequest) (SecretReply, error) {
 	var r SecretReply
-	return r, c.Request(ctx, "secret", "delete", req, &r)
+	return r, c.Call(ctx, SecretDelete, req, &r)
 }
 
 // RekeySecrets seals every secret of the tenant again under the newest key.
 func (c *Client) RekeySecrets(ctx context.Context, req Mutation) (SecretRekeyReply, error) {
 	var r SecretRekeyReply
-	return r, c.Request(ctx, "secret", "rekey", req, &r)
+	return r, c.Call(ctx, SecretRekey, req, &r)
 }

@@ -119,31 +119,31 @@ type PromoteRequest struct {
 // CreateSource creates a source.
 func (c *Client) CreateSource(ctx context.Context, req SourceCreateRequest) (SourceReply, error) {
 	var r SourceReply
-	return r, c.Request(ctx, "source", "create", req, &r)
+	return r, c.Call(ctx, SourceCreate, req, &r)
 }
 
 // GetSource returns a source with its revisions.
 func (c *Client) GetSource(ctx context.Context, name string) (SourceReply, error) {
 	var r SourceReply
-	return r, c.Request(ctx, "source", "get", SourceRequest{Name: name}, &r)
+	return r, c.Call(ctx, SourceGet, SourceRequest{Name: name}, &r)
 }
 
 // ListSources lists the tenant's sources.
 func (c *Client) ListSources(ctx context.Context) (SourceListReply, error) {
 	var r SourceListReply
-	return r, c.Request(ctx, "source", "list", struct{}{}, &r)
+	return r, c.Call(ctx, SourceList, struct{}{}, &r)
 }
 
 // DeleteSource marks a source deleted.
 func (c *Client) DeleteSource(ctx context.Context, req SourceRequest) (SourceReply, error) {
 	var r SourceReply
-	return r, c.Request(ctx, "source", "delete", req, &r)
+	return r, c.Call(ctx, SourceDelete, req, &r)
 }
 
 // UploadSourceChunk stores one chunk of an archive or bundle to import.
 func (c *Client) UploadSourceChunk(ctx context.Context, data []byte) (UploadReply, error) {
 	var r UploadReply
-	return r, c.Request(ctx, "source", "upload", SourceUploadRequest{Data: data}, &r)
+	return r, c.Call(ctx, SourceUpload, SourceUploadRequest{Data: data}, &r)
 }
 
 // UploadArchive uploads content in chunks for source.import or fs.sync and
@@ -167,13 +167,13 @@ func (c *Client) UploadArchive(ctx context.Context, data []byte) ([]string, erro
 // ImportSource starts an import job.
 func (c *Client) ImportSource(ctx context.Context, req SourceImportRequest) (JobReply, error) {
 	var r JobReply
-	return r, c.Request(ctx, "source", "import", req, &r)
+	return r, c.Call(ctx, SourceImport, req, &r)
 }
 
 // Job returns the state of a job.
 func (c *Client) Job(ctx context.Context, id string) (JobReply, error) {
 	var r JobReply
-	return r, c.Request(ctx, "source", "job", JobRequest{Job: id}, &r)
+	return r, c.Call(ctx, SourceJob, JobRequest{Job: id}, &r)
 }
 
 // WaitJob polls a job until it ends or ctx does.
@@ -197,5 +197,5 @@ func (c *Client) WaitJob(ctx context.Context, id string, every time.Duration) (d
 // Promote makes a session's tree the next revision of a source.
 func (c *Client) Promote(ctx context.Context, req PromoteRequest) (SourceReply, error) {
 	var r SourceReply
-	return r, c.Request(ctx, "source", "promote", req, &r)
+	return r, c.Call(ctx, SourcePromote, req, &r)
 }

@@ -32,5 +32,5 @@ func (c *Client) Sync(ctx context.Context, session string, archive []byte, del b
 		return SyncReply{}, err
 	}
 	var r SyncReply
-	return r, c.Request(ctx, "fs", "sync", SyncRequest{Mutation: m, Session: session, Tar: &TarSpec{Chunks: chunks}, Delete: del}, &r)
+	return r, c.Call(ctx, FSSync, SyncRequest{Mutation: m, Session: session, Tar: &TarSpec{Chunks: chunks}, Delete: del}, &r)
 }

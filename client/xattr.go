@@ -29,5 +29,5 @@ type XattrReply struct {
 // Xattr runs fs.xattr.set, get, list or remove.
 func (c *Client) Xattr(ctx context.Context, verb string, req XattrRequest) (XattrReply, error) {
 	var r XattrReply
-	return r, c.Request(ctx, "fs", "xattr."+verb, req, &r)
+	return r, c.Request(ctx, FSXattrGet.Area, "xattr."+verb, req, &r)
 }

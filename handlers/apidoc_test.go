@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/names"
@@ -103,6 +104,15 @@ func TestApiDoc_Endpoints(t *testing.T) {
 		if !strings.Contains(reference, quoted) {
 			t.Errorf("endpoint %s: not documented in the endpoint reference of %s (sections 3.0 to 3.x)", s, apiDoc)
 		}
+	}
+	for _, ep := range client.Endpoints {
+		s := names.SubjectPrefix + "<tenant>." + ep.Path()
+		if !slices.Contains(subjects, s) {
+			t.Errorf("endpoint %s: a row of client.Endpoints that the running service does not serve", s)
+		}
+	}
+	if len(subjects) != len(client.Endpoints) {
+		t.Errorf("the service serves %d endpoints, the table has %d rows", len(subjects), len(client.Endpoints))
 	}
 	re := regexp.MustCompile("`(" + regexp.QuoteMeta(names.SubjectPrefix+"<tenant>.") + "[a-z_.]+)`")
 	for _, part := range []string{index, reference} {

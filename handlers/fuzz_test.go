@@ -230,9 +230,10 @@ func startFuzzService(f *testing.F) {
 	fuzzService.svc, fuzzService.env = svc, env
 	fuzzService.byName = map[string]handlerFunc{}
 	fuzzService.names = nil
-	for _, ep := range svc.endpoints() {
-		name := names.EndpointPath(ep.area, ep.verb)
-		fuzzService.byName[name] = ep.fn
+	routes := svc.routes()
+	for _, ep := range client.Endpoints {
+		name := ep.Path()
+		fuzzService.byName[name] = routes[ep]
 		fuzzService.names = append(fuzzService.names, name)
 	}
 	// One session with some content for requests to find.
@@ -355,7 +356,7 @@ func FuzzHandle(f *testing.F) {
 		r := &fakeRequest{subject: fuzzSubject(name), data: body, headers: nats.Header{}}
 		before := lastSeqs(t)
 		done := make(chan error, 1)
-		go func() { done <- fuzzService.svc.handle(r, fuzzService.byName[name]) }()
+		go func() { done <- fuzzService.svc.handle(r, client.Lookup(name), fuzzService.byName[name]) }()
 		var err error
 		select {
 		case err = <-done:

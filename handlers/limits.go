@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
@@ -148,17 +149,6 @@ type SessionCounter interface {
 	SessionCount(ctx context.Context, tenant string) (int64, error)
 }
 
-// Endpoints whose requests add sessions or content, and so are checked
-// against the quotas.
-var (
-	sessionEndpoints = map[string]bool{"session.create": true, "session.fork": true}
-	contentEndpoints = map[string]bool{
-		"fs.write": true, "fs.upload": true, "fs.batch": true, "fs.sync": true, "merge": true,
-		"source.upload": true, "source.import": true,
-		"cache.put": true, "cache.cas": true, "cache.batch_put": true,
-	}
-)
-
 // limiter enforces a LimitsConfig for one service instance.
 type limiter struct {
 	cfg      LimitsConfig
@@ -216,7 +206,9 @@ func (l *limiter) tenant(name string) *tenantState {
 
 // admit checks a request against the tenant's rate, size and quotas before
 // any work is done, so a refused request changes nothing.
-func (l *limiter) admit(ctx context.Context, tenant, endpoint string, size int) error {
+// The quotas apply to the endpoints whose Effect (in the endpoint table)
+// adds sessions or content.
+func (l *limiter) admit(ctx context.Context, tenant string, ep *client.Endpoint, size int) error {
 	ts := l.tenant(tenant)
 	lim := ts.limits
 	if ts.bucket != nil {
@@ -234,8 +226,8 @@ func (l *limiter) admit(ctx context.Context, tenant, endpoint string, size int) 
 	if lim.RequestBytes > 0 && int64(size) > lim.RequestBytes {
 		return domain.Errorf(domain.CodeTooLarge, "request body is larger than the %d bytes tenant %s may send", lim.RequestBytes, tenant)
 	}
-	checkSessions := sessionEndpoints[endpoint] && lim.Sessions > 0
-	checkBytes := contentEndpoints[endpoint] && lim.BytesStored > 0
+	checkSessions := ep.Effect == client.AddsSession && lim.Sessions > 0
+	checkBytes := ep.Effect == client.WritesContent && lim.BytesStored > 0
 	if !checkSessions && !checkBytes {
 		return nil
 	}

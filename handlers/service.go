@@ -187,103 +187,6 @@ type call struct {
 
 type handlerFunc func(c *call) (any, error)
 
-// endpoint answers on strand.v1.<tenant>.<area>.<verb>, or on
-// strand.v1.<tenant>.<area> when verb is empty (diff).
-type endpoint struct {
-	area, verb string
-	fn         handlerFunc
-}
-
-func (s *Service) endpoints() []endpoint {
-	return []endpoint{
-		{"session", "create", s.sessionCreate},
-		{"session", "get", s.sessionGet},
-		{"session", "list", s.sessionList},
-		{"session", "archive", s.sessionArchive},
-		{"session", "delete", s.sessionDelete},
-		{"session", "tag", s.sessionTag},
-		{"session", "fork", s.sessionFork},
-		{"session", "restore", s.sessionRestore},
-		{"fs", "manifest", s.fsManifest},
-		{"fs", "read", s.fsRead},
-		{"fs", "read_batch", s.fsReadBatch},
-		{"fs", "has", s.fsHas},
-		{"fs", "write", s.fsWrite},
-		{"fs", "upload", s.fsUpload},
-		{"fs", "mkdir", s.fsMkdir},
-		{"fs", "remove", s.fsRemove},
-		{"fs", "rename", s.fsRename},
-		{"fs", "symlink", s.fsSymlink},
-		{"fs", "batch", s.fsBatch},
-		{"events", "list", s.eventsList},
-		{"checkpoint", "create", s.checkpointCreate},
-		{"checkpoint", "list", s.checkpointList},
-		{"checkpoint", "delete", s.checkpointDelete},
-		{"diff", "", s.diff},
-		{"cache", "get", s.cacheGet},
-		{"cache", "put", s.cachePut},
-		{"cache", "delete", s.cacheDelete},
-		{"cache", "exists", s.cacheExists},
-		{"cache", "meta", s.cacheMeta},
-		{"cache", "cas", s.cacheCAS},
-		{"cache", "keys", s.cacheKeys},
-		{"cache", "stats", s.cacheStats},
-		{"cache", "batch_get", s.cacheBatchGet},
-		{"cache", "batch_put", s.cacheBatchPut},
-		{"cache", "batch_delete", s.cacheBatchDelete},
-		{"cache", "delete_prefix", s.cacheDeletePrefix},
-		{"lock", "acquire", s.lockAcquire},
-		{"lock", "renew", s.lockRenew},
-		{"lock", "release", s.lockRelease},
-		{"lock", "force_release", s.lockForceRelease},
-		{"lock", "list", s.lockList},
-		{"fs", "xattr.set", s.xattrSet},
-		{"fs", "xattr.get", s.xattrGet},
-		{"fs", "xattr.list", s.xattrList},
-		{"fs", "xattr.remove", s.xattrRemove},
-		{"health", "report", s.healthReport},
-		{"health", "get", s.healthGet},
-		{"bus", "publish", s.busPublish},
-		{"bus", "replay", s.busReplay},
-		{"review", "annotate", s.reviewAnnotate},
-		{"review", "notes", s.reviewNotes},
-		{"review", "resolve", s.reviewResolve},
-		{"review", "reopen", s.reviewReopen},
-		{"review", "request", s.reviewRequest},
-		{"review", "grant", s.reviewGrant},
-		{"review", "deny", s.reviewDeny},
-		{"review", "pending", s.reviewPending},
-		{"policy", "get", s.policyGet},
-		{"policy", "set", s.policySet},
-		{"commit", "create", s.commitCreate},
-		{"commit", "list", s.commitList},
-		{"commit", "get", s.commitGet},
-		{"commit", "summary", s.commitSummary},
-		{"activity", "list", s.activityList},
-		{"projections", "status", s.projectionsStatus},
-		{"source", "create", s.sourceCreate},
-		{"source", "get", s.sourceGet},
-		{"source", "list", s.sourceList},
-		{"source", "delete", s.sourceDelete},
-		{"source", "upload", s.sourceUpload},
-		{"source", "import", s.sourceImport},
-		{"source", "job", s.sourceJob},
-		{"source", "promote", s.sourcePromote},
-		{"merge", "", s.merge},
-		{"fs", "sync", s.fsSync},
-		{"secret", "put", s.secretPut},
-		{"secret", "get.*", s.secretGet},
-		{"secret", "list", s.secretList},
-		{"secret", "delete", s.secretDelete},
-		{"secret", "rekey", s.secretRekey},
-		{"group", "set", s.groupSet},
-		{"group", "get", s.groupGet},
-		{"group", "list", s.groupList},
-		{"group", "delete", s.groupDelete},
-		{"tenant", "log", s.tenantLog},
-	}
-}
-
 // Start registers the micro service and its endpoints on a connection.
 func (s *Service) Start(nc *nats.Conn) error {
 	s.nc = nc // before any endpoint exists: handlers reply on it
@@ -303,14 +206,20 @@ func (s *Service) Start(nc *nats.Conn) error {
 	if err != nil {
 		return fmt.Errorf("add micro service: %w", err)
 	}
-	for _, ep := range s.endpoints() {
-		path := names.EndpointPath(ep.area, ep.verb)
+	routes := s.routes()
+	for _, ep := range client.Endpoints {
+		fn, ok := routes[ep]
+		if !ok {
+			_ = svc.Stop()
+			return fmt.Errorf("endpoint %s has no handler (handlers/routes.go)", ep.Path())
+		}
+		path := ep.Path()
 		subject := names.SubjectPrefix + "*." + path
 		// A trailing * takes one more token (secret.get.<scope>).
 		name := strings.ReplaceAll(strings.ReplaceAll(path, ".*", "_scoped"), ".", "_")
 		st := &endpointStats{}
 		s.stats[name] = st
-		if err := svc.AddEndpoint(name, s.dispatch(st, ep.fn), micro.WithEndpointSubject(subject),
+		if err := svc.AddEndpoint(name, s.dispatch(st, ep, fn), micro.WithEndpointSubject(subject),
 			micro.WithEndpointMetadata(map[string]string{"subject": names.SubjectPrefix + "<tenant>." + path})); err != nil {
 			_ = svc.Stop()
 			return fmt.Errorf("add endpoint %s: %w", name, err)
@@ -333,7 +242,7 @@ func (s *Service) Stop() error {
 
 // dispatch runs a handler on its own goroutine, so that one slow request
 // does not hold the endpoint's subscription.
-func (s *Service) dispatch(st *endpointStats, fn handlerFunc) micro.Handler {
+func (s *Service) dispatch(st *endpointStats, ep *client.Endpoint, fn handlerFunc) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
 		s.sem <- struct{}{}
 		s.wg.Add(1)
@@ -343,13 +252,13 @@ func (s *Service) dispatch(st *endpointStats, fn handlerFunc) micro.Handler {
 				s.wg.Done()
 			}()
 			start := time.Now()
-			err := s.handle(r, fn)
+			err := s.handle(r, ep, fn)
 			st.record(time.Since(start), err)
 		}()
 	})
 }
 
-func (s *Service) handle(r micro.Request, fn handlerFunc) error {
+func (s *Service) handle(r micro.Request, ep *client.Endpoint, fn handlerFunc) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	defer cancel()
 	var reply any
@@ -374,14 +283,13 @@ func (s *Service) handle(r micro.Request, fn handlerFunc) error {
 			err = domain.Errorf(domain.CodeTooLarge, "request body is larger than %d bytes", s.opts.MaxRequestBytes)
 			return
 		}
-		endpoint := endpointOf(r.Subject())
 		if s.limits != nil {
-			if err = s.limits.admit(ctx, tenant, endpoint, len(r.Data())); err != nil {
+			if err = s.limits.admit(ctx, tenant, ep, len(r.Data())); err != nil {
 				return
 			}
 		}
 		reply, err = fn(&call{ctx: ctx, tenant: tenant, req: r, svc: s, user: user})
-		if err == nil && s.limits != nil && sessionEndpoints[endpoint] {
+		if err == nil && s.limits != nil && ep.Effect == client.AddsSession {
 			s.limits.added(tenant, 1, 0)
 		}
 	}()
