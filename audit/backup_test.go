@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/strand-dev/strand/audit"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
 )
 
@@ -67,7 +68,7 @@ func TestBackup_RestoreElsewhere(t *testing.T) {
 		t.Fatalf("original: %v", orig.Findings)
 	}
 	backup := t.TempDir()
-	all := []string{streams.EventStream, streams.BlobStream, streams.SourceStream}
+	all := []string{names.EventStream, names.BlobStream, names.SourceStream}
 	for _, s := range all {
 		runNats(t, bin, f.env.Server.ClientURL(), "stream", "backup", s, filepath.Join(backup, s), "--no-progress")
 	}

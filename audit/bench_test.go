@@ -19,7 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
 
@@ -232,7 +232,7 @@ func rawConsume(ctx context.Context, js jetstream.JetStream, filter string, n in
 }
 
 func rawConsumer(ctx context.Context, js jetstream.JetStream, filter string) (jetstream.Consumer, error) {
-	s, err := js.Stream(ctx, streams.EventStream)
+	s, err := js.Stream(ctx, names.EventStream)
 	if err != nil {
 		return nil, err
 	}

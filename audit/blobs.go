@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
 
 // The blob layout (written by streams/blobs.go): one message per blob on
@@ -22,8 +23,8 @@ import (
 // raw; larger content as chunks (each a raw blob of its own) plus an index
 // message under the hash of the whole content.
 const (
-	headerBlobKind = "Strand-Blob"
-	headerBlobSize = "Strand-Size"
+	headerBlobKind = names.HeaderBlobKind
+	headerBlobSize = names.HeaderBlobSize
 	blobRaw        = "raw"
 	blobChunks     = "chunks"
 )

@@ -14,24 +14,25 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
 
-// The stream layout this package reads. The writer is package streams; the
-// values are repeated here on purpose, so that an audit depends on the wire
-// format and not on the code that wrote it (a test checks they agree).
+// The stream layout this package reads. The writer is package streams;
+// both take the names from package names, so an audit depends on the wire
+// format and not on the code that wrote it.
 const (
-	DefaultEventStream  = "STRAND_EVENTS"
-	DefaultBlobStream   = "STRAND_BLOBS"
-	DefaultSourceStream = "STRAND_SOURCES"
+	DefaultEventStream  = names.EventStream
+	DefaultBlobStream   = names.BlobStream
+	DefaultSourceStream = names.SourceStream
 	// DefaultStreamPrefix gives the default stream names with StreamsWithPrefix.
 	DefaultStreamPrefix = "STRAND"
 
-	eventPrefix  = "strand.ev."
-	blobPrefix   = "strand.blob."
-	sourcePrefix = "strand.src."
+	eventPrefix  = names.EventPrefix
+	blobPrefix   = names.BlobPrefix
+	sourcePrefix = names.SourcePrefix
 
-	headerType    = "Strand-Type"
-	headerVersion = "Strand-Version"
+	headerType    = names.HeaderType
+	headerVersion = names.HeaderVersion
 )
 
 // Streams names the streams an audit reads. A backup restored under other

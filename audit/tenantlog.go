@@ -9,13 +9,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
 
-// The tenant log's layout (written by package streams; repeated here on
-// purpose, see the constants in reader.go).
+// The tenant log's layout (written by package streams, see the constants
+// in reader.go).
 const (
-	DefaultTenantLogStream = "STRAND_TENANT_LOG"
-	tenantLogPrefix        = "strand.tlog."
+	DefaultTenantLogStream = names.TenantLogStream
+	tenantLogPrefix        = names.TenantLogPrefix
 )
 
 // KindTenantLog: an entry of a tenant log does not decode, does not follow

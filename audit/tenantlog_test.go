@@ -6,7 +6,7 @@ import (
 
 	"github.com/strand-dev/strand/audit"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
 
@@ -51,10 +51,10 @@ func TestVerifyTenantLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.Store.JetStream().Publish(ctx, streams.TenantLogSubject("acme"), body); err != nil {
+	if _, err := env.Store.JetStream().Publish(ctx, names.TenantLogSubject("acme"), body); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.Store.JetStream().Publish(ctx, streams.TenantLogSubject("globex"), []byte("not an entry")); err != nil {
+	if _, err := env.Store.JetStream().Publish(ctx, names.TenantLogSubject("globex"), []byte("not an entry")); err != nil {
 		t.Fatal(err)
 	}
 	rep, err = r.VerifyTenantLogs(ctx, "")

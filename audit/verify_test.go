@@ -12,22 +12,22 @@ import (
 
 	"github.com/strand-dev/strand/audit"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/names"
 )
 
 // TestLayout_MatchesStreams pins the wire layout the audit reads to the one
 // package streams writes.
 func TestLayout_MatchesStreams(t *testing.T) {
-	if audit.DefaultEventStream != streams.EventStream || audit.DefaultBlobStream != streams.BlobStream {
-		t.Fatalf("stream names %s/%s, streams writes %s/%s", audit.DefaultEventStream, audit.DefaultBlobStream, streams.EventStream, streams.BlobStream)
+	if audit.DefaultEventStream != names.EventStream || audit.DefaultBlobStream != names.BlobStream {
+		t.Fatalf("stream names %s/%s, streams writes %s/%s", audit.DefaultEventStream, audit.DefaultBlobStream, names.EventStream, names.BlobStream)
 	}
-	if got, want := audit.EventSubject("acme", "s1"), streams.EventSubject("acme", "s1"); got != want {
+	if got, want := audit.EventSubject("acme", "s1"), names.EventSubject("acme", "s1"); got != want {
 		t.Fatalf("event subject %s, streams writes %s", got, want)
 	}
-	if got, want := audit.TenantFilter("acme"), streams.EventFilter("acme"); got != want {
+	if got, want := audit.TenantFilter("acme"), names.EventFilter("acme"); got != want {
 		t.Fatalf("tenant filter %s, streams uses %s", got, want)
 	}
-	if got := audit.StreamsWithPrefix(audit.DefaultStreamPrefix); got.Events != streams.EventStream || got.Blobs != streams.BlobStream {
+	if got := audit.StreamsWithPrefix(audit.DefaultStreamPrefix); got.Events != names.EventStream || got.Blobs != names.BlobStream {
 		t.Fatalf("default prefix gives %+v", got)
 	}
 }
@@ -289,26 +289,26 @@ func TestReader_VerifyTampered(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			names := audit.Streams{Events: fmt.Sprintf("STRAND_EVENTS_COPY%d", i), Blobs: streams.BlobStream}
-			copyStream(t, f.env.NC, streams.EventStream, names.Events, func(seq uint64, m *nats.Msg) []*nats.Msg { return tc.events(t, seq, m) })
+			nameList := audit.Streams{Events: fmt.Sprintf("STRAND_EVENTS_COPY%d", i), Blobs: names.BlobStream}
+			copyStream(t, f.env.NC, names.EventStream, nameList.Events, func(seq uint64, m *nats.Msg) []*nats.Msg { return tc.events(t, seq, m) })
 			if tc.blobs != nil {
-				names.Blobs = fmt.Sprintf("STRAND_BLOBS_COPY%d", i)
-				copyStream(t, f.env.NC, streams.BlobStream, names.Blobs, func(seq uint64, m *nats.Msg) []*nats.Msg { return tc.blobs(t, seq, m) })
+				nameList.Blobs = fmt.Sprintf("STRAND_BLOBS_COPY%d", i)
+				copyStream(t, f.env.NC, names.BlobStream, nameList.Blobs, func(seq uint64, m *nats.Msg) []*nats.Msg { return tc.blobs(t, seq, m) })
 			}
 			if tc.after != nil {
-				tc.after(t, names.Events, names.Blobs)
+				tc.after(t, nameList.Events, nameList.Blobs)
 			}
 			var anchors []audit.Head
 			if tc.anchors {
 				anchors = intact.Heads
 				// Without the anchors the change goes unseen: the limit
 				// of a hash chain, documented in docs/audit.md.
-				if rep := verify(t, f.reader(t, names), audit.Scope{}); !rep.OK() {
+				if rep := verify(t, f.reader(t, nameList), audit.Scope{}); !rep.OK() {
 					t.Fatalf("without anchors: %v", rep.Findings)
 				}
 			}
 			for _, workers := range []int{1, 4} {
-				r := f.reader(t, names)
+				r := f.reader(t, nameList)
 				r.Workers = workers
 				rep := verify(t, r, audit.Scope{}, anchors...)
 				if len(rep.Findings) != len(tc.want) {
@@ -338,7 +338,7 @@ func TestReader_VerifyTampered(t *testing.T) {
 					broken = true
 				}
 			}
-			rep := verify(t, f.reader(t, names), audit.Scope{Tenant: "acme", Session: f.C}, anchors...)
+			rep := verify(t, f.reader(t, nameList), audit.Scope{Tenant: "acme", Session: f.C}, anchors...)
 			if rep.OK() == broken {
 				t.Errorf("session scope of C: findings %v, want broken %v", rep.Findings, broken)
 			}

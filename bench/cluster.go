@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/strand-dev/strand/names"
-	"github.com/strand-dev/strand/projections"
 	"github.com/strand-dev/strand/streams"
 )
 
@@ -73,13 +72,13 @@ func (r *Runner) dialCluster(ctx context.Context) (*Env, error) {
 		return nil, err
 	}
 	replicas := r.Opts.Replicas
-	if s, err := js.Stream(ctx, streams.EventStream); err == nil {
+	if s, err := js.Stream(ctx, names.EventStream); err == nil {
 		replicas = s.CachedInfo().Config.Replicas
 		// The run ends by purging its tenant: refuse one that has data.
-		info, err := s.Info(ctx, jetstream.WithSubjectFilter(streams.EventSubject(r.Tenant, ">")))
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(names.EventSubject(r.Tenant, ">")))
 		if err != nil {
 			e.Close()
-			return nil, fmt.Errorf("stream %s: %w", streams.EventStream, err)
+			return nil, fmt.Errorf("stream %s: %w", names.EventStream, err)
 		}
 		if len(info.State.Subjects) > 0 {
 			e.Close()
@@ -87,7 +86,7 @@ func (r *Runner) dialCluster(ctx context.Context) (*Env, error) {
 		}
 	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		e.Close()
-		return nil, fmt.Errorf("stream %s: %w", streams.EventStream, err)
+		return nil, fmt.Errorf("stream %s: %w", names.EventStream, err)
 	}
 	if ping, err := micro.ControlSubject(micro.PingVerb, names.ServiceName, ""); err == nil {
 		if _, err := nc.Request(ping, nil, time.Second); err == nil {
@@ -121,9 +120,9 @@ func (r *Runner) cleanCluster(ctx context.Context, e *Env) {
 		}
 	}
 	purge := map[string]string{
-		streams.EventStream:                streams.EventSubject(r.Tenant, ">"),
-		"KV_" + streams.SnapshotBucket:     "$KV." + streams.SnapshotBucket + "." + r.Tenant + ".>",
-		"KV_" + projections.SessionsBucket: "$KV." + projections.SessionsBucket + "." + r.Tenant + ".>",
+		names.EventStream:            names.EventSubject(r.Tenant, ">"),
+		"KV_" + names.SnapshotBucket: "$KV." + names.SnapshotBucket + "." + r.Tenant + ".>",
+		"KV_" + names.SessionsBucket: "$KV." + names.SessionsBucket + "." + r.Tenant + ".>",
 	}
 	for stream, subject := range purge {
 		s, err := e.JS.Stream(ctx, stream)

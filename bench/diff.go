@@ -7,7 +7,7 @@ import (
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/names"
 )
 
 // runDiff is row 5: the difference between a tree of 1,000 (and of
@@ -57,7 +57,7 @@ func runDiff(ctx context.Context, r *Runner) ([]Result, error) {
 		if got := domain.Diff(a, b).Len(); got != changes {
 			return out, fmt.Errorf("diff of %d changes found %d", changes, got)
 		}
-		subject := streams.EventSubject(r.Tenant, fork.Session.ID)
+		subject := names.EventSubject(r.Tenant, fork.Session.ID)
 		req := client.DiffRequest{
 			From: &client.DiffSide{Session: base.Head.ID, At: client.AtPosition(base.Head.Position)},
 			To:   client.DiffSide{Session: fork.Session.ID},
@@ -82,7 +82,7 @@ func runDiff(ctx context.Context, r *Runner) ([]Result, error) {
 			d, _ = clock(func() error { domain.Diff(a, b); return nil })
 			dd = append(dd, d)
 			d, err = clock(func() error {
-				got, err := readSubject(ctx, e.JS, streams.EventStream, subject, fork.Position+1, head.Position)
+				got, err := readSubject(ctx, e.JS, names.EventStream, subject, fork.Position+1, head.Position)
 				if err == nil && got != changes {
 					err = fmt.Errorf("read %d change events, want %d", got, changes)
 				}

@@ -13,6 +13,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
 )
 
@@ -267,10 +268,10 @@ func (r *Runner) build(ctx context.Context, e *Env, spec historySpec) (*built, e
 
 // eventMsg is the message of an event, as the store writes it.
 func eventMsg(tenant string, ev *domain.Event, body []byte) *nats.Msg {
-	m := nats.NewMsg(streams.EventSubject(tenant, ev.Session))
-	m.Header.Set(streams.HeaderType, string(ev.Type))
-	m.Header.Set(streams.HeaderActor, ev.Actor)
-	m.Header.Set(streams.HeaderVersion, strconv.FormatUint(ev.Version, 10))
+	m := nats.NewMsg(names.EventSubject(tenant, ev.Session))
+	m.Header.Set(names.HeaderType, string(ev.Type))
+	m.Header.Set(names.HeaderActor, ev.Actor)
+	m.Header.Set(names.HeaderVersion, strconv.FormatUint(ev.Version, 10))
 	m.Data = body
 	return m
 }

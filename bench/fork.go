@@ -11,6 +11,7 @@ import (
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
 )
 
@@ -50,11 +51,11 @@ func runFork(ctx context.Context, r *Runner) ([]Result, error) {
 			return nil, err
 		}
 		p := &parent{n: int(b.Head.Version), id: b.Head.ID}
-		subject := streams.EventSubject(r.Tenant, p.id)
+		subject := names.EventSubject(r.Tenant, p.id)
 		i := 0
 		p.rawFork = func() error {
 			i++
-			if _, err := lastBySubject(ctx, e.ClientNC, streams.EventStream, subject); err != nil {
+			if _, err := lastBySubject(ctx, e.ClientNC, names.EventStream, subject); err != nil {
 				return err
 			}
 			m := nats.NewMsg(fmt.Sprintf("%sfork-%d-%d-%d", prefix, p.n, time.Now().UnixNano(), i))

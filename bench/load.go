@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
 )
 
@@ -111,7 +112,7 @@ func runLoad(ctx context.Context, r *Runner) ([]Result, error) {
 func (r *Runner) rawLoad(ctx context.Context, e *Env, id string, every, version, position uint64) error {
 	from := uint64(1)
 	if snapV := version / every * every; snapV > 0 {
-		kv, err := e.JS.KeyValue(ctx, streams.SnapshotBucket)
+		kv, err := e.JS.KeyValue(ctx, names.SnapshotBucket)
 		if err != nil {
 			return err
 		}
@@ -130,11 +131,11 @@ func (r *Runner) rawLoad(ctx context.Context, e *Env, id string, every, version,
 		if !ok {
 			return errors.New("snapshot reference: bad hash")
 		}
-		blobs, err := e.JS.Stream(ctx, streams.BlobStream)
+		blobs, err := e.JS.Stream(ctx, names.BlobStream)
 		if err != nil {
 			return err
 		}
-		if _, err := blobs.GetLastMsgForSubject(ctx, streams.BlobSubject(h.String())); err != nil {
+		if _, err := blobs.GetLastMsgForSubject(ctx, names.BlobSubject(h.String())); err != nil {
 			return fmt.Errorf("snapshot body: %w", err)
 		}
 		from = ref.Position + 1
@@ -142,7 +143,7 @@ func (r *Runner) rawLoad(ctx context.Context, e *Env, id string, every, version,
 	if from > position {
 		return nil
 	}
-	_, err := readSubject(ctx, e.JS, streams.EventStream, streams.EventSubject(r.Tenant, id), from, position)
+	_, err := readSubject(ctx, e.JS, names.EventStream, names.EventSubject(r.Tenant, id), from, position)
 	return err
 }
 

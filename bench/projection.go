@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/projections"
 )
 
@@ -126,14 +127,14 @@ func (r *Runner) resetViews(ctx context.Context, e *Env, stream string) error {
 	if err := deleteConsumers(ctx, e.JS, stream); err != nil {
 		return err
 	}
-	s, err := e.JS.Stream(ctx, "KV_"+projections.SessionsBucket)
+	s, err := e.JS.Stream(ctx, "KV_"+names.SessionsBucket)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	return s.Purge(ctx, jetstream.WithPurgeSubject("$KV."+projections.SessionsBucket+"."+r.Tenant+".>"))
+	return s.Purge(ctx, jetstream.WithPurgeSubject("$KV."+names.SessionsBucket+"."+r.Tenant+".>"))
 }
 
 // deleteConsumers deletes every consumer of one of the bench's streams.
@@ -142,12 +143,12 @@ func deleteConsumers(ctx context.Context, js jetstream.JetStream, stream string)
 	if err != nil {
 		return err
 	}
-	names := s.ConsumerNames(ctx)
+	nameList := s.ConsumerNames(ctx)
 	var all []string
-	for n := range names.Name() {
+	for n := range nameList.Name() {
 		all = append(all, n)
 	}
-	if err := names.Err(); err != nil {
+	if err := nameList.Err(); err != nil {
 		return err
 	}
 	for _, n := range all {
@@ -237,11 +238,11 @@ func publishAtomic(ctx context.Context, nc *nats.Conn, msgs []*nats.Msg) (uint64
 		if m.Header == nil {
 			m.Header = nats.Header{}
 		}
-		m.Header.Set("Nats-Batch-Id", id)
-		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+		m.Header.Set(names.HeaderBatchID, id)
+		m.Header.Set(names.HeaderBatchSequence, strconv.Itoa(i+1))
 		last := i == len(msgs)-1
 		if last {
-			m.Header.Set("Nats-Batch-Commit", "1")
+			m.Header.Set(names.HeaderBatchCommit, "1")
 		}
 		if i > 0 && !last {
 			if err := nc.PublishMsg(m); err != nil {

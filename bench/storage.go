@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/strand-dev/strand/client"
-	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/names"
 )
 
 // runStorage is row 7: a tree of 10,000 files of distinct content, then 100
@@ -96,7 +96,7 @@ func runStorage(ctx context.Context, r *Runner) ([]Result, error) {
 // storedBytes is what the store's streams hold, in bytes.
 func storedBytes(ctx context.Context, e *Env) (uint64, error) {
 	var total uint64
-	for _, name := range []string{streams.EventStream, streams.BlobStream, "KV_" + streams.SnapshotBucket} {
+	for _, name := range []string{names.EventStream, names.BlobStream, "KV_" + names.SnapshotBucket} {
 		s, err := e.JS.Stream(ctx, name)
 		if err != nil {
 			return 0, fmt.Errorf("stream %s: %w", name, err)

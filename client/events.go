@@ -59,7 +59,7 @@ func (c *Client) Watch(ctx context.Context, session string, from uint64, fn func
 			if err != nil {
 				return err
 			}
-			seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+			seq, err := strconv.ParseUint(m.Header.Get(names.HeaderSequence), 10, 64)
 			if err != nil {
 				return fmt.Errorf("watch %s: bad Nats-Sequence header", session)
 			}

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/names"
 )
 
 // connect opens a connection that fails over between the servers of urls.
@@ -69,8 +69,8 @@ func TestFault_ClusterNodeKilled(t *testing.T) {
 
 	var killed int
 	kill := func() {
-		killed = streamLeader(t, watch, streams.EventStream)
-		t.Logf("SIGKILL n%d, the leader of %s", killed+1, streams.EventStream)
+		killed = streamLeader(t, watch, names.EventStream)
+		t.Logf("SIGKILL n%d, the leader of %s", killed+1, names.EventStream)
 		c.kill(killed)
 	}
 	restart := func() {

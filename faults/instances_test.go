@@ -12,8 +12,6 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/strand-dev/strand/names"
-	"github.com/strand-dev/strand/projections"
-	"github.com/strand-dev/strand/streams"
 )
 
 // TestFault_ServeInstanceKilled: two `strand serve --nats --replicas 3`
@@ -87,17 +85,17 @@ func checkReplicated(t *testing.T, nc *nats.Conn, instances int) {
 	if err := lister.Err(); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{streams.EventStream, streams.BlobStream, "KV_" + streams.SnapshotBucket, "KV_" + projections.SessionsBucket} {
+	for _, want := range []string{names.EventStream, names.BlobStream, "KV_" + names.SnapshotBucket, "KV_" + names.SessionsBucket} {
 		if !seen[want] {
 			t.Errorf("stream %s was not provisioned (have %v)", want, seen)
 		}
 	}
-	cons, err := js.Consumer(ctx, streams.EventStream, projections.SessionsConsumer)
+	cons, err := js.Consumer(ctx, names.EventStream, names.SessionsConsumer)
 	if err != nil {
 		t.Fatalf("projection consumer: %v", err)
 	}
 	if info := cons.CachedInfo(); info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
-		t.Errorf("projection consumer %s: cluster %+v, want a leader and 2 replicas", projections.SessionsConsumer, info.Cluster)
+		t.Errorf("projection consumer %s: cluster %+v, want a leader and 2 replicas", names.SessionsConsumer, info.Cluster)
 	}
 
 	// Discovery: one ping, a reply from every instance.

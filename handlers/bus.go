@@ -13,8 +13,6 @@ const (
 	MaxBusMessage      = 256 * 1024
 	DefaultReplayLimit = 100
 	MaxReplayLimit     = 1000
-	headerBusActor     = "Strand-Actor"
-	headerBusSession   = "Strand-Session"
 )
 
 func (c *call) busSubject(req client.BusRequest) (string, error) {
@@ -52,10 +50,10 @@ func (s *Service) busPublish(c *call) (any, error) {
 		return nil, err
 	}
 	hdr := nats.Header{}
-	hdr.Set(headerBusActor, meta.Actor)
-	hdr.Set(headerBusSession, req.Session)
+	hdr.Set(names.HeaderActor, meta.Actor)
+	hdr.Set(names.HeaderSession, req.Session)
 	if req.RequestID != "" {
-		hdr.Set("Nats-Msg-Id", subject+"."+req.RequestID)
+		hdr.Set(names.HeaderMsgID, subject+"."+req.RequestID)
 	}
 	seq, err := s.store.BusPublish(c.ctx, subject, req.Data, hdr)
 	if err != nil {
@@ -91,7 +89,7 @@ func (s *Service) busReplay(c *call) (any, error) {
 	for _, m := range msgs {
 		v := client.BusMessageView{Sequence: m.Sequence, Time: m.Time.UTC(), Data: m.Data}
 		if m.Header != nil {
-			v.Actor = m.Header.Get(headerBusActor)
+			v.Actor = m.Header.Get(names.HeaderActor)
 		}
 		if v.Data == nil {
 			v.Data = []byte{}

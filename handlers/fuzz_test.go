@@ -17,7 +17,6 @@ import (
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/keyring"
 	"github.com/strand-dev/strand/names"
-	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
 
@@ -281,7 +280,7 @@ func lastSeqs(t *testing.T) [3]uint64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var out [3]uint64
-	for i, name := range []string{streams.EventStream, streams.SourceStream, streams.TenantLogStream} {
+	for i, name := range []string{names.EventStream, names.SourceStream, names.TenantLogStream} {
 		s, err := fuzzService.env.Store.JetStream().Stream(ctx, name)
 		if err != nil {
 			t.Fatalf("stream %s: %v", name, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/projections"
 	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/streams/streamstest"
@@ -50,7 +51,7 @@ func start(t *testing.T, opts ...harnessOptions) *harness {
 	if o.list {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		views, err := projections.OpenSessions(ctx, env.Store.JetStream(), streams.EventStream, streams.EventFilter("*"), 1, nil)
+		views, err := projections.OpenSessions(ctx, env.Store.JetStream(), names.EventStream, names.EventFilter("*"), 1, nil)
 		if err != nil {
 			t.Fatalf("open session views: %v", err)
 		}

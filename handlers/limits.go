@@ -271,11 +271,11 @@ func (l *limiter) countSessions(ctx context.Context, tenant string) (int64, erro
 	}
 	// Without a read model: one subject per session on the event stream
 	// (deleted sessions included, so the count errs on the strict side).
-	stream, err := l.store.JetStream().Stream(ctx, streams.EventStream)
+	stream, err := l.store.JetStream().Stream(ctx, names.EventStream)
 	if err != nil {
 		return 0, err
 	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(streams.EventFilter(tenant)))
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(names.EventFilter(tenant)))
 	if err != nil {
 		return 0, err
 	}
@@ -357,7 +357,7 @@ func (l *limiter) added(tenant string, sessions, bytes int64) {
 	// Fire and forget: the counter costs no round trip on the write path;
 	// an increment lost in a crash makes the count low, never high.
 	m := nats.NewMsg(names.UsageSubject(tenant))
-	m.Header.Set("Nats-Incr", "+"+strconv.FormatInt(bytes, 10))
+	m.Header.Set(names.HeaderIncr, "+"+strconv.FormatInt(bytes, 10))
 	if err := l.store.JetStream().Conn().PublishMsg(m); err != nil {
 		l.log.Warn("count bytes stored", "tenant", tenant, "err", err)
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/keyring"
 	"github.com/strand-dev/strand/names"
-	"github.com/strand-dev/strand/streams"
 )
 
 func ring(t *testing.T, ids ...string) (*keyring.Ring, []string) {
@@ -138,7 +137,7 @@ func TestSecret_PutGetList(t *testing.T) {
 		}
 	})
 	t.Run("NoPlaintextAnywhere", func(t *testing.T) {
-		for _, stream := range []string{streams.EventStream, streams.TenantLogStream, "KV_" + streams.SecretBucket, streams.BlobStream} {
+		for _, stream := range []string{names.EventStream, names.TenantLogStream, "KV_" + names.SecretBucket, names.BlobStream} {
 			for _, v := range []string{tenantValue, sessionValue} {
 				if streamHolds(t, h, stream, []byte(v)) {
 					t.Errorf("stream %s holds the plain value %q", stream, v)
@@ -158,15 +157,15 @@ func TestSecret_PutGetList(t *testing.T) {
 		if err != nil || p.Secret.Version != 2 {
 			t.Fatalf("put after delete = %+v, %v; want version 2", p, err)
 		}
-		kvs, err := h.env.Store.JetStream().Stream(ctx, "KV_"+streams.SecretBucket)
+		kvs, err := h.env.Store.JetStream().Stream(ctx, "KV_"+names.SecretBucket)
 		if err != nil {
 			t.Fatal(err)
 		}
-		info, err := kvs.Info(ctx, jetstream.WithSubjectFilter("$KV."+streams.SecretBucket+".acme.t.API_KEY"))
+		info, err := kvs.Info(ctx, jetstream.WithSubjectFilter("$KV."+names.SecretBucket+".acme.t.API_KEY"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := info.State.Subjects["$KV."+streams.SecretBucket+".acme.t.API_KEY"]; n != 1 {
+		if n := info.State.Subjects["$KV."+names.SecretBucket+".acme.t.API_KEY"]; n != 1 {
 			t.Errorf("the secret bucket holds %d messages of API_KEY, want 1 (no older ciphertext)", n)
 		}
 	})
@@ -303,7 +302,7 @@ func TestSecret_SealedValuesAreBound(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	kv, err := h.env.Store.JetStream().KeyValue(ctx, streams.SecretBucket)
+	kv, err := h.env.Store.JetStream().KeyValue(ctx, names.SecretBucket)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -133,11 +133,11 @@ func (e *tenancy) eventCount(t *testing.T, tenant string) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	stream, err := e.store.JetStream().Stream(ctx, streams.EventStream)
+	stream, err := e.store.JetStream().Stream(ctx, names.EventStream)
 	if err != nil {
 		t.Fatalf("event stream: %v", err)
 	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(streams.EventFilter(tenant)))
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(names.EventFilter(tenant)))
 	if err != nil {
 		t.Fatalf("event stream info: %v", err)
 	}
@@ -273,7 +273,7 @@ func TestTenancy_DeployConfig(t *testing.T) {
 	})
 
 	t.Run("NoJetStreamAPI", func(t *testing.T) {
-		for _, subj := range []string{"$JS.API.STREAM.INFO." + streams.EventStream, "$JS.API.DIRECT.GET." + streams.EventStream, "$KV.strand_session_views.>"} {
+		for _, subj := range []string{"$JS.API.STREAM.INFO." + names.EventStream, "$JS.API.DIRECT.GET." + names.EventStream, "$KV.strand_session_views.>"} {
 			if _, err := aliceNC.Request(subj, nil, 500*time.Millisecond); err == nil {
 				t.Errorf("alice -> %s: answered, want refused", subj)
 			}
@@ -489,7 +489,7 @@ func TestTenancy_AccountsAlone(t *testing.T) {
 	}
 	// JetStream is not enabled in ACME: the API answers with an error, or
 	// not at all; never with the event stream.
-	if m, err := malloryNC.Request("$JS.API.STREAM.INFO."+streams.EventStream, nil, 2*time.Second); err == nil && !strings.Contains(string(m.Data), `"error"`) {
+	if m, err := malloryNC.Request("$JS.API.STREAM.INFO."+names.EventStream, nil, 2*time.Second); err == nil && !strings.Contains(string(m.Data), `"error"`) {
 		t.Errorf("mallory read the event stream's info: %s", m.Data)
 	}
 

@@ -15,10 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
-
-// ActivityConsumer is the durable consumer of the activity feed.
-const ActivityConsumer = "strand_proj_activity"
 
 // FeedEntry is one event in a tenant's activity feed.
 type FeedEntry struct {
@@ -38,7 +36,7 @@ type FeedEntry struct {
 
 // FeedConfig names the feed's stream.
 type FeedConfig struct {
-	// Stream is streams.FeedStream; Subject streams.FeedSubject.
+	// Stream is names.FeedStream; Subject names.FeedSubject.
 	Stream  string
 	Subject func(tenant string) string
 }
@@ -72,7 +70,7 @@ func OpenActivity(js jetstream.JetStream, stream, filter string, replicas int, f
 // Spec describes the projection to the runtime.
 func (a *Activity) Spec() Spec {
 	return Spec{
-		Name: "activity", Durable: ActivityConsumer, Description: "activity feed", Filter: a.filter,
+		Name: "activity", Durable: names.ActivityConsumer, Description: "activity feed", Filter: a.filter,
 		Apply: a.apply, Reset: a.reset, Partitions: 4,
 	}
 }

@@ -9,12 +9,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// ControlBucket records, per projection, the generation its read model is
-// being built in and whether a rebuild is under way. Every instance reads it
-// before it joins a projection's consumer.
-const ControlBucket = "strand_projections"
+	"github.com/strand-dev/strand/names"
+)
 
 // Projection states in the control record.
 const (
@@ -42,7 +39,7 @@ func controlKey(stream, name string) string { return stream + "." + name }
 
 func openControl(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
 	return ensureBucket(ctx, js, jetstream.KeyValueConfig{
-		Bucket:      ControlBucket,
+		Bucket:      names.ControlBucket,
 		Description: "Strand projections: generation and state of every read model",
 		History:     8,
 		Storage:     jetstream.FileStorage,

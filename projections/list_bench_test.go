@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 
-	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
 
@@ -29,7 +29,7 @@ func BenchmarkSessions_List(b *testing.B) {
 	env := streamstest.Start(b)
 	ctx := context.Background()
 	js := env.Store.JetStream()
-	p, err := OpenSessions(ctx, js, streams.EventStream, streams.EventFilter("*"), 1, nil)
+	p, err := OpenSessions(ctx, js, names.EventStream, names.EventFilter("*"), 1, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func BenchmarkSessions_List(b *testing.B) {
 				v.Origin.Parent = "01KPARENT0000000000000000" + fmt.Sprint(rng.IntN(10))
 			}
 			body, _ := json.Marshal(v)
-			f, err := js.PublishAsync("$KV."+SessionsBucket+"."+tenant+"."+id, body)
+			f, err := js.PublishAsync("$KV."+names.SessionsBucket+"."+tenant+"."+id, body)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -15,7 +15,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
 
@@ -177,11 +177,11 @@ func startViewsOn(t *testing.T, env *streamstest.Env, js jetstream.JetStream) *S
 	t.Helper()
 	ctx0, cancel0 := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel0()
-	p, err := OpenSessions(ctx0, js, streams.EventStream, streams.EventFilter("*"), 1, nil)
+	p, err := OpenSessions(ctx0, js, names.EventStream, names.EventFilter("*"), 1, nil)
 	if err != nil {
 		t.Fatalf("open sessions: %v", err)
 	}
-	p.EmitWork(WorkConfig{Stream: streams.WorkStream, Subject: streams.WorkSubject})
+	p.EmitWork(WorkConfig{Stream: names.WorkStream, Subject: names.WorkSubject})
 	p.ackWait = 2 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -328,7 +328,7 @@ func TestSessions_RebuildEqualsIncremental(t *testing.T) {
 	rctx, cancel := context.WithTimeout(ctx, 45*time.Second)
 	defer cancel()
 	t0 := time.Now()
-	st, err := Rebuild(rctx, env.Store.JetStream(), streams.EventStream, 1, p.Spec(), true, func(s Status) {
+	st, err := Rebuild(rctx, env.Store.JetStream(), names.EventStream, 1, p.Spec(), true, func(s Status) {
 		if testing.Verbose() && time.Now().UnixMilli()%500 < 100 {
 			t.Logf("%v rebuild: %+v", time.Since(t0), s)
 		}
@@ -338,8 +338,8 @@ func TestSessions_RebuildEqualsIncremental(t *testing.T) {
 	if err != nil {
 		t.Fatalf("rebuild: %v (status %+v)", err, st)
 	}
-	if st.Generation != 1 || st.State != StateRunning || st.Consumer != SessionsConsumer+"_g1" {
-		t.Errorf("after rebuild: %+v, want generation 1, running, consumer %s_g1", st, SessionsConsumer)
+	if st.Generation != 1 || st.State != StateRunning || st.Consumer != names.SessionsConsumer+"_g1" {
+		t.Errorf("after rebuild: %+v, want generation 1, running, consumer %s_g1", st, names.SessionsConsumer)
 	}
 	waitCaughtUp(t, p)
 	after, err := p.readViews(ctx)
@@ -355,7 +355,7 @@ func TestSessions_RebuildEqualsIncremental(t *testing.T) {
 	}
 
 	// A second, quiet rebuild gives exactly the same entries.
-	if _, err := Rebuild(rctx, env.Store.JetStream(), streams.EventStream, 1, p.Spec(), true, nil); err != nil {
+	if _, err := Rebuild(rctx, env.Store.JetStream(), names.EventStream, 1, p.Spec(), true, nil); err != nil {
 		t.Fatalf("second rebuild: %v", err)
 	}
 	again, err := p.readViews(ctx)
@@ -377,7 +377,7 @@ func TestSessions_RebuildEqualsIncremental(t *testing.T) {
 // countItems counts the review and summary items on the work stream.
 func countItems(t *testing.T, env *streamstest.Env) int {
 	t.Helper()
-	s, err := env.Store.JetStream().Stream(context.Background(), streams.WorkStream)
+	s, err := env.Store.JetStream().Stream(context.Background(), names.WorkStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,8 +391,8 @@ func countItems(t *testing.T, env *streamstest.Env) int {
 func TestActivity_List(t *testing.T) {
 	env := streamstest.Start(t)
 	ctx := context.Background()
-	a := OpenActivity(env.Store.JetStream(), streams.EventStream, streams.EventFilter("*"), 1,
-		FeedConfig{Stream: streams.FeedStream, Subject: streams.FeedSubject}, nil)
+	a := OpenActivity(env.Store.JetStream(), names.EventStream, names.EventFilter("*"), 1,
+		FeedConfig{Stream: names.FeedStream, Subject: names.FeedSubject}, nil)
 	if err := a.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/names"
 )
 
 // Rebuild folds a projection again from sequence 1 into a new generation,
@@ -91,7 +93,7 @@ func Finish(ctx context.Context, js jetstream.JetStream, stream string, spec Spe
 					return st, fmt.Errorf("sweep %s: %w", spec.Name, err)
 				}
 			}
-			kv, err := js.KeyValue(ctx, ControlBucket)
+			kv, err := js.KeyValue(ctx, names.ControlBucket)
 			if err != nil {
 				return st, err
 			}

@@ -18,18 +18,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
-
-// SessionsBucket holds the session views.
-const SessionsBucket = "strand_session_views"
-
-// SessionsConsumer is the durable consumer of the session-views projection
-// (generation 0; a rebuild moves to SessionsConsumer_g<n>).
-const SessionsConsumer = "strand_proj_sessions"
-
-// headerVersion is the event message header with the session's event
-// number (streams.HeaderVersion; projections do not import streams).
-const headerVersion = "Strand-Version"
 
 // View is the read model of one session.
 type View struct {
@@ -125,14 +115,14 @@ func OpenSessions(ctx context.Context, js jetstream.JetStream, stream, filter st
 		log = slog.New(slog.DiscardHandler)
 	}
 	kv, err := ensureBucket(ctx, js, jetstream.KeyValueConfig{
-		Bucket:      SessionsBucket,
+		Bucket:      names.SessionsBucket,
 		Description: "Strand session views (a projection of the event stream)",
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("provision bucket %s: %w", SessionsBucket, err)
+		return nil, fmt.Errorf("provision bucket %s: %w", names.SessionsBucket, err)
 	}
 	cache, _ := lru.New[string, cachedView](8192)
 	return &Sessions{js: js, stream: stream, filter: filter, replicas: replicas, kv: kv, log: log,
@@ -176,7 +166,7 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.Key
 // Spec describes the projection to the runtime.
 func (p *Sessions) Spec() Spec {
 	return Spec{
-		Name: "sessions", Durable: SessionsConsumer, Description: "session views", Filter: p.filter,
+		Name: "sessions", Durable: names.SessionsConsumer, Description: "session views", Filter: p.filter,
 		Apply: p.apply, Sweep: p.sweep, AckWait: p.ackWait,
 		Reset: func(ctx context.Context, _ uint64) error { return p.work.reset(ctx) },
 	}
@@ -211,7 +201,7 @@ func (p *Sessions) StartIndex(ctx context.Context) error {
 	w, err := p.kv.WatchAll(wctx)
 	if err != nil {
 		cancel()
-		return fmt.Errorf("watch %s: %w", SessionsBucket, err)
+		return fmt.Errorf("watch %s: %w", names.SessionsBucket, err)
 	}
 	p.watchCancel, p.watchDone = cancel, make(chan struct{})
 	go p.watch(w, p.watchDone)
@@ -300,7 +290,7 @@ func eventOf(d Delivery) (ev *domain.Event, tenant, id string, version uint64, e
 	if len(toks) >= 2 {
 		tenant, id = toks[len(toks)-2], toks[len(toks)-1]
 	}
-	version, _ = strconv.ParseUint(d.Header.Get(headerVersion), 10, 64)
+	version, _ = strconv.ParseUint(d.Header.Get(names.HeaderVersion), 10, 64)
 	return nil, tenant, id, version, err
 }
 

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/names"
 )
 
 // Status is a projection's position and lag, read from its consumer.
@@ -50,14 +52,14 @@ func (s Status) CaughtUp() bool {
 // consumer; it needs no running instance.
 func StatusOf(ctx context.Context, js jetstream.JetStream, stream string, spec Spec) (Status, error) {
 	st := Status{Name: spec.Name, Stream: stream, Filter: spec.Filter, State: StateRunning}
-	if kv, err := js.KeyValue(ctx, ControlBucket); err == nil {
+	if kv, err := js.KeyValue(ctx, names.ControlBucket); err == nil {
 		c, _, err := readControl(ctx, kv, controlKey(stream, spec.Name))
 		if err != nil {
 			return st, err
 		}
 		st.Generation, st.State, st.RebuildTarget, st.Since = c.Gen, c.State, c.Target, c.Since
 	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return st, fmt.Errorf("open %s: %w", ControlBucket, err)
+		return st, fmt.Errorf("open %s: %w", names.ControlBucket, err)
 	}
 	st.Consumer = durableName(spec.Durable, st.Generation)
 	s, err := js.Stream(ctx, stream)

@@ -10,14 +10,16 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/names"
 )
 
 // WorkConfig tells the session-views projection where to put the work items
 // of the review queue. Without a stream it emits none.
 type WorkConfig struct {
-	// Stream is the work-queue stream (streams.WorkStream).
+	// Stream is the work-queue stream (names.WorkStream).
 	Stream string
-	// Subject makes an item's subject (streams.WorkSubject).
+	// Subject makes an item's subject (names.WorkSubject).
 	Subject func(tenant, kind string, more ...string) string
 
 	js jetstream.JetStream
@@ -103,7 +105,7 @@ func (w *WorkConfig) publish(ctx context.Context, subject, id string, it ReviewI
 	body, _ := json.Marshal(it)
 	m := nats.NewMsg(subject)
 	m.Data = body
-	m.Header.Set("Strand-Kind", it.Kind)
+	m.Header.Set(names.HeaderKind, it.Kind)
 	ack, err := w.js.PublishMsg(ctx, m, jetstream.WithMsgID(id), jetstream.WithExpectStream(w.Stream))
 	if err != nil {
 		return 0, fmt.Errorf("publish work item %s: %w", subject, err)

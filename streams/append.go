@@ -8,13 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// Headers on event messages.
-const (
-	HeaderType    = "Strand-Type"
-	HeaderActor   = "Strand-Actor"
-	HeaderVersion = "Strand-Version"
+	"github.com/strand-dev/strand/names"
 )
 
 // errConflict means another writer extended the subject first.
@@ -57,7 +52,7 @@ type appendResult struct {
 // sequence and a message id. It returns errConflict when another writer got
 // there first.
 func appendMsg(ctx context.Context, js jetstream.JetStream, m *nats.Msg, expected uint64, msgID string) (appendResult, error) {
-	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expected), jetstream.WithExpectStream(EventStream)}
+	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expected), jetstream.WithExpectStream(names.EventStream)}
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}

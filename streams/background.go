@@ -9,67 +9,22 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// The streams of projections and workers (see projections/ and workers/):
-// work items, dead letters, the activity feed, and the blob collector's
-// records.
-const (
-	// WorkStream is the work queue: strand.work.<tenant>.<kind>[.<more>].
-	// Each message is delivered to the one consumer whose filter takes its
-	// subject and is removed once acknowledged.
-	WorkStream = "STRAND_WORK"
-	// DeadStream keeps work items that failed too often:
-	// strand.dead.<tenant>.<kind>, for 30 days.
-	DeadStream = "STRAND_DEAD"
-	// FeedStream is the activity feed: strand.feed.<tenant>, the tenant's
-	// most recent FeedPerTenant events.
-	FeedStream = "STRAND_FEED"
-	// GCStream holds the blob collector's records: one condemnation per
-	// blob on strand.gc.condemned.<sha256hex> and its run markers.
-	GCStream = "STRAND_GC"
-
-	workPrefix = "strand.work."
-	deadPrefix = "strand.dead."
-	feedPrefix = "strand.feed."
-	gcPrefix   = "strand.gc."
+	"github.com/strand-dev/strand/names"
 )
 
 // FeedPerTenant is how many recent events the activity feed keeps per
 // tenant.
 const FeedPerTenant = 1000
 
-// WorkSubject is the subject of a work item: strand.work.<tenant>.<kind>,
-// followed by more tokens when given (review.<group>).
-func WorkSubject(tenant, kind string, more ...string) string {
-	s := workPrefix + tenant + "." + kind
-	for _, m := range more {
-		s += "." + m
-	}
-	return s
-}
-
-// DeadSubject is where work items of a kind go when they keep failing.
-func DeadSubject(tenant, kind string) string { return deadPrefix + tenant + "." + kind }
-
-// FeedSubject is the activity feed of a tenant.
-func FeedSubject(tenant string) string { return feedPrefix + tenant }
-
-// CondemnedSubject records that the collector means to delete a blob.
-func CondemnedSubject(hexHash string) string { return gcPrefix + "condemned." + hexHash }
-
-// GCRunSubject receives a marker at the start of every collection; its
-// server time stamp is the run's clock.
-const GCRunSubject = gcPrefix + "run"
-
 // backgroundStreamConfigs are the streams Provision adds for projections
 // and workers.
 func backgroundStreamConfigs(c Config) []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
 		{
-			Name:        WorkStream,
+			Name:        names.WorkStream,
 			Description: "Strand work items: removed once a worker acknowledges them",
-			Subjects:    []string{workPrefix + ">"},
+			Subjects:    []string{names.WorkPrefix + ">"},
 			Retention:   jetstream.WorkQueuePolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    c.Replicas,
@@ -79,9 +34,9 @@ func backgroundStreamConfigs(c Config) []jetstream.StreamConfig {
 			Duplicates: 15 * time.Minute,
 		},
 		{
-			Name:        DeadStream,
+			Name:        names.DeadStream,
 			Description: "Strand dead letters: work items that failed too often",
-			Subjects:    []string{deadPrefix + ">"},
+			Subjects:    []string{names.DeadPrefix + ">"},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    c.Replicas,
@@ -90,9 +45,9 @@ func backgroundStreamConfigs(c Config) []jetstream.StreamConfig {
 			Duplicates:  2 * time.Minute,
 		},
 		{
-			Name:              FeedStream,
+			Name:              names.FeedStream,
 			Description:       "Strand activity feed: each tenant's recent events",
-			Subjects:          []string{feedPrefix + ">"},
+			Subjects:          []string{names.FeedPrefix + ">"},
 			Retention:         jetstream.LimitsPolicy,
 			Storage:           jetstream.FileStorage,
 			Replicas:          c.Replicas,
@@ -102,9 +57,9 @@ func backgroundStreamConfigs(c Config) []jetstream.StreamConfig {
 			AllowDirect:       true,
 		},
 		{
-			Name:              GCStream,
+			Name:              names.GCStream,
 			Description:       "Strand blob collector: condemned blobs and runs",
-			Subjects:          []string{gcPrefix + ">"},
+			Subjects:          []string{names.GCPrefix + ">"},
 			Retention:         jetstream.LimitsPolicy,
 			Storage:           jetstream.FileStorage,
 			Replicas:          c.Replicas,

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
 
 // The writer's half of blob garbage collection (the collector is
@@ -32,7 +33,7 @@ import (
 
 // Names the collector reads on blob messages.
 const (
-	BlobKindHeader = headerBlobKind
+	BlobKindHeader = names.HeaderBlobKind
 	BlobKindChunks = blobChunks
 )
 
@@ -50,7 +51,7 @@ const jsErrStreamNotFound = 10059
 // found stored and is about to name. m is the caller's own message for the
 // blob (nil: read it back).
 func (b *Blobs) keep(ctx context.Context, h domain.Hash, m *nats.Msg) error {
-	mark, err := leaderGet(ctx, b.nc, GCStream, 0, CondemnedSubject(h.String()))
+	mark, err := leaderGet(ctx, b.nc, names.GCStream, 0, names.CondemnedSubject(h.String()))
 	var apiErr *jetstream.APIError
 	switch {
 	case errors.Is(err, errNoMessage), errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrStreamNotFound:
@@ -65,7 +66,7 @@ func (b *Blobs) keep(ctx context.Context, h domain.Hash, m *nats.Msg) error {
 		}
 		m = &nats.Msg{Header: sm.Header, Data: sm.Data}
 	}
-	again := nats.NewMsg(BlobSubject(h.String()))
+	again := nats.NewMsg(names.BlobSubject(h.String()))
 	for k, v := range m.Header {
 		if strings.HasPrefix(k, "Strand-") {
 			again.Header[k] = v
@@ -79,14 +80,14 @@ func (b *Blobs) keep(ctx context.Context, h domain.Hash, m *nats.Msg) error {
 	}
 	// The record has done its work. Deleting exactly its sequence leaves a
 	// newer condemnation alone.
-	_, _ = DeleteMsg(ctx, b.nc, GCStream, mark.Sequence)
+	_, _ = DeleteMsg(ctx, b.nc, names.GCStream, mark.Sequence)
 	return nil
 }
 
 // keepSubject is keep for a message about to be published on a blob
 // subject that turned out to be taken.
 func (b *Blobs) keepSubject(ctx context.Context, m *nats.Msg) error {
-	h, err := domain.ParseHash(strings.TrimPrefix(m.Subject, blobPrefix))
+	h, err := domain.ParseHash(strings.TrimPrefix(m.Subject, names.BlobPrefix))
 	if err != nil {
 		return fmt.Errorf("keep %s: %w", m.Subject, err)
 	}

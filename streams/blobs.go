@@ -13,6 +13,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
 
 // DefaultChunkSize is the largest blob stored as a single message. Larger
@@ -24,10 +25,8 @@ const DefaultChunkSize = 512 << 10
 
 // Headers on blob messages.
 const (
-	headerBlobKind = "Strand-Blob"
-	headerBlobSize = "Strand-Size"
-	blobRaw        = "raw"
-	blobChunks     = "chunks"
+	blobRaw    = "raw"
+	blobChunks = "chunks"
 )
 
 // MaxBlobSize bounds one file's content.
@@ -106,7 +105,7 @@ func (b *Blobs) PutChunks(ctx context.Context, chunks []domain.Hash, want domain
 		if err != nil {
 			return domain.Hash{}, 0, err
 		}
-		if err := b.keep(ctx, ch, &nats.Msg{Header: nats.Header{headerBlobKind: {blobRaw}}, Data: data}); err != nil {
+		if err := b.keep(ctx, ch, &nats.Msg{Header: nats.Header{names.HeaderBlobKind: {blobRaw}}, Data: data}); err != nil {
 			return domain.Hash{}, 0, err
 		}
 		sum.Write(data)
@@ -130,16 +129,16 @@ func (b *Blobs) putIndex(ctx context.Context, h domain.Hash, size int64, idx chu
 	if err != nil {
 		return fmt.Errorf("encode chunk index: %w", err)
 	}
-	m := nats.NewMsg(BlobSubject(h.String()))
-	m.Header.Set(headerBlobKind, blobChunks)
-	m.Header.Set(headerBlobSize, strconv.FormatInt(size, 10))
+	m := nats.NewMsg(names.BlobSubject(h.String()))
+	m.Header.Set(names.HeaderBlobKind, blobChunks)
+	m.Header.Set(names.HeaderBlobSize, strconv.FormatInt(size, 10))
 	m.Data = body
 	return b.publish(ctx, m)
 }
 
 func (b *Blobs) putRaw(ctx context.Context, h domain.Hash, data []byte) error {
-	m := nats.NewMsg(BlobSubject(h.String()))
-	m.Header.Set(headerBlobKind, blobRaw)
+	m := nats.NewMsg(names.BlobSubject(h.String()))
+	m.Header.Set(names.HeaderBlobKind, blobRaw)
 	m.Data = data
 	return b.publish(ctx, m)
 }
@@ -160,7 +159,7 @@ func (b *Blobs) publish(ctx context.Context, m *nats.Msg) error {
 // get reads the message of a blob, through a direct get and, when that finds
 // nothing (a follower may lag behind), through the stream leader.
 func (b *Blobs) get(ctx context.Context, h domain.Hash) (*StoredMsg, error) {
-	subj := BlobSubject(h.String())
+	subj := names.BlobSubject(h.String())
 	raw, err := b.stream.GetLastMsgForSubject(ctx, subj)
 	if err == nil {
 		return fromRaw(raw), nil
@@ -170,7 +169,7 @@ func (b *Blobs) get(ctx context.Context, h domain.Hash) (*StoredMsg, error) {
 	}
 	// Not found on the replica that answered (it may lag), or no replica
 	// answered (a stream just created or electing): ask the leader.
-	m, err := leaderGet(ctx, b.nc, BlobStream, 0, subj)
+	m, err := leaderGet(ctx, b.nc, names.BlobStream, 0, subj)
 	if errors.Is(err, errNoMessage) {
 		return nil, domain.Errorf(domain.CodeNotFound, "blob %s not found", h)
 	}
@@ -182,7 +181,7 @@ func (b *Blobs) getRaw(ctx context.Context, h domain.Hash) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.Header.Get(headerBlobKind) != blobRaw {
+	if m.Header.Get(names.HeaderBlobKind) != blobRaw {
 		return nil, domain.Errorf(domain.CodeInvalidArgument, "blob %s is not a chunk", h)
 	}
 	if domain.Sum(m.Data) != h {
@@ -201,7 +200,7 @@ func (b *Blobs) Stat(ctx context.Context, h domain.Hash) (BlobInfo, error) {
 }
 
 func blobInfo(h domain.Hash, m *StoredMsg) (BlobInfo, error) {
-	switch m.Header.Get(headerBlobKind) {
+	switch m.Header.Get(names.HeaderBlobKind) {
 	case blobRaw:
 		return BlobInfo{Hash: h, Size: int64(len(m.Data))}, nil
 	case blobChunks:
@@ -220,7 +219,7 @@ func blobInfo(h domain.Hash, m *StoredMsg) (BlobInfo, error) {
 		}
 		return info, nil
 	}
-	return BlobInfo{}, domain.Wrap(fmt.Errorf("blob %s: unknown kind %q", h, m.Header.Get(headerBlobKind)), "read blob")
+	return BlobInfo{}, domain.Wrap(fmt.Errorf("blob %s: unknown kind %q", h, m.Header.Get(names.HeaderBlobKind)), "read blob")
 }
 
 // Get returns the whole content of a blob, checked against its hash.

@@ -13,14 +13,9 @@ import (
 	"github.com/strand-dev/strand/names"
 )
 
-// BusStream keeps the recent history of the message bus: any message on
-// strand.bus.<tenant>.<session>.<topic>, published through the service or
-// directly by any NATS client, is captured, up to BusHistory per topic.
-const BusStream = "STRAND_BUS"
-
 func busStreamConfig(c Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:              BusStream,
+		Name:              names.BusStream,
 		Description:       "Strand message bus: recent history per session topic (coordination, not state)",
 		Subjects:          []string{names.BusPrefix + ">"},
 		Retention:         jetstream.LimitsPolicy,
@@ -49,7 +44,7 @@ func (st *Store) BusPublish(ctx context.Context, subject string, data []byte, hd
 	for k, v := range hdr {
 		m.Header[k] = v
 	}
-	ack, err := st.js.PublishMsg(ctx, m, jetstream.WithExpectStream(BusStream))
+	ack, err := st.js.PublishMsg(ctx, m, jetstream.WithExpectStream(names.BusStream))
 	if err != nil {
 		return 0, domain.Wrap(fmt.Errorf("publish %s: %w", subject, err), "bus publish")
 	}
@@ -59,7 +54,7 @@ func (st *Store) BusPublish(ctx context.Context, subject string, data []byte, hd
 // BusReplay returns the retained history of a topic, oldest first, at most
 // limit messages (the newest ones).
 func (st *Store) BusReplay(ctx context.Context, subject string, limit int) ([]BusMsg, error) {
-	stream, err := st.js.Stream(ctx, BusStream)
+	stream, err := st.js.Stream(ctx, names.BusStream)
 	if err != nil {
 		return nil, domain.Wrap(err, "bus stream")
 	}

@@ -9,21 +9,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
-
-// ClaimBucket records which tenant uploaded which content. Blobs are shared
-// by all tenants (identical content is stored once), so a content hash alone
-// must not let a tenant reference content it never had: writes by reference
-// to uploaded chunks (fs.write with chunks) only accept hashes the tenant
-// uploaded itself within ClaimTTL.
-const ClaimBucket = "strand_blob_claims"
 
 // ClaimTTL is how long an upload may wait for the write that uses it.
 const ClaimTTL = 24 * time.Hour
 
 func provisionClaims(ctx context.Context, js jetstream.JetStream, c Config) error {
 	_, err := EnsureBucket(ctx, js, jetstream.KeyValueConfig{
-		Bucket:      ClaimBucket,
+		Bucket:      names.ClaimBucket,
 		Description: "Strand uploads per tenant: who may write content by reference",
 		History:     1,
 		TTL:         ClaimTTL,
@@ -31,7 +25,7 @@ func provisionClaims(ctx context.Context, js jetstream.JetStream, c Config) erro
 		Replicas:    c.Replicas,
 	})
 	if err != nil {
-		return fmt.Errorf("provision bucket %s: %w", ClaimBucket, err)
+		return fmt.Errorf("provision bucket %s: %w", names.ClaimBucket, err)
 	}
 	return nil
 }
@@ -40,7 +34,7 @@ func claimKey(tenant string, h domain.Hash) string { return tenant + "." + h.Str
 
 // Claim records that a tenant uploaded content with hash h.
 func (st *Store) Claim(ctx context.Context, tenant string, h domain.Hash) error {
-	kv, err := st.js.KeyValue(ctx, ClaimBucket)
+	kv, err := st.js.KeyValue(ctx, names.ClaimBucket)
 	if err != nil {
 		return domain.Wrap(err, "open claim bucket")
 	}
@@ -54,7 +48,7 @@ func (st *Store) Claim(ctx context.Context, tenant string, h domain.Hash) error 
 // not_found naming the first that it did not.
 func (st *Store) Claimed(ctx context.Context, tenant string, hashes []domain.Hash) error {
 	for _, h := range hashes {
-		_, err := leaderGet(ctx, st.nc, "KV_"+ClaimBucket, 0, "$KV."+ClaimBucket+"."+claimKey(tenant, h))
+		_, err := leaderGet(ctx, st.nc, "KV_"+names.ClaimBucket, 0, "$KV."+names.ClaimBucket+"."+claimKey(tenant, h))
 		if errors.Is(err, errNoMessage) {
 			return domain.Errorf(domain.CodeNotFound, "chunk %s was not uploaded by this tenant (or longer ago than %s)", h, ClaimTTL)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
@@ -37,7 +38,7 @@ func TestStore_ReadYourWritesOnAFollower(t *testing.T) {
 		t.Fatal(err)
 	}
 	boot.Close()
-	leader := c.StreamLeader(t, streams.EventStream)
+	leader := c.StreamLeader(t, names.EventStream)
 	writer, err := streams.Open(ctx, c.Connect(t, leader), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +60,7 @@ func TestStore_ReadYourWritesOnAFollower(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ev, err := js.Stream(ctx, streams.EventStream)
+		ev, err := js.Stream(ctx, names.EventStream)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +91,7 @@ func TestStore_ReadYourWritesOnAFollower(t *testing.T) {
 			t.Fatalf("round %d: writer got position %d after %d", i, w.Position, last)
 		}
 		for j, ev := range directs {
-			if m, err := ev.GetLastMsgForSubject(ctx, streams.EventSubject("acme", s.ID)); err != nil || m.Sequence != w.Position {
+			if m, err := ev.GetLastMsgForSubject(ctx, names.EventSubject("acme", s.ID)); err != nil || m.Sequence != w.Position {
 				staleDirect[j]++
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
@@ -52,7 +53,7 @@ func durabilityEnvs(b *testing.B) []durabilityEnv {
 	for _, fsync := range []bool{false, true} {
 		c := streamstest.StartCluster(b, streamstest.ClusterOptions{SyncAlways: fsync})
 		open(c.Connect(b, 0), 3, true)
-		nc := c.Connect(b, c.StreamLeader(b, streams.EventStream))
+		nc := c.Connect(b, c.StreamLeader(b, names.EventStream))
 		out = append(out, durabilityEnv{name: fmt.Sprintf("R3/fsync=%v", fsync), nc: nc, replicas: 3,
 			grouped: open(nc, 3, false), single: open(nc, 3, true)})
 	}
@@ -196,11 +197,11 @@ var batchIDs atomic.Uint64
 func atomicBatch(nc *nats.Conn, msgs []*nats.Msg) (uint64, error) {
 	id := "b" + strconv.FormatInt(time.Now().UnixNano(), 36) + strconv.FormatUint(batchIDs.Add(1), 36)
 	for i, m := range msgs {
-		m.Header.Set("Nats-Batch-Id", id)
-		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+		m.Header.Set(names.HeaderBatchID, id)
+		m.Header.Set(names.HeaderBatchSequence, strconv.Itoa(i+1))
 		last := i == len(msgs)-1
 		if last {
-			m.Header.Set("Nats-Batch-Commit", "1")
+			m.Header.Set(names.HeaderBatchCommit, "1")
 		}
 		if i > 0 && !last {
 			if err := nc.PublishMsg(m); err != nil {

@@ -10,16 +10,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
-
-// JobBucket holds the state of asynchronous jobs (source imports), one key
-// per job: <tenant>.<job id>.
-const JobBucket = "strand_jobs"
 
 func jobKey(tenant, id string) string { return tenant + "." + id }
 
 func (st *Store) jobs(ctx context.Context) (jetstream.KeyValue, error) {
-	kv, err := st.js.KeyValue(ctx, JobBucket)
+	kv, err := st.js.KeyValue(ctx, names.JobBucket)
 	if err != nil {
 		return nil, domain.Wrap(err, "open job bucket")
 	}
@@ -28,7 +25,7 @@ func (st *Store) jobs(ctx context.Context) (jetstream.KeyValue, error) {
 
 func ensureJobBucket(ctx context.Context, js jetstream.JetStream, c Config) error {
 	_, err := EnsureBucket(ctx, js, jetstream.KeyValueConfig{
-		Bucket:      JobBucket,
+		Bucket:      names.JobBucket,
 		Description: "Strand asynchronous jobs (source imports): state and progress",
 		History:     1,
 		TTL:         7 * 24 * time.Hour,

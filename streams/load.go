@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
 
 // StoredEvent is an event with where it is stored.
@@ -31,14 +32,14 @@ func decodeStored(m *StoredMsg) (StoredEvent, error) {
 // EventAt reads the event at a position and checks that it belongs to the
 // session.
 func (st *Store) EventAt(ctx context.Context, tenant, id string, position uint64) (StoredEvent, error) {
-	m, err := leaderGet(ctx, st.nc, EventStream, position, "")
+	m, err := leaderGet(ctx, st.nc, names.EventStream, position, "")
 	if errors.Is(err, errNoMessage) {
 		return StoredEvent{}, domain.ErrPositionUnknown
 	}
 	if err != nil {
 		return StoredEvent{}, domain.Wrap(err, "read event")
 	}
-	if m.Subject != EventSubject(tenant, id) {
+	if m.Subject != names.EventSubject(tenant, id) {
 		return StoredEvent{}, domain.ErrPositionUnknown
 	}
 	return decodeStored(m)
@@ -50,7 +51,7 @@ func (st *Store) EventAt(ctx context.Context, tenant, id string, position uint64
 // the last event read to find the head is folded directly, and any before
 // it are read one by one, instead of loading the session again.
 func (st *Store) Head(ctx context.Context, tenant, id string) (*domain.Session, error) {
-	m, err := leaderGet(ctx, st.nc, EventStream, 0, EventSubject(tenant, id))
+	m, err := leaderGet(ctx, st.nc, names.EventStream, 0, names.EventSubject(tenant, id))
 	if errors.Is(err, errNoMessage) {
 		return nil, domain.ErrSessionNotFound
 	}
@@ -90,13 +91,13 @@ func (st *Store) catchUpSession(ctx context.Context, tenant, id string, base *do
 	if last.Event.Version <= base.Version || last.Event.Version-base.Version > catchUpMax {
 		return nil, false, nil
 	}
-	subject := EventSubject(tenant, id)
+	subject := names.EventSubject(tenant, id)
 	past := func(p uint64) (*domain.Session, error) { return st.At(ctx, tenant, id, p) }
 	s := base
 	for s.Position < last.Position {
 		se := last
 		if s.Version+1 < last.Event.Version {
-			m, err := leaderGetRequest(ctx, st.nc, EventStream, map[string]any{"seq": s.Position + 1, "next_by_subj": subject})
+			m, err := leaderGetRequest(ctx, st.nc, names.EventStream, map[string]any{"seq": s.Position + 1, "next_by_subj": subject})
 			if err != nil {
 				return nil, true, domain.Wrap(err, "catch up")
 			}
@@ -199,7 +200,7 @@ func (st *Store) replay(ctx context.Context, tenant, id string, base *domain.Ses
 		}
 		return st.At(ctx, tenant, id, p)
 	}
-	err := st.scan(ctx, EventSubject(tenant, id), from, to, func(se StoredEvent) error {
+	err := st.scan(ctx, names.EventSubject(tenant, id), from, to, func(se StoredEvent) error {
 		ev := se.Event
 		prev := s
 		if s == nil {
@@ -351,7 +352,7 @@ func (st *Store) scanOnce(ctx context.Context, subject string, from, to uint64, 
 func (st *Store) Events(ctx context.Context, tenant, id string, from, upTo uint64, limit int) ([]StoredEvent, error) {
 	var out []StoredEvent
 	errStop := errors.New("stop")
-	err := st.scan(ctx, EventSubject(tenant, id), from, upTo, func(se StoredEvent) error {
+	err := st.scan(ctx, names.EventSubject(tenant, id), from, upTo, func(se StoredEvent) error {
 		out = append(out, se)
 		if len(out) >= limit {
 			return errStop

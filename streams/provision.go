@@ -12,17 +12,6 @@ import (
 	"github.com/strand-dev/strand/names"
 )
 
-// Names of the streams and buckets Strand provisions.
-const (
-	EventStream    = "STRAND_EVENTS"
-	BlobStream     = "STRAND_BLOBS"
-	SnapshotBucket = "strand_snapshots"
-	TenantBucket   = "strand_tenants"
-
-	eventPrefix = "strand.ev."
-	blobPrefix  = "strand.blob."
-)
-
 // Config sizes what Provision creates.
 type Config struct {
 	// Replicas of every stream and bucket: 1 for one server, 3 on a cluster.
@@ -77,22 +66,11 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// EventSubject is the one literal subject of a session's history.
-func EventSubject(tenant, session string) string {
-	return eventPrefix + tenant + "." + session
-}
-
-// EventFilter matches every event subject of a tenant ("*" for all tenants).
-func EventFilter(tenant string) string { return eventPrefix + tenant + ".*" }
-
-// BlobSubject is the subject of the blob with the given hash.
-func BlobSubject(hexHash string) string { return blobPrefix + hexHash }
-
 func eventStreamConfig(c Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        EventStream,
+		Name:        names.EventStream,
 		Description: "Strand session histories: one subject per session",
-		Subjects:    []string{eventPrefix + ">"},
+		Subjects:    []string{names.EventPrefix + ">"},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    c.Replicas,
@@ -107,15 +85,15 @@ func eventStreamConfig(c Config) jetstream.StreamConfig {
 		// Every stored event is republished at once on
 		// strand.watch.<tenant>.<session>: a live tail any NATS client can
 		// subscribe to, published by the server exactly when it stores.
-		RePublish: &jetstream.RePublish{Source: eventPrefix + ">", Destination: names.WatchPrefix + ">"},
+		RePublish: &jetstream.RePublish{Source: names.EventPrefix + ">", Destination: names.WatchPrefix + ">"},
 	}
 }
 
 func blobStreamConfig(c Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:              BlobStream,
+		Name:              names.BlobStream,
 		Description:       "Strand content-addressed blobs (SHA-256)",
-		Subjects:          []string{blobPrefix + ">"},
+		Subjects:          []string{names.BlobPrefix + ">"},
 		Retention:         jetstream.LimitsPolicy,
 		Storage:           jetstream.FileStorage,
 		Replicas:          c.Replicas,
@@ -140,7 +118,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 		}
 	}
 	if _, err := EnsureBucket(ctx, js, jetstream.KeyValueConfig{
-		Bucket:      SnapshotBucket,
+		Bucket:      names.SnapshotBucket,
 		Description: "Strand session snapshots (a cache: deleting them changes no answer)",
 		History:     1,
 		Storage:     jetstream.FileStorage,
@@ -149,7 +127,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 		return err
 	}
 	_, err := EnsureBucket(ctx, js, jetstream.KeyValueConfig{
-		Bucket:      TenantBucket,
+		Bucket:      names.TenantBucket,
 		Description: "Strand tenant settings (default approval policy)",
 		History:     8,
 		Storage:     jetstream.FileStorage,

@@ -12,17 +12,12 @@ import (
 
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/keyring"
+	"github.com/strand-dev/strand/names"
 )
-
-// SecretBucket holds secrets' sealed values, one key per secret:
-// <tenant>.t.<name> for a tenant's, <tenant>.s.<session>.<name> for a
-// session's. History 1: a new value or a delete leaves no older ciphertext
-// behind. Who changed a secret, and when, is in the tenant log.
-const SecretBucket = "strand_secrets"
 
 func secretBucketConfig(c Config) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
-		Bucket:      SecretBucket,
+		Bucket:      names.SecretBucket,
 		Description: "Strand secrets, sealed (AES-256-GCM) under the operator's keys",
 		History:     1,
 		Storage:     jetstream.FileStorage,
@@ -54,7 +49,7 @@ func SecretAAD(tenant, session, name string, version uint64) []byte {
 }
 
 func (st *Store) secretKV(ctx context.Context) (jetstream.KeyValue, error) {
-	kv, err := st.js.KeyValue(ctx, SecretBucket)
+	kv, err := st.js.KeyValue(ctx, names.SecretBucket)
 	if err != nil {
 		return nil, domain.Wrap(err, "open secret bucket")
 	}
@@ -64,7 +59,7 @@ func (st *Store) secretKV(ctx context.Context) (jetstream.KeyValue, error) {
 // Secret reads a stored secret; not_found when there is none.
 func (st *Store) Secret(ctx context.Context, tenant, session, name string) (SecretRecord, error) {
 	var rec SecretRecord
-	m, err := leaderGet(ctx, st.nc, "KV_"+SecretBucket, 0, "$KV."+SecretBucket+"."+secretKVKey(tenant, session, name))
+	m, err := leaderGet(ctx, st.nc, "KV_"+names.SecretBucket, 0, "$KV."+names.SecretBucket+"."+secretKVKey(tenant, session, name))
 	if errors.Is(err, errNoMessage) {
 		return rec, domain.Errorf(domain.CodeNotFound, "secret not found")
 	}

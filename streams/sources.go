@@ -14,28 +14,14 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
-
-// Sources live on their own stream, one subject per source:
-// strand.src.<tenant>.<name>. Each message is one domain.SourceEvent in
-// MessagePack; a source is the fold of its subject. Appends expect the
-// subject's last sequence, as session appends do, so two writers never
-// both add revision n. A revision's tree is a blob (see treeblob.go), so a
-// session started from it replays from the blob whatever happens to the
-// source later: deleting a source only marks it deleted.
-const (
-	SourceStream = "STRAND_SOURCES"
-	sourcePrefix = "strand.src."
-)
-
-// SourceSubject is the subject of a source's events.
-func SourceSubject(tenant, name string) string { return sourcePrefix + tenant + "." + name }
 
 func sourceStreamConfig(c Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        SourceStream,
+		Name:        names.SourceStream,
 		Description: "Strand sources: one subject per source, its revisions as events",
-		Subjects:    []string{sourcePrefix + ">"},
+		Subjects:    []string{names.SourcePrefix + ">"},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    c.Replicas,
@@ -72,10 +58,10 @@ func (st *Store) Source(ctx context.Context, tenant, name string) (*domain.Sourc
 	if err := domain.ValidSourceName(name); err != nil {
 		return nil, err
 	}
-	subj := SourceSubject(tenant, name)
+	subj := names.SourceSubject(tenant, name)
 	var s *domain.Source
 	for seq := uint64(1); ; {
-		m, err := nextBySubject(ctx, st.nc, SourceStream, seq, subj)
+		m, err := nextBySubject(ctx, st.nc, names.SourceStream, seq, subj)
 		if errors.Is(err, errNoMessage) {
 			break
 		}
@@ -102,21 +88,21 @@ func (st *Store) Source(ctx context.Context, tenant, name string) (*domain.Sourc
 
 // ListSources returns the tenant's sources in name order.
 func (st *Store) ListSources(ctx context.Context, tenant string) ([]*domain.Source, error) {
-	stream, err := st.js.Stream(ctx, SourceStream)
+	stream, err := st.js.Stream(ctx, names.SourceStream)
 	if err != nil {
 		return nil, domain.Wrap(err, "open source stream")
 	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(sourcePrefix+tenant+".*"))
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(names.SourcePrefix+tenant+".*"))
 	if err != nil {
 		return nil, domain.Wrap(err, "list sources")
 	}
-	names := make([]string, 0, len(info.State.Subjects))
+	nameList := make([]string, 0, len(info.State.Subjects))
 	for subj := range info.State.Subjects {
-		names = append(names, subj[len(sourcePrefix)+len(tenant)+1:])
+		nameList = append(nameList, subj[len(names.SourcePrefix)+len(tenant)+1:])
 	}
-	slices.Sort(names)
-	out := make([]*domain.Source, 0, len(names))
-	for _, n := range names {
+	slices.Sort(nameList)
+	out := make([]*domain.Source, 0, len(nameList))
+	for _, n := range nameList {
 		s, err := st.Source(ctx, tenant, n)
 		if err != nil {
 			return nil, err
@@ -243,13 +229,13 @@ func (st *Store) appendSource(ctx context.Context, e *domain.SourceEvent, expect
 	if err := enc.Encode(e); err != nil {
 		return appendResult{}, domain.Wrap(err, "encode source event")
 	}
-	m := nats.NewMsg(SourceSubject(e.Tenant, e.Source))
-	m.Header.Set(HeaderType, e.Type)
+	m := nats.NewMsg(names.SourceSubject(e.Tenant, e.Source))
+	m.Header.Set(names.HeaderType, e.Type)
 	if e.Actor != "" {
-		m.Header.Set(HeaderActor, e.Actor)
+		m.Header.Set(names.HeaderActor, e.Actor)
 	}
 	m.Data = buf.Bytes()
-	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expected), jetstream.WithExpectStream(SourceStream)}
+	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expected), jetstream.WithExpectStream(names.SourceStream)}
 	if e.RequestID != "" {
 		opts = append(opts, jetstream.WithMsgID(sourceMsgID(e.Tenant, e.Source, e.RequestID)))
 	}
@@ -274,17 +260,17 @@ func nextBySubject(ctx context.Context, nc *nats.Conn, stream string, seq uint64
 // event names them, so the blob collector must count them as referenced
 // (a deleted source's revisions too: sessions started from them replay).
 func (st *Store) SourceBlobs(ctx context.Context, fn func(domain.Hash) error) error {
-	stream, err := st.js.Stream(ctx, SourceStream)
+	stream, err := st.js.Stream(ctx, names.SourceStream)
 	if err != nil {
 		return domain.Wrap(err, "open source stream")
 	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(sourcePrefix+">"))
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(names.SourcePrefix+">"))
 	if err != nil {
 		return domain.Wrap(err, "list sources")
 	}
 	seen := map[domain.Hash]bool{}
 	for subj := range info.State.Subjects {
-		tenant, name, ok := strings.Cut(strings.TrimPrefix(subj, sourcePrefix), ".")
+		tenant, name, ok := strings.Cut(strings.TrimPrefix(subj, names.SourcePrefix), ".")
 		if !ok {
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
 
 // Store is the event store: session histories on the event stream, content
@@ -65,17 +66,17 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 	if err := Provision(ctx, js, cfg); err != nil {
 		return nil, err
 	}
-	events, err := js.Stream(ctx, EventStream)
+	events, err := js.Stream(ctx, names.EventStream)
 	if err != nil {
-		return nil, fmt.Errorf("open stream %s: %w", EventStream, err)
+		return nil, fmt.Errorf("open stream %s: %w", names.EventStream, err)
 	}
-	blobs, err := js.Stream(ctx, BlobStream)
+	blobs, err := js.Stream(ctx, names.BlobStream)
 	if err != nil {
-		return nil, fmt.Errorf("open stream %s: %w", BlobStream, err)
+		return nil, fmt.Errorf("open stream %s: %w", names.BlobStream, err)
 	}
-	snaps, err := js.KeyValue(ctx, SnapshotBucket)
+	snaps, err := js.KeyValue(ctx, names.SnapshotBucket)
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", SnapshotBucket, err)
+		return nil, fmt.Errorf("open bucket %s: %w", names.SnapshotBucket, err)
 	}
 	requests, err := js.KeyValue(ctx, RequestBucket)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
@@ -195,7 +196,7 @@ func TestStore_SnapshotsAreACache(t *testing.T) {
 	}
 	env.Store.Close() // flush the background snapshot writer
 
-	kv, err := env.Store.JetStream().KeyValue(ctx, streams.SnapshotBucket)
+	kv, err := env.Store.JetStream().KeyValue(ctx, names.SnapshotBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,10 +221,10 @@ func TestStore_SnapshotsAreACache(t *testing.T) {
 		}
 	}
 	check("with snapshots")
-	if err := env.Store.JetStream().DeleteKeyValue(ctx, streams.SnapshotBucket); err != nil {
+	if err := env.Store.JetStream().DeleteKeyValue(ctx, names.SnapshotBucket); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.Store.JetStream().CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: streams.SnapshotBucket}); err != nil {
+	if _, err := env.Store.JetStream().CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: names.SnapshotBucket}); err != nil {
 		t.Fatal(err)
 	}
 	check("without snapshots")
@@ -234,7 +235,7 @@ func TestBlobs_StoreOnceAndChunk(t *testing.T) {
 	ctx := context.Background()
 	b := env.Store.Blobs
 	msgs := func() uint64 {
-		s, err := env.Store.JetStream().Stream(ctx, streams.BlobStream)
+		s, err := env.Store.JetStream().Stream(ctx, names.BlobStream)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -373,9 +374,9 @@ func TestStore_ReplayChecksRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := nats.NewMsg(streams.EventSubject("acme", s.ID))
-	m.Header.Set(streams.HeaderType, string(ev.Type))
-	m.Header.Set(streams.HeaderVersion, strconv.FormatUint(ev.Version, 10))
+	m := nats.NewMsg(names.EventSubject("acme", s.ID))
+	m.Header.Set(names.HeaderType, string(ev.Type))
+	m.Header.Set(names.HeaderVersion, strconv.FormatUint(ev.Version, 10))
 	m.Data = body
 	if _, err := env.Store.JetStream().PublishMsg(ctx, m); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
 
 // TenantSettings are a tenant's defaults.
@@ -18,7 +19,7 @@ type TenantSettings struct {
 // stream leader because they decide writes (approval policies).
 func (st *Store) TenantSettings(ctx context.Context, tenant string) (TenantSettings, error) {
 	var ts TenantSettings
-	m, err := leaderGet(ctx, st.nc, "KV_"+TenantBucket, 0, "$KV."+TenantBucket+"."+tenant)
+	m, err := leaderGet(ctx, st.nc, "KV_"+names.TenantBucket, 0, "$KV."+names.TenantBucket+"."+tenant)
 	if errors.Is(err, errNoMessage) {
 		return ts, nil
 	}
@@ -39,7 +40,7 @@ func (st *Store) SetTenantSettings(ctx context.Context, tenant string, ts Tenant
 	if err := ts.Policy.Validate(); err != nil {
 		return err
 	}
-	kv, err := st.js.KeyValue(ctx, TenantBucket)
+	kv, err := st.js.KeyValue(ctx, names.TenantBucket)
 	if err != nil {
 		return domain.Wrap(err, "open tenant bucket")
 	}

@@ -11,23 +11,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
-
-// TenantLogStream holds every tenant's log: one subject per tenant,
-// strand.tlog.<tenant>, each a hash-chained history of the tenant's
-// settings, reviewer groups and secrets (domain.TenantEvent).
-const TenantLogStream = "STRAND_TENANT_LOG"
-
-const tenantLogPrefix = "strand.tlog."
-
-// TenantLogSubject is the subject of a tenant's log.
-func TenantLogSubject(tenant string) string { return tenantLogPrefix + tenant }
 
 func tenantLogStreamConfig(c Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        TenantLogStream,
+		Name:        names.TenantLogStream,
 		Description: "Strand tenant logs: settings, reviewer groups and secrets, hash-chained per tenant",
-		Subjects:    []string{tenantLogPrefix + "*"},
+		Subjects:    []string{names.TenantLogPrefix + "*"},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    c.Replicas,
@@ -76,9 +67,9 @@ func (tc *tenantCache) fold(tenant string) *tenantFold {
 
 // catchUp folds the entries stored after the cached ones (f.mu held).
 func (st *Store) catchUp(ctx context.Context, f *tenantFold) error {
-	subject := TenantLogSubject(f.state.Tenant)
+	subject := names.TenantLogSubject(f.state.Tenant)
 	for {
-		m, err := nextBySubject(ctx, st.nc, TenantLogStream, f.seq+1, subject)
+		m, err := nextBySubject(ctx, st.nc, names.TenantLogStream, f.seq+1, subject)
 		if errors.Is(err, errNoMessage) {
 			return nil
 		}
@@ -151,11 +142,11 @@ func (st *Store) AppendTenant(ctx context.Context, tenant string, build func(*do
 		if err != nil {
 			return nil, false, domain.Wrap(err, "encode tenant event")
 		}
-		m := nats.NewMsg(TenantLogSubject(tenant))
+		m := nats.NewMsg(names.TenantLogSubject(tenant))
 		m.Data = body
-		m.Header.Set(HeaderType, string(e.Type))
-		m.Header.Set(HeaderActor, e.Actor)
-		opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(f.seq), jetstream.WithExpectStream(TenantLogStream)}
+		m.Header.Set(names.HeaderType, string(e.Type))
+		m.Header.Set(names.HeaderActor, e.Actor)
+		opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(f.seq), jetstream.WithExpectStream(names.TenantLogStream)}
 		if e.RequestID != "" {
 			opts = append(opts, jetstream.WithMsgID("t:"+tenant+":"+e.RequestID))
 		}
@@ -201,9 +192,9 @@ func (st *Store) TenantLog(ctx context.Context, tenant string, from uint64, limi
 		from = 1
 	}
 	var out []TenantEntry
-	subject := TenantLogSubject(tenant)
+	subject := names.TenantLogSubject(tenant)
 	for len(out) < limit {
-		m, err := nextBySubject(ctx, st.nc, TenantLogStream, from, subject)
+		m, err := nextBySubject(ctx, st.nc, names.TenantLogStream, from, subject)
 		if errors.Is(err, errNoMessage) {
 			break
 		}

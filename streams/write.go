@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
 
 // Result is the outcome of a command: the event it appended and the state
@@ -27,12 +28,12 @@ type Result struct {
 const maxAttempts = 8
 
 func eventMsg(ev *domain.Event, body []byte) *nats.Msg {
-	m := nats.NewMsg(EventSubject(ev.Tenant, ev.Session))
-	m.Header.Set(HeaderType, string(ev.Type))
+	m := nats.NewMsg(names.EventSubject(ev.Tenant, ev.Session))
+	m.Header.Set(names.HeaderType, string(ev.Type))
 	if ev.Actor != "" {
-		m.Header.Set(HeaderActor, ev.Actor)
+		m.Header.Set(names.HeaderActor, ev.Actor)
 	}
-	m.Header.Set(HeaderVersion, strconv.FormatUint(ev.Version, 10))
+	m.Header.Set(names.HeaderVersion, strconv.FormatUint(ev.Version, 10))
 	m.Data = body
 	return m
 }
@@ -245,7 +246,7 @@ func (st *Store) retriedFirst(ctx context.Context, tenant string, meta domain.Me
 
 // replayedFirst answers with the session whose first event is at seq.
 func (st *Store) replayedFirst(ctx context.Context, seq uint64) (Result, error) {
-	m, err := leaderGet(ctx, st.nc, EventStream, seq, "")
+	m, err := leaderGet(ctx, st.nc, names.EventStream, seq, "")
 	if err != nil {
 		return Result{}, domain.Wrap(err, "read original event")
 	}

@@ -10,8 +10,8 @@ import (
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/projections"
-	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/streams/streamstest"
 	"github.com/strand-dev/strand/web"
 )
@@ -34,7 +34,7 @@ func start(t testing.TB) *harness {
 	env := streamstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	views, err := projections.OpenSessions(ctx, env.Store.JetStream(), streams.EventStream, streams.EventFilter("*"), 1, nil)
+	views, err := projections.OpenSessions(ctx, env.Store.JetStream(), names.EventStream, names.EventFilter("*"), 1, nil)
 	if err != nil {
 		t.Fatalf("open session views: %v", err)
 	}
@@ -42,8 +42,8 @@ func start(t testing.TB) *harness {
 		t.Fatalf("start session views: %v", err)
 	}
 	t.Cleanup(views.Stop)
-	feed := projections.OpenActivity(env.Store.JetStream(), streams.EventStream, streams.EventFilter("*"), 1,
-		projections.FeedConfig{Stream: streams.FeedStream, Subject: streams.FeedSubject}, nil)
+	feed := projections.OpenActivity(env.Store.JetStream(), names.EventStream, names.EventFilter("*"), 1,
+		projections.FeedConfig{Stream: names.FeedStream, Subject: names.FeedSubject}, nil)
 	if err := feed.Start(ctx); err != nil {
 		t.Fatalf("start activity feed: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/strand-dev/strand/client"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/projections"
 )
 
@@ -122,7 +123,7 @@ func writeViews(b *testing.B, js jetstream.JetStream, n int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		f, err := js.PublishAsync("$KV."+projections.SessionsBucket+"."+tenant+"."+id, body)
+		f, err := js.PublishAsync("$KV."+names.SessionsBucket+"."+tenant+"."+id, body)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,6 +1,6 @@
 // Package workers is the worker runtime and the built-in workers.
 //
-// Work items are messages on the work-queue stream (streams.WorkStream),
+// Work items are messages on the work-queue stream (names.WorkStream),
 // strand.work.<tenant>.<kind>[.<more>]. A Worker is a durable pull consumer
 // on one kind, shared by every process that runs it: it hands each item to
 // a Handler with bounded concurrency, acknowledges it when the handler

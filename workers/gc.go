@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
 )
 
@@ -36,7 +37,7 @@ import (
 //     snapshot references), so everything stored before M is seen;
 //  2. keeps every blob that is named or younger than M - Grace (a blob
 //     stored at t and named after M has t > M - T > M - Grace);
-//  3. condemns each other blob: a record (streams.CondemnedSubject) with the
+//  3. condemns each other blob: a record (names.CondemnedSubject) with the
 //     sequence of the blob's message and the time M;
 //  4. deletes a blob condemned by an earlier run at least Grace ago, by
 //     the sequence in its record (JetStream's DeleteMsg removes exactly that
@@ -56,7 +57,7 @@ import (
 // stay, and writers check each chunk as well as the index.
 //
 // Source imports store their contents long before the revision names them,
-// so while an import job runs (streams.JobBucket) a run condemns and
+// so while an import job runs (names.JobBucket) a run condemns and
 // deletes nothing; so does a run that meets an event or source it cannot
 // read. Grace also bounds clock differences between servers (all times are
 // server time stamps).
@@ -243,11 +244,11 @@ func (c *Collector) Run(ctx context.Context) (GCReport, error) {
 // it: the run's clock, comparable with the stamps on blobs and records.
 func (c *Collector) serverNow(ctx context.Context) (time.Time, error) {
 	body, _ := json.Marshal(map[string]any{"dry_run": c.cfg.DryRun, "grace": c.cfg.Grace.String()})
-	ack, err := c.js.Publish(ctx, streams.GCRunSubject, body)
+	ack, err := c.js.Publish(ctx, names.GCRunSubject, body)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("gc: run marker: %w", err)
 	}
-	s, err := c.js.Stream(ctx, streams.GCStream)
+	s, err := c.js.Stream(ctx, names.GCStream)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("gc: %w", err)
 	}
@@ -262,7 +263,7 @@ func (c *Collector) serverNow(ctx context.Context) (time.Time, error) {
 // heartbeat within the grace period (a job whose instance died stops
 // beating and is declared failed by whoever reads it next).
 func (c *Collector) runningJob(ctx context.Context, now time.Time) (string, error) {
-	kv, err := c.js.KeyValue(ctx, streams.JobBucket)
+	kv, err := c.js.KeyValue(ctx, names.JobBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return "", nil
 	}
@@ -336,7 +337,7 @@ func scan(ctx context.Context, s jetstream.Stream, filter string, headersOnly bo
 }
 
 func (c *Collector) markEvents(ctx context.Context, named map[domain.Hash]bool, rep *GCReport, fence func(string)) error {
-	s, err := c.js.Stream(ctx, streams.EventStream)
+	s, err := c.js.Stream(ctx, names.EventStream)
 	if err != nil {
 		return fmt.Errorf("gc: events: %w", err)
 	}
@@ -359,7 +360,7 @@ func (c *Collector) markEvents(ctx context.Context, named map[domain.Hash]bool, 
 }
 
 func (c *Collector) markSources(ctx context.Context, named map[domain.Hash]bool, rep *GCReport, fence func(string)) error {
-	s, err := c.js.Stream(ctx, streams.SourceStream)
+	s, err := c.js.Stream(ctx, names.SourceStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil
 	}
@@ -407,7 +408,7 @@ func (c *Collector) markSources(ctx context.Context, named map[domain.Hash]bool,
 }
 
 func (c *Collector) markSnapshots(ctx context.Context, named map[domain.Hash]bool, rep *GCReport) error {
-	kv, err := c.js.KeyValue(ctx, streams.SnapshotBucket)
+	kv, err := c.js.KeyValue(ctx, names.SnapshotBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil
 	}
@@ -432,18 +433,18 @@ func (c *Collector) markSnapshots(ctx context.Context, named map[domain.Hash]boo
 }
 
 func (c *Collector) listBlobs(ctx context.Context, rep *GCReport, fence func(string)) (map[domain.Hash]blobMsg, error) {
-	s, err := c.js.Stream(ctx, streams.BlobStream)
+	s, err := c.js.Stream(ctx, names.BlobStream)
 	if err != nil {
 		return nil, fmt.Errorf("gc: blobs: %w", err)
 	}
 	out := map[domain.Hash]blobMsg{}
-	prefix := streams.BlobSubject("")
+	prefix := names.BlobSubject("")
 	err = scan(ctx, s, "", true, func(m jetstream.Msg, md *jetstream.MsgMetadata) error {
 		h, err := domain.ParseHash(strings.TrimPrefix(m.Subject(), prefix))
 		if err != nil {
 			return nil // not a blob subject
 		}
-		size, _ := strconv.ParseInt(m.Headers().Get("Nats-Msg-Size"), 10, 64)
+		size, _ := strconv.ParseInt(m.Headers().Get(names.HeaderMsgSize), 10, 64)
 		b := blobMsg{seq: md.Sequence.Stream, at: md.Timestamp, size: size}
 		if m.Headers().Get(streams.BlobKindHeader) == streams.BlobKindChunks {
 			raw, err := s.GetMsg(ctx, b.seq)
@@ -474,12 +475,12 @@ func (c *Collector) listBlobs(ctx context.Context, rep *GCReport, fence func(str
 }
 
 func (c *Collector) listRecords(ctx context.Context) (map[domain.Hash]record, error) {
-	s, err := c.js.Stream(ctx, streams.GCStream)
+	s, err := c.js.Stream(ctx, names.GCStream)
 	if err != nil {
 		return nil, fmt.Errorf("gc: %w", err)
 	}
 	out := map[domain.Hash]record{}
-	prefix := streams.CondemnedSubject("")
+	prefix := names.CondemnedSubject("")
 	err = scan(ctx, s, prefix+">", false, func(m jetstream.Msg, md *jetstream.MsgMetadata) error {
 		h, err := domain.ParseHash(strings.TrimPrefix(m.Subject(), prefix))
 		if err != nil {
@@ -502,7 +503,7 @@ func (c *Collector) listRecords(ctx context.Context) (map[domain.Hash]record, er
 // created only where there is none (a concurrent run loses).
 func (c *Collector) condemn(ctx context.Context, h domain.Hash, seq uint64, at time.Time) error {
 	body := streams.EncodeCondemnation(streams.Condemnation{Seq: seq, At: at})
-	_, err := c.js.Publish(ctx, streams.CondemnedSubject(h.String()), body, jetstream.WithExpectLastSequencePerSubject(0))
+	_, err := c.js.Publish(ctx, names.CondemnedSubject(h.String()), body, jetstream.WithExpectLastSequencePerSubject(0))
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
 		return nil
@@ -516,11 +517,11 @@ func (c *Collector) condemn(ctx context.Context, h domain.Hash, seq uint64, at t
 // deleteBlob removes exactly the condemned message: one stored again since
 // has another sequence and stays.
 func (c *Collector) deleteBlob(ctx context.Context, seq uint64) (bool, error) {
-	return streams.DeleteMsg(ctx, c.js.Conn(), streams.BlobStream, seq)
+	return streams.DeleteMsg(ctx, c.js.Conn(), names.BlobStream, seq)
 }
 
 func (c *Collector) dropRecord(ctx context.Context, r record) {
-	_, _ = streams.DeleteMsg(ctx, c.js.Conn(), streams.GCStream, r.msgSeq)
+	_, _ = streams.DeleteMsg(ctx, c.js.Conn(), names.GCStream, r.msgSeq)
 }
 
 func isNotFound(err error) bool {

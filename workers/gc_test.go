@@ -15,6 +15,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
@@ -52,7 +53,7 @@ func checkNamed(t *testing.T, env *streamstest.Env) int {
 	t.Helper()
 	ctx := context.Background()
 	js := env.Store.JetStream()
-	s, err := js.Stream(ctx, streams.EventStream)
+	s, err := js.Stream(ctx, names.EventStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func checkNamed(t *testing.T, env *streamstest.Env) int {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	kv, _ := js.KeyValue(ctx, streams.SnapshotBucket)
+	kv, _ := js.KeyValue(ctx, names.SnapshotBucket)
 	if w, err := kv.WatchAll(ctx); err == nil {
 		for e := range w.Updates() {
 			if e == nil {

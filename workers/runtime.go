@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/names"
 )
 
 // Item is one work item handed to a Handler.
@@ -44,21 +46,12 @@ func (p permanent) Unwrap() error { return p.err }
 // Permanent marks an error that retrying cannot fix.
 func Permanent(err error) error { return permanent{err} }
 
-// Headers on dead letters.
-const (
-	HeaderDeadReason     = "Strand-Dead-Reason"
-	HeaderDeadDeliveries = "Strand-Dead-Deliveries"
-	HeaderDeadSubject    = "Strand-Dead-Subject"
-	HeaderDeadSeq        = "Strand-Dead-Seq"
-	HeaderDeadWorker     = "Strand-Dead-Worker"
-)
-
 // Config configures a Worker.
 type Config struct {
 	// Name names the worker; its durable consumer is strand_work_<Name>,
 	// shared by every process that runs the same worker.
 	Name string
-	// Stream is the work stream (streams.WorkStream).
+	// Stream is the work stream (names.WorkStream).
 	Stream string
 	// Filter selects the items (strand.work.*.summary). On a work-queue
 	// stream the filters of different workers must not overlap.
@@ -104,7 +97,7 @@ func (c *Config) defaults() {
 		}
 	}
 	if c.DeadLetter == nil {
-		c.DeadLetter = func(it *Item) string { return "strand.dead." + it.Tenant + "." + it.Kind }
+		c.DeadLetter = func(it *Item) string { return names.DeadSubject(it.Tenant, it.Kind) }
 	}
 	if c.Drain <= 0 {
 		c.Drain = 10 * time.Second
@@ -118,7 +111,7 @@ func (c *Config) defaults() {
 }
 
 // Durable returns the consumer name of a worker.
-func Durable(name string) string { return "strand_work_" + name }
+func Durable(name string) string { return names.WorkDurablePrefix + name }
 
 // Worker pulls items from a work-queue stream and hands them to a Handler:
 // explicit acknowledgements, retries with growing delays, a bounded number
@@ -320,11 +313,11 @@ func (w *Worker) deadLetter(msg jetstream.Msg, it *Item, reason string) {
 	if len(reason) > 1024 {
 		reason = reason[:1024]
 	}
-	dl.Header.Set(HeaderDeadReason, strings.ReplaceAll(reason, "\n", " "))
-	dl.Header.Set(HeaderDeadDeliveries, strconv.FormatUint(it.Delivered, 10))
-	dl.Header.Set(HeaderDeadSubject, it.Subject)
-	dl.Header.Set(HeaderDeadSeq, strconv.FormatUint(it.Seq, 10))
-	dl.Header.Set(HeaderDeadWorker, w.cfg.Name)
+	dl.Header.Set(names.HeaderDeadReason, strings.ReplaceAll(reason, "\n", " "))
+	dl.Header.Set(names.HeaderDeadDeliveries, strconv.FormatUint(it.Delivered, 10))
+	dl.Header.Set(names.HeaderDeadSubject, it.Subject)
+	dl.Header.Set(names.HeaderDeadSeq, strconv.FormatUint(it.Seq, 10))
+	dl.Header.Set(names.HeaderDeadWorker, w.cfg.Name)
 	dl.Data = it.Data
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
 
@@ -20,7 +20,7 @@ func startWorker(t *testing.T, js jetstream.JetStream, cfg Config, h Handler) *W
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if cfg.Stream == "" {
-		cfg.Stream = streams.WorkStream
+		cfg.Stream = names.WorkStream
 	}
 	w, err := Start(ctx, js, cfg, h)
 	if err != nil {
@@ -53,7 +53,7 @@ func waitFor(t *testing.T, what string, limit time.Duration, ok func() bool) {
 // workLeft counts the items still on the work stream.
 func workLeft(t *testing.T, js jetstream.JetStream) uint64 {
 	t.Helper()
-	s, err := js.Stream(context.Background(), streams.WorkStream)
+	s, err := js.Stream(context.Background(), names.WorkStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,8 +146,8 @@ func TestWorker_RetryThenDeadLetter(t *testing.T) {
 	}
 	mu.Unlock()
 	m := dead[0]
-	if m.Header.Get(HeaderDeadDeliveries) != "3" || m.Header.Get(HeaderDeadSubject) != "strand.work.acme.flaky" ||
-		m.Header.Get(HeaderDeadReason) == "" || string(m.Data) != "flaky" {
+	if m.Header.Get(names.HeaderDeadDeliveries) != "3" || m.Header.Get(names.HeaderDeadSubject) != "strand.work.acme.flaky" ||
+		m.Header.Get(names.HeaderDeadReason) == "" || string(m.Data) != "flaky" {
 		t.Errorf("dead letter %v %q: want deliveries 3, the subject, a reason and the body", m.Header, m.Data)
 	}
 	waitFor(t, "item removed from the queue", 5*time.Second, func() bool { return workLeft(t, js) == 0 })
@@ -158,8 +158,8 @@ func TestWorker_RetryThenDeadLetter(t *testing.T) {
 	if got := tries.Load(); got != 1 {
 		t.Errorf("permanent failure tried %d times, want 1", got)
 	}
-	if dead[1].Header.Get(HeaderDeadDeliveries) != "1" {
-		t.Errorf("permanent failure: deliveries %q, want 1", dead[1].Header.Get(HeaderDeadDeliveries))
+	if dead[1].Header.Get(names.HeaderDeadDeliveries) != "1" {
+		t.Errorf("permanent failure: deliveries %q, want 1", dead[1].Header.Get(names.HeaderDeadDeliveries))
 	}
 }
 
@@ -167,7 +167,7 @@ func TestWorker_RetryThenDeadLetter(t *testing.T) {
 // returns them.
 func deadLetters(t *testing.T, js jetstream.JetStream, subject string, n int) []*jetstream.RawStreamMsg {
 	t.Helper()
-	s, err := js.Stream(context.Background(), streams.DeadStream)
+	s, err := js.Stream(context.Background(), names.DeadStream)
 	if err != nil {
 		t.Fatal(err)
 	}

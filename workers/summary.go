@@ -10,15 +10,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
 )
-
-// SummaryBucket caches commit summaries by session and root:
-// <tenant>.<session>.<root hex>. A summary is a function of the session's
-// base (fixed when the session starts) and of its tree (named by its root),
-// so an entry never goes stale; entries expire after a week to bound the
-// bucket.
-const SummaryBucket = "strand_summaries"
 
 // CachedSummary is an entry of SummaryBucket.
 type CachedSummary struct {
@@ -42,7 +36,7 @@ type Summaries struct {
 // OpenSummaries provisions and opens the cache.
 func OpenSummaries(ctx context.Context, js jetstream.JetStream, replicas int) (*Summaries, error) {
 	kv, err := streams.EnsureBucket(ctx, js, jetstream.KeyValueConfig{
-		Bucket:      SummaryBucket,
+		Bucket:      names.SummaryBucket,
 		Description: "Strand commit summaries precomputed when an approval is requested (a cache)",
 		History:     1,
 		TTL:         7 * 24 * time.Hour,

@@ -13,8 +13,8 @@ import (
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/projections"
-	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/streams/streamstest"
 	"github.com/strand-dev/strand/workers"
 )
@@ -29,11 +29,11 @@ func TestAgent_EndToEnd(t *testing.T) {
 	defer cancel()
 	js := env.Store.JetStream()
 
-	views, err := projections.OpenSessions(ctx, js, streams.EventStream, streams.EventFilter("*"), 1, nil)
+	views, err := projections.OpenSessions(ctx, js, names.EventStream, names.EventFilter("*"), 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	views.EmitWork(projections.WorkConfig{Stream: streams.WorkStream, Subject: streams.WorkSubject})
+	views.EmitWork(projections.WorkConfig{Stream: names.WorkStream, Subject: names.WorkSubject})
 	if err := views.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -66,8 +66,8 @@ func TestAgent_EndToEnd(t *testing.T) {
 	reviewer := client.NewClient(env.NC, "acme")
 	reviewer.Actor = "alice"
 	var reviewed sync.Map
-	rw, err := workers.Start(ctx, js, workers.Config{Name: "reviewers_acme", Stream: streams.WorkStream,
-		Filter: streams.WorkSubject("acme", "review", ">")}, func(ctx context.Context, it *workers.Item) error {
+	rw, err := workers.Start(ctx, js, workers.Config{Name: "reviewers_acme", Stream: names.WorkStream,
+		Filter: names.WorkSubject("acme", "review", ">")}, func(ctx context.Context, it *workers.Item) error {
 		var item projections.ReviewItem
 		if err := json.Unmarshal(it.Data, &item); err != nil {
 			return workers.Permanent(err)
@@ -173,8 +173,8 @@ func TestAgent_EndToEnd(t *testing.T) {
 		t.Errorf("baseline after a failed task: notes.txt %v, want not_found", err)
 	}
 	// The tasks and the review items are all taken.
-	s, _ := js.Stream(ctx, streams.WorkStream)
-	for _, subj := range []string{TaskSubject("acme"), streams.WorkSubject("acme", "review", ">")} {
+	s, _ := js.Stream(ctx, names.WorkStream)
+	for _, subj := range []string{TaskSubject("acme"), names.WorkSubject("acme", "review", ">")} {
 		info, err := s.Info(ctx, jetstreamFilter(subj))
 		if err != nil {
 			t.Fatal(err)

@@ -35,7 +35,7 @@ import (
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/contentcache"
-	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/workers"
 )
 
@@ -54,7 +54,7 @@ func env(k, def string) string {
 }
 
 // TaskSubject is where the agent takes its tasks from.
-func TaskSubject(tenant string) string { return streams.WorkSubject(tenant, "tasks") }
+func TaskSubject(tenant string) string { return names.WorkSubject(tenant, "tasks") }
 
 // run runs the agent until ctx ends. done, when set, hears every outcome;
 // ready, when set, is called once the agent pulls tasks.
@@ -98,7 +98,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, done func
 	}
 	a := &Agent{Client: c, Cache: cache, Server: *server, Poll: *poll, Log: log, Done: done}
 	w, err := workers.Start(ctx, js, workers.Config{
-		Name: "tasks_" + *tenant, Stream: streams.WorkStream, Filter: TaskSubject(*tenant),
+		Name: "tasks_" + *tenant, Stream: names.WorkStream, Filter: TaskSubject(*tenant),
 		Concurrency: *concurrency, MaxDeliver: 5, Log: log,
 	}, a.Handle)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/strand-dev/strand/client"
+	"github.com/strand-dev/strand/names"
 )
 
 func init() {
@@ -430,7 +431,7 @@ func (m *Main) busSub(ctx context.Context, _ *globals, args []string) error {
 		case <-ctx.Done():
 			return nil
 		case msg := <-msgs:
-			v := client.BusMessageView{Time: time.Now().UTC(), Actor: msg.Header.Get("Strand-Actor"), Data: msg.Data}
+			v := client.BusMessageView{Time: time.Now().UTC(), Actor: msg.Header.Get(names.HeaderActor), Data: msg.Data}
 			if md, err := msg.Metadata(); err == nil {
 				v.Sequence = md.Sequence.Stream
 			}

@@ -14,8 +14,8 @@ import (
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/projections"
-	"github.com/strand-dev/strand/streams"
 )
 
 func init() {
@@ -36,14 +36,14 @@ type readModels struct {
 // openReadModels opens (without starting) every projection of the event
 // stream, configured as serve runs them.
 func openReadModels(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.Logger) (*readModels, error) {
-	views, err := projections.OpenSessions(ctx, js, streams.EventStream, streams.EventFilter("*"), replicas, log)
+	views, err := projections.OpenSessions(ctx, js, names.EventStream, names.EventFilter("*"), replicas, log)
 	if err != nil {
 		return nil, err
 	}
-	views.EmitWork(projections.WorkConfig{Stream: streams.WorkStream, Subject: streams.WorkSubject})
-	activity := projections.OpenActivity(js, streams.EventStream, streams.EventFilter("*"), replicas,
-		projections.FeedConfig{Stream: streams.FeedStream, Subject: streams.FeedSubject}, log)
-	return &readModels{stream: streams.EventStream, replicas: replicas, views: views, activity: activity}, nil
+	views.EmitWork(projections.WorkConfig{Stream: names.WorkStream, Subject: names.WorkSubject})
+	activity := projections.OpenActivity(js, names.EventStream, names.EventFilter("*"), replicas,
+		projections.FeedConfig{Stream: names.FeedStream, Subject: names.FeedSubject}, log)
+	return &readModels{stream: names.EventStream, replicas: replicas, views: views, activity: activity}, nil
 }
 
 func (r *readModels) specs() []projections.Spec {
@@ -218,7 +218,7 @@ func (m *Main) projectionsRebuild(ctx context.Context, _ *globals, args []string
 		return err
 	}
 	if replicas == 0 {
-		s, err := js.Stream(ctx, streams.EventStream)
+		s, err := js.Stream(ctx, names.EventStream)
 		if err != nil {
 			return &client.Error{Code: domain.CodeUnavailable, Message: fmt.Sprintf("event stream: %v", err)}
 		}
@@ -229,29 +229,29 @@ func (m *Main) projectionsRebuild(ctx context.Context, _ *globals, args []string
 		return err
 	}
 	var spec *projections.Spec
-	var names []string
+	var nameList []string
 	for _, s := range models.specs() {
-		names = append(names, s.Name)
+		nameList = append(nameList, s.Name)
 		if s.Name == pos[0] {
 			spec = &s
 		}
 	}
 	if spec == nil {
-		return usagef("unknown projection %q (one of %s)", pos[0], strings.Join(names, ", "))
+		return usagef("unknown projection %q (one of %s)", pos[0], strings.Join(nameList, ", "))
 	}
-	st, err := projections.Rebuild(ctx, js, streams.EventStream, replicas, *spec, false, nil)
+	st, err := projections.Rebuild(ctx, js, names.EventStream, replicas, *spec, false, nil)
 	if err != nil {
 		return err
 	}
 	if !noWait {
 		fmt.Fprintf(m.Stderr, "strand: rebuilding %s into generation %d up to position %d\n", spec.Name, st.Generation, st.RebuildTarget)
-		r, err := projections.StartRunner(ctx, js, streams.EventStream, replicas, *spec, nil)
+		r, err := projections.StartRunner(ctx, js, names.EventStream, replicas, *spec, nil)
 		if err != nil {
 			return err
 		}
 		defer r.Stop()
 		last := time.Now()
-		st, err = projections.Finish(ctx, js, streams.EventStream, *spec, func(s projections.Status) {
+		st, err = projections.Finish(ctx, js, names.EventStream, *spec, func(s projections.Status) {
 			if time.Since(last) > 2*time.Second {
 				last = time.Now()
 				fmt.Fprintf(m.Stderr, "strand: %s at %d of %d\n", s.Name, s.Position, s.RebuildTarget)
@@ -261,7 +261,7 @@ func (m *Main) projectionsRebuild(ctx context.Context, _ *globals, args []string
 			return err
 		}
 	}
-	ps, err := projectionStatus(ctx, js, streams.EventStream, []projections.Spec{*spec})
+	ps, err := projectionStatus(ctx, js, names.EventStream, []projections.Spec{*spec})
 	if err != nil {
 		return err
 	}

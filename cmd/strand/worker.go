@@ -15,6 +15,7 @@ import (
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/workers"
 )
@@ -127,7 +128,7 @@ func (r *runningWorkers) stop() {
 
 // startWorkers starts the named built-in workers on a store and schedules
 // their periodic jobs. tenants lists the tenants retention goes over.
-func startWorkers(ctx context.Context, nc *nats.Conn, st *streams.Store, replicas int, names []string, wf workerFlags,
+func startWorkers(ctx context.Context, nc *nats.Conn, st *streams.Store, replicas int, nameList []string, wf workerFlags,
 	tenants func(context.Context) ([]string, error), log *slog.Logger) (*runningWorkers, error) {
 	js := st.JetStream()
 	sctx, cancel := context.WithCancel(context.Background())
@@ -138,8 +139,8 @@ func startWorkers(ctx context.Context, nc *nats.Conn, st *streams.Store, replica
 		r.stop()
 		return nil, err
 	}
-	for _, name := range names {
-		cfg := workers.Config{Name: name, Stream: streams.WorkStream, Concurrency: wf.concurrency, Log: log}
+	for _, name := range nameList {
+		cfg := workers.Config{Name: name, Stream: names.WorkStream, Concurrency: wf.concurrency, Log: log}
 		var h workers.Handler
 		switch name {
 		case "summary":
@@ -147,10 +148,10 @@ func startWorkers(ctx context.Context, nc *nats.Conn, st *streams.Store, replica
 			if err != nil {
 				return fail(err)
 			}
-			cfg.Filter = streams.WorkSubject("*", "summary")
+			cfg.Filter = names.WorkSubject("*", "summary")
 			h = sums.SummaryHandler(st)
 		case "gc":
-			cfg.Filter, cfg.Concurrency = streams.WorkSubject(gcTenant, "gc"), 1
+			cfg.Filter, cfg.Concurrency = names.WorkSubject(gcTenant, "gc"), 1
 			gc := workers.NewCollector(st, workers.GCConfig{Grace: wf.grace, DryRun: wf.dryRun, Log: log})
 			h = func(ctx context.Context, it *workers.Item) error {
 				_, err := gc.Run(ctx)
@@ -158,10 +159,10 @@ func startWorkers(ctx context.Context, nc *nats.Conn, st *streams.Store, replica
 			}
 			every := wf.gcEvery
 			schedules = append(schedules, func() {
-				workers.Every(sctx, js, streams.WorkSubject(gcTenant, "gc"), every, func() []byte { return nil }, log)
+				workers.Every(sctx, js, names.WorkSubject(gcTenant, "gc"), every, func() []byte { return nil }, log)
 			})
 		case "retention":
-			cfg.Filter = streams.WorkSubject("*", "retention")
+			cfg.Filter = names.WorkSubject("*", "retention")
 			ret := &workers.Retention{API: clientSessions{nc: nc, actor: "strand-retention"}, Policy: wf.policy()}
 			h = ret.RetentionHandler(func(rep workers.RetentionReport) {
 				if len(rep.Archived)+len(rep.Deleted)+len(rep.Skipped) > 0 {
@@ -209,7 +210,7 @@ func scheduleRetention(ctx context.Context, js jetstream.JetStream, every time.D
 			log.Warn("retention: tenants", "err", err)
 		}
 		for _, t := range ts {
-			subj := streams.WorkSubject(t, "retention")
+			subj := names.WorkSubject(t, "retention")
 			if _, err := workers.Enqueue(ctx, js, subj, body, fmt.Sprintf("%s.%d", subj, n)); err != nil && ctx.Err() == nil {
 				log.Warn("retention: schedule", "tenant", t, "err", err)
 			}
@@ -239,7 +240,7 @@ func (m *Main) runWorker(ctx context.Context, args []string) error {
 	if len(pos) == 0 {
 		wf.names = strings.Join(builtinWorkers, ",")
 	}
-	names, err := wf.list()
+	nameList, err := wf.list()
 	if err != nil {
 		return err
 	}
@@ -262,7 +263,7 @@ func (m *Main) runWorker(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := js.Stream(ctx, streams.EventStream)
+	s, err := js.Stream(ctx, names.EventStream)
 	if err != nil {
 		return &client.Error{Code: domain.CodeUnavailable, Message: fmt.Sprintf("no Strand streams on %s: %v", g.server, err)}
 	}
@@ -273,23 +274,23 @@ func (m *Main) runWorker(ctx context.Context, args []string) error {
 	}
 	defer st.Close()
 	if wf.once {
-		return m.workerOnce(ctx, g, st, names, wf, tenantList)
+		return m.workerOnce(ctx, g, st, nameList, wf, tenantList)
 	}
 	tenants := func(context.Context) ([]string, error) { return tenantList, nil }
-	r, err := startWorkers(ctx, g.nc, st, replicas, names, wf, tenants, log)
+	r, err := startWorkers(ctx, g.nc, st, replicas, nameList, wf, tenants, log)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "strand: worker running %s on %s\n", strings.Join(names, ", "), redactURLs(g.server))
+	fmt.Fprintf(m.Stdout, "strand: worker running %s on %s\n", strings.Join(nameList, ", "), redactURLs(g.server))
 	<-ctx.Done()
 	r.stop()
 	return nil
 }
 
 // workerOnce does one gc or retention pass right away and prints it.
-func (m *Main) workerOnce(ctx context.Context, g *globals, st *streams.Store, names []string, wf workerFlags, tenants []string) error {
+func (m *Main) workerOnce(ctx context.Context, g *globals, st *streams.Store, nameList []string, wf workerFlags, tenants []string) error {
 	var out []any
-	for _, name := range names {
+	for _, name := range nameList {
 		switch name {
 		case "gc":
 			rep, err := workers.NewCollector(st, workers.GCConfig{Grace: wf.grace, DryRun: wf.dryRun}).Run(ctx)
