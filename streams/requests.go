@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
 
 // RequestBucket indexes the request ids that were applied: the key is the
@@ -198,7 +199,7 @@ func (x *requestIndexer) index(msg jetstream.Msg) {
 // request index has not recorded yet (tests wait for 0).
 func (st *Store) RequestIndexLag(ctx context.Context) (uint64, error) {
 	var lag uint64
-	for _, c := range [][2]string{{EventStream, eventIndexDurable}, {SourceStream, sourceIndexDurable}} {
+	for _, c := range [][2]string{{names.EventStream, eventIndexDurable}, {names.SourceStream, sourceIndexDurable}} {
 		cons, err := st.js.Consumer(ctx, c[0], c[1])
 		if err != nil {
 			return 0, domain.Wrap(err, "request index consumer")

@@ -97,7 +97,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 	// The indexers publish on JetStream contexts of their own, so that
 	// their pipelined puts never share a window of pending publishes with
 	// the store's callers.
-	for _, c := range [][2]string{{EventStream, eventIndexDurable}, {SourceStream, sourceIndexDurable}} {
+	for _, c := range [][2]string{{names.EventStream, eventIndexDurable}, {names.SourceStream, sourceIndexDurable}} {
 		ijs, err := jetstream.New(nc)
 		if err != nil {
 			return nil, fmt.Errorf("jetstream: %w", err)
