@@ -187,6 +187,7 @@ func checkNames(t *testing.T, ctx context.Context, page string) {
 // review queue and grants it; alice's page follows live, her commit button
 // becomes enabled, she commits, and the commit shows in the timeline.
 func TestApp_ReviewFlowInChromium(t *testing.T) {
+	t.Parallel() // the two slow tests overlap
 	b := browser(t)
 	h := start(t)
 	id := h.seed(t)

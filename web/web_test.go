@@ -424,6 +424,7 @@ func TestApp_Login(t *testing.T) {
 // history reads a bounded number of events (the newest), and says when it
 // did not reach the start.
 func TestApp_LongHistory(t *testing.T) {
+	t.Parallel() // the two slow tests overlap
 	h := start(t)
 	ctx := context.Background()
 	alice := h.clients["alice"]
