@@ -88,36 +88,61 @@ const (
 	maxColumns   = 72
 )
 
-func newTimeChart(entries []client.ActivityEntry) timeChart {
-	tc := timeChart{Title: "Recent events per hour", Height: columnHeight}
+// point is a count at a time, for a column chart.
+type point struct {
+	At time.Time
+	N  int
+}
+
+// activityPoints counts the feed's entries per hour, or per minute when
+// they span less than two hours: one point per unit from the oldest to the
+// newest (at most maxColumns, the newest kept).
+func activityPoints(entries []client.ActivityEntry) ([]point, time.Duration) {
 	if len(entries) == 0 {
-		return tc
+		return nil, time.Hour
 	}
-	// Hours, or minutes when the events span less than two hours.
-	unit, format := time.Hour, "Jan 2 15:00"
+	unit := time.Hour
 	if entries[0].Time.Sub(entries[len(entries)-1].Time) < 2*time.Hour {
-		unit, format, tc.Title = time.Minute, "15:04", "Recent events per minute"
+		unit = time.Minute
 	}
 	newest := entries[0].Time.UTC().Truncate(unit)
 	oldest := entries[len(entries)-1].Time.UTC().Truncate(unit)
 	n := min(int(newest.Sub(oldest)/unit)+1, maxColumns)
-	counts := make([]int, n)
+	pts := make([]point, n)
+	for i := range pts {
+		pts[i].At = newest.Add(-time.Duration(n-1-i) * unit)
+	}
 	for _, e := range entries {
 		if i := n - 1 - int(newest.Sub(e.Time.UTC().Truncate(unit))/unit); i >= 0 && i < n {
-			counts[i]++
+			pts[i].N++
 		}
 	}
-	top := slices.Max(counts)
-	for i, v := range counts {
+	return pts, unit
+}
+
+// newTimeChart draws points as columns, labelled for their unit.
+func newTimeChart(what string, pts []point, unit time.Duration) timeChart {
+	format, per := "Jan 2 15:00", "hour"
+	switch {
+	case unit < time.Hour:
+		format, per = "15:04", "minute"
+	case unit >= 24*time.Hour:
+		format, per = "Jan 2", "day"
+	}
+	tc := timeChart{Title: what + " per " + per, Height: columnHeight}
+	top := 0
+	for _, p := range pts {
+		top = max(top, p.N)
+	}
+	for i, p := range pts {
 		h := 0
 		if top > 0 {
-			h = max(v*(columnHeight-4)/top, min(v, 1)*2)
+			h = max(p.N*(columnHeight-4)/top, min(p.N, 1)*2)
 		}
-		at := newest.Add(-time.Duration(n-1-i) * unit)
-		tc.Columns = append(tc.Columns, column{Label: at.Format(format), Value: v,
+		tc.Columns = append(tc.Columns, column{Label: p.At.UTC().Format(format), Value: p.N,
 			X: i * (columnWidth + columnGap), Y: columnHeight - h, Height: h})
 	}
-	tc.Width = n * (columnWidth + columnGap)
+	tc.Width = len(pts) * (columnWidth + columnGap)
 	return tc
 }
 
@@ -180,7 +205,8 @@ func (a *App) overviewPage(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Types = newChart("Recent events by type", types, nil)
 	d.Actors = newChart("Recent events by actor", actors, nil)
-	d.Hours = newTimeChart(feed.Entries)
+	pts, unit := activityPoints(feed.Entries)
+	d.Hours = newTimeChart("Recent events", pts, unit)
 	if n := len(feed.Entries); n > 0 {
 		d.Window = plural(n, "event", "events") + " since " + shortTime(feed.Entries[n-1].Time)
 	}

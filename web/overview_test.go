@@ -14,7 +14,8 @@ func TestCharts(t *testing.T) {
 	}
 	now := time.Date(2026, 12, 4, 12, 30, 0, 0, time.UTC)
 	entries := []client.ActivityEntry{{Time: now}, {Time: now.Add(-time.Minute)}, {Time: now.Add(-time.Minute)}, {Time: now.Add(-5 * time.Minute)}}
-	tc := newTimeChart(entries)
+	pts, unit := activityPoints(entries)
+	tc := newTimeChart("Recent events", pts, unit)
 	if tc.Title != "Recent events per minute" || len(tc.Columns) != 6 {
 		t.Fatalf("got %q with %d columns, want per minute with 6", tc.Title, len(tc.Columns))
 	}
@@ -22,7 +23,8 @@ func TestCharts(t *testing.T) {
 		t.Errorf("columns = %+v", tc.Columns)
 	}
 	long := []client.ActivityEntry{{Time: now}, {Time: now.Add(-100 * time.Hour)}}
-	if tc := newTimeChart(long); tc.Title != "Recent events per hour" || len(tc.Columns) != maxColumns {
+	pts, unit = activityPoints(long)
+	if tc := newTimeChart("Recent events", pts, unit); tc.Title != "Recent events per hour" || len(tc.Columns) != maxColumns {
 		t.Errorf("a long window: %q with %d columns, want per hour, %d", tc.Title, len(tc.Columns), maxColumns)
 	}
 }
