@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+
+	"github.com/strand-dev/strand/domain"
 )
 
 // MergeRequest is the body of merge: the session From (SESSION or
@@ -61,6 +63,10 @@ type MergeReply struct {
 	Conflicts    []ConflictView  `json:"conflicts"`
 	Resolved     []ConflictView  `json:"resolved,omitempty"`
 	Replayed     bool            `json:"replayed,omitempty"`
+	// Gate is what the policy required of the merge and Approvals the
+	// requests that met it (recorded in the SessionMerged event).
+	Gate      domain.Policy `json:"gate,omitempty"`
+	Approvals []string      `json:"approvals,omitempty"`
 }
 
 // Merge merges one session into another.

@@ -30,6 +30,9 @@ type RevisionView struct {
 	Bytes  int64                 `json:"bytes"`
 	Origin domain.RevisionOrigin `json:"origin"`
 	Uses   []string              `json:"uses,omitempty"`
+	// Gate is what the policy required of a promotion; Uses the approvals
+	// that met it.
+	Gate domain.Policy `json:"gate,omitempty"`
 }
 
 // SourceCreateRequest is the body of source.create. Blank adds revision 1,

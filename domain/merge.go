@@ -49,6 +49,9 @@ type MergeData struct {
 	Strategy     string `msgpack:"strategy,omitempty"`
 	// Resolved names the conflicts a strategy settled: path -> ours|theirs.
 	Resolved map[string]string `msgpack:"resolved,omitempty"`
+	// Gate is what the policy required of the merge (the event's Uses are
+	// the approvals that met it).
+	Gate Policy `msgpack:"gate,omitempty"`
 }
 
 // MergeSession records the result of a three-way merge on the target: Ops
@@ -103,6 +106,7 @@ func decideMerge(s *Session, c MergeSession, m Meta) (*Event, error) {
 	e.Ops = slices.Clone(c.Ops)
 	d := c.Data
 	d.Resolved = maps.Clone(d.Resolved)
+	d.Gate = s.Gate(ActionMerge, c.Tenant)
 	e.Merge = &d
 	e.Uses = uses
 	return e, nil

@@ -59,8 +59,10 @@ type Revision struct {
 	Files  int64          `msgpack:"files"`
 	Bytes  int64          `msgpack:"bytes"`
 	Origin RevisionOrigin `msgpack:"origin"`
-	// Uses names the approvals of the promoted session that allowed it.
+	// Uses names the approvals of the promoted session that allowed it,
+	// and Gate what the policy required of the promotion.
 	Uses []string `msgpack:"uses,omitempty"`
+	Gate Policy   `msgpack:"gate,omitempty"`
 }
 
 // SourceEvent is one fact about a source.

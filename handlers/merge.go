@@ -176,6 +176,10 @@ func (s *Service) merge(c *call) (any, error) {
 	}
 	reply.Applied, reply.Replayed = true, res.Replayed
 	reply.Position, reply.Root = res.Position, res.Session.Tree.Hash().String()
+	reply.Approvals = append([]string{}, res.Event.Uses...)
+	if m := res.Event.Merge; m != nil {
+		reply.Gate = m.Gate
+	}
 	if m := res.Event.Merge; m != nil && res.Replayed {
 		reply.FromPosition = m.FromPosition
 		reply.Base = client.MergeBaseView{Session: m.BaseSession, Position: m.BasePosition, Source: m.BaseSource, Revision: m.BaseRevision}

@@ -272,6 +272,10 @@ func TestMerge_ApprovalPolicy(t *testing.T) {
 	if err != nil || !r.Applied {
 		t.Fatalf("merge with a granted approval = %+v, %v", r, err)
 	}
+	// The merge records the gate it passed and the approval that met it.
+	if r.Gate[domain.ActionMerge] != 1 || len(r.Approvals) != 1 || r.Approvals[0] != req.Request.ID {
+		t.Fatalf("merge gate %v, approvals %v; want merge=1 and %s", r.Gate, r.Approvals, req.Request.ID)
+	}
 	ev, _ := e.c.Events(t.Context(), client.EventsRequest{Session: p, From: r.Position})
 	if len(ev.Events) != 1 || ev.Events[0].Type != string(domain.SessionMerged) {
 		t.Fatalf("events = %+v", ev.Events)

@@ -96,6 +96,9 @@ func TestSource_PromoteApproval(t *testing.T) {
 	if err != nil || r.Revision != 1 || len(r.Source.Revisions[0].Uses) != 1 {
 		t.Fatalf("promote of the reviewed position = %+v, %v", r, err)
 	}
+	if gate := r.Source.Revisions[0].Gate; gate[domain.ActionPromote] < 1 {
+		t.Fatalf("revision gate = %v, want the promote requirement recorded", gate)
+	}
 	s2, _ := e.c.CreateSession(t.Context(), client.CreateSessionRequest{Source: "gated"})
 	if got := e.tree(t, s2.Session.ID, "")["f"].body; got != "reviewed\n" {
 		t.Fatalf("promoted content = %q, want the reviewed one", got)

@@ -26,7 +26,7 @@ func sourceView(s *domain.Source, withRevisions bool) client.SourceView {
 func revisionView(r domain.Revision) client.RevisionView {
 	root, _ := domain.HashFromBytes(r.Root)
 	tree, _ := domain.HashFromBytes(r.Tree)
-	return client.RevisionView{Number: r.Number, Root: root.String(), Tree: tree.String(), Files: r.Files, Bytes: r.Bytes, Origin: r.Origin, Uses: r.Uses}
+	return client.RevisionView{Number: r.Number, Root: root.String(), Tree: tree.String(), Files: r.Files, Bytes: r.Bytes, Origin: r.Origin, Uses: r.Uses, Gate: r.Gate}
 }
 
 func sourceName(name string) (string, error) {
@@ -389,6 +389,7 @@ func (s *Service) sourcePromote(c *call) (any, error) {
 	files, size := treeCounts(target.Tree)
 	res, err := c.addRevision(e, name, domain.Revision{
 		Root: target.Tree.Hash().Bytes(), Tree: blob.Bytes(), Files: files, Bytes: size, Uses: uses,
+		Gate:   decider.Gate(domain.ActionPromote, tp),
 		Origin: domain.RevisionOrigin{Kind: domain.OriginSession, Session: id, Position: target.Position},
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,36 @@ func (m *Main) printSummary(s domain.Summary) {
 		rows = append(rows, []string{"top dirs", strings.Join(dirs, ", ")})
 	}
 	m.table([]string{"SUMMARY", ""}, rows)
+	if len(s.Files) == 0 {
+		return
+	}
+	m.printf("\n")
+	files := make([][]string, 0, len(s.Files))
+	for _, f := range s.Files {
+		lines := "+" + strconv.Itoa(f.LinesAdded) + " -" + strconv.Itoa(f.LinesRemoved)
+		if f.Binary {
+			lines = "binary"
+		}
+		path := f.Path
+		if f.From != "" {
+			path = f.From + " -> " + f.Path
+		}
+		files = append(files, []string{f.Change, path, lines})
+	}
+	m.table([]string{"CHANGE", "PATH", "LINES"}, files)
+	if len(s.Files) < s.FilesTotal {
+		m.printf("(%d of %d changed files listed)\n", len(s.Files), s.FilesTotal)
+	}
+}
+
+// formatPolicy prints a policy as action=n pairs in order.
+func formatPolicy(p domain.Policy) string {
+	parts := make([]string, 0, len(p))
+	for a, n := range p {
+		parts = append(parts, a+"="+strconv.Itoa(n))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, " ")
 }
 
 func (m *Main) printCommits(cs []client.CommitView) {
@@ -132,7 +163,7 @@ func (m *Main) commitShow(ctx context.Context, _ *globals, args []string) error 
 	m.table([]string{"FIELD", "VALUE"}, [][]string{
 		{"commit", c.ID}, {"session", c.Session}, {"position", strconv.FormatUint(c.Position, 10)},
 		{"root", c.Root}, {"author", c.Author}, {"created", c.CreatedAt.Format(time.RFC3339)},
-		{"approvals", strings.Join(c.Approvals, ",")}, {"message", c.Message},
+		{"approvals", strings.Join(c.Approvals, ",")}, {"gate", formatPolicy(c.Gate)}, {"message", c.Message},
 	})
 	if c.Summary != nil {
 		m.printSummary(*c.Summary)
@@ -142,8 +173,11 @@ func (m *Main) commitShow(ctx context.Context, _ *globals, args []string) error 
 
 func (m *Main) commitSummary(ctx context.Context, _ *globals, args []string) error {
 	var at string
+	var offset, limit int
 	g, pos, err := m.parseArgs("commit summary", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&at, "at", "", "as of this position, checkpoint or commit")
+		fs.IntVar(&offset, "offset", 0, "list changed files from this one")
+		fs.IntVar(&limit, "limit", 0, "list at most this many changed files (default and most: 1000)")
 	})
 	if err != nil {
 		return err
@@ -159,7 +193,7 @@ func (m *Main) commitSummary(ctx context.Context, _ *globals, args []string) err
 	if err := g.dial(); err != nil {
 		return err
 	}
-	r, err := g.client.Summary(ctx, client.SummaryRequest{Session: id, At: a})
+	r, err := g.client.Summary(ctx, client.SummaryRequest{Session: id, At: a, Offset: offset, Limit: limit})
 	if err != nil {
 		return err
 	}
@@ -167,5 +201,8 @@ func (m *Main) commitSummary(ctx context.Context, _ *globals, args []string) err
 		return m.printJSON(r)
 	}
 	m.printSummary(r.Summary)
+	if r.NextOffset != 0 {
+		m.printf("more: strand commit summary %s --offset %d\n", pos[0], r.NextOffset)
+	}
 	return nil
 }

@@ -105,3 +105,32 @@ func TestCLI_RunSecret(t *testing.T) {
 		t.Fatalf("%v\nwant not_found for a missing secret, before anything runs", r)
 	}
 }
+
+// TestCLI_CommitSummaryFiles: commit summary and commit show list the
+// changed paths with their line counts.
+func TestCLI_CommitSummaryFiles(t *testing.T) {
+	t.Parallel()
+	srv := startServe(t, t.TempDir())
+	c := newCLI(t, srv.URL)
+	var created struct{ Session struct{ ID string } }
+	c.okJSON(&created, "session", "create")
+	s := created.Session.ID
+	if r := c.run("one\ntwo\nthree\n", "fs", "write", s, "src/a.go"); r.Code != 0 {
+		t.Fatal(r)
+	}
+	if r := c.run("x\n", "fs", "write", s, "z.txt"); r.Code != 0 {
+		t.Fatal(r)
+	}
+	out := c.ok("commit", "summary", s, "--limit", "1")
+	for _, want := range []string{"CHANGE", "added", "src/a.go", "+3 -0", "more: strand commit summary " + s + " --offset 1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("commit summary lacks %q:\n%s", want, out)
+		}
+	}
+	var cm struct{ Commit struct{ ID string } }
+	c.okJSON(&cm, "commit", "create", s, "--message", "m")
+	show := c.ok("commit", "show", cm.Commit.ID, "--session", s)
+	if !strings.Contains(show, "src/a.go") || !strings.Contains(show, "+3 -0") {
+		t.Errorf("commit show lacks the changed file:\n%s", show)
+	}
+}
