@@ -15,7 +15,7 @@ var pageNames = []string{"sessions", "queue", "session", "diff", "error", "login
 func (a *App) parse() error {
 	a.pages = map[string]*template.Template{}
 	for _, name := range pageNames {
-		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/charts.html", "templates/"+name+".html")
 		if err != nil {
 			return fmt.Errorf("parse page %s: %w", name, err)
 		}
