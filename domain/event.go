@@ -255,11 +255,15 @@ func (e *Event) Blobs() []Hash {
 
 // Encode returns the MessagePack form of the event, with map keys sorted so
 // the same event always encodes to the same bytes.
-func (e *Event) Encode() ([]byte, error) {
+func (e *Event) Encode() ([]byte, error) { return encodeSorted(e) }
+
+// encodeSorted returns the MessagePack form of v with map keys sorted: the
+// canonical form of what is hashed (events, tenant log entries).
+func encodeSorted(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
 	enc.SetSortMapKeys(true)
-	if err := enc.Encode(e); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

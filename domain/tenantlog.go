@@ -1,13 +1,10 @@
 package domain
 
 import (
-	"bytes"
 	"maps"
 	"slices"
 	"sort"
 	"time"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // TenantEventType names a fact about a tenant as a whole: a change of its
@@ -78,15 +75,7 @@ type SecretData struct {
 func (e *TenantEvent) At() time.Time { return time.Unix(0, e.Time).UTC() }
 
 // Encode returns the MessagePack form of the entry, map keys sorted.
-func (e *TenantEvent) Encode() ([]byte, error) {
-	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
-	enc.SetSortMapKeys(true)
-	if err := enc.Encode(e); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
+func (e *TenantEvent) Encode() ([]byte, error) { return encodeSorted(e) }
 
 // DecodeTenantEvent parses a tenant log entry read back from a stream.
 func DecodeTenantEvent(b []byte) (*TenantEvent, error) {
