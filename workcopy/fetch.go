@@ -16,24 +16,25 @@ import (
 // cache links to it rather than write the content a second time.
 func (w *Copy) fetch(ctx context.Context, position uint64, files []client.FileRef, fn func(hash string, data []byte) (string, error)) error {
 	seen := map[string]bool{}
-	var hits, misses []client.FileRef
+	var distinct, misses []client.FileRef
 	for _, f := range files {
 		if seen[f.Hash] {
 			continue
 		}
 		seen[f.Hash] = true
-		if w.cache != nil && w.cache.Has(f.Hash) {
-			hits = append(hits, f)
-		} else {
-			misses = append(misses, f)
-		}
+		distinct = append(distinct, f)
 	}
-	// Cache hits are read a few at a time; a damaged entry becomes a miss.
+	hits := distinct
+	if w.cache == nil {
+		hits, misses = nil, distinct
+	}
+	// The cache is read a few entries at a time (file creation is what
+	// costs); an entry missing or damaged is a miss.
 	var mu sync.Mutex
 	var first error
 	var wg sync.WaitGroup
 	work := make(chan client.FileRef)
-	for range min(runtime.GOMAXPROCS(0)*2, len(hits)) {
+	for range min(runtime.GOMAXPROCS(0)*4, len(hits)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
