@@ -49,6 +49,23 @@ func Open(dir string, c *client.Client, cache *contentcache.Cache) (*Copy, error
 	return w, nil
 }
 
+// Find returns the root of the working copy that holds dir: dir itself or
+// the nearest directory above it with a metadata folder.
+func Find(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		if IsWorkingCopy(d) {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("%s is not in a working copy (no %s above it): %w", abs, MetaDir, ErrNotWorkingCopy)
+		}
+	}
+}
+
 // IsWorkingCopy reports whether dir holds a working copy.
 func IsWorkingCopy(dir string) bool {
 	_, err := os.Stat(metaPath(dir, indexName))

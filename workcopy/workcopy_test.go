@@ -106,7 +106,14 @@ func TestCheckout_BadTargets(t *testing.T) {
 	if _, err := workcopy.Open(t.TempDir(), e.c, e.cache); err == nil {
 		t.Fatal("Open of a plain directory succeeded")
 	}
+	if _, err := workcopy.Find(t.TempDir()); err == nil {
+		t.Fatal("Find outside any working copy succeeded")
+	}
 	w := e.checkout(t, id, filepath.Join(t.TempDir(), "wc"))
+	must(t, os.MkdirAll(filepath.Join(w.Dir, "deep", "er"), 0o755))
+	if root, err := workcopy.Find(filepath.Join(w.Dir, "deep", "er")); err != nil || root != w.Dir {
+		t.Fatalf("Find below the root = %q, %v; want %s", root, err, w.Dir)
+	}
 	if _, err := workcopy.Open(w.Dir, client.NewClient(e.c.Conn(), "globex"), e.cache); client.ErrorCode(err) != domain.CodeInvalidArgument {
 		t.Fatalf("Open as another tenant: %v, want invalid_argument", err)
 	}

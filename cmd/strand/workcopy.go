@@ -60,10 +60,12 @@ func (m *Main) progressOut() io.Writer {
 	return nil
 }
 
+// dirArg is the working copy a command works on: DIR, or the one that
+// holds the current directory.
 func dirArg(pos []string, usage string) (string, error) {
 	switch len(pos) {
 	case 0:
-		return ".", nil
+		return workcopy.Find(".")
 	case 1:
 		return pos[0], nil
 	}
