@@ -54,6 +54,12 @@ type Spec struct {
 	// Apply folds one event into the read model. It must be idempotent:
 	// the same event may arrive twice, and on several instances at once.
 	Apply func(ctx context.Context, d Delivery) error
+	// ApplyBatch, when set, folds the events an applier has at hand at once
+	// (up to MaxBatch of its partition, in stream order), so that a read
+	// model entry is written once per batch rather than once per event
+	// while the projection catches up. It returns one error per delivery,
+	// with Apply's meaning; it must be as idempotent as Apply.
+	ApplyBatch func(ctx context.Context, ds []Delivery) []error
 	// Key partitions events: events with the same key are applied in
 	// stream order by one goroutine of an instance (nil: the subject).
 	Key func(subject string) string
@@ -264,34 +270,79 @@ func (r *Runner) rejoin(why string) {
 	}
 }
 
-// applier applies the events of its partition in the order they came.
+// MaxBatch bounds the events an applier hands to ApplyBatch at once.
+const MaxBatch = 500
+
+// applier applies the events of its partition in the order they came: one
+// at a time, or with ApplyBatch as many as have arrived (at most MaxBatch).
+// A projection that lags has a full partition, so it folds in batches; a
+// live one gets one event at a time, with no wait added.
 func (r *Runner) applier(in <-chan jetstream.Msg, gen uint64) {
 	defer r.workers.Done()
 	for msg := range in {
+		batch := []jetstream.Msg{msg}
+	more:
+		for r.spec.ApplyBatch != nil && len(batch) < MaxBatch {
+			select {
+			case m, ok := <-in:
+				if !ok {
+					break more
+				}
+				batch = append(batch, m)
+			default:
+				break more
+			}
+		}
+		r.applyBatch(batch, gen)
+	}
+}
+
+// applyBatch applies the events of a batch and acknowledges (or hands
+// back) each one.
+func (r *Runner) applyBatch(batch []jetstream.Msg, gen uint64) {
+	msgs := make([]jetstream.Msg, 0, len(batch))
+	mds := make([]*jetstream.MsgMetadata, 0, len(batch))
+	ds := make([]Delivery, 0, len(batch))
+	for _, msg := range batch {
 		md, err := msg.Metadata()
 		if err != nil {
 			_ = msg.Term()
 			continue
 		}
-		d := Delivery{Seq: md.Sequence.Stream, Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data(),
-			Gen: gen, Delivered: md.NumDelivered}
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		err = r.spec.Apply(ctx, d)
-		cancel()
-		switch {
-		case err == nil:
-			_ = msg.Ack()
-		case errors.Is(err, ErrGap):
-			if md.NumDelivered%50 == 0 {
-				r.log.Warn("event waits for an earlier one", "seq", d.Seq, "subject", d.Subject, "deliveries", md.NumDelivered)
-			}
-			_ = msg.NakWithDelay(gapDelay(md.NumDelivered))
-		case errors.Is(err, ErrStaleGeneration):
-			_ = msg.Nak()
-		default:
-			r.log.Warn("apply failed; will be redelivered", "seq", d.Seq, "subject", d.Subject, "err", err)
-			_ = msg.NakWithDelay(min(time.Duration(md.NumDelivered)*time.Second, 30*time.Second))
+		msgs, mds = append(msgs, msg), append(mds, md)
+		ds = append(ds, Delivery{Seq: md.Sequence.Stream, Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data(),
+			Gen: gen, Delivered: md.NumDelivered})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second+time.Duration(len(ds))*10*time.Millisecond)
+	defer cancel()
+	var errs []error
+	if len(ds) > 1 {
+		errs = r.spec.ApplyBatch(ctx, ds)
+	} else {
+		for _, d := range ds {
+			errs = append(errs, r.spec.Apply(ctx, d))
 		}
+	}
+	for i, msg := range msgs {
+		r.settle(msg, mds[i], ds[i], errs[i])
+	}
+}
+
+// settle acknowledges an applied event or hands it back.
+func (r *Runner) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, d Delivery, err error) {
+	switch {
+	case err == nil:
+		_ = msg.Ack()
+	case errors.Is(err, ErrGap):
+		if md.NumDelivered%50 == 0 {
+			r.log.Warn("event waits for an earlier one", "seq", d.Seq, "subject", d.Subject, "deliveries", md.NumDelivered)
+		}
+		_ = msg.NakWithDelay(gapDelay(md.NumDelivered))
+	case errors.Is(err, ErrStaleGeneration):
+		_ = msg.Nak()
+	default:
+		r.log.Warn("apply failed; will be redelivered", "seq", d.Seq, "subject", d.Subject, "err", err)
+		_ = msg.NakWithDelay(min(time.Duration(md.NumDelivered)*time.Second, 30*time.Second))
 	}
 }
 

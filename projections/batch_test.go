@@ -1,0 +1,113 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/streams/streamstest"
+)
+
+// TestSessions_ApplyBatch folds a whole history in batches and checks that
+// the views equal the event store's, that each view is written once per
+// batch, that redelivered events change nothing, and that an event after a
+// gap is handed back (ErrGap) rather than folded.
+func TestSessions_ApplyBatch(t *testing.T) {
+	env := streamstest.Start(t)
+	ctx := context.Background()
+	w := newWorkload(t, env, "acme", 11)
+	for range 400 {
+		w.step(ctx)
+	}
+	p, err := OpenSessions(ctx, env.Store.JetStream(), streams.EventStream, streams.EventFilter("*"), 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.EmitWork(WorkConfig{Stream: streams.WorkStream, Subject: streams.WorkSubject})
+	js := env.Store.JetStream()
+	cons, err := js.OrderedConsumer(ctx, streams.EventStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{streams.EventFilter("acme")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []Delivery
+	for int64(len(ds)) < w.n.Load() {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			md, _ := m.Metadata()
+			ds = append(ds, Delivery{Seq: md.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data(), Gen: 0, Delivered: 1})
+		}
+	}
+	kvSeq := func() uint64 {
+		st, err := p.kv.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := js.Stream(ctx, "KV_"+st.Bucket())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().State.LastSeq
+	}
+	sessionsIn := func(ds []Delivery) int {
+		seen := map[string]bool{}
+		for _, d := range ds {
+			seen[d.Subject] = true
+		}
+		return len(seen)
+	}
+
+	half := len(ds) / 2
+	first, second := ds[:half], ds[half:]
+	t.Run("Gap", func(t *testing.T) {
+		// The second half before the first: every session already begun
+		// in the first half has a gap; those created in the second fold.
+		errs := p.applyBatch(ctx, second[:min(len(second), MaxBatch)])
+		gaps := 0
+		for _, err := range errs {
+			if errors.Is(err, ErrGap) {
+				gaps++
+			} else if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+		}
+		if gaps == 0 {
+			t.Fatal("no event after a gap was handed back")
+		}
+	})
+	for _, part := range [][]Delivery{first, second} {
+		for len(part) > 0 {
+			n := min(len(part), MaxBatch)
+			before := kvSeq()
+			for i, err := range p.applyBatch(ctx, part[:n]) {
+				if err != nil {
+					t.Fatalf("event %d: %v", part[i].Seq, err)
+				}
+			}
+			if writes, most := kvSeq()-before, uint64(sessionsIn(part[:n])); writes > most {
+				t.Fatalf("%d events of %d sessions: %d view writes, want at most one per session", n, most, writes)
+			}
+			part = part[n:]
+		}
+	}
+	before := kvSeq()
+	for i, err := range p.applyBatch(ctx, ds[:min(len(ds), MaxBatch)]) {
+		if err != nil {
+			t.Fatalf("redelivered event %d: %v", ds[i].Seq, err)
+		}
+	}
+	if after := kvSeq(); after != before {
+		t.Fatalf("redelivery wrote %d views, want none", after-before)
+	}
+	got, err := p.readViews(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffViews(t, "batched", got, w.expected(ctx))
+}
