@@ -178,8 +178,12 @@ func (r *Runner) join(ctx context.Context) error {
 		return fmt.Errorf("projection %s: consumer: %w", r.spec.Name, err)
 	}
 	parts := make([]chan jetstream.Msg, r.spec.Partitions)
+	buffer := 64
+	if r.spec.ApplyBatch != nil {
+		buffer = MaxBatch // room for a whole batch while the one before is applied
+	}
 	for i := range parts {
-		parts[i] = make(chan jetstream.Msg, 64)
+		parts[i] = make(chan jetstream.Msg, buffer)
 		r.workers.Add(1)
 		go r.applier(parts[i], c.Gen)
 	}
