@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
 
@@ -23,13 +23,13 @@ func TestSessions_ApplyBatch(t *testing.T) {
 	for range 400 {
 		w.step(ctx)
 	}
-	p, err := OpenSessions(ctx, env.Store.JetStream(), streams.EventStream, streams.EventFilter("*"), 1, nil)
+	p, err := OpenSessions(ctx, env.Store.JetStream(), names.EventStream, names.EventFilter("*"), 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.EmitWork(WorkConfig{Stream: streams.WorkStream, Subject: streams.WorkSubject})
+	p.EmitWork(WorkConfig{Stream: names.WorkStream, Subject: names.WorkSubject})
 	js := env.Store.JetStream()
-	cons, err := js.OrderedConsumer(ctx, streams.EventStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{streams.EventFilter("acme")}})
+	cons, err := js.OrderedConsumer(ctx, names.EventStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{names.EventFilter("acme")}})
 	if err != nil {
 		t.Fatal(err)
 	}
