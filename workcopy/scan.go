@@ -3,13 +3,15 @@ package workcopy
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // racyWindow: a file modified this close before the index was written may
@@ -74,12 +76,13 @@ func (s *scanner) dir(rel string, ig *ignorer) {
 		}
 		return
 	}
+	defer f.Close()
 	ents, err := f.ReadDir(-1)
-	f.Close()
 	if err != nil {
 		s.fail(err)
 		return
 	}
+	dirfd := int(f.Fd())
 	if rel != "" {
 		for _, d := range ents {
 			if d.Name() == IgnoreFile {
@@ -102,17 +105,20 @@ func (s *scanner) dir(rel string, ig *ignorer) {
 		if p == MetaDir || !tracked && ig.ignored(p, d.IsDir()) {
 			continue
 		}
-		info, err := d.Info()
-		if err != nil {
-			if os.IsNotExist(err) {
+		// Relative to the open directory: the kernel resolves one name,
+		// not the whole path.
+		var st unix.Stat_t
+		if err := unix.Fstatat(dirfd, d.Name(), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if errors.Is(err, unix.ENOENT) {
 				continue // removed while we walk
 			}
-			s.fail(err)
+			s.fail(fmt.Errorf("lstat %s: %w", p, err))
 			return
 		}
-		switch {
-		case info.IsDir():
-			found = append(found, Entry{Path: p, Kind: KindDir, Mode: uint32(info.Mode().Perm())})
+		perm := st.Mode & 0o777
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			found = append(found, Entry{Path: p, Kind: KindDir, Mode: perm})
 			select {
 			case s.sem <- struct{}{}:
 				s.wg.Add(1)
@@ -123,15 +129,15 @@ func (s *scanner) dir(rel string, ig *ignorer) {
 			default:
 				s.dir(p, ig)
 			}
-		case info.Mode()&fs.ModeSymlink != 0:
+		case unix.S_IFLNK:
 			target, err := os.Readlink(filepath.Join(full, d.Name()))
 			if err != nil {
 				s.fail(err)
 				return
 			}
 			found = append(found, Entry{Path: p, Kind: KindSymlink, Target: target})
-		case info.Mode().IsRegular():
-			e := Entry{Path: p, Kind: KindFile, Size: info.Size(), Mode: uint32(info.Mode().Perm()), Mtime: info.ModTime().UnixNano()}
+		case unix.S_IFREG:
+			e := Entry{Path: p, Kind: KindFile, Size: st.Size, Mode: perm, Mtime: st.Mtim.Nano()}
 			if tracked && old.Kind == KindFile && old.Size == e.Size && old.Mtime == e.Mtime && old.Mtime != 0 &&
 				old.Mtime < s.w.indexWritten-racyWindow {
 				e.Hash = old.Hash
