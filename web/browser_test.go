@@ -20,7 +20,7 @@ func TestApp_ReviewFlowInChromium(t *testing.T) {
 	h := start(t)
 	id := h.seed(t)
 	dir := webtest.Screenshots(t)
-	alice, bob := webtest.SignIn(t, b, h.srv.URL, "alice", "pw-alice"), webtest.SignIn(t, b, h.srv.URL, "bob", "pw-bob")
+	alice, bob := webtest.SignIn(t, b, h.srv.URL, "", "alice", "pw-alice"), webtest.SignIn(t, b, h.srv.URL, "", "bob", "pw-bob")
 	file := `section[data-path="src/main.go"] `
 
 	webtest.Run(t, alice, "open the sessions list",

@@ -8,6 +8,7 @@ package webtest
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,9 +86,10 @@ func Browser(t testing.TB) context.Context {
 }
 
 // SignIn opens a browser context (its own cookies and cache) for a user, who
-// signs in with a password through the app at base: the login cookie is the
+// signs in with a password, for a tenant ("" for the server's default),
+// through the sign-in page of the app at base: the login cookie is the
 // context's own. It returns once the sessions list shows.
-func SignIn(t testing.TB, b context.Context, base, user, password string) context.Context {
+func SignIn(t testing.TB, b context.Context, base, tenant, user, password string) context.Context {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(b, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
@@ -97,7 +99,7 @@ func SignIn(t testing.TB, b context.Context, base, user, password string) contex
 	}
 	Run(t, ctx, "sign "+user+" in",
 		chromedp.EmulateViewport(1280, 900),
-		chromedp.Navigate(base+"/"),
+		chromedp.Navigate(base+"/login?"+url.Values{"tenant": {tenant}}.Encode()),
 		chromedp.WaitVisible(`input[name="user"]`),
 		chromedp.SendKeys(`input[name="user"]`, user),
 		chromedp.SendKeys(`input[name="password"]`, password),
