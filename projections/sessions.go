@@ -388,26 +388,46 @@ func (p *Sessions) applyBatch(ctx context.Context, ds []Delivery) []error {
 		}
 		byKey[key] = append(byKey[key], i)
 	}
+	// Views are independent: write those of a batch concurrently, so that
+	// a batch costs about one write's latency (an fsync on a durable
+	// server) rather than one per view.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, viewWriters)
 	for _, key := range keys {
 		idx := byKey[key]
-		folded, rest, err := p.foldView(ctx, key, ds, idx, func(i int) (*domain.Event, uint64) { return evs[i].ev, evs[i].version })
-		for _, i := range folded {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			p.applyView(ctx, key, ds, idx, func(i int) (*domain.Event, uint64) { return evs[i].ev, evs[i].version }, errs)
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+// viewWriters bounds the views of one batch written at once.
+const viewWriters = 16
+
+// applyView folds one view's events of a batch (foldView) and sets their
+// errors; what foldView leaves goes through apply one by one.
+func (p *Sessions) applyView(ctx context.Context, key string, ds []Delivery, idx []int, event func(i int) (*domain.Event, uint64), errs []error) {
+	folded, rest, err := p.foldView(ctx, key, ds, idx, event)
+	for _, i := range folded {
+		errs[i] = err
+	}
+	if err != nil && !errors.Is(err, errViewRace) {
+		for _, i := range rest {
 			errs[i] = err
 		}
-		if err != nil && !errors.Is(err, errViewRace) {
-			for _, i := range rest {
-				errs[i] = err
-			}
-			continue
-		}
-		if errors.Is(err, errViewRace) {
-			rest = append(folded, rest...)
-		}
-		for _, i := range rest {
-			errs[i] = p.apply(ctx, ds[i])
-		}
+		return
 	}
-	return errs
+	if errors.Is(err, errViewRace) {
+		rest = append(folded, rest...)
+	}
+	for _, i := range rest {
+		errs[i] = p.apply(ctx, ds[i])
+	}
 }
 
 // errViewRace is foldView's: another instance wrote the view meanwhile.
