@@ -4,6 +4,7 @@ package faults_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,10 +72,17 @@ func TestFault_ClusterNodeKilled(t *testing.T) {
 	kill := func() {
 		killed = streamLeader(t, watch, names.EventStream)
 		t.Logf("SIGKILL n%d, the leader of %s", killed+1, names.EventStream)
+		elected := l.fault(fmt.Sprintf("SIGKILL n%d", killed+1))
+		began := time.Now()
 		c.kill(killed)
+		for streamLeader(t, watch, names.EventStream) == killed {
+			time.Sleep(20 * time.Millisecond)
+		}
+		elected(time.Since(began))
 	}
 	restart := func() {
 		t.Logf("restart n%d", killed+1)
+		l.fault(fmt.Sprintf("restart n%d", killed+1))
 		c.start(t, killed)
 		c.waitHealthy(t, false, killed)
 	}
@@ -86,6 +94,7 @@ func TestFault_ClusterNodeKilled(t *testing.T) {
 	})
 
 	c.waitHealthy(t, false, 0, 1, 2)
+	l.reportOutages()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	l.check(audit(t, ctx, connect(t, c.URLs(0)), 3, "faults", l.sessions))

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -60,6 +61,19 @@ type load struct {
 	errs     []string
 	retried  int
 	internal int
+	// answered holds when each write got a definite answer (a position or
+	// conflict), and faults when each fault was made: outages measures the
+	// stretches between them.
+	answered []int64
+	faults   []fault
+}
+
+// fault is one fault made during the load, and how long the cluster took
+// to elect the leader it killed again (0: not measured).
+type fault struct {
+	name     string
+	at       int64
+	election time.Duration
 }
 
 // newLoad connects n clients, client i to urls(i).
@@ -124,17 +138,22 @@ func (l *load) mutate(c *client.Client, o *op, do func(ctx context.Context) (uin
 		cancel()
 		if err == nil {
 			o.ret, o.pos = l.now(), pos
+			l.answer(o.ret)
 			return
 		}
 		switch code := client.ErrorCode(err); code {
 		case domain.CodeConflict:
 			o.ret, o.conflict = l.now(), true
+			l.answer(o.ret)
 			return
 		case domain.CodeUnavailable, domain.CodeInternal:
 			l.mu.Lock()
 			l.retried++
 			if code == domain.CodeInternal {
+				// A fault the service rides through is not an internal
+				// error: it retries, and answers unavailable at worst.
 				l.internal++
+				l.errs = append(l.errs, fmt.Sprintf("%s %s: attempt %d answered %v, want no internal error", o.session, o.requestID, o.attempts, err))
 			}
 			l.mu.Unlock()
 		default:
@@ -162,11 +181,79 @@ func (l *load) once(o *op, do func(ctx context.Context) (uint64, error)) {
 	switch {
 	case err == nil:
 		o.ret, o.pos = l.now(), pos
+		l.answer(o.ret)
 	case client.ErrorCode(err) == domain.CodeConflict:
 		o.ret, o.conflict = l.now(), true
+		l.answer(o.ret)
+	case client.ErrorCode(err) == domain.CodeInternal:
+		l.fail("%s %s (no request id): answered %v, want no internal error", o.session, o.path, err)
+		o.ret = math.MaxInt64
 	default:
 		o.ret = math.MaxInt64
 	}
+}
+
+func (l *load) answer(at int64) {
+	l.mu.Lock()
+	l.answered = append(l.answered, at)
+	l.mu.Unlock()
+}
+
+// fault records a fault made now; the returned function records the
+// election time it caused, once known.
+func (l *load) fault(name string) func(election time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := len(l.faults)
+	l.faults = append(l.faults, fault{name: name, at: l.now()})
+	return func(d time.Duration) {
+		l.mu.Lock()
+		l.faults[i].election = d
+		l.mu.Unlock()
+	}
+}
+
+// outages returns, for each fault, the longest stretch in which no write
+// got a definite answer, among the stretches that overlap the time from
+// the fault to the next one (or the end of the load).
+func (l *load) outages() []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ans := slices.Clone(l.answered)
+	slices.Sort(ans)
+	out := make([]time.Duration, len(l.faults))
+	for i, f := range l.faults {
+		end := int64(math.MaxInt64)
+		if i+1 < len(l.faults) {
+			end = l.faults[i+1].at
+		}
+		// The stretch that holds the fault begins at the last answer
+		// before it.
+		prev := f.at
+		for _, a := range ans {
+			if a <= f.at {
+				prev = a
+				continue
+			}
+			if prev >= end {
+				break
+			}
+			out[i] = max(out[i], time.Duration(a-prev))
+			prev = a
+		}
+	}
+	return out
+}
+
+// reportOutages logs, per fault, the longest stretch of writes that were
+// refused or unanswered, next to the election time it caused.
+func (l *load) reportOutages() []time.Duration {
+	out := l.outages()
+	for i, f := range l.faults {
+		l.t.Logf("fault %d (%s at t=%.1fs): longest stretch without an answered write %v (leader elected after %v)",
+			i+1, f.name, time.Duration(f.at).Seconds(), out[i].Round(time.Millisecond), f.election.Round(time.Millisecond))
+	}
+	return out
 }
 
 // run makes each client do operations back to back on random sessions

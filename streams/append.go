@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/names"
 )
 
@@ -57,7 +58,12 @@ func appendMsg(ctx context.Context, js jetstream.JetStream, m *nats.Msg, expecte
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
 	for attempt := 0; ; attempt++ {
-		ack, err := js.PublishMsg(ctx, m, opts...)
+		var ack *jetstream.PubAck
+		err := retry(ctx, "append event", func(ctx context.Context) error {
+			var err error
+			ack, err = js.PublishMsg(ctx, m, opts...)
+			return err
+		})
 		switch {
 		case err == nil:
 			return appendResult{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
@@ -74,6 +80,8 @@ func appendMsg(ctx context.Context, js jetstream.JetStream, m *nats.Msg, expecte
 			case <-time.After(20 * time.Millisecond):
 			}
 			continue
+		case domain.ErrorCode(err) == domain.CodeUnavailable:
+			return appendResult{}, err
 		default:
 			return appendResult{}, fmt.Errorf("publish %s: %w", m.Subject, err)
 		}

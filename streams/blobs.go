@@ -146,12 +146,18 @@ func (b *Blobs) putRaw(ctx context.Context, h domain.Hash, data []byte) error {
 // publish stores a blob message unless its subject already holds one: the
 // expectation "subject empty" makes an existing blob a cheap refusal.
 func (b *Blobs) publish(ctx context.Context, m *nats.Msg) error {
-	_, err := b.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(0))
+	err := retry(ctx, "store content", func(ctx context.Context) error {
+		_, err := b.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(0))
+		return err
+	})
 	if err == nil {
 		return nil
 	}
 	if isConflict(err) {
 		return b.keepSubject(ctx, m) // stored already: see blobgc.go
+	}
+	if domain.ErrorCode(err) == domain.CodeUnavailable {
+		return err
 	}
 	return fmt.Errorf("store blob %s: %w", m.Subject, err)
 }
@@ -160,7 +166,9 @@ func (b *Blobs) publish(ctx context.Context, m *nats.Msg) error {
 // nothing (a follower may lag behind), through the stream leader.
 func (b *Blobs) get(ctx context.Context, h domain.Hash) (*StoredMsg, error) {
 	subj := names.BlobSubject(h.String())
-	raw, err := b.stream.GetLastMsgForSubject(ctx, subj)
+	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	raw, err := b.stream.GetLastMsgForSubject(actx, subj)
+	cancel()
 	if err == nil {
 		return fromRaw(raw), nil
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
@@ -260,14 +259,17 @@ func (st *Store) scan(ctx context.Context, subject string, from, to uint64, fn f
 		last, done, err := st.scanOnce(ctx, subject, from, to, fn)
 		// The first fetch from a consumer just created on another server
 		// sometimes finds no responder yet: try again like a short read.
-		transient := errors.Is(err, nats.ErrNoResponders) && ctx.Err() == nil
-		if (err != nil && !transient) || done || (to == 0 && !transient) {
+		again := transient(err) && ctx.Err() == nil
+		if (err != nil && !again) || done || (to == 0 && !again) {
 			return err
 		}
 		if last != 0 {
 			from = last + 1
 		}
 		if time.Now().After(deadline) {
+			if err != nil && again {
+				return unavailable("read history", err)
+			}
 			if err != nil {
 				return err
 			}

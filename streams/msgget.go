@@ -64,27 +64,23 @@ func leaderGetRequest(ctx context.Context, nc *nats.Conn, stream string, req map
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 	}
-	var resp *nats.Msg
-	var err error
-	for attempt := 0; ; attempt++ {
-		resp, err = nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, body)
-		if errors.Is(err, nats.ErrNoResponders) && attempt < 20 {
-			// A leader election in progress; wait a moment.
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
-		}
-		break
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get message from %s: %w", stream, err)
-	}
 	var r apiMsgGetResponse
-	if err := json.Unmarshal(resp.Data, &r); err != nil {
-		return nil, fmt.Errorf("get message from %s: bad reply: %w", stream, err)
+	err := retry(ctx, "read "+stream, func(ctx context.Context) error {
+		resp, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, body)
+		if err != nil {
+			return fmt.Errorf("get message from %s: %w", stream, err)
+		}
+		r = apiMsgGetResponse{}
+		if err := json.Unmarshal(resp.Data, &r); err != nil {
+			return fmt.Errorf("get message from %s: bad reply: %w", stream, err)
+		}
+		if r.Error != nil && transient(r.Error) {
+			return r.Error
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if r.Error != nil {
 		if r.Error.ErrorCode == jsErrNoMessage {

@@ -64,9 +64,17 @@ func (st *Store) requestSequence(ctx context.Context, msgID string) (uint64, boo
 	if msgID == "" {
 		return 0, false, nil
 	}
-	e, err := st.requests.Get(ctx, requestKey(msgID))
+	var e jetstream.KeyValueEntry
+	err := retry(ctx, "look up request id", func(ctx context.Context) error {
+		var err error
+		e, err = st.requests.Get(ctx, requestKey(msgID))
+		return err
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, false, nil
+	}
+	if domain.ErrorCode(err) == domain.CodeUnavailable {
+		return 0, false, err
 	}
 	if err != nil {
 		return 0, false, fmt.Errorf("look up request id: %w", err)

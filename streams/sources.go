@@ -239,7 +239,12 @@ func (st *Store) appendSource(ctx context.Context, e *domain.SourceEvent, expect
 	if e.RequestID != "" {
 		opts = append(opts, jetstream.WithMsgID(sourceMsgID(e.Tenant, e.Source, e.RequestID)))
 	}
-	ack, err := st.js.PublishMsg(ctx, m, opts...)
+	var ack *jetstream.PubAck
+	err := retry(ctx, "append source event", func(ctx context.Context) error {
+		var err error
+		ack, err = st.js.PublishMsg(ctx, m, opts...)
+		return err
+	})
 	switch {
 	case err == nil:
 		return appendResult{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
