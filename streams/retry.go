@@ -18,7 +18,8 @@ import (
 // with no responders, with a 503 API error, or not at all. Every JetStream
 // request the store makes on behalf of a caller goes through retry: a
 // transient failure is tried again, with jittered exponential backoff and
-// each attempt bounded by attemptTimeout, until the caller's context ends;
+// each attempt bounded by attemptTimeout (doubled on each of the first
+// three retries), until the caller's context ends;
 // then the caller gets unavailable (retryable), never internal. Retrying
 // is safe: appends carry their expected sequence and message id (a write
 // whose answer was lost is found, not stored twice: see Change), blob puts
@@ -118,7 +119,9 @@ func unavailable(what string, err error) error {
 // attemptTimeout. A failure that outlives ctx is unavailable.
 func retry(ctx context.Context, what string, op func(ctx context.Context) error) error {
 	for attempt := 0; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		// Later attempts get longer, so that a machine too loaded to
+		// answer within attemptTimeout is still waited for.
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout<<min(attempt, 3))
 		err := op(actx)
 		cancel()
 		if full(err) {
