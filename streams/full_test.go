@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
 
@@ -22,7 +22,7 @@ func TestStore_StorageFull(t *testing.T) {
 	before := write(t, env.Store, g, s, "a.txt", "one")
 
 	js := env.Store.JetStream()
-	stream, err := js.Stream(ctx, streams.EventStream)
+	stream, err := js.Stream(ctx, names.EventStream)
 	if err != nil {
 		t.Fatal(err)
 	}
