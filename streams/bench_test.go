@@ -157,3 +157,31 @@ func longSessionMore(b *testing.B, env *streamstest.Env, g *ids, s *domain.Sessi
 	}
 	return res.Session
 }
+
+// BenchmarkStore_ChangeRequestID measures one write with and without a
+// request id: with one, the write first asks the request index whether the
+// id was applied (docs/api.md 1.8).
+func BenchmarkStore_ChangeRequestID(b *testing.B) {
+	env := streamstest.Start(b)
+	g := &ids{}
+	s := create(b, env.Store, g, "bench")
+	ctx := context.Background()
+	for _, withID := range []bool{false, true} {
+		b.Run(fmt.Sprintf("request_id=%v", withID), func(b *testing.B) {
+			n := 0
+			for b.Loop() {
+				n++
+				m := meta(g, "bench")
+				if withID {
+					m.RequestID = fmt.Sprintf("r%d", n)
+				}
+				p := fmt.Sprintf("f%d", n%100)
+				if _, err := env.Store.Change(ctx, "bench", s.ID, m, func(*domain.Session) (domain.Command, error) {
+					return domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpWrite, Path: p, Content: domain.Sum([]byte(p)), Size: 1}}}, nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
