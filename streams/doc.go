@@ -13,6 +13,14 @@
 //     expected last subject sequence rides on every publish, and a conflict
 //     is recognised by JetStream's error codes 10071 and 10164.
 //   - Snapshots are a cache: every answer can be rebuilt without them.
+//   - A request id that was applied is answered as the first time for the
+//     request window, before any precondition is checked: the session's
+//     last 256 ids, then the request index (requests.go, a read model of
+//     the event and source streams), then JetStream's duplicate window.
+//   - Every JetStream request made for a caller goes through retry
+//     (retry.go): a leader election is waited out inside the caller's
+//     deadline and ends as unavailable, never internal; a write refused
+//     for want of space is unavailable at once and stored nothing.
 //
 // Lock order: Store.mu (the per-session lock table) before a session lock;
 // the caches have their own internal locks and take no other.
