@@ -27,10 +27,13 @@ type env struct {
 	nc    *streamstest.Env
 }
 
-func start(t *testing.T) *env {
+func start(t *testing.T) *env { return startWith(t, handlers.Options{}) }
+
+// startWith is start with service options (limits).
+func startWith(t *testing.T, opts handlers.Options) *env {
 	t.Helper()
 	e := streamstest.Start(t)
-	svc := handlers.NewService(e.Store, handlers.Options{})
+	svc := handlers.NewService(e.Store, opts)
 	if err := svc.Start(e.NC); err != nil {
 		t.Fatal(err)
 	}

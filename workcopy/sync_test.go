@@ -1,6 +1,7 @@
 package workcopy_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/workcopy"
 )
 
@@ -270,4 +272,51 @@ func TestPush_TwoAtOnce(t *testing.T) {
 	if _, ok := remote["from-b.txt"]; !ok {
 		t.Fatal("from-b.txt missing after the loser pulled and pushed")
 	}
+}
+
+// TestPush_MakesApprovalsStale: a push is a write like any other; an
+// approval requested for the content before it authorises nothing after.
+func TestPush_MakesApprovalsStale(t *testing.T) {
+	e := start(t)
+	ctx := ctxOf(t)
+	id := e.session(t, write("a.txt", "a\n", 0o644))
+	dir := filepath.Join(t.TempDir(), "wc")
+	w := e.checkout(t, id, dir)
+	req, err := e.c.RequestApproval(ctx, client.ApprovalRequestRequest{Session: id, Reason: "commit"})
+	must(t, err)
+	// The request is an event: catch up, then change the content.
+	_, err = w.Pull(ctx)
+	must(t, err)
+	writeLocal(t, dir, "a.txt", "changed after the request\n", 0o644)
+	_, err = w.Push(ctx, workcopy.PushOptions{})
+	must(t, err)
+	p, err := e.c.Pending(ctx, client.PendingRequest{Session: id, All: true})
+	must(t, err)
+	for _, q := range p.Requests {
+		if q.ID == req.Request.ID && q.State != domain.ApprovalStaleState {
+			t.Fatalf("request after a push changed the content: %s, want %s", q.State, domain.ApprovalStaleState)
+		}
+	}
+}
+
+// TestCheckout_UnderRateLimit: a checkout that needs more requests than the
+// tenant's burst waits as the refusals say and completes.
+func TestCheckout_UnderRateLimit(t *testing.T) {
+	lim := handlers.LimitsConfig{Tenants: map[string]handlers.Limits{"acme": {RequestsPerSecond: 20, Burst: 2}}}
+	e := startWith(t, handlers.Options{Limits: &lim})
+	ctx := ctxOf(t)
+	var ops []client.BatchOp
+	for i := range 300 {
+		ops = append(ops, write(fmt.Sprintf("d%d/f%03d.txt", i%7, i), strings.Repeat("x", 9000+i), 0o644))
+	}
+	id := e.session(t, ops...)
+	// The session's head, the manifest and the content: more requests than
+	// a burst of 2, sent at once.
+	dir := filepath.Join(t.TempDir(), "wc")
+	w, err := workcopy.Checkout(ctx, e.c, e.cache, id, "", dir, workcopy.CheckoutOptions{})
+	must(t, err)
+	if w.Entries() != 307 {
+		t.Fatalf("checkout under the rate limit holds %d entries, want 307", w.Entries())
+	}
+	sameTrees(t, "checkout under the rate limit", localTree(t, dir), e.remoteTree(t, id))
 }
