@@ -1,6 +1,9 @@
 package domain
 
-import "regexp"
+import (
+	"regexp"
+	"strconv"
+)
 
 // Limits on secrets.
 const (
@@ -32,4 +35,10 @@ func ValidSecretValue(v []byte) error {
 		return Errorf(CodeTooLarge, "a secret's value is larger than %d bytes", MaxSecretBytes)
 	}
 	return nil
+}
+
+// SecretAAD binds a sealed value to its tenant, scope, name and version,
+// so that a value copied to another secret's key does not open.
+func SecretAAD(tenant, session, name string, version uint64) []byte {
+	return []byte("strand-secret\x00" + tenant + "\x00" + session + "\x00" + name + "\x00" + strconv.FormatUint(version, 10))
 }

@@ -89,7 +89,7 @@ func (s *Service) busReplay(c *call) (any, error) {
 	for _, m := range msgs {
 		v := client.BusMessageView{Sequence: m.Sequence, Time: m.Time.UTC(), Data: m.Data}
 		if m.Header != nil {
-			v.Actor = m.Header.Get(names.HeaderActor)
+			v.Actor = nats.Header(m.Header).Get(names.HeaderActor)
 		}
 		if v.Data == nil {
 			v.Data = []byte{}

@@ -36,14 +36,14 @@ func (c *call) summarize(s *domain.Session) (*domain.Summary, domain.Tree, error
 		return nil, base, err
 	}
 	sum, err := domain.Summarize(domain.Diff(base, s.Tree), func(h domain.Hash) ([]byte, error) {
-		info, err := c.svc.store.Blobs.Stat(c.ctx, h)
+		info, err := c.svc.blobs.Stat(c.ctx, h)
 		if err != nil {
 			return nil, err
 		}
 		if info.Size > domain.MaxUnifiedBytes {
 			return nil, nil // counted as not text
 		}
-		return c.svc.store.Blobs.Get(c.ctx, h)
+		return c.svc.blobs.Get(c.ctx, h)
 	})
 	return sum, base, err
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/streams"
 )
 
 func (s *Service) diff(c *call) (any, error) {
@@ -171,12 +170,12 @@ func (c *call) diffContent(n *domain.Node) ([]byte, error) {
 	case n.Inline():
 		return n.Data, nil
 	}
-	return c.svc.store.Blobs.ReadAt(c.ctx, n.Content, 0, domain.MaxUnifiedBytes+1)
+	return c.svc.blobs.ReadAt(c.ctx, n.Content, 0, domain.MaxUnifiedBytes+1)
 }
 
 // maxReply is the most bytes of JSON a reply may carry.
 func (s *Service) maxReply() int {
-	limit := int64(streams.DefaultMaxPayload)
+	limit := int64(domain.DefaultMaxPayload)
 	if s.nc != nil {
 		limit = s.nc.MaxPayload()
 	}

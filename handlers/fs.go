@@ -5,16 +5,15 @@ import (
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/streams"
 )
 
-func changeReply(r streams.Result) client.ChangeReply {
+func changeReply(r domain.Result) client.ChangeReply {
 	return client.ChangeReply{Session: r.Session.ID, Position: r.Position, Root: r.Session.Tree.Hash().String(), Replayed: r.Replayed}
 }
 
 // maxContent is the most content one reply can carry as base64 JSON.
 func (s *Service) maxContent() int64 {
-	limit := int64(streams.DefaultMaxPayload)
+	limit := int64(domain.DefaultMaxPayload)
 	if s.nc != nil {
 		limit = s.nc.MaxPayload()
 	}
@@ -124,7 +123,7 @@ func (s *Service) fsRead(c *call) (any, error) {
 	if n.Inline() && req.Offset < n.Size {
 		reply.Content = n.Data[req.Offset:min(n.Size, req.Offset+length)]
 	} else if n.Size > 0 && req.Offset < n.Size {
-		data, err := s.store.Blobs.ReadAt(c.ctx, n.Content, req.Offset, length)
+		data, err := s.blobs.ReadAt(c.ctx, n.Content, req.Offset, length)
 		if err != nil {
 			return nil, err
 		}
@@ -174,7 +173,7 @@ func (c *call) storeContent(content []byte, chunks []string, hash string, inline
 		*inline -= n
 		return h, int64(n), content, nil
 	}
-	if _, err := c.svc.store.Blobs.Put(c.ctx, content); err != nil {
+	if _, err := c.svc.blobs.Put(c.ctx, content); err != nil {
 		return domain.Hash{}, 0, nil, err
 	}
 	return h, int64(len(content)), nil, nil
@@ -183,11 +182,11 @@ func (c *call) storeContent(content []byte, chunks []string, hash string, inline
 // storeChunks assembles uploaded chunks into one content and returns its
 // hash and size.
 func (c *call) storeChunks(content []byte, chunks []string, want domain.Hash) (domain.Hash, int64, error) {
-	blobs := c.svc.store.Blobs
+	blobs := c.svc.blobs
 	if len(content) > 0 {
 		return domain.Hash{}, 0, domain.Errorf(domain.CodeInvalidArgument, "give content or chunks, not both")
 	}
-	if len(chunks) > streams.MaxBlobSize/streams.DefaultChunkSize*4 {
+	if len(chunks) > domain.MaxBlobSize/domain.DefaultChunkSize*4 {
 		return domain.Hash{}, 0, domain.Errorf(domain.CodeTooLarge, "too many chunks")
 	}
 	hs := make([]domain.Hash, len(chunks))
@@ -210,13 +209,13 @@ func (s *Service) fsUpload(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(req.Data) > s.store.Config().ChunkSize {
-		return nil, domain.Errorf(domain.CodeTooLarge, "a chunk holds at most %d bytes", s.store.Config().ChunkSize)
+	if len(req.Data) > s.blobs.ChunkSize() {
+		return nil, domain.Errorf(domain.CodeTooLarge, "a chunk holds at most %d bytes", s.blobs.ChunkSize())
 	}
 	if err := c.precheck(id, ""); err != nil {
 		return nil, err
 	}
-	h, err := s.store.Blobs.Put(c.ctx, req.Data)
+	h, err := s.blobs.Put(c.ctx, req.Data)
 	if err != nil {
 		return nil, err
 	}

@@ -73,7 +73,7 @@ func (s *Service) hasBlob(c *call, h domain.Hash) (bool, error) {
 		}
 		return false, err
 	}
-	if _, err := s.store.Blobs.Stat(c.ctx, h); err != nil {
+	if _, err := s.blobs.Stat(c.ctx, h); err != nil {
 		if domain.ErrorCode(err) == domain.CodeNotFound {
 			return false, nil
 		}

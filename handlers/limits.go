@@ -9,20 +9,16 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/names"
-	"github.com/strand-dev/strand/streams"
 )
 
 // Limits bound what one tenant may use. In a configuration a zero field
@@ -52,7 +48,7 @@ type Limits struct {
 var DefaultLimits = Limits{
 	Sessions:          100_000,
 	BytesStored:       100 << 30,
-	RequestBytes:      streams.DefaultMaxPayload,
+	RequestBytes:      domain.DefaultMaxPayload,
 	RequestsPerSecond: 1000,
 	Burst:             2000,
 }
@@ -152,7 +148,7 @@ type SessionCounter interface {
 // limiter enforces a LimitsConfig for one service instance.
 type limiter struct {
 	cfg      LimitsConfig
-	store    *streams.Store
+	store    domain.UsageStore
 	sessions SessionCounter
 	refresh  time.Duration
 	log      *slog.Logger
@@ -161,8 +157,6 @@ type limiter struct {
 	tenants *lru.Cache[string, *tenantState]
 	mu      sync.Mutex // guards tenants' Get-or-Add
 
-	streamMu sync.Mutex
-	streamOK bool
 }
 
 // tenantState is a tenant's token bucket and last counted usage on this
@@ -177,7 +171,7 @@ type tenantState struct {
 	bytes    int64
 }
 
-func newLimiter(cfg LimitsConfig, store *streams.Store, sessions SessionCounter, refresh time.Duration, log *slog.Logger) *limiter {
+func newLimiter(cfg LimitsConfig, store domain.UsageStore, sessions SessionCounter, refresh time.Duration, log *slog.Logger) *limiter {
 	if refresh <= 0 {
 		refresh = DefaultUsageRefresh
 	}
@@ -269,69 +263,12 @@ func (l *limiter) countSessions(ctx context.Context, tenant string) (int64, erro
 	if l.sessions != nil {
 		return l.sessions.SessionCount(ctx, tenant)
 	}
-	// Without a read model: one subject per session on the event stream
-	// (deleted sessions included, so the count errs on the strict side).
-	stream, err := l.store.JetStream().Stream(ctx, names.EventStream)
-	if err != nil {
-		return 0, err
-	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(names.EventFilter(tenant)))
-	if err != nil {
-		return 0, err
-	}
-	return int64(len(info.State.Subjects)), nil
-}
-
-// ensureStream provisions the counter stream once.
-func (l *limiter) ensureStream(ctx context.Context) error {
-	l.streamMu.Lock()
-	defer l.streamMu.Unlock()
-	if l.streamOK {
-		return nil
-	}
-	err := streams.EnsureStream(ctx, l.store.JetStream(), jetstream.StreamConfig{
-		Name:              names.UsageStream,
-		Description:       "Strand: bytes stored per tenant, for limits (counters)",
-		Subjects:          []string{names.UsagePrefix + ">"},
-		Storage:           jetstream.FileStorage,
-		Replicas:          max(l.store.Config().Replicas, 1),
-		MaxMsgsPerSubject: 1,
-		AllowMsgCounter:   true,
-		AllowDirect:       true,
-	})
-	if err != nil {
-		return fmt.Errorf("provision %s: %w", names.UsageStream, err)
-	}
-	l.streamOK = true
-	return nil
+	// Without a read model: counted on the event stream.
+	return l.store.CountSessions(ctx, tenant)
 }
 
 func (l *limiter) readBytes(ctx context.Context, tenant string) (int64, error) {
-	if err := l.ensureStream(ctx); err != nil {
-		return 0, err
-	}
-	stream, err := l.store.JetStream().Stream(ctx, names.UsageStream)
-	if err != nil {
-		return 0, err
-	}
-	m, err := stream.GetLastMsgForSubject(ctx, names.UsageSubject(tenant))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	var v struct {
-		Value string `json:"val"`
-	}
-	if err := json.Unmarshal(m.Data, &v); err != nil {
-		return 0, fmt.Errorf("counter %s: %w", m.Subject, err)
-	}
-	n, err := strconv.ParseInt(strings.TrimPrefix(v.Value, "+"), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("counter %s: %w", m.Subject, err)
-	}
-	return n, nil
+	return l.store.UsageBytes(ctx, tenant)
 }
 
 // added records what an accepted request added: sessions at once in this
@@ -350,15 +287,9 @@ func (l *limiter) added(tenant string, sessions, bytes int64) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := l.ensureStream(ctx); err != nil {
-		l.log.Warn("count bytes stored", "tenant", tenant, "err", err)
-		return
-	}
-	// Fire and forget: the counter costs no round trip on the write path;
-	// an increment lost in a crash makes the count low, never high.
-	m := nats.NewMsg(names.UsageSubject(tenant))
-	m.Header.Set(names.HeaderIncr, "+"+strconv.FormatInt(bytes, 10))
-	if err := l.store.JetStream().Conn().PublishMsg(m); err != nil {
+	// Fire and forget (see streams.Store.AddUsage): an increment lost in a
+	// crash makes the count low, never high.
+	if err := l.store.AddUsage(ctx, tenant, bytes); err != nil {
 		l.log.Warn("count bytes stored", "tenant", tenant, "err", err)
 	}
 }
@@ -380,7 +311,7 @@ func contentBytes(e *domain.Event) int64 {
 
 // charge counts the content an accepted change added against the tenant's
 // bytes-stored limit (a retried request was counted the first time).
-func (s *Service) charge(tenant string, res streams.Result) {
+func (s *Service) charge(tenant string, res domain.Result) {
 	if s.limits == nil || res.Replayed {
 		return
 	}

@@ -152,7 +152,7 @@ func (s *Service) merge(c *call) (any, error) {
 			return nil, errMergeStops
 		}
 		for _, b := range out.Content {
-			if _, err := c.svc.store.Blobs.Put(c.ctx, b); err != nil {
+			if _, err := c.svc.blobs.Put(c.ctx, b); err != nil {
 				return nil, err
 			}
 		}
@@ -190,12 +190,12 @@ func (s *Service) merge(c *call) (any, error) {
 // mergeContent reads a file for a line merge; files larger than a text
 // diff takes are not merged line by line.
 func (c *call) mergeContent(h domain.Hash) ([]byte, error) {
-	info, err := c.svc.store.Blobs.Stat(c.ctx, h)
+	info, err := c.svc.blobs.Stat(c.ctx, h)
 	if err != nil {
 		return nil, err
 	}
 	if info.Size > domain.MaxUnifiedBytes {
 		return nil, nil
 	}
-	return c.svc.store.Blobs.Get(c.ctx, h)
+	return c.svc.blobs.Get(c.ctx, h)
 }

@@ -93,7 +93,7 @@ func (s *Service) readBlobs(ctx context.Context, sess *domain.Session, files []c
 			defer wg.Done()
 			for i := range work {
 				n := sess.Tree.Lookup(files[i].Path)
-				data, err := s.store.Blobs.Get(ctx, n.Content)
+				data, err := s.blobs.Get(ctx, n.Content)
 				if err != nil {
 					once.Do(func() { first = err; cancel() })
 					continue

@@ -5,8 +5,8 @@ import (
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/keyring"
 	"github.com/strand-dev/strand/names"
-	"github.com/strand-dev/strand/streams"
 )
 
 func scopeName(session string) string {
@@ -16,7 +16,7 @@ func scopeName(session string) string {
 	return "session"
 }
 
-func secretView(session, name string, r streams.SecretRecord) client.SecretView {
+func secretView(session, name string, r domain.SecretRecord) client.SecretView {
 	return client.SecretView{Name: name, Scope: scopeName(session), Session: session, Version: r.Version, Size: r.Size, Actor: r.Actor, Time: r.Time}
 }
 
@@ -69,7 +69,7 @@ func (s *Service) secretPut(c *call) (any, error) {
 		return nil, err
 	}
 	key := domain.SecretKey(req.Session, req.Name)
-	var rec streams.SecretRecord
+	var rec domain.SecretRecord
 	ts, replayed, err := s.store.AppendTenant(c.ctx, c.tenant, func(ts *domain.TenantState) (*domain.TenantEvent, error) {
 		prev := ts.Secrets[key]
 		if prev.Deleted || prev.Version == 0 {
@@ -78,11 +78,11 @@ func (s *Service) secretPut(c *call) (any, error) {
 			}
 		}
 		version := prev.Version + 1
-		sealed, err := s.opts.Secrets.Seal(value, streams.SecretAAD(c.tenant, req.Session, req.Name, version))
+		sealed, err := s.opts.Secrets.Seal(value, domain.SecretAAD(c.tenant, req.Session, req.Name, version))
 		if err != nil {
 			return nil, domain.Wrap(err, "seal secret")
 		}
-		rec = streams.SecretRecord{Version: version, Actor: meta.Actor, Time: meta.Time.UTC(), Sealed: sealed, Size: len(value)}
+		rec = domain.SecretRecord{Version: version, Actor: meta.Actor, Time: meta.Time.UTC(), Sealed: domain.Sealed(sealed), Size: len(value)}
 		e := ts.NewTenantEvent(domain.SecretPut, meta)
 		e.Secret = &domain.SecretData{Session: req.Session, Name: req.Name, Version: version, Key: sealed.Key}
 		return e, nil
@@ -97,11 +97,11 @@ func (s *Service) secretPut(c *call) (any, error) {
 		// The entry was stored by an earlier try of this request, whose
 		// value may not have been: store it under the logged version.
 		version := ts.Secrets[key].Version
-		sealed, err := s.opts.Secrets.Seal(value, streams.SecretAAD(c.tenant, req.Session, req.Name, version))
+		sealed, err := s.opts.Secrets.Seal(value, domain.SecretAAD(c.tenant, req.Session, req.Name, version))
 		if err != nil {
 			return nil, domain.Wrap(err, "seal secret")
 		}
-		rec = streams.SecretRecord{Version: version, Actor: meta.Actor, Time: meta.Time.UTC(), Sealed: sealed, Size: len(value)}
+		rec = domain.SecretRecord{Version: version, Actor: meta.Actor, Time: meta.Time.UTC(), Sealed: domain.Sealed(sealed), Size: len(value)}
 	}
 	if err := s.store.PutSecret(c.ctx, c.tenant, req.Session, req.Name, rec); err != nil {
 		return nil, err
@@ -151,7 +151,7 @@ func (s *Service) secretGet(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	plain, err := s.opts.Secrets.Open(rec.Sealed, streams.SecretAAD(c.tenant, owner, req.Name, rec.Version))
+	plain, err := s.opts.Secrets.Open(keyring.Sealed(rec.Sealed), domain.SecretAAD(c.tenant, owner, req.Name, rec.Version))
 	if err != nil {
 		return nil, domain.Wrap(err, "open secret "+req.Name)
 	}
@@ -264,15 +264,17 @@ func (s *Service) secretRekey(c *call) (any, error) {
 		if e.Record.Sealed.Key == ring.Active() {
 			continue
 		}
-		aad := streams.SecretAAD(c.tenant, e.Session, e.Name, e.Record.Version)
-		plain, err := ring.Open(e.Record.Sealed, aad)
+		aad := domain.SecretAAD(c.tenant, e.Session, e.Name, e.Record.Version)
+		plain, err := ring.Open(keyring.Sealed(e.Record.Sealed), aad)
 		if err != nil {
 			return nil, domain.Wrap(err, "open secret "+e.Name)
 		}
 		rec := e.Record
-		if rec.Sealed, err = ring.Seal(plain, aad); err != nil {
+		sealed, err := ring.Seal(plain, aad)
+		if err != nil {
 			return nil, domain.Wrap(err, "seal secret")
 		}
+		rec.Sealed = domain.Sealed(sealed)
 		if err := s.store.PutSecret(c.ctx, c.tenant, e.Session, e.Name, rec); err != nil {
 			return nil, err
 		}
@@ -299,20 +301,20 @@ func (c *call) copySecrets(from, to string, meta domain.Meta) error {
 	}
 	meta.RequestID = ""
 	for _, e := range entries {
-		plain, err := ring.Open(e.Record.Sealed, streams.SecretAAD(c.tenant, from, e.Name, e.Record.Version))
+		plain, err := ring.Open(keyring.Sealed(e.Record.Sealed), domain.SecretAAD(c.tenant, from, e.Name, e.Record.Version))
 		if err != nil {
 			return domain.Wrap(err, "open secret "+e.Name)
 		}
-		var rec streams.SecretRecord
+		var rec domain.SecretRecord
 		if _, _, err := c.svc.store.AppendTenant(c.ctx, c.tenant, func(ts *domain.TenantState) (*domain.TenantEvent, error) {
 			if v := ts.Secrets[domain.SecretKey(to, e.Name)]; v.Version > 0 && !v.Deleted {
 				return nil, nil
 			}
-			sealed, err := ring.Seal(plain, streams.SecretAAD(c.tenant, to, e.Name, 1))
+			sealed, err := ring.Seal(plain, domain.SecretAAD(c.tenant, to, e.Name, 1))
 			if err != nil {
 				return nil, domain.Wrap(err, "seal secret")
 			}
-			rec = streams.SecretRecord{Version: 1, Actor: meta.Actor, Time: meta.Time.UTC(), Sealed: sealed, Size: len(plain)}
+			rec = domain.SecretRecord{Version: 1, Actor: meta.Actor, Time: meta.Time.UTC(), Sealed: domain.Sealed(sealed), Size: len(plain)}
 			ev := ts.NewTenantEvent(domain.SecretPut, meta)
 			ev.Secret = &domain.SecretData{Session: to, Name: e.Name, Version: 1, Key: sealed.Key, Via: from}
 			return ev, nil

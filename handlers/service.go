@@ -23,7 +23,6 @@ import (
 	"github.com/strand-dev/strand/imports"
 	"github.com/strand-dev/strand/keyring"
 	"github.com/strand-dev/strand/names"
-	"github.com/strand-dev/strand/streams"
 )
 
 // Version of the service, reported through micro's discovery.
@@ -87,7 +86,8 @@ type Options struct {
 
 // Service is the request/reply surface.
 type Service struct {
-	store *streams.Store
+	store domain.Store
+	blobs domain.BlobStore
 	opts  Options
 	sem   chan struct{}
 	svc   micro.Service
@@ -143,7 +143,7 @@ func (st *endpointStats) snapshot() EndpointStats {
 }
 
 // NewService returns a service on a store.
-func NewService(store *streams.Store, opts Options) *Service {
+func NewService(store domain.Store, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = func() time.Time { return time.Now().UTC() }
 	}
@@ -163,12 +163,12 @@ func NewService(store *streams.Store, opts Options) *Service {
 		opts.MaxInflight = 256
 	}
 	if opts.MaxRequestBytes <= 0 {
-		opts.MaxRequestBytes = streams.DefaultMaxPayload
+		opts.MaxRequestBytes = domain.DefaultMaxPayload
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 30 * time.Second
 	}
-	s := &Service{store: store, opts: opts, sem: make(chan struct{}, opts.MaxInflight)}
+	s := &Service{store: store, blobs: store.BlobStore(), opts: opts, sem: make(chan struct{}, opts.MaxInflight)}
 	if opts.Limits != nil {
 		s.limits = newLimiter(*opts.Limits, store, opts.Sessions, opts.UsageRefresh, opts.Log)
 	}
@@ -447,7 +447,7 @@ func truncate(s string, n int) string {
 }
 
 // change runs a mutation on a session, honouring expected_position.
-func (c *call) change(id string, m client.Mutation, build func(s *domain.Session) (domain.Command, error)) (res streams.Result, err error) {
+func (c *call) change(id string, m client.Mutation, build func(s *domain.Session) (domain.Command, error)) (res domain.Result, err error) {
 	defer func() {
 		if err == nil {
 			c.svc.charge(c.tenant, res)
@@ -455,7 +455,7 @@ func (c *call) change(id string, m client.Mutation, build func(s *domain.Session
 	}()
 	meta, err := c.meta(m)
 	if err != nil {
-		return streams.Result{}, err
+		return domain.Result{}, err
 	}
 	if m.Token == "" {
 		return c.svc.store.Change(c.ctx, c.tenant, id, meta, build)

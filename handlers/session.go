@@ -6,7 +6,6 @@ import (
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/streams"
 )
 
 func sortedCheckpoints(s *domain.Session) []domain.Checkpoint {
@@ -23,7 +22,7 @@ func sortedCheckpoints(s *domain.Session) []domain.Checkpoint {
 	return out
 }
 
-func sessionReply(r streams.Result) client.SessionReply {
+func sessionReply(r domain.Result) client.SessionReply {
 	return client.SessionReply{Session: sessionView(r.Session, false), Position: r.Position, Replayed: r.Replayed}
 }
 

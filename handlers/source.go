@@ -6,7 +6,6 @@ import (
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/streams"
 )
 
 func sourceView(s *domain.Source, withRevisions bool) client.SourceView {
@@ -60,7 +59,7 @@ func treeCounts(t domain.Tree) (files, bytes int64) {
 
 // addRevision appends the next revision of a source, which must exist and
 // not be deleted.
-func (c *call) addRevision(e *domain.SourceEvent, name string, rev domain.Revision) (streams.SourceResult, error) {
+func (c *call) addRevision(e *domain.SourceEvent, name string, rev domain.Revision) (domain.SourceResult, error) {
 	return c.svc.store.ChangeSource(c.ctx, c.tenant, name, e.RequestID, func(s *domain.Source) (*domain.SourceEvent, error) {
 		if s.Deleted {
 			return nil, domain.Errorf(domain.CodeNotFound, "source %q is deleted", name)
@@ -195,10 +194,10 @@ func (s *Service) sourceUpload(c *call) (any, error) {
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
-	if len(req.Data) > s.store.Config().ChunkSize {
-		return nil, domain.Errorf(domain.CodeTooLarge, "a chunk holds at most %d bytes", s.store.Config().ChunkSize)
+	if len(req.Data) > s.blobs.ChunkSize() {
+		return nil, domain.Errorf(domain.CodeTooLarge, "a chunk holds at most %d bytes", s.blobs.ChunkSize())
 	}
-	h, err := s.store.Blobs.Put(c.ctx, req.Data)
+	h, err := s.blobs.Put(c.ctx, req.Data)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,7 +13,6 @@ import (
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/imports"
-	"github.com/strand-dev/strand/streams"
 )
 
 // DefaultJobTimeout is how long a job may go without a heartbeat before
@@ -26,7 +26,7 @@ const maxImportChunks = 1 << 16
 // importSpec is what an import job reads, checked when it is accepted.
 type importSpec struct {
 	origin domain.RevisionOrigin
-	run    func(ctx context.Context, blobs *streams.Blobs, progress imports.Progress) (imports.Result, error)
+	run    func(ctx context.Context, blobs domain.BlobStore, progress imports.Progress) (imports.Result, error)
 }
 
 func (s *Service) importSpec(c *call, req client.SourceImportRequest) (importSpec, error) {
@@ -48,7 +48,7 @@ func (s *Service) importSpec(c *call, req client.SourceImportRequest) (importSpe
 		}
 		return importSpec{
 			origin: domain.RevisionOrigin{Kind: domain.OriginTar, Archive: archiveID(chunks)},
-			run: func(ctx context.Context, blobs *streams.Blobs, p imports.Progress) (imports.Result, error) {
+			run: func(ctx context.Context, blobs domain.BlobStore, p imports.Progress) (imports.Result, error) {
 				return imports.Tar(ctx, blobs.ChunkReader(ctx, chunks), blobs, lim, p)
 			},
 		}, nil
@@ -70,7 +70,7 @@ func (s *Service) importSpec(c *call, req client.SourceImportRequest) (importSpe
 			if !filepath.IsAbs(g.Path) {
 				return importSpec{}, domain.Errorf(domain.CodeInvalidArgument, "git path must be absolute")
 			}
-			return importSpec{origin: origin, run: func(ctx context.Context, blobs *streams.Blobs, p imports.Progress) (imports.Result, error) {
+			return importSpec{origin: origin, run: func(ctx context.Context, blobs domain.BlobStore, p imports.Progress) (imports.Result, error) {
 				return imports.Git(ctx, g.Path, g.Ref, blobs, lim, p)
 			}}, nil
 		}
@@ -79,7 +79,7 @@ func (s *Service) importSpec(c *call, req client.SourceImportRequest) (importSpe
 			return importSpec{}, err
 		}
 		origin.Repo = "bundle:" + archiveID(chunks)
-		return importSpec{origin: origin, run: func(ctx context.Context, blobs *streams.Blobs, p imports.Progress) (imports.Result, error) {
+		return importSpec{origin: origin, run: func(ctx context.Context, blobs domain.BlobStore, p imports.Progress) (imports.Result, error) {
 			f, err := os.CreateTemp("", "strand-*.bundle")
 			if err != nil {
 				return imports.Result{}, domain.Wrap(err, "temporary bundle file")
@@ -104,7 +104,7 @@ func (s *Service) importSpec(c *call, req client.SourceImportRequest) (importSpe
 	}
 	return importSpec{
 		origin: domain.RevisionOrigin{Kind: domain.OriginDir, Path: d.Path},
-		run: func(ctx context.Context, blobs *streams.Blobs, p imports.Progress) (imports.Result, error) {
+		run: func(ctx context.Context, blobs domain.BlobStore, p imports.Progress) (imports.Result, error) {
 			return imports.Dir(ctx, d.Path, blobs, lim, p)
 		},
 	}, nil
@@ -192,7 +192,7 @@ func (s *Service) runJob(ctx context.Context, job *domain.Job, spec importSpec, 
 		job.UpdatedAt, job.Heartbeat = now, now
 		if err := s.store.UpdateJob(sctx, job); err != nil {
 			log.Warn("job update failed", "err", err)
-			return !streams.IsJobMoved(err)
+			return !errors.Is(err, domain.ErrJobMoved)
 		}
 		return true
 	}
@@ -237,7 +237,7 @@ func (s *Service) runJob(ctx context.Context, job *domain.Job, spec importSpec, 
 }
 
 func (s *Service) importRevision(ctx context.Context, job *domain.Job, spec importSpec, ev *domain.SourceEvent, progress imports.Progress) (uint64, string, error) {
-	res, err := spec.run(ctx, s.store.Blobs, progress)
+	res, err := spec.run(ctx, s.blobs, progress)
 	if err != nil {
 		return 0, "", err
 	}

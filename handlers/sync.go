@@ -30,7 +30,7 @@ func (s *Service) fsSync(c *call) (any, error) {
 	if err := c.precheck(id, req.RequestID); err != nil {
 		return nil, err
 	}
-	blobs := s.store.Blobs
+	blobs := s.blobs
 	in, err := imports.Tar(c.ctx, blobs.ChunkReader(c.ctx, chunks), blobs, syncLimits, nil)
 	if err != nil {
 		return nil, err

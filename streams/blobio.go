@@ -14,7 +14,7 @@ import (
 // layout is the one Put gives the same content: one message up to the
 // chunk size, chunks plus an index beyond.
 func (b *Blobs) PutStream(ctx context.Context, r io.Reader, limit int64) (domain.Hash, int64, error) {
-	limit = min(limit, MaxBlobSize)
+	limit = min(limit, domain.MaxBlobSize)
 	buf := make([]byte, b.chunkSize)
 	sum := sha256.New()
 	var idx chunkIndex

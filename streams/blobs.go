@@ -16,21 +16,11 @@ import (
 	"github.com/strand-dev/strand/names"
 )
 
-// DefaultChunkSize is the largest blob stored as a single message. Larger
-// content is stored as chunks (each a blob of its own, so equal chunks are
-// stored once) plus an index blob under the hash of the whole content. It
-// stays below NATS's default 1 MiB max_payload so a cluster with default
-// settings works.
-const DefaultChunkSize = 512 << 10
-
 // Headers on blob messages.
 const (
 	blobRaw    = "raw"
 	blobChunks = "chunks"
 )
-
-// MaxBlobSize bounds one file's content.
-const MaxBlobSize = 1 << 30
 
 // Blobs is the content-addressed blob store: stream STRAND_BLOBS, one
 // subject per SHA-256, at most one message per subject.
@@ -46,19 +36,14 @@ type chunkIndex struct {
 	Sizes  []int64  `msgpack:"s"`
 }
 
-// BlobInfo describes a stored blob.
-type BlobInfo struct {
-	Hash   domain.Hash
-	Size   int64
-	Chunks []domain.Hash // nil for a single-message blob
-	Sizes  []int64
-}
+// BlobInfo is domain.BlobInfo (the contracts own the types that cross them).
+type BlobInfo = domain.BlobInfo
 
 // Put stores content and returns its hash. Content already stored is not
 // stored again.
 func (b *Blobs) Put(ctx context.Context, data []byte) (domain.Hash, error) {
-	if len(data) > MaxBlobSize {
-		return domain.Hash{}, domain.Errorf(domain.CodeTooLarge, "content larger than %d bytes", MaxBlobSize)
+	if len(data) > domain.MaxBlobSize {
+		return domain.Hash{}, domain.Errorf(domain.CodeTooLarge, "content larger than %d bytes", domain.MaxBlobSize)
 	}
 	h := domain.Sum(data)
 	if len(data) <= b.chunkSize {
@@ -110,8 +95,8 @@ func (b *Blobs) PutChunks(ctx context.Context, chunks []domain.Hash, want domain
 		}
 		sum.Write(data)
 		total += int64(len(data))
-		if total > MaxBlobSize {
-			return domain.Hash{}, 0, domain.Errorf(domain.CodeTooLarge, "content larger than %d bytes", MaxBlobSize)
+		if total > domain.MaxBlobSize {
+			return domain.Hash{}, 0, domain.Errorf(domain.CodeTooLarge, "content larger than %d bytes", domain.MaxBlobSize)
 		}
 		idx.Chunks = append(idx.Chunks, append([]byte(nil), ch[:]...))
 		idx.Sizes = append(idx.Sizes, int64(len(data)))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,17 +27,12 @@ func busStreamConfig(c Config) jetstream.StreamConfig {
 	}
 }
 
-// BusMsg is one message of a topic's history.
-type BusMsg struct {
-	Sequence uint64
-	Time     time.Time
-	Data     []byte
-	Header   nats.Header
-}
+// BusMsg is domain.BusMsg (the contracts own the types that cross them).
+type BusMsg = domain.BusMsg
 
 // BusPublish publishes a message to a topic and waits until the history
 // stream stored it.
-func (st *Store) BusPublish(ctx context.Context, subject string, data []byte, hdr nats.Header) (uint64, error) {
+func (st *Store) BusPublish(ctx context.Context, subject string, data []byte, hdr map[string][]string) (uint64, error) {
 	m := nats.NewMsg(subject)
 	m.Data = data
 	for k, v := range hdr {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/strand-dev/strand/domain"
 )
 
 // EmbeddedOptions configures the embedded nats-server.
@@ -40,10 +42,6 @@ type EmbeddedOptions struct {
 // DefaultServiceAccount is the account of the service in a configuration
 // with accounts (deploy/auth/strand.conf).
 const DefaultServiceAccount = "STRAND"
-
-// DefaultMaxPayload is the embedded server's message limit: large enough for
-// one 4 MiB blob chunk in base64 JSON plus headers.
-const DefaultMaxPayload = 8 << 20
 
 // Embedded is a running in-process nats-server with JetStream.
 type Embedded struct {
@@ -80,7 +78,7 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	}
 	maxPayload := o.MaxPayload
 	if maxPayload == 0 {
-		maxPayload = DefaultMaxPayload
+		maxPayload = domain.DefaultMaxPayload
 	}
 	opts := &server.Options{}
 	if o.ConfigFile != "" {

@@ -74,9 +74,6 @@ func (st *Store) GetJob(ctx context.Context, tenant, id string) (*domain.Job, er
 	return &j, nil
 }
 
-// errJobMoved means another writer changed the job first.
-var errJobMoved = domain.Errorf(domain.CodeConflict, "the job was changed by another instance")
-
 // UpdateJob stores a job's new state if nobody changed it since it was read
 // (or last stored through j); otherwise it fails with conflict.
 func (st *Store) UpdateJob(ctx context.Context, j *domain.Job) error {
@@ -88,7 +85,7 @@ func (st *Store) UpdateJob(ctx context.Context, j *domain.Job) error {
 	rev, err := kv.Update(ctx, jobKey(j.Tenant, j.ID), body, j.Rev)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || isConflict(err) {
-			return errJobMoved
+			return domain.ErrJobMoved
 		}
 		return domain.Wrap(err, "update job")
 	}
@@ -109,7 +106,7 @@ func (st *Store) ExpireJob(ctx context.Context, j *domain.Job, now time.Time, ti
 	x.ErrorMessage = fmt.Sprintf("the instance running the job stopped answering (no progress for %s); start the import again", timeout)
 	x.UpdatedAt = now
 	err := st.UpdateJob(ctx, &x)
-	if errors.Is(err, errJobMoved) {
+	if errors.Is(err, domain.ErrJobMoved) {
 		return st.GetJob(ctx, j.Tenant, j.ID)
 	}
 	if err != nil {
@@ -117,6 +114,3 @@ func (st *Store) ExpireJob(ctx context.Context, j *domain.Job, now time.Time, ti
 	}
 	return &x, nil
 }
-
-// IsJobMoved reports whether err says another writer changed a job first.
-func IsJobMoved(err error) bool { return errors.Is(err, errJobMoved) }

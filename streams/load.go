@@ -12,13 +12,8 @@ import (
 	"github.com/strand-dev/strand/names"
 )
 
-// StoredEvent is an event with where it is stored.
-type StoredEvent struct {
-	Position uint64
-	Hash     domain.Hash
-	Event    *domain.Event
-	Body     []byte
-}
+// StoredEvent is domain.StoredEvent (the contracts own the types that cross them).
+type StoredEvent = domain.StoredEvent
 
 func decodeStored(m *StoredMsg) (StoredEvent, error) {
 	ev, err := domain.DecodeEvent(m.Data)

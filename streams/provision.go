@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/names"
 )
 
@@ -55,7 +56,7 @@ func (c Config) withDefaults() Config {
 		c.SnapshotEvery = 500
 	}
 	if c.ChunkSize <= 0 {
-		c.ChunkSize = DefaultChunkSize
+		c.ChunkSize = domain.DefaultChunkSize
 	}
 	if c.BusHistory <= 0 {
 		c.BusHistory = 100

@@ -4,14 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/keyring"
 	"github.com/strand-dev/strand/names"
 )
 
@@ -25,27 +22,14 @@ func secretBucketConfig(c Config) jetstream.KeyValueConfig {
 	}
 }
 
-// SecretRecord is a stored secret: its sealed value and who set it.
-type SecretRecord struct {
-	Version uint64         `json:"version"`
-	Actor   string         `json:"actor"`
-	Time    time.Time      `json:"time"`
-	Sealed  keyring.Sealed `json:"sealed"`
-	// Size is the length of the value, so that a listing needs no key.
-	Size int `json:"size"`
-}
+// SecretRecord is domain.SecretRecord (the contracts own the types that cross them).
+type SecretRecord = domain.SecretRecord
 
 func secretKVKey(tenant, session, name string) string {
 	if session == "" {
 		return tenant + ".t." + name
 	}
 	return tenant + ".s." + session + "." + name
-}
-
-// SecretAAD binds a sealed value to its tenant, scope, name and version,
-// so that a value copied to another secret's key does not open.
-func SecretAAD(tenant, session, name string, version uint64) []byte {
-	return []byte("strand-secret\x00" + tenant + "\x00" + session + "\x00" + name + "\x00" + strconv.FormatUint(version, 10))
 }
 
 func (st *Store) secretKV(ctx context.Context) (jetstream.KeyValue, error) {
@@ -103,12 +87,8 @@ func (st *Store) DeleteSecret(ctx context.Context, tenant, session, name string)
 	return nil
 }
 
-// SecretEntry is a stored secret as a listing shows it: never its value.
-type SecretEntry struct {
-	Session string
-	Name    string
-	Record  SecretRecord
-}
+// SecretEntry is domain.SecretEntry (the contracts own the types that cross them).
+type SecretEntry = domain.SecretEntry
 
 // ListSecrets returns the secrets of a tenant (session "") or of one
 // session; with all, every secret of the tenant (for a rekey).

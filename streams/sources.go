@@ -45,13 +45,8 @@ type revKey struct {
 	n            uint64
 }
 
-// SourceResult is a source after a change, and whether the change was a
-// retry of one already stored.
-type SourceResult struct {
-	Source   *domain.Source
-	Sequence uint64
-	Replayed bool
-}
+// SourceResult is domain.SourceResult (the contracts own the types that cross them).
+type SourceResult = domain.SourceResult
 
 // Source returns a source's state, read through the stream leader.
 func (st *Store) Source(ctx context.Context, tenant, name string) (*domain.Source, error) {

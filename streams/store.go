@@ -43,6 +43,9 @@ type Store struct {
 
 	tenants tenantCache
 
+	// usage provisions the usage counter stream once (usage.go).
+	usage usageStream
+
 	snapq    chan *domain.Session
 	snapDone chan struct{}
 	closeOne sync.Once

@@ -30,12 +30,8 @@ func tenantLogStreamConfig(c Config) jetstream.StreamConfig {
 	}
 }
 
-// TenantEntry is one stored entry of a tenant log.
-type TenantEntry struct {
-	Sequence uint64
-	Event    *domain.TenantEvent
-	Hash     domain.Hash
-}
+// TenantEntry is domain.TenantEntry (the contracts own the types that cross them).
+type TenantEntry = domain.TenantEntry
 
 // tenantCache keeps each tenant's folded state and the stream sequence of
 // its last entry; it is caught up from the stream on every read, so it is

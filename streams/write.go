@@ -13,15 +13,8 @@ import (
 	"github.com/strand-dev/strand/names"
 )
 
-// Result is the outcome of a command: the event it appended and the state
-// after it. Replayed is true when the command was a retry of a request that
-// had already been applied; the answer is then the first one's.
-type Result struct {
-	Session  *domain.Session
-	Event    *domain.Event
-	Position uint64
-	Replayed bool
-}
+// Result is domain.Result (the contracts own the types that cross them).
+type Result = domain.Result
 
 // maxAttempts bounds how often a command is decided again after losing a race
 // to another writer before the caller gets a conflict.

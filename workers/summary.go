@@ -11,7 +11,6 @@ import (
 
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/names"
-	"github.com/strand-dev/strand/streams"
 )
 
 // CachedSummary is an entry of SummaryBucket.
@@ -33,21 +32,21 @@ type Summaries struct {
 	kv jetstream.KeyValue
 }
 
-// OpenSummaries provisions and opens the cache.
-func OpenSummaries(ctx context.Context, js jetstream.JetStream, replicas int) (*Summaries, error) {
-	kv, err := streams.EnsureBucket(ctx, js, jetstream.KeyValueConfig{
+// SummaryBucketConfig is the bucket of the summary cache; the composition
+// root provisions it (streams.EnsureBucket) and hands it to NewSummaries.
+func SummaryBucketConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
 		Bucket:      names.SummaryBucket,
 		Description: "Strand commit summaries precomputed when an approval is requested (a cache)",
 		History:     1,
 		TTL:         7 * 24 * time.Hour,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
-	})
-	if err != nil {
-		return nil, err
 	}
-	return &Summaries{kv: kv}, nil
 }
+
+// NewSummaries returns the cache on its bucket.
+func NewSummaries(kv jetstream.KeyValue) *Summaries { return &Summaries{kv: kv} }
 
 // Get returns a cached summary, or nil.
 func (s *Summaries) Get(ctx context.Context, tenant, session, root string) (*CachedSummary, error) {
@@ -68,7 +67,7 @@ func (s *Summaries) Get(ctx context.Context, tenant, session, root string) (*Cac
 // Summarize computes what a session's tree changed against its base (its
 // parent at the fork point, its source revision, or the empty tree): the
 // computation commit.summary and commit.create do.
-func Summarize(ctx context.Context, st *streams.Store, s *domain.Session) (*domain.Summary, domain.Tree, error) {
+func Summarize(ctx context.Context, st domain.Store, s *domain.Session) (*domain.Summary, domain.Tree, error) {
 	var base domain.Tree
 	switch o := s.Origin; {
 	case o.Parent != "":
@@ -85,14 +84,14 @@ func Summarize(ctx context.Context, st *streams.Store, s *domain.Session) (*doma
 		base = t
 	}
 	sum, err := domain.Summarize(domain.Diff(base, s.Tree), func(h domain.Hash) ([]byte, error) {
-		info, err := st.Blobs.Stat(ctx, h)
+		info, err := st.BlobStore().Stat(ctx, h)
 		if err != nil {
 			return nil, err
 		}
 		if info.Size > domain.MaxUnifiedBytes {
 			return nil, nil // counted as not text
 		}
-		return st.Blobs.Get(ctx, h)
+		return st.BlobStore().Get(ctx, h)
 	})
 	return sum, base, err
 }
@@ -111,7 +110,7 @@ type reviewItem struct {
 // SummaryHandler precomputes the summary of the content an approval was
 // requested for, unless the cache has it. Doing an item twice only
 // computes it twice.
-func (s *Summaries) SummaryHandler(st *streams.Store) Handler {
+func (s *Summaries) SummaryHandler(st domain.Store) Handler {
 	return func(ctx context.Context, it *Item) error {
 		var ri reviewItem
 		if err := json.Unmarshal(it.Data, &ri); err != nil || ri.Session == "" || ri.Position == 0 {

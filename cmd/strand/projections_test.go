@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/client"
+	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/workers"
 )
 
@@ -90,10 +91,11 @@ func TestServe_ReadModelsAndWorkers(t *testing.T) {
 		}
 		defer nc.Close()
 		js, _ := jetstream.New(nc)
-		sums, err := workers.OpenSummaries(ctx, js, 1)
+		kv, err := streams.EnsureBucket(ctx, js, workers.SummaryBucketConfig(1))
 		if err != nil {
 			t.Fatal(err)
 		}
+		sums := workers.NewSummaries(kv)
 		var got *workers.CachedSummary
 		waitFor(t, "the summary worker to fill the cache", func() bool {
 			got, err = sums.Get(ctx, "default", ids[0], req.Request.Root)

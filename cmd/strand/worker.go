@@ -144,15 +144,15 @@ func startWorkers(ctx context.Context, nc *nats.Conn, st *streams.Store, replica
 		var h workers.Handler
 		switch name {
 		case "summary":
-			sums, err := workers.OpenSummaries(ctx, js, replicas)
+			kv, err := streams.EnsureBucket(ctx, js, workers.SummaryBucketConfig(replicas))
 			if err != nil {
 				return fail(err)
 			}
 			cfg.Filter = names.WorkSubject("*", "summary")
-			h = sums.SummaryHandler(st)
+			h = workers.NewSummaries(kv).SummaryHandler(st)
 		case "gc":
 			cfg.Filter, cfg.Concurrency = names.WorkSubject(gcTenant, "gc"), 1
-			gc := workers.NewCollector(st, workers.GCConfig{Grace: wf.grace, DryRun: wf.dryRun, Log: log})
+			gc := streams.NewCollector(st, streams.GCConfig{Grace: wf.grace, DryRun: wf.dryRun, Log: log})
 			h = func(ctx context.Context, it *workers.Item) error {
 				_, err := gc.Run(ctx)
 				return err
@@ -293,7 +293,7 @@ func (m *Main) workerOnce(ctx context.Context, g *globals, st *streams.Store, na
 	for _, name := range nameList {
 		switch name {
 		case "gc":
-			rep, err := workers.NewCollector(st, workers.GCConfig{Grace: wf.grace, DryRun: wf.dryRun}).Run(ctx)
+			rep, err := streams.NewCollector(st, streams.GCConfig{Grace: wf.grace, DryRun: wf.dryRun}).Run(ctx)
 			if err != nil {
 				return err
 			}

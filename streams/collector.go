@@ -1,4 +1,4 @@
-package workers
+package streams
 
 import (
 	"context"
@@ -14,7 +14,6 @@ import (
 
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/names"
-	"github.com/strand-dev/strand/streams"
 )
 
 // Blob garbage collection: mark and sweep over the content-addressed blob
@@ -45,7 +44,7 @@ import (
 //
 // Why no live event can name a deleted blob. The danger is a writer that
 // finds a blob already stored (its put stores nothing) and names it. Every
-// such writer checks for a record before naming the blob (streams.Blobs
+// such writer checks for a record before naming the blob (Blobs
 // keep) and, when it finds one, stores the blob again: a new message with a
 // new sequence, which the delete of step 4 cannot remove, or which puts the
 // blob back if the delete came first. A writer that checked before the
@@ -98,7 +97,7 @@ type GCReport struct {
 
 // Collector collects the blobs of a store.
 type Collector struct {
-	st  *streams.Store
+	st  *Store
 	js  jetstream.JetStream
 	cfg GCConfig
 	// beforeSweep runs between the mark and the sweep (tests race writers
@@ -107,7 +106,7 @@ type Collector struct {
 }
 
 // NewCollector returns a collector.
-func NewCollector(st *streams.Store, cfg GCConfig) *Collector {
+func NewCollector(st *Store, cfg GCConfig) *Collector {
 	if cfg.Grace <= 0 {
 		cfg.Grace = time.Hour
 	}
@@ -126,7 +125,7 @@ type blobMsg struct {
 
 type record struct {
 	msgSeq uint64 // the record's own sequence on the GC stream
-	streams.Condemnation
+	Condemnation
 }
 
 // Run does one collection.
@@ -395,7 +394,7 @@ func (c *Collector) markSources(ctx context.Context, named map[domain.Hash]bool,
 			fence(fmt.Sprintf("source tree %s unreadable: %v", h, err))
 			continue
 		}
-		hs, err := streams.TreeBlobContents(body)
+		hs, err := TreeBlobContents(body)
 		if err != nil {
 			fence(fmt.Sprintf("source tree %s: %v", h, err))
 			continue
@@ -425,7 +424,7 @@ func (c *Collector) markSnapshots(ctx context.Context, named map[domain.Hash]boo
 			break
 		}
 		rep.Snapshots++
-		if h, ok := streams.SnapshotBlob(e.Value()); ok {
+		if h, ok := SnapshotBlob(e.Value()); ok {
 			named[h] = true
 		}
 	}
@@ -446,14 +445,14 @@ func (c *Collector) listBlobs(ctx context.Context, rep *GCReport, fence func(str
 		}
 		size, _ := strconv.ParseInt(m.Headers().Get(names.HeaderMsgSize), 10, 64)
 		b := blobMsg{seq: md.Sequence.Stream, at: md.Timestamp, size: size}
-		if m.Headers().Get(streams.BlobKindHeader) == streams.BlobKindChunks {
+		if m.Headers().Get(BlobKindHeader) == BlobKindChunks {
 			raw, err := s.GetMsg(ctx, b.seq)
 			if err == nil {
-				b.chunks, err = streams.DecodeChunkIndex(raw.Data)
+				b.chunks, err = DecodeChunkIndex(raw.Data)
 			} else if isNotFound(err) {
 				// Stored again since the listing: keep the new message's
 				// chunks, and the blob (sequence 0 matches no record).
-				var info streams.BlobInfo
+				var info BlobInfo
 				if info, err = c.st.Blobs.Stat(ctx, h); err == nil {
 					b.seq, b.chunks = 0, info.Chunks
 				}
@@ -486,7 +485,7 @@ func (c *Collector) listRecords(ctx context.Context) (map[domain.Hash]record, er
 		if err != nil {
 			return nil
 		}
-		cd, err := streams.DecodeCondemnation(m.Data())
+		cd, err := DecodeCondemnation(m.Data())
 		if err != nil {
 			return nil
 		}
@@ -502,7 +501,7 @@ func (c *Collector) listRecords(ctx context.Context) (map[domain.Hash]record, er
 // condemn records the intent to delete a blob's message. The record is
 // created only where there is none (a concurrent run loses).
 func (c *Collector) condemn(ctx context.Context, h domain.Hash, seq uint64, at time.Time) error {
-	body := streams.EncodeCondemnation(streams.Condemnation{Seq: seq, At: at})
+	body := EncodeCondemnation(Condemnation{Seq: seq, At: at})
 	_, err := c.js.Publish(ctx, names.CondemnedSubject(h.String()), body, jetstream.WithExpectLastSequencePerSubject(0))
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
@@ -517,11 +516,11 @@ func (c *Collector) condemn(ctx context.Context, h domain.Hash, seq uint64, at t
 // deleteBlob removes exactly the condemned message: one stored again since
 // has another sequence and stays.
 func (c *Collector) deleteBlob(ctx context.Context, seq uint64) (bool, error) {
-	return streams.DeleteMsg(ctx, c.js.Conn(), names.BlobStream, seq)
+	return DeleteMsg(ctx, c.js.Conn(), names.BlobStream, seq)
 }
 
 func (c *Collector) dropRecord(ctx context.Context, r record) {
-	_, _ = streams.DeleteMsg(ctx, c.js.Conn(), names.GCStream, r.msgSeq)
+	_, _ = DeleteMsg(ctx, c.js.Conn(), names.GCStream, r.msgSeq)
 }
 
 func isNotFound(err error) bool {

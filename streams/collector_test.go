@@ -1,4 +1,4 @@
-package workers
+package streams_test
 
 import (
 	"bytes"
@@ -58,7 +58,7 @@ func checkNamed(t *testing.T, env *streamstest.Env) int {
 		t.Fatal(err)
 	}
 	named := map[domain.Hash]bool{}
-	if err := scan(ctx, s, "", false, func(m jetstream.Msg, _ *jetstream.MsgMetadata) error {
+	if err := streams.ScanStream(ctx, s, "", false, func(m jetstream.Msg, _ *jetstream.MsgMetadata) error {
 		ev, err := domain.DecodeEvent(m.Data())
 		if err != nil {
 			return err
@@ -117,7 +117,7 @@ func TestCollector_ConcurrentWriters(t *testing.T) {
 	}
 	time.Sleep(grace + 100*time.Millisecond)
 
-	c := NewCollector(st, GCConfig{Grace: grace})
+	c := streams.NewCollector(st, streams.GCConfig{Grace: grace})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var writes atomic.Int32
@@ -150,7 +150,7 @@ func TestCollector_ConcurrentWriters(t *testing.T) {
 			}
 		}(w)
 	}
-	var runs []GCReport
+	var runs []streams.GCReport
 	deadline := time.Now().Add(4 * time.Second)
 	for time.Now().Before(deadline) {
 		rep, err := c.Run(ctx)
@@ -209,25 +209,25 @@ func TestCollector_ReuseDuringSweep(t *testing.T) {
 		}
 	}
 	time.Sleep(grace + 50*time.Millisecond)
-	c := NewCollector(st, GCConfig{Grace: grace})
+	c := streams.NewCollector(st, streams.GCConfig{Grace: grace})
 	rep, err := c.Run(ctx)
 	if err != nil || rep.Condemned == 0 {
 		t.Fatalf("first run: %+v %v, want the orphans condemned", rep, err)
 	}
 	time.Sleep(grace + 50*time.Millisecond)
 	id := newSession(t, st, "acme")
-	c.beforeSweep = func() {
+	c.SetBeforeSweep(func() {
 		for i, d := range [][]byte{small, big} {
 			if err := writeFile(ctx, st, "acme", id, fmt.Sprint("f", i), d); err != nil {
 				t.Error(err)
 			}
 		}
-	}
+	})
 	if rep, err = c.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("second run: %+v", rep)
-	c.beforeSweep = nil
+	c.SetBeforeSweep(nil)
 	for _, d := range [][]byte{small, big} {
 		if got, err := st.Blobs.Get(ctx, domain.Sum(d)); err != nil || !bytes.Equal(got, d) {
 			t.Errorf("content named during the sweep is gone: %v", err)
@@ -257,7 +257,7 @@ func TestCollector_ReuseAfterDelete(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := NewCollector(st, GCConfig{Grace: grace})
+	c := streams.NewCollector(st, streams.GCConfig{Grace: grace})
 	for i := 0; i < 3; i++ {
 		time.Sleep(grace + 50*time.Millisecond)
 		if _, err := c.Run(ctx); err != nil {
@@ -279,7 +279,7 @@ func TestCollector_ReuseAfterDelete(t *testing.T) {
 			t.Fatalf("content written after its collection: err %v", err)
 		}
 	}
-	if rep, err := NewCollector(st, GCConfig{Grace: grace, DryRun: true}).Run(ctx); err != nil || rep.Deleted+rep.Condemned != 0 {
+	if rep, err := streams.NewCollector(st, streams.GCConfig{Grace: grace, DryRun: true}).Run(ctx); err != nil || rep.Deleted+rep.Condemned != 0 {
 		t.Errorf("dry run after the writes: %+v %v, want nothing to condemn or delete", rep, err)
 	}
 	checkNamed(t, env)
