@@ -16,7 +16,7 @@ import (
 )
 
 // The writer's half of blob garbage collection (the collector is
-// workers/gc.go, which explains the whole argument).
+// collector.go, which explains the whole argument).
 //
 // A put that finds its blob already stored stores nothing, so it leaves no
 // trace the collector could see: a writer could find an old, unreferenced

@@ -15,11 +15,13 @@
 //
 //   - summary: precomputes the commit summary of the content an approval
 //     was requested for (items emitted by the session-views projection)
-//     into SummaryBucket;
+//     into names.SummaryBucket;
 //   - retention: archives idle sessions and deletes long-archived ones
 //     through the service API, with a dry run;
-//   - gc: collects blobs that nothing retained names (see gc.go for why it
-//     never removes a blob a live event names).
+//   - gc: collects blobs that nothing retained names; the collector itself
+//     lives next to the blob store it reads the layout of
+//     (streams/collector.go, which says why it never removes a blob a live
+//     event names), and runs on this runtime.
 //
 // Lock order: Worker has no lock of its own; its slots channel bounds the
 // handlers.
