@@ -30,6 +30,7 @@ var allowed = map[string][]string{
 	"workers":             {"domain", "names"},
 	"audit":               {"domain", "names"},
 	"web":                 {"domain", "names", "client"},
+	"web/webtest":         {"domain", "names", "client", "web"},
 	"workcopy":            {"domain", "names", "client", "contentcache"},
 	"mount":               {"domain", "names", "client", "contentcache", "workcopy"},
 	"mcp":                 {"domain", "names", "client", "contentcache", "workcopy"},
