@@ -228,7 +228,7 @@ func (h *harness) seed(t *testing.T) string {
 // waitFeed waits until the activity feed holds n events of the tenant.
 func (h *harness) waitFeed(t testing.TB, n int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for {
 		a, err := h.clients["alice"].Activity(ctx, client.ActivityRequest{Limit: client.MaxActivityLimit})
@@ -247,7 +247,7 @@ func (h *harness) waitFeed(t testing.TB, n int) {
 // it follows the stream, so it may lag a write.
 func (h *harness) waitListed(t testing.TB, n int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for {
 		l, err := h.clients["alice"].ListSessions(ctx, client.ListSessionsRequest{Limit: 100})

@@ -109,10 +109,15 @@ func SignIn(t testing.TB, b context.Context, base, tenant, user, password string
 	return ctx
 }
 
+// stepTimeout bounds one group of steps: generous, because CI runs the
+// whole suite with the race detector on two cores at once; it only matters
+// when something is wrong.
+const stepTimeout = 90 * time.Second
+
 // Run runs steps with a deadline, failing the test with what was asked.
 func Run(t testing.TB, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		t.Fatalf("%s: %v\n%s", what, err, where(ctx))
@@ -131,7 +136,7 @@ func where(ctx context.Context) string {
 // Get runs an action that answers something.
 func Get[T any](t testing.TB, ctx context.Context, what string, a chromedp.Action[T]) T {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
 	v, err := chromedp.Run(ctx, a)
 	if err != nil {
@@ -160,7 +165,7 @@ var controlRoles = map[string]bool{
 // for screen readers, and fails for every control without a name.
 func CheckNames(t testing.TB, ctx context.Context, page string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
 	tree, err := chromedp.Call(ctx, accessibility.GetFullAXTree, accessibility.GetFullAXTreeParams{})
 	if err != nil {
