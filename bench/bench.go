@@ -267,7 +267,7 @@ func SelectRows(names []string) ([]Row, error) {
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("unknown row %q (1-8 or write, fork, load, manifest, diff, projection, storage, workcopy)", n)
+			return nil, fmt.Errorf("unknown row %q (1-10 or write, fork, load, manifest, diff, projection, storage, workcopy, bulk, instances)", n)
 		}
 	}
 	var out []Row

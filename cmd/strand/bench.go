@@ -26,7 +26,7 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	fs.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	fs.StringVar(&opts.NATS, "nats", "", "run against these NATS servers (comma-separated) instead of embedded ones")
 	fs.IntVar(&opts.Replicas, "replicas", 0, "with --nats: replicas of the bench's own streams (default: as the event stream)")
-	fs.StringVar(&rows, "rows", "", "rows to run, by number or name (write,fork,load,manifest,diff,projection,storage,workcopy)")
+	fs.StringVar(&rows, "rows", "", "rows to run, by number or name (write,fork,load,manifest,diff,projection,storage,workcopy,bulk,instances)")
 	fs.StringVar(&opts.Dir, "dir", "", "where the embedded servers' temporary folder goes (default: the system's)")
 	fs.BoolVar(&opts.Keep, "keep", false, "keep the temporary folder (or, with --nats, the bench tenant's data)")
 	fs.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
