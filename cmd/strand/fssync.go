@@ -7,7 +7,7 @@ import (
 )
 
 func init() {
-	groups["fs"] = append(groups["fs"], command{"sync", "SESSION --tar FILE [--delete]",
+	register("fs", "", command{"sync", "SESSION --tar FILE [--delete]",
 		"apply a tar or tar.gz to a session as one batch (--delete: remove what the archive lacks)", (*Main).fsSync})
 }
 
