@@ -106,6 +106,9 @@ type Sizes struct {
 	// Row 9: files in one change, repetitions.
 	BulkFiles int
 	BulkReps  int
+	// Row 11: files in the tree (sizes as row 7's), repetitions.
+	SearchFiles int
+	SearchReps  int
 }
 
 // FullSizes are the sizes the issue asks for.
@@ -120,6 +123,7 @@ func FullSizes() Sizes {
 		StorageFiles: 10_000, StorageForks: 100, StorageMinSize: 512, StorageMaxSize: 8192,
 		WorkcopyFiles: 10_000, WorkcopyReps: 5,
 		BulkFiles: 1_000, BulkReps: 21,
+		SearchFiles: 10_000, SearchReps: 21,
 	}
 }
 
@@ -140,6 +144,7 @@ func QuickSizes() Sizes {
 		StorageFiles: 10_000, StorageForks: 100, StorageMinSize: 512, StorageMaxSize: 8192,
 		WorkcopyFiles: 10_000, WorkcopyReps: 3,
 		BulkFiles: 1_000, BulkReps: 9,
+		SearchFiles: 10_000, SearchReps: 9,
 	}
 }
 
@@ -156,6 +161,7 @@ func TinySizes() Sizes {
 		StorageFiles: 200, StorageForks: 5, StorageMinSize: 100, StorageMaxSize: 400,
 		WorkcopyFiles: 300, WorkcopyReps: 1,
 		BulkFiles: 20, BulkReps: 1,
+		SearchFiles: 300, SearchReps: 2,
 	}
 }
 
@@ -245,6 +251,7 @@ func Rows() []Row {
 		{8, "workcopy", "working copies against git on the same tree", runWorkcopy},
 		{9, "bulk", "one change of 1,000 small files", runBulk},
 		{10, "instances", "two service instances on the same sessions", runInstances},
+		{11, "search", "search of a 10,000-file tree", runSearch},
 	}
 }
 
@@ -267,7 +274,7 @@ func SelectRows(names []string) ([]Row, error) {
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("unknown row %q (1-10 or write, fork, load, manifest, diff, projection, storage, workcopy, bulk, instances)", n)
+			return nil, fmt.Errorf("unknown row %q (1-11 or write, fork, load, manifest, diff, projection, storage, workcopy, bulk, instances, search)", n)
 		}
 	}
 	var out []Row

@@ -87,6 +87,7 @@ var (
 	FSRead        = row("fs", "read", Reads, ReadRequest{}, ReadReply{})
 	FSReadBatch   = row("fs", "read_batch", Reads, ReadBatchRequest{}, ReadBatchReply{})
 	FSHas         = row("fs", "has", Reads, HasRequest{}, HasReply{})
+	FSSearch      = row("fs", "search", Reads, SearchRequest{}, SearchReply{})
 	FSWrite       = row("fs", "write", WritesContent, WriteRequest{}, ChangeReply{})
 	FSUpload      = row("fs", "upload", WritesContent, UploadRequest{}, UploadReply{})
 	FSMkdir       = row("fs", "mkdir", Mutates, MkdirRequest{}, ChangeReply{})

@@ -23,6 +23,7 @@ func (s *Service) routes() map[*client.Endpoint]handlerFunc {
 		client.FSManifest:    s.fsManifest,
 		client.FSRead:        s.fsRead,
 		client.FSReadBatch:   s.fsReadBatch,
+		client.FSSearch:      s.fsSearch,
 		client.FSHas:         s.fsHas,
 		client.FSWrite:       s.fsWrite,
 		client.FSUpload:      s.fsUpload,

@@ -82,6 +82,9 @@ type Options struct {
 	// Secrets seals and opens secrets' values; nil: secret endpoints answer
 	// unavailable.
 	Secrets *keyring.Ring
+	// SearchCacheBytes bounds the cache of content fs.search keeps
+	// (0: DefaultSearchCacheBytes; negative: no cache).
+	SearchCacheBytes int64
 }
 
 // Service is the request/reply surface.
@@ -97,6 +100,8 @@ type Service struct {
 	stats map[string]*endpointStats
 	// limits is nil when Options.Limits is.
 	limits *limiter
+	// searchCache caches content for fs.search (search.go).
+	searchCache *blobCache
 }
 
 // endpointStats are an endpoint's true figures. micro measures a handler
@@ -168,7 +173,10 @@ func NewService(store domain.Store, opts Options) *Service {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 30 * time.Second
 	}
-	s := &Service{store: store, blobs: store.BlobStore(), opts: opts, sem: make(chan struct{}, opts.MaxInflight)}
+	if opts.SearchCacheBytes == 0 {
+		opts.SearchCacheBytes = DefaultSearchCacheBytes
+	}
+	s := &Service{store: store, blobs: store.BlobStore(), opts: opts, sem: make(chan struct{}, opts.MaxInflight), searchCache: newBlobCache(opts.SearchCacheBytes)}
 	if opts.Limits != nil {
 		s.limits = newLimiter(*opts.Limits, store, opts.Sessions, opts.UsageRefresh, opts.Log)
 	}
