@@ -93,6 +93,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.runCommand(ctx, workcopyCommands[args[0]], args[1:])
 	case "activity":
 		err = m.runCommand(ctx, command{name: "activity", run: (*Main).cmdActivity}, args[1:])
+	case "mcp":
+		err = m.runCommand(ctx, command{name: "mcp", run: (*Main).cmdMCP}, args[1:])
 	default:
 		cmds, ok := groups[args[0]]
 		if !ok {
@@ -170,6 +172,7 @@ Groups:`)
   pull         strand pull [DIR]
   run          strand run SESSION [--fork] [--count N] [--checkpoint-before NAME] [--dir DIR] [--push-every D] -- COMMAND [ARGS...]
   worker       strand worker [summary|gc|retention]... [--once] [--dry-run] [--gc-grace D] [--retention-idle D]
+  mcp          strand mcp [--session S | --fork S] [--http ADDR]   (MCP server for agents; docs/agents.md)
 
 Global flags (anywhere on the line):
   --server URL    NATS server (env STRAND_SERVER, default nats://127.0.0.1:4222)

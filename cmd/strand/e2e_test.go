@@ -719,7 +719,7 @@ func TestCLI_EveryCommandParsesBeforeDialing(t *testing.T) {
 			lines = append(lines, []string{g, cmd.name})
 		}
 	}
-	lines = append(lines, []string{"events"}, []string{"diff"}, []string{"checkout"}, []string{"status"}, []string{"push"}, []string{"pull"}, []string{"run"})
+	lines = append(lines, []string{"events"}, []string{"diff"}, []string{"checkout"}, []string{"status"}, []string{"push"}, []string{"pull"}, []string{"run"}, []string{"mcp"})
 	for _, line := range lines {
 		res := c.run("", append(slices.Clone(line), "--no-such-flag")...)
 		if res.Code != 2 || strings.Contains(res.Stderr, "unavailable") {

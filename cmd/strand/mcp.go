@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/strand-dev/strand/client"
+	"github.com/strand-dev/strand/mcp"
+)
+
+// cmdMCP runs the MCP server: over stdio (the default, for an agent that
+// starts it) or streamable HTTP (--http, loopback unless an address says
+// otherwise).
+func (m *Main) cmdMCP(ctx context.Context, _ *globals, args []string) error {
+	var session, fork, httpAddr string
+	g, pos, err := m.parseArgs("mcp", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&session, "session", "", "pin the server to this session: its tools reach no other")
+		fs.StringVar(&fork, "fork", "", "fork this session first and pin the server to the fork")
+		fs.StringVar(&httpAddr, "http", "", "serve streamable HTTP on this address (a bare port listens on 127.0.0.1) instead of stdio")
+	})
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("usage: strand mcp [--session S | --fork S] [--http ADDR]")
+	}
+	if session != "" && fork != "" {
+		return usagef("give --session or --fork, not both")
+	}
+	if err := g.dial(); err != nil {
+		return err
+	}
+	defer g.close()
+	log := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	opts := mcp.Options{Session: session, Actor: g.actor, Log: log,
+		// With credentials the service may enforce identity: then it
+		// records the authenticated user, and a client name would be
+		// refused as a claim of someone else.
+		ServerActor: g.actor == "" && (g.user != "" || g.creds != "")}
+	if fork != "" {
+		f, err := g.client.Fork(ctx, client.ForkRequest{Session: fork, Tags: map[string]string{"via": "mcp"}})
+		if err != nil {
+			return err
+		}
+		opts.Session = f.Session.ID
+		fmt.Fprintf(m.Stderr, "strand mcp: forked %s into %s\n", fork, f.Session.ID)
+	}
+	srv, err := mcp.New(ctx, g.client, opts)
+	if err != nil {
+		return err
+	}
+	if httpAddr == "" {
+		in, out := m.Stdin, m.Stdout
+		err := srv.Run(ctx, &sdk.IOTransport{Reader: io.NopCloser(in), Writer: nopWriteCloser{out}})
+		if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) {
+			return nil
+		}
+		return err
+	}
+	return m.serveMCPHTTP(ctx, srv, httpAddr)
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
+
+// serveMCPHTTP serves streamable HTTP until ctx ends.
+func (m *Main) serveMCPHTTP(ctx context.Context, srv *mcp.Server, addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort("127.0.0.1", addr) // a bare port
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := srv.Follow(ctx); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	hs := &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(m.Stdout, "strand mcp: streamable HTTP on http://%s/", ln.Addr())
+	if s := srv.Session(); s != "" {
+		fmt.Fprintf(m.Stdout, " (session %s)", s)
+	}
+	fmt.Fprintln(m.Stdout)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Requests in flight get a moment to finish; a client's open event
+	// stream (the standalone SSE GET) never does, so it is then closed.
+	shut, done := context.WithTimeout(context.Background(), time.Second)
+	defer done()
+	if err := hs.Shutdown(shut); err != nil {
+		_ = hs.Close()
+	}
+	return nil
+}
