@@ -239,3 +239,45 @@ func TestFS_SearchBadInput(t *testing.T) {
 		wantCode(t, "unknown field", err, domain.CodeInvalidArgument)
 	})
 }
+
+// TestFS_SearchStoredBlobs searches files too large to travel inside their
+// events, so that content comes from the blob store (in batched gets, then
+// from the cache), and checks both searches find every line.
+func TestFS_SearchStoredBlobs(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	ctx := t.Context()
+	id := h.session(t)
+	var ops []client.BatchOp
+	var want []string
+	for i := range 300 {
+		p := fmt.Sprintf("d%d/f%03d.txt", i%7, i)
+		body := strings.Repeat(fmt.Sprintf("line of file %d\n", i), 100) // over domain.MaxInlineBytes
+		if i%13 == 0 {
+			body += "needle\n"
+		}
+		ops = append(ops, client.BatchOp{Op: "write", Path: p, Content: []byte(body)})
+	}
+	for d := range 7 {
+		for i := range 300 {
+			if i%7 == d && i%13 == 0 {
+				want = append(want, fmt.Sprintf("d%d/f%03d.txt:101", d, i))
+			}
+		}
+	}
+	if _, err := h.c.Batch(ctx, client.BatchRequest{Session: id, Ops: ops}); err != nil {
+		t.Fatal(err)
+	}
+	for _, run := range []string{"cold", "cached"} {
+		r, err := h.c.Search(ctx, client.SearchRequest{Session: id, Pattern: "^needle$", Limit: client.MaxSearchLimit})
+		if err != nil {
+			t.Fatalf("%s search: %v", run, err)
+		}
+		if got := searchPaths(r); !slices.Equal(got, want) {
+			t.Errorf("%s search: got %v, want %v", run, got, want)
+		}
+		if r.FilesScanned != 300 {
+			t.Errorf("%s search scanned %d files, want 300", run, r.FilesScanned)
+		}
+	}
+}
