@@ -256,6 +256,31 @@ func testTools(t *testing.T, e *env, cs *sdk.ClientSession) {
 		callOK(t, cs, "write_file", s(map[string]any{"path": "notes/a.txt", "content": "free again\n"}), nil)
 	})
 
+	t.Run("Errors", func(t *testing.T) {
+		unknown := "01M8639GP38ZZVG1GPASRX3QZR"
+		for _, c := range []struct {
+			tool string
+			args map[string]any
+			code string
+		}{
+			{"session_create", map[string]any{"source": "no-such-source"}, "not_found"},
+			{"session_list", map[string]any{"status": "sleeping"}, "invalid_argument"},
+			{"session_fork", map[string]any{"session": unknown}, "not_found"},
+			{"session_restore", s(map[string]any{"to": "0"}), "invalid_argument"},
+			{"make_directory", s(map[string]any{"path": "../x"}), "invalid_argument"},
+			{"move", s(map[string]any{"from": "missing.txt", "to": "b.txt"}), "not_found"},
+			{"list_files", s(map[string]any{"glob": "[x"}), "invalid_argument"},
+			{"checkpoint_list", map[string]any{"session": unknown}, "not_found"},
+			{"checkpoint_create", s(map[string]any{"name": "bad name!"}), "invalid_argument"},
+			{"review_request", s(map[string]any{"reason": ""}), "invalid_argument"},
+			{"cache_put", s(map[string]any{"key": "", "value": "x"}), "invalid_argument"},
+			{"lock_acquire", s(map[string]any{"path": "notes/a.txt", "ttl": "forever"}), "invalid_argument"},
+			{"lock_release", s(map[string]any{"path": "notes/a.txt", "token": "not-a-token-at-all"}), "not_found"},
+		} {
+			callErr(t, cs, c.tool, c.args, c.code)
+		}
+	})
+
 	t.Run("Events", func(t *testing.T) {
 		var ev mcp.EventsResult
 		text := callOK(t, cs, "events", s(map[string]any{"limit": 3}), &ev)
