@@ -75,9 +75,7 @@ func (nopWriteCloser) Close() error { return nil }
 
 // serveMCPHTTP serves streamable HTTP until ctx ends.
 func (m *Main) serveMCPHTTP(ctx context.Context, srv *mcp.Server, addr string) error {
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		addr = net.JoinHostPort("127.0.0.1", addr) // a bare port
-	}
+	addr = loopbackDefault(addr)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := srv.Follow(ctx); err != nil {
@@ -108,4 +106,18 @@ func (m *Main) serveMCPHTTP(ctx context.Context, srv *mcp.Server, addr string) e
 		_ = hs.Close()
 	}
 	return nil
+}
+
+// loopbackDefault gives an address without a host (a bare port, or
+// ":PORT") the loopback host: the server is reachable from elsewhere only
+// when an address says so (0.0.0.0:PORT).
+func loopbackDefault(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return net.JoinHostPort("127.0.0.1", addr)
+	}
+	if host == "" {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
 }

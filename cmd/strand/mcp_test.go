@@ -182,3 +182,16 @@ func remarshal(v any, out any) error {
 	}
 	return json.Unmarshal(b, out)
 }
+
+func TestMCP_LoopbackDefault(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"8931", "127.0.0.1:8931"},
+		{":8931", "127.0.0.1:8931"},
+		{"0.0.0.0:8931", "0.0.0.0:8931"},
+		{"[::1]:0", "[::1]:0"},
+	} {
+		if got := loopbackDefault(c.in); got != c.want {
+			t.Errorf("loopbackDefault(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
