@@ -14,8 +14,8 @@ import (
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/mcp"
+	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/projections"
-	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
 
@@ -31,7 +31,7 @@ func startEnv(t *testing.T) *env {
 	e := streamstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	views, err := projections.OpenSessions(ctx, e.Store.JetStream(), streams.EventStream, streams.EventFilter("*"), 1, nil)
+	views, err := projections.OpenSessions(ctx, e.Store.JetStream(), names.EventStream, names.EventFilter("*"), 1, nil)
 	if err != nil {
 		t.Fatalf("open session views: %v", err)
 	}
