@@ -312,6 +312,10 @@ func (s *Service) handle(r micro.Request, ep *client.Endpoint, fn handlerFunc) e
 		s.respondError(r, err)
 		return err
 	}
+	if enc, ok := reply.(encodedReply); ok {
+		s.respond(r, nats.Header{"Content-Type": []string{enc.contentType}}, enc.body)
+		return nil
+	}
 	body, err := json.Marshal(reply)
 	if err != nil {
 		s.opts.Log.Error("request failed", "subject", r.Subject(), "err", fmt.Errorf("encode reply: %w", err))
@@ -320,6 +324,13 @@ func (s *Service) handle(r micro.Request, ep *client.Endpoint, fn handlerFunc) e
 	}
 	s.respond(r, nats.Header{"Content-Type": []string{"application/json"}}, body)
 	return nil
+}
+
+// encodedReply is a reply a handler has already encoded in a form other
+// than JSON (the MessagePack manifest), sent as it is.
+type encodedReply struct {
+	contentType string
+	body        []byte
 }
 
 // respondError answers r with the micro error headers and the JSON error body.

@@ -27,10 +27,12 @@ func checkpointView(cp domain.Checkpoint) client.CheckpointView {
 }
 
 func entryView(path string, n *domain.Node) client.EntryView {
-	v := client.EntryView{Path: path, Kind: n.Kind.String(), Mode: n.Mode, Hash: n.Hash().String(), Target: n.Target}
+	v := client.EntryView{Path: path, Kind: n.Kind.String(), Mode: n.Mode, Target: n.Target}
 	if n.Kind == domain.KindFile {
 		v.Size = n.Size
 		v.Hash = n.Content.String()
+	} else {
+		v.Hash = n.Hash().String()
 	}
 	return v
 }
