@@ -82,6 +82,7 @@ var (
 	SessionTag     = row("session", "tag", Mutates, TagRequest{}, SessionReply{})
 	SessionFork    = row("session", "fork", AddsSession, ForkRequest{}, SessionReply{})
 	SessionRestore = row("session", "restore", Mutates, RestoreRequest{}, SessionReply{})
+	SessionStats   = row("session", "stats", Reads, SessionStatsRequest{}, SessionStatsReply{})
 
 	FSManifest    = row("fs", "manifest", Reads, ManifestRequest{}, ManifestReply{})
 	FSRead        = row("fs", "read", Reads, ReadRequest{}, ReadReply{})
@@ -176,6 +177,7 @@ var (
 
 	ActivityList      = row("activity", "list", Reads, ActivityRequest{}, ActivityReply{})
 	ProjectionsStatus = row("projections", "status", Reads, struct{}{}, ProjectionsReply{})
+	UsageGet          = row("usage", "get", Reads, UsageRequest{}, UsageReply{})
 )
 
 // Lookup returns the row of the table whose Path is path, or nil.

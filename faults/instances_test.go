@@ -22,7 +22,7 @@ import (
 func TestFault_ServeInstanceKilled(t *testing.T) {
 	c := startNATSCluster(t)
 	serve := func(name string, first int) *proc {
-		return startProc(t, name, nil, bin.strand, "serve", "--log-level", "warn", "--nats", c.URLs(first), "--replicas", "3")
+		return startProc(t, name, nil, bin.strand, "serve", "--log-level", "warn", "--http", "127.0.0.1:0", "--nats", c.URLs(first), "--replicas", "3")
 	}
 	// Started at the same moment: both provision the streams and buckets.
 	s1, s2 := serve("strand serve 1", 0), serve("strand serve 2", 1)

@@ -255,7 +255,7 @@ func (c *natsCluster) waitHealthy(t *testing.T, metaOnly bool, nodes ...int) {
 // startServe runs `strand serve` with args and waits until it serves.
 func startServe(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := startProc(t, name, nil, bin.strand, append([]string{"serve", "--log-level", "warn"}, args...)...)
+	p := startProc(t, name, nil, bin.strand, append([]string{"serve", "--log-level", "warn", "--http", "127.0.0.1:0"}, args...)...)
 	p.waitLine(t, "strand: serving on", 90*time.Second)
 	return p
 }

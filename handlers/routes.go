@@ -19,6 +19,7 @@ func (s *Service) routes() map[*client.Endpoint]handlerFunc {
 		client.SessionTag:     s.sessionTag,
 		client.SessionFork:    s.sessionFork,
 		client.SessionRestore: s.sessionRestore,
+		client.SessionStats:   s.sessionStats,
 
 		client.FSManifest:    s.fsManifest,
 		client.FSRead:        s.fsRead,
@@ -115,5 +116,6 @@ func (s *Service) routes() map[*client.Endpoint]handlerFunc {
 		client.ActivityList: s.activityList,
 
 		client.ProjectionsStatus: s.projectionsStatus,
+		client.UsageGet:          s.usageGet,
 	}
 }

@@ -79,6 +79,8 @@ type Options struct {
 	Sessions SessionCounter
 	// UsageRefresh is how often usage is read again (0: DefaultUsageRefresh).
 	UsageRefresh time.Duration
+	// Usage serves usage.get (usage.go); nil: unavailable.
+	Usage UsageReporter
 	// Secrets seals and opens secrets' values; nil: secret endpoints answer
 	// unavailable.
 	Secrets *keyring.Ring
@@ -102,6 +104,8 @@ type Service struct {
 	limits *limiter
 	// searchCache caches content for fs.search (search.go).
 	searchCache *blobCache
+	// requests counts each tenant's requests by endpoint (usage.get).
+	requests tenantRequests
 }
 
 // endpointStats are an endpoint's true figures. micro measures a handler
@@ -291,6 +295,7 @@ func (s *Service) handle(r micro.Request, ep *client.Endpoint, fn handlerFunc) e
 			err = domain.Errorf(domain.CodeTooLarge, "request body is larger than %d bytes", s.opts.MaxRequestBytes)
 			return
 		}
+		s.requests.add(tenant, ep.Path())
 		if s.limits != nil {
 			if err = s.limits.admit(ctx, tenant, ep, len(r.Data())); err != nil {
 				return

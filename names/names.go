@@ -78,3 +78,11 @@ const HeaderRetryAfter = "Strand-Retry-After"
 // access to one session's secrets and nothing else
 // (strand.v1.<tenant>.secret.get.<session>).
 const SecretScopeTenant = "tenant"
+
+// HeaderTenant, on an HTTP request to the gateway whose path names no
+// tenant (web pages), names the tenant it addresses.
+const HeaderTenant = "Strand-Tenant"
+
+// HeaderPosition, on an HTTP file download, is the position the content
+// was read at.
+const HeaderPosition = "Strand-Position"

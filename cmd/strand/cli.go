@@ -27,6 +27,9 @@ type Main struct {
 	// Ready, when set, is called by serve with the client URL once it
 	// serves requests.
 	Ready func(url string)
+	// ReadyHTTP, when set, is called by serve and gateway with the URL of
+	// the HTTP front once it listens.
+	ReadyHTTP func(url string)
 	// Getenv reads the environment (os.Getenv by default).
 	Getenv func(string) string
 }
@@ -91,6 +94,10 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.runWorker(ctx, args[1:])
 	case "checkout", "status", "push", "pull", "run":
 		err = m.runCommand(ctx, workcopyCommands[args[0]], args[1:])
+	case "gateway":
+		err = m.runGateway(ctx, args[1:])
+	case "usage":
+		err = m.runCommand(ctx, command{name: "usage", run: (*Main).cmdUsage}, args[1:])
 	case "activity":
 		err = m.runCommand(ctx, command{name: "activity", run: (*Main).cmdActivity}, args[1:])
 	case "mcp":
@@ -149,7 +156,8 @@ func (m *Main) usage() {
 	fmt.Fprintln(m.Stdout, `strand: event-sourced session workspaces on NATS JetStream
 
 Usage:
-  strand serve [--data DIR] [--listen HOST:PORT] [--nats URLS] [--replicas N]
+  strand serve [--data DIR] [--listen HOST:PORT] [--nats URLS] [--replicas N] [--http ADDR]
+  strand gateway --nats URLS [--http ADDR]   (the HTTP front alone, next to a cluster)
   strand <group> <command> [arguments] [flags]
 
 Groups:`)
@@ -165,6 +173,8 @@ Groups:`)
   merge        strand merge FROM_SESSION[@AT] INTO_SESSION [--strategy ours|theirs] [--path P[=ours|theirs]]...
   bench        strand bench [--quick] [--json] [--nats URLS] [--rows r1,r2]
   events       strand events SESSION [--at AT] [--from POS] [--limit N]
+  usage        strand usage   (the tenant's sessions, events, bytes and requests)
+  gateway      strand gateway --nats URLS [--http ADDR]
   activity     strand activity [--limit N] [--before POS]   (the tenant's recent events)
   checkout     strand checkout SESSION[@AT] DIR   (a working copy: status, diff, push, pull in it)
   status       strand status [DIR]

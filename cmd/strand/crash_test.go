@@ -33,7 +33,7 @@ type serveProcess struct {
 // "serving on" line.
 func startServeProcess(t *testing.T, dir, addr string, extra ...string) *serveProcess {
 	t.Helper()
-	args := append([]string{"-test.run=^$", "--", "serve", "--data", dir, "--listen", addr}, extra...)
+	args := append([]string{"-test.run=^$", "--", "serve", "--data", dir, "--listen", addr, "--http", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "STRAND_TEST_MAIN=1")
 	p := &serveProcess{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}

@@ -60,7 +60,9 @@ func (b *syncBuffer) String() string {
 
 // testServer is a `strand serve` running in the test process.
 type testServer struct {
-	URL            string
+	URL string
+	// HTTP is the URL of the HTTP front ("" when it is off).
+	HTTP           string
 	Dir            string
 	Stdout, Stderr *syncBuffer
 
@@ -79,7 +81,8 @@ func startServe(t testing.TB, dir string, extra ...string) *testServer {
 	m := NewMain(strings.NewReader(""), s.Stdout, s.Stderr)
 	m.Getenv = func(string) string { return "" }
 	m.Ready = func(url string) { ready <- url }
-	args := append([]string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--log-level", "warn"}, extra...)
+	m.ReadyHTTP = func(url string) { s.HTTP = url }
+	args := append([]string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "warn"}, extra...)
 	go func() { s.done <- m.Run(ctx, args) }()
 	select {
 	case s.URL = <-ready:

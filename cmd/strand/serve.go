@@ -51,6 +51,8 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	wf.declareServe(fs)
 	var sec securityFlags
 	sec.declare(fs, m)
+	var hf httpFlags
+	hf.declare(fs, m)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -134,6 +136,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	}
 	svcOpts := handlers.Options{Log: log, AllowDirImport: *allowDirImport, Secrets: ring}
 	models.options(&svcOpts)
+	svcOpts.Usage = usageAdapter{js: store.JetStream(), views: models.views}
 	if err := sec.apply(&svcOpts, emb, views); err != nil {
 		return err
 	}
@@ -153,6 +156,26 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	if err := nc.FlushTimeout(30 * time.Second); err != nil {
 		return fmt.Errorf("register endpoints: %w", err)
 	}
+	var front *httpServer
+	if hf.addr != "" {
+		o := hf.options(url, log)
+		// With accounts, anonymous requests would be refused by NATS
+		// anyway; refusing them first answers 401 without a connect.
+		o.RequireAuth = o.RequireAuth || (emb != nil && emb.HasAccounts()) || svcOpts.Auth.Enabled
+		reg, err := deploymentMetrics(store.JetStream(), viewsAdapter{models}.ProjectionStatus, log)
+		if err != nil {
+			return err
+		}
+		o.Registry, o.Gatherer = reg, reg
+		if front, err = startFront(hf.addr, o, log); err != nil {
+			return err
+		}
+		defer front.stop()
+		fmt.Fprintf(m.Stdout, "strand: HTTP on %s\n", front.URL())
+		if m.ReadyHTTP != nil {
+			m.ReadyHTTP(front.URL())
+		}
+	}
 	where := redactURLs(strings.TrimSpace(url))
 	if emb != nil {
 		fmt.Fprintf(m.Stdout, "strand: serving on %s (embedded nats-server, data %s, fsync %v)\n", where, c.data, !c.noFsync)
@@ -164,6 +187,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
+	if front != nil {
+		front.stop()
+	}
 	background.stop()
 	if err := svc.Stop(); err != nil {
 		log.Warn("stop service", "err", err)

@@ -16,6 +16,7 @@ func init() {
 	register("session", "create, inspect, fork, restore and retire sessions",
 		command{"create", "[--tag k=v]... [--owner NAME] [--request-id ID]", "create a session", (*Main).sessionCreate},
 		command{"get", "SESSION[@AT] [--at AT]", "show a session", (*Main).sessionGet},
+		command{"stats", "SESSION [--bucket hour|day]", "a session's figures: events by type, actor and time, files changed, time to approval", (*Main).sessionStats},
 		command{"list", "[--status S] [--tag k=v]... [--owner O] [--parent P] [--limit N] [--cursor C]", "list sessions", (*Main).sessionList},
 		command{"archive", "SESSION", "make a session read-only", (*Main).sessionArchive},
 		command{"delete", "SESSION", "delete a session (its history stays for forks and audit)", (*Main).sessionDelete},

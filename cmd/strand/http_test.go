@@ -1,0 +1,262 @@
+package main
+
+import (
+	"encoding/json"
+	"github.com/strand-dev/strand/client"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// httpAs sends requests to a serve's HTTP front with one user's basic-auth
+// credentials ("" for none).
+type httpAs struct {
+	t        *testing.T
+	base     string
+	user, pw string
+	client   *http.Client
+}
+
+func (h httpAs) post(path, body string, out any) (int, string) {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.base+path, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if h.user != "" {
+		req.SetBasicAuth(h.user, h.pw)
+	}
+	c := h.client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		h.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode == 200 {
+		if err := json.Unmarshal(data, out); err != nil {
+			h.t.Fatalf("POST %s: %s: %v", path, data, err)
+		}
+	}
+	return resp.StatusCode, string(data)
+}
+
+// wantCode checks a status and the error code of its body.
+func wantCode(t *testing.T, what string, status int, body string, wantStatus int, wantCode string) {
+	t.Helper()
+	var eb client.ErrorBody
+	_ = json.Unmarshal([]byte(body), &eb)
+	if status != wantStatus || eb.Error.Code != wantCode {
+		t.Errorf("%s: %d %s, want %d %s", what, status, body, wantStatus, wantCode)
+	}
+}
+
+// TestServe_HTTPIdentity runs `strand serve --config deploy/auth/strand.conf`
+// and drives its HTTP front as the users of that file: the credentials of
+// each request become its NATS identity, so NATS and the service keep
+// tenants apart and refuse self-approval exactly as over NATS.
+func TestServe_HTTPIdentity(t *testing.T) {
+	pw := map[string]string{}
+	for user, env := range map[string]string{
+		"strand": "STRAND_SERVICE_PASSWORD", "alice": "ACME_ALICE_PASSWORD",
+		"bob": "ACME_BOB_PASSWORD", "carol": "GLOBEX_CAROL_PASSWORD",
+	} {
+		pw[user] = "Pw-" + user + "-41d2"
+		t.Setenv(env, pw[user])
+	}
+	srv := startServe(t, t.TempDir(), "--config", filepath.Join("..", "..", "deploy", "auth", "strand.conf"), "--no-limits")
+	if srv.HTTP == "" {
+		t.Fatal("serve reported no HTTP address")
+	}
+	as := func(user string) httpAs { return httpAs{t: t, base: srv.HTTP, user: user, pw: pw[user]} }
+	alice, bob, carol, nobody := as("alice"), as("bob"), as("carol"), as("")
+
+	var created client.SessionReply
+	if st, body := alice.post("/v1/acme/session/create", `{}`, &created); st != 200 {
+		t.Fatalf("alice creates: %d %s", st, body)
+	}
+	id := created.Session.ID
+	if created.Session.Owner != "alice" {
+		t.Errorf("owner %q, want alice: the actor is the HTTP user", created.Session.Owner)
+	}
+
+	t.Run("Unauthenticated", func(t *testing.T) {
+		st, body := nobody.post("/v1/acme/session/list", `{}`, nil)
+		wantCode(t, "no credentials", st, body, 401, "forbidden")
+		bad := httpAs{t: t, base: srv.HTTP, user: "alice", pw: "wrong"}
+		st, body = bad.post("/v1/acme/session/list", `{}`, nil)
+		wantCode(t, "wrong password", st, body, 401, "forbidden")
+	})
+	t.Run("ClaimingAnotherActor", func(t *testing.T) {
+		st, body := alice.post("/v1/acme/session/create", `{"actor":"bob"}`, nil)
+		wantCode(t, "alice claims bob", st, body, 403, "forbidden")
+	})
+	t.Run("OtherTenant", func(t *testing.T) {
+		// NATS refuses carol's publish to strand.v1.acme.>: the gateway
+		// turns the permission violation into forbidden at once.
+		st, body := carol.post("/v1/acme/session/get", `{"session":"`+id+`"}`, nil)
+		wantCode(t, "carol reads acme", st, body, 403, "forbidden")
+		st, body = carol.post("/v1/acme/session/list", `{}`, nil)
+		wantCode(t, "carol lists acme", st, body, 403, "forbidden")
+		// In her own tenant, alice's session does not exist.
+		st, body = carol.post("/v1/globex/session/get", `{"session":"`+id+`"}`, nil)
+		wantCode(t, "carol reads the id in globex", st, body, 404, "not_found")
+		var list client.ListSessionsReply
+		if st, body := carol.post("/v1/globex/session/list", `{}`, &list); st != 200 || len(list.Sessions) != 0 {
+			t.Errorf("carol's list: %d %s, want 200 and no session", st, body)
+		}
+		req, _ := http.NewRequest(http.MethodGet, srv.HTTP+"/v1/acme/files/"+id+"/x", nil)
+		req.SetBasicAuth("carol", pw["carol"])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 403 {
+			t.Errorf("carol downloads from acme: %d, want 403", resp.StatusCode)
+		}
+	})
+	t.Run("NoSelfApproval", func(t *testing.T) {
+		var ar client.ApprovalReply
+		if st, body := alice.post("/v1/acme/review/request", `{"session":"`+id+`","reason":"commit"}`, &ar); st != 200 {
+			t.Fatalf("request: %d %s", st, body)
+		}
+		grant := `{"session":"` + id + `","request":"` + ar.Request.ID + `"}`
+		st, body := alice.post("/v1/acme/review/grant", grant, nil)
+		wantCode(t, "alice grants her own request", st, body, 403, "forbidden")
+		var granted client.ApprovalReply
+		if st, body := bob.post("/v1/acme/review/grant", grant, &granted); st != 200 || string(granted.Request.State) != "granted" {
+			t.Errorf("bob grants: %d %s, want granted", st, body)
+		}
+	})
+	t.Run("Login", func(t *testing.T) {
+		jar, _ := cookiejar.New(nil)
+		browser := httpAs{t: t, base: srv.HTTP, client: &http.Client{Jar: jar}}
+		st, body := browser.post("/v1/login", `{"user":"bob","password":"nope","tenant":"acme"}`, nil)
+		wantCode(t, "login with a wrong password", st, body, 401, "forbidden")
+
+		req, _ := http.NewRequest(http.MethodPost, srv.HTTP+"/v1/login", strings.NewReader(`{"user":"bob","password":"`+pw["bob"]+`","tenant":"acme"}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := browser.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var cookie *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == "strand_session" {
+				cookie = c
+			}
+		}
+		if resp.StatusCode != 200 || cookie == nil {
+			t.Fatalf("login: %d, cookie %v", resp.StatusCode, cookie)
+		}
+		if !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode || strings.Contains(cookie.Value, pw["bob"]) {
+			t.Errorf("cookie %+v: want HttpOnly, SameSite=Lax, no secret in it", cookie)
+		}
+		var got client.SessionReply
+		if st, body := browser.post("/v1/acme/session/get", `{"session":"`+id+`"}`, &got); st != 200 || got.Session.ID != id {
+			t.Errorf("get with the login cookie: %d %s", st, body)
+		}
+		// The same request from another site's page: refused before it
+		// reaches the service (CSRF).
+		req, _ = http.NewRequest(http.MethodPost, srv.HTTP+"/v1/acme/session/tag", strings.NewReader(`{"session":"`+id+`","tags":{"x":"y"}}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		resp, err = browser.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		wantCode(t, "cross-site POST with the cookie", resp.StatusCode, string(data), 403, "forbidden")
+		// Logged out, the cookie names nobody.
+		if st, _ := browser.post("/v1/logout", ``, nil); st != 204 {
+			t.Errorf("logout: %d", st)
+		}
+		st, body = browser.post("/v1/acme/session/get", `{"session":"`+id+`"}`, nil)
+		wantCode(t, "after logout", st, body, 401, "forbidden")
+	})
+}
+
+// TestServe_UsageAndStats: strand session stats and strand usage report a
+// session's and a tenant's figures, the same over HTTP.
+func TestServe_UsageAndStats(t *testing.T) {
+	srv := startServe(t, t.TempDir())
+	c := newCLI(t, srv.URL)
+	var created client.SessionReply
+	c.okJSON(&created, "session", "create", "--actor", "alice")
+	id := created.Session.ID
+	c.run("hello\n", "fs", "write", id, "a.txt", "--actor", "alice")
+	// Twice the same 4 KiB: over the inline size, so it goes to the
+	// blob store, once.
+	same := strings.Repeat("same\n", 820)
+	c.run(same, "fs", "write", id, "b/c.txt", "--actor", "bob")
+	c.run(same, "fs", "write", id, "b/d.txt", "--actor", "bob")
+	var ar client.ApprovalReply
+	c.okJSON(&ar, "review", "request", id, "--reason", "commit", "--actor", "alice")
+	c.ok("review", "grant", id, ar.Request.ID, "--actor", "bob")
+
+	var st client.SessionStatsReply
+	c.okJSON(&st, "session", "stats", id, "--bucket", "hour")
+	if st.ContentBytes != int64(6+2*len(same)) {
+		t.Errorf("stats content bytes %d, want %d", st.ContentBytes, 6+2*len(same))
+	}
+	if st.Events != 6 || st.ByType["FileWritten"] != 3 || st.ByActor["alice"] != 3 || st.ByActor["bob"] != 3 {
+		t.Errorf("stats: %d events, by type %v, by actor %v; want 6, 3 FileWritten, alice 3, bob 3", st.Events, st.ByType, st.ByActor)
+	}
+	if st.FilesChanged != 3 {
+		t.Errorf("files changed %d, want 3", st.FilesChanged)
+	}
+	sum := 0
+	for _, b := range st.Timeline {
+		sum += b.Events
+	}
+	if sum != st.Events || len(st.Timeline) == 0 {
+		t.Errorf("timeline %v sums to %d, want %d", st.Timeline, sum, st.Events)
+	}
+	if len(st.Approvals) != 1 || st.Approvals[0].Decision != "granted" || st.Approvals[0].Seconds < 0 || st.Approvals[0].Requester != "alice" {
+		t.Errorf("approvals %+v, want one granted request of alice's", st.Approvals)
+	}
+	if out := c.ok("session", "stats", id); !strings.Contains(out, "files changed") || !strings.Contains(out, "granted after") {
+		t.Errorf("session stats table:\n%s", out)
+	}
+	c.fail("invalid_argument", "session", "stats", id, "--bucket", "week")
+	c.fail("not_found", "session", "stats", "01J0000000000000000000000Z")
+
+	// The session list is a projection: wait until it has the session.
+	var u client.UsageReply
+	waitFor(t, "usage to count the session", func() bool {
+		c.okJSON(&u, "usage")
+		return u.Sessions == 1
+	})
+	n := 0
+	for _, k := range u.SessionsByStatus {
+		n += k
+	}
+	if u.Events != 6 || n != 1 || u.Requests["session.create"] != 1 {
+		t.Errorf("usage: events %d, by status %v, requests %v; want 6, one session, one session.create", u.Events, u.SessionsByStatus, u.Requests)
+	}
+	if want := int64(6 + 2*len(same)); u.ContentBytes != want || u.Storage.EventBytes == 0 {
+		t.Errorf("usage bytes: content %d (want %d: every write counts), storage %+v", u.ContentBytes, want, u.Storage)
+	}
+	if u.Storage.BlobBytes < uint64(len(same)) || u.Storage.DedupRatio <= 1 {
+		t.Errorf("storage %+v: want the 4 KiB blob stored once and a dedup ratio over 1", u.Storage)
+	}
+	var viaHTTP client.UsageReply
+	if code, body := (httpAs{t: t, base: srv.HTTP}).post("/v1/default/usage/get", `{}`, &viaHTTP); code != 200 || viaHTTP.Events != 6 {
+		t.Errorf("usage over HTTP: %d %s", code, body)
+	}
+	// Another tenant has nothing.
+	c.okJSON(&u, "usage", "--tenant", "other")
+	if u.Sessions != 0 || u.Events != 0 || u.ContentBytes != 0 {
+		t.Errorf("usage of an empty tenant: %+v", u)
+	}
+}
