@@ -31,6 +31,8 @@ var allowed = map[string][]string{
 	"audit":               {"domain", "names"},
 	"web":                 {"domain", "names", "client"},
 	"web/webtest":         {"domain", "names", "client", "web"},
+	"gateway":             {"domain", "names", "client"},
+	"metrics":             {"client"},
 	"workcopy":            {"domain", "names", "client", "contentcache"},
 	"mount":               {"domain", "names", "client", "contentcache", "workcopy"},
 	"mcp":                 {"domain", "names", "client", "contentcache", "workcopy"},
@@ -76,7 +78,7 @@ func TestImports_Layers(t *testing.T) {
 // every client of the API reach storage only through the domain's
 // contracts, never through package streams.
 func TestImports_NoStreams(t *testing.T) {
-	for _, pkg := range []string{"handlers", "workers", "projections", "client", "web", "workcopy", "audit"} {
+	for _, pkg := range []string{"handlers", "workers", "projections", "client", "web", "workcopy", "audit", "gateway", "metrics"} {
 		out, err := exec.Command("go", "list", "-deps", module+pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)

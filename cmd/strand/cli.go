@@ -96,6 +96,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.runCommand(ctx, workcopyCommands[args[0]], args[1:])
 	case "gateway":
 		err = m.runGateway(ctx, args[1:])
+	case "doctor":
+		err = m.runCommand(ctx, command{name: "doctor", run: (*Main).cmdDoctor}, args[1:])
 	case "usage":
 		err = m.runCommand(ctx, command{name: "usage", run: (*Main).cmdUsage}, args[1:])
 	case "activity":
@@ -173,6 +175,7 @@ Groups:`)
   merge        strand merge FROM_SESSION[@AT] INTO_SESSION [--strategy ours|theirs] [--path P[=ours|theirs]]...
   bench        strand bench [--quick] [--json] [--nats URLS] [--rows r1,r2]
   events       strand events SESSION [--at AT] [--from POS] [--limit N]
+  doctor       strand doctor [--http URL] [--replicas N]   (checks a deployment end to end, says what to fix)
   usage        strand usage   (the tenant's sessions, events, bytes and requests)
   gateway      strand gateway --nats URLS [--http ADDR]
   activity     strand activity [--limit N] [--before POS]   (the tenant's recent events)

@@ -260,3 +260,64 @@ func TestServe_UsageAndStats(t *testing.T) {
 		t.Errorf("usage of an empty tenant: %+v", u)
 	}
 }
+
+// TestDoctor: strand doctor passes against a running serve, and against
+// nothing it fails and says what to fix.
+func TestDoctor(t *testing.T) {
+	srv := startServe(t, t.TempDir())
+	c := newCLI(t, srv.URL)
+	var results []checkResult
+	c.okJSON(&results, "doctor", "--http", srv.HTTP)
+	if len(results) != len(doctorChecks) {
+		t.Fatalf("doctor ran %d checks, want %d", len(results), len(doctorChecks))
+	}
+	for _, r := range results {
+		if r.Status != checkOK {
+			t.Errorf("check %s: %s (%s), want ok", r.Check, r.Status, r.Detail)
+		}
+	}
+	if out := c.ok("doctor", "--http", srv.HTTP); !strings.Contains(out, "1 instance(s) of strand answer") {
+		t.Errorf("doctor table:\n%s", out)
+	}
+	// /metrics has the deployment's figures and the HTTP requests doctor made.
+	resp, err := http.Get(srv.HTTP + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`strand_stream_bytes{stream="STRAND_EVENTS"}`, `strand_consumer_pending{consumer="strand_proj_sessions",stream="STRAND_EVENTS"}`,
+		`strand_projection_lag{projection="sessions"}`, "strand_work_queue_depth", "strand_dead_letters", "go_gc_duration_seconds",
+		`strand_http_requests_total{code="200",endpoint="openapi"}`, "strand_jetstream_up 1",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
+
+	t.Run("NoHTTP", func(t *testing.T) {
+		r := c.run("", "doctor", "--http", "http://127.0.0.1:1")
+		if r.Code != 1 || !strings.Contains(r.Stdout, "fix http:") || !strings.Contains(r.Stderr, "1 of 7 checks failed") {
+			t.Errorf("doctor with no HTTP front: %v", r)
+		}
+	})
+	t.Run("NoServer", func(t *testing.T) {
+		r := newCLI(t, "nats://127.0.0.1:1").run("", "doctor", "--http", "")
+		if r.Code != 1 || !strings.Contains(r.Stdout, "fix nats: start the server") {
+			t.Errorf("doctor with no server: %v", r)
+		}
+	})
+	t.Run("Replicas", func(t *testing.T) {
+		var rs []checkResult
+		r := c.run("", "doctor", "--http", "", "--replicas", "3", "--json")
+		if err := json.Unmarshal([]byte(r.Stdout), &rs); err != nil {
+			t.Fatalf("%v: %v", r, err)
+		}
+		for _, x := range rs {
+			if x.Check == "streams" && (x.Status != checkWarn || !strings.Contains(x.Detail, "want R3")) {
+				t.Errorf("streams check with --replicas 3 on R1: %+v, want a warning", x)
+			}
+		}
+	})
+}
