@@ -97,7 +97,7 @@ func startFront(addr string, o gateway.Options, log *slog.Logger) (*httpServer, 
 	if err != nil {
 		return nil, err
 	}
-	if err := mountApps(gw, log); err != nil {
+	if err := mountApps(gw, o.TrustedOrigins, log); err != nil {
 		_ = gw.Close()
 		return nil, err
 	}
@@ -112,10 +112,11 @@ func startFront(addr string, o gateway.Options, log *slog.Logger) (*httpServer, 
 // mountApps mounts what is served at / on the gateway's port: the web
 // review app, acting through the gateway's per-credential clients and
 // logins.
-func mountApps(gw *gateway.Gateway, log *slog.Logger) error {
+func mountApps(gw *gateway.Gateway, trusted []string, log *slog.Logger) error {
 	app, err := web.New(web.Options{
-		ClientFor: gw.ClientFor,
-		Log:       log,
+		ClientFor:      gw.ClientFor,
+		Log:            log,
+		TrustedOrigins: trusted,
 		Login: func(w http.ResponseWriter, r *http.Request, c web.Credentials) error {
 			return gw.Login(w, r, gateway.LoginRequest{User: c.User, Password: c.Password, Token: c.Token, Tenant: c.Tenant})
 		},
