@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"slices"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -108,7 +109,7 @@ func DecodeManifest(data []byte) (ManifestReply, error) {
 		case "next_cursor":
 			r.NextCursor, err = dec.DecodeString()
 		case "entries":
-			r.Entries, err = decodeManifestEntries(dec)
+			r.Entries, err = decodeManifestEntries(dec, len(data))
 		default:
 			err = dec.Skip()
 		}
@@ -122,13 +123,37 @@ func DecodeManifest(data []byte) (ManifestReply, error) {
 	return r, nil
 }
 
-func decodeManifestEntries(dec *msgpack.Decoder) ([]EntryView, error) {
+// decodeManifestEntries decodes the entries of a page. Their strings
+// (paths, hex hashes, targets) are slices of one string per page, so a
+// page of 10,000 entries allocates a handful of times instead of 30,000
+// (the garbage collector was the largest cost left); a caller that keeps
+// one path of a page keeps the page's strings alive.
+func decodeManifestEntries(dec *msgpack.Decoder, size int) ([]EntryView, error) {
 	n, err := dec.DecodeArrayLen()
 	if err != nil || n < 0 {
 		return []EntryView{}, err
 	}
+	if n > size {
+		// Every entry takes bytes of the body: a count beyond them is a
+		// malformed body, refused before it allocates.
+		return nil, fmt.Errorf("%d entries in %d bytes", n, size)
+	}
 	out := make([]EntryView, n)
-	var hash []byte
+	type span struct{ path, hash, target [2]int }
+	spans := make([]span, n)
+	// The strings take at most the body's bytes plus 32 per hex hash.
+	arena := make([]byte, 0, size+32*n)
+	text := func() ([2]int, error) {
+		l, err := dec.DecodeBytesLen()
+		if err != nil || l <= 0 {
+			return [2]int{len(arena), len(arena)}, err
+		}
+		from := len(arena)
+		arena = slices.Grow(arena, l)[:from+l]
+		return [2]int{from, from + l}, dec.ReadFull(arena[from:])
+	}
+	var hash [32]byte
+	var kind [8]byte
 	for i := range out {
 		fields, err := dec.DecodeArrayLen()
 		if err != nil {
@@ -137,11 +162,11 @@ func decodeManifestEntries(dec *msgpack.Decoder) ([]EntryView, error) {
 		if fields < manifestEntryFields {
 			return nil, fmt.Errorf("entry %d has %d fields, want %d", i, fields, manifestEntryFields)
 		}
-		e := &out[i]
-		if e.Path, err = dec.DecodeString(); err != nil {
+		e, sp := &out[i], &spans[i]
+		if sp.path, err = text(); err != nil {
 			return nil, err
 		}
-		if e.Kind, err = decodeKind(dec); err != nil {
+		if e.Kind, err = decodeKind(dec, kind[:]); err != nil {
 			return nil, err
 		}
 		if e.Size, err = dec.DecodeInt64(); err != nil {
@@ -150,11 +175,16 @@ func decodeManifestEntries(dec *msgpack.Decoder) ([]EntryView, error) {
 		if e.Mode, err = dec.DecodeUint32(); err != nil {
 			return nil, err
 		}
-		if hash, err = dec.DecodeBytes(); err != nil {
+		if l, err := dec.DecodeBytesLen(); err != nil || l != len(hash) {
+			return nil, fmt.Errorf("entry %d: hash of %d bytes (%v), want %d", i, l, err, len(hash))
+		}
+		if err := dec.ReadFull(hash[:]); err != nil {
 			return nil, err
 		}
-		e.Hash = hex.EncodeToString(hash)
-		if e.Target, err = dec.DecodeString(); err != nil {
+		from := len(arena)
+		arena = hex.AppendEncode(arena, hash[:])
+		sp.hash = [2]int{from, len(arena)}
+		if sp.target, err = text(); err != nil {
 			return nil, err
 		}
 		if err := decodeXattrs(dec, e); err != nil {
@@ -166,22 +196,38 @@ func decodeManifestEntries(dec *msgpack.Decoder) ([]EntryView, error) {
 			}
 		}
 	}
+	all := string(arena)
+	for i := range out {
+		sp := &spans[i]
+		out[i].Path = all[sp.path[0]:sp.path[1]]
+		out[i].Hash = all[sp.hash[0]:sp.hash[1]]
+		out[i].Target = all[sp.target[0]:sp.target[1]]
+	}
 	return out, nil
 }
 
 // decodeKind returns the kinds the service sends as constants, so a page
 // of 10,000 entries does not allocate 10,000 copies of "file".
-func decodeKind(dec *msgpack.Decoder) (string, error) {
-	s, err := dec.DecodeString()
-	switch s {
-	case "file":
-		return "file", err
-	case "dir":
-		return "dir", err
-	case "symlink":
-		return "symlink", err
+func decodeKind(dec *msgpack.Decoder, buf []byte) (string, error) {
+	l, err := dec.DecodeBytesLen()
+	if err != nil {
+		return "", err
 	}
-	return s, err
+	if l < 0 || l > len(buf) {
+		return "", fmt.Errorf("kind of %d bytes", l)
+	}
+	if err := dec.ReadFull(buf[:l]); err != nil {
+		return "", err
+	}
+	switch string(buf[:l]) {
+	case "file":
+		return "file", nil
+	case "dir":
+		return "dir", nil
+	case "symlink":
+		return "symlink", nil
+	}
+	return string(buf[:l]), nil
 }
 
 func decodeXattrs(dec *msgpack.Decoder, e *EntryView) error {

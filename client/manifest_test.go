@@ -70,7 +70,10 @@ func TestManifest_RoundTrip(t *testing.T) {
 
 	t.Run("Malformed", func(t *testing.T) {
 		short, _ := msgpack.Marshal(map[string]any{"entries": [][]any{{"f", "file"}}})
-		bad := [][]byte{nil, {0xc1}, []byte(`{"entries":[]}`), buf.Bytes()[:buf.Len()/2], short}
+		// A map of one key "entries" whose array claims 2^31 entries.
+		huge := append([]byte{0x81, 0xa7}, "entries"...)
+		huge = append(huge, 0xdd, 0x80, 0, 0, 0)
+		bad := [][]byte{nil, huge, {0xc1}, []byte(`{"entries":[]}`), buf.Bytes()[:buf.Len()/2], short}
 		for _, b := range bad {
 			if _, err := client.DecodeManifest(b); err == nil {
 				t.Errorf("decode %x: no error, want one", b)
