@@ -108,6 +108,36 @@ func TestGateway_Routes(t *testing.T) {
 		}
 	})
 
+	// The MessagePack manifest passes through with its own Content-Type
+	// and decodes to the same page as the JSON one.
+	t.Run("ManifestMsgpack", func(t *testing.T) {
+		var viaJSON client.ManifestReply
+		if st, body := f.post(t, "/v1/default/fs/manifest", `{"session":"`+id+`"}`, &viaJSON); st != http.StatusOK {
+			t.Fatalf("fs/manifest: %d %s", st, body)
+		}
+		resp, err := http.Post(f.srv.URL+"/v1/default/fs/manifest", "application/json", strings.NewReader(`{"session":"`+id+`","encoding":"msgpack"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != client.ManifestContentType {
+			t.Fatalf("fs/manifest msgpack: %d %s, want 200 %s", resp.StatusCode, ct, client.ManifestContentType)
+		}
+		viaMsgpack, err := client.DecodeManifest(data)
+		if err != nil {
+			t.Fatalf("decode msgpack manifest: %v", err)
+		}
+		a, _ := json.Marshal(viaJSON)
+		b, _ := json.Marshal(viaMsgpack)
+		if !bytes.Equal(a, b) {
+			t.Errorf("manifest as msgpack = %s, as JSON = %s", b, a)
+		}
+	})
+
 	// Every row of the endpoint table answers over HTTP with the
 	// service's own JSON: an empty body is refused by the handler itself
 	// (invalid_argument and friends), never by a missing route.

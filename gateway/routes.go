@@ -147,7 +147,13 @@ func (g *Gateway) forward(e *client.Endpoint) http.Handler {
 				status = http.StatusInternalServerError
 			}
 		}
-		w.Header().Set("Content-Type", "application/json")
+		// The service names its reply's encoding (JSON, or the
+		// MessagePack manifest a request asked for); JSON when it does not.
+		contentType := resp.Header.Get("Content-Type")
+		if contentType == "" {
+			contentType = "application/json"
+		}
+		w.Header().Set("Content-Type", contentType)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(status)
