@@ -237,6 +237,13 @@ func (g *Gateway) ClientFor(r *http.Request) (*client.Client, error) {
 	c := client.NewClient(pc.nc, tenant)
 	c.Timeout = g.opts.Timeout
 	c.Actor = r.Header.Get(names.HeaderActor)
+	if c.Actor == "" {
+		// Without NATS accounts the service records the actor a caller
+		// names: the signed-in user is the person acting, so pages record
+		// who did what and "no self-approval" holds between people. With
+		// accounts the service takes the authenticated user, the same name.
+		c.Actor = g.CredentialOf(r).User
+	}
 	return c, nil
 }
 
