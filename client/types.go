@@ -285,6 +285,9 @@ type BatchOp struct {
 	Mode         uint32   `json:"mode,omitempty"`
 	Recursive    bool     `json:"recursive,omitempty"`
 	ExpectedHash string   `json:"expected_hash,omitempty"`
+	// Name and Value: setxattr and rmxattr (no value).
+	Name  string `json:"name,omitempty"`
+	Value []byte `json:"value,omitempty"`
 }
 
 // BatchRequest is the body of fs.batch: all operations or none.

@@ -187,11 +187,12 @@ func (c *call) precheck(id, requestID string) error {
 }
 
 // storeContent stores a write's content, given in the request or as
-// uploaded chunks, and returns its hash and size. Content of 1 to
+// uploaded chunks (see storeChunks for which), and returns its hash and
+// size. Content of 1 to
 // domain.MaxInlineBytes bytes that fits in what the event may still carry
 // (*inline, reduced by it) is not stored: it is returned as data, to
 // travel inside the event (design record 0009).
-func (c *call) storeContent(content []byte, chunks []string, hash string, inline *int) (h domain.Hash, size int64, data []byte, err error) {
+func (c *call) storeContent(content []byte, chunks []string, hash, expect string, inline *int) (h domain.Hash, size int64, data []byte, err error) {
 	var want domain.Hash
 	if hash != "" {
 		if want, err = domain.ParseHash(hash); err != nil {
@@ -199,7 +200,7 @@ func (c *call) storeContent(content []byte, chunks []string, hash string, inline
 		}
 	}
 	if len(chunks) > 0 {
-		h, size, err = c.storeChunks(content, chunks, want)
+		h, size, err = c.storeChunks(content, chunks, want, expect)
 		return h, size, nil, err
 	}
 	h = domain.Sum(content)
@@ -217,8 +218,11 @@ func (c *call) storeContent(content []byte, chunks []string, hash string, inline
 }
 
 // storeChunks assembles uploaded chunks into one content and returns its
-// hash and size.
-func (c *call) storeChunks(content []byte, chunks []string, want domain.Hash) (domain.Hash, int64, error) {
+// hash and size. Chunks must have been uploaded by the tenant, or be the
+// content expect names (the path's current content, which the write will
+// check) or one of its chunks: so a client that changes a little of a
+// large file uploads only the chunks that changed.
+func (c *call) storeChunks(content []byte, chunks []string, want domain.Hash, expect string) (domain.Hash, int64, error) {
 	blobs := c.svc.blobs
 	if len(content) > 0 {
 		return domain.Hash{}, 0, domain.Errorf(domain.CodeInvalidArgument, "give content or chunks, not both")
@@ -234,10 +238,33 @@ func (c *call) storeChunks(content []byte, chunks []string, want domain.Hash) (d
 		}
 		hs[i] = h
 	}
-	if err := c.svc.store.Claimed(c.ctx, c.tenant, hs); err != nil {
+	if err := c.svc.store.Claimed(c.ctx, c.tenant, c.unclaimed(hs, expect)); err != nil {
 		return domain.Hash{}, 0, err
 	}
 	return blobs.PutChunks(c.ctx, hs, want)
+}
+
+// unclaimed returns the chunks that are neither the content expect names
+// nor one of its chunks. Naming content in expect grants nothing by itself:
+// the write is refused unless the path holds that content, which the
+// tenant can read anyway.
+func (c *call) unclaimed(chunks []domain.Hash, expect string) []domain.Hash {
+	known := map[domain.Hash]bool{}
+	if h, err := domain.ParseHash(expect); err == nil {
+		known[h] = true
+		if info, err := c.svc.blobs.Stat(c.ctx, h); err == nil {
+			for _, ch := range info.Chunks {
+				known[ch] = true
+			}
+		}
+	}
+	out := make([]domain.Hash, 0, len(chunks))
+	for _, ch := range chunks {
+		if !known[ch] {
+			out = append(out, ch)
+		}
+	}
+	return out
 }
 
 func (s *Service) fsUpload(c *call) (any, error) {
@@ -275,7 +302,7 @@ func (s *Service) fsWrite(c *call) (any, error) {
 		return nil, err
 	}
 	inline := domain.MaxInlineEventBytes
-	h, size, data, err := c.storeContent(req.Content, req.Chunks, req.Hash, &inline)
+	h, size, data, err := c.storeContent(req.Content, req.Chunks, req.Hash, req.ExpectedHash, &inline)
 	if err != nil {
 		return nil, err
 	}
@@ -360,8 +387,15 @@ func (s *Service) fsBatch(c *call) (any, error) {
 	for i, o := range req.Ops {
 		switch o.Op {
 		case domain.OpWrite, domain.OpMkdir, domain.OpRemove, domain.OpRename, domain.OpSymlink:
+			if o.Name != "" || o.Value != nil {
+				return nil, domain.Errorf(domain.CodeInvalidArgument, "operation %d: only setxattr and rmxattr take name and value", i)
+			}
+		case domain.OpSetXattr, domain.OpRemoveXattr:
+			if o.Op == domain.OpRemoveXattr && o.Value != nil {
+				return nil, domain.Errorf(domain.CodeInvalidArgument, "operation %d: rmxattr takes no value", i)
+			}
 		default:
-			return nil, domain.Errorf(domain.CodeInvalidArgument, "operation %d: op must be write, mkdir, remove, rename or symlink", i)
+			return nil, domain.Errorf(domain.CodeInvalidArgument, "operation %d: op must be write, mkdir, remove, rename, symlink, setxattr or rmxattr", i)
 		}
 		if _, err := domain.CleanNonRoot(o.Path); err != nil {
 			return nil, domain.Errorf(domain.CodeInvalidArgument, "operation %d: %s", i, domain.ErrorMessage(err))
@@ -369,7 +403,7 @@ func (s *Service) fsBatch(c *call) (any, error) {
 		if o.Op != domain.OpWrite && (len(o.Content) > 0 || len(o.Chunks) > 0) {
 			return nil, domain.Errorf(domain.CodeInvalidArgument, "operation %d: only write takes content", i)
 		}
-		ops[i] = domain.FileOp{Kind: o.Op, Path: o.Path, To: o.To, Target: o.Target, Mode: o.Mode, Recursive: o.Recursive, Expect: o.ExpectedHash}
+		ops[i] = domain.FileOp{Kind: o.Op, Path: o.Path, To: o.To, Target: o.Target, Mode: o.Mode, Recursive: o.Recursive, Expect: o.ExpectedHash, Name: o.Name, Value: o.Value}
 	}
 	if err := c.precheck(id, req.RequestID); err != nil {
 		return nil, err
@@ -379,7 +413,7 @@ func (s *Service) fsBatch(c *call) (any, error) {
 		if o.Op != domain.OpWrite {
 			continue
 		}
-		h, size, data, err := c.storeContent(o.Content, o.Chunks, o.Hash, &inline)
+		h, size, data, err := c.storeContent(o.Content, o.Chunks, o.Hash, o.ExpectedHash, &inline)
 		if err != nil {
 			return nil, err
 		}

@@ -104,6 +104,10 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.runCommand(ctx, command{name: "activity", run: (*Main).cmdActivity}, args[1:])
 	case "mcp":
 		err = m.runCommand(ctx, command{name: "mcp", run: (*Main).cmdMCP}, args[1:])
+	case "mount":
+		err = m.runCommand(ctx, command{name: "mount", run: (*Main).cmdMount}, args[1:])
+	case "unmount":
+		err = m.runCommand(ctx, command{name: "unmount", run: (*Main).cmdUnmount}, args[1:])
 	default:
 		cmds, ok := groups[args[0]]
 		if !ok {
@@ -184,6 +188,9 @@ Groups:`)
   push         strand push [DIR] [--checkpoint NAME] [--message TEXT] [--token T] [--force]
   pull         strand pull [DIR]
   run          strand run SESSION [--fork] [--count N] [--checkpoint-before NAME] [--dir DIR] [--push-every D] -- COMMAND [ARGS...]
+  mount        strand mount SESSION[@AT] DIR [--cache DIR] [--cache-size N] [--flush-interval D] [--ttl D]
+               strand mount --status|--flush DIR   strand mount --resolve PATH --keep local|remote DIR
+  unmount      strand unmount DIR   (flushes, then unmounts)
   worker       strand worker [summary|gc|retention]... [--once] [--dry-run] [--gc-grace D] [--retention-idle D]
   mcp          strand mcp [--session S | --fork S] [--http ADDR]   (MCP server for agents; docs/agents.md)
 

@@ -1,0 +1,83 @@
+package mount_test
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/strand-dev/strand/handlers"
+)
+
+// TestMount_SmallChangeOfLargeFile: an in-place overwrite or an append to
+// a large file uploads only the chunks that changed.
+func TestMount_SmallChangeOfLargeFile(t *testing.T) {
+	h := start(t)
+	const size = 8 << 20
+	data := make([]byte, size)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	if _, err := h.c.Write(context.Background(), handlers.WriteRequest{Session: h.session, Path: "big.bin", Content: data}); err != nil {
+		t.Fatal(err)
+	}
+	var uploads, uploaded atomic.Int64
+	sub, err := h.c.Conn().Subscribe(handlers.Subject("acme", "fs", "upload"), func(m *nats.Msg) {
+		uploads.Add(1)
+		uploaded.Add(int64(len(m.Data)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	_, dir := h.mount("")
+
+	check := func(name string, change func(f *os.File) error, maxUploads int64) {
+		t.Helper()
+		uploads.Store(0)
+		uploaded.Store(0)
+		f, err := os.OpenFile(filepath.Join(dir, "big.bin"), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := change(f); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatalf("%s: fsync: %v", name, err)
+		}
+		f.Close()
+		if err := h.c.Conn().Flush(); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := h.c.ReadAll(context.Background(), h.session, "big.bin", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("%s: the service's content differs from what was written", name)
+		}
+		if n := uploads.Load(); n > maxUploads {
+			t.Errorf("%s: %d chunk uploads (%d bytes), want at most %d", name, n, uploaded.Load(), maxUploads)
+		}
+		t.Logf("%s of a %d MiB file: %d chunk uploads, %d request bytes", name, size>>20, uploads.Load(), uploaded.Load())
+	}
+	check("4 KiB overwrite", func(f *os.File) error {
+		patch := bytes.Repeat([]byte{'x'}, 4096)
+		copy(data[3<<20+100:], patch)
+		_, err := f.WriteAt(patch, 3<<20+100)
+		return err
+	}, 1)
+	check("append", func(f *os.File) error {
+		tail := []byte("appended\n")
+		data = append(data, tail...)
+		_, err := f.WriteAt(tail, size)
+		return err
+	}, 1)
+}

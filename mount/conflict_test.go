@@ -1,0 +1,90 @@
+package mount_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strand-dev/strand/mount"
+)
+
+// TestMount_Conflict: a remote change to a path with a local unflushed
+// change is never resolved silently. The local change stays in the
+// journal, the mount reports it (status, log) and shows the local version
+// until the user settles it.
+func TestMount_Conflict(t *testing.T) {
+	h := start(t)
+	h.write("a.txt", "base\n")
+	m, dir := h.mount("", func(o *mount.Options) { o.FlushInterval = time.Hour })
+	f, err := os.OpenFile(filepath.Join(dir, "a.txt"), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("local\n"); err != nil {
+		t.Fatal(err)
+	}
+	h.write("a.txt", "remote\n")
+	// The mount sees the remote change (its position moves) but keeps the
+	// local version.
+	eventually(t, 5*time.Second, "the remote change is seen", func() bool { return m.Status().Position > 0 && h.read("a.txt") == "remote\n" })
+	if err := f.Sync(); err != nil {
+		t.Fatalf("fsync: %v", err)
+	}
+	f.Close()
+	st := m.Status()
+	if len(st.Conflicts) != 1 || st.Conflicts[0].Path != "a.txt" || !strings.Contains(st.Conflicts[0].Reason, "conflict") {
+		t.Fatalf("status: got conflicts %+v, want one on a.txt", st.Conflicts)
+	}
+	if !strings.Contains(h.logs.String(), "conflict") {
+		t.Errorf("no log line names the conflict: %s", h.logs)
+	}
+	if got := h.read("a.txt"); got != "remote\n" {
+		t.Errorf("service: got %q, want the remote version untouched", got)
+	}
+	if got := mustRead(t, filepath.Join(dir, "a.txt")); got != "local\n" {
+		t.Errorf("mount: got %q, want the local version", got)
+	}
+	// Keep the local version: it replaces the remote one.
+	n, err := m.Resolve(context.Background(), "a.txt", "local")
+	if err != nil || n != 1 {
+		t.Fatalf("resolve: got %d, %v", n, err)
+	}
+	if got := h.read("a.txt"); got != "local\n" {
+		t.Errorf("service after resolve local: got %q", got)
+	}
+	if st := m.Status(); len(st.Conflicts) != 0 || st.Pending != 0 {
+		t.Errorf("status after resolve: %+v", st)
+	}
+
+	t.Run("KeepRemote", func(t *testing.T) {
+		mustWriteNoClose := func(content string) *os.File {
+			f, err := os.OpenFile(filepath.Join(dir, "a.txt"), os.O_WRONLY|os.O_TRUNC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteString(content); err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+		f := mustWriteNoClose("local 2\n")
+		h.write("a.txt", "remote 2\n")
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if st := m.Status(); len(st.Conflicts) != 1 {
+			t.Fatalf("conflicts: got %+v, want one", st.Conflicts)
+		}
+		if _, err := m.Resolve(context.Background(), "a.txt", "remote"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 5*time.Second, "the remote version shows", func() bool {
+			b, err := os.ReadFile(filepath.Join(dir, "a.txt"))
+			return err == nil && string(b) == "remote 2\n"
+		})
+	})
+}

@@ -1,0 +1,432 @@
+package mount
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/handlers"
+)
+
+// chunkSize is the size of the chunks the service stores large content in
+// (streams.DefaultChunkSize): a write that names the unchanged chunks of
+// the content it replaces uploads only the changed ones.
+const chunkSize = 512 << 10
+
+// batchBytes bounds the content inlined in one batch request, well under
+// NATS's default 1 MiB max_payload once base64 encoded.
+const batchBytes = 512 << 10
+
+// inlineMax is the largest content sent inside a batch; larger content is
+// uploaded as chunks first.
+const inlineMax = 128 << 10
+
+// flusher flushes on a kick (a written file was closed) and at least every
+// FlushInterval.
+func (m *Mount) flusher() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-m.kick:
+		case <-t.C:
+		}
+		if err := m.Flush(m.ctx); err != nil && m.ctx.Err() == nil {
+			m.log.Warn("flush failed; changes stay in the journal", "session", m.session, "err", err)
+		}
+	}
+}
+
+func (m *Mount) kickFlush() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Flush sends every pending change to the service, as few events as the
+// batch limits allow (one, usually), and makes the journal durable.
+func (m *Mount) Flush(ctx context.Context) error {
+	if m.ro {
+		return nil
+	}
+	m.flushMu.Lock()
+	defer m.flushMu.Unlock()
+	m.mu.Lock()
+	ops := m.pending
+	m.pending, m.inflight = nil, ops
+	m.mu.Unlock()
+	if len(ops) == 0 {
+		return m.journal.sync()
+	}
+	rest, err := m.send(ctx, ops, "", 0)
+	m.mu.Lock()
+	m.inflight = nil
+	if err != nil {
+		m.pending = append(rest, m.pending...)
+		m.lastErr = err.Error()
+	} else {
+		m.lastErr = ""
+	}
+	m.lastFlush = time.Now()
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return m.rewriteJournal()
+}
+
+// rewriteJournal replaces the journal with what is left: conflicts and
+// pending ops.
+func (m *Mount) rewriteJournal() error {
+	m.mu.Lock()
+	left := make([]*jop, 0, len(m.conflicts)+len(m.pending)+len(m.inflight))
+	left = append(left, m.conflicts...)
+	left = append(left, m.inflight...)
+	left = append(left, m.pending...)
+	m.mu.Unlock()
+	return m.journal.rewrite(left)
+}
+
+// group is one batch request and the ops it carries: jops are the journal
+// ops it covers (some need no batch op), ops the batch operations, src and
+// w, parallel to ops, the jop behind each and the snapshot of a write.
+type group struct {
+	id    string
+	jops  []*jop
+	ops   []handlers.BatchOp
+	src   []*jop
+	w     []*writeResult
+	bytes int
+}
+
+type writeResult struct {
+	op   *jop
+	st   *staged
+	snap snapshot
+}
+
+// send flushes ops in groups; retryID names the request the first
+// retryCount ops were sent as before (after a crash or a lost reply), so
+// the service recognises them. It returns the ops not sent when it fails.
+func (m *Mount) send(ctx context.Context, ops []*jop, retryID string, retryCount int) ([]*jop, error) {
+	for len(ops) > 0 {
+		limit := len(ops)
+		id := retryID
+		if id != "" {
+			limit = min(retryCount, len(ops))
+			retryID = ""
+		} else {
+			id = m.nextRequestID()
+		}
+		g, err := m.build(ctx, ops[:limit], id)
+		if err != nil {
+			return ops, err
+		}
+		if err := m.journal.markFlushing(id, len(g.jops)); err != nil {
+			return ops, err
+		}
+		done, err := m.sendGroup(ctx, g)
+		if err != nil {
+			return ops, err
+		}
+		ops = ops[done:]
+		m.mu.Lock()
+		m.inflight = ops
+		m.mu.Unlock()
+		if err := m.rewriteJournal(); err != nil {
+			return ops, err
+		}
+	}
+	return nil, nil
+}
+
+func (m *Mount) nextRequestID() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.requestID()
+}
+
+// build turns a prefix of ops into one batch, within the service's limits:
+// it returns the group of the ops that fit.
+func (m *Mount) build(ctx context.Context, ops []*jop, id string) (*group, error) {
+	g := &group{id: id}
+	expect := map[string]string{} // path -> content after earlier ops of the batch
+	for _, op := range ops {
+		if len(g.ops) >= domain.MaxBatchOps || g.bytes > batchBytes {
+			break
+		}
+		bo, wr, skip, err := m.batchOp(ctx, op, expect)
+		if err != nil {
+			return nil, err
+		}
+		g.jops = append(g.jops, op)
+		if skip {
+			continue
+		}
+		g.src, g.w = append(g.src, op), append(g.w, wr)
+		g.bytes += len(bo.Content) + len(bo.Value) + 64*len(bo.Chunks)
+		g.ops = append(g.ops, bo)
+	}
+	return g, nil
+}
+
+// expectFor is what a path must hold before op: the content an earlier op
+// of the batch left there, else the content the service is known to hold.
+func (m *Mount) expectFor(op *jop, expect map[string]string) string {
+	if op.Force {
+		return ""
+	}
+	if h, ok := expect[op.Path]; ok {
+		return h
+	}
+	if op.ent == nil {
+		return op.Expect
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if op.ent.kind != kindFile {
+		return ""
+	}
+	if op.ent.hash.IsZero() {
+		return domain.ExpectAbsent
+	}
+	return op.ent.hash.String()
+}
+
+func (m *Mount) batchOp(ctx context.Context, op *jop, expect map[string]string) (handlers.BatchOp, *writeResult, bool, error) {
+	bo := handlers.BatchOp{Op: op.Op, Path: op.Path, To: op.To, Target: op.Target, Mode: op.Mode, Recursive: op.Recursive, Name: op.Name, Value: op.Value}
+	switch op.Op {
+	case "write":
+		return m.writeOp(ctx, op, expect)
+	case "chmod":
+		h := m.expectFor(op, expect)
+		if h == "" || h == domain.ExpectAbsent {
+			return bo, nil, true, nil // a new file: its write carries the mode
+		}
+		bo.Op, bo.ExpectedHash = "write", h
+		if h != emptyHash {
+			bo.Chunks, bo.Hash = []string{h}, h
+		}
+	case "remove":
+		if h := m.expectFor(op, expect); h != domain.ExpectAbsent {
+			bo.ExpectedHash = h
+		}
+		delete(expect, op.Path)
+	case "rename":
+		if h := m.expectFor(op, expect); h != domain.ExpectAbsent {
+			bo.ExpectedHash = h
+		}
+		for p, h := range expect {
+			if within(p, op.Path) {
+				delete(expect, p)
+				expect[op.To+p[len(op.Path):]] = h
+			}
+		}
+	case "mkdir", "symlink", "setxattr", "rmxattr":
+	default:
+		return bo, nil, false, fmt.Errorf("journal holds an unknown op %q", op.Op)
+	}
+	return bo, nil, false, nil
+}
+
+var emptyHash = domain.Sum(nil).String()
+
+// writeOp snapshots a staged file and describes its write: inline when
+// small, else by chunks, uploading only those that changed.
+func (m *Mount) writeOp(ctx context.Context, op *jop, expect map[string]string) (handlers.BatchOp, *writeResult, bool, error) {
+	st, mode := m.stagedOf(op)
+	if st == nil {
+		return handlers.BatchOp{}, nil, true, nil // the staging file is gone: a later op replaced it
+	}
+	snap, err := st.take()
+	if err != nil {
+		return handlers.BatchOp{}, nil, false, err
+	}
+	m.mu.Lock()
+	if op.ent != nil && st.gen.Load() == snap.gen {
+		st.dirty = false // a later write queues a new op
+	}
+	m.mu.Unlock()
+	bo := handlers.BatchOp{Op: "write", Path: op.Path, Mode: mode, ExpectedHash: m.expectFor(op, expect)}
+	if bo.ExpectedHash == "" && !op.Force {
+		bo.ExpectedHash = domain.ExpectAbsent
+	}
+	if bo.ExpectedHash == snap.hash.String() && op.ent != nil && mode == op.ent.mode {
+		return bo, &writeResult{op: op, st: st, snap: snap}, true, nil // nothing changed
+	}
+	if snap.inline != nil && len(snap.inline) <= inlineMax {
+		bo.Content = snap.inline
+	} else {
+		if snap.inline != nil {
+			snap.chunkHashes = []domain.Hash{snap.hash}
+			snap.changed = map[int][]byte{0: snap.inline}
+		}
+		for i, h := range snap.chunkHashes {
+			if data, ok := snap.changed[i]; ok {
+				if _, err := m.client.Upload(ctx, m.session, data); err != nil {
+					return bo, nil, false, fmt.Errorf("upload a chunk of %s: %w", op.Path, err)
+				}
+			}
+			bo.Chunks = append(bo.Chunks, h.String())
+		}
+		bo.Hash = snap.hash.String()
+	}
+	expect[op.Path] = snap.hash.String()
+	return bo, &writeResult{op: op, st: st, snap: snap}, false, nil
+}
+
+// stagedOf returns the staged content a write op names and the mode to
+// write it with.
+func (m *Mount) stagedOf(op *jop) (*staged, uint32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if op.ent != nil {
+		if op.ent.staged == nil || op.ent.staged.id != op.File {
+			return nil, 0
+		}
+		return op.ent.staged, op.ent.mode
+	}
+	if st, ok := m.replayed[op.File]; ok {
+		return st, op.Mode
+	}
+	f, err := os.OpenFile(m.journal.filePath(op.File), os.O_RDWR, 0)
+	if err != nil {
+		return nil, 0
+	}
+	st := &staged{id: op.File, f: f, all: true}
+	m.replayed[op.File] = st
+	return st, op.Mode
+}
+
+var opIndex = regexp.MustCompile(`^operation (\d+): `)
+
+// sendGroup sends one batch. An operation the service refuses because its
+// path changed (conflict) or because it is no longer possible is taken out
+// and kept as a conflict, and the rest is sent again. It returns how many
+// of the group's jops are done (sent or set aside).
+func (m *Mount) sendGroup(ctx context.Context, g *group) (int, error) {
+	for len(g.ops) > 0 {
+		reply, err := m.client.Batch(ctx, handlers.BatchRequest{Mutation: handlers.Mutation{RequestID: g.id}, Session: m.session, Ops: g.ops})
+		if err == nil {
+			m.applied(g, reply)
+			return len(g.jops), nil
+		}
+		var ce *handlers.Error
+		if !errors.As(err, &ce) {
+			return 0, err
+		}
+		sub := opIndex.FindStringSubmatch(ce.Message)
+		if sub == nil || ce.Code == domain.CodeUnavailable || ce.Code == domain.CodeInternal || ce.Code == domain.CodeTooLarge {
+			return 0, err
+		}
+		i, _ := strconv.Atoi(sub[1])
+		if i >= len(g.ops) {
+			return 0, err
+		}
+		m.refused(g, i, ce)
+		g.id = m.nextRequestID()
+	}
+	return len(g.jops), nil
+}
+
+// refused takes operation i out of the group. An op whose effect is
+// already there (a directory made, a path removed by someone else) is
+// dropped; any other refusal is a conflict, kept and reported.
+func (m *Mount) refused(g *group, i int, ce *handlers.Error) {
+	bo, jo := g.ops[i], g.src[i]
+	benign := (bo.Op == "mkdir" && ce.Code == domain.CodeAlreadyExists) || (bo.Op == "remove" && ce.Code == domain.CodeNotFound)
+	if !benign {
+		jo.Conflict = string(ce.Code) + ": " + strings.TrimPrefix(ce.Message, opIndex.FindString(ce.Message))
+		if jo.ent != nil {
+			jo.Expect = m.expectFor(jo, map[string]string{})
+		}
+		m.mu.Lock()
+		m.conflicts = append(m.conflicts, jo)
+		m.mu.Unlock()
+		m.log.Warn("conflict: a local change was not flushed; it stays in the journal until resolved",
+			"session", m.session, "op", jo.Op, "path", jo.Path, "reason", jo.Conflict)
+	}
+	g.ops = append(g.ops[:i:i], g.ops[i+1:]...)
+	g.src = append(g.src[:i:i], g.src[i+1:]...)
+	g.w = append(g.w[:i:i], g.w[i+1:]...)
+}
+
+// applied records a stored batch: the position, and for each write the
+// content the service now holds, which the cache gets too.
+func (m *Mount) applied(g *group, reply handlers.ChangeReply) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if reply.Position > m.position {
+		m.position = reply.Position
+	}
+	for i, w := range g.w {
+		if w == nil {
+			continue
+		}
+		if w.snap.inline != nil {
+			_ = m.cache.PutBytes(w.snap.hash, w.snap.inline) // a cache miss later only costs a fetch
+		}
+		w.st.flushedGen, w.st.flushed = w.snap.gen, w.snap.hash
+		e := w.op.ent
+		if e == nil {
+			continue
+		}
+		e.hash = w.snap.hash
+		if p, ok := finalPath(w.op.Path, g.ops[i+1:]); ok {
+			e.src = source{path: p, position: reply.Position}
+		}
+		m.retire(e)
+	}
+}
+
+// finalPath follows a path through the renames of the ops after it; ok is
+// false if one of them removes it.
+func finalPath(p string, later []handlers.BatchOp) (string, bool) {
+	for _, o := range later {
+		switch {
+		case o.Op == "rename" && within(p, o.Path):
+			p = o.To + p[len(o.Path):]
+		case o.Op == "remove" && within(p, o.Path):
+			return "", false
+		}
+	}
+	return p, true
+}
+
+// retire moves the staging file of an entry into the cache once nothing
+// holds it: no open handle, no change since the service stored it, no op
+// naming it. Guarded by mu.
+func (m *Mount) retire(e *entry) {
+	st := e.staged
+	if st == nil || st.refs > 0 || st.dirty || st.flushedGen != st.gen.Load() || st.flushed != e.hash || m.referenced(st.id) {
+		return
+	}
+	e.staged = nil
+	st.f.Close() //nolint:errcheck // read-only from here on
+	if err := m.cache.Adopt(m.journal.filePath(st.id), e.hash); err != nil {
+		m.journal.removeFile(st.id)
+	}
+}
+
+// referenced reports whether an unflushed op names staging file id.
+// Guarded by mu.
+func (m *Mount) referenced(id string) bool {
+	for _, list := range [][]*jop{m.pending, m.inflight, m.conflicts} {
+		for _, op := range list {
+			if op.File == id {
+				return true
+			}
+		}
+	}
+	return false
+}

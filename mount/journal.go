@@ -1,0 +1,228 @@
+package mount
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// jop is one local change waiting to be flushed, as the journal records it.
+// A write names its staging file, whose content at flush time is what is
+// written; the other operations carry everything they need.
+type jop struct {
+	Op        string `json:"op,omitempty"` // write, chmod, mkdir, remove, rename, symlink, setxattr, rmxattr
+	Path      string `json:"path"`
+	To        string `json:"to,omitempty"`
+	Target    string `json:"target,omitempty"`
+	Mode      uint32 `json:"mode,omitempty"`
+	Recursive bool   `json:"recursive,omitempty"`
+	Name      string `json:"name,omitempty"`
+	Value     []byte `json:"value,omitempty"`
+	File      string `json:"file,omitempty"`
+	// Expect is what the path held on the service when the op was last
+	// written down (used when the op is replayed after a crash).
+	Expect string `json:"expect,omitempty"`
+	// Force sends the op without an expectation: the user chose the local
+	// version over a conflicting remote one.
+	Force bool `json:"force,omitempty"`
+	// Conflict, when set, says why the service refused the change: the op
+	// stays in the journal, unflushed, until it is resolved.
+	Conflict string `json:"conflict,omitempty"`
+
+	ent *entry // the entry it applies to, while the mount runs
+}
+
+// record is one line of the journal file: an op, or (Flushing set) the
+// mark that the first Count ops are being flushed under a request id, so
+// that a retry after a crash is recognised by the service as the same
+// request.
+type record struct {
+	jop
+	Flushing string `json:"flushing,omitempty"`
+	Count    int    `json:"count,omitempty"`
+}
+
+// journal keeps a mount's unflushed changes on local disk: ops.jsonl, one
+// record a line, and files/, the staging files that writes name. Appends
+// are written at once (they survive a crash of the mount process) and made
+// durable by sync, which fsync and flush call. A journal belongs to one
+// session; a lock file keeps two mounts of it on one machine apart.
+type journal struct {
+	dir  string
+	lock *os.File
+
+	mu  sync.Mutex
+	log *os.File
+	seq atomic.Uint64
+}
+
+func openJournal(dir string) (*journal, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o700); err != nil {
+		return nil, fmt.Errorf("open journal: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open journal: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close() //nolint:errcheck // failing anyway
+		return nil, fmt.Errorf("journal %s is in use by another mount of the same session on this machine", dir)
+	}
+	log, err := os.OpenFile(filepath.Join(dir, "ops.jsonl"), os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
+	if err != nil {
+		lock.Close() //nolint:errcheck // failing anyway
+		return nil, fmt.Errorf("open journal: %w", err)
+	}
+	j := &journal{dir: dir, lock: lock, log: log}
+	entries, _ := os.ReadDir(filepath.Join(dir, "files"))
+	for _, e := range entries {
+		if n, err := strconv.ParseUint(e.Name(), 10, 64); err == nil && n > j.seq.Load() {
+			j.seq.Store(n)
+		}
+	}
+	return j, nil
+}
+
+func (j *journal) close() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.log.Close()  //nolint:errcheck // appends were written already
+	j.lock.Close() //nolint:errcheck // releases the lock
+}
+
+// load returns the recorded ops, and the request id and count of a flush
+// that was under way when the last mount stopped.
+func (j *journal) load() (ops []*jop, flushing string, count int, err error) {
+	data, err := os.ReadFile(filepath.Join(j.dir, "ops.jsonl"))
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("read journal: %w", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 1<<20), 1<<26)
+	for sc.Scan() {
+		var r record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			break // a torn last line: the append it held never returned
+		}
+		if r.Flushing != "" {
+			flushing, count = r.Flushing, r.Count
+			continue
+		}
+		op := r.jop
+		ops = append(ops, &op)
+	}
+	return ops, flushing, count, nil
+}
+
+// append records ops.
+func (j *journal) append(ops ...*jop) error {
+	var buf bytes.Buffer
+	for _, op := range ops {
+		b, err := json.Marshal(record{jop: *op})
+		if err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, err := j.log.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+// markFlushing records that the first count ops are being flushed as
+// request id, durably.
+func (j *journal) markFlushing(id string, count int) error {
+	b, _ := json.Marshal(record{Flushing: id, Count: count})
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, err := j.log.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return j.log.Sync()
+}
+
+// sync makes the appends durable.
+func (j *journal) sync() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.log.Sync()
+}
+
+// rewrite replaces the journal with ops (what is left after a flush),
+// durably: a new file renamed over the old one.
+func (j *journal) rewrite(ops []*jop) error {
+	var buf bytes.Buffer
+	for _, op := range ops {
+		b, err := json.Marshal(record{jop: *op})
+		if err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	name := filepath.Join(j.dir, "ops.jsonl")
+	tmp := name + ".new"
+	if err := writeFileSync(tmp, buf.Bytes()); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	log, err := os.OpenFile(name, os.O_RDWR|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	j.log.Close() //nolint:errcheck // replaced
+	j.log = log
+	return nil
+}
+
+func writeFileSync(name string, data []byte) error {
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close() //nolint:errcheck // failing anyway
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close() //nolint:errcheck // failing anyway
+		return fmt.Errorf("journal: %w", err)
+	}
+	return f.Close()
+}
+
+// filePath is where staging file id lives.
+func (j *journal) filePath(id string) string { return filepath.Join(j.dir, "files", id) }
+
+// newFile creates a staging file.
+func (j *journal) newFile() (string, *os.File, error) {
+	id := strconv.FormatUint(j.seq.Add(1), 10)
+	f, err := os.OpenFile(j.filePath(id), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", nil, fmt.Errorf("staging file: %w", err)
+	}
+	return id, f, nil
+}
+
+// removeFile removes a staging file no op names any more.
+func (j *journal) removeFile(id string) {
+	if err := os.Remove(j.filePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return
+	}
+}

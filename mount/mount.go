@@ -1,0 +1,411 @@
+package mount
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/handlers"
+)
+
+// Defaults of Options.
+const (
+	DefaultFlushInterval = time.Second
+	DefaultTTL           = time.Second
+)
+
+// Options configure a mount.
+type Options struct {
+	// Client reaches the service; its Actor is the identity recorded on
+	// every event the mount stores.
+	Client *handlers.Client
+	// Session is the session's id; At, when set, mounts it read-only as it
+	// was at that point (a position or a checkpoint name).
+	Session string
+	At      string
+	// Dir is the mount point, an existing empty directory.
+	Dir string
+	// Cache is the content cache (shared by every mount on the machine).
+	Cache *Cache
+	// StateDir holds the journals of the sessions mounted from this machine
+	// and the control sockets of running mounts.
+	StateDir string
+	// FlushInterval bounds how long a change waits before it is flushed.
+	FlushInterval time.Duration
+	// TTL is how long the kernel may cache attributes and names.
+	TTL time.Duration
+	// AllowOther lets other users see the mount (needs user_allow_other in
+	// /etc/fuse.conf when not root).
+	AllowOther bool
+	// Logger receives conflicts, flush failures and other events.
+	Logger *slog.Logger
+	// Debug logs every FUSE request.
+	Debug bool
+}
+
+// Mount is a mounted session.
+type Mount struct {
+	opts    Options
+	client  *handlers.Client
+	session string
+	cache   *Cache
+	log     *slog.Logger
+	ro      bool
+	id      string // prefix of the request ids of this mount's flushes
+	uid     uint32
+	gid     uint32
+
+	server  *fuse.Server
+	journal *journal
+	ctl     *control
+
+	// mu guards the tree, the pending ops and the figures below it. It is
+	// never held while calling into the kernel (notifications) or the
+	// service. Lock order: flushMu, then mu, then a staged file's mu.
+	mu        sync.Mutex
+	root      *entry
+	nextIno   uint64
+	pending   []*jop // recorded, not yet flushed
+	inflight  []*jop // being flushed
+	conflicts []*jop // refused by the service; kept until resolved
+	replayed  map[string]*staged // staging files of ops replayed from the journal
+	position  uint64 // the session's position the view reflects
+	flushes   int
+	lastFlush time.Time
+	lastErr   string
+
+	flushMu sync.Mutex
+	kick    chan struct{}
+	refresh chan uint64
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	done    chan struct{}
+	stopped sync.Once
+}
+
+// New mounts a session on opts.Dir. A read-write mount first replays the
+// journal a previous mount of the same session on this machine left.
+func New(ctx context.Context, opts Options) (*Mount, error) {
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = DefaultFlushInterval
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = DefaultTTL
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	m := &Mount{
+		opts: opts, client: opts.Client, session: opts.Session, cache: opts.Cache, log: opts.Logger,
+		ro: opts.At != "", id: "mount-" + ulid.Make().String(), nextIno: 1,
+		uid: uint32(os.Getuid()), gid: uint32(os.Getgid()),
+		kick: make(chan struct{}, 1), replayed: map[string]*staged{}, refresh: make(chan uint64, 1), done: make(chan struct{}),
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	if err := m.start(ctx); err != nil {
+		m.cancel()
+		if m.journal != nil {
+			m.journal.close()
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Mount) start(ctx context.Context) error {
+	if !m.ro {
+		j, err := openJournal(filepath.Join(m.opts.StateDir, "journal", m.client.Tenant, m.session))
+		if err != nil {
+			return err
+		}
+		m.journal = j
+		if err := m.replay(ctx); err != nil {
+			return err
+		}
+	}
+	if err := m.load(ctx); err != nil {
+		return err
+	}
+	if err := m.fuseMount(); err != nil {
+		return err
+	}
+	ctl, err := startControl(m)
+	if err != nil {
+		_ = m.server.Unmount()
+		return err
+	}
+	m.ctl = ctl
+	if !m.ro {
+		m.wg.Add(3)
+		go m.flusher()
+		go m.watcher()
+		go m.refresher()
+	}
+	return nil
+}
+
+func (m *Mount) fuseMount() error {
+	ttl := m.opts.TTL
+	root := &node{m: m, e: m.root}
+	m.root.node = root
+	mo := fuse.MountOptions{
+		FsName: "strand:" + m.session, Name: "strand", DirectMount: os.Geteuid() == 0,
+		AllowOther: m.opts.AllowOther, Debug: m.opts.Debug, MaxWrite: 1 << 20,
+		DisableXAttrs: false, ExplicitDataCacheControl: true,
+	}
+	if m.ro {
+		mo.Options = append(mo.Options, "ro")
+	}
+	srv, err := fs.Mount(m.opts.Dir, root, &fs.Options{
+		MountOptions: mo, EntryTimeout: &ttl, AttrTimeout: &ttl, NegativeTimeout: &ttl,
+		UID: m.uid, GID: m.gid,
+	})
+	if err != nil {
+		return fmt.Errorf("mount %s on %s: %w", m.session, m.opts.Dir, err)
+	}
+	m.server = srv
+	return nil
+}
+
+// load reads the session's tree (at the mount's point) into the view.
+func (m *Mount) load(ctx context.Context) error {
+	sess, err := m.client.GetSession(ctx, m.session, handlers.At(m.opts.At))
+	if err != nil {
+		return fmt.Errorf("mount %s: %w", m.session, err)
+	}
+	at := handlers.AtPosition(sess.Session.Position)
+	entries, pos, err := m.manifest(ctx, at)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.root = &entry{kind: kindDir, mode: 0o755, ino: 1, mtime: sess.Session.UpdatedAt, children: map[string]*entry{}}
+	m.position = pos
+	for _, v := range entries {
+		if err := m.addRemote(v, pos, sess.Session.UpdatedAt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// manifest lists the whole tree at a point.
+func (m *Mount) manifest(ctx context.Context, at handlers.At) ([]handlers.EntryView, uint64, error) {
+	var out []handlers.EntryView
+	req := handlers.ManifestRequest{Session: m.session, At: at, Limit: handlers.MaxManifestLimit, Xattrs: true}
+	for {
+		page, err := m.client.Manifest(ctx, req)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list %s: %w", m.session, err)
+		}
+		out = append(out, page.Entries...)
+		if page.NextCursor == "" {
+			return out, page.Position, nil
+		}
+		req.After, req.At = page.NextCursor, handlers.AtPosition(page.Position)
+	}
+}
+
+// addRemote adds an entry of the service's tree (parents come first in a
+// manifest). Guarded by mu.
+func (m *Mount) addRemote(v handlers.EntryView, pos uint64, at time.Time) error {
+	e, err := m.entryOf(v, pos, at)
+	if err != nil {
+		return err
+	}
+	dir, name := splitPath(v.Path)
+	parent := lookupPath(m.root, dir)
+	if parent == nil || parent.kind != kindDir {
+		return fmt.Errorf("manifest of %s: %q comes before its directory", m.session, v.Path)
+	}
+	attach(parent, name, e)
+	return nil
+}
+
+func (m *Mount) entryOf(v handlers.EntryView, pos uint64, at time.Time) (*entry, error) {
+	k, ok := kindOf(v.Kind)
+	if !ok {
+		return nil, fmt.Errorf("manifest of %s: %q has unknown kind %q", m.session, v.Path, v.Kind)
+	}
+	e := &entry{kind: k, mode: v.Mode & 0o7777, target: v.Target, xattrs: v.Xattrs, mtime: at, ino: m.newIno(),
+		src: source{path: v.Path, position: pos}}
+	if k == kindDir {
+		e.children = map[string]*entry{}
+	}
+	if k == kindFile {
+		h, err := domain.ParseHash(v.Hash)
+		if err != nil {
+			return nil, fmt.Errorf("manifest of %s: %q: %w", m.session, v.Path, err)
+		}
+		e.hash, e.size = h, v.Size
+	}
+	return e, nil
+}
+
+// newIno returns a fresh inode number. Guarded by mu.
+func (m *Mount) newIno() uint64 {
+	m.nextIno++
+	return m.nextIno
+}
+
+// Wait blocks until the file system is unmounted and the mount has stopped.
+func (m *Mount) Wait() { <-m.done }
+
+// Close flushes what is pending, unmounts and stops. A change the service
+// refuses stays in the journal for the next mount.
+func (m *Mount) Close() error {
+	var err error
+	m.stopped.Do(func() {
+		if !m.ro {
+			fctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			err = m.Flush(fctx)
+			cancel()
+		}
+		if uerr := m.unmount(); uerr != nil && err == nil {
+			err = uerr
+		}
+		m.cancel()
+		m.wg.Wait()
+		if !m.ro {
+			// What the kernel handed over until the unmount is in the
+			// journal now; send it.
+			fctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			if ferr := m.Flush(fctx); ferr != nil && err == nil {
+				err = ferr
+			}
+			cancel()
+			m.journal.close()
+		}
+		if m.ctl != nil {
+			m.ctl.close()
+		}
+		close(m.done)
+	})
+	return err
+}
+
+func (m *Mount) unmount() error {
+	var err error
+	for i := 0; i < 50; i++ {
+		if err = m.server.Unmount(); err == nil {
+			m.server.Wait()
+			return nil
+		}
+		// Busy: a process holds a file open. Retry for a while.
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("unmount %s: %w", m.opts.Dir, err)
+}
+
+// Serve runs until the file system is unmounted from outside (fusermount3
+// -u, umount) or ctx ends, then closes the mount.
+func (m *Mount) Serve(ctx context.Context) error {
+	unmounted := make(chan struct{})
+	go func() {
+		m.server.Wait()
+		close(unmounted)
+	}()
+	select {
+	case <-ctx.Done():
+	case <-unmounted:
+	case <-m.done:
+		return nil
+	}
+	return m.Close()
+}
+
+// Status is what `strand mount --status` shows.
+type Status struct {
+	Session   string     `json:"session"`
+	Tenant    string     `json:"tenant"`
+	Dir       string     `json:"dir"`
+	At        string     `json:"at,omitempty"`
+	ReadOnly  bool       `json:"read_only"`
+	Position  uint64     `json:"position"`
+	Pending   int        `json:"pending"`
+	Conflicts []Conflict `json:"conflicts,omitempty"`
+	Flushes   int        `json:"flushes"`
+	LastFlush *time.Time `json:"last_flush,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
+	Cache     CacheStats `json:"cache"`
+	PID       int        `json:"pid"`
+}
+
+// Conflict is a local change the service refused because the path changed
+// meanwhile.
+type Conflict struct {
+	Op     string `json:"op"`
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// Status returns the mount's figures.
+func (m *Mount) Status() Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := Status{Session: m.session, Tenant: m.client.Tenant, Dir: m.opts.Dir, At: m.opts.At, ReadOnly: m.ro,
+		Position: m.position, Pending: len(m.pending) + len(m.inflight), Flushes: m.flushes, LastError: m.lastErr,
+		Cache: m.cache.Stats(), PID: os.Getpid()}
+	if !m.lastFlush.IsZero() {
+		t := m.lastFlush
+		s.LastFlush = &t
+	}
+	for _, c := range m.conflicts {
+		s.Conflicts = append(s.Conflicts, Conflict{Op: c.Op, Path: c.Path, Reason: c.Conflict})
+	}
+	return s
+}
+
+// fetcher returns how to read an entry's content from the service.
+func (m *Mount) fetcher(src source, size int64) func(w io.Writer) error {
+	return func(w io.Writer) error {
+		ctx, cancel := context.WithTimeout(m.ctx, 10*time.Minute)
+		defer cancel()
+		at := handlers.AtPosition(src.position)
+		for off := int64(0); ; {
+			r, err := m.client.Read(ctx, handlers.ReadRequest{Session: m.session, Path: src.path, At: at, Offset: off})
+			if err != nil {
+				return err
+			}
+			if _, err := w.Write(r.Content); err != nil {
+				return err
+			}
+			off += int64(len(r.Content))
+			if r.EOF || off >= r.Size {
+				return nil
+			}
+			if len(r.Content) == 0 {
+				return fmt.Errorf("read %s: no progress at offset %d", src.path, off)
+			}
+		}
+	}
+}
+
+// socketPath is where the control socket of a mount on dir listens.
+func socketPath(stateDir, dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return filepath.Join(stateDir, "mounts", hex.EncodeToString(sum[:8])+".sock")
+}
+
+func (m *Mount) requestID() string {
+	m.flushes++
+	return m.id + "-" + strconv.Itoa(m.flushes)
+}
+
+var errReadOnly = errors.New("read-only mount")
