@@ -77,7 +77,7 @@ func writable(dir string) error {
 	if err != nil {
 		return err
 	}
-	f.Close()              //nolint:errcheck // empty
+	f.Close() //nolint:errcheck // empty
 	return os.Remove(f.Name())
 }
 

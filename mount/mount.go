@@ -79,11 +79,11 @@ type Mount struct {
 	mu        sync.Mutex
 	root      *entry
 	nextIno   uint64
-	pending   []*jop // recorded, not yet flushed
-	inflight  []*jop // being flushed
-	conflicts []*jop // refused by the service; kept until resolved
+	pending   []*jop             // recorded, not yet flushed
+	inflight  []*jop             // being flushed
+	conflicts []*jop             // refused by the service; kept until resolved
 	replayed  map[string]*staged // staging files of ops replayed from the journal
-	position  uint64 // the session's position the view reflects
+	position  uint64             // the session's position the view reflects
 	flushes   int
 	lastFlush time.Time
 	lastErr   string
