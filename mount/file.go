@@ -56,7 +56,7 @@ func (m *Mount) stage(e *entry, trunc bool) (*staged, syscall.Errno) {
 	}
 	st := &staged{id: id, f: f}
 	if !trunc && size > 0 {
-		blob, err := m.cache.Open(hash, m.fetcher(src, size))
+		blob, err := m.cache.open(hash, m.fetcher(src, size))
 		if err == nil {
 			_, err = io.Copy(f, blob) // copy_file_range where the kernel can
 			blob.Close()              //nolint:errcheck // read-only
@@ -98,7 +98,7 @@ func (m *Mount) openContent(e *entry) (*os.File, error) {
 	m.mu.Lock()
 	hash, size, src := e.hash, e.size, e.src
 	m.mu.Unlock()
-	return m.cache.Open(hash, m.fetcher(src, size))
+	return m.cache.open(hash, m.fetcher(src, size))
 }
 
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {

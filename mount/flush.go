@@ -90,9 +90,12 @@ func (m *Mount) Flush(ctx context.Context) error {
 func (m *Mount) rewriteJournal() error {
 	m.mu.Lock()
 	left := make([]*jop, 0, len(m.conflicts)+len(m.pending)+len(m.inflight))
-	left = append(left, m.conflicts...)
-	left = append(left, m.inflight...)
-	left = append(left, m.pending...)
+	for _, list := range [][]*jop{m.conflicts, m.inflight, m.pending} {
+		for _, op := range list {
+			c := *op // ops change under mu; the copy is written without it
+			left = append(left, &c)
+		}
+	}
 	m.mu.Unlock()
 	return m.journal.rewrite(left)
 }
@@ -346,11 +349,12 @@ func (m *Mount) refused(g *group, i int, ce *handlers.Error) {
 	bo, jo := g.ops[i], g.src[i]
 	benign := (bo.Op == "mkdir" && ce.Code == domain.CodeAlreadyExists) || (bo.Op == "remove" && ce.Code == domain.CodeNotFound)
 	if !benign {
+		expect := m.expectFor(jo, map[string]string{})
+		m.mu.Lock()
 		jo.Conflict = string(ce.Code) + ": " + strings.TrimPrefix(ce.Message, opIndex.FindString(ce.Message))
 		if jo.ent != nil {
-			jo.Expect = m.expectFor(jo, map[string]string{})
+			jo.Expect = expect
 		}
-		m.mu.Lock()
 		m.conflicts = append(m.conflicts, jo)
 		m.mu.Unlock()
 		m.log.Warn("conflict: a local change was not flushed; it stays in the journal until resolved",
@@ -374,7 +378,7 @@ func (m *Mount) applied(g *group, reply handlers.ChangeReply) {
 			continue
 		}
 		if w.snap.inline != nil {
-			_ = m.cache.PutBytes(w.snap.hash, w.snap.inline) // a cache miss later only costs a fetch
+			_ = m.cache.put(w.snap.hash, w.snap.inline) // a cache miss later only costs a fetch
 		}
 		w.st.flushedGen, w.st.flushed = w.snap.gen, w.snap.hash
 		e := w.op.ent
@@ -413,7 +417,7 @@ func (m *Mount) retire(e *entry) {
 	}
 	e.staged = nil
 	st.f.Close() //nolint:errcheck // read-only from here on
-	if err := m.cache.Adopt(m.journal.filePath(st.id), e.hash); err != nil {
+	if err := m.cache.adopt(m.journal.filePath(st.id), e.hash); err != nil {
 		m.journal.removeFile(st.id)
 	}
 }

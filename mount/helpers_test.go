@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strand-dev/strand/contentcache"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/mount"
 	"github.com/strand-dev/strand/streams/streamstest"
@@ -34,7 +35,7 @@ type harness struct {
 	t       *testing.T
 	c       *handlers.Client
 	session string
-	cache   *mount.Cache
+	cache   *contentcache.Cache
 	state   string
 	logs    *bytes.Buffer
 }
@@ -57,7 +58,7 @@ func start(t *testing.T) *harness {
 	if err != nil {
 		t.Fatalf("create session: %v", err)
 	}
-	cache, err := mount.OpenCache(t.TempDir(), 0)
+	cache, err := contentcache.Open(t.TempDir(), 0)
 	if err != nil {
 		t.Fatalf("open cache: %v", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/strand-dev/strand/contentcache"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 )
@@ -39,8 +40,9 @@ type Options struct {
 	At      string
 	// Dir is the mount point, an existing empty directory.
 	Dir string
-	// Cache is the content cache (shared by every mount on the machine).
-	Cache *Cache
+	// Cache is the machine's content cache, shared by every mount and
+	// working copy on it.
+	Cache *contentcache.Cache
 	// StateDir holds the journals of the sessions mounted from this machine
 	// and the control sockets of running mounts.
 	StateDir string
@@ -62,7 +64,7 @@ type Mount struct {
 	opts    Options
 	client  *handlers.Client
 	session string
-	cache   *Cache
+	cache   *blobs
 	log     *slog.Logger
 	ro      bool
 	id      string // prefix of the request ids of this mount's flushes
@@ -111,12 +113,20 @@ func New(ctx context.Context, opts Options) (*Mount, error) {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	m := &Mount{
-		opts: opts, client: opts.Client, session: opts.Session, cache: opts.Cache, log: opts.Logger,
+		opts: opts, client: opts.Client, session: opts.Session, log: opts.Logger,
 		ro: opts.At != "", id: "mount-" + ulid.Make().String(), nextIno: 1,
 		uid: uint32(os.Getuid()), gid: uint32(os.Getgid()),
 		kick: make(chan struct{}, 1), replayed: map[string]*staged{}, refresh: make(chan uint64, 1), done: make(chan struct{}),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	if opts.Cache == nil {
+		return nil, errors.New("mount: no content cache")
+	}
+	b, err := newBlobs(opts.Cache, tmpDir(opts.StateDir))
+	if err != nil {
+		return nil, err
+	}
+	m.cache = b
 	if err := m.start(ctx); err != nil {
 		m.cancel()
 		if m.journal != nil {
@@ -361,7 +371,7 @@ func (m *Mount) Status() Status {
 	defer m.mu.Unlock()
 	s := Status{Session: m.session, Tenant: m.client.Tenant, Dir: m.opts.Dir, At: m.opts.At, ReadOnly: m.ro,
 		Position: m.position, Pending: len(m.pending) + len(m.inflight), Flushes: m.flushes, LastError: m.lastErr,
-		Cache: m.cache.Stats(), PID: os.Getpid()}
+		Cache: m.cache.stats(), PID: os.Getpid()}
 	if !m.lastFlush.IsZero() {
 		t := m.lastFlush
 		s.LastFlush = &t

@@ -25,7 +25,7 @@ func TestMount_Read(t *testing.T) {
 	if err := h.c.Request(ctx, "fs", "xattr.set", handlers.XattrRequest{Session: h.session, Path: "README.md", Name: "user.kind", Value: []byte("doc")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	_, dir := h.mount("")
+	m, dir := h.mount("")
 
 	if got := mustRead(t, filepath.Join(dir, "README.md")); got != "# hello\n" {
 		t.Errorf("README.md: got %q", got)
@@ -57,9 +57,9 @@ func TestMount_Read(t *testing.T) {
 		t.Errorf("readdir: got %q", got)
 	}
 	// Identical content is fetched once: a second read is a cache hit.
-	before := h.cache.Stats()
+	before := m.Status().Cache
 	mustRead(t, filepath.Join(dir, "README.md"))
-	if after := h.cache.Stats(); after.Misses != before.Misses {
+	if after := m.Status().Cache; after.Misses != before.Misses {
 		t.Errorf("second read fetched again: misses %d -> %d", before.Misses, after.Misses)
 	}
 }

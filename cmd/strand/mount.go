@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strand-dev/strand/contentcache"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/mount"
@@ -21,16 +22,16 @@ import (
 type mountDirs struct{ cache, state string }
 
 func (m *Main) mountDirFlags(fs *flag.FlagSet, d *mountDirs) {
-	fs.StringVar(&d.cache, "cache", m.env("STRAND_CACHE", defaultDir(os.UserCacheDir, "content")), "content cache folder, shared by every mount on the machine (env STRAND_CACHE)")
+	fs.StringVar(&d.cache, "cache", defaultCacheDir(), "content cache folder, shared by every mount and working copy on the machine (env "+contentcache.EnvDir+")")
 	fs.StringVar(&d.state, "state", m.env("STRAND_STATE", defaultStateDir()), "journals and control sockets of mounts (env STRAND_STATE)")
 }
 
-func defaultDir(base func() (string, error), sub string) string {
-	d, err := base()
+func defaultCacheDir() string {
+	d, err := contentcache.DefaultDir()
 	if err != nil {
-		d = os.TempDir()
+		return filepath.Join(os.TempDir(), "strand-content")
 	}
-	return filepath.Join(d, "strand", sub)
+	return d
 }
 
 func defaultStateDir() string {
@@ -56,7 +57,7 @@ func (m *Main) cmdMount(ctx context.Context, _ *globals, args []string) error {
 		fs.BoolVar(&flush, "flush", false, "flush a running mount's pending changes now")
 		fs.StringVar(&resolve, "resolve", "", "settle the conflict on this path of a running mount (with --keep)")
 		fs.StringVar(&keep, "keep", "", "with --resolve: local (send the local change again, replacing the remote one) or remote (drop the local change)")
-		fs.StringVar(&cacheSize, "cache-size", "4G", "bound of the content cache (bytes, or with K, M, G)")
+		fs.StringVar(&cacheSize, "cache-size", "2G", "bound of the content cache (bytes, or with K, M, G)")
 		fs.DurationVar(&interval, "flush-interval", mount.DefaultFlushInterval, "longest time a change waits before it is flushed")
 		fs.DurationVar(&ttl, "ttl", mount.DefaultTTL, "how long the kernel caches attributes and names")
 		fs.BoolVar(&allowOther, "allow-other", false, "let other users see the mount (user_allow_other in /etc/fuse.conf when not root)")
@@ -90,7 +91,7 @@ func (m *Main) cmdMount(ctx context.Context, _ *globals, args []string) error {
 		return err
 	}
 	defer g.close()
-	cache, err := mount.OpenCache(dirs.cache, max)
+	cache, err := contentcache.Open(dirs.cache, max)
 	if err != nil {
 		return err
 	}
@@ -144,8 +145,8 @@ func (m *Main) mountControl(ctx context.Context, g *globals, dirs mountDirs, dir
 		{"session", s.Session}, {"tenant", s.Tenant}, {"dir", s.Dir}, {"read-only", strconv.FormatBool(s.ReadOnly)},
 		{"position", strconv.FormatUint(s.Position, 10)}, {"pending", strconv.Itoa(s.Pending)},
 		{"conflicts", strconv.Itoa(len(s.Conflicts))}, {"flushes", strconv.Itoa(s.Flushes)}, {"last flush", last},
-		{"cache", fmt.Sprintf("%s: %d of %d bytes, %d hits, %d misses, %d bytes fetched, %d evicted",
-			s.Cache.Dir, s.Cache.Bytes, s.Cache.MaxBytes, s.Cache.Hits, s.Cache.Misses, s.Cache.FetchedBytes, s.Cache.Evicted)},
+		{"cache", fmt.Sprintf("%s: %d of %d bytes; this mount: %d hits, %d misses, %d bytes fetched",
+			s.Cache.Dir, s.Cache.Bytes, s.Cache.MaxBytes, s.Cache.Hits, s.Cache.Misses, s.Cache.FetchedBytes)},
 	}
 	if s.LastError != "" {
 		rows = append(rows, []string{"last error", s.LastError})
