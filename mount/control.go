@@ -45,12 +45,15 @@ func startControl(m *Mount) (*control, error) {
 		writeJSON(w, http.StatusOK, m.Status())
 	})
 	mux.HandleFunc("POST /unmount", func(w http.ResponseWriter, r *http.Request) {
-		err := m.Close()
-		if err != nil {
+		if err := m.shutdown(); err != nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
-			return
+		} else {
+			writeJSON(w, http.StatusOK, map[string]string{})
 		}
-		writeJSON(w, http.StatusOK, map[string]string{})
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		go m.finish() // closes this server: not from its own handler
 	})
 	mux.HandleFunc("POST /resolve", func(w http.ResponseWriter, r *http.Request) {
 		var req struct{ Path, Keep string }

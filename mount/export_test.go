@@ -10,11 +10,8 @@ func (m *Mount) Crash() {
 		if m.journal != nil {
 			m.journal.close()
 		}
-		if m.ctl != nil {
-			m.ctl.close()
-		}
-		close(m.done)
 	})
+	m.finish()
 }
 
 // JournalDir is where the mount's journal is.

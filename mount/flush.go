@@ -66,7 +66,7 @@ func (m *Mount) Flush(ctx context.Context) error {
 	m.pending, m.inflight = nil, ops
 	m.mu.Unlock()
 	if len(ops) == 0 {
-		return m.journal.sync()
+		return nil
 	}
 	rest, err := m.send(ctx, ops, "", 0)
 	m.mu.Lock()
@@ -82,7 +82,16 @@ func (m *Mount) Flush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return m.rewriteJournal()
+	if err := m.rewriteJournal(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	conflicts := len(m.conflicts)
+	m.mu.Unlock()
+	if conflicts > 0 {
+		return m.journal.sync() // refused changes live only here
+	}
+	return nil
 }
 
 // rewriteJournal replaces the journal with what is left: conflicts and

@@ -52,8 +52,9 @@ type record struct {
 
 // journal keeps a mount's unflushed changes on local disk: ops.jsonl, one
 // record a line, and files/, the staging files that writes name. Appends
-// are written at once (they survive a crash of the mount process) and made
-// durable by sync, which fsync and flush call. A journal belongs to one
+// are written at once, so they survive a crash of the mount process; sync
+// makes them durable against a crash of the machine (Flush calls it when
+// changes remain that the service refused). A journal belongs to one
 // session; a lock file keeps two mounts of it on one machine apart.
 type journal struct {
 	dir  string
@@ -142,7 +143,7 @@ func (j *journal) append(ops ...*jop) error {
 }
 
 // markFlushing records that the first count ops are being flushed as
-// request id, durably.
+// request id.
 func (j *journal) markFlushing(id string, count int) error {
 	b, _ := json.Marshal(record{Flushing: id, Count: count})
 	j.mu.Lock()
@@ -150,7 +151,7 @@ func (j *journal) markFlushing(id string, count int) error {
 	if _, err := j.log.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	return j.log.Sync()
+	return nil
 }
 
 // sync makes the appends durable.
@@ -160,8 +161,11 @@ func (j *journal) sync() error {
 	return j.log.Sync()
 }
 
-// rewrite replaces the journal with ops (what is left after a flush),
-// durably: a new file renamed over the old one.
+// rewrite replaces the journal with ops (what is left after a flush): a new
+// file renamed over the old one. It is not fsynced: the journal is what
+// survives a crash of the mount process (the page cache keeps it); what
+// must survive a crash of the machine is what fsync sent to the service,
+// and conflicts, which Flush makes durable with sync.
 func (j *journal) rewrite(ops []*jop) error {
 	var buf bytes.Buffer
 	for _, op := range ops {
@@ -176,7 +180,7 @@ func (j *journal) rewrite(ops []*jop) error {
 	defer j.mu.Unlock()
 	name := filepath.Join(j.dir, "ops.jsonl")
 	tmp := name + ".new"
-	if err := writeFileSync(tmp, buf.Bytes()); err != nil {
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o600); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, name); err != nil {
@@ -189,22 +193,6 @@ func (j *journal) rewrite(ops []*jop) error {
 	j.log.Close() //nolint:errcheck // replaced
 	j.log = log
 	return nil
-}
-
-func writeFileSync(name string, data []byte) error {
-	f, err := os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close() //nolint:errcheck // failing anyway
-		return fmt.Errorf("journal: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close() //nolint:errcheck // failing anyway
-		return fmt.Errorf("journal: %w", err)
-	}
-	return f.Close()
 }
 
 // filePath is where staging file id lives.

@@ -71,7 +71,8 @@ type Mount struct {
 	uid     uint32
 	gid     uint32
 
-	server  *fuse.Server
+	server     *fuse.Server
+	serverDone chan struct{} // closed once the file system is unmounted
 	journal *journal
 	ctl     *control
 
@@ -97,7 +98,9 @@ type Mount struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	done    chan struct{}
-	stopped sync.Once
+	stopped  sync.Once
+	finished sync.Once
+	closeErr error
 }
 
 // New mounts a session on opts.Dir. A read-write mount first replays the
@@ -189,6 +192,11 @@ func (m *Mount) fuseMount() error {
 		return fmt.Errorf("mount %s on %s: %w", m.session, m.opts.Dir, err)
 	}
 	m.server = srv
+	m.serverDone = make(chan struct{})
+	go func() {
+		srv.Wait()
+		close(m.serverDone)
+	}()
 	return nil
 }
 
@@ -280,15 +288,23 @@ func (m *Mount) Wait() { <-m.done }
 // Close flushes what is pending, unmounts and stops. A change the service
 // refuses stays in the journal for the next mount.
 func (m *Mount) Close() error {
-	var err error
+	err := m.shutdown()
+	m.finish()
+	return err
+}
+
+// shutdown flushes, unmounts and stops the background work; finish then
+// closes the control socket and lets Wait return. They are apart so that
+// the control socket can answer an unmount request in between.
+func (m *Mount) shutdown() error {
 	m.stopped.Do(func() {
 		if !m.ro {
 			fctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			err = m.Flush(fctx)
+			m.closeErr = m.Flush(fctx)
 			cancel()
 		}
-		if uerr := m.unmount(); uerr != nil && err == nil {
-			err = uerr
+		if err := m.unmount(); err != nil && m.closeErr == nil {
+			m.closeErr = err
 		}
 		m.cancel()
 		m.wg.Wait()
@@ -296,48 +312,58 @@ func (m *Mount) Close() error {
 			// What the kernel handed over until the unmount is in the
 			// journal now; send it.
 			fctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			if ferr := m.Flush(fctx); ferr != nil && err == nil {
-				err = ferr
+			if err := m.Flush(fctx); err != nil && m.closeErr == nil {
+				m.closeErr = err
 			}
 			cancel()
 			m.journal.close()
 		}
+	})
+	return m.closeErr
+}
+
+func (m *Mount) finish() {
+	m.finished.Do(func() {
 		if m.ctl != nil {
 			m.ctl.close()
 		}
 		close(m.done)
 	})
-	return err
 }
 
 func (m *Mount) unmount() error {
 	var err error
 	for i := 0; i < 50; i++ {
+		select {
+		case <-m.serverDone:
+			return nil // unmounted from outside already
+		default:
+		}
 		if err = m.server.Unmount(); err == nil {
-			m.server.Wait()
+			<-m.serverDone
 			return nil
 		}
 		// Busy: a process holds a file open. Retry for a while.
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-m.serverDone:
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	return fmt.Errorf("unmount %s: %w", m.opts.Dir, err)
 }
 
-// Serve runs until the file system is unmounted from outside (fusermount3
-// -u, umount) or ctx ends, then closes the mount.
+// Serve runs until the file system is unmounted (strand unmount, umount,
+// fusermount3 -u) or ctx ends, then closes the mount.
 func (m *Mount) Serve(ctx context.Context) error {
-	unmounted := make(chan struct{})
-	go func() {
-		m.server.Wait()
-		close(unmounted)
-	}()
 	select {
 	case <-ctx.Done():
-	case <-unmounted:
+	case <-m.serverDone:
 	case <-m.done:
-		return nil
+		return m.closeErr
 	}
-	return m.Close()
+	err := m.Close()
+	return err
 }
 
 // Status is what `strand mount --status` shows.
