@@ -11,7 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
+	"github.com/strand-dev/strand/names"
 )
 
 // TestMount_SmallChangeOfLargeFile: an in-place overwrite or an append to
@@ -24,11 +25,11 @@ func TestMount_SmallChangeOfLargeFile(t *testing.T) {
 	for i := range data {
 		data[i] = byte(rng.Uint32())
 	}
-	if _, err := h.c.Write(context.Background(), handlers.WriteRequest{Session: h.session, Path: "big.bin", Content: data}); err != nil {
+	if _, err := h.c.Write(context.Background(), client.WriteRequest{Session: h.session, Path: "big.bin", Content: data}); err != nil {
 		t.Fatal(err)
 	}
 	var uploads, uploaded atomic.Int64
-	sub, err := h.c.Conn().Subscribe(handlers.Subject("acme", "fs", "upload"), func(m *nats.Msg) {
+	sub, err := h.c.Conn().Subscribe(names.Subject("acme", "fs", "upload"), func(m *nats.Msg) {
 		uploads.Add(1)
 		uploaded.Add(int64(len(m.Data)))
 	})

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 // Check is one thing a mount needs, checked.
@@ -23,20 +23,20 @@ type Check struct {
 // opened, the mount can be made (root, or fusermount3 installed), the
 // service answers (when a client is given) and the cache and state folders
 // are writable. `strand doctor` shows them.
-func Checks(ctx context.Context, client *handlers.Client, cacheDir, stateDir string) []Check {
+func Checks(ctx context.Context, c *client.Client, cacheDir, stateDir string) []Check {
 	var out []Check
 	add := func(name string, err error, ok string) {
-		c := Check{Name: name, OK: err == nil, Detail: ok}
+		ck := Check{Name: name, OK: err == nil, Detail: ok}
 		if err != nil {
-			c.Detail = err.Error()
+			ck.Detail = err.Error()
 		}
-		out = append(out, c)
+		out = append(out, ck)
 	}
 	add("fuse device", FuseAvailable(), "/dev/fuse opens for reading and writing")
 	add("mount permission", mountPermission(), "can mount")
-	if client != nil {
-		_, err := client.ListSessions(ctx, handlers.ListSessionsRequest{Limit: 1})
-		var ce *handlers.Error
+	if c != nil {
+		_, err := c.ListSessions(ctx, client.ListSessionsRequest{Limit: 1})
+		var ce *client.Error
 		if errors.As(err, &ce) && ce.Code != "unavailable" {
 			err = nil // the service answered, if only with a refusal
 		}

@@ -2,6 +2,7 @@ package mount
 
 import (
 	"context"
+	"io"
 	"errors"
 	"fmt"
 	"os"
@@ -11,7 +12,7 @@ import (
 	"time"
 
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 // chunkSize is the size of the chunks the service stores large content in
@@ -115,7 +116,7 @@ func (m *Mount) rewriteJournal() error {
 type group struct {
 	id    string
 	jops  []*jop
-	ops   []handlers.BatchOp
+	ops   []client.BatchOp
 	src   []*jop
 	w     []*writeResult
 	bytes int
@@ -215,8 +216,8 @@ func (m *Mount) expectFor(op *jop, expect map[string]string) string {
 	return op.ent.hash.String()
 }
 
-func (m *Mount) batchOp(ctx context.Context, op *jop, expect map[string]string) (handlers.BatchOp, *writeResult, bool, error) {
-	bo := handlers.BatchOp{Op: op.Op, Path: op.Path, To: op.To, Target: op.Target, Mode: op.Mode, Recursive: op.Recursive, Name: op.Name, Value: op.Value}
+func (m *Mount) batchOp(ctx context.Context, op *jop, expect map[string]string) (client.BatchOp, *writeResult, bool, error) {
+	bo := client.BatchOp{Op: op.Op, Path: op.Path, To: op.To, Target: op.Target, Mode: op.Mode, Recursive: op.Recursive, Name: op.Name, Value: op.Value}
 	switch op.Op {
 	case "write":
 		return m.writeOp(ctx, op, expect)
@@ -226,8 +227,8 @@ func (m *Mount) batchOp(ctx context.Context, op *jop, expect map[string]string) 
 			return bo, nil, true, nil // a new file: its write carries the mode
 		}
 		bo.Op, bo.ExpectedHash = "write", h
-		if h != emptyHash {
-			bo.Chunks, bo.Hash = []string{h}, h
+		if err := m.sameContent(&bo, op, h); err != nil {
+			return bo, nil, false, err
 		}
 	case "remove":
 		if h := m.expectFor(op, expect); h != domain.ExpectAbsent {
@@ -253,23 +254,58 @@ func (m *Mount) batchOp(ctx context.Context, op *jop, expect map[string]string) 
 
 var emptyHash = domain.Sum(nil).String()
 
+// sameContent makes bo (a write expecting content h) write h again, with
+// a new mode: small content inline (the service may keep small content in
+// the event rather than as a blob), larger content by reference.
+func (m *Mount) sameContent(bo *client.BatchOp, op *jop, h string) error {
+	if h == emptyHash {
+		return nil
+	}
+	var size int64
+	var src source
+	if op.ent != nil {
+		m.mu.Lock()
+		size, src = op.ent.size, op.ent.src
+		m.mu.Unlock()
+	}
+	if op.ent == nil || size > inlineMax {
+		bo.Chunks, bo.Hash = []string{h}, h
+		return nil
+	}
+	hash, err := domain.ParseHash(h)
+	if err != nil {
+		return err
+	}
+	f, err := m.cache.open(hash, m.fetcher(src, size))
+	if err != nil {
+		return fmt.Errorf("read %s to change its mode: %w", op.Path, err)
+	}
+	defer f.Close() //nolint:errcheck // read-only
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return err
+	}
+	bo.Content = data
+	return nil
+}
+
 // writeOp snapshots a staged file and describes its write: inline when
 // small, else by chunks, uploading only those that changed.
-func (m *Mount) writeOp(ctx context.Context, op *jop, expect map[string]string) (handlers.BatchOp, *writeResult, bool, error) {
+func (m *Mount) writeOp(ctx context.Context, op *jop, expect map[string]string) (client.BatchOp, *writeResult, bool, error) {
 	st, mode := m.stagedOf(op)
 	if st == nil {
-		return handlers.BatchOp{}, nil, true, nil // the staging file is gone: a later op replaced it
+		return client.BatchOp{}, nil, true, nil // the staging file is gone: a later op replaced it
 	}
 	snap, err := st.take()
 	if err != nil {
-		return handlers.BatchOp{}, nil, false, err
+		return client.BatchOp{}, nil, false, err
 	}
 	m.mu.Lock()
 	if op.ent != nil && st.gen.Load() == snap.gen {
 		st.dirty = false // a later write queues a new op
 	}
 	m.mu.Unlock()
-	bo := handlers.BatchOp{Op: "write", Path: op.Path, Mode: mode, ExpectedHash: m.expectFor(op, expect)}
+	bo := client.BatchOp{Op: "write", Path: op.Path, Mode: mode, ExpectedHash: m.expectFor(op, expect)}
 	if bo.ExpectedHash == "" && !op.Force {
 		bo.ExpectedHash = domain.ExpectAbsent
 	}
@@ -328,12 +364,12 @@ var opIndex = regexp.MustCompile(`^operation (\d+): `)
 // of the group's jops are done (sent or set aside).
 func (m *Mount) sendGroup(ctx context.Context, g *group) (int, error) {
 	for len(g.ops) > 0 {
-		reply, err := m.client.Batch(ctx, handlers.BatchRequest{Mutation: handlers.Mutation{RequestID: g.id}, Session: m.session, Ops: g.ops})
+		reply, err := m.client.Batch(ctx, client.BatchRequest{Mutation: client.Mutation{RequestID: g.id}, Session: m.session, Ops: g.ops})
 		if err == nil {
 			m.applied(g, reply)
 			return len(g.jops), nil
 		}
-		var ce *handlers.Error
+		var ce *client.Error
 		if !errors.As(err, &ce) {
 			return 0, err
 		}
@@ -354,7 +390,7 @@ func (m *Mount) sendGroup(ctx context.Context, g *group) (int, error) {
 // refused takes operation i out of the group. An op whose effect is
 // already there (a directory made, a path removed by someone else) is
 // dropped; any other refusal is a conflict, kept and reported.
-func (m *Mount) refused(g *group, i int, ce *handlers.Error) {
+func (m *Mount) refused(g *group, i int, ce *client.Error) {
 	bo, jo := g.ops[i], g.src[i]
 	benign := (bo.Op == "mkdir" && ce.Code == domain.CodeAlreadyExists) || (bo.Op == "remove" && ce.Code == domain.CodeNotFound)
 	if !benign {
@@ -376,7 +412,7 @@ func (m *Mount) refused(g *group, i int, ce *handlers.Error) {
 
 // applied records a stored batch: the position, and for each write the
 // content the service now holds, which the cache gets too.
-func (m *Mount) applied(g *group, reply handlers.ChangeReply) {
+func (m *Mount) applied(g *group, reply client.ChangeReply) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if reply.Position > m.position {
@@ -404,7 +440,7 @@ func (m *Mount) applied(g *group, reply handlers.ChangeReply) {
 
 // finalPath follows a path through the renames of the ops after it; ok is
 // false if one of them removes it.
-func finalPath(p string, later []handlers.BatchOp) (string, bool) {
+func finalPath(p string, later []client.BatchOp) (string, bool) {
 	for _, o := range later {
 		switch {
 		case o.Op == "rename" && within(p, o.Path):

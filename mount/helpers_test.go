@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/strand-dev/strand/contentcache"
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/mount"
 	"github.com/strand-dev/strand/streams/streamstest"
@@ -33,7 +34,7 @@ func needFuse(t *testing.T) {
 // tenant acme and a session to mount.
 type harness struct {
 	t       *testing.T
-	c       *handlers.Client
+	c       *client.Client
 	session string
 	cache   *contentcache.Cache
 	state   string
@@ -52,9 +53,9 @@ func start(t *testing.T) *harness {
 	if err := env.NC.Flush(); err != nil {
 		t.Fatalf("flush: %v", err)
 	}
-	c := handlers.NewClient(env.NC, "acme")
+	c := client.NewClient(env.NC, "acme")
 	c.Actor = "mounter"
-	s, err := c.CreateSession(context.Background(), handlers.CreateSessionRequest{})
+	s, err := c.CreateSession(context.Background(), client.CreateSessionRequest{})
 	if err != nil {
 		t.Fatalf("create session: %v", err)
 	}
@@ -67,7 +68,7 @@ func start(t *testing.T) *harness {
 
 func (h *harness) write(path, content string) {
 	h.t.Helper()
-	if _, err := h.c.Write(context.Background(), handlers.WriteRequest{Session: h.session, Path: path, Content: []byte(content)}); err != nil {
+	if _, err := h.c.Write(context.Background(), client.WriteRequest{Session: h.session, Path: path, Content: []byte(content)}); err != nil {
 		h.t.Fatalf("write %s: %v", path, err)
 	}
 }

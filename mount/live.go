@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 // replay sends what the journal of a previous mount of this session holds,
@@ -58,7 +58,7 @@ func (m *Mount) watcher() {
 	from := m.position + 1
 	m.mu.Unlock()
 	for m.ctx.Err() == nil {
-		err := m.client.Watch(m.ctx, m.session, from, func(e handlers.EventView) error {
+		err := m.client.Watch(m.ctx, m.session, from, func(e client.EventView) error {
 			from = e.Position + 1
 			if strings.HasPrefix(e.RequestID, m.id) {
 				return nil // this mount's own flush, applied already
@@ -181,7 +181,7 @@ func (m *Mount) touched() map[string]bool {
 
 // applyRemote brings one path of the view to the service's entry v.
 // Guarded by mu.
-func (m *Mount) applyRemote(v handlers.EntryView, pos uint64, now time.Time, notes []notice) []notice {
+func (m *Mount) applyRemote(v client.EntryView, pos uint64, now time.Time, notes []notice) []notice {
 	dir, name := splitPath(v.Path)
 	parent := lookupPath(m.root, dir)
 	if parent == nil || parent.kind != kindDir {

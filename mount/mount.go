@@ -20,7 +20,7 @@ import (
 
 	"github.com/strand-dev/strand/contentcache"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 // Defaults of Options.
@@ -33,7 +33,7 @@ const (
 type Options struct {
 	// Client reaches the service; its Actor is the identity recorded on
 	// every event the mount stores.
-	Client *handlers.Client
+	Client *client.Client
 	// Session is the session's id; At, when set, mounts it read-only as it
 	// was at that point (a position or a checkpoint name).
 	Session string
@@ -62,7 +62,7 @@ type Options struct {
 // Mount is a mounted session.
 type Mount struct {
 	opts    Options
-	client  *handlers.Client
+	client  *client.Client
 	session string
 	cache   *blobs
 	log     *slog.Logger
@@ -202,11 +202,11 @@ func (m *Mount) fuseMount() error {
 
 // load reads the session's tree (at the mount's point) into the view.
 func (m *Mount) load(ctx context.Context) error {
-	sess, err := m.client.GetSession(ctx, m.session, handlers.At(m.opts.At))
+	sess, err := m.client.GetSession(ctx, m.session, client.At(m.opts.At))
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", m.session, err)
 	}
-	at := handlers.AtPosition(sess.Session.Position)
+	at := client.AtPosition(sess.Session.Position)
 	entries, pos, err := m.manifest(ctx, at)
 	if err != nil {
 		return err
@@ -224,9 +224,9 @@ func (m *Mount) load(ctx context.Context) error {
 }
 
 // manifest lists the whole tree at a point.
-func (m *Mount) manifest(ctx context.Context, at handlers.At) ([]handlers.EntryView, uint64, error) {
-	var out []handlers.EntryView
-	req := handlers.ManifestRequest{Session: m.session, At: at, Limit: handlers.MaxManifestLimit, Xattrs: true}
+func (m *Mount) manifest(ctx context.Context, at client.At) ([]client.EntryView, uint64, error) {
+	var out []client.EntryView
+	req := client.ManifestRequest{Session: m.session, At: at, Limit: client.MaxManifestLimit, Xattrs: true}
 	for {
 		page, err := m.client.Manifest(ctx, req)
 		if err != nil {
@@ -236,13 +236,13 @@ func (m *Mount) manifest(ctx context.Context, at handlers.At) ([]handlers.EntryV
 		if page.NextCursor == "" {
 			return out, page.Position, nil
 		}
-		req.After, req.At = page.NextCursor, handlers.AtPosition(page.Position)
+		req.After, req.At = page.NextCursor, client.AtPosition(page.Position)
 	}
 }
 
 // addRemote adds an entry of the service's tree (parents come first in a
 // manifest). Guarded by mu.
-func (m *Mount) addRemote(v handlers.EntryView, pos uint64, at time.Time) error {
+func (m *Mount) addRemote(v client.EntryView, pos uint64, at time.Time) error {
 	e, err := m.entryOf(v, pos, at)
 	if err != nil {
 		return err
@@ -256,7 +256,7 @@ func (m *Mount) addRemote(v handlers.EntryView, pos uint64, at time.Time) error 
 	return nil
 }
 
-func (m *Mount) entryOf(v handlers.EntryView, pos uint64, at time.Time) (*entry, error) {
+func (m *Mount) entryOf(v client.EntryView, pos uint64, at time.Time) (*entry, error) {
 	k, ok := kindOf(v.Kind)
 	if !ok {
 		return nil, fmt.Errorf("manifest of %s: %q has unknown kind %q", m.session, v.Path, v.Kind)
@@ -413,9 +413,9 @@ func (m *Mount) fetcher(src source, size int64) func(w io.Writer) error {
 	return func(w io.Writer) error {
 		ctx, cancel := context.WithTimeout(m.ctx, 10*time.Minute)
 		defer cancel()
-		at := handlers.AtPosition(src.position)
+		at := client.AtPosition(src.position)
 		for off := int64(0); ; {
-			r, err := m.client.Read(ctx, handlers.ReadRequest{Session: m.session, Path: src.path, At: at, Offset: off})
+			r, err := m.client.Read(ctx, client.ReadRequest{Session: m.session, Path: src.path, At: at, Offset: off})
 			if err != nil {
 				return err
 			}

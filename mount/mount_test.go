@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 func TestMount_Read(t *testing.T) {
@@ -19,10 +19,10 @@ func TestMount_Read(t *testing.T) {
 	h.write("README.md", "# hello\n")
 	h.write("src/main.go", "package main\n")
 	ctx := context.Background()
-	if _, err := h.c.Symlink(ctx, handlers.SymlinkRequest{Session: h.session, Path: "link", Target: "src/main.go"}); err != nil {
+	if _, err := h.c.Symlink(ctx, client.SymlinkRequest{Session: h.session, Path: "link", Target: "src/main.go"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.c.Request(ctx, "fs", "xattr.set", handlers.XattrRequest{Session: h.session, Path: "README.md", Name: "user.kind", Value: []byte("doc")}, nil); err != nil {
+	if err := h.c.Request(ctx, "fs", "xattr.set", client.XattrRequest{Session: h.session, Path: "README.md", Name: "user.kind", Value: []byte("doc")}, nil); err != nil {
 		t.Fatal(err)
 	}
 	m, dir := h.mount("")
@@ -108,7 +108,7 @@ func TestMount_Write(t *testing.T) {
 	if got := h.read("new/renamed.txt"); got != "old\n" {
 		t.Errorf("renamed: got %q", got)
 	}
-	man, err := h.c.Manifest(context.Background(), handlers.ManifestRequest{Session: h.session, Xattrs: true})
+	man, err := h.c.Manifest(context.Background(), client.ManifestRequest{Session: h.session, Xattrs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestMount_Write(t *testing.T) {
 		t.Errorf("tree: got %q, want %q", got, want)
 	}
 	// Every event the mount stored names its actor.
-	evs, err := h.c.Events(context.Background(), handlers.EventsRequest{Session: h.session, From: 0, Limit: 1000})
+	evs, err := h.c.Events(context.Background(), client.EventsRequest{Session: h.session, From: 0, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestMount_Write(t *testing.T) {
 func TestMount_ReadOnlyAt(t *testing.T) {
 	h := start(t)
 	h.write("a.txt", "v1\n")
-	cp, err := h.c.CreateCheckpoint(context.Background(), handlers.CheckpointRequest{Session: h.session, Name: "first"})
+	cp, err := h.c.CreateCheckpoint(context.Background(), client.CheckpointRequest{Session: h.session, Name: "first"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestMount_Live(t *testing.T) {
 		return err == nil && string(b) == "v2\n" && err2 == nil
 	})
 	t.Logf("another writer's change showed after %s", took)
-	if _, err := h.c.Remove(context.Background(), handlers.RemoveRequest{Session: h.session, Path: "b", Recursive: true}); err != nil {
+	if _, err := h.c.Remove(context.Background(), client.RemoveRequest{Session: h.session, Path: "b", Recursive: true}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "remote removal shows", func() bool {

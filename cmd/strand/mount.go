@@ -14,7 +14,7 @@ import (
 
 	"github.com/strand-dev/strand/contentcache"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/mount"
 )
 
@@ -85,7 +85,7 @@ func (m *Main) cmdMount(ctx context.Context, _ *globals, args []string) error {
 		return err
 	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return &handlers.Error{Code: domain.CodeInvalidArgument, Message: fmt.Sprintf("mount point %s is not a directory", dir)}
+		return &client.Error{Code: domain.CodeInvalidArgument, Message: fmt.Sprintf("mount point %s is not a directory", dir)}
 	}
 	if err := g.dial(); err != nil {
 		return err
@@ -115,24 +115,24 @@ func (m *Main) cmdMount(ctx context.Context, _ *globals, args []string) error {
 func (m *Main) mountControl(ctx context.Context, g *globals, dirs mountDirs, dir string, status, flush bool, resolve, keep string) error {
 	c, err := mount.Dial(dirs.state, dir)
 	if err != nil {
-		return &handlers.Error{Code: domain.CodeNotFound, Message: fmt.Sprintf("%s: %v", dir, err)}
+		return &client.Error{Code: domain.CodeNotFound, Message: fmt.Sprintf("%s: %v", dir, err)}
 	}
 	switch {
 	case resolve != "":
 		n, err := c.Resolve(ctx, strings.TrimPrefix(resolve, "/"), keep)
 		if err != nil {
-			return &handlers.Error{Code: domain.CodeInvalidArgument, Message: err.Error()}
+			return &client.Error{Code: domain.CodeInvalidArgument, Message: err.Error()}
 		}
 		fmt.Fprintf(m.Stdout, "resolved %d change(s) on %s, keeping the %s version\n", n, resolve, keep)
 		return nil
 	case flush:
 		if _, err := c.Flush(ctx); err != nil {
-			return &handlers.Error{Code: domain.CodeUnavailable, Message: err.Error()}
+			return &client.Error{Code: domain.CodeUnavailable, Message: err.Error()}
 		}
 	}
 	s, err := c.Status(ctx)
 	if err != nil {
-		return &handlers.Error{Code: domain.CodeUnavailable, Message: err.Error()}
+		return &client.Error{Code: domain.CodeUnavailable, Message: err.Error()}
 	}
 	if g.json {
 		return m.printJSON(s)
@@ -178,10 +178,10 @@ func (m *Main) cmdUnmount(ctx context.Context, _ *globals, args []string) error 
 		return nil
 	}
 	if !errors.Is(err, mount.ErrNotMounted) {
-		return &handlers.Error{Code: domain.CodeUnavailable, Message: err.Error()}
+		return &client.Error{Code: domain.CodeUnavailable, Message: err.Error()}
 	}
 	if err := mount.ForceUnmount(pos[0]); err != nil {
-		return &handlers.Error{Code: domain.CodeNotFound, Message: err.Error()}
+		return &client.Error{Code: domain.CodeNotFound, Message: err.Error()}
 	}
 	fmt.Fprintf(m.Stderr, "strand: no mount process answered; %s detached (its journal is replayed by the next mount of the session)\n", pos[0])
 	return nil

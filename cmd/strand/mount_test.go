@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/client"
 )
 
 // needFuse skips where the machine has no /dev/fuse (see mount/helpers_test.go).
@@ -69,7 +69,7 @@ func TestCLI_MountToolchain(t *testing.T) {
 	}
 	srv := startServe(t, t.TempDir())
 	c := newCLI(t, srv.URL)
-	var created handlers.SessionReply
+	var created client.SessionReply
 	c.okJSON(&created, "session", "create")
 	id := created.Session.ID
 	dir := t.TempDir()
@@ -133,7 +133,7 @@ func TestCLI_MountToolchain(t *testing.T) {
 	// The service holds exactly what was written: export tar equals the
 	// tree seen in the mount, and fs ls lists the same paths.
 	var ls struct {
-		Entries []handlers.EntryView `json:"entries"`
+		Entries []client.EntryView `json:"entries"`
 	}
 	lsOut := c.ok("fs", "ls", id, "--json")
 	if err := json.Unmarshal([]byte(lsOut), &ls); err != nil {
