@@ -2,17 +2,17 @@ package mount
 
 import (
 	"context"
-	"io"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/client"
+	"github.com/strand-dev/strand/domain"
 )
 
 // chunkSize is the size of the chunks the service stores large content in

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strand-dev/strand/contentcache"
 	"github.com/strand-dev/strand/client"
+	"github.com/strand-dev/strand/contentcache"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/mount"
 	"github.com/strand-dev/strand/streams/streamstest"

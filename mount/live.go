@@ -6,8 +6,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/client"
+	"github.com/strand-dev/strand/domain"
 )
 
 // replay sends what the journal of a previous mount of this session holds,

@@ -18,9 +18,9 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/contentcache"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/client"
 )
 
 // Defaults of Options.
@@ -73,8 +73,8 @@ type Mount struct {
 
 	server     *fuse.Server
 	serverDone chan struct{} // closed once the file system is unmounted
-	journal *journal
-	ctl     *control
+	journal    *journal
+	ctl        *control
 
 	// mu guards the tree, the pending ops and the figures below it. It is
 	// never held while calling into the kernel (notifications) or the
@@ -91,13 +91,13 @@ type Mount struct {
 	lastFlush time.Time
 	lastErr   string
 
-	flushMu sync.Mutex
-	kick    chan struct{}
-	refresh chan uint64
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	done    chan struct{}
+	flushMu  sync.Mutex
+	kick     chan struct{}
+	refresh  chan uint64
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	done     chan struct{}
 	stopped  sync.Once
 	finished sync.Once
 	closeErr error

@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/contentcache"
 	"github.com/strand-dev/strand/domain"
-	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/mount"
 )
 

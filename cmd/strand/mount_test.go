@@ -248,5 +248,3 @@ func untar(t *testing.T, data []byte) map[string]string {
 		}
 	}
 }
-
-
