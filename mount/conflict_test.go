@@ -29,7 +29,7 @@ func TestMount_Conflict(t *testing.T) {
 	h.write("a.txt", "remote\n")
 	// The mount sees the remote change (its position moves) but keeps the
 	// local version.
-	eventually(t, 5*time.Second, "the remote change is seen", func() bool { return m.Status().Position > 0 && h.read("a.txt") == "remote\n" })
+	eventually(t, 15*time.Second, "the remote change is seen", func() bool { return m.Status().Position > 0 && h.read("a.txt") == "remote\n" })
 	if err := f.Sync(); err != nil {
 		t.Fatalf("fsync: %v", err)
 	}
@@ -82,7 +82,7 @@ func TestMount_Conflict(t *testing.T) {
 		if _, err := m.Resolve(context.Background(), "a.txt", "remote"); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, "the remote version shows", func() bool {
+		eventually(t, 15*time.Second, "the remote version shows", func() bool {
 			b, err := os.ReadFile(filepath.Join(dir, "a.txt"))
 			return err == nil && string(b) == "remote 2\n"
 		})

@@ -179,7 +179,7 @@ func TestMount_Live(t *testing.T) {
 	mustRead(t, filepath.Join(dir, "a.txt"))
 	h.write("a.txt", "v2\n")
 	h.write("b/new.txt", "hello\n")
-	took := eventually(t, 5*time.Second, "remote change shows", func() bool {
+	took := eventually(t, 15*time.Second, "remote change shows", func() bool {
 		b, err := os.ReadFile(filepath.Join(dir, "a.txt"))
 		_, err2 := os.Stat(filepath.Join(dir, "b/new.txt"))
 		return err == nil && string(b) == "v2\n" && err2 == nil
@@ -188,7 +188,7 @@ func TestMount_Live(t *testing.T) {
 	if _, err := h.c.Remove(context.Background(), client.RemoveRequest{Session: h.session, Path: "b", Recursive: true}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "remote removal shows", func() bool {
+	eventually(t, 15*time.Second, "remote removal shows", func() bool {
 		_, err := os.Stat(filepath.Join(dir, "b"))
 		return errors.Is(err, os.ErrNotExist)
 	})
