@@ -109,6 +109,10 @@ type Sizes struct {
 	// Row 11: files in the tree (sizes as row 7's), repetitions.
 	SearchFiles int
 	SearchReps  int
+	// Row 12: files of the generated tree a mount is measured on,
+	// repetitions (each a fresh mount on an empty cache).
+	MountFiles int
+	MountReps  int
 }
 
 // FullSizes are the sizes the issue asks for.
@@ -124,6 +128,7 @@ func FullSizes() Sizes {
 		WorkcopyFiles: 10_000, WorkcopyReps: 5,
 		BulkFiles: 1_000, BulkReps: 21,
 		SearchFiles: 10_000, SearchReps: 21,
+		MountFiles: 10_000, MountReps: 5,
 	}
 }
 
@@ -145,6 +150,7 @@ func QuickSizes() Sizes {
 		WorkcopyFiles: 10_000, WorkcopyReps: 3,
 		BulkFiles: 1_000, BulkReps: 9,
 		SearchFiles: 10_000, SearchReps: 9,
+		MountFiles: 10_000, MountReps: 3,
 	}
 }
 
@@ -162,6 +168,7 @@ func TinySizes() Sizes {
 		WorkcopyFiles: 300, WorkcopyReps: 1,
 		BulkFiles: 20, BulkReps: 1,
 		SearchFiles: 300, SearchReps: 2,
+		MountFiles: 100, MountReps: 1,
 	}
 }
 
@@ -252,6 +259,7 @@ func Rows() []Row {
 		{9, "bulk", "one change of 1,000 small files", runBulk},
 		{10, "instances", "two service instances on the same sessions", runInstances},
 		{11, "search", "search of a 10,000-file tree", runSearch},
+		{12, "mount", "a mounted session against the native disk", runMount},
 	}
 }
 

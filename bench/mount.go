@@ -1,0 +1,336 @@
+package bench
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/strand-dev/strand/client"
+	"github.com/strand-dev/strand/contentcache"
+	"github.com/strand-dev/strand/mount"
+	"github.com/strand-dev/strand/workcopy"
+)
+
+// runMount is row 12: a mounted session (FUSE) against the same tree on
+// the native disk, in the same run. A generated tree (Sizes.MountFiles
+// files of mixed sizes, committed into git, .git included; with
+// Options.Tree a real tree as well) is pushed into a session and kept on
+// local disk; each figure is the median of repetitions of:
+//
+//   - walk: `find DIR -printf '%s %T@\n'` (every entry stat'ed);
+//   - read all: `tar cf - DIR` into a pipe (every file read);
+//     each with a cold cache (a fresh mount on an empty content cache, so
+//     every content is fetched from the service) and a warm one (the
+//     kernel's and the content cache filled by the run before); the native
+//     disk is always warm (its page cache is never dropped: that would
+//     disturb the machine for others), so "cold" ratios are pessimistic;
+//   - extract: `tar xf` of a 1,000-file archive into an empty folder, the
+//     mount's figure including the flush that stores it;
+//   - git status (`git status --porcelain`) in the tree, warm.
+func runMount(ctx context.Context, r *Runner) ([]Result, error) {
+	if err := mount.FuseAvailable(); err != nil {
+		return nil, fmt.Errorf("row 12 needs FUSE: %w", err)
+	}
+	for _, tool := range []string{"git", "tar", "find"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("row 12 needs %s: %w", tool, err)
+		}
+	}
+	root, err := os.MkdirTemp(r.dir, "mount-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(root)
+	gen := func(dir string) (int, error) { return generateTree(dir, r.Sizes.MountFiles) }
+	out, err := r.mountCase(ctx, filepath.Join(root, "generated"), "generated tree of "+count(r.Sizes.MountFiles)+" files", gen)
+	if err != nil || r.Opts.Tree == "" {
+		return out, err
+	}
+	copyFrom := func(dir string) (int, error) { return copyTree(r.Opts.Tree, dir) }
+	res, err := r.mountCase(ctx, filepath.Join(root, "tree"), "tree "+r.Opts.Tree, copyFrom)
+	return append(out, res...), err
+}
+
+type mountCase struct {
+	r       *Runner
+	e       *Env
+	root    string
+	native  string
+	session string
+}
+
+func (r *Runner) mountCase(ctx context.Context, root, what string, fill func(dir string) (int, error)) ([]Result, error) {
+	c := &mountCase{r: r, e: r.Durable, root: root, native: filepath.Join(root, "native")}
+	files, err := c.setup(ctx, fill)
+	if err != nil {
+		return nil, err
+	}
+	r.progressf("  %s: %d files in the session and on disk", what, files)
+	var out []Result
+	add := func(name string, s, n []time.Duration, want float64, rawWhat, note string) {
+		sf, nf := latencyFigure(s), latencyFigure(n)
+		res := Result{Case: name + ", " + what, Server: c.e.Name, Strand: sf, Raw: &nf, RawWhat: rawWhat, Ratio: ratio(sf.Value, nf.Value), Note: note}
+		if want > 0 {
+			res.Target = atMost(res.Ratio, want, "mount/native", "x")
+		}
+		out = append(out, res)
+		r.progressf("  %s: mount %.1f ms, native %.1f ms (%.2fx)", name, sf.Value, nf.Value, res.Ratio)
+	}
+	for _, step := range []func(context.Context, func(string, []time.Duration, []time.Duration, float64, string, string)) error{
+		c.walkRead, c.extract, c.gitStatus,
+	} {
+		if err := step(ctx, add); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// setup makes the tree on disk (a git repository), and the same tree,
+// .git included, in a new session.
+func (c *mountCase) setup(ctx context.Context, fill func(dir string) (int, error)) (int, error) {
+	files, err := fill(c.native)
+	if err != nil {
+		return 0, err
+	}
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "-A"},
+		{"-c", "user.name=bench", "-c", "user.email=bench@strand", "commit", "-q", "-m", "tree"}} {
+		if err := git(c.native, args...); err != nil {
+			return 0, err
+		}
+	}
+	cl := c.e.Client
+	s, err := cl.CreateSession(ctx, client.CreateSessionRequest{Tags: map[string]string{"bench": "mount"}})
+	if err != nil {
+		return 0, err
+	}
+	c.session = s.Session.ID
+	cache, err := contentcache.Open(filepath.Join(c.root, "load-cache"), 0)
+	if err != nil {
+		return 0, err
+	}
+	load := filepath.Join(c.root, "load")
+	w, err := workcopy.Checkout(ctx, cl, cache, c.session, "", load, workcopy.CheckoutOptions{})
+	if err != nil {
+		return 0, err
+	}
+	if err := pushAllInParts(ctx, w, c.native, load, 800); err != nil {
+		return 0, err
+	}
+	return files, os.RemoveAll(load)
+}
+
+// pushAllInParts is pushInParts with .git included.
+func pushAllInParts(ctx context.Context, w *workcopy.Copy, src, dst string, part int) error {
+	var pending []string
+	flush := func() error {
+		for _, p := range pending {
+			if err := copyEntry(filepath.Join(src, p), filepath.Join(dst, p)); err != nil {
+				return err
+			}
+		}
+		pending = pending[:0]
+		_, err := w.Push(ctx, workcopy.PushOptions{})
+		return err
+	}
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		pending = append(pending, rel)
+		if len(pending) == part {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+// mounted mounts the session on a fresh folder with a fresh content cache
+// (so the first reads are cold), and returns it with a function that
+// unmounts it.
+func (c *mountCase) mounted(ctx context.Context, name string) (*mount.Mount, string, error) {
+	dir := filepath.Join(c.root, name)
+	for _, d := range []string{dir, dir + "-cache", dir + "-state"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, "", err
+		}
+	}
+	cache, err := contentcache.Open(dir+"-cache", 0)
+	if err != nil {
+		return nil, "", err
+	}
+	m, err := mount.New(ctx, mount.Options{Client: c.e.Client, Session: c.session, Dir: dir, Cache: cache,
+		StateDir: dir + "-state", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return m, dir, err
+}
+
+func (c *mountCase) walkRead(ctx context.Context, add addFunc) error {
+	reps := c.r.Sizes.MountReps
+	walk := func(dir string) func() error {
+		return func() error { return run(dir, io.Discard, "find", ".", "-printf", "%s %T@\n") }
+	}
+	readAll := func(dir string) func() error {
+		return func() error { return run(dir, io.Discard, "tar", "cf", "-", ".") }
+	}
+	var coldWalk, coldRead, warmWalk, warmRead, nWalk, nRead []time.Duration
+	for k := 0; k < reps; k++ {
+		m, dir, err := c.mounted(ctx, fmt.Sprintf("m%d", k))
+		if err != nil {
+			return err
+		}
+		steps := []struct {
+			f   func() error
+			out *[]time.Duration
+		}{
+			{walk(dir), &coldWalk}, {readAll(dir), &coldRead}, {walk(dir), &warmWalk}, {readAll(dir), &warmRead},
+			{walk(c.native), &nWalk}, {readAll(c.native), &nRead},
+		}
+		for _, s := range steps {
+			d, err := clock(s.f)
+			if err != nil {
+				_ = m.Close()
+				return err
+			}
+			*s.out = append(*s.out, d)
+		}
+		if err := m.Close(); err != nil {
+			return err
+		}
+	}
+	// The native disk is warm throughout (see runMount).
+	add("walk, cold", coldWalk, nWalk, 3, "find -printf (stat of every entry) on the native disk, warm", "a fresh mount: the manifest is read at mount time, before the clock starts")
+	add("walk, warm", warmWalk, nWalk, 1.5, "find -printf on the native disk", "")
+	add("read all, cold", coldRead, nRead, 3, "tar cf - into a pipe on the native disk, warm", "every content fetched from the service into an empty cache")
+	add("read all, warm", warmRead, nRead, 1.5, "tar cf - into a pipe on the native disk", "")
+	return nil
+}
+
+func (c *mountCase) extract(ctx context.Context, add addFunc) error {
+	archive := filepath.Join(c.root, "extract.tar")
+	if err := writeArchive(archive, 1000); err != nil {
+		return err
+	}
+	m, dir, err := c.mounted(ctx, "x")
+	if err != nil {
+		return err
+	}
+	defer m.Close() //nolint:errcheck // measured already
+	var md, nd []time.Duration
+	for k := 0; k < c.r.Sizes.MountReps; k++ {
+		into := filepath.Join(dir, fmt.Sprintf("x%d", k))
+		nInto := filepath.Join(c.root, fmt.Sprintf("native-x%d", k))
+		d, err := clock(func() error {
+			if err := os.Mkdir(into, 0o755); err != nil {
+				return err
+			}
+			if err := run(into, io.Discard, "tar", "xf", archive); err != nil {
+				return err
+			}
+			return m.Flush(ctx)
+		})
+		if err != nil {
+			return err
+		}
+		md = append(md, d)
+		d, err = clock(func() error {
+			if err := os.Mkdir(nInto, 0o755); err != nil {
+				return err
+			}
+			return run(nInto, io.Discard, "tar", "xf", archive)
+		})
+		if err != nil {
+			return err
+		}
+		nd = append(nd, d)
+	}
+	add("extract 1,000 files", md, nd, 3, "tar xf on the native disk (no fsync)", "the mount's figure includes the flush that stores every file as events")
+	return nil
+}
+
+func (c *mountCase) gitStatus(ctx context.Context, add addFunc) error {
+	m, dir, err := c.mounted(ctx, "g")
+	if err != nil {
+		return err
+	}
+	defer m.Close() //nolint:errcheck // measured already
+	// Settle: the first status in the mount refreshes the index (other
+	// inode numbers and times than where it was written) and fetches what
+	// it reads.
+	for _, d := range []string{dir, c.native} {
+		if err := git(d, "status", "--porcelain"); err != nil {
+			return err
+		}
+	}
+	var md, nd []time.Duration
+	for k := 0; k < c.r.Sizes.MountReps*3; k++ {
+		d, err := clock(func() error { return git(dir, "status", "--porcelain") })
+		if err != nil {
+			return err
+		}
+		md = append(md, d)
+		d, err = clock(func() error { return git(c.native, "status", "--porcelain") })
+		if err != nil {
+			return err
+		}
+		nd = append(nd, d)
+	}
+	add("git status", md, nd, 2, "git status --porcelain on the native disk", "warm: after one status that refreshed the index")
+	return nil
+}
+
+// run runs a command in dir with its output to w.
+func run(dir string, w io.Writer, name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Stdout = w
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return nil
+}
+
+// writeArchive writes a tar of n small files in nested folders.
+func writeArchive(name string, n int) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	dirs := map[string]bool{}
+	for i := 0; i < n; i++ {
+		d := fmt.Sprintf("a/d%02d", i%40)
+		for _, dd := range []string{"a", d} {
+			if !dirs[dd] {
+				dirs[dd] = true
+				if err := tw.WriteHeader(&tar.Header{Name: dd + "/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+					return err
+				}
+			}
+		}
+		content := bytes.Repeat([]byte(fmt.Sprintf("file %d\n", i)), 1+i%200)
+		if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("%s/f%04d.txt", d, i), Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(content); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
