@@ -24,7 +24,7 @@ func TestMount_Fio(t *testing.T) {
 	m, dir := h.mount("")
 	cmd := exec.Command(fio, "--name=verify", "--directory="+dir, "--rw=randwrite", "--bs=4k", "--size=2m",
 		"--numjobs=4", "--ioengine=psync", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1",
-		"--fsync_on_close=1", "--group_reporting")
+		"--fsync_on_close=1", "--group_reporting", "--verify_state_save=0")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("fio: %v\n%s", err, out)
