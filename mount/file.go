@@ -10,6 +10,9 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/strand-dev/strand/client"
+	"github.com/strand-dev/strand/domain"
 )
 
 // handle is an open file: a cached blob (read-only) or a staged file.
@@ -93,12 +96,62 @@ func (m *Mount) openStaged(e *entry, st *staged, write bool) *handle {
 }
 
 // openContent opens an entry's content in the cache, fetching it on first
-// use.
+// use. A small file's first fetch brings its directory's other small files
+// along in a few fs.read_batch requests: tools that read one file of a
+// folder tend to read the rest.
 func (m *Mount) openContent(e *entry) (*os.File, error) {
 	m.mu.Lock()
 	hash, size, src := e.hash, e.size, e.src
+	var batch []client.FileRef
+	if size <= prefetchMax && e.parent != nil && e.parent.prefetched != src.position && !m.cache.held(hash) {
+		e.parent.prefetched = src.position
+		batch = m.siblings(e.parent, src.position)
+	}
 	m.mu.Unlock()
+	if len(batch) > 1 {
+		m.prefetch(src.position, batch)
+	}
 	return m.cache.open(hash, m.fetcher(src, size))
+}
+
+// prefetchMax is the largest file a directory's prefetch brings along.
+const prefetchMax = 256 << 10
+
+// siblings lists a directory's small files readable at position pos that
+// the cache does not hold. Guarded by mu.
+func (m *Mount) siblings(dir *entry, pos uint64) []client.FileRef {
+	var out []client.FileRef
+	for _, c := range dir.children {
+		if c.kind != kindFile || c.staged != nil || c.size > prefetchMax || c.src.position != pos || c.src.path == "" {
+			continue
+		}
+		if m.cache.held(c.hash) {
+			continue
+		}
+		out = append(out, client.FileRef{Path: c.src.path, Hash: c.hash.String(), Size: c.size})
+		if len(out) == 1000 {
+			break
+		}
+	}
+	return out
+}
+
+// prefetch brings files into the cache; a failure only means that each
+// file is fetched when it is opened.
+func (m *Mount) prefetch(pos uint64, files []client.FileRef) {
+	ctx, cancel := context.WithTimeout(m.ctx, time.Minute)
+	defer cancel()
+	err := m.client.FetchContent(ctx, m.session, client.AtPosition(pos), files, 0, func(hash string, data []byte) error {
+		h, err := domain.ParseHash(hash)
+		if err != nil {
+			return err
+		}
+		m.cache.addFetched(int64(len(data)))
+		return m.cache.put(h, data)
+	})
+	if err != nil && m.ctx.Err() == nil {
+		m.log.Debug("prefetch failed; files are fetched one by one", "session", m.session, "err", err)
+	}
 }
 
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {

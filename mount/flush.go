@@ -150,6 +150,11 @@ func (m *Mount) send(ctx context.Context, ops []*jop, retryID string, retryCount
 		}
 		done, err := m.sendGroup(ctx, g)
 		if err != nil {
+			for _, w := range g.w {
+				if w != nil {
+					w.st.markAll()
+				}
+			}
 			return ops, err
 		}
 		ops = ops[done:]
@@ -380,6 +385,9 @@ func (m *Mount) sendGroup(ctx context.Context, g *group) (int, error) {
 		i, _ := strconv.Atoi(sub[1])
 		if i >= len(g.ops) {
 			return 0, err
+		}
+		if bo := g.ops[i]; bo.Op == "write" && len(bo.Chunks) > 0 && ce.Code == domain.CodeNotFound {
+			return 0, err // a chunk taken as stored is not: send them all next time
 		}
 		m.refused(g, i, ce)
 		g.id = m.nextRequestID()

@@ -26,7 +26,7 @@ import (
 // Defaults of Options.
 const (
 	DefaultFlushInterval = time.Second
-	DefaultTTL           = time.Second
+	DefaultTTL           = 30 * time.Second
 )
 
 // Options configure a mount.

@@ -51,6 +51,14 @@ func (s *staged) markChunks(off, n int64) {
 	}
 }
 
+// markAll makes the next snapshot upload every chunk: after a flush that
+// failed, the service may lack chunks the snapshot took as sent.
+func (s *staged) markAll() {
+	s.cmu.Lock()
+	s.all = true
+	s.cmu.Unlock()
+}
+
 // writeAt writes to the staging file.
 func (s *staged) writeAt(p []byte, off int64) (int, error) {
 	s.mu.RLock()

@@ -72,6 +72,9 @@ type entry struct {
 	node     *node   // the inode, once the kernel has looked it up
 	// kernelHash is the content the kernel may hold in its page cache.
 	kernelHash domain.Hash
+	// prefetched is the position a directory's small files were last
+	// fetched at together.
+	prefetched uint64
 }
 
 // path returns the entry's path from the root ("" for the root).
