@@ -181,10 +181,10 @@ func (c *mountCase) mounted(ctx context.Context, name string) (*mount.Mount, str
 func (c *mountCase) walkRead(ctx context.Context, add addFunc) error {
 	reps := c.r.Sizes.MountReps
 	walk := func(dir string) func() error {
-		return func() error { return run(dir, io.Discard, "find", ".", "-printf", "%s %T@\n") }
+		return func() error { return run(io.Discard, "find", dir, "-printf", "%s %T@\n") }
 	}
 	readAll := func(dir string) func() error {
-		return func() error { return run(dir, io.Discard, "tar", "cf", "-", ".") }
+		return func() error { return run(io.Discard, "tar", "-C", dir, "-cf", "-", ".") }
 	}
 	var coldWalk, coldRead, warmWalk, warmRead, nWalk, nRead []time.Duration
 	for k := 0; k < reps; k++ {
@@ -237,7 +237,7 @@ func (c *mountCase) extract(ctx context.Context, add addFunc) error {
 			if err := os.Mkdir(into, 0o755); err != nil {
 				return err
 			}
-			if err := run(into, io.Discard, "tar", "xf", archive); err != nil {
+			if err := run(io.Discard, "tar", "-C", into, "-xf", archive); err != nil {
 				return err
 			}
 			return m.Flush(ctx)
@@ -250,7 +250,7 @@ func (c *mountCase) extract(ctx context.Context, add addFunc) error {
 			if err := os.Mkdir(nInto, 0o755); err != nil {
 				return err
 			}
-			return run(nInto, io.Discard, "tar", "xf", archive)
+			return run(io.Discard, "tar", "-C", nInto, "-xf", archive)
 		})
 		if err != nil {
 			return err
@@ -270,19 +270,20 @@ func (c *mountCase) gitStatus(ctx context.Context, add addFunc) error {
 	// Settle: the first status in the mount refreshes the index (other
 	// inode numbers and times than where it was written) and fetches what
 	// it reads.
+	status := func(d string) error { return run(io.Discard, "git", "-C", d, "status", "--porcelain") }
 	for _, d := range []string{dir, c.native} {
-		if err := git(d, "status", "--porcelain"); err != nil {
+		if err := status(d); err != nil {
 			return err
 		}
 	}
 	var md, nd []time.Duration
 	for k := 0; k < c.r.Sizes.MountReps*3; k++ {
-		d, err := clock(func() error { return git(dir, "status", "--porcelain") })
+		d, err := clock(func() error { return status(dir) })
 		if err != nil {
 			return err
 		}
 		md = append(md, d)
-		d, err = clock(func() error { return git(c.native, "status", "--porcelain") })
+		d, err = clock(func() error { return status(c.native) })
 		if err != nil {
 			return err
 		}
@@ -292,10 +293,12 @@ func (c *mountCase) gitStatus(ctx context.Context, add addFunc) error {
 	return nil
 }
 
-// run runs a command in dir with its output to w.
-func run(dir string, w io.Writer, name string, args ...string) error {
+// run runs a command with its output to w. Its working directory is never
+// the mount: the mount is served by this process, and a child that touches
+// it between fork and exec can wait forever on a parent stopped for its
+// garbage collector; commands are told where to work (-C, arguments).
+func run(w io.Writer, name string, args ...string) error {
 	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
 	cmd.Stdout = w
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

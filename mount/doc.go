@@ -22,6 +22,11 @@
 //   - the mount never holds Mount.mu while it calls the service or the
 //     kernel (notifications), so neither can deadlock against a FUSE request.
 //
+// A program that serves a mount in its own process must not start a child
+// whose working directory or executable is on the mount (see
+// docs/mounts.md, troubleshooting): the child, between fork and exec, can
+// wait on the file system while the parent waits on it.
+//
 // Lock order: Mount.flushMu, then Mount.mu, then a staged file's mu (and its
 // cmu). A FUSE handler takes a staged file's mu and Mount.mu one after the
 // other, never both.

@@ -77,10 +77,16 @@ func TestCLI_MountToolchain(t *testing.T) {
 	flags := []string{"--state", state, "--cache", cache}
 	stderr, done := runMount(t, c, append([]string{"mount", id, dir, "--flush-interval", "200ms"}, flags...)...)
 
-	sh := func(wd string, name string, args ...string) {
+	// Tools run with their working directory outside the mount and are
+	// told where to work (-C): between fork and exec a child of this
+	// process must not touch the mount this same process serves (a Go
+	// program stopped for its garbage collector while the child waits on
+	// the file system would wait forever; see docs/mounts.md).
+	outside := t.TempDir()
+	sh := func(name string, args ...string) {
 		t.Helper()
 		cmd := exec.Command(name, args...)
-		cmd.Dir = wd
+		cmd.Dir = outside
 		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
 			"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GOFLAGS=-mod=mod", "GOWORK=off")
 		start := time.Now()
@@ -96,19 +102,29 @@ func TestCLI_MountToolchain(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(mod, "go.mod"), "module example.com/hello\n\ngo 1.21\n")
 	writeFile(t, filepath.Join(mod, "main.go"), "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello from a mount\") }\n")
-	sh(mod, "go", "build", "-o", "hello", ".")
-	if out, err := exec.Command(filepath.Join(mod, "hello")).Output(); err != nil || string(out) != "hello from a mount\n" {
+	sh("go", "build", "-C", mod, "-o", "hello", ".")
+	// Run a copy: exec of a file on the mount from the process serving it
+	// is what the note above forbids.
+	bin, err := os.ReadFile(filepath.Join(mod, "hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runnable := filepath.Join(outside, "hello")
+	if err := os.WriteFile(runnable, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(runnable).Output(); err != nil || string(out) != "hello from a mount\n" {
 		t.Fatalf("the built binary: %q, %v", out, err)
 	}
 	// tar x of a 1,000-file archive.
 	archive := filepath.Join(t.TempDir(), "files.tar")
 	want := makeArchive(t, archive, 1000)
-	sh(dir, "tar", "xf", archive, "--no-same-owner")
+	sh("tar", "-C", dir, "-xf", archive, "--no-same-owner")
 	// git init, add, commit (lock files, renames, fsyncs).
-	sh(dir, "git", "init", "-q")
-	sh(dir, "git", "add", "-A")
-	sh(dir, "git", "commit", "-q", "-m", "work done in a mount")
-	sh(dir, "git", "status", "--porcelain")
+	sh("git", "-C", dir, "init", "-q")
+	sh("git", "-C", dir, "add", "-A")
+	sh("git", "-C", dir, "commit", "-q", "-m", "work done in a mount")
+	sh("git", "-C", dir, "status", "--porcelain")
 
 	local := readTree(t, dir)
 	for p, content := range want {
