@@ -22,8 +22,8 @@ func TestRun(t *testing.T) {
 	var progress bytes.Buffer
 	var rows []string
 	if _, err := os.Stat("/dev/fuse"); err != nil && os.Getenv("STRAND_REQUIRE_FUSE") == "" {
-		// Row 11 mounts a session: without FUSE, every other row.
-		t.Logf("no /dev/fuse (%v): row 11 (mount) not run", err)
+		// Row 12 mounts a session: without FUSE, every other row.
+		t.Logf("no /dev/fuse (%v): row 12 (mount) not run", err)
 		for _, row := range bench.Rows() {
 			if row.Name != "mount" {
 				rows = append(rows, row.Name)
@@ -78,13 +78,14 @@ func TestSelectRows(t *testing.T) {
 		want []int
 		err  bool
 	}{
-		{nil, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, false},
+		{nil, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, false},
 		{[]string{"2", "fork", "r3"}, []int{2, 3}, false},
 		{[]string{"storage", "1"}, []int{1, 7}, false},
 		{[]string{"workcopy"}, []int{8}, false},
 		{[]string{"bulk", "instances"}, []int{9, 10}, false},
 		{[]string{"search"}, []int{11}, false},
-		{[]string{"12"}, nil, true},
+		{[]string{"mount", "12"}, []int{12}, false},
+		{[]string{"13"}, nil, true},
 	} {
 		got, err := bench.SelectRows(tc.in)
 		if (err != nil) != tc.err {
