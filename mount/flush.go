@@ -306,8 +306,13 @@ func (m *Mount) writeOp(ctx context.Context, op *jop, expect map[string]string) 
 		return client.BatchOp{}, nil, false, err
 	}
 	m.mu.Lock()
-	if op.ent != nil && st.gen.Load() == snap.gen {
-		st.dirty = false // a later write queues a new op
+	if op.ent != nil && op.ent.staged == st {
+		// A later write queues a new op; one that came after the snapshot
+		// but before this point would not, so queue it now.
+		st.dirty = false
+		if st.gen.Load() != snap.gen {
+			m.dirtied(op.ent, st)
+		}
 	}
 	m.mu.Unlock()
 	bo := client.BatchOp{Op: "write", Path: op.Path, Mode: mode, ExpectedHash: m.expectFor(op, expect)}
