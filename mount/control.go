@@ -74,8 +74,12 @@ func startControl(m *Mount) (*control, error) {
 }
 
 func (c *control) close() {
-	// Shutdown would wait for the unmount request that may be calling us.
-	c.srv.Close() //nolint:errcheck // best effort
+	// Let a request in progress (an unmount) write its answer first.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if c.srv.Shutdown(ctx) != nil {
+		c.srv.Close() //nolint:errcheck // best effort
+	}
 	_ = os.Remove(c.path)
 }
 

@@ -433,10 +433,16 @@ func (m *Mount) fetcher(src source, size int64) func(w io.Writer) error {
 	}
 }
 
-// socketPath is where the control socket of a mount on dir listens.
+// socketPath is where the control socket of a mount on dir listens: in the
+// state folder, or, when that path is too long for a unix socket (108
+// bytes), in a folder of the user's own under the temporary folder.
 func socketPath(stateDir, dir string) string {
-	sum := sha256.Sum256([]byte(dir))
-	return filepath.Join(stateDir, "mounts", hex.EncodeToString(sum[:8])+".sock")
+	sum := sha256.Sum256([]byte(stateDir + "\x00" + dir))
+	name := hex.EncodeToString(sum[:8]) + ".sock"
+	if p := filepath.Join(stateDir, "mounts", name); len(p) < 100 {
+		return p
+	}
+	return filepath.Join(os.TempDir(), "strand-mounts-"+strconv.Itoa(os.Getuid()), name)
 }
 
 func (m *Mount) requestID() string {
