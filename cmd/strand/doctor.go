@@ -16,6 +16,7 @@ import (
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/gateway"
+	"github.com/strand-dev/strand/mount"
 	"github.com/strand-dev/strand/names"
 )
 
@@ -36,6 +37,7 @@ var doctorChecks = []doctorCheck{
 	{"projections", (*doctor).checkProjections},
 	{"workers", (*doctor).checkWorkers},
 	{"http", (*doctor).checkHTTP},
+	{"mount", (*doctor).checkMount},
 }
 
 // Check outcomes.
@@ -342,4 +344,21 @@ func byteSize(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// checkMount says whether this machine can mount sessions (strand mount):
+// /dev/fuse, the permission to mount, the cache and state folders. A
+// machine that only serves needs none of it, so a miss is a warning.
+func (d *doctor) checkMount(ctx context.Context) checkResult {
+	var missing []string
+	for _, c := range mount.Checks(ctx, nil, defaultCacheDir(), defaultStateDir()) {
+		if !c.OK {
+			missing = append(missing, c.Name+": "+c.Detail)
+		}
+	}
+	if len(missing) > 0 {
+		return checkResult{Status: checkWarn, Detail: "strand mount cannot work here: " + strings.Join(missing, "; "),
+			Fix: "see docs/mounts.md, Setup (Linux with /dev/fuse; root, or fuse3 for fusermount3)"}
+	}
+	return checkResult{Status: checkOK, Detail: "/dev/fuse, mount permission, cache and state folders"}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -271,7 +272,11 @@ func TestDoctor(t *testing.T) {
 	if len(results) != len(doctorChecks) {
 		t.Fatalf("doctor ran %d checks, want %d", len(results), len(doctorChecks))
 	}
+	_, noFuse := os.Stat("/dev/fuse")
 	for _, r := range results {
+		if r.Check == "mount" && noFuse != nil && r.Status == checkWarn {
+			continue // a machine without FUSE cannot mount: a warning
+		}
 		if r.Status != checkOK {
 			t.Errorf("check %s: %s (%s), want ok", r.Check, r.Status, r.Detail)
 		}
@@ -298,7 +303,7 @@ func TestDoctor(t *testing.T) {
 
 	t.Run("NoHTTP", func(t *testing.T) {
 		r := c.run("", "doctor", "--http", "http://127.0.0.1:1")
-		if r.Code != 1 || !strings.Contains(r.Stdout, "fix http:") || !strings.Contains(r.Stderr, "1 of 7 checks failed") {
+		if r.Code != 1 || !strings.Contains(r.Stdout, "fix http:") || !strings.Contains(r.Stderr, "1 of 8 checks failed") {
 			t.Errorf("doctor with no HTTP front: %v", r)
 		}
 	})
