@@ -3,13 +3,15 @@ package workcopy
 import (
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// progress prints "\r<what>: n/total" to w every 200 ms while work goes on,
-// and a last line at the end; with a nil w it counts silently.
+// progress draws a bar, "\r<what> [#####-----] n/total", on w every 200
+// ms while work goes on, and a last line at the end; with a nil w (not a
+// terminal) it counts silently.
 type progress struct {
 	n     atomic.Int64
 	total int64
@@ -34,7 +36,7 @@ func startProgress(w io.Writer, what string, total int) *progress {
 			case <-p.stop:
 				return
 			case <-t.C:
-				fmt.Fprintf(p.w, "\r%s: %d/%d", p.what, p.n.Load(), p.total)
+				fmt.Fprintf(p.w, "\r%s", bar(p.what, p.n.Load(), p.total))
 			}
 		}
 	}()
@@ -49,5 +51,17 @@ func (p *progress) finish() {
 	}
 	close(p.stop)
 	p.done.Wait()
-	fmt.Fprintf(p.w, "\r%s: %d/%d, done\n", p.what, p.n.Load(), p.total)
+	fmt.Fprintf(p.w, "\r%s, done\n", bar(p.what, p.n.Load(), p.total))
+}
+
+// barWidth is the number of cells of a progress bar.
+const barWidth = 30
+
+// bar renders one line of progress: what, a bar of barWidth cells, n/total.
+func bar(what string, n, total int64) string {
+	filled := barWidth
+	if total > 0 {
+		filled = int(min(max(n, 0), total) * barWidth / total)
+	}
+	return fmt.Sprintf("%s [%s%s] %d/%d", what, strings.Repeat("#", filled), strings.Repeat("-", barWidth-filled), n, total)
 }
