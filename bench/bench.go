@@ -414,6 +414,15 @@ func (r *Runner) Close() {
 	}
 }
 
+// servers returns the servers a row measures on: the fsync one, and the
+// no-fsync one when it is another.
+func (r *Runner) servers() []*Env {
+	if r.Fast != r.Durable {
+		return []*Env{r.Durable, r.Fast}
+	}
+	return []*Env{r.Durable}
+}
+
 func (r *Runner) progressf(format string, args ...any) {
 	if r.Opts.Progress != nil {
 		fmt.Fprintf(r.Opts.Progress, "bench %6.1fs  %s\n", time.Since(r.started).Seconds(), fmt.Sprintf(format, args...))

@@ -22,10 +22,7 @@ const bulkFileSize = 200
 // Both figures are bytes of file content per second; a repetition writes
 // new content to the same paths of one session.
 func runBulk(ctx context.Context, r *Runner) ([]Result, error) {
-	envs := []*Env{r.Durable}
-	if r.Fast != r.Durable {
-		envs = append(envs, r.Fast)
-	}
+	envs := r.servers()
 	var out []Result
 	for _, e := range envs {
 		if _, _, err := r.ensureBenchStream(ctx, e, kindRaw); err != nil {

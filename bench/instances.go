@@ -23,10 +23,7 @@ const instancesClients = 16
 // The raw figure is the one-instance throughput: the target is about what
 // a second instance costs, not about JetStream.
 func runInstances(ctx context.Context, r *Runner) ([]Result, error) {
-	envs := []*Env{r.Durable}
-	if r.Fast != r.Durable {
-		envs = append(envs, r.Fast)
-	}
+	envs := r.servers()
 	var out []Result
 	for _, e := range envs {
 		if e.shared || e.Embedded == nil {

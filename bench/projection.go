@@ -26,10 +26,7 @@ import (
 // views go to the projection's bucket under the bench tenant and are
 // purged before every catch-up, so each one does the full work.
 func runProjection(ctx context.Context, r *Runner) ([]Result, error) {
-	envs := []*Env{r.Durable}
-	if r.Fast != r.Durable {
-		envs = append(envs, r.Fast)
-	}
+	envs := r.servers()
 	var out []Result
 	for _, e := range envs {
 		res, err := r.projectionCase(ctx, e)

@@ -22,10 +22,7 @@ const writeSize = 160
 // JetStream publishes of the same size with a per-subject expectation from
 // as many publishers, each on a subject of its own.
 func runWrite(ctx context.Context, r *Runner) ([]Result, error) {
-	envs := []*Env{r.Durable}
-	if r.Fast != r.Durable {
-		envs = append(envs, r.Fast)
-	}
+	envs := r.servers()
 	var out []Result
 	for _, e := range envs {
 		if _, _, err := r.ensureBenchStream(ctx, e, kindRaw); err != nil {
