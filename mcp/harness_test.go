@@ -28,6 +28,13 @@ type env struct {
 
 func startEnv(t *testing.T) *env {
 	t.Helper()
+	return startEnvWith(t, handlers.Options{})
+}
+
+// startEnvWith starts the env with service options (the session lister is
+// always the projection's).
+func startEnvWith(t *testing.T, opts handlers.Options) *env {
+	t.Helper()
 	e := streamstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -39,7 +46,8 @@ func startEnv(t *testing.T) *env {
 		t.Fatalf("start session views: %v", err)
 	}
 	t.Cleanup(views.Stop)
-	svc := handlers.NewService(e.Store, handlers.Options{Lister: sessionLister{views}})
+	opts.Lister = sessionLister{views}
+	svc := handlers.NewService(e.Store, opts)
 	if err := svc.Start(e.NC); err != nil {
 		t.Fatalf("start service: %v", err)
 	}

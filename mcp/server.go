@@ -30,6 +30,8 @@ type Options struct {
 	ServerActor bool
 	// Log receives the server's own problems (nil: discarded).
 	Log *slog.Logger
+	// Run, when set, offers the run_command tool (tools_run.go).
+	Run *RunConfig
 }
 
 // Server is an MCP server on a Strand client.
@@ -158,4 +160,5 @@ func (s *Server) addTools() {
 	s.addHistoryTools()
 	s.addReviewTools()
 	s.addStateTools()
+	s.addRunTool()
 }

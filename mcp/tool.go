@@ -35,6 +35,10 @@ const (
 	destructive             // may replace or remove what is there (history keeps it)
 )
 
+// beyondPin are the arguments that reach past a pinned session: the
+// session itself, and run_command's fork (a new session).
+var beyondPin = []string{"session", "fork"}
+
 // add registers a tool. A pinned server drops the session property from
 // the input schema, so that no call can name another session.
 func add[In, Out any](s *Server, name, title, desc string, k kind, idempotent bool, h toolFunc[In, Out]) {
@@ -43,8 +47,10 @@ func add[In, Out any](s *Server, name, title, desc string, k kind, idempotent bo
 		panic(fmt.Sprintf("mcp: schema of %s: %v", name, err)) // a programming error
 	}
 	if s.opts.Session != "" {
-		delete(schema.Properties, "session")
-		schema.Required = slices.DeleteFunc(schema.Required, func(p string) bool { return p == "session" })
+		for _, p := range beyondPin {
+			delete(schema.Properties, p)
+		}
+		schema.Required = slices.DeleteFunc(schema.Required, func(p string) bool { return slices.Contains(beyondPin, p) })
 	}
 	yes, no := true, false
 	ann := &sdk.ToolAnnotations{Title: title, ReadOnlyHint: k == readOnly, IdempotentHint: idempotent, OpenWorldHint: &no}

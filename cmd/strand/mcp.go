@@ -22,26 +22,54 @@ import (
 // otherwise).
 func (m *Main) cmdMCP(ctx context.Context, _ *globals, args []string) error {
 	var session, fork, httpAddr string
+	var allowRun bool
+	var secrets multiFlag
+	var cf cacheFlags
+	var runTimeout time.Duration
 	g, pos, err := m.parseArgs("mcp", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&session, "session", "", "pin the server to this session: its tools reach no other")
 		fs.StringVar(&fork, "fork", "", "fork this session first and pin the server to the fork")
 		fs.StringVar(&httpAddr, "http", "", "serve streamable HTTP on this address (a bare port listens on 127.0.0.1) instead of stdio")
+		fs.BoolVar(&allowRun, "allow-run", false, "offer the run_command tool: the model may run commands on this machine in working copies of its sessions")
+		fs.Var(&secrets, "secret", "with --allow-run: give commands secret NAME as environment variable ENV (default NAME); repeatable; values are cut out of what the model sees")
+		fs.DurationVar(&runTimeout, "run-timeout", 10*time.Minute, "with --allow-run: the longest a command may run")
+		m.declareCache(fs, &cf)
 	})
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		return usagef("usage: strand mcp [--session S | --fork S] [--http ADDR]")
+		return usagef("usage: strand mcp [--session S | --fork S] [--http ADDR] [--allow-run [--secret NAME[=ENV]]...]")
 	}
 	if session != "" && fork != "" {
 		return usagef("give --session or --fork, not both")
+	}
+	if !allowRun && len(secrets) > 0 {
+		return usagef("--secret needs --allow-run: secrets go to the commands run_command runs")
+	}
+	var run *mcp.RunConfig
+	if allowRun {
+		run = &mcp.RunConfig{MaxTimeout: runTimeout}
+		for _, spec := range secrets {
+			name, env, err := secretSpec(spec)
+			if err != nil {
+				return err
+			}
+			run.Secrets = append(run.Secrets, mcp.SecretEnv{Name: name, Env: env})
+		}
+		if run.Cache, err = cf.open(); err != nil {
+			return err
+		}
 	}
 	if err := g.dial(); err != nil {
 		return err
 	}
 	defer g.close()
 	log := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	opts := mcp.Options{Session: session, Actor: g.actor, Log: log,
+	if run != nil {
+		run.Server = g.server
+	}
+	opts := mcp.Options{Session: session, Actor: g.actor, Log: log, Run: run,
 		// With credentials the service may enforce identity: then it
 		// records the authenticated user, and a client name would be
 		// refused as a claim of someone else.

@@ -127,10 +127,43 @@ func TestCLI_MCP(t *testing.T) {
 		}
 	})
 
+	t.Run("RunWithSecret", func(t *testing.T) {
+		value := "v-81c2-from-the-embedded-key"
+		if _, err := cl.PutSecret(ctx, client.SecretRequest{Name: "TOK", Value: &value}); err != nil {
+			t.Fatal(err)
+		}
+		outR, outW := io.Pipe()
+		in, stop := runMCP(t, s.URL, outW, "--session", id, "--allow-run", "--secret", "TOK=MY_TOK", "--cache", t.TempDir())
+		cs, err := sdk.NewClient(&sdk.Implementation{Name: "run-test"}, nil).Connect(ctx, &sdk.IOTransport{Reader: outR, Writer: in}, nil)
+		if err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+		defer cs.Close()
+		res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "run_command", Arguments: map[string]any{
+			"command": []string{"sh", "-c", `test "$MY_TOK" = "$(printf 'v-81c2-from-the-embedded-key')" && echo "got $MY_TOK" && echo ran > ran.txt`}}})
+		if err != nil || res.IsError {
+			t.Fatalf("run_command: %v %+v", err, res)
+		}
+		var got mcp.RunResult
+		if err := remarshal(res.StructuredContent, &got); err != nil || got.ExitCode != 0 || got.Output != "got [secret TOK]\n" || got.Changes != 1 {
+			t.Errorf("run_command through strand mcp --allow-run: %+v, %v", got, err)
+		}
+		_ = cs.Close()
+		if code := stop(); code != 0 {
+			t.Errorf("strand mcp exited %d", code)
+		}
+	})
+
 	t.Run("BadArgs", func(t *testing.T) {
 		c := newCLI(t, s.URL)
 		if r := c.run("", "mcp", "--session", id, "--fork", id); r.Code != 2 {
 			t.Errorf("%v\nwant exit 2 for --session with --fork", r)
+		}
+		if r := c.run("", "mcp", "--session", id, "--secret", "TOK"); r.Code != 2 || !strings.Contains(r.Stderr, "--allow-run") {
+			t.Errorf("%v\nwant exit 2 for --secret without --allow-run", r)
+		}
+		if r := c.run("", "mcp", "--session", id, "--allow-run", "--secret", "TOK="); r.Code != 2 {
+			t.Errorf("%v\nwant exit 2 for --secret TOK=", r)
 		}
 		c.fail("not_found", "mcp", "--session", "01M8639GP38ZZVG1GPASRX3QZR")
 	})

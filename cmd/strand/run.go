@@ -198,12 +198,9 @@ func (p *prefixWriter) flush() {
 func (m *Main) secretEnv(ctx context.Context, g *globals, session string, specs []string) ([]string, error) {
 	var env []string
 	for _, spec := range specs {
-		name, envName, ok := strings.Cut(spec, "=")
-		if !ok {
-			envName = name
-		}
-		if name == "" || envName == "" || strings.ContainsAny(envName, "=\x00") {
-			return nil, usagef("--secret %q: want NAME or NAME=ENV", spec)
+		name, envName, err := secretSpec(spec)
+		if err != nil {
+			return nil, err
 		}
 		r, err := g.client.GetSecret(ctx, client.SecretRequest{Session: sessionOnly(session), Name: name})
 		if err != nil {
@@ -212,6 +209,19 @@ func (m *Main) secretEnv(ctx context.Context, g *globals, session string, specs 
 		env = append(env, envName+"="+r.Value)
 	}
 	return env, nil
+}
+
+// secretSpec parses a --secret flag: NAME, or NAME=ENV to name the
+// environment variable differently.
+func secretSpec(spec string) (name, env string, err error) {
+	name, env, ok := strings.Cut(spec, "=")
+	if !ok {
+		env = name
+	}
+	if name == "" || env == "" || strings.ContainsAny(env, "=\x00") {
+		return "", "", usagef("--secret %q: want NAME or NAME=ENV", spec)
+	}
+	return name, env, nil
 }
 
 func sessionOnly(s string) string {
