@@ -21,18 +21,6 @@ import (
 	"github.com/strand-dev/strand/domain"
 )
 
-func init() {
-	register("audit", "verify, rebuild and read histories straight from the streams (no service needed)",
-		command{"verify", "[--session S | --all] [--tenant T] [--heads FILE] [--anchors FILE]",
-			"check versions, hash chains, blobs and Merkle roots; print OK or the first bad event of each broken history (exit 1)", (*Main).auditVerify},
-		command{"replay", "SESSION [--at POSITION|CHECKPOINT|COMMIT] --to DIR [--force]",
-			"write the tree as it was to a local directory, with modes and symlinks", (*Main).auditReplay},
-		command{"log", "[--session S] [--actor A] [--type T] [--path P] [--since TIME] [--until TIME] [--timeline]",
-			"the history as JSON lines, or a timeline", (*Main).auditLog},
-		command{"blame", "SESSION PATH", "every event that changed a path: when, who, what kind of change", (*Main).auditBlame},
-	)
-}
-
 // auditFlags are the flags of every audit command: which streams to read.
 // Audit commands read the streams over NATS (--server), never the service.
 type auditFlags struct {
@@ -109,7 +97,7 @@ func explicit(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-func (m *Main) auditVerify(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) auditVerify(ctx context.Context, args []string) error {
 	var af auditFlags
 	var session, headsFile, anchorsFile string
 	var all bool
@@ -241,7 +229,7 @@ func writeHeads(file string, heads []audit.Head) error {
 	return f.Close()
 }
 
-func (m *Main) auditReplay(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) auditReplay(ctx context.Context, args []string) error {
 	var af auditFlags
 	var at, dir string
 	var force bool
@@ -342,7 +330,7 @@ func parseTypes(names []string) ([]domain.EventType, error) {
 	return out, nil
 }
 
-func (m *Main) auditLog(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) auditLog(ctx context.Context, args []string) error {
 	var af auditFlags
 	var types listFlag
 	var session, path, since, until string
@@ -474,7 +462,7 @@ func entryDetail(e audit.Entry) string {
 	return strings.Join(parts, "; ")
 }
 
-func (m *Main) auditBlame(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) auditBlame(ctx context.Context, args []string) error {
 	var af auditFlags
 	g, pos, err := m.parseArgs("audit blame", args, func(fs *flag.FlagSet) { m.declareAudit(fs, &af) })
 	if err != nil {

@@ -10,17 +10,9 @@ import (
 	"github.com/strand-dev/strand/client"
 )
 
-func init() {
-	register("checkpoint", "name positions of a session's history",
-		command{"create", "SESSION NAME [--note TEXT] [--at AT]", "name the head (or AT) of a session", (*Main).checkpointCreate},
-		command{"list", "SESSION [--at AT]", "list a session's checkpoints", (*Main).checkpointList},
-		command{"rm", "SESSION NAME", "remove a checkpoint name", (*Main).checkpointRm},
-	)
-}
-
 func (m *Main) printf(format string, args ...any) { fmt.Fprintf(m.Stdout, format, args...) }
 
-func (m *Main) checkpointCreate(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) checkpointCreate(ctx context.Context, args []string) error {
 	var note, at string
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("checkpoint create", args, func(fs *flag.FlagSet) {
@@ -49,7 +41,7 @@ func (m *Main) checkpointCreate(ctx context.Context, _ *globals, args []string) 
 	return nil
 }
 
-func (m *Main) checkpointList(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) checkpointList(ctx context.Context, args []string) error {
 	var at string
 	g, pos, err := m.parseArgs("checkpoint list", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&at, "at", "", "as of this position")
@@ -79,7 +71,7 @@ func (m *Main) checkpointList(ctx context.Context, _ *globals, args []string) er
 	return nil
 }
 
-func (m *Main) checkpointRm(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) checkpointRm(ctx context.Context, args []string) error {
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("checkpoint rm", args, mf.declare)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -46,21 +45,6 @@ const (
 	exitUsage = 2
 )
 
-type command struct {
-	name, args, help string
-	run              func(m *Main, ctx context.Context, g *globals, args []string) error
-}
-
-var groups = map[string][]command{}
-var groupHelp = map[string]string{}
-
-func register(group, help string, cmds ...command) {
-	groups[group] = append(groups[group], cmds...)
-	if help != "" {
-		groupHelp[group] = help
-	}
-}
-
 // usageError is a mistake in the command line.
 type usageError struct{ msg string }
 
@@ -78,62 +62,25 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		}
 		return exitOK
 	}
-	var err error
-	switch args[0] {
-	case "serve":
-		err = m.runServe(ctx, args[1:])
-	case "bench":
-		err = m.runBench(ctx, args[1:])
-	case "events":
-		err = m.runCommand(ctx, command{name: "events", run: (*Main).cmdEvents}, args[1:])
-	case "diff":
-		err = m.runCommand(ctx, command{name: "diff", run: (*Main).cmdDiff}, args[1:])
-	case "merge":
-		err = m.runCommand(ctx, command{name: "merge", run: (*Main).cmdMerge}, args[1:])
-	case "worker":
-		err = m.runWorker(ctx, args[1:])
-	case "checkout", "status", "push", "pull", "run":
-		err = m.runCommand(ctx, workcopyCommands[args[0]], args[1:])
-	case "gateway":
-		err = m.runGateway(ctx, args[1:])
-	case "doctor":
-		err = m.runCommand(ctx, command{name: "doctor", run: (*Main).cmdDoctor}, args[1:])
-	case "usage":
-		err = m.runCommand(ctx, command{name: "usage", run: (*Main).cmdUsage}, args[1:])
-	case "activity":
-		err = m.runCommand(ctx, command{name: "activity", run: (*Main).cmdActivity}, args[1:])
-	case "mcp":
-		err = m.runCommand(ctx, command{name: "mcp", run: (*Main).cmdMCP}, args[1:])
-	case "mount":
-		err = m.runCommand(ctx, command{name: "mount", run: (*Main).cmdMount}, args[1:])
-	case "unmount":
-		err = m.runCommand(ctx, command{name: "unmount", run: (*Main).cmdUnmount}, args[1:])
-	default:
-		cmds, ok := groups[args[0]]
-		if !ok {
-			err = usagef("unknown command %q (see strand help)", args[0])
-			break
-		}
-		if len(args) < 2 || args[1] == "-h" || args[1] == "--help" || args[1] == "help" {
-			m.groupUsage(args[0])
-			if len(args) < 2 {
-				return exitUsage
-			}
-			return exitOK
-		}
-		var found *command
-		for i := range cmds {
-			if cmds[i].name == args[1] {
-				found = &cmds[i]
-			}
-		}
-		if found == nil {
-			err = usagef("unknown command %q %q (see strand %s --help)", args[0], args[1], args[0])
-			break
-		}
-		err = m.runCommand(ctx, *found, args[2:])
+	g := lookupGroup(args[0])
+	if g == nil {
+		return m.report(usagef("unknown command %q (see strand help)", args[0]))
 	}
-	return m.report(err)
+	if g.run != nil {
+		return m.report(g.run(m, ctx, args[1:]))
+	}
+	if len(args) < 2 || args[1] == "-h" || args[1] == "--help" || args[1] == "help" {
+		m.groupUsage(g)
+		if len(args) < 2 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	c := g.lookup(args[1])
+	if c == nil {
+		return m.report(usagef("unknown command %q %q (see strand %s --help)", args[0], args[1], args[0]))
+	}
+	return m.report(c.run(m, ctx, args[2:]))
 }
 
 func (m *Main) report(err error) int {
@@ -167,33 +114,10 @@ Usage:
   strand <group> <command> [arguments] [flags]
 
 Groups:`)
-	names := make([]string, 0, len(groups))
-	for g := range groups {
-		names = append(names, g)
+	for _, g := range commands {
+		fmt.Fprintf(m.Stdout, "  %-12s %s\n", g.name, g.help)
 	}
-	sort.Strings(names)
-	for _, g := range names {
-		fmt.Fprintf(m.Stdout, "  %-12s %s\n", g, groupHelp[g])
-	}
-	fmt.Fprintln(m.Stdout, `  diff         strand diff [FROM_SESSION[@AT]] SESSION[@AT] [--path P] [--context N] | strand diff [DIR] (a working copy's changes)
-  merge        strand merge FROM_SESSION[@AT] INTO_SESSION [--strategy ours|theirs] [--path P[=ours|theirs]]...
-  bench        strand bench [--quick] [--json] [--nats URLS] [--rows r1,r2]
-  events       strand events SESSION [--at AT] [--from POS] [--limit N]
-  doctor       strand doctor [--http URL] [--replicas N]   (checks a deployment end to end, says what to fix)
-  usage        strand usage   (the tenant's sessions, events, bytes and requests)
-  gateway      strand gateway --nats URLS [--http ADDR]
-  activity     strand activity [--limit N] [--before POS]   (the tenant's recent events)
-  checkout     strand checkout SESSION[@AT] DIR   (a working copy: status, diff, push, pull in it)
-  status       strand status [DIR]
-  push         strand push [DIR] [--checkpoint NAME] [--message TEXT] [--token T] [--force]
-  pull         strand pull [DIR]
-  run          strand run SESSION [--fork] [--count N] [--checkpoint-before NAME] [--dir DIR] [--push-every D] -- COMMAND [ARGS...]
-  mount        strand mount SESSION[@AT] DIR [--cache DIR] [--cache-size N] [--flush-interval D] [--ttl D]
-               strand mount --status|--flush DIR   strand mount --resolve PATH --keep local|remote DIR
-  unmount      strand unmount DIR   (flushes, then unmounts)
-  worker       strand worker [summary|gc|retention]... [--once] [--dry-run] [--gc-grace D] [--retention-idle D]
-  mcp          strand mcp [--session S | --fork S] [--http ADDR]   (MCP server for agents; docs/agents.md)
-
+	fmt.Fprintln(m.Stdout, `
 Global flags (anywhere on the line):
   --server URL    NATS server (env STRAND_SERVER, default nats://127.0.0.1:4222)
   --tenant NAME   tenant (env STRAND_TENANT, default "default")
@@ -203,10 +127,10 @@ Global flags (anywhere on the line):
   --json          print JSON instead of a table`)
 }
 
-func (m *Main) groupUsage(g string) {
-	fmt.Fprintf(m.Stdout, "strand %s: %s\n\n", g, groupHelp[g])
-	for _, c := range groups[g] {
-		fmt.Fprintf(m.Stdout, "  strand %s %s %s\n      %s\n", g, c.name, c.args, c.help)
+func (m *Main) groupUsage(g *group) {
+	fmt.Fprintf(m.Stdout, "strand %s: %s\n\n", g.name, g.help)
+	for _, c := range g.cmds {
+		fmt.Fprintf(m.Stdout, "  strand %s %s %s\n      %s\n", g.name, c.name, c.args, c.help)
 	}
 }
 
@@ -270,10 +194,6 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
-}
-
-func (m *Main) runCommand(ctx context.Context, c command, args []string) error {
-	return c.run(m, ctx, nil, args)
 }
 
 // parseArgs parses the command line with the command's flags. It does not

@@ -16,38 +16,6 @@ import (
 	"github.com/strand-dev/strand/names"
 )
 
-func init() {
-	register("cache", "the session's knowledge cache: key -> bytes with revisions and TTLs",
-		command{"put", "SESSION KEY VALUE [--ttl D] [--expect-rev N]", "write a key (with --expect-rev: compare and set)", (*Main).cachePut},
-		command{"get", "SESSION KEY [--at AT]", "print a key's value", (*Main).cacheGet},
-		command{"rm", "SESSION KEY", "delete a key", (*Main).cacheRm},
-		command{"cas", "SESSION KEY VALUE --expect-rev N [--ttl D]", "write a key only at revision N (0: only if absent)", (*Main).cacheCAS},
-		command{"keys", "SESSION [PREFIX] [--after K] [--limit N] [--at AT]", "list keys", (*Main).cacheKeys},
-		command{"meta", "SESSION KEY", "show a key's revision, size and expiry", (*Main).cacheMeta},
-		command{"stats", "SESSION [PREFIX]", "count keys and bytes", (*Main).cacheStats},
-		command{"rm-prefix", "SESSION PREFIX", "delete every key with a prefix", (*Main).cacheRmPrefix},
-	)
-	register("lock", "path leases: a write under someone else's lease is refused",
-		command{"acquire", "SESSION PATH [--subtree] [--ttl D]", "take a lease; prints its token", (*Main).lockAcquire},
-		command{"renew", "SESSION PATH --token T [--ttl D]", "extend a lease", (*Main).lockRenew},
-		command{"release", "SESSION PATH --token T", "end a lease", (*Main).lockRelease},
-		command{"force-release", "SESSION PATH", "end someone else's lease (recorded with your actor)", (*Main).lockForce},
-		command{"list", "SESSION", "list leases", (*Main).lockList},
-	)
-	register("bus", "live per-session topics on plain NATS subjects, with retained history",
-		command{"pub", "SESSION TOPIC MESSAGE", "publish a message through the service", (*Main).busPub},
-		command{"sub", "SESSION TOPIC [--replay N]", "print messages as they arrive (after the last N retained)", (*Main).busSub},
-		command{"replay", "SESSION TOPIC [--limit N]", "print a topic's retained history", (*Main).busReplay},
-	)
-	register("health", "test-run results recorded on a session",
-		command{"report", "SESSION (--pass | --fail) [--passed N] [--failed N] [--skipped N] [--summary TEXT] [--details JSON]", "record a result", (*Main).healthReport},
-		command{"get", "SESSION [--at AT]", "show the latest result", (*Main).healthGet},
-	)
-	register("fs", "",
-		command{"xattr", "set|get|list|rm SESSION PATH [NAME] [VALUE]", "extended attributes of a path", (*Main).fsXattr},
-	)
-}
-
 func (m *Main) printCacheEntries(g *globals, es []client.CacheEntryView) {
 	rows := make([][]string, 0, len(es))
 	for _, e := range es {
@@ -104,11 +72,11 @@ func (m *Main) cacheWrite(ctx context.Context, name string, args []string, cas b
 	return nil
 }
 
-func (m *Main) cachePut(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cachePut(ctx context.Context, args []string) error {
 	return m.cacheWrite(ctx, "cache put", args, false)
 }
 
-func (m *Main) cacheCAS(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cacheCAS(ctx context.Context, args []string) error {
 	return m.cacheWrite(ctx, "cache cas", args, true)
 }
 
@@ -139,28 +107,28 @@ func (m *Main) cacheOne(ctx context.Context, name string, args []string, fn func
 	return print(g, r)
 }
 
-func (m *Main) cacheGet(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cacheGet(ctx context.Context, args []string) error {
 	return m.cacheOne(ctx, "cache get", args, (*client.Client).CacheGet, func(g *globals, r client.CacheReply) error {
 		_, err := m.Stdout.Write(r.Entry.Value)
 		return err
 	})
 }
 
-func (m *Main) cacheMeta(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cacheMeta(ctx context.Context, args []string) error {
 	return m.cacheOne(ctx, "cache meta", args, (*client.Client).CacheMeta, func(g *globals, r client.CacheReply) error {
 		m.printCacheEntries(g, []client.CacheEntryView{*r.Entry})
 		return nil
 	})
 }
 
-func (m *Main) cacheRm(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cacheRm(ctx context.Context, args []string) error {
 	return m.cacheOne(ctx, "cache rm", args, (*client.Client).CacheDelete, func(g *globals, r client.CacheReply) error {
 		m.printf("deleted (event at %d)\n", r.Position)
 		return nil
 	})
 }
 
-func (m *Main) cacheKeys(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cacheKeys(ctx context.Context, args []string) error {
 	var req client.CacheKeysRequest
 	var at string
 	g, pos, err := m.parseArgs("cache keys", args, func(fs *flag.FlagSet) {
@@ -196,7 +164,7 @@ func (m *Main) cacheKeys(ctx context.Context, _ *globals, args []string) error {
 	return nil
 }
 
-func (m *Main) cacheStats(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cacheStats(ctx context.Context, args []string) error {
 	g, pos, err := m.parseArgs("cache stats", args, nil)
 	if err != nil {
 		return err
@@ -223,7 +191,7 @@ func (m *Main) cacheStats(ctx context.Context, _ *globals, args []string) error 
 	return nil
 }
 
-func (m *Main) cacheRmPrefix(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cacheRmPrefix(ctx context.Context, args []string) error {
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("cache rm-prefix", args, mf.declare)
 	if err != nil {
@@ -295,20 +263,20 @@ func (m *Main) lockDo(ctx context.Context, verb string, args []string, needToken
 	return nil
 }
 
-func (m *Main) lockAcquire(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) lockAcquire(ctx context.Context, args []string) error {
 	return m.lockDo(ctx, "acquire", args, false)
 }
-func (m *Main) lockRenew(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) lockRenew(ctx context.Context, args []string) error {
 	return m.lockDo(ctx, "renew", args, true)
 }
-func (m *Main) lockRelease(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) lockRelease(ctx context.Context, args []string) error {
 	return m.lockDo(ctx, "release", args, true)
 }
-func (m *Main) lockForce(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) lockForce(ctx context.Context, args []string) error {
 	return m.lockDo(ctx, "force_release", args, false)
 }
 
-func (m *Main) lockList(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) lockList(ctx context.Context, args []string) error {
 	g, pos, err := m.parseArgs("lock list", args, nil)
 	if err != nil {
 		return err
@@ -331,7 +299,7 @@ func (m *Main) lockList(ctx context.Context, _ *globals, args []string) error {
 	return nil
 }
 
-func (m *Main) busPub(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) busPub(ctx context.Context, args []string) error {
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("bus pub", args, mf.declare)
 	if err != nil {
@@ -368,7 +336,7 @@ func (m *Main) printBus(g *globals, msgs []client.BusMessageView) error {
 	return nil
 }
 
-func (m *Main) busReplay(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) busReplay(ctx context.Context, args []string) error {
 	var limit int
 	g, pos, err := m.parseArgs("bus replay", args, func(fs *flag.FlagSet) {
 		fs.IntVar(&limit, "limit", 0, "at most this many (the newest)")
@@ -390,7 +358,7 @@ func (m *Main) busReplay(ctx context.Context, _ *globals, args []string) error {
 	return m.printBus(g, r.Messages)
 }
 
-func (m *Main) busSub(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) busSub(ctx context.Context, args []string) error {
 	var replay int
 	g, pos, err := m.parseArgs("bus sub", args, func(fs *flag.FlagSet) {
 		fs.IntVar(&replay, "replay", 0, "first print the last N retained messages")
@@ -445,7 +413,7 @@ func (m *Main) busSub(ctx context.Context, _ *globals, args []string) error {
 	}
 }
 
-func (m *Main) healthReport(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) healthReport(ctx context.Context, args []string) error {
 	var req client.HealthRequest
 	var pass, fail bool
 	var details string
@@ -500,7 +468,7 @@ func (m *Main) printHealth(g *globals, r client.HealthReply) error {
 	return nil
 }
 
-func (m *Main) healthGet(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) healthGet(ctx context.Context, args []string) error {
 	var at string
 	g, pos, err := m.parseArgs("health get", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&at, "at", "", "as of this position or checkpoint")
@@ -522,7 +490,7 @@ func (m *Main) healthGet(ctx context.Context, _ *globals, args []string) error {
 	return m.printHealth(g, r)
 }
 
-func (m *Main) fsXattr(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) fsXattr(ctx context.Context, args []string) error {
 	var at string
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("fs xattr", args, func(fs *flag.FlagSet) {

@@ -12,15 +12,6 @@ import (
 	"github.com/strand-dev/strand/domain"
 )
 
-func init() {
-	register("commit", "durable outcomes: record, list, show, summarize",
-		command{"create", "SESSION --message TEXT [--author NAME]", "commit the session's current content (the policy may require an approval)", (*Main).commitCreate},
-		command{"list", "SESSION", "list a session's commits", (*Main).commitList},
-		command{"show", "COMMIT [--session S]", "show a commit", (*Main).commitShow},
-		command{"summary", "SESSION[@AT]", "what the session changed against its base", (*Main).commitSummary},
-	)
-}
-
 func (m *Main) printSummary(s domain.Summary) {
 	rows := [][]string{
 		{"added", strconv.Itoa(s.Added)}, {"modified", strconv.Itoa(s.Modified)},
@@ -81,7 +72,7 @@ func (m *Main) printCommits(cs []client.CommitView) {
 	m.table([]string{"COMMIT", "POSITION", "AUTHOR", "CREATED", "MESSAGE"}, rows)
 }
 
-func (m *Main) commitCreate(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) commitCreate(ctx context.Context, args []string) error {
 	var req client.CommitRequest
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("commit create", args, func(fs *flag.FlagSet) {
@@ -114,7 +105,7 @@ func (m *Main) commitCreate(ctx context.Context, _ *globals, args []string) erro
 	return nil
 }
 
-func (m *Main) commitList(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) commitList(ctx context.Context, args []string) error {
 	g, pos, err := m.parseArgs("commit list", args, nil)
 	if err != nil {
 		return err
@@ -137,7 +128,7 @@ func (m *Main) commitList(ctx context.Context, _ *globals, args []string) error 
 	return nil
 }
 
-func (m *Main) commitShow(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) commitShow(ctx context.Context, args []string) error {
 	var session string
 	g, pos, err := m.parseArgs("commit show", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&session, "session", "", "the commit's session (found by id when not given)")
@@ -171,7 +162,7 @@ func (m *Main) commitShow(ctx context.Context, _ *globals, args []string) error 
 	return nil
 }
 
-func (m *Main) commitSummary(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) commitSummary(ctx context.Context, args []string) error {
 	var at string
 	var offset, limit int
 	g, pos, err := m.parseArgs("commit summary", args, func(fs *flag.FlagSet) {

@@ -19,7 +19,7 @@ const diffUsage = "diff [FROM_SESSION[@AT]] SESSION[@AT] [--path P] [--context N
 // cmdDiff compares two sessions (each at its head or at a position or
 // checkpoint), or one session with its base: the parent at the fork point
 // for a fork, its first state otherwise.
-func (m *Main) cmdDiff(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cmdDiff(ctx context.Context, args []string) error {
 	var path string
 	var lines, limit int
 	g, pos, err := m.parseArgs("diff", args, func(fs *flag.FlagSet) {

@@ -75,7 +75,7 @@ var doctorStreams = []string{
 	"KV_" + names.SnapshotBucket, "KV_" + names.TenantBucket, "KV_" + names.SessionsBucket, "KV_" + names.ControlBucket,
 }
 
-func (m *Main) cmdDoctor(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cmdDoctor(ctx context.Context, args []string) error {
 	d := &doctor{}
 	var maxLag int
 	g, pos, err := m.parseArgs("doctor", args, func(fs *flag.FlagSet) {

@@ -714,9 +714,9 @@ func TestCLI_EveryCommandParsesBeforeDialing(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t, "nats://127.0.0.1:1")
 	var lines [][]string
-	for g, cmds := range groups {
-		for _, cmd := range cmds {
-			lines = append(lines, []string{g, cmd.name})
+	for _, g := range commands {
+		for _, cmd := range g.cmds {
+			lines = append(lines, []string{g.name, cmd.name})
 		}
 	}
 	lines = append(lines, []string{"events"}, []string{"diff"}, []string{"checkout"}, []string{"status"}, []string{"push"}, []string{"pull"}, []string{"run"}, []string{"mcp"})

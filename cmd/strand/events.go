@@ -12,7 +12,7 @@ import (
 	"github.com/strand-dev/strand/client"
 )
 
-func (m *Main) cmdEvents(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cmdEvents(ctx context.Context, args []string) error {
 	var at, types, actor, path, since, until string
 	var from uint64
 	var limit int

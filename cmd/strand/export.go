@@ -25,14 +25,6 @@ import (
 	"github.com/strand-dev/strand/client"
 )
 
-func init() {
-	register("export", "write a session's tree out: a tar stream or a git commit",
-		command{"tar", "SESSION[@AT] [--out FILE]", "write the tree as a tar stream to standard output (or FILE)", (*Main).exportTar},
-		command{"git", "SESSION[@AT] --repo PATH --branch NAME [--message M] [--author 'Name <email>']",
-			"write the tree as a commit on a branch of a git repository (a bare one is created if missing)", (*Main).exportGit},
-	)
-}
-
 // pinned is a session at one position: every read of an export uses it, so
 // the pieces belong to one state whatever happens to the session meanwhile.
 type pinned struct {
@@ -92,7 +84,7 @@ func (p pinned) copyFile(ctx context.Context, c *client.Client, path string, w i
 	}
 }
 
-func (m *Main) exportTar(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) exportTar(ctx context.Context, args []string) error {
 	var out string
 	g, pos, err := m.parseArgs("export tar", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&out, "out", "", "write to FILE instead of standard output")
@@ -220,7 +212,7 @@ func (p pinned) writeWindow(ctx context.Context, c *client.Client, tw *tar.Write
 	return nil
 }
 
-func (m *Main) exportGit(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) exportGit(ctx context.Context, args []string) error {
 	var repoPath, branch, message, author string
 	g, pos, err := m.parseArgs("export git", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&repoPath, "repo", "", "the git repository (created, bare, if missing)")

@@ -10,18 +10,6 @@ import (
 	"github.com/strand-dev/strand/client"
 )
 
-func init() {
-	register("fs", "read and change a session's file tree",
-		command{"ls", "SESSION [PREFIX] [--at AT] [--limit N] [--after PATH]", "list the tree (a manifest page)", (*Main).fsLs},
-		command{"cat", "SESSION PATH [--at AT]", "write a file's bytes to standard output", (*Main).fsCat},
-		command{"write", "SESSION PATH [--from FILE] [--mode OCTAL] [--expect-hash H]", "write a file from standard input or FILE", (*Main).fsWrite},
-		command{"mkdir", "SESSION PATH [--mode OCTAL]", "make a directory and its parents", (*Main).fsMkdir},
-		command{"rm", "[-r] SESSION PATH [--expect-hash H]", "remove a file, or a directory with -r", (*Main).fsRm},
-		command{"mv", "SESSION SRC DST", "move a path", (*Main).fsMv},
-		command{"ln", "SESSION TARGET LINK", "make a symbolic link LINK pointing at TARGET", (*Main).fsLn},
-	)
-}
-
 func parseMode(s string) (uint32, error) {
 	if s == "" {
 		return 0, nil
@@ -45,7 +33,7 @@ func (m *Main) printChange(g *globals, r client.ChangeReply) error {
 	return nil
 }
 
-func (m *Main) fsLs(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) fsLs(ctx context.Context, args []string) error {
 	var at, after string
 	var limit int
 	var xattrs bool
@@ -109,7 +97,7 @@ func (m *Main) fsLs(ctx context.Context, _ *globals, args []string) error {
 	return nil
 }
 
-func (m *Main) fsCat(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) fsCat(ctx context.Context, args []string) error {
 	var at string
 	g, pos, err := m.parseArgs("fs cat", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&at, "at", "", "a position or checkpoint name")
@@ -139,7 +127,7 @@ func (m *Main) fsCat(ctx context.Context, _ *globals, args []string) error {
 	return err
 }
 
-func (m *Main) fsWrite(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) fsWrite(ctx context.Context, args []string) error {
 	var from, mode, expect string
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("fs write", args, func(fs *flag.FlagSet) {
@@ -173,7 +161,7 @@ func (m *Main) fsWrite(ctx context.Context, _ *globals, args []string) error {
 	return m.printChange(g, r)
 }
 
-func (m *Main) fsMkdir(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) fsMkdir(ctx context.Context, args []string) error {
 	var mode string
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("fs mkdir", args, func(fs *flag.FlagSet) {
@@ -201,7 +189,7 @@ func (m *Main) fsMkdir(ctx context.Context, _ *globals, args []string) error {
 	return m.printChange(g, r)
 }
 
-func (m *Main) fsRm(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) fsRm(ctx context.Context, args []string) error {
 	var recursive bool
 	var expect string
 	var mf mutationFlags
@@ -227,7 +215,7 @@ func (m *Main) fsRm(ctx context.Context, _ *globals, args []string) error {
 	return m.printChange(g, r)
 }
 
-func (m *Main) fsMv(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) fsMv(ctx context.Context, args []string) error {
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("fs mv", args, mf.declare)
 	if err != nil {
@@ -247,7 +235,7 @@ func (m *Main) fsMv(ctx context.Context, _ *globals, args []string) error {
 	return m.printChange(g, r)
 }
 
-func (m *Main) fsLn(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) fsLn(ctx context.Context, args []string) error {
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("fs ln", args, mf.declare)
 	if err != nil {

@@ -9,13 +9,6 @@ import (
 	"github.com/strand-dev/strand/client"
 )
 
-func init() {
-	register("fs", "",
-		command{"grep", "SESSION PATTERN [PREFIX] [--at AT] [-i] [-F] [-C N] [--glob G] [--include G]... [--exclude G]...", "search file contents with a regular expression (server-side)", (*Main).fsGrep},
-		command{"find", "SESSION GLOB [PREFIX] [--at AT] [-i]", "list the paths that match a glob (** for any depth)", (*Main).fsFind},
-	)
-}
-
 // searchFlags are the flags fs grep and fs find share.
 type searchFlags struct {
 	at, cursor, glob string
@@ -45,7 +38,7 @@ func (f *searchFlags) request(session string, pos []string, at client.At) client
 	return req
 }
 
-func (m *Main) fsGrep(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) fsGrep(ctx context.Context, args []string) error {
 	var sf searchFlags
 	var literal bool
 	var context int
@@ -67,7 +60,7 @@ func (m *Main) fsGrep(ctx context.Context, _ *globals, args []string) error {
 	return m.search(ctx, g, req, m.printMatches)
 }
 
-func (m *Main) fsFind(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) fsFind(ctx context.Context, args []string) error {
 	var sf searchFlags
 	g, pos, err := m.parseArgs("fs find", args, sf.declare)
 	if err != nil {

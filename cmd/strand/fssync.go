@@ -6,12 +6,7 @@ import (
 	"strconv"
 )
 
-func init() {
-	register("fs", "", command{"sync", "SESSION --tar FILE [--delete]",
-		"apply a tar or tar.gz to a session as one batch (--delete: remove what the archive lacks)", (*Main).fsSync})
-}
-
-func (m *Main) fsSync(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) fsSync(ctx context.Context, args []string) error {
 	var tarFile string
 	var del bool
 	var mf mutationFlags

@@ -20,7 +20,7 @@ import (
 // cmdMCP runs the MCP server: over stdio (the default, for an agent that
 // starts it) or streamable HTTP (--http, loopback unless an address says
 // otherwise).
-func (m *Main) cmdMCP(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cmdMCP(ctx context.Context, args []string) error {
 	var session, fork, httpAddr string
 	var allowRun bool
 	var secrets multiFlag

@@ -15,7 +15,7 @@ import (
 // --path P=ours|theirs resolves the conflicts at P and below; a bare
 // --path P takes the --strategy value, which then applies to the named
 // paths only.
-func (m *Main) cmdMerge(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cmdMerge(ctx context.Context, args []string) error {
 	var strategy string
 	var paths multiFlag
 	var mf mutationFlags

@@ -46,7 +46,7 @@ func defaultStateDir() string {
 
 // cmdMount mounts a session, or with --status, --flush or --resolve talks
 // to a running mount.
-func (m *Main) cmdMount(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cmdMount(ctx context.Context, args []string) error {
 	var dirs mountDirs
 	var status, flush, allowOther, debug bool
 	var resolve, keep, cacheSize string
@@ -161,7 +161,7 @@ func (m *Main) mountControl(ctx context.Context, g *globals, dirs mountDirs, dir
 // cmdUnmount flushes and unmounts a running mount; with no mount process
 // left (it crashed) it detaches the mount point, and the journal is sent by
 // the next mount of the session.
-func (m *Main) cmdUnmount(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cmdUnmount(ctx context.Context, args []string) error {
 	var dirs mountDirs
 	_, pos, err := m.parseArgs("unmount", args, func(fs *flag.FlagSet) { m.mountDirFlags(fs, &dirs) })
 	if err != nil {

@@ -18,13 +18,6 @@ import (
 	"github.com/strand-dev/strand/projections"
 )
 
-func init() {
-	register("projections", "read models folded from the event stream: position, lag, rebuild",
-		command{"status", "", "every projection with its position and lag (asks a running service)", (*Main).projectionsStatus},
-		command{"rebuild", "NAME [--no-wait]", "fold a projection again from sequence 1 (talks to JetStream directly: an operator's command)", (*Main).projectionsRebuild},
-	)
-}
-
 // readModels are the projections a serve instance runs.
 type readModels struct {
 	stream   string
@@ -155,7 +148,7 @@ func projectionStatus(ctx context.Context, js jetstream.JetStream, stream string
 	return out, nil
 }
 
-func (m *Main) projectionsStatus(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) projectionsStatus(ctx context.Context, args []string) error {
 	g, pos, err := m.parseArgs("projections status", args, nil)
 	if err != nil {
 		return err
@@ -196,7 +189,7 @@ func (m *Main) printProjections(ps []client.ProjectionStatus) {
 // rebuilding is an operator's act, not something a tenant's subject
 // should reach. While it waits it also runs the projection itself, so a
 // rebuild finishes even when no service runs.
-func (m *Main) projectionsRebuild(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) projectionsRebuild(ctx context.Context, args []string) error {
 	var noWait bool
 	var replicas int
 	g, pos, err := m.parseArgs("projections rebuild", args, func(fs *flag.FlagSet) {
@@ -273,7 +266,7 @@ func (m *Main) projectionsRebuild(ctx context.Context, _ *globals, args []string
 }
 
 // cmdActivity lists the tenant's recent events.
-func (m *Main) cmdActivity(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cmdActivity(ctx context.Context, args []string) error {
 	var req client.ActivityRequest
 	g, pos, err := m.parseArgs("activity", args, func(fs *flag.FlagSet) {
 		fs.IntVar(&req.Limit, "limit", 0, "entries per page (default 50)")

@@ -12,23 +12,6 @@ import (
 	"github.com/strand-dev/strand/client"
 )
 
-func init() {
-	register("review", "annotate, request approval, grant or deny",
-		command{"annotate", "SESSION --body TEXT [--path P] [--lines A-B] [--reply-to NOTE]", "add a review note", (*Main).reviewAnnotate},
-		command{"notes", "SESSION [--path P] [--status open|resolved] [--at AT]", "list review notes", (*Main).reviewNotes},
-		command{"resolve", "SESSION NOTE", "mark a note resolved", (*Main).reviewResolve},
-		command{"reopen", "SESSION NOTE", "mark a note open again", (*Main).reviewReopen},
-		command{"request", "SESSION --reason R [--group G] [--details JSON]", "ask for approval of the current content", (*Main).reviewRequest},
-		command{"grant", "SESSION REQUEST [--comment TEXT]", "grant an approval request", (*Main).reviewGrant},
-		command{"deny", "SESSION REQUEST [--comment TEXT]", "deny an approval request", (*Main).reviewDeny},
-		command{"pending", "[--group G] [--session S [--all]]", "list requests waiting for a decision, oldest first", (*Main).reviewPending},
-	)
-	register("policy", "approval policies: how many grants each action needs",
-		command{"get", "[--session S]", "show the tenant's default (and a session's) policy", (*Main).policyGet},
-		command{"set", "ACTION=N... [--session S]", "set the tenant's default or (with an approval) a session's policy", (*Main).policySet},
-	)
-}
-
 func (m *Main) printNotes(g *globals, notes []client.NoteView) {
 	rows := make([][]string, 0, len(notes))
 	for _, n := range notes {
@@ -49,7 +32,7 @@ func (m *Main) printNotes(g *globals, notes []client.NoteView) {
 	m.table([]string{"NOTE", "STATUS", "ACTOR", "WHERE", "REPLY TO", "BODY"}, rows)
 }
 
-func (m *Main) reviewAnnotate(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) reviewAnnotate(ctx context.Context, args []string) error {
 	var req client.AnnotateRequest
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("review annotate", args, func(fs *flag.FlagSet) {
@@ -81,7 +64,7 @@ func (m *Main) reviewAnnotate(ctx context.Context, _ *globals, args []string) er
 	return nil
 }
 
-func (m *Main) reviewNotes(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) reviewNotes(ctx context.Context, args []string) error {
 	var req client.NotesRequest
 	var at string
 	g, pos, err := m.parseArgs("review notes", args, func(fs *flag.FlagSet) {
@@ -111,11 +94,11 @@ func (m *Main) reviewNotes(ctx context.Context, _ *globals, args []string) error
 	return nil
 }
 
-func (m *Main) reviewResolve(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) reviewResolve(ctx context.Context, args []string) error {
 	return m.noteState(ctx, "resolve", args, (*client.Client).ResolveNote)
 }
 
-func (m *Main) reviewReopen(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) reviewReopen(ctx context.Context, args []string) error {
 	return m.noteState(ctx, "reopen", args, (*client.Client).ReopenNote)
 }
 
@@ -151,7 +134,7 @@ func (m *Main) printApprovals(reqs []client.ApprovalView) {
 	m.table([]string{"REQUEST", "SESSION", "REASON", "GROUP", "STATE", "GRANTS", "REQUESTER", "CREATED"}, rows)
 }
 
-func (m *Main) reviewRequest(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) reviewRequest(ctx context.Context, args []string) error {
 	var req client.ApprovalRequestRequest
 	var details string
 	var mf mutationFlags
@@ -194,11 +177,11 @@ func (m *Main) printApproval(g *globals, r client.ApprovalReply) error {
 	return nil
 }
 
-func (m *Main) reviewGrant(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) reviewGrant(ctx context.Context, args []string) error {
 	return m.reviewDecide(ctx, "grant", args, (*client.Client).Grant)
 }
 
-func (m *Main) reviewDeny(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) reviewDeny(ctx context.Context, args []string) error {
 	return m.reviewDecide(ctx, "deny", args, (*client.Client).Deny)
 }
 
@@ -226,7 +209,7 @@ func (m *Main) reviewDecide(ctx context.Context, verb string, args []string, fn 
 	return m.printApproval(g, r)
 }
 
-func (m *Main) reviewPending(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) reviewPending(ctx context.Context, args []string) error {
 	var req client.PendingRequest
 	g, pos, err := m.parseArgs("review pending", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&req.Group, "group", "", "only this reviewer group")
@@ -254,7 +237,7 @@ func (m *Main) reviewPending(ctx context.Context, _ *globals, args []string) err
 	return nil
 }
 
-func (m *Main) policyGet(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) policyGet(ctx context.Context, args []string) error {
 	var req client.PolicyRequest
 	g, pos, err := m.parseArgs("policy get", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&req.Session, "session", "", "also this session's policy")
@@ -288,7 +271,7 @@ func (m *Main) printPolicy(g *globals, r client.PolicyReply) error {
 	return nil
 }
 
-func (m *Main) policySet(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) policySet(ctx context.Context, args []string) error {
 	var req client.PolicyRequest
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("policy set", args, func(fs *flag.FlagSet) {

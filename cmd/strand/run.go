@@ -26,7 +26,7 @@ type exitCode int
 func (e exitCode) Error() string { return "exit status " + strconv.Itoa(int(e)) }
 
 // cmdRun is strand run: the agent-runner primitive (workcopy.Run).
-func (m *Main) cmdRun(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cmdRun(ctx context.Context, args []string) error {
 	flags, command := args, []string(nil)
 	for i, a := range args {
 		if a == "--" {

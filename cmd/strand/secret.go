@@ -15,25 +15,6 @@ import (
 	"github.com/strand-dev/strand/domain"
 )
 
-func init() {
-	register("secret", "secrets for runs, sealed at rest: a session's own, or the tenant's (no SESSION)",
-		command{"put", "[SESSION] NAME [VALUE]", "store a secret (VALUE from standard input when not given)", (*Main).secretPut},
-		command{"get", "[SESSION] NAME", "print a secret's value (a session's own, else its tenant's); the read is audited", (*Main).secretGet},
-		command{"list", "[SESSION]", "list secrets without their values", (*Main).secretList},
-		command{"rm", "[SESSION] NAME", "delete a secret", (*Main).secretRm},
-		command{"rekey", "", "seal every secret of the tenant again under the server's newest key", (*Main).secretRekey},
-	)
-	register("group", "reviewer groups: with identity on, only members decide a request addressed to the group",
-		command{"set", "NAME MEMBER...", "set a group's members (replaces them)", (*Main).groupSet},
-		command{"get", "NAME", "show a group's members", (*Main).groupGet},
-		command{"list", "", "list the tenant's groups", (*Main).groupList},
-		command{"rm", "NAME", "delete a group", (*Main).groupRm},
-	)
-	register("tenant", "the tenant's own history",
-		command{"log", "[--from POS] [--limit N]", "settings, group and secret changes and secret reads, hash-chained", (*Main).tenantLog},
-	)
-}
-
 // secretScope splits [SESSION] NAME [VALUE]: the first argument is a
 // session when it is a session id and more arguments follow.
 func secretScope(pos []string) (session string, rest []string) {
@@ -45,7 +26,7 @@ func secretScope(pos []string) (session string, rest []string) {
 	return "", pos
 }
 
-func (m *Main) secretPut(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) secretPut(ctx context.Context, args []string) error {
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("secret put", args, mf.declare)
 	if err != nil {
@@ -80,7 +61,7 @@ func (m *Main) secretPut(ctx context.Context, _ *globals, args []string) error {
 	return nil
 }
 
-func (m *Main) secretGet(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) secretGet(ctx context.Context, args []string) error {
 	g, pos, err := m.parseArgs("secret get", args, nil)
 	if err != nil {
 		return err
@@ -104,7 +85,7 @@ func (m *Main) secretGet(ctx context.Context, _ *globals, args []string) error {
 	return nil
 }
 
-func (m *Main) secretList(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) secretList(ctx context.Context, args []string) error {
 	g, pos, err := m.parseArgs("secret list", args, nil)
 	if err != nil {
 		return err
@@ -135,7 +116,7 @@ func (m *Main) secretList(ctx context.Context, _ *globals, args []string) error 
 	return nil
 }
 
-func (m *Main) secretRm(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) secretRm(ctx context.Context, args []string) error {
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("secret rm", args, mf.declare)
 	if err != nil {
@@ -160,7 +141,7 @@ func (m *Main) secretRm(ctx context.Context, _ *globals, args []string) error {
 	return nil
 }
 
-func (m *Main) secretRekey(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) secretRekey(ctx context.Context, args []string) error {
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("secret rekey", args, mf.declare)
 	if err != nil {
@@ -192,7 +173,7 @@ func (m *Main) printGroup(g *globals, r client.GroupReply) error {
 	return nil
 }
 
-func (m *Main) groupSet(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) groupSet(ctx context.Context, args []string) error {
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("group set", args, mf.declare)
 	if err != nil {
@@ -212,7 +193,7 @@ func (m *Main) groupSet(ctx context.Context, _ *globals, args []string) error {
 	return m.printGroup(g, r)
 }
 
-func (m *Main) groupGet(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) groupGet(ctx context.Context, args []string) error {
 	g, pos, err := m.parseArgs("group get", args, nil)
 	if err != nil {
 		return err
@@ -231,7 +212,7 @@ func (m *Main) groupGet(ctx context.Context, _ *globals, args []string) error {
 	return m.printGroup(g, r)
 }
 
-func (m *Main) groupList(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) groupList(ctx context.Context, args []string) error {
 	g, pos, err := m.parseArgs("group list", args, nil)
 	if err != nil {
 		return err
@@ -258,7 +239,7 @@ func (m *Main) groupList(ctx context.Context, _ *globals, args []string) error {
 	return nil
 }
 
-func (m *Main) groupRm(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) groupRm(ctx context.Context, args []string) error {
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("group rm", args, mf.declare)
 	if err != nil {
@@ -278,7 +259,7 @@ func (m *Main) groupRm(ctx context.Context, _ *globals, args []string) error {
 	return m.printGroup(g, r)
 }
 
-func (m *Main) tenantLog(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) tenantLog(ctx context.Context, args []string) error {
 	var from uint64
 	var limit int
 	g, pos, err := m.parseArgs("tenant log", args, func(fs *flag.FlagSet) {

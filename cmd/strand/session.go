@@ -12,20 +12,6 @@ import (
 	"github.com/strand-dev/strand/client"
 )
 
-func init() {
-	register("session", "create, inspect, fork, restore and retire sessions",
-		command{"create", "[--tag k=v]... [--owner NAME] [--request-id ID]", "create a session", (*Main).sessionCreate},
-		command{"get", "SESSION[@AT] [--at AT]", "show a session", (*Main).sessionGet},
-		command{"stats", "SESSION [--bucket hour|day]", "a session's figures: events by type, actor and time, files changed, time to approval", (*Main).sessionStats},
-		command{"list", "[--status S] [--tag k=v]... [--owner O] [--parent P] [--limit N] [--cursor C]", "list sessions", (*Main).sessionList},
-		command{"archive", "SESSION", "make a session read-only", (*Main).sessionArchive},
-		command{"delete", "SESSION", "delete a session (its history stays for forks and audit)", (*Main).sessionDelete},
-		command{"tag", "SESSION k=v... [--remove k]...", "set and remove tags", (*Main).sessionTag},
-		command{"fork", "SESSION [--at AT] [--tag k=v]...", "fork a session at its head, a checkpoint or a position", (*Main).sessionFork},
-		command{"restore", "SESSION --to AT", "point a session back to an earlier position or checkpoint", (*Main).sessionRestore},
-	)
-}
-
 // multiFlag collects a repeated flag.
 type multiFlag []string
 
@@ -104,7 +90,7 @@ func formatTags(tags map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
-func (m *Main) sessionCreate(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) sessionCreate(ctx context.Context, args []string) error {
 	var tags multiFlag
 	var owner, source string
 	var mf mutationFlags
@@ -145,7 +131,7 @@ func (m *Main) sessionCreate(ctx context.Context, _ *globals, args []string) err
 	return m.printSession(g, r)
 }
 
-func (m *Main) sessionGet(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) sessionGet(ctx context.Context, args []string) error {
 	var at string
 	g, pos, err := m.parseArgs("session get", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&at, "at", "", "a position or checkpoint name")
@@ -171,7 +157,7 @@ func (m *Main) sessionGet(ctx context.Context, _ *globals, args []string) error 
 	return m.printSession(g, r)
 }
 
-func (m *Main) sessionList(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) sessionList(ctx context.Context, args []string) error {
 	var tags multiFlag
 	var req client.ListSessionsRequest
 	g, pos, err := m.parseArgs("session list", args, func(fs *flag.FlagSet) {
@@ -219,11 +205,11 @@ func (m *Main) sessionList(ctx context.Context, _ *globals, args []string) error
 	return nil
 }
 
-func (m *Main) sessionArchive(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) sessionArchive(ctx context.Context, args []string) error {
 	return m.sessionSimple(ctx, "archive", args, (*client.Client).ArchiveSession)
 }
 
-func (m *Main) sessionDelete(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) sessionDelete(ctx context.Context, args []string) error {
 	return m.sessionSimple(ctx, "delete", args, (*client.Client).DeleteSession)
 }
 
@@ -247,7 +233,7 @@ func (m *Main) sessionSimple(ctx context.Context, verb string, args []string, fn
 	return m.printSession(g, r)
 }
 
-func (m *Main) sessionTag(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) sessionTag(ctx context.Context, args []string) error {
 	var remove multiFlag
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("session tag", args, func(fs *flag.FlagSet) {
@@ -275,7 +261,7 @@ func (m *Main) sessionTag(ctx context.Context, _ *globals, args []string) error 
 	return m.printSession(g, r)
 }
 
-func (m *Main) sessionFork(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) sessionFork(ctx context.Context, args []string) error {
 	var at, owner string
 	var tags multiFlag
 	var mf mutationFlags
@@ -312,7 +298,7 @@ func (m *Main) sessionFork(ctx context.Context, _ *globals, args []string) error
 	return m.printSession(g, r)
 }
 
-func (m *Main) sessionRestore(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) sessionRestore(ctx context.Context, args []string) error {
 	var to string
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("session restore", args, func(fs *flag.FlagSet) {

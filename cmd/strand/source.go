@@ -14,19 +14,6 @@ import (
 	"github.com/strand-dev/strand/domain"
 )
 
-func init() {
-	register("source", "baselines with numbered revisions: create, import, promote",
-		command{"create", "NAME [--description TEXT] [--blank]", "create a source (--blank: with an empty revision 1)", (*Main).sourceCreate},
-		command{"list", "", "list the tenant's sources", (*Main).sourceList},
-		command{"get", "NAME", "show a source and its revisions", (*Main).sourceGet},
-		command{"rm", "NAME", "delete a source (sessions started from it keep working)", (*Main).sourceRm},
-		command{"import", "NAME (--tar FILE | --git PATH [--ref REF] | --dir PATH) [--wait]",
-			"import a tar/tar.gz, a git repository or bundle (uploaded as a bundle; needs git here for a repository), or a directory of the server host", (*Main).sourceImport},
-		command{"job", "JOB [--wait]", "show an import job", (*Main).sourceJob},
-		command{"promote", "NAME SESSION[@AT]", "make a session's tree the source's next revision", (*Main).sourcePromote},
-	)
-}
-
 func (m *Main) printSource(g *globals, r client.SourceReply) error {
 	if g.json {
 		return m.printJSON(r)
@@ -64,7 +51,7 @@ func originText(o domain.RevisionOrigin) string {
 	return o.Kind
 }
 
-func (m *Main) sourceCreate(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) sourceCreate(ctx context.Context, args []string) error {
 	var req client.SourceCreateRequest
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("source create", args, func(fs *flag.FlagSet) {
@@ -90,7 +77,7 @@ func (m *Main) sourceCreate(ctx context.Context, _ *globals, args []string) erro
 	return m.printSource(g, r)
 }
 
-func (m *Main) sourceList(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) sourceList(ctx context.Context, args []string) error {
 	g, pos, err := m.parseArgs("source list", args, nil)
 	if err != nil {
 		return err
@@ -121,7 +108,7 @@ func (m *Main) sourceList(ctx context.Context, _ *globals, args []string) error 
 	return nil
 }
 
-func (m *Main) sourceGet(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) sourceGet(ctx context.Context, args []string) error {
 	g, pos, err := m.parseArgs("source get", args, nil)
 	if err != nil {
 		return err
@@ -140,7 +127,7 @@ func (m *Main) sourceGet(ctx context.Context, _ *globals, args []string) error {
 	return m.printSource(g, r)
 }
 
-func (m *Main) sourceRm(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) sourceRm(ctx context.Context, args []string) error {
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("source rm", args, mf.declare)
 	if err != nil {
@@ -160,7 +147,7 @@ func (m *Main) sourceRm(ctx context.Context, _ *globals, args []string) error {
 	return m.printSource(g, r)
 }
 
-func (m *Main) sourceImport(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) sourceImport(ctx context.Context, args []string) error {
 	var tarFile, gitPath, ref, dir string
 	var wait bool
 	var mf mutationFlags
@@ -287,7 +274,7 @@ func (m *Main) showJob(ctx context.Context, g *globals, job domain.Job, wait boo
 	return nil
 }
 
-func (m *Main) sourceJob(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) sourceJob(ctx context.Context, args []string) error {
 	var wait bool
 	g, pos, err := m.parseArgs("source job", args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&wait, "wait", false, "wait until the job ends")
@@ -309,7 +296,7 @@ func (m *Main) sourceJob(ctx context.Context, _ *globals, args []string) error {
 	return m.showJob(ctx, g, r.Job, wait)
 }
 
-func (m *Main) sourcePromote(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) sourcePromote(ctx context.Context, args []string) error {
 	var at string
 	var mf mutationFlags
 	g, pos, err := m.parseArgs("source promote", args, func(fs *flag.FlagSet) {

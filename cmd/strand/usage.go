@@ -126,7 +126,7 @@ func (a usageAdapter) contentCounters(ctx context.Context) (map[string]int64, er
 }
 
 // cmdUsage prints the tenant's usage: strand usage [--json].
-func (m *Main) cmdUsage(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cmdUsage(ctx context.Context, args []string) error {
 	g, pos, err := m.parseArgs("usage", args, nil)
 	if err != nil {
 		return err
@@ -168,7 +168,7 @@ func (m *Main) cmdUsage(ctx context.Context, _ *globals, args []string) error {
 }
 
 // sessionStats prints a session's figures: strand session stats SESSION.
-func (m *Main) sessionStats(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) sessionStats(ctx context.Context, args []string) error {
 	var bucket string
 	g, pos, err := m.parseArgs("session stats", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&bucket, "bucket", "day", "timeline bucket: hour or day")

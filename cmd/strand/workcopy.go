@@ -18,14 +18,6 @@ import (
 // strand diff [DIR], see cmdDiff). They are thin: the work is in package
 // workcopy.
 
-var workcopyCommands = map[string]command{
-	"checkout": {name: "checkout", run: (*Main).cmdCheckout},
-	"status":   {name: "status", run: (*Main).cmdStatus},
-	"push":     {name: "push", run: (*Main).cmdPush},
-	"pull":     {name: "pull", run: (*Main).cmdPull},
-	"run":      {name: "run", run: (*Main).cmdRun},
-}
-
 // cacheFlags are the content cache's flags, shared by every command that
 // reads content into a working copy.
 type cacheFlags struct {
@@ -72,7 +64,7 @@ func dirArg(pos []string, usage string) (string, error) {
 	return "", usagef("usage: strand %s", usage)
 }
 
-func (m *Main) cmdCheckout(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cmdCheckout(ctx context.Context, args []string) error {
 	var cf cacheFlags
 	g, pos, err := m.parseArgs("checkout", args, func(fs *flag.FlagSet) { m.declareCache(fs, &cf) })
 	if err != nil {
@@ -101,7 +93,7 @@ func (m *Main) cmdCheckout(ctx context.Context, _ *globals, args []string) error
 	return nil
 }
 
-func (m *Main) cmdStatus(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cmdStatus(ctx context.Context, args []string) error {
 	g, pos, err := m.parseArgs("status", args, nil)
 	if err != nil {
 		return err
@@ -188,7 +180,7 @@ func (m *Main) openCopy(g *globals, cf cacheFlags, dir string) (*workcopy.Copy, 
 	return w, nil
 }
 
-func (m *Main) cmdPush(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cmdPush(ctx context.Context, args []string) error {
 	var cf cacheFlags
 	var o workcopy.PushOptions
 	g, pos, err := m.parseArgs("push", args, func(fs *flag.FlagSet) {
@@ -233,7 +225,7 @@ func (m *Main) cmdPush(ctx context.Context, _ *globals, args []string) error {
 	return nil
 }
 
-func (m *Main) cmdPull(ctx context.Context, _ *globals, args []string) error {
+func (m *Main) cmdPull(ctx context.Context, args []string) error {
 	var cf cacheFlags
 	g, pos, err := m.parseArgs("pull", args, func(fs *flag.FlagSet) { m.declareCache(fs, &cf) })
 	if err != nil {
