@@ -218,6 +218,37 @@ func (m *Main) parseArgs(name string, args []string, declare func(fs *flag.FlagS
 	return g, pos, nil
 }
 
+// dialArgs is the common start of a client command: parseArgs, exactly n
+// positional arguments (usage says how the line should read), then dial.
+// The caller closes g.
+func (m *Main) dialArgs(name string, args []string, n int, usage string, declare func(fs *flag.FlagSet)) (*globals, []string, error) {
+	g, pos, err := m.parseArgs(name, args, declare)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := need(pos, n, usage); err != nil {
+		return nil, nil, err
+	}
+	if err := g.dial(); err != nil {
+		return nil, nil, err
+	}
+	return g, pos, nil
+}
+
+// show is the common end of a client command, given its call's reply r and
+// error: the error if the call failed, else r as JSON with --json, else
+// what human prints.
+func (m *Main) show(g *globals, r any, err error, human func()) error {
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return m.printJSON(r)
+	}
+	human()
+	return nil
+}
+
 // dial connects to the server and makes the client.
 func (g *globals) dial() error {
 	opts := []nats.Option{nats.Name("strand-cli"), nats.Timeout(5 * time.Second)}

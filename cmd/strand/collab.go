@@ -83,7 +83,7 @@ func (m *Main) cacheCAS(ctx context.Context, args []string) error {
 func (m *Main) cacheOne(ctx context.Context, name string, args []string, fn func(*client.Client, context.Context, client.CacheRequest) (client.CacheReply, error), print func(*globals, client.CacheReply) error) error {
 	var at string
 	var mf mutationFlags
-	g, pos, err := m.parseArgs(name, args, func(fs *flag.FlagSet) {
+	g, pos, err := m.dialArgs(name, args, 2, name+" SESSION KEY", func(fs *flag.FlagSet) {
 		fs.StringVar(&at, "at", "", "as of this position or checkpoint")
 		mf.declare(fs)
 	})
@@ -91,12 +91,6 @@ func (m *Main) cacheOne(ctx context.Context, name string, args []string, fn func
 		return err
 	}
 	defer g.close()
-	if err := need(pos, 2, name+" SESSION KEY"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	r, err := fn(g.client, ctx, client.CacheRequest{Mutation: mf.mutation(), Session: pos[0], Key: pos[1], At: client.At(at)})
 	if err != nil {
 		return err
@@ -151,17 +145,12 @@ func (m *Main) cacheKeys(ctx context.Context, args []string) error {
 		return err
 	}
 	r, err := g.client.CacheKeys(ctx, req)
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.printCacheEntries(g, r.Keys)
-	if r.NextCursor != "" {
-		m.printf("next page: --after %s\n", r.NextCursor)
-	}
-	return nil
+	return m.show(g, r, err, func() {
+		m.printCacheEntries(g, r.Keys)
+		if r.NextCursor != "" {
+			m.printf("next page: --after %s\n", r.NextCursor)
+		}
+	})
 }
 
 func (m *Main) cacheStats(ctx context.Context, args []string) error {
@@ -181,38 +170,18 @@ func (m *Main) cacheStats(ctx context.Context, args []string) error {
 		return err
 	}
 	r, err := g.client.CacheStats(ctx, req)
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.printf("%d keys, %d bytes (position %d)\n", r.Keys, r.Bytes, r.Position)
-	return nil
+	return m.show(g, r, err, func() { m.printf("%d keys, %d bytes (position %d)\n", r.Keys, r.Bytes, r.Position) })
 }
 
 func (m *Main) cacheRmPrefix(ctx context.Context, args []string) error {
 	var mf mutationFlags
-	g, pos, err := m.parseArgs("cache rm-prefix", args, mf.declare)
+	g, pos, err := m.dialArgs("cache rm-prefix", args, 2, "cache rm-prefix SESSION PREFIX", mf.declare)
 	if err != nil {
 		return err
 	}
 	defer g.close()
-	if err := need(pos, 2, "cache rm-prefix SESSION PREFIX"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	r, err := g.client.CacheBatch(ctx, "delete_prefix", client.CacheBatchRequest{Mutation: mf.mutation(), Session: pos[0], Prefix: pos[1]})
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.printf("deleted %d keys (event at %d)\n", r.Deleted, r.Position)
-	return nil
+	return m.show(g, r, err, func() { m.printf("deleted %d keys (event at %d)\n", r.Deleted, r.Position) })
 }
 
 func (m *Main) printLocks(ls []client.LockView) {
@@ -253,14 +222,7 @@ func (m *Main) lockDo(ctx context.Context, verb string, args []string, needToken
 		return err
 	}
 	r, err := g.client.Lock(ctx, verb, req)
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.printLocks([]client.LockView{r.Lock})
-	return nil
+	return m.show(g, r, err, func() { m.printLocks([]client.LockView{r.Lock}) })
 }
 
 func (m *Main) lockAcquire(ctx context.Context, args []string) error {
@@ -277,50 +239,24 @@ func (m *Main) lockForce(ctx context.Context, args []string) error {
 }
 
 func (m *Main) lockList(ctx context.Context, args []string) error {
-	g, pos, err := m.parseArgs("lock list", args, nil)
+	g, pos, err := m.dialArgs("lock list", args, 1, "lock list SESSION", nil)
 	if err != nil {
 		return err
 	}
 	defer g.close()
-	if err := need(pos, 1, "lock list SESSION"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	r, err := g.client.Locks(ctx, client.LockListRequest{Session: pos[0]})
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.printLocks(r.Locks)
-	return nil
+	return m.show(g, r, err, func() { m.printLocks(r.Locks) })
 }
 
 func (m *Main) busPub(ctx context.Context, args []string) error {
 	var mf mutationFlags
-	g, pos, err := m.parseArgs("bus pub", args, mf.declare)
+	g, pos, err := m.dialArgs("bus pub", args, 3, "bus pub SESSION TOPIC MESSAGE", mf.declare)
 	if err != nil {
 		return err
 	}
 	defer g.close()
-	if err := need(pos, 3, "bus pub SESSION TOPIC MESSAGE"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	r, err := g.client.BusPublish(ctx, client.BusRequest{Mutation: mf.mutation(), Session: pos[0], Topic: pos[1], Data: []byte(pos[2])})
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.printf("published on %s (#%d)\n", r.Subject, r.Sequence)
-	return nil
+	return m.show(g, r, err, func() { m.printf("published on %s (#%d)\n", r.Subject, r.Sequence) })
 }
 
 func (m *Main) printBus(g *globals, msgs []client.BusMessageView) error {
@@ -338,19 +274,13 @@ func (m *Main) printBus(g *globals, msgs []client.BusMessageView) error {
 
 func (m *Main) busReplay(ctx context.Context, args []string) error {
 	var limit int
-	g, pos, err := m.parseArgs("bus replay", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.dialArgs("bus replay", args, 2, "bus replay SESSION TOPIC", func(fs *flag.FlagSet) {
 		fs.IntVar(&limit, "limit", 0, "at most this many (the newest)")
 	})
 	if err != nil {
 		return err
 	}
 	defer g.close()
-	if err := need(pos, 2, "bus replay SESSION TOPIC"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	r, err := g.client.BusReplay(ctx, client.BusRequest{Session: pos[0], Topic: pos[1], Limit: limit})
 	if err != nil {
 		return err
@@ -360,19 +290,13 @@ func (m *Main) busReplay(ctx context.Context, args []string) error {
 
 func (m *Main) busSub(ctx context.Context, args []string) error {
 	var replay int
-	g, pos, err := m.parseArgs("bus sub", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.dialArgs("bus sub", args, 2, "bus sub SESSION TOPIC", func(fs *flag.FlagSet) {
 		fs.IntVar(&replay, "replay", 0, "first print the last N retained messages")
 	})
 	if err != nil {
 		return err
 	}
 	defer g.close()
-	if err := need(pos, 2, "bus sub SESSION TOPIC"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	msgs := make(chan *nats.Msg, 256)
 	sub, err := g.client.BusSubscribe(pos[0], pos[1], func(msg *nats.Msg) { msgs <- msg })
 	if err != nil {
@@ -470,19 +394,13 @@ func (m *Main) printHealth(g *globals, r client.HealthReply) error {
 
 func (m *Main) healthGet(ctx context.Context, args []string) error {
 	var at string
-	g, pos, err := m.parseArgs("health get", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.dialArgs("health get", args, 1, "health get SESSION", func(fs *flag.FlagSet) {
 		fs.StringVar(&at, "at", "", "as of this position or checkpoint")
 	})
 	if err != nil {
 		return err
 	}
 	defer g.close()
-	if err := need(pos, 1, "health get SESSION"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	r, err := g.client.Health(ctx, client.HealthRequest{Session: pos[0], At: client.At(at)})
 	if err != nil {
 		return err

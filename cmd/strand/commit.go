@@ -92,74 +92,45 @@ func (m *Main) commitCreate(ctx context.Context, args []string) error {
 		return err
 	}
 	r, err := g.client.CreateCommit(ctx, req)
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.printCommits([]client.CommitView{r.Commit})
-	if r.Commit.Summary != nil {
-		m.printSummary(*r.Commit.Summary)
-	}
-	return nil
+	return m.show(g, r, err, func() {
+		m.printCommits([]client.CommitView{r.Commit})
+		if r.Commit.Summary != nil {
+			m.printSummary(*r.Commit.Summary)
+		}
+	})
 }
 
 func (m *Main) commitList(ctx context.Context, args []string) error {
-	g, pos, err := m.parseArgs("commit list", args, nil)
+	g, pos, err := m.dialArgs("commit list", args, 1, "commit list SESSION", nil)
 	if err != nil {
 		return err
 	}
 	defer g.close()
-	if err := need(pos, 1, "commit list SESSION"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	r, err := g.client.ListCommits(ctx, client.CommitListRequest{Session: pos[0]})
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.printCommits(r.Commits)
-	return nil
+	return m.show(g, r, err, func() { m.printCommits(r.Commits) })
 }
 
 func (m *Main) commitShow(ctx context.Context, args []string) error {
 	var session string
-	g, pos, err := m.parseArgs("commit show", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.dialArgs("commit show", args, 1, "commit show COMMIT", func(fs *flag.FlagSet) {
 		fs.StringVar(&session, "session", "", "the commit's session (found by id when not given)")
 	})
 	if err != nil {
 		return err
 	}
 	defer g.close()
-	if err := need(pos, 1, "commit show COMMIT"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	r, err := g.client.GetCommit(ctx, client.CommitGetRequest{Session: session, Commit: pos[0]})
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	c := r.Commit
-	m.table([]string{"FIELD", "VALUE"}, [][]string{
-		{"commit", c.ID}, {"session", c.Session}, {"position", strconv.FormatUint(c.Position, 10)},
-		{"root", c.Root}, {"author", c.Author}, {"created", c.CreatedAt.Format(time.RFC3339)},
-		{"approvals", strings.Join(c.Approvals, ",")}, {"gate", formatPolicy(c.Gate)}, {"message", c.Message},
+	return m.show(g, r, err, func() {
+		c := r.Commit
+		m.table([]string{"FIELD", "VALUE"}, [][]string{
+			{"commit", c.ID}, {"session", c.Session}, {"position", strconv.FormatUint(c.Position, 10)},
+			{"root", c.Root}, {"author", c.Author}, {"created", c.CreatedAt.Format(time.RFC3339)},
+			{"approvals", strings.Join(c.Approvals, ",")}, {"gate", formatPolicy(c.Gate)}, {"message", c.Message},
+		})
+		if c.Summary != nil {
+			m.printSummary(*c.Summary)
+		}
 	})
-	if c.Summary != nil {
-		m.printSummary(*c.Summary)
-	}
-	return nil
 }
 
 func (m *Main) commitSummary(ctx context.Context, args []string) error {
@@ -185,15 +156,10 @@ func (m *Main) commitSummary(ctx context.Context, args []string) error {
 		return err
 	}
 	r, err := g.client.Summary(ctx, client.SummaryRequest{Session: id, At: a, Offset: offset, Limit: limit})
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.printSummary(r.Summary)
-	if r.NextOffset != 0 {
-		m.printf("more: strand commit summary %s --offset %d\n", pos[0], r.NextOffset)
-	}
-	return nil
+	return m.show(g, r, err, func() {
+		m.printSummary(r.Summary)
+		if r.NextOffset != 0 {
+			m.printf("more: strand commit summary %s --offset %d\n", pos[0], r.NextOffset)
+		}
+	})
 }

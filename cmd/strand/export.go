@@ -86,16 +86,10 @@ func (p pinned) copyFile(ctx context.Context, c *client.Client, path string, w i
 
 func (m *Main) exportTar(ctx context.Context, args []string) error {
 	var out string
-	g, pos, err := m.parseArgs("export tar", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.dialArgs("export tar", args, 1, "export tar SESSION[@AT] [--out FILE]", func(fs *flag.FlagSet) {
 		fs.StringVar(&out, "out", "", "write to FILE instead of standard output")
 	})
 	if err != nil {
-		return err
-	}
-	if err := need(pos, 1, "export tar SESSION[@AT] [--out FILE]"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
 		return err
 	}
 	defer g.close()

@@ -62,39 +62,34 @@ func (m *Main) fsLs(ctx context.Context, args []string) error {
 	}
 	defer g.close()
 	r, err := g.client.Manifest(ctx, req)
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	rows := make([][]string, 0, len(r.Entries))
-	for _, e := range r.Entries {
-		name := e.Path
-		if e.Kind == "dir" {
-			name += "/"
+	return m.show(g, r, err, func() {
+		rows := make([][]string, 0, len(r.Entries))
+		for _, e := range r.Entries {
+			name := e.Path
+			if e.Kind == "dir" {
+				name += "/"
+			}
+			if e.Target != "" {
+				name += " -> " + e.Target
+			}
+			for _, k := range sortedKeys(e.Xattrs) {
+				name += fmt.Sprintf(" [%s=%q]", k, e.Xattrs[k])
+			}
+			size := ""
+			if e.Kind == "file" {
+				size = strconv.FormatInt(e.Size, 10)
+			}
+			short := e.Hash
+			if len(short) > 12 {
+				short = short[:12]
+			}
+			rows = append(rows, []string{fmt.Sprintf("%04o", e.Mode), e.Kind, size, short, name})
 		}
-		if e.Target != "" {
-			name += " -> " + e.Target
+		m.table([]string{"MODE", "KIND", "SIZE", "HASH", "PATH"}, rows)
+		if r.NextCursor != "" {
+			fmt.Fprintf(m.Stdout, "next page: --after %s\n", r.NextCursor)
 		}
-		for _, k := range sortedKeys(e.Xattrs) {
-			name += fmt.Sprintf(" [%s=%q]", k, e.Xattrs[k])
-		}
-		size := ""
-		if e.Kind == "file" {
-			size = strconv.FormatInt(e.Size, 10)
-		}
-		short := e.Hash
-		if len(short) > 12 {
-			short = short[:12]
-		}
-		rows = append(rows, []string{fmt.Sprintf("%04o", e.Mode), e.Kind, size, short, name})
-	}
-	m.table([]string{"MODE", "KIND", "SIZE", "HASH", "PATH"}, rows)
-	if r.NextCursor != "" {
-		fmt.Fprintf(m.Stdout, "next page: --after %s\n", r.NextCursor)
-	}
-	return nil
+	})
 }
 
 func (m *Main) fsCat(ctx context.Context, args []string) error {
@@ -193,18 +188,12 @@ func (m *Main) fsRm(ctx context.Context, args []string) error {
 	var recursive bool
 	var expect string
 	var mf mutationFlags
-	g, pos, err := m.parseArgs("fs rm", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.dialArgs("fs rm", args, 2, "fs rm [-r] SESSION PATH", func(fs *flag.FlagSet) {
 		fs.BoolVar(&recursive, "r", false, "remove a directory and everything below it")
 		fs.StringVar(&expect, "expect-hash", "", "refuse unless the path holds this hash")
 		mf.declare(fs)
 	})
 	if err != nil {
-		return err
-	}
-	if err := need(pos, 2, "fs rm [-r] SESSION PATH"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
 		return err
 	}
 	defer g.close()
@@ -217,14 +206,8 @@ func (m *Main) fsRm(ctx context.Context, args []string) error {
 
 func (m *Main) fsMv(ctx context.Context, args []string) error {
 	var mf mutationFlags
-	g, pos, err := m.parseArgs("fs mv", args, mf.declare)
+	g, pos, err := m.dialArgs("fs mv", args, 3, "fs mv SESSION SRC DST", mf.declare)
 	if err != nil {
-		return err
-	}
-	if err := need(pos, 3, "fs mv SESSION SRC DST"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
 		return err
 	}
 	defer g.close()
@@ -237,14 +220,8 @@ func (m *Main) fsMv(ctx context.Context, args []string) error {
 
 func (m *Main) fsLn(ctx context.Context, args []string) error {
 	var mf mutationFlags
-	g, pos, err := m.parseArgs("fs ln", args, mf.declare)
+	g, pos, err := m.dialArgs("fs ln", args, 3, "fs ln SESSION TARGET LINK", mf.declare)
 	if err != nil {
-		return err
-	}
-	if err := need(pos, 3, "fs ln SESSION TARGET LINK"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
 		return err
 	}
 	defer g.close()

@@ -33,15 +33,10 @@ func (m *Main) fsSync(ctx context.Context, args []string) error {
 	}
 	defer g.close()
 	r, err := g.client.Sync(ctx, pos[0], data, del, mf.mutation())
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.table([]string{"FIELD", "VALUE"}, [][]string{
-		{"session", r.Session}, {"changed", strconv.FormatBool(r.Changed)}, {"written", strconv.Itoa(r.Written)},
-		{"removed", strconv.Itoa(r.Removed)}, {"position", strconv.FormatUint(r.Position, 10)}, {"root", r.Root},
+	return m.show(g, r, err, func() {
+		m.table([]string{"FIELD", "VALUE"}, [][]string{
+			{"session", r.Session}, {"changed", strconv.FormatBool(r.Changed)}, {"written", strconv.Itoa(r.Written)},
+			{"removed", strconv.Itoa(r.Removed)}, {"position", strconv.FormatUint(r.Position, 10)}, {"root", r.Root},
+		})
 	})
-	return nil
 }

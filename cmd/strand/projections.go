@@ -149,26 +149,13 @@ func projectionStatus(ctx context.Context, js jetstream.JetStream, stream string
 }
 
 func (m *Main) projectionsStatus(ctx context.Context, args []string) error {
-	g, pos, err := m.parseArgs("projections status", args, nil)
+	g, _, err := m.dialArgs("projections status", args, 0, "projections status", nil)
 	if err != nil {
-		return err
-	}
-	if err := need(pos, 0, "projections status"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
 		return err
 	}
 	defer g.close()
 	r, err := g.client.Projections(ctx)
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.printProjections(r.Projections)
-	return nil
+	return m.show(g, r, err, func() { m.printProjections(r.Projections) })
 }
 
 func (m *Main) printProjections(ps []client.ProjectionStatus) {
@@ -192,17 +179,11 @@ func (m *Main) printProjections(ps []client.ProjectionStatus) {
 func (m *Main) projectionsRebuild(ctx context.Context, args []string) error {
 	var noWait bool
 	var replicas int
-	g, pos, err := m.parseArgs("projections rebuild", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.dialArgs("projections rebuild", args, 1, "projections rebuild NAME", func(fs *flag.FlagSet) {
 		fs.BoolVar(&noWait, "no-wait", false, "return once the new generation's consumer exists")
 		fs.IntVar(&replicas, "replicas", 0, "replicas of the control bucket if it must be created (default: the event stream's)")
 	})
 	if err != nil {
-		return err
-	}
-	if err := need(pos, 1, "projections rebuild NAME"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
 		return err
 	}
 	defer g.close()
@@ -268,38 +249,27 @@ func (m *Main) projectionsRebuild(ctx context.Context, args []string) error {
 // cmdActivity lists the tenant's recent events.
 func (m *Main) cmdActivity(ctx context.Context, args []string) error {
 	var req client.ActivityRequest
-	g, pos, err := m.parseArgs("activity", args, func(fs *flag.FlagSet) {
+	g, _, err := m.dialArgs("activity", args, 0, "activity [--limit N] [--before POS]", func(fs *flag.FlagSet) {
 		fs.IntVar(&req.Limit, "limit", 0, "entries per page (default 50)")
 		fs.Uint64Var(&req.Before, "before", 0, "list entries below this position (the next page's --before)")
 	})
 	if err != nil {
 		return err
 	}
-	if err := need(pos, 0, "activity [--limit N] [--before POS]"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	defer g.close()
 	r, err := g.client.Activity(ctx, req)
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	rows := make([][]string, 0, len(r.Entries))
-	for _, e := range r.Entries {
-		detail := strings.Join(e.Paths, " ")
-		if e.Detail != "" {
-			detail = strings.TrimSpace(e.Detail + " " + detail)
+	return m.show(g, r, err, func() {
+		rows := make([][]string, 0, len(r.Entries))
+		for _, e := range r.Entries {
+			detail := strings.Join(e.Paths, " ")
+			if e.Detail != "" {
+				detail = strings.TrimSpace(e.Detail + " " + detail)
+			}
+			rows = append(rows, []string{strconv.FormatUint(e.Position, 10), e.Time.Format(time.RFC3339), e.Session, e.Type, e.Actor, detail})
 		}
-		rows = append(rows, []string{strconv.FormatUint(e.Position, 10), e.Time.Format(time.RFC3339), e.Session, e.Type, e.Actor, detail})
-	}
-	m.table([]string{"POSITION", "TIME", "SESSION", "TYPE", "ACTOR", "DETAIL"}, rows)
-	if r.NextBefore != 0 {
-		fmt.Fprintf(m.Stdout, "next page: --before %d\n", r.NextBefore)
-	}
-	return nil
+		m.table([]string{"POSITION", "TIME", "SESSION", "TYPE", "ACTOR", "DETAIL"}, rows)
+		if r.NextBefore != 0 {
+			fmt.Fprintf(m.Stdout, "next page: --before %d\n", r.NextBefore)
+		}
+	})
 }

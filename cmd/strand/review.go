@@ -54,14 +54,7 @@ func (m *Main) reviewAnnotate(ctx context.Context, args []string) error {
 		return err
 	}
 	r, err := g.client.Annotate(ctx, req)
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.printNotes(g, []client.NoteView{r.Note})
-	return nil
+	return m.show(g, r, err, func() { m.printNotes(g, []client.NoteView{r.Note}) })
 }
 
 func (m *Main) reviewNotes(ctx context.Context, args []string) error {
@@ -84,14 +77,7 @@ func (m *Main) reviewNotes(ctx context.Context, args []string) error {
 		return err
 	}
 	r, err := g.client.Notes(ctx, req)
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.printNotes(g, r.Notes)
-	return nil
+	return m.show(g, r, err, func() { m.printNotes(g, r.Notes) })
 }
 
 func (m *Main) reviewResolve(ctx context.Context, args []string) error {
@@ -104,26 +90,13 @@ func (m *Main) reviewReopen(ctx context.Context, args []string) error {
 
 func (m *Main) noteState(ctx context.Context, verb string, args []string, fn func(*client.Client, context.Context, client.NoteRequest) (client.NoteReply, error)) error {
 	var mf mutationFlags
-	g, pos, err := m.parseArgs("review "+verb, args, mf.declare)
+	g, pos, err := m.dialArgs("review "+verb, args, 2, "review "+verb+" SESSION NOTE", mf.declare)
 	if err != nil {
 		return err
 	}
 	defer g.close()
-	if err := need(pos, 2, "review "+verb+" SESSION NOTE"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	r, err := fn(g.client, ctx, client.NoteRequest{Mutation: mf.mutation(), Session: pos[0], Note: pos[1]})
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.printNotes(g, []client.NoteView{r.Note})
-	return nil
+	return m.show(g, r, err, func() { m.printNotes(g, []client.NoteView{r.Note}) })
 }
 
 func (m *Main) printApprovals(reqs []client.ApprovalView) {
@@ -188,7 +161,7 @@ func (m *Main) reviewDeny(ctx context.Context, args []string) error {
 func (m *Main) reviewDecide(ctx context.Context, verb string, args []string, fn func(*client.Client, context.Context, client.DecideRequest) (client.ApprovalReply, error)) error {
 	var comment string
 	var mf mutationFlags
-	g, pos, err := m.parseArgs("review "+verb, args, func(fs *flag.FlagSet) {
+	g, pos, err := m.dialArgs("review "+verb, args, 2, "review "+verb+" SESSION REQUEST [--comment TEXT]", func(fs *flag.FlagSet) {
 		fs.StringVar(&comment, "comment", "", "a comment")
 		mf.declare(fs)
 	})
@@ -196,12 +169,6 @@ func (m *Main) reviewDecide(ctx context.Context, verb string, args []string, fn 
 		return err
 	}
 	defer g.close()
-	if err := need(pos, 2, "review "+verb+" SESSION REQUEST [--comment TEXT]"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	r, err := fn(g.client, ctx, client.DecideRequest{Mutation: mf.mutation(), Session: pos[0], Request: pos[1], Comment: comment})
 	if err != nil {
 		return err
@@ -211,7 +178,7 @@ func (m *Main) reviewDecide(ctx context.Context, verb string, args []string, fn 
 
 func (m *Main) reviewPending(ctx context.Context, args []string) error {
 	var req client.PendingRequest
-	g, pos, err := m.parseArgs("review pending", args, func(fs *flag.FlagSet) {
+	g, _, err := m.dialArgs("review pending", args, 0, "review pending [--group G]", func(fs *flag.FlagSet) {
 		fs.StringVar(&req.Group, "group", "", "only this reviewer group")
 		fs.StringVar(&req.Session, "session", "", "only this session (read from its history)")
 		fs.BoolVar(&req.All, "all", false, "with --session: also decided and stale requests")
@@ -220,38 +187,19 @@ func (m *Main) reviewPending(ctx context.Context, args []string) error {
 		return err
 	}
 	defer g.close()
-	if err := need(pos, 0, "review pending [--group G]"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	r, err := g.client.Pending(ctx, req)
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.printApprovals(r.Requests)
-	return nil
+	return m.show(g, r, err, func() { m.printApprovals(r.Requests) })
 }
 
 func (m *Main) policyGet(ctx context.Context, args []string) error {
 	var req client.PolicyRequest
-	g, pos, err := m.parseArgs("policy get", args, func(fs *flag.FlagSet) {
+	g, _, err := m.dialArgs("policy get", args, 0, "policy get [--session S]", func(fs *flag.FlagSet) {
 		fs.StringVar(&req.Session, "session", "", "also this session's policy")
 	})
 	if err != nil {
 		return err
 	}
 	defer g.close()
-	if err := need(pos, 0, "policy get [--session S]"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	r, err := g.client.GetPolicy(ctx, req)
 	if err != nil {
 		return err

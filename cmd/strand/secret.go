@@ -51,14 +51,7 @@ func (m *Main) secretPut(ctx context.Context, args []string) error {
 		return err
 	}
 	r, err := g.client.PutSecret(ctx, client.SecretRequest{Mutation: mf.mutation(), Session: session, Name: rest[0], Value: &value})
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.printf("secret %s (%s) version %d\n", r.Secret.Name, r.Secret.Scope, r.Secret.Version)
-	return nil
+	return m.show(g, r, err, func() { m.printf("secret %s (%s) version %d\n", r.Secret.Name, r.Secret.Scope, r.Secret.Version) })
 }
 
 func (m *Main) secretGet(ctx context.Context, args []string) error {
@@ -75,14 +68,7 @@ func (m *Main) secretGet(ctx context.Context, args []string) error {
 		return err
 	}
 	r, err := g.client.GetSecret(ctx, client.SecretRequest{Session: session, Name: rest[0]})
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.printf("%s\n", r.Value)
-	return nil
+	return m.show(g, r, err, func() { m.printf("%s\n", r.Value) })
 }
 
 func (m *Main) secretList(ctx context.Context, args []string) error {
@@ -102,18 +88,13 @@ func (m *Main) secretList(ctx context.Context, args []string) error {
 		return err
 	}
 	r, err := g.client.ListSecrets(ctx, req)
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	var rows [][]string
-	for _, s := range r.Secrets {
-		rows = append(rows, []string{s.Name, s.Scope, strconv.FormatUint(s.Version, 10), strconv.Itoa(s.Size), s.Actor, s.Time.Format("2006-01-02 15:04:05")})
-	}
-	m.table([]string{"NAME", "SCOPE", "VERSION", "SIZE", "BY", "AT"}, rows)
-	return nil
+	return m.show(g, r, err, func() {
+		var rows [][]string
+		for _, s := range r.Secrets {
+			rows = append(rows, []string{s.Name, s.Scope, strconv.FormatUint(s.Version, 10), strconv.Itoa(s.Size), s.Actor, s.Time.Format("2006-01-02 15:04:05")})
+		}
+		m.table([]string{"NAME", "SCOPE", "VERSION", "SIZE", "BY", "AT"}, rows)
+	})
 }
 
 func (m *Main) secretRm(ctx context.Context, args []string) error {
@@ -131,38 +112,20 @@ func (m *Main) secretRm(ctx context.Context, args []string) error {
 		return err
 	}
 	r, err := g.client.DeleteSecret(ctx, client.SecretRequest{Mutation: mf.mutation(), Session: session, Name: rest[0]})
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.printf("deleted secret %s (%s) version %d\n", r.Secret.Name, r.Secret.Scope, r.Secret.Version)
-	return nil
+	return m.show(g, r, err, func() {
+		m.printf("deleted secret %s (%s) version %d\n", r.Secret.Name, r.Secret.Scope, r.Secret.Version)
+	})
 }
 
 func (m *Main) secretRekey(ctx context.Context, args []string) error {
 	var mf mutationFlags
-	g, pos, err := m.parseArgs("secret rekey", args, mf.declare)
+	g, _, err := m.dialArgs("secret rekey", args, 0, "secret rekey", mf.declare)
 	if err != nil {
 		return err
 	}
 	defer g.close()
-	if err := need(pos, 0, "secret rekey"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	r, err := g.client.RekeySecrets(ctx, mf.mutation())
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	m.printf("resealed %d secret(s) under key %s\n", r.Resealed, r.Key)
-	return nil
+	return m.show(g, r, err, func() { m.printf("resealed %d secret(s) under key %s\n", r.Resealed, r.Key) })
 }
 
 func (m *Main) printGroup(g *globals, r client.GroupReply) error {
@@ -194,17 +157,11 @@ func (m *Main) groupSet(ctx context.Context, args []string) error {
 }
 
 func (m *Main) groupGet(ctx context.Context, args []string) error {
-	g, pos, err := m.parseArgs("group get", args, nil)
+	g, pos, err := m.dialArgs("group get", args, 1, "group get NAME", nil)
 	if err != nil {
 		return err
 	}
 	defer g.close()
-	if err := need(pos, 1, "group get NAME"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	r, err := g.client.GetGroup(ctx, client.GroupRequest{Name: pos[0]})
 	if err != nil {
 		return err
@@ -213,45 +170,28 @@ func (m *Main) groupGet(ctx context.Context, args []string) error {
 }
 
 func (m *Main) groupList(ctx context.Context, args []string) error {
-	g, pos, err := m.parseArgs("group list", args, nil)
+	g, _, err := m.dialArgs("group list", args, 0, "group list", nil)
 	if err != nil {
 		return err
 	}
 	defer g.close()
-	if err := need(pos, 0, "group list"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	r, err := g.client.ListGroups(ctx)
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	var rows [][]string
-	for _, gr := range r.Groups {
-		rows = append(rows, []string{gr.Name, strings.Join(gr.Members, " ")})
-	}
-	m.table([]string{"GROUP", "MEMBERS"}, rows)
-	return nil
+	return m.show(g, r, err, func() {
+		var rows [][]string
+		for _, gr := range r.Groups {
+			rows = append(rows, []string{gr.Name, strings.Join(gr.Members, " ")})
+		}
+		m.table([]string{"GROUP", "MEMBERS"}, rows)
+	})
 }
 
 func (m *Main) groupRm(ctx context.Context, args []string) error {
 	var mf mutationFlags
-	g, pos, err := m.parseArgs("group rm", args, mf.declare)
+	g, pos, err := m.dialArgs("group rm", args, 1, "group rm NAME", mf.declare)
 	if err != nil {
 		return err
 	}
 	defer g.close()
-	if err := need(pos, 1, "group rm NAME"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	r, err := g.client.DeleteGroup(ctx, client.GroupRequest{Mutation: mf.mutation(), Name: pos[0]})
 	if err != nil {
 		return err
@@ -262,7 +202,7 @@ func (m *Main) groupRm(ctx context.Context, args []string) error {
 func (m *Main) tenantLog(ctx context.Context, args []string) error {
 	var from uint64
 	var limit int
-	g, pos, err := m.parseArgs("tenant log", args, func(fs *flag.FlagSet) {
+	g, _, err := m.dialArgs("tenant log", args, 0, "tenant log [--from POS] [--limit N]", func(fs *flag.FlagSet) {
 		fs.Uint64Var(&from, "from", 0, "start at this position of the tenant log")
 		fs.IntVar(&limit, "limit", 100, "entries per page (at most 1000)")
 	})
@@ -270,25 +210,14 @@ func (m *Main) tenantLog(ctx context.Context, args []string) error {
 		return err
 	}
 	defer g.close()
-	if err := need(pos, 0, "tenant log [--from POS] [--limit N]"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	r, err := g.client.TenantLog(ctx, client.TenantLogRequest{From: from, Limit: limit})
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	var rows [][]string
-	for _, e := range r.Events {
-		rows = append(rows, []string{strconv.FormatUint(e.Version, 10), e.Time.Format("2006-01-02 15:04:05"), e.Actor, string(e.Type), tenantEventDetail(e.Policy, e.Group, e.Secret)})
-	}
-	m.table([]string{"N", "AT", "ACTOR", "TYPE", "DETAIL"}, rows)
-	return nil
+	return m.show(g, r, err, func() {
+		var rows [][]string
+		for _, e := range r.Events {
+			rows = append(rows, []string{strconv.FormatUint(e.Version, 10), e.Time.Format("2006-01-02 15:04:05"), e.Actor, string(e.Type), tenantEventDetail(e.Policy, e.Group, e.Secret)})
+		}
+		m.table([]string{"N", "AT", "ACTOR", "TYPE", "DETAIL"}, rows)
+	})
 }
 
 // tenantEventDetail renders the payload of a tenant log entry, for

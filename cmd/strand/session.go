@@ -185,24 +185,19 @@ func (m *Main) sessionList(ctx context.Context, args []string) error {
 	}
 	defer g.close()
 	r, err := g.client.ListSessions(ctx, req)
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	rows := make([][]string, 0, len(r.Sessions))
-	for _, s := range r.Sessions {
-		rows = append(rows, []string{s.ID, s.Status, s.Owner, strconv.FormatUint(s.Position, 10), s.UpdatedAt.Format(time.RFC3339), formatTags(s.Tags)})
-	}
-	m.table([]string{"ID", "STATUS", "OWNER", "POSITION", "UPDATED", "TAGS"}, rows)
-	if r.NextCursor != "" {
-		fmt.Fprintf(m.Stdout, "next page: --cursor %s\n", r.NextCursor)
-	}
-	if len(r.Counts) > 0 {
-		fmt.Fprintf(m.Stdout, "counts: %s\n", formatTags(intMap(r.Counts)))
-	}
-	return nil
+	return m.show(g, r, err, func() {
+		rows := make([][]string, 0, len(r.Sessions))
+		for _, s := range r.Sessions {
+			rows = append(rows, []string{s.ID, s.Status, s.Owner, strconv.FormatUint(s.Position, 10), s.UpdatedAt.Format(time.RFC3339), formatTags(s.Tags)})
+		}
+		m.table([]string{"ID", "STATUS", "OWNER", "POSITION", "UPDATED", "TAGS"}, rows)
+		if r.NextCursor != "" {
+			fmt.Fprintf(m.Stdout, "next page: --cursor %s\n", r.NextCursor)
+		}
+		if len(r.Counts) > 0 {
+			fmt.Fprintf(m.Stdout, "counts: %s\n", formatTags(intMap(r.Counts)))
+		}
+	})
 }
 
 func (m *Main) sessionArchive(ctx context.Context, args []string) error {
@@ -215,14 +210,8 @@ func (m *Main) sessionDelete(ctx context.Context, args []string) error {
 
 func (m *Main) sessionSimple(ctx context.Context, verb string, args []string, fn func(*client.Client, context.Context, client.SessionRequest) (client.SessionReply, error)) error {
 	var mf mutationFlags
-	g, pos, err := m.parseArgs("session "+verb, args, mf.declare)
+	g, pos, err := m.dialArgs("session "+verb, args, 1, "session "+verb+" SESSION", mf.declare)
 	if err != nil {
-		return err
-	}
-	if err := need(pos, 1, "session "+verb+" SESSION"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
 		return err
 	}
 	defer g.close()

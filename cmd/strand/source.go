@@ -78,45 +78,28 @@ func (m *Main) sourceCreate(ctx context.Context, args []string) error {
 }
 
 func (m *Main) sourceList(ctx context.Context, args []string) error {
-	g, pos, err := m.parseArgs("source list", args, nil)
+	g, _, err := m.dialArgs("source list", args, 0, "source list", nil)
 	if err != nil {
-		return err
-	}
-	if err := need(pos, 0, "source list"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
 		return err
 	}
 	defer g.close()
 	r, err := g.client.ListSources(ctx)
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	var rows [][]string
-	for _, s := range r.Sources {
-		state := "active"
-		if s.Deleted {
-			state = "deleted"
+	return m.show(g, r, err, func() {
+		var rows [][]string
+		for _, s := range r.Sources {
+			state := "active"
+			if s.Deleted {
+				state = "deleted"
+			}
+			rows = append(rows, []string{s.Name, strconv.FormatUint(s.Latest, 10), state, s.UpdatedAt.Format(time.RFC3339)})
 		}
-		rows = append(rows, []string{s.Name, strconv.FormatUint(s.Latest, 10), state, s.UpdatedAt.Format(time.RFC3339)})
-	}
-	m.table([]string{"NAME", "LATEST", "STATE", "UPDATED"}, rows)
-	return nil
+		m.table([]string{"NAME", "LATEST", "STATE", "UPDATED"}, rows)
+	})
 }
 
 func (m *Main) sourceGet(ctx context.Context, args []string) error {
-	g, pos, err := m.parseArgs("source get", args, nil)
+	g, pos, err := m.dialArgs("source get", args, 1, "source get NAME", nil)
 	if err != nil {
-		return err
-	}
-	if err := need(pos, 1, "source get NAME"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
 		return err
 	}
 	defer g.close()
@@ -129,14 +112,8 @@ func (m *Main) sourceGet(ctx context.Context, args []string) error {
 
 func (m *Main) sourceRm(ctx context.Context, args []string) error {
 	var mf mutationFlags
-	g, pos, err := m.parseArgs("source rm", args, mf.declare)
+	g, pos, err := m.dialArgs("source rm", args, 1, "source rm NAME", mf.declare)
 	if err != nil {
-		return err
-	}
-	if err := need(pos, 1, "source rm NAME"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
 		return err
 	}
 	defer g.close()
@@ -276,16 +253,10 @@ func (m *Main) showJob(ctx context.Context, g *globals, job domain.Job, wait boo
 
 func (m *Main) sourceJob(ctx context.Context, args []string) error {
 	var wait bool
-	g, pos, err := m.parseArgs("source job", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.dialArgs("source job", args, 1, "source job JOB", func(fs *flag.FlagSet) {
 		fs.BoolVar(&wait, "wait", false, "wait until the job ends")
 	})
 	if err != nil {
-		return err
-	}
-	if err := need(pos, 1, "source job JOB"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
 		return err
 	}
 	defer g.close()

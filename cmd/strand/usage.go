@@ -127,94 +127,72 @@ func (a usageAdapter) contentCounters(ctx context.Context) (map[string]int64, er
 
 // cmdUsage prints the tenant's usage: strand usage [--json].
 func (m *Main) cmdUsage(ctx context.Context, args []string) error {
-	g, pos, err := m.parseArgs("usage", args, nil)
+	g, _, err := m.dialArgs("usage", args, 0, "usage", nil)
 	if err != nil {
-		return err
-	}
-	if err := need(pos, 0, "usage"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
 		return err
 	}
 	defer g.close()
 	r, err := g.client.Usage(ctx)
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	rows := [][]string{
-		{"tenant", r.Tenant},
-		{"sessions", strconv.FormatInt(r.Sessions, 10)},
-	}
-	for _, st := range sortedCounts(r.SessionsByStatus) {
-		rows = append(rows, []string{"  " + st, strconv.Itoa(r.SessionsByStatus[st])})
-	}
-	rows = append(rows,
-		[]string{"events", strconv.FormatUint(r.Events, 10)},
-		[]string{"content bytes", strconv.FormatInt(r.ContentBytes, 10)},
-		[]string{"deployment: event bytes", strconv.FormatUint(r.Storage.EventBytes, 10)},
-		[]string{"deployment: blob bytes", strconv.FormatUint(r.Storage.BlobBytes, 10)},
-		[]string{"deployment: snapshot bytes", strconv.FormatUint(r.Storage.SnapshotBytes, 10)},
-		[]string{"deployment: dedup ratio", strconv.FormatFloat(r.Storage.DedupRatio, 'f', 2, 64)},
-	)
-	for _, e := range sortedCounts(r.Requests) {
-		rows = append(rows, []string{"requests " + e, strconv.FormatUint(r.Requests[e], 10)})
-	}
-	m.table([]string{"FIGURE", "VALUE"}, rows)
-	return nil
+	return m.show(g, r, err, func() {
+		rows := [][]string{
+			{"tenant", r.Tenant},
+			{"sessions", strconv.FormatInt(r.Sessions, 10)},
+		}
+		for _, st := range sortedCounts(r.SessionsByStatus) {
+			rows = append(rows, []string{"  " + st, strconv.Itoa(r.SessionsByStatus[st])})
+		}
+		rows = append(rows,
+			[]string{"events", strconv.FormatUint(r.Events, 10)},
+			[]string{"content bytes", strconv.FormatInt(r.ContentBytes, 10)},
+			[]string{"deployment: event bytes", strconv.FormatUint(r.Storage.EventBytes, 10)},
+			[]string{"deployment: blob bytes", strconv.FormatUint(r.Storage.BlobBytes, 10)},
+			[]string{"deployment: snapshot bytes", strconv.FormatUint(r.Storage.SnapshotBytes, 10)},
+			[]string{"deployment: dedup ratio", strconv.FormatFloat(r.Storage.DedupRatio, 'f', 2, 64)},
+		)
+		for _, e := range sortedCounts(r.Requests) {
+			rows = append(rows, []string{"requests " + e, strconv.FormatUint(r.Requests[e], 10)})
+		}
+		m.table([]string{"FIGURE", "VALUE"}, rows)
+	})
 }
 
 // sessionStats prints a session's figures: strand session stats SESSION.
 func (m *Main) sessionStats(ctx context.Context, args []string) error {
 	var bucket string
-	g, pos, err := m.parseArgs("session stats", args, func(fs *flag.FlagSet) {
+	g, pos, err := m.dialArgs("session stats", args, 1, "session stats SESSION [--bucket hour|day]", func(fs *flag.FlagSet) {
 		fs.StringVar(&bucket, "bucket", "day", "timeline bucket: hour or day")
 	})
 	if err != nil {
 		return err
 	}
-	if err := need(pos, 1, "session stats SESSION [--bucket hour|day]"); err != nil {
-		return err
-	}
-	if err := g.dial(); err != nil {
-		return err
-	}
 	defer g.close()
 	r, err := g.client.SessionStats(ctx, client.SessionStatsRequest{Session: pos[0], Bucket: bucket})
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return m.printJSON(r)
-	}
-	rows := [][]string{
-		{"events", strconv.Itoa(r.Events)},
-		{"first", r.First.Format(time.RFC3339)},
-		{"last", r.Last.Format(time.RFC3339)},
-		{"files changed", strconv.Itoa(r.FilesChanged)},
-		{"content bytes", strconv.FormatInt(r.ContentBytes, 10)},
-	}
-	for _, t := range sortedCounts(r.ByType) {
-		rows = append(rows, []string{"type " + t, strconv.Itoa(r.ByType[t])})
-	}
-	for _, a := range sortedCounts(r.ByActor) {
-		rows = append(rows, []string{"actor " + a, strconv.Itoa(r.ByActor[a])})
-	}
-	for _, a := range r.Approvals {
-		v := "pending"
-		if a.Decision != "" {
-			v = fmt.Sprintf("%s after %s", a.Decision, (time.Duration(a.Seconds * float64(time.Second))).Round(time.Second))
+	return m.show(g, r, err, func() {
+		rows := [][]string{
+			{"events", strconv.Itoa(r.Events)},
+			{"first", r.First.Format(time.RFC3339)},
+			{"last", r.Last.Format(time.RFC3339)},
+			{"files changed", strconv.Itoa(r.FilesChanged)},
+			{"content bytes", strconv.FormatInt(r.ContentBytes, 10)},
 		}
-		rows = append(rows, []string{"approval " + a.ID + " (" + a.Reason + ")", v})
-	}
-	if r.MedianApprovalSeconds > 0 {
-		rows = append(rows, []string{"median time to approval", (time.Duration(r.MedianApprovalSeconds * float64(time.Second))).Round(time.Second).String()})
-	}
-	m.table([]string{"FIGURE", "VALUE"}, rows)
-	return nil
+		for _, t := range sortedCounts(r.ByType) {
+			rows = append(rows, []string{"type " + t, strconv.Itoa(r.ByType[t])})
+		}
+		for _, a := range sortedCounts(r.ByActor) {
+			rows = append(rows, []string{"actor " + a, strconv.Itoa(r.ByActor[a])})
+		}
+		for _, a := range r.Approvals {
+			v := "pending"
+			if a.Decision != "" {
+				v = fmt.Sprintf("%s after %s", a.Decision, (time.Duration(a.Seconds * float64(time.Second))).Round(time.Second))
+			}
+			rows = append(rows, []string{"approval " + a.ID + " (" + a.Reason + ")", v})
+		}
+		if r.MedianApprovalSeconds > 0 {
+			rows = append(rows, []string{"median time to approval", (time.Duration(r.MedianApprovalSeconds * float64(time.Second))).Round(time.Second).String()})
+		}
+		m.table([]string{"FIGURE", "VALUE"}, rows)
+	})
 }
 
 // sortedCounts returns a count map's keys, largest count first.
