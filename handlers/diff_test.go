@@ -32,7 +32,7 @@ func (e *diffEnv) on(t *testing.T) *diffEnv {
 
 func startDiffEnv(t *testing.T) *diffEnv {
 	t.Helper()
-	env := streamstest.Start(t)
+	env := streamstest.StartSuite(t)
 	svc := handlers.NewService(env.Store, handlers.Options{})
 	if err := svc.Start(env.NC); err != nil {
 		t.Fatalf("start service: %v", err)

@@ -47,7 +47,10 @@ func start(t *testing.T, opts ...harnessOptions) *harness {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	env := streamstest.Start(t, streamstest.Options{Config: o.store})
+	// The suite's backend: one server, or with STRAND_TEST_BACKEND=cluster
+	// three servers and three replicas (.ci/run runs a part of the suite
+	// there).
+	env := streamstest.StartSuite(t, streamstest.Options{Config: o.store})
 	if o.list {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

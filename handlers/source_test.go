@@ -36,7 +36,7 @@ func startSources(t *testing.T, opts ...handlers.Options) *srcEnv {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	env := streamstest.Start(t)
+	env := streamstest.StartSuite(t)
 	e := &srcEnv{root: t, env: env, c: client.NewClient(env.NC, "acme"), opts: o}
 	e.c.ChunkSize = 4 << 10
 	e.svc = startService(t, t, env, env.Store, o)

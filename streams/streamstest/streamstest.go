@@ -5,6 +5,7 @@ package streamstest
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -13,12 +14,87 @@ import (
 	"github.com/strand-dev/strand/streams"
 )
 
-// Env is a running embedded server with a store on it.
+// Env is a running JetStream (an embedded server, or a cluster) with a
+// store on it.
 type Env struct {
+	// Server is the embedded server (nil on a cluster).
 	Server *streams.Embedded
-	NC     *nats.Conn
-	Store  *streams.Store
-	Dir    string
+	// Cluster is the cluster (nil on an embedded server).
+	Cluster *Cluster
+	NC      *nats.Conn
+	Store   *streams.Store
+	Dir     string
+}
+
+// Backend is where a suite's JetStream runs.
+type Backend string
+
+const (
+	// Embedded is one embedded server, replicas 1.
+	Embedded Backend = "embedded"
+	// Cluster3 is a cluster of three servers in the test process, every
+	// stream and bucket with three replicas.
+	Cluster3 Backend = "cluster"
+)
+
+// EnvBackend is the environment variable that picks the backend of the
+// suites that run on either (StartSuite): "embedded" (the default) or
+// "cluster".
+const EnvBackend = "STRAND_TEST_BACKEND"
+
+// SuiteBackend is the backend EnvBackend picks. An unknown name fails the
+// test rather than run on another backend than asked.
+func SuiteBackend(t testing.TB) Backend {
+	t.Helper()
+	switch b := Backend(os.Getenv(EnvBackend)); b {
+	case "", Embedded:
+		return Embedded
+	case Cluster3:
+		return Cluster3
+	default:
+		t.Fatalf("%s=%q: want %q or %q", EnvBackend, b, Embedded, Cluster3)
+		return ""
+	}
+}
+
+// StartSuite starts the backend EnvBackend picks, so that one test body
+// runs on one server or on a cluster (as litestream runs one suite on
+// every replica client). Tests that stop or restart the server itself use
+// Start or StartCluster.
+func StartSuite(t testing.TB, opts ...Options) *Env {
+	t.Helper()
+	if SuiteBackend(t) == Cluster3 {
+		return StartOnCluster(t, opts...)
+	}
+	return Start(t, opts...)
+}
+
+// StartOnCluster starts a three-server cluster and opens a store on it with
+// three replicas (unless the options ask for others); the connection knows
+// every server.
+func StartOnCluster(t testing.TB, opts ...Options) *Env {
+	t.Helper()
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	c := StartCluster(t, ClusterOptions{SyncAlways: o.SyncAlways})
+	nc, err := nats.Connect(c.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("connect to the cluster: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	if o.Config.Replicas == 0 {
+		o.Config.Replicas = 3
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := streams.Open(ctx, nc, o.Config, nil)
+	if err != nil {
+		t.Fatalf("open store on the cluster: %v", err)
+	}
+	t.Cleanup(st.Close)
+	return &Env{Cluster: c, NC: nc, Store: st, Dir: c.Dir}
 }
 
 // Options tune Start.
