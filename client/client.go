@@ -115,6 +115,11 @@ func (c *Client) sendRaw(ctx context.Context, subject string, body []byte) ([]by
 		return nil, &Error{Code: domain.CodeUnavailable, Message: "request timed out"}
 	case errors.Is(err, nats.ErrMaxPayload):
 		return nil, &Error{Code: domain.CodeTooLarge, Message: "request is larger than the server's max_payload"}
+	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrDisconnected),
+		errors.Is(err, nats.ErrReconnectBufExceeded), errors.Is(err, nats.ErrConnectionDraining):
+		// The request may or may not have reached the service: like a
+		// timeout, retry it with its request_id.
+		return nil, &Error{Code: domain.CodeUnavailable, Message: "connection to the server lost: " + err.Error()}
 	case err != nil:
 		return nil, fmt.Errorf("request %s: %w", m.Subject, err)
 	}
@@ -123,7 +128,8 @@ func (c *Client) sendRaw(ctx context.Context, subject string, body []byte) ([]by
 		if err := json.Unmarshal(resp.Data, &eb); err != nil || eb.Error.Code == "" {
 			return nil, &Error{Code: domain.CodeInternal, Message: resp.Header.Get(micro.ErrorHeader)}
 		}
-		return nil, &Error{Code: domain.Code(eb.Error.Code), Message: eb.Error.Message}
+		after, _ := retryAfter(resp)
+		return nil, &Error{Code: domain.Code(eb.Error.Code), Message: eb.Error.Message, RetryAfter: after}
 	}
 	return resp.Data, nil
 }
@@ -326,7 +332,7 @@ func (c *Client) requestRetrying(ctx context.Context, m *nats.Msg) (*nats.Msg, e
 			return resp, err
 		}
 		after, ok := retryAfter(resp)
-		if !ok || waited+after > c.RetryWait {
+		if !ok || resp.Header.Get(names.HeaderNotApplied) != "true" || waited+after > c.RetryWait {
 			return resp, nil
 		}
 		t := time.NewTimer(after)

@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/strand-dev/strand/domain"
 )
@@ -48,6 +49,9 @@ func StatusOf(code domain.Code) int {
 type Error struct {
 	Code    domain.Code
 	Message string
+	// RetryAfter is the service's hint (names.HeaderRetryAfter) of when to
+	// try again an unavailable request; 0 when it gave none.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }

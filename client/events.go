@@ -21,7 +21,16 @@ const (
 
 // Watch calls fn for each event of a session from position from on: first
 // the stored history (events.list pages), then the live tail, without gaps
-// or repeats. It returns when ctx ends or fn returns an error.
+// or repeats. It returns when ctx ends, fn returns an error, or the
+// connection is closed for good.
+//
+// It rides through a lost connection and a restarting service: when the
+// connection comes back (nats.go resubscribes the live tail first) it lists
+// what was stored meanwhile from the last position it delivered, and a
+// listing refused as unavailable (no service answering yet, a timeout) is
+// tried again with backoff. Live events the listing already delivered are
+// recognised by their version and skipped, so a follow neither misses nor
+// repeats an event.
 func (c *Client) Watch(ctx context.Context, session string, from uint64, fn func(EventView) error) error {
 	live := make(chan *nats.Msg, 1024)
 	sub, err := c.nc.ChanSubscribe(names.WatchSubject(c.Tenant, session), live)
@@ -29,62 +38,124 @@ func (c *Client) Watch(ctx context.Context, session string, from uint64, fn func
 		return err
 	}
 	defer sub.Unsubscribe() //nolint:errcheck // best effort on the way out
-	// Positions of one session are not contiguous (they are the stream's
-	// sequences), its versions are: they tell what was missed.
-	next, version := from, uint64(0)
-	deliver := func(e EventView) error {
-		next, version = e.Position+1, e.Version
-		return fn(e)
+	status := c.nc.StatusChanged(nats.CONNECTED, nats.CLOSED)
+	defer c.nc.RemoveStatusListener(status)
+	w := &watch{c: c, session: session, next: from, fn: fn}
+	if err := w.catchUp(ctx, 0); err != nil {
+		return err
 	}
-	for {
-		page, err := c.Events(ctx, EventsRequest{Session: session, From: next, Limit: MaxEventsLimit})
-		if err != nil {
-			return err
-		}
-		for _, e := range page.Events {
-			if err := deliver(e); err != nil {
-				return err
-			}
-		}
-		if page.NextFrom == 0 {
-			break
-		}
-	}
+	// From here on the session is known to exist and a service to answer:
+	// an unavailable listing is a restart or a failover to ride through.
+	w.retry = true
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case m := <-live:
-			ev, err := domain.DecodeEvent(m.Data)
-			if err != nil {
+		case s := <-status:
+			if s == nats.CLOSED {
+				return fmt.Errorf("watch %s: %w", session, nats.ErrConnectionClosed)
+			}
+			// Reconnected: what was stored while the connection was down
+			// never reached the live tail.
+			if err := w.catchUp(ctx, 0); err != nil {
 				return err
 			}
-			seq, err := strconv.ParseUint(m.Header.Get(names.HeaderSequence), 10, 64)
-			if err != nil {
-				return fmt.Errorf("watch %s: bad Nats-Sequence header", session)
-			}
-			if seq < next || (version != 0 && ev.Version <= version) {
-				continue // already delivered
-			}
-			if version != 0 && ev.Version > version+1 {
-				// Missed some (a slow subscriber): list the gap first.
-				page, err := c.Events(ctx, EventsRequest{Session: session, From: next, At: AtPosition(seq), Limit: MaxEventsLimit})
-				if err != nil {
-					return err
-				}
-				for _, e := range page.Events {
-					if e.Position >= seq {
-						break
-					}
-					if err := deliver(e); err != nil {
-						return err
-					}
-				}
-			}
-			if err := deliver(NewEventView(seq, domain.Sum(m.Data), ev)); err != nil {
+		case m := <-live:
+			if err := w.live(ctx, m); err != nil {
 				return err
 			}
 		}
+	}
+}
+
+// watch is the state of one Watch: the next position to deliver and the
+// version of the last event delivered (positions of one session are not
+// contiguous, they are the stream's sequences; its versions are, so they
+// tell what was missed).
+type watch struct {
+	c             *Client
+	session       string
+	next, version uint64
+	fn            func(EventView) error
+	// retry: list again while the answer is unavailable.
+	retry bool
+}
+
+func (w *watch) deliver(e EventView) error {
+	if e.Position < w.next || (w.version != 0 && e.Version <= w.version) {
+		return nil // delivered already
+	}
+	w.next, w.version = e.Position+1, e.Version
+	return w.fn(e)
+}
+
+// live delivers an event of the live tail, listing first what came before
+// it and was not delivered (missed by a slow subscriber, or before the
+// first delivery, when no version tells whether anything was missed).
+func (w *watch) live(ctx context.Context, m *nats.Msg) error {
+	ev, err := domain.DecodeEvent(m.Data)
+	if err != nil {
+		return err
+	}
+	seq, err := strconv.ParseUint(m.Header.Get(names.HeaderSequence), 10, 64)
+	if err != nil {
+		return fmt.Errorf("watch %s: bad Nats-Sequence header", w.session)
+	}
+	if seq < w.next || (w.version != 0 && ev.Version <= w.version) {
+		return nil // delivered already
+	}
+	if w.version == 0 || ev.Version > w.version+1 {
+		if err := w.catchUp(ctx, seq); err != nil {
+			return err
+		}
+	}
+	return w.deliver(NewEventView(seq, domain.Sum(m.Data), ev))
+}
+
+// catchUp lists and delivers the stored events from w.next on, up to (not
+// including) position until, or to the head when until is 0.
+func (w *watch) catchUp(ctx context.Context, until uint64) error {
+	for {
+		req := EventsRequest{Session: w.session, From: w.next, Limit: MaxEventsLimit}
+		if until != 0 {
+			req.At = AtPosition(until)
+		}
+		page, err := w.list(ctx, req)
+		if err != nil {
+			return err
+		}
+		for _, e := range page.Events {
+			if until != 0 && e.Position >= until {
+				return nil
+			}
+			if err := w.deliver(e); err != nil {
+				return err
+			}
+		}
+		if page.NextFrom == 0 {
+			return nil
+		}
+	}
+}
+
+// list is Events, tried again with backoff while the answer is unavailable
+// (the connection is down, no service answers yet, a stream leader is being
+// elected) once w.retry is set, until ctx ends.
+func (w *watch) list(ctx context.Context, req EventsRequest) (EventsReply, error) {
+	pause := 50 * time.Millisecond
+	for {
+		page, err := w.c.Events(ctx, req)
+		if err == nil || !w.retry || ErrorCode(err) != domain.CodeUnavailable || ctx.Err() != nil {
+			return page, err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return page, ctx.Err()
+		case <-t.C:
+		}
+		pause = min(2*pause, 2*time.Second)
 	}
 }
 

@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code is one of the closed set of stable error codes that callers see.
@@ -37,6 +38,10 @@ type Error struct {
 	Code    Code
 	Message string
 	Err     error
+	// RetryAfter, when set (on unavailable), is how long the caller should
+	// wait before trying again; the service sends it in the
+	// Strand-Retry-After reply header, the HTTP gateway as Retry-After.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -273,11 +274,27 @@ var ErrUnauthenticated = domain.Errorf(domain.CodeForbidden, "authentication req
 // writeError answers with the JSON error body and the status of its code.
 func writeError(w http.ResponseWriter, err error) {
 	status := client.StatusOf(client.ErrorCode(err))
+	var ce *client.Error
+	var de *domain.Error
+	switch {
+	case errors.As(err, &ce) && ce.RetryAfter > 0:
+		setRetryAfter(w, ce.RetryAfter)
+	case errors.As(err, &de) && de.RetryAfter > 0:
+		setRetryAfter(w, de.RetryAfter)
+	}
 	if errors.Is(err, ErrUnauthenticated) {
 		status = http.StatusUnauthorized
 		w.Header().Set("WWW-Authenticate", `Basic realm="strand", charset="UTF-8"`)
 	}
 	writeStatus(w, status, err)
+}
+
+// setRetryAfter sets the retry hint of an unavailable answer: HTTP's
+// Retry-After in whole seconds (rounded up), and Strand-Retry-After in
+// milliseconds as the NATS service sends it.
+func setRetryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
+	w.Header().Set(names.HeaderRetryAfter, strconv.FormatInt(max(d.Milliseconds(), 1), 10))
 }
 
 // writeStatus answers with err's JSON error body and the given status.

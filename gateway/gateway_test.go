@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -351,4 +352,54 @@ func TestGateway_EventsWatch(t *testing.T) {
 			t.Errorf("watch of an unknown session: %d, want 404 before any stream", resp.StatusCode)
 		}
 	})
+}
+
+// TestGateway_RetryAfter: an unavailable answer carries its retry hint as
+// HTTP's Retry-After (seconds) and Strand-Retry-After (milliseconds): the
+// gateway's own (no service answers) and the service's (the rate limit,
+// passed through with Strand-Not-Applied).
+func TestGateway_RetryAfter(t *testing.T) {
+	env := streamstest.Start(t)
+	gw, err := gateway.New(gateway.Options{URLs: env.Server.ClientURL(), Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("gateway: %v", err)
+	}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(func() { srv.Close(); _ = gw.Close() })
+	post := func() *http.Response {
+		t.Helper()
+		resp, err := http.Post(srv.URL+"/v1/acme/session/create", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	resp := post()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" || resp.Header.Get(names.HeaderRetryAfter) != "1000" {
+		t.Errorf("no service: %s, Retry-After %q, %s %q; want 503, 1, 1000", resp.Status,
+			resp.Header.Get("Retry-After"), names.HeaderRetryAfter, resp.Header.Get(names.HeaderRetryAfter))
+	}
+
+	svc := handlers.NewService(env.Store, handlers.Options{Limits: &handlers.LimitsConfig{
+		Tenants: map[string]handlers.Limits{"acme": {RequestsPerSecond: 0.1, Burst: 1}}}})
+	if err := svc.Start(env.NC); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	if err := env.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if resp := post(); resp.StatusCode != http.StatusOK {
+		t.Fatalf("first request within the burst: %s", resp.Status)
+	}
+	resp = post()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || resp.Header.Get(names.HeaderNotApplied) != "true" {
+		t.Errorf("rate limited: %s, Retry-After %q, %s %q; want 503 with both", resp.Status,
+			resp.Header.Get("Retry-After"), names.HeaderNotApplied, resp.Header.Get(names.HeaderNotApplied))
+	}
+	if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || n < 1 || n > 10 {
+		t.Errorf("rate limited at 0.1/s: Retry-After %q, want 1..10 seconds", resp.Header.Get("Retry-After"))
+	}
 }

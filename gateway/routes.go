@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -156,6 +157,12 @@ func (g *Gateway) forward(e *client.Endpoint) http.Handler {
 		w.Header().Set("Content-Type", contentType)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Cache-Control", "no-store")
+		if ms, err := strconv.ParseInt(resp.Header.Get(names.HeaderRetryAfter), 10, 64); err == nil && ms > 0 {
+			setRetryAfter(w, time.Duration(ms)*time.Millisecond)
+			if resp.Header.Get(names.HeaderNotApplied) != "" {
+				w.Header().Set(names.HeaderNotApplied, resp.Header.Get(names.HeaderNotApplied))
+			}
+		}
 		w.WriteHeader(status)
 		_, _ = w.Write(resp.Data)
 	})
@@ -175,9 +182,9 @@ func (g *Gateway) request(r *http.Request, pc *pooled, m *nats.Msg) (*nats.Msg, 
 	case errors.Is(context.Cause(ctx), errPermission):
 		return nil, domain.Errorf(domain.CodeForbidden, "your credentials may not address %s", m.Subject)
 	case errors.Is(err, nats.ErrNoResponders):
-		return nil, domain.Errorf(domain.CodeUnavailable, "no strand service answers on %s", m.Subject)
+		return nil, &domain.Error{Code: domain.CodeUnavailable, Message: "no strand service answers on " + m.Subject, RetryAfter: time.Second}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		return nil, domain.Errorf(domain.CodeUnavailable, "request timed out")
+		return nil, &domain.Error{Code: domain.CodeUnavailable, Message: "request timed out", RetryAfter: time.Second}
 	case errors.Is(err, nats.ErrMaxPayload):
 		return nil, domain.Errorf(domain.CodeTooLarge, "request is larger than the server's max_payload")
 	case errors.Is(err, context.Canceled):

@@ -77,6 +77,9 @@ func TestLimits_RetryAfter(t *testing.T) {
 			if !strings.Contains(string(resp.Data), `"unavailable"`) {
 				t.Errorf("refusal with %s: %s, want code unavailable", names.HeaderRetryAfter, resp.Data)
 			}
+			if resp.Header.Get(names.HeaderNotApplied) != "true" {
+				t.Errorf("refusal by the rate limit without %s: true", names.HeaderNotApplied)
+			}
 		}
 	}
 	if !saw {

@@ -308,7 +308,7 @@ func (s *Service) handle(r micro.Request, ep *client.Endpoint, fn handlerFunc) e
 	}()
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			err = domain.Errorf(domain.CodeUnavailable, "request timed out")
+			err = &domain.Error{Code: domain.CodeUnavailable, Message: "request timed out", RetryAfter: timeoutRetryAfter}
 		}
 		code := domain.ErrorCode(err)
 		if code == domain.CodeInternal {
@@ -347,11 +347,22 @@ func (s *Service) respondError(r micro.Request, err error) {
 		"Content-Type":        []string{"application/json"},
 	}
 	var rl *rateLimited
-	if errors.As(err, &rl) {
+	var de *domain.Error
+	switch {
+	case errors.As(err, &rl):
 		h.Set(names.HeaderRetryAfter, strconv.FormatInt(max(rl.after.Milliseconds(), 1), 10))
+		h.Set(names.HeaderNotApplied, "true")
+	case errors.As(err, &de) && de.Code == domain.CodeUnavailable && de.RetryAfter > 0:
+		// The request may have been applied (the store did not answer in
+		// time): a retry must carry the same request_id.
+		h.Set(names.HeaderRetryAfter, strconv.FormatInt(max(de.RetryAfter.Milliseconds(), 1), 10))
 	}
 	s.respond(r, h, body)
 }
+
+// timeoutRetryAfter is the pause suggested to a caller whose request ran
+// out of the service's time.
+const timeoutRetryAfter = time.Second
 
 // respond publishes the reply to r itself rather than through r.Respond or
 // r.Error: those record the outcome in the micro request, which micro's

@@ -66,11 +66,17 @@ func BusSubject(tenant, session, topic string) string {
 	return BusPrefix + tenant + "." + session + "." + topic
 }
 
-// HeaderRetryAfter, on a reply refused by the rate limit, says in
-// milliseconds when the request would be admitted. Nothing was done: the
-// request may be sent again as it is (the client does, see
-// client.Client.RetryWait).
+// HeaderRetryAfter, on an unavailable reply, says in milliseconds when to
+// try again: when the rate limit would admit the request, or about one
+// leader election when the event store did not answer in time. Only a
+// reply that also carries HeaderNotApplied did nothing; otherwise the
+// request may have been applied, and a retry must carry its request_id.
 const HeaderRetryAfter = "Strand-Retry-After"
+
+// HeaderNotApplied ("true"), on a refusal (the rate limit), says that
+// nothing was done: the request may be sent again as it is (the Go client
+// does, see client.Client.RetryWait).
+const HeaderNotApplied = "Strand-Not-Applied"
 
 // SecretScopeTenant is the last token of secret.get's subject for a
 // tenant's own secrets; for a session's it is the session id. Reading a

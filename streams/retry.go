@@ -110,8 +110,9 @@ const RetryAfter = 2 * time.Second
 // its context ended.
 func unavailable(what string, err error) error {
 	return &domain.Error{Code: domain.CodeUnavailable,
-		Message: what + ": the event store did not answer in time (a stream leader is being elected, or the storage is unreachable); retry after " + RetryAfter.String(),
-		Err:     err}
+		Message:    what + ": the event store did not answer in time (a stream leader is being elected, or the storage is unreachable); retry after " + RetryAfter.String(),
+		Err:        err,
+		RetryAfter: RetryAfter}
 }
 
 // retry runs op until it succeeds, fails for a reason that is not

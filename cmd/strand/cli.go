@@ -251,7 +251,11 @@ func (m *Main) show(g *globals, r any, err error, human func()) error {
 
 // dial connects to the server and makes the client.
 func (g *globals) dial() error {
-	opts := []nats.Option{nats.Name("strand-cli"), nats.Timeout(5 * time.Second)}
+	// A lost connection is taken up again for as long as the command runs
+	// (a follow, a mount, `strand run`, the MCP server); a request in
+	// flight meanwhile ends at its timeout, unavailable.
+	opts := []nats.Option{nats.Name("strand-cli"), nats.Timeout(5 * time.Second),
+		nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
 	if g.creds != "" {
 		opts = append(opts, nats.UserCredentials(g.creds))
 	}
