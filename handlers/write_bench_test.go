@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -105,4 +109,96 @@ func BenchmarkWrite_InlineThreshold(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkWrite_Concurrent measures small-file writes through the service
+// from 16 concurrent clients (each on a session of its own, on a connection
+// of their own) against as many raw publishers with a per-subject
+// expectation, on one embedded server without fsync: the shape of row 1 of
+// strand bench, small enough for a CPU profile of the service's side alone
+// (go test -bench Concurrent/strand -cpuprofile).
+func BenchmarkWrite_Concurrent(b *testing.B) {
+	const clients = 16
+	env := streamstest.Start(b, streamstest.Options{})
+	svc := handlers.NewService(env.Store, handlers.Options{})
+	if err := svc.Start(env.NC); err != nil {
+		b.Fatal(err)
+	}
+	defer svc.Stop()
+	ctx := context.Background()
+	nc, err := nats.Connect(env.Server.ClientURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	cl := client.NewClient(nc, "bench")
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}, Storage: jetstream.FileStorage}); err != nil {
+		b.Fatal(err)
+	}
+	sessions := make([]string, clients)
+	for i := range sessions {
+		s, err := cl.CreateSession(ctx, client.CreateSessionRequest{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sessions[i] = s.Session.ID
+	}
+	content := bytes.Repeat([]byte("package main // x\n"), 9)[:160]
+	run := func(b *testing.B, op func(w, i int) error) {
+		var wg sync.WaitGroup
+		var failed atomic.Value
+		per := b.N/clients + 1
+		b.ResetTimer()
+		start, cpu0 := time.Now(), cpuTime()
+		for w := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range per {
+					if err := op(w, i); err != nil {
+						failed.Store(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if err, ok := failed.Load().(error); ok {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(per*clients)/time.Since(start).Seconds(), "ops/s")
+		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(per*clients), "cpu-µs/op")
+	}
+	b.Run("strand", func(b *testing.B) {
+		run(b, func(w, i int) error {
+			_, err := cl.Write(ctx, client.WriteRequest{Session: sessions[w], Path: fmt.Sprintf("src/file%02d.go", i%50), Content: content})
+			return err
+		})
+	})
+	b.Run("raw", func(b *testing.B) {
+		last := make([]uint64, clients)
+		prefix := fmt.Sprintf("raw.%d.", time.Now().UnixNano())
+		run(b, func(w, i int) error {
+			m := nats.NewMsg(prefix + strconv.Itoa(w))
+			m.Data = content
+			ack, err := js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last[w]))
+			if err != nil {
+				return err
+			}
+			last[w] = ack.Sequence
+			return nil
+		})
+	})
+}
+
+// cpuTime is the CPU time (user and system) the process has used: the
+// embedded server, the service and the clients together. On a machine
+// shared with other work it is steadier than throughput.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
