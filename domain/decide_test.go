@@ -849,6 +849,22 @@ func TestSession_RequestPosition(t *testing.T) {
 	if !slices.Equal(ids, ids3) {
 		t.Errorf("replayed request ids differ from the written ones")
 	}
+	// An earlier state shares the older ids with the head but knows none
+	// of the later ones.
+	p300, ok := s.RequestPosition("r300")
+	if !ok {
+		t.Fatal("RequestPosition(r300) forgotten")
+	}
+	mid := replayed["s1"][p300]
+	if pos, ok := mid.RequestPosition("r300"); !ok || pos != p300 {
+		t.Errorf("state at r300: RequestPosition(r300) = %d, %v; want %d, true", pos, ok, p300)
+	}
+	if _, ok := mid.RequestPosition("r301"); ok {
+		t.Errorf("state at r300 remembers r301, written after it")
+	}
+	if _, ok := mid.RequestPosition("r45"); !ok {
+		t.Errorf("state at r300 forgot r45, one of its last %d", domain.RecentRequests)
+	}
 }
 
 // checkReplay replays the whole log and compares every state with the one

@@ -176,6 +176,17 @@ func BenchmarkWrite_Concurrent(b *testing.B) {
 			return err
 		})
 	})
+	// As the mount and the working copy write: every request with an id
+	// of its own (idempotent retries), which the service looks up in the
+	// request index before deciding, and the index records.
+	b.Run("strand-request-id", func(b *testing.B) {
+		prefix := strconv.FormatInt(time.Now().UnixNano(), 36)
+		run(b, func(w, i int) error {
+			_, err := cl.Write(ctx, client.WriteRequest{Mutation: client.Mutation{RequestID: fmt.Sprintf("%s-%d-%d", prefix, w, i)},
+				Session: sessions[w], Path: fmt.Sprintf("src/file%02d.go", i%50), Content: content})
+			return err
+		})
+	})
 	b.Run("raw", func(b *testing.B) {
 		last := make([]uint64, clients)
 		prefix := fmt.Sprintf("raw.%d.", time.Now().UnixNano())

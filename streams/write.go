@@ -58,22 +58,26 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 		}
 	}
 	if meta.RequestID != "" {
-		if _, ok := s.RequestPosition(meta.RequestID); !ok {
-			// Not among the session's last request ids: ask the index,
-			// before any precondition of the retry is checked against a
-			// state that its first attempt already changed.
-			pos, ok, err := st.requestSequence(ctx, msgID(tenant, id, meta.RequestID))
-			if err != nil {
-				return Result{}, err
-			}
-			if ok {
-				return st.retried(ctx, s, pos, meta, build)
-			}
+		if pos, ok := s.RequestPosition(meta.RequestID); ok {
+			return st.retried(ctx, s, pos, meta, build)
+		}
+		// Not among the session's last request ids: ask the index,
+		// before any precondition of the retry is checked against a
+		// state that its first attempt already changed.
+		pos, ok, err := st.requestSequence(ctx, msgID(tenant, id, meta.RequestID))
+		if err != nil {
+			return Result{}, err
+		}
+		if ok {
+			return st.retried(ctx, s, pos, meta, build)
 		}
 	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		if pos, ok := s.RequestPosition(meta.RequestID); ok {
-			return st.retried(ctx, s, pos, meta, build)
+		if attempt > 0 {
+			// A new head: the request may be among its ids now.
+			if pos, ok := s.RequestPosition(meta.RequestID); ok {
+				return st.retried(ctx, s, pos, meta, build)
+			}
 		}
 		if s.Status == domain.StatusDeleted {
 			return Result{}, domain.ErrSessionDeleted
