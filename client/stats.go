@@ -34,12 +34,16 @@ type ApprovalTiming struct {
 	Seconds   float64   `json:"seconds,omitempty"`
 }
 
-// SessionStatsReply answers session.stats: figures of a session's whole
-// history, folded from its events (exact, at the position it names).
+// SessionStatsReply answers session.stats: figures of a session's history
+// up to Position, from the stats projection (exact at that position;
+// Behind counts the session's events the projection has not folded yet).
 type SessionStatsReply struct {
-	Session  string    `json:"session"`
-	Position uint64    `json:"position"`
-	Events   int       `json:"events"`
+	Session  string `json:"session"`
+	Position uint64 `json:"position"`
+	Behind   uint64 `json:"behind"`
+	Events   int    `json:"events"`
+	// EventBytes is what the events take in a file-stored event stream.
+	EventBytes int64     `json:"event_bytes"`
 	First    time.Time `json:"first"`
 	Last     time.Time `json:"last"`
 	// ByType and ByActor count the events.
@@ -49,10 +53,12 @@ type SessionStatsReply struct {
 	// included.
 	Bucket   string        `json:"bucket"`
 	Timeline []StatsBucket `json:"timeline"`
-	// FilesChanged counts the distinct paths that events changed;
-	// ContentBytes the file content they wrote.
-	FilesChanged int   `json:"files_changed"`
-	ContentBytes int64 `json:"content_bytes"`
+	// FilesChanged counts the distinct paths that events changed (a lower
+	// bound when FilesChangedCapped: past 20,000 paths); ContentBytes the
+	// file content they wrote.
+	FilesChanged       int   `json:"files_changed"`
+	FilesChangedCapped bool  `json:"files_changed_capped,omitempty"`
+	ContentBytes       int64 `json:"content_bytes"`
 	// Approvals lists every approval request with its wait;
 	// MedianApprovalSeconds is the median wait of the granted ones.
 	Approvals             []ApprovalTiming `json:"approvals"`

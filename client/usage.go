@@ -5,19 +5,40 @@ import "context"
 // UsageRequest is the body of usage.get (the tenant is the subject's).
 type UsageRequest struct{}
 
-// StorageUsage are the bytes a deployment's streams hold. Blobs are
-// content-addressed and shared by every tenant, so these are the
-// deployment's figures, not one tenant's.
+// StorageUsage are the bytes a tenant's data takes in the streams, from
+// the stats projection (it lags the stream by the projection's delay) and
+// the snapshot bucket. Blobs are content-addressed and shared by all
+// tenants: a tenant is counted for every distinct content its events name,
+// so two tenants that wrote the same file are each counted for it, and
+// the tenants' BlobBytes may add up to more than the blob stream holds.
 type StorageUsage struct {
+	// EventBytes is what the tenant's events take in a file-stored event
+	// stream (subject, headers, body and the file store's framing).
+	EventBytes int64 `json:"event_bytes"`
+	// Blobs and BlobBytes count the distinct contents (by SHA-256) that
+	// the tenant's events name in the blob store, and their sizes (small
+	// files travel inline in their events and are in EventBytes instead).
+	Blobs     int64 `json:"blobs"`
+	BlobBytes int64 `json:"blob_bytes"`
+	// BlobBytesWritten is the content the tenant's writes sent to the blob
+	// store, every write counted; DedupRatio is BlobBytesWritten /
+	// BlobBytes: how many times over the tenant's blobs would be stored
+	// without content addressing (1: no write repeated a content).
+	BlobBytesWritten int64   `json:"blob_bytes_written"`
+	DedupRatio       float64 `json:"dedup_ratio"`
+	// SnapshotBytes is the size of the snapshot documents of the tenant's
+	// sessions (a cache: deleting them changes no answer); Snapshots
+	// counts them.
+	SnapshotBytes uint64 `json:"snapshot_bytes"`
+	Snapshots     int    `json:"snapshots"`
+}
+
+// DeploymentUsage are the bytes the deployment's streams hold, all
+// tenants together, as JetStream reports them.
+type DeploymentUsage struct {
 	EventBytes    uint64 `json:"event_bytes"`
 	BlobBytes     uint64 `json:"blob_bytes"`
 	SnapshotBytes uint64 `json:"snapshot_bytes"`
-	// ContentBytes is the file content every tenant's sessions were given
-	// (each write counted, as for the bytes_stored quota);
-	// DedupRatio is ContentBytes / BlobBytes: how many times over the
-	// content store would be without content addressing.
-	ContentBytes int64   `json:"content_bytes"`
-	DedupRatio   float64 `json:"dedup_ratio"`
 }
 
 // UsageReply answers usage.get.
@@ -28,12 +49,19 @@ type UsageReply struct {
 	// projection: it lags the stream by the projection's delay).
 	Sessions         int64          `json:"sessions"`
 	SessionsByStatus map[string]int `json:"sessions_by_status"`
-	// Events counts the events stored for the tenant's sessions.
+	// Events counts the events stored for the tenant's sessions, counted
+	// by the server on the event stream (exact, now).
 	Events uint64 `json:"events"`
-	// ContentBytes is the file content the tenant's sessions were given
-	// (the bytes_stored quota's count; 0 with limits off).
-	ContentBytes int64        `json:"content_bytes"`
-	Storage      StorageUsage `json:"storage"`
+	// ContentBytes is the file content the tenant's sessions wrote, every
+	// write counted (the stats projection).
+	ContentBytes int64 `json:"content_bytes"`
+	// Storage is the tenant's share of the streams; Deployment the
+	// streams' totals.
+	Storage    StorageUsage    `json:"storage"`
+	Deployment DeploymentUsage `json:"deployment"`
+	// Behind counts the events the stats projection has yet to fold, all
+	// tenants together: Storage and ContentBytes are that far behind.
+	Behind uint64 `json:"behind"`
 	// Requests counts the tenant's requests by endpoint as seen by the
 	// instance that answers, since it started (Prometheus's
 	// strand_http_requests_total and micro's stats have the

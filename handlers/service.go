@@ -81,6 +81,8 @@ type Options struct {
 	UsageRefresh time.Duration
 	// Usage serves usage.get (usage.go); nil: unavailable.
 	Usage UsageReporter
+	// Stats serves session.stats (stats.go); nil: unavailable.
+	Stats StatsReader
 	// Secrets seals and opens secrets' values; nil: secret endpoints answer
 	// unavailable.
 	Secrets *keyring.Ring

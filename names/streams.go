@@ -50,6 +50,10 @@ const (
 	SecretBucket = "strand_secrets"
 	// SessionsBucket holds the session views (projection).
 	SessionsBucket = "strand_session_views"
+	// StatsBucket holds the session figures and what a tenant's usage
+	// sums (projection): s.<tenant>.<session>, t.<tenant>.<session>,
+	// b.<tenant>.<sha256hex>.
+	StatsBucket = "strand_session_stats"
 	// ControlBucket holds the projections' generations and rebuild state.
 	ControlBucket = "strand_projections"
 	// SummaryBucket holds commit summaries computed by the summary worker.
@@ -63,6 +67,9 @@ const (
 	SessionsConsumer = "strand_proj_sessions"
 	// ActivityConsumer is the durable consumer of the activity feed.
 	ActivityConsumer = "strand_proj_activity"
+	// StatsConsumer is the durable consumer of the session-stats
+	// projection.
+	StatsConsumer = "strand_proj_stats"
 	// WorkDurablePrefix starts a worker's consumer name: strand_work_<name>.
 	WorkDurablePrefix = "strand_work_"
 )

@@ -20,7 +20,11 @@
 //     instance keeps an in-memory index of the bucket, fed by a watch, that
 //     pages session.list (index.go, list.go).
 //   - activity (activity.go): each tenant's recent events on a feed stream.
+//   - stats (stats.go): each session's figures (session.stats) and what a
+//     tenant's usage sums, with per-tenant sums kept in memory by a watch
+//     (statstotals.go).
 //
-// Lock order: Sessions.mu, Activity.mu and Runner.mu guard only their own
-// fields and are never held while calling out; index.mu is taken alone.
+// Lock order: Sessions.mu, Activity.mu, Stats.mu and Runner.mu guard only
+// their own fields and are never held while calling out; index.mu and
+// tenantTotals.mu are taken alone.
 package projections

@@ -205,8 +205,12 @@ func TestServe_UsageAndStats(t *testing.T) {
 	c.okJSON(&ar, "review", "request", id, "--reason", "commit", "--actor", "alice")
 	c.ok("review", "grant", id, ar.Request.ID, "--actor", "bob")
 
+	// The figures are a projection: wait until it folded every event.
 	var st client.SessionStatsReply
-	c.okJSON(&st, "session", "stats", id, "--bucket", "hour")
+	waitFor(t, "the stats projection to fold the session", func() bool {
+		c.okJSON(&st, "session", "stats", id, "--bucket", "hour")
+		return st.Behind == 0 && st.Events == 6
+	})
 	if st.ContentBytes != int64(6+2*len(same)) {
 		t.Errorf("stats content bytes %d, want %d", st.ContentBytes, 6+2*len(same))
 	}
@@ -236,7 +240,7 @@ func TestServe_UsageAndStats(t *testing.T) {
 	var u client.UsageReply
 	waitFor(t, "usage to count the session", func() bool {
 		c.okJSON(&u, "usage")
-		return u.Sessions == 1
+		return u.Sessions == 1 && u.Behind == 0
 	})
 	n := 0
 	for _, k := range u.SessionsByStatus {
@@ -245,11 +249,19 @@ func TestServe_UsageAndStats(t *testing.T) {
 	if u.Events != 6 || n != 1 || u.Requests["session.create"] != 1 {
 		t.Errorf("usage: events %d, by status %v, requests %v; want 6, one session, one session.create", u.Events, u.SessionsByStatus, u.Requests)
 	}
-	if want := int64(6 + 2*len(same)); u.ContentBytes != want || u.Storage.EventBytes == 0 {
-		t.Errorf("usage bytes: content %d (want %d: every write counts), storage %+v", u.ContentBytes, want, u.Storage)
+	if want := int64(6 + 2*len(same)); u.ContentBytes != want {
+		t.Errorf("usage content bytes %d, want %d: every write counts", u.ContentBytes, want)
 	}
-	if u.Storage.BlobBytes < uint64(len(same)) || u.Storage.DedupRatio <= 1 {
-		t.Errorf("storage %+v: want the 4 KiB blob stored once and a dedup ratio over 1", u.Storage)
+	// One tenant: its events are the whole event stream, byte for byte.
+	if u.Storage.EventBytes != int64(u.Deployment.EventBytes) || st.EventBytes != u.Storage.EventBytes {
+		t.Errorf("event bytes: tenant %d, session %d, stream %d; want all three equal", u.Storage.EventBytes, st.EventBytes, u.Deployment.EventBytes)
+	}
+	// The 4 KiB content was written twice and is stored once.
+	if u.Storage.Blobs != 1 || u.Storage.BlobBytes != int64(len(same)) || u.Storage.BlobBytesWritten != int64(2*len(same)) || u.Storage.DedupRatio != 2 {
+		t.Errorf("storage %+v: want one blob of %d bytes written twice, dedup ratio 2", u.Storage, len(same))
+	}
+	if u.Deployment.BlobBytes < uint64(len(same)) {
+		t.Errorf("deployment %+v: want the blob stream to hold the 4 KiB blob", u.Deployment)
 	}
 	var viaHTTP client.UsageReply
 	if code, body := (httpAs{t: t, base: srv.HTTP}).post("/v1/default/usage/get", `{}`, &viaHTTP); code != 200 || viaHTTP.Events != 6 {
@@ -257,8 +269,8 @@ func TestServe_UsageAndStats(t *testing.T) {
 	}
 	// Another tenant has nothing.
 	c.okJSON(&u, "usage", "--tenant", "other")
-	if u.Sessions != 0 || u.Events != 0 || u.ContentBytes != 0 {
-		t.Errorf("usage of an empty tenant: %+v", u)
+	if u.Sessions != 0 || u.Events != 0 || u.ContentBytes != 0 || u.Storage != (client.StorageUsage{}) || u.Deployment.EventBytes == 0 {
+		t.Errorf("usage of an empty tenant: %+v; want nothing of its own, the deployment's streams", u)
 	}
 }
 

@@ -24,6 +24,7 @@ type readModels struct {
 	replicas int
 	views    *projections.Sessions
 	activity *projections.Activity
+	stats    *projections.Stats
 }
 
 // openReadModels opens (without starting) every projection of the event
@@ -36,11 +37,15 @@ func openReadModels(ctx context.Context, js jetstream.JetStream, replicas int, l
 	views.EmitWork(projections.WorkConfig{Stream: names.WorkStream, Subject: names.WorkSubject})
 	activity := projections.OpenActivity(js, names.EventStream, names.EventFilter("*"), replicas,
 		projections.FeedConfig{Stream: names.FeedStream, Subject: names.FeedSubject}, log)
-	return &readModels{stream: names.EventStream, replicas: replicas, views: views, activity: activity}, nil
+	stats, err := projections.OpenStats(ctx, js, names.EventStream, names.EventFilter("*"), replicas, log)
+	if err != nil {
+		return nil, err
+	}
+	return &readModels{stream: names.EventStream, replicas: replicas, views: views, activity: activity, stats: stats}, nil
 }
 
 func (r *readModels) specs() []projections.Spec {
-	return []projections.Spec{r.views.Spec(), r.activity.Spec()}
+	return []projections.Spec{r.views.Spec(), r.activity.Spec(), r.stats.Spec()}
 }
 
 func (r *readModels) start(ctx context.Context) error {
@@ -51,10 +56,16 @@ func (r *readModels) start(ctx context.Context) error {
 		r.views.Stop()
 		return err
 	}
+	if err := r.stats.Start(ctx); err != nil {
+		r.activity.Stop()
+		r.views.Stop()
+		return err
+	}
 	return nil
 }
 
 func (r *readModels) stop() {
+	r.stats.Stop()
 	r.activity.Stop()
 	r.views.Stop()
 }
@@ -62,7 +73,7 @@ func (r *readModels) stop() {
 // options serves the read endpoints from the projections.
 func (r *readModels) options(o *handlers.Options) {
 	a := viewsAdapter{r}
-	o.Lister, o.Reviews, o.Activity, o.Projections = a, a, a, a
+	o.Lister, o.Reviews, o.Activity, o.Projections, o.Stats = a, a, a, a, a
 }
 
 // viewsAdapter answers the service's read-model questions.

@@ -136,7 +136,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	}
 	svcOpts := handlers.Options{Log: log, AllowDirImport: *allowDirImport, Secrets: ring}
 	models.options(&svcOpts)
-	svcOpts.Usage = usageAdapter{js: store.JetStream(), views: models.views}
+	svcOpts.Usage = usageAdapter{js: store.JetStream(), views: models.views, stats: models.stats, snapshots: store.SnapshotBytes}
 	if err := sec.apply(&svcOpts, emb, views); err != nil {
 		return err
 	}

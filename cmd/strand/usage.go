@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,11 +16,14 @@ import (
 	"github.com/strand-dev/strand/projections"
 )
 
-// usageAdapter answers usage.get from the session-views projection and
-// the streams' own figures.
+// usageAdapter answers usage.get from the session-views and stats
+// projections, the snapshot bucket and the streams' own figures.
 type usageAdapter struct {
 	js    jetstream.JetStream
 	views *projections.Sessions
+	stats *projections.Stats
+	// snapshots sums a tenant's snapshot documents (streams.Store).
+	snapshots func(ctx context.Context, tenant string) (uint64, int, error)
 }
 
 // TenantUsage serves usage.get.
@@ -43,17 +43,25 @@ func (a usageAdapter) TenantUsage(ctx context.Context, tenant string) (client.Us
 	if r.Events, err = a.countEvents(ctx, tenant); err != nil {
 		return r, err
 	}
-	counters, err := a.contentCounters(ctx)
+	ts, err := a.stats.Tenant(ctx, tenant)
 	if err != nil {
 		return r, err
 	}
-	r.ContentBytes = counters[tenant]
-	for _, n := range counters {
-		r.Storage.ContentBytes += n
+	r.ContentBytes = ts.ContentBytes
+	r.Storage = client.StorageUsage{EventBytes: ts.EventBytes, Blobs: ts.Blobs, BlobBytes: ts.BlobBytes,
+		BlobBytesWritten: ts.BlobBytesWritten}
+	if ts.BlobBytes > 0 {
+		r.Storage.DedupRatio = float64(ts.BlobBytesWritten) / float64(ts.BlobBytes)
+	}
+	if r.Storage.SnapshotBytes, r.Storage.Snapshots, err = a.snapshots(ctx, tenant); err != nil {
+		return r, err
+	}
+	if st, err := a.stats.Status(ctx); err == nil {
+		r.Behind = st.Lag
 	}
 	for name, dst := range map[string]*uint64{
-		names.EventStream: &r.Storage.EventBytes, names.BlobStream: &r.Storage.BlobBytes,
-		"KV_" + names.SnapshotBucket: &r.Storage.SnapshotBytes,
+		names.EventStream: &r.Deployment.EventBytes, names.BlobStream: &r.Deployment.BlobBytes,
+		"KV_" + names.SnapshotBucket: &r.Deployment.SnapshotBytes,
 	} {
 		s, err := a.js.Stream(ctx, name)
 		if err != nil {
@@ -64,10 +72,38 @@ func (a usageAdapter) TenantUsage(ctx context.Context, tenant string) (client.Us
 			*dst = info.State.Bytes
 		}
 	}
-	if r.Storage.BlobBytes > 0 {
-		r.Storage.DedupRatio = float64(r.Storage.ContentBytes) / float64(r.Storage.BlobBytes)
-	}
 	return r, nil
+}
+
+// SessionStats serves session.stats from the stats projection.
+func (a viewsAdapter) SessionStats(ctx context.Context, tenant, id, bucket string) (client.SessionStatsReply, uint64, error) {
+	s, _, err := a.r.stats.Session(ctx, tenant, id)
+	if err != nil {
+		return client.SessionStatsReply{}, 0, err
+	}
+	width := 24 * time.Hour
+	if bucket == "hour" {
+		width = time.Hour
+	}
+	r := client.SessionStatsReply{
+		Session: id, Position: s.Applied, Events: s.Events, EventBytes: s.EventBytes, First: s.First, Last: s.Last,
+		ByType: s.ByType, ByActor: s.ByActor, Bucket: bucket, Timeline: []client.StatsBucket{},
+		FilesChanged: s.FilesChanged, FilesChangedCapped: s.FilesCapped, ContentBytes: s.ContentBytes,
+		Approvals: []client.ApprovalTiming{}, MedianApprovalSeconds: s.MedianApprovalSeconds(),
+	}
+	if r.ByType == nil {
+		r.ByType = map[string]int{}
+	}
+	if r.ByActor == nil {
+		r.ByActor = map[string]int{}
+	}
+	for _, b := range s.Timeline(width) {
+		r.Timeline = append(r.Timeline, client.StatsBucket(b))
+	}
+	for _, t := range s.Approvals {
+		r.Approvals = append(r.Approvals, client.ApprovalTiming(t))
+	}
+	return r, s.Version, nil
 }
 
 // countEvents counts a tenant's events: the pending count of a consumer
@@ -89,42 +125,6 @@ func (a usageAdapter) countEvents(ctx context.Context, tenant string) (uint64, e
 	return c.CachedInfo().NumPending, nil
 }
 
-// contentCounters reads every tenant's bytes-stored counter (kept only
-// while limits are on).
-func (a usageAdapter) contentCounters(ctx context.Context) (map[string]int64, error) {
-	out := map[string]int64{}
-	s, err := a.js.Stream(ctx, names.UsageStream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return out, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(names.UsageSubject("*")))
-	if err != nil {
-		return nil, err
-	}
-	for subject := range info.State.Subjects {
-		m, err := s.GetLastMsgForSubject(ctx, subject)
-		if err != nil {
-			return nil, err
-		}
-		var v struct {
-			Value string `json:"val"`
-		}
-		if err := json.Unmarshal(m.Data, &v); err != nil {
-			return nil, fmt.Errorf("counter %s: %w", subject, err)
-		}
-		n, err := strconv.ParseInt(strings.TrimPrefix(v.Value, "+"), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("counter %s: %w", subject, err)
-		}
-		tenant := strings.TrimSuffix(strings.TrimPrefix(subject, strings.TrimSuffix(names.UsageSubject(""), ".bytes")), ".bytes")
-		out[tenant] = n
-	}
-	return out, nil
-}
-
 // cmdUsage prints the tenant's usage: strand usage [--json].
 func (m *Main) cmdUsage(ctx context.Context, args []string) error {
 	g, _, err := m.dialArgs("usage", args, 0, "usage", nil)
@@ -144,11 +144,20 @@ func (m *Main) cmdUsage(ctx context.Context, args []string) error {
 		rows = append(rows,
 			[]string{"events", strconv.FormatUint(r.Events, 10)},
 			[]string{"content bytes", strconv.FormatInt(r.ContentBytes, 10)},
-			[]string{"deployment: event bytes", strconv.FormatUint(r.Storage.EventBytes, 10)},
-			[]string{"deployment: blob bytes", strconv.FormatUint(r.Storage.BlobBytes, 10)},
-			[]string{"deployment: snapshot bytes", strconv.FormatUint(r.Storage.SnapshotBytes, 10)},
-			[]string{"deployment: dedup ratio", strconv.FormatFloat(r.Storage.DedupRatio, 'f', 2, 64)},
+			[]string{"event bytes", strconv.FormatInt(r.Storage.EventBytes, 10)},
+			[]string{"blobs", strconv.FormatInt(r.Storage.Blobs, 10)},
+			[]string{"blob bytes", strconv.FormatInt(r.Storage.BlobBytes, 10)},
+			[]string{"blob bytes written", strconv.FormatInt(r.Storage.BlobBytesWritten, 10)},
+			[]string{"dedup ratio", strconv.FormatFloat(r.Storage.DedupRatio, 'f', 2, 64)},
+			[]string{"snapshots", strconv.Itoa(r.Storage.Snapshots)},
+			[]string{"snapshot bytes", strconv.FormatUint(r.Storage.SnapshotBytes, 10)},
+			[]string{"deployment: event bytes", strconv.FormatUint(r.Deployment.EventBytes, 10)},
+			[]string{"deployment: blob bytes", strconv.FormatUint(r.Deployment.BlobBytes, 10)},
+			[]string{"deployment: snapshot bytes", strconv.FormatUint(r.Deployment.SnapshotBytes, 10)},
 		)
+		if r.Behind > 0 {
+			rows = append(rows, []string{"events not yet counted", strconv.FormatUint(r.Behind, 10)})
+		}
 		for _, e := range sortedCounts(r.Requests) {
 			rows = append(rows, []string{"requests " + e, strconv.FormatUint(r.Requests[e], 10)})
 		}
@@ -169,10 +178,12 @@ func (m *Main) sessionStats(ctx context.Context, args []string) error {
 	r, err := g.client.SessionStats(ctx, client.SessionStatsRequest{Session: pos[0], Bucket: bucket})
 	return m.show(g, r, err, func() {
 		rows := [][]string{
+			{"position", strconv.FormatUint(r.Position, 10)},
 			{"events", strconv.Itoa(r.Events)},
+			{"event bytes", strconv.FormatInt(r.EventBytes, 10)},
 			{"first", r.First.Format(time.RFC3339)},
 			{"last", r.Last.Format(time.RFC3339)},
-			{"files changed", strconv.Itoa(r.FilesChanged)},
+			{"files changed", filesChanged(r)},
 			{"content bytes", strconv.FormatInt(r.ContentBytes, 10)},
 		}
 		for _, t := range sortedCounts(r.ByType) {
@@ -188,11 +199,22 @@ func (m *Main) sessionStats(ctx context.Context, args []string) error {
 			}
 			rows = append(rows, []string{"approval " + a.ID + " (" + a.Reason + ")", v})
 		}
+		if r.Behind > 0 {
+			rows = append(rows, []string{"events not yet counted", strconv.FormatUint(r.Behind, 10)})
+		}
 		if r.MedianApprovalSeconds > 0 {
 			rows = append(rows, []string{"median time to approval", (time.Duration(r.MedianApprovalSeconds * float64(time.Second))).Round(time.Second).String()})
 		}
 		m.table([]string{"FIGURE", "VALUE"}, rows)
 	})
+}
+
+// filesChanged prints the count, marked as a lower bound when capped.
+func filesChanged(r client.SessionStatsReply) string {
+	if r.FilesChangedCapped {
+		return "at least " + strconv.Itoa(r.FilesChanged)
+	}
+	return strconv.Itoa(r.FilesChanged)
 }
 
 // sortedCounts returns a count map's keys, largest count first.

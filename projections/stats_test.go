@@ -1,0 +1,236 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/strand-dev/strand/names"
+	"github.com/strand-dev/strand/streams/streamstest"
+)
+
+func startStats(t *testing.T, env *streamstest.Env) *Stats {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := OpenStats(ctx, env.Store.JetStream(), names.EventStream, names.EventFilter("*"), 1, nil)
+	if err != nil {
+		t.Fatalf("open stats: %v", err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatalf("start stats: %v", err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+func waitStats(t *testing.T, p *Stats) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		st, err := p.Status(ctx)
+		if err == nil && st.Error == "" && st.Lag == 0 && st.Position == st.StreamLast && st.State == StateRunning {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("stats not caught up: %+v (err %v)", st, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// expectedStats folds each session's events read from the store, outside
+// the projection's machinery, and sums them per tenant.
+func expectedStats(t *testing.T, env *streamstest.Env, ws ...*workload) (map[string]SessionStats, map[string]TenantStats) {
+	t.Helper()
+	ctx := context.Background()
+	recs, tenants := map[string]SessionStats{}, map[string]TenantStats{}
+	for _, w := range ws {
+		blobs := map[string]int64{}
+		ts := TenantStats{}
+		for _, id := range w.ids {
+			var s SessionStats
+			evs, err := env.Store.Events(ctx, w.tenant, id, 0, 0, 10000)
+			if err != nil {
+				t.Fatalf("events of %s: %v", id, err)
+			}
+			for _, se := range evs {
+				foldStats(&s, se.Event)
+				s.Version, s.Applied = se.Event.Version, se.Position
+				for _, h := range se.Event.Blobs() {
+					for _, op := range se.Event.Ops {
+						if string(op.Content) == string(h[:]) {
+							blobs[h.String()] = op.Size
+						}
+					}
+				}
+			}
+			s.Tenant, s.Session = w.tenant, id
+			recs[statsKey(w.tenant, id)] = s
+			ts.Sessions++
+			ts.Events += int64(s.Events)
+			ts.ContentBytes += s.ContentBytes
+			ts.BlobBytesWritten += s.BlobBytesWritten
+		}
+		for _, n := range blobs {
+			ts.Blobs++
+			ts.BlobBytes += n
+		}
+		tenants[w.tenant] = ts
+	}
+	return recs, tenants
+}
+
+func readStats(t *testing.T, p *Stats) map[string]SessionStats {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]SessionStats{}
+	lister, err := p.kv.ListKeysFiltered(ctx, "s.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key := range lister.Keys() {
+		e, err := p.kv.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s SessionStats
+		if err := json.Unmarshal(e.Value(), &s); err != nil {
+			t.Fatal(err)
+		}
+		out[key] = s
+	}
+	return out
+}
+
+// same compares records without the event bytes (the store's fold does not
+// see messages) and the generation.
+func diffStats(t *testing.T, what string, got, want map[string]SessionStats) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: %d records, want %d", what, len(got), len(want))
+	}
+	for k, w := range want {
+		g := got[k]
+		if g.EventBytes <= 0 {
+			t.Errorf("%s: %s has %d event bytes", what, k, g.EventBytes)
+		}
+		g.EventBytes, g.Gen = 0, 0
+		if a, b := fmt.Sprintf("%+v", g), fmt.Sprintf("%+v", w); a != b {
+			t.Fatalf("%s: record %s:\n got %s\nwant %s", what, k, a, b)
+		}
+	}
+}
+
+// eventBytes sums the stored sizes of the records.
+func eventBytes(recs map[string]SessionStats, tenant string) int64 {
+	var n int64
+	for _, s := range recs {
+		if s.Tenant == tenant {
+			n += s.EventBytes
+		}
+	}
+	return n
+}
+
+func waitTenant(t *testing.T, p *Stats, tenant string, want TenantStats) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := p.Tenant(context.Background(), tenant)
+		if err == nil && got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tenant %s: got %+v (err %v), want %+v", tenant, got, err, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestStats_Projection: two instances fold two tenants' events into the
+// same figures as a fold of each session's history; a redelivered event
+// changes nothing, an early one waits, lost totals come back with the
+// redelivery, and a rebuild gives the same figures.
+func TestStats_Projection(t *testing.T) {
+	env := streamstest.Start(t)
+	ctx := context.Background()
+	acme, beta := newWorkload(t, env, "acme", 3), newWorkload(t, env, "beta", 4)
+	a, b := startStats(t, env), startStats(t, env)
+	for i := 0; i < 150; i++ {
+		acme.step(ctx)
+		if i%3 == 0 {
+			beta.step(ctx)
+		}
+	}
+	waitStats(t, a)
+	want, tenants := expectedStats(t, env, acme, beta)
+	got := readStats(t, a)
+	diffStats(t, "incremental", got, want)
+	for _, w := range []*workload{acme, beta} {
+		ts := tenants[w.tenant]
+		ts.EventBytes = eventBytes(got, w.tenant)
+		tenants[w.tenant] = ts
+		waitTenant(t, a, w.tenant, ts)
+		waitTenant(t, b, w.tenant, ts)
+	}
+	if ts, _ := a.Tenant(ctx, "nobody"); ts != (TenantStats{}) {
+		t.Errorf("a tenant without events: %+v", ts)
+	}
+
+	// Deliver again the last event of a session: nothing changes.
+	id := acme.ids[0]
+	evs, err := env.Store.Events(ctx, "acme", id, 0, 0, 10000)
+	if err != nil || len(evs) < 2 {
+		t.Fatalf("events of %s: %d, %v", id, len(evs), err)
+	}
+	last := evs[len(evs)-1]
+	d := Delivery{Seq: last.Position, Subject: names.EventSubject("acme", id), Data: last.Body,
+		Header: nats.Header{names.HeaderVersion: []string{fmt.Sprint(last.Event.Version)}}}
+	before, _ := a.kv.Get(ctx, statsKey("acme", id))
+	if err := a.apply(ctx, d); err != nil {
+		t.Fatalf("redelivery: %v", err)
+	}
+	after, _ := a.kv.Get(ctx, statsKey("acme", id))
+	if after.Revision() != before.Revision() {
+		t.Errorf("a redelivered event rewrote the record (revision %d -> %d)", before.Revision(), after.Revision())
+	}
+	// Totals lost after the record was written come back with the
+	// redelivery.
+	if err := a.kv.Delete(ctx, totalsKey("acme", id)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.apply(ctx, d); err != nil {
+		t.Fatalf("redelivery after lost totals: %v", err)
+	}
+	waitTenant(t, a, "acme", tenants["acme"])
+	// An event whose predecessor is not folded waits.
+	early := d
+	early.Header = nats.Header{names.HeaderVersion: []string{fmt.Sprint(last.Event.Version + 2)}}
+	early.Data = nil
+	if err := a.apply(ctx, early); !errors.Is(err, ErrGap) {
+		t.Errorf("an event two ahead: %v, want ErrGap", err)
+	}
+
+	// A rebuild folds the same figures into generation 1.
+	rctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+	defer cancel()
+	if _, err := Rebuild(rctx, env.Store.JetStream(), names.EventStream, 1, a.Spec(), true, nil); err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	rebuilt := readStats(t, a)
+	diffStats(t, "rebuilt", rebuilt, want)
+	for k, s := range rebuilt {
+		if s.Gen != 1 || s.EventBytes != got[k].EventBytes {
+			t.Errorf("%s after the rebuild: generation %d, %d event bytes; want 1, %d", k, s.Gen, s.EventBytes, got[k].EventBytes)
+		}
+	}
+	waitTenant(t, a, "acme", tenants["acme"])
+	waitTenant(t, b, "beta", tenants["beta"])
+}
