@@ -44,8 +44,8 @@ type SessionStatsReply struct {
 	Events   int    `json:"events"`
 	// EventBytes is what the events take in a file-stored event stream.
 	EventBytes int64     `json:"event_bytes"`
-	First    time.Time `json:"first"`
-	Last     time.Time `json:"last"`
+	First      time.Time `json:"first"`
+	Last       time.Time `json:"last"`
 	// ByType and ByActor count the events.
 	ByType  map[string]int `json:"by_type"`
 	ByActor map[string]int `json:"by_actor"`

@@ -119,10 +119,10 @@ func TestServe_ReadModelsAndWorkers(t *testing.T) {
 					return false
 				}
 			}
-			return len(st.Projections) == 2
+			return len(st.Projections) == 3
 		})
-		if st.Projections[0].Name != "sessions" || st.Projections[1].Name != "activity" || st.Projections[0].Waiting == 0 {
-			t.Fatalf("status %+v, want sessions and activity with a pulling instance", st)
+		if st.Projections[0].Name != "sessions" || st.Projections[1].Name != "activity" || st.Projections[2].Name != "stats" || st.Projections[0].Waiting == 0 {
+			t.Fatalf("status %+v, want sessions, activity and stats with a pulling instance", st)
 		}
 		before, err := cl.ListSessions(ctx, client.ListSessionsRequest{Counts: true})
 		if err != nil {
@@ -140,7 +140,7 @@ func TestServe_ReadModelsAndWorkers(t *testing.T) {
 		if a, b := asJSONString(after), asJSONString(before); a != b {
 			t.Errorf("list after rebuild:\n%s\nbefore:\n%s", a, b)
 		}
-		if r := c.run("", "projections", "rebuild", "nope"); r.Code != 2 || !strings.Contains(r.Stderr, "sessions, activity") {
+		if r := c.run("", "projections", "rebuild", "nope"); r.Code != 2 || !strings.Contains(r.Stderr, "sessions, activity, stats") {
 			t.Errorf("%v\nwant exit 2 naming the projections", r)
 		}
 	})
