@@ -184,6 +184,11 @@ func (e *Embedded) internalAuth(opts *server.Options, account string) (string, e
 	user := "strand-internal-" + hex.EncodeToString(secret[:4])
 	pass := hex.EncodeToString(secret[4:])
 	opts.Users = append(opts.Users, &server.User{Username: user, Password: pass, Account: acc})
+	if opts.AuthCallout != nil {
+		// With an auth callout every other user is the callout's to
+		// admit; the service's own connection must not depend on it.
+		opts.AuthCallout.AuthUsers = append(opts.AuthCallout.AuthUsers, user)
+	}
 	e.auth = []nats.Option{nats.UserInfo(user, pass)}
 	if acc == nil {
 		return "", nil
