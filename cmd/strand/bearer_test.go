@@ -175,10 +175,11 @@ func TestServe_HTTPBearer(t *testing.T) {
 		if st, body := post(carol, "/v1/globex/session/list", `{}`, &list); st != 200 || len(list.Sessions) != 0 {
 			t.Errorf("carol's list: %d %s, want 200 and no session", st, body)
 		}
-		var mine client.ListSessionsReply
-		if st, body := post(bob, "/v1/acme/session/list", `{}`, &mine); st != 200 || !strings.Contains(body, id) {
-			t.Errorf("bob's list in acme: %d %s, want alice's session", st, body)
-		}
+		// The list is a projection: wait until it has the session.
+		waitFor(t, "bob's list in acme to show alice's session", func() bool {
+			st, body := post(bob, "/v1/acme/session/list", `{}`, nil)
+			return st == 200 && strings.Contains(body, id)
+		})
 	})
 	t.Run("NoSelfApproval", func(t *testing.T) {
 		var ar client.ApprovalReply
