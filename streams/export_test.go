@@ -7,3 +7,13 @@ var ScanStream = scan
 // SetBeforeSweep sets the hook that runs between a collection's mark and
 // its sweep.
 func (c *Collector) SetBeforeSweep(fn func()) { c.beforeSweep = fn }
+
+// Noticed returns the newest position the live tail announced to st for a
+// session (0: none kept).
+func Noticed(st *Store, tenant, id string) uint64 {
+	list, ok := st.follower.notices.Peek(sessionKey(tenant, id))
+	if !ok || len(list) == 0 {
+		return 0
+	}
+	return list[len(list)-1].position
+}

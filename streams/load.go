@@ -1,6 +1,7 @@
 package streams
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -101,6 +102,9 @@ func (st *Store) catchUpSession(ctx context.Context, tenant, id string, base *do
 			if se.Position >= last.Position {
 				return nil, true, domain.Errorf(domain.CodeInternal, "catch up of %s: event %d at %d, after the head's version %d at %d", id, se.Event.Version, se.Position, last.Event.Version, last.Position)
 			}
+		}
+		if !bytes.Equal(se.Event.Prev, s.LastHash.Bytes()) {
+			return nil, true, domain.Errorf(domain.CodeInternal, "catch up of %s: the event at %d does not follow the one at %d", id, se.Position, s.Position)
 		}
 		n, err := domain.Fold(s, se.Event, se.Position, se.Hash, past)
 		if err != nil {

@@ -40,6 +40,11 @@ type Config struct {
 	// subscribers, and BusMaxAge how long.
 	BusHistory int
 	BusMaxAge  time.Duration
+	// FollowIdle is how long a store keeps following the event stream's
+	// live tail after the last sign of another writer on its sessions (an
+	// append race lost, or a notice folded): follow.go. One minute when
+	// zero.
+	FollowIdle time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -63,6 +68,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BusMaxAge <= 0 {
 		c.BusMaxAge = 24 * time.Hour
+	}
+	if c.FollowIdle <= 0 {
+		c.FollowIdle = time.Minute
 	}
 	return c
 }

@@ -41,6 +41,10 @@ type Store struct {
 
 	commit *committer
 
+	// follower keeps the newest event other writers stored for the cached
+	// sessions (follow.go).
+	follower *follower
+
 	tenants tenantCache
 
 	// usage provisions the usage counter stream once (usage.go).
@@ -90,7 +94,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 	st := &Store{
 		nc: nc, js: js, events: events, snaps: snaps, requests: requests, cfg: cfg, log: log,
 		Blobs: &Blobs{nc: nc, js: js, stream: blobs, chunkSize: cfg.ChunkSize},
-		heads: heads, past: past,
+		heads: heads, past: past, follower: newFollower(),
 		snapq:    make(chan *domain.Session, 256),
 		snapDone: make(chan struct{}),
 	}
@@ -108,12 +112,14 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 		st.indexers = append(st.indexers, newRequestIndexer(ijs, requests, c[0], c[1], cfg.RequestWindow, log))
 	}
 	go st.snapshotLoop()
+	go st.idleLoop()
 	return st, nil
 }
 
 // Close stops the background snapshot writer after it wrote what it had.
 func (st *Store) Close() {
 	st.closeOne.Do(func() {
+		st.closeFollower()
 		close(st.snapq)
 		<-st.snapDone
 		if st.commit != nil {

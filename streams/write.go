@@ -51,6 +51,11 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 	if err != nil {
 		return Result{}, err
 	}
+	// Another writer may have appended since: fold what the live tail
+	// announced, so as not to lose the race to it (follow.go).
+	if s, err = st.followed(ctx, tenant, id, s); err != nil {
+		return Result{}, err
+	}
 	if meta.ExpectedPosition > s.Position {
 		// The cached head is behind what the caller has seen: catch up.
 		if s, err = st.Head(ctx, tenant, id); err != nil {
@@ -97,6 +102,7 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 		}
 		res, err := st.append(ctx, eventMsg(ev, body), s.Position, msgID(tenant, id, meta.RequestID))
 		if errors.Is(err, errConflict) {
+			st.raceLost()
 			// Another writer got there first: catch up and decide again.
 			// On a replicated stream its write may still be in flight and
 			// not yet visible, and a second loss means a busy session:

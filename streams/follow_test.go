@@ -1,0 +1,117 @@
+package streams_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/streams/streamstest"
+)
+
+// waitFor polls cond until it holds or a deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10 s for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestStore_FollowsOtherWriters checks that a store whose sessions another
+// store writes starts following the event stream's live tail after its first
+// lost race, and from then on decides its writes on the head the notices
+// brought up to date: no lost race, no request to the stream for the events
+// it missed (one or several), the same state as the other writer's.
+func TestStore_FollowsOtherWriters(t *testing.T) {
+	env := streamstest.Start(t)
+	ctx := context.Background()
+	other, err := streams.Open(ctx, env.NC, streams.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	g := &ids{}
+	s := create(t, env.Store, g, "acme")
+	write(t, env.Store, g, s, "a.txt", "a")
+	if _, err := other.Head(ctx, "acme", s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if other.Following() {
+		t.Fatal("following before any lost race; want not")
+	}
+	write(t, env.Store, g, s, "b.txt", "b")
+	write(t, other, g, s, "c.txt", "c")
+	if lost, _ := other.Races(); lost != 1 || !other.Following() {
+		t.Fatalf("after a stale write: %d lost races, following %v; want 1, true", lost, other.Following())
+	}
+	gets, err := env.NC.SubscribeSync("$JS.API.STREAM.MSG.GET.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, behind := range []int{1, 2, 5} {
+		t.Run(fmt.Sprintf("%d behind", behind), func(t *testing.T) {
+			var last streams.Result
+			for i := 0; i < behind; i++ {
+				last = write(t, env.Store, g, s, fmt.Sprintf("f%d.txt", i), fmt.Sprint(behind, i))
+			}
+			waitFor(t, "the notices", func() bool { return streams.Noticed(other, "acme", s.ID) == last.Position })
+			if err := env.NC.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			lost0, followed0 := other.Races()
+			gets0, _, _ := gets.Pending()
+			res := write(t, other, g, s, "mine.txt", fmt.Sprint(behind))
+			if err := env.NC.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			lost, followed := other.Races()
+			gets1, _, _ := gets.Pending()
+			if lost != lost0 || followed != followed0+1 || gets1 != gets0 {
+				t.Fatalf("write %d events behind: %d lost races, %d followed, %d leader gets; want 0, 1, 0", behind, lost-lost0, followed-followed0, gets1-gets0)
+			}
+			if res.Session.Version != last.Session.Version+1 {
+				t.Fatalf("written at %d v%d after %d v%d", res.Position, res.Session.Version, last.Position, last.Session.Version)
+			}
+			want, err := env.Store.Head(ctx, "acme", s.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want.Position != res.Position || want.Tree.Hash() != res.Session.Tree.Hash() || want.LastHash != res.Session.LastHash {
+				t.Fatalf("writer's head %d %s, the other store's %d %s", res.Position, res.Session.Tree.Hash(), want.Position, want.Tree.Hash())
+			}
+		})
+	}
+}
+
+// TestStore_FollowStopsWhenIdle checks that a store stops following the
+// live tail once FollowIdle passed without a sign of another writer.
+func TestStore_FollowStopsWhenIdle(t *testing.T) {
+	env := streamstest.Start(t)
+	ctx := context.Background()
+	other, err := streams.Open(ctx, env.NC, streams.Config{FollowIdle: 20 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	g := &ids{}
+	s := create(t, env.Store, g, "acme")
+	if _, err := other.Head(ctx, "acme", s.ID); err != nil {
+		t.Fatal(err)
+	}
+	write(t, env.Store, g, s, "a.txt", "a")
+	if _, err := other.Change(ctx, "acme", s.ID, meta(g, "test"), func(*domain.Session) (domain.Command, error) {
+		return domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpWrite, Path: "b.txt", Content: domain.Sum([]byte("b")), Size: 1}}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the store to stop following", func() bool { return !other.Following() })
+	if lost, _ := other.Races(); lost != 1 {
+		t.Fatalf("%d lost races; want 1", lost)
+	}
+}
