@@ -1,6 +1,7 @@
 package mount
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -17,6 +18,11 @@ import (
 // (contentcache): it opens content in place for reads in parts, fetches
 // what is missing once however many opens wait for it, checks each entry
 // the first time this mount uses it, and counts.
+//
+// Small content that arrives in memory (a prefetch, a flushed write) is
+// served from memory at once and written to the cache by a background
+// writer: creating a file costs far more than reading one (0.3-0.8 ms on
+// the machines of docs/benchmarks.md), and a read should not wait for it.
 type blobs struct {
 	cc  *contentcache.Cache
 	tmp string // where fetches are written before they enter the cache
@@ -24,13 +30,68 @@ type blobs struct {
 	mu       sync.Mutex
 	fetching map[domain.Hash]*fetchCall
 	verified map[domain.Hash]bool
+	mem      map[domain.Hash][]byte // not yet in the cache; written by persist
+	memBytes int64
+
+	queue   chan domain.Hash // content in mem to write to the cache
+	stopped chan struct{}    // closed once the writer has finished
 
 	hits, misses, fetched atomic.Int64
 }
 
+// memMax bounds the content held in memory waiting for the cache; past it
+// content is written to the cache before it is served.
+const memMax = 128 << 20
+
+// blob is content being read: a cache file, or bytes in memory.
+type blob interface {
+	io.Reader
+	io.ReaderAt
+	io.Closer
+}
+
+type memBlob struct{ *bytes.Reader }
+
+func (memBlob) Close() error { return nil }
+
+// fetchCall is one fetch of a content in progress, which opens of the same
+// content wait for. A prefetch that fails ends its calls without an error:
+// the waiters then fetch the content themselves.
 type fetchCall struct {
 	done chan struct{}
 	err  error
+}
+
+// claim registers a fetch of h by the caller unless one is in progress;
+// the caller must end it with settle. It does not look at the cache.
+func (b *blobs) claim(h domain.Hash) (*fetchCall, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.fetching[h]; ok {
+		return nil, false
+	}
+	call := &fetchCall{done: make(chan struct{})}
+	b.fetching[h] = call
+	return call, true
+}
+
+// inFlight reports whether h is being fetched.
+func (b *blobs) inFlight(h domain.Hash) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.fetching[h]
+	return ok
+}
+
+// settle ends a claimed fetch.
+func (b *blobs) settle(h domain.Hash, call *fetchCall, err error) {
+	b.mu.Lock()
+	if b.fetching[h] == call {
+		delete(b.fetching, h)
+	}
+	b.mu.Unlock()
+	call.err = err
+	close(call.done)
 }
 
 // CacheStats are the content cache's figures as a mount sees them.
@@ -47,7 +108,38 @@ func newBlobs(cc *contentcache.Cache, tmp string) (*blobs, error) {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
-	return &blobs{cc: cc, tmp: tmp, fetching: map[domain.Hash]*fetchCall{}, verified: map[domain.Hash]bool{}}, nil
+	b := &blobs{cc: cc, tmp: tmp, fetching: map[domain.Hash]*fetchCall{}, verified: map[domain.Hash]bool{},
+		mem: map[domain.Hash][]byte{}, queue: make(chan domain.Hash, 1<<16), stopped: make(chan struct{})}
+	go b.writer()
+	return b, nil
+}
+
+// writer writes the content held in memory to the cache, in the order it
+// came, until close.
+func (b *blobs) writer() {
+	defer close(b.stopped)
+	for h := range b.queue {
+		b.mu.Lock()
+		data, ok := b.mem[h]
+		b.mu.Unlock()
+		if !ok {
+			continue
+		}
+		err := b.cc.Put(h.String(), data)
+		b.mu.Lock()
+		delete(b.mem, h)
+		b.memBytes -= int64(len(data))
+		if err == nil {
+			b.verified[h] = true
+		}
+		b.mu.Unlock()
+	}
+}
+
+// close writes what memory holds to the cache and stops the writer.
+func (b *blobs) close() {
+	close(b.queue)
+	<-b.stopped
 }
 
 func (b *blobs) stats() CacheStats {
@@ -55,13 +147,18 @@ func (b *blobs) stats() CacheStats {
 		Misses: b.misses.Load(), FetchedBytes: b.fetched.Load()}
 }
 
-// held reports whether the cache holds h (unchecked).
-func (b *blobs) held(h domain.Hash) bool { return b.cc.Has(h.String()) }
+// held reports whether the cache (or memory) holds h (unchecked).
+func (b *blobs) held(h domain.Hash) bool {
+	b.mu.Lock()
+	_, ok := b.mem[h]
+	b.mu.Unlock()
+	return ok || b.cc.Has(h.String())
+}
 
 // open returns the content with hash h, fetching it with fetch (which
 // writes it to w) when the cache does not hold it. Concurrent calls for
 // one hash fetch once.
-func (b *blobs) open(h domain.Hash, fetch func(w io.Writer) error) (*os.File, error) {
+func (b *blobs) open(h domain.Hash, fetch func(w io.Writer) error) (blob, error) {
 	for {
 		if f, err := b.cached(h); f != nil || err != nil {
 			return f, err
@@ -79,22 +176,24 @@ func (b *blobs) open(h domain.Hash, fetch func(w io.Writer) error) (*os.File, er
 		b.fetching[h] = call
 		b.mu.Unlock()
 		b.misses.Add(1)
-		call.err = b.fetch(h, fetch)
-		b.mu.Lock()
-		delete(b.fetching, h)
-		b.mu.Unlock()
-		close(call.done)
-		if call.err != nil {
-			return nil, call.err
+		err := b.fetch(h, fetch)
+		b.settle(h, call, err)
+		if err != nil {
+			return nil, err
 		}
 	}
 }
 
 // cached opens h if the cache holds it, checking it on first use.
-func (b *blobs) cached(h domain.Hash) (*os.File, error) {
+func (b *blobs) cached(h domain.Hash) (blob, error) {
 	b.mu.Lock()
 	ok := b.verified[h]
+	data, inMem := b.mem[h]
 	b.mu.Unlock()
+	if inMem {
+		b.hits.Add(1)
+		return memBlob{bytes.NewReader(data)}, nil
+	}
 	if !ok {
 		good, err := b.cc.Verify(h.String())
 		if err != nil || !good {
@@ -134,7 +233,32 @@ func (b *blobs) fetch(h domain.Hash, fetch func(w io.Writer) error) error {
 	return b.adopt(tmp.Name(), h)
 }
 
-// put stores content held in memory.
+// keep stores content that is in memory (and was checked against its
+// hash): it is served from memory until the writer has put it in the
+// cache. Past memMax it is written at once. data must not change.
+func (b *blobs) keep(h domain.Hash, data []byte) error {
+	b.mu.Lock()
+	if _, ok := b.mem[h]; ok {
+		b.mu.Unlock()
+		return nil
+	}
+	if b.memBytes+int64(len(data)) <= memMax {
+		b.mem[h] = data
+		b.memBytes += int64(len(data))
+		select {
+		case b.queue <- h:
+			b.mu.Unlock()
+			return nil
+		default: // the writer is far behind: write it here
+			delete(b.mem, h)
+			b.memBytes -= int64(len(data))
+		}
+	}
+	b.mu.Unlock()
+	return b.put(h, data)
+}
+
+// put stores content held in memory in the cache.
 func (b *blobs) put(h domain.Hash, data []byte) error {
 	if err := b.cc.Put(h.String(), data); err != nil {
 		return err

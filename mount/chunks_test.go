@@ -10,11 +10,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/mount"
 	"github.com/strand-dev/strand/names"
 )
 
@@ -54,7 +56,9 @@ func TestMount_SmallChangeOfLargeFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	_, dir := h.mount("")
+	// Only fsync flushes: a timed flush between the kernel's writes of one
+	// change would send a chunk twice, in two states.
+	_, dir := h.mount("", func(o *mount.Options) { o.FlushInterval = time.Hour })
 
 	check := func(name string, change func(f *os.File) error, maxUploads int64) {
 		t.Helper()

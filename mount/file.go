@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -11,7 +12,6 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 )
 
@@ -19,10 +19,17 @@ import (
 type handle struct {
 	m     *Mount
 	e     *entry
-	f     *os.File
-	st    *staged // nil for a cached blob
+	f     *os.File // the staging file
+	st    *staged  // nil for content the service holds
 	write bool
 	wrote atomic.Bool
+
+	// Content the service holds, as it was when opened; b once read.
+	fmu  sync.Mutex
+	b    blob
+	hash domain.Hash
+	size int64
+	src  source
 }
 
 var (
@@ -95,67 +102,42 @@ func (m *Mount) openStaged(e *entry, st *staged, write bool) *handle {
 	return &handle{m: m, e: e, f: st.f, st: st, write: write}
 }
 
-// openContent opens an entry's content in the cache, fetching it on first
-// use. A small file's first fetch brings its directory's other small files
-// along in a few fs.read_batch requests: tools that read one file of a
-// folder tend to read the rest.
-func (m *Mount) openContent(e *entry) (*os.File, error) {
-	m.mu.Lock()
-	hash, size, src := e.hash, e.size, e.src
-	var batch []client.FileRef
-	if size <= prefetchMax && e.parent != nil && e.parent.prefetched != src.position && !m.cache.held(hash) {
-		e.parent.prefetched = src.position
-		batch = m.siblings(e.parent, src.position)
-	}
-	m.mu.Unlock()
-	if len(batch) > 1 {
-		m.prefetch(src.position, batch)
-	}
+// openContent opens content in the cache, fetching it if need be (or
+// waiting for the prefetch that is bringing it).
+func (m *Mount) openContent(hash domain.Hash, size int64, src source) (blob, error) {
 	return m.cache.open(hash, m.fetcher(src, size))
 }
 
-// prefetchMax is the largest file a directory's prefetch brings along.
-const prefetchMax = 256 << 10
-
-// siblings lists a directory's small files readable at position pos that
-// the cache does not hold. Guarded by mu.
-func (m *Mount) siblings(dir *entry, pos uint64) []client.FileRef {
-	var out []client.FileRef
-	for _, c := range dir.children {
-		if c.kind != kindFile || c.staged != nil || c.size > prefetchMax || c.src.position != pos || c.src.path == "" {
-			continue
-		}
-		if m.cache.held(c.hash) {
-			continue
-		}
-		out = append(out, client.FileRef{Path: c.src.path, Hash: c.hash.String(), Size: c.size})
-		if len(out) == 1000 {
-			break
-		}
+// content returns a read-only handle's content, opened on first use: an open
+// whose pages the kernel keeps (FOPEN_KEEP_CACHE) is often never read.
+func (h *handle) content() (blob, error) {
+	h.fmu.Lock()
+	defer h.fmu.Unlock()
+	if h.b != nil {
+		return h.b, nil
 	}
-	return out
-}
-
-// prefetch brings files into the cache; a failure only means that each
-// file is fetched when it is opened.
-func (m *Mount) prefetch(pos uint64, files []client.FileRef) {
-	ctx, cancel := context.WithTimeout(m.ctx, time.Minute)
-	defer cancel()
-	err := m.client.FetchContent(ctx, m.session, client.AtPosition(pos), files, 0, func(hash string, data []byte) error {
-		h, err := domain.ParseHash(hash)
-		if err != nil {
-			return err
-		}
-		m.cache.addFetched(int64(len(data)))
-		return m.cache.put(h, data)
-	})
-	if err != nil && m.ctx.Err() == nil {
-		m.log.Debug("prefetch failed; files are fetched one by one", "session", m.session, "err", err)
+	if !h.m.cache.held(h.hash) && !h.m.cache.inFlight(h.hash) {
+		h.m.missed(h.e)
 	}
+	f, err := h.m.openContent(h.hash, h.size, h.src)
+	if err != nil {
+		h.m.log.Warn("read failed", "session", h.m.session, "err", err)
+		return nil, err
+	}
+	h.b = f
+	return f, nil
 }
 
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n, err := h.f.ReadAt(dest, off)
+	var f io.ReaderAt = h.f
+	if h.st == nil {
+		b, err := h.content()
+		if err != nil {
+			return nil, syscall.EIO
+		}
+		f = b
+	}
+	n, err := f.ReadAt(dest, off)
 	if err != nil && err != io.EOF {
 		return nil, fs.ToErrno(err)
 	}
@@ -227,7 +209,11 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 
 func (h *handle) Release(ctx context.Context) syscall.Errno {
 	if h.st == nil {
-		h.f.Close() //nolint:errcheck // read-only
+		h.fmu.Lock()
+		if h.b != nil {
+			h.b.Close() //nolint:errcheck // read-only
+		}
+		h.fmu.Unlock()
 		return 0
 	}
 	m := h.m

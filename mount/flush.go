@@ -436,7 +436,7 @@ func (m *Mount) applied(g *group, reply client.ChangeReply) {
 			continue
 		}
 		if w.snap.inline != nil {
-			_ = m.cache.put(w.snap.hash, w.snap.inline) // a cache miss later only costs a fetch
+			_ = m.cache.keep(w.snap.hash, w.snap.inline) // a cache miss later only costs a fetch
 		}
 		w.st.flushedGen, w.st.flushed = w.snap.gen, w.snap.hash
 		e := w.op.ent

@@ -223,7 +223,8 @@ func (m *Mount) applyRemote(v client.EntryView, pos uint64, now time.Time, notes
 	}
 	attach(parent, name, e)
 	if parent.node != nil {
-		notes = append(notes, notice{dir: parent.node, name: name})
+		// The name, and the directory's listing the kernel may cache.
+		notes = append(notes, notice{dir: parent.node, name: name, content: parent.node})
 	}
 	return notes
 }
@@ -242,7 +243,7 @@ func (m *Mount) removeGone(dir *entry, p string, remote map[string]bool, isTouch
 			}
 			detach(e)
 			if dir.node != nil {
-				notes = append(notes, notice{dir: dir.node, name: name})
+				notes = append(notes, notice{dir: dir.node, name: name, content: dir.node})
 			}
 			continue
 		}

@@ -26,7 +26,12 @@ import (
 // Defaults of Options.
 const (
 	DefaultFlushInterval = time.Second
-	DefaultTTL           = 30 * time.Second
+	// DefaultTTL is long: a remote change invalidates what it touches in
+	// the kernel at once (live.go), and local changes pass through it.
+	DefaultTTL = time.Hour
+	// ImmutableTTL is the least TTL of a read-only mount at a position,
+	// whose tree never changes.
+	ImmutableTTL = 24 * time.Hour
 )
 
 // Options configure a mount.
@@ -48,7 +53,8 @@ type Options struct {
 	StateDir string
 	// FlushInterval bounds how long a change waits before it is flushed.
 	FlushInterval time.Duration
-	// TTL is how long the kernel may cache attributes and names.
+	// TTL is how long the kernel may cache attributes and names (at least
+	// ImmutableTTL for a read-only mount).
 	TTL time.Duration
 	// AllowOther lets other users see the mount (needs user_allow_other in
 	// /etc/fuse.conf when not root).
@@ -67,7 +73,8 @@ type Mount struct {
 	cache   *blobs
 	log     *slog.Logger
 	ro      bool
-	id      string // prefix of the request ids of this mount's flushes
+	ttl     time.Duration // of the kernel's caches of attributes and names
+	id      string        // prefix of the request ids of this mount's flushes
 	uid     uint32
 	gid     uint32
 
@@ -90,6 +97,13 @@ type Mount struct {
 	flushes   int
 	lastFlush time.Time
 	lastErr   string
+
+	// prefetchQ holds directories whose small files are to be fetched in
+	// the background (prefetch.go).
+	prefetchQ chan *prefetchJob
+	// treePrefetched is 1 + the position at which the whole tree was
+	// last queued for a prefetch (guarded by mu).
+	treePrefetched uint64
 
 	flushMu  sync.Mutex
 	kick     chan struct{}
@@ -119,7 +133,11 @@ func New(ctx context.Context, opts Options) (*Mount, error) {
 		opts: opts, client: opts.Client, session: opts.Session, log: opts.Logger,
 		ro: opts.At != "", id: "mount-" + ulid.Make().String(), nextIno: 1,
 		uid: uint32(os.Getuid()), gid: uint32(os.Getgid()),
+		ttl: opts.TTL, prefetchQ: make(chan *prefetchJob, 4096),
 		kick: make(chan struct{}, 1), replayed: map[string]*staged{}, refresh: make(chan uint64, 1), done: make(chan struct{}),
+	}
+	if m.ro && m.ttl < ImmutableTTL {
+		m.ttl = ImmutableTTL
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	if opts.Cache == nil {
@@ -132,6 +150,8 @@ func New(ctx context.Context, opts Options) (*Mount, error) {
 	m.cache = b
 	if err := m.start(ctx); err != nil {
 		m.cancel()
+		m.wg.Wait()
+		m.cache.close()
 		if m.journal != nil {
 			m.journal.close()
 		}
@@ -163,6 +183,10 @@ func (m *Mount) start(ctx context.Context) error {
 		return err
 	}
 	m.ctl = ctl
+	m.wg.Add(prefetchWorkers)
+	for i := 0; i < prefetchWorkers; i++ {
+		go m.prefetcher()
+	}
 	if !m.ro {
 		m.wg.Add(3)
 		go m.flusher()
@@ -173,7 +197,7 @@ func (m *Mount) start(ctx context.Context) error {
 }
 
 func (m *Mount) fuseMount() error {
-	ttl := m.opts.TTL
+	ttl := m.ttl
 	root := &node{m: m, e: m.root}
 	m.root.node = root
 	mo := fuse.MountOptions{
@@ -318,6 +342,7 @@ func (m *Mount) shutdown() error {
 			cancel()
 			m.journal.close()
 		}
+		m.cache.close()
 	})
 	return m.closeErr
 }

@@ -2,6 +2,7 @@ package mount
 
 import (
 	"context"
+	"sync"
 	"syscall"
 	"time"
 
@@ -20,24 +21,24 @@ type node struct {
 }
 
 var (
-	_ fs.NodeLookuper      = (*node)(nil)
-	_ fs.NodeReaddirer     = (*node)(nil)
-	_ fs.NodeGetattrer     = (*node)(nil)
-	_ fs.NodeSetattrer     = (*node)(nil)
-	_ fs.NodeOpener        = (*node)(nil)
-	_ fs.NodeCreater       = (*node)(nil)
-	_ fs.NodeMkdirer       = (*node)(nil)
-	_ fs.NodeUnlinker      = (*node)(nil)
-	_ fs.NodeRmdirer       = (*node)(nil)
-	_ fs.NodeRenamer       = (*node)(nil)
-	_ fs.NodeSymlinker     = (*node)(nil)
-	_ fs.NodeReadlinker    = (*node)(nil)
-	_ fs.NodeGetxattrer    = (*node)(nil)
-	_ fs.NodeSetxattrer    = (*node)(nil)
-	_ fs.NodeListxattrer   = (*node)(nil)
-	_ fs.NodeRemovexattrer = (*node)(nil)
-	_ fs.NodeStatfser      = (*node)(nil)
-	_ fs.NodeFsyncer       = (*node)(nil)
+	_ fs.NodeLookuper       = (*node)(nil)
+	_ fs.NodeOpendirHandler = (*node)(nil)
+	_ fs.NodeGetattrer      = (*node)(nil)
+	_ fs.NodeSetattrer      = (*node)(nil)
+	_ fs.NodeOpener         = (*node)(nil)
+	_ fs.NodeCreater        = (*node)(nil)
+	_ fs.NodeMkdirer        = (*node)(nil)
+	_ fs.NodeUnlinker       = (*node)(nil)
+	_ fs.NodeRmdirer        = (*node)(nil)
+	_ fs.NodeRenamer        = (*node)(nil)
+	_ fs.NodeSymlinker      = (*node)(nil)
+	_ fs.NodeReadlinker     = (*node)(nil)
+	_ fs.NodeGetxattrer     = (*node)(nil)
+	_ fs.NodeSetxattrer     = (*node)(nil)
+	_ fs.NodeListxattrer    = (*node)(nil)
+	_ fs.NodeRemovexattrer  = (*node)(nil)
+	_ fs.NodeStatfser       = (*node)(nil)
+	_ fs.NodeFsyncer        = (*node)(nil)
 )
 
 // inode returns the entry's inode, making it on first use. Called without
@@ -71,7 +72,60 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	return n.inode(ctx, e), 0
 }
 
-func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+// OpendirHandle lists a directory. The kernel keeps the listing in its
+// cache (FOPEN_CACHE_DIR) until the directory changes: local changes pass
+// through the kernel, remote ones are notified (live.go).
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	return &dirHandle{n: n}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// dirHandle is an open directory; its listing is made on the first read
+// (a listing the kernel has cached is never read).
+type dirHandle struct {
+	n    *node
+	mu   sync.Mutex
+	list []fuse.DirEntry
+	read bool
+	idx  int
+}
+
+var (
+	_ fs.FileReaddirenter = (*dirHandle)(nil)
+	_ fs.FileSeekdirer    = (*dirHandle)(nil)
+)
+
+func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.read {
+		d.read = true
+		d.list = d.n.listing()
+	}
+	if d.idx >= len(d.list) {
+		return nil, 0
+	}
+	de := d.list[d.idx]
+	d.idx++
+	de.Off = uint64(d.idx)
+	return &de, 0
+}
+
+func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.read {
+		d.read = true
+		d.list = d.n.listing()
+	}
+	if off > uint64(len(d.list)) {
+		return syscall.EINVAL
+	}
+	d.idx = int(off)
+	return 0
+}
+
+// listing returns a directory's entries in name order.
+func (n *node) listing() []fuse.DirEntry {
 	n.m.mu.Lock()
 	defer n.m.mu.Unlock()
 	names := n.e.sortedNames()
@@ -80,7 +134,7 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 		c := n.e.children[name]
 		list = append(list, fuse.DirEntry{Name: name, Mode: c.kind.typeBits(), Ino: c.ino})
 	}
-	return fs.NewListDirStream(list), 0
+	return list
 }
 
 // fillAttr describes an entry. Guarded by mu.
@@ -110,7 +164,7 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 	n.m.mu.Lock()
 	defer n.m.mu.Unlock()
 	n.m.fillAttr(n.e, &out.Attr)
-	out.SetTimeout(n.m.opts.TTL)
+	out.SetTimeout(n.m.ttl)
 	return 0
 }
 
@@ -199,28 +253,26 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		m.mu.Unlock()
 		return nil, 0, syscall.EISDIR
 	}
-	st := e.staged
-	m.mu.Unlock()
-	if write || st != nil {
-		st, errno := m.stage(e, flags&syscall.O_TRUNC != 0)
-		if errno != 0 {
-			return nil, 0, errno
+	if !write && e.staged == nil {
+		// Read-only, of content the service holds: the kernel need not
+		// tell us of its close (FOPEN_NOFLUSH), and keeps its pages for as
+		// long as the content stays the same. The content is opened (and
+		// fetched) on the first read that the page cache does not answer.
+		fl := uint32(fuse.FOPEN_NOFLUSH)
+		if e.kernelHash == e.hash {
+			fl |= fuse.FOPEN_KEEP_CACHE
 		}
-		return m.openStaged(e, st, write), 0, 0
+		e.kernelHash = e.hash
+		h := &handle{m: m, e: e, hash: e.hash, size: e.size, src: e.src}
+		m.mu.Unlock()
+		return h, fl, 0
 	}
-	f, err := m.openContent(e)
-	if err != nil {
-		m.log.Warn("read failed", "session", m.session, "err", err)
-		return nil, 0, syscall.EIO
+	m.mu.Unlock()
+	st, errno := m.stage(e, flags&syscall.O_TRUNC != 0)
+	if errno != 0 {
+		return nil, 0, errno
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var fl uint32
-	if e.kernelHash == e.hash {
-		fl = fuse.FOPEN_KEEP_CACHE
-	}
-	e.kernelHash = e.hash
-	return &handle{m: m, e: e, f: f}, fl, 0
+	return m.openStaged(e, st, write), 0, 0
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {

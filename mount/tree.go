@@ -72,8 +72,8 @@ type entry struct {
 	node     *node   // the inode, once the kernel has looked it up
 	// kernelHash is the content the kernel may hold in its page cache.
 	kernelHash domain.Hash
-	// prefetched is the position a directory's small files were last
-	// fetched at together.
+	// prefetched is 1 + the position of the view at which a
+	// directory's small files were last queued for a prefetch.
 	prefetched uint64
 }
 
