@@ -109,6 +109,45 @@ func TestApp_ReviewFlowInChromium(t *testing.T) {
 	webtest.Run(t, bob, "open the overview", chromedp.Navigate(h.srv.URL+"/overview"), chromedp.WaitVisible(`.charts`))
 	webtest.Shot(t, bob, dir, "overview")
 
+	// The session's figures, from the stats read model once it has the
+	// commit: the grant's wait is in the approvals table.
+	h.waitStats(t, id)
+	webtest.Run(t, alice, "open the session's figures",
+		chromedp.Navigate(h.srv.URL+"/s/"+id),
+		chromedp.Click(`a[href="/s/`+id+`/stats"]`),
+		chromedp.WaitVisible(`figure[aria-labelledby="c-types"]`),
+	)
+	if got := webtest.Get(t, alice, "read the approvals", chromedp.Text(`section[aria-labelledby="h-approvals"] tbody`)); !strings.Contains(got, "granted") || !strings.Contains(got, "commit") {
+		t.Errorf("the approvals table reads %q, want the granted commit request", got)
+	}
+	webtest.Run(t, alice, "by keyboard: focus Per hour, press Enter",
+		chromedp.Focus(`nav.bucket a[href$="bucket=hour"]`),
+		chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(`nav.bucket a[aria-current][href$="bucket=hour"]`),
+	)
+	if got := webtest.Get(t, alice, "read the timeline's caption", chromedp.Text(`#c-hours`)); got != "Events per hour" {
+		t.Errorf("the timeline is %q, want Events per hour", got)
+	}
+	named := `[...document.querySelectorAll("main figure")].every(f => { const l = document.getElementById(f.getAttribute("aria-labelledby")); return l && l.textContent.trim() !== "" })
+		&& [...document.querySelectorAll("main svg")].every(s => s.getAttribute("aria-hidden") === "true" || (s.getAttribute("role") === "img" && s.getAttribute("aria-label")))`
+	if !webtest.Get(t, alice, "check the charts' names", chromedp.Evaluate[bool](named)) {
+		t.Error("a chart on the figures page has no accessible name")
+	}
+	webtest.Shot(t, alice, dir, "stats")
+
+	webtest.Run(t, bob, "open the tenant's usage",
+		chromedp.Navigate(h.srv.URL+"/overview"),
+		chromedp.Click(`nav[aria-label="Main"] a[href="/usage"]`),
+		chromedp.WaitVisible(`figure[aria-labelledby="c-stored"]`),
+	)
+	if !webtest.Get(t, bob, "check the charts' names", chromedp.Evaluate[bool](named)) {
+		t.Error("a chart on the usage page has no accessible name")
+	}
+	if got := webtest.Get(t, bob, "read the requests", chromedp.Text(`#c-requests`)); !strings.Contains(got, "Requests by endpoint") {
+		t.Errorf("the requests chart is titled %q", got)
+	}
+	webtest.Shot(t, bob, dir, "usage")
+
 	webtest.Run(t, alice, "read the session at phone width",
 		chromedp.EmulateViewport(390, 844),
 		chromedp.Navigate(h.srv.URL+"/s/"+id),
@@ -118,7 +157,7 @@ func TestApp_ReviewFlowInChromium(t *testing.T) {
 		t.Error("the session page is wider than a phone screen")
 	}
 	webtest.Shot(t, alice, dir, "phone")
-	for _, page := range []string{"/", "/s/" + id + "/diff", "/queue"} {
+	for _, page := range []string{"/", "/s/" + id + "/diff", "/queue", "/s/" + id + "/stats", "/usage", "/overview"} {
 		webtest.Run(t, alice, "open "+page+" at phone width", chromedp.Navigate(h.srv.URL+page), chromedp.WaitVisible(`main h1`))
 		if webtest.Get(t, alice, "measure "+page, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`)) {
 			t.Errorf("%s is wider than a phone screen", page)

@@ -48,7 +48,17 @@ func start(t testing.TB) *harness {
 		t.Fatalf("start activity feed: %v", err)
 	}
 	t.Cleanup(feed.Stop)
-	svc := handlers.NewService(env.Store, handlers.Options{Lister: viewsAdapter{views}, Reviews: viewsAdapter{views}, Activity: feedAdapter{feed}})
+	stats, err := projections.OpenStats(ctx, env.Store.JetStream(), names.EventStream, names.EventFilter("*"), 1, nil)
+	if err != nil {
+		t.Fatalf("open stats: %v", err)
+	}
+	if err := stats.Start(ctx); err != nil {
+		t.Fatalf("start stats: %v", err)
+	}
+	t.Cleanup(stats.Stop)
+	figures := statsAdapter{views, stats}
+	svc := handlers.NewService(env.Store, handlers.Options{Lister: viewsAdapter{views}, Reviews: viewsAdapter{views}, Activity: feedAdapter{feed},
+		Stats: figures, Usage: figures})
 	if err := svc.Start(env.NC); err != nil {
 		t.Fatalf("start service: %v", err)
 	}
@@ -153,6 +163,76 @@ func (f feedAdapter) ActivityList(ctx context.Context, tenant string, req client
 		out.Entries = append(out.Entries, client.ActivityEntry(e))
 	}
 	return out, nil
+}
+
+// statsAdapter serves session.stats and usage.get from the stats and
+// session-views read models, as cmd/strand wires them (without the
+// stream figures of the deployment, which the app only shows).
+type statsAdapter struct {
+	v *projections.Sessions
+	s *projections.Stats
+}
+
+func (a statsAdapter) SessionStats(ctx context.Context, tenant, id, bucket string) (client.SessionStatsReply, uint64, error) {
+	s, _, err := a.s.Session(ctx, tenant, id)
+	if err != nil {
+		return client.SessionStatsReply{}, 0, err
+	}
+	width := 24 * time.Hour
+	if bucket == "hour" {
+		width = time.Hour
+	}
+	r := client.SessionStatsReply{Session: id, Position: s.Applied, Events: s.Events, EventBytes: s.EventBytes,
+		First: s.First, Last: s.Last, ByType: s.ByType, ByActor: s.ByActor, Bucket: bucket,
+		FilesChanged: s.FilesChanged, ContentBytes: s.ContentBytes, MedianApprovalSeconds: s.MedianApprovalSeconds()}
+	for _, b := range s.Timeline(width) {
+		r.Timeline = append(r.Timeline, client.StatsBucket(b))
+	}
+	for _, t := range s.Approvals {
+		r.Approvals = append(r.Approvals, client.ApprovalTiming(t))
+	}
+	return r, s.Version, nil
+}
+
+func (a statsAdapter) TenantUsage(ctx context.Context, tenant string) (client.UsageReply, error) {
+	page, err := a.v.Query(ctx, tenant, projections.ListFilter{Counts: true, Limit: 1})
+	if err != nil {
+		return client.UsageReply{}, err
+	}
+	ts, err := a.s.Tenant(ctx, tenant)
+	if err != nil {
+		return client.UsageReply{}, err
+	}
+	r := client.UsageReply{SessionsByStatus: page.Counts, Events: uint64(ts.Events), ContentBytes: ts.ContentBytes,
+		Storage: client.StorageUsage{EventBytes: ts.EventBytes, Blobs: ts.Blobs, BlobBytes: ts.BlobBytes, BlobBytesWritten: ts.BlobBytesWritten}}
+	for status, n := range page.Counts {
+		if status != "deleted" {
+			r.Sessions += int64(n)
+		}
+	}
+	if ts.BlobBytes > 0 {
+		r.Storage.DedupRatio = float64(ts.BlobBytesWritten) / float64(ts.BlobBytes)
+	}
+	return r, nil
+}
+
+// waitStats waits until the stats read model folded the session's events
+// up to its head.
+func (h *harness) waitStats(t testing.TB, id string) client.SessionStatsReply {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		st, err := h.clients["alice"].SessionStats(ctx, client.SessionStatsRequest{Session: id})
+		if err == nil && st.Behind == 0 && st.Events > 0 {
+			return st
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the stats read model is behind on %s (last error %v)", id, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // mainGo is the file the review flow annotates (line 3 is the import).

@@ -34,11 +34,15 @@ type chart struct {
 	Title string
 	Bars  []bar
 	Total int
+	// TotalText, when set, shows Total (bytes in words).
+	TotalText string
 }
 
 type bar struct {
 	Label string
 	Value int
+	// Text, when set, shows Value (bytes in words).
+	Text  string
 	Width int // of the bar, out of barWidth
 	Link  string
 }

@@ -5,12 +5,13 @@ import (
 	"github.com/strand-dev/strand/client"
 	"html/template"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // pageNames are the pages; each is parsed with the layout.
-var pageNames = []string{"sessions", "queue", "session", "diff", "error", "login", "overview"}
+var pageNames = []string{"sessions", "queue", "session", "diff", "error", "login", "overview", "stats", "usage"}
 
 func (a *App) parse() error {
 	a.pages = map[string]*template.Template{}
@@ -41,6 +42,10 @@ var funcs = template.FuncMap{
 	"event":    func(typ string) client.EventView { return client.EventView{Type: typ} },
 	"label":    func(s string) string { return strings.ReplaceAll(s, "_", " ") },
 	"bytes":    humanBytes,
+	"int":      func(n any) int { return int(asInt64(n)) },
+	"int64":    asInt64,
+	"wait":     waitText,
+	"ratio":    func(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) },
 	"plural": func(n int, one, many string) string {
 		if n == 1 {
 			return fmt.Sprintf("%d %s", n, one)
@@ -124,4 +129,18 @@ func dict(kv ...any) (map[string]any, error) {
 		m[k] = kv[i+1]
 	}
 	return m, nil
+}
+
+// asInt64 converts the integer figures of the wire types for the
+// templates' helpers.
+func asInt64(n any) int64 {
+	switch v := n.(type) {
+	case int:
+		return int64(v)
+	case int64:
+		return v
+	case uint64:
+		return int64(v)
+	}
+	return 0
 }

@@ -69,6 +69,7 @@ func (h *harness) post(t *testing.T, user, path string, form url.Values, hdr map
 func TestApp_Pages(t *testing.T) {
 	h := start(t)
 	id := h.seed(t)
+	h.waitStats(t, id)
 	cases := []struct {
 		name, path string
 		status     int
@@ -85,6 +86,15 @@ func TestApp_Pages(t *testing.T) {
 		{"DiffSinceCheckpoint", "/s/" + id + "/diff?from=draft", 200, []string{"docs/usage.md", "modified"}},
 		{"Queue", "/queue", 200, []string{"Nothing waits"}},
 		{"Overview", "/overview", 200, []string{"Sessions by status", `href="/?status=archived"`, "File written", "Recent events by actor", "<svg", "alice"}},
+		// Seven events: the creation, four writes of three files, a
+		// checkpoint, a health report.
+		{"Stats", "/s/" + id + "/stats", 200, []string{"Figures of session", "<dt>Events</dt><dd>7</dd>", "<dt>Files changed</dt><dd>3</dd>",
+			`aria-labelledby="c-types"`, "File written", `<td class="num">4</td>`, "alice", "Events per day", `aria-current="true">Per day`, "No approval was requested"}},
+		{"StatsPerHour", "/s/" + id + "/stats?bucket=hour", 200, []string{"Events per hour", `aria-current="true">Per hour`}},
+		{"StatsBadBucket", "/s/" + id + "/stats?bucket=week", 400, []string{"invalid_argument"}},
+		{"StatsUnknownSession", "/s/01JAAAAAAAAAAAAAAAAAAAAAAA/stats", 404, []string{"not_found"}},
+		{"Usage", "/usage", 200, []string{"<h1>Usage</h1>", "Sessions by status", "Stored bytes of the tenant", "What the figures mean",
+			`<th scope="row">events</th>`, "session.create", `aria-current="page">Usage`}},
 		{"UnknownSession", "/s/01JAAAAAAAAAAAAAAAAAAAAAAA", 404, []string{"not_found"}},
 		{"BadTagFilter", "/?tag=nokey", 400, []string{"invalid_argument"}},
 		{"BadPoint", "/s/" + id + "?at=nosuchcheckpoint", 404, []string{"not_found"}},
