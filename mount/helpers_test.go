@@ -39,6 +39,7 @@ type harness struct {
 	cache   *contentcache.Cache
 	state   string
 	logs    *bytes.Buffer
+	url     string // the embedded server's client URL, for other processes
 }
 
 func start(t *testing.T) *harness {
@@ -63,7 +64,8 @@ func start(t *testing.T) *harness {
 	if err != nil {
 		t.Fatalf("open cache: %v", err)
 	}
-	return &harness{t: t, c: c, session: s.Session.ID, cache: cache, state: t.TempDir(), logs: &bytes.Buffer{}}
+	return &harness{t: t, c: c, session: s.Session.ID, cache: cache, state: t.TempDir(), logs: &bytes.Buffer{},
+		url: env.Server.ClientURL()}
 }
 
 func (h *harness) write(path, content string) {
