@@ -145,7 +145,7 @@ func QuickSizes() Sizes {
 		LoadEvents: 100_000, LoadReps: 5, LoadReplayReps: 1,
 		ManifestFiles: 100_000, ManifestPageReps: 21, ManifestWholeReps: 3,
 		DiffFiles: []int{1_000, 100_000}, DiffChanges: 10, DiffReps: 101,
-		ProjectionEvents: 5_000, ProjectionSessions: 50, ProjectionReps: 1,
+		ProjectionEvents: 5_000, ProjectionSessions: 50, ProjectionReps: 3,
 		StorageFiles: 10_000, StorageForks: 100, StorageMinSize: 512, StorageMaxSize: 8192,
 		WorkcopyFiles: 10_000, WorkcopyReps: 3,
 		BulkFiles: 1_000, BulkReps: 9,

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,4 +111,79 @@ func TestSessions_ApplyBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	diffViews(t, "batched", got, w.expected(ctx))
+}
+
+// TestSessions_CrashMidBatch folds a history in one batch that stops
+// half-way through its writes, as a crash would (some views written, none
+// of the events acknowledged), then lets a fresh instance take the
+// redelivered events: the views equal the event store's and the review
+// queue holds each open request's items once.
+func TestSessions_CrashMidBatch(t *testing.T) {
+	env := streamstest.Start(t)
+	ctx := context.Background()
+	w := newWorkload(t, env, "acme", 13)
+	for range 300 {
+		w.step(ctx)
+	}
+	crashed, err := OpenSessions(ctx, env.Store.JetStream(), names.EventStream, names.EventFilter("*"), 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed.EmitWork(WorkConfig{Stream: names.WorkStream, Subject: names.WorkSubject})
+	var writes, views int
+	crashed.writeHook = func(subject string) error {
+		if writes++; writes > 7 {
+			return errors.New("crashed")
+		}
+		if !strings.HasPrefix(subject, "$KV."+names.SessionsBucket+"._") {
+			views++
+		}
+		return nil
+	}
+	cons, err := env.Store.JetStream().CreateOrUpdateConsumer(ctx, names.EventStream, crashed.Spec().consumerConfig(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []Delivery
+	for int64(len(ds)) < w.n.Load() {
+		batch, err := cons.Fetch(int(w.n.Load())-len(ds), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			md, _ := m.Metadata()
+			ds = append(ds, Delivery{Seq: md.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data(), Delivered: 1})
+		}
+	}
+	failed := 0
+	for _, err := range crashed.applyBatch(ctx, ds) {
+		if err != nil {
+			failed++
+		}
+	}
+	written, err := crashed.readViews(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failed == 0 || len(written) == 0 || len(written) != views {
+		t.Fatalf("crashed batch: %d of %d events failed, %d views written (%d let through), want some of each", failed, len(ds), len(written), views)
+	}
+
+	// Nothing was acknowledged: after AckWait a fresh instance gets every
+	// event again, and the views written already skip what they have.
+	p := startViews(t, env)
+	waitCaughtUp(t, p)
+	got, err := p.readViews(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := w.expected(ctx)
+	diffViews(t, "after the crash", got, want)
+	var open int
+	for _, v := range want {
+		open += len(v.Pending)
+	}
+	if n := countItems(t, env); n != 2*open {
+		t.Errorf("work items: %d, want %d (2 per open request)", n, 2*open)
+	}
 }

@@ -54,16 +54,20 @@ type Spec struct {
 	// Apply folds one event into the read model. It must be idempotent:
 	// the same event may arrive twice, and on several instances at once.
 	Apply func(ctx context.Context, d Delivery) error
-	// ApplyBatch, when set, folds the events an applier has at hand at once
-	// (up to MaxBatch of its partition, in stream order), so that a read
-	// model entry is written once per batch rather than once per event
-	// while the projection catches up. It returns one error per delivery,
-	// with Apply's meaning; it must be as idempotent as Apply.
+	// ApplyBatch, when set, folds the events the instance has at hand at
+	// once (up to MaxBatch, in stream order), so that a read model entry is
+	// written once per batch rather than once per event while the
+	// projection catches up. It returns one error per delivery, with
+	// Apply's meaning; it must be as idempotent as Apply. A projection with
+	// ApplyBatch has one applier (the batch is its parallelism: it writes
+	// its entries together), and the events of the next batch arrive while
+	// one is applied, so the slower the writes the larger the batches.
 	ApplyBatch func(ctx context.Context, ds []Delivery) []error
 	// Key partitions events: events with the same key are applied in
 	// stream order by one goroutine of an instance (nil: the subject).
 	Key func(subject string) string
-	// Partitions is how many goroutines apply events (default 8).
+	// Partitions is how many goroutines apply events one at a time
+	// (default 8; a projection with ApplyBatch has one).
 	Partitions int
 	// AckWait is how long an event handed to an instance that went away
 	// waits before another gets it (default 30s). Every instance must use
@@ -87,11 +91,15 @@ func (s Spec) consumerConfig(gen uint64) jetstream.ConsumerConfig {
 		FilterSubject: s.Filter,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxAckPending: 1000,
+		MaxAckPending: maxAckPending,
 		AckWait:       cmp.Or(s.AckWait, 30*time.Second),
 		MaxDeliver:    -1,
 	}
 }
+
+// maxAckPending bounds the events handed out and not yet applied: room for
+// the batch being applied and the next one arriving meanwhile.
+const maxAckPending = 2 * MaxBatch
 
 // Runner runs one projection on this instance: it joins the projection's
 // durable consumer (shared with every other instance), applies what it is
@@ -121,6 +129,9 @@ func StartRunner(ctx context.Context, js jetstream.JetStream, stream string, rep
 	}
 	if spec.Partitions <= 0 {
 		spec.Partitions = 8
+	}
+	if spec.ApplyBatch != nil {
+		spec.Partitions = 1
 	}
 	if spec.Key == nil {
 		spec.Key = func(s string) string { return s }
@@ -191,7 +202,7 @@ func (r *Runner) join(ctx context.Context) error {
 		h := fnv.New32a()
 		h.Write([]byte(r.spec.Key(msg.Subject())))
 		parts[h.Sum32()%uint32(len(parts))] <- msg
-	}, jetstream.PullMaxMessages(500), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullMaxMessages(pullMax), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
 			r.log.Debug("consume", "err", err)
 		}
@@ -274,48 +285,99 @@ func (r *Runner) rejoin(why string) {
 	}
 }
 
-// MaxBatch bounds the events an applier hands to ApplyBatch at once.
-const MaxBatch = 500
+// Bounds of one batch handed to ApplyBatch: events, bytes of events, and
+// how long the applier gathers one while the consumer says more are
+// pending. A catch-up folds batches of up to MaxBatch events, so a read
+// model entry touched all along is written once per MaxBatch events.
+const (
+	MaxBatch      = 32768
+	maxBatchBytes = 32 << 20
+	maxGather     = time.Second
+	// gatherIdle is how long the applier waits for the next event the
+	// consumer said was pending (another instance may have got it).
+	gatherIdle = 20 * time.Millisecond
+)
+
+// pullMax is how many events a runner asks its consumer for at a time.
+const pullMax = 1000
+
+// received is an event as the applier holds it.
+type received struct {
+	msg jetstream.Msg
+	md  *jetstream.MsgMetadata
+}
 
 // applier applies the events of its partition in the order they came: one
-// at a time, or with ApplyBatch as many as have arrived (at most MaxBatch).
-// A projection that lags has a full partition, so it folds in batches; a
-// live one gets one event at a time, with no wait added.
+// at a time, or with ApplyBatch in batches (gather).
 func (r *Runner) applier(in <-chan jetstream.Msg, gen uint64) {
 	defer r.workers.Done()
+	idle := time.NewTimer(time.Hour)
+	idle.Stop()
 	for msg := range in {
-		batch := []jetstream.Msg{msg}
-	more:
-		for r.spec.ApplyBatch != nil && len(batch) < MaxBatch {
-			select {
-			case m, ok := <-in:
-				if !ok {
-					break more
-				}
-				batch = append(batch, m)
-			default:
-				break more
-			}
+		batch := r.add(nil, msg)
+		if r.spec.ApplyBatch != nil {
+			batch = r.gather(in, batch, idle)
 		}
 		r.applyBatch(batch, gen)
 	}
 }
 
+// add appends an event to a batch with its metadata; one without metadata
+// (not a JetStream delivery) is terminated.
+func (r *Runner) add(batch []received, msg jetstream.Msg) []received {
+	md, err := msg.Metadata()
+	if err != nil {
+		_ = msg.Term()
+		return batch
+	}
+	return append(batch, received{msg, md})
+}
+
+// gather adds to a batch the events at hand and, while the consumer says
+// more are pending (the projection lags), waits for them, up to the
+// batch's bounds. A live projection (nothing pending) gets what is at hand
+// at once, so live traffic waits for nothing.
+func (r *Runner) gather(in <-chan jetstream.Msg, batch []received, idle *time.Timer) []received {
+	start, bytes := time.Now(), 0
+	for _, b := range batch {
+		bytes += len(b.msg.Data())
+	}
+	for len(batch) < MaxBatch && bytes < maxBatchBytes {
+		var msg jetstream.Msg
+		var ok bool
+		select {
+		case msg, ok = <-in:
+		default:
+			if len(batch) == 0 || batch[len(batch)-1].md.NumPending == 0 || time.Since(start) > maxGather {
+				return batch
+			}
+			idle.Reset(gatherIdle)
+			select {
+			case msg, ok = <-in:
+				idle.Stop()
+			case <-idle.C:
+				return batch
+			}
+		}
+		if !ok {
+			return batch
+		}
+		batch = r.add(batch, msg)
+		bytes += len(msg.Data())
+	}
+	return batch
+}
+
 // applyBatch applies the events of a batch and acknowledges (or hands
 // back) each one.
-func (r *Runner) applyBatch(batch []jetstream.Msg, gen uint64) {
-	msgs := make([]jetstream.Msg, 0, len(batch))
-	mds := make([]*jetstream.MsgMetadata, 0, len(batch))
-	ds := make([]Delivery, 0, len(batch))
-	for _, msg := range batch {
-		md, err := msg.Metadata()
-		if err != nil {
-			_ = msg.Term()
-			continue
-		}
-		msgs, mds = append(msgs, msg), append(mds, md)
-		ds = append(ds, Delivery{Seq: md.Sequence.Stream, Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data(),
-			Gen: gen, Delivered: md.NumDelivered})
+func (r *Runner) applyBatch(batch []received, gen uint64) {
+	if len(batch) == 0 {
+		return
+	}
+	ds := make([]Delivery, len(batch))
+	for i, b := range batch {
+		ds[i] = Delivery{Seq: b.md.Sequence.Stream, Subject: b.msg.Subject(), Header: b.msg.Headers(), Data: b.msg.Data(),
+			Gen: gen, Delivered: b.md.NumDelivered}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second+time.Duration(len(ds))*10*time.Millisecond)
 	defer cancel()
@@ -323,12 +385,10 @@ func (r *Runner) applyBatch(batch []jetstream.Msg, gen uint64) {
 	if len(ds) > 1 {
 		errs = r.spec.ApplyBatch(ctx, ds)
 	} else {
-		for _, d := range ds {
-			errs = append(errs, r.spec.Apply(ctx, d))
-		}
+		errs = []error{r.spec.Apply(ctx, ds[0])}
 	}
-	for i, msg := range msgs {
-		r.settle(msg, mds[i], ds[i], errs[i])
+	for i, b := range batch {
+		r.settle(b.msg, b.md, ds[i], errs[i])
 	}
 }
 

@@ -96,6 +96,9 @@ type Sessions struct {
 	work WorkConfig
 	// ackWait overrides the consumer's AckWait (tests).
 	ackWait time.Duration
+	// writeHook, when set, runs before each write of a batch; an error
+	// stops that write (tests: a crash half-way through a batch).
+	writeHook func(subject string) error
 
 	mu          sync.Mutex
 	runner      *Runner
@@ -358,149 +361,6 @@ func (p *Sessions) apply(ctx context.Context, d Delivery) error {
 		}
 	}
 	return fmt.Errorf("view %s: too many concurrent updates", key)
-}
-
-// applyBatch folds a batch of events (in stream order) into the views they
-// touch, in memory, and writes each view once, with its revision as the
-// expectation, as apply does for one event. A view's events are folded as
-// long as they follow on from it; a redelivered one is skipped, and from a
-// gap on, or for every event of a view whose write lost a race, each event
-// goes through apply (which reloads the view) one by one.
-func (p *Sessions) applyBatch(ctx context.Context, ds []Delivery) []error {
-	errs := make([]error, len(ds))
-	type decoded struct {
-		ev      *domain.Event
-		version uint64
-	}
-	evs := make([]decoded, len(ds))
-	byKey := map[string][]int{}
-	var keys []string
-	for i, d := range ds {
-		ev, tenant, id, version, decErr := eventOf(d)
-		if decErr != nil && (id == "" || version == 0) {
-			p.log.Error("session view: undecodable event stepped over", "seq", d.Seq, "subject", d.Subject, "err", decErr)
-			continue
-		}
-		evs[i] = decoded{ev, version}
-		key := tenant + "." + id
-		if _, ok := byKey[key]; !ok {
-			keys = append(keys, key)
-		}
-		byKey[key] = append(byKey[key], i)
-	}
-	// Views are independent: write those of a batch concurrently, so that
-	// a batch costs about one write's latency (an fsync on a durable
-	// server) rather than one per view.
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, viewWriters)
-	for _, key := range keys {
-		idx := byKey[key]
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			p.applyView(ctx, key, ds, idx, func(i int) (*domain.Event, uint64) { return evs[i].ev, evs[i].version }, errs)
-		}()
-	}
-	wg.Wait()
-	return errs
-}
-
-// viewWriters bounds the views of one batch written at once.
-const viewWriters = 16
-
-// applyView folds one view's events of a batch (foldView) and sets their
-// errors; what foldView leaves goes through apply one by one.
-func (p *Sessions) applyView(ctx context.Context, key string, ds []Delivery, idx []int, event func(i int) (*domain.Event, uint64), errs []error) {
-	folded, rest, err := p.foldView(ctx, key, ds, idx, event)
-	for _, i := range folded {
-		errs[i] = err
-	}
-	if err != nil && !errors.Is(err, errViewRace) {
-		for _, i := range rest {
-			errs[i] = err
-		}
-		return
-	}
-	if errors.Is(err, errViewRace) {
-		rest = append(folded, rest...)
-	}
-	for _, i := range rest {
-		errs[i] = p.apply(ctx, ds[i])
-	}
-}
-
-// errViewRace is foldView's: another instance wrote the view meanwhile.
-var errViewRace = errors.New("session view changed meanwhile")
-
-// foldView folds the events idx of ds (one view's, in order) into its view
-// in memory and writes it once. folded are the events it applied (or found
-// applied already), rest those it left for apply: from the first that does
-// not follow on. err applies to folded.
-func (p *Sessions) foldView(ctx context.Context, key string, ds []Delivery, idx []int, event func(i int) (*domain.Event, uint64)) (folded, rest []int, err error) {
-	gen := ds[idx[0]].Gen
-	v, rev, err := p.load(ctx, key, true)
-	if err != nil {
-		return nil, idx, err
-	}
-	if v.Gen > gen {
-		return nil, idx, ErrStaleGeneration
-	}
-	if v.Gen < gen {
-		v = View{} // an older generation's view: rebuild it from event 1
-	}
-	before, changed := v.Pending, false
-	for n, i := range idx {
-		ev, version := event(i)
-		if v.Version >= version {
-			folded = append(folded, i) // already folded: a redelivery
-			continue
-		}
-		if v.Version+1 != version {
-			return folded, idx[n:], p.writeView(ctx, key, &v, rev, gen, before, changed)
-		}
-		if ev != nil {
-			fold(&v, ev, ds[i].Seq)
-			if ev.Type == domain.CommitCreated && ev.Commit != nil {
-				if _, err := p.kv.Put(ctx, commitKey(ev.Tenant, ev.Commit.ID), []byte(ev.Session)); err != nil {
-					return folded, idx[n:], err
-				}
-			}
-		} else {
-			v.Version, v.Applied = version, ds[i].Seq
-		}
-		folded, changed = append(folded, i), true
-	}
-	return folded, nil, p.writeView(ctx, key, &v, rev, gen, before, changed)
-}
-
-// writeView publishes the work items a view's folded events call for and
-// writes the view, expecting revision rev (0: absent). A lost race is
-// errViewRace.
-func (p *Sessions) writeView(ctx context.Context, key string, v *View, rev, gen uint64, before []PendingRef, changed bool) error {
-	if !changed {
-		return nil
-	}
-	if err := p.work.sync(ctx, gen, v, before); err != nil {
-		return err
-	}
-	v.Gen = gen
-	body, _ := json.Marshal(v)
-	var err error
-	if rev == 0 {
-		rev, err = p.kv.Create(ctx, key, body)
-	} else {
-		rev, err = p.kv.Update(ctx, key, body, rev)
-	}
-	if err == nil {
-		p.cache.Add(key, cachedView{*v, rev})
-		return nil
-	}
-	p.cache.Remove(key)
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return errViewRace
-	}
-	return err
 }
 
 // fold applies one event to a view. It never changes what v's slices and

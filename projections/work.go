@@ -101,6 +101,25 @@ func (w *WorkConfig) sync(ctx context.Context, gen uint64, v *View, before []Pen
 	return nil
 }
 
+// needed reports whether sync has anything to do for a view: a request
+// without its items, or one that left the queue.
+func (w *WorkConfig) needed(v *View, before []PendingRef) bool {
+	if w.Stream == "" {
+		return false
+	}
+	for _, r := range v.Pending {
+		if r.Item == 0 {
+			return true
+		}
+	}
+	for _, old := range before {
+		if !slices.ContainsFunc(v.Pending, func(r PendingRef) bool { return r.ID == old.ID }) {
+			return true
+		}
+	}
+	return false
+}
+
 func (w *WorkConfig) publish(ctx context.Context, subject, id string, it ReviewItem) (uint64, error) {
 	body, _ := json.Marshal(it)
 	m := nats.NewMsg(subject)

@@ -1,0 +1,268 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
+)
+
+// batchView is one view of a batch: loaded once, folded in memory with
+// every event of the batch that follows on from it, written once.
+type batchView struct {
+	key string
+	// idx are the batch's events of this view, in stream order.
+	idx []int
+	v   View
+	rev uint64
+	// before is the review queue as loaded, for the work items.
+	before []PendingRef
+	// folded are the events applied (or found applied already); rest
+	// those left for apply, one by one, from the first that does not
+	// follow on (a gap).
+	folded, rest []int
+	changed      bool
+	// commits are the commit ids folded (for the commit index).
+	commits []string
+	err     error
+}
+
+// applyBatch folds a batch of events (in stream order) into the views they
+// touch, in memory, and writes each view once, with its revision as the
+// expectation, as apply does for one event; the writes of a batch are in
+// flight together. A view's events are folded as long as they follow on
+// from it; a redelivered one is skipped, and from a gap on, or for every
+// event of a view whose write lost a race, each event goes through apply
+// (which reloads the view) one by one. A batch that stops half-way (a
+// crash, a failed write) leaves each view either as it was or with all of
+// its folded events, never acknowledged past what is written: the events
+// come again and the views skip what they have.
+func (p *Sessions) applyBatch(ctx context.Context, ds []Delivery) []error {
+	errs := make([]error, len(ds))
+	evs := make([]*domain.Event, len(ds))
+	versions := make([]uint64, len(ds))
+	byKey := map[string]*batchView{}
+	var views []*batchView
+	for i, d := range ds {
+		ev, tenant, id, version, decErr := eventOf(d)
+		if decErr != nil && (id == "" || version == 0) {
+			p.log.Error("session view: undecodable event stepped over", "seq", d.Seq, "subject", d.Subject, "err", decErr)
+			continue
+		}
+		evs[i], versions[i] = ev, version
+		key := tenant + "." + id
+		bv := byKey[key]
+		if bv == nil {
+			bv = &batchView{key: key}
+			byKey[key] = bv
+			views = append(views, bv)
+		}
+		bv.idx = append(bv.idx, i)
+	}
+	gen := uint64(0)
+	if len(ds) > 0 {
+		gen = ds[0].Gen
+	}
+	// Views not in this instance's cache (the first batch after a start)
+	// are read from the bucket, several at a time.
+	var misses []*batchView
+	for _, bv := range views {
+		if c, ok := p.cache.Get(bv.key); ok {
+			bv.v, bv.rev = c.v, c.rev
+		} else {
+			misses = append(misses, bv)
+		}
+	}
+	parallel(misses, func(bv *batchView) {
+		bv.v, bv.rev, bv.err = p.load(ctx, bv.key, false)
+	})
+	for _, bv := range views {
+		if bv.err == nil {
+			p.foldBatchView(bv, ds, evs, versions, gen)
+		}
+	}
+	// Work items go out before the view that records them (as apply
+	// does); most views change no request and send nothing.
+	var work []*batchView
+	for _, bv := range views {
+		if bv.err == nil && bv.changed && p.work.needed(&bv.v, bv.before) {
+			work = append(work, bv)
+		}
+	}
+	parallel(work, func(bv *batchView) {
+		bv.err = p.work.sync(ctx, gen, &bv.v, bv.before)
+	})
+	p.writeBatch(ctx, views, gen)
+	for _, bv := range views {
+		p.settleView(ctx, bv, ds, errs)
+	}
+	return errs
+}
+
+// foldBatchView folds a view's events of the batch in memory.
+func (p *Sessions) foldBatchView(bv *batchView, ds []Delivery, evs []*domain.Event, versions []uint64, gen uint64) {
+	v := &bv.v
+	if v.Gen > gen {
+		bv.err = ErrStaleGeneration
+		return
+	}
+	if v.Gen < gen {
+		*v = View{} // an older generation's view: rebuild it from event 1
+	}
+	bv.before = v.Pending
+	for n, i := range bv.idx {
+		if v.Version >= versions[i] {
+			bv.folded = append(bv.folded, i) // already folded: a redelivery
+			continue
+		}
+		if v.Version+1 != versions[i] {
+			bv.rest = bv.idx[n:]
+			return
+		}
+		if ev := evs[i]; ev != nil {
+			fold(v, ev, ds[i].Seq)
+			if ev.Type == domain.CommitCreated && ev.Commit != nil {
+				bv.commits = append(bv.commits, ev.Commit.ID)
+			}
+		} else {
+			v.Version, v.Applied = versions[i], ds[i].Seq
+		}
+		bv.folded, bv.changed = append(bv.folded, i), true
+	}
+}
+
+// writeBatch writes the changed views of a batch and their commit-index
+// entries, all in flight at once, each view expecting its revision (a
+// create expecting none), and records each view's outcome in it.
+func (p *Sessions) writeBatch(ctx context.Context, views []*batchView, gen uint64) {
+	type write struct {
+		bv     *batchView
+		view   bool
+		future jetstream.PubAckFuture
+	}
+	var writes []write
+	wait := func() {
+		for _, w := range writes {
+			var err error
+			var rev uint64
+			select {
+			case ack := <-w.future.Ok():
+				rev = ack.Sequence
+			case err = <-w.future.Err():
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+			switch {
+			case err != nil && w.bv.err == nil:
+				w.bv.err = err
+			case err == nil && w.view:
+				w.bv.rev = rev
+			}
+		}
+		writes = writes[:0]
+	}
+	publish := func(bv *batchView, subject string, body []byte, view bool, opts ...jetstream.PublishOpt) {
+		if p.writeHook != nil {
+			if err := p.writeHook(subject); err != nil {
+				bv.err = err
+				return
+			}
+		}
+		m := nats.NewMsg(subject)
+		m.Data = body
+		f, err := p.js.PublishMsgAsync(m, opts...)
+		if err != nil {
+			bv.err = fmt.Errorf("write %s: %w", subject, err)
+			return
+		}
+		writes = append(writes, write{bv, view, f})
+		if len(writes) == maxInFlight {
+			wait()
+		}
+	}
+	for _, bv := range views {
+		if bv.err != nil || !bv.changed {
+			continue
+		}
+		for _, c := range bv.commits {
+			publish(bv, kvSubject(commitKey(bv.v.Tenant, c)), []byte(bv.v.ID), false)
+		}
+		bv.v.Gen = gen
+		body, _ := json.Marshal(bv.v)
+		publish(bv, kvSubject(bv.key), body, true, jetstream.WithExpectLastSequencePerSubject(bv.rev))
+	}
+	wait()
+}
+
+// maxInFlight bounds the writes of a batch waiting for their acks (the
+// client's own bound on asynchronous publishes is 4,000).
+const maxInFlight = 1000
+
+// kvSubject is the subject of a key of the views bucket.
+func kvSubject(key string) string { return "$KV." + names.SessionsBucket + "." + key }
+
+// settleView sets the errors of a view's events once its write is done:
+// what is written is applied; a lost race, and the events from a gap on,
+// go through apply one by one.
+func (p *Sessions) settleView(ctx context.Context, bv *batchView, ds []Delivery, errs []error) {
+	var again []int
+	switch {
+	case bv.err == nil:
+		if bv.changed {
+			p.cache.Add(bv.key, cachedView{bv.v, bv.rev})
+		}
+		again = bv.rest
+	case isWrongLastSeq(bv.err):
+		// Another instance wrote the view meanwhile (or this instance's
+		// cache was stale).
+		p.cache.Remove(bv.key)
+		again = bv.idx
+	default:
+		p.cache.Remove(bv.key)
+		for _, i := range bv.idx {
+			errs[i] = bv.err
+		}
+		return
+	}
+	for _, i := range again {
+		errs[i] = p.apply(ctx, ds[i])
+	}
+}
+
+// isWrongLastSeq reports a write refused by its expected revision (10071;
+// 10164 on a replicated stream).
+func isWrongLastSeq(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// parallel runs f for every view, viewWorkers at a time.
+func parallel(views []*batchView, f func(*batchView)) {
+	if len(views) == 1 {
+		f(views[0])
+		return
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, viewWorkers)
+	for _, bv := range views {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(bv)
+		}()
+	}
+	wg.Wait()
+}
+
+// viewWorkers bounds the views of a batch read (or given work items) at
+// once.
+const viewWorkers = 32
