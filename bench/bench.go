@@ -451,7 +451,13 @@ func (r *Runner) startEmbedded(ctx context.Context, name string, fsync bool) (*E
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	e.closers = append(e.closers, cnc.Close)
-	if err := e.open(ctx, nc, cnc, streams.Config{Replicas: 1, NoGroupCommit: r.Opts.NoGroupCommit}, r.Tenant); err != nil {
+	cfg := streams.Config{Replicas: 1, NoGroupCommit: r.Opts.NoGroupCommit}
+	if fsync {
+		// As strand serve opens its store on an embedded server that
+		// fsyncs every write.
+		cfg.GroupCommitMin = streams.DefaultGroupCommitMin
+	}
+	if err := e.open(ctx, nc, cnc, cfg, r.Tenant); err != nil {
 		e.Close()
 		return nil, err
 	}

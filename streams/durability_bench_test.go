@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -234,4 +235,176 @@ func atomicBatch(nc *nats.Conn, msgs []*nats.Msg) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("empty batch")
+}
+
+// BenchmarkFsyncSharing measures, on one embedded server that fsyncs every
+// write (the embedded default), the ways 64 concurrent writers can share
+// fsyncs, against the raw baseline of one synchronous publish per write on
+// one stream (issue 16, item 7). Each writer appends to a subject of its
+// own with a per-subject expectation, as a session's writer does. Scratch
+// streams, not Strand's own. writes/s is the figure; compare within a run.
+//
+//   - one-stream: one synchronous publish per write, one stream (baseline);
+//   - one-stream-async: the same writes published asynchronously by each
+//     writer, up to 8 in flight each, so the server always has a queue;
+//   - streams=K: writer i publishes to stream i mod K, so K streams
+//     (each with its own store and fsync) take the writes;
+//   - atomic-batch: rounds of 64 messages as one atomic batch (one commit).
+func BenchmarkFsyncSharing(b *testing.B) {
+	const writers = 64
+	env := streamstest.Start(b, streamstest.Options{SyncAlways: true})
+	js, err := jetstream.New(env.NC)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	mk := func(name string, atomic bool) {
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{strings.ToLower(name) + ".>"},
+			Storage: jetstream.FileStorage, AllowAtomicPublish: atomic}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for k := range 8 {
+		mk(fmt.Sprintf("FS%d", k), k == 0)
+	}
+	run := func(b *testing.B, streams, writers int) {
+		last := make([]uint64, writers)
+		round := strconv.FormatInt(time.Now().UnixNano(), 36)
+		var next atomic.Int64
+		total := int64(b.N)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				subj := fmt.Sprintf("fs%d.%s.%d", w%streams, round, w)
+				for next.Add(1) <= total {
+					m := nats.NewMsg(subj)
+					m.Data = []byte("a small event of about a hundred and sixty bytes, as row 1 of strand bench writes: package main, func main")
+					ack, err := js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last[w]))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					last[w] = ack.Sequence
+				}
+			}()
+		}
+		wg.Wait()
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
+	}
+	for _, n := range []int{16, writers} {
+		b.Run(fmt.Sprintf("writers=%d/one-stream", n), func(b *testing.B) { run(b, 1, n) })
+	}
+	// Strand's own appends (Store.Change, 64 writers on 64 sessions, each
+	// writing as fast as it is answered): one publish each, and group
+	// commit as strand serve opens it on a server that fsyncs every write.
+	g := &ids{}
+	for _, mode := range []struct {
+		name string
+		cfg  streams.Config
+	}{{"store/one-publish-each", streams.Config{NoGroupCommit: true}}, {"store/group-commit-min", streams.Config{GroupCommitMin: streams.DefaultGroupCommitMin}}} {
+		st, err := streams.Open(ctx, env.NC, mode.cfg, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(st.Close)
+		for _, writers := range []int{16, writers} {
+			b.Run(fmt.Sprintf("writers=%d/%s", writers, mode.name), func(b *testing.B) {
+				sessions := make([]*domain.Session, writers)
+				for w := range sessions {
+					sessions[w] = create(b, st, g, "bench")
+				}
+				content := domain.Sum([]byte("package main\n"))
+				var next atomic.Int64
+				total := int64(b.N)
+				var wg sync.WaitGroup
+				start := time.Now()
+				for w := range writers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for i := 0; next.Add(1) <= total; i++ {
+							_, err := st.Change(ctx, "bench", sessions[w].ID, meta(g, "bench"), func(*domain.Session) (domain.Command, error) {
+								return domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpWrite, Path: fmt.Sprintf("f%d", i%64), Content: content, Size: 13}}}, nil
+							})
+							if err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
+			})
+		}
+	}
+	b.Run(fmt.Sprintf("writers=%d/one-stream-async", writers), func(b *testing.B) {
+		round := strconv.FormatInt(time.Now().UnixNano(), 36)
+		var next atomic.Int64
+		total := int64(b.N)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				subj := fmt.Sprintf("fs0.%s.%d", round, w)
+				var futs []jetstream.PubAckFuture
+				flush := func() {
+					for _, f := range futs {
+						select {
+						case <-f.Ok():
+						case err := <-f.Err():
+							b.Error(err)
+						}
+					}
+					futs = futs[:0]
+				}
+				for next.Add(1) <= total {
+					m := nats.NewMsg(subj)
+					m.Data = []byte("a small event of about a hundred and sixty bytes, as row 1 of strand bench writes: package main, func main")
+					f, err := js.PublishMsgAsync(m)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if futs = append(futs, f); len(futs) == 8 {
+						flush()
+					}
+				}
+				flush()
+			}()
+		}
+		wg.Wait()
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
+	})
+	for _, k := range []int{2, 4, 8} {
+		b.Run(fmt.Sprintf("writers=%d/streams=%d", writers, k), func(b *testing.B) { run(b, k, writers) })
+	}
+	b.Run(fmt.Sprintf("writers=%d/atomic-batch", writers), func(b *testing.B) {
+		last := make([]uint64, writers)
+		round := strconv.FormatInt(time.Now().UnixNano(), 36)
+		start, n := time.Now(), 0
+		for n < b.N {
+			msgs := make([]*nats.Msg, writers)
+			for i := range msgs {
+				m := nats.NewMsg(fmt.Sprintf("fs0.%s.%d", round, i))
+				m.Data = []byte("a small event of about a hundred and sixty bytes, as row 1 of strand bench writes: package main, func main")
+				m.Header.Set("Nats-Expected-Last-Subject-Sequence", strconv.FormatUint(last[i], 10))
+				msgs[i] = m
+			}
+			seq, err := atomicBatch(env.NC, msgs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range msgs {
+				last[i] = seq - uint64(writers-1-i)
+			}
+			n += writers
+		}
+		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "writes/s")
+	})
 }

@@ -23,9 +23,12 @@ import (
 // of it is published again on its own, which gives each its exact answer;
 // message ids make a message that was in fact stored count once.
 type committer struct {
-	js   jetstream.JetStream
-	in   chan *appendReq
-	max  int
+	js  jetstream.JetStream
+	in  chan *appendReq
+	max int
+	// min is the fewest appends published as one batch; fewer that wait
+	// together are published one each, at once.
+	min  int
 	done chan struct{}
 	once sync.Once
 	// slots bounds the batches in flight: new ones form while others are
@@ -52,8 +55,8 @@ type appendOut struct {
 // maxGroup bounds a batch; JetStream accepts at most 1000 messages.
 const maxGroup = 256
 
-func newCommitter(js jetstream.JetStream) *committer {
-	c := &committer{js: js, in: make(chan *appendReq, 4*maxGroup), max: maxGroup, done: make(chan struct{}), slots: make(chan struct{}, 2)}
+func newCommitter(js jetstream.JetStream, min int) *committer {
+	c := &committer{js: js, in: make(chan *appendReq, 4*maxGroup), max: maxGroup, min: max(min, 2), done: make(chan struct{}), slots: make(chan struct{}, 2)}
 	go c.loop()
 	return c
 }
@@ -122,6 +125,10 @@ func (c *committer) flush(batch []*appendReq) {
 		c.single(batch[0])
 		return
 	}
+	if len(batch) < c.min {
+		c.each(batch)
+		return
+	}
 	msgs := make([]*nats.Msg, len(batch))
 	for i, r := range batch {
 		m := nats.NewMsg(r.msg.Subject)
@@ -148,6 +155,12 @@ func (c *committer) flush(batch []*appendReq) {
 	}
 	c.refused.Add(1)
 	// Refused or unknown: each message on its own gives each its answer.
+	c.each(batch)
+}
+
+// each publishes every append of batch on its own, all at once, and
+// returns when all are answered.
+func (c *committer) each(batch []*appendReq) {
 	var wg sync.WaitGroup
 	for _, r := range batch {
 		wg.Add(1)

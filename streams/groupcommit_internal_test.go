@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
 )
 
 // TestCommitter_ConcurrentSessions drives two stores (two instances) that
@@ -113,4 +116,39 @@ func (e *testEnv) open(t *testing.T) *Store {
 	}
 	t.Cleanup(st.Close)
 	return st
+}
+
+// TestCommitter_MinGroup checks GroupCommitMin: a group smaller than it is
+// published one message each, a group of at least it as one atomic batch,
+// and every append of both gets its own sequence.
+func TestCommitter_MinGroup(t *testing.T) {
+	env := startEnv(t)
+	st := env.open(t)
+	c := newCommitter(st.js, 4)
+	defer c.close()
+	seen := map[uint64]bool{}
+	group := func(n int) {
+		batch := make([]*appendReq, n)
+		for i := range batch {
+			m := nats.NewMsg(names.EventSubject("acme", fmt.Sprintf("01J%023d", len(seen)+i)))
+			m.Data = []byte("event")
+			batch[i] = &appendReq{ctx: context.Background(), msg: m, out: make(chan appendOut, 1)}
+		}
+		c.flush(batch)
+		for _, r := range batch {
+			o := <-r.out
+			if o.err != nil || o.res.Sequence == 0 || seen[o.res.Sequence] {
+				t.Fatalf("group of %d: append answered %+v, %v (sequences so far %v)", n, o.res, o.err, seen)
+			}
+			seen[o.res.Sequence] = true
+		}
+	}
+	group(3)
+	if got := c.batched.Load(); got != 0 {
+		t.Fatalf("a group of 3 under a minimum of 4: %d messages batched, want 0", got)
+	}
+	group(5)
+	if got := c.batched.Load(); got != 5 {
+		t.Fatalf("a group of 5 over a minimum of 4: %d messages batched, want 5", got)
+	}
 }

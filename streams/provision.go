@@ -36,6 +36,15 @@ type Config struct {
 	// off there unless ForceGroupCommit. NoGroupCommit turns it off always.
 	NoGroupCommit    bool
 	ForceGroupCommit bool
+	// GroupCommitMin turns group commit on for a single server too, for
+	// groups of at least this many appends waiting together; smaller
+	// groups are published one message each, at once. A server that
+	// fsyncs every write stores one atomic batch with one fsync, at a fixed
+	// cost of several fsyncs (the staging store): so with enough writers a
+	// batch shares what would be one fsync each (BenchmarkFsyncSharing,
+	// docs/benchmarks.md). DefaultGroupCommitMin is what strand serve sets
+	// when its embedded server fsyncs every write; 0 leaves it off.
+	GroupCommitMin int
 	// BusHistory is how many messages each bus topic retains for late
 	// subscribers, and BusMaxAge how long.
 	BusHistory int
@@ -46,6 +55,10 @@ type Config struct {
 	// zero.
 	FollowIdle time.Duration
 }
+
+// DefaultGroupCommitMin is GroupCommitMin for an embedded server that
+// fsyncs every write.
+const DefaultGroupCommitMin = 16
 
 func (c Config) withDefaults() Config {
 	if c.Replicas <= 0 {

@@ -98,8 +98,8 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 		snapq:    make(chan *domain.Session, 256),
 		snapDone: make(chan struct{}),
 	}
-	if !cfg.NoGroupCommit && (cfg.Replicas > 1 || cfg.ForceGroupCommit) {
-		st.commit = newCommitter(js)
+	if !cfg.NoGroupCommit && (cfg.Replicas > 1 || cfg.ForceGroupCommit || cfg.GroupCommitMin > 0) {
+		st.commit = newCommitter(js, cfg.GroupCommitMin)
 	}
 	// The indexers publish on JetStream contexts of their own, so that
 	// their pipelined puts never share a window of pending publishes with

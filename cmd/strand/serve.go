@@ -106,7 +106,12 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	store, err := streams.Open(startCtx, nc, streams.Config{Replicas: c.replicas, SnapshotEvery: c.snapEvery, BusHistory: c.busHistory, BusMaxAge: c.busMaxAge, RequestWindow: c.reqWindow}, log)
+	cfg := streams.Config{Replicas: c.replicas, SnapshotEvery: c.snapEvery, BusHistory: c.busHistory, BusMaxAge: c.busMaxAge, RequestWindow: c.reqWindow}
+	if emb != nil && !c.noFsync {
+		// Many writers at once share fsyncs through atomic batches.
+		cfg.GroupCommitMin = streams.DefaultGroupCommitMin
+	}
+	store, err := streams.Open(startCtx, nc, cfg, log)
 	if err != nil {
 		return err
 	}
