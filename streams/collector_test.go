@@ -90,21 +90,32 @@ func checkNamed(t *testing.T, env *streamstest.Env) int {
 	return len(named)
 }
 
-// TestCollector_ConcurrentWriters runs collections back to back with a
-// short grace while writers keep storing and naming content, much of it
-// content the collector has found unnamed (old orphans, condemned, even
-// deleted) and big enough to be chunked. No named blob may go missing, and
-// orphans nobody names again are deleted.
+// gcClock is the collectors' clock in these tests: the wall clock plus a
+// skew that a test moves forward to let a grace period pass without
+// waiting for it. It moves only while no writer is between storing content
+// and naming it (see GCConfig.Now).
+type gcClock struct{ skew atomic.Int64 }
+
+func (c *gcClock) now() time.Time          { return time.Now().Add(time.Duration(c.skew.Load())) }
+func (c *gcClock) advance(d time.Duration) { c.skew.Add(int64(d)) }
+
+// TestCollector_ConcurrentWriters runs collections back to back while
+// writers keep storing and naming content, much of it content the
+// collector has found unnamed (old orphans, condemned, even deleted) and
+// big enough to be chunked. The grace is real time while writers run (a
+// writer names what it stored well within it), and they go on until the
+// collector has deleted while they ran and run once more after that. No
+// named blob may go missing, and orphans nobody names again are deleted.
 func TestCollector_ConcurrentWriters(t *testing.T) {
 	env := gcEnv(t)
 	ctx := context.Background()
 	st := env.Store
-	const grace = 400 * time.Millisecond
+	const grace = 500 * time.Millisecond
 
 	// Orphans: stored, never named (a failed request, an unused upload).
 	var orphans, lonely [][]byte
 	for i := 0; i < 160; i++ {
-		data := make([]byte, 200+i*100) // some above the 1 KiB chunk size
+		data := make([]byte, 200+i*20) // most above the 1 KiB chunk size: 2 to 4 chunks
 		_, _ = rand.Read(data)
 		if _, err := st.Blobs.Put(ctx, data); err != nil {
 			t.Fatal(err)
@@ -115,9 +126,21 @@ func TestCollector_ConcurrentWriters(t *testing.T) {
 			orphans = append(orphans, data)
 		}
 	}
-	time.Sleep(grace + 100*time.Millisecond)
+	// The orphans are old: the first collection runs a grace ahead, before
+	// any writer starts, and condemns them. Then the clock is the wall
+	// clock again, so that content a writer stores is young while it names
+	// it. (A clock that goes back only delays deletes: the records carry
+	// the later time.)
+	var clock gcClock
+	c := streams.NewCollector(st, streams.GCConfig{Grace: grace, Now: clock.now})
+	clock.advance(grace + time.Millisecond)
+	first, err := c.Run(ctx)
+	if err != nil || first.Condemned < len(orphans)+len(lonely) {
+		t.Fatalf("first run: %+v %v, want every orphan condemned", first, err)
+	}
+	clock.advance(-grace - time.Millisecond)
+	runs := []streams.GCReport{first}
 
-	c := streams.NewCollector(st, streams.GCConfig{Grace: grace})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var writes atomic.Int32
@@ -146,29 +169,43 @@ func TestCollector_ConcurrentWriters(t *testing.T) {
 					return
 				}
 				writes.Add(1)
-				time.Sleep(time.Duration(rng.IntN(40)) * time.Millisecond)
 			}
 		}(w)
 	}
-	var runs []streams.GCReport
-	deadline := time.Now().Add(4 * time.Second)
-	for time.Now().Before(deadline) {
+	deadline := time.Now().Add(time.Minute)
+	afterDelete := -1 // runs since the first one that deleted
+	for afterDelete < 1 {
 		rep, err := c.Run(ctx)
 		if err != nil {
 			t.Fatalf("collect: %v", err)
 		}
 		runs = append(runs, rep)
+		if afterDelete >= 0 || rep.Deleted > 0 {
+			afterDelete++
+		}
+		if time.Now().After(deadline) {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("no run deleted anything within a minute of writes: %+v", runs)
+		}
 	}
 	close(stop)
 	wg.Wait()
-	// Collections after the writers stopped finish what was condemned.
-	for i := 0; i < 3; i++ {
-		time.Sleep(grace)
+	// Collections after the writers stopped finish what was condemned: a
+	// grace apart, until one finds nothing to condemn, wait for or delete.
+	for i := 0; ; i++ {
+		clock.advance(grace)
 		rep, err := c.Run(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		runs = append(runs, rep)
+		if rep.Condemned+rep.Waiting+rep.Deleted == 0 {
+			break
+		}
+		if i == 5 {
+			t.Fatalf("still collecting after %d runs without writers: %+v", i+1, rep)
+		}
 	}
 	var deleted, condemned, kept int
 	for _, r := range runs {
@@ -191,6 +228,58 @@ func TestCollector_ConcurrentWriters(t *testing.T) {
 	}
 }
 
+// TestCollector_Grace follows one orphan through the injected clock: young,
+// condemned once older than the grace, waiting until its condemnation is a
+// grace old, then deleted; and a dry run only reports.
+func TestCollector_Grace(t *testing.T) {
+	env := gcEnv(t)
+	ctx := context.Background()
+	st := env.Store
+	// An hour of grace, so the seconds a loaded machine takes between
+	// runs never add up to a step of the clock.
+	const grace = time.Hour
+	var clock gcClock
+	c := streams.NewCollector(st, streams.GCConfig{Grace: grace, Now: clock.now})
+	dry := streams.NewCollector(st, streams.GCConfig{Grace: grace, Now: clock.now, DryRun: true})
+	data := []byte("an orphan\n")
+	if _, err := st.Blobs.Put(ctx, data); err != nil {
+		t.Fatal(err)
+	}
+	run := func(c *streams.Collector, step string) streams.GCReport {
+		t.Helper()
+		rep, err := c.Run(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		return rep
+	}
+	type counts struct{ young, condemned, waiting, deleted int }
+	for _, s := range []struct {
+		step    string
+		advance time.Duration
+		c       *streams.Collector
+		want    counts
+	}{
+		{"just stored", 0, c, counts{young: 1}},
+		{"a minute short of the grace", grace - time.Minute, c, counts{young: 1}},
+		{"dry, older than the grace", 2 * time.Minute, dry, counts{condemned: 1}},
+		{"older than the grace", 0, c, counts{condemned: 1}},
+		{"condemned a minute short of a grace ago", grace - time.Minute, c, counts{waiting: 1}},
+		{"dry, condemned a grace ago", time.Minute, dry, counts{deleted: 1}},
+		{"condemned a grace ago", 0, c, counts{deleted: 1}},
+	} {
+		clock.advance(s.advance)
+		rep := run(s.c, s.step)
+		if got := (counts{rep.Young, rep.Condemned, rep.Waiting, rep.Deleted}); got != s.want {
+			t.Errorf("%s: got %+v, want %+v", s.step, got, s.want)
+		}
+		_, err := st.Blobs.Get(ctx, domain.Sum(data))
+		if gone := domain.ErrorCode(err) == domain.CodeNotFound; gone != (s.want.deleted == 1 && s.c == c) {
+			t.Errorf("%s: read gives %v, want it gone only after the delete", s.step, err)
+		}
+	}
+}
+
 // TestCollector_ReuseDuringSweep puts a writer exactly in the window
 // between a collection's mark and its sweep: it stores content that the
 // collector condemned earlier (the put finds it and stores nothing) and
@@ -200,7 +289,8 @@ func TestCollector_ReuseDuringSweep(t *testing.T) {
 	env := gcEnv(t)
 	ctx := context.Background()
 	st := env.Store
-	const grace = 300 * time.Millisecond
+	const grace = time.Hour
+	var clock gcClock
 	small := []byte("condemned, then written again\n")
 	big := bytes.Repeat([]byte("chunked and condemned "), 200) // chunked
 	for _, d := range [][]byte{small, big} {
@@ -208,13 +298,13 @@ func TestCollector_ReuseDuringSweep(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(grace + 50*time.Millisecond)
-	c := streams.NewCollector(st, streams.GCConfig{Grace: grace})
+	clock.advance(grace + time.Second)
+	c := streams.NewCollector(st, streams.GCConfig{Grace: grace, Now: clock.now})
 	rep, err := c.Run(ctx)
 	if err != nil || rep.Condemned == 0 {
 		t.Fatalf("first run: %+v %v, want the orphans condemned", rep, err)
 	}
-	time.Sleep(grace + 50*time.Millisecond)
+	clock.advance(grace + time.Second)
 	id := newSession(t, st, "acme")
 	c.SetBeforeSweep(func() {
 		for i, d := range [][]byte{small, big} {
@@ -234,7 +324,7 @@ func TestCollector_ReuseDuringSweep(t *testing.T) {
 		}
 	}
 	for i := 0; i < 2; i++ {
-		time.Sleep(grace + 50*time.Millisecond)
+		clock.advance(grace + time.Second)
 		if _, err := c.Run(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -249,7 +339,8 @@ func TestCollector_ReuseAfterDelete(t *testing.T) {
 	env := gcEnv(t)
 	ctx := context.Background()
 	st := env.Store
-	const grace = 300 * time.Millisecond
+	const grace = time.Hour
+	var clock gcClock
 	big := bytes.Repeat([]byte("0123456789abcdef"), 300) // 4.8 KiB: chunked
 	small := []byte("small orphan\n")
 	for _, d := range [][]byte{big, small} {
@@ -257,9 +348,9 @@ func TestCollector_ReuseAfterDelete(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := streams.NewCollector(st, streams.GCConfig{Grace: grace})
+	c := streams.NewCollector(st, streams.GCConfig{Grace: grace, Now: clock.now})
 	for i := 0; i < 3; i++ {
-		time.Sleep(grace + 50*time.Millisecond)
+		clock.advance(grace + time.Second)
 		if _, err := c.Run(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -279,7 +370,8 @@ func TestCollector_ReuseAfterDelete(t *testing.T) {
 			t.Fatalf("content written after its collection: err %v", err)
 		}
 	}
-	if rep, err := streams.NewCollector(st, streams.GCConfig{Grace: grace, DryRun: true}).Run(ctx); err != nil || rep.Deleted+rep.Condemned != 0 {
+	clock.advance(grace + time.Second)
+	if rep, err := streams.NewCollector(st, streams.GCConfig{Grace: grace, Now: clock.now, DryRun: true}).Run(ctx); err != nil || rep.Deleted+rep.Condemned != 0 {
 		t.Errorf("dry run after the writes: %+v %v, want nothing to condemn or delete", rep, err)
 	}
 	checkNamed(t, env)
