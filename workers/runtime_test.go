@@ -50,6 +50,20 @@ func waitFor(t *testing.T, what string, limit time.Duration, ok func() bool) {
 	}
 }
 
+// consumer reads the state of a worker's durable consumer.
+func consumer(t *testing.T, js jetstream.JetStream, name string) *jetstream.ConsumerInfo {
+	t.Helper()
+	c, err := js.Consumer(context.Background(), names.WorkStream, Durable(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
 // workLeft counts the items still on the work stream.
 func workLeft(t *testing.T, js jetstream.JetStream) uint64 {
 	t.Helper()
@@ -107,9 +121,14 @@ func TestWorker_Redelivery(t *testing.T) {
 	if v, ok := doneBy.Load(uint64(2)); !ok || v.(uint64) != seq {
 		t.Errorf("item done at delivery %v, want delivery 2 of seq %d", v, seq)
 	}
-	// Acknowledged: it leaves the queue and is not delivered again.
-	waitFor(t, "queue empty", 5*time.Second, func() bool { return workLeft(t, js) == 0 })
-	time.Sleep(1500 * time.Millisecond)
+	// Acknowledged: it leaves the work-queue stream, so nothing is left
+	// to deliver again, and the consumer has nothing outstanding.
+	waitFor(t, "queue empty, nothing outstanding", 5*time.Second, func() bool {
+		return workLeft(t, js) == 0 && consumer(t, js, cfg.Name).NumAckPending == 0
+	})
+	if info := consumer(t, js, cfg.Name); info.Delivered.Consumer != 2 {
+		t.Errorf("item delivered %d times, want 2 (to A, then to B)", info.Delivered.Consumer)
+	}
 	if n := done.Load(); n != 1 {
 		t.Errorf("item done %d times, want 1", n)
 	}
@@ -214,16 +233,28 @@ func TestWorker_ConcurrencyAndShutdown(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		enqueue(t, js, "strand.work.acme.slow", fmt.Sprint(i))
 	}
-	waitFor(t, "three running", 10*time.Second, func() bool { return running.Load() == 3 })
-	time.Sleep(200 * time.Millisecond)
+	// Three running, every slot taken (the fetch loop waits for one), and
+	// the server has handed out three items with no pull request open: no
+	// fourth can start until one ends.
+	waitFor(t, "three running, holding every slot, no pull open", 10*time.Second, func() bool {
+		info := consumer(t, js, "slow")
+		return running.Load() == 3 && len(w.slots) == cap(w.slots) && info.NumAckPending == 3 && info.NumWaiting == 0
+	})
 	if p := peak.Load(); p != 3 {
 		t.Fatalf("peak concurrency %d, want 3", p)
 	}
-	// Shut down while three items run: they finish within the drain
-	// period, nothing more is taken.
+	// Shut down while three items run: once the fetch loop has stopped,
+	// they finish within the drain period and nothing more is taken.
 	stopped := make(chan struct{})
 	go func() { w.Stop(); close(stopped) }()
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, "the fetch loop stopped", 10*time.Second, func() bool {
+		select {
+		case <-w.done:
+			return true
+		default:
+			return false
+		}
+	})
 	close(release)
 	select {
 	case <-stopped:
@@ -237,12 +268,14 @@ func TestWorker_ConcurrencyAndShutdown(t *testing.T) {
 
 	// A worker whose handler outlives the drain period hands its items
 	// back, and another worker does them.
+	var held atomic.Int32
 	stuck := startWorker(t, js, Config{Name: "slow", Filter: "strand.work.*.slow", Concurrency: 2, Drain: 200 * time.Millisecond},
 		func(ctx context.Context, it *Item) error {
+			held.Add(1)
 			<-ctx.Done()
 			return ctx.Err()
 		})
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, "the stuck worker holds two items", 10*time.Second, func() bool { return held.Load() == 2 })
 	stuck.Stop()
 	var later atomic.Int32
 	startWorker(t, js, Config{Name: "slow", Filter: "strand.work.*.slow", Concurrency: 4},
