@@ -192,24 +192,33 @@ func startViewsOn(t *testing.T, env *streamstest.Env, js jetstream.JetStream) *S
 	return p
 }
 
-// waitCaughtUp waits until the projection folded every event.
-func waitCaughtUp(t *testing.T, p *Sessions) Status {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		st, err := p.Status(ctx)
-		if err == nil && st.Error == "" && st.Lag == 0 && st.Position == st.StreamLast {
-			return st
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("projection not caught up: %+v (err %v)", st, err)
-		}
-		if testing.Verbose() && time.Now().UnixMilli()%1000 < 20 {
-			t.Logf("waiting: %+v %v", st, err)
+// poll checks cond every 20ms until it holds (true) or d has passed
+// (false): the one wait of these tests, always on something they can see.
+func poll(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return true
+}
+
+// waitCaughtUp waits until the projection folded every event.
+func waitCaughtUp(t *testing.T, p *Sessions) Status {
+	t.Helper()
+	var st Status
+	var err error
+	if !poll(30*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st, err = p.Status(ctx)
+		return err == nil && st.Error == "" && st.Lag == 0 && st.Position == st.StreamLast
+	}) {
+		t.Fatalf("projection not caught up: %+v (err %v)", st, err)
+	}
+	return st
 }
 
 func TestSessions_RestartMidStream(t *testing.T) {
@@ -228,25 +237,41 @@ func TestSessions_RestartMidStream(t *testing.T) {
 	}
 	jsk, _ := jetstream.New(nck)
 	k := startViewsOn(t, env, jsk)
+	// The workload says when it has appended 120, 180 and 240 events.
+	marks := []int64{120, 180, 240}
+	at := make([]chan struct{}, len(marks))
+	for i := range at {
+		at[i] = make(chan struct{})
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		next := 0
 		for i := 0; i < 400; i++ {
 			w.step(ctx)
+			for next < len(marks) && w.n.Load() >= marks[next] {
+				close(at[next])
+				next++
+			}
 		}
 	}()
-	for w.n.Load() < 120 {
-		time.Sleep(5 * time.Millisecond)
+	reach := func(i int) {
+		select {
+		case <-at[i]:
+		case <-done:
+			select {
+			case <-at[i]:
+			default:
+				t.Fatalf("the workload ended at %d events, short of %d", w.n.Load(), marks[i])
+			}
+		}
 	}
+	reach(0)
 	a.Stop()
-	for w.n.Load() < 180 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	reach(1)
 	nck.Close()
 	k.Stop()
-	for w.n.Load() < 240 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	reach(2)
 	c := startViews(t, env)
 	<-done
 	st := waitCaughtUp(t, c)
@@ -261,9 +286,9 @@ func TestSessions_RestartMidStream(t *testing.T) {
 
 	// The index of every running instance shows the same views.
 	for name, p := range map[string]*Sessions{"b": b, "c": c} {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			all := map[string]View{}
+		var all map[string]View
+		if !poll(10*time.Second, func() bool {
+			all = map[string]View{}
 			for _, s := range []string{"active", "pending_approval", "archived"} {
 				pg, err := p.Query(ctx, "acme", ListFilter{Status: s, Limit: 1000})
 				if err != nil {
@@ -273,14 +298,9 @@ func TestSessions_RestartMidStream(t *testing.T) {
 					all["acme."+v.ID] = v
 				}
 			}
-			if len(all) == len(got) && fmt.Sprint(viewsSorted(all)) == fmt.Sprint(viewsSorted(got)) {
-				break
-			}
-			if time.Now().After(deadline) {
-				diffViews(t, "index of "+name, all, got)
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
+			return len(all) == len(got) && fmt.Sprint(viewsSorted(all)) == fmt.Sprint(viewsSorted(got))
+		}) {
+			diffViews(t, "index of "+name, all, got)
 		}
 	}
 }
@@ -405,8 +425,7 @@ func TestActivity_List(t *testing.T) {
 	}
 	total := int(w.n.Load())
 	var all []FeedEntry
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll(10*time.Second, func() bool {
 		all = nil
 		var before uint64
 		for {
@@ -420,11 +439,8 @@ func TestActivity_List(t *testing.T) {
 			}
 			before = page.Before
 		}
-		if len(all) == total || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(all) == total
+	})
 	if len(all) != total {
 		t.Fatalf("feed of acme has %d entries, want %d", len(all), total)
 	}
