@@ -243,14 +243,21 @@ func (l sessionLister) ListSessions(ctx context.Context, tenant string, req clie
 // read models that lag behind the event stream.
 func eventually(t *testing.T, what string, check func() string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	eventuallyWithin(t, 10*time.Second, what, check)
+}
+
+// eventuallyWithin checks every 20ms until check returns "" and fails with
+// its last message after d: the one wait of the handler tests.
+func eventuallyWithin(t *testing.T, d time.Duration, what string, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		msg := check()
 		if msg == "" {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: after 10s: %s", what, msg)
+			t.Fatalf("%s: after %s: %s", what, d, msg)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -129,17 +129,12 @@ func TestIdempotency_Window(t *testing.T) {
 // waitRequestIndex waits until the request index has recorded every event.
 func waitRequestIndex(t *testing.T, st *streams.Store) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	eventuallyWithin(t, 30*time.Second, "request index", func() string {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		lag, err := st.RequestIndexLag(ctx)
-		cancel()
-		if err == nil && lag == 0 {
-			return
+		defer cancel()
+		if lag, err := st.RequestIndexLag(ctx); err != nil || lag != 0 {
+			return fmt.Sprintf("lag %d (%v), want 0", lag, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("request index: lag %d (%v) after 30s, want 0", lag, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return ""
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
-	"time"
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
@@ -284,13 +283,12 @@ func TestReview_Notes(t *testing.T) {
 
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached in 10s", what)
+	eventually(t, what, func() string {
+		if ok() {
+			return ""
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return "not reached"
+	})
 }
 
 // PendingReviews serves the review queue from the projection, as cmd/strand
