@@ -76,6 +76,9 @@ func TestFault_ClusterNodeKilled(t *testing.T) {
 		began := time.Now()
 		c.kill(killed)
 		for streamLeader(t, watch, names.EventStream) == killed {
+			if time.Since(began) > time.Minute {
+				t.Fatalf("n%d still leads %s a minute after its SIGKILL", killed+1, names.EventStream)
+			}
 			time.Sleep(20 * time.Millisecond)
 		}
 		elected(time.Since(began))
