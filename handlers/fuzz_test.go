@@ -189,7 +189,7 @@ func FuzzParseLimits(f *testing.F) {
 				t.Fatalf("ParseLimits(%s).For(%s) = %+v", data, tenant, l)
 			}
 		}
-		lim := newLimiter(lc, nil, nil, time.Hour, nil)
+		lim := newLimiter(lc, nil, nil, time.Hour, time.Now, nil)
 		_ = lim.tenant("acme")
 	})
 }

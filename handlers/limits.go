@@ -171,12 +171,14 @@ type tenantState struct {
 	bytes    int64
 }
 
-func newLimiter(cfg LimitsConfig, store domain.UsageStore, sessions SessionCounter, refresh time.Duration, log *slog.Logger) *limiter {
+// newLimiter returns a limiter on the service's clock: the token buckets
+// and the usage refresh both read it.
+func newLimiter(cfg LimitsConfig, store domain.UsageStore, sessions SessionCounter, refresh time.Duration, now func() time.Time, log *slog.Logger) *limiter {
 	if refresh <= 0 {
 		refresh = DefaultUsageRefresh
 	}
 	cache, _ := lru.New[string, *tenantState](8192)
-	return &limiter{cfg: cfg, store: store, sessions: sessions, refresh: refresh, log: log, now: time.Now, tenants: cache}
+	return &limiter{cfg: cfg, store: store, sessions: sessions, refresh: refresh, log: log, now: now, tenants: cache}
 }
 
 func (l *limiter) tenant(name string) *tenantState {
@@ -208,9 +210,10 @@ func (l *limiter) admit(ctx context.Context, tenant string, ep *client.Endpoint,
 	if ts.bucket != nil {
 		// Reserve rather than Allow: a refusal says when a token will be
 		// there, and the reply tells the client (Strand-Retry-After).
-		r := ts.bucket.Reserve()
-		if d := r.Delay(); d > 0 {
-			r.Cancel()
+		now := l.now()
+		r := ts.bucket.ReserveN(now, 1)
+		if d := r.DelayFrom(now); d > 0 {
+			r.CancelAt(now)
 			return &rateLimited{
 				err:   domain.Errorf(domain.CodeUnavailable, "rate limited: tenant %s is over %g requests per second on this instance; retry later", tenant, lim.RequestsPerSecond),
 				after: min(d, time.Minute),

@@ -21,8 +21,12 @@ func limited(t *testing.T, lc handlers.LimitsConfig) *harness {
 	return start(t, harnessOptions{service: handlers.Options{Limits: &lc}})
 }
 
+// TestLimits_RequestsPerSecond runs on a clock that stands still, so no
+// token comes back however long a loaded machine takes between requests.
 func TestLimits_RequestsPerSecond(t *testing.T) {
-	h := limited(t, handlers.LimitsConfig{Tenants: map[string]handlers.Limits{"acme": {RequestsPerSecond: 0.5, Burst: 3}}})
+	now := time.Now().UTC()
+	lc := handlers.LimitsConfig{Tenants: map[string]handlers.Limits{"acme": {RequestsPerSecond: 0.5, Burst: 3}}}
+	h := start(t, harnessOptions{service: handlers.Options{Limits: &lc, Now: func() time.Time { return now }}})
 	ctx := t.Context()
 	h.c.RetryWait = 0  // see the refusals rather than wait them out
 	id := h.session(t) // one token

@@ -191,7 +191,7 @@ func NewService(store domain.Store, opts Options) *Service {
 	s := &Service{store: store, blobs: store.BlobStore(), opts: opts, sem: make(chan struct{}, opts.MaxInflight),
 		work: make(chan func()), quit: make(chan struct{}), searchCache: newBlobCache(opts.SearchCacheBytes)}
 	if opts.Limits != nil {
-		s.limits = newLimiter(*opts.Limits, store, opts.Sessions, opts.UsageRefresh, opts.Log)
+		s.limits = newLimiter(*opts.Limits, store, opts.Sessions, opts.UsageRefresh, opts.Now, opts.Log)
 	}
 	return s
 }
