@@ -259,16 +259,41 @@ func TestTenancy_DeployConfig(t *testing.T) {
 			}
 			return ""
 		})
+		// Carol watches her own tenant: once she has the event's live copy
+		// and the bus message, the server has routed both, and a round
+		// trip on alice's connection after that brings anything it sent
+		// her before it.
+		seen := make(chan *nats.Msg, 16)
+		for _, subj := range []string{names.WatchSubject("globex", globexSess.Session.ID), "strand.bus.globex.>"} {
+			sub, err := carolNC.ChanSubscribe(subj, seen)
+			if err != nil {
+				t.Fatalf("carol subscribes %s: %v", subj, err)
+			}
+			defer sub.Unsubscribe() //nolint:errcheck
+		}
+		if err := carolNC.Flush(); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := carol.Write(ctx, client.WriteRequest{Session: globexSess.Session.ID, Path: "more.txt", Content: []byte("more secrets")}); err != nil {
 			t.Fatalf("carol writes: %v", err)
 		}
 		if _, err := carol.BusPublish(ctx, client.BusRequest{Session: globexSess.Session.ID, Topic: "plans", Data: []byte("globex plans")}); err != nil {
 			t.Fatalf("carol publishes on the bus: %v", err)
 		}
+		for n := 0; n < 2; n++ {
+			select {
+			case <-seen:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("carol saw %d of her 2 messages (the live event and the bus message)", n)
+			}
+		}
+		if err := aliceNC.Flush(); err != nil {
+			t.Fatal(err)
+		}
 		select {
 		case m := <-got:
 			t.Errorf("alice received %s from globex", m.Subject)
-		case <-time.After(300 * time.Millisecond):
+		default:
 		}
 	})
 
