@@ -193,91 +193,90 @@ func validCacheKey(k string) error {
 	return nil
 }
 
-func decideCollab(s *Session, cmd Command, m Meta) (*Event, error, bool) {
-	switch c := cmd.(type) {
-	case UpdateCache:
-		e, err := decideCache(s, c, m)
-		return e, err, true
-	case AcquireLock:
-		if err := s.Writable(); err != nil {
-			return nil, err, true
-		}
-		p, err := CleanPath(c.Path)
-		if err != nil {
-			return nil, err, true
-		}
-		if p == "" && !c.Subtree {
-			return nil, Errorf(CodeInvalidArgument, "locking the root needs subtree"), true
-		}
-		if len(c.Token) < 16 {
-			return nil, Errorf(CodeInvalidArgument, "a lock token has at least 16 characters"), true
-		}
-		ttl, err := lockTTL(c.TTL)
-		if err != nil {
-			return nil, err, true
-		}
-		for _, l := range s.Locks {
-			if !l.Active(m.Time) {
-				continue
-			}
-			if l.Path == p || (l.Subtree && isWithin(p, l.Path)) || (c.Subtree && isWithin(l.Path, p)) {
-				return nil, Errorf(CodeLocked, "%q is locked by %s until %s", displayPath(l.Path), l.Owner, l.Expires.Format(time.RFC3339)), true
-			}
-		}
-		e := newEvent(s, LockAcquired, m)
-		th := TokenHash(c.Token)
-		e.Lock = &LockData{Path: p, Subtree: c.Subtree, TokenHash: th[:], Owner: m.Actor, Expires: m.Time.Add(ttl).UnixNano()}
-		return e, nil, true
-	case RenewLock:
-		p, err := CleanPath(c.Path)
-		if err != nil {
-			return nil, err, true
-		}
-		l, err := s.heldLock(p, c.Token, m.Time)
-		if err != nil {
-			return nil, err, true
-		}
-		ttl, err := lockTTL(c.TTL)
-		if err != nil {
-			return nil, err, true
-		}
-		e := newEvent(s, LockRenewed, m)
-		e.Lock = &LockData{Path: l.Path, Expires: m.Time.Add(ttl).UnixNano()}
-		return e, nil, true
-	case ReleaseLock:
-		p, err := CleanPath(c.Path)
-		if err != nil {
-			return nil, err, true
-		}
-		if c.Force {
-			if _, ok := s.Locks[p]; !ok {
-				return nil, Errorf(CodeNotFound, "no lock on %q", displayPath(p)), true
-			}
-		} else if _, err := s.heldLock(p, c.Token, m.Time); err != nil {
-			return nil, err, true
-		}
-		e := newEvent(s, LockReleased, m)
-		e.Lock = &LockData{Path: p, Forced: c.Force}
-		return e, nil, true
-	case ReportHealth:
-		d := c.Data
-		if d.Passed < 0 || d.Failed < 0 || d.Skipped < 0 {
-			return nil, Errorf(CodeInvalidArgument, "counts must not be negative"), true
-		}
-		if len(d.Summary) > MaxHealthSummary {
-			return nil, Errorf(CodeInvalidArgument, "summary is longer than %d bytes", MaxHealthSummary), true
-		}
-		if len(d.Details) > MaxHealthDetails || (len(d.Details) > 0 && !json.Valid(d.Details)) {
-			return nil, Errorf(CodeInvalidArgument, "details must be JSON of at most %d bytes", MaxHealthDetails), true
-		}
-		if err := s.Writable(); err != nil {
-			return nil, err, true
-		}
-		e := newEvent(s, HealthReported, m)
-		e.Health = &d
-		return e, nil, true
+func decideAcquireLock(s *Session, c AcquireLock, m Meta, _ Past) (*Event, error) {
+	if err := s.Writable(); err != nil {
+		return nil, err
 	}
-	return nil, nil, false
+	p, err := CleanPath(c.Path)
+	if err != nil {
+		return nil, err
+	}
+	if p == "" && !c.Subtree {
+		return nil, Errorf(CodeInvalidArgument, "locking the root needs subtree")
+	}
+	if len(c.Token) < 16 {
+		return nil, Errorf(CodeInvalidArgument, "a lock token has at least 16 characters")
+	}
+	ttl, err := lockTTL(c.TTL)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range s.Locks {
+		if !l.Active(m.Time) {
+			continue
+		}
+		if l.Path == p || (l.Subtree && isWithin(p, l.Path)) || (c.Subtree && isWithin(l.Path, p)) {
+			return nil, Errorf(CodeLocked, "%q is locked by %s until %s", displayPath(l.Path), l.Owner, l.Expires.Format(time.RFC3339))
+		}
+	}
+	e := newEvent(s, LockAcquired, m)
+	th := TokenHash(c.Token)
+	e.Lock = &LockData{Path: p, Subtree: c.Subtree, TokenHash: th[:], Owner: m.Actor, Expires: m.Time.Add(ttl).UnixNano()}
+	return e, nil
+}
+
+func decideRenewLock(s *Session, c RenewLock, m Meta, _ Past) (*Event, error) {
+	p, err := CleanPath(c.Path)
+	if err != nil {
+		return nil, err
+	}
+	l, err := s.heldLock(p, c.Token, m.Time)
+	if err != nil {
+		return nil, err
+	}
+	ttl, err := lockTTL(c.TTL)
+	if err != nil {
+		return nil, err
+	}
+	e := newEvent(s, LockRenewed, m)
+	e.Lock = &LockData{Path: l.Path, Expires: m.Time.Add(ttl).UnixNano()}
+	return e, nil
+}
+
+func decideReleaseLock(s *Session, c ReleaseLock, m Meta, _ Past) (*Event, error) {
+	p, err := CleanPath(c.Path)
+	if err != nil {
+		return nil, err
+	}
+	if c.Force {
+		if _, ok := s.Locks[p]; !ok {
+			return nil, Errorf(CodeNotFound, "no lock on %q", displayPath(p))
+		}
+	} else if _, err := s.heldLock(p, c.Token, m.Time); err != nil {
+		return nil, err
+	}
+	e := newEvent(s, LockReleased, m)
+	e.Lock = &LockData{Path: p, Forced: c.Force}
+	return e, nil
+}
+
+func decideHealth(s *Session, c ReportHealth, m Meta, _ Past) (*Event, error) {
+	d := c.Data
+	if d.Passed < 0 || d.Failed < 0 || d.Skipped < 0 {
+		return nil, Errorf(CodeInvalidArgument, "counts must not be negative")
+	}
+	if len(d.Summary) > MaxHealthSummary {
+		return nil, Errorf(CodeInvalidArgument, "summary is longer than %d bytes", MaxHealthSummary)
+	}
+	if len(d.Details) > MaxHealthDetails || (len(d.Details) > 0 && !json.Valid(d.Details)) {
+		return nil, Errorf(CodeInvalidArgument, "details must be JSON of at most %d bytes", MaxHealthDetails)
+	}
+	if err := s.Writable(); err != nil {
+		return nil, err
+	}
+	e := newEvent(s, HealthReported, m)
+	e.Health = &d
+	return e, nil
 }
 
 func lockTTL(ttl time.Duration) (time.Duration, error) {
@@ -302,7 +301,7 @@ func (s *Session) heldLock(p, token string, now time.Time) (Lock, error) {
 	return l, nil
 }
 
-func decideCache(s *Session, c UpdateCache, m Meta) (*Event, error) {
+func decideCache(s *Session, c UpdateCache, m Meta, _ Past) (*Event, error) {
 	if err := s.Writable(); err != nil {
 		return nil, err
 	}
@@ -387,71 +386,73 @@ func decideCache(s *Session, c UpdateCache, m Meta) (*Event, error) {
 	return e, nil
 }
 
-// applyCollab folds a collaboration event; ok is false for other events.
-func applyCollab(n *Session, e *Event) (bool, error) {
-	switch e.Type {
-	case CacheUpdated:
-		c := n.Cache.m
-		for _, op := range e.Cache {
-			switch op.Op {
-			case CachePut:
-				c = c.Set(op.Key, CacheEntry{Value: op.Value, Rev: e.Version, Expires: op.Expires, Updated: e.Time})
-			case CacheDelete:
-				c = c.Delete(op.Key)
-			case CacheDeletePrefix:
-				var keys []string
-				c.Ascend(op.Key, func(k string, _ CacheEntry) bool {
-					if !strings.HasPrefix(k, op.Key) {
-						return false
-					}
-					keys = append(keys, k)
-					return true
-				})
-				for _, k := range keys {
-					c = c.Delete(k)
+func applyCacheUpdated(n *Session, e *Event, _ applying) error {
+	c := n.Cache.m
+	for _, op := range e.Cache {
+		switch op.Op {
+		case CachePut:
+			c = c.Set(op.Key, CacheEntry{Value: op.Value, Rev: e.Version, Expires: op.Expires, Updated: e.Time})
+		case CacheDelete:
+			c = c.Delete(op.Key)
+		case CacheDeletePrefix:
+			var keys []string
+			c.Ascend(op.Key, func(k string, _ CacheEntry) bool {
+				if !strings.HasPrefix(k, op.Key) {
+					return false
 				}
-			default:
-				return true, Errorf(CodeInternal, "unknown cache op %q", op.Op)
+				keys = append(keys, k)
+				return true
+			})
+			for _, k := range keys {
+				c = c.Delete(k)
 			}
+		default:
+			return Errorf(CodeInternal, "unknown cache op %q", op.Op)
 		}
-		n.Cache = Cache{m: c}
-		return true, nil
-	case LockAcquired, LockRenewed, LockReleased:
-		d := e.Lock
-		if d == nil {
-			return true, Errorf(CodeInternal, "%s without payload", e.Type)
-		}
-		locks := maps.Clone(n.Locks)
-		if locks == nil {
-			locks = map[string]Lock{}
-		}
-		switch e.Type {
-		case LockAcquired:
-			th, _ := HashFromBytes(d.TokenHash)
-			locks[d.Path] = Lock{Path: d.Path, Subtree: d.Subtree, TokenHash: th, Owner: d.Owner, Expires: time.Unix(0, d.Expires).UTC(), Acquired: e.At()}
-		case LockRenewed:
-			l := locks[d.Path]
-			l.Expires = time.Unix(0, d.Expires).UTC()
-			locks[d.Path] = l
-		case LockReleased:
-			delete(locks, d.Path)
-		}
-		// Leases that ran out are dropped as history goes by.
-		for p, l := range locks {
-			if !l.Active(e.At()) {
-				delete(locks, p)
-			}
-		}
-		n.Locks = locks
-		return true, nil
-	case HealthReported:
-		if e.Health == nil {
-			return true, Errorf(CodeInternal, "%s without payload", e.Type)
-		}
-		n.Health = &HealthReport{HealthData: *e.Health, Actor: e.Actor, At: e.At()}
-		return true, nil
 	}
-	return false, nil
+	n.Cache = Cache{m: c}
+	return nil
+}
+
+// applyLock folds LockAcquired, LockRenewed and LockReleased.
+func applyLock(n *Session, e *Event, _ applying) error {
+	d := e.Lock
+	if d == nil {
+		return Errorf(CodeInternal, "%s without payload", e.Type)
+	}
+	locks := maps.Clone(n.Locks)
+	if locks == nil {
+		locks = map[string]Lock{}
+	}
+	switch e.Type {
+	case LockAcquired:
+		th, _ := HashFromBytes(d.TokenHash)
+		locks[d.Path] = Lock{Path: d.Path, Subtree: d.Subtree, TokenHash: th, Owner: d.Owner, Expires: time.Unix(0, d.Expires).UTC(), Acquired: e.At()}
+	case LockRenewed:
+		l := locks[d.Path]
+		l.Expires = time.Unix(0, d.Expires).UTC()
+		locks[d.Path] = l
+	case LockReleased:
+		delete(locks, d.Path)
+	}
+	// Leases that ran out are dropped as history goes by.
+	for p, l := range locks {
+		if !l.Active(e.At()) {
+			delete(locks, p)
+		}
+	}
+	n.Locks = locks
+	return nil
+}
+
+func applyHealth(n *Session, e *Event, _ applying) error {
+	if e.Health == nil {
+		return Errorf(CodeInternal, "%s without payload", e.Type)
+	}
+	h := &HealthReport{HealthData: *e.Health, Actor: e.Actor, At: e.At()}
+	n.Health = h
+	n.onStored(func(_ *Session, position uint64) { h.Position = position })
+	return nil
 }
 
 // applyXattr sets or removes one extended attribute of the node at a path.

@@ -212,184 +212,143 @@ func newEvent(s *Session, t EventType, m Meta) *Event {
 	return e
 }
 
-// Execute decides a command against the current state and returns the event
-// to append and the state after it (to be completed with Commit once the
-// event is stored). A refused command returns an *Error and no event.
-func Execute(s *Session, cmd Command, m Meta, past Past) (*Event, *Session, error) {
-	if len(m.Actor) > MaxActorBytes {
-		return nil, nil, Errorf(CodeInvalidArgument, "actor is longer than %d bytes", MaxActorBytes)
+func decideCreate(_ *Session, c CreateSession, m Meta, _ Past) (*Event, error) {
+	if err := ValidTenant(c.Tenant); err != nil {
+		return nil, err
 	}
-	e, err := decide(s, cmd, m, past)
-	if err != nil {
-		return nil, nil, err
+	if err := validSessionID(c.ID); err != nil {
+		return nil, err
 	}
-	base := s
-	if f, ok := cmd.(ForkSession); ok {
-		base = f.Parent
+	if err := validTags(c.Tags, nil); err != nil {
+		return nil, err
 	}
-	if c, ok := cmd.(CreateSession); ok {
-		base = &Session{Tree: c.Base}
+	e := newEvent(nil, SessionCreated, m)
+	e.Tenant, e.Session, e.Version = c.Tenant, c.ID, 1
+	e.Prev = nil
+	if err := c.Policy.Validate(); err != nil {
+		return nil, err
 	}
-	n, err := apply(base, e, past)
-	if err != nil {
-		return nil, nil, err
-	}
-	e.Root = n.Tree.Hash().Bytes()
-	if e.Root == nil {
-		e.Root = make([]byte, len(Hash{}))
-	}
-	return e, n, nil
+	e.Created = &CreatedData{Origin: c.Origin, Owner: c.Owner, Tags: maps.Clone(c.Tags), Policy: maps.Clone(c.Policy)}
+	return e, nil
 }
 
-func decide(s *Session, cmd Command, m Meta, past Past) (*Event, error) {
-	switch c := cmd.(type) {
-	case CreateSession:
-		if err := ValidTenant(c.Tenant); err != nil {
-			return nil, err
-		}
-		if err := validSessionID(c.ID); err != nil {
-			return nil, err
-		}
-		if err := validTags(c.Tags, nil); err != nil {
-			return nil, err
-		}
-		e := newEvent(nil, SessionCreated, m)
-		e.Tenant, e.Session, e.Version = c.Tenant, c.ID, 1
-		e.Prev = nil
-		if err := c.Policy.Validate(); err != nil {
-			return nil, err
-		}
-		e.Created = &CreatedData{Origin: c.Origin, Owner: c.Owner, Tags: maps.Clone(c.Tags), Policy: maps.Clone(c.Policy)}
-		return e, nil
-	case ForkSession:
-		p := c.Parent
-		if p == nil {
-			return nil, ErrSessionNotFound
-		}
-		if p.Status == StatusDeleted {
-			return nil, ErrSessionDeleted
-		}
-		if err := validSessionID(c.ID); err != nil {
-			return nil, err
-		}
-		if err := validTags(c.Tags, nil); err != nil {
-			return nil, err
-		}
-		e := newEvent(nil, SessionForked, m)
-		e.Tenant, e.Session, e.Version = p.Tenant, c.ID, 1
-		e.Prev = p.LastHash.Bytes()
-		e.Created = &CreatedData{
-			Origin: Origin{Parent: p.ID, Position: p.Position},
-			Owner:  c.Owner,
-			Tags:   maps.Clone(c.Tags),
-			Policy: maps.Clone(p.Policy),
-		}
-		return e, nil
-	}
-	if s == nil {
+func decideFork(_ *Session, c ForkSession, m Meta, _ Past) (*Event, error) {
+	p := c.Parent
+	if p == nil {
 		return nil, ErrSessionNotFound
 	}
-	if s.Status == StatusDeleted {
+	if p.Status == StatusDeleted {
 		return nil, ErrSessionDeleted
 	}
-	if m.ExpectedPosition != 0 && s.Position != m.ExpectedPosition {
-		return nil, Errorf(CodeConflict, "session is at position %d, not the expected %d", s.Position, m.ExpectedPosition)
+	if err := validSessionID(c.ID); err != nil {
+		return nil, err
 	}
-	if e, err, ok := decideReview(s, cmd, m); ok {
-		return e, err
+	if err := validTags(c.Tags, nil); err != nil {
+		return nil, err
 	}
-	if c, ok := cmd.(MergeSession); ok {
-		return decideMerge(s, c, m)
+	e := newEvent(nil, SessionForked, m)
+	e.Tenant, e.Session, e.Version = p.Tenant, c.ID, 1
+	e.Prev = p.LastHash.Bytes()
+	e.Created = &CreatedData{
+		Origin: Origin{Parent: p.ID, Position: p.Position},
+		Owner:  c.Owner,
+		Tags:   maps.Clone(c.Tags),
+		Policy: maps.Clone(p.Policy),
 	}
-	if e, err, ok := decideCollab(s, cmd, m); ok {
-		return e, err
-	}
-	switch c := cmd.(type) {
-	case ChangeFiles:
-		if err := s.Writable(); err != nil {
-			return nil, err
-		}
-		return decideFiles(s, c, m)
-	case SetTags:
-		if err := validTags(c.Set, c.Remove); err != nil {
-			return nil, err
-		}
-		if len(c.Set) == 0 && len(c.Remove) == 0 {
-			return nil, Errorf(CodeInvalidArgument, "no tags to set or remove")
-		}
-		e := newEvent(s, TagsSet, m)
-		e.Tags, e.Untag = maps.Clone(c.Set), append([]string(nil), c.Remove...)
-		return e, nil
-	case ArchiveSession:
-		if s.Status == StatusArchived {
-			return nil, Errorf(CodeConflict, "session %s is already archived", s.ID)
-		}
-		return newEvent(s, SessionArchived, m), nil
-	case DeleteSession:
-		uses, err := s.Authorize(ActionDelete, c.Tenant)
-		if err != nil {
-			return nil, err
-		}
-		e := newEvent(s, SessionDeleted, m)
-		e.Uses = uses
-		return e, nil
-	case CreateCheckpoint:
-		if err := ValidCheckpointName(c.Name); err != nil {
-			return nil, err
-		}
-		if len(c.Note) > MaxNoteBytes {
-			return nil, Errorf(CodeInvalidArgument, "note is longer than %d bytes", MaxNoteBytes)
-		}
-		if _, ok := s.Checkpoints.Get(c.Name); ok {
-			return nil, Errorf(CodeAlreadyExists, "checkpoint %q already exists", c.Name)
-		}
-		pos := c.Position
-		if pos == 0 {
-			pos = s.Position
-		} else if pos > s.Position {
-			// A name must never point past the head: the position would
-			// later mean another event, or another session's.
-			return nil, ErrPositionUnknown
-		} else if past != nil {
-			if _, err := past(pos); err != nil {
-				return nil, err
-			}
-		}
-		e := newEvent(s, CheckpointCreated, m)
-		e.Checkpoint = &CheckpointData{Name: c.Name, Position: pos, Note: c.Note}
-		return e, nil
-	case DeleteCheckpoint:
-		if _, ok := s.Checkpoints.Get(c.Name); !ok {
-			return nil, Errorf(CodeNotFound, "checkpoint %q not found", c.Name)
-		}
-		e := newEvent(s, CheckpointDeleted, m)
-		e.Checkpoint = &CheckpointData{Name: c.Name}
-		return e, nil
-	case RestoreSession:
-		if err := s.Writable(); err != nil {
-			return nil, err
-		}
-		if past == nil {
-			return nil, Errorf(CodeInternal, "restore needs the session's past")
-		}
-		if c.To == 0 || c.To > s.Position {
-			return nil, ErrPositionUnknown
-		}
-		// A restore may change anything: every lease must be the caller's.
-		if err := s.checkLocks("", true, c.Token, m.Time); err != nil {
-			return nil, err
-		}
-		if _, err := past(c.To); err != nil {
-			return nil, err
-		}
-		e := newEvent(s, SessionRestored, m)
-		e.Restore = &RestoreData{To: c.To}
-		return e, nil
-	}
-	return nil, Errorf(CodeInvalidArgument, "unknown command %T", cmd)
+	return e, nil
 }
 
-func decideFiles(s *Session, c ChangeFiles, m Meta) (*Event, error) {
+func decideTags(s *Session, c SetTags, m Meta, _ Past) (*Event, error) {
+	if err := validTags(c.Set, c.Remove); err != nil {
+		return nil, err
+	}
+	if len(c.Set) == 0 && len(c.Remove) == 0 {
+		return nil, Errorf(CodeInvalidArgument, "no tags to set or remove")
+	}
+	e := newEvent(s, TagsSet, m)
+	e.Tags, e.Untag = maps.Clone(c.Set), append([]string(nil), c.Remove...)
+	return e, nil
+}
+
+func decideArchive(s *Session, _ ArchiveSession, m Meta, _ Past) (*Event, error) {
+	if s.Status == StatusArchived {
+		return nil, Errorf(CodeConflict, "session %s is already archived", s.ID)
+	}
+	return newEvent(s, SessionArchived, m), nil
+}
+
+func decideDelete(s *Session, c DeleteSession, m Meta, _ Past) (*Event, error) {
+	uses, err := s.Authorize(ActionDelete, c.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	e := newEvent(s, SessionDeleted, m)
+	e.Uses = uses
+	return e, nil
+}
+
+func decideCreateCheckpoint(s *Session, c CreateCheckpoint, m Meta, past Past) (*Event, error) {
+	if err := ValidCheckpointName(c.Name); err != nil {
+		return nil, err
+	}
+	if len(c.Note) > MaxNoteBytes {
+		return nil, Errorf(CodeInvalidArgument, "note is longer than %d bytes", MaxNoteBytes)
+	}
+	if _, ok := s.Checkpoints.Get(c.Name); ok {
+		return nil, Errorf(CodeAlreadyExists, "checkpoint %q already exists", c.Name)
+	}
+	pos := c.Position
+	if pos == 0 {
+		pos = s.Position
+	} else if pos > s.Position {
+		// A name must never point past the head: the position would
+		// later mean another event, or another session's.
+		return nil, ErrPositionUnknown
+	} else if past != nil {
+		if _, err := past(pos); err != nil {
+			return nil, err
+		}
+	}
+	e := newEvent(s, CheckpointCreated, m)
+	e.Checkpoint = &CheckpointData{Name: c.Name, Position: pos, Note: c.Note}
+	return e, nil
+}
+
+func decideDeleteCheckpoint(s *Session, c DeleteCheckpoint, m Meta, _ Past) (*Event, error) {
+	if _, ok := s.Checkpoints.Get(c.Name); !ok {
+		return nil, Errorf(CodeNotFound, "checkpoint %q not found", c.Name)
+	}
+	e := newEvent(s, CheckpointDeleted, m)
+	e.Checkpoint = &CheckpointData{Name: c.Name}
+	return e, nil
+}
+
+func decideRestore(s *Session, c RestoreSession, m Meta, past Past) (*Event, error) {
+	if err := s.Writable(); err != nil {
+		return nil, err
+	}
+	if past == nil {
+		return nil, Errorf(CodeInternal, "restore needs the session's past")
+	}
+	if c.To == 0 || c.To > s.Position {
+		return nil, ErrPositionUnknown
+	}
+	// A restore may change anything: every lease must be the caller's.
+	if err := s.checkLocks("", true, c.Token, m.Time); err != nil {
+		return nil, err
+	}
+	if _, err := past(c.To); err != nil {
+		return nil, err
+	}
+	e := newEvent(s, SessionRestored, m)
+	e.Restore = &RestoreData{To: c.To}
+	return e, nil
+}
+
+func decideFiles(s *Session, c ChangeFiles, m Meta, _ Past) (*Event, error) {
+	if err := s.Writable(); err != nil {
+		return nil, err
+	}
 	if len(c.Ops) == 0 {
 		return nil, Errorf(CodeInvalidArgument, "no operations")
 	}
@@ -623,63 +582,4 @@ func (s *Session) checkOpLocks(op Op, token string, now time.Time) error {
 		return s.checkLocks(op.To, true, token, now)
 	}
 	return nil
-}
-
-// Produces reports whether a command could have produced an event of type
-// t: a retried request id must name the same kind of request, or its answer
-// would be another request's.
-func Produces(cmd Command, t EventType) bool {
-	var want []EventType
-	switch cmd.(type) {
-	case ChangeFiles:
-		want = []EventType{FileWritten, DirectoryMade, PathRemoved, PathRenamed, SymlinkCreated, BatchApplied, XattrSet, XattrRemoved}
-	case SetTags:
-		want = []EventType{TagsSet}
-	case ArchiveSession:
-		want = []EventType{SessionArchived}
-	case DeleteSession:
-		want = []EventType{SessionDeleted}
-	case CreateCheckpoint:
-		want = []EventType{CheckpointCreated}
-	case DeleteCheckpoint:
-		want = []EventType{CheckpointDeleted}
-	case RestoreSession:
-		want = []EventType{SessionRestored}
-	case Annotate:
-		want = []EventType{NoteAdded}
-	case ResolveNote:
-		want = []EventType{NoteResolved}
-	case ReopenNote:
-		want = []EventType{NoteReopened}
-	case RequestApproval:
-		want = []EventType{ApprovalRequested}
-	case GrantApproval:
-		want = []EventType{ApprovalGranted}
-	case DenyApproval:
-		want = []EventType{ApprovalDenied}
-	case CreateCommit:
-		want = []EventType{CommitCreated}
-	case SetPolicy:
-		want = []EventType{PolicyChanged}
-	case UpdateCache:
-		want = []EventType{CacheUpdated}
-	case AcquireLock:
-		want = []EventType{LockAcquired}
-	case RenewLock:
-		want = []EventType{LockRenewed}
-	case ReleaseLock:
-		want = []EventType{LockReleased}
-	case ReportHealth:
-		want = []EventType{HealthReported}
-	case MergeSession:
-		want = []EventType{SessionMerged}
-	default:
-		return true
-	}
-	for _, w := range want {
-		if w == t {
-			return true
-		}
-	}
-	return false
 }

@@ -45,15 +45,77 @@ const (
 	SessionMerged     EventType = "SessionMerged"
 )
 
-// EventTypes lists every event type.
-var EventTypes = []EventType{
-	SessionCreated, SessionForked, FileWritten, DirectoryMade, PathRemoved, PathRenamed,
-	SymlinkCreated, BatchApplied, TagsSet, SessionArchived, SessionDeleted,
-	CheckpointCreated, CheckpointDeleted, SessionRestored,
-	NoteAdded, NoteResolved, NoteReopened, ApprovalRequested, ApprovalGranted, ApprovalDenied,
-	CommitCreated, PolicyChanged, XattrSet, XattrRemoved, CacheUpdated, LockAcquired, LockRenewed,
-	LockReleased, HealthReported, SessionMerged,
+// eventTable is every event type, once, in the order EventTypes lists
+// them: how it folds into a session's state (its apply, with what only its
+// position completes, see Session.onStored). TestEventTable_EveryType fails
+// for a declared type without a row.
+var eventTable = []eventRow{
+	{typ: SessionCreated, starts: true, apply: applyCreated},
+	{typ: SessionForked, starts: true, apply: applyForked},
+	{typ: FileWritten, apply: applyFileOps},
+	{typ: DirectoryMade, apply: applyFileOps},
+	{typ: PathRemoved, apply: applyFileOps},
+	{typ: PathRenamed, apply: applyFileOps},
+	{typ: SymlinkCreated, apply: applyFileOps},
+	{typ: BatchApplied, apply: applyFileOps},
+	{typ: TagsSet, apply: applyTags},
+	{typ: SessionArchived, apply: applyArchived},
+	{typ: SessionDeleted, apply: applyDeleted},
+	{typ: CheckpointCreated, apply: applyCheckpointCreated},
+	{typ: CheckpointDeleted, apply: applyCheckpointDeleted},
+	{typ: SessionRestored, apply: applyRestored},
+	{typ: NoteAdded, apply: applyNoteAdded},
+	{typ: NoteResolved, apply: applyNoteState},
+	{typ: NoteReopened, apply: applyNoteState},
+	{typ: ApprovalRequested, apply: applyApprovalRequested},
+	{typ: ApprovalGranted, apply: applyDecision},
+	{typ: ApprovalDenied, apply: applyDecision},
+	{typ: CommitCreated, apply: applyCommitCreated},
+	{typ: PolicyChanged, apply: applyPolicyChanged},
+	{typ: XattrSet, apply: applyFileOps},
+	{typ: XattrRemoved, apply: applyFileOps},
+	{typ: CacheUpdated, apply: applyCacheUpdated},
+	{typ: LockAcquired, apply: applyLock},
+	{typ: LockRenewed, apply: applyLock},
+	{typ: LockReleased, apply: applyLock},
+	{typ: HealthReported, apply: applyHealth},
+	{typ: SessionMerged, apply: applyFileOps},
 }
+
+// eventRow is one row of the event table.
+type eventRow struct {
+	typ EventType
+	// starts marks the first event of a session: it applies to nothing,
+	// a base tree, or the parent at the fork point, not to the session.
+	starts bool
+	apply  func(n *Session, e *Event, a applying) error
+}
+
+var eventIndex = func() map[EventType]*eventRow {
+	m := make(map[EventType]*eventRow, len(eventTable))
+	for i := range eventTable {
+		r := &eventTable[i]
+		if _, dup := m[r.typ]; dup || r.apply == nil {
+			panic("domain: event type " + string(r.typ) + " has two rows in the event table, or no apply")
+		}
+		m[r.typ] = r
+	}
+	return m
+}()
+
+func eventRowOf(t EventType) (*eventRow, bool) {
+	r, ok := eventIndex[t]
+	return r, ok
+}
+
+// EventTypes lists every event type, in the order of the event table.
+var EventTypes = func() []EventType {
+	out := make([]EventType, len(eventTable))
+	for i, r := range eventTable {
+		out[i] = r.typ
+	}
+	return out
+}()
 
 // Op kinds: the file-tree operations an event can carry.
 const (

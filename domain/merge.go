@@ -67,7 +67,7 @@ type MergeSession struct {
 
 func (MergeSession) command() {}
 
-func decideMerge(s *Session, c MergeSession, m Meta) (*Event, error) {
+func decideMerge(s *Session, c MergeSession, m Meta, _ Past) (*Event, error) {
 	if err := s.Writable(); err != nil {
 		return nil, err
 	}

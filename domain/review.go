@@ -373,90 +373,88 @@ func (s *Session) Authorize(action string, tenant Policy) ([]string, error) {
 	return slices.Compact(uses), nil
 }
 
-func decideReview(s *Session, cmd Command, m Meta) (*Event, error, bool) {
-	switch c := cmd.(type) {
-	case Annotate:
-		e, err := decideAnnotate(s, c, m)
-		return e, err, true
-	case ResolveNote, ReopenNote:
-		id, resolve := "", false
-		if r, ok := c.(ResolveNote); ok {
-			id, resolve = r.ID, true
-		} else {
-			id = c.(ReopenNote).ID
-		}
-		n, ok := s.Notes[id]
-		if !ok {
-			return nil, Errorf(CodeNotFound, "note %q not found", id), true
-		}
-		if n.Resolved == resolve {
-			state := "open"
-			if resolve {
-				state = "resolved"
-			}
-			return nil, Errorf(CodeConflict, "note %q is already %s", id, state), true
-		}
-		typ := NoteReopened
-		if resolve {
-			typ = NoteResolved
-		}
-		e := newEvent(s, typ, m)
-		e.Note = &NoteData{ID: id}
-		return e, nil, true
-	case RequestApproval:
-		e, err := decideRequest(s, c, m)
-		return e, err, true
-	case GrantApproval:
-		e, err := decideDecision(s, c.ID, c.Comment, m, true)
-		return e, err, true
-	case DenyApproval:
-		e, err := decideDecision(s, c.ID, c.Comment, m, false)
-		return e, err, true
-	case CreateCommit:
-		if !reviewID.MatchString(c.ID) {
-			return nil, Errorf(CodeInvalidArgument, "bad commit id"), true
-		}
-		if c.Message == "" || len(c.Message) > MaxMessageBytes {
-			return nil, Errorf(CodeInvalidArgument, "message is required and at most %d bytes", MaxMessageBytes), true
-		}
-		if len(c.Author) > MaxActorBytes {
-			return nil, Errorf(CodeInvalidArgument, "author is longer than %d bytes", MaxActorBytes), true
-		}
-		if err := s.Writable(); err != nil {
-			return nil, err, true
-		}
-		uses, err := s.Authorize(ActionCommit, c.Tenant)
-		if err != nil {
-			return nil, err, true
-		}
-		author := c.Author
-		if author == "" {
-			author = m.Actor
-		}
-		e := newEvent(s, CommitCreated, m)
-		e.Commit = &CommitData{ID: c.ID, Position: s.Position, Message: c.Message, Author: author, Summary: c.Summary, Gate: s.Gate(ActionCommit, c.Tenant)}
-		e.Uses = uses
-		return e, nil, true
-	case SetPolicy:
-		if err := c.Policy.Validate(); err != nil {
-			return nil, err, true
-		}
-		uses, err := s.Authorize(ActionPolicy, c.Tenant)
-		if err != nil {
-			return nil, err, true
-		}
-		e := newEvent(s, PolicyChanged, m)
-		e.Policy = maps.Clone(c.Policy)
-		if e.Policy == nil {
-			e.Policy = Policy{}
-		}
-		e.Uses = uses
-		return e, nil, true
-	}
-	return nil, nil, false
+func decideResolveNote(s *Session, c ResolveNote, m Meta, _ Past) (*Event, error) {
+	return decideNoteState(s, c.ID, true, m)
 }
 
-func decideAnnotate(s *Session, c Annotate, m Meta) (*Event, error) {
+func decideReopenNote(s *Session, c ReopenNote, m Meta, _ Past) (*Event, error) {
+	return decideNoteState(s, c.ID, false, m)
+}
+
+func decideNoteState(s *Session, id string, resolve bool, m Meta) (*Event, error) {
+	n, ok := s.Notes[id]
+	if !ok {
+		return nil, Errorf(CodeNotFound, "note %q not found", id)
+	}
+	if n.Resolved == resolve {
+		state := "open"
+		if resolve {
+			state = "resolved"
+		}
+		return nil, Errorf(CodeConflict, "note %q is already %s", id, state)
+	}
+	typ := NoteReopened
+	if resolve {
+		typ = NoteResolved
+	}
+	e := newEvent(s, typ, m)
+	e.Note = &NoteData{ID: id}
+	return e, nil
+}
+
+func decideGrant(s *Session, c GrantApproval, m Meta, _ Past) (*Event, error) {
+	return decideDecision(s, c.ID, c.Comment, m, true)
+}
+
+func decideDeny(s *Session, c DenyApproval, m Meta, _ Past) (*Event, error) {
+	return decideDecision(s, c.ID, c.Comment, m, false)
+}
+
+func decideCommit(s *Session, c CreateCommit, m Meta, _ Past) (*Event, error) {
+	if !reviewID.MatchString(c.ID) {
+		return nil, Errorf(CodeInvalidArgument, "bad commit id")
+	}
+	if c.Message == "" || len(c.Message) > MaxMessageBytes {
+		return nil, Errorf(CodeInvalidArgument, "message is required and at most %d bytes", MaxMessageBytes)
+	}
+	if len(c.Author) > MaxActorBytes {
+		return nil, Errorf(CodeInvalidArgument, "author is longer than %d bytes", MaxActorBytes)
+	}
+	if err := s.Writable(); err != nil {
+		return nil, err
+	}
+	uses, err := s.Authorize(ActionCommit, c.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	author := c.Author
+	if author == "" {
+		author = m.Actor
+	}
+	e := newEvent(s, CommitCreated, m)
+	e.Commit = &CommitData{ID: c.ID, Position: s.Position, Message: c.Message, Author: author, Summary: c.Summary, Gate: s.Gate(ActionCommit, c.Tenant)}
+	e.Uses = uses
+	return e, nil
+}
+
+func decidePolicy(s *Session, c SetPolicy, m Meta, _ Past) (*Event, error) {
+	if err := c.Policy.Validate(); err != nil {
+		return nil, err
+	}
+	uses, err := s.Authorize(ActionPolicy, c.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	e := newEvent(s, PolicyChanged, m)
+	e.Policy = maps.Clone(c.Policy)
+	if e.Policy == nil {
+		e.Policy = Policy{}
+	}
+	e.Uses = uses
+	return e, nil
+}
+
+func decideAnnotate(s *Session, c Annotate, m Meta, _ Past) (*Event, error) {
 	if !reviewID.MatchString(c.ID) {
 		return nil, Errorf(CodeInvalidArgument, "bad note id")
 	}
@@ -511,7 +509,7 @@ func decideAnnotate(s *Session, c Annotate, m Meta) (*Event, error) {
 	return e, nil
 }
 
-func decideRequest(s *Session, c RequestApproval, m Meta) (*Event, error) {
+func decideRequest(s *Session, c RequestApproval, m Meta, _ Past) (*Event, error) {
 	if !reviewID.MatchString(c.ID) {
 		return nil, Errorf(CodeInvalidArgument, "bad request id")
 	}
@@ -585,109 +583,117 @@ func decideDecision(s *Session, id, comment string, m Meta, grant bool) (*Event,
 	return e, nil
 }
 
-// applyReview folds a review event; ok is false for other events.
-func applyReview(n *Session, e *Event) (bool, error) {
-	switch e.Type {
-	case NoteAdded, NoteResolved, NoteReopened:
-		if e.Note == nil {
-			return true, Errorf(CodeInternal, "%s without payload", e.Type)
-		}
-		notes := maps.Clone(n.Notes)
-		if notes == nil {
-			notes = map[string]Annotation{}
-		}
-		d := e.Note
-		switch e.Type {
-		case NoteAdded:
-			h, _ := HashFromBytes(d.Content)
-			notes[d.ID] = Annotation{
-				ID: d.ID, Actor: e.Actor, Body: d.Body, Path: d.Path, LineStart: d.LineStart, LineEnd: d.LineEnd,
-				Content: h, ReplyTo: d.ReplyTo, CreatedAt: e.At(), UpdatedAt: e.At(),
-			}
-		default:
-			a, ok := notes[d.ID]
-			if !ok {
-				return true, Errorf(CodeInternal, "%s of unknown note %q", e.Type, d.ID)
-			}
-			a.Resolved = e.Type == NoteResolved
-			a.ResolvedBy = ""
-			if a.Resolved {
-				a.ResolvedBy = e.Actor
-			}
-			a.UpdatedAt = e.At()
-			notes[d.ID] = a
-		}
-		n.Notes = notes
-		return true, nil
-	case ApprovalRequested, ApprovalGranted, ApprovalDenied:
-		if e.Approval == nil {
-			return true, Errorf(CodeInternal, "%s without payload", e.Type)
-		}
-		reqs := maps.Clone(n.Approvals)
-		if reqs == nil {
-			reqs = map[string]*ApprovalRequest{}
-		}
-		d := e.Approval
-		if e.Type == ApprovalRequested {
-			root, _ := HashFromBytes(d.Root)
-			reqs[d.ID] = &ApprovalRequest{
-				ID: d.ID, Reason: d.Reason, Group: d.Group, Details: json.RawMessage(d.Details), Requester: e.Actor,
-				Root: root, Required: d.Required, CreatedAt: e.At(),
-			}
-		} else {
-			old, ok := reqs[d.ID]
-			if !ok {
-				return true, Errorf(CodeInternal, "%s of unknown request %q", e.Type, d.ID)
-			}
-			r := *old
-			dec := Decision{Actor: e.Actor, Comment: d.Comment, At: e.At()}
-			if e.Type == ApprovalGranted {
-				r.Grants = append(slices.Clone(r.Grants), dec)
-			} else {
-				r.Denial = &dec
-			}
-			reqs[d.ID] = &r
-		}
-		n.Approvals = reqs
-		return true, nil
-	case CommitCreated:
-		if e.Commit == nil {
-			return true, Errorf(CodeInternal, "%s without payload", e.Type)
-		}
-		c := e.Commit
-		n.Commits = append(slices.Clip(n.Commits), Commit{
-			ID: c.ID, Position: c.Position, Root: n.Tree.Hash(), Message: c.Message, Author: c.Author,
-			Summary: c.Summary, Approvals: e.Uses, Gate: maps.Clone(c.Gate), CreatedAt: e.At(),
-		})
-		return true, nil
-	case PolicyChanged:
-		n.Policy = maps.Clone(e.Policy)
-		return true, nil
+func applyNoteAdded(n *Session, e *Event, _ applying) error {
+	d := e.Note
+	if d == nil {
+		return Errorf(CodeInternal, "%s without payload", e.Type)
 	}
-	return false, nil
+	notes := maps.Clone(n.Notes)
+	if notes == nil {
+		notes = map[string]Annotation{}
+	}
+	h, _ := HashFromBytes(d.Content)
+	notes[d.ID] = Annotation{
+		ID: d.ID, Actor: e.Actor, Body: d.Body, Path: d.Path, LineStart: d.LineStart, LineEnd: d.LineEnd,
+		Content: h, ReplyTo: d.ReplyTo, CreatedAt: e.At(), UpdatedAt: e.At(),
+	}
+	n.Notes = notes
+	n.onStored(func(s *Session, position uint64) {
+		a := s.Notes[d.ID]
+		a.Position = position
+		s.Notes[d.ID] = a
+	})
+	return nil
 }
 
-// settleReview runs after every event: it records the position of new
-// notes, requests and commits, marks the approvals an event used, marks
-// requests stale when the content moved away from what they were pinned
-// to, and derives the pending_approval status.
-func settleReview(n *Session, e *Event, position uint64) {
-	if e.Type == NoteAdded && e.Note != nil {
-		if a, ok := n.Notes[e.Note.ID]; ok && a.Position == 0 {
-			a.Position = position
-			n.Notes[e.Note.ID] = a
-		}
+// applyNoteState folds NoteResolved and NoteReopened.
+func applyNoteState(n *Session, e *Event, _ applying) error {
+	d := e.Note
+	if d == nil {
+		return Errorf(CodeInternal, "%s without payload", e.Type)
 	}
-	if e.Type == ApprovalRequested && e.Approval != nil {
-		if r, ok := n.Approvals[e.Approval.ID]; ok && r.Position == 0 {
-			r.Position = position
-		}
+	a, ok := n.Notes[d.ID]
+	if !ok {
+		return Errorf(CodeInternal, "%s of unknown note %q", e.Type, d.ID)
 	}
-	if e.Type == CommitCreated && len(n.Commits) > 0 {
-		if c := &n.Commits[len(n.Commits)-1]; c.At == 0 {
-			c.At = position
-		}
+	notes := maps.Clone(n.Notes)
+	a.Resolved = e.Type == NoteResolved
+	a.ResolvedBy = ""
+	if a.Resolved {
+		a.ResolvedBy = e.Actor
 	}
+	a.UpdatedAt = e.At()
+	notes[d.ID] = a
+	n.Notes = notes
+	return nil
+}
+
+func applyApprovalRequested(n *Session, e *Event, _ applying) error {
+	d := e.Approval
+	if d == nil {
+		return Errorf(CodeInternal, "%s without payload", e.Type)
+	}
+	reqs := maps.Clone(n.Approvals)
+	if reqs == nil {
+		reqs = map[string]*ApprovalRequest{}
+	}
+	root, _ := HashFromBytes(d.Root)
+	r := &ApprovalRequest{
+		ID: d.ID, Reason: d.Reason, Group: d.Group, Details: json.RawMessage(d.Details), Requester: e.Actor,
+		Root: root, Required: d.Required, CreatedAt: e.At(),
+	}
+	reqs[d.ID] = r
+	n.Approvals = reqs
+	n.onStored(func(_ *Session, position uint64) { r.Position = position })
+	return nil
+}
+
+// applyDecision folds ApprovalGranted and ApprovalDenied.
+func applyDecision(n *Session, e *Event, _ applying) error {
+	d := e.Approval
+	if d == nil {
+		return Errorf(CodeInternal, "%s without payload", e.Type)
+	}
+	old, ok := n.Approvals[d.ID]
+	if !ok {
+		return Errorf(CodeInternal, "%s of unknown request %q", e.Type, d.ID)
+	}
+	reqs := maps.Clone(n.Approvals)
+	r := *old
+	dec := Decision{Actor: e.Actor, Comment: d.Comment, At: e.At()}
+	if e.Type == ApprovalGranted {
+		r.Grants = append(slices.Clone(r.Grants), dec)
+	} else {
+		r.Denial = &dec
+	}
+	reqs[d.ID] = &r
+	n.Approvals = reqs
+	return nil
+}
+
+func applyCommitCreated(n *Session, e *Event, _ applying) error {
+	c := e.Commit
+	if c == nil {
+		return Errorf(CodeInternal, "%s without payload", e.Type)
+	}
+	n.Commits = append(slices.Clip(n.Commits), Commit{
+		ID: c.ID, Position: c.Position, Root: n.Tree.Hash(), Message: c.Message, Author: c.Author,
+		Summary: c.Summary, Approvals: e.Uses, Gate: maps.Clone(c.Gate), CreatedAt: e.At(),
+	})
+	n.onStored(func(s *Session, position uint64) { s.Commits[len(s.Commits)-1].At = position })
+	return nil
+}
+
+func applyPolicyChanged(n *Session, e *Event, _ applying) error {
+	n.Policy = maps.Clone(e.Policy)
+	return nil
+}
+
+// settleApprovals runs after every event, once it is stored: it marks the
+// approvals the event used (its Uses), marks requests stale when the
+// content moved away from what they were pinned to, and derives the
+// pending_approval status.
+func settleApprovals(n *Session, e *Event, position uint64) {
 	// The root is computed only when an open approval needs it: a tree's
 	// hash is computed when first asked for, and a replay (Fold) asks only
 	// for the roots it checks.

@@ -67,6 +67,9 @@ type Session struct {
 	Health *HealthReport
 
 	recent *recentChunk
+	// stored is what the last event's apply left to its position; Commit
+	// runs and clears it.
+	stored func(s *Session, position uint64)
 }
 
 // RecentRequests bounds how many request ids a session remembers for
@@ -228,62 +231,49 @@ func Fold(s *Session, e *Event, position uint64, hash Hash, past Past) (*Session
 
 // Commit records where an event that produced this state was stored: its
 // position and the hash of its encoded form. Evolve calls it; a writer calls
-// it on the state Execute returned once the append is acknowledged.
+// it on the state Execute returned once the append is acknowledged. What an
+// event's apply left to its position (its onStored fix-ups) is completed
+// here; what every event settles (the approvals it used, stale requests,
+// the pending_approval status) follows.
 func (s *Session) Commit(e *Event, position uint64, hash Hash) {
 	s.Position = position
-	if e.Version == 1 {
-		s.Start = position
-	}
-	if e.Type == CheckpointCreated && e.Checkpoint != nil {
-		if cp, ok := s.Checkpoints.Get(e.Checkpoint.Name); ok && cp.At == 0 {
-			cp.At = position
-			s.Checkpoints = s.Checkpoints.With(cp)
-		}
-	}
 	s.LastHash = hash
 	s.remember(e.RequestID, position)
-	settleReview(s, e, position)
-	if e.Type == HealthReported && s.Health != nil && s.Health.Position == 0 {
-		s.Health.Position = position
+	if fix := s.stored; fix != nil {
+		s.stored = nil
+		fix(s, position)
 	}
+	settleApprovals(s, e, position)
 }
 
-// apply folds an event into a state without checking the recorded root.
+// onStored records what only the event's position completes (where a
+// checkpoint, a note, a request or a commit was made): Commit runs it.
+func (s *Session) onStored(fix func(s *Session, position uint64)) {
+	if prev := s.stored; prev != nil {
+		next := fix
+		fix = func(s *Session, position uint64) { prev(s, position); next(s, position) }
+	}
+	s.stored = fix
+}
+
+// applying is what an event's apply may use besides the state it changes:
+// the state before the event (for a first event: nothing, a source's base
+// tree, or the parent at the fork point) and the session's past.
+type applying struct {
+	before *Session
+	past   Past
+}
+
+// apply folds an event into a state without checking the recorded root:
+// the checks every event needs (version and hash chain), then its type's
+// apply from the event table.
 func apply(s *Session, e *Event, past Past) (*Session, error) {
+	row, ok := eventRowOf(e.Type)
+	if !ok {
+		return nil, Errorf(CodeInternal, "unknown event type %q", e.Type)
+	}
 	var n Session
-	switch e.Type {
-	case SessionCreated, SessionForked:
-		if e.Created == nil {
-			return nil, Errorf(CodeInternal, "%s without payload", e.Type)
-		}
-		if s != nil {
-			// A fork begins with its parent's content: the tree and the
-			// knowledge cache as they were at the fork point.
-			n.Tree, n.Cache = s.Tree, s.Cache
-		}
-		if e.Version != 1 {
-			return nil, Errorf(CodeInternal, "first event of %s has version %d", e.Session, e.Version)
-		}
-		// A first event chains to nothing, or, for a fork, to the parent's
-		// event at the fork point: s must be exactly that state.
-		var last Hash
-		if e.Type == SessionForked {
-			if s == nil || s.ID != e.Created.Origin.Parent || s.Position != e.Created.Origin.Position {
-				return nil, Errorf(CodeInternal, "fork %s applied to a state that is not its parent at the fork point", e.Session)
-			}
-			last = s.LastHash
-		}
-		if prev, ok := HashFromBytes(e.Prev); !ok || prev != last {
-			return nil, Errorf(CodeInternal, "event 1 of %s breaks the hash chain", e.Session)
-		}
-		n.ID, n.Tenant = e.Session, e.Tenant
-		n.Origin = e.Created.Origin
-		n.Owner = e.Created.Owner
-		n.Tags = maps.Clone(e.Created.Tags)
-		n.Policy = maps.Clone(e.Created.Policy)
-		n.Status = StatusActive
-		n.CreatedAt = e.At()
-	default:
+	if !row.starts {
 		if s == nil {
 			return nil, Errorf(CodeInternal, "event %s of %s before its creation", e.Type, e.Session)
 		}
@@ -295,69 +285,125 @@ func apply(s *Session, e *Event, past Past) (*Session, error) {
 			return nil, Errorf(CodeInternal, "event %d of %s breaks the hash chain", e.Version, e.Session)
 		}
 	}
+	n.stored = nil
 	n.Version = e.Version
 	n.UpdatedAt = e.At()
-
-	switch e.Type {
-	case FileWritten, DirectoryMade, PathRemoved, PathRenamed, SymlinkCreated, BatchApplied, XattrSet, XattrRemoved, SessionMerged:
-		t, err := applyOps(n.Tree, e.Ops)
-		if err != nil {
-			return nil, err
-		}
-		n.Tree = t
-	case TagsSet:
-		tags := maps.Clone(n.Tags)
-		if tags == nil {
-			tags = map[string]string{}
-		}
-		for _, k := range e.Untag {
-			delete(tags, k)
-		}
-		maps.Copy(tags, e.Tags)
-		n.Tags = tags
-	case SessionArchived:
-		n.Status = StatusArchived
-	case SessionDeleted:
-		n.Status = StatusDeleted
-	case CheckpointCreated, CheckpointDeleted:
-		if e.Checkpoint == nil {
-			return nil, Errorf(CodeInternal, "%s without payload", e.Type)
-		}
-		if e.Type == CheckpointCreated {
-			n.Checkpoints = n.Checkpoints.With(Checkpoint{
-				Name: e.Checkpoint.Name, Position: e.Checkpoint.Position, Note: e.Checkpoint.Note,
-				Actor: e.Actor, CreatedAt: e.At(),
-			})
-		} else {
-			n.Checkpoints = n.Checkpoints.Without(e.Checkpoint.Name)
-		}
-	case SessionRestored:
-		if e.Restore == nil || past == nil {
-			return nil, Errorf(CodeInternal, "restore without target")
-		}
-		then, err := past(e.Restore.To)
-		if err != nil {
-			return nil, err
-		}
-		n.Tree = then.Tree
-		n.Cache = then.Cache
-	case SessionCreated, SessionForked:
-	default:
-		ok, err := applyReview(&n, e)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			ok, err = applyCollab(&n, e)
-			if err != nil {
-				return nil, err
-			}
-		}
-		if !ok {
-			return nil, Errorf(CodeInternal, "unknown event type %q", e.Type)
-		}
+	if err := row.apply(&n, e, applying{before: s, past: past}); err != nil {
+		return nil, err
 	}
 	return &n, nil
+}
+
+func applyCreated(n *Session, e *Event, a applying) error { return applyStart(n, e, a.before) }
+
+func applyForked(n *Session, e *Event, a applying) error { return applyStart(n, e, a.before) }
+
+// applyStart folds the first event of a session into base: nil, a base tree
+// (a source revision), or for a fork the parent's state at the fork point.
+func applyStart(n *Session, e *Event, base *Session) error {
+	if e.Created == nil {
+		return Errorf(CodeInternal, "%s without payload", e.Type)
+	}
+	if base != nil {
+		// A fork begins with its parent's content: the tree and the
+		// knowledge cache as they were at the fork point.
+		n.Tree, n.Cache = base.Tree, base.Cache
+	}
+	if e.Version != 1 {
+		return Errorf(CodeInternal, "first event of %s has version %d", e.Session, e.Version)
+	}
+	// A first event chains to nothing, or, for a fork, to the parent's
+	// event at the fork point: base must be exactly that state.
+	var last Hash
+	if e.Type == SessionForked {
+		if base == nil || base.ID != e.Created.Origin.Parent || base.Position != e.Created.Origin.Position {
+			return Errorf(CodeInternal, "fork %s applied to a state that is not its parent at the fork point", e.Session)
+		}
+		last = base.LastHash
+	}
+	if prev, ok := HashFromBytes(e.Prev); !ok || prev != last {
+		return Errorf(CodeInternal, "event 1 of %s breaks the hash chain", e.Session)
+	}
+	n.ID, n.Tenant = e.Session, e.Tenant
+	n.Origin = e.Created.Origin
+	n.Owner = e.Created.Owner
+	n.Tags = maps.Clone(e.Created.Tags)
+	n.Policy = maps.Clone(e.Created.Policy)
+	n.Status = StatusActive
+	n.CreatedAt = e.At()
+	n.onStored(func(s *Session, position uint64) { s.Start = position })
+	return nil
+}
+
+// applyFileOps folds the file operations of an event (every file event, a
+// batch, a merge).
+func applyFileOps(n *Session, e *Event, _ applying) error {
+	t, err := applyOps(n.Tree, e.Ops)
+	if err != nil {
+		return err
+	}
+	n.Tree = t
+	return nil
+}
+
+func applyTags(n *Session, e *Event, _ applying) error {
+	tags := maps.Clone(n.Tags)
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	for _, k := range e.Untag {
+		delete(tags, k)
+	}
+	maps.Copy(tags, e.Tags)
+	n.Tags = tags
+	return nil
+}
+
+func applyArchived(n *Session, _ *Event, _ applying) error {
+	n.Status = StatusArchived
+	return nil
+}
+
+func applyDeleted(n *Session, _ *Event, _ applying) error {
+	n.Status = StatusDeleted
+	return nil
+}
+
+func applyCheckpointCreated(n *Session, e *Event, _ applying) error {
+	if e.Checkpoint == nil {
+		return Errorf(CodeInternal, "%s without payload", e.Type)
+	}
+	cp := Checkpoint{
+		Name: e.Checkpoint.Name, Position: e.Checkpoint.Position, Note: e.Checkpoint.Note,
+		Actor: e.Actor, CreatedAt: e.At(),
+	}
+	n.Checkpoints = n.Checkpoints.With(cp)
+	n.onStored(func(s *Session, position uint64) {
+		cp.At = position
+		s.Checkpoints = s.Checkpoints.With(cp)
+	})
+	return nil
+}
+
+func applyCheckpointDeleted(n *Session, e *Event, _ applying) error {
+	if e.Checkpoint == nil {
+		return Errorf(CodeInternal, "%s without payload", e.Type)
+	}
+	n.Checkpoints = n.Checkpoints.Without(e.Checkpoint.Name)
+	return nil
+}
+
+func applyRestored(n *Session, e *Event, a applying) error {
+	if e.Restore == nil || a.past == nil {
+		return Errorf(CodeInternal, "restore without target")
+	}
+	then, err := a.past(e.Restore.To)
+	if err != nil {
+		return err
+	}
+	n.Tree = then.Tree
+	n.Cache = then.Cache
+	return nil
 }
 
 func applyOps(t Tree, ops []Op) (Tree, error) {
