@@ -84,6 +84,9 @@ type Entry struct {
 	Commit     *CommitView       `json:"commit,omitempty"`
 	Merge      *MergeView        `json:"merge,omitempty"`
 	Uses       []string          `json:"uses,omitempty"`
+	// Summary is the payload in one line (domain.Event.Summary), as the
+	// API's event view and --timeline show it.
+	Summary string `json:"summary,omitempty"`
 	// Error is set, and the event fields empty, when the message does not
 	// decode.
 	Error string `json:"error,omitempty"`
@@ -157,7 +160,7 @@ func entryOf(rec *Record, ev *domain.Event) Entry {
 		Position: rec.Position, Tenant: rec.Tenant, Session: rec.Session, Version: ev.Version,
 		Type: string(ev.Type), Actor: ev.Actor, Time: ev.At(), ID: ev.ID, RequestID: ev.RequestID,
 		Hash: rec.Hash().String(), Prev: hexOf(ev.Prev), Root: hexOf(ev.Root),
-		Tags: ev.Tags, Untag: ev.Untag, Uses: ev.Uses,
+		Tags: ev.Tags, Untag: ev.Untag, Uses: ev.Uses, Summary: ev.Summary(),
 	}
 	for _, op := range ev.Ops {
 		v := OpView{Op: op.Kind, Path: op.Path, To: op.To, Target: op.Target, Hash: hexOf(op.Content), Size: op.Size,

@@ -203,7 +203,7 @@ func NewEventView(position uint64, hash domain.Hash, e *domain.Event) EventView 
 	v := EventView{
 		Position: position, ID: e.ID, Type: string(e.Type), Tenant: e.Tenant, Session: e.Session,
 		Actor: e.Actor, Time: e.At(), RequestID: e.RequestID, Version: e.Version,
-		Hash: hash.String(), Tags: e.Tags, Untag: e.Untag,
+		Hash: hash.String(), Tags: e.Tags, Untag: e.Untag, Summary: e.Summary(),
 	}
 	if h, ok := domain.HashFromBytes(e.Prev); ok && !h.IsZero() {
 		v.Prev = h.String()

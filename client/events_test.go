@@ -63,6 +63,9 @@ func TestNewEventView_EveryType(t *testing.T) {
 		if v.Type != string(typ) || !c.render(v) {
 			t.Errorf("event type %s: NewEventView = %+v, its payload is not rendered", typ, v)
 		}
+		if v.Summary == "" || v.Summary != e.Summary() {
+			t.Errorf("event type %s: view summary %q, want the event's one-line summary %q", typ, v.Summary, e.Summary())
+		}
 	}
 	if len(cases) != len(domain.EventTypes) {
 		t.Errorf("%d cases for %d event types: a case for a type that no longer exists", len(cases), len(domain.EventTypes))

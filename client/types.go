@@ -373,6 +373,9 @@ type EventView struct {
 	Lock     *LockEventView     `json:"lock,omitempty"`
 	Health   *HealthEventView   `json:"health,omitempty"`
 	Merge    *MergeEventView    `json:"merge,omitempty"`
+	// Summary is the payload in one line of text (domain.Event.Summary):
+	// what `strand events` and `strand audit log --timeline` print.
+	Summary string `json:"summary,omitempty"`
 }
 
 // NoteEventView is the payload of NoteAdded, NoteResolved and NoteReopened.

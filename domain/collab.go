@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -505,4 +506,46 @@ func NewCache(keys []string, entries []CacheEntry) Cache {
 		c.m = c.m.Set(k, entries[i])
 	}
 	return c
+}
+
+func describeCacheUpdated(e *Event) string {
+	return "cache " + listed(itemsOf(e.Cache, func(op CacheOp) string { return op.Op + " " + text(op.Key) }), ", ")
+}
+
+// describeLock shows LockAcquired, LockRenewed and LockReleased.
+func describeLock(e *Event) string {
+	d := e.Lock
+	if d == nil {
+		return ""
+	}
+	s := "lock " + describedPath(d.Path)
+	if d.Subtree {
+		s += " (subtree)"
+	}
+	switch e.Type {
+	case LockAcquired:
+		return s + " by " + text(d.Owner) + " until " + describedTime(d.Expires)
+	case LockRenewed:
+		return s + " renewed until " + describedTime(d.Expires)
+	}
+	if d.Forced {
+		return s + " released (forced)"
+	}
+	return s + " released"
+}
+
+func describeHealth(e *Event) string {
+	h := e.Health
+	if h == nil {
+		return ""
+	}
+	state := "failing"
+	if h.Passing {
+		state = "passing"
+	}
+	s := "health " + state + ": " + strconv.Itoa(h.Passed) + " passed, " + strconv.Itoa(h.Failed) + " failed, " + strconv.Itoa(h.Skipped) + " skipped"
+	if h.Summary != "" {
+		s += ": " + text(h.Summary)
+	}
+	return s
 }

@@ -47,39 +47,40 @@ const (
 
 // eventTable is every event type, once, in the order EventTypes lists
 // them: how it folds into a session's state (its apply, with what only its
-// position completes, see Session.onStored). TestEventTable_EveryType fails
-// for a declared type without a row.
+// position completes, see Session.onStored) and how it reads in one line
+// (its describe, see Event.Summary). TestEventTable_EveryType fails for a
+// declared type without a row.
 var eventTable = []eventRow{
-	{typ: SessionCreated, starts: true, apply: applyCreated},
-	{typ: SessionForked, starts: true, apply: applyForked},
-	{typ: FileWritten, apply: applyFileOps},
-	{typ: DirectoryMade, apply: applyFileOps},
-	{typ: PathRemoved, apply: applyFileOps},
-	{typ: PathRenamed, apply: applyFileOps},
-	{typ: SymlinkCreated, apply: applyFileOps},
-	{typ: BatchApplied, apply: applyFileOps},
-	{typ: TagsSet, apply: applyTags},
-	{typ: SessionArchived, apply: applyArchived},
-	{typ: SessionDeleted, apply: applyDeleted},
-	{typ: CheckpointCreated, apply: applyCheckpointCreated},
-	{typ: CheckpointDeleted, apply: applyCheckpointDeleted},
-	{typ: SessionRestored, apply: applyRestored},
-	{typ: NoteAdded, apply: applyNoteAdded},
-	{typ: NoteResolved, apply: applyNoteState},
-	{typ: NoteReopened, apply: applyNoteState},
-	{typ: ApprovalRequested, apply: applyApprovalRequested},
-	{typ: ApprovalGranted, apply: applyDecision},
-	{typ: ApprovalDenied, apply: applyDecision},
-	{typ: CommitCreated, apply: applyCommitCreated},
-	{typ: PolicyChanged, apply: applyPolicyChanged},
-	{typ: XattrSet, apply: applyFileOps},
-	{typ: XattrRemoved, apply: applyFileOps},
-	{typ: CacheUpdated, apply: applyCacheUpdated},
-	{typ: LockAcquired, apply: applyLock},
-	{typ: LockRenewed, apply: applyLock},
-	{typ: LockReleased, apply: applyLock},
-	{typ: HealthReported, apply: applyHealth},
-	{typ: SessionMerged, apply: applyFileOps},
+	{typ: SessionCreated, starts: true, apply: applyCreated, describe: describeCreated},
+	{typ: SessionForked, starts: true, apply: applyForked, describe: describeForked},
+	{typ: FileWritten, apply: applyFileOps, describe: describeFileOps},
+	{typ: DirectoryMade, apply: applyFileOps, describe: describeFileOps},
+	{typ: PathRemoved, apply: applyFileOps, describe: describeFileOps},
+	{typ: PathRenamed, apply: applyFileOps, describe: describeFileOps},
+	{typ: SymlinkCreated, apply: applyFileOps, describe: describeFileOps},
+	{typ: BatchApplied, apply: applyFileOps, describe: describeFileOps},
+	{typ: TagsSet, apply: applyTags, describe: describeTags},
+	{typ: SessionArchived, apply: applyArchived, describe: describeArchived},
+	{typ: SessionDeleted, apply: applyDeleted, describe: describeDeleted},
+	{typ: CheckpointCreated, apply: applyCheckpointCreated, describe: describeCheckpointCreated},
+	{typ: CheckpointDeleted, apply: applyCheckpointDeleted, describe: describeCheckpointDeleted},
+	{typ: SessionRestored, apply: applyRestored, describe: describeRestored},
+	{typ: NoteAdded, apply: applyNoteAdded, describe: describeNoteAdded},
+	{typ: NoteResolved, apply: applyNoteState, describe: describeNoteState},
+	{typ: NoteReopened, apply: applyNoteState, describe: describeNoteState},
+	{typ: ApprovalRequested, apply: applyApprovalRequested, describe: describeApprovalRequested},
+	{typ: ApprovalGranted, apply: applyDecision, describe: describeDecision},
+	{typ: ApprovalDenied, apply: applyDecision, describe: describeDecision},
+	{typ: CommitCreated, apply: applyCommitCreated, describe: describeCommitCreated},
+	{typ: PolicyChanged, apply: applyPolicyChanged, describe: describePolicyChanged},
+	{typ: XattrSet, apply: applyFileOps, describe: describeFileOps},
+	{typ: XattrRemoved, apply: applyFileOps, describe: describeFileOps},
+	{typ: CacheUpdated, apply: applyCacheUpdated, describe: describeCacheUpdated},
+	{typ: LockAcquired, apply: applyLock, describe: describeLock},
+	{typ: LockRenewed, apply: applyLock, describe: describeLock},
+	{typ: LockReleased, apply: applyLock, describe: describeLock},
+	{typ: HealthReported, apply: applyHealth, describe: describeHealth},
+	{typ: SessionMerged, apply: applyFileOps, describe: describeMerged},
 }
 
 // eventRow is one row of the event table.
@@ -89,14 +90,16 @@ type eventRow struct {
 	// a base tree, or the parent at the fork point, not to the session.
 	starts bool
 	apply  func(n *Session, e *Event, a applying) error
+	// describe shows the event's payload in one line (Event.Summary).
+	describe func(e *Event) string
 }
 
 var eventIndex = func() map[EventType]*eventRow {
 	m := make(map[EventType]*eventRow, len(eventTable))
 	for i := range eventTable {
 		r := &eventTable[i]
-		if _, dup := m[r.typ]; dup || r.apply == nil {
-			panic("domain: event type " + string(r.typ) + " has two rows in the event table, or no apply")
+		if _, dup := m[r.typ]; dup || r.apply == nil || r.describe == nil {
+			panic("domain: event type " + string(r.typ) + " has two rows in the event table, or no apply or describe")
 		}
 		m[r.typ] = r
 	}

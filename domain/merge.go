@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 )
 
 // Merge strategies: how a conflict is resolved. Ours keeps the target's
@@ -773,4 +774,16 @@ func xattrOps(ops []Op, p string, have, want map[string][]byte) []Op {
 		}
 	}
 	return ops
+}
+
+func describeMerged(e *Event) string {
+	d := e.Merge
+	if d == nil {
+		return describeFileOps(e)
+	}
+	s := "merge of " + text(d.From) + "@" + strconv.FormatUint(d.FromPosition, 10)
+	if d.Strategy != "" {
+		s += " (" + text(d.Strategy) + ")"
+	}
+	return joinParts(s, describeFileOps(e))
 }

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -736,4 +737,79 @@ func settleApprovals(n *Session, e *Event, position uint64) {
 			}
 		}
 	}
+}
+
+func describeNoteAdded(e *Event) string {
+	d := e.Note
+	if d == nil {
+		return ""
+	}
+	s := "note " + text(d.ID)
+	switch {
+	case d.Path != "" && d.LineStart > 0:
+		s += " on " + describedPath(d.Path) + ":" + strconv.Itoa(d.LineStart) + "-" + strconv.Itoa(d.LineEnd)
+	case d.Path != "":
+		s += " on " + describedPath(d.Path)
+	}
+	if d.ReplyTo != "" {
+		s += " (reply to " + text(d.ReplyTo) + ")"
+	}
+	return s + ": " + text(d.Body)
+}
+
+// describeNoteState shows NoteResolved and NoteReopened.
+func describeNoteState(e *Event) string {
+	if e.Note == nil {
+		return ""
+	}
+	state := "reopened"
+	if e.Type == NoteResolved {
+		state = "resolved"
+	}
+	return "note " + text(e.Note.ID) + " " + state
+}
+
+func describeApprovalRequested(e *Event) string {
+	d := e.Approval
+	if d == nil {
+		return ""
+	}
+	return "approval " + text(d.ID) + " requested for " + text(d.Reason) + " from group " + text(d.Group) +
+		" (" + strconv.Itoa(d.Required) + " grant(s))"
+}
+
+// describeDecision shows ApprovalGranted and ApprovalDenied.
+func describeDecision(e *Event) string {
+	d := e.Approval
+	if d == nil {
+		return ""
+	}
+	s := "approval " + text(d.ID) + " denied"
+	if e.Type == ApprovalGranted {
+		s = "approval " + text(d.ID) + " granted"
+	}
+	if d.Comment != "" {
+		s += ": " + text(d.Comment)
+	}
+	return s
+}
+
+func describeCommitCreated(e *Event) string {
+	c := e.Commit
+	if c == nil {
+		return ""
+	}
+	s := "commit " + text(c.ID) + " of " + strconv.FormatUint(c.Position, 10)
+	if c.Author != "" {
+		s += " by " + text(c.Author)
+	}
+	return s + ": " + text(c.Message)
+}
+
+func describePolicyChanged(e *Event) string {
+	if len(e.Policy) == 0 {
+		return "policy cleared"
+	}
+	actions := slices.Sorted(maps.Keys(e.Policy))
+	return "policy " + strings.Join(itemsOf(actions, func(a string) string { return text(a) + "=" + strconv.Itoa(e.Policy[a]) }), ",")
 }

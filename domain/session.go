@@ -3,6 +3,7 @@ package domain
 import (
 	"hash/maphash"
 	"maps"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -440,4 +441,79 @@ func applyOps(t Tree, ops []Op) (Tree, error) {
 		}
 	}
 	return t, nil
+}
+
+func describeCreated(e *Event) string {
+	c := e.Created
+	if c == nil {
+		return ""
+	}
+	from := ""
+	if c.Origin.Source != "" {
+		from = "from source " + text(c.Origin.Source) + "@" + strconv.FormatUint(c.Origin.Revision, 10)
+	}
+	return joinParts(from, ownerPart(c.Owner), tagsPart(c.Tags))
+}
+
+func describeForked(e *Event) string {
+	c := e.Created
+	if c == nil {
+		return ""
+	}
+	return joinParts("fork of "+text(c.Origin.Parent)+"@"+strconv.FormatUint(c.Origin.Position, 10), ownerPart(c.Owner), tagsPart(c.Tags))
+}
+
+func ownerPart(owner string) string {
+	if owner == "" {
+		return ""
+	}
+	return "owner " + text(owner)
+}
+
+func tagsPart(tags map[string]string) string {
+	if len(tags) == 0 {
+		return ""
+	}
+	return "tags " + describedTags(tags)
+}
+
+// describeFileOps shows the operations of a file event or a batch.
+func describeFileOps(e *Event) string { return listed(itemsOf(e.Ops, describeOp), "; ") }
+
+func describeTags(e *Event) string {
+	untag := ""
+	if len(e.Untag) > 0 {
+		untag = "untag " + strings.Join(itemsOf(e.Untag, text), ",")
+	}
+	return joinParts(tagsPart(e.Tags), untag)
+}
+
+func describeArchived(*Event) string { return "archived" }
+
+func describeDeleted(*Event) string { return "deleted" }
+
+func describeCheckpointCreated(e *Event) string {
+	cp := e.Checkpoint
+	if cp == nil {
+		return ""
+	}
+	s := "checkpoint " + text(cp.Name) + " -> " + strconv.FormatUint(cp.Position, 10)
+	if cp.Note != "" {
+		s += ": " + text(cp.Note)
+	}
+	return s
+}
+
+func describeCheckpointDeleted(e *Event) string {
+	if e.Checkpoint == nil {
+		return ""
+	}
+	return "checkpoint " + text(e.Checkpoint.Name) + " removed"
+}
+
+func describeRestored(e *Event) string {
+	if e.Restore == nil {
+		return ""
+	}
+	return "restored to " + strconv.FormatUint(e.Restore.To, 10)
 }

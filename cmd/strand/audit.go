@@ -404,62 +404,13 @@ func (m *Main) auditLog(ctx context.Context, args []string) error {
 	return auditError(r.Log(ctx, g.tenant, f, emit))
 }
 
-// entryDetail summarises an event for the timeline.
+// entryDetail is the timeline's DETAIL column: the event's one-line
+// summary (domain.Event.Summary), the same the API's event view carries.
 func entryDetail(e audit.Entry) string {
 	if e.Error != "" {
 		return "UNREADABLE: " + e.Error
 	}
-	var parts []string
-	for _, op := range e.Ops {
-		s := op.Op + " " + op.Path
-		switch op.Op {
-		case domain.OpWrite:
-			s += fmt.Sprintf(" (%d B, %s)", op.Size, op.Mode)
-		case domain.OpRename:
-			s += " -> " + op.To
-		case domain.OpSymlink:
-			s += " -> " + op.Target
-		case domain.OpRemove:
-			if op.Recursive {
-				s += " (recursive)"
-			}
-		case domain.OpSetXattr, domain.OpRemoveXattr:
-			s += " " + op.Name
-		}
-		parts = append(parts, s)
-	}
-	if e.Origin != nil && e.Origin.Parent != "" {
-		parts = append(parts, fmt.Sprintf("fork of %s@%d", e.Origin.Parent, e.Origin.Position))
-	}
-	if len(e.Tags) > 0 {
-		parts = append(parts, "tags "+formatTags(e.Tags))
-	}
-	if len(e.Untag) > 0 {
-		parts = append(parts, "untag "+strings.Join(e.Untag, ","))
-	}
-	if cp := e.Checkpoint; cp != nil {
-		if cp.Position != 0 {
-			parts = append(parts, fmt.Sprintf("checkpoint %s -> %d", cp.Name, cp.Position))
-		} else {
-			parts = append(parts, "checkpoint "+cp.Name)
-		}
-	}
-	if e.RestoredTo != 0 {
-		parts = append(parts, "restored to "+strconv.FormatUint(e.RestoredTo, 10))
-	}
-	if n := e.Note; n != nil {
-		parts = append(parts, "note "+n.ID+" "+n.Path)
-	}
-	if a := e.Approval; a != nil {
-		parts = append(parts, strings.TrimSpace("approval "+a.ID+" "+a.Reason+" "+a.Comment))
-	}
-	if mg := e.Merge; mg != nil {
-		parts = append(parts, fmt.Sprintf("merge of %s@%d", mg.From, mg.FromPosition))
-	}
-	if c := e.Commit; c != nil {
-		parts = append(parts, fmt.Sprintf("commit %s of %d: %s", c.ID, c.Position, c.Message))
-	}
-	return strings.Join(parts, "; ")
+	return e.Summary
 }
 
 func (m *Main) auditBlame(ctx context.Context, args []string) error {

@@ -98,36 +98,11 @@ func (m *Main) cmdEvents(ctx context.Context, args []string) error {
 	return nil
 }
 
+// eventSummary is the DETAIL column: the event's one-line summary
+// (domain.Event.Summary, carried by the event view), cut to 100 runes.
 func eventSummary(e client.EventView) string {
-	var parts []string
-	for _, op := range e.Ops {
-		s := op.Op + " " + op.Path
-		if op.To != "" {
-			s += " -> " + op.To
-		}
-		if op.Target != "" {
-			s += " -> " + op.Target
-		}
-		parts = append(parts, s)
+	if r := []rune(e.Summary); len(r) > 100 {
+		return string(r[:97]) + "..."
 	}
-	if e.Origin != nil && e.Origin.Parent != "" {
-		parts = append(parts, "fork of "+e.Origin.Parent+"@"+strconv.FormatUint(e.Origin.Position, 10))
-	}
-	if len(e.Tags) > 0 {
-		parts = append(parts, "tags "+formatTags(e.Tags))
-	}
-	if len(e.Untag) > 0 {
-		parts = append(parts, "untag "+strings.Join(e.Untag, ","))
-	}
-	if e.Checkpoint != nil {
-		parts = append(parts, "checkpoint "+e.Checkpoint.Name+" -> "+strconv.FormatUint(e.Checkpoint.Position, 10))
-	}
-	if e.RestoredTo != 0 {
-		parts = append(parts, "restored to "+strconv.FormatUint(e.RestoredTo, 10))
-	}
-	s := strings.Join(parts, "; ")
-	if len(s) > 100 {
-		s = s[:97] + "..."
-	}
-	return s
+	return e.Summary
 }
