@@ -19,6 +19,120 @@ const (
 	MaxEventsLimit     = 1000
 )
 
+// OpView is one file operation of an event.
+type OpView struct {
+	Op        string `json:"op"`
+	Path      string `json:"path"`
+	To        string `json:"to,omitempty"`
+	Target    string `json:"target,omitempty"`
+	Hash      string `json:"hash,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+	Mode      uint32 `json:"mode,omitempty"`
+	Recursive bool   `json:"recursive,omitempty"`
+	// Name and Value: setxattr and rmxattr.
+	Name  string `json:"name,omitempty"`
+	Value []byte `json:"value,omitempty"`
+}
+
+// EventView is an event as shown to callers.
+type EventView struct {
+	Position   uint64            `json:"position"`
+	ID         string            `json:"id"`
+	Type       string            `json:"type"`
+	Tenant     string            `json:"tenant"`
+	Session    string            `json:"session"`
+	Actor      string            `json:"actor,omitempty"`
+	Time       time.Time         `json:"time"`
+	RequestID  string            `json:"request_id,omitempty"`
+	Version    uint64            `json:"version"`
+	Hash       string            `json:"hash"`
+	Prev       string            `json:"prev,omitempty"`
+	Root       string            `json:"root"`
+	Ops        []OpView          `json:"ops,omitempty"`
+	Origin     *OriginView       `json:"origin,omitempty"`
+	Owner      string            `json:"owner,omitempty"`
+	Tags       map[string]string `json:"tags,omitempty"`
+	Untag      []string          `json:"untag,omitempty"`
+	Checkpoint *CheckpointView   `json:"checkpoint,omitempty"`
+	RestoredTo uint64            `json:"restored_to,omitempty"`
+	// The payloads of the other events. Hashes are hex, times RFC 3339,
+	// details JSON, as everywhere else in the API.
+	Note     *NoteEventView     `json:"note,omitempty"`
+	Approval *ApprovalEventView `json:"approval,omitempty"`
+	Commit   *domain.CommitData `json:"commit,omitempty"`
+	Policy   domain.Policy      `json:"policy,omitempty"`
+	Uses     []string           `json:"uses,omitempty"`
+	Cache    []CacheOpView      `json:"cache,omitempty"`
+	Lock     *LockEventView     `json:"lock,omitempty"`
+	Health   *HealthEventView   `json:"health,omitempty"`
+	Merge    *MergeEventView    `json:"merge,omitempty"`
+	// Summary is the payload in one line of text (domain.Event.Summary):
+	// what `strand events` and `strand audit log --timeline` print.
+	Summary string `json:"summary,omitempty"`
+}
+
+// NoteEventView is the payload of NoteAdded, NoteResolved and NoteReopened.
+type NoteEventView struct {
+	ID        string `json:"id"`
+	Body      string `json:"body,omitempty"`
+	Path      string `json:"path,omitempty"`
+	LineStart int    `json:"line_start,omitempty"`
+	LineEnd   int    `json:"line_end,omitempty"`
+	Hash      string `json:"hash,omitempty"`
+	ReplyTo   string `json:"reply_to,omitempty"`
+}
+
+// ApprovalEventView is the payload of the approval events.
+type ApprovalEventView struct {
+	ID       string          `json:"id"`
+	Reason   string          `json:"reason,omitempty"`
+	Group    string          `json:"group,omitempty"`
+	Details  json.RawMessage `json:"details,omitempty"`
+	Root     string          `json:"root,omitempty"`
+	Required int             `json:"required,omitempty"`
+	Comment  string          `json:"comment,omitempty"`
+}
+
+// CacheOpView is one change of a CacheUpdated event.
+type CacheOpView struct {
+	Op        string     `json:"op"`
+	Key       string     `json:"key"`
+	Value     []byte     `json:"value,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// LockEventView is the payload of the lease events.
+type LockEventView struct {
+	Path      string     `json:"path"`
+	Subtree   bool       `json:"subtree,omitempty"`
+	Owner     string     `json:"owner,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Forced    bool       `json:"forced,omitempty"`
+	TokenHash string     `json:"token_hash,omitempty"`
+}
+
+// HealthEventView is the payload of HealthReported.
+type HealthEventView struct {
+	Passing bool            `json:"passing"`
+	Passed  int             `json:"passed"`
+	Failed  int             `json:"failed"`
+	Skipped int             `json:"skipped"`
+	Summary string          `json:"summary,omitempty"`
+	Details json.RawMessage `json:"details,omitempty"`
+}
+
+// MergeEventView is the payload of SessionMerged.
+type MergeEventView struct {
+	From         string            `json:"from"`
+	FromPosition uint64            `json:"from_position"`
+	BaseSession  string            `json:"base_session,omitempty"`
+	BasePosition uint64            `json:"base_position,omitempty"`
+	BaseSource   string            `json:"base_source,omitempty"`
+	BaseRevision uint64            `json:"base_revision,omitempty"`
+	Strategy     string            `json:"strategy,omitempty"`
+	Resolved     map[string]string `json:"resolved,omitempty"`
+}
+
 // Watch calls fn for each event of a session from position from on: first
 // the stored history (events.list pages), then the live tail, without gaps
 // or repeats. It returns when ctx ends, fn returns an error, or the

@@ -3,6 +3,8 @@ package domain
 import (
 	"bytes"
 	"errors"
+	"reflect"
+	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -111,7 +113,9 @@ func decodeEventFast(b []byte, e *Event) (ok bool) {
 }
 
 // envelopeField returns a pointer to the field of e that key names, and a bit
-// of its own (nil and 0 for a key the envelope does not have).
+// of its own (nil and 0 for a key the envelope does not have). The fields
+// every event has are named here; a payload's field is found through
+// payloadFields, so a new payload needs nothing in this file.
 func envelopeField(e *Event, key []byte) (any, uint64) {
 	switch string(key) {
 	case "id":
@@ -136,37 +140,30 @@ func envelopeField(e *Event, key []byte) (any, uint64) {
 		return &e.Root, 1 << 9
 	case "ops":
 		return &e.Ops, 1 << 10
-	case "created":
-		return &e.Created, 1 << 11
-	case "tags":
-		return &e.Tags, 1 << 12
-	case "untag":
-		return &e.Untag, 1 << 13
-	case "cp":
-		return &e.Checkpoint, 1 << 14
-	case "restore":
-		return &e.Restore, 1 << 15
-	case "note":
-		return &e.Note, 1 << 16
-	case "approval":
-		return &e.Approval, 1 << 17
-	case "commit":
-		return &e.Commit, 1 << 18
-	case "policy":
-		return &e.Policy, 1 << 19
-	case "merge":
-		return &e.Merge, 1 << 20
-	case "uses":
-		return &e.Uses, 1 << 21
-	case "cache":
-		return &e.Cache, 1 << 22
-	case "lock":
-		return &e.Lock, 1 << 23
-	case "health":
-		return &e.Health, 1 << 24
+	}
+	if i, ok := payloadFields[string(key)]; ok {
+		return reflect.ValueOf(e).Elem().Field(i).Addr().Interface(), 1 << i
 	}
 	return nil, 0
 }
+
+// payloadFields maps the MessagePack key of each field of Event after the
+// common ones (the payloads: created, note, approval, ...) to the field's
+// index, which is also its bit in envelopeField.
+var payloadFields = func() map[string]int {
+	t := reflect.TypeFor[Event]()
+	if t.NumField() > 64 {
+		panic("domain: Event has more fields than envelopeField has bits")
+	}
+	m := map[string]int{}
+	for i := range t.NumField() {
+		key, _, _ := strings.Cut(t.Field(i).Tag.Get("msgpack"), ",")
+		if i > 10 && key != "" && key != "-" {
+			m[key] = i
+		}
+	}
+	return m
+}()
 
 // eventDecoder reads one envelope. Strings are cut from s, one copy of the
 // whole body (a holder of one small field for long should clone it); byte

@@ -47,45 +47,48 @@ const (
 
 // eventTable is every event type, once, in the order EventTypes lists
 // them: how it folds into a session's state (its apply, with what only its
-// position completes, see Session.onStored) and how it reads in one line
-// (its describe, see Event.Summary). TestEventTable_EveryType fails for a
-// declared type without a row.
+// position completes, see Session.onStored) and how it reads to a person:
+// its name in a reviewer's words (EventType.Label) and its payload in one
+// line (its describe, see Event.Summary). TestEventTable_EveryType fails
+// for a declared type without a row.
 var eventTable = []eventRow{
-	{typ: SessionCreated, starts: true, apply: applyCreated, describe: describeCreated},
-	{typ: SessionForked, starts: true, apply: applyForked, describe: describeForked},
-	{typ: FileWritten, apply: applyFileOps, describe: describeFileOps},
-	{typ: DirectoryMade, apply: applyFileOps, describe: describeFileOps},
-	{typ: PathRemoved, apply: applyFileOps, describe: describeFileOps},
-	{typ: PathRenamed, apply: applyFileOps, describe: describeFileOps},
-	{typ: SymlinkCreated, apply: applyFileOps, describe: describeFileOps},
-	{typ: BatchApplied, apply: applyFileOps, describe: describeFileOps},
-	{typ: TagsSet, apply: applyTags, describe: describeTags},
-	{typ: SessionArchived, apply: applyArchived, describe: describeArchived},
-	{typ: SessionDeleted, apply: applyDeleted, describe: describeDeleted},
-	{typ: CheckpointCreated, apply: applyCheckpointCreated, describe: describeCheckpointCreated},
-	{typ: CheckpointDeleted, apply: applyCheckpointDeleted, describe: describeCheckpointDeleted},
-	{typ: SessionRestored, apply: applyRestored, describe: describeRestored},
-	{typ: NoteAdded, apply: applyNoteAdded, describe: describeNoteAdded},
-	{typ: NoteResolved, apply: applyNoteState, describe: describeNoteState},
-	{typ: NoteReopened, apply: applyNoteState, describe: describeNoteState},
-	{typ: ApprovalRequested, apply: applyApprovalRequested, describe: describeApprovalRequested},
-	{typ: ApprovalGranted, apply: applyDecision, describe: describeDecision},
-	{typ: ApprovalDenied, apply: applyDecision, describe: describeDecision},
-	{typ: CommitCreated, apply: applyCommitCreated, describe: describeCommitCreated},
-	{typ: PolicyChanged, apply: applyPolicyChanged, describe: describePolicyChanged},
-	{typ: XattrSet, apply: applyFileOps, describe: describeFileOps},
-	{typ: XattrRemoved, apply: applyFileOps, describe: describeFileOps},
-	{typ: CacheUpdated, apply: applyCacheUpdated, describe: describeCacheUpdated},
-	{typ: LockAcquired, apply: applyLock, describe: describeLock},
-	{typ: LockRenewed, apply: applyLock, describe: describeLock},
-	{typ: LockReleased, apply: applyLock, describe: describeLock},
-	{typ: HealthReported, apply: applyHealth, describe: describeHealth},
-	{typ: SessionMerged, apply: applyFileOps, describe: describeMerged},
+	{typ: SessionCreated, label: "Created", starts: true, apply: applyCreated, describe: describeCreated},
+	{typ: SessionForked, label: "Forked", starts: true, apply: applyForked, describe: describeForked},
+	{typ: FileWritten, label: "File written", apply: applyFileOps, describe: describeFileOps},
+	{typ: DirectoryMade, label: "Folder made", apply: applyFileOps, describe: describeFileOps},
+	{typ: PathRemoved, label: "Removed", apply: applyFileOps, describe: describeFileOps},
+	{typ: PathRenamed, label: "Renamed", apply: applyFileOps, describe: describeFileOps},
+	{typ: SymlinkCreated, label: "Link made", apply: applyFileOps, describe: describeFileOps},
+	{typ: BatchApplied, label: "Changes applied", apply: applyFileOps, describe: describeFileOps},
+	{typ: TagsSet, label: "Tags set", apply: applyTags, describe: describeTags},
+	{typ: SessionArchived, label: "Archived", apply: applyArchived, describe: describeArchived},
+	{typ: SessionDeleted, label: "Deleted", apply: applyDeleted, describe: describeDeleted},
+	{typ: CheckpointCreated, label: "Checkpoint", apply: applyCheckpointCreated, describe: describeCheckpointCreated},
+	{typ: CheckpointDeleted, label: "Checkpoint removed", apply: applyCheckpointDeleted, describe: describeCheckpointDeleted},
+	{typ: SessionRestored, label: "Restored", apply: applyRestored, describe: describeRestored},
+	{typ: NoteAdded, label: "Note", apply: applyNoteAdded, describe: describeNoteAdded},
+	{typ: NoteResolved, label: "Note resolved", apply: applyNoteState, describe: describeNoteState},
+	{typ: NoteReopened, label: "Note reopened", apply: applyNoteState, describe: describeNoteState},
+	{typ: ApprovalRequested, label: "Approval requested", apply: applyApprovalRequested, describe: describeApprovalRequested},
+	{typ: ApprovalGranted, label: "Approval granted", apply: applyDecision, describe: describeDecision},
+	{typ: ApprovalDenied, label: "Approval denied", apply: applyDecision, describe: describeDecision},
+	{typ: CommitCreated, label: "Commit", apply: applyCommitCreated, describe: describeCommitCreated},
+	{typ: PolicyChanged, label: "Policy changed", apply: applyPolicyChanged, describe: describePolicyChanged},
+	{typ: XattrSet, label: "Attribute set", apply: applyFileOps, describe: describeFileOps},
+	{typ: XattrRemoved, label: "Attribute removed", apply: applyFileOps, describe: describeFileOps},
+	{typ: CacheUpdated, label: "Cache updated", apply: applyCacheUpdated, describe: describeCacheUpdated},
+	{typ: LockAcquired, label: "Lock taken", apply: applyLock, describe: describeLock},
+	{typ: LockRenewed, label: "Lock renewed", apply: applyLock, describe: describeLock},
+	{typ: LockReleased, label: "Lock released", apply: applyLock, describe: describeLock},
+	{typ: HealthReported, label: "Health report", apply: applyHealth, describe: describeHealth},
+	{typ: SessionMerged, label: "Merged", apply: applyFileOps, describe: describeMerged},
 }
 
 // eventRow is one row of the event table.
 type eventRow struct {
 	typ EventType
+	// label names the type in a reviewer's words (the web timeline).
+	label string
 	// starts marks the first event of a session: it applies to nothing,
 	// a base tree, or the parent at the fork point, not to the session.
 	starts bool
@@ -98,8 +101,8 @@ var eventIndex = func() map[EventType]*eventRow {
 	m := make(map[EventType]*eventRow, len(eventTable))
 	for i := range eventTable {
 		r := &eventTable[i]
-		if _, dup := m[r.typ]; dup || r.apply == nil || r.describe == nil {
-			panic("domain: event type " + string(r.typ) + " has two rows in the event table, or no apply or describe")
+		if _, dup := m[r.typ]; dup || r.apply == nil || r.describe == nil || r.label == "" {
+			panic("domain: event type " + string(r.typ) + " has two rows in the event table, or no apply, describe or label")
 		}
 		m[r.typ] = r
 	}
@@ -109,6 +112,15 @@ var eventIndex = func() map[EventType]*eventRow {
 func eventRowOf(t EventType) (*eventRow, bool) {
 	r, ok := eventIndex[t]
 	return r, ok
+}
+
+// Label names the event type in a reviewer's words ("File written",
+// "Approval granted"); a type outside the event table is its own label.
+func (t EventType) Label() string {
+	if r, ok := eventRowOf(t); ok {
+		return r.label
+	}
+	return string(t)
 }
 
 // EventTypes lists every event type, in the order of the event table.

@@ -154,3 +154,30 @@ func TestProduces(t *testing.T) {
 
 // reflectZero is the zero value of a row's command.
 func reflectZero(r commandRow) Command { return reflect.New(r.cmd).Elem().Interface().(Command) }
+
+// TestEnvelopeField_EveryField: every field of Event that MessagePack
+// encodes is found by its key by the direct decoder, as a pointer to that
+// very field with a bit of its own; so a new payload field decodes without
+// an edit of decode.go, and a reordering of Event cannot mix fields up.
+func TestEnvelopeField_EveryField(t *testing.T) {
+	var e Event
+	v := reflect.ValueOf(&e).Elem()
+	seen := uint64(0)
+	for i := range v.NumField() {
+		key, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("msgpack"), ",")
+		if key == "" || key == "-" {
+			continue
+		}
+		ptr, bit := envelopeField(&e, []byte(key))
+		if ptr == nil || reflect.ValueOf(ptr).Pointer() != v.Field(i).Addr().Pointer() {
+			t.Errorf("key %q: envelopeField gives %T, not a pointer to field %s", key, ptr, v.Type().Field(i).Name)
+		}
+		if bit == 0 || seen&bit != 0 {
+			t.Errorf("key %q: bit %b is zero or shared", key, bit)
+		}
+		seen |= bit
+	}
+	if ptr, bit := envelopeField(&e, []byte("nope")); ptr != nil || bit != 0 {
+		t.Errorf("an unknown key gives %v, %b", ptr, bit)
+	}
+}

@@ -8,49 +8,13 @@ import (
 	"github.com/strand-dev/strand/domain"
 )
 
-// evLabels name the event types in a reviewer's words. A type missing here
-// shows as itself (TestEventLabels holds the table to domain's types).
-var evLabels = map[string]string{
-	string(domain.SessionCreated):    "Created",
-	string(domain.SessionForked):     "Forked",
-	string(domain.FileWritten):       "File written",
-	string(domain.DirectoryMade):     "Folder made",
-	string(domain.PathRemoved):       "Removed",
-	string(domain.PathRenamed):       "Renamed",
-	string(domain.SymlinkCreated):    "Link made",
-	string(domain.BatchApplied):      "Changes applied",
-	string(domain.TagsSet):           "Tags set",
-	string(domain.SessionArchived):   "Archived",
-	string(domain.SessionDeleted):    "Deleted",
-	string(domain.CheckpointCreated): "Checkpoint",
-	string(domain.CheckpointDeleted): "Checkpoint removed",
-	string(domain.SessionRestored):   "Restored",
-	string(domain.NoteAdded):         "Note",
-	string(domain.NoteResolved):      "Note resolved",
-	string(domain.NoteReopened):      "Note reopened",
-	string(domain.ApprovalRequested): "Approval requested",
-	string(domain.ApprovalGranted):   "Approval granted",
-	string(domain.ApprovalDenied):    "Approval denied",
-	string(domain.CommitCreated):     "Commit",
-	string(domain.PolicyChanged):     "Policy changed",
-	string(domain.XattrSet):          "Attribute set",
-	string(domain.XattrRemoved):      "Attribute removed",
-	string(domain.CacheUpdated):      "Cache updated",
-	string(domain.LockAcquired):      "Lock taken",
-	string(domain.LockRenewed):       "Lock renewed",
-	string(domain.LockReleased):      "Lock released",
-	string(domain.HealthReported):    "Health report",
-	string(domain.SessionMerged):     "Merged",
-}
-
+// evLabel names an event in a reviewer's words: its type's label
+// (domain.EventType.Label), and "Forked" for a session created as a fork.
 func evLabel(e client.EventView) string {
-	if l, ok := evLabels[e.Type]; ok {
-		if e.Type == string(domain.SessionCreated) && e.Origin != nil && e.Origin.Parent != "" {
-			return "Forked"
-		}
-		return l
+	if e.Type == string(domain.SessionCreated) && e.Origin != nil && e.Origin.Parent != "" {
+		return domain.SessionForked.Label()
 	}
-	return e.Type
+	return domain.EventType(e.Type).Label()
 }
 
 // evDetail is the one line under an event in the timeline.
