@@ -103,6 +103,27 @@ type HealthReport struct {
 	Position uint64
 }
 
+// CollabState is a session's collaboration state: its knowledge cache,
+// leases and latest health report. A snapshot stores the cache as its
+// entries and the rest under these keys, so a field added here is kept by
+// snapshots without an edit of the store.
+type CollabState struct {
+	Cache  Cache           `msgpack:"-"`
+	Locks  map[string]Lock `msgpack:"locks,omitempty"`
+	Health *HealthReport   `msgpack:"health,omitempty"`
+}
+
+// ToUTC gives every time of the state in UTC, as events give them.
+func (c *CollabState) ToUTC() {
+	for p, l := range c.Locks {
+		l.Expires, l.Acquired = l.Expires.UTC(), l.Acquired.UTC()
+		c.Locks[p] = l
+	}
+	if c.Health != nil {
+		c.Health.At = c.Health.At.UTC()
+	}
+}
+
 // Collaboration commands.
 type (
 	// UpdateCache puts and deletes cache keys, all or nothing. Expect, when

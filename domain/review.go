@@ -189,6 +189,37 @@ type Commit struct {
 	At uint64
 }
 
+// ReviewState is a session's review state: its notes, approval requests,
+// commits and policy. A snapshot stores it under these keys, so a field
+// added here is kept by snapshots without an edit of the store.
+type ReviewState struct {
+	Notes     map[string]Annotation       `msgpack:"notes,omitempty"`
+	Approvals map[string]*ApprovalRequest `msgpack:"approvals,omitempty"`
+	Commits   []Commit                    `msgpack:"commits,omitempty"`
+	Policy    Policy                      `msgpack:"policy,omitempty"`
+}
+
+// ToUTC gives every time of the state in UTC, as events give them: what
+// MessagePack decodes keeps the instant, not the zone.
+func (r *ReviewState) ToUTC() {
+	for id, n := range r.Notes {
+		n.CreatedAt, n.UpdatedAt = n.CreatedAt.UTC(), n.UpdatedAt.UTC()
+		r.Notes[id] = n
+	}
+	for _, a := range r.Approvals {
+		a.CreatedAt = a.CreatedAt.UTC()
+		for i := range a.Grants {
+			a.Grants[i].At = a.Grants[i].At.UTC()
+		}
+		if a.Denial != nil {
+			a.Denial.At = a.Denial.At.UTC()
+		}
+	}
+	for i := range r.Commits {
+		r.Commits[i].CreatedAt = r.Commits[i].CreatedAt.UTC()
+	}
+}
+
 // Review commands.
 type (
 	// Annotate adds a note.

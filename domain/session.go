@@ -56,16 +56,10 @@ type Session struct {
 
 	Checkpoints Checkpoints
 
-	// Review state.
-	Notes     map[string]Annotation
-	Approvals map[string]*ApprovalRequest
-	Commits   []Commit
-	Policy    Policy
-
-	// Collaboration state.
-	Cache  Cache
-	Locks  map[string]Lock
-	Health *HealthReport
+	// The state the review and collaboration events keep (review.go,
+	// collab.go); a snapshot stores both as they are.
+	ReviewState
+	CollabState
 
 	recent *recentChunk
 	// stored is what the last event's apply left to its position; Commit

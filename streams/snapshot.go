@@ -41,15 +41,13 @@ type snapshotDoc struct {
 	RecentPos   []uint64          `msgpack:"rpos"`
 	Entries     []snapEntry       `msgpack:"entries"`
 
-	Notes     map[string]domain.Annotation       `msgpack:"notes,omitempty"`
-	Approvals map[string]*domain.ApprovalRequest `msgpack:"approvals,omitempty"`
-	Commits   []domain.Commit                    `msgpack:"commits,omitempty"`
-	Policy    domain.Policy                      `msgpack:"policy,omitempty"`
-
-	CacheKeys    []string               `msgpack:"ckeys,omitempty"`
-	CacheEntries []domain.CacheEntry    `msgpack:"cvals,omitempty"`
-	Locks        map[string]domain.Lock `msgpack:"locks,omitempty"`
-	Health       *domain.HealthReport   `msgpack:"health,omitempty"`
+	// The review and collaboration state, inlined under the keys domain
+	// gives them (notes, approvals, commits, policy, locks, health); the
+	// cache is stored as its keys and entries.
+	domain.ReviewState
+	domain.CollabState
+	CacheKeys    []string            `msgpack:"ckeys,omitempty"`
+	CacheEntries []domain.CacheEntry `msgpack:"cvals,omitempty"`
 }
 
 type snapCheckpoint struct {
@@ -108,8 +106,7 @@ func encodeSnapshot(s *domain.Session) ([]byte, error) {
 		Status: string(s.Status), CreatedAt: s.CreatedAt.UnixNano(), UpdatedAt: s.UpdatedAt.UnixNano(),
 		Position: s.Position, Start: s.Start, Version: s.Version,
 		LastHash: s.LastHash.Bytes(), Root: s.Tree.Hash().Bytes(),
-		Notes: s.Notes, Approvals: s.Approvals, Commits: s.Commits, Policy: s.Policy,
-		Locks: s.Locks, Health: s.Health,
+		ReviewState: s.ReviewState, CollabState: s.CollabState,
 	}
 	s.Cache.All(func(k string, e domain.CacheEntry) bool {
 		doc.CacheKeys = append(doc.CacheKeys, k)
@@ -157,37 +154,14 @@ func decodeSnapshot(b []byte) (*domain.Session, error) {
 		return nil, fmt.Errorf("snapshot: %d recent request ids with %d positions", len(doc.RecentIDs), len(doc.RecentPos))
 	}
 	s.RestoreRecentRequests(doc.RecentIDs, doc.RecentPos)
-	// MessagePack keeps instants, not zones: give back the UTC the events use.
-	for id, n := range doc.Notes {
-		n.CreatedAt, n.UpdatedAt = n.CreatedAt.UTC(), n.UpdatedAt.UTC()
-		doc.Notes[id] = n
-	}
-	for _, r := range doc.Approvals {
-		r.CreatedAt = r.CreatedAt.UTC()
-		for i := range r.Grants {
-			r.Grants[i].At = r.Grants[i].At.UTC()
-		}
-		if r.Denial != nil {
-			r.Denial.At = r.Denial.At.UTC()
-		}
-	}
-	for i := range doc.Commits {
-		doc.Commits[i].CreatedAt = doc.Commits[i].CreatedAt.UTC()
-	}
-	s.Notes, s.Approvals, s.Commits, s.Policy = doc.Notes, doc.Approvals, doc.Commits, doc.Policy
 	if len(doc.CacheKeys) != len(doc.CacheEntries) {
 		return nil, fmt.Errorf("snapshot cache: %d keys, %d entries", len(doc.CacheKeys), len(doc.CacheEntries))
 	}
+	s.ReviewState, s.CollabState = doc.ReviewState, doc.CollabState
 	s.Cache = domain.NewCache(doc.CacheKeys, doc.CacheEntries)
-	for p, l := range doc.Locks {
-		l.Expires, l.Acquired = l.Expires.UTC(), l.Acquired.UTC()
-		doc.Locks[p] = l
-	}
-	s.Locks = doc.Locks
-	if doc.Health != nil {
-		doc.Health.At = doc.Health.At.UTC()
-	}
-	s.Health = doc.Health
+	// MessagePack keeps instants, not zones: give back the UTC the events use.
+	s.ReviewState.ToUTC()
+	s.CollabState.ToUTC()
 	return s, nil
 }
 

@@ -79,3 +79,37 @@ func TestSnapshot_RoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshot_Keys holds the stored format of a snapshot: its keys are
+// those of the format snapshotFormat names, whether they are spelled here or
+// in domain's state types (ReviewState, CollabState), which a snapshot
+// inlines. Renaming a tag there would make every stored snapshot lose that
+// part of the state.
+func TestSnapshot_Keys(t *testing.T) {
+	s := &domain.Session{ID: "S", Tenant: "t"}
+	s.Notes = map[string]domain.Annotation{"n": {ID: "n"}}
+	s.Approvals = map[string]*domain.ApprovalRequest{"q": {ID: "q"}}
+	s.Commits = []domain.Commit{{ID: "c"}}
+	s.Policy = domain.Policy{"commit": 1}
+	s.Cache = domain.NewCache([]string{"k"}, []domain.CacheEntry{{Value: []byte("v")}})
+	s.Locks = map[string]domain.Lock{"p": {Path: "p"}}
+	s.Health = &domain.HealthReport{}
+	body, err := encodeSnapshot(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := domain.DecodeMsgpack(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for k := range doc {
+		got = append(got, k)
+	}
+	slices.Sort(got)
+	want := []string{"approvals", "ckeys", "commits", "cps", "created", "cvals", "entries", "health", "id", "last", "locks",
+		"notes", "origin", "owner", "policy", "pos", "rids", "root", "rpos", "start", "status", "tags", "tenant", "updated", "ver"}
+	if !slices.Equal(got, want) {
+		t.Errorf("snapshot keys %v, want %v (format %d)", got, want, snapshotFormat)
+	}
+}
