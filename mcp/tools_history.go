@@ -264,18 +264,8 @@ func (s *Server) events(ctx context.Context, _ *call, in EventsArgs) (string, Ev
 		}
 		out.Events = append(out.Events, eo)
 		fmt.Fprintf(&b, "%d %s %s %s", e.Position, e.Time.UTC().Format(time.RFC3339), e.Actor, e.Type)
-		if len(e.Ops) > 0 {
-			ops := make([]string, 0, len(e.Ops))
-			for _, op := range e.Ops {
-				ops = append(ops, op.Op+" "+op.Path)
-			}
-			if len(ops) > 5 {
-				ops = append(ops[:5], fmt.Sprintf("and %d more", len(e.Ops)-5))
-			}
-			b.WriteString(": " + strings.Join(ops, ", "))
-		}
-		if e.Checkpoint != nil {
-			b.WriteString(": " + e.Checkpoint.Name)
+		if e.Summary != "" {
+			b.WriteString(": " + e.Summary) // the event's one line, as strand events shows it
 		}
 		b.WriteString("\n")
 	}
