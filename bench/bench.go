@@ -113,6 +113,8 @@ type Sizes struct {
 	// repetitions (each a fresh mount on an empty cache).
 	MountFiles int
 	MountReps  int
+	// Row 13: reads at random past positions (and as many at the head).
+	PastReads int
 }
 
 // FullSizes are the sizes the issue asks for.
@@ -129,6 +131,7 @@ func FullSizes() Sizes {
 		BulkFiles: 1_000, BulkReps: 21,
 		SearchFiles: 10_000, SearchReps: 21,
 		MountFiles: 10_000, MountReps: 5,
+		PastReads: 2_001,
 	}
 }
 
@@ -151,6 +154,7 @@ func QuickSizes() Sizes {
 		BulkFiles: 1_000, BulkReps: 9,
 		SearchFiles: 10_000, SearchReps: 9,
 		MountFiles: 10_000, MountReps: 3,
+		PastReads: 501,
 	}
 }
 
@@ -169,6 +173,7 @@ func TinySizes() Sizes {
 		BulkFiles: 20, BulkReps: 1,
 		SearchFiles: 300, SearchReps: 2,
 		MountFiles: 100, MountReps: 1,
+		PastReads: 20,
 	}
 }
 
@@ -260,6 +265,7 @@ func Rows() []Row {
 		{10, "instances", "two service instances on the same sessions", runInstances},
 		{11, "search", "search of a 10,000-file tree", runSearch},
 		{12, "mount", "a mounted session against the native disk", runMount},
+		{13, "past", "reads of a file at past positions of a 100,000-event session", runPast},
 	}
 }
 
@@ -282,7 +288,7 @@ func SelectRows(names []string) ([]Row, error) {
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("unknown row %q (1-11 or write, fork, load, manifest, diff, projection, storage, workcopy, bulk, instances, search)", n)
+			return nil, fmt.Errorf("unknown row %q (1-13 or write, fork, load, manifest, diff, projection, storage, workcopy, bulk, instances, search, mount, past)", n)
 		}
 	}
 	var out []Row

@@ -78,14 +78,15 @@ func TestSelectRows(t *testing.T) {
 		want []int
 		err  bool
 	}{
-		{nil, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, false},
+		{nil, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}, false},
 		{[]string{"2", "fork", "r3"}, []int{2, 3}, false},
 		{[]string{"storage", "1"}, []int{1, 7}, false},
 		{[]string{"workcopy"}, []int{8}, false},
 		{[]string{"bulk", "instances"}, []int{9, 10}, false},
 		{[]string{"search"}, []int{11}, false},
 		{[]string{"mount", "12"}, []int{12}, false},
-		{[]string{"13"}, nil, true},
+		{[]string{"past"}, []int{13}, false},
+		{[]string{"14"}, nil, true},
 	} {
 		got, err := bench.SelectRows(tc.in)
 		if (err != nil) != tc.err {
