@@ -148,6 +148,7 @@ func (st *Store) At(ctx context.Context, tenant, id string, position uint64) (*d
 
 func (st *Store) remember(key string, s *domain.Session) {
 	st.past.Add(pastKey{key, s.Position}, s)
+	st.keepFrame(key, s)
 	if h, ok := st.heads.Get(key); !ok || h.Position < s.Position {
 		st.heads.Add(key, s)
 	}
@@ -168,16 +169,24 @@ func (st *Store) load(ctx context.Context, tenant, id string, position uint64) (
 		}
 		base = h
 	}
-	if snap := st.loadSnapshot(ctx, tenant, id, target.Event.Version); snap != nil && snap.Position <= position {
-		if base == nil || snap.Position > base.Position {
-			base = snap
+	if f := st.frameBefore(key, position); f != nil && (base == nil || f.Position > base.Position) {
+		base = f
+	}
+	// A snapshot is worth loading only when it is newer than the state in
+	// hand (it costs a read and a decode of the whole tree).
+	every := st.cfg.SnapshotEvery
+	if base == nil || base.Version < target.Event.Version/every*every {
+		if snap := st.loadSnapshot(ctx, tenant, id, target.Event.Version); snap != nil && snap.Position <= position {
+			if base == nil || snap.Position > base.Position {
+				base = snap
+			}
 		}
 	}
-	from := uint64(1)
+	from, events := uint64(1), 0
 	if base != nil {
-		from = base.Position + 1
+		from, events = base.Position+1, int(target.Event.Version-base.Version)
 	}
-	return st.replay(ctx, tenant, id, base, from, position)
+	return st.replay(ctx, tenant, id, base, from, position, events)
 }
 
 // replay folds the session's events with positions in [from, to] into base
@@ -185,20 +194,24 @@ func (st *Store) load(ctx context.Context, tenant, id string, position uint64) (
 // it returns with the one its event records, not every event's: tree
 // hashes are computed when first asked for, so the roots in between are
 // never computed (domain.Fold); audit verify checks every one.
-func (st *Store) replay(ctx context.Context, tenant, id string, base *domain.Session, from, to uint64) (*domain.Session, error) {
+//
+// events, when known (0: not), is how many events the replay folds: a few
+// are read with one batched direct get rather than a consumer.
+func (st *Store) replay(ctx context.Context, tenant, id string, base *domain.Session, from, to uint64, events int) (*domain.Session, error) {
 	s := base
 	if s != nil && s.Position == to {
 		return s, nil
 	}
 	var root []byte // recorded by the last event folded
 	seen := map[uint64]*domain.Session{}
+	var frames []*domain.Session // kept once the replay checked out
 	past := func(p uint64) (*domain.Session, error) {
 		if v, ok := seen[p]; ok {
 			return v, nil
 		}
 		return st.At(ctx, tenant, id, p)
 	}
-	err := st.scan(ctx, names.EventSubject(tenant, id), from, to, func(se StoredEvent) error {
+	fold := func(se StoredEvent) error {
 		ev := se.Event
 		prev := s
 		if s == nil {
@@ -226,16 +239,39 @@ func (st *Store) replay(ctx context.Context, tenant, id string, base *domain.Ses
 		}
 		s, root = n, ev.Root
 		seen[se.Position] = n
+		frames = append(frames, n)
 		return nil
-	})
-	if err != nil {
-		return nil, err
+	}
+	subject := names.EventSubject(tenant, id)
+	if events > 0 && events <= directMax {
+		var foldErr error
+		last, _ := st.directRange(ctx, subject, from, to, events, func(se StoredEvent) error {
+			foldErr = fold(se)
+			return foldErr
+		})
+		if foldErr != nil {
+			return nil, foldErr
+		}
+		// Whatever the direct get did not deliver (an error, a lagging
+		// replica), the consumer reads.
+		if last != 0 {
+			from = last + 1
+		}
+	}
+	if s == nil || s.Position != to {
+		if err := st.scan(ctx, subject, from, to, fold); err != nil {
+			return nil, err
+		}
 	}
 	if s == nil || s.Position != to {
 		return nil, domain.Wrap(fmt.Errorf("replay of %s stopped before %d", id, to), "replay")
 	}
 	if want, ok := domain.HashFromBytes(root); !ok || want != s.Tree.Hash() {
 		return nil, domain.Errorf(domain.CodeInternal, "replay of %s: the event at %d records root %x, replay gives %s", id, s.Position, root, s.Tree.Hash())
+	}
+	key := sessionKey(tenant, id)
+	for _, f := range frames {
+		st.keepFrame(key, f)
 	}
 	return s, nil
 }

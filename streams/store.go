@@ -37,7 +37,10 @@ type Store struct {
 
 	heads *lru.Cache[string, *domain.Session]
 	past  *lru.Cache[pastKey, *domain.Session]
-	locks [256]sync.Mutex
+	// frames are states of sessions' pasts kept to start replays from
+	// (frames.go).
+	frames *lru.Cache[string, *frameSet]
+	locks  [256]sync.Mutex
 
 	commit *committer
 
@@ -94,7 +97,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 	st := &Store{
 		nc: nc, js: js, events: events, snaps: snaps, requests: requests, cfg: cfg, log: log,
 		Blobs: &Blobs{nc: nc, js: js, stream: blobs, chunkSize: cfg.ChunkSize},
-		heads: heads, past: past, follower: newFollower(),
+		heads: heads, past: past, frames: newFrames(), follower: newFollower(),
 		snapq:    make(chan *domain.Session, 256),
 		snapDone: make(chan struct{}),
 	}

@@ -400,7 +400,8 @@ func TestStore_ReplayChecksRoot(t *testing.T) {
 // is a few events behind (another instance appended) reads just the missing
 // events through the stream leader, with no consumer (the JetStream API
 // requests are seen on the wire), and ends in the same state as the writer;
-// further behind, it replays through a consumer as before.
+// further behind, it replays the events after its cached head with one
+// batched direct get, still no consumer.
 func TestStore_CatchUpFromCachedHead(t *testing.T) {
 	env := streamstest.Start(t)
 	ctx := context.Background()
@@ -410,6 +411,10 @@ func TestStore_CatchUpFromCachedHead(t *testing.T) {
 	}
 	defer other.Close()
 	creates, err := env.NC.SubscribeSync("$JS.API.CONSUMER.CREATE.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	directs, err := env.NC.SubscribeSync("$JS.API.DIRECT.GET.>")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,6 +433,7 @@ func TestStore_CatchUpFromCachedHead(t *testing.T) {
 				t.Fatal(err)
 			}
 			before, _, _ := creates.Pending()
+			directBefore, _, _ := directs.Pending()
 			head, err := other.Head(ctx, "acme", s.ID)
 			if err != nil {
 				t.Fatal(err)
@@ -436,6 +442,7 @@ func TestStore_CatchUpFromCachedHead(t *testing.T) {
 				t.Fatal(err)
 			}
 			after, _, _ := creates.Pending()
+			directAfter, _, _ := directs.Pending()
 			want, err := env.Store.Head(ctx, "acme", s.ID)
 			if err != nil {
 				t.Fatal(err)
@@ -443,8 +450,9 @@ func TestStore_CatchUpFromCachedHead(t *testing.T) {
 			if head.Position != want.Position || head.Tree.Hash() != want.Tree.Hash() || head.LastHash != want.LastHash || head.Version != want.Version {
 				t.Fatalf("caught up to %d v%d %s, want %d v%d %s", head.Position, head.Version, head.Tree.Hash(), want.Position, want.Version, want.Tree.Hash())
 			}
-			if consumers, caughtUp := after-before, behind <= 8; (consumers == 0) != caughtUp {
-				t.Fatalf("%d events behind: %d consumers created; want none only up to 8 behind", behind, consumers)
+			consumers, direct := after-before, directAfter-directBefore
+			if wantDirect := behind > 8; consumers != 0 || (direct == 1) != wantDirect {
+				t.Fatalf("%d events behind: %d consumers created, %d direct gets; want no consumer, and one direct get only beyond 8 behind", behind, consumers, direct)
 			}
 		})
 	}
