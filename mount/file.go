@@ -150,6 +150,7 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	}
 	n, err := h.st.writeAt(data, off)
 	h.wrote.Store(true)
+	h.m.wrote()
 	h.m.mu.Lock()
 	if end := off + int64(n); end > h.e.size {
 		h.e.size = end
@@ -225,7 +226,7 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	}
 	if h.e.staged != h.st {
 		// Dropped (a conflict settled for the remote version).
-		h.st.f.Close() //nolint:errcheck // dropped
+		h.st.close()
 		if !m.referenced(h.st.id) {
 			m.journal.removeFile(h.st.id)
 		}
@@ -234,7 +235,7 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	if !h.e.attached(m.root) && !m.referenced(h.st.id) {
 		// Unlinked while open, and nothing left to flush: it is gone.
 		h.e.staged = nil
-		h.st.f.Close() //nolint:errcheck // gone
+		h.st.close()
 		m.journal.removeFile(h.st.id)
 		return 0
 	}

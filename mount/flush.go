@@ -473,8 +473,11 @@ func (m *Mount) retire(e *entry) {
 	if st == nil || st.refs > 0 || st.dirty || st.flushedGen != st.gen.Load() || st.flushed != e.hash || m.referenced(st.id) {
 		return
 	}
+	if st.loose && e.size > chunkSize {
+		return // copied again at the next write: kept until the inode is forgotten
+	}
 	e.staged = nil
-	st.f.Close() //nolint:errcheck // read-only from here on
+	st.close()
 	if err := m.cache.adopt(m.journal.filePath(st.id), e.hash); err != nil {
 		m.journal.removeFile(st.id)
 	}

@@ -41,7 +41,7 @@ func (m *Mount) replay(ctx context.Context) error {
 		keep[op.File] = true
 	}
 	for id, st := range m.replayed {
-		st.f.Close() //nolint:errcheck // done with it
+		st.close()
 		if !keep[id] {
 			m.journal.removeFile(id)
 		}

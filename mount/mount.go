@@ -63,6 +63,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Debug logs every FUSE request.
 	Debug bool
+	// KeepOpens keeps the kernel sending OPEN, FLUSH and RELEASE for every
+	// file (each open and close a round trip) instead of switching to
+	// FUSE's no-open mode at the first read-only open (noopen.go).
+	KeepOpens bool
 }
 
 // Mount is a mounted session.
@@ -104,6 +108,9 @@ type Mount struct {
 	// treePrefetched is 1 + the position at which the whole tree was
 	// last queued for a prefetch (guarded by mu).
 	treePrefetched uint64
+
+	settleMu sync.Mutex
+	settle   *time.Timer // kicks a flush once writes pause (noopen.go)
 
 	flushMu  sync.Mutex
 	kick     chan struct{}

@@ -2,6 +2,7 @@ package mount
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"syscall"
 	"time"
@@ -212,14 +213,25 @@ func (m *Mount) record(op *jop) {
 
 // truncate changes a file's size, staging it first.
 func (m *Mount) truncate(e *entry, size int64) syscall.Errno {
-	st, errno := m.stage(e, size == 0)
-	if errno != 0 {
-		return errno
-	}
-	if err := st.truncate(size); err != nil {
-		return fs.ToErrno(err)
+	var st *staged
+	for {
+		var errno syscall.Errno
+		if st, errno = m.stage(e, size == 0); errno != 0 {
+			return errno
+		}
+		err := st.truncate(size)
+		if errors.Is(err, errRetired) {
+			continue // moved into the cache meanwhile: stage it again
+		}
+		if err != nil {
+			return fs.ToErrno(err)
+		}
+		break
 	}
 	m.mu.Lock()
+	if st.refs == 0 {
+		st.loose = true
+	}
 	e.size = size
 	m.dirtied(e, st)
 	m.mu.Unlock()
@@ -252,6 +264,11 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if e.kind != kindFile {
 		m.mu.Unlock()
 		return nil, 0, syscall.EISDIR
+	}
+	if !write && e.staged == nil && !m.opts.KeepOpens {
+		// From here on the kernel opens files without asking (noopen.go).
+		m.mu.Unlock()
+		return nil, 0, syscall.ENOSYS
 	}
 	if !write && e.staged == nil {
 		// Read-only, of content the service holds: the kernel need not

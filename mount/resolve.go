@@ -42,7 +42,7 @@ func (m *Mount) Resolve(ctx context.Context, path, keep string) (int, error) {
 			e.staged, st.dirty = nil, false
 			e.hash = domain.Hash{} // differs from the service's: the refresh restores it
 			if st.refs == 0 {
-				st.f.Close() //nolint:errcheck // dropped
+				st.close()
 				m.journal.removeFile(st.id)
 			}
 		}

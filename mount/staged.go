@@ -2,6 +2,7 @@ package mount
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,8 +20,9 @@ type staged struct {
 	id string
 	f  *os.File
 
-	mu  sync.RWMutex
-	gen atomic.Uint64 // bumped by every change
+	mu     sync.RWMutex
+	gen    atomic.Uint64 // bumped by every change
+	closed bool          // retired or dropped (under mu): the entry has no staging file now
 
 	cmu sync.Mutex
 	// dirty chunks (index by chunkSize) since the base content; all is set
@@ -32,6 +34,10 @@ type staged struct {
 	// Guarded by Mount.mu:
 	dirty bool // changed since the last snapshot; a write op is queued
 	refs  int  // open handles
+	// loose: written without an open (no-open mode), so no close will
+	// tell when it is free; a large one is retired when the kernel
+	// forgets the inode.
+	loose bool
 	// flushedGen and flushed: the state the service last stored.
 	flushedGen uint64
 	flushed    domain.Hash
@@ -59,10 +65,37 @@ func (s *staged) markAll() {
 	s.cmu.Unlock()
 }
 
+// errRetired is returned by a staged file that was closed meanwhile: the
+// caller stages the entry again.
+var errRetired = errors.New("staging file retired")
+
+// close closes the staging file once no write or read is under way.
+func (s *staged) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.f.Close() //nolint:errcheck // read-only or dropped from here on
+	}
+}
+
+// readAt reads the staging file.
+func (s *staged) readAt(p []byte, off int64) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, errRetired
+	}
+	return s.f.ReadAt(p, off)
+}
+
 // writeAt writes to the staging file.
 func (s *staged) writeAt(p []byte, off int64) (int, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, errRetired
+	}
 	n, err := s.f.WriteAt(p, off)
 	s.markChunks(off, int64(n))
 	s.gen.Add(1)
@@ -73,6 +106,9 @@ func (s *staged) writeAt(p []byte, off int64) (int, error) {
 func (s *staged) truncate(size int64) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.closed {
+		return errRetired
+	}
 	st, err := s.f.Stat()
 	if err != nil {
 		return err
