@@ -33,6 +33,22 @@ type CheckoutOptions struct {
 // Checkout writes session@at into dir (which must not exist or be empty)
 // and records it as a working copy.
 func Checkout(ctx context.Context, c *client.Client, cache *contentcache.Cache, session string, at client.At, dir string, opts CheckoutOptions) (*Copy, error) {
+	w, err := checkout(ctx, c, cache, session, at, dir, opts)
+	if err != nil {
+		counters.failures[opCheckout].Add(1)
+		return nil, err
+	}
+	counters.checkouts.Add(1)
+	for _, e := range w.index {
+		if e.Kind == KindFile {
+			counters.checkoutFiles.Add(1)
+			counters.checkoutBytes.Add(e.Size)
+		}
+	}
+	return w, nil
+}
+
+func checkout(ctx context.Context, c *client.Client, cache *contentcache.Cache, session string, at client.At, dir string, opts CheckoutOptions) (*Copy, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err

@@ -84,6 +84,18 @@ func (w *Copy) remoteChanges(ctx context.Context, head uint64) (map[string]*Entr
 // written down (conflict markers in the file, or the session's side put
 // back) and listed; push refuses while one is left as the pull wrote it.
 func (w *Copy) Pull(ctx context.Context) (PullResult, error) {
+	res, err := w.pull(ctx)
+	if err != nil {
+		counters.failures[opPull].Add(1)
+		return res, err
+	}
+	counters.pulls.Add(1)
+	counters.pullUpdated.Add(int64(res.Updated + res.Merged))
+	counters.pullConflicts.Add(int64(len(res.Conflicts)))
+	return res, nil
+}
+
+func (w *Copy) pull(ctx context.Context) (PullResult, error) {
 	if err := w.remote(); err != nil {
 		return PullResult{}, err
 	}

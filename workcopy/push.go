@@ -49,8 +49,10 @@ type PushResult struct {
 	Replayed bool `json:"replayed,omitempty"`
 	// Uploaded and Skipped count the chunks sent and those the service
 	// already held.
-	Uploaded   int    `json:"uploaded"`
-	Skipped    int    `json:"skipped"`
+	Uploaded int `json:"uploaded"`
+	Skipped  int `json:"skipped"`
+	// Bytes is the content of the files the event wrote.
+	Bytes      int64  `json:"bytes"`
 	Checkpoint string `json:"checkpoint,omitempty"`
 	RequestID  string `json:"request_id,omitempty"`
 }
@@ -67,6 +69,20 @@ type pushPlan struct {
 // then moves HEAD and the index to the new position. A session that moved
 // since HEAD is refused with conflict, and nothing is written: pull first.
 func (w *Copy) Push(ctx context.Context, opts PushOptions) (PushResult, error) {
+	res, err := w.push(ctx, opts)
+	if err != nil {
+		counters.failures[opPush].Add(1)
+		return res, err
+	}
+	counters.pushes.Add(1)
+	counters.pushChanges.Add(int64(res.Changes))
+	counters.pushBytes.Add(res.Bytes)
+	counters.chunksUploaded.Add(int64(res.Uploaded))
+	counters.chunksSkipped.Add(int64(res.Skipped))
+	return res, nil
+}
+
+func (w *Copy) push(ctx context.Context, opts PushOptions) (PushResult, error) {
 	if err := w.remote(); err != nil {
 		return PushResult{}, err
 	}
@@ -102,6 +118,11 @@ func (w *Copy) Push(ctx context.Context, opts PushOptions) (PushResult, error) {
 			return res, fmt.Errorf("push to %s: %w", w.Head.Session, err)
 		}
 		w.apply(plan)
+		for _, e := range plan.put {
+			if e.Kind == KindFile {
+				res.Bytes += e.Size
+			}
+		}
 		w.conflicts = nil
 		w.Head.Position, w.Head.Root = reply.Position, reply.Root
 		if err := w.save(); err != nil {

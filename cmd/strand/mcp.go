@@ -15,13 +15,14 @@ import (
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/mcp"
+	"github.com/strand-dev/strand/metrics"
 )
 
 // cmdMCP runs the MCP server: over stdio (the default, for an agent that
 // starts it) or streamable HTTP (--http, loopback unless an address says
 // otherwise).
 func (m *Main) cmdMCP(ctx context.Context, args []string) error {
-	var session, fork, httpAddr string
+	var session, fork, httpAddr, metricsAddr string
 	var allowRun bool
 	var secrets multiFlag
 	var cf cacheFlags
@@ -30,6 +31,7 @@ func (m *Main) cmdMCP(ctx context.Context, args []string) error {
 		fs.StringVar(&session, "session", "", "pin the server to this session: its tools reach no other")
 		fs.StringVar(&fork, "fork", "", "fork this session first and pin the server to the fork")
 		fs.StringVar(&httpAddr, "http", "", "serve streamable HTTP on this address (a bare port listens on 127.0.0.1) instead of stdio")
+		fs.StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics (the working copies of run_command) on this address")
 		fs.BoolVar(&allowRun, "allow-run", false, "offer the run_command tool: the model may run commands on this machine in working copies of its sessions")
 		fs.Var(&secrets, "secret", "with --allow-run: give commands secret NAME as environment variable ENV (default NAME); repeatable; values are cut out of what the model sees")
 		fs.DurationVar(&runTimeout, "run-timeout", 10*time.Minute, "with --allow-run: the longest a command may run")
@@ -85,6 +87,13 @@ func (m *Main) cmdMCP(ctx context.Context, args []string) error {
 	srv, err := mcp.New(ctx, g.client, opts)
 	if err != nil {
 		return err
+	}
+	if metricsAddr != "" {
+		stop, err := m.serveLocalMetrics(ctx, "mcp", metricsAddr, metrics.NewWorkcopyCollector(workcopyFigures))
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	if httpAddr == "" {
 		in, out := m.Stdin, m.Stdout

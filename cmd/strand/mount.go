@@ -15,6 +15,7 @@ import (
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/contentcache"
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/metrics"
 	"github.com/strand-dev/strand/mount"
 )
 
@@ -49,7 +50,7 @@ func defaultStateDir() string {
 func (m *Main) cmdMount(ctx context.Context, args []string) error {
 	var dirs mountDirs
 	var status, flush, allowOther, debug bool
-	var resolve, keep, cacheSize string
+	var resolve, keep, cacheSize, metricsAddr string
 	var interval, ttl time.Duration
 	g, pos, err := m.parseArgs("mount", args, func(fs *flag.FlagSet) {
 		m.mountDirFlags(fs, &dirs)
@@ -62,6 +63,7 @@ func (m *Main) cmdMount(ctx context.Context, args []string) error {
 		fs.DurationVar(&ttl, "ttl", mount.DefaultTTL, "how long the kernel caches attributes and names")
 		fs.BoolVar(&allowOther, "allow-other", false, "let other users see the mount (user_allow_other in /etc/fuse.conf when not root)")
 		fs.BoolVar(&debug, "debug", false, "log every FUSE request")
+		fs.StringVar(&metricsAddr, "metrics", "", "serve the mount's Prometheus metrics on this address (a bare port listens on 127.0.0.1)")
 	})
 	if err != nil {
 		return err
@@ -107,6 +109,14 @@ func (m *Main) cmdMount(ctx context.Context, args []string) error {
 	mode := "read-write, following the head"
 	if st.ReadOnly {
 		mode = "read-only at " + string(at)
+	}
+	if metricsAddr != "" {
+		stop, err := m.serveLocalMetrics(ctx, "mount", metricsAddr, metrics.NewMountCollector(id, g.client.Tenant, mountFigures(mt)))
+		if err != nil {
+			_ = mt.Close()
+			return err
+		}
+		defer stop()
 	}
 	fmt.Fprintf(m.Stdout, "mounted %s at %s (position %d, %s); strand unmount %s to stop\n", id, dir, st.Position, mode, dir)
 	return mt.Serve(ctx)

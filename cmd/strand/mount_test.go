@@ -37,15 +37,21 @@ func runMount(t *testing.T, c *cli, args ...string) (*syncBuffer, chan int) {
 	m := NewMain(strings.NewReader(""), &stdout, &stderr)
 	m.Getenv = func(k string) string { return c.env[k] }
 	done := make(chan int, 1)
+	// exited is closed when Run returned: the test may have taken the exit
+	// code from done already.
+	exited := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-done:
+		case <-exited:
 		case <-time.After(30 * time.Second):
 		}
 	})
-	go func() { done <- m.Run(ctx, append(args, "--server", c.server)) }()
+	go func() {
+		done <- m.Run(ctx, append(args, "--server", c.server))
+		close(exited)
+	}()
 	waitFor(t, "mount ready", func() bool {
 		select {
 		case code := <-done:
