@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,7 +135,13 @@ func TestCLI_MCP(t *testing.T) {
 			t.Fatal(err)
 		}
 		outR, outW := io.Pipe()
-		in, stop := runMCP(t, s.URL, outW, "--session", id, "--allow-run", "--secret", "TOK=MY_TOK", "--cache", t.TempDir())
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metricsAddr := ln.Addr().String()
+		ln.Close()
+		in, stop := runMCP(t, s.URL, outW, "--session", id, "--allow-run", "--secret", "TOK=MY_TOK", "--cache", t.TempDir(), "--metrics", metricsAddr)
 		cs, err := sdk.NewClient(&sdk.Implementation{Name: "run-test"}, nil).Connect(ctx, &sdk.IOTransport{Reader: outR, Writer: in}, nil)
 		if err != nil {
 			t.Fatalf("connect: %v", err)
@@ -147,6 +155,24 @@ func TestCLI_MCP(t *testing.T) {
 		var got mcp.RunResult
 		if err := remarshal(res.StructuredContent, &got); err != nil || got.ExitCode != 0 || got.Output != "got [secret TOK]\n" || got.Changes != 1 {
 			t.Errorf("run_command through strand mcp --allow-run: %+v, %v", got, err)
+		}
+		// run_command checked out a working copy and pushed: strand mcp
+		// --metrics counts both.
+		resp, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			t.Fatalf("scrape strand mcp --metrics: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{"strand_workcopy_checkouts_total ", "strand_workcopy_pushes_total ", `strand_workcopy_failures_total{op="push"}`} {
+			i := strings.Index(string(body), "\n"+want)
+			if i < 0 {
+				t.Errorf("strand mcp's metrics lack %s", want)
+				continue
+			}
+			if want != `strand_workcopy_failures_total{op="push"}` && strings.HasPrefix(string(body[i+1+len(want):]), "0\n") {
+				t.Errorf("%s is 0 after a run_command", want)
+			}
 		}
 		_ = cs.Close()
 		if code := stop(); code != 0 {
