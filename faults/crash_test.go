@@ -14,14 +14,21 @@ import (
 // port, and the same again. The clients reconnect and retry what got no
 // answer. With fsync on every write (the default) nothing acknowledged may
 // be lost; with --no-fsync neither, since a killed process (unlike a crashed
-// machine) leaves what it wrote in the page cache.
+// machine) leaves what it wrote in the page cache. A third run has 32
+// clients, enough for group commit's atomic batches.
 func TestFault_EmbeddedServerKilled(t *testing.T) {
 	for _, mode := range []struct {
 		name string
 		args []string
+		// clients and sessions of the load: with 32 writers at once on
+		// an fsyncing server, appends wait together in groups of 16 or
+		// more and are stored as atomic batches (group commit), so the
+		// kill can land in a batch's commit.
+		clients, sessions int
 	}{
-		{"fsync", nil},
-		{"no-fsync", []string{"--no-fsync"}},
+		{"fsync", nil, 4, 6},
+		{"no-fsync", []string{"--no-fsync"}, 4, 6},
+		{"fsync-group-commit", nil, 32, 32},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -31,8 +38,8 @@ func TestFault_EmbeddedServerKilled(t *testing.T) {
 			serve := func() *proc { return startServe(t, "strand serve (embedded)", args...) }
 			p := serve()
 
-			l := newLoad(t, "faults", 4, func(int) string { return url })
-			l.createSessions(6)
+			l := newLoad(t, "faults", mode.clients, func(int) string { return url })
+			l.createSessions(mode.sessions)
 			kill := func() {
 				t.Logf("SIGKILL strand serve (pid %d)", p.cmd.Process.Pid)
 				p.kill()
