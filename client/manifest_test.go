@@ -81,3 +81,24 @@ func TestManifest_RoundTrip(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkDecodeManifest decodes a page of 10,000 entries, the bench's
+// page size for a whole tree (docs/benchmarks.md, row 4).
+func BenchmarkDecodeManifest(b *testing.B) {
+	entries := make([]client.ManifestEntry, 10_000)
+	for i := range entries {
+		entries[i] = client.ManifestEntry{Path: "d" + string(rune('a'+i%20)) + "/sub/file-" + hex.EncodeToString([]byte{byte(i >> 8), byte(i)}) + ".txt",
+			Kind: "file", Size: int64(i * 37), Mode: 0o644, Hash: sha256.Sum256([]byte{byte(i), byte(i >> 8)})}
+	}
+	var buf bytes.Buffer
+	if err := client.EncodeManifest(&buf, 1, [32]byte{}, "", entries); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(buf.Len()))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := client.DecodeManifest(buf.Bytes()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,9 +1,6 @@
 package handlers
 
 import (
-	"bytes"
-	"strings"
-
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 )
@@ -20,103 +17,6 @@ func (s *Service) maxContent() int64 {
 	}
 	n := (limit - 8192) * 3 / 4
 	return min(max(n, 4096), 4<<20)
-}
-
-func (s *Service) fsManifest(c *call) (any, error) {
-	var req client.ManifestRequest
-	id, err := c.decodeSession(&req, &req.Session)
-	if err != nil {
-		return nil, err
-	}
-	if req.Limit < 0 || req.Limit > client.MaxManifestLimit {
-		return nil, domain.Errorf(domain.CodeInvalidArgument, "limit must be between 0 and %d", client.MaxManifestLimit)
-	}
-	limit := req.Limit
-	if limit == 0 {
-		limit = client.DefaultManifestLimit
-	}
-	if req.Encoding != "" && req.Encoding != client.ManifestJSON && req.Encoding != client.ManifestMsgpack {
-		return nil, domain.Errorf(domain.CodeInvalidArgument, "encoding must be %q or %q", client.ManifestJSON, client.ManifestMsgpack)
-	}
-	prefix, err := domain.CleanPath(req.Prefix)
-	if err != nil {
-		return nil, err
-	}
-	after, err := domain.CleanPath(req.After)
-	if err != nil {
-		return nil, err
-	}
-	sess, err := c.resolveAt(id, req.At)
-	if err != nil {
-		return nil, err
-	}
-	if req.At == "" {
-		if err := readable(sess); err != nil {
-			return nil, err
-		}
-	}
-	// A prefix ending in "/" names a directory; otherwise it may also cut
-	// a name short ("src/ma" keeps src/main.go).
-	base := prefix
-	if prefix != "" && !strings.HasSuffix(req.Prefix, "/") {
-		if n := sess.Tree.Lookup(prefix); n == nil || n.Kind != domain.KindDir {
-			if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
-				base = prefix[:i]
-			} else {
-				base = ""
-			}
-		}
-	}
-	var walked []domain.Entry
-	next := ""
-	sess.Tree.Walk(base, after, func(e domain.Entry) bool {
-		if prefix != "" && base != prefix && !strings.HasPrefix(e.Path, prefix) {
-			return true
-		}
-		if len(walked) == limit {
-			next = walked[limit-1].Path
-			return false
-		}
-		walked = append(walked, e)
-		return true
-	})
-	if req.Encoding == client.ManifestMsgpack {
-		return manifestMsgpack(sess.Position, sess.Tree.Hash(), next, walked, req.Xattrs)
-	}
-	reply := client.ManifestReply{Entries: make([]client.EntryView, 0, len(walked)), Position: sess.Position, Root: sess.Tree.Hash().String(), NextCursor: next}
-	for _, e := range walked {
-		ev := entryView(e.Path, e.Node)
-		if req.Xattrs && len(e.Node.Xattrs) > 0 {
-			ev.Xattrs = e.Node.Xattrs
-		}
-		reply.Entries = append(reply.Entries, ev)
-	}
-	return reply, nil
-}
-
-// manifestMsgpack encodes a manifest page in its MessagePack form
-// (client.EncodeManifest).
-func manifestMsgpack(position uint64, root domain.Hash, next string, walked []domain.Entry, xattrs bool) (any, error) {
-	entries := make([]client.ManifestEntry, len(walked))
-	for i, e := range walked {
-		n := e.Node
-		me := client.ManifestEntry{Path: e.Path, Kind: n.Kind.String(), Mode: n.Mode, Target: n.Target}
-		if n.Kind == domain.KindFile {
-			me.Size, me.Hash = n.Size, n.Content
-		} else {
-			me.Hash = n.Hash()
-		}
-		if xattrs {
-			me.Xattrs = n.Xattrs
-		}
-		entries[i] = me
-	}
-	var buf bytes.Buffer
-	buf.Grow(len(entries) * 80)
-	if err := client.EncodeManifest(&buf, position, root, next, entries); err != nil {
-		return nil, domain.Wrap(err, "manifest")
-	}
-	return encodedReply{contentType: client.ManifestContentType, body: buf.Bytes()}, nil
 }
 
 func (s *Service) fsRead(c *call) (any, error) {

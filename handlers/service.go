@@ -112,6 +112,8 @@ type Service struct {
 	limits *limiter
 	// searchCache caches content for fs.search (search.go).
 	searchCache *blobCache
+	// listings caches the encoded listings of whole trees (manifest.go).
+	listings *listings
 	// requests counts each tenant's requests by endpoint (usage.get).
 	requests tenantRequests
 }
@@ -189,7 +191,8 @@ func NewService(store domain.Store, opts Options) *Service {
 		opts.SearchCacheBytes = DefaultSearchCacheBytes
 	}
 	s := &Service{store: store, blobs: store.BlobStore(), opts: opts, sem: make(chan struct{}, opts.MaxInflight),
-		work: make(chan func()), quit: make(chan struct{}), searchCache: newBlobCache(opts.SearchCacheBytes)}
+		work: make(chan func()), quit: make(chan struct{}), searchCache: newBlobCache(opts.SearchCacheBytes),
+		listings: newListings(DefaultListingCacheBytes)}
 	if opts.Limits != nil {
 		s.limits = newLimiter(*opts.Limits, store, opts.Sessions, opts.UsageRefresh, opts.Now, opts.Log)
 	}
