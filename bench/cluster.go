@@ -17,8 +17,11 @@ import (
 
 // Stream kinds of the bench's own streams.
 const (
-	kindRaw  = "RAW"
-	kindProj = "PROJ"
+	kindRaw    = "RAW"
+	kindProj   = "PROJ"
+	kindReview = "REVIEW"
+	kindFeed   = "FEED"
+	kindWork   = "WORK"
 )
 
 // benchStream names a stream of the bench's own, unique to the run's
@@ -31,12 +34,17 @@ func (r *Runner) benchStream(kind string) (name, prefix string) {
 // ensureBenchStream creates (or empties) a bench stream.
 func (r *Runner) ensureBenchStream(ctx context.Context, e *Env, kind string) (jetstream.Stream, string, error) {
 	name, prefix := r.benchStream(kind)
-	s, err := e.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name: name, Subjects: []string{prefix + ">"}, Storage: jetstream.FileStorage,
 		Replicas: e.Replicas, Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew,
 		Duplicates: time.Minute, Description: "strand bench scratch stream (safe to delete)",
 		AllowAtomicPublish: true,
-	})
+	}
+	if kind == kindFeed {
+		// As the service's feed: the newest entries per tenant.
+		cfg.MaxMsgsPerSubject, cfg.Discard = streams.FeedPerTenant, jetstream.DiscardOld
+	}
+	s, err := e.JS.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
 		return nil, "", fmt.Errorf("bench stream %s: %w", name, err)
 	}
@@ -113,7 +121,7 @@ func (r *Runner) dialCluster(ctx context.Context) (*Env, error) {
 // streams, its events, snapshots and session views. Blobs stay: they are
 // shared by content, and the blob collector removes those nothing names.
 func (r *Runner) cleanCluster(ctx context.Context, e *Env) {
-	for _, kind := range []string{kindRaw, kindProj} {
+	for _, kind := range []string{kindRaw, kindProj, kindReview, kindFeed, kindWork} {
 		name, _ := r.benchStream(kind)
 		if err := e.JS.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			r.progressf("cleanup: delete stream %s: %v", name, err)

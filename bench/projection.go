@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,41 +18,115 @@ import (
 	"github.com/strand-dev/strand/projections"
 )
 
-// runProjection is row 6: how fast the session-views projection catches up
-// with a stream of N events (of N/100 sessions, interleaved), measured by
-// creating its durable consumer fresh and waiting until its lag is 0. The
-// raw figure is an ordered consumer reading the same stream. The events
-// are in a stream of the bench's own (the projection takes its stream and
-// filter as arguments), so the consumer sees exactly the N events; the
-// views go to the projection's bucket under the bench tenant and are
-// purged before every catch-up, so each one does the full work.
+// runProjection is row 6: how fast each projection catches up with a
+// stream of N events (of N/100 sessions, interleaved), measured by
+// creating its durable consumer fresh and waiting until its lag is 0: the
+// session views; the activity feed (same events); the review queue (the
+// session views with their work items, on events that open and grant
+// approval requests). The raw figure is an ordered consumer reading the
+// same stream. The events are in streams of the bench's own (a projection
+// takes its stream and filter as arguments), so each consumer sees exactly
+// its N events; the views go to the projection's bucket under the bench
+// tenant and are purged before every catch-up, the feed and the work items
+// to streams of the bench's own, made anew each time, so each catch-up
+// does the full work.
 func runProjection(ctx context.Context, r *Runner) ([]Result, error) {
-	envs := r.servers()
 	var out []Result
-	for _, e := range envs {
-		res, err := r.projectionCase(ctx, e)
-		if err != nil {
-			return out, fmt.Errorf("%s: %w", e.Name, err)
+	for _, e := range r.servers() {
+		for _, c := range r.projectionCases() {
+			res, err := r.projectionCase(ctx, e, c)
+			if err != nil {
+				return out, fmt.Errorf("%s, %s: %w", e.Name, c.name, err)
+			}
+			out = append(out, res)
 		}
-		out = append(out, res)
 	}
 	return out, nil
 }
 
-func (r *Runner) projectionCase(ctx context.Context, e *Env) (Result, error) {
+// projectionCase is one projection of row 6.
+type projectionCase struct {
+	name string
+	// kind is the bench stream of its events.
+	kind string
+	// reviews fills the stream with approval requests and grants.
+	reviews bool
+	// start starts the projection on the stream and returns its spec.
+	start func(ctx context.Context, e *Env, stream, filter string) (projections.Spec, func(), error)
+}
+
+func (r *Runner) projectionCases() []projectionCase {
+	return []projectionCase{
+		{name: "session views", kind: kindProj, start: r.startViews(false)},
+		{name: "activity feed", kind: kindProj, start: r.startActivity},
+		{name: "review queue", kind: kindReview, reviews: true, start: r.startViews(true)},
+	}
+}
+
+// startViews starts the session views, with work items on a bench stream
+// made anew when work is set.
+func (r *Runner) startViews(work bool) func(ctx context.Context, e *Env, stream, filter string) (projections.Spec, func(), error) {
+	return func(ctx context.Context, e *Env, stream, filter string) (projections.Spec, func(), error) {
+		p, err := projections.OpenSessions(ctx, e.Store.JetStream(), stream, filter, e.Config.Replicas, nil)
+		if err != nil {
+			return projections.Spec{}, nil, err
+		}
+		if work {
+			name, prefix, err := r.freshBenchStream(ctx, e, kindWork)
+			if err != nil {
+				return projections.Spec{}, nil, err
+			}
+			p.EmitWork(projections.WorkConfig{Stream: name, Subject: func(tenant, kind string, more ...string) string {
+				return prefix + strings.Join(append([]string{tenant, kind}, more...), ".")
+			}})
+		}
+		if err := p.Start(ctx); err != nil {
+			return projections.Spec{}, nil, err
+		}
+		return p.Spec(), p.Stop, nil
+	}
+}
+
+// startActivity starts the activity feed on a feed stream of the bench's
+// own, made anew (so that no message id of an earlier catch-up is
+// remembered), kept as the service's is (newest entries per tenant).
+func (r *Runner) startActivity(ctx context.Context, e *Env, stream, filter string) (projections.Spec, func(), error) {
+	name, prefix, err := r.freshBenchStream(ctx, e, kindFeed)
+	if err != nil {
+		return projections.Spec{}, nil, err
+	}
+	a := projections.OpenActivity(e.Store.JetStream(), stream, filter, e.Config.Replicas,
+		projections.FeedConfig{Stream: name, Subject: func(tenant string) string { return prefix + tenant }}, nil)
+	if err := a.Start(ctx); err != nil {
+		return projections.Spec{}, nil, err
+	}
+	return a.Spec(), a.Stop, nil
+}
+
+func (r *Runner) projectionCase(ctx context.Context, e *Env, c projectionCase) (Result, error) {
 	n, sessions := r.Sizes.ProjectionEvents, max(r.Sizes.ProjectionSessions, 1)
-	stream, prefix, err := r.ensureBenchStream(ctx, e, kindProj)
+	name, prefix := r.benchStream(c.kind)
+	s, err := e.JS.Stream(ctx, name)
+	if err == nil && s.CachedInfo().State.Msgs != uint64(n) {
+		err = jetstream.ErrStreamNotFound // another row's, or a case of another size
+	}
 	if err != nil {
+		if _, _, err := r.ensureBenchStream(ctx, e, c.kind); err != nil {
+			return Result{}, err
+		}
+		if err := purgeStream(ctx, e.JS, name); err != nil {
+			return Result{}, err
+		}
+		t0 := time.Now()
+		if _, err := r.fillProjectionStream(ctx, e, prefix, n, sessions, c.reviews); err != nil {
+			return Result{}, err
+		}
+		r.progressf("  %s: %s events of %d sessions stored in %.1fs", e.Name, count(n), sessions, time.Since(t0).Seconds())
+	}
+	if s, err = e.JS.Stream(ctx, name); err != nil {
 		return Result{}, err
 	}
-	name := stream.CachedInfo().Config.Name
-	t0 := time.Now()
-	last, err := r.fillProjectionStream(ctx, e, prefix, n, sessions)
-	if err != nil {
-		return Result{}, err
-	}
-	r.progressf("  %s: %s events of %d sessions stored in %.1fs", e.Name, count(n), sessions, time.Since(t0).Seconds())
-	js := e.Store.JetStream()
+	last := s.CachedInfo().State.LastSeq
 	var sRates, rRates []float64
 	raw := func() error {
 		var got int
@@ -79,22 +154,23 @@ func (r *Runner) projectionCase(ctx context.Context, e *Env) (Result, error) {
 		if err := r.resetViews(ctx, e, name); err != nil {
 			return Result{}, err
 		}
-		p, err := projections.OpenSessions(ctx, js, name, prefix+"*", e.Config.Replicas, nil)
-		if err != nil {
-			return Result{}, err
-		}
+		var stop func()
 		d, err := clock(func() error {
-			if err := p.Start(ctx); err != nil {
+			spec, s, err := c.start(ctx, e, name, prefix+"*")
+			if err != nil {
 				return err
 			}
-			return waitNoLag(ctx, js, name, p.Spec(), 10*time.Minute)
+			stop = s
+			return waitNoLag(ctx, e.Store.JetStream(), name, spec, 10*time.Minute)
 		})
-		p.Stop()
+		if stop != nil {
+			stop()
+		}
 		if err != nil {
 			return Result{}, fmt.Errorf("catch-up: %w", err)
 		}
 		sRates = append(sRates, float64(n)/d.Seconds())
-		r.progressf("  %s: projection caught up with %s events in %.2fs", e.Name, count(n), d.Seconds())
+		r.progressf("  %s: %s caught up with %s events in %.2fs", e.Name, c.name, count(n), d.Seconds())
 	}
 	for len(rRates) < max(reps+1, 3) {
 		if err := raw(); err != nil {
@@ -105,16 +181,38 @@ func (r *Runner) projectionCase(ctx context.Context, e *Env) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{
-		Case: fmt.Sprintf("%s events, %d sessions", count(n), sessions), Server: e.Name,
+		Case: fmt.Sprintf("%s: %s events, %d sessions", c.name, count(n), sessions), Server: e.Name,
 		Strand:  Figure{Value: median(sRates), Unit: "events/s", Samples: len(sRates)},
 		Raw:     &Figure{Value: median(rRates), Unit: "msgs/s", Samples: len(rRates)},
 		RawWhat: "ordered consumer over the same stream",
-		Note:    "session views: durable consumer created fresh, views purged, until lag is 0",
+		Note:    c.name + ": durable consumer created fresh, read model emptied, until lag is 0",
 	}
 	res.Ratio = ratio(res.Strand.Value, res.Raw.Value)
 	res.Target = atLeast(res.Ratio, 0.5, "catch-up strand/raw")
-	r.progressf("  %s: projection %.0f events/s, raw %.0f msgs/s, ratio %.3f", e.Name, res.Strand.Value, res.Raw.Value, res.Ratio)
+	r.progressf("  %s: %s %.0f events/s, raw %.0f msgs/s, ratio %.3f", e.Name, c.name, res.Strand.Value, res.Raw.Value, res.Ratio)
 	return res, nil
+}
+
+// freshBenchStream deletes a bench stream and makes it anew.
+func (r *Runner) freshBenchStream(ctx context.Context, e *Env, kind string) (name, prefix string, err error) {
+	name, _ = r.benchStream(kind)
+	if err := e.JS.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return "", "", err
+	}
+	s, prefix, err := r.ensureBenchStream(ctx, e, kind)
+	if err != nil {
+		return "", "", err
+	}
+	return s.CachedInfo().Config.Name, prefix, nil
+}
+
+// purgeStream empties a stream.
+func purgeStream(ctx context.Context, js jetstream.JetStream, name string) error {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return err
+	}
+	return s.Purge(ctx)
 }
 
 // resetViews deletes the projection's consumer on the bench stream (every
@@ -193,7 +291,7 @@ func waitNoLag(ctx context.Context, js jetstream.JetStream, stream string, spec 
 // interleaved (event k of every session, then event k+1), on the bench
 // stream, and returns the last sequence. It stores them in atomic batches,
 // so that a server that fsyncs every write fsyncs once per batch.
-func (r *Runner) fillProjectionStream(ctx context.Context, e *Env, prefix string, n, sessions int) (uint64, error) {
+func (r *Runner) fillProjectionStream(ctx context.Context, e *Env, prefix string, n, sessions int, reviews bool) (uint64, error) {
 	pool, err := r.contentPool(ctx, e)
 	if err != nil {
 		return 0, err
@@ -204,13 +302,23 @@ func (r *Runner) fillProjectionStream(ctx context.Context, e *Env, prefix string
 	for i := 0; i < n; i++ {
 		k := i % sessions
 		var cmd domain.Command
-		if heads[k] == nil {
+		meta := r.meta()
+		h := (i / sessions) % poolSize
+		switch v := i / sessions; {
+		case heads[k] == nil:
 			cmd = domain.CreateSession{ID: r.ids.next(), Tenant: r.Tenant, Owner: "bench", Tags: map[string]string{"bench": "projection"}}
-		} else {
-			h := (i / sessions) % poolSize
+		case reviews && v%4 == 1:
+			// Each session goes round: a write, a request, a
+			// checkpoint, the request's grant by someone else.
+			cmd = domain.RequestApproval{ID: fmt.Sprintf("r%d", v), Reason: "commit", Group: fmt.Sprintf("g%d", k%3)}
+		case reviews && v%4 == 3:
+			cmd, meta.Actor = domain.GrantApproval{ID: fmt.Sprintf("r%d", v-2)}, "reviewer"
+		case reviews && v%4 == 2:
+			cmd = domain.CreateCheckpoint{Name: fmt.Sprintf("c%d", v)}
+		default:
 			cmd = domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpWrite, Path: filePath(i % 1000), Content: pool.hashes[h], Size: pool.sizes[h]}}}
 		}
-		ev, next, err := domain.Execute(heads[k], cmd, r.meta(), nil)
+		ev, next, err := domain.Execute(heads[k], cmd, meta, nil)
 		if err != nil {
 			return 0, err
 		}

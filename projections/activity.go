@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,10 +44,14 @@ type FeedConfig struct {
 
 // Activity is the activity-feed projection: every event becomes a small
 // entry on its tenant's feed subject, a stream that keeps the newest
-// entries per tenant (MaxMsgsPerSubject). An entry's message id carries the
-// generation and the event's position, so a redelivered event is stored
-// once (within the stream's duplicate window; the reader also drops
-// repeated positions).
+// messages per tenant (MaxMsgsPerSubject). A live event is a message of
+// its own (a JSON object); a batch, while the projection catches up, puts
+// each tenant's entries in messages of up to FeedChunk (a JSON array), so
+// that a catch-up stores (and, with fsync, syncs) one message per tenant
+// and chunk rather than one per event. A message id carries the
+// generation and the positions, so a redelivered event or batch is stored
+// once (within the stream's duplicate window); a batch cut differently
+// when redelivered can repeat entries, which the reader drops by position.
 type Activity struct {
 	js       jetstream.JetStream
 	stream   string
@@ -71,7 +76,7 @@ func OpenActivity(js jetstream.JetStream, stream, filter string, replicas int, f
 func (a *Activity) Spec() Spec {
 	return Spec{
 		Name: "activity", Durable: names.ActivityConsumer, Description: "activity feed", Filter: a.filter,
-		Apply: a.apply, Reset: a.reset, Partitions: 4,
+		Apply: a.apply, ApplyBatch: a.applyBatch, Reset: a.reset,
 	}
 }
 
@@ -131,6 +136,76 @@ func (a *Activity) apply(ctx context.Context, d Delivery) error {
 	m.Data = body
 	_, err = a.js.PublishMsg(ctx, m, jetstream.WithMsgID(fmt.Sprintf("%d.%d", d.Gen, d.Seq)), jetstream.WithExpectStream(a.feed.Stream))
 	return err
+}
+
+// FeedChunk bounds the entries of one feed message.
+const FeedChunk = 100
+
+// applyBatch puts a batch's entries on the feed in chunks per tenant, the
+// chunks in flight together, and returns each event's outcome: that of
+// its chunk.
+func (a *Activity) applyBatch(ctx context.Context, ds []Delivery) []error {
+	errs := make([]error, len(ds))
+	type chunk struct {
+		tenant  string
+		entries []FeedEntry
+		idx     []int
+	}
+	var chunks []*chunk
+	open := map[string]*chunk{}
+	for i, d := range ds {
+		ev, err := domain.DecodeEvent(d.Data)
+		if err != nil {
+			a.log.Error("activity: undecodable event skipped", "seq", d.Seq, "err", err)
+			continue
+		}
+		c := open[ev.Tenant]
+		if c == nil || len(c.entries) == FeedChunk {
+			c = &chunk{tenant: ev.Tenant}
+			open[ev.Tenant] = c
+			chunks = append(chunks, c)
+		}
+		c.entries = append(c.entries, entryOf(ev, d.Seq))
+		c.idx = append(c.idx, i)
+	}
+	futures := make([]jetstream.PubAckFuture, len(chunks))
+	for k, c := range chunks {
+		first, last := c.entries[0].Position, c.entries[len(c.entries)-1].Position
+		id := fmt.Sprintf("%d.%d", ds[c.idx[0]].Gen, first)
+		var body []byte
+		if len(c.entries) == 1 {
+			body, _ = json.Marshal(c.entries[0])
+		} else {
+			body, _ = json.Marshal(c.entries)
+			id = fmt.Sprintf("%s-%d", id, last)
+		}
+		m := nats.NewMsg(a.feed.Subject(c.tenant))
+		m.Data = body
+		f, err := a.js.PublishMsgAsync(m, jetstream.WithMsgID(id), jetstream.WithExpectStream(a.feed.Stream))
+		if err != nil {
+			for _, i := range c.idx {
+				errs[i] = fmt.Errorf("publish feed entries: %w", err)
+			}
+			continue
+		}
+		futures[k] = f
+	}
+	for k, c := range chunks {
+		if futures[k] == nil {
+			continue
+		}
+		var err error
+		select {
+		case <-futures[k].Ok():
+		case err = <-futures[k].Err():
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		for _, i := range c.idx {
+			errs[i] = err
+		}
+	}
+	return errs
 }
 
 // reset empties the feed before a rebuild fills it again.
@@ -200,12 +275,13 @@ func (a *Activity) List(ctx context.Context, tenant string, limit int, before ui
 			if md, err := msg.Metadata(); err == nil {
 				pending = md.NumPending
 			}
-			var e FeedEntry
-			if json.Unmarshal(msg.Data(), &e) != nil || seen[e.Position] || (before != 0 && e.Position >= before) {
-				continue
+			for _, e := range feedEntries(msg.Data()) {
+				if seen[e.Position] || (before != 0 && e.Position >= before) {
+					continue
+				}
+				seen[e.Position] = true
+				all = append(all, e)
 			}
-			seen[e.Position] = true
-			all = append(all, e)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return FeedPage{}, fmt.Errorf("read feed: %w", err)
@@ -221,6 +297,23 @@ func (a *Activity) List(ctx context.Context, tenant string, limit int, before ui
 	}
 	page.Entries = append(page.Entries, all...)
 	return page, nil
+}
+
+// feedEntries decodes a feed message: one entry (an object) or a chunk of
+// them (an array). A message that does not decode holds none.
+func feedEntries(data []byte) []FeedEntry {
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) > 0 && t[0] == '[' {
+		var es []FeedEntry
+		if json.Unmarshal(data, &es) != nil {
+			return nil
+		}
+		return es
+	}
+	var e FeedEntry
+	if json.Unmarshal(data, &e) != nil {
+		return nil
+	}
+	return []FeedEntry{e}
 }
 
 func cmpU64(a, b uint64) int {

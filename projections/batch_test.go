@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -185,5 +186,86 @@ func TestSessions_CrashMidBatch(t *testing.T) {
 	}
 	if n := countItems(t, env); n != 2*open {
 		t.Errorf("work items: %d, want %d (2 per open request)", n, 2*open)
+	}
+}
+
+// TestActivity_ApplyBatch puts a history of two tenants on the feed in
+// batches (chunks of up to FeedChunk entries per tenant, one message
+// each), then delivers it again cut differently, as a redelivery after a
+// crash would: each tenant's feed lists every event once, newest first.
+func TestActivity_ApplyBatch(t *testing.T) {
+	env := streamstest.Start(t)
+	ctx := context.Background()
+	a := OpenActivity(env.Store.JetStream(), names.EventStream, names.EventFilter("*"), 1,
+		FeedConfig{Stream: names.FeedStream, Subject: names.FeedSubject}, nil)
+	w, other := newWorkload(t, env, "acme", 21), newWorkload(t, env, "beta", 22)
+	for range 150 {
+		w.step(ctx)
+		other.step(ctx)
+	}
+	js := env.Store.JetStream()
+	cons, err := js.OrderedConsumer(ctx, names.EventStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{names.EventFilter("*")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := int(w.n.Load() + other.n.Load())
+	var ds []Delivery
+	for len(ds) < total {
+		batch, err := cons.Fetch(total-len(ds), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			md, _ := m.Metadata()
+			ds = append(ds, Delivery{Seq: md.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data(), Delivered: 1})
+		}
+	}
+	feedMsgs := func() uint64 {
+		s, err := js.Stream(ctx, names.FeedStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().State.Msgs
+	}
+	// Two batches, then all again cut elsewhere.
+	half, third := len(ds)/2, len(ds)/3
+	for _, cut := range [][2]int{{0, half}, {half, len(ds)}, {0, third}, {third, len(ds)}} {
+		for i, err := range a.applyBatch(ctx, ds[cut[0]:cut[1]]) {
+			if err != nil {
+				t.Fatalf("event %d: %v", ds[cut[0]+i].Seq, err)
+			}
+		}
+		if cut[0] == half {
+			// Per batch and tenant, a chunk per FeedChunk entries.
+			if n, most := feedMsgs(), uint64(2*2*((half+FeedChunk-1)/FeedChunk+1)); n > most {
+				t.Errorf("%d events in %d feed messages, want at most %d", len(ds), n, most)
+			}
+		}
+	}
+	for tenant, wl := range map[string]*workload{"acme": w, "beta": other} {
+		var all []FeedEntry
+		var before uint64
+		for {
+			page, err := a.List(ctx, tenant, 40, before)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, page.Entries...)
+			if page.Before == 0 {
+				break
+			}
+			before = page.Before
+		}
+		if len(all) != int(wl.n.Load()) {
+			t.Fatalf("feed of %s lists %d entries, want %d", tenant, len(all), wl.n.Load())
+		}
+		for i, e := range all {
+			if i > 0 && e.Position >= all[i-1].Position {
+				t.Fatalf("%s entry %d at %d after %d: want each once, newest first", tenant, i, e.Position, all[i-1].Position)
+			}
+			if !slices.Contains(wl.ids, e.Session) {
+				t.Fatalf("entry %+v is not a session of %s", e, tenant)
+			}
+		}
 	}
 }
