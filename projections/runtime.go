@@ -294,8 +294,11 @@ const (
 	maxBatchBytes = 32 << 20
 	maxGather     = time.Second
 	// gatherIdle is how long the applier waits for the next event the
-	// consumer said was pending (another instance may have got it).
-	gatherIdle = 20 * time.Millisecond
+	// consumer said was pending (another instance may have got it). A
+	// pause between two pulls on a busy machine must not cut a catch-up
+	// into more batches (each a write, with fsync a sync, per view); live
+	// traffic never waits (nothing is pending).
+	gatherIdle = 100 * time.Millisecond
 )
 
 // pullMax is how many events a runner asks its consumer for at a time.
