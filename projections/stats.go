@@ -167,7 +167,7 @@ func OpenStats(ctx context.Context, js jetstream.JetStream, stream, filter strin
 func (p *Stats) Spec() Spec {
 	return Spec{
 		Name: "stats", Durable: names.StatsConsumer, Description: "session figures and tenant usage", Filter: p.filter,
-		Apply: p.apply, Sweep: p.sweep,
+		Apply: p.apply, ApplyBatch: p.applyBatch, Sweep: p.sweep,
 	}
 }
 
@@ -325,6 +325,137 @@ func (p *Stats) apply(ctx context.Context, d Delivery) error {
 		}
 	}
 	return fmt.Errorf("stats %s: too many concurrent updates", key)
+}
+
+// applyBatch folds a batch of events (in stream order): each session's
+// events in memory, its record written once, then its totals, with the
+// sessions of the batch written concurrently. From the first event that
+// does not follow on, or for every event of a session whose write lost a
+// race, events go through apply one by one (which reloads the record).
+func (p *Stats) applyBatch(ctx context.Context, ds []Delivery) []error {
+	errs := make([]error, len(ds))
+	type decoded struct {
+		ev      *domain.Event
+		tenant  string
+		id      string
+		version uint64
+	}
+	evs := make([]decoded, len(ds))
+	byKey := map[string][]int{}
+	var keys []string
+	for i, d := range ds {
+		ev, tenant, id, version, decErr := eventOf(d)
+		if decErr != nil {
+			p.log.Error("session stats: undecodable event stepped over", "seq", d.Seq, "subject", d.Subject, "err", decErr)
+			if id == "" || version == 0 {
+				continue
+			}
+		}
+		evs[i] = decoded{ev, tenant, id, version}
+		key := statsKey(tenant, id)
+		if _, ok := byKey[key]; !ok {
+			keys = append(keys, key)
+		}
+		byKey[key] = append(byKey[key], i)
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, statsWriters)
+	for _, key := range keys {
+		idx := byKey[key]
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			first := evs[idx[0]]
+			folded, rest, err := p.foldGroup(ctx, key, first.tenant, first.id, ds, idx,
+				func(i int) (*domain.Event, uint64) { return evs[i].ev, evs[i].version })
+			for _, i := range folded {
+				errs[i] = err
+			}
+			if errors.Is(err, errStatsRace) {
+				rest = append(folded, rest...)
+			} else if err != nil {
+				for _, i := range rest {
+					errs[i] = err
+				}
+				return
+			}
+			for _, i := range rest {
+				errs[i] = p.apply(ctx, ds[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+// statsWriters bounds the records of one batch written at once.
+const statsWriters = 16
+
+// errStatsRace is foldGroup's: another instance wrote the record meanwhile.
+var errStatsRace = errors.New("session stats changed meanwhile")
+
+// foldGroup folds one session's events of a batch into its record and
+// writes it once (then its totals). folded are the events it applied or
+// found applied, rest those left for apply; err applies to folded
+// (errStatsRace: the record changed meanwhile, apply them again).
+func (p *Stats) foldGroup(ctx context.Context, key, tenant, id string, ds []Delivery, idx []int, event func(int) (*domain.Event, uint64)) (folded, rest []int, err error) {
+	gen := ds[idx[0]].Gen
+	s, rev, err := p.load(ctx, key, true)
+	if err != nil {
+		return nil, idx, err
+	}
+	if s.Gen > gen {
+		return nil, idx, ErrStaleGeneration
+	}
+	if s.Gen < gen {
+		s = SessionStats{}
+	}
+	changed := false
+	for n, i := range idx {
+		ev, version := event(i)
+		if s.Version >= version {
+			folded = append(folded, i) // a redelivery
+			continue
+		}
+		if s.Version+1 != version {
+			rest = idx[n:]
+			break
+		}
+		if ev != nil {
+			if err := p.claimBlobs(ctx, tenant, ev); err != nil {
+				return folded, idx[n:], err
+			}
+			foldStats(&s, ev)
+		}
+		s.Tenant, s.Session = tenant, id
+		s.EventBytes += storedSize(ds[i])
+		s.Version, s.Applied, s.Gen = version, ds[i].Seq, gen
+		folded, changed = append(folded, i), true
+	}
+	if changed {
+		body, err := json.Marshal(s)
+		if err != nil {
+			return folded, rest, err
+		}
+		if rev == 0 {
+			rev, err = p.kv.Create(ctx, key, body)
+		} else {
+			rev, err = p.kv.Update(ctx, key, body, rev)
+		}
+		if err != nil {
+			p.cache.Remove(key)
+			if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+				return folded, rest, errStatsRace
+			}
+			return folded, rest, err
+		}
+		p.cache.Add(key, cachedBody{body, rev})
+	}
+	if s.Version == 0 {
+		return folded, rest, nil
+	}
+	return folded, rest, p.syncTotals(ctx, tenant, id, s)
 }
 
 // syncTotals writes a session's totals from its record unless they are
