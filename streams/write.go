@@ -56,11 +56,15 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 	if s, err = st.followed(ctx, tenant, id, s); err != nil {
 		return Result{}, err
 	}
+	// confirmed: s is the leader's head, not a cached one that another
+	// instance's append may have overtaken.
+	confirmed := false
 	if meta.ExpectedPosition > s.Position {
 		// The cached head is behind what the caller has seen: catch up.
 		if s, err = st.Head(ctx, tenant, id); err != nil {
 			return Result{}, err
 		}
+		confirmed = true
 	}
 	if meta.RequestID != "" {
 		if pos, ok := s.RequestPosition(meta.RequestID); ok {
@@ -87,14 +91,25 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 		if s.Status == domain.StatusDeleted {
 			return Result{}, domain.ErrSessionDeleted
 		}
-		cmd, err := build(s)
+		ev, next, err := st.decide(ctx, s, meta, build)
 		if err != nil {
-			return Result{}, err
-		}
-		past := func(p uint64) (*domain.Session, error) { return st.At(ctx, tenant, id, p) }
-		ev, next, err := domain.Execute(s, cmd, meta, past)
-		if err != nil {
-			return Result{}, err
+			// A refusal decided on a cached head may be wrong: another
+			// instance may have appended what the command needs (the
+			// path it names, the approval request it grants). Refuse only
+			// on the leader's head.
+			if confirmed || domain.ErrorCode(err) == domain.CodeInternal {
+				return Result{}, err
+			}
+			fresh, herr := st.Head(ctx, tenant, id)
+			if herr != nil {
+				return Result{}, herr
+			}
+			confirmed = true
+			if fresh.Position == s.Position {
+				return Result{}, err
+			}
+			s = fresh
+			continue
 		}
 		body, err := ev.Encode()
 		if err != nil {
@@ -116,6 +131,7 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 			if s, err = st.Head(ctx, tenant, id); err != nil {
 				return Result{}, err
 			}
+			confirmed = true
 			if s.LastHash == domain.Sum(body) {
 				// This very event was stored after all (its answer was
 				// lost in a refused batch): it is the head, byte for byte.
@@ -136,6 +152,17 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 		return Result{Session: next, Event: ev, Position: res.Sequence}, nil
 	}
 	return Result{}, domain.Errorf(domain.CodeConflict, "session %s is changing too fast; try again", id)
+}
+
+// decide makes the command from s and executes it: the event to append
+// and the state after it, or the refusal.
+func (st *Store) decide(ctx context.Context, s *domain.Session, meta domain.Meta, build func(s *domain.Session) (domain.Command, error)) (*domain.Event, *domain.Session, error) {
+	cmd, err := build(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	past := func(p uint64) (*domain.Session, error) { return st.At(ctx, s.Tenant, s.ID, p) }
+	return domain.Execute(s, cmd, meta, past)
 }
 
 // conflictPause waits before attempt+1 of a command that lost a race:
