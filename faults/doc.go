@@ -21,6 +21,14 @@
 //   - TestFault_EmbeddedServerKilled: one `strand serve` (embedded
 //     nats-server) SIGKILLed under load and restarted, twice; with fsync on
 //     every write and with --no-fsync.
+//   - TestFault_BackgroundWorkThroughFailover: the projections, workers
+//     and blob collector of two instances under a mixed load (mixer) while
+//     the leaders of the event stream and of the work queue are SIGKILLed
+//     and restarted: nothing skipped, nothing collected that is named.
+//
+// TestSoak (build tags "fault soak", its own CI step .ci/soak) runs the
+// mixed load for -soak.duration against one instance whose nats-server is
+// SIGKILLed every few minutes, and watches its memory and goroutines.
 //
 // The clients write (with and without expected_position; most with a
 // request_id, retried with it after a timeout or an unavailable or internal

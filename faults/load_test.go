@@ -55,6 +55,8 @@ type load struct {
 	attempt, giveUp time.Duration
 
 	sessions []string
+	// alongside run beside the writers in runFor (a mixer's run).
+	alongside []func(stop <-chan struct{}) (wait func())
 
 	mu       sync.Mutex
 	ops      []*op
@@ -250,8 +252,12 @@ func (l *load) outages() []time.Duration {
 func (l *load) reportOutages() []time.Duration {
 	out := l.outages()
 	for i, f := range l.faults {
-		l.t.Logf("fault %d (%s at t=%.1fs): longest stretch without an answered write %v (leader elected after %v)",
-			i+1, f.name, time.Duration(f.at).Seconds(), out[i].Round(time.Millisecond), f.election.Round(time.Millisecond))
+		elected := ""
+		if f.election > 0 {
+			elected = fmt.Sprintf(" (leader elected after %v)", f.election.Round(time.Millisecond))
+		}
+		l.t.Logf("fault %d (%s at t=%.1fs): longest stretch without an answered write %v%s",
+			i+1, f.name, time.Duration(f.at).Seconds(), out[i].Round(time.Millisecond), elected)
 	}
 	return out
 }
@@ -323,6 +329,10 @@ func (l *load) run(stop <-chan struct{}) (wait func()) {
 func (l *load) runFor(d time.Duration, faults map[time.Duration]func()) {
 	stop := make(chan struct{})
 	wait := l.run(stop)
+	for _, run := range l.alongside {
+		w := run(stop)
+		defer w()
+	}
 	var at []time.Duration
 	for k := range faults {
 		at = append(at, k)
@@ -342,6 +352,15 @@ func (l *load) runFor(d time.Duration, faults map[time.Duration]func()) {
 // check verifies the recorded operations against the histories (read back
 // and audited by audit) and checks linearizability per session.
 func (l *load) check(hs map[string]*history) {
+	l.t.Helper()
+	l.checkStored(hs)
+	l.checkLinearizable()
+}
+
+// checkStored verifies the recorded operations against the histories:
+// every acknowledged write stored exactly once where its reply said, every
+// refused one absent, every unanswered one there at most once.
+func (l *load) checkStored(hs map[string]*history) {
 	t := l.t
 	t.Helper()
 	for _, e := range l.errs {
@@ -422,7 +441,6 @@ func (l *load) check(hs map[string]*history) {
 	if acked == 0 {
 		t.Errorf("no write was acknowledged: the load did not run")
 	}
-	l.checkLinearizable()
 }
 
 // The model of one session for porcupine: the state is the head position.

@@ -1,0 +1,284 @@
+//go:build fault && soak
+
+package faults_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	soakDuration = flag.Duration("soak.duration", 30*time.Minute, "how long TestSoak runs its load")
+	soakKills    = flag.Int("soak.kills", 0, "how many times TestSoak SIGKILLs the NATS server (default: one every 3 minutes, at least 2)")
+	soakRSS      = flag.Bool("soak.check-rss", true, "fail when the instance's RSS grows 10% or more after the warm-up (off: report it only)")
+)
+
+// TestSoak runs a mixed load for -soak.duration against one `strand serve
+// --nats` instance on a separate nats-server (fsync on every write), and
+// SIGKILLs that nats-server every few minutes, restarting it on the same
+// port and store. The instance is never restarted: it must reconnect by
+// itself each time, and its memory and goroutines are watched all along.
+//
+// The load: the fault tests' writers (with and without expected_position,
+// retried with their request id, reads of the head), and beside them forks
+// at past positions, reads of acknowledged writes at their positions,
+// large writes (through the blob store), reviews (note, approval request,
+// grant by another actor, commit: the summary worker's work), orphan
+// uploads (the blob collector's work, with a grace of 15 s) and session
+// listings (the projections).
+//
+// It checks: the instance's RSS at the end grew less than 10 % over its
+// RSS once the first sixth of the run (5 minutes of 30) was over; its
+// goroutines, quiescent, are as many at the end as at the start (±10 %,
+// at least 50); every acknowledged write is in its history once where its
+// reply said, and every read of the past answered what was written; the
+// projections caught up with every session's head; orphan uploads were
+// collected and nothing named was; `strand audit verify --all` passes.
+//
+//	go test -tags 'fault soak' -run TestSoak -timeout 60m ./faults/ -args -soak.duration 30m
+func TestSoak(t *testing.T) {
+	d := *soakDuration
+	kills := *soakKills
+	if kills == 0 {
+		kills = max(2, int(d/(3*time.Minute)))
+	}
+	warm := d / 6
+	dir := t.TempDir()
+	port, mon := freePort(t), freePort(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`listen: 127.0.0.1:%d
+http: 127.0.0.1:%d
+jetstream {
+  store_dir: %q
+  sync_interval: always
+}
+`, port, mon, filepath.Join(dir, "store"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var ns *proc
+	startNATS := func() {
+		ns = startProc(t, "nats-server", nil, bin.natsServer, "-c", conf)
+		waitHealthz(t, mon)
+	}
+	startNATS()
+	serve := startServe(t, "strand serve --nats", "--nats", url, "--replicas", "1",
+		"--gc-grace", "15s", "--gc-every", "10s")
+	pid := serve.cmd.Process.Pid
+	httpURL := httpLine(t, serve)
+
+	l := newLoad(t, "soak", 4, func(int) string { return url })
+	l.giveUp = 2 * time.Minute
+	l.createSessions(8)
+	goStart := quiescentGoroutines(t, httpURL)
+	m := &mixer{t: t, l: l, url: url}
+	m.connect()
+
+	var samples []sample
+	var began time.Time
+	sampleNow := func() {
+		s := sample{at: time.Since(began), rss: rssOf(pid)}
+		s.goroutines, _ = metric(httpURL, "go_goroutines")
+		s.heap, _ = metric(httpURL, "go_memstats_heap_inuse_bytes")
+		samples = append(samples, s)
+		if len(samples)%6 == 0 {
+			t.Logf("t=%v: RSS %.1f MiB, heap in use %.1f MiB, %.0f goroutines", s.at.Round(time.Second), mib(s.rss), s.heap/(1<<20), s.goroutines)
+		}
+	}
+	stop := make(chan struct{})
+	began = time.Now()
+	wait := l.run(stop)
+	mixDone := m.run(stop)
+	every := d / time.Duration(kills+1)
+	nextKill := every
+	killed := 0
+	tick := time.NewTicker(5 * time.Second)
+	for time.Since(began) < d {
+		<-tick.C
+		sampleNow()
+		if killed < kills && time.Since(began) >= nextKill {
+			killed++
+			t.Logf("t=%v: SIGKILL nats-server (kill %d of %d)", time.Since(began).Round(time.Second), killed, kills)
+			l.fault(fmt.Sprintf("SIGKILL nats-server %d", killed))
+			ns.kill()
+			startNATS()
+			nextKill += every
+		}
+		select {
+		case <-serve.done:
+			t.Fatalf("strand serve exited during the soak; output:\n%s", tail(serve.output(), 40))
+		default:
+		}
+	}
+	tick.Stop()
+	sampleNow()
+	close(stop)
+	wait()
+	mixDone()
+	l.reportOutages()
+
+	// Memory: the median RSS of the last minute against the median of the
+	// minute after the warm-up.
+	base, end := medianRSS(samples, warm, warm+time.Minute), medianRSS(samples, d-time.Minute, d+time.Hour)
+	growth := float64(end)/float64(base) - 1
+	t.Logf("RSS of strand serve: %.1f MiB after the warm-up (t=%v), %.1f MiB at the end (t=%v): %+.1f%%; peak %.1f MiB",
+		mib(base), warm.Round(time.Second), mib(end), d.Round(time.Second), 100*growth, mib(peakRSS(samples)))
+	if growth >= 0.10 && *soakRSS {
+		t.Errorf("RSS grew %.1f%% after the warm-up, want less than 10%%", 100*growth)
+	}
+	goEnd := quiescentGoroutines(t, httpURL)
+	t.Logf("goroutines of strand serve, quiescent: %d at the start, %d at the end (under load: %s)", goStart, goEnd, goroutineRange(samples))
+	if goEnd > goStart+max(50, goStart/10) {
+		t.Errorf("goroutines: %d at the end, %d at the start: a leak", goEnd, goStart)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	m.check(ctx)
+	l.checkStored(audit(t, ctx, connect(t, url), 1, "soak", l.sessions))
+	verifyAll(t, ctx, url)
+}
+
+type sample struct {
+	at         time.Duration
+	rss        int64
+	goroutines float64
+	heap       float64
+}
+
+func medianRSS(ss []sample, from, to time.Duration) int64 {
+	var v []int64
+	for _, s := range ss {
+		if s.at >= from && s.at < to && s.rss > 0 {
+			v = append(v, s.rss)
+		}
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+func peakRSS(ss []sample) int64 {
+	var p int64
+	for _, s := range ss {
+		p = max(p, s.rss)
+	}
+	return p
+}
+
+func goroutineRange(ss []sample) string {
+	lo, hi := math.Inf(1), 0.0
+	for _, s := range ss {
+		if s.goroutines > 0 {
+			lo, hi = min(lo, s.goroutines), max(hi, s.goroutines)
+		}
+	}
+	return fmt.Sprintf("%.0f-%.0f", lo, hi)
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// rssOf reads a process's resident set size from /proc (0 where there is
+// none).
+func rssOf(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			f := strings.Fields(v)
+			if n, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+				return n << 10
+			}
+		}
+	}
+	return 0
+}
+
+// metric reads one unlabelled metric from the instance's /metrics.
+func metric(httpURL, name string) (float64, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(httpURL + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("no metric %s", name)
+}
+
+// quiescentGoroutines waits until the instance's goroutine count stays
+// within 2 over three readings a second apart, and returns the last.
+func quiescentGoroutines(t *testing.T, httpURL string) int {
+	t.Helper()
+	var last []float64
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		g, err := metric(httpURL, "go_goroutines")
+		if err == nil {
+			last = append(last, g)
+			if n := len(last); n >= 3 && slices.Max(last[n-3:])-slices.Min(last[n-3:]) <= 2 {
+				return int(g)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines did not settle in 60 s: %v (last error %v)", last, err)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// httpLine returns the URL the instance printed for its HTTP front.
+func httpLine(t *testing.T, p *proc) string {
+	t.Helper()
+	for _, line := range strings.Split(p.output(), "\n") {
+		if u, ok := strings.CutPrefix(line, "strand: HTTP on "); ok {
+			return strings.TrimSpace(u)
+		}
+	}
+	t.Fatalf("strand serve printed no HTTP address:\n%s", p.output())
+	return ""
+}
+
+// waitHealthz waits until a nats-server's monitoring port reports
+// JetStream healthy.
+func waitHealthz(t *testing.T, port int) {
+	t.Helper()
+	c := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nats-server not healthy in 60 s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
