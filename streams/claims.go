@@ -34,14 +34,17 @@ func claimKey(tenant string, h domain.Hash) string { return tenant + "." + h.Str
 
 // Claim records that a tenant uploaded content with hash h.
 func (st *Store) Claim(ctx context.Context, tenant string, h domain.Hash) error {
-	kv, err := st.js.KeyValue(ctx, names.ClaimBucket)
-	if err != nil {
-		return domain.Wrap(err, "open claim bucket")
-	}
-	if _, err := kv.Put(ctx, claimKey(tenant, h), nil); err != nil {
-		return domain.Wrap(err, "record upload")
-	}
-	return nil
+	// Retried like the other JetStream requests a caller waits for: the
+	// bucket's leader may be being elected (retry.go).
+	err := retry(ctx, "record upload", func(ctx context.Context) error {
+		kv, err := st.js.KeyValue(ctx, names.ClaimBucket)
+		if err != nil {
+			return err
+		}
+		_, err = kv.Put(ctx, claimKey(tenant, h), nil)
+		return err
+	})
+	return domain.Wrap(err, "record upload")
 }
 
 // Claimed checks that a tenant uploaded every one of hashes; it fails with
