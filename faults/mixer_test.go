@@ -297,18 +297,20 @@ func (m *mixer) check(ctx context.Context) {
 	}
 	t.Logf("mixer: %v; %d forks, %d large writes, %d reviews committed, %d left pending, %d orphan uploads",
 		m.counts, len(m.forks), len(m.big), len(m.reviewed), len(m.waiting), len(m.orphans))
-	for _, f := range m.forks {
+	parallel(len(m.forks), func(i int) {
+		f := m.forks[i]
 		data, _, err := m.c.ReadAll(ctx, f.session, f.path, "")
 		if err != nil || string(data) != f.path {
 			t.Errorf("fork %s of %s@%d: read %s: %q, %v; want %q", f.session, f.parent, f.at, f.path, data, err, f.path)
 		}
-	}
-	for _, b := range m.big {
+	})
+	parallel(len(m.big), func(i int) {
+		b := m.big[i]
 		data, _, err := m.c.ReadAll(ctx, b.session, b.path, client.AtPosition(b.pos))
 		if err != nil || domain.Sum(data) != b.sum {
 			t.Errorf("large write %s of %s at %d: %d bytes, %v; want its 64 KiB back", b.path, b.session, b.pos, len(data), err)
 		}
-	}
+	})
 	// The projections: no lag, and each session's view at its head.
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -378,14 +380,22 @@ func (m *mixer) projectionProblem(ctx context.Context) string {
 		}
 		cursor = r.NextCursor
 	}
-	for _, id := range sessions {
+	var mu sync.Mutex
+	var problem string
+	parallel(len(sessions), func(i int) {
+		id := sessions[i]
 		head, err := m.c.GetSession(ctx, id, "")
-		if err != nil {
-			return err.Error()
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err != nil:
+			problem = err.Error()
+		case views[id] != head.Position:
+			problem = fmt.Sprintf("session %s: view at %d, head at %d", id, views[id], head.Position)
 		}
-		if views[id] != head.Position {
-			return fmt.Sprintf("session %s: view at %d, head at %d", id, views[id], head.Position)
-		}
+	})
+	if problem != "" {
+		return problem
 	}
 	pending, err := m.c.Pending(ctx, client.PendingRequest{Group: "mix"})
 	if err != nil {
@@ -416,4 +426,20 @@ func verifyAll(t *testing.T, ctx context.Context, urls string) {
 		return
 	}
 	t.Logf("strand audit verify --all: %s", bytes.TrimSpace(out))
+}
+
+// parallel calls fn(0) .. fn(n-1), eight at a time, and waits for them.
+func parallel(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
 }
