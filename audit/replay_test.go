@@ -296,7 +296,7 @@ func TestReader_Log(t *testing.T) {
 		t.Helper()
 		var out []uint64
 		err := r.Log(ctx, tenant, flt, func(e audit.Entry) error {
-			if e.Hash == "" || e.Type == "" || e.Error != "" {
+			if e.Hash == "" || e.Type == "" || e.Error != "" || e.Summary == "" {
 				t.Errorf("incomplete entry %+v", e)
 			}
 			out = append(out, e.Position)
@@ -345,6 +345,10 @@ func TestReader_Log(t *testing.T) {
 		r.Log(ctx, "acme", audit.Filter{Types: []domain.EventType{domain.SessionRestored}}, func(e audit.Entry) error { rest = e; return nil })
 		if rest.RestoredTo != p["A.cp1.at"] || rest.Actor != "carol" || rest.Prev == "" || rest.Root == "" {
 			t.Fatalf("restore entry %+v", rest)
+		}
+		// The timeline's line is the event's summary, as the API shows it.
+		if want := "restored to " + strconv.FormatUint(p["A.cp1.at"], 10); rest.Summary != want {
+			t.Errorf("restore entry summary %q, want %q", rest.Summary, want)
 		}
 	})
 }
