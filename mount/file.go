@@ -187,8 +187,9 @@ func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uin
 	return 0
 }
 
-// Flush is called on every close of a descriptor: a written file is
-// flushed soon, without making close wait for the service.
+// Flush: handles are opened with FOPEN_NOFLUSH, so a kernel that knows
+// the flag (Linux 5.19 and later) sends none; for one that does not, a
+// written file is flushed soon, without making close wait for the service.
 func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	if h.wrote.Load() {
 		h.m.kickFlush()

@@ -289,7 +289,8 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if errno != 0 {
 		return nil, 0, errno
 	}
-	return m.openStaged(e, st, write), 0, 0
+	// No FLUSH at close: a pause in writes kicks the flush (noopen.go).
+	return m.openStaged(e, st, write), fuse.FOPEN_NOFLUSH, 0
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
@@ -316,7 +317,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	m.fillAttr(e, &out.Attr)
 	m.mu.Unlock()
 	in := n.inode(ctx, e)
-	return in, m.openStaged(e, st, true), 0, 0
+	return in, m.openStaged(e, st, true), fuse.FOPEN_NOFLUSH, 0
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
