@@ -85,20 +85,25 @@ type Spec struct {
 // asks for exactly this, so CreateOrUpdateConsumer from any number of them
 // lands on the same consumer.
 func (s Spec) consumerConfig(gen uint64) jetstream.ConsumerConfig {
+	pending := 1000 // one event at a time: its partitions hold few
+	if s.ApplyBatch != nil {
+		pending = maxAckPending
+	}
 	return jetstream.ConsumerConfig{
 		Durable:       durableName(s.Durable, gen),
 		Description:   s.Description,
 		FilterSubject: s.Filter,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxAckPending: maxAckPending,
+		MaxAckPending: pending,
 		AckWait:       cmp.Or(s.AckWait, 30*time.Second),
 		MaxDeliver:    -1,
 	}
 }
 
-// maxAckPending bounds the events handed out and not yet applied: room for
-// the batch being applied and the next one arriving meanwhile.
+// maxAckPending bounds the events handed out to a batch projection and not
+// yet applied: room for the batch being applied and the next one arriving
+// meanwhile.
 const maxAckPending = 2 * MaxBatch
 
 // Runner runs one projection on this instance: it joins the projection's
