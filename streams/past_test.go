@@ -242,3 +242,50 @@ func TestStore_AtStartsFromFrames(t *testing.T) {
 		t.Fatalf("4 reads inside the replayed stretch: %d consumers, %d direct gets; want 0, 4", c1-c0, d1-d0)
 	}
 }
+
+// TestStore_AtLargeReplay checks that a replay whose events exceed what one
+// direct get returns (directMaxBytes) reads the rest through a consumer and
+// ends in the writer's state.
+func TestStore_AtLargeReplay(t *testing.T) {
+	env := streamstest.Start(t)
+	ctx := context.Background()
+	g := &ids{}
+	s := create(t, env.Store, g, "acme")
+	var res streams.Result
+	var pos []uint64
+	for i := 0; i < 60; i++ {
+		var err error
+		res, err = env.Store.Change(ctx, "acme", s.ID, meta(g, "test"), func(*domain.Session) (domain.Command, error) {
+			var ops []domain.FileOp
+			for f := 0; f < domain.MaxInlineEventBytes/domain.MaxInlineBytes; f++ {
+				data := make([]byte, domain.MaxInlineBytes)
+				copy(data, fmt.Sprint(i, "/", f))
+				ops = append(ops, domain.FileOp{Kind: domain.OpWrite, Path: fmt.Sprintf("f%d", f), Content: domain.Sum(data), Size: int64(len(data)), Data: data})
+			}
+			return domain.ChangeFiles{Ops: ops, Batch: true}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos = append(pos, res.Position)
+	}
+	reader, err := streams.Open(ctx, env.NC, streams.Config{SnapshotEvery: 1 << 40}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	if _, err := reader.At(ctx, "acme", s.ID, pos[14]); err != nil { // version 16: a frame
+		t.Fatal(err)
+	}
+	got, err := reader.At(ctx, "acme", s.ID, pos[58]) // 44 events of ~256 KiB after it
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := env.Store.At(ctx, "acme", s.ID, pos[58])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != want.Version || got.Tree.Hash() != want.Tree.Hash() {
+		t.Fatalf("read version %d root %s; want %d %s", got.Version, got.Tree.Hash(), want.Version, want.Tree.Hash())
+	}
+}
