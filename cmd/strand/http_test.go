@@ -238,9 +238,12 @@ func TestServe_UsageAndStats(t *testing.T) {
 
 	// The session list is a projection: wait until it has the session.
 	var u client.UsageReply
+	// The stats projection's sums reach each instance's memory through a
+	// watch of its bucket, a moment after the projection acknowledged
+	// the events: wait for the figures themselves.
 	waitFor(t, "usage to count the session", func() bool {
 		c.okJSON(&u, "usage")
-		return u.Sessions == 1 && u.Behind == 0
+		return u.Sessions == 1 && u.Behind == 0 && u.Storage.Blobs == 1 && u.ContentBytes == int64(6+2*len(same))
 	})
 	n := 0
 	for _, k := range u.SessionsByStatus {
