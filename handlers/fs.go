@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"golang.org/x/sync/errgroup"
+
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 )
@@ -93,28 +95,65 @@ func (c *call) precheck(id, requestID string) error {
 // (*inline, reduced by it) is not stored: it is returned as data, to
 // travel inside the event (design record 0009).
 func (c *call) storeContent(content []byte, chunks []string, hash, expect string, inline *int) (h domain.Hash, size int64, data []byte, err error) {
-	var want domain.Hash
-	if hash != "" {
-		if want, err = domain.ParseHash(hash); err != nil {
-			return domain.Hash{}, 0, nil, err
-		}
-	}
-	if len(chunks) > 0 {
-		h, size, err = c.storeChunks(content, chunks, want, expect)
-		return h, size, nil, err
-	}
-	h = domain.Sum(content)
-	if !want.IsZero() && want != h {
-		return domain.Hash{}, 0, nil, domain.Errorf(domain.CodeInvalidArgument, "content does not match hash %s", want)
-	}
-	if n := len(content); n > 0 && n <= domain.MaxInlineBytes && n <= *inline {
-		*inline -= n
-		return h, int64(n), content, nil
+	h, size, data, put, err := c.prepareContent(content, chunks, hash, expect, inline)
+	if err != nil || !put {
+		return h, size, data, err
 	}
 	if _, err := c.svc.blobs.Put(c.ctx, content); err != nil {
 		return domain.Hash{}, 0, nil, err
 	}
-	return h, int64(len(content)), nil, nil
+	return h, size, nil, nil
+}
+
+// prepareContent is storeContent but for the blob put of content given in
+// the request: put says that content must still be stored as a blob
+// before the event (fsBatch stores a batch's blobs together).
+func (c *call) prepareContent(content []byte, chunks []string, hash, expect string, inline *int) (h domain.Hash, size int64, data []byte, put bool, err error) {
+	var want domain.Hash
+	if hash != "" {
+		if want, err = domain.ParseHash(hash); err != nil {
+			return domain.Hash{}, 0, nil, false, err
+		}
+	}
+	if len(chunks) > 0 {
+		h, size, err = c.storeChunks(content, chunks, want, expect)
+		return h, size, nil, false, err
+	}
+	h = domain.Sum(content)
+	if !want.IsZero() && want != h {
+		return domain.Hash{}, 0, nil, false, domain.Errorf(domain.CodeInvalidArgument, "content does not match hash %s", want)
+	}
+	if n := len(content); n > 0 && n <= domain.MaxInlineBytes && n <= *inline {
+		*inline -= n
+		return h, int64(n), content, false, nil
+	}
+	return h, int64(len(content)), nil, true, nil
+}
+
+// batchPuts bounds the blob puts of one fs.batch in flight at once.
+const batchPuts = 16
+
+// putBlobs stores contents as blobs, up to batchPuts at once, each
+// distinct content once; it returns when all are stored or one failed.
+// With fsync on, each put is an acknowledged, synced message: one after
+// another, a batch of 1,000 files above the inline limit waited for 1,000
+// of them in turn.
+func (c *call) putBlobs(contents [][]byte) error {
+	g, ctx := errgroup.WithContext(c.ctx)
+	g.SetLimit(batchPuts)
+	seen := make(map[domain.Hash]bool, len(contents))
+	for _, content := range contents {
+		h := domain.Sum(content)
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		g.Go(func() error {
+			_, err := c.svc.blobs.Put(ctx, content)
+			return err
+		})
+	}
+	return g.Wait()
 }
 
 // storeChunks assembles uploaded chunks into one content and returns its
@@ -309,15 +348,23 @@ func (s *Service) fsBatch(c *call) (any, error) {
 		return nil, err
 	}
 	inline := domain.MaxInlineEventBytes
+	var puts [][]byte
 	for i, o := range req.Ops {
 		if o.Op != domain.OpWrite {
 			continue
 		}
-		h, size, data, err := c.storeContent(o.Content, o.Chunks, o.Hash, o.ExpectedHash, &inline)
+		h, size, data, put, err := c.prepareContent(o.Content, o.Chunks, o.Hash, o.ExpectedHash, &inline)
 		if err != nil {
 			return nil, err
 		}
+		if put {
+			puts = append(puts, o.Content)
+		}
 		ops[i].Content, ops[i].Size, ops[i].Data = h, size, data
+	}
+	// Every blob is stored before the event that names it.
+	if err := c.putBlobs(puts); err != nil {
+		return nil, err
 	}
 	res, err := c.change(id, req.Mutation, func(*domain.Session) (domain.Command, error) {
 		return domain.ChangeFiles{Ops: ops, Batch: true}, nil

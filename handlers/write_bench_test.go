@@ -249,3 +249,34 @@ func BenchmarkBatch_Bulk(b *testing.B) {
 	}
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(rep), "cpu-µs/op")
 }
+
+// BenchmarkBatch_Blobs is one fs.batch of 200 files of 4 KiB (above the
+// inline limit, so each is a blob stored before the event) on one
+// embedded server that fsyncs every write.
+func BenchmarkBatch_Blobs(b *testing.B) {
+	env := streamstest.Start(b, streamstest.Options{SyncAlways: true})
+	svc := handlers.NewService(env.Store, handlers.Options{})
+	if err := svc.Start(env.NC); err != nil {
+		b.Fatal(err)
+	}
+	defer svc.Stop()
+	ctx := context.Background()
+	cl := client.NewClient(env.NC, "bench")
+	sess, err := cl.CreateSession(ctx, client.CreateSessionRequest{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ops := make([]client.BatchOp, 200)
+	rep := 0
+	for b.Loop() {
+		rep++
+		for i := range ops {
+			c := bytes.Repeat([]byte("x"), 4096)
+			copy(c, fmt.Sprintf("%d/%d", rep, i))
+			ops[i] = client.BatchOp{Op: "write", Path: fmt.Sprintf("d%02d/f%04d.bin", i%10, i), Content: c}
+		}
+		if _, err := cl.Batch(ctx, client.BatchRequest{Session: sess.Session.ID, Ops: ops}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
