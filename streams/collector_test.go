@@ -143,7 +143,7 @@ func TestCollector_ConcurrentWriters(t *testing.T) {
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var writes atomic.Int32
+	var writes, reuses atomic.Int32
 	for w := 0; w < 3; w++ {
 		wg.Add(1)
 		go func(w int) {
@@ -157,7 +157,8 @@ func TestCollector_ConcurrentWriters(t *testing.T) {
 				default:
 				}
 				var data []byte
-				if rng.IntN(2) == 0 {
+				reuse := rng.IntN(2) == 0
+				if reuse {
 					// Reuse of an unnamed, old blob (condemned, maybe deleted).
 					data = orphans[rng.IntN(len(orphans))]
 				} else {
@@ -169,9 +170,17 @@ func TestCollector_ConcurrentWriters(t *testing.T) {
 					return
 				}
 				writes.Add(1)
+				if reuse {
+					reuses.Add(1)
+				}
 			}
 		}(w)
 	}
+	// Condemned orphans are deleted a grace after the first run, in real
+	// time: on a loaded machine the writers might not have named any by
+	// then, and the run would find nothing to spare. The test is about a
+	// collection that meets both, so the runs start once some are named.
+	waitFor(t, "writers to reuse 10 condemned orphans", func() bool { return reuses.Load() >= 10 })
 	deadline := time.Now().Add(time.Minute)
 	afterDelete := -1 // runs since the first one that deleted
 	for afterDelete < 1 {
@@ -217,9 +226,21 @@ func TestCollector_ConcurrentWriters(t *testing.T) {
 		}
 	}
 	named := checkNamed(t, env)
-	t.Logf("%d writes, %d runs, %d named blobs; condemned %d, kept %d, deleted %d", writes.Load(), len(runs), named, condemned, kept, deleted)
-	if deleted == 0 || kept == 0 {
-		t.Errorf("deleted %d, kept %d: want the collector to have deleted orphans and spared reused ones", deleted, kept)
+	t.Logf("%d writes (%d reuses), %d runs, %d named blobs; condemned %d, kept %d, deleted %d", writes.Load(), reuses.Load(), len(runs), named, condemned, kept, deleted)
+	// A reused orphan is stored again by the writer's Put (Blobs.keep),
+	// which drops its condemnation: the collector then counts it named, or
+	// kept when it met the record first. Which of the two is a race, so the
+	// test asserts what must hold either way: orphans were deleted, and the
+	// condemned orphans the writers named (at least 10, waited for above)
+	// are readable, as every named blob is (checkNamed).
+	survivors := 0
+	for _, data := range orphans {
+		if _, err := st.Blobs.Get(ctx, domain.Sum(data)); err == nil {
+			survivors++
+		}
+	}
+	if deleted == 0 || survivors == 0 {
+		t.Errorf("deleted %d, %d reused orphans readable: want both", deleted, survivors)
 	}
 	for _, data := range lonely {
 		if _, err := st.Blobs.Get(ctx, domain.Sum(data)); domain.ErrorCode(err) != domain.CodeNotFound {
