@@ -187,12 +187,20 @@ func (p *Sessions) writeBatch(ctx context.Context, views []*batchView, gen uint6
 			wait()
 		}
 	}
+	// The commit-index entries first: a view written with its commits'
+	// events folded skips them when they come again, so a view whose
+	// entries failed is not written.
+	for _, bv := range views {
+		if bv.err == nil && bv.changed {
+			for _, c := range bv.commits {
+				publish(bv, kvSubject(commitKey(bv.v.Tenant, c)), []byte(bv.v.ID), false)
+			}
+		}
+	}
+	wait()
 	for _, bv := range views {
 		if bv.err != nil || !bv.changed {
 			continue
-		}
-		for _, c := range bv.commits {
-			publish(bv, kvSubject(commitKey(bv.v.Tenant, c)), []byte(bv.v.ID), false)
 		}
 		bv.v.Gen = gen
 		body, _ := json.Marshal(bv.v)
