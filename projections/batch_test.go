@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,7 +133,10 @@ func TestSessions_CrashMidBatch(t *testing.T) {
 	}
 	crashed.EmitWork(WorkConfig{Stream: names.WorkStream, Subject: names.WorkSubject})
 	var writes, views int
+	var mu sync.Mutex // the writes of a batch run concurrently
 	crashed.writeHook = func(subject string) error {
+		mu.Lock()
+		defer mu.Unlock()
 		if writes++; writes > 7 {
 			return errors.New("crashed")
 		}

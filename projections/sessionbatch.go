@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"sync"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
@@ -139,79 +137,59 @@ func (p *Sessions) foldBatchView(bv *batchView, ds []Delivery, evs []*domain.Eve
 }
 
 // writeBatch writes the changed views of a batch and their commit-index
-// entries, all in flight at once, each view expecting its revision (a
-// create expecting none), and records each view's outcome in it.
+// entries, viewWorkers views at a time, each view expecting its revision
+// (a create expecting none), and records each view's outcome in it. The
+// writes are the KV's own requests (not asynchronous publishes): on a
+// cluster they ride through a leader election as every other KV write of
+// the service does.
 func (p *Sessions) writeBatch(ctx context.Context, views []*batchView, gen uint64) {
-	type write struct {
-		bv     *batchView
-		view   bool
-		future jetstream.PubAckFuture
-	}
-	var writes []write
-	wait := func() {
-		for _, w := range writes {
-			var err error
-			var rev uint64
-			select {
-			case ack := <-w.future.Ok():
-				rev = ack.Sequence
-			case err = <-w.future.Err():
-			case <-ctx.Done():
-				err = ctx.Err()
-			}
-			switch {
-			case err != nil && w.bv.err == nil:
-				w.bv.err = err
-			case err == nil && w.view:
-				w.bv.rev = rev
-			}
+	var changed []*batchView
+	for _, bv := range views {
+		if bv.err == nil && bv.changed {
+			changed = append(changed, bv)
 		}
-		writes = writes[:0]
 	}
-	publish := func(bv *batchView, subject string, body []byte, view bool, opts ...jetstream.PublishOpt) {
-		if p.writeHook != nil {
-			if err := p.writeHook(subject); err != nil {
+	parallel(changed, func(bv *batchView) {
+		// The commit-index entries first: a view written with its
+		// commits' events folded skips them when they come again.
+		for _, c := range bv.commits {
+			if err := p.hook(kvSubject(commitKey(bv.v.Tenant, c))); err != nil {
+				bv.err = err
+				return
+			}
+			if _, err := p.kv.Put(ctx, commitKey(bv.v.Tenant, c), []byte(bv.v.ID)); err != nil {
 				bv.err = err
 				return
 			}
 		}
-		m := nats.NewMsg(subject)
-		m.Data = body
-		f, err := p.js.PublishMsgAsync(m, opts...)
-		if err != nil {
-			bv.err = fmt.Errorf("write %s: %w", subject, err)
+		if err := p.hook(kvSubject(bv.key)); err != nil {
+			bv.err = err
 			return
-		}
-		writes = append(writes, write{bv, view, f})
-		if len(writes) == maxInFlight {
-			wait()
-		}
-	}
-	// The commit-index entries first: a view written with its commits'
-	// events folded skips them when they come again, so a view whose
-	// entries failed is not written.
-	for _, bv := range views {
-		if bv.err == nil && bv.changed {
-			for _, c := range bv.commits {
-				publish(bv, kvSubject(commitKey(bv.v.Tenant, c)), []byte(bv.v.ID), false)
-			}
-		}
-	}
-	wait()
-	for _, bv := range views {
-		if bv.err != nil || !bv.changed {
-			continue
 		}
 		bv.v.Gen = gen
 		body, _ := json.Marshal(bv.v)
-		publish(bv, kvSubject(bv.key), body, true, jetstream.WithExpectLastSequencePerSubject(bv.rev))
-	}
-	wait()
+		var rev uint64
+		var err error
+		if bv.rev == 0 {
+			rev, err = p.kv.Create(ctx, bv.key, body)
+		} else {
+			rev, err = p.kv.Update(ctx, bv.key, body, bv.rev)
+		}
+		if err != nil {
+			bv.err = err
+			return
+		}
+		bv.rev = rev
+	})
 }
 
-// maxInFlight bounds the writes of a batch waiting for their acks (the
-// client's own bound on asynchronous publishes is 4,000).
-const maxInFlight = 1000
+// hook runs the test hook of writes, if any.
+func (p *Sessions) hook(subject string) error {
+	if p.writeHook == nil {
+		return nil
+	}
+	return p.writeHook(subject)
+}
 
 // kvSubject is the subject of a key of the views bucket.
 func kvSubject(key string) string { return "$KV." + names.SessionsBucket + "." + key }
@@ -227,7 +205,7 @@ func (p *Sessions) settleView(ctx context.Context, bv *batchView, ds []Delivery,
 			p.cache.Add(bv.key, cachedView{bv.v, bv.rev})
 		}
 		again = bv.rest
-	case isWrongLastSeq(bv.err):
+	case isWrongLastSeq(bv.err) || errors.Is(bv.err, jetstream.ErrKeyExists) || errors.Is(bv.err, jetstream.ErrKeyRevisionMismatch):
 		// Another instance wrote the view meanwhile (or this instance's
 		// cache was stale).
 		p.cache.Remove(bv.key)
