@@ -135,15 +135,6 @@ func StartRunner(ctx context.Context, js jetstream.JetStream, stream string, rep
 	if spec.Partitions <= 0 {
 		spec.Partitions = 8
 	}
-	if replicas > 1 {
-		// On a cluster, batches are off for now: after a leader election
-		// of the event stream, a batch projection was seen holding events
-		// that wait forever on an earlier one
-		// (TestFault_BackgroundWorkThroughFailover, 4 runs in 4); one event
-		// at a time rides through it. Batches stay on one server, where the
-		// crash and soak tests pass (docs/operations.md §3).
-		spec.ApplyBatch = nil
-	}
 	if spec.ApplyBatch != nil {
 		spec.Partitions = 1
 	}
