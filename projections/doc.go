@@ -6,9 +6,12 @@
 // leaves its unacknowledged events to the others after AckWait. Apply is
 // idempotent: the session views record, per view, the number of the
 // session's last event folded (events of a session carry consecutive
-// numbers), skip what they already have and hand back (ErrGap) an event
-// that arrives before its predecessor, so redeliveries and any delivery
-// order across instances change nothing. Status reads a projection's
+// numbers) and skip what they already have; an event that arrives before
+// its predecessors (another instance holds them, they were handed back, a
+// leader change redelivers them late) reads the missing events of its
+// session from the stream leader and folds them first (gap.go), so
+// redeliveries and any delivery order across instances change nothing and
+// no entry waits for a redelivery to move on. Status reads a projection's
 // position and lag from its consumer; Rebuild folds it again from sequence
 // 1 into a new generation (rebuild.go says how, with instances running).
 //

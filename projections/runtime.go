@@ -32,8 +32,9 @@ type Delivery struct {
 // Errors an Apply returns to steer the runner.
 var (
 	// ErrGap means an earlier event of the same entry has not been applied
-	// yet (it was delivered elsewhere, or failed): the event is handed back
-	// and delivered again shortly, by when the earlier one is in.
+	// yet and could not be read from the stream to fold first (the
+	// projections fill gaps themselves: gap.go), or only part of a long
+	// gap was: the event is handed back and delivered again shortly.
 	ErrGap = errors.New("projection: an earlier event of this entry is not applied yet")
 	// ErrStaleGeneration means the read model has moved to a newer
 	// generation (a rebuild): the runner rejoins.

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -298,7 +299,7 @@ func eventOf(d Delivery) (ev *domain.Event, tenant, id string, version uint64, e
 }
 
 func (p *Sessions) apply(ctx context.Context, d Delivery) error {
-	ev, tenant, id, version, decErr := eventOf(d)
+	_, tenant, id, version, decErr := eventOf(d)
 	if decErr != nil {
 		p.log.Error("session view: undecodable event stepped over", "seq", d.Seq, "subject", d.Subject, "err", decErr)
 		if id == "" || version == 0 {
@@ -321,27 +322,36 @@ func (p *Sessions) apply(ctx context.Context, d Delivery) error {
 		if v.Version >= version {
 			return nil // already folded: a redelivery
 		}
+		steps := []Delivery{d}
 		if v.Version+1 != version {
 			if cached {
 				// Another instance may have folded the events in between.
 				cached = false
 				continue
 			}
-			return ErrGap
+			if steps, err = p.fillGap(ctx, v, d, version); err != nil || len(steps) == 0 {
+				return cmp.Or(err, ErrGap)
+			}
 		}
-		if ev != nil {
-			before := v.Pending
-			fold(&v, ev, d.Seq)
-			if err := p.work.sync(ctx, d.Gen, &v, before); err != nil {
+		before := v.Pending
+		var commits []string
+		for _, s := range steps {
+			if ev, _, _, n, _ := eventOf(s); ev != nil {
+				fold(&v, ev, s.Seq)
+				if ev.Type == domain.CommitCreated && ev.Commit != nil {
+					commits = append(commits, ev.Commit.ID)
+				}
+			} else {
+				v.Version, v.Applied = n, s.Seq
+			}
+		}
+		if err := p.work.sync(ctx, d.Gen, &v, before); err != nil {
+			return err
+		}
+		for _, c := range commits {
+			if _, err := p.kv.Put(ctx, commitKey(tenant, c), []byte(id)); err != nil {
 				return err
 			}
-			if ev.Type == domain.CommitCreated && ev.Commit != nil {
-				if _, err := p.kv.Put(ctx, commitKey(ev.Tenant, ev.Commit.ID), []byte(ev.Session)); err != nil {
-					return err
-				}
-			}
-		} else {
-			v.Version, v.Applied = version, d.Seq
 		}
 		v.Gen = d.Gen
 		body, _ := json.Marshal(v)
@@ -352,6 +362,9 @@ func (p *Sessions) apply(ctx context.Context, d Delivery) error {
 		}
 		if err == nil {
 			p.cache.Add(key, cachedView{v, rev})
+			if steps[len(steps)-1].Seq != d.Seq {
+				return ErrGap // a longer gap than one read fills: folded part of it
+			}
 			return nil
 		}
 		p.cache.Remove(key)
@@ -361,6 +374,24 @@ func (p *Sessions) apply(ctx context.Context, d Delivery) error {
 		}
 	}
 	return fmt.Errorf("view %s: too many concurrent updates", key)
+}
+
+// fillGap returns the events to fold into v, in order, for d (numbered
+// version) to follow on: the session's events between v's last and d,
+// read from the stream, then d itself; without d when the gap is longer
+// than one read (the events that follow on, to fold now); none when the
+// stream does not hold them yet.
+func (p *Sessions) fillGap(ctx context.Context, v View, d Delivery, version uint64) ([]Delivery, error) {
+	ds, err := missing(ctx, p.js, p.stream, d.Subject, v.Applied, d.Seq, maxGapFill, d.Gen)
+	if err != nil {
+		return nil, err
+	}
+	ds = ds[:following(ds, v.Version, deliveryVersion)]
+	if uint64(len(ds)) == version-v.Version-1 {
+		ds = append(ds, d)
+	}
+	p.log.Debug("session view: gap filled from the stream", "subject", d.Subject, "from", v.Version, "to", version, "read", len(ds))
+	return ds, nil
 }
 
 // fold applies one event to a view. It never changes what v's slices and

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -264,7 +265,7 @@ func (p *Stats) load(ctx context.Context, key string, cached bool) (SessionStats
 }
 
 func (p *Stats) apply(ctx context.Context, d Delivery) error {
-	ev, tenant, id, version, decErr := eventOf(d)
+	_, tenant, id, version, decErr := eventOf(d)
 	if decErr != nil {
 		p.log.Error("session stats: undecodable event stepped over", "seq", d.Seq, "subject", d.Subject, "err", decErr)
 		if id == "" || version == 0 {
@@ -289,22 +290,28 @@ func (p *Stats) apply(ctx context.Context, d Delivery) error {
 			// the totals were written.
 			return p.syncTotals(ctx, tenant, id, s)
 		}
+		steps := []Delivery{d}
 		if s.Version+1 != version {
 			if cached {
 				cached = false
 				continue
 			}
-			return ErrGap
-		}
-		if ev != nil {
-			if err := p.claimBlobs(ctx, tenant, ev); err != nil {
-				return err
+			if steps, err = p.fillGap(ctx, s, d, version); err != nil || len(steps) == 0 {
+				return cmp.Or(err, ErrGap)
 			}
-			foldStats(&s, ev)
 		}
-		s.Tenant, s.Session = tenant, id
-		s.EventBytes += storedSize(d)
-		s.Version, s.Applied, s.Gen = version, d.Seq, d.Gen
+		for _, step := range steps {
+			ev, _, _, n, _ := eventOf(step)
+			if ev != nil {
+				if err := p.claimBlobs(ctx, tenant, ev); err != nil {
+					return err
+				}
+				foldStats(&s, ev)
+			}
+			s.EventBytes += storedSize(step)
+			s.Version, s.Applied = n, step.Seq
+		}
+		s.Tenant, s.Session, s.Gen = tenant, id, d.Gen
 		body, err := json.Marshal(s)
 		if err != nil {
 			return err
@@ -316,7 +323,13 @@ func (p *Stats) apply(ctx context.Context, d Delivery) error {
 		}
 		if err == nil {
 			p.cache.Add(key, cachedBody{body, rev})
-			return p.syncTotals(ctx, tenant, id, s)
+			if err := p.syncTotals(ctx, tenant, id, s); err != nil {
+				return err
+			}
+			if steps[len(steps)-1].Seq != d.Seq {
+				return ErrGap // a longer gap than one read fills: folded part of it
+			}
+			return nil
 		}
 		p.cache.Remove(key)
 		cached = false
@@ -325,6 +338,21 @@ func (p *Stats) apply(ctx context.Context, d Delivery) error {
 		}
 	}
 	return fmt.Errorf("stats %s: too many concurrent updates", key)
+}
+
+// fillGap returns the events to fold into s, in order, for d (numbered
+// version) to follow on, as Sessions.fillGap does for a view.
+func (p *Stats) fillGap(ctx context.Context, s SessionStats, d Delivery, version uint64) ([]Delivery, error) {
+	ds, err := missing(ctx, p.js, p.stream, d.Subject, s.Applied, d.Seq, maxGapFill, d.Gen)
+	if err != nil {
+		return nil, err
+	}
+	ds = ds[:following(ds, s.Version, deliveryVersion)]
+	if uint64(len(ds)) == version-s.Version-1 {
+		ds = append(ds, d)
+	}
+	p.log.Debug("session stats: gap filled from the stream", "subject", d.Subject, "from", s.Version, "to", version, "read", len(ds))
+	return ds, nil
 }
 
 // applyBatch folds a batch of events (in stream order): each session's

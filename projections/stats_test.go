@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -211,7 +212,35 @@ func TestStats_Projection(t *testing.T) {
 		t.Fatalf("redelivery after lost totals: %v", err)
 	}
 	waitTenant(t, a, "acme", tenants["acme"])
-	// An event whose predecessor is not folded waits.
+	// A record behind its session (the events in between went to another
+	// instance, or come late) reads the missing events from the stream:
+	// folded from nothing with the last event alone, it is the same.
+	whole, err := a.kv.Get(ctx, statsKey("acme", id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastD, err := nextBySubject(ctx, env.Store.JetStream().Conn(), names.EventStream, names.EventSubject("acme", id), last.Position)
+	if err != nil || lastD == nil {
+		t.Fatalf("read event %d back: %v, %v", last.Position, lastD, err)
+	}
+	if err := a.kv.Delete(ctx, statsKey("acme", id)); err != nil {
+		t.Fatal(err)
+	}
+	a.cache.Purge()
+	if err := a.apply(ctx, *lastD); err != nil {
+		t.Fatalf("the last event with none folded before it: %v, want the history read and folded", err)
+	}
+	refolded, err := a.kv.Get(ctx, statsKey("acme", id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantS, gotS SessionStats
+	_ = json.Unmarshal(whole.Value(), &wantS)
+	_ = json.Unmarshal(refolded.Value(), &gotS)
+	if !reflect.DeepEqual(gotS, wantS) {
+		t.Errorf("record folded after a gap:\n got %+v\nwant %+v", gotS, wantS)
+	}
+	// An event whose predecessor is not in the stream waits.
 	early := d
 	early.Header = nats.Header{names.HeaderVersion: []string{fmt.Sprint(last.Event.Version + 2)}}
 	early.Data = nil
