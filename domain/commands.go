@@ -145,7 +145,7 @@ func Execute(s *Session, cmd Command, m Meta, past Past) (*Event, *Session, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	n, err := apply(base, e, past)
+	n, err := applyDecided(base, e, past)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -396,6 +396,7 @@ func decideFiles(s *Session, c ChangeFiles, m Meta, _ Past) (*Event, error) {
 	}
 	e := newEvent(s, typ, m)
 	e.Ops = ops
+	e.decided = &t
 	return e, nil
 }
 

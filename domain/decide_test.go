@@ -949,3 +949,52 @@ func cpNamed(s *domain.Session, name string) domain.Checkpoint {
 	cp, _ := s.Checkpoints.Get(name)
 	return cp
 }
+
+// TestExecute_BatchTreeAsReplayed: the state Execute returns for a batch
+// takes the tree its decision built op by op; a replay of the stored event
+// builds it from the ops at once. Both must be the same tree, also when
+// later ops of the batch depend on earlier ones.
+func TestExecute_BatchTreeAsReplayed(t *testing.T) {
+	l := newLog(t)
+	s := l.create("s1")
+	s = l.must("s1", domain.ChangeFiles{Ops: []domain.FileOp{writeOp("keep/a.txt", "a"), writeOp("old/b.txt", "b")}, Batch: true})
+	ops := []domain.FileOp{
+		{Kind: domain.OpMkdir, Path: "new"},
+		writeOp("new/c.txt", "c"),
+		{Kind: domain.OpRename, Path: "old/b.txt", To: "new/b.txt"},
+		{Kind: domain.OpRemove, Path: "old", Recursive: true},
+		{Kind: domain.OpSymlink, Path: "new/link", Target: "c.txt"},
+		writeOp("new/link", "through the link"),
+		writeOp("keep/a.txt", "a again"),
+	}
+	n, e, err := l.exec("s1", domain.ChangeFiles{Ops: ops, Batch: true})
+	if err != nil {
+		t.Fatalf("Execute(batch): %v", err)
+	}
+	body, err := e.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := domain.DecodeEvent(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := domain.Evolve(s, ev, n.Position, domain.Sum(body), nil)
+	if err != nil {
+		t.Fatalf("Evolve(the batch's event): %v", err)
+	}
+	if r.Tree.Hash() != n.Tree.Hash() {
+		t.Errorf("replayed tree %s, want the executed %s", r.Tree.Hash(), n.Tree.Hash())
+	}
+	for _, p := range []string{"keep/a.txt", "new/b.txt", "new/c.txt", "new/link"} {
+		if (r.Tree.Lookup(p) == nil) != (n.Tree.Lookup(p) == nil) || n.Tree.Lookup(p) == nil {
+			t.Errorf("%s: executed %v, replayed %v; want both present", p, n.Tree.Lookup(p) != nil, r.Tree.Lookup(p) != nil)
+		}
+	}
+}
+
+// writeOp writes text as inline content.
+func writeOp(p, text string) domain.FileOp {
+	data := []byte(text)
+	return domain.FileOp{Kind: domain.OpWrite, Path: p, Content: domain.Sum(data), Size: int64(len(data)), Data: data}
+}

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"bytes"
+	"sync"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -268,6 +269,12 @@ type Event struct {
 	Cache  []CacheOp   `msgpack:"cache,omitempty"`
 	Lock   *LockData   `msgpack:"lock,omitempty"`
 	Health *HealthData `msgpack:"health,omitempty"`
+
+	// decided is the tree a decide function already built by applying
+	// Ops, in order, to the state it decided on; Execute hands it to the
+	// event's apply instead of building it a second time, and clears it.
+	// Never encoded: a replay builds the tree from Ops.
+	decided *Tree
 }
 
 // CacheOp is one change of a session's knowledge cache.
@@ -337,14 +344,31 @@ func (e *Event) Encode() ([]byte, error) { return encodeSorted(e) }
 // encodeSorted returns the MessagePack form of v with map keys sorted: the
 // canonical form of what is hashed (events, tenant log entries).
 func encodeSorted(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
-	enc.SetSortMapKeys(true)
-	if err := enc.Encode(v); err != nil {
+	w := encoders.Get().(*sortedEncoder)
+	defer encoders.Put(w)
+	w.buf.Reset()
+	if err := w.enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	// The buffer goes back to the pool: the caller gets a copy of its
+	// exact size (one allocation instead of the buffer's growth).
+	return bytes.Clone(w.buf.Bytes()), nil
 }
+
+// sortedEncoder is a MessagePack encoder with sorted map keys and the
+// buffer it writes to, kept in a pool: every append encodes its event, and
+// a fresh encoder and buffer were most of that encoding's allocations.
+type sortedEncoder struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+var encoders = sync.Pool{New: func() any {
+	w := &sortedEncoder{}
+	w.enc = msgpack.NewEncoder(&w.buf)
+	w.enc.SetSortMapKeys(true)
+	return w
+}}
 
 // DecodeEvent parses an event envelope (see decode.go).
 func DecodeEvent(b []byte) (*Event, error) {

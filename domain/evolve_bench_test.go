@@ -91,3 +91,25 @@ func BenchmarkEvolve(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkEncodeEvent encodes one decoded envelope per operation: what
+// every append does before publishing.
+func BenchmarkEncodeEvent(b *testing.B) {
+	bodies, _ := benchHistory(b, 1000)
+	evs := make([]*Event, len(bodies))
+	for i, body := range bodies {
+		ev, err := DecodeEvent(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		evs[i] = ev
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := evs[i%len(evs)].Encode(); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

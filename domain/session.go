@@ -257,12 +257,30 @@ func (s *Session) onStored(fix func(s *Session, position uint64)) {
 type applying struct {
 	before *Session
 	past   Past
+	// decided is the tree the event's decide function built from its
+	// ops on before (Event.decided), nil on a replay.
+	decided *Tree
 }
 
 // apply folds an event into a state without checking the recorded root:
 // the checks every event needs (version and hash chain), then its type's
 // apply from the event table.
 func apply(s *Session, e *Event, past Past) (*Session, error) {
+	return applyWith(s, e, applying{before: s, past: past})
+}
+
+// applyDecided is apply of an event just decided on s: the tree its
+// decide function built from the same ops on the same tree is taken as it
+// is (applyOps of the ops one at a time, as decide did, or all at once, as
+// a replay does, build the same tree), and the event keeps no reference to
+// it.
+func applyDecided(s *Session, e *Event, past Past) (*Session, error) {
+	a := applying{before: s, past: past, decided: e.decided}
+	e.decided = nil
+	return applyWith(s, e, a)
+}
+
+func applyWith(s *Session, e *Event, a applying) (*Session, error) {
 	row, ok := eventRowOf(e.Type)
 	if !ok {
 		return nil, Errorf(CodeInternal, "unknown event type %q", e.Type)
@@ -283,7 +301,7 @@ func apply(s *Session, e *Event, past Past) (*Session, error) {
 	n.stored = nil
 	n.Version = e.Version
 	n.UpdatedAt = e.At()
-	if err := row.apply(&n, e, applying{before: s, past: past}); err != nil {
+	if err := row.apply(&n, e, a); err != nil {
 		return nil, err
 	}
 	return &n, nil
@@ -332,7 +350,11 @@ func applyStart(n *Session, e *Event, base *Session) error {
 
 // applyFileOps folds the file operations of an event (every file event, a
 // batch, a merge).
-func applyFileOps(n *Session, e *Event, _ applying) error {
+func applyFileOps(n *Session, e *Event, a applying) error {
+	if a.decided != nil {
+		n.Tree = *a.decided
+		return nil
+	}
 	t, err := applyOps(n.Tree, e.Ops)
 	if err != nil {
 		return err
