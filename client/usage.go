@@ -62,10 +62,11 @@ type UsageReply struct {
 	// Behind counts the events the stats projection has yet to fold, all
 	// tenants together: Storage and ContentBytes are that far behind.
 	Behind uint64 `json:"behind"`
-	// Requests counts the tenant's requests by endpoint as seen by the
-	// instance that answers, since it started (Prometheus's
-	// strand_http_requests_total and micro's stats have the
-	// deployment's).
+	// Requests counts the tenant's requests by endpoint, every instance
+	// of the deployment together and across restarts: the counters in
+	// STRAND_USAGE, which each instance adds to every few seconds, plus
+	// what the answering instance has not added yet (another instance's
+	// latest requests may be missing for that long).
 	Requests map[string]uint64 `json:"requests"`
 }
 

@@ -179,6 +179,25 @@ type UsageStore interface {
 	AddUsage(ctx context.Context, tenant string, bytes int64) error
 }
 
+// RequestCounter keeps each tenant's requests by endpoint for the whole
+// deployment, durably: every instance counts in memory and adds its counts
+// in batches, and any instance reads the sums.
+type RequestCounter interface {
+	// AddRequests adds a batch of counts. id names the batch: adding a
+	// batch again under the same id (a retry after an unknown outcome)
+	// counts it once, for as long as the counters remember ids (minutes).
+	AddRequests(ctx context.Context, id string, counts []RequestCount) error
+	// Requests returns a tenant's requests by endpoint.
+	Requests(ctx context.Context, tenant string) (map[string]uint64, error)
+}
+
+// RequestCount is a number of requests of a tenant to an endpoint (its
+// path, "fs.write").
+type RequestCount struct {
+	Tenant, Endpoint string
+	N                uint64
+}
+
 // Store is every role the request/reply service uses, and the blob store
 // behind it.
 type Store interface {
@@ -190,5 +209,6 @@ type Store interface {
 	SecretStore
 	BusStore
 	UsageStore
+	RequestCounter
 	BlobStore() BlobStore
 }

@@ -79,6 +79,9 @@ type Options struct {
 	Sessions SessionCounter
 	// UsageRefresh is how often usage is read again (0: DefaultUsageRefresh).
 	UsageRefresh time.Duration
+	// RequestFlush is how often the requests this instance counted are
+	// added to the deployment's counters (0: DefaultRequestFlush).
+	RequestFlush time.Duration
 	// Usage serves usage.get (usage.go); nil: unavailable.
 	Usage UsageReporter
 	// Stats serves session.stats (stats.go); nil: unavailable.
@@ -103,19 +106,23 @@ type Service struct {
 	quit chan struct{}
 	svc  micro.Service
 	wg   sync.WaitGroup
-	// quitOnce closes quit.
-	quitOnce sync.Once
-	nc       *nats.Conn
-	jobs     jobRunner
-	stats    map[string]*endpointStats
+	// quitOnce closes quit; stopFlush closes flushStop.
+	quitOnce  sync.Once
+	stopFlush sync.Once
+	nc        *nats.Conn
+	jobs      jobRunner
+	stats     map[string]*endpointStats
 	// limits is nil when Options.Limits is.
 	limits *limiter
 	// searchCache caches content for fs.search (search.go).
 	searchCache *blobCache
 	// listings caches the encoded listings of whole trees (manifest.go).
 	listings *listings
-	// requests counts each tenant's requests by endpoint (usage.get).
-	requests tenantRequests
+	// requests counts each tenant's requests by endpoint (usage.get);
+	// flushStop ends its flush loop, which closes flushDone.
+	requests  requestCounts
+	flushStop chan struct{}
+	flushDone chan struct{}
 }
 
 // endpointStats are an endpoint's true figures. micro measures a handler
@@ -190,6 +197,9 @@ func NewService(store domain.Store, opts Options) *Service {
 	if opts.SearchCacheBytes == 0 {
 		opts.SearchCacheBytes = DefaultSearchCacheBytes
 	}
+	if opts.RequestFlush <= 0 {
+		opts.RequestFlush = DefaultRequestFlush
+	}
 	s := &Service{store: store, blobs: store.BlobStore(), opts: opts, sem: make(chan struct{}, opts.MaxInflight),
 		work: make(chan func()), quit: make(chan struct{}), searchCache: newBlobCache(opts.SearchCacheBytes),
 		listings: newListings(DefaultListingCacheBytes)}
@@ -250,6 +260,8 @@ func (s *Service) Start(nc *nats.Conn) error {
 		}
 	}
 	s.svc = svc
+	s.flushStop, s.flushDone = make(chan struct{}), make(chan struct{})
+	go s.flushRequests()
 	return nil
 }
 
@@ -262,6 +274,12 @@ func (s *Service) Stop() error {
 	s.quitOnce.Do(func() { close(s.quit) })
 	s.wg.Wait()
 	s.jobs.stop()
+	// The requests just answered are counted; the loop's last flush adds
+	// them to the deployment's counters.
+	if s.flushStop != nil {
+		s.stopFlush.Do(func() { close(s.flushStop) })
+		<-s.flushDone
+	}
 	return err
 }
 

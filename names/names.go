@@ -47,8 +47,9 @@ func WatchSubject(tenant, session string) string {
 	return WatchPrefix + tenant + "." + session
 }
 
-// UsageStream holds one JetStream counter per tenant: the file content
-// bytes its sessions were given.
+// UsageStream holds the usage counters (JetStream counters): per tenant,
+// the file content bytes its sessions were given, and its requests by
+// endpoint, all instances together.
 const UsageStream = "STRAND_USAGE"
 
 // UsagePrefix starts the subjects of the usage counters.
@@ -57,6 +58,11 @@ const UsagePrefix = "strand.usage."
 // UsageSubject is the subject of a tenant's bytes-stored counter in the
 // counter stream UsageStream.
 func UsageSubject(tenant string) string { return UsagePrefix + tenant + ".bytes" }
+
+// UsageRequestPrefix starts the subjects of a tenant's request counters in
+// UsageStream: the prefix and an endpoint's path ("fs.write") make the
+// subject of the counter of the tenant's requests to that endpoint.
+func UsageRequestPrefix(tenant string) string { return UsagePrefix + tenant + ".requests." }
 
 // BusPrefix starts the plain NATS subjects of the session bus.
 const BusPrefix = "strand.bus."

@@ -20,6 +20,10 @@ type snapshotRef struct {
 	Blob     []byte `msgpack:"b"`
 	Position uint64 `msgpack:"p"`
 	Version  uint64 `msgpack:"v"`
+	// Size is the document's size, so that summing a tenant's snapshot
+	// bytes reads the references alone (references written before it have
+	// none: their document is looked up).
+	Size int64 `msgpack:"s,omitempty"`
 }
 
 type snapshotDoc struct {
@@ -177,7 +181,8 @@ func (st *Store) WriteSnapshot(ctx context.Context, s *domain.Session) error {
 	if err != nil {
 		return fmt.Errorf("store snapshot body: %w", err)
 	}
-	ref, _ := msgpack.Marshal(snapshotRef{Format: snapshotFormat, Blob: h[:], Position: s.Position, Version: s.Version})
+	ref, _ := msgpack.Marshal(snapshotRef{Format: snapshotFormat, Blob: h[:], Position: s.Position, Version: s.Version,
+		Size: int64(len(body))})
 	if _, err := st.snaps.Put(ctx, snapshotKey(s.Tenant, s.ID, s.Version), ref); err != nil {
 		return fmt.Errorf("store snapshot ref: %w", err)
 	}

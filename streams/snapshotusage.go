@@ -14,8 +14,9 @@ import (
 // SnapshotBytes returns the bytes of a tenant's snapshots: the size of
 // each snapshot document its sessions' snapshot references name (a
 // document is a blob; one named by several references counts once), and
-// how many references there are. It reads every reference of the tenant
-// and stats each document, so it costs one read per snapshot.
+// how many references there are. It reads the tenant's references in
+// batches (one round trip per 256); a reference written before references
+// carried their document's size costs a look-up of its document.
 func (st *Store) SnapshotBytes(ctx context.Context, tenant string) (bytes uint64, count int, err error) {
 	c, err := st.js.OrderedConsumer(ctx, "KV_"+names.SnapshotBucket, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{"$KV." + names.SnapshotBucket + "." + tenant + ".>"},
@@ -48,11 +49,15 @@ func (st *Store) SnapshotBytes(ctx context.Context, tenant string) (bytes uint64
 			if domain.DecodeMsgpack(m.Data(), &ref) == nil {
 				if h, ok := domain.HashFromBytes(ref.Blob); ok && !seen[h] {
 					seen[h] = true
-					bi, err := st.Blobs.Stat(ctx, h)
-					if err != nil && !errors.Is(err, domain.ErrNotFound) {
-						return 0, 0, err
+					size := ref.Size
+					if size == 0 {
+						bi, err := st.Blobs.Stat(ctx, h)
+						if err != nil && !errors.Is(err, domain.ErrNotFound) {
+							return 0, 0, err
+						}
+						size = bi.Size
 					}
-					bytes += uint64(bi.Size)
+					bytes += uint64(size)
 				}
 			}
 			if md.NumPending == 0 {

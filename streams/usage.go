@@ -2,11 +2,9 @@ package streams
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go"
@@ -42,13 +40,15 @@ func (st *Store) ensureUsage(ctx context.Context) error {
 	}
 	err := EnsureStream(ctx, st.js, jetstream.StreamConfig{
 		Name:              names.UsageStream,
-		Description:       "Strand: bytes stored per tenant, for limits (counters)",
+		Description:       "Strand: usage counters per tenant: bytes stored (limits), requests by endpoint",
 		Subjects:          []string{names.UsagePrefix + ">"},
 		Storage:           jetstream.FileStorage,
 		Replicas:          max(st.cfg.Replicas, 1),
 		MaxMsgsPerSubject: 1,
 		AllowMsgCounter:   true,
-		AllowDirect:       true,
+		// Each instance adds its request counts as one atomic batch.
+		AllowAtomicPublish: true,
+		AllowDirect:        true,
 	})
 	if err != nil {
 		return fmt.Errorf("provision %s: %w", names.UsageStream, err)
@@ -73,13 +73,7 @@ func (st *Store) UsageBytes(ctx context.Context, tenant string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var v struct {
-		Value string `json:"val"`
-	}
-	if err := json.Unmarshal(m.Data, &v); err != nil {
-		return 0, fmt.Errorf("counter %s: %w", m.Subject, err)
-	}
-	n, err := strconv.ParseInt(strings.TrimPrefix(v.Value, "+"), 10, 64)
+	n, err := counterValue(m.Data)
 	if err != nil {
 		return 0, fmt.Errorf("counter %s: %w", m.Subject, err)
 	}
@@ -106,14 +100,15 @@ func (b *Blobs) ChunkSize() int { return b.chunkSize }
 
 // The contracts Store and Blobs implement.
 var (
-	_ domain.Store        = (*Store)(nil)
-	_ domain.SessionStore = (*Store)(nil)
-	_ domain.SourceStore  = (*Store)(nil)
-	_ domain.JobStore     = (*Store)(nil)
-	_ domain.ClaimStore   = (*Store)(nil)
-	_ domain.TenantStore  = (*Store)(nil)
-	_ domain.SecretStore  = (*Store)(nil)
-	_ domain.BusStore     = (*Store)(nil)
-	_ domain.UsageStore   = (*Store)(nil)
-	_ domain.BlobStore    = (*Blobs)(nil)
+	_ domain.Store          = (*Store)(nil)
+	_ domain.SessionStore   = (*Store)(nil)
+	_ domain.SourceStore    = (*Store)(nil)
+	_ domain.JobStore       = (*Store)(nil)
+	_ domain.ClaimStore     = (*Store)(nil)
+	_ domain.TenantStore    = (*Store)(nil)
+	_ domain.SecretStore    = (*Store)(nil)
+	_ domain.BusStore       = (*Store)(nil)
+	_ domain.UsageStore     = (*Store)(nil)
+	_ domain.RequestCounter = (*Store)(nil)
+	_ domain.BlobStore      = (*Blobs)(nil)
 )

@@ -102,7 +102,7 @@ func (a *App) usagePage(w http.ResponseWriter, r *http.Request) {
 	for e, n := range u.Requests {
 		reqs[e] = int(n)
 	}
-	d.Requests = newChart("Requests by endpoint (this instance, since it started)", reqs, nil)
+	d.Requests = newChart("Requests by endpoint (all instances)", reqs, nil)
 	a.render(w, r, c, "usage", "Usage", d)
 }
 
