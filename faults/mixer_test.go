@@ -285,12 +285,18 @@ func (m *mixer) list() {
 	})
 }
 
-// check verifies, once the load stopped: forks read their parent's write;
-// large writes read back whole at their positions; the projections caught
-// up (no lag, every session's view at its head, no granted request left
-// pending); orphan uploads older than the collector's grace (twice, plus
-// its period) are gone.
+// check verifies, once the load stopped: checkReads, checkProjections and
+// checkCollector, in turn.
 func (m *mixer) check(ctx context.Context) {
+	m.checkReads(ctx)
+	m.checkProjections(ctx, 2*time.Minute)
+	m.checkCollector(ctx, 2*time.Minute)
+}
+
+// checkReads reports the mixer's failures during the load and verifies
+// that forks read their parent's write and large writes read back whole
+// at their positions.
+func (m *mixer) checkReads(ctx context.Context) {
 	t := m.t
 	for _, e := range m.errs {
 		t.Error(e)
@@ -311,40 +317,57 @@ func (m *mixer) check(ctx context.Context) {
 			t.Errorf("large write %s of %s at %d: %d bytes, %v; want its 64 KiB back", b.path, b.session, b.pos, len(data), err)
 		}
 	})
-	// The projections: no lag, and each session's view at its head.
-	deadline := time.Now().Add(2 * time.Minute)
+}
+
+// checkProjections waits up to wait for the projections to catch up: no
+// lag, every session's view at its head, no granted request left pending
+// and every pending one queued.
+func (m *mixer) checkProjections(ctx context.Context, wait time.Duration) {
+	t := m.t
+	began := time.Now()
+	var first string
 	for {
 		problem := m.projectionProblem(ctx)
 		if problem == "" {
-			break
+			t.Logf("projections caught up %v after the load", time.Since(began).Round(time.Second))
+			return
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("projections 2 minutes after the load: %s", problem)
-			break
+		if first == "" {
+			first = problem
+		}
+		if time.Since(began) > wait {
+			t.Errorf("projections %v after the load: %s (first seen: %s)", wait, problem, first)
+			return
 		}
 		time.Sleep(time.Second)
 	}
-	// The collector: old orphans are gone.
+}
+
+// checkCollector waits up to wait for the orphan uploads older than the
+// collector's grace (twice, plus its period: 90 s) to be gone.
+func (m *mixer) checkCollector(ctx context.Context, wait time.Duration) {
+	t := m.t
 	var old []string
 	for _, o := range m.orphans {
 		if time.Since(o.at) > 3*time.Minute/2 {
 			old = append(old, o.hash)
 		}
 	}
-	if len(old) > 0 {
-		deadline := time.Now().Add(2 * time.Minute)
-		for {
-			has, err := m.c.Has(ctx, old)
-			if err == nil && len(has.Have) == 0 {
-				t.Logf("collector: all %d orphan uploads older than 90 s are gone", len(old))
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("collector: %d of %d orphan uploads older than 90 s still held (%v)", len(has.Have), len(old), err)
-				break
-			}
-			time.Sleep(2 * time.Second)
+	if len(old) == 0 {
+		return
+	}
+	began := time.Now()
+	for {
+		has, err := m.c.Has(ctx, old)
+		if err == nil && len(has.Have) == 0 {
+			t.Logf("collector: all %d orphan uploads older than 90 s are gone (%v after the load's end)", len(old), time.Since(began).Round(time.Second))
+			return
 		}
+		if time.Since(began) > wait {
+			t.Errorf("collector: %d of %d orphan uploads older than 90 s still held %v after the load (%v)", len(has.Have), len(old), wait, err)
+			return
+		}
+		time.Sleep(2 * time.Second)
 	}
 }
 

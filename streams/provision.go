@@ -54,6 +54,10 @@ type Config struct {
 	// append race lost, or a notice folded): follow.go. One minute when
 	// zero.
 	FollowIdle time.Duration
+	// StateMemory is the live heap (bytes) above which the session caches
+	// drop their least recently used states (memory.go);
+	// DefaultStateMemory when zero.
+	StateMemory uint64
 }
 
 // DefaultGroupCommitMin is GroupCommitMin for an embedded server that
@@ -84,6 +88,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FollowIdle <= 0 {
 		c.FollowIdle = time.Minute
+	}
+	if c.StateMemory == 0 {
+		c.StateMemory = DefaultStateMemory
 	}
 	return c
 }

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go"
@@ -56,6 +57,11 @@ type Store struct {
 	snapq    chan *domain.Session
 	snapDone chan struct{}
 	closeOne sync.Once
+
+	// memStop ends memoryLoop (memory.go), which closes memDone; trims and
+	// dropped count what it did.
+	memStop, memDone chan struct{}
+	trims, dropped   atomic.Uint64
 }
 
 type pastKey struct {
@@ -100,6 +106,8 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 		heads: heads, past: past, frames: newFrames(), follower: newFollower(),
 		snapq:    make(chan *domain.Session, 256),
 		snapDone: make(chan struct{}),
+		memStop:  make(chan struct{}),
+		memDone:  make(chan struct{}),
 	}
 	if !cfg.NoGroupCommit && (cfg.Replicas > 1 || cfg.ForceGroupCommit || cfg.GroupCommitMin > 0) {
 		st.commit = newCommitter(js, cfg.GroupCommitMin)
@@ -116,6 +124,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 	}
 	go st.snapshotLoop()
 	go st.idleLoop()
+	go st.memoryLoop(st.memStop, st.memDone)
 	return st, nil
 }
 
@@ -123,6 +132,8 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 func (st *Store) Close() {
 	st.closeOne.Do(func() {
 		st.closeFollower()
+		close(st.memStop)
+		<-st.memDone
 		close(st.snapq)
 		<-st.snapDone
 		if st.commit != nil {

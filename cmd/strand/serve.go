@@ -47,6 +47,8 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	secretKey := fs.String("secret-key", m.env("STRAND_SECRET_KEY_FILE", ""), "file of the keys that seal secrets (\"ID BASE64\" lines, newest first); STRAND_SECRET_KEY holds the same lines inline; embedded default: DATA/secret.key, made on first start")
 	fs.DurationVar(&c.reqWindow, "request-window", streams.DefaultRequestWindow, "how long an applied request id is recognised, so a retry is answered as the first time")
 	allowDirImport := fs.Bool("allow-dir-import", false, "let source.import read directories and git repositories by path on this host")
+	stateMemory := fs.String("state-memory", fmt.Sprintf("%dM", streams.DefaultStateMemory>>20), "live heap above which the session-state caches drop their least recently used states (bytes, or with K, M, G)")
+	pprofAddr := fs.String("pprof", "", "serve the Go runtime's profiles (/debug/pprof/) on this address, apart from the HTTP front (\"\": off)")
 	var wf workerFlags
 	wf.declareServe(fs)
 	var sec securityFlags
@@ -63,11 +65,23 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	if err := sec.check(m, c.natsURLs != ""); err != nil {
 		return err
 	}
+	stateBytes, err := parseSize(*stateMemory)
+	if err != nil {
+		return usagef("--state-memory: %v", err)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return usagef("--log-level: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: level}))
+	if *pprofAddr != "" {
+		addr, stop, err := startPprof(*pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		fmt.Fprintf(m.Stdout, "strand: profiles on http://%s/debug/pprof/\n", addr)
+	}
 
 	var nc *nats.Conn
 	var emb *streams.Embedded
@@ -106,7 +120,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	cfg := streams.Config{Replicas: c.replicas, SnapshotEvery: c.snapEvery, BusHistory: c.busHistory, BusMaxAge: c.busMaxAge, RequestWindow: c.reqWindow}
+	cfg := streams.Config{Replicas: c.replicas, SnapshotEvery: c.snapEvery, BusHistory: c.busHistory, BusMaxAge: c.busMaxAge, RequestWindow: c.reqWindow, StateMemory: uint64(stateBytes)}
 	if emb != nil && !c.noFsync {
 		// Many writers at once share fsyncs through atomic batches.
 		cfg.GroupCommitMin = streams.DefaultGroupCommitMin

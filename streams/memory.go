@@ -1,0 +1,99 @@
+package streams
+
+import (
+	"runtime/metrics"
+	"time"
+)
+
+// The session caches (heads, past states, frames) hold states whose trees
+// are persistent: a state shares every node but the few its last events
+// changed with the states before it, while one loaded from a snapshot
+// shares nothing. What a cached state costs therefore depends on which
+// other states are cached, so the caches are bounded by what they hold
+// together, as the garbage collector measures it: when the live heap that
+// the last collection found exceeds Config.StateMemory, each cache drops a
+// quarter of its least recently used entries, at most once per collection
+// (what they free shows at the next one). A state dropped is loaded again
+// when asked for (snapshot and replay): the caches hold nothing else.
+
+// DefaultStateMemory is Config.StateMemory when zero.
+const DefaultStateMemory = 256 << 20
+
+// minHeads is how many heads the cache keeps however far over the budget
+// the heap is: the sessions being written to start from theirs, and the
+// least recently used dropped first are not those. Past states and frames
+// may all go.
+const minHeads = 16
+
+// memoryEvery is how often the store reads the heap's figures.
+const memoryEvery = time.Second
+
+// heapFigures returns the live heap the last garbage collection found and
+// how many collections have run.
+func heapFigures() (live, cycles uint64) {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	for i := range s {
+		if s[i].Value.Kind() != metrics.KindUint64 {
+			return 0, 0
+		}
+	}
+	return s[0].Value.Uint64(), s[1].Value.Uint64()
+}
+
+// memoryLoop trims the caches while the live heap exceeds the budget,
+// until stop is closed.
+func (st *Store) memoryLoop(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(memoryEvery)
+	defer t.Stop()
+	var trimmed uint64 // the collection whose figure the last trim acted on
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		live, cycles := heapFigures()
+		if cycles == trimmed || live <= st.cfg.StateMemory {
+			continue
+		}
+		trimmed = cycles
+		n := st.trimCaches()
+		st.log.Debug("state caches trimmed", "live_heap", live, "budget", st.cfg.StateMemory, "dropped", n)
+	}
+}
+
+// trimCaches drops a quarter of each cache's least recently used entries
+// (keeping the minimums) and returns how many it dropped.
+func (st *Store) trimCaches() int {
+	n := trimLRU(st.heads.Len(), minHeads, func() bool { _, _, ok := st.heads.RemoveOldest(); return ok })
+	n += trimLRU(st.past.Len(), 0, func() bool { _, _, ok := st.past.RemoveOldest(); return ok })
+	n += trimLRU(st.frames.Len(), 0, func() bool { _, _, ok := st.frames.RemoveOldest(); return ok })
+	st.trims.Add(1)
+	st.dropped.Add(uint64(n))
+	return n
+}
+
+func trimLRU(size, keep int, removeOldest func() bool) int {
+	n := 0
+	for drop := min(size-keep, (size+3)/4); n < drop && removeOldest(); n++ {
+	}
+	return n
+}
+
+// CacheStats are figures of the session caches.
+type CacheStats struct {
+	// Heads, Past and Frames are how many entries each cache holds (Frames:
+	// sessions with frames).
+	Heads, Past, Frames int
+	// Trims is how many times the caches were trimmed because the live heap
+	// exceeded Config.StateMemory, and Dropped how many entries that cost.
+	Trims, Dropped uint64
+}
+
+// CacheStats returns the session caches' figures.
+func (st *Store) CacheStats() CacheStats {
+	return CacheStats{Heads: st.heads.Len(), Past: st.past.Len(), Frames: st.frames.Len(),
+		Trims: st.trims.Load(), Dropped: st.dropped.Load()}
+}
