@@ -25,6 +25,7 @@ var (
 	soakKills    = flag.Int("soak.kills", 0, "how many times TestSoak SIGKILLs the NATS server (default: one every 3 minutes, at least 2)")
 	soakRSS      = flag.Bool("soak.check-rss", true, "fail when the instance's RSS grows 10% or more after the warm-up (off: report it only)")
 	soakMemory   = flag.String("soak.state-memory", "", "the instance's --state-memory (its default when empty)")
+	soakLog      = flag.String("soak.log-level", "warn", "the instance's --log-level (its output is shown when the test fails, and kept with -soak.profiles)")
 	soakProfiles = flag.String("soak.profiles", "", "write the instance's heap profile to this folder every minute (heap-MMSS.pb.gz; go tool pprof -sample_index=inuse_space)")
 )
 
@@ -42,13 +43,15 @@ var (
 // uploads (the blob collector's work, with a grace of 15 s) and session
 // listings (the projections).
 //
-// It checks: the instance's RSS at the end grew less than 10 % over its
-// RSS once the first sixth of the run (5 minutes of 30) was over
-// (-soak.check-rss); its goroutines under load in the last minute, and idle
-// at the end, are no more than after the warm-up (+10 %, at least 50); every acknowledged write is in its history once where its
-// reply said, and every read of the past answered what was written; the
-// projections caught up with every session's head; orphan uploads were
-// collected and nothing named was; `strand audit verify --all` passes.
+// It checks, each check a subtest named after it (the last line of a
+// failed run lists the failed ones): the instance's RSS at the end grew
+// less than 10 % over its RSS once the first sixth of the run (5 minutes of
+// 30) was over (-soak.check-rss); every read of the past answered what was
+// written; the projections caught up with every session's head; orphan
+// uploads were collected and nothing named was; its goroutines under load
+// in the last minute, and idle at the end, are no more than after the
+// warm-up (+10 %, at least 50); every acknowledged write is in its history
+// once where its reply said; `strand audit verify --all` passes.
 //
 //	go test -tags 'fault soak' -run TestSoak -timeout 60m ./faults/ -args -soak.duration 30m
 func TestSoak(t *testing.T) {
@@ -85,7 +88,7 @@ jetstream {
 		waitHealthz(t, mon)
 	}
 	startNATS()
-	args := []string{"--nats", url, "--replicas", "1", "--gc-grace", "15s", "--gc-every", "10s"}
+	args := []string{"--nats", url, "--replicas", "1", "--gc-grace", "15s", "--gc-every", "10s", "--log-level", *soakLog}
 	if *soakProfiles != "" {
 		args = append(args, "--pprof", "127.0.0.1:0")
 	}
@@ -94,6 +97,11 @@ jetstream {
 	}
 	serve := startServe(t, "strand serve --nats", args...)
 	pid := serve.cmd.Process.Pid
+	if *soakProfiles != "" {
+		t.Cleanup(func() {
+			_ = os.WriteFile(filepath.Join(*soakProfiles, "serve.log"), []byte(serve.output()), 0o644)
+		})
+	}
 	httpURL := httpLine(t, serve)
 
 	l := newLoad(t, "soak", 4, func(int) string { return url })
