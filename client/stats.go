@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"time"
+
+	"github.com/strand-dev/strand/domain"
 )
 
 // SessionStatsRequest is the body of session.stats.
@@ -13,26 +15,12 @@ type SessionStatsRequest struct {
 	Bucket string `json:"bucket,omitempty"`
 }
 
-// StatsBucket is one step of a session's timeline: the events stored in
-// [start, start+bucket).
-type StatsBucket struct {
-	Start  time.Time      `json:"start"`
-	Events int            `json:"events"`
-	ByType map[string]int `json:"by_type"`
-}
+// StatsBucket is one step of a session's timeline (the stats
+// projection's own type, so that the figures cross with one definition).
+type StatsBucket = domain.StatsBucket
 
 // ApprovalTiming is how long one approval request waited for its decision.
-type ApprovalTiming struct {
-	ID          string    `json:"id"`
-	Reason      string    `json:"reason"`
-	Requester   string    `json:"requester"`
-	RequestedAt time.Time `json:"requested_at"`
-	// Decision is granted or denied ("" while pending); DecidedAt is the
-	// first grant or the denial, Seconds the wait until then.
-	Decision  string    `json:"decision,omitempty"`
-	DecidedAt time.Time `json:"decided_at,omitzero"`
-	Seconds   float64   `json:"seconds,omitempty"`
-}
+type ApprovalTiming = domain.ApprovalTiming
 
 // SessionStatsReply answers session.stats: figures of a session's history
 // up to Position, from the stats projection (exact at that position;

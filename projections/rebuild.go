@@ -48,7 +48,7 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, stream string, replica
 	if err != nil {
 		return Status{}, fmt.Errorf("stream %s: %w", stream, err)
 	}
-	next := control{Gen: c.Gen + 1, State: StateResetting, Target: s.CachedInfo().State.LastSeq, Since: time.Now().UTC()}
+	next := control{Gen: c.Gen + 1, State: StateResetting, Target: s.CachedInfo().State.LastSeq, Since: spec.now().UTC()}
 	if err := writeControl(ctx, ctrl, key, next, rev); err != nil {
 		return Status{}, err
 	}

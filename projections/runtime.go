@@ -80,6 +80,17 @@ type Spec struct {
 	// Sweep runs once a rebuild caught up: it removes entries that older
 	// generations wrote and the new one did not (optional).
 	Sweep func(ctx context.Context, gen uint64) error
+	// Now is the clock that stamps a rebuild's start and judges a rebuild
+	// stuck in its reset (staleReset); nil: the wall clock.
+	Now func() time.Time
+}
+
+// now reads the spec's clock.
+func (s Spec) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
 }
 
 // consumerConfig is the durable consumer of a generation. Every instance
@@ -184,7 +195,7 @@ func (r *Runner) join(ctx context.Context) error {
 		// on for long died half-way: join rather than stay down (entries
 		// carry their generation, and the feed's reader drops repeats),
 		// and leave the state for the next rebuild to finish.
-		if time.Since(c.Since) < staleReset {
+		if r.spec.now().Sub(c.Since) < staleReset {
 			return errNotJoinable
 		}
 		r.log.Warn("a rebuild stopped while resetting; joining its generation anyway (rebuild again to finish)",

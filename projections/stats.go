@@ -47,25 +47,6 @@ const (
 	MaxStatsPaths = 20000
 )
 
-// StatsBucket is one step of a timeline: the events stored in
-// [Start, Start+width).
-type StatsBucket struct {
-	Start  time.Time      `json:"start"`
-	Events int            `json:"events"`
-	ByType map[string]int `json:"by_type"`
-}
-
-// ApprovalTiming is how long one approval request waited for its decision.
-type ApprovalTiming struct {
-	ID          string    `json:"id"`
-	Reason      string    `json:"reason"`
-	Requester   string    `json:"requester"`
-	RequestedAt time.Time `json:"requested_at"`
-	Decision    string    `json:"decision,omitempty"`
-	DecidedAt   time.Time `json:"decided_at,omitzero"`
-	Seconds     float64   `json:"seconds,omitempty"`
-}
-
 // SessionStats is the stats read model of one session.
 type SessionStats struct {
 	Tenant  string `json:"tenant"`
@@ -80,13 +61,13 @@ type SessionStats struct {
 	// EventBytes is what the session's events take in a file-stored
 	// stream: each message's subject, headers and body plus the file
 	// store's 30 or 34 bytes of framing.
-	EventBytes int64          `json:"event_bytes"`
-	First      time.Time      `json:"first,omitzero"`
-	Last       time.Time      `json:"last,omitzero"`
-	ByType     map[string]int `json:"by_type,omitempty"`
-	ByActor    map[string]int `json:"by_actor,omitempty"`
-	Hours      []StatsBucket  `json:"hours,omitempty"`
-	Days       []StatsBucket  `json:"days,omitempty"`
+	EventBytes int64                `json:"event_bytes"`
+	First      time.Time            `json:"first,omitzero"`
+	Last       time.Time            `json:"last,omitzero"`
+	ByType     map[string]int       `json:"by_type,omitempty"`
+	ByActor    map[string]int       `json:"by_actor,omitempty"`
+	Hours      []domain.StatsBucket `json:"hours,omitempty"`
+	Days       []domain.StatsBucket `json:"days,omitempty"`
 	// Paths are the sorted 64-bit FNV-1a hashes of the paths events
 	// changed, 8 bytes each: FilesChanged counts them.
 	Paths        []byte `json:"paths,omitempty"`
@@ -95,9 +76,9 @@ type SessionStats struct {
 	// ContentBytes is the file content written, every write counted;
 	// BlobBytesWritten the part of it that went to the blob store (not
 	// inline in the event).
-	ContentBytes     int64            `json:"content_bytes"`
-	BlobBytesWritten int64            `json:"blob_bytes_written"`
-	Approvals        []ApprovalTiming `json:"approvals,omitempty"`
+	ContentBytes     int64                   `json:"content_bytes"`
+	BlobBytesWritten int64                   `json:"blob_bytes_written"`
+	Approvals        []domain.ApprovalTiming `json:"approvals,omitempty"`
 }
 
 // SessionTotals are the figures of a session that a tenant's usage sums.
@@ -606,10 +587,10 @@ func foldStats(s *SessionStats, e *domain.Event) {
 // addToBucket counts an event in the bucket starting at start, keeping the
 // newest MaxStatsBuckets buckets (events arrive in time order, give or
 // take a clock step back, which lands in an older bucket).
-func addToBucket(bs []StatsBucket, start time.Time, t domain.EventType) []StatsBucket {
-	i, found := slices.BinarySearchFunc(bs, start, func(b StatsBucket, t time.Time) int { return b.Start.Compare(t) })
+func addToBucket(bs []domain.StatsBucket, start time.Time, t domain.EventType) []domain.StatsBucket {
+	i, found := slices.BinarySearchFunc(bs, start, func(b domain.StatsBucket, t time.Time) int { return b.Start.Compare(t) })
 	if !found {
-		bs = slices.Insert(bs, i, StatsBucket{Start: start, ByType: map[string]int{}})
+		bs = slices.Insert(bs, i, domain.StatsBucket{Start: start, ByType: map[string]int{}})
 	}
 	bs[i].Events++
 	bs[i].ByType[string(t)]++
@@ -642,9 +623,9 @@ func (s *SessionStats) addPath(path string) {
 func (s *SessionStats) foldApproval(e *domain.Event, a *domain.ApprovalData, at time.Time) {
 	switch e.Type {
 	case domain.ApprovalRequested:
-		s.Approvals = append(s.Approvals, ApprovalTiming{ID: a.ID, Reason: a.Reason, Requester: e.Actor, RequestedAt: at})
+		s.Approvals = append(s.Approvals, domain.ApprovalTiming{ID: a.ID, Reason: a.Reason, Requester: e.Actor, RequestedAt: at})
 	case domain.ApprovalGranted, domain.ApprovalDenied:
-		i := slices.IndexFunc(s.Approvals, func(t ApprovalTiming) bool { return t.ID == a.ID })
+		i := slices.IndexFunc(s.Approvals, func(t domain.ApprovalTiming) bool { return t.ID == a.ID })
 		if i < 0 || s.Approvals[i].Decision != "" {
 			return // a later grant of the same request: the first counts
 		}
@@ -660,12 +641,12 @@ func (s *SessionStats) foldApproval(e *domain.Event, a *domain.ApprovalData, at 
 // Timeline returns the record's timeline in buckets of an hour or a day,
 // oldest first, with the empty buckets between the first and the last
 // included (at most MaxStatsBuckets, the newest).
-func (s *SessionStats) Timeline(width time.Duration) []StatsBucket {
+func (s *SessionStats) Timeline(width time.Duration) []domain.StatsBucket {
 	src := s.Days
 	if width == time.Hour {
 		src = s.Hours
 	}
-	out := []StatsBucket{}
+	out := []domain.StatsBucket{}
 	if len(src) == 0 {
 		return out
 	}
@@ -681,7 +662,7 @@ func (s *SessionStats) Timeline(width time.Duration) []StatsBucket {
 		if j < len(src) && src[j].Start.Equal(t) {
 			out = append(out, src[j])
 		} else {
-			out = append(out, StatsBucket{Start: t, ByType: map[string]int{}})
+			out = append(out, domain.StatsBucket{Start: t, ByType: map[string]int{}})
 		}
 	}
 	return out

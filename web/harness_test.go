@@ -185,12 +185,8 @@ func (a statsAdapter) SessionStats(ctx context.Context, tenant, id, bucket strin
 	r := client.SessionStatsReply{Session: id, Position: s.Applied, Events: s.Events, EventBytes: s.EventBytes,
 		First: s.First, Last: s.Last, ByType: s.ByType, ByActor: s.ByActor, Bucket: bucket,
 		FilesChanged: s.FilesChanged, ContentBytes: s.ContentBytes, MedianApprovalSeconds: s.MedianApprovalSeconds()}
-	for _, b := range s.Timeline(width) {
-		r.Timeline = append(r.Timeline, client.StatsBucket(b))
-	}
-	for _, t := range s.Approvals {
-		r.Approvals = append(r.Approvals, client.ApprovalTiming(t))
-	}
+	r.Timeline = append(r.Timeline, s.Timeline(width)...)
+	r.Approvals = append(r.Approvals, s.Approvals...)
 	return r, s.Version, nil
 }
 

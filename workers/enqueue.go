@@ -32,11 +32,28 @@ func Enqueue(ctx context.Context, js jetstream.JetStream, subject string, body [
 // processes scheduling the same job enqueue it once per interval as long
 // as they run within the stream's duplicate window of each other.
 func Every(ctx context.Context, js jetstream.JetStream, subject string, every time.Duration, body func() []byte, log *slog.Logger) {
+	schedule(ctx, js, subject, every, body, log, wallClock{})
+}
+
+// clock is the time a schedule reads and waits on.
+type clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// wallClock is the system's clock.
+type wallClock struct{}
+
+func (wallClock) Now() time.Time                         { return time.Now() }
+func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// schedule is Every on a clock.
+func schedule(ctx context.Context, js jetstream.JetStream, subject string, every time.Duration, body func() []byte, log *slog.Logger, clk clock) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	for {
-		n := time.Now().UnixNano() / int64(every)
+		n := clk.Now().UnixNano() / int64(every)
 		if _, err := Enqueue(ctx, js, subject, body(), fmt.Sprintf("%s.%d", subject, n)); err != nil && ctx.Err() == nil {
 			log.Warn("schedule", "subject", subject, "err", err)
 		}
@@ -44,7 +61,7 @@ func Every(ctx context.Context, js jetstream.JetStream, subject string, every ti
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(time.Until(next)):
+		case <-clk.After(next.Sub(clk.Now())):
 		}
 	}
 }

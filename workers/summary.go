@@ -30,6 +30,9 @@ func SummaryKey(tenant, session, root string) string { return tenant + "." + ses
 // Summaries is the summary cache.
 type Summaries struct {
 	kv jetstream.KeyValue
+	// Now is the clock that stamps a summary's ComputedAt (nil: the wall
+	// clock).
+	Now func() time.Time
 }
 
 // SummaryBucketConfig is the bucket of the summary cache; the composition
@@ -47,6 +50,13 @@ func SummaryBucketConfig(replicas int) jetstream.KeyValueConfig {
 
 // NewSummaries returns the cache on its bucket.
 func NewSummaries(kv jetstream.KeyValue) *Summaries { return &Summaries{kv: kv} }
+
+func (s *Summaries) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
 
 // Get returns a cached summary, or nil.
 func (s *Summaries) Get(ctx context.Context, tenant, session, root string) (*CachedSummary, error) {
@@ -134,7 +144,7 @@ func (s *Summaries) SummaryHandler(st domain.Store) Handler {
 		}
 		root := sess.Tree.Hash().String()
 		body, _ := json.Marshal(CachedSummary{Summary: *sum, BaseRoot: base.Hash().String(), Root: root,
-			Position: sess.Position, ComputedAt: time.Now().UTC()})
+			Position: sess.Position, ComputedAt: s.now().UTC()})
 		if _, err := s.kv.Put(ctx, SummaryKey(ri.Tenant, ri.Session, root), body); err != nil {
 			return err
 		}

@@ -97,12 +97,8 @@ func (a viewsAdapter) SessionStats(ctx context.Context, tenant, id, bucket strin
 	if r.ByActor == nil {
 		r.ByActor = map[string]int{}
 	}
-	for _, b := range s.Timeline(width) {
-		r.Timeline = append(r.Timeline, client.StatsBucket(b))
-	}
-	for _, t := range s.Approvals {
-		r.Approvals = append(r.Approvals, client.ApprovalTiming(t))
-	}
+	r.Timeline = append(r.Timeline, s.Timeline(width)...)
+	r.Approvals = append(r.Approvals, s.Approvals...)
 	return r, s.Version, nil
 }
 
