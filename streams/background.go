@@ -75,18 +75,41 @@ func backgroundStreamConfigs(c Config) []jetstream.StreamConfig {
 // else). It reports false, without error, when the stream does not hold
 // that sequence (any more). jetstream's DeleteMsg loses the API error code
 // in a string; this keeps it.
+//
+// Like every JetStream request of the store (retry.go), it is retried
+// while the stream's server is unreachable or its leader being elected,
+// each attempt bounded, within ctx or, when ctx has no deadline,
+// backgroundTimeout: a request whose server died before answering never
+// answers, and a caller without a deadline (a worker's item) would wait
+// for it forever. A retried delete whose first attempt took effect finds
+// nothing: false.
 func DeleteMsg(ctx context.Context, nc *nats.Conn, stream string, seq uint64) (bool, error) {
 	body, _ := json.Marshal(map[string]any{"seq": seq, "no_erase": true})
-	resp, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.DELETE."+stream, body)
-	if err != nil {
-		return false, fmt.Errorf("delete %s/%d: %w", stream, seq, err)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, backgroundTimeout)
+		defer cancel()
 	}
 	var r struct {
 		Success bool                `json:"success"`
 		Error   *jetstream.APIError `json:"error,omitempty"`
 	}
-	if err := json.Unmarshal(resp.Data, &r); err != nil {
-		return false, fmt.Errorf("delete %s/%d: bad reply: %w", stream, seq, err)
+	err := retry(ctx, "delete from "+stream, func(ctx context.Context) error {
+		resp, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.DELETE."+stream, body)
+		if err != nil {
+			return err
+		}
+		r.Success, r.Error = false, nil
+		if err := json.Unmarshal(resp.Data, &r); err != nil {
+			return fmt.Errorf("bad reply: %w", err)
+		}
+		if r.Error != nil && transient(r.Error) {
+			return r.Error
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("delete %s/%d: %w", stream, seq, err)
 	}
 	if r.Error != nil {
 		if deleteFoundNothing(r.Error) {
@@ -96,6 +119,10 @@ func DeleteMsg(ctx context.Context, nc *nats.Conn, stream string, seq uint64) (b
 	}
 	return r.Success, nil
 }
+
+// backgroundTimeout bounds a request of the store made without a deadline
+// (by background work: the collector, workers). A variable for tests.
+var backgroundTimeout = 10 * time.Second
 
 // deleteFoundNothing tells the answers to deleting a sequence the stream
 // does not hold: 10043 (sequence not found), or 10057 with the store's "no

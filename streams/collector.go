@@ -280,23 +280,49 @@ func (c *Collector) runningJob(ctx context.Context, now time.Time) (string, erro
 	if err != nil {
 		return "", fmt.Errorf("gc: jobs: %w", err)
 	}
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return "", fmt.Errorf("gc: jobs: %w", err)
-	}
-	defer w.Stop() //nolint:errcheck
 	why := ""
-	for e := range w.Updates() {
-		if e == nil {
-			break
-		}
+	err = listKV(ctx, kv, func(e jetstream.KeyValueEntry) {
 		var j domain.Job
 		if json.Unmarshal(e.Value(), &j) == nil && !j.Done() && j.Heartbeat.After(now.Add(-c.cfg.Grace)) && why == "" {
 			why = fmt.Sprintf("job %s (%s) is %s", j.ID, j.Kind, j.State)
 		}
+	})
+	if err != nil {
+		return "", fmt.Errorf("gc: jobs: %w", err)
 	}
 	return why, nil
 }
+
+// listKV calls fn for every entry of a bucket, and fails unless it saw
+// them all within kvListTimeout: a run must never take a listing cut
+// short (a watcher stopped, its server gone) for a whole one, nor wait
+// for one forever.
+func listKV(ctx context.Context, kv jetstream.KeyValue, fn func(jetstream.KeyValueEntry)) error {
+	ctx, cancel := context.WithTimeout(ctx, kvListTimeout)
+	defer cancel()
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return err
+	}
+	defer w.Stop() //nolint:errcheck
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("the listing of %s ended before its last entry", kv.Bucket())
+			}
+			if e == nil {
+				return nil
+			}
+			fn(e)
+		case <-ctx.Done():
+			return fmt.Errorf("the listing of %s did not end: %w", kv.Bucket(), ctx.Err())
+		}
+	}
+}
+
+// kvListTimeout bounds a listing of a bucket by the collector.
+const kvListTimeout = 2 * time.Minute
 
 // scan reads every message of a stream (matching filter) up to its end
 // with an ordered consumer.
@@ -425,19 +451,14 @@ func (c *Collector) markSnapshots(ctx context.Context, named map[domain.Hash]boo
 	if err != nil {
 		return fmt.Errorf("gc: snapshots: %w", err)
 	}
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return fmt.Errorf("gc: snapshots: %w", err)
-	}
-	defer w.Stop() //nolint:errcheck
-	for e := range w.Updates() {
-		if e == nil {
-			break
-		}
+	err = listKV(ctx, kv, func(e jetstream.KeyValueEntry) {
 		rep.Snapshots++
 		if h, ok := SnapshotBlob(e.Value()); ok {
 			named[h] = true
 		}
+	})
+	if err != nil {
+		return fmt.Errorf("gc: snapshots: %w", err)
 	}
 	return nil
 }
