@@ -122,7 +122,11 @@ jetstream {
 			heapProfile(t, serve, filepath.Join(*soakProfiles, fmt.Sprintf("heap-%02d%02d.pb.gz", int(s.at.Minutes()), int(s.at.Seconds())%60)))
 		}
 		if len(samples)%6 == 0 {
-			t.Logf("t=%v: RSS %.1f MiB, heap in use %.1f MiB, %.0f goroutines", s.at.Round(time.Second), mib(s.rss), s.heap/(1<<20), s.goroutines)
+			heads, _ := metric(httpURL, "strand_state_cache_heads")
+			past, _ := metric(httpURL, "strand_state_cache_past")
+			trims, _ := metric(httpURL, "strand_state_cache_trims_total")
+			t.Logf("t=%v: RSS %.1f MiB, heap in use %.1f MiB, %.0f goroutines; state caches: %.0f heads, %.0f past states, trimmed %.0f times",
+				s.at.Round(time.Second), mib(s.rss), s.heap/(1<<20), s.goroutines, heads, past, trims)
 		}
 	}
 	stop := make(chan struct{})
