@@ -27,7 +27,11 @@
 //     tenant's usage sums, with per-tenant sums kept in memory by a watch
 //     (statstotals.go).
 //
-// Lock order: Sessions.mu, Activity.mu, Stats.mu and Runner.mu guard only
-// their own fields and are never held while calling out; index.mu and
-// tenantTotals.mu are taken alone.
+// The session views and the stats share their scaffolding (readmodel.go):
+// the bucket, the watch that keeps an instance's memory of it, the runner,
+// and the order they start and stop in.
+//
+// Lock order: readModel.mu (of the session views and of the stats),
+// Activity.mu and Runner.mu guard only their own fields and are never held
+// while calling out; index.mu and tenantTotals.mu are taken alone.
 package projections

@@ -87,7 +87,7 @@ func BenchmarkSessions_List(b *testing.B) {
 	if err := p.StartIndex(ctx); err != nil {
 		b.Fatal(err)
 	}
-	defer p.stopIndex()
+	defer p.stopWatch()
 	<-p.idx.ready
 	loaded := time.Since(t1)
 	runtime.GC()

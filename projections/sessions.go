@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -85,14 +84,9 @@ func viewKey(key string) (tenant, id string, ok bool) {
 // event into one view per session in SessionsBucket, and every instance
 // keeps an in-memory index of that bucket to page from.
 type Sessions struct {
-	js       jetstream.JetStream
-	stream   string
-	filter   string
-	replicas int
-	kv       jetstream.KeyValue
-	log      *slog.Logger
-	cache    *lru.Cache[string, cachedView]
-	idx      *index
+	*readModel
+	cache *lru.Cache[string, cachedView]
+	idx   *index
 
 	work WorkConfig
 	// ackWait overrides the consumer's AckWait (tests).
@@ -100,11 +94,6 @@ type Sessions struct {
 	// writeHook, when set, runs before each write of a batch; an error
 	// stops that write (tests: a crash half-way through a batch).
 	writeHook func(subject string) error
-
-	mu          sync.Mutex
-	runner      *Runner
-	watchCancel context.CancelFunc
-	watchDone   chan struct{}
 }
 
 type cachedView struct {
@@ -115,22 +104,13 @@ type cachedView struct {
 // OpenSessions provisions the bucket and returns the projection; Start runs
 // it.
 func OpenSessions(ctx context.Context, js jetstream.JetStream, stream, filter string, replicas int, log *slog.Logger) (*Sessions, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	kv, err := ensureBucket(ctx, js, jetstream.KeyValueConfig{
-		Bucket:      names.SessionsBucket,
-		Description: "Strand session views (a projection of the event stream)",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
-	})
+	m, err := openReadModel(ctx, js, stream, filter, replicas, log, names.SessionsBucket,
+		"Strand session views (a projection of the event stream)")
 	if err != nil {
-		return nil, fmt.Errorf("provision bucket %s: %w", names.SessionsBucket, err)
+		return nil, err
 	}
 	cache, _ := lru.New[string, cachedView](8192)
-	return &Sessions{js: js, stream: stream, filter: filter, replicas: replicas, kv: kv, log: log,
-		cache: cache, idx: newIndex()}, nil
+	return &Sessions{readModel: m, cache: cache, idx: newIndex()}, nil
 }
 
 // ensureBucket opens the bucket when it exists with the wanted replicas, and
@@ -179,42 +159,16 @@ func (p *Sessions) Spec() Spec {
 // Start loads the index, then creates (or joins) the durable consumer and
 // folds events as they come.
 func (p *Sessions) Start(ctx context.Context) error {
-	if err := p.StartIndex(ctx); err != nil {
-		return err
-	}
-	r, err := StartRunner(ctx, p.js, p.stream, p.replicas, p.Spec(), p.log)
-	if err != nil {
-		p.stopIndex()
-		return err
-	}
-	p.mu.Lock()
-	p.runner = r
-	p.mu.Unlock()
-	return nil
+	return p.run(ctx, p.Spec(), p.StartIndex)
 }
 
 // StartIndex starts the watch that keeps this instance's index, without
 // folding events (an instance that only serves reads). Start calls it.
-func (p *Sessions) StartIndex(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.watchCancel != nil {
-		return nil
-	}
-	wctx, cancel := context.WithCancel(context.Background())
-	w, err := p.kv.WatchAll(wctx)
-	if err != nil {
-		cancel()
-		return fmt.Errorf("watch %s: %w", names.SessionsBucket, err)
-	}
-	p.watchCancel, p.watchDone = cancel, make(chan struct{})
-	go p.watch(w, p.watchDone)
-	return nil
+func (p *Sessions) StartIndex(context.Context) error {
+	return p.startWatch(nil, p.watch)
 }
 
-func (p *Sessions) watch(w jetstream.KeyWatcher, done chan struct{}) {
-	defer close(done)
-	defer func() { _ = w.Stop() }()
+func (p *Sessions) watch(w jetstream.KeyWatcher) {
 	for e := range w.Updates() {
 		if e == nil {
 			p.idx.markReady()
@@ -238,28 +192,8 @@ func (p *Sessions) watch(w jetstream.KeyWatcher, done chan struct{}) {
 	}
 }
 
-func (p *Sessions) stopIndex() {
-	p.mu.Lock()
-	cancel, done := p.watchCancel, p.watchDone
-	p.watchCancel = nil
-	p.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
-}
-
 // Stop stops folding (other instances carry on) and the index.
-func (p *Sessions) Stop() {
-	p.mu.Lock()
-	r := p.runner
-	p.runner = nil
-	p.mu.Unlock()
-	if r != nil {
-		r.Stop()
-	}
-	p.stopIndex()
-}
+func (p *Sessions) Stop() { p.stop() }
 
 // load returns a view and its revision (0: absent), from this instance's
 // cache of what it wrote last or from the bucket. A stale cache entry only

@@ -102,21 +102,11 @@ func blobKey(tenant string, h domain.Hash) string { return "b." + tenant + "." +
 
 // Stats is the session-stats projection.
 type Stats struct {
-	js       jetstream.JetStream
-	stream   string
-	filter   string
-	replicas int
-	kv       jetstream.KeyValue
-	log      *slog.Logger
+	*readModel
 	// cache holds the record bodies this instance wrote last, decoded
 	// afresh for every event so no two folds share a map.
 	cache *lru.Cache[string, cachedBody]
 	tot   *tenantTotals
-
-	mu          sync.Mutex
-	runner      *Runner
-	watchCancel context.CancelFunc
-	watchDone   chan struct{}
 }
 
 type cachedBody struct {
@@ -127,22 +117,13 @@ type cachedBody struct {
 // OpenStats provisions the stats bucket and returns the projection; Start
 // runs it.
 func OpenStats(ctx context.Context, js jetstream.JetStream, stream, filter string, replicas int, log *slog.Logger) (*Stats, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	kv, err := ensureBucket(ctx, js, jetstream.KeyValueConfig{
-		Bucket:      names.StatsBucket,
-		Description: "Strand session figures and tenant usage (a projection of the event stream)",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
-	})
+	m, err := openReadModel(ctx, js, stream, filter, replicas, log, names.StatsBucket,
+		"Strand session figures and tenant usage (a projection of the event stream)")
 	if err != nil {
-		return nil, fmt.Errorf("provision bucket %s: %w", names.StatsBucket, err)
+		return nil, err
 	}
 	cache, _ := lru.New[string, cachedBody](4096)
-	return &Stats{js: js, stream: stream, filter: filter, replicas: replicas, kv: kv, log: log, cache: cache,
-		tot: newTenantTotals()}, nil
+	return &Stats{readModel: m, cache: cache, tot: newTenantTotals()}, nil
 }
 
 // Spec describes the projection to the runtime.
@@ -156,61 +137,17 @@ func (p *Stats) Spec() Spec {
 // Start starts the watch that keeps the tenant sums, then joins the
 // projection's consumer.
 func (p *Stats) Start(ctx context.Context) error {
-	if err := p.StartTotals(ctx); err != nil {
-		return err
-	}
-	r, err := StartRunner(ctx, p.js, p.stream, p.replicas, p.Spec(), p.log)
-	if err != nil {
-		p.stopTotals()
-		return err
-	}
-	p.mu.Lock()
-	p.runner = r
-	p.mu.Unlock()
-	return nil
+	return p.run(ctx, p.Spec(), p.StartTotals)
 }
 
 // StartTotals starts the watch of the totals and blob keys without folding
 // events (an instance that only serves reads). Start calls it.
-func (p *Stats) StartTotals(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.watchCancel != nil {
-		return nil
-	}
-	wctx, cancel := context.WithCancel(context.Background())
-	w, err := p.kv.WatchFiltered(wctx, []string{"t.>", "b.>"})
-	if err != nil {
-		cancel()
-		return fmt.Errorf("watch %s: %w", names.StatsBucket, err)
-	}
-	p.watchCancel, p.watchDone = cancel, make(chan struct{})
-	go p.tot.watch(w, p.watchDone)
-	return nil
-}
-
-func (p *Stats) stopTotals() {
-	p.mu.Lock()
-	cancel, done := p.watchCancel, p.watchDone
-	p.watchCancel = nil
-	p.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+func (p *Stats) StartTotals(context.Context) error {
+	return p.startWatch([]string{"t.>", "b.>"}, p.tot.watch)
 }
 
 // Stop stops folding (other instances carry on) and the watch.
-func (p *Stats) Stop() {
-	p.mu.Lock()
-	r := p.runner
-	p.runner = nil
-	p.mu.Unlock()
-	if r != nil {
-		r.Stop()
-	}
-	p.stopTotals()
-}
+func (p *Stats) Stop() { p.stop() }
 
 // Session returns a session's record; ok is false when no event of it is
 // folded yet.

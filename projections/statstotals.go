@@ -47,9 +47,7 @@ func newTenantTotals() *tenantTotals {
 		tenants: map[string]*TenantStats{}, ready: make(chan struct{})}
 }
 
-func (t *tenantTotals) watch(w jetstream.KeyWatcher, done chan struct{}) {
-	defer close(done)
-	defer func() { _ = w.Stop() }()
+func (t *tenantTotals) watch(w jetstream.KeyWatcher) {
 	for e := range w.Updates() {
 		if e == nil {
 			t.once.Do(func() { close(t.ready) })
