@@ -1,6 +1,7 @@
 package streams
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -249,7 +250,7 @@ func (st *Store) appendFirst(ctx context.Context, ev *domain.Event, next *domain
 	}
 	res, err := st.append(ctx, eventMsg(ev, body), 0, msgID(ev.Tenant, "new", meta.RequestID))
 	if errors.Is(err, errConflict) {
-		return Result{}, domain.Errorf(domain.CodeAlreadyExists, "session %s already exists", ev.Session)
+		return st.firstTaken(ctx, ev, body, next, meta)
 	}
 	if err != nil {
 		return Result{}, domain.Wrap(err, "append event")
@@ -261,6 +262,38 @@ func (st *Store) appendFirst(ctx context.Context, ev *domain.Event, next *domain
 	next.Commit(ev, res.Sequence, domain.Sum(body))
 	st.remember(sessionKey(ev.Tenant, ev.Session), next)
 	return Result{Session: next, Event: ev, Position: res.Sequence}, nil
+}
+
+// firstTaken answers an append of a session's first event that found the
+// session's subject taken: already_exists, unless what is there is this
+// request's own. The store retries an append whose answer did not come in
+// time (retry.go), and when the server stored the first attempt and died
+// before answering, the next attempt finds the subject taken: JetStream's
+// duplicate window, which would say so, does not always survive the
+// server's restart (TestSoak: a review's session.create answered
+// already_exists after a nats-server SIGKILL). As Change does for later
+// events: the same event, byte for byte, is this attempt's own; an event
+// with the same request id is a retry's first attempt.
+func (st *Store) firstTaken(ctx context.Context, ev *domain.Event, body []byte, next *domain.Session, meta domain.Meta) (Result, error) {
+	exists := domain.Errorf(domain.CodeAlreadyExists, "session %s already exists", ev.Session)
+	m, err := leaderGetRequest(ctx, st.nc, names.EventStream, map[string]any{"seq": 1, "next_by_subj": names.EventSubject(ev.Tenant, ev.Session)})
+	if errors.Is(err, errNoMessage) {
+		return Result{}, exists
+	}
+	if err != nil {
+		return Result{}, domain.Wrap(err, "read the session's first event")
+	}
+	switch {
+	case bytes.Equal(m.Data, body):
+		next.Commit(ev, m.Sequence, domain.Sum(body))
+		st.remember(sessionKey(ev.Tenant, ev.Session), next)
+		return Result{Session: next, Event: ev, Position: m.Sequence}, nil
+	case meta.RequestID != "":
+		if first, err := domain.DecodeEvent(m.Data); err == nil && first.RequestID == meta.RequestID {
+			return st.replayedFirst(ctx, m.Sequence)
+		}
+	}
+	return Result{}, exists
 }
 
 // retriedFirst answers a retried session.create or session.fork whose
