@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/names"
@@ -42,7 +43,11 @@ func (st *Store) directRange(ctx context.Context, subject string, from, to uint6
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	inbox := st.nc.NewRespInbox()
-	sub, err := st.nc.SubscribeSync(inbox)
+	// A channel sized for the batch and its end: a synchronous
+	// subscription would allocate its default 64K-message channel (512
+	// KiB) for every replay.
+	msgs := make(chan *nats.Msg, max+2)
+	sub, err := st.nc.ChanSubscribe(inbox, msgs)
 	if err != nil {
 		return 0, fmt.Errorf("direct get: %w", err)
 	}
@@ -53,9 +58,11 @@ func (st *Store) directRange(ctx context.Context, subject string, from, to uint6
 	}
 	var last uint64
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return last, fmt.Errorf("direct get: %w", err)
+		var m *nats.Msg
+		select {
+		case m = <-msgs:
+		case <-ctx.Done():
+			return last, fmt.Errorf("direct get: %w", ctx.Err())
 		}
 		if status := m.Header.Get(statusHeader); status != "" {
 			switch status {
