@@ -51,9 +51,7 @@ func TestFault_BackgroundWorkThroughFailover(t *testing.T) {
 			elected := l.fault(fmt.Sprintf("SIGKILL n%d (%s)", killed+1, stream))
 			began := time.Now()
 			c.kill(killed)
-			for streamLeader(t, watch, stream) == killed {
-				time.Sleep(20 * time.Millisecond)
-			}
+			newLeader(t, watch, stream, killed)
 			elected(time.Since(began))
 		}
 	}

@@ -24,6 +24,8 @@ type restartable struct {
 	dir  string
 	host string
 	srv  *streams.Embedded
+	// conns are the connections dial made.
+	conns []*nats.Conn
 }
 
 func startRestartable(t *testing.T) *restartable {
@@ -51,7 +53,21 @@ func (r *restartable) dial(opts ...nats.Option) *nats.Conn {
 		r.t.Fatal(err)
 	}
 	r.t.Cleanup(nc.Close)
+	r.conns = append(r.conns, nc)
 	return nc
+}
+
+// down waits until every connection dial made has lost the server.
+func (r *restartable) down() {
+	r.t.Helper()
+	waitUntil(r.t, 10*time.Second, "every connection to notice the server is gone", func() bool {
+		for _, nc := range r.conns {
+			if nc.IsConnected() {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // serve starts a service instance on its own connection.
@@ -194,8 +210,10 @@ func TestService_InFlightRequestsAcrossRestart(t *testing.T) {
 		defer mu.Unlock()
 		return len(results) >= 4*writers
 	})
+	// The fault: the server stays down until the service and every
+	// writer have lost it, with requests in flight.
 	r.stop()
-	time.Sleep(500 * time.Millisecond) // the server stays down a while: that is the fault
+	r.down()
 	r.start()
 	mu.Lock()
 	restarted = true
