@@ -183,11 +183,17 @@ jetstream {
 			t.Errorf("RSS grew %.1f%% after the warm-up, want less than 10%%", 100*growth)
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	check("reads", func(t *testing.T) { m.t = t; m.checkReads(ctx) })
-	check("projections", func(t *testing.T) { m.t = t; m.checkProjections(ctx, 2*time.Minute) })
-	check("collector", func(t *testing.T) { m.t = t; m.checkCollector(ctx, 2*time.Minute) })
+	// Each check has a context of its own, so that a slow one (the
+	// reads and the projections' heads of a 30-minute run load thousands
+	// of forks through their parents) leaves the others their time.
+	checkCtx := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	check("reads", func(t *testing.T) { m.t = t; m.checkReads(checkCtx()) })
+	check("projections", func(t *testing.T) { m.t = t; m.checkProjections(checkCtx(), 2*time.Minute) })
+	check("collector", func(t *testing.T) { m.t = t; m.checkCollector(checkCtx(), 2*time.Minute) })
 	// Idle, once the projections and the collector are done with the
 	// load's backlog.
 	check("goroutines", func(t *testing.T) {
@@ -205,9 +211,10 @@ jetstream {
 
 	check("writes stored", func(t *testing.T) {
 		l.t = t
+		ctx := checkCtx()
 		l.checkStored(audit(t, ctx, connect(t, url), 1, "soak", l.sessions))
 	})
-	check("audit verify", func(t *testing.T) { verifyAll(t, ctx, url) })
+	check("audit verify", func(t *testing.T) { verifyAll(t, checkCtx(), url) })
 }
 
 type sample struct {
