@@ -24,7 +24,12 @@ type usageStream struct {
 // subject per session (deleted sessions included, so the count errs on the
 // strict side). A read model answers faster when there is one.
 func (st *Store) CountSessions(ctx context.Context, tenant string) (int64, error) {
-	info, err := st.events.Info(ctx, jetstream.WithSubjectFilter(names.EventFilter(tenant)))
+	var info *jetstream.StreamInfo
+	err := retry(ctx, "count sessions", func(ctx context.Context) error {
+		var err error
+		info, err = st.events.Info(ctx, jetstream.WithSubjectFilter(names.EventFilter(tenant)))
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -62,11 +67,15 @@ func (st *Store) UsageBytes(ctx context.Context, tenant string) (int64, error) {
 	if err := st.ensureUsage(ctx); err != nil {
 		return 0, err
 	}
-	stream, err := st.js.Stream(ctx, names.UsageStream)
-	if err != nil {
-		return 0, err
-	}
-	m, err := stream.GetLastMsgForSubject(ctx, names.UsageSubject(tenant))
+	var m *jetstream.RawStreamMsg
+	err := retry(ctx, "read usage", func(ctx context.Context) error {
+		stream, err := st.js.Stream(ctx, names.UsageStream)
+		if err != nil {
+			return err
+		}
+		m, err = stream.GetLastMsgForSubject(ctx, names.UsageSubject(tenant))
+		return err
+	})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}
