@@ -218,12 +218,12 @@ func (l *load) fault(name string) func(election time.Duration) {
 // outages returns, for each fault, the longest stretch in which no write
 // got a definite answer, among the stretches that overlap the time from
 // the fault to the next one (or the end of the load).
-func (l *load) outages() []time.Duration {
+func (l *load) outages() []stretch {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ans := slices.Clone(l.answered)
 	slices.Sort(ans)
-	out := make([]time.Duration, len(l.faults))
+	out := make([]stretch, len(l.faults))
 	for i, f := range l.faults {
 		end := int64(math.MaxInt64)
 		if i+1 < len(l.faults) {
@@ -240,26 +240,37 @@ func (l *load) outages() []time.Duration {
 			if prev >= end {
 				break
 			}
-			out[i] = max(out[i], time.Duration(a-prev))
+			if a-prev > out[i].to-out[i].from {
+				out[i] = stretch{prev, a}
+			}
 			prev = a
 		}
 	}
 	return out
 }
 
+// stretch is a time span of the load (nanoseconds since its start).
+type stretch struct{ from, to int64 }
+
+func (s stretch) length() time.Duration { return time.Duration(s.to - s.from) }
+
 // reportOutages logs, per fault, the longest stretch of writes that were
-// refused or unanswered, next to the election time it caused.
+// refused or unanswered (and when it was), next to the election time it
+// caused; it returns the stretches' lengths.
 func (l *load) reportOutages() []time.Duration {
 	out := l.outages()
+	lengths := make([]time.Duration, len(out))
 	for i, f := range l.faults {
 		elected := ""
 		if f.election > 0 {
 			elected = fmt.Sprintf(" (leader elected after %v)", f.election.Round(time.Millisecond))
 		}
-		l.t.Logf("fault %d (%s at t=%.1fs): longest stretch without an answered write %v%s",
-			i+1, f.name, time.Duration(f.at).Seconds(), out[i].Round(time.Millisecond), elected)
+		lengths[i] = out[i].length()
+		l.t.Logf("fault %d (%s at t=%.1fs): longest stretch without an answered write %v, t=%.1fs-%.1fs%s",
+			i+1, f.name, time.Duration(f.at).Seconds(), lengths[i].Round(time.Millisecond),
+			time.Duration(out[i].from).Seconds(), time.Duration(out[i].to).Seconds(), elected)
 	}
-	return out
+	return lengths
 }
 
 // run makes each client do operations back to back on random sessions
