@@ -2,16 +2,36 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 
 	"github.com/strand-dev/strand/domain"
 )
 
-// ReadBatch reads many paths of a session at one point in one request.
+// ReadBatch reads many paths of a session at one point in one request. It
+// asks for the MessagePack reply unless the request names an encoding.
 func (c *Client) ReadBatch(ctx context.Context, req ReadBatchRequest) (ReadBatchReply, error) {
 	var r ReadBatchReply
-	return r, c.Call(ctx, FSReadBatch, req, &r)
+	if req.Encoding == "" {
+		req.Encoding = ManifestMsgpack
+	}
+	if req.Encoding != ManifestMsgpack {
+		return r, c.Call(ctx, FSReadBatch, req, &r)
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return r, fmt.Errorf("encode request: %w", err)
+	}
+	subject := FSReadBatch.Subject(c.Tenant)
+	data, err := c.sendRaw(ctx, subject, body)
+	if err != nil {
+		return r, err
+	}
+	if r, err = DecodeReadBatch(data); err != nil {
+		return r, fmt.Errorf("decode reply of %s: %w", subject, err)
+	}
+	return r, nil
 }
 
 // Has returns which of hashes the tenant may write by reference without

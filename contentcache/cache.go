@@ -34,6 +34,9 @@ type Cache struct {
 	// this process (other processes' writes are seen at the next trim).
 	size atomic.Int64
 	trim sync.Mutex
+
+	pmu   sync.Mutex // guards packs; taken after trim, never before
+	packs packs
 }
 
 // DefaultDir is where the cache lives unless told otherwise:
@@ -59,7 +62,10 @@ func Open(dir string, maxBytes int64) (*Cache, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open content cache: %w", err)
 	}
-	c := &Cache{dir: dir, maxBytes: maxBytes}
+	c := &Cache{dir: dir, maxBytes: maxBytes, packs: packs{byName: map[string]*pack{}, entries: map[string]packLoc{}}}
+	c.pmu.Lock()
+	c.refreshPacksLocked()
+	c.pmu.Unlock()
 	n, err := c.count()
 	if err != nil {
 		return nil, err
@@ -100,7 +106,8 @@ func (c *Cache) Get(h string) (data []byte, ok bool, err error) {
 	}
 	data, err = os.ReadFile(c.path(h))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
+		data, ok = c.getPacked(h)
+		return data, ok, nil
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("read cached %s: %w", h, err)
@@ -117,8 +124,11 @@ func (c *Cache) Has(h string) bool {
 	if !validHash(h) {
 		return false
 	}
-	_, err := os.Stat(c.path(h))
-	return err == nil
+	if _, err := os.Stat(c.path(h)); err == nil {
+		return true
+	}
+	_, ok := c.inPack(h)
+	return ok
 }
 
 // Put stores data under its hash h. Content already held is not written
@@ -131,7 +141,7 @@ func (c *Cache) Put(h string, data []byte) error {
 		return ErrMismatch
 	}
 	p := c.path(h)
-	if _, err := os.Stat(p); err == nil {
+	if c.Has(h) {
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -275,5 +285,8 @@ func (c *Cache) Trim() error {
 		total -= e.size
 	}
 	c.size.Store(total)
+	c.pmu.Lock()
+	c.refreshPacksLocked() // forget the packs evicted
+	c.pmu.Unlock()
 	return nil
 }

@@ -12,16 +12,17 @@ import (
 )
 
 // Open opens the entry with hash h for reading in place, for callers that
-// read content in parts rather than whole (a mount's large files). Unlike
-// Get it does not read or check the bytes: the caller checks them (Verify)
+// read content in parts rather than whole (a mount's files). Unlike Get
+// it does not read or check the bytes: the caller checks them (Verify)
 // before trusting them. ok is false when the cache does not hold h.
-func (c *Cache) Open(h string) (f *os.File, ok bool, err error) {
+func (c *Cache) Open(h string) (e Entry, ok bool, err error) {
 	if !validHash(h) {
 		return nil, false, ErrBadHash
 	}
-	f, err = os.Open(c.path(h))
+	f, err := os.Open(c.path(h))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
+		e, ok = c.openPacked(h)
+		return e, ok, nil
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("open cached %s: %w", h, err)
@@ -30,18 +31,25 @@ func (c *Cache) Open(h string) (f *os.File, ok bool, err error) {
 }
 
 // Verify reads the entry with hash h and checks it; a damaged entry is
-// removed and reported as not held (ok false).
+// removed (with the pack that holds it) and reported as not held (ok
+// false).
 func (c *Cache) Verify(h string) (ok bool, err error) {
-	f, held, err := c.Open(h)
+	e, held, err := c.Open(h)
 	if err != nil || !held {
 		return false, err
 	}
-	defer f.Close() //nolint:errcheck // read-only
+	defer e.Close() //nolint:errcheck // read-only
 	sum := sha256.New()
-	if _, err := io.Copy(sum, f); err != nil {
+	if _, err := io.Copy(sum, e); err != nil {
 		return false, fmt.Errorf("read cached %s: %w", h, err)
 	}
 	if hex.EncodeToString(sum.Sum(nil)) != h {
+		if _, packed := e.(packEntry); packed {
+			if loc, ok := c.inPack(h); ok {
+				c.removePack(loc.p)
+			}
+			return false, nil
+		}
 		_ = os.Remove(c.path(h))
 		return false, nil
 	}
@@ -70,7 +78,7 @@ func (c *Cache) PutFile(h, name string) error {
 		return ErrMismatch
 	}
 	p := c.path(h)
-	if _, err := os.Stat(p); err == nil {
+	if c.Has(h) {
 		return os.Remove(name)
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {

@@ -53,7 +53,7 @@ func TestCache_PutFileOpenVerify(t *testing.T) {
 	}
 	// A damaged entry fails verification and is gone afterwards.
 	f, _, _ = c.Open(h)
-	p := f.Name()
+	p := f.(*os.File).Name()
 	f.Close()
 	if err := os.Chmod(p, 0o644); err != nil {
 		t.Fatal(err)

@@ -136,6 +136,9 @@ type BlobStore interface {
 	ChunkReader(ctx context.Context, chunks []Hash) io.Reader
 	Stat(ctx context.Context, h Hash) (BlobInfo, error)
 	Get(ctx context.Context, h Hash) ([]byte, error)
+	// GetMany reads the whole content of many blobs as Get does, in
+	// fewer requests, passing each to fn (in any order, each hash once).
+	GetMany(ctx context.Context, hs []Hash, fn func(Hash, []byte) error) error
 	ReadAt(ctx context.Context, h Hash, off, n int64) ([]byte, error)
 	// ChunkSize is the largest content stored as one message.
 	ChunkSize() int

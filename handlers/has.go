@@ -8,6 +8,9 @@ import (
 	"github.com/strand-dev/strand/domain"
 )
 
+// hasCheckers is how many hashes one fs.has checks at once.
+const hasCheckers = 16
+
 func (s *Service) fsHas(c *call) (any, error) {
 	var req client.HasRequest
 	if err := c.decode(&req); err != nil {
@@ -32,7 +35,7 @@ func (s *Service) fsHas(c *call) (any, error) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
-	for w := 0; w < min(readBatchFetchers, len(hs)); w++ {
+	for w := 0; w < min(hasCheckers, len(hs)); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

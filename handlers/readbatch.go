@@ -2,14 +2,10 @@ package handlers
 
 import (
 	"context"
-	"sync"
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 )
-
-// readBatchFetchers is how many blobs one fs.read_batch reads at once.
-const readBatchFetchers = 16
 
 func (s *Service) fsReadBatch(c *call) (any, error) {
 	var req client.ReadBatchRequest
@@ -22,6 +18,12 @@ func (s *Service) fsReadBatch(c *call) (any, error) {
 	}
 	if len(req.Paths) > client.MaxReadBatchPaths {
 		return nil, domain.Errorf(domain.CodeTooLarge, "at most %d paths in one read_batch", client.MaxReadBatchPaths)
+	}
+	if req.Encoding == "" {
+		req.Encoding = client.ManifestJSON
+	}
+	if req.Encoding != client.ManifestJSON && req.Encoding != client.ManifestMsgpack {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "encoding must be %q or %q", client.ManifestJSON, client.ManifestMsgpack)
 	}
 	if req.MaxBytes < 0 {
 		return nil, domain.Errorf(domain.CodeInvalidArgument, "max_bytes must not be negative")
@@ -75,40 +77,33 @@ func (s *Service) fsReadBatch(c *call) (any, error) {
 	if err := s.readBlobs(c.ctx, sess, reply.Files, fetch); err != nil {
 		return nil, err
 	}
+	if req.Encoding == client.ManifestMsgpack {
+		body, err := client.EncodeReadBatch(&reply)
+		if err != nil {
+			return nil, domain.Wrap(err, "read_batch")
+		}
+		return encodedReply{contentType: client.ReadBatchContentType, body: body}, nil
+	}
 	return reply, nil
 }
 
-// readBlobs fills the content of files[i] for every i of which, a few
-// blobs at a time.
+// readBlobs fills the content of files[i] for every i of which, with
+// batched reads of the blob store (each hash is in which once).
 func (s *Service) readBlobs(ctx context.Context, sess *domain.Session, files []client.ReadBatchFile, which []int) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	work := make(chan int)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for w := 0; w < min(readBatchFetchers, len(which)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				n := sess.Tree.Lookup(files[i].Path)
-				data, err := s.blobs.Get(ctx, n.Content)
-				if err != nil {
-					once.Do(func() { first = err; cancel() })
-					continue
-				}
-				files[i].Content = data
-			}
-		}()
+	if len(which) == 0 {
+		return nil
 	}
+	at := make(map[domain.Hash]int, len(which))
+	hs := make([]domain.Hash, 0, len(which))
 	for _, i := range which {
-		select {
-		case work <- i:
-		case <-ctx.Done():
-		}
+		h := sess.Tree.Lookup(files[i].Path).Content
+		at[h] = i
+		hs = append(hs, h)
 	}
-	close(work)
-	wg.Wait()
-	return first
+	return s.blobs.GetMany(ctx, hs, func(h domain.Hash, data []byte) error {
+		if i, ok := at[h]; ok {
+			files[i].Content = data
+		}
+		return nil
+	})
 }

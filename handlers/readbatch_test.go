@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"bytes"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,8 +79,27 @@ func TestFs_ReadBatch(t *testing.T) {
 			t.Fatalf("at %d: got %q at %d, want \"other\"", before, r.Files[0].Content, r.Position)
 		}
 	})
+	t.Run("Encodings", func(t *testing.T) {
+		paths := []string{"a.txt", "dir/b.txt", "big", "link", "dir", "missing"}
+		j, err := h.c.ReadBatch(ctx, client.ReadBatchRequest{Session: id, Paths: paths, Encoding: client.ManifestJSON})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := h.c.ReadBatch(ctx, client.ReadBatchRequest{Session: id, Paths: paths, Encoding: client.ManifestMsgpack})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(j, m) {
+			t.Fatalf("the encodings differ:\njson    %+v\nmsgpack %+v", j, m)
+		}
+		if !bytes.Equal(m.Files[2].Content, big) {
+			t.Fatalf("big came back as %d bytes, want %d", len(m.Files[2].Content), len(big))
+		}
+	})
 	t.Run("BadInput", func(t *testing.T) {
-		_, err := h.c.ReadBatch(ctx, client.ReadBatchRequest{Session: id})
+		_, err := h.c.ReadBatch(ctx, client.ReadBatchRequest{Session: id, Paths: []string{"a"}, Encoding: "xml"})
+		wantCode(t, "unknown encoding", err, domain.CodeInvalidArgument)
+		_, err = h.c.ReadBatch(ctx, client.ReadBatchRequest{Session: id})
 		wantCode(t, "no paths", err, domain.CodeInvalidArgument)
 		_, err = h.c.ReadBatch(ctx, client.ReadBatchRequest{Session: id, Paths: make([]string, client.MaxReadBatchPaths+1)})
 		wantCode(t, "too many paths", err, domain.CodeTooLarge)

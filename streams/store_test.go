@@ -457,3 +457,47 @@ func TestStore_CatchUpFromCachedHead(t *testing.T) {
 		})
 	}
 }
+
+func TestBlobs_GetMany(t *testing.T) {
+	env := streamstest.Start(t, streamstest.Options{Config: streams.Config{ChunkSize: 1000}})
+	ctx := context.Background()
+	b := env.Store.Blobs
+	want := map[domain.Hash][]byte{}
+	var hs []domain.Hash
+	for i := range 1200 { // more than one batched get
+		data := []byte(fmt.Sprintf("blob %d", i))
+		if i%100 == 7 {
+			data = bytes.Repeat(data, 400) // stored in chunks: read with Get
+		}
+		h, err := b.Put(ctx, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[h] = data
+		hs = append(hs, h, h) // each hash twice: passed once
+	}
+	got := map[domain.Hash][]byte{}
+	err := b.GetMany(ctx, hs, func(h domain.Hash, data []byte) error {
+		if _, ok := got[h]; ok {
+			t.Errorf("%s passed twice", h)
+		}
+		got[h] = data
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d contents, want %d", len(got), len(want))
+	}
+	for h, data := range want {
+		if !bytes.Equal(got[h], data) {
+			t.Fatalf("%s: got %d bytes, want %q", h, len(got[h]), data[:min(20, len(data))])
+		}
+	}
+	missing := domain.Sum([]byte("never stored"))
+	err = b.GetMany(ctx, []domain.Hash{hs[0], missing}, func(domain.Hash, []byte) error { return nil })
+	if domain.ErrorCode(err) != domain.CodeNotFound {
+		t.Fatalf("a missing blob: got %v, want not_found", err)
+	}
+}
