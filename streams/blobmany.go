@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/names"
 )
@@ -72,21 +74,22 @@ func (b *Blobs) directMany(ctx context.Context, hs []domain.Hash, want map[domai
 	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
 	inbox := b.nc.NewRespInbox()
-	sub, err := b.nc.SubscribeSync(inbox)
+	// A channel sized for the batch and its end, as directRange's.
+	msgs := make(chan *nats.Msg, len(hs)+2)
+	sub, err := b.nc.ChanSubscribe(inbox, msgs)
 	if err != nil {
 		return got, nil
 	}
 	defer sub.Unsubscribe() //nolint:errcheck // the inbox is ours alone
-	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		return got, nil
-	}
 	body, _ := json.Marshal(map[string]any{"multi_last": subjects, "batch": len(subjects), "max_bytes": manyMaxBytes})
 	if err := b.nc.PublishRequest("$JS.API.DIRECT.GET."+names.BlobStream, inbox, body); err != nil {
 		return got, nil
 	}
 	for {
-		m, err := sub.NextMsgWithContext(actx)
-		if err != nil {
+		var m *nats.Msg
+		select {
+		case m = <-msgs:
+		case <-actx.Done():
 			if ctx.Err() != nil {
 				return got, fmt.Errorf("get blobs: %w", ctx.Err())
 			}
