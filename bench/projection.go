@@ -80,6 +80,9 @@ func (r *Runner) startViews(work bool) func(ctx context.Context, e *Env, stream,
 				return prefix + strings.Join(append([]string{tenant, kind}, more...), ".")
 			}})
 		}
+		if shareSyncs(e) {
+			p.ShareSyncs()
+		}
 		if err := p.Start(ctx); err != nil {
 			return projections.Spec{}, nil, err
 		}
@@ -97,10 +100,20 @@ func (r *Runner) startActivity(ctx context.Context, e *Env, stream, filter strin
 	}
 	a := projections.OpenActivity(e.Store.JetStream(), stream, filter, e.Config.Replicas,
 		projections.FeedConfig{Stream: name, Subject: func(tenant string) string { return prefix + tenant }}, nil)
+	if shareSyncs(e) {
+		a.ShareSyncs()
+	}
 	if err := a.Start(ctx); err != nil {
 		return projections.Spec{}, nil, err
 	}
 	return a.Spec(), a.Stop, nil
+}
+
+// shareSyncs says whether the projections share syncs on e's server, as
+// strand serve decides: where group commit is on (a cluster, or an
+// embedded server that fsyncs every write).
+func shareSyncs(e *Env) bool {
+	return e.Config.Replicas > 1 || e.Config.GroupCommitMin > 0
 }
 
 func (r *Runner) projectionCase(ctx context.Context, e *Env, c projectionCase) (Result, error) {

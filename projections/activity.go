@@ -10,10 +10,12 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/names"
@@ -59,6 +61,11 @@ type Activity struct {
 	replicas int
 	feed     FeedConfig
 	log      *slog.Logger
+	// share stores a batch's chunks as atomic batches (ShareSyncs), once
+	// atomic says the feed's stream takes them (set by Start).
+	share, atomic bool
+	// atomicChunks counts the chunks stored in atomic batches.
+	atomicChunks atomic.Uint64
 
 	mu     sync.Mutex
 	runner *Runner
@@ -82,6 +89,9 @@ func (a *Activity) Spec() Spec {
 
 // Start joins the projection's consumer.
 func (a *Activity) Start(ctx context.Context) error {
+	if a.share {
+		a.atomic = allowAtomic(ctx, a.js, a.feed.Stream, a.log)
+	}
 	r, err := StartRunner(ctx, a.js, a.stream, a.replicas, a.Spec(), a.log)
 	if err != nil {
 		return err
@@ -146,13 +156,8 @@ const FeedChunk = 100
 // its chunk.
 func (a *Activity) applyBatch(ctx context.Context, ds []Delivery) []error {
 	errs := make([]error, len(ds))
-	type chunk struct {
-		tenant  string
-		entries []FeedEntry
-		idx     []int
-	}
-	var chunks []*chunk
-	open := map[string]*chunk{}
+	var chunks []*feedChunk
+	open := map[string]*feedChunk{}
 	for i, d := range ds {
 		ev, err := domain.DecodeEvent(d.Data)
 		if err != nil {
@@ -161,27 +166,24 @@ func (a *Activity) applyBatch(ctx context.Context, ds []Delivery) []error {
 		}
 		c := open[ev.Tenant]
 		if c == nil || len(c.entries) == FeedChunk {
-			c = &chunk{tenant: ev.Tenant}
+			c = &feedChunk{tenant: ev.Tenant}
 			open[ev.Tenant] = c
 			chunks = append(chunks, c)
 		}
 		c.entries = append(c.entries, entryOf(ev, d.Seq))
 		c.idx = append(c.idx, i)
 	}
+	for _, c := range chunks {
+		c.msg = a.chunkMsg(c, ds[c.idx[0]].Gen)
+	}
+	if a.atomic && len(chunks) >= minAtomicViews {
+		// With fsync, one sync for many chunks rather than one each
+		// (atomicviews.go); a refused batch goes chunk by chunk below.
+		chunks = a.publishAtomic(ctx, chunks)
+	}
 	futures := make([]jetstream.PubAckFuture, len(chunks))
 	for k, c := range chunks {
-		first, last := c.entries[0].Position, c.entries[len(c.entries)-1].Position
-		id := fmt.Sprintf("%d.%d", ds[c.idx[0]].Gen, first)
-		var body []byte
-		if len(c.entries) == 1 {
-			body, _ = json.Marshal(c.entries[0])
-		} else {
-			body, _ = json.Marshal(c.entries)
-			id = fmt.Sprintf("%s-%d", id, last)
-		}
-		m := nats.NewMsg(a.feed.Subject(c.tenant))
-		m.Data = body
-		f, err := a.js.PublishMsgAsync(m, jetstream.WithMsgID(id), jetstream.WithExpectStream(a.feed.Stream))
+		f, err := a.js.PublishMsgAsync(c.msg)
 		if err != nil {
 			for _, i := range c.idx {
 				errs[i] = fmt.Errorf("publish feed entries: %w", err)
@@ -206,6 +208,63 @@ func (a *Activity) applyBatch(ctx context.Context, ds []Delivery) []error {
 		}
 	}
 	return errs
+}
+
+// feedChunk is one message of a batch's entries for a tenant.
+type feedChunk struct {
+	tenant  string
+	entries []FeedEntry
+	idx     []int
+	msg     *nats.Msg
+}
+
+// chunkMsg is the feed message of a chunk: one entry as an object, more as
+// an array; its id names the generation and the positions it holds, and it
+// must land on the feed's stream.
+func (a *Activity) chunkMsg(c *feedChunk, gen uint64) *nats.Msg {
+	first, last := c.entries[0].Position, c.entries[len(c.entries)-1].Position
+	id := fmt.Sprintf("%d.%d", gen, first)
+	var body []byte
+	if len(c.entries) == 1 {
+		body, _ = json.Marshal(c.entries[0])
+	} else {
+		body, _ = json.Marshal(c.entries)
+		id = fmt.Sprintf("%s-%d", id, last)
+	}
+	m := nats.NewMsg(a.feed.Subject(c.tenant))
+	m.Data = body
+	m.Header.Set(jetstream.MsgIDHeader, id)
+	m.Header.Set(jetstream.ExpectedStreamHeader, a.feed.Stream)
+	return m
+}
+
+// publishAtomic stores chunks as atomic batches of at most maxAtomicMsgs
+// and returns those of batches that were refused or not answered (a
+// redelivered chunk's id is a duplicate, which refuses its batch: the
+// chunk by itself is then answered as a duplicate, stored once).
+func (a *Activity) publishAtomic(ctx context.Context, chunks []*feedChunk) []*feedChunk {
+	var rest []*feedChunk
+	for start := 0; start < len(chunks); start += maxAtomicMsgs {
+		part := chunks[start:min(start+maxAtomicMsgs, len(chunks))]
+		if len(part) < 2 {
+			rest = append(rest, part...)
+			continue
+		}
+		msgs := make([]*nats.Msg, len(part))
+		for i, c := range part {
+			msgs[i] = c.msg
+		}
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ack, err := jetstreamext.PublishMsgBatch(actx, a.js, msgs)
+		cancel()
+		if err != nil || ack == nil || ack.BatchSize != uint64(len(msgs)) {
+			a.log.Debug("atomic batch of feed entries refused; publishing them one by one", "chunks", len(part), "err", err)
+			rest = append(rest, part...)
+			continue
+		}
+		a.atomicChunks.Add(uint64(len(part)))
+	}
+	return rest
 }
 
 // reset empties the feed before a rebuild fills it again.

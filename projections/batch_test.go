@@ -20,6 +20,13 @@ import (
 // batch, that redelivered events change nothing, and that an event after a
 // gap folds the session's missing events, read from the stream, first.
 func TestSessions_ApplyBatch(t *testing.T) {
+	t.Run("OneRequestEach", func(t *testing.T) { testSessionsApplyBatch(t, false) })
+	// The views, commit-index entries and review items of a batch as
+	// atomic batches (ShareSyncs).
+	t.Run("SharedSyncs", func(t *testing.T) { testSessionsApplyBatch(t, true) })
+}
+
+func testSessionsApplyBatch(t *testing.T, share bool) {
 	env := streamstest.Start(t)
 	ctx := context.Background()
 	w := newWorkload(t, env, "acme", 11)
@@ -31,6 +38,14 @@ func TestSessions_ApplyBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.EmitWork(WorkConfig{Stream: names.WorkStream, Subject: names.WorkSubject})
+	if share {
+		p.ShareSyncs()
+		p.atomic = allowAtomic(ctx, p.js, "KV_"+names.SessionsBucket, p.log)
+		p.work.atomic = allowAtomic(ctx, p.js, names.WorkStream, p.log)
+		if !p.atomic || !p.work.atomic {
+			t.Fatalf("atomic batches: views %v, work items %v; want both", p.atomic, p.work.atomic)
+		}
+	}
 	js := env.Store.JetStream()
 	cons, err := js.OrderedConsumer(ctx, names.EventStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{names.EventFilter("acme")}})
 	if err != nil {
@@ -119,6 +134,9 @@ func TestSessions_ApplyBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	diffViews(t, "batched", got, w.expected(ctx))
+	if n := p.atomicViews.Load(); share && n == 0 {
+		t.Errorf("no view was written in an atomic batch, want the batches' views to be")
+	}
 }
 
 // TestSessions_CrashMidBatch folds a history in one batch that stops
@@ -127,6 +145,11 @@ func TestSessions_ApplyBatch(t *testing.T) {
 // redelivered events: the views equal the event store's and the review
 // queue holds each open request's items once.
 func TestSessions_CrashMidBatch(t *testing.T) {
+	t.Run("OneRequestEach", func(t *testing.T) { testSessionsCrashMidBatch(t, false) })
+	t.Run("SharedSyncs", func(t *testing.T) { testSessionsCrashMidBatch(t, true) })
+}
+
+func testSessionsCrashMidBatch(t *testing.T, share bool) {
 	env := streamstest.Start(t)
 	ctx := context.Background()
 	w := newWorkload(t, env, "acme", 13)
@@ -138,6 +161,11 @@ func TestSessions_CrashMidBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	crashed.EmitWork(WorkConfig{Stream: names.WorkStream, Subject: names.WorkSubject})
+	if share {
+		crashed.ShareSyncs()
+		crashed.atomic = allowAtomic(ctx, crashed.js, "KV_"+names.SessionsBucket, crashed.log)
+		crashed.work.atomic = allowAtomic(ctx, crashed.js, names.WorkStream, crashed.log)
+	}
 	var writes, views int
 	var mu sync.Mutex // the writes of a batch run concurrently
 	crashed.writeHook = func(subject string) error {
@@ -204,10 +232,26 @@ func TestSessions_CrashMidBatch(t *testing.T) {
 // each), then delivers it again cut differently, as a redelivery after a
 // crash would: each tenant's feed lists every event once, newest first.
 func TestActivity_ApplyBatch(t *testing.T) {
+	t.Run("OneRequestEach", func(t *testing.T) { testActivityApplyBatch(t, false) })
+	t.Run("SharedSyncs", func(t *testing.T) {
+		// A batch's few chunks here go as atomic batches too.
+		defer func(n int) { minAtomicViews = n }(minAtomicViews)
+		minAtomicViews = 2
+		testActivityApplyBatch(t, true)
+	})
+}
+
+func testActivityApplyBatch(t *testing.T, share bool) {
 	env := streamstest.Start(t)
 	ctx := context.Background()
 	a := OpenActivity(env.Store.JetStream(), names.EventStream, names.EventFilter("*"), 1,
 		FeedConfig{Stream: names.FeedStream, Subject: names.FeedSubject}, nil)
+	if share {
+		a.ShareSyncs()
+		if a.atomic = allowAtomic(ctx, a.js, names.FeedStream, a.log); !a.atomic {
+			t.Fatal("the feed's stream refused atomic batches")
+		}
+	}
 	w, other := newWorkload(t, env, "acme", 21), newWorkload(t, env, "beta", 22)
 	for range 150 {
 		w.step(ctx)
@@ -268,6 +312,9 @@ func TestActivity_ApplyBatch(t *testing.T) {
 		}
 		if len(all) != int(wl.n.Load()) {
 			t.Fatalf("feed of %s lists %d entries, want %d", tenant, len(all), wl.n.Load())
+		}
+		if n := a.atomicChunks.Load(); share && n == 0 {
+			t.Errorf("no chunk was stored in an atomic batch, want the batches' chunks to be")
 		}
 		for i, e := range all {
 			if i > 0 && e.Position >= all[i-1].Position {

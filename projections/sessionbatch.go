@@ -94,9 +94,7 @@ func (p *Sessions) applyBatch(ctx context.Context, ds []Delivery) []error {
 			work = append(work, bv)
 		}
 	}
-	parallel(work, func(bv *batchView) {
-		bv.err = p.work.sync(ctx, gen, &bv.v, bv.before)
-	})
+	p.work.syncAll(ctx, gen, work, p.share)
 	p.writeBatch(ctx, views, gen)
 	for _, bv := range views {
 		p.settleView(ctx, bv, ds, errs)
@@ -149,6 +147,14 @@ func (p *Sessions) writeBatch(ctx context.Context, views []*batchView, gen uint6
 			changed = append(changed, bv)
 		}
 	}
+	if len(changed) >= minAtomicViews {
+		changed = p.writeAtomic(ctx, changed, gen)
+	}
+	p.writeEach(ctx, changed, gen)
+}
+
+// writeEach writes views one KV request each, viewWorkers at a time.
+func (p *Sessions) writeEach(ctx context.Context, changed []*batchView, gen uint64) {
 	parallel(changed, func(bv *batchView) {
 		// The commit-index entries first: a view written with its
 		// commits' events folded skips them when they come again.

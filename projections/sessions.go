@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -94,6 +95,11 @@ type Sessions struct {
 	// writeHook, when set, runs before each write of a batch; an error
 	// stops that write (tests: a crash half-way through a batch).
 	writeHook func(subject string) error
+	// share writes a batch's views as atomic batches (ShareSyncs), once
+	// atomic says the bucket's stream takes them (atomicviews.go).
+	share, atomic bool
+	// atomicViews counts the views written in atomic batches.
+	atomicViews atomic.Uint64
 }
 
 type cachedView struct {
@@ -159,6 +165,12 @@ func (p *Sessions) Spec() Spec {
 // Start loads the index, then creates (or joins) the durable consumer and
 // folds events as they come.
 func (p *Sessions) Start(ctx context.Context) error {
+	if p.share {
+		p.atomic = allowAtomic(ctx, p.js, "KV_"+names.SessionsBucket, p.log)
+		if p.work.Stream != "" {
+			p.work.atomic = allowAtomic(ctx, p.js, p.work.Stream, p.log)
+		}
+	}
 	return p.run(ctx, p.Spec(), p.StartIndex)
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/strand-dev/strand/names"
 )
@@ -23,6 +24,9 @@ type WorkConfig struct {
 	Subject func(tenant, kind string, more ...string) string
 
 	js jetstream.JetStream
+	// atomic says the work stream takes atomic batches (set by
+	// Sessions.Start when it shares syncs).
+	atomic bool
 }
 
 // Kinds of the work items the projection emits.
@@ -75,14 +79,13 @@ func (w *WorkConfig) sync(ctx context.Context, gen uint64, v *View, before []Pen
 		if r.Item != 0 {
 			continue
 		}
-		it := ReviewItem{Kind: KindReview, Tenant: v.Tenant, Session: v.ID, Request: r.ID, Group: r.Group,
-			Reason: r.Reason, Requester: r.Requester, Root: r.Root, Position: r.Position, CreatedAt: r.CreatedAt}
-		seq, err := w.publish(ctx, w.Subject(v.Tenant, KindReview, r.Group), fmt.Sprintf("%d.%s.%s.%s", gen, KindReview, v.Tenant, r.ID), it)
+		it := w.item(v, r)
+		seq, err := w.publish(ctx, w.Subject(v.Tenant, KindReview, r.Group), w.itemID(gen, KindReview, v.Tenant, r.ID), it)
 		if err != nil {
 			return err
 		}
 		it.Kind = KindSummary
-		sseq, err := w.publish(ctx, w.Subject(v.Tenant, KindSummary), fmt.Sprintf("%d.%s.%s.%s", gen, KindSummary, v.Tenant, r.ID), it)
+		sseq, err := w.publish(ctx, w.Subject(v.Tenant, KindSummary), w.itemID(gen, KindSummary, v.Tenant, r.ID), it)
 		if err != nil {
 			return err
 		}
@@ -99,6 +102,70 @@ func (w *WorkConfig) sync(ctx context.Context, gen uint64, v *View, before []Pen
 		}
 	}
 	return nil
+}
+
+// syncAll is sync for the views of a batch. With shared syncs
+// (Sessions.ShareSyncs) the new items of every view go to the work stream
+// as atomic batches first (one sync for many); a view whose items were
+// not stored that way (a batch refused, for instance by the id of an item
+// a redelivered event published already) goes through sync, which also
+// closes the items of requests that left the queue.
+func (w *WorkConfig) syncAll(ctx context.Context, gen uint64, views []*batchView, share bool) {
+	if share && w.atomic && len(views) >= minAtomicViews {
+		w.publishAtomic(ctx, gen, views)
+	}
+	parallel(views, func(bv *batchView) {
+		bv.err = w.sync(ctx, gen, &bv.v, bv.before)
+	})
+}
+
+// publishAtomic stores the new items of views as atomic batches and
+// records their sequences in the views' requests; views of a refused
+// batch keep theirs at 0, for sync.
+func (w *WorkConfig) publishAtomic(ctx context.Context, gen uint64, views []*batchView) {
+	type item struct {
+		r   *PendingRef
+		msg *nats.Msg
+	}
+	var items []item
+	flush := func() {
+		if len(items) < 2 {
+			items = nil
+			return
+		}
+		msgs := make([]*nats.Msg, len(items))
+		for i, it := range items {
+			msgs[i] = it.msg
+		}
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ack, err := jetstreamext.PublishMsgBatch(actx, w.js, msgs)
+		cancel()
+		if err == nil && ack != nil && ack.BatchSize == uint64(len(msgs)) {
+			seq := ack.Sequence - uint64(len(msgs))
+			for i := 0; i+1 < len(items); i += 2 {
+				items[i].r.Item, items[i+1].r.SummaryItem = seq+uint64(i)+1, seq+uint64(i)+2
+			}
+		}
+		items = nil
+	}
+	for _, bv := range views {
+		v := &bv.v
+		for i := range v.Pending {
+			r := &v.Pending[i]
+			if r.Item != 0 {
+				continue
+			}
+			if len(items)+2 > maxAtomicMsgs {
+				flush()
+			}
+			it := w.item(v, r)
+			review := w.msg(w.Subject(v.Tenant, KindReview, r.Group), w.itemID(gen, KindReview, v.Tenant, r.ID), it)
+			it.Kind = KindSummary
+			summary := w.msg(w.Subject(v.Tenant, KindSummary), w.itemID(gen, KindSummary, v.Tenant, r.ID), it)
+			items = append(items, item{r, review}, item{r, summary})
+		}
+	}
+	flush()
 }
 
 // needed reports whether sync has anything to do for a view: a request
@@ -120,12 +187,30 @@ func (w *WorkConfig) needed(v *View, before []PendingRef) bool {
 	return false
 }
 
-func (w *WorkConfig) publish(ctx context.Context, subject, id string, it ReviewItem) (uint64, error) {
+// item is the review item of a pending request.
+func (w *WorkConfig) item(v *View, r *PendingRef) ReviewItem {
+	return ReviewItem{Kind: KindReview, Tenant: v.Tenant, Session: v.ID, Request: r.ID, Group: r.Group,
+		Reason: r.Reason, Requester: r.Requester, Root: r.Root, Position: r.Position, CreatedAt: r.CreatedAt}
+}
+
+// itemID is the message id of an item: its generation, kind and request.
+func (w *WorkConfig) itemID(gen uint64, kind, tenant, request string) string {
+	return fmt.Sprintf("%d.%s.%s.%s", gen, kind, tenant, request)
+}
+
+// msg is the message of an item, with its id, for the work stream.
+func (w *WorkConfig) msg(subject, id string, it ReviewItem) *nats.Msg {
 	body, _ := json.Marshal(it)
 	m := nats.NewMsg(subject)
 	m.Data = body
 	m.Header.Set(names.HeaderKind, it.Kind)
-	ack, err := w.js.PublishMsg(ctx, m, jetstream.WithMsgID(id), jetstream.WithExpectStream(w.Stream))
+	m.Header.Set(jetstream.MsgIDHeader, id)
+	m.Header.Set(jetstream.ExpectedStreamHeader, w.Stream)
+	return m
+}
+
+func (w *WorkConfig) publish(ctx context.Context, subject, id string, it ReviewItem) (uint64, error) {
+	ack, err := w.js.PublishMsg(ctx, w.msg(subject, id, it))
 	if err != nil {
 		return 0, fmt.Errorf("publish work item %s: %w", subject, err)
 	}

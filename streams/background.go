@@ -32,6 +32,9 @@ func backgroundStreamConfigs(c Config) []jetstream.StreamConfig {
 			// Item ids (a review request's id) de-duplicate a projection's
 			// redelivered event for this long.
 			Duplicates: 15 * time.Minute,
+			// The session views store a catch-up's review items as atomic
+			// batches where they share syncs (projections/work.go).
+			AllowAtomicPublish: true,
 		},
 		{
 			Name:        names.DeadStream,
@@ -55,6 +58,9 @@ func backgroundStreamConfigs(c Config) []jetstream.StreamConfig {
 			Discard:           jetstream.DiscardOld,
 			Duplicates:        15 * time.Minute,
 			AllowDirect:       true,
+			// The activity projection stores a catch-up's chunks as
+			// atomic batches: with fsync, one sync for many.
+			AllowAtomicPublish: true,
 		},
 		{
 			Name:              names.GCStream,

@@ -28,8 +28,10 @@ type readModels struct {
 }
 
 // openReadModels opens (without starting) every projection of the event
-// stream, configured as serve runs them.
-func openReadModels(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.Logger) (*readModels, error) {
+// stream, configured as serve runs them. shareSyncs writes a catch-up's
+// views and feed chunks as atomic batches: on by serve where group commit
+// is (a cluster, or an embedded server that fsyncs every write).
+func openReadModels(ctx context.Context, js jetstream.JetStream, replicas int, shareSyncs bool, log *slog.Logger) (*readModels, error) {
 	views, err := projections.OpenSessions(ctx, js, names.EventStream, names.EventFilter("*"), replicas, log)
 	if err != nil {
 		return nil, err
@@ -37,6 +39,10 @@ func openReadModels(ctx context.Context, js jetstream.JetStream, replicas int, l
 	views.EmitWork(projections.WorkConfig{Stream: names.WorkStream, Subject: names.WorkSubject})
 	activity := projections.OpenActivity(js, names.EventStream, names.EventFilter("*"), replicas,
 		projections.FeedConfig{Stream: names.FeedStream, Subject: names.FeedSubject}, log)
+	if shareSyncs {
+		views.ShareSyncs()
+		activity.ShareSyncs()
+	}
 	stats, err := projections.OpenStats(ctx, js, names.EventStream, names.EventFilter("*"), replicas, log)
 	if err != nil {
 		return nil, err
@@ -209,7 +215,7 @@ func (m *Main) projectionsRebuild(ctx context.Context, args []string) error {
 		}
 		replicas = s.CachedInfo().Config.Replicas
 	}
-	models, err := openReadModels(ctx, js, replicas, nil)
+	models, err := openReadModels(ctx, js, replicas, false, nil)
 	if err != nil {
 		return err
 	}

@@ -137,7 +137,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	// Projections (cmd/strand/projections.go) and built-in workers
 	// (worker.go) run beside the service in every instance, sharing their
 	// consumers with the other instances.
-	models, err := openReadModels(startCtx, store.JetStream(), c.replicas, log)
+	models, err := openReadModels(startCtx, store.JetStream(), c.replicas, c.replicas > 1 || cfg.GroupCommitMin > 0, log)
 	if err != nil {
 		return err
 	}
