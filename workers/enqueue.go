@@ -2,6 +2,7 @@ package workers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -54,7 +55,13 @@ func schedule(ctx context.Context, js jetstream.JetStream, subject string, every
 	}
 	for {
 		n := clk.Now().UnixNano() / int64(every)
-		if _, err := Enqueue(ctx, js, subject, body(), fmt.Sprintf("%s.%d", subject, n)); err != nil && ctx.Err() == nil {
+		_, err := Enqueue(ctx, js, subject, body(), fmt.Sprintf("%s.%d", subject, n))
+		switch {
+		case err == nil, ctx.Err() != nil:
+		case inProcess(err):
+			// Another instance is storing this interval's item right now.
+			log.Debug("schedule: enqueued by another instance", "subject", subject)
+		default:
 			log.Warn("schedule", "subject", subject, "err", err)
 		}
 		next := time.Unix(0, (n+1)*int64(every))
@@ -64,4 +71,11 @@ func schedule(ctx context.Context, js jetstream.JetStream, subject string, every
 		case <-clk.After(next.Sub(clk.Now())):
 		}
 	}
+}
+
+// inProcess reports a publish refused because another one with the same
+// message id is being stored (10158): the item will be there.
+func inProcess(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == 10158
 }
