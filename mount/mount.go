@@ -105,6 +105,9 @@ type Mount struct {
 	// prefetchQ holds directories whose small files are to be fetched in
 	// the background (prefetch.go).
 	prefetchQ chan *prefetchJob
+	// pushQ holds fetched contents to put into the kernel's page cache
+	// (prefetch.go).
+	pushQ chan push
 	// treePrefetched is 1 + the position at which the whole tree was
 	// last queued for a prefetch (guarded by mu).
 	treePrefetched uint64
@@ -140,7 +143,7 @@ func New(ctx context.Context, opts Options) (*Mount, error) {
 		opts: opts, client: opts.Client, session: opts.Session, log: opts.Logger,
 		ro: opts.At != "", id: "mount-" + ulid.Make().String(), nextIno: 1,
 		uid: uint32(os.Getuid()), gid: uint32(os.Getgid()),
-		ttl: opts.TTL, prefetchQ: make(chan *prefetchJob, 4096),
+		ttl: opts.TTL, prefetchQ: make(chan *prefetchJob, 4096), pushQ: make(chan push, 1<<14),
 		kick: make(chan struct{}, 1), replayed: map[string]*staged{}, refresh: make(chan uint64, 1), done: make(chan struct{}),
 	}
 	if m.ro && m.ttl < ImmutableTTL {
@@ -190,10 +193,11 @@ func (m *Mount) start(ctx context.Context) error {
 		return err
 	}
 	m.ctl = ctl
-	m.wg.Add(prefetchWorkers)
+	m.wg.Add(prefetchWorkers + 1)
 	for i := 0; i < prefetchWorkers; i++ {
 		go m.prefetcher()
 	}
+	go m.pusher()
 	if !m.ro {
 		m.wg.Add(3)
 		go m.flusher()

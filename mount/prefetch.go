@@ -2,7 +2,6 @@ package mount
 
 import (
 	"context"
-	"math"
 	"slices"
 	"sync"
 	"time"
@@ -18,11 +17,24 @@ const prefetchMax = 1 << 20
 // one or a few fs.read_batch requests.
 const prefetchWorkers = 4
 
-// prefetchJob is the small files of one directory, readable at one
-// position, that the cache may not hold.
+// prefetchJob is small files readable at one position that the cache may
+// not hold, and their entries by content hash.
 type prefetchJob struct {
 	position uint64
 	files    []client.FileRef
+	entries  map[string][]*entry
+}
+
+// add adds a file. Guarded by the mount's mu.
+func (j *prefetchJob) add(c *entry) {
+	h := c.hash.String()
+	if j.entries == nil {
+		j.entries = map[string][]*entry{}
+	}
+	if len(j.entries[h]) == 0 {
+		j.files = append(j.files, client.FileRef{Path: c.src.path, Hash: h, Size: c.size})
+	}
+	j.entries[h] = append(j.entries[h], c)
 }
 
 // prefetchFirstFiles is the size, in files, of the first job of a tree's
@@ -112,7 +124,7 @@ func (q *treeQueue) add(c *entry) {
 		j = &prefetchJob{position: pos}
 		q.open[pos] = j
 	}
-	j.files = append(j.files, client.FileRef{Path: c.src.path, Hash: c.hash.String(), Size: c.size})
+	j.add(c)
 	q.bytes[pos] += c.size
 	q.budget -= c.size
 	if len(j.files) >= q.size || q.bytes[pos] >= prefetchJobBytes {
@@ -151,39 +163,19 @@ func prefetchable(c *entry) bool {
 	return c.kind == kindFile && c.staged == nil && c.size <= prefetchMax && c.src.path != "" && !c.hash.IsZero()
 }
 
-// dirJob is the job of a directory's small files readable at pos.
-// Guarded by mu.
+// dirJob is the job of a directory's small files readable at pos (nil:
+// none). Guarded by mu.
 func (m *Mount) dirJob(dir *entry, pos uint64) *prefetchJob {
-	var budget int64 = math.MaxInt64
-	for _, j := range m.dirJobs(dir, &budget) {
-		if j.position == pos {
-			return j
-		}
-	}
-	return nil
-}
-
-// dirJobs lists a directory's small files, by the position they are
-// readable at. Guarded by mu.
-func (m *Mount) dirJobs(dir *entry, budget *int64) []*prefetchJob {
-	jobs := map[uint64]*prefetchJob{}
+	j := &prefetchJob{position: pos}
 	for _, c := range dir.children {
-		if !prefetchable(c) {
-			continue
+		if prefetchable(c) && c.src.position == pos {
+			j.add(c)
 		}
-		j := jobs[c.src.position]
-		if j == nil {
-			j = &prefetchJob{position: c.src.position}
-			jobs[c.src.position] = j
-		}
-		j.files = append(j.files, client.FileRef{Path: c.src.path, Hash: c.hash.String(), Size: c.size})
-		*budget -= c.size
 	}
-	out := make([]*prefetchJob, 0, len(jobs))
-	for _, j := range jobs {
-		out = append(out, j)
+	if len(j.files) == 0 {
+		return nil
 	}
-	return out
+	return j
 }
 
 // prefetcher runs queued prefetch jobs until the mount stops.
@@ -237,6 +229,9 @@ func (m *Mount) prefetch(j *prefetchJob, inflight int) {
 		if call != nil {
 			m.cache.settle(h, call, nil)
 		}
+		if err == nil {
+			m.queuePush(j.entries[hash], h, data)
+		}
 		return err
 	})
 	if err != nil && m.ctx.Err() == nil {
@@ -248,5 +243,71 @@ func (m *Mount) prefetch(j *prefetchJob, inflight int) {
 	for hash, call := range calls {
 		h, _ := domain.ParseHash(hash)
 		m.cache.settle(h, call, nil)
+	}
+}
+
+// push is content to put into the kernel's page cache for some files.
+type push struct {
+	entries []*entry
+	hash    domain.Hash
+	data    []byte
+}
+
+// queuePush hands fetched content to the pusher. A full queue drops it:
+// the files are then read through the mount, as without a push.
+func (m *Mount) queuePush(es []*entry, h domain.Hash, data []byte) {
+	if len(es) == 0 || len(data) == 0 {
+		return
+	}
+	select {
+	case m.pushQ <- push{entries: es, hash: h, data: data}:
+	default:
+	}
+}
+
+// pusher puts queued contents into the kernel's page cache until the
+// mount stops.
+func (m *Mount) pusher() {
+	defer m.wg.Done()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case p := <-m.pushQ:
+			for _, e := range p.entries {
+				m.pushPages(e, p.hash, p.data)
+			}
+		}
+	}
+}
+
+// pushPages puts a file's content into the kernel's page cache
+// (FUSE_NOTIFY_STORE) when the kernel knows the file, so that reading it
+// costs no request at all: a cold read of a tree of small files was one
+// READ round trip to the mount per file, which on a loaded machine cost
+// several times the reading itself (docs/benchmarks.md, issue 21).
+//
+// It runs only on the pusher's goroutine, never on one serving a request:
+// the store waits for the pages, which a READ of the same file holds until
+// its request is answered. A file changed meanwhile (a local write stages
+// it, a remote change gives it another hash) must not keep the stored
+// pages: the check after the store drops them again, as a remote change
+// does (live.go).
+func (m *Mount) pushPages(e *entry, h domain.Hash, data []byte) {
+	m.mu.Lock()
+	n := e.node
+	ok := n != nil && e.staged == nil && e.hash == h && e.size == int64(len(data))
+	m.mu.Unlock()
+	if !ok || n.WriteCache(0, data) != 0 {
+		return
+	}
+	m.mu.Lock()
+	changed := e.staged != nil || e.hash != h
+	if !changed {
+		e.kernelHash = h
+	}
+	m.mu.Unlock()
+	if changed {
+		n.NotifyContent(0, 0)
 	}
 }
