@@ -13,6 +13,7 @@ import (
 	"github.com/strand-dev/strand/audit"
 	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/streams/streamstest"
 )
 
 // natsCLI finds the standard nats command-line tool: on PATH, or where
@@ -122,20 +123,18 @@ func TestBackup_RestoreElsewhere(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		var last uint64
+		if !streamstest.Poll(10*time.Second, func() bool {
 			m, err := j.Stream(context.Background(), "COPY_"+s)
 			if err != nil {
 				t.Fatal(err)
 			}
-			info, err := m.Info(context.Background())
-			if err == nil && info.State.LastSeq == want.State.LastSeq {
-				break
+			if info, err := m.Info(context.Background()); err == nil {
+				last = info.State.LastSeq
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("mirror COPY_%s did not catch up: %v %v", s, info, err)
-			}
-			time.Sleep(20 * time.Millisecond)
+			return last == want.State.LastSeq
+		}) {
+			t.Fatalf("mirror COPY_%s did not catch up: last sequence %d, want %d", s, last, want.State.LastSeq)
 		}
 	}
 	mirrored := verify(t, f.reader(t, audit.StreamsWithPrefix("COPY")), audit.Scope{}, orig.Heads...)

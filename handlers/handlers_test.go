@@ -250,16 +250,9 @@ func eventually(t *testing.T, what string, check func() string) {
 // its last message after d: the one wait of the handler tests.
 func eventuallyWithin(t *testing.T, d time.Duration, what string, check func() string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		msg := check()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: after %s: %s", what, d, msg)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var msg string
+	if !streamstest.Poll(d, func() bool { msg = check(); return msg == "" }) {
+		t.Fatalf("%s: after %s: %s", what, d, msg)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/streams/streamstest"
 )
 
 // restartable is an embedded NATS server that a test stops and starts
@@ -60,7 +61,7 @@ func (r *restartable) dial(opts ...nats.Option) *nats.Conn {
 // down waits until every connection dial made has lost the server.
 func (r *restartable) down() {
 	r.t.Helper()
-	waitUntil(r.t, 10*time.Second, "every connection to notice the server is gone", func() bool {
+	streamstest.Wait(r.t, 10*time.Second, "every connection to notice the server is gone", func() bool {
 		for _, nc := range r.conns {
 			if nc.IsConnected() {
 				return false
@@ -205,7 +206,7 @@ func TestService_InFlightRequestsAcrossRestart(t *testing.T) {
 		}()
 	}
 	// Let the writers get going, then pull the server from under them.
-	waitUntil(t, 30*time.Second, "writes before the restart", func() bool {
+	streamstest.Wait(t, 30*time.Second, "writes before the restart", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(results) >= 4*writers
@@ -218,7 +219,7 @@ func TestService_InFlightRequestsAcrossRestart(t *testing.T) {
 	mu.Lock()
 	restarted = true
 	mu.Unlock()
-	waitUntil(t, 60*time.Second, "every writer answered again after the restart", func() bool {
+	streamstest.Wait(t, 60*time.Second, "every writer answered again after the restart", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for w := range writers {
@@ -281,17 +282,5 @@ func TestService_InFlightRequestsAcrossRestart(t *testing.T) {
 	}
 	if len(byRequest) != len(results) {
 		t.Errorf("%d writes stored, %d sent", len(byRequest), len(results))
-	}
-}
-
-// waitUntil waits until cond holds, checking every 10 ms, for up to d.
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

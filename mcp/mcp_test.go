@@ -12,6 +12,7 @@ import (
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/mcp"
+	"github.com/strand-dev/strand/streams/streamstest"
 )
 
 var allTools = []string{
@@ -419,11 +420,5 @@ func TestServer_Pinned(t *testing.T) {
 // waitFor polls a condition until it holds or 15 seconds pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	streamstest.Wait(t, 15*time.Second, what, cond)
 }

@@ -192,25 +192,12 @@ func startViewsOn(t *testing.T, env *streamstest.Env, js jetstream.JetStream) *S
 	return p
 }
 
-// poll checks cond every 20ms until it holds (true) or d has passed
-// (false): the one wait of these tests, always on something they can see.
-func poll(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
-}
-
 // waitCaughtUp waits until the projection folded every event.
 func waitCaughtUp(t *testing.T, p *Sessions) Status {
 	t.Helper()
 	var st Status
 	var err error
-	if !poll(30*time.Second, func() bool {
+	if !streamstest.Poll(30*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		st, err = p.Status(ctx)
@@ -287,7 +274,7 @@ func TestSessions_RestartMidStream(t *testing.T) {
 	// The index of every running instance shows the same views.
 	for name, p := range map[string]*Sessions{"b": b, "c": c} {
 		var all map[string]View
-		if !poll(10*time.Second, func() bool {
+		if !streamstest.Poll(10*time.Second, func() bool {
 			all = map[string]View{}
 			for _, s := range []string{"active", "pending_approval", "archived"} {
 				pg, err := p.Query(ctx, "acme", ListFilter{Status: s, Limit: 1000})
@@ -425,7 +412,7 @@ func TestActivity_List(t *testing.T) {
 	}
 	total := int(w.n.Load())
 	var all []FeedEntry
-	poll(10*time.Second, func() bool {
+	streamstest.Poll(10*time.Second, func() bool {
 		all = nil
 		var before uint64
 		for {

@@ -33,17 +33,13 @@ func startStats(t *testing.T, env *streamstest.Env) *Stats {
 
 func waitStats(t *testing.T, p *Stats) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		st, err := p.Status(ctx)
-		if err == nil && st.Error == "" && st.Lag == 0 && st.Position == st.StreamLast && st.State == StateRunning {
-			return
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("stats not caught up: %+v (err %v)", st, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var st Status
+	var err error
+	if !streamstest.Poll(30*time.Second, func() bool {
+		st, err = p.Status(context.Background())
+		return err == nil && st.Error == "" && st.Lag == 0 && st.Position == st.StreamLast && st.State == StateRunning
+	}) {
+		t.Fatalf("stats not caught up: %+v (err %v)", st, err)
 	}
 }
 
@@ -143,16 +139,13 @@ func eventBytes(recs map[string]SessionStats, tenant string) int64 {
 
 func waitTenant(t *testing.T, p *Stats, tenant string, want TenantStats) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got, err := p.Tenant(context.Background(), tenant)
-		if err == nil && got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tenant %s: got %+v (err %v), want %+v", tenant, got, err, want)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var got TenantStats
+	var err error
+	if !streamstest.Poll(10*time.Second, func() bool {
+		got, err = p.Tenant(context.Background(), tenant)
+		return err == nil && got == want
+	}) {
+		t.Fatalf("tenant %s: got %+v (err %v), want %+v", tenant, got, err, want)
 	}
 }
 

@@ -14,13 +14,7 @@ import (
 // waitFor polls cond until it holds or a deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 10 s for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	streamstest.Wait(t, 10*time.Second, what, cond)
 }
 
 // TestStore_FollowsOtherWriters checks that a store whose sessions another

@@ -18,6 +18,7 @@ import (
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/projections"
+	"github.com/strand-dev/strand/streams/streamstest"
 )
 
 // BenchmarkApp_SessionsPage renders the sessions page among 100,000
@@ -35,22 +36,15 @@ func BenchmarkApp_SessionsPage(b *testing.B) {
 	writeViews(b, h.env.Store.JetStream(), n)
 	alice := h.clients["alice"]
 	// Wait until the read model has loaded every view.
-	deadline := time.Now().Add(2 * time.Minute)
 	var mid string
-	for {
+	streamstest.Wait(b, 2*time.Minute, "the read model holds every view", func() bool {
 		l, err := alice.ListSessions(ctx, client.ListSessionsRequest{Limit: client.MaxListLimit, Counts: true})
 		total := 0
 		for _, c := range l.Counts {
 			total += c
 		}
-		if err == nil && total >= n {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("the read model holds %d of %d views (%v)", total, n, err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a condition with a deadline
-	}
+		return err == nil && total >= n
+	})
 	// A cursor from the middle of the list, sorted as the page sorts.
 	req := client.ListSessionsRequest{Limit: client.MaxListLimit, Sort: "updated", Order: "desc"}
 	for range n / 2 / client.MaxListLimit {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/strand-dev/strand/client"
+	"github.com/strand-dev/strand/streams/streamstest"
 	"github.com/strand-dev/strand/workcopy"
 )
 
@@ -125,13 +126,11 @@ func TestRun_InterruptPushesWhatChanged(t *testing.T) {
 	defer cancel()
 	// Cancel (as Ctrl-C does) once the command has written its first file.
 	go func() {
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			if _, err := os.Stat(filepath.Join(dir, "started.txt")); err == nil {
-				cancel()
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
+		if streamstest.Poll(30*time.Second, func() bool {
+			_, err := os.Stat(filepath.Join(dir, "started.txt"))
+			return err == nil
+		}) {
+			cancel()
 		}
 	}()
 	out, err := workcopy.Run(runCtx, e.c, e.cache, workcopy.RunOptions{Session: id, Dir: dir,
@@ -159,14 +158,11 @@ func TestRun_PushEvery(t *testing.T) {
 	// The test waits until one.txt is in the session (pushed while the
 	// command runs), then lets the command go on; .go-on is ignored.
 	go func() {
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
+		if streamstest.Poll(30*time.Second, func() bool {
 			r, err := e.c.ReadBatch(ctx, client.ReadBatchRequest{Session: id, Paths: []string{"one.txt"}})
-			if err == nil && r.Files[0].Error == nil {
-				_ = os.WriteFile(filepath.Join(dir, ".go-on"), nil, 0o644)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
+			return err == nil && r.Files[0].Error == nil
+		}) {
+			_ = os.WriteFile(filepath.Join(dir, ".go-on"), nil, 0o644)
 		}
 	}()
 	out, err := workcopy.Run(ctx, e.c, e.cache, workcopy.RunOptions{Session: id, Dir: dir, PushEvery: 50 * time.Millisecond,

@@ -41,13 +41,7 @@ func enqueue(t *testing.T, js jetstream.JetStream, subject, body string) uint64 
 
 func waitFor(t *testing.T, what string, limit time.Duration, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v", what, limit)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	streamstest.Wait(t, limit, what, ok)
 }
 
 // consumer reads the state of a worker's durable consumer.

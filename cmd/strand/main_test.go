@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/strand-dev/strand/client"
+	"github.com/strand-dev/strand/streams/streamstest"
 )
 
 // TestMain doubles as the strand binary: with STRAND_TEST_MAIN=1 the test
@@ -200,11 +201,5 @@ func (c *cli) fail(code string, args ...string) result {
 // waitFor polls cond until it is true or the deadline passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	streamstest.Wait(t, 15*time.Second, what, cond)
 }
