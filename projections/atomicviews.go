@@ -92,7 +92,12 @@ func (p *Sessions) viewMsgs(bv *batchView, gen uint64) ([]*nats.Msg, bool) {
 			bv.err = err
 			return nil, false
 		}
-		msgs = append(msgs, &nats.Msg{Subject: subject, Data: []byte(bv.v.ID)})
+		// NewMsg, not a bare Msg: the batch publish sets headers on every
+		// message (a nil header map panicked: both instances of
+		// TestFault_BackgroundWorkThroughFailover died on a review's commit).
+		m := nats.NewMsg(subject)
+		m.Data = []byte(bv.v.ID)
+		msgs = append(msgs, m)
 	}
 	subject := kvSubject(bv.key)
 	if err := p.hook(subject); err != nil {
