@@ -255,8 +255,18 @@ type push struct {
 
 // queuePush hands fetched content to the pusher. A full queue drops it:
 // the files are then read through the mount, as without a push.
+//
+// Only a read-only mount pushes. On a writable one a local write can land
+// between the pusher's check and its store: the kernel holds a written
+// page locked until the mount has answered the WRITE, and the store waits
+// for that lock, so it overwrites the new bytes with the old content just
+// after write(2) returned, and the writer itself could read them back
+// until the check after the store drops the pages. No lock of the mount's
+// can close that window without deadlocking against the kernel's page
+// lock, and a file system that can return what was there before a
+// write that has returned is wrong, however briefly.
 func (m *Mount) queuePush(es []*entry, h domain.Hash, data []byte) {
-	if len(es) == 0 || len(data) == 0 {
+	if !m.ro || len(es) == 0 || len(data) == 0 {
 		return
 	}
 	select {
