@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/ulid/v2"
 
+	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
@@ -32,6 +34,21 @@ func testSessionsApplyBatch(t *testing.T, share bool) {
 	w := newWorkload(t, env, "acme", 11)
 	for range 400 {
 		w.step(ctx)
+	}
+	// Commits: their commit-index entries travel in the views' batches (a
+	// bare nats.Msg among them once made the atomic publish panic).
+	var commits []string
+	for _, id := range w.ids {
+		c := ulid.Make().String()
+		if _, err := env.Store.Change(ctx, "acme", id, w.meta("alice"), func(*domain.Session) (domain.Command, error) {
+			return domain.CreateCommit{ID: c, Message: "reviewed"}, nil
+		}); err == nil {
+			w.n.Add(1)
+			commits = append(commits, c)
+		}
+	}
+	if len(commits) == 0 {
+		t.Fatal("no session took a commit")
 	}
 	p, err := OpenSessions(ctx, env.Store.JetStream(), names.EventStream, names.EventFilter("*"), 1, nil)
 	if err != nil {
@@ -134,6 +151,13 @@ func testSessionsApplyBatch(t *testing.T, share bool) {
 		t.Fatal(err)
 	}
 	diffViews(t, "batched", got, w.expected(ctx))
+	for _, c := range commits {
+		if e, err := p.kv.Get(ctx, commitKey("acme", c)); err != nil {
+			t.Errorf("commit %s: no commit-index entry: %v", c, err)
+		} else if len(e.Value()) == 0 {
+			t.Errorf("commit %s: empty commit-index entry", c)
+		}
+	}
 	if n := p.atomicViews.Load(); share && n == 0 {
 		t.Errorf("no view was written in an atomic batch, want the batches' views to be")
 	}
