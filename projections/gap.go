@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,6 +27,25 @@ import (
 // maxGapFill bounds the events one apply reads to fill a gap; a longer gap
 // is filled over several deliveries (each folds and writes what it read).
 const maxGapFill = 1024
+
+// fillGap returns the events to fold, in order, into an entry that holds
+// its session up to version have (stream sequence applied), for d
+// (numbered version) to follow on: the session's events between the two,
+// read from the stream, then d itself; without d when the gap is longer
+// than one read (the events that follow on, to fold now); none when the
+// stream does not hold them yet. what names the entry in the log.
+func fillGap(ctx context.Context, js jetstream.JetStream, stream string, log *slog.Logger, what string, applied, have uint64, d Delivery, version uint64) ([]Delivery, error) {
+	ds, err := missing(ctx, js, stream, d.Subject, applied, d.Seq, maxGapFill, d.Gen)
+	if err != nil {
+		return nil, err
+	}
+	ds = ds[:following(ds, have, deliveryVersion)]
+	if uint64(len(ds)) == version-have-1 {
+		ds = append(ds, d)
+	}
+	log.Debug(what+": gap filled from the stream", "subject", d.Subject, "from", have, "to", version, "read", len(ds))
+	return ds, nil
+}
 
 // missing reads the events of a subject stored after sequence after and
 // before sequence before, in stream order, at most limit of them, from the

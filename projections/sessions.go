@@ -275,7 +275,7 @@ func (p *Sessions) apply(ctx context.Context, d Delivery) error {
 				cached = false
 				continue
 			}
-			if steps, err = p.fillGap(ctx, v, d, version); err != nil || len(steps) == 0 {
+			if steps, err = fillGap(ctx, p.js, p.stream, p.log, "session view", v.Applied, v.Version, d, version); err != nil || len(steps) == 0 {
 				return cmp.Or(err, ErrGap)
 			}
 		}
@@ -320,24 +320,6 @@ func (p *Sessions) apply(ctx context.Context, d Delivery) error {
 		}
 	}
 	return fmt.Errorf("view %s: too many concurrent updates", key)
-}
-
-// fillGap returns the events to fold into v, in order, for d (numbered
-// version) to follow on: the session's events between v's last and d,
-// read from the stream, then d itself; without d when the gap is longer
-// than one read (the events that follow on, to fold now); none when the
-// stream does not hold them yet.
-func (p *Sessions) fillGap(ctx context.Context, v View, d Delivery, version uint64) ([]Delivery, error) {
-	ds, err := missing(ctx, p.js, p.stream, d.Subject, v.Applied, d.Seq, maxGapFill, d.Gen)
-	if err != nil {
-		return nil, err
-	}
-	ds = ds[:following(ds, v.Version, deliveryVersion)]
-	if uint64(len(ds)) == version-v.Version-1 {
-		ds = append(ds, d)
-	}
-	p.log.Debug("session view: gap filled from the stream", "subject", d.Subject, "from", v.Version, "to", version, "read", len(ds))
-	return ds, nil
 }
 
 // fold applies one event to a view. It never changes what v's slices and

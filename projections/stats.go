@@ -214,7 +214,7 @@ func (p *Stats) apply(ctx context.Context, d Delivery) error {
 				cached = false
 				continue
 			}
-			if steps, err = p.fillGap(ctx, s, d, version); err != nil || len(steps) == 0 {
+			if steps, err = fillGap(ctx, p.js, p.stream, p.log, "session stats", s.Applied, s.Version, d, version); err != nil || len(steps) == 0 {
 				return cmp.Or(err, ErrGap)
 			}
 		}
@@ -256,21 +256,6 @@ func (p *Stats) apply(ctx context.Context, d Delivery) error {
 		}
 	}
 	return fmt.Errorf("stats %s: too many concurrent updates", key)
-}
-
-// fillGap returns the events to fold into s, in order, for d (numbered
-// version) to follow on, as Sessions.fillGap does for a view.
-func (p *Stats) fillGap(ctx context.Context, s SessionStats, d Delivery, version uint64) ([]Delivery, error) {
-	ds, err := missing(ctx, p.js, p.stream, d.Subject, s.Applied, d.Seq, maxGapFill, d.Gen)
-	if err != nil {
-		return nil, err
-	}
-	ds = ds[:following(ds, s.Version, deliveryVersion)]
-	if uint64(len(ds)) == version-s.Version-1 {
-		ds = append(ds, d)
-	}
-	p.log.Debug("session stats: gap filled from the stream", "subject", d.Subject, "from", s.Version, "to", version, "read", len(ds))
-	return ds, nil
 }
 
 // applyBatch folds a batch of events (in stream order): each session's
