@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/names"
@@ -98,7 +99,7 @@ func (b *Blobs) directMany(ctx context.Context, hs []domain.Hash, want map[domai
 		if m.Header.Get(statusHeader) != "" {
 			return got, nil // 204 end of batch, 404 none, or an error
 		}
-		subj := m.Header.Get("Nats-Subject")
+		subj := m.Header.Get(jetstream.SubjectHeader)
 		h, err := domain.ParseHash(strings.TrimPrefix(subj, names.BlobPrefix))
 		if err != nil || !want[h] || got[h] || m.Header.Get(names.HeaderBlobKind) != blobRaw || domain.Sum(m.Data) != h {
 			continue // a chunk index, or bytes that do not match: Get decides
