@@ -33,6 +33,11 @@ func (a *At) UnmarshalJSON(b []byte) error {
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
 		}
+		// A position has one spelling: "09" is position 9, as the
+		// service reads it, and is kept as "9".
+		if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+			s = strconv.FormatUint(n, 10)
+		}
 		*a = At(s)
 		return nil
 	}

@@ -104,7 +104,7 @@ func FuzzDecode(f *testing.F) {
 // FuzzParsers covers the small parsers of request fields and subjects.
 func FuzzParsers(f *testing.F) {
 	for _, s := range []string{
-		"", "1", "0", "1-2", "2-1", "-1", "1-", "a-b", "99999999999999999999-1", "cp1",
+		"", "1", "0", `"09"`, `"007"`, "1-2", "2-1", "-1", "1-", "a-b", "99999999999999999999-1", "cp1",
 		"strand.v1.acme.session.create", "strand.v1..x", "strand.v1.*.x", "strand.v1.a.b.c.d",
 		"5m", "-5m", "1h30m", "2562047h", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "01arz3ndektsv4rrffq69g5fav",
 		"7ZZZZZZZZZZZZZZZZZZZZZZZZZ", "8ZZZZZZZZZZZZZZZZZZZZZZZZZ",
