@@ -41,11 +41,62 @@ func (st *Store) EventAt(ctx context.Context, tenant, id string, position uint64
 }
 
 // Head returns the session's current state: every acknowledged event is in
-// it, whichever instance wrote it. When this instance's cached head is a
-// few events behind (another instance appended), it catches up from there:
-// the last event read to find the head is folded directly, and any before
-// it are read one by one, instead of loading the session again.
+// it, whichever instance wrote it. With the session cached it asks the
+// stream leader for the first event after the cached head: a reply without
+// a message (a hundred bytes, whatever the size of the last event)
+// confirms the cache. Otherwise (not cached, or behind: another instance
+// appended) it reads the last event and catches up (headFromLast).
 func (st *Store) Head(ctx context.Context, tenant, id string) (*domain.Session, error) {
+	if h, ok := st.heads.Get(sessionKey(tenant, id)); ok {
+		current, err := st.confirmHead(ctx, tenant, id, h)
+		if err != nil {
+			return nil, err
+		}
+		if current {
+			return h, nil
+		}
+	}
+	return st.headFromLast(ctx, tenant, id)
+}
+
+// confirmHead asks the stream leader for the first event of the session
+// after h, a cached head of it. With none, h is the head (current). With
+// one, it folds it into h and remembers the state, so that headFromLast
+// catches up from there.
+func (st *Store) confirmHead(ctx context.Context, tenant, id string, h *domain.Session) (current bool, err error) {
+	m, err := leaderGetRequest(ctx, st.nc, names.EventStream, nextEventRequest{Seq: h.Position + 1, NextBySubject: names.EventSubject(tenant, id)})
+	if errors.Is(err, errNoMessage) {
+		return true, nil
+	}
+	if err != nil {
+		return false, domain.Wrap(err, "read session head")
+	}
+	se, err := decodeStored(m)
+	if err != nil {
+		return false, err
+	}
+	s, ok, err := st.catchUpSession(ctx, tenant, id, h, se)
+	if err != nil || !ok {
+		return false, err
+	}
+	st.remember(sessionKey(tenant, id), s)
+	return false, nil
+}
+
+// nextEventRequest asks $JS.API.STREAM.MSG.GET for the first message of a
+// subject at or after a sequence.
+type nextEventRequest struct {
+	Seq           uint64 `json:"seq"`
+	NextBySubject string `json:"next_by_subj"`
+}
+
+// headFromLast returns the session's current state by reading its last
+// event through the stream leader: when this instance's cached head is a
+// few events behind (another instance appended), it catches up from there:
+// the last event read is folded directly, and any before it are read one
+// by one, instead of loading the session again. A writer that lost an
+// append race knows it is behind and comes here directly.
+func (st *Store) headFromLast(ctx context.Context, tenant, id string) (*domain.Session, error) {
 	m, err := leaderGet(ctx, st.nc, names.EventStream, 0, names.EventSubject(tenant, id))
 	if errors.Is(err, errNoMessage) {
 		return nil, domain.ErrSessionNotFound

@@ -56,8 +56,9 @@ func leaderGet(ctx context.Context, nc *nats.Conn, stream string, seq uint64, la
 }
 
 // leaderGetRequest sends one $JS.API.STREAM.MSG.GET request (seq,
-// last_by_subj, next_by_subj) to the stream leader.
-func leaderGetRequest(ctx context.Context, nc *nats.Conn, stream string, req map[string]any) (*StoredMsg, error) {
+// last_by_subj, next_by_subj; a map or a struct of them) to the stream
+// leader.
+func leaderGetRequest(ctx context.Context, nc *nats.Conn, stream string, req any) (*StoredMsg, error) {
 	body, _ := json.Marshal(req)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

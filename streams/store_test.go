@@ -401,7 +401,9 @@ func TestStore_ReplayChecksRoot(t *testing.T) {
 // events through the stream leader, with no consumer (the JetStream API
 // requests are seen on the wire), and ends in the same state as the writer;
 // further behind, it replays the events after its cached head with one
-// batched direct get, still no consumer.
+// batched direct get, still no consumer. Once caught up, its head is
+// confirmed with one request that asks for the event after it (the reply
+// has none), not for the last event itself.
 func TestStore_CatchUpFromCachedHead(t *testing.T) {
 	env := streamstest.Start(t)
 	ctx := context.Background()
@@ -418,13 +420,19 @@ func TestStore_CatchUpFromCachedHead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	gets, err := env.NC.SubscribeSync("$JS.API.STREAM.MSG.GET.>")
+	if err != nil {
+		t.Fatal(err)
+	}
 	g := &ids{}
 	s := create(t, env.Store, g, "acme")
 	write(t, env.Store, g, s, "keep/a.txt", "kept")
 	if _, err := other.Head(ctx, "acme", s.ID); err != nil {
 		t.Fatal(err)
 	}
-	for _, behind := range []int{1, 3, 8, 9} {
+	// The first event after the cached head is read to confirm it, then
+	// up to 8 more one by one.
+	for _, behind := range []int{1, 3, 9, 10} {
 		t.Run(strconv.Itoa(behind), func(t *testing.T) {
 			for i := 0; i < behind; i++ {
 				write(t, env.Store, g, s, fmt.Sprintf("f%d", i), fmt.Sprint(behind, i))
@@ -451,8 +459,28 @@ func TestStore_CatchUpFromCachedHead(t *testing.T) {
 				t.Fatalf("caught up to %d v%d %s, want %d v%d %s", head.Position, head.Version, head.Tree.Hash(), want.Position, want.Version, want.Tree.Hash())
 			}
 			consumers, direct := after-before, directAfter-directBefore
-			if wantDirect := behind > 8; consumers != 0 || (direct == 1) != wantDirect {
-				t.Fatalf("%d events behind: %d consumers created, %d direct gets; want no consumer, and one direct get only beyond 8 behind", behind, consumers, direct)
+			if wantDirect := behind > 9; consumers != 0 || (direct == 1) != wantDirect {
+				t.Fatalf("%d events behind: %d consumers created, %d direct gets; want no consumer, and one direct get only beyond 9 behind", behind, consumers, direct)
+			}
+
+			for {
+				if _, err := gets.NextMsg(0); err != nil {
+					break // drained
+				}
+			}
+			again, err := other.Head(ctx, "acme", s.ID)
+			if err != nil || again != head {
+				t.Fatalf("head again: %v, %v; want the same state", again, err)
+			}
+			if err := env.NC.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if n, _, _ := gets.Pending(); n != 1 {
+				t.Fatalf("head confirmed with %d requests, want 1", n)
+			}
+			req, _ := gets.NextMsg(0)
+			if want := fmt.Sprintf(`{"seq":%d,"next_by_subj":"%s"}`, head.Position+1, names.EventSubject("acme", s.ID)); string(req.Data) != want {
+				t.Fatalf("head confirmed with %s, want %s", req.Data, want)
 			}
 		})
 	}

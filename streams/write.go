@@ -62,7 +62,7 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 	confirmed := false
 	if meta.ExpectedPosition > s.Position {
 		// The cached head is behind what the caller has seen: catch up.
-		if s, err = st.Head(ctx, tenant, id); err != nil {
+		if s, err = st.headFromLast(ctx, tenant, id); err != nil {
 			return Result{}, err
 		}
 		confirmed = true
@@ -129,7 +129,7 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 					return Result{}, err
 				}
 			}
-			if s, err = st.Head(ctx, tenant, id); err != nil {
+			if s, err = st.headFromLast(ctx, tenant, id); err != nil {
 				return Result{}, err
 			}
 			confirmed = true
