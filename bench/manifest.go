@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -38,8 +37,9 @@ func runManifest(ctx context.Context, r *Runner) ([]Result, error) {
 	}
 	defer stop()
 	var out []Result
-	// The MessagePack reply (what the Go client asks for) holds the
-	// targets; the JSON one is measured too, since other languages use it.
+	// The MessagePack reply (what the Go client asks for, read as a
+	// ManifestPage) holds the targets; the JSON one is measured too, since
+	// other languages use it.
 	for _, enc := range []string{client.ManifestMsgpack, client.ManifestJSON} {
 		res, err := r.manifestCases(ctx, e, b.Head, n, enc, echo)
 		if err != nil {
@@ -52,20 +52,29 @@ func runManifest(ctx context.Context, r *Runner) ([]Result, error) {
 
 // manifestCases measures the first page and the whole tree in one
 // encoding, each against raw replies of the same sizes as that encoding's.
+// MessagePack is read as Go callers read it (Client.ManifestPage: hashes
+// as bytes), JSON as other languages' callers do (the reply as sent).
 func (r *Runner) manifestCases(ctx context.Context, e *Env, head *domain.Session, n int, enc string, echo func(context.Context, int) error) ([]Result, error) {
 	id := head.ID
-	size := func(p client.ManifestReply) (int, error) {
+	// list asks for a page; with measure it also says the reply's size.
+	list := func(req client.ManifestRequest, measure bool) (entries int, next string, size int, err error) {
+		req.Session, req.Encoding = id, enc
 		if enc == client.ManifestJSON {
-			return jsonSize(p), nil
+			p, err := e.Client.Manifest(ctx, req)
+			if err != nil || !measure {
+				return len(p.Entries), p.NextCursor, 0, err
+			}
+			return len(p.Entries), p.NextCursor, jsonSize(p), nil
 		}
-		return msgpackSize(p)
+		p, err := e.Client.ManifestPage(ctx, req)
+		if err != nil || !measure {
+			return len(p.Entries), p.NextCursor, 0, err
+		}
+		size, err = msgpackSize(p)
+		return len(p.Entries), p.NextCursor, size, err
 	}
 	// Sizes of the replies, to ask the responder for the same bytes.
-	first, err := e.Client.Manifest(ctx, client.ManifestRequest{Session: id, Encoding: enc})
-	if err != nil {
-		return nil, err
-	}
-	firstSize, err := size(first)
+	firstEntries, _, firstSize, err := list(client.ManifestRequest{}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -78,22 +87,18 @@ func (r *Runner) manifestCases(ctx context.Context, e *Env, head *domain.Session
 		cursor := ""
 		at := client.AtPosition(head.Position)
 		for pages := 0; pages < 10_000; pages++ {
-			p, err := e.Client.Manifest(ctx, client.ManifestRequest{Session: id, At: at, After: cursor, Limit: limit, Encoding: enc})
+			n, next, size, err := list(client.ManifestRequest{At: at, After: cursor, Limit: limit}, measure)
 			if err != nil {
 				return err
 			}
 			if measure {
-				s, err := size(p)
-				if err != nil {
-					return err
-				}
-				pageSizes = append(pageSizes, s)
-				entries += len(p.Entries)
+				pageSizes = append(pageSizes, size)
+				entries += n
 			}
-			if p.NextCursor == "" {
+			if next == "" {
 				return nil
 			}
-			cursor = p.NextCursor
+			cursor = next
 		}
 		return fmt.Errorf("manifest of %s did not end", id)
 	}
@@ -107,7 +112,7 @@ func (r *Runner) manifestCases(ctx context.Context, e *Env, head *domain.Session
 	var sPage, rPage, sWhole, rWhole []time.Duration
 	for k := 0; k < r.Sizes.ManifestPageReps; k++ {
 		d, err := clock(func() error {
-			_, err := e.Client.Manifest(ctx, client.ManifestRequest{Session: id, Encoding: enc})
+			_, _, _, err := list(client.ManifestRequest{}, false)
 			return err
 		})
 		if err != nil {
@@ -144,7 +149,7 @@ func (r *Runner) manifestCases(ctx context.Context, e *Env, head *domain.Session
 	for _, s := range pageSizes {
 		total += s
 	}
-	page := Result{Case: fmt.Sprintf("first page (%d entries), %s", len(first.Entries), enc), Server: e.Name, Strand: pf, Raw: &prf, RawWhat: rawWhat, Ratio: ratio(pf.Value, prf.Value),
+	page := Result{Case: fmt.Sprintf("first page (%d entries), %s", firstEntries, enc), Server: e.Name, Strand: pf, Raw: &prf, RawWhat: rawWhat, Ratio: ratio(pf.Value, prf.Value),
 		Note: fmt.Sprintf("%s-file tree, %d KiB reply", count(n), firstSize>>10)}
 	all := Result{Case: fmt.Sprintf("whole tree (%s entries, %d pages), %s", count(entries), len(pageSizes), enc), Server: e.Name, Strand: wf, Raw: &wrf, RawWhat: rawWhat, Ratio: ratio(wf.Value, wrf.Value),
 		Note: fmt.Sprintf("pages of %d, %.1f MiB of %s", limit, float64(total)/(1<<20), enc)}
@@ -158,21 +163,9 @@ func (r *Runner) manifestCases(ctx context.Context, e *Env, head *domain.Session
 
 // msgpackSize is the size of a page's MessagePack reply: the same
 // encoding the service sends.
-func msgpackSize(p client.ManifestReply) (int, error) {
-	entries := make([]client.ManifestEntry, len(p.Entries))
-	for i, v := range p.Entries {
-		me := client.ManifestEntry{Path: v.Path, Kind: v.Kind, Size: v.Size, Mode: v.Mode, Target: v.Target, Xattrs: v.Xattrs}
-		if _, err := hex.Decode(me.Hash[:], []byte(v.Hash)); err != nil {
-			return 0, fmt.Errorf("entry %s: hash: %w", v.Path, err)
-		}
-		entries[i] = me
-	}
-	var root [32]byte
-	if _, err := hex.Decode(root[:], []byte(p.Root)); err != nil {
-		return 0, fmt.Errorf("root: %w", err)
-	}
+func msgpackSize(p client.ManifestPage) (int, error) {
 	var buf bytes.Buffer
-	if err := client.EncodeManifest(&buf, p.Position, root, p.NextCursor, entries); err != nil {
+	if err := client.EncodeManifest(&buf, p.Position, p.Root, p.NextCursor, p.Entries); err != nil {
 		return 0, err
 	}
 	return buf.Len(), nil

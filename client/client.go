@@ -208,6 +208,33 @@ func (c *Client) Manifest(ctx context.Context, req ManifestRequest) (ManifestRep
 	return r, nil
 }
 
+// ManifestPage lists a page of a session's tree as Manifest does, asking
+// for the MessagePack reply, and gives the entries with their hashes as 32
+// bytes (DecodeManifestPage). req.Encoding must be empty or
+// ManifestMsgpack.
+func (c *Client) ManifestPage(ctx context.Context, req ManifestRequest) (ManifestPage, error) {
+	var p ManifestPage
+	if req.Encoding == "" {
+		req.Encoding = ManifestMsgpack
+	}
+	if req.Encoding != ManifestMsgpack {
+		return p, &Error{Code: domain.CodeInvalidArgument, Message: "ManifestPage reads the msgpack encoding only"}
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return p, fmt.Errorf("encode request: %w", err)
+	}
+	subject := FSManifest.Subject(c.Tenant)
+	data, err := c.sendRaw(ctx, subject, body)
+	if err != nil {
+		return p, err
+	}
+	if p, err = DecodeManifestPage(data); err != nil {
+		return p, fmt.Errorf("decode reply of %s: %w", subject, err)
+	}
+	return p, nil
+}
+
 // Read reads one reply's worth of a file.
 func (c *Client) Read(ctx context.Context, req ReadRequest) (ReadReply, error) {
 	var r ReadReply

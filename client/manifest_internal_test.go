@@ -11,7 +11,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// TestDecodeEntriesFast holds the direct decoder of entries to the general
+// TestDecodeEntriesFast holds the direct decoders of entries to the general
 // one: on random pages (long and empty strings, sizes of every integer
 // width, xattrs or none) both give the same entries, and on every
 // truncation of a page the direct one gives up (ok false) rather than
@@ -56,10 +56,17 @@ func TestDecodeEntriesFast(t *testing.T) {
 		if !ok || used != len(body) || !reflect.DeepEqual(got, want) {
 			t.Fatalf("round %d: direct decoder: ok %v, used %d of %d, equal %v", round, ok, used, len(body), reflect.DeepEqual(got, want))
 		}
+		raw, used, ok := decodeRawEntries(body)
+		if !ok || used != len(body) || len(raw) != len(entries) || (len(raw) > 0 && !reflect.DeepEqual(raw, entries)) {
+			t.Fatalf("round %d: raw decoder: ok %v, used %d of %d, equal %v", round, ok, used, len(body), reflect.DeepEqual(raw, entries))
+		}
 		for k := 0; k < 20 && len(entries) > 0; k++ {
 			cut := rng.IntN(len(body))
 			if _, _, ok := decodeEntriesFast(body[:cut]); ok {
 				t.Fatalf("round %d: %d of %d bytes decoded", round, cut, len(body))
+			}
+			if _, _, ok := decodeRawEntries(body[:cut]); ok {
+				t.Fatalf("round %d: %d of %d bytes decoded raw", round, cut, len(body))
 			}
 		}
 	}

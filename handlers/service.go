@@ -381,6 +381,9 @@ func (s *Service) handle(r micro.Request, ep *client.Endpoint, fn handlerFunc) e
 	}
 	if enc, ok := reply.(encodedReply); ok {
 		s.respond(r, nats.Header{"Content-Type": []string{enc.contentType}}, enc.body)
+		if enc.release != nil {
+			enc.release()
+		}
 		return nil
 	}
 	body, err := json.Marshal(reply)
@@ -398,6 +401,9 @@ func (s *Service) handle(r micro.Request, ep *client.Endpoint, fn handlerFunc) e
 type encodedReply struct {
 	contentType string
 	body        []byte
+	// release, when set, is called once the body is sent (its buffer
+	// goes back to a pool).
+	release func()
 }
 
 // respondError answers r with the micro error headers and the JSON error body.
