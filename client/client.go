@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -32,6 +33,13 @@ type Client struct {
 	// the service refuses it for the tenant's rate limit (the refusal says
 	// how long to wait, see names.HeaderRetryAfter); 0 never retries.
 	RetryWait time.Duration
+	// JSONRequests sends every request body as JSON, also to endpoints
+	// that take MessagePack (Write and Batch send MessagePack otherwise).
+	JSONRequests bool
+
+	// jsonOnly is set once a service answered a MessagePack body as one
+	// that predates them (callMsgpack).
+	jsonOnly atomic.Bool
 }
 
 // NewClient returns a client for a tenant on a connection.
@@ -97,6 +105,12 @@ func (c *Client) send(ctx context.Context, subject string, body []byte, reply an
 
 // sendRaw is send without decoding: it returns the reply's body.
 func (c *Client) sendRaw(ctx context.Context, subject string, body []byte) ([]byte, error) {
+	return c.sendTyped(ctx, subject, body, "")
+}
+
+// sendTyped is sendRaw with a body of the given Content-Type ("": JSON,
+// the header left out).
+func (c *Client) sendTyped(ctx context.Context, subject string, body []byte, contentType string) ([]byte, error) {
 	if _, ok := ctx.Deadline(); !ok && c.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
@@ -106,6 +120,9 @@ func (c *Client) sendRaw(ctx context.Context, subject string, body []byte) ([]by
 	m.Data = body
 	if c.Actor != "" {
 		m.Header.Set(names.HeaderActor, c.Actor)
+	}
+	if contentType != "" {
+		m.Header.Set("Content-Type", contentType)
 	}
 	resp, err := c.requestRetrying(ctx, m)
 	switch {
@@ -290,7 +307,7 @@ func (c *Client) Write(ctx context.Context, req WriteRequest) (ChangeReply, erro
 		}
 	}
 	var r ChangeReply
-	return r, c.Call(ctx, FSWrite, req, &r)
+	return r, c.callMsgpack(ctx, FSWrite, req, &r)
 }
 
 // Mkdir makes a directory (and its missing parents).
@@ -317,10 +334,11 @@ func (c *Client) Symlink(ctx context.Context, req SymlinkRequest) (ChangeReply, 
 	return r, c.Call(ctx, FSSymlink, req, &r)
 }
 
-// Batch applies several operations as one event, all or nothing.
+// Batch applies several operations as one event, all or nothing. The
+// request is sent as MessagePack (see callMsgpack).
 func (c *Client) Batch(ctx context.Context, req BatchRequest) (ChangeReply, error) {
 	var r ChangeReply
-	return r, c.Call(ctx, FSBatch, req, &r)
+	return r, c.callMsgpack(ctx, FSBatch, req, &r)
 }
 
 // Events lists a page of a session's history.

@@ -36,6 +36,11 @@ type Endpoint struct {
 	// Request and Reply are zero values of the body types (reflect on them
 	// for a schema).
 	Request, Reply any
+	// Msgpack says the request body may also be MessagePack, sent with the
+	// header Content-Type: application/msgpack (MsgpackContentType): the
+	// JSON body's keys, bytes as binary instead of base64. JSON stays the
+	// default (docs/api.md, "Request encodings").
+	Msgpack bool
 }
 
 // Path is <area>.<verb>, the part of the subject after the tenant, and the
@@ -53,6 +58,12 @@ func (e *Endpoint) Scoped() bool { return strings.HasSuffix(e.Verb, ".*") }
 // in place of the wildcard token.
 func (e *Endpoint) SubjectScoped(tenant, scope string) string {
 	return names.Subject(tenant, e.Area, strings.TrimSuffix(e.Verb, "*")+scope)
+}
+
+// msgpackRequests marks a row whose request body may be MessagePack.
+func (e *Endpoint) msgpackRequests() *Endpoint {
+	e.Msgpack = true
+	return e
 }
 
 // Mutating reports whether a request may change state.
@@ -89,13 +100,13 @@ var (
 	FSReadBatch   = row("fs", "read_batch", Reads, ReadBatchRequest{}, ReadBatchReply{})
 	FSHas         = row("fs", "has", Reads, HasRequest{}, HasReply{})
 	FSSearch      = row("fs", "search", Reads, SearchRequest{}, SearchReply{})
-	FSWrite       = row("fs", "write", WritesContent, WriteRequest{}, ChangeReply{})
+	FSWrite       = row("fs", "write", WritesContent, WriteRequest{}, ChangeReply{}).msgpackRequests()
 	FSUpload      = row("fs", "upload", WritesContent, UploadRequest{}, UploadReply{})
 	FSMkdir       = row("fs", "mkdir", Mutates, MkdirRequest{}, ChangeReply{})
 	FSRemove      = row("fs", "remove", Mutates, RemoveRequest{}, ChangeReply{})
 	FSRename      = row("fs", "rename", Mutates, RenameRequest{}, ChangeReply{})
 	FSSymlink     = row("fs", "symlink", Mutates, SymlinkRequest{}, ChangeReply{})
-	FSBatch       = row("fs", "batch", WritesContent, BatchRequest{}, ChangeReply{})
+	FSBatch       = row("fs", "batch", WritesContent, BatchRequest{}, ChangeReply{}).msgpackRequests()
 	FSSync        = row("fs", "sync", WritesContent, SyncRequest{}, SyncReply{})
 	FSXattrSet    = row("fs", "xattr.set", Mutates, XattrRequest{}, XattrReply{})
 	FSXattrGet    = row("fs", "xattr.get", Reads, XattrRequest{}, XattrReply{})

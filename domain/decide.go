@@ -430,13 +430,13 @@ func checkOp(t Tree, fo FileOp) (Op, error) {
 		if fo.Size < 0 {
 			return Op{}, Errorf(CodeInvalidArgument, "negative size")
 		}
-		op.Content, op.Size = append([]byte(nil), fo.Content[:]...), fo.Size
 		if len(fo.Data) > 0 {
-			if err := checkInline(fo); err != nil {
+			if err := checkInline(&fo); err != nil {
 				return Op{}, err
 			}
 			op.Data = fo.Data
 		}
+		op.Content, op.Size = append([]byte(nil), fo.Content[:]...), fo.Size
 		op.Mode = fo.Mode & 0o7777
 		if op.Mode == 0 {
 			op.Mode = DefaultFileMode
@@ -507,11 +507,20 @@ func checkOp(t Tree, fo FileOp) (Op, error) {
 }
 
 // checkInline checks a write's inline content against its hash and size.
-func checkInline(fo FileOp) error {
+// A zero hash is filled in with the content's: a caller that has not
+// hashed the content (the service, for inline content given without a
+// hash) leaves it to this one SHA-256 instead of a second one.
+func checkInline(fo *FileOp) error {
 	if len(fo.Data) > MaxInlineBytes {
 		return Errorf(CodeTooLarge, "inline content holds at most %d bytes", MaxInlineBytes)
 	}
-	if int64(len(fo.Data)) != fo.Size || Sum(fo.Data) != fo.Content {
+	if int64(len(fo.Data)) != fo.Size {
+		return Errorf(CodeInvalidArgument, "inline content does not match its hash and size")
+	}
+	h := Sum(fo.Data)
+	if fo.Content.IsZero() {
+		fo.Content = h
+	} else if h != fo.Content {
 		return Errorf(CodeInvalidArgument, "inline content does not match its hash and size")
 	}
 	return nil

@@ -89,8 +89,11 @@ func decideMerge(s *Session, c MergeSession, m Meta, _ Past) (*Event, error) {
 			return nil, err
 		}
 		if op.Inline() {
-			h, _ := HashFromBytes(op.Content)
-			if err := checkInline(FileOp{Data: op.Data, Content: h, Size: op.Size}); err != nil {
+			h, ok := HashFromBytes(op.Content)
+			if !ok || h.IsZero() {
+				return nil, Errorf(CodeInvalidArgument, "inline content does not match its hash and size")
+			}
+			if err := checkInline(&FileOp{Data: op.Data, Content: h, Size: op.Size}); err != nil {
 				return nil, err
 			}
 			inline += len(op.Data)

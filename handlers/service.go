@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/oklog/ulid/v2"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
@@ -217,6 +218,8 @@ type call struct {
 	svc    *Service
 	// user is the authenticated actor ("" when Options.Auth is off).
 	user string
+	// msgpack: the endpoint takes a MessagePack body (Endpoint.Msgpack).
+	msgpack bool
 }
 
 type handlerFunc func(c *call) (any, error)
@@ -363,7 +366,7 @@ func (s *Service) handle(r micro.Request, ep *client.Endpoint, fn handlerFunc) e
 				return
 			}
 		}
-		reply, err = fn(&call{ctx: ctx, tenant: tenant, req: r, svc: s, user: user})
+		reply, err = fn(&call{ctx: ctx, tenant: tenant, req: r, svc: s, user: user, msgpack: ep.Msgpack})
 		if err == nil && s.limits != nil && ep.Effect == client.AddsSession {
 			s.limits.added(tenant, 1, 0)
 		}
@@ -460,8 +463,16 @@ func tenantOf(subject string) (string, error) {
 }
 
 // decode parses a JSON body strictly: one object, no unknown fields. An
-// empty body is an empty object.
+// empty body is an empty object. A body sent as MessagePack (the header
+// Content-Type: application/msgpack) to an endpoint that takes it is
+// decoded as such (decodeMsgpack).
 func (c *call) decode(v any) error {
+	if c.req.Headers().Get("Content-Type") == client.MsgpackContentType {
+		if !c.msgpack {
+			return domain.Errorf(domain.CodeInvalidArgument, "this endpoint takes a JSON body only")
+		}
+		return decodeMsgpack(c.req.Data(), v)
+	}
 	data := bytes.TrimSpace(c.req.Data())
 	if len(data) == 0 {
 		data = []byte("{}")
@@ -476,6 +487,28 @@ func (c *call) decode(v any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return domain.Errorf(domain.CodeInvalidArgument, "malformed request: trailing data after the JSON object")
+	}
+	return nil
+}
+
+// decodeMsgpack parses a MessagePack body as strictly as decode parses
+// JSON: one map (not the array form of a struct), the JSON body's keys
+// exactly, no unknown keys, nothing after the map.
+func decodeMsgpack(data []byte, v any) error {
+	if len(data) == 0 || !(data[0]&0xf0 == 0x80 || data[0] == 0xde || data[0] == 0xdf) {
+		return domain.Errorf(domain.CodeInvalidArgument, "request body must be a MessagePack map")
+	}
+	r := bytes.NewReader(data)
+	dec := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(dec)
+	dec.Reset(r)
+	dec.SetCustomStructTag("json")
+	dec.DisallowUnknownFields(true)
+	if err := dec.Decode(v); err != nil {
+		return domain.Errorf(domain.CodeInvalidArgument, "malformed request: %s", strings.TrimPrefix(err.Error(), "msgpack: "))
+	}
+	if r.Len() > 0 {
+		return domain.Errorf(domain.CodeInvalidArgument, "malformed request: trailing data after the MessagePack map")
 	}
 	return nil
 }

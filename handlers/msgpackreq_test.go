@@ -1,0 +1,235 @@
+package handlers_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/strand-dev/strand/client"
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/names"
+	"github.com/strand-dev/strand/streams/streamstest"
+)
+
+// sendMsgpack sends body to an endpoint of tenant acme with the MessagePack
+// Content-Type and returns the error code of the reply ("" when it
+// succeeded).
+func sendMsgpack(t *testing.T, h *harness, ep *client.Endpoint, body []byte) domain.Code {
+	t.Helper()
+	m := nats.NewMsg(ep.Subject("acme"))
+	m.Header.Set("Content-Type", client.MsgpackContentType)
+	m.Data = body
+	resp, err := h.env.NC.RequestMsg(m, 10*time.Second)
+	if err != nil {
+		t.Fatalf("request %s: %v", ep.Path(), err)
+	}
+	if resp.Header.Get(micro.ErrorCodeHeader) == "" {
+		return ""
+	}
+	var eb client.ErrorBody
+	if err := json.Unmarshal(resp.Data, &eb); err != nil {
+		t.Fatalf("error body %q: %v", resp.Data, err)
+	}
+	return domain.Code(eb.Error.Code)
+}
+
+// TestMsgpackRequests_SameAsJSON writes and batches through the Go
+// client, which sends MessagePack, and through one that sends JSON: the
+// same changes give the same trees, inline content included, and the
+// stored events hold the same operations.
+func TestMsgpackRequests_SameAsJSON(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	ctx := t.Context()
+	jsonClient := client.NewClient(h.env.NC, "acme")
+	jsonClient.JSONRequests = true
+	var roots []string
+	for _, c := range []*client.Client{h.c, jsonClient} {
+		s, err := c.CreateSession(ctx, client.CreateSessionRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := s.Session.ID
+		w, err := c.Write(ctx, client.WriteRequest{Session: id, Path: "a/b.txt", Content: []byte("hello\x00\xff"), Mode: 0o600,
+			Mutation: client.Mutation{RequestID: "r1-" + id, Actor: "ann"}})
+		if err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		if w.Path != "a/b.txt" || w.Size != 7 || w.Hash != domain.Sum([]byte("hello\x00\xff")).String() {
+			t.Errorf("write reply %+v", w)
+		}
+		big := make([]byte, domain.MaxInlineBytes+10) // a blob, stored before the event
+		for i := range big {
+			big[i] = byte(i)
+		}
+		if _, err := c.Batch(ctx, client.BatchRequest{Session: id, Mutation: client.Mutation{ExpectedPosition: w.Position}, Ops: []client.BatchOp{
+			{Op: "write", Path: "c.bin", Content: big},
+			{Op: "write", Path: "d.txt", Content: []byte("d"), ExpectedHash: domain.ExpectAbsent},
+			{Op: "mkdir", Path: "e"},
+			{Op: "symlink", Path: "l", Target: "d.txt"},
+			{Op: "setxattr", Path: "d.txt", Name: "user.k", Value: []byte{0, 1, 2}},
+			{Op: "rename", Path: "a/b.txt", To: "e/b.txt"},
+		}}); err != nil {
+			t.Fatalf("batch: %v", err)
+		}
+		if got := h.read(t, id, "e/b.txt", ""); got != "hello\x00\xff" {
+			t.Errorf("e/b.txt = %q", got)
+		}
+		if got := h.read(t, id, "c.bin", ""); got != string(big) {
+			t.Errorf("c.bin: %d bytes, want %d", len(got), len(big))
+		}
+		s2, err := c.GetSession(ctx, id, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots = append(roots, s2.Session.Root)
+		ev, err := c.Events(ctx, client.EventsRequest{Session: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(ev.Events); n != 3 || ev.Events[1].Actor != "ann" {
+			t.Errorf("events: %d, second by %q", n, ev.Events[1].Actor)
+		}
+	}
+	if roots[0] != roots[1] {
+		t.Errorf("MessagePack requests gave root %s, JSON requests %s", roots[0], roots[1])
+	}
+}
+
+// TestBadInput_Msgpack sends malformed MessagePack bodies to fs.write and
+// fs.batch, and a MessagePack body to endpoints that take JSON only: each
+// answers invalid_argument and appends nothing.
+func TestBadInput_Msgpack(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	id := h.session(t)
+	h.write(t, id, "a.txt", "hi")
+	enc := func(v any) []byte {
+		b, err := client.EncodeMsgpackRequest(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	raw := func(v any) []byte {
+		b, err := msgpack.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	write := enc(client.WriteRequest{Session: id, Path: "b.txt", Content: []byte("b")})
+	batch := enc(client.BatchRequest{Session: id, Ops: []client.BatchOp{{Op: "write", Path: "b.txt", Content: []byte("b")}}})
+	for _, tc := range []struct {
+		name string
+		ep   *client.Endpoint
+		body []byte
+	}{
+		{"Empty", client.FSWrite, nil},
+		{"JSON", client.FSWrite, []byte(`{"session":"` + id + `","path":"b.txt"}`)},
+		{"Truncated", client.FSWrite, write[:len(write)-3]},
+		{"Trailing", client.FSWrite, append(append([]byte{}, write...), 0xc0)},
+		{"TwoMaps", client.FSWrite, append(append([]byte{}, write...), write...)},
+		{"ArrayForm", client.FSWrite, raw([]any{id, "b.txt"})},
+		{"Nil", client.FSWrite, raw(nil)},
+		{"String", client.FSWrite, raw(id)},
+		{"UnknownKey", client.FSWrite, raw(map[string]any{"session": id, "path": "b.txt", "bogus": 1})},
+		{"KeyCase", client.FSWrite, raw(map[string]any{"Session": id, "path": "b.txt"})},
+		{"WrongType", client.FSWrite, raw(map[string]any{"session": 5, "path": "b.txt"})},
+		{"WrongTypeMode", client.FSWrite, raw(map[string]any{"session": id, "path": "b.txt", "mode": "rw"})},
+		{"BadSession", client.FSWrite, raw(map[string]any{"session": "nope", "path": "b.txt"})},
+		{"BatchOpsNotArray", client.FSBatch, raw(map[string]any{"session": id, "ops": "x"})},
+		{"BatchUnknownOpKey", client.FSBatch, raw(map[string]any{"session": id, "ops": []any{map[string]any{"op": "mkdir", "path": "d", "x": 1}}})},
+		{"BatchTrailing", client.FSBatch, append(append([]byte{}, batch...), 0x90)},
+		{"JSONOnlyMkdir", client.FSMkdir, raw(map[string]any{"session": id, "path": "d"})},
+		{"JSONOnlyUpload", client.FSUpload, raw(map[string]any{"session": id, "data": []byte("x")})},
+	} {
+		h.unchanged(t, tc.name, func() {
+			if got := sendMsgpack(t, h, tc.ep, tc.body); got != domain.CodeInvalidArgument {
+				t.Errorf("%s: %s answered %q, want invalid_argument", tc.name, tc.ep.Path(), got)
+			}
+		})
+	}
+	// The well-formed bodies the cases above were cut from are applied.
+	for _, tc := range []struct {
+		ep   *client.Endpoint
+		body []byte
+	}{{client.FSWrite, write}, {client.FSBatch, batch}} {
+		if got := sendMsgpack(t, h, tc.ep, tc.body); got != "" {
+			t.Errorf("well-formed %s: %s", tc.ep.Path(), got)
+		}
+	}
+}
+
+// TestBadInput_MsgpackTooLarge: the body limit holds for MessagePack as for
+// JSON, and a batch of more than domain.MaxBatchOps operations is refused.
+func TestBadInput_MsgpackTooLarge(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	ctx := t.Context()
+	id := h.session(t)
+	h.unchanged(t, "too many operations", func() {
+		ops := make([]client.BatchOp, domain.MaxBatchOps+1)
+		for i := range ops {
+			ops[i] = client.BatchOp{Op: "write", Path: fmt.Sprintf("f%d", i), Content: []byte("x")}
+		}
+		_, err := h.c.Batch(ctx, client.BatchRequest{Session: id, Ops: ops})
+		wantCode(t, "batch of MaxBatchOps+1", err, domain.CodeTooLarge)
+	})
+	small := start(t, harnessOptions{service: handlers.Options{MaxRequestBytes: 1024}})
+	sid := small.session(t)
+	small.unchanged(t, "a body over MaxRequestBytes", func() {
+		_, err := small.c.Write(ctx, client.WriteRequest{Session: sid, Path: "a", Content: make([]byte, 2048)})
+		wantCode(t, "a 2 KiB MessagePack write with MaxRequestBytes 1024", err, domain.CodeTooLarge)
+	})
+}
+
+// TestClient_MsgpackFallback: a service that predates MessagePack requests
+// refuses one as not JSON before doing anything; the client sends the
+// same request as JSON, and every later one too.
+func TestClient_MsgpackFallback(t *testing.T) {
+	t.Parallel()
+	// A server of its own: the service of start would answer too.
+	env := streamstest.Start(t, streamstest.Options{})
+	ctx := t.Context()
+	var mu sync.Mutex
+	var types []string
+	// An "old service" for tenant old, answering as handlers did before.
+	sub, err := env.NC.Subscribe(names.Subject("old", "fs", "write"), func(m *nats.Msg) {
+		mu.Lock()
+		types = append(types, m.Header.Get("Content-Type"))
+		mu.Unlock()
+		if len(m.Data) == 0 || m.Data[0] != '{' {
+			r := nats.NewMsg(m.Reply)
+			r.Header.Set(micro.ErrorCodeHeader, "400")
+			r.Header.Set(micro.ErrorHeader, "invalid_argument")
+			r.Data = []byte(`{"error":{"code":"invalid_argument","message":"request body must be a JSON object"}}`)
+			_ = m.RespondMsg(r)
+			return
+		}
+		_ = m.Respond([]byte(`{"session":"S","position":7,"root":"R"}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	c := client.NewClient(env.NC, "old")
+	for i := range 2 {
+		r, err := c.Write(ctx, client.WriteRequest{Session: "S", Path: "a", Content: []byte("x")})
+		if err != nil || r.Position != 7 {
+			t.Fatalf("write %d to an old service: %+v, %v", i, r, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := fmt.Sprint([]string{client.MsgpackContentType, "", ""}); fmt.Sprint(types) != want {
+		t.Errorf("bodies sent: %q, want %q", types, want)
+	}
+}
