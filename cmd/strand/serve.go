@@ -48,6 +48,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.DurationVar(&c.reqWindow, "request-window", streams.DefaultRequestWindow, "how long an applied request id is recognised, so a retry is answered as the first time")
 	allowDirImport := fs.Bool("allow-dir-import", false, "let source.import read directories and git repositories by path on this host")
 	stateMemory := fs.String("state-memory", fmt.Sprintf("%dM", streams.DefaultStateMemory>>20), "live heap above which the session-state caches drop their least recently used states (bytes, or with K, M, G)")
+	memLimit := fs.String("memory-limit", "auto", "soft memory limit of the Go runtime: the collector runs sooner as the process nears it (\"auto\": twice --state-memory; \"off\": none; or bytes, or with K, M, G); GOMEMLIMIT in the environment wins")
 	pprofAddr := fs.String("pprof", "", "serve the Go runtime's profiles (/debug/pprof/) on this address, apart from the HTTP front (\"\": off)")
 	var wf workerFlags
 	wf.declareServe(fs)
@@ -69,11 +70,18 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return usagef("--state-memory: %v", err)
 	}
+	limitBytes, setLimit, err := memoryLimit(*memLimit, stateBytes)
+	if err != nil {
+		return usagef("--memory-limit: %v", err)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return usagef("--log-level: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: level}))
+	limit, limitFrom, restoreLimit := setMemoryLimit(limitBytes, setLimit)
+	defer restoreLimit()
+	log.Info("memory", "state_memory", formatBytes(stateBytes), "memory_limit", formatBytes(limit), "memory_limit_from", limitFrom)
 	if *pprofAddr != "" {
 		addr, stop, err := startPprof(*pprofAddr, log)
 		if err != nil {
