@@ -35,7 +35,8 @@ type op struct {
 	create    bool
 	expected  uint64 // 0: no expectation
 	requestID string // "": sent once, without request_id, never retried
-	path      string // unique: finds the write's event
+	path      string // the path written (unique unless load.paths)
+	content   string // the content written, unique: finds the write's event
 
 	call, ret int64 // ns since the load started; ret = math.MaxInt64: no answer
 	pos       uint64
@@ -55,6 +56,22 @@ type load struct {
 	attempt, giveUp time.Duration
 
 	sessions []string
+	// paths, when not 0, makes the writers' load steady: each client
+	// writes paths c<i>/f0 .. c<i>/f<paths-1> of a session in turn,
+	// overwriting, so a session's tree stops growing; 0: every write a new
+	// path, and the trees grow as long as the load runs. The content is
+	// unique either way.
+	paths int
+	// live, when not nil, are the sessions the writers pick from (they
+	// change: see retire); nil: all of sessions. inflight counts the
+	// operations under way on each session (hold), retiring the sessions
+	// taken out of live and not deleted yet, retired the deleted ones and
+	// the position of their delete.
+	live     []string
+	inflight map[string]int
+	retiring map[string]bool
+	retired  map[string]uint64
+	released *sync.Cond
 	// alongside run beside the writers in runFor (a mixer's run).
 	alongside []func(stop <-chan struct{}) (wait func())
 
@@ -81,7 +98,9 @@ type fault struct {
 // newLoad connects n clients, client i to urls(i).
 func newLoad(t *testing.T, tenant string, n int, urls func(i int) string) *load {
 	t.Helper()
-	l := &load{t: t, tenant: tenant, start: time.Now(), attempt: 3 * time.Second, giveUp: 60 * time.Second}
+	l := &load{t: t, tenant: tenant, start: time.Now(), attempt: 3 * time.Second, giveUp: 60 * time.Second,
+		inflight: map[string]int{}, retiring: map[string]bool{}, retired: map[string]uint64{}}
+	l.released = sync.NewCond(&l.mu)
 	for i := range n {
 		nc, err := nats.Connect(urls(i), nats.DontRandomize(), nats.MaxReconnects(-1),
 			nats.ReconnectWait(100*time.Millisecond), nats.Timeout(2*time.Second), nats.Name(fmt.Sprintf("client-%d", i)))
@@ -286,13 +305,14 @@ func (l *load) run(stop <-chan struct{}) (wait func()) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(ci), 7))
 			seen := map[string]uint64{}
+			written := map[string]int{} // writes to each session, for load.paths
 			for n := 0; ; n++ {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				sess := l.sessions[rng.IntN(len(l.sessions))]
+				sess := l.pick(rng)
 				o := &op{client: ci, session: sess}
 				switch r := rng.IntN(100); {
 				case r < 20:
@@ -301,6 +321,7 @@ func (l *load) run(stop <-chan struct{}) (wait func()) {
 					ctx, cancel := context.WithTimeout(context.Background(), l.attempt)
 					got, err := c.GetSession(ctx, sess, "")
 					cancel()
+					l.release(sess)
 					if err != nil {
 						continue // no answer, no observation
 					}
@@ -312,10 +333,15 @@ func (l *load) run(stop <-chan struct{}) (wait func()) {
 					o.expected = seen[sess]
 				}
 				o.path = fmt.Sprintf("c%d/%d", ci, n)
+				o.content = o.path
+				if l.paths > 0 {
+					o.path = fmt.Sprintf("c%d/f%d", ci, written[sess]%l.paths)
+					written[sess]++
+				}
 				write := func(ctx context.Context) (uint64, error) {
 					r, err := c.Write(ctx, client.WriteRequest{
 						Mutation: client.Mutation{RequestID: o.requestID, ExpectedPosition: o.expected},
-						Session:  sess, Path: o.path, Content: []byte(o.path),
+						Session:  sess, Path: o.path, Content: []byte(o.content),
 					})
 					return r.Position, err
 				}
@@ -325,6 +351,7 @@ func (l *load) run(stop <-chan struct{}) (wait func()) {
 					o.requestID = fmt.Sprintf("c%d-%d", ci, n)
 					l.mutate(c, o, write)
 				}
+				l.release(sess)
 				if !o.conflict && o.ret != math.MaxInt64 {
 					seen[sess] = max(seen[sess], o.pos)
 				}
@@ -390,8 +417,8 @@ func (l *load) checkStored(hs map[string]*history) {
 			t.Errorf("no history for session %s", o.session)
 			continue
 		}
-		// Where the write is stored: found by its unique path, and for one
-		// with a request id, by that too (they must agree).
+		// Where the write is stored: found by its unique content, and for
+		// one with a request id, by that too (they must agree).
 		var got []uint64
 		if o.requestID != "" {
 			requests[o.requestID] = true
@@ -399,10 +426,13 @@ func (l *load) checkStored(hs map[string]*history) {
 		}
 		if o.path != "" {
 			paths[o.path] = true
-			if o.requestID != "" && fmt.Sprint(h.ByPath[o.path]) != fmt.Sprint(got) {
-				t.Errorf("%s %s: events writing %s at %v, events with its request id at %v", o.session, o.requestID, o.path, h.ByPath[o.path], got)
+		}
+		if o.content != "" {
+			byContent := h.ByContent[domain.Sum([]byte(o.content))]
+			if o.requestID != "" && fmt.Sprint(byContent) != fmt.Sprint(got) {
+				t.Errorf("%s %s: events writing %q at %v, events with its request id at %v", o.session, o.requestID, o.content, byContent, got)
 			}
-			got = h.ByPath[o.path]
+			got = byContent
 		}
 		name := o.requestID
 		if name == "" {
@@ -552,4 +582,102 @@ func (l *load) checkLinearizable() {
 	default:
 		t.Errorf("linearizability check inconclusive after 2 minutes (%d operations)", len(hist))
 	}
+}
+
+// pick chooses a session for an operation of a writer and holds it (see
+// hold); release it when the operation ended.
+func (l *load) pick(rng *rand.Rand) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	from := l.live
+	if from == nil {
+		from = l.sessions
+	}
+	s := from[rng.IntN(len(from))]
+	l.inflight[s]++
+	return s
+}
+
+// hold marks an operation under way on session, so that retire does not
+// delete it meanwhile; false when it is being retired or deleted (do
+// nothing to it then).
+func (l *load) hold(session string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.retiring[session] {
+		return false
+	}
+	if _, ok := l.retired[session]; ok {
+		return false
+	}
+	l.inflight[session]++
+	return true
+}
+
+// release ends what pick or hold began.
+func (l *load) release(session string) {
+	l.mu.Lock()
+	if l.inflight[session]--; l.inflight[session] <= 0 {
+		delete(l.inflight, session)
+		l.released.Broadcast()
+	}
+	l.mu.Unlock()
+}
+
+// isRetired reports whether session was deleted by retire.
+func (l *load) isRetired(session string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.retired[session]
+	return ok
+}
+
+// rotate replaces the oldest live session with a new one (created like any
+// write, request id create-<n>), as an agent's session ends and another
+// begins, then retires the old one: once no operation is under way on it,
+// it is deleted (session.delete, request id retire-<n>; its history stays
+// for reads of the past and audit). Both are recorded as operations of
+// the load, checked by checkStored. It reports false when either failed.
+func (l *load) rotate(n int) bool {
+	c := l.clients[n%len(l.clients)]
+	o := &op{client: n % len(l.clients), create: true, requestID: fmt.Sprintf("create-%d", n)}
+	l.mutate(c, o, func(ctx context.Context) (uint64, error) {
+		r, err := c.CreateSession(ctx, client.CreateSessionRequest{Mutation: client.Mutation{RequestID: o.requestID}})
+		o.session = r.Session.ID
+		return r.Position, err
+	})
+	if o.ret == math.MaxInt64 || o.conflict {
+		l.fail("rotation %d: create: no answer or conflict", n)
+		return false
+	}
+	l.record(o)
+	l.mu.Lock()
+	if l.live == nil {
+		l.live = slices.Clone(l.sessions)
+	}
+	old := l.live[0]
+	l.live = append(l.live[1:], o.session)
+	l.sessions = append(l.sessions, o.session)
+	l.retiring[old] = true
+	for l.inflight[old] > 0 {
+		l.released.Wait()
+	}
+	l.mu.Unlock()
+	d := &op{client: n % len(l.clients), session: old, requestID: fmt.Sprintf("retire-%d", n)}
+	l.mutate(c, d, func(ctx context.Context) (uint64, error) {
+		r, err := c.DeleteSession(ctx, client.SessionRequest{Mutation: client.Mutation{RequestID: d.requestID}, Session: old})
+		return r.Position, err
+	})
+	l.record(d)
+	l.mu.Lock()
+	delete(l.retiring, old)
+	if d.ret != math.MaxInt64 && !d.conflict {
+		l.retired[old] = d.pos
+	}
+	l.mu.Unlock()
+	if d.ret == math.MaxInt64 || d.conflict {
+		l.fail("rotation %d: delete of %s: no answer or conflict", n, old)
+		return false
+	}
+	return true
 }

@@ -45,8 +45,8 @@ type mixer struct {
 }
 
 type forked struct {
-	session, parent, path string
-	at                    uint64
+	session, parent, path, content string
+	at                             uint64
 }
 
 type bigWrite struct {
@@ -144,7 +144,7 @@ func (m *mixer) run(stop <-chan struct{}) (wait func()) {
 			case r < 80:
 				m.review(n)
 			case r < 90:
-				m.upload(n)
+				m.upload(rng, n)
 			default:
 				m.list()
 			}
@@ -164,17 +164,19 @@ func (m *mixer) readPast(rng *rand.Rand) {
 	if m.retry("read of the past", func(ctx context.Context) (err error) {
 		data, _, err = m.c.ReadAll(ctx, o.session, o.path, client.AtPosition(o.pos))
 		return err
-	}) && string(data) != o.path {
-		m.fail("read %s of %s at %d: %q, want %q", o.path, o.session, o.pos, data, o.path)
+	}) && string(data) != o.content {
+		m.fail("read %s of %s at %d: %q, want %q", o.path, o.session, o.pos, data, o.content)
 	}
 }
 
-// fork forks a load session at one of its acknowledged writes.
+// fork forks a load session at one of its acknowledged writes (not of a
+// session the load deleted: see load.rotate).
 func (m *mixer) fork(rng *rand.Rand, n int) {
 	o, ok := m.acked(rng)
-	if !ok {
+	if !ok || !m.l.hold(o.session) {
 		return
 	}
+	defer m.l.release(o.session)
 	var r client.SessionReply
 	if m.retry("fork", func(ctx context.Context) (err error) {
 		r, err = m.c.Fork(ctx, client.ForkRequest{Mutation: client.Mutation{RequestID: fmt.Sprintf("fork-%d", n)},
@@ -182,7 +184,7 @@ func (m *mixer) fork(rng *rand.Rand, n int) {
 		return err
 	}) {
 		m.mu.Lock()
-		m.forks = append(m.forks, forked{session: r.Session.ID, parent: o.session, path: o.path, at: o.pos})
+		m.forks = append(m.forks, forked{session: r.Session.ID, parent: o.session, path: o.path, content: o.content, at: o.pos})
 		m.mu.Unlock()
 	}
 }
@@ -266,10 +268,12 @@ func (m *mixer) review(n int) {
 }
 
 // upload stores a chunk that nothing will name: the collector's work.
-func (m *mixer) upload(n int) {
+func (m *mixer) upload(rng *rand.Rand, n int) {
 	var r client.UploadReply
+	session := m.l.pick(rng)
+	defer m.l.release(session)
 	if m.retry("orphan upload", func(ctx context.Context) (err error) {
-		r, err = m.c.Upload(ctx, m.l.sessions[n%len(m.l.sessions)], []byte(fmt.Sprintf("orphan %d %d", n, time.Now().UnixNano())))
+		r, err = m.c.Upload(ctx, session, []byte(fmt.Sprintf("orphan %d %d", n, time.Now().UnixNano())))
 		return err
 	}) {
 		m.mu.Lock()
@@ -306,8 +310,8 @@ func (m *mixer) checkReads(ctx context.Context) {
 	parallel(len(m.forks), func(i int) {
 		f := m.forks[i]
 		data, _, err := m.c.ReadAll(ctx, f.session, f.path, "")
-		if err != nil || string(data) != f.path {
-			t.Errorf("fork %s of %s@%d: read %s: %q, %v; want %q", f.session, f.parent, f.at, f.path, data, err, f.path)
+		if err != nil || string(data) != f.content {
+			t.Errorf("fork %s of %s@%d: read %s: %q, %v; want %q", f.session, f.parent, f.at, f.path, data, err, f.content)
 		}
 	})
 	parallel(len(m.big), func(i int) {
@@ -390,23 +394,36 @@ func (m *mixer) projectionProblem(ctx context.Context) string {
 		sessions = append(sessions, f.session)
 	}
 	views := map[string]uint64{}
-	for cursor := ""; ; {
-		r, err := m.c.ListSessions(ctx, client.ListSessionsRequest{Cursor: cursor, Limit: 500})
-		if err != nil {
-			return err.Error()
+	// Every status but deleted, then the deleted ones (load.rotate's).
+	for _, status := range []string{"", string(domain.StatusDeleted)} {
+		for cursor := ""; ; {
+			r, err := m.c.ListSessions(ctx, client.ListSessionsRequest{Status: status, Cursor: cursor, Limit: 500})
+			if err != nil {
+				return err.Error()
+			}
+			for _, v := range r.Sessions {
+				views[v.ID] = v.Position
+			}
+			if r.NextCursor == "" {
+				break
+			}
+			cursor = r.NextCursor
 		}
-		for _, v := range r.Sessions {
-			views[v.ID] = v.Position
-		}
-		if r.NextCursor == "" {
-			break
-		}
-		cursor = r.NextCursor
 	}
 	var mu sync.Mutex
 	var problem string
 	parallel(len(sessions), func(i int) {
 		id := sessions[i]
+		if pos, ok := m.l.retired[id]; ok {
+			// Deleted: its head reads answer not_found; the delete was its
+			// last event.
+			mu.Lock()
+			defer mu.Unlock()
+			if views[id] != pos {
+				problem = fmt.Sprintf("deleted session %s: view at %d, deleted at %d", id, views[id], pos)
+			}
+			return
+		}
 		head, err := m.c.GetSession(ctx, id, "")
 		mu.Lock()
 		defer mu.Unlock()

@@ -25,6 +25,9 @@ var (
 	soakKills    = flag.Int("soak.kills", 0, "how many times TestSoak SIGKILLs the NATS server (default: one every 3 minutes, at least 2)")
 	soakRSS      = flag.Bool("soak.check-rss", true, "fail when the instance's RSS grows 10% or more after the warm-up (off: report it only)")
 	soakMemory   = flag.String("soak.state-memory", "", "the instance's --state-memory (its default when empty)")
+	soakLimit    = flag.String("soak.memory-limit", "", "the instance's --memory-limit (its default when empty: twice --state-memory)")
+	soakWarm     = flag.Duration("soak.warm-up", 0, "the RSS check compares the end with the minute after this (default: the first sixth of the run)")
+	soakLoad     = flag.String("soak.load", "steady", "steady: the writers overwrite a bounded set of paths per session and the sessions they write are replaced every 20 s (created, the old ones deleted); growing: every write a new path to the same 8 sessions, so their trees grow all run (the load before 2026-12-05 05:00)")
 	soakLog      = flag.String("soak.log-level", "warn", "the instance's --log-level (its output is shown when the test fails, and kept with -soak.profiles)")
 	soakProfiles = flag.String("soak.profiles", "", "write the instance's heap profile to this folder every minute (heap-MMSS.pb.gz; go tool pprof -sample_index=inuse_space)")
 )
@@ -61,6 +64,13 @@ func TestSoak(t *testing.T) {
 		kills = max(2, int(d/(3*time.Minute)))
 	}
 	warm := d / 6
+	if *soakWarm > 0 {
+		warm = *soakWarm
+	}
+	steady := *soakLoad == "steady"
+	if !steady && *soakLoad != "growing" {
+		t.Fatalf("-soak.load %q: want steady or growing", *soakLoad)
+	}
 	// Registered first, so it runs last: after the processes' output that
 	// their cleanups print on a failure, the failed checks by name.
 	var failed []string
@@ -95,6 +105,9 @@ jetstream {
 	if *soakMemory != "" {
 		args = append(args, "--state-memory", *soakMemory)
 	}
+	if *soakLimit != "" {
+		args = append(args, "--memory-limit", *soakLimit)
+	}
 	serve := startServe(t, "strand serve --nats", args...)
 	pid := serve.cmd.Process.Pid
 	if *soakProfiles != "" {
@@ -107,6 +120,9 @@ jetstream {
 	l := newLoad(t, "soak", 4, func(int) string { return url })
 	l.giveUp = 2 * time.Minute
 	l.createSessions(8)
+	if steady {
+		l.paths = soakPaths
+	}
 	goStart, _ := metric(httpURL, "go_goroutines")
 	m := &mixer{t: t, l: l, url: url}
 	m.connect()
@@ -133,6 +149,10 @@ jetstream {
 	began = time.Now()
 	wait := l.run(stop)
 	mixDone := m.run(stop)
+	rotated := func() int { return 0 }
+	if steady {
+		rotated = rotateSessions(l, stop)
+	}
 	every := d / time.Duration(kills+1)
 	nextKill := every
 	killed := 0
@@ -160,6 +180,7 @@ jetstream {
 	stopped := time.Now()
 	wait()
 	mixDone()
+	t.Logf("load: %s; %d live sessions replaced (created and the old one deleted)", *soakLoad, rotated())
 	// An operation in flight is retried until answered (2 minutes at most).
 	t.Logf("the load's operations ended %v after it was stopped", time.Since(stopped).Round(100*time.Millisecond))
 	l.reportOutages()
@@ -215,6 +236,39 @@ jetstream {
 		l.checkStored(audit(t, ctx, connect(t, url), 1, "soak", l.sessions))
 	})
 	check("audit verify", func(t *testing.T) { verifyAll(t, checkCtx(), url) })
+}
+
+// soakPaths bounds the paths each writer writes in each session of the
+// steady load (4 writers: 1,024 files per session at most), and
+// soakRotate is how often one of the 8 sessions they write is replaced
+// (each lives about 160 s).
+const (
+	soakPaths  = 256
+	soakRotate = 20 * time.Second
+)
+
+// rotateSessions replaces one of the load's live sessions every
+// soakRotate until stop is closed (load.rotate), and returns a function
+// that waits for the rotation under way and says how many were done.
+func rotateSessions(l *load, stop <-chan struct{}) (wait func() int) {
+	done := make(chan int)
+	go func() {
+		n := 0
+		tick := time.NewTicker(soakRotate)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				done <- n
+				return
+			case <-tick.C:
+			}
+			if l.rotate(len(l.sessions)) {
+				n++
+			}
+		}
+	}()
+	return func() int { return <-done }
 }
 
 type sample struct {

@@ -22,6 +22,9 @@ type history struct {
 	// ByPath maps a path to the positions of the events whose operations
 	// name it.
 	ByPath map[string][]uint64
+	// ByContent maps a content hash to the positions of the events that
+	// write it.
+	ByContent map[domain.Hash][]uint64
 }
 
 // Event returns the event at a position, or nil.
@@ -74,7 +77,8 @@ func auditSession(ctx context.Context, st *streams.Store, tenant, id string) (*h
 	if len(evs) == 0 {
 		return nil, fmt.Errorf("no events")
 	}
-	h := &history{Session: id, Events: evs, Head: head, ByRequest: map[string][]uint64{}, ByPath: map[string][]uint64{}}
+	h := &history{Session: id, Events: evs, Head: head, ByRequest: map[string][]uint64{}, ByPath: map[string][]uint64{},
+		ByContent: map[domain.Hash][]uint64{}}
 	var prevHash domain.Hash
 	for i, se := range evs {
 		ev := se.Event
@@ -100,6 +104,9 @@ func auditSession(ctx context.Context, st *streams.Store, tenant, id string) (*h
 		}
 		for _, o := range ev.Ops {
 			h.ByPath[o.Path] = append(h.ByPath[o.Path], se.Position)
+			if c, ok := domain.HashFromBytes(o.Content); ok && o.Kind == domain.OpWrite {
+				h.ByContent[c] = append(h.ByContent[c], se.Position)
+			}
 		}
 	}
 	last := evs[len(evs)-1]
