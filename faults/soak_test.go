@@ -133,6 +133,8 @@ jetstream {
 		s := sample{at: time.Since(began), rss: rssOf(pid)}
 		s.goroutines, _ = metric(httpURL, "go_goroutines")
 		s.heap, _ = metric(httpURL, "go_memstats_heap_inuse_bytes")
+		s.live, _ = metric(httpURL, "strand_heap_live_bytes")
+		s.gcs, _ = metric(httpURL, "go_gc_duration_seconds_count")
 		samples = append(samples, s)
 		if len(samples)%12 == 0 && *soakProfiles != "" {
 			heapProfile(t, serve, filepath.Join(*soakProfiles, fmt.Sprintf("heap-%02d%02d.pb.gz", int(s.at.Minutes()), int(s.at.Seconds())%60)))
@@ -141,8 +143,8 @@ jetstream {
 			heads, _ := metric(httpURL, "strand_state_cache_heads")
 			past, _ := metric(httpURL, "strand_state_cache_past")
 			trims, _ := metric(httpURL, "strand_state_cache_trims_total")
-			t.Logf("t=%v: RSS %.1f MiB, heap in use %.1f MiB, %.0f goroutines; state caches: %.0f heads, %.0f past states, trimmed %.0f times",
-				s.at.Round(time.Second), mib(s.rss), s.heap/(1<<20), s.goroutines, heads, past, trims)
+			t.Logf("t=%v: RSS %.1f MiB, heap in use %.1f MiB, live heap %.1f MiB, %.0f collections, %.0f goroutines; state caches: %.0f heads, %.0f past states, trimmed %.0f times",
+				s.at.Round(time.Second), mib(s.rss), s.heap/(1<<20), s.live/(1<<20), s.gcs, s.goroutines, heads, past, trims)
 		}
 	}
 	stop := make(chan struct{})
@@ -200,6 +202,15 @@ jetstream {
 		growth := float64(end)/float64(base) - 1
 		t.Logf("RSS of strand serve: %.1f MiB after the warm-up (t=%v), %.1f MiB at the end (t=%v): %+.1f%%; peak %.1f MiB",
 			mib(base), warm.Round(time.Second), mib(end), d.Round(time.Second), 100*growth, mib(peakRSS(samples)))
+		// Reported beside it: the live heap and how often the collector ran.
+		// While the runtime's memory limit binds (RSS at the limit), a leak
+		// shows first there, as a live heap that grows and collections
+		// that come ever more often, and in RSS only once the live heap
+		// needs more than the limit allows.
+		liveBase, liveEnd := medianOf(samples, warm, warm+time.Minute, func(s sample) float64 { return s.live }),
+			medianOf(samples, d-time.Minute, d+time.Hour, func(s sample) float64 { return s.live })
+		t.Logf("live heap: %.1f MiB after the warm-up, %.1f MiB at the end (%+.1f%%); collections: %.0f a minute after the warm-up, %.0f in the last minute",
+			liveBase/(1<<20), liveEnd/(1<<20), 100*(liveEnd/liveBase-1), gcRate(samples, warm, warm+time.Minute), gcRate(samples, d-time.Minute, d+time.Hour))
 		if growth >= 0.10 && *soakRSS {
 			t.Errorf("RSS grew %.1f%% after the warm-up, want less than 10%%", 100*growth)
 		}
@@ -276,6 +287,39 @@ type sample struct {
 	rss        int64
 	goroutines float64
 	heap       float64
+	live, gcs  float64
+}
+
+func medianOf(ss []sample, from, to time.Duration, v func(sample) float64) float64 {
+	var vs []float64
+	for _, s := range ss {
+		if s.at >= from && s.at < to && v(s) > 0 {
+			vs = append(vs, v(s))
+		}
+	}
+	if len(vs) == 0 {
+		return 0
+	}
+	slices.Sort(vs)
+	return vs[len(vs)/2]
+}
+
+// gcRate is how many collections a minute the instance ran between from
+// and to.
+func gcRate(ss []sample, from, to time.Duration) float64 {
+	var first, last *sample
+	for i := range ss {
+		if s := &ss[i]; s.at >= from && s.at < to && s.gcs > 0 {
+			if first == nil {
+				first = s
+			}
+			last = s
+		}
+	}
+	if first == nil || last == first {
+		return 0
+	}
+	return (last.gcs - first.gcs) / (last.at - first.at).Minutes()
 }
 
 func medianRSS(ss []sample, from, to time.Duration) int64 {

@@ -90,10 +90,14 @@ type CacheStats struct {
 	// Trims is how many times the caches were trimmed because the live heap
 	// exceeded Config.StateMemory, and Dropped how many entries that cost.
 	Trims, Dropped uint64
+	// LiveHeap is the live heap the last garbage collection found: what
+	// the caches are trimmed against.
+	LiveHeap uint64
 }
 
 // CacheStats returns the session caches' figures.
 func (st *Store) CacheStats() CacheStats {
+	live, _ := heapFigures()
 	return CacheStats{Heads: st.heads.Len(), Past: st.past.Len(), Frames: st.frames.Len(),
-		Trims: st.trims.Load(), Dropped: st.dropped.Load()}
+		Trims: st.trims.Load(), Dropped: st.dropped.Load(), LiveHeap: live}
 }

@@ -21,6 +21,7 @@ func registerCacheMetrics(reg *prometheus.Registry, stats func() streams.CacheSt
 		gauge("strand_state_cache_past", "Session states at past positions cached by this instance.", func(s streams.CacheStats) int { return s.Past }),
 		gauge("strand_state_cache_frame_sessions", "Sessions whose frames (every 16th state read) this instance keeps.", func(s streams.CacheStats) int { return s.Frames }),
 		counter("strand_state_cache_trims_total", "Times the live heap exceeded --state-memory and the state caches gave back a quarter of their entries.", func(s streams.CacheStats) uint64 { return s.Trims }),
+		gauge("strand_heap_live_bytes", "The live heap the last garbage collection found, which --state-memory bounds (with the caches' trims).", func(s streams.CacheStats) int { return int(s.LiveHeap) }),
 		counter("strand_state_cache_dropped_total", "Cache entries given back by those trims.", func(s streams.CacheStats) uint64 { return s.Dropped }),
 	} {
 		if err := reg.Register(c); err != nil {

@@ -308,7 +308,7 @@ func TestDoctor(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{
 		`strand_stream_bytes{stream="STRAND_EVENTS"}`, `strand_consumer_pending{consumer="strand_proj_sessions",stream="STRAND_EVENTS"}`,
-		`strand_projection_lag{projection="sessions"}`, "strand_work_queue_depth", "strand_dead_letters", "strand_state_cache_heads", "strand_state_cache_trims_total", "go_gc_duration_seconds",
+		`strand_projection_lag{projection="sessions"}`, "strand_work_queue_depth", "strand_dead_letters", "strand_state_cache_heads", "strand_state_cache_trims_total", "strand_heap_live_bytes", "go_gc_duration_seconds",
 		`strand_http_requests_total{code="200",endpoint="openapi"}`, "strand_jetstream_up 1",
 	} {
 		if !strings.Contains(string(body), want) {
