@@ -172,8 +172,16 @@ func (m *mixer) readPast(rng *rand.Rand) {
 // fork forks a load session at one of its acknowledged writes (not of a
 // session the load deleted: see load.rotate).
 func (m *mixer) fork(rng *rand.Rand, n int) {
-	o, ok := m.acked(rng)
-	if !ok || !m.l.hold(o.session) {
+	// Most writes of a long steady load are in sessions it deleted since:
+	// pick again until one is not.
+	var o *op
+	for range 20 {
+		if c, ok := m.acked(rng); ok && m.l.hold(c.session) {
+			o = c
+			break
+		}
+	}
+	if o == nil {
 		return
 	}
 	defer m.l.release(o.session)
