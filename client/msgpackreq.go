@@ -22,6 +22,14 @@ const MsgpackContentType = "application/msgpack"
 // base64 JSON costs more per byte than storing the bytes.
 func EncodeMsgpackRequest(v any) ([]byte, error) {
 	var buf bytes.Buffer
+	if b, ok := v.(BatchRequest); ok {
+		// Grown once: content, paths and keys of every operation.
+		n := 256
+		for i := range b.Ops {
+			n += len(b.Ops[i].Content) + len(b.Ops[i].Path) + len(b.Ops[i].Value) + 32
+		}
+		buf.Grow(n)
+	}
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
 	enc.Reset(&buf)
@@ -63,4 +71,94 @@ func (c *Client) callMsgpack(ctx context.Context, ep *Endpoint, req, reply any) 
 		return fmt.Errorf("decode reply of %s: %w", subject, err)
 	}
 	return nil
+}
+
+// EncodeMsgpack writes an operation as the map EncodeMsgpackRequest would
+// make of it by reflection (the same keys, empty fields left out), without
+// reflection's allocations: a batch holds up to 1,000 of them, and the
+// reflective encoder allocated 11 times per operation, which made encoding
+// a batch cost more than JSON did.
+func (o *BatchOp) EncodeMsgpack(enc *msgpack.Encoder) error {
+	n := 2
+	for _, set := range []bool{o.To != "", o.Target != "", len(o.Content) > 0, len(o.Chunks) > 0, o.Hash != "",
+		o.Mode != 0, o.Recursive, o.ExpectedHash != "", o.Name != "", len(o.Value) > 0} {
+		if set {
+			n++
+		}
+	}
+	w := msgpackWriter{enc: enc}
+	w.err = enc.EncodeMapLen(n)
+	w.str("op", o.Op)
+	w.str("path", o.Path)
+	if o.To != "" {
+		w.str("to", o.To)
+	}
+	if o.Target != "" {
+		w.str("target", o.Target)
+	}
+	if len(o.Content) > 0 {
+		w.bytes("content", o.Content)
+	}
+	if len(o.Chunks) > 0 {
+		w.key("chunks")
+		if w.err == nil {
+			w.err = enc.EncodeArrayLen(len(o.Chunks))
+		}
+		for _, c := range o.Chunks {
+			if w.err == nil {
+				w.err = enc.EncodeString(c)
+			}
+		}
+	}
+	if o.Hash != "" {
+		w.str("hash", o.Hash)
+	}
+	if o.Mode != 0 {
+		w.key("mode")
+		if w.err == nil {
+			w.err = enc.EncodeUint(uint64(o.Mode))
+		}
+	}
+	if o.Recursive {
+		w.key("recursive")
+		if w.err == nil {
+			w.err = enc.EncodeBool(true)
+		}
+	}
+	if o.ExpectedHash != "" {
+		w.str("expected_hash", o.ExpectedHash)
+	}
+	if o.Name != "" {
+		w.str("name", o.Name)
+	}
+	if len(o.Value) > 0 {
+		w.bytes("value", o.Value)
+	}
+	return w.err
+}
+
+// msgpackWriter writes map entries until the first error.
+type msgpackWriter struct {
+	enc *msgpack.Encoder
+	err error
+}
+
+func (w *msgpackWriter) key(k string) {
+	if w.err == nil {
+		w.err = w.enc.EncodeString(k)
+	}
+}
+
+func (w *msgpackWriter) str(k, v string) {
+	w.key(k)
+	if w.err == nil {
+		w.err = w.enc.EncodeString(v)
+	}
+}
+
+func (w *msgpackWriter) bytes(k string, v []byte) {
+	w.key(k)
+	if w.err == nil {
+		w.err = w.enc.EncodeBytes(v)
+	}
 }
