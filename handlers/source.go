@@ -92,7 +92,9 @@ func (s *Service) sourceCreate(c *call) (any, error) {
 		return nil, err
 	}
 	reply := client.SourceReply{Source: sourceView(res.Source, true), Replayed: res.Replayed}
-	if req.Blank && !res.Replayed {
+	if req.Blank {
+		// A retry adds the blank revision if its first attempt stopped
+		// before it, and is answered with it (its own request id) if not.
 		blob, err := s.store.PutTree(c.ctx, domain.Tree{})
 		if err != nil {
 			return nil, err
@@ -106,7 +108,7 @@ func (s *Service) sourceCreate(c *call) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		reply.Source, reply.Revision = sourceView(res.Source, true), res.Source.Revisions[len(res.Source.Revisions)-1].Number
+		reply.Source, reply.Revision = sourceView(res.Source, true), uint64(len(res.Source.Revisions))
 	}
 	return reply, nil
 }
@@ -394,13 +396,7 @@ func (s *Service) sourcePromote(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	rev := uint64(len(res.Source.Revisions))
-	if res.Replayed {
-		for _, r := range res.Source.Revisions {
-			if r.Origin.Session == id && r.Origin.Position == target.Position {
-				rev = r.Number
-			}
-		}
-	}
-	return client.SourceReply{Source: sourceView(res.Source, true), Revision: rev, Replayed: res.Replayed}, nil
+	// A replayed answer is the source as the first attempt left it: its
+	// latest revision is the one that attempt added.
+	return client.SourceReply{Source: sourceView(res.Source, true), Revision: uint64(len(res.Source.Revisions)), Replayed: res.Replayed}, nil
 }

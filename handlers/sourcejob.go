@@ -256,14 +256,8 @@ func (s *Service) importRevision(ctx context.Context, job *domain.Job, spec impo
 	if err != nil {
 		return 0, "", err
 	}
+	// A retried import that found its revision stored already gets the
+	// source as that revision left it.
 	r, _ := out.Source.Latest()
-	if out.Replayed {
-		// A retried import found its revision stored already.
-		for _, x := range out.Source.Revisions {
-			if x.Origin == origin && string(x.Root) == string(res.Tree.Hash().Bytes()) {
-				r = x
-			}
-		}
-	}
 	return r.Number, res.Tree.Hash().String(), nil
 }

@@ -16,7 +16,9 @@
 //   - A request id that was applied is answered as the first time for the
 //     request window, before any precondition is checked: the session's
 //     last 256 ids, then the request index (requests.go, a read model of
-//     the event and source streams), then JetStream's duplicate window.
+//     the event stream), then JetStream's duplicate window. A source's
+//     request ids are in its own history, read whole by every source
+//     request (sources.go): recognised for as long as it is kept.
 //   - Every JetStream request made for a caller goes through retry
 //     (retry.go): a leader election is waited out inside the caller's
 //     deadline and ends as unavailable, never internal; a write refused

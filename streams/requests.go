@@ -23,9 +23,8 @@ import (
 // stream sequence of the message it produced. Entries expire after
 // Config.RequestWindow.
 //
-// The index is a read model of the event and source streams, filled by a
-// durable headers-only consumer on each (requestIndexer), never by the
-// write path: an append costs no extra write, and an event whose index
+// The index is a read model of the event stream, filled by a durable
+// headers-only consumer (requestIndexer), never by the write path: an append costs no extra write, and an event whose index
 // entry is not written yet (the indexer's lag, milliseconds) is still
 // recognised by the session's last RecentRequests request ids and by the
 // stream's duplicate window.
@@ -35,11 +34,14 @@ const RequestBucket = "strand_requests"
 // when Config.RequestWindow is not set.
 const DefaultRequestWindow = 24 * time.Hour
 
-// Durable consumers that fill the request index.
-const (
-	eventIndexDurable  = "strand_request_index"
-	sourceIndexDurable = "strand_source_request_index"
-)
+// eventIndexDurable is the durable consumer that fills the request index.
+// Source requests need no index: a source's history holds its request ids
+// (sources.go).
+const eventIndexDurable = "strand_request_index"
+
+// oldSourceIndexDurable indexed the source stream before the source's own
+// history answered its retries; Open deletes it where it is left.
+const oldSourceIndexDurable = "strand_source_request_index"
 
 // requestKey is the index key of a message id: base64url keeps every
 // request id (which may hold characters a key may not) a valid key.
@@ -203,22 +205,18 @@ func (x *requestIndexer) index(msg jetstream.Msg) {
 	}()
 }
 
-// RequestIndexLag is how many messages of the event and source streams the
-// request index has not recorded yet (tests wait for 0).
+// RequestIndexLag is how many messages of the event stream the request
+// index has not recorded yet (tests wait for 0).
 func (st *Store) RequestIndexLag(ctx context.Context) (uint64, error) {
-	var lag uint64
-	for _, c := range [][2]string{{names.EventStream, eventIndexDurable}, {names.SourceStream, sourceIndexDurable}} {
-		cons, err := st.js.Consumer(ctx, c[0], c[1])
-		if err != nil {
-			return 0, domain.Wrap(err, "request index consumer")
-		}
-		info, err := cons.Info(ctx)
-		if err != nil {
-			return 0, domain.Wrap(err, "request index consumer")
-		}
-		lag += info.NumPending + uint64(info.NumAckPending)
+	cons, err := st.js.Consumer(ctx, names.EventStream, eventIndexDurable)
+	if err != nil {
+		return 0, domain.Wrap(err, "request index consumer")
 	}
-	return lag, nil
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, domain.Wrap(err, "request index consumer")
+	}
+	return info.NumPending + uint64(info.NumAckPending), nil
 }
 
 // backoff is the pause before retry attempt+1: base doubled on each

@@ -53,32 +53,58 @@ func (st *Store) Source(ctx context.Context, tenant, name string) (*domain.Sourc
 	if err := domain.ValidSourceName(name); err != nil {
 		return nil, err
 	}
+	h, err := st.readSource(ctx, tenant, name, nil)
+	if err != nil {
+		return nil, err
+	}
+	if h.head == nil {
+		return nil, domain.Errorf(domain.CodeNotFound, "source %q not found", name)
+	}
+	return h.head, nil
+}
+
+// sourceHistory is what reading a source's events found.
+type sourceHistory struct {
+	head *domain.Source // after the last event; nil when there is none
+	// match is the source right after the first event that the reader's
+	// match accepted (nil when none did), event that event, data its
+	// stored bytes.
+	match *domain.Source
+	event *domain.SourceEvent
+	data  []byte
+}
+
+// readSource folds a source's events, read through the stream leader, and
+// finds the first one that match (if not nil) accepts.
+func (st *Store) readSource(ctx context.Context, tenant, name string, match func(m *StoredMsg, e *domain.SourceEvent) bool) (sourceHistory, error) {
 	subj := names.SourceSubject(tenant, name)
-	var s *domain.Source
+	var h sourceHistory
 	for seq := uint64(1); ; {
 		m, err := nextBySubject(ctx, st.nc, names.SourceStream, seq, subj)
 		if errors.Is(err, errNoMessage) {
 			break
 		}
 		if err != nil {
-			return nil, domain.Wrap(err, "read source")
+			return sourceHistory{}, domain.Wrap(err, "read source")
 		}
-		var e domain.SourceEvent
-		if err := domain.DecodeMsgpack(m.Data, &e); err != nil {
-			return nil, domain.Wrap(fmt.Errorf("source %s at %d: %w", name, m.Sequence, err), "decode source event")
+		e := new(domain.SourceEvent)
+		if err := domain.DecodeMsgpack(m.Data, e); err != nil {
+			return sourceHistory{}, domain.Wrap(fmt.Errorf("source %s at %d: %w", name, m.Sequence, err), "decode source event")
 		}
-		if s, err = domain.ApplySource(s, &e, m.Sequence); err != nil {
-			return nil, err
+		if h.head, err = domain.ApplySource(h.head, e, m.Sequence); err != nil {
+			return sourceHistory{}, err
+		}
+		if h.match == nil && match != nil && match(m, e) {
+			h.match, h.event, h.data = h.head, e, m.Data
 		}
 		seq = m.Sequence + 1
 	}
-	if s == nil {
-		return nil, domain.Errorf(domain.CodeNotFound, "source %q not found", name)
+	if h.head != nil {
+		for _, r := range h.head.Revisions {
+			revCache.Add(revKey{st, tenant, name, r.Number}, r)
+		}
 	}
-	for _, r := range s.Revisions {
-		revCache.Add(revKey{st, tenant, name, r.Number}, r)
-	}
-	return s, nil
+	return h, nil
 }
 
 // ListSources returns the tenant's sources in name order.
@@ -142,23 +168,50 @@ func (st *Store) RevisionTree(ctx context.Context, r domain.Revision) (domain.Tr
 	return st.GetTree(ctx, blob, root)
 }
 
+// Retries of source requests.
+//
+// A source's history is short and every change reads all of it, so a
+// request id is found there, in the events themselves (their rid), for as
+// long as the source's events are kept: no window, no index, and no lag
+// between an append and the moment its id is known. A retry is answered
+// with the source as the event left it, replayed, whatever came since. An
+// append whose answer was lost (a leader election; the store's retry,
+// retry.go, sends it again and finds the subject moved on, its own event
+// on it) is recognised by its bytes and answered as the first time, so
+// that it is never taken for another writer's: no second revision, no
+// already_exists for a create that succeeded.
+
 // CreateSource appends the first event of a source.
 func (st *Store) CreateSource(ctx context.Context, e domain.SourceEvent) (SourceResult, error) {
 	if err := domain.ValidSourceName(e.Source); err != nil {
 		return SourceResult{}, err
 	}
 	e.Type = domain.SourceCreated
-	if res, ok, err := st.retriedSource(ctx, e.Tenant, e.Source, e.RequestID); ok || err != nil {
-		return res, err
+	body, err := encodeSourceEvent(&e)
+	if err != nil {
+		return SourceResult{}, err
 	}
-	res, err := st.appendSource(ctx, &e, 0)
+	if e.RequestID != "" {
+		h, err := st.readSource(ctx, e.Tenant, e.Source, byRequest(e.RequestID))
+		if err != nil {
+			return SourceResult{}, err
+		}
+		if h.match != nil {
+			return retriedSource(h, e.RequestID, e.Type)
+		}
+	}
+	res, err := st.appendSource(ctx, &e, body, 0)
 	if errors.Is(err, errConflict) {
+		res, ok, err := st.ownSource(ctx, &e, body, 0)
+		if err != nil || ok {
+			return res, err
+		}
 		return SourceResult{}, domain.Errorf(domain.CodeAlreadyExists, "source %q already exists (names of deleted sources are not reused)", e.Source)
 	}
 	if err != nil {
 		return SourceResult{}, err
 	}
-	return st.sourceResult(ctx, e.Tenant, e.Source, res)
+	return st.appended(ctx, nil, &e, body, res)
 }
 
 // ChangeSource decides an event against a source's current state and
@@ -167,86 +220,167 @@ func (st *Store) CreateSource(ctx context.Context, e domain.SourceEvent) (Source
 // already set, and requestID as its RequestID): a request id the source
 // already applied is answered as the first time, before decide runs.
 func (st *Store) ChangeSource(ctx context.Context, tenant, name, requestID string, decide func(s *domain.Source) (*domain.SourceEvent, error)) (SourceResult, error) {
-	if res, ok, err := st.retriedSource(ctx, tenant, name, requestID); ok || err != nil {
-		return res, err
+	if err := domain.ValidSourceName(name); err != nil {
+		return SourceResult{}, err
+	}
+	h, err := st.readSource(ctx, tenant, name, byRequest(requestID))
+	if err != nil {
+		return SourceResult{}, err
+	}
+	if h.head == nil {
+		return SourceResult{}, domain.Errorf(domain.CodeNotFound, "source %q not found", name)
+	}
+	if h.match != nil {
+		kind := h.event.Type
+		if e, err := decide(h.head); err == nil {
+			kind = e.Type
+		}
+		return retriedSource(h, requestID, kind)
 	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		s, err := st.Source(ctx, tenant, name)
-		if err != nil {
-			return SourceResult{}, err
-		}
-		e, err := decide(s)
+		e, err := decide(h.head)
 		if err != nil {
 			return SourceResult{}, err
 		}
 		e.Tenant, e.Source = tenant, name
-		res, err := st.appendSource(ctx, e, s.Sequence)
+		body, err := encodeSourceEvent(e)
+		if err != nil {
+			return SourceResult{}, err
+		}
+		res, err := st.appendSource(ctx, e, body, h.head.Sequence)
 		if errors.Is(err, errConflict) {
+			// Another writer got there first, or this very event did.
+			found, ok, err := st.ownSource(ctx, e, body, h.head.Sequence)
+			if err != nil || ok {
+				return found, err
+			}
+			if h, err = st.readSource(ctx, tenant, name, nil); err != nil {
+				return SourceResult{}, err
+			}
 			continue
 		}
 		if err != nil {
 			return SourceResult{}, err
 		}
-		return st.sourceResult(ctx, tenant, name, res)
+		return st.appended(ctx, h.head, e, body, res)
 	}
 	return SourceResult{}, domain.Errorf(domain.CodeConflict, "source %s is changing too fast; try again", name)
 }
 
-func (st *Store) sourceResult(ctx context.Context, tenant, name string, res appendResult) (SourceResult, error) {
-	s, err := st.Source(ctx, tenant, name)
+// byRequest matches the event that a request id produced (none for no id).
+func byRequest(requestID string) func(*StoredMsg, *domain.SourceEvent) bool {
+	if requestID == "" {
+		return nil
+	}
+	return func(_ *StoredMsg, e *domain.SourceEvent) bool { return e.RequestID == requestID }
+}
+
+// retriedSource answers a request whose id the source's history holds with
+// the source as that event left it, provided the request is of the same
+// kind.
+func retriedSource(h sourceHistory, requestID, kind string) (SourceResult, error) {
+	if h.event.Type != kind {
+		return SourceResult{}, domain.Errorf(domain.CodeConflict, "request_id %q was already used by another kind of request (%s)", requestID, h.event.Type)
+	}
+	return SourceResult{Source: h.match, Sequence: h.match.Sequence, Replayed: true}, nil
+}
+
+// ownSource looks, after an append of e found the subject moved past
+// expected, for e among the events stored since: the same bytes are this
+// request's own event, stored by an attempt whose answer was lost (answered
+// as the first time); the same request id is a retry's first attempt
+// (answered replayed). ok is false when neither is there.
+func (st *Store) ownSource(ctx context.Context, e *domain.SourceEvent, body []byte, expected uint64) (SourceResult, bool, error) {
+	h, err := st.readSource(ctx, e.Tenant, e.Source, func(m *StoredMsg, x *domain.SourceEvent) bool {
+		return m.Sequence > expected && (bytes.Equal(m.Data, body) || e.RequestID != "" && x.RequestID == e.RequestID)
+	})
+	if err != nil || h.match == nil {
+		return SourceResult{}, false, err
+	}
+	if bytes.Equal(h.data, body) {
+		return SourceResult{Source: h.match, Sequence: h.match.Sequence}, true, nil
+	}
+	res, err := retriedSource(h, e.RequestID, e.Type)
+	return res, err == nil, err
+}
+
+// appended answers an append that JetStream acknowledged: the source
+// before it (nil for a create) with the event applied, or, when JetStream
+// took it for a duplicate of a message id it remembers, the source as the
+// stored event left it (replayed, unless the stored bytes are this
+// request's own: an attempt whose answer was lost).
+func (st *Store) appended(ctx context.Context, before *domain.Source, e *domain.SourceEvent, body []byte, res appendResult) (SourceResult, error) {
+	if !res.Duplicate {
+		s, err := domain.ApplySource(before, e, res.Sequence)
+		if err != nil {
+			return SourceResult{}, err
+		}
+		return SourceResult{Source: s, Sequence: res.Sequence}, nil
+	}
+	h, err := st.readSource(ctx, e.Tenant, e.Source, func(m *StoredMsg, _ *domain.SourceEvent) bool { return m.Sequence == res.Sequence })
 	if err != nil {
 		return SourceResult{}, err
 	}
-	return SourceResult{Source: s, Sequence: res.Sequence, Replayed: res.Duplicate}, nil
+	if h.match == nil {
+		return SourceResult{}, domain.Wrap(fmt.Errorf("source %s: no event at %d", e.Source, res.Sequence), "read original source event")
+	}
+	return SourceResult{Source: h.match, Sequence: res.Sequence, Replayed: !bytes.Equal(h.data, body)}, nil
 }
 
-// sourceMsgID is the message id of a source event with a request id.
+// sourceMsgID is the message id of a source event with a request id: it
+// stops a retry that races its first attempt from being stored twice.
 func sourceMsgID(tenant, name, requestID string) string {
 	return msgID(tenant, "src."+name, requestID)
 }
 
-// retriedSource answers a source request whose id the index knows.
-func (st *Store) retriedSource(ctx context.Context, tenant, name, requestID string) (SourceResult, bool, error) {
-	seq, ok, err := st.requestSequence(ctx, sourceMsgID(tenant, name, requestID))
-	if err != nil || !ok {
-		return SourceResult{}, false, err
-	}
-	res, err := st.sourceResult(ctx, tenant, name, appendResult{Sequence: seq, Duplicate: true})
-	return res, err == nil, err
-}
-
-// appendSource publishes a source event expecting the subject's last
-// sequence; the request id, when given, makes a retry a duplicate.
-func (st *Store) appendSource(ctx context.Context, e *domain.SourceEvent, expected uint64) (appendResult, error) {
+// encodeSourceEvent is the stored form of a source event. An event is
+// encoded once per attempt, so that its bytes tell it apart from every
+// other writer's.
+func encodeSourceEvent(e *domain.SourceEvent) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
 	enc.SetSortMapKeys(true)
 	if err := enc.Encode(e); err != nil {
-		return appendResult{}, domain.Wrap(err, "encode source event")
+		return nil, domain.Wrap(err, "encode source event")
 	}
+	return buf.Bytes(), nil
+}
+
+// appendSource publishes a source event expecting the subject's last
+// sequence; the request id, when given, makes a retry a duplicate.
+func (st *Store) appendSource(ctx context.Context, e *domain.SourceEvent, body []byte, expected uint64) (appendResult, error) {
 	m := nats.NewMsg(names.SourceSubject(e.Tenant, e.Source))
 	m.Header.Set(names.HeaderType, e.Type)
 	if e.Actor != "" {
 		m.Header.Set(names.HeaderActor, e.Actor)
 	}
-	m.Data = buf.Bytes()
+	m.Data = body
 	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expected), jetstream.WithExpectStream(names.SourceStream)}
 	if e.RequestID != "" {
 		opts = append(opts, jetstream.WithMsgID(sourceMsgID(e.Tenant, e.Source, e.RequestID)))
 	}
-	var ack *jetstream.PubAck
-	err := retry(ctx, "append source event", func(ctx context.Context) error {
-		var err error
-		ack, err = st.js.PublishMsg(ctx, m, opts...)
-		return err
-	})
-	switch {
-	case err == nil:
-		return appendResult{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
-	case isConflict(err):
-		return appendResult{}, errConflict
+	for attempt := 0; ; attempt++ {
+		var ack *jetstream.PubAck
+		err := retry(ctx, "append source event", func(ctx context.Context) error {
+			var err error
+			ack, err = st.js.PublishMsg(ctx, m, opts...)
+			return err
+		})
+		switch {
+		case err == nil:
+			return appendResult{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+		case isConflict(err):
+			return appendResult{}, errConflict
+		case isDuplicateInProcess(err) && attempt < 50:
+			// A retry racing its first attempt on a replicated stream:
+			// wait for that one to be stored, then ask again.
+			if err := conflictPause(ctx, 4); err != nil {
+				return appendResult{}, unavailable("append source event", err)
+			}
+			continue
+		}
+		return appendResult{}, domain.Wrap(err, "append source event")
 	}
-	return appendResult{}, domain.Wrap(err, "append source event")
 }
 
 // nextBySubject reads, through the stream leader, the first message on

@@ -2,6 +2,7 @@ package streams
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -112,15 +113,17 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 	if !cfg.NoGroupCommit && (cfg.Replicas > 1 || cfg.ForceGroupCommit || cfg.GroupCommitMin > 0) {
 		st.commit = newCommitter(js, cfg.GroupCommitMin)
 	}
-	// The indexers publish on JetStream contexts of their own, so that
-	// their pipelined puts never share a window of pending publishes with
-	// the store's callers.
-	for _, c := range [][2]string{{names.EventStream, eventIndexDurable}, {names.SourceStream, sourceIndexDurable}} {
-		ijs, err := jetstream.New(nc)
-		if err != nil {
-			return nil, fmt.Errorf("jetstream: %w", err)
-		}
-		st.indexers = append(st.indexers, newRequestIndexer(ijs, requests, c[0], c[1], cfg.RequestWindow, log))
+	// The indexer publishes on a JetStream context of its own, so that its
+	// pipelined puts never share a window of pending publishes with the
+	// store's callers.
+	ijs, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	st.indexers = append(st.indexers, newRequestIndexer(ijs, requests, names.EventStream, eventIndexDurable, cfg.RequestWindow, log))
+	// Left by an older version; nothing reads what it would index.
+	if err := js.DeleteConsumer(ctx, names.SourceStream, oldSourceIndexDurable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		log.Debug("delete the old source request index consumer", "err", err)
 	}
 	go st.snapshotLoop()
 	go st.idleLoop()
