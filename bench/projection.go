@@ -16,6 +16,7 @@ import (
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/projections"
+	"github.com/strand-dev/strand/streams"
 )
 
 // runProjection is row 6: how fast each projection catches up with a
@@ -78,7 +79,7 @@ func (r *Runner) startViews(work bool) func(ctx context.Context, e *Env, stream,
 			}
 			p.EmitWork(projections.WorkConfig{Stream: name, Subject: func(tenant, kind string, more ...string) string {
 				return prefix + strings.Join(append([]string{tenant, kind}, more...), ".")
-			}})
+			}, Retry: streams.Retry})
 		}
 		if shareSyncs(e) {
 			p.ShareSyncs()

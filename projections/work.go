@@ -22,6 +22,15 @@ type WorkConfig struct {
 	Stream string
 	// Subject makes an item's subject (names.WorkSubject).
 	Subject func(tenant, kind string, more ...string) string
+	// Retry runs each request of the items to the work stream: the
+	// store's retry (streams.Retry, wired by cmd), so that a leader
+	// election is waited out within the apply's deadline, each attempt
+	// bounded. Without it each request is made once, bounded by
+	// requestTimeout. Either way none waits for an answer that a killed
+	// server will never send. Every request is safe to repeat: items
+	// carry their id (a repeat is a duplicate), and deleting an item
+	// twice finds nothing the second time.
+	Retry func(ctx context.Context, what string, op func(ctx context.Context) error) error
 
 	js jetstream.JetStream
 	// atomic says the work stream takes atomic batches (set by
@@ -210,11 +219,33 @@ func (w *WorkConfig) msg(subject, id string, it ReviewItem) *nats.Msg {
 }
 
 func (w *WorkConfig) publish(ctx context.Context, subject, id string, it ReviewItem) (uint64, error) {
-	ack, err := w.js.PublishMsg(ctx, w.msg(subject, id, it))
+	m := w.msg(subject, id, it)
+	var seq uint64
+	err := w.do(ctx, "publish work item", func(ctx context.Context) error {
+		ack, err := w.js.PublishMsg(ctx, m)
+		if err == nil {
+			seq = ack.Sequence
+		}
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("publish work item %s: %w", subject, err)
 	}
-	return ack.Sequence, nil
+	return seq, nil
+}
+
+// requestTimeout bounds a request to the work stream made without Retry.
+// A variable for tests.
+var requestTimeout = 10 * time.Second
+
+// do runs one request to the work stream through Retry, or once, bounded.
+func (w *WorkConfig) do(ctx context.Context, what string, op func(ctx context.Context) error) error {
+	if w.Retry != nil {
+		return w.Retry(ctx, what, op)
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	return op(ctx)
 }
 
 // remove deletes an item; one already taken and acknowledged is gone.
@@ -223,21 +254,27 @@ func (w *WorkConfig) remove(ctx context.Context, seq uint64) error {
 		return nil
 	}
 	body, _ := json.Marshal(map[string]any{"seq": seq, "no_erase": true})
-	resp, err := w.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.DELETE."+w.Stream, body)
+	err := w.do(ctx, "close work item", func(ctx context.Context) error {
+		resp, err := w.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.DELETE."+w.Stream, body)
+		if err != nil {
+			return err
+		}
+		var r struct {
+			Error *jetstream.APIError `json:"error,omitempty"`
+		}
+		if err := json.Unmarshal(resp.Data, &r); err != nil {
+			return fmt.Errorf("bad reply: %w", err)
+		}
+		// 10043 (sequence not found), 10037 or 10057 "no message found":
+		// the item was taken already (or an earlier attempt deleted it).
+		if e := r.Error; e != nil && e.ErrorCode != 10043 && e.ErrorCode != jetstream.JSErrCodeMessageNotFound &&
+			!(e.ErrorCode == 10057 && strings.Contains(e.Description, "no message found")) {
+			return e
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("close work item %d: %w", seq, err)
-	}
-	var r struct {
-		Error *jetstream.APIError `json:"error,omitempty"`
-	}
-	if err := json.Unmarshal(resp.Data, &r); err != nil {
-		return fmt.Errorf("close work item %d: bad reply: %w", seq, err)
-	}
-	// 10043 (sequence not found), 10037 or 10057 "no message found": the
-	// item was taken already.
-	if e := r.Error; e != nil && e.ErrorCode != 10043 && e.ErrorCode != jetstream.JSErrCodeMessageNotFound &&
-		!(e.ErrorCode == 10057 && strings.Contains(e.Description, "no message found")) {
-		return fmt.Errorf("close work item %d: %w", seq, r.Error)
 	}
 	return nil
 }

@@ -115,6 +115,13 @@ func unavailable(what string, err error) error {
 		RetryAfter: RetryAfter}
 }
 
+// Retry is retry for the composition roots to hand to the projections and
+// workers (which may not import this package): op is tried again while its
+// failure is transient, each attempt bounded, until ctx ends.
+func Retry(ctx context.Context, what string, op func(ctx context.Context) error) error {
+	return retry(ctx, what, op)
+}
+
 // retry runs op until it succeeds, fails for a reason that is not
 // transient, or ctx ends. Each attempt gets a context bounded by
 // attemptTimeout. A failure that outlives ctx is unavailable.

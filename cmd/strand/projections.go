@@ -16,6 +16,7 @@ import (
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/names"
 	"github.com/strand-dev/strand/projections"
+	"github.com/strand-dev/strand/streams"
 )
 
 // readModels are the projections a serve instance runs.
@@ -36,7 +37,7 @@ func openReadModels(ctx context.Context, js jetstream.JetStream, replicas int, s
 	if err != nil {
 		return nil, err
 	}
-	views.EmitWork(projections.WorkConfig{Stream: names.WorkStream, Subject: names.WorkSubject})
+	views.EmitWork(projections.WorkConfig{Stream: names.WorkStream, Subject: names.WorkSubject, Retry: streams.Retry})
 	activity := projections.OpenActivity(js, names.EventStream, names.EventFilter("*"), replicas,
 		projections.FeedConfig{Stream: names.FeedStream, Subject: names.FeedSubject}, log)
 	if shareSyncs {
