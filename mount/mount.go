@@ -65,7 +65,9 @@ type Options struct {
 	Debug bool
 	// KeepOpens keeps the kernel sending OPEN, FLUSH and RELEASE for every
 	// file (each open and close a round trip) instead of switching to
-	// FUSE's no-open mode at the first read-only open (noopen.go).
+	// FUSE's no-open mode at the first read-only open (noopen.go), and
+	// OPENDIR and RELEASEDIR for every directory instead of switching to
+	// no-opendir mode at the first (dirs.go).
 	KeepOpens bool
 }
 
@@ -219,11 +221,19 @@ func (m *Mount) fuseMount() error {
 	if m.ro {
 		mo.Options = append(mo.Options, "ro")
 	}
-	srv, err := fs.Mount(m.opts.Dir, root, &fs.Options{
+	fopts := &fs.Options{
 		MountOptions: mo, EntryTimeout: &ttl, AttrTimeout: &ttl, NegativeTimeout: &ttl,
 		UID: m.uid, GID: m.gid,
-	})
+	}
+	// Directories are listed without OPENDIR (dirs.go), as files are
+	// read without OPEN (noopen.go), unless KeepOpens.
+	raw := newDirsFS(fs.NewNodeFS(root, fopts), !m.opts.KeepOpens)
+	srv, err := fuse.NewServer(raw, m.opts.Dir, &fopts.MountOptions)
 	if err != nil {
+		return fmt.Errorf("mount %s on %s: %w", m.session, m.opts.Dir, err)
+	}
+	go srv.Serve()
+	if err := srv.WaitMount(); err != nil {
 		return fmt.Errorf("mount %s on %s: %w", m.session, m.opts.Dir, err)
 	}
 	m.server = srv
