@@ -62,7 +62,15 @@ const ReadBatchContentType = ManifestContentType
 // a third of the mount process's time in a cold read of a 10,000-file tree
 // (docs/benchmarks.md, issue 21).
 func EncodeReadBatch(r *ReadBatchReply) ([]byte, error) {
+	// Sized up front: growing a buffer of megabytes by doubling cleared
+	// and copied it over and over (a tenth of the CPU of a mount's cold
+	// read, docs/benchmarks.md issue 21).
+	size := 64
+	for _, f := range r.Files {
+		size += 128 + len(f.Path) + len(f.Hash) + len(f.Target) + len(f.Content)
+	}
 	var buf bytes.Buffer
+	buf.Grow(size)
 	enc := msgpack.NewEncoder(&buf)
 	enc.SetCustomStructTag("json")
 	enc.UseCompactInts(true)

@@ -217,10 +217,13 @@ func (b *blobs) stats() CacheStats {
 		Misses: b.misses.Load(), FetchedBytes: b.fetched.Load()}
 }
 
-// held reports whether the cache (or memory) holds h (unchecked).
+// held reports whether the cache (or memory) holds h (unchecked). What
+// this mount put into the cache or checked there is known without asking
+// the cache (a stat of the disk per read, before).
 func (b *blobs) held(h domain.Hash) bool {
 	b.mu.Lock()
 	_, ok := b.mem[h]
+	ok = ok || b.verified[h]
 	b.mu.Unlock()
 	return ok || b.cc.Has(h.String())
 }
