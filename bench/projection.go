@@ -52,6 +52,10 @@ type projectionCase struct {
 	kind string
 	// reviews fills the stream with approval requests and grants.
 	reviews bool
+	// out is the bench stream of its output (the feed, the work items),
+	// made anew before each catch-up, outside its time: a projection that
+	// catches up finds its streams there ("" for none).
+	out string
 	// start starts the projection on the stream and returns its spec.
 	start func(ctx context.Context, e *Env, stream, filter string) (projections.Spec, func(), error)
 }
@@ -59,8 +63,8 @@ type projectionCase struct {
 func (r *Runner) projectionCases() []projectionCase {
 	return []projectionCase{
 		{name: "session views", kind: kindProj, start: r.startViews(false)},
-		{name: "activity feed", kind: kindProj, start: r.startActivity},
-		{name: "review queue", kind: kindReview, reviews: true, start: r.startViews(true)},
+		{name: "activity feed", kind: kindProj, out: kindFeed, start: r.startActivity},
+		{name: "review queue", kind: kindReview, reviews: true, out: kindWork, start: r.startViews(true)},
 	}
 }
 
@@ -73,10 +77,7 @@ func (r *Runner) startViews(work bool) func(ctx context.Context, e *Env, stream,
 			return projections.Spec{}, nil, err
 		}
 		if work {
-			name, prefix, err := r.freshBenchStream(ctx, e, kindWork)
-			if err != nil {
-				return projections.Spec{}, nil, err
-			}
+			name, prefix := r.benchStream(kindWork)
 			p.EmitWork(projections.WorkConfig{Stream: name, Subject: func(tenant, kind string, more ...string) string {
 				return prefix + strings.Join(append([]string{tenant, kind}, more...), ".")
 			}, Retry: streams.Retry})
@@ -92,13 +93,10 @@ func (r *Runner) startViews(work bool) func(ctx context.Context, e *Env, stream,
 }
 
 // startActivity starts the activity feed on a feed stream of the bench's
-// own, made anew (so that no message id of an earlier catch-up is
+// own, made anew before (so that no message id of an earlier catch-up is
 // remembered), kept as the service's is (newest entries per tenant).
 func (r *Runner) startActivity(ctx context.Context, e *Env, stream, filter string) (projections.Spec, func(), error) {
-	name, prefix, err := r.freshBenchStream(ctx, e, kindFeed)
-	if err != nil {
-		return projections.Spec{}, nil, err
-	}
+	name, prefix := r.benchStream(kindFeed)
 	a := projections.OpenActivity(e.Store.JetStream(), stream, filter, e.Config.Replicas,
 		projections.FeedConfig{Stream: name, Subject: func(tenant string) string { return prefix + tenant }}, nil)
 	if shareSyncs(e) {
@@ -172,6 +170,11 @@ func (r *Runner) projectionCase(ctx context.Context, e *Env, c projectionCase) (
 		}
 		if err := r.resetViews(ctx, e, name); err != nil {
 			return Result{}, err
+		}
+		if c.out != "" {
+			if _, _, err := r.freshBenchStream(ctx, e, c.out); err != nil {
+				return Result{}, err
+			}
 		}
 		var stop func()
 		c0 := processCPU()
