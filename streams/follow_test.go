@@ -83,6 +83,43 @@ func TestStore_FollowsOtherWriters(t *testing.T) {
 	}
 }
 
+// TestStore_FollowingWritersTakeTurns checks that two stores on one
+// connection writing a session strictly in turn lose no race once both
+// follow the live tail, without waiting for anything between the writes:
+// the notice of an append reaches the connection before its
+// acknowledgement, and a write keeps every notice received before it
+// decides (drainNotices).
+func TestStore_FollowingWritersTakeTurns(t *testing.T) {
+	env := streamstest.Start(t)
+	ctx := context.Background()
+	other, err := streams.Open(ctx, env.NC, streams.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	g := &ids{}
+	s := create(t, env.Store, g, "acme")
+	stores := []*streams.Store{env.Store, other}
+	// Each store loses its first race, and follows from then on.
+	for i := 0; !env.Store.Following() || !other.Following(); i++ {
+		if i == 10 {
+			t.Fatalf("after %d writes in turn: following %v, %v; want both", i, env.Store.Following(), other.Following())
+		}
+		write(t, stores[i%2], g, s, fmt.Sprintf("warm%d.txt", i), "w")
+	}
+	lostA, _ := env.Store.Races()
+	lostB, followedB := other.Races()
+	const turns = 40
+	for i := 0; i < turns; i++ {
+		write(t, stores[i%2], g, s, fmt.Sprintf("f%d.txt", i%7), fmt.Sprint(i))
+	}
+	la, _ := env.Store.Races()
+	lb, fb := other.Races()
+	if la != lostA || lb != lostB || fb-followedB != turns/2 {
+		t.Fatalf("%d writes in turn: %d and %d lost races, %d of the other store's writes followed; want 0, 0, %d", turns, la-lostA, lb-lostB, fb-followedB, turns/2)
+	}
+}
+
 // TestStore_FollowStopsWhenIdle checks that a store stops following the
 // live tail once FollowIdle passed without a sign of another writer.
 func TestStore_FollowStopsWhenIdle(t *testing.T) {
