@@ -5,6 +5,14 @@
 # with it, .ci/run sets STRAND_REQUIRE_FUSE so that none of them may skip.
 set -euo pipefail
 
+# An ordinary user mounts through fusermount3, which opens /dev/fuse: the
+# fuse3 package's udev rule makes it 0666, but a machine without udev (a
+# container, a microVM) may leave it 0600, which fails TestMount_NonRoot
+# before any mount code runs. As root, give it the mode udev would.
+if [ -c /dev/fuse ] && [ "$(id -u)" -eq 0 ] && [ "$(stat -c %a /dev/fuse)" != 666 ]; then
+	chmod 0666 /dev/fuse && echo "/dev/fuse made 0666, as the fuse3 package's udev rule does"
+fi
+
 need=()
 command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
 command -v fio >/dev/null 2>&1 || need+=(fio)
