@@ -177,6 +177,22 @@ func TestMount_Live(t *testing.T) {
 	h.write("a.txt", "v1\n")
 	_, dir := h.mount("")
 	mustRead(t, filepath.Join(dir, "a.txt"))
+	// A listing the kernel holds (directories are listed without opens,
+	// and the kernel keeps their listings) must follow remote changes too.
+	listed := func(d string) map[string]bool {
+		ents, err := os.ReadDir(d)
+		if err != nil {
+			return nil
+		}
+		names := map[string]bool{}
+		for _, e := range ents {
+			names[e.Name()] = true
+		}
+		return names
+	}
+	if got := listed(dir); !got["a.txt"] || got["b"] {
+		t.Fatalf("root lists %v, want a.txt and no b", got)
+	}
 	h.write("a.txt", "v2\n")
 	h.write("b/new.txt", "hello\n")
 	took := eventually(t, 15*time.Second, "remote change shows", func() bool {
@@ -184,12 +200,15 @@ func TestMount_Live(t *testing.T) {
 		_, err2 := os.Stat(filepath.Join(dir, "b/new.txt"))
 		return err == nil && string(b) == "v2\n" && err2 == nil
 	})
+	eventually(t, 15*time.Second, "remote change listed", func() bool {
+		return listed(dir)["b"] && listed(filepath.Join(dir, "b"))["new.txt"]
+	})
 	t.Logf("another writer's change showed after %s", took)
 	if _, err := h.c.Remove(context.Background(), client.RemoveRequest{Session: h.session, Path: "b", Recursive: true}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 15*time.Second, "remote removal shows", func() bool {
 		_, err := os.Stat(filepath.Join(dir, "b"))
-		return errors.Is(err, os.ErrNotExist)
+		return errors.Is(err, os.ErrNotExist) && !listed(dir)["b"]
 	})
 }
