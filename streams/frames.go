@@ -4,8 +4,6 @@ import (
 	"sort"
 	"sync"
 
-	lru "github.com/hashicorp/golang-lru/v2"
-
 	"github.com/strand-dev/strand/domain"
 )
 
@@ -42,9 +40,8 @@ type frameSet struct {
 	states []*domain.Session
 }
 
-func newFrames() *lru.Cache[string, *frameSet] {
-	c, _ := lru.New[string, *frameSet](frameSessions)
-	return c
+func newFrames() *stateCache[string, *frameSet] {
+	return newStateCache[string, *frameSet](frameSessions)
 }
 
 // keepFrame keeps s as a frame of its session when its version is one
@@ -56,7 +53,7 @@ func (st *Store) keepFrame(key string, s *domain.Session) {
 	f, ok := st.frames.Get(key)
 	if !ok {
 		f = &frameSet{}
-		if prev, found, _ := st.frames.PeekOrAdd(key, f); found {
+		if prev, found := st.frames.PeekOrAdd(key, f); found {
 			f = prev
 		}
 	}

@@ -15,9 +15,21 @@ import (
 // quarter of its least recently used entries, at most once per collection
 // (what they free shows at the next one). A state dropped is loaded again
 // when asked for (snapshot and replay): the caches hold nothing else.
+//
+// Besides, an entry left unused for Config.StateIdle is dropped whatever
+// the heap (statecache.go): the budget bounds what the caches may hold,
+// the idle time makes them hold what is in use. So an instance's memory
+// follows its working set of the last minutes, reaches a steady level as
+// soon as its load is steady (not when the caches have filled the
+// budget), and falls back when the load ends.
 
 // DefaultStateMemory is Config.StateMemory when zero.
 const DefaultStateMemory = 256 << 20
+
+// DefaultStateIdle is Config.StateIdle when zero: a state unused this long
+// is dropped. Loading it again costs a snapshot read and a replay of at
+// most SnapshotEvery-1 events (milliseconds), once per pause this long.
+const DefaultStateIdle = 2 * time.Minute
 
 // minHeads is how many heads the cache keeps however far over the budget
 // the heap is: the sessions being written to start from theirs, and the
@@ -54,6 +66,11 @@ func (st *Store) memoryLoop(stop <-chan struct{}, done chan<- struct{}) {
 			return
 		case <-t.C:
 		}
+		if st.cfg.StateIdle > 0 {
+			if n := st.expireIdle(time.Now().Add(-st.cfg.StateIdle)); n > 0 {
+				st.expired.Add(uint64(n))
+			}
+		}
 		live, cycles := heapFigures()
 		if cycles == trimmed || live <= st.cfg.StateMemory {
 			continue
@@ -64,12 +81,19 @@ func (st *Store) memoryLoop(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
+// expireIdle drops the cached states last used before a time, and
+// returns how many it dropped.
+func (st *Store) expireIdle(before time.Time) int {
+	t := before.UnixNano()
+	return st.heads.expire(t) + st.past.expire(t) + st.frames.expire(t)
+}
+
 // trimCaches drops a quarter of each cache's least recently used entries
 // (keeping the minimums) and returns how many it dropped.
 func (st *Store) trimCaches() int {
-	n := trimLRU(st.heads.Len(), minHeads, func() bool { _, _, ok := st.heads.RemoveOldest(); return ok })
-	n += trimLRU(st.past.Len(), 0, func() bool { _, _, ok := st.past.RemoveOldest(); return ok })
-	n += trimLRU(st.frames.Len(), 0, func() bool { _, _, ok := st.frames.RemoveOldest(); return ok })
+	n := trimLRU(st.heads.Len(), minHeads, st.heads.RemoveOldest)
+	n += trimLRU(st.past.Len(), 0, st.past.RemoveOldest)
+	n += trimLRU(st.frames.Len(), 0, st.frames.RemoveOldest)
 	st.trims.Add(1)
 	st.dropped.Add(uint64(n))
 	return n
@@ -90,6 +114,9 @@ type CacheStats struct {
 	// Trims is how many times the caches were trimmed because the live heap
 	// exceeded Config.StateMemory, and Dropped how many entries that cost.
 	Trims, Dropped uint64
+	// Expired is how many entries were dropped for being unused for
+	// Config.StateIdle.
+	Expired uint64
 	// LiveHeap is the live heap the last garbage collection found: what
 	// the caches are trimmed against.
 	LiveHeap uint64
@@ -99,5 +126,5 @@ type CacheStats struct {
 func (st *Store) CacheStats() CacheStats {
 	live, _ := heapFigures()
 	return CacheStats{Heads: st.heads.Len(), Past: st.past.Len(), Frames: st.frames.Len(),
-		Trims: st.trims.Load(), Dropped: st.dropped.Load(), LiveHeap: live}
+		Trims: st.trims.Load(), Dropped: st.dropped.Load(), Expired: st.expired.Load(), LiveHeap: live}
 }

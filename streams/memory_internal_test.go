@@ -85,3 +85,89 @@ func TestStore_StateMemory(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestStore_StateIdle: a cached state left unused for Config.StateIdle is
+// dropped (heads, past states, frames alike) while one in use stays, a
+// dropped state loads again with the same answer, and a negative
+// StateIdle keeps everything.
+func TestStore_StateIdle(t *testing.T) {
+	env := startEnv(t)
+	ctx := context.Background()
+	open := func(idle time.Duration) *Store {
+		nc, err := env.srv.Connect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		st, err := Open(ctx, nc, Config{StateIdle: idle}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(st.Close)
+		return st
+	}
+	const idle = 2 * time.Second
+	st := open(idle)
+	n := 0
+	meta := func() domain.Meta {
+		n++
+		return domain.Meta{EventID: fmt.Sprintf("01J%023d", n), Actor: "t", Time: time.Unix(1700000000, 0).UTC()}
+	}
+	var ids []string
+	for i := range 4 {
+		res, err := st.Create(ctx, meta(), domain.CreateSession{ID: fmt.Sprintf("01J2%022d", i), Tenant: "acme"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.Session.ID)
+		for v := range frameEvery {
+			p := fmt.Sprintf("f%d", v)
+			if _, err := st.Change(ctx, "acme", res.Session.ID, meta(), func(*domain.Session) (domain.Command, error) {
+				return domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpWrite, Path: p, Content: domain.Sum([]byte(p)), Size: 1}}}, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	busy, busyKey := ids[0], sessionKey("acme", ids[0])
+	if got := st.CacheStats(); got.Heads != len(ids) || got.Past == 0 || got.Frames != len(ids) {
+		t.Fatalf("before: %+v, want %d heads, past states and every session's frames", got, len(ids))
+	}
+	// Keep one session in use; the others sit idle.
+	deadline := time.Now().Add(30 * time.Second)
+	for st.CacheStats().Heads > 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle states not dropped within 30 s (idle time %s): %+v", idle, st.CacheStats())
+		}
+		if _, err := st.Head(ctx, "acme", busy); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	got := st.CacheStats()
+	if _, ok := st.heads.Peek(busyKey); !ok || got.Heads != 1 {
+		t.Errorf("after the idle time: %+v; the head in use cached: %v, want it alone", got, ok)
+	}
+	if got.Frames > 1 || got.Expired == 0 {
+		t.Errorf("after the idle time: %+v, want only the busy session's frames and expired entries counted", got)
+	}
+	if _, ok := st.frames.Peek(sessionKey("acme", ids[1])); ok {
+		t.Errorf("frames of an idle session still cached")
+	}
+	for _, id := range ids {
+		s, err := st.Head(ctx, "acme", id)
+		if err != nil || s.Version != frameEvery+1 || s.Tree.Lookup(fmt.Sprintf("f%d", frameEvery-1)) == nil {
+			t.Fatalf("head of %s after its state expired: %v, %v", id, s, err)
+		}
+	}
+
+	// Off: nothing is dropped for idleness.
+	keep := open(-1)
+	if _, err := keep.Head(ctx, "acme", ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(idle + 2*memoryEvery)
+	if got := keep.CacheStats(); got.Heads != 1 || got.Expired != 0 {
+		t.Errorf("with StateIdle off: %+v, want the head kept", got)
+	}
+}

@@ -58,6 +58,10 @@ type Config struct {
 	// drop their least recently used states (memory.go);
 	// DefaultStateMemory when zero.
 	StateMemory uint64
+	// StateIdle is how long a cached state (a head, a past state, a
+	// session's frames) is kept unused before it is dropped (memory.go);
+	// DefaultStateIdle when zero, never when negative.
+	StateIdle time.Duration
 }
 
 // DefaultGroupCommitMin is GroupCommitMin for an embedded server that
@@ -91,6 +95,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StateMemory == 0 {
 		c.StateMemory = DefaultStateMemory
+	}
+	if c.StateIdle == 0 {
+		c.StateIdle = DefaultStateIdle
 	}
 	return c
 }

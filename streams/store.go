@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -37,11 +36,11 @@ type Store struct {
 	// Blobs is the content-addressed blob store.
 	Blobs *Blobs
 
-	heads *lru.Cache[string, *domain.Session]
-	past  *lru.Cache[pastKey, *domain.Session]
+	heads *stateCache[string, *domain.Session]
+	past  *stateCache[pastKey, *domain.Session]
 	// frames are states of sessions' pasts kept to start replays from
 	// (frames.go).
-	frames *lru.Cache[string, *frameSet]
+	frames *stateCache[string, *frameSet]
 	locks  [256]sync.Mutex
 
 	commit *committer
@@ -59,10 +58,10 @@ type Store struct {
 	snapDone chan struct{}
 	closeOne sync.Once
 
-	// memStop ends memoryLoop (memory.go), which closes memDone; trims and
-	// dropped count what it did.
-	memStop, memDone chan struct{}
-	trims, dropped   atomic.Uint64
+	// memStop ends memoryLoop (memory.go), which closes memDone; trims,
+	// dropped and expired count what it did.
+	memStop, memDone        chan struct{}
+	trims, dropped, expired atomic.Uint64
 }
 
 type pastKey struct {
@@ -99,8 +98,8 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", RequestBucket, err)
 	}
-	heads, _ := lru.New[string, *domain.Session](4096)
-	past, _ := lru.New[pastKey, *domain.Session](16384)
+	heads := newStateCache[string, *domain.Session](4096)
+	past := newStateCache[pastKey, *domain.Session](16384)
 	st := &Store{
 		nc: nc, js: js, events: events, snaps: snaps, requests: requests, cfg: cfg, log: log,
 		Blobs: &Blobs{nc: nc, js: js, stream: blobs, chunkSize: cfg.ChunkSize},

@@ -23,6 +23,7 @@ func registerCacheMetrics(reg *prometheus.Registry, stats func() streams.CacheSt
 		counter("strand_state_cache_trims_total", "Times the live heap exceeded --state-memory and the state caches gave back a quarter of their entries.", func(s streams.CacheStats) uint64 { return s.Trims }),
 		gauge("strand_heap_live_bytes", "The live heap the last garbage collection found, which --state-memory bounds (with the caches' trims).", func(s streams.CacheStats) int { return int(s.LiveHeap) }),
 		counter("strand_state_cache_dropped_total", "Cache entries given back by those trims.", func(s streams.CacheStats) uint64 { return s.Dropped }),
+		counter("strand_state_cache_expired_total", "Cache entries dropped for being unused for --state-idle.", func(s streams.CacheStats) uint64 { return s.Expired }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return err

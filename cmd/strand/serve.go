@@ -48,6 +48,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	fs.DurationVar(&c.reqWindow, "request-window", streams.DefaultRequestWindow, "how long an applied request id is recognised, so a retry is answered as the first time")
 	allowDirImport := fs.Bool("allow-dir-import", false, "let source.import read directories and git repositories by path on this host")
 	stateMemory := fs.String("state-memory", fmt.Sprintf("%dM", streams.DefaultStateMemory>>20), "live heap above which the session-state caches drop their least recently used states (bytes, or with K, M, G)")
+	stateIdle := fs.Duration("state-idle", streams.DefaultStateIdle, "drop a cached session state (head, past state, frames) unused this long (0: keep it until --state-memory needs the room)")
 	memLimit := fs.String("memory-limit", "auto", "soft memory limit of the Go runtime: the collector runs sooner as the process nears it (\"auto\": twice --state-memory; \"off\": none; or bytes, or with K, M, G); GOMEMLIMIT in the environment wins")
 	pprofAddr := fs.String("pprof", "", "serve the Go runtime's profiles (/debug/pprof/) on this address, apart from the HTTP front (\"\": off)")
 	var wf workerFlags
@@ -69,6 +70,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	stateBytes, err := parseSize(*stateMemory)
 	if err != nil {
 		return usagef("--state-memory: %v", err)
+	}
+	if *stateIdle < 0 {
+		return usagef("--state-idle: %s is negative (0 turns it off)", *stateIdle)
 	}
 	limitBytes, setLimit, err := memoryLimit(*memLimit, stateBytes)
 	if err != nil {
@@ -128,7 +132,10 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	cfg := streams.Config{Replicas: c.replicas, SnapshotEvery: c.snapEvery, BusHistory: c.busHistory, BusMaxAge: c.busMaxAge, RequestWindow: c.reqWindow, StateMemory: uint64(stateBytes)}
+	cfg := streams.Config{Replicas: c.replicas, SnapshotEvery: c.snapEvery, BusHistory: c.busHistory, BusMaxAge: c.busMaxAge, RequestWindow: c.reqWindow, StateMemory: uint64(stateBytes), StateIdle: *stateIdle}
+	if *stateIdle == 0 {
+		cfg.StateIdle = -1 // off
+	}
 	if emb != nil && !c.noFsync {
 		// Many writers at once share fsyncs through atomic batches.
 		cfg.GroupCommitMin = streams.DefaultGroupCommitMin
