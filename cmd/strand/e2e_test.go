@@ -547,6 +547,8 @@ func TestCLI_Errors(t *testing.T) {
 				{"events"},
 				{"serve", "extra-argument"},
 				{"serve", "--log-level", "chatty"},
+				{"serve", "--state-idle", "-1m"},
+				{"serve", "--state-idle", "soon"},
 			} {
 				if len(args) > 0 && args[0] != "serve" {
 					args = append(args, "--server", server)
