@@ -100,6 +100,9 @@ jetstream {
 	startNATS()
 	args := []string{"--nats", url, "--replicas", "1", "--gc-grace", "15s", "--gc-every", "10s", "--log-level", *soakLog}
 	if *soakProfiles != "" {
+		if err := os.MkdirAll(*soakProfiles, 0o755); err != nil {
+			t.Fatal(err)
+		}
 		args = append(args, "--pprof", "127.0.0.1:0")
 	}
 	if *soakMemory != "" {
