@@ -236,7 +236,8 @@ func (l *load) fault(name string) func(election time.Duration) {
 
 // outages returns, for each fault, the longest stretch in which no write
 // got a definite answer, among the stretches that overlap the time from
-// the fault to the next one (or the end of the load).
+// the fault to the next one (or the end of the load); a stretch that holds
+// the next fault is that fault's.
 func (l *load) outages() []stretch {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -256,7 +257,8 @@ func (l *load) outages() []stretch {
 				prev = a
 				continue
 			}
-			if prev >= end {
+			if a > end {
+				// This stretch holds the next fault: it is that one's.
 				break
 			}
 			if a-prev > out[i].to-out[i].from {
