@@ -219,7 +219,7 @@ func (r *Runner) join(ctx context.Context) error {
 		h := fnv.New32a()
 		h.Write([]byte(r.spec.Key(msg.Subject())))
 		parts[h.Sum32()%uint32(len(parts))] <- msg
-	}, jetstream.PullMaxMessages(pullMax), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullMaxMessages(pullMax), jetstream.PullExpiry(pullExpiry), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
 			r.log.Debug("consume", "err", err)
 		}
@@ -320,6 +320,14 @@ const (
 
 // pullMax is how many events a runner asks its consumer for at a time.
 const pullMax = 1000
+
+// pullExpiry is how long one pull request of a runner lasts. The server
+// sends heartbeats at half of it, and the client pulls again when two are
+// missed: so a pull lost to a consumer's leader election (a node killed,
+// a consumer just created on a cluster) stalls the projection this long,
+// instead of nats.go's default 30 s. Between events it costs a pull
+// request per runner this often.
+const pullExpiry = 5 * time.Second
 
 // received is an event as the applier holds it.
 type received struct {

@@ -148,7 +148,9 @@ func (x *requestIndexer) join() (jetstream.ConsumeContext, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cons.Consume(x.index, jetstream.PullMaxMessages(500), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	// A pull lost to a leader election stalls the index for the pull's
+	// expiry (heartbeats at half of it): 5 s, not nats.go's default 30.
+	return cons.Consume(x.index, jetstream.PullMaxMessages(500), jetstream.PullExpiry(5*time.Second), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
 			x.log.Debug("consume", "err", err)
 		}
