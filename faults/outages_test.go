@@ -24,7 +24,7 @@ func TestLoad_Outages(t *testing.T) {
 	l.faults = []fault{{name: "one", at: s(10.05)}, {name: "two", at: s(20.0)}}
 	got := l.outages()
 	for i, want := range []stretch{{s(10.0), s(12.0)}, {s(19.9), s(23.0)}} {
-		if d := time.Duration(got[i].from - want.from).Abs() + time.Duration(got[i].to-want.to).Abs(); d > 20*time.Millisecond {
+		if d := time.Duration(got[i].from-want.from).Abs() + time.Duration(got[i].to-want.to).Abs(); d > 20*time.Millisecond {
 			t.Errorf("fault %d: stretch %.2f-%.2f s, want %.2f-%.2f s", i+1,
 				time.Duration(got[i].from).Seconds(), time.Duration(got[i].to).Seconds(),
 				time.Duration(want.from).Seconds(), time.Duration(want.to).Seconds())
