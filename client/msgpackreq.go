@@ -100,30 +100,16 @@ func (o *BatchOp) EncodeMsgpack(enc *msgpack.Encoder) error {
 		w.bytes("content", o.Content)
 	}
 	if len(o.Chunks) > 0 {
-		w.key("chunks")
-		if w.err == nil {
-			w.err = enc.EncodeArrayLen(len(o.Chunks))
-		}
-		for _, c := range o.Chunks {
-			if w.err == nil {
-				w.err = enc.EncodeString(c)
-			}
-		}
+		w.strs("chunks", o.Chunks)
 	}
 	if o.Hash != "" {
 		w.str("hash", o.Hash)
 	}
 	if o.Mode != 0 {
-		w.key("mode")
-		if w.err == nil {
-			w.err = enc.EncodeUint(uint64(o.Mode))
-		}
+		w.uint("mode", uint64(o.Mode))
 	}
 	if o.Recursive {
-		w.key("recursive")
-		if w.err == nil {
-			w.err = enc.EncodeBool(true)
-		}
+		w.bool("recursive", true)
 	}
 	if o.ExpectedHash != "" {
 		w.str("expected_hash", o.ExpectedHash)
@@ -160,5 +146,31 @@ func (w *msgpackWriter) bytes(k string, v []byte) {
 	w.key(k)
 	if w.err == nil {
 		w.err = w.enc.EncodeBytes(v)
+	}
+}
+
+func (w *msgpackWriter) uint(k string, v uint64) {
+	w.key(k)
+	if w.err == nil {
+		w.err = w.enc.EncodeUint(v)
+	}
+}
+
+func (w *msgpackWriter) bool(k string, v bool) {
+	w.key(k)
+	if w.err == nil {
+		w.err = w.enc.EncodeBool(v)
+	}
+}
+
+func (w *msgpackWriter) strs(k string, vs []string) {
+	w.key(k)
+	if w.err == nil {
+		w.err = w.enc.EncodeArrayLen(len(vs))
+	}
+	for _, v := range vs {
+		if w.err == nil {
+			w.err = w.enc.EncodeString(v)
+		}
 	}
 }

@@ -25,11 +25,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestStore_FollowsOtherWriters(t *testing.T) {
 	env := streamstest.Start(t)
 	ctx := context.Background()
-	other, err := streams.Open(ctx, env.NC, streams.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := openOther(t, env)
 	g := &ids{}
 	s := create(t, env.Store, g, "acme")
 	write(t, env.Store, g, s, "a.txt", "a")
@@ -91,12 +87,7 @@ func TestStore_FollowsOtherWriters(t *testing.T) {
 // decides (drainNotices).
 func TestStore_FollowingWritersTakeTurns(t *testing.T) {
 	env := streamstest.Start(t)
-	ctx := context.Background()
-	other, err := streams.Open(ctx, env.NC, streams.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := openOther(t, env)
 	g := &ids{}
 	s := create(t, env.Store, g, "acme")
 	stores := []*streams.Store{env.Store, other}

@@ -32,6 +32,18 @@ func (g *ids) next() string {
 	return fmt.Sprintf("01J%023d", g.n)
 }
 
+// openOther opens a second store on the env's connection: another service
+// instance on the same streams.
+func openOther(t testing.TB, env *streamstest.Env) *streams.Store {
+	t.Helper()
+	other, err := streams.Open(context.Background(), env.NC, streams.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(other.Close)
+	return other
+}
+
 func meta(g *ids, actor string) domain.Meta {
 	return domain.Meta{EventID: g.next(), Actor: actor, Time: time.Unix(1700000000, 0).UTC()}
 }
@@ -59,11 +71,7 @@ func write(t testing.TB, st *streams.Store, g *ids, s *domain.Session, path stri
 func TestStore_TwoInstancesShareASession(t *testing.T) {
 	env := streamstest.Start(t)
 	ctx := context.Background()
-	other, err := streams.Open(ctx, env.NC, streams.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := openOther(t, env)
 	g := &ids{}
 	s := create(t, env.Store, g, "acme")
 
@@ -99,11 +107,7 @@ func TestStore_TwoInstancesShareASession(t *testing.T) {
 func TestStore_ConcurrentWritersNeverLoseAWrite(t *testing.T) {
 	env := streamstest.Start(t)
 	ctx := context.Background()
-	other, err := streams.Open(ctx, env.NC, streams.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := openOther(t, env)
 	g := &ids{}
 	s := create(t, env.Store, g, "acme")
 	var wg sync.WaitGroup
@@ -407,11 +411,7 @@ func TestStore_ReplayChecksRoot(t *testing.T) {
 func TestStore_CatchUpFromCachedHead(t *testing.T) {
 	env := streamstest.Start(t)
 	ctx := context.Background()
-	other, err := streams.Open(ctx, env.NC, streams.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := openOther(t, env)
 	creates, err := env.NC.SubscribeSync("$JS.API.CONSUMER.CREATE.>")
 	if err != nil {
 		t.Fatal(err)
