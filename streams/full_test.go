@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/names"
@@ -20,6 +21,12 @@ func TestStore_StorageFull(t *testing.T) {
 	g := &ids{}
 	s := create(t, env.Store, g, "acme")
 	before := write(t, env.Store, g, s, "a.txt", "one")
+	// The request index creates its consumer on the event stream in the
+	// background. nats-server v2.15.2 reads the stream's config without its
+	// lock while it creates a consumer, so a stream update at that moment
+	// is a data race inside the server (seen once in CI, under -race).
+	// Users update streams rarely; the test waits for the consumer first.
+	waitRequestIndex(t, env)
 
 	js := env.Store.JetStream()
 	stream, err := js.Stream(ctx, names.EventStream)
@@ -62,5 +69,22 @@ func TestStore_StorageFull(t *testing.T) {
 	after := write(t, env.Store, g, s, "b.txt", "two")
 	if after.Position <= before.Position {
 		t.Errorf("write after space was freed: position %d, want after %d", after.Position, before.Position)
+	}
+}
+
+// waitRequestIndex waits until the request index's consumer exists and has
+// recorded every event.
+func waitRequestIndex(t *testing.T, env *streamstest.Env) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lag, err := env.Store.RequestIndexLag(context.Background())
+		if err == nil && lag == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("request index: lag %d, %v after 10s", lag, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
