@@ -179,7 +179,7 @@ func (r *Runner) projectionCase(ctx context.Context, e *Env, c projectionCase) (
 		var stop func()
 		c0 := processCPU()
 		d, err := clock(func() error {
-			spec, s, err := c.start(ctx, e, name, prefix+"*")
+			spec, s, err := c.start(ctx, e, name, prefix+">")
 			if err != nil {
 				return err
 			}

@@ -106,7 +106,7 @@ func eventStreamConfig(c Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        names.EventStream,
 		Description: "Strand session histories: one subject per session",
-		Subjects:    []string{names.EventPrefix + ">"},
+		Subjects:    []string{names.AllEvents},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    c.Replicas,
@@ -121,7 +121,7 @@ func eventStreamConfig(c Config) jetstream.StreamConfig {
 		// Every stored event is republished at once on
 		// strand.watch.<tenant>.<session>: a live tail any NATS client can
 		// subscribe to, published by the server exactly when it stores.
-		RePublish: &jetstream.RePublish{Source: names.EventPrefix + ">", Destination: names.WatchPrefix + ">"},
+		RePublish: &jetstream.RePublish{Source: names.AllEvents, Destination: names.WatchPrefix + ">"},
 	}
 }
 

@@ -29,7 +29,7 @@ func TestAgent_EndToEnd(t *testing.T) {
 	defer cancel()
 	js := env.Store.JetStream()
 
-	views, err := projections.OpenSessions(ctx, js, names.EventStream, names.EventFilter("*"), 1, nil)
+	views, err := projections.OpenSessions(ctx, js, names.EventStream, names.AllEvents, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

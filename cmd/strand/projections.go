@@ -33,18 +33,18 @@ type readModels struct {
 // views and feed chunks as atomic batches: on by serve where group commit
 // is (a cluster, or an embedded server that fsyncs every write).
 func openReadModels(ctx context.Context, js jetstream.JetStream, replicas int, shareSyncs bool, log *slog.Logger) (*readModels, error) {
-	views, err := projections.OpenSessions(ctx, js, names.EventStream, names.EventFilter("*"), replicas, log)
+	views, err := projections.OpenSessions(ctx, js, names.EventStream, names.AllEvents, replicas, log)
 	if err != nil {
 		return nil, err
 	}
 	views.EmitWork(projections.WorkConfig{Stream: names.WorkStream, Subject: names.WorkSubject, Retry: streams.Retry})
-	activity := projections.OpenActivity(js, names.EventStream, names.EventFilter("*"), replicas,
+	activity := projections.OpenActivity(js, names.EventStream, names.AllEvents, replicas,
 		projections.FeedConfig{Stream: names.FeedStream, Subject: names.FeedSubject}, log)
 	if shareSyncs {
 		views.ShareSyncs()
 		activity.ShareSyncs()
 	}
-	stats, err := projections.OpenStats(ctx, js, names.EventStream, names.EventFilter("*"), replicas, log)
+	stats, err := projections.OpenStats(ctx, js, names.EventStream, names.AllEvents, replicas, log)
 	if err != nil {
 		return nil, err
 	}

@@ -156,6 +156,12 @@ func TestUpgrade_BlobContentV1(t *testing.T) {
 		}
 		c.okJSON(&d, "session", "create", "--source", "base@2")
 		cat(t, d.Session.ID, "src/inline.txt", "written after the upgrade\n")
+		// The session views' consumer was made with the old filter
+		// (strand.ev.*.*); the projection updates it to the stream's own
+		// subject and goes on folding.
+		waitFor(t, "the new session in the session list", func() bool {
+			return strings.Contains(c.ok("session", "list"), d.Session.ID)
+		})
 		cat(t, d.Session.ID, "src/f3.txt", "changed in the fork\n")
 		cat(t, d.Session.ID, "src/f5.txt", "small file number 485\n")
 		verify(t, 533)
