@@ -8,10 +8,21 @@ func (m *Mount) Crash() {
 		_ = ForceUnmount(m.opts.Dir)
 		m.wg.Wait()
 		if m.journal != nil {
+			m.journal.leaveSpares()
 			m.journal.close()
 		}
 	})
 	m.finish()
+}
+
+// leaveSpares stops making spare staging files and leaves those made on
+// disk, as a killed mount process would.
+func (j *journal) leaveSpares() {
+	if j.stopSpares != nil {
+		close(j.stopSpares)
+		<-j.sparesDone
+		j.stopSpares = nil
+	}
 }
 
 // JournalDir is where the mount's journal is.

@@ -63,7 +63,27 @@ type journal struct {
 	mu  sync.Mutex
 	log *os.File
 	seq atomic.Uint64
+
+	// spares are empty staging files made ahead of need by a goroutine of
+	// their own (startSpares): creating a file costs 0.2-0.5 ms of kernel
+	// time on the bench machine's ext4, which a create on the mount would
+	// otherwise wait for. A spare left by a crash is named by no op, and
+	// the next mount's replay removes it (sweep).
+	spares     chan spare
+	stopSpares chan struct{}
+	sparesDone chan struct{}
 }
+
+// spare is a staging file made ahead of need.
+type spare struct {
+	id string
+	f  *os.File
+}
+
+// numSpares is how many staging files are kept ready: a burst of creates
+// (an archive extracted, a package installed) takes them while the
+// goroutine makes more.
+const numSpares = 64
 
 func openJournal(dir string) (*journal, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o700); err != nil {
@@ -93,6 +113,7 @@ func openJournal(dir string) (*journal, error) {
 }
 
 func (j *journal) close() {
+	j.endSpares()
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.log.Close()  //nolint:errcheck // appends were written already
@@ -198,8 +219,71 @@ func (j *journal) rewrite(ops []*jop) error {
 // filePath is where staging file id lives.
 func (j *journal) filePath(id string) string { return filepath.Join(j.dir, "files", id) }
 
-// newFile creates a staging file.
+// newFile returns a new, empty staging file: a spare when one is ready.
 func (j *journal) newFile() (string, *os.File, error) {
+	select {
+	case s := <-j.spares:
+		return s.id, s.f, nil
+	default:
+	}
+	return j.createFile()
+}
+
+// startSpares keeps numSpares staging files ready until close. Call it
+// after replay (whose sweep would remove them).
+func (j *journal) startSpares() {
+	j.spares = make(chan spare, numSpares)
+	j.stopSpares, j.sparesDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(j.sparesDone)
+		for {
+			id, f, err := j.createFile()
+			if err != nil {
+				return // newFile creates its own and reports the error
+			}
+			select {
+			case j.spares <- spare{id, f}:
+			case <-j.stopSpares:
+				f.Close() //nolint:errcheck // empty, never used
+				j.removeFile(id)
+				return
+			}
+		}
+	}()
+}
+
+// endSpares stops making spares and removes those not taken.
+func (j *journal) endSpares() {
+	if j.stopSpares == nil {
+		return
+	}
+	close(j.stopSpares)
+	<-j.sparesDone
+	j.stopSpares = nil
+	for {
+		select {
+		case s := <-j.spares:
+			s.f.Close() //nolint:errcheck // empty, never used
+			j.removeFile(s.id)
+		default:
+			return
+		}
+	}
+}
+
+// sweep removes every staging file but those in keep: after a replay, what
+// a crashed mount left (spares, files of ops that were flushed).
+func (j *journal) sweep(keep map[string]bool) {
+	entries, _ := os.ReadDir(filepath.Join(j.dir, "files"))
+	for _, e := range entries {
+		if !keep[e.Name()] {
+			j.removeFile(e.Name())
+		}
+	}
+}
+
+// createFile creates a staging file.
+func (j *journal) createFile() (string, *os.File, error) {
 	id := strconv.FormatUint(j.seq.Add(1), 10)
 	f, err := os.OpenFile(j.filePath(id), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
 	if err != nil {

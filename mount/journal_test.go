@@ -50,6 +50,12 @@ func TestMount_JournalReplay(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(jdir, "ops.jsonl")); err == nil {
 		t.Logf("journal:\n%s", b)
 	}
+	// What the crash left: the staging files of the ops, and the spares
+	// made ahead of need (none of them named by an op).
+	left := stagingFiles(t, jdir)
+	if len(left) < 3 {
+		t.Fatalf("staging files after the crash: %v, want those of the two written files and spares", left)
+	}
 	if got := h.read("a.txt"); got != "v1\n" {
 		t.Fatalf("service before replay: got %q, want v1 (nothing flushed)", got)
 	}
@@ -67,4 +73,33 @@ func TestMount_JournalReplay(t *testing.T) {
 	if st := m2.Status(); st.Pending != 0 || len(st.Conflicts) != 0 {
 		t.Errorf("status after replay: %+v", st)
 	}
+	now := map[string]bool{}
+	for _, f := range stagingFiles(t, jdir) {
+		now[f] = true
+	}
+	for _, f := range left {
+		if now[f] {
+			t.Errorf("staging file %s of the crashed mount is still there after the replay", f)
+		}
+	}
+	if err := m2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if f := stagingFiles(t, jdir); len(f) != 0 {
+		t.Errorf("staging files after a clean unmount: %v, want none", f)
+	}
+}
+
+// stagingFiles lists the staging files of a journal.
+func stagingFiles(t *testing.T, jdir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(jdir, "files"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }

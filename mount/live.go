@@ -47,6 +47,7 @@ func (m *Mount) replay(ctx context.Context) error {
 		}
 	}
 	m.replayed = map[string]*staged{}
+	m.journal.sweep(keep)
 	return m.rewriteJournal()
 }
 

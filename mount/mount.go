@@ -182,6 +182,7 @@ func (m *Mount) start(ctx context.Context) error {
 		if err := m.replay(ctx); err != nil {
 			return err
 		}
+		j.startSpares()
 	}
 	if err := m.load(ctx); err != nil {
 		return err
