@@ -337,8 +337,29 @@ type received struct {
 
 // applier applies the events of its partition in the order they came: one
 // at a time, or with ApplyBatch in batches (gather).
+//
+// A batch's acknowledgements are published by a goroutine of the
+// applier's own, in order, while the applier goes on with the next batch:
+// acknowledging 32,768 events one message each took 85-185 ms of a
+// catch-up's critical path (bench row 6). An event is acknowledged only
+// after its batch was applied, as before; the applier waits for the last
+// acknowledgements before it returns.
 func (r *Runner) applier(in <-chan jetstream.Msg, gen uint64) {
 	defer r.workers.Done()
+	settles := make(chan settled, 2)
+	acked := make(chan struct{})
+	go func() {
+		defer close(acked)
+		for s := range settles {
+			for i, b := range s.batch {
+				r.settle(b.msg, b.md, s.ds[i], s.errs[i])
+			}
+		}
+	}()
+	defer func() {
+		close(settles)
+		<-acked
+	}()
 	idle := time.NewTimer(time.Hour)
 	idle.Stop()
 	for msg := range in {
@@ -346,8 +367,18 @@ func (r *Runner) applier(in <-chan jetstream.Msg, gen uint64) {
 		if r.spec.ApplyBatch != nil {
 			batch = r.gather(in, batch, idle)
 		}
-		r.applyBatch(batch, gen)
+		if len(batch) > 0 {
+			settles <- r.applyBatch(batch, gen)
+		}
 	}
+}
+
+// settled is an applied batch waiting for its acknowledgements: each
+// event's outcome.
+type settled struct {
+	batch []received
+	ds    []Delivery
+	errs  []error
 }
 
 // add appends an event to a batch with its metadata; one without metadata
@@ -396,12 +427,9 @@ func (r *Runner) gather(in <-chan jetstream.Msg, batch []received, idle *time.Ti
 	return batch
 }
 
-// applyBatch applies the events of a batch and acknowledges (or hands
-// back) each one.
-func (r *Runner) applyBatch(batch []received, gen uint64) {
-	if len(batch) == 0 {
-		return
-	}
+// applyBatch applies the events of a batch and returns each one's outcome,
+// for settle to acknowledge (or hand back).
+func (r *Runner) applyBatch(batch []received, gen uint64) settled {
 	ds := make([]Delivery, len(batch))
 	for i, b := range batch {
 		ds[i] = Delivery{Seq: b.md.Sequence.Stream, Subject: b.msg.Subject(), Header: b.msg.Headers(), Data: b.msg.Data(),
@@ -415,9 +443,7 @@ func (r *Runner) applyBatch(batch []received, gen uint64) {
 	} else {
 		errs = []error{r.spec.Apply(ctx, ds[0])}
 	}
-	for i, b := range batch {
-		r.settle(b.msg, b.md, ds[i], errs[i])
-	}
+	return settled{batch, ds, errs}
 }
 
 // settle acknowledges an applied event or hands it back.
