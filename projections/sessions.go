@@ -98,6 +98,9 @@ type Sessions struct {
 	// share writes a batch's views as atomic batches (ShareSyncs), once
 	// atomic says the bucket's stream takes them (atomicviews.go).
 	share, atomic bool
+	// bucketAtomic says the bucket's stream takes atomic batches: turned on
+	// when the bucket is opened, before anything watches it (OpenSessions).
+	bucketAtomic bool
 	// atomicViews counts the views written in atomic batches.
 	atomicViews atomic.Uint64
 }
@@ -116,7 +119,13 @@ func OpenSessions(ctx context.Context, js jetstream.JetStream, stream, filter st
 		return nil, err
 	}
 	cache, _ := lru.New[string, cachedView](8192)
-	return &Sessions{readModel: m, cache: cache, idx: newIndex()}, nil
+	// Atomic batches are turned on now rather than in Start: nats-server
+	// v2.15.2 reads a stream's config without its lock while it creates a
+	// consumer, so a stream update while the index's watch (or a reader's
+	// list) creates one is a data race inside the server. A bucket made
+	// by this call has no consumer yet; one made earlier has the setting.
+	atomic := allowAtomic(ctx, js, "KV_"+names.SessionsBucket, m.log)
+	return &Sessions{readModel: m, cache: cache, idx: newIndex(), bucketAtomic: atomic}, nil
 }
 
 // ensureBucket opens the bucket when it exists with the wanted replicas, and
@@ -166,7 +175,7 @@ func (p *Sessions) Spec() Spec {
 // folds events as they come.
 func (p *Sessions) Start(ctx context.Context) error {
 	if p.share {
-		p.atomic = allowAtomic(ctx, p.js, "KV_"+names.SessionsBucket, p.log)
+		p.atomic = p.bucketAtomic
 		if p.work.Stream != "" {
 			p.work.atomic = allowAtomic(ctx, p.js, p.work.Stream, p.log)
 		}
