@@ -1,7 +1,6 @@
 package handlers_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -84,7 +83,7 @@ func TestIdempotency_Window(t *testing.T) {
 			all = append(all, sent{area: "source", verb: verb, req: req})
 		}
 	}
-	waitRequestIndex(t, h.env.Store)
+	h.env.WaitRequestIndex(t)
 	h.restart(t)
 
 	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
@@ -123,18 +122,5 @@ func TestIdempotency_Window(t *testing.T) {
 		// A request with a new id and the stale expectation is refused.
 		_, err := h.c.Write(ctx, client.WriteRequest{Mutation: client.Mutation{RequestID: "fresh", ExpectedPosition: heads[sessions[0]] - 1}, Session: sessions[0], Path: "x", Content: []byte("x")})
 		wantCode(t, "write with a new id and a stale position", err, domain.CodeConflict)
-	})
-}
-
-// waitRequestIndex waits until the request index has recorded every event.
-func waitRequestIndex(t *testing.T, st *streams.Store) {
-	t.Helper()
-	eventuallyWithin(t, 30*time.Second, "request index", func() string {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if lag, err := st.RequestIndexLag(ctx); err != nil || lag != 0 {
-			return fmt.Sprintf("lag %d (%v), want 0", lag, err)
-		}
-		return ""
 	})
 }

@@ -284,8 +284,10 @@ func (p *Sessions) loadMany(ctx context.Context, misses []*batchView) {
 	parallel(rest, one)
 }
 
-// getMany reads a chunk of views with one batched direct get. A key with
-// no message, or whose last is a delete marker, is absent (as load has it).
+// getMany reads a chunk of views (not read yet: absent until found) with
+// one batched direct get. A key with no message, or whose last is a delete
+// marker, stays absent (as load has it). On an error the chunk is to be
+// read again one by one (which sets every view of it).
 func (p *Sessions) getMany(ctx context.Context, prefix string, chunk []*batchView) error {
 	byKey := make(map[string]*batchView, len(chunk))
 	subjects := make([]string, len(chunk))
@@ -297,8 +299,6 @@ func (p *Sessions) getMany(ctx context.Context, prefix string, chunk []*batchVie
 	if err != nil {
 		return err
 	}
-	got := map[*batchView]View{}
-	revs := map[*batchView]uint64{}
 	for m, err := range msgs {
 		if errors.Is(err, jetstreamext.ErrNoMessages) {
 			break // none of the keys has a message
@@ -313,14 +313,10 @@ func (p *Sessions) getMany(ctx context.Context, prefix string, chunk []*batchVie
 		if op := m.Header.Get(kvOperationHeader); op == "DEL" || op == "PURGE" {
 			continue
 		}
-		var v View
-		if err := json.Unmarshal(m.Data, &v); err != nil {
+		if err := json.Unmarshal(m.Data, &bv.v); err != nil {
 			return fmt.Errorf("view %s: %w", bv.key, err)
 		}
-		got[bv], revs[bv] = v, m.Sequence
-	}
-	for _, bv := range chunk {
-		bv.v, bv.rev = got[bv], revs[bv]
+		bv.rev = m.Sequence
 	}
 	return nil
 }

@@ -98,9 +98,6 @@ type Sessions struct {
 	// share writes a batch's views as atomic batches (ShareSyncs), once
 	// atomic says the bucket's stream takes them (atomicviews.go).
 	share, atomic bool
-	// bucketAtomic says the bucket's stream takes atomic batches: turned on
-	// when the bucket is opened, before anything watches it (OpenSessions).
-	bucketAtomic bool
 	// atomicViews counts the views written in atomic batches.
 	atomicViews atomic.Uint64
 }
@@ -125,7 +122,7 @@ func OpenSessions(ctx context.Context, js jetstream.JetStream, stream, filter st
 	// list) creates one is a data race inside the server. A bucket made
 	// by this call has no consumer yet; one made earlier has the setting.
 	atomic := allowAtomic(ctx, js, "KV_"+names.SessionsBucket, m.log)
-	return &Sessions{readModel: m, cache: cache, idx: newIndex(), bucketAtomic: atomic}, nil
+	return &Sessions{readModel: m, cache: cache, idx: newIndex(), atomic: atomic}, nil
 }
 
 // ensureBucket opens the bucket when it exists with the wanted replicas, and
@@ -175,7 +172,6 @@ func (p *Sessions) Spec() Spec {
 // folds events as they come.
 func (p *Sessions) Start(ctx context.Context) error {
 	if p.share {
-		p.atomic = p.bucketAtomic
 		if p.work.Stream != "" {
 			p.work.atomic = allowAtomic(ctx, p.js, p.work.Stream, p.log)
 		}

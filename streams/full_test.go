@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/names"
@@ -26,7 +25,7 @@ func TestStore_StorageFull(t *testing.T) {
 	// lock while it creates a consumer, so a stream update at that moment
 	// is a data race inside the server (seen once in CI, under -race).
 	// Users update streams rarely; the test waits for the consumer first.
-	waitRequestIndex(t, env)
+	env.WaitRequestIndex(t)
 
 	js := env.Store.JetStream()
 	stream, err := js.Stream(ctx, names.EventStream)
@@ -69,22 +68,5 @@ func TestStore_StorageFull(t *testing.T) {
 	after := write(t, env.Store, g, s, "b.txt", "two")
 	if after.Position <= before.Position {
 		t.Errorf("write after space was freed: position %d, want after %d", after.Position, before.Position)
-	}
-}
-
-// waitRequestIndex waits until the request index's consumer exists and has
-// recorded every event.
-func waitRequestIndex(t *testing.T, env *streamstest.Env) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		lag, err := env.Store.RequestIndexLag(context.Background())
-		if err == nil && lag == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("request index: lag %d, %v after 10s", lag, err)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

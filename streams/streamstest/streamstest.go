@@ -141,3 +141,16 @@ func (e *Env) LastSeq(t testing.TB) uint64 {
 	}
 	return seq
 }
+
+// WaitRequestIndex waits until the store's request index exists on the
+// event stream (its consumer is made in the background when the store
+// opens) and has recorded every event.
+func (e *Env) WaitRequestIndex(t testing.TB) {
+	t.Helper()
+	Wait(t, 30*time.Second, "request index caught up", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		lag, err := e.Store.RequestIndexLag(ctx)
+		return err == nil && lag == 0
+	})
+}
