@@ -34,9 +34,10 @@ type committer struct {
 	// slots bounds the batches in flight: new ones form while others are
 	// being stored.
 	slots chan struct{}
-	// batched counts the messages stored in batches of two or more, and
-	// refused the batches that fell back to one publish per message.
-	batched, refused atomic.Uint64
+	// batches counts the batches of two or more stored, batched their
+	// messages, and refused the batches that fell back to one publish per
+	// message.
+	batches, batched, refused atomic.Uint64
 }
 
 type appendReq struct {
@@ -150,6 +151,7 @@ func (c *committer) flush(batch []*appendReq) {
 		for i, r := range batch {
 			r.out <- appendOut{res: appendResult{Sequence: first + uint64(i)}}
 		}
+		c.batches.Add(1)
 		c.batched.Add(uint64(len(batch)))
 		return
 	}

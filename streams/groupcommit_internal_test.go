@@ -83,6 +83,22 @@ func TestCommitter_ConcurrentSessions(t *testing.T) {
 	if batched == 0 {
 		t.Fatalf("no append was group-committed")
 	}
+	// What the stores report: every event stored once, by the store that
+	// stored it, the batched ones among them.
+	var total int64
+	acked.Range(func(_, c any) bool { total += c.(*atomic.Int64).Load(); return true })
+	sa, sb := a.AppendStats(), b.AppendStats()
+	if got, want := sa.Appended+sb.Appended, uint64(sessions)+uint64(total); got != want {
+		t.Errorf("appends reported: %d + %d = %d, want %d (%d creates and %d acknowledged writes)", sa.Appended, sb.Appended, got, want, sessions, total)
+	}
+	for _, s := range []AppendStats{sa, sb} {
+		if s.Batched > s.Appended || (s.Batches == 0) != (s.Batched == 0) || s.Batched < 2*s.Batches {
+			t.Errorf("append stats %+v: want batches of two or more, holding at most the appends", s)
+		}
+	}
+	if sa.Batched+sb.Batched != batched {
+		t.Errorf("batched appends reported: %d, the committers counted %d", sa.Batched+sb.Batched, batched)
+	}
 	t.Logf("messages stored in batches: %d; batches refused and retried one by one: %d", batched, a.commit.refused.Load()+b.commit.refused.Load())
 }
 
@@ -148,7 +164,7 @@ func TestCommitter_MinGroup(t *testing.T) {
 		t.Fatalf("a group of 3 under a minimum of 4: %d messages batched, want 0", got)
 	}
 	group(5)
-	if got := c.batched.Load(); got != 5 {
-		t.Fatalf("a group of 5 over a minimum of 4: %d messages batched, want 5", got)
+	if got, n := c.batched.Load(), c.batches.Load(); got != 5 || n != 1 {
+		t.Fatalf("a group of 5 over a minimum of 4: %d messages batched in %d batches, want 5 in 1", got, n)
 	}
 }

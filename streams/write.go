@@ -136,6 +136,7 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 			if s.LastHash == domain.Sum(body) {
 				// This very event was stored after all (its answer was
 				// lost in a refused batch): it is the head, byte for byte.
+				st.appends.Add(1)
 				st.remember(key, s)
 				return Result{Session: s, Event: ev, Position: s.Position}, nil
 			}
@@ -285,6 +286,7 @@ func (st *Store) firstTaken(ctx context.Context, ev *domain.Event, body []byte, 
 	}
 	switch {
 	case bytes.Equal(m.Data, body):
+		st.appends.Add(1) // stored by an attempt whose answer was lost
 		next.Commit(ev, m.Sequence, domain.Sum(body))
 		st.remember(sessionKey(ev.Tenant, ev.Session), next)
 		return Result{Session: next, Event: ev, Position: m.Sequence}, nil

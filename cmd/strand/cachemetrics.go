@@ -31,3 +31,25 @@ func registerCacheMetrics(reg *prometheus.Registry, stats func() streams.CacheSt
 	}
 	return nil
 }
+
+// registerAppendMetrics adds this instance's appends of events to a
+// registry: how many, how many group commit stored together, and the
+// races lost to other writers.
+func registerAppendMetrics(reg *prometheus.Registry, stats func() streams.AppendStats) error {
+	counter := func(name, help string, v func(streams.AppendStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v(stats())) })
+	}
+	for _, c := range []prometheus.Collector{
+		counter("strand_events_appended_total", "Events this instance stored in the event stream.", func(s streams.AppendStats) uint64 { return s.Appended }),
+		counter("strand_group_commit_batches_total", "Atomic batches of events group commit stored (one sync each with fsync).", func(s streams.AppendStats) uint64 { return s.Batches }),
+		counter("strand_group_commit_events_total", "Events stored in those batches; the others went one publish each.", func(s streams.AppendStats) uint64 { return s.Batched }),
+		counter("strand_group_commit_refused_total", "Batches refused (a stale expectation, a timeout) whose events were published again one by one.", func(s streams.AppendStats) uint64 { return s.Refused }),
+		counter("strand_append_races_lost_total", "Appends refused because another writer extended the session first (each catches up and decides again).", func(s streams.AppendStats) uint64 { return s.RacesLost }),
+		counter("strand_append_races_followed_total", "Writes decided on a cached head that the live tail had brought up to date, instead of losing a race.", func(s streams.AppendStats) uint64 { return s.RacesFollowed }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

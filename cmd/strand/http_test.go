@@ -2,14 +2,16 @@ package main
 
 import (
 	"encoding/json"
-	"github.com/strand-dev/strand/client"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/strand-dev/strand/client"
 )
 
 // httpAs sends requests to a serve's HTTP front with one user's basic-auth
@@ -299,7 +301,10 @@ func TestDoctor(t *testing.T) {
 	if out := c.ok("doctor", "--http", srv.HTTP); !strings.Contains(out, "1 instance(s) of strand answer") {
 		t.Errorf("doctor table:\n%s", out)
 	}
-	// /metrics has the deployment's figures and the HTTP requests doctor made.
+	// /metrics has the deployment's figures and the HTTP requests doctor
+	// made, and this instance's appends (the two sessions made here).
+	c.ok("session", "create")
+	c.ok("session", "create")
 	resp, err := http.Get(srv.HTTP + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -310,10 +315,21 @@ func TestDoctor(t *testing.T) {
 		`strand_stream_bytes{stream="STRAND_EVENTS"}`, `strand_consumer_pending{consumer="strand_proj_sessions",stream="STRAND_EVENTS"}`,
 		`strand_projection_lag{projection="sessions"}`, "strand_work_queue_depth", "strand_dead_letters", "strand_state_cache_heads", "strand_state_cache_trims_total", "strand_heap_live_bytes", "go_gc_duration_seconds",
 		`strand_http_requests_total{code="200",endpoint="openapi"}`, "strand_jetstream_up 1",
+		"strand_group_commit_batches_total", "strand_group_commit_events_total", "strand_group_commit_refused_total",
+		"strand_append_races_lost_total 0", "strand_append_races_followed_total",
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics has no %s", want)
 		}
+	}
+	var appended float64
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "strand_events_appended_total "); ok {
+			appended, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if appended < 2 {
+		t.Errorf("strand_events_appended_total %v, want at least the 2 sessions created", appended)
 	}
 
 	t.Run("NoHTTP", func(t *testing.T) {

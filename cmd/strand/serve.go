@@ -203,6 +203,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		if err := registerCacheMetrics(reg, store.CacheStats); err != nil {
 			return err
 		}
+		if err := registerAppendMetrics(reg, store.AppendStats); err != nil {
+			return err
+		}
 		o.Registry, o.Gatherer = reg, reg
 		if front, err = startFront(hf.addr, o, log); err != nil {
 			return err
