@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/streams"
 )
 
 // writeSize is the size of a small file written in row 1.
@@ -82,11 +84,18 @@ func (r *Runner) writeCase(ctx context.Context, e *Env, clients int) (Result, er
 	}
 	var sRates, rRates []float64
 	var sLat, rLat []time.Duration
+	var shared streams.AppendStats // what group commit did in the Strand rounds
 	for k := 0; k < r.Sizes.WriteRounds; k++ {
+		before := e.Store.AppendStats()
 		s, err := measureRound(ctx, clients, d, strand)
 		if err != nil {
 			return Result{}, err
 		}
+		after := e.Store.AppendStats()
+		shared.Appended += after.Appended - before.Appended
+		shared.Batches += after.Batches - before.Batches
+		shared.Batched += after.Batched - before.Batched
+		shared.Refused += after.Refused - before.Refused
 		w, err := measureRound(ctx, clients, d, raw)
 		if err != nil {
 			return Result{}, err
@@ -108,6 +117,12 @@ func (r *Runner) writeCase(ctx context.Context, e *Env, clients int) (Result, er
 			return Result{}, err
 		}
 		res.Note = note
+	}
+	if shared.Batches > 0 {
+		res.Note = strings.TrimPrefix(res.Note+"; ", "; ") + fmt.Sprintf(
+			"group commit: %d of %d appends (%.0f%%) stored in %d atomic batches, %.1f appends a batch, %d batches refused",
+			shared.Batched, shared.Appended, 100*float64(shared.Batched)/float64(max(shared.Appended, 1)),
+			shared.Batches, float64(shared.Batched)/float64(shared.Batches), shared.Refused)
 	}
 	r.progressf("  %s %d clients: strand %.0f/s (p50 %.2f ms), raw %.0f/s (p50 %.2f ms), ratio %.2f",
 		e.Name, clients, res.Strand.Value, res.Strand.P50Ms, res.Raw.Value, res.Raw.P50Ms, res.Ratio)

@@ -249,7 +249,8 @@ func atomicBatch(nc *nats.Conn, msgs []*nats.Msg) (uint64, error) {
 //     writer, up to 8 in flight each, so the server always has a queue;
 //   - streams=K: writer i publishes to stream i mod K, so K streams
 //     (each with its own store and fsync) take the writes;
-//   - atomic-batch: rounds of 64 messages as one atomic batch (one commit).
+//   - atomic-batch/size=K/inflight=C: C writers each storing rounds of K
+//     messages as one atomic batch (one commit), and ms per batch.
 func BenchmarkFsyncSharing(b *testing.B) {
 	const writers = 64
 	env := streamstest.Start(b, streamstest.Options{SyncAlways: true})
@@ -320,6 +321,7 @@ func BenchmarkFsyncSharing(b *testing.B) {
 				var next atomic.Int64
 				total := int64(b.N)
 				var wg sync.WaitGroup
+				before := st.AppendStats()
 				start := time.Now()
 				for w := range writers {
 					wg.Add(1)
@@ -338,6 +340,13 @@ func BenchmarkFsyncSharing(b *testing.B) {
 				}
 				wg.Wait()
 				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
+				// How many shared a sync: appends per atomic batch, and
+				// the share of appends that went in one.
+				after := st.AppendStats()
+				if n := after.Batches - before.Batches; n > 0 {
+					b.ReportMetric(float64(after.Batched-before.Batched)/float64(n), "appends/batch")
+				}
+				b.ReportMetric(float64(after.Batched-before.Batched)/float64(b.N), "batched/append")
 			})
 		}
 	}
@@ -384,27 +393,44 @@ func BenchmarkFsyncSharing(b *testing.B) {
 	for _, k := range []int{2, 4, 8} {
 		b.Run(fmt.Sprintf("writers=%d/streams=%d", writers, k), func(b *testing.B) { run(b, k, writers) })
 	}
-	b.Run(fmt.Sprintf("writers=%d/atomic-batch", writers), func(b *testing.B) {
-		last := make([]uint64, writers)
-		round := strconv.FormatInt(time.Now().UnixNano(), 36)
-		start, n := time.Now(), 0
-		for n < b.N {
-			msgs := make([]*nats.Msg, writers)
-			for i := range msgs {
-				m := nats.NewMsg(fmt.Sprintf("fs0.%s.%d", round, i))
-				m.Data = []byte("a small event of about a hundred and sixty bytes, as row 1 of strand bench writes: package main, func main")
-				m.Header.Set("Nats-Expected-Last-Subject-Sequence", strconv.FormatUint(last[i], 10))
-				msgs[i] = m
+	// Atomic batches of size messages (each on a subject of its own, with
+	// its expectation), inflight at once: what one costs by size, and
+	// whether two in flight are stored side by side.
+	for _, v := range [][2]int{{16, 1}, {32, 1}, {64, 1}, {16, 2}, {32, 2}} {
+		size, inflight := v[0], v[1]
+		b.Run(fmt.Sprintf("atomic-batch/size=%d/inflight=%d", size, inflight), func(b *testing.B) {
+			var wg sync.WaitGroup
+			var sent atomic.Int64
+			start := time.Now()
+			for c := range inflight {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					last := make([]uint64, size)
+					round := strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.Itoa(c)
+					for sent.Add(int64(size)) <= int64(b.N) {
+						msgs := make([]*nats.Msg, size)
+						for i := range msgs {
+							m := nats.NewMsg(fmt.Sprintf("fs0.%s.%d", round, i))
+							m.Data = []byte("a small event of about a hundred and sixty bytes, as row 1 of strand bench writes: package main, func main")
+							m.Header.Set("Nats-Expected-Last-Subject-Sequence", strconv.FormatUint(last[i], 10))
+							msgs[i] = m
+						}
+						seq, err := atomicBatch(env.NC, msgs)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						for i := range msgs {
+							last[i] = seq - uint64(size-1-i)
+						}
+					}
+				}()
 			}
-			seq, err := atomicBatch(env.NC, msgs)
-			if err != nil {
-				b.Fatal(err)
-			}
-			for i := range msgs {
-				last[i] = seq - uint64(writers-1-i)
-			}
-			n += writers
-		}
-		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "writes/s")
-	})
+			wg.Wait()
+			el := time.Since(start)
+			b.ReportMetric(float64(b.N)/el.Seconds(), "writes/s")
+			b.ReportMetric(el.Seconds()*1000/(float64(b.N)/float64(size*inflight)), "ms/batch")
+		})
+	}
 }
