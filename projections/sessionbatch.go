@@ -272,7 +272,7 @@ func (p *Sessions) loadMany(ctx context.Context, misses []*batchView) {
 		parallel(misses, one)
 		return
 	}
-	prefix := "$KV." + p.kv.Bucket() + "."
+	prefix := kvSubject("")
 	var rest []*batchView
 	for start := 0; start < len(misses); start += manyViews {
 		chunk := misses[start:min(start+manyViews, len(misses))]
