@@ -477,11 +477,12 @@ func applyHealth(n *Session, e *Event, _ applying) error {
 	return nil
 }
 
-// applyXattr sets or removes one extended attribute of the node at a path.
-func applyXattr(t Tree, op Op) (Tree, error) {
+// withXattrOp returns the node at op's path with one extended attribute
+// set or removed.
+func withXattrOp(t Tree, op Op) (*Node, error) {
 	node := t.Lookup(op.Path)
 	if node == nil {
-		return t, Errorf(CodeInternal, "xattr on missing %q in event", op.Path)
+		return nil, Errorf(CodeInternal, "xattr on missing %q in event", op.Path)
 	}
 	x := maps.Clone(node.Xattrs)
 	if x == nil {
@@ -492,7 +493,7 @@ func applyXattr(t Tree, op Op) (Tree, error) {
 	} else {
 		delete(x, op.Name)
 	}
-	return t.Put(op.Path, node.WithXattrs(x))
+	return node.WithXattrs(x), nil
 }
 
 func checkXattr(cur *Node, fo FileOp, p string) error {

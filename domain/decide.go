@@ -358,7 +358,7 @@ func decideFiles(s *Session, c ChangeFiles, m Meta, _ Past) (*Event, error) {
 	if !c.Batch && len(c.Ops) != 1 {
 		return nil, Errorf(CodeInvalidArgument, "a single change has exactly one operation")
 	}
-	t := s.Tree
+	ed := newTreeEdit(s.Tree, len(c.Ops))
 	ops := make([]Op, 0, len(c.Ops))
 	inline := 0
 	for _, fo := range c.Ops {
@@ -368,7 +368,7 @@ func decideFiles(s *Session, c ChangeFiles, m Meta, _ Past) (*Event, error) {
 		return nil, Errorf(CodeTooLarge, "an event carries at most %d bytes of inline content", MaxInlineEventBytes)
 	}
 	for i, fo := range c.Ops {
-		op, err := checkOp(t, fo)
+		op, err := checkOp(ed.tree(), fo)
 		if err == nil {
 			err = s.checkOpLocks(op, c.Token, m.Time)
 		}
@@ -381,11 +381,12 @@ func decideFiles(s *Session, c ChangeFiles, m Meta, _ Past) (*Event, error) {
 			}
 			return nil, err
 		}
-		if t, err = applyOps(t, []Op{op}); err != nil {
+		if err := ed.apply(op); err != nil {
 			return nil, err
 		}
 		ops = append(ops, op)
 	}
+	t := ed.done()
 	typ := BatchApplied
 	if !c.Batch {
 		typ = map[string]EventType{
@@ -408,18 +409,28 @@ func checkOp(t Tree, fo FileOp) (Op, error) {
 		return Op{}, err
 	}
 	followLast := fo.Kind == OpWrite || fo.Kind == OpSetXattr || fo.Kind == OpRemoveXattr
-	if p, err = t.Resolve(p, followLast); err != nil {
-		return Op{}, err
+	var cur *Node
+	var parentErr error
+	if c, fileParent, plain := t.lookupPlain(p, followLast); plain {
+		cur = c
+		if fileParent {
+			parentErr = Errorf(CodeInvalidArgument, "a parent of %q is not a directory", p)
+		}
+	} else {
+		if p, err = t.Resolve(p, followLast); err != nil {
+			return Op{}, err
+		}
+		if p == "" {
+			return Op{}, Errorf(CodeInvalidArgument, "path must name an entry below the root")
+		}
+		cur = t.Lookup(p)
+		parentErr = checkParents(t, p)
 	}
-	if p == "" {
-		return Op{}, Errorf(CodeInvalidArgument, "path must name an entry below the root")
-	}
-	cur := t.Lookup(p)
 	if err := checkExpect(cur, fo.Expect, p); err != nil {
 		return Op{}, err
 	}
-	if err := checkParents(t, p); err != nil {
-		return Op{}, err
+	if parentErr != nil {
+		return Op{}, parentErr
 	}
 	op := Op{Kind: fo.Kind, Path: p}
 	switch fo.Kind {

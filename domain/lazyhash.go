@@ -38,3 +38,7 @@ func (l *lazyHash) publish(h Hash) Hash {
 	}
 	return h
 }
+
+// forget drops a published hash, for a node that an edit changes in place
+// while no other goroutine can see it (treeedit.go).
+func (l *lazyHash) forget() { l.state.Store(hashUnknown) }

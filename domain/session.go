@@ -423,40 +423,51 @@ func applyRestored(n *Session, e *Event, a applying) error {
 	return nil
 }
 
+// applyOps applies an event's operations to t, in one edit.
 func applyOps(t Tree, ops []Op) (Tree, error) {
+	ed := newTreeEdit(t, len(ops))
 	for _, op := range ops {
-		var err error
-		switch op.Kind {
-		case OpWrite:
-			h, ok := HashFromBytes(op.Content)
-			if !ok {
-				return t, Errorf(CodeInternal, "bad content hash in event")
-			}
-			n := NewFile(h, op.Size, op.Mode, nil)
-			n.Data = op.Data
-			t, err = t.put(op.Path, n, true)
-		case OpMkdir:
-			t, err = t.Put(op.Path, NewDir(op.Mode, nil))
-		case OpRemove:
-			t = t.Delete(op.Path)
-		case OpRename:
-			node := t.Lookup(op.Path)
-			if node == nil {
-				return t, Errorf(CodeInternal, "rename of missing %q in event", op.Path)
-			}
-			t, err = t.Delete(op.Path).Put(op.To, node)
-		case OpSymlink:
-			t, err = t.Put(op.Path, NewSymlink(strings.Clone(op.Target), nil))
-		case OpSetXattr, OpRemoveXattr:
-			t, err = applyXattr(t, op)
-		default:
-			return t, Errorf(CodeInternal, "unknown op %q in event", op.Kind)
-		}
-		if err != nil {
+		if err := ed.apply(op); err != nil {
 			return t, err
 		}
 	}
-	return t, nil
+	return ed.done(), nil
+}
+
+// apply applies one operation of an event to the tree being edited.
+func (ed *treeEdit) apply(op Op) error {
+	switch op.Kind {
+	case OpWrite:
+		h, ok := HashFromBytes(op.Content)
+		if !ok {
+			return Errorf(CodeInternal, "bad content hash in event")
+		}
+		n := NewFile(h, op.Size, op.Mode, nil)
+		n.Data = op.Data
+		return ed.put(op.Path, n, true)
+	case OpMkdir:
+		return ed.put(op.Path, NewDir(op.Mode, nil), false)
+	case OpRemove:
+		ed.delete(op.Path)
+		return nil
+	case OpRename:
+		node := ed.tree().Lookup(op.Path)
+		if node == nil {
+			return Errorf(CodeInternal, "rename of missing %q in event", op.Path)
+		}
+		ed.delete(op.Path)
+		return ed.put(op.To, node, false)
+	case OpSymlink:
+		return ed.put(op.Path, NewSymlink(strings.Clone(op.Target), nil), false)
+	case OpSetXattr, OpRemoveXattr:
+		node, err := withXattrOp(ed.tree(), op)
+		if err != nil {
+			return err
+		}
+		return ed.put(op.Path, node, false)
+	default:
+		return Errorf(CodeInternal, "unknown op %q in event", op.Kind)
+	}
 }
 
 func describeCreated(e *Event) string {

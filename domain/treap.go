@@ -16,7 +16,8 @@ type entries struct {
 	child       *Node
 	prio        uint64
 	left, right *entries
-	size        int
+	edit        *editToken // the edit that made the node and may change it in place (treeedit.go)
+	size        int32
 	hashed      lazyHash
 }
 
@@ -97,7 +98,7 @@ func (t *entries) len() int {
 	if t == nil {
 		return 0
 	}
-	return t.size
+	return int(t.size)
 }
 
 func (t *entries) get(name string) *Node {

@@ -30,7 +30,7 @@ func checkEntries(t *testing.T, e *entries, lo, hi string) int {
 		}
 	}
 	n := 1 + checkEntries(t, e.left, lo, e.name) + checkEntries(t, e.right, e.name, hi)
-	if e.size != n {
+	if int(e.size) != n {
 		t.Fatalf("entry %q has size %d, want %d", e.name, e.size, n)
 	}
 	if want := mkEntries(e.name, e.child, e.prio, e.left, e.right).digest(); e.digest() != want {

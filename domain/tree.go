@@ -272,6 +272,31 @@ func (t Tree) Resolve(p string, followLast bool) (string, error) {
 	return out, nil
 }
 
+// lookupPlain is Resolve, Lookup and checkParents of a clean path below
+// the root in one walk down, without allocating, for a path that meets no
+// symlink to follow (most paths): the node at p (nil when absent) and
+// whether a parent of p is not a directory. plain is false when the walk
+// meets a symlink that Resolve would follow: the caller resolves the path
+// then.
+func (t Tree) lookupPlain(p string, followLast bool) (cur *Node, fileParent, plain bool) {
+	dir := t.Root()
+	for rest := p; ; {
+		name, tail, more := strings.Cut(rest, "/")
+		child := dir.entries.get(name)
+		switch {
+		case child == nil:
+			return nil, false, true
+		case child.Kind == KindSymlink && (more || followLast):
+			return nil, false, false
+		case !more:
+			return child, false, true
+		case child.Kind != KindDir:
+			return nil, true, true
+		}
+		dir, rest = child, tail
+	}
+}
+
 // Put returns a tree with node at clean path p, creating missing parent
 // directories. It fails if a parent exists and is not a directory.
 func (t Tree) Put(p string, node *Node) (Tree, error) {
