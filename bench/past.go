@@ -48,6 +48,7 @@ func runPast(ctx context.Context, r *Runner) ([]Result, error) {
 		return m.HeapAlloc
 	}
 	heap0 := heap()
+	cs0 := e.Store.CacheStats()
 	rng := rand.New(rand.NewPCG(13, uint64(n)))
 	var cold, past, head, raw []time.Duration
 	for k := 0; k < 2*r.Sizes.PastReads; k++ {
@@ -82,11 +83,14 @@ func runPast(ctx context.Context, r *Runner) ([]Result, error) {
 		raw = append(raw, d)
 	}
 	grown := float64(int64(heap()-heap0)) / (1 << 20)
+	cs := e.Store.CacheStats()
 	rf := latencyFigure(raw)
 	cf, pf, hf := latencyFigure(cold), latencyFigure(past), latencyFigure(head)
 	const rawWhat = "a get of the event at the position (JetStream message get)"
-	note := fmt.Sprintf("two passes of %d reads each at positions drawn uniformly from %s events (snapshots every %d): the first starts with the service's caches empty of the session's past (its first read took %.1f ms), the second follows it; the process's heap grew by %.0f MiB over both (the service's past states and frames among it)",
-		len(past), count(n), e.Config.SnapshotEvery, ms(cold[0]), grown)
+	note := fmt.Sprintf("two passes of %d reads each at positions drawn uniformly from %s events (snapshots every %d): the first starts with the service's caches empty of the session's past (its first read took %.1f ms), the second follows it; the process's heap grew by %.0f MiB over both (the service's past states and frames among it), from %.0f MiB; "+
+		"the store's state caches (budget %.0f MiB of live heap) were trimmed %d times over both passes, %s entries dropped",
+		len(past), count(n), e.Config.SnapshotEvery, ms(cold[0]), grown, float64(heap0)/(1<<20),
+		float64(e.Config.StateMemory)/(1<<20), cs.Trims-cs0.Trims, count(int(cs.Dropped-cs0.Dropped)))
 	out := []Result{
 		{Case: "a file at a random past position, first pass", Server: e.Name, Strand: cf, Raw: &rf, RawWhat: rawWhat, Ratio: ratio(cf.Value, rf.Value), Note: note},
 		{Case: "a file at a random past position, second pass", Server: e.Name, Strand: pf, Raw: &rf, RawWhat: rawWhat, Ratio: ratio(pf.Value, rf.Value), Note: note,
