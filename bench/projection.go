@@ -143,6 +143,8 @@ func (r *Runner) projectionCase(ctx context.Context, e *Env, c projectionCase) (
 	// each catch-up and raw read: under load the wall-clock rates swing
 	// with the scheduler, the CPU much less.
 	var sRates, rRates, aRates, sCPU, rCPU []float64
+	var workNote string
+	var pubs []string
 	// The floor of any projection on a shared durable consumer: the same
 	// events through such a consumer that does nothing but acknowledge
 	// each, timed to the same end (nothing pending, nothing unacked).
@@ -209,6 +211,18 @@ func (r *Runner) projectionCase(ctx context.Context, e *Env, c projectionCase) (
 		sRates = append(sRates, float64(n)/d.Seconds())
 		sCPU = append(sCPU, float64(processCPU()-c0)/float64(time.Microsecond)/float64(n))
 		r.progressf("  %s: %s caught up with %s events in %.2fs", e.Name, c.name, count(n), d.Seconds())
+		if c.out == kindWork {
+			held, published, open, err := r.checkWorkItems(ctx, e)
+			if err != nil {
+				return Result{}, err
+			}
+			if held != 2*open {
+				return Result{}, fmt.Errorf("after the catch-up the work stream holds %d items for %d open requests, want 2 each", held, open)
+			}
+			pubs = append(pubs, count(published))
+			workNote = fmt.Sprintf("; work items at lag 0: %s held (2 for each of the %s open requests, checked; last run), published in all: %s (each run)",
+				count(held), count(open), strings.Join(pubs, ", "))
+		}
 	}
 	for len(rRates) < max(reps+1, 3) {
 		if err := raw(); err != nil {
@@ -224,12 +238,47 @@ func (r *Runner) projectionCase(ctx context.Context, e *Env, c projectionCase) (
 		Raw:     &Figure{Value: median(rRates), Unit: "msgs/s", Samples: len(rRates)},
 		RawWhat: "ordered consumer over the same stream",
 		Note: fmt.Sprintf("%s: durable consumer created fresh, read model emptied, until lag is 0; CPU of the process (servers included) per event: %.1f µs catching up, %.1f µs raw (medians); a durable consumer that only acknowledges each event: %s msgs/s (%.2f of raw)",
-			c.name, median(sCPU), median(rCPU), count(int(median(aRates))), ratio(median(aRates), median(rRates))),
+			c.name, median(sCPU), median(rCPU), count(int(median(aRates))), ratio(median(aRates), median(rRates))) + workNote,
 	}
 	res.Ratio = ratio(res.Strand.Value, res.Raw.Value)
 	res.Target = atLeast(res.Ratio, 0.5, "catch-up strand/raw")
 	r.progressf("  %s: %s %.0f events/s, raw %.0f msgs/s, ratio %.3f", e.Name, c.name, res.Strand.Value, res.Raw.Value, res.Ratio)
 	return res, nil
+}
+
+// checkWorkItems counts, after a review-queue catch-up, the items the work
+// stream holds and has ever been given, and the open requests of the bench
+// tenant's views.
+func (r *Runner) checkWorkItems(ctx context.Context, e *Env) (held, published, open int, err error) {
+	name, _ := r.benchStream(kindWork)
+	s, err := e.JS.Stream(ctx, name)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	kv, err := e.JS.KeyValue(ctx, names.SessionsBucket)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	keys, err := kv.ListKeysFiltered(ctx, r.Tenant+".>")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	for key := range keys.Keys() {
+		entry, err := kv.Get(ctx, key)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		var v projections.View
+		if err := json.Unmarshal(entry.Value(), &v); err != nil {
+			return 0, 0, 0, fmt.Errorf("view %s: %w", key, err)
+		}
+		open += len(v.Pending)
+	}
+	return int(info.State.Msgs), int(info.State.LastSeq), open, nil
 }
 
 // freshBenchStream deletes a bench stream and makes it anew.
@@ -376,10 +425,14 @@ func (r *Runner) fillProjectionStream(ctx context.Context, e *Env, prefix string
 			cmd = domain.CreateSession{ID: r.ids.next(), Tenant: r.Tenant, Owner: "bench", Tags: map[string]string{"bench": "projection"}}
 		case reviews && v%4 == 1:
 			// Each session goes round: a write, a request, a
-			// checkpoint, the request's grant by someone else.
-			cmd = domain.RequestApproval{ID: fmt.Sprintf("r%d", v), Reason: "commit", Group: fmt.Sprintf("g%d", k%3)}
+			// checkpoint, the request's grant by someone else. Request
+			// ids are unique in the tenant, as the service's are
+			// (ULIDs): the work items' ids are made of them, and ids
+			// shared by sessions made the items of all but the first
+			// duplicates that JetStream dropped.
+			cmd = domain.RequestApproval{ID: fmt.Sprintf("r%d-%d", k, v), Reason: "commit", Group: fmt.Sprintf("g%d", k%3)}
 		case reviews && v%4 == 3:
-			cmd, meta.Actor = domain.GrantApproval{ID: fmt.Sprintf("r%d", v-2)}, "reviewer"
+			cmd, meta.Actor = domain.GrantApproval{ID: fmt.Sprintf("r%d-%d", k, v-2)}, "reviewer"
 		case reviews && v%4 == 2:
 			cmd = domain.CreateCheckpoint{Name: fmt.Sprintf("c%d", v)}
 		default:
