@@ -27,6 +27,10 @@ type Delivery struct {
 	Gen uint64
 	// Delivered counts the deliveries of this event (1 the first time).
 	Delivered uint64
+	// Pending is how many events the consumer still had to deliver after
+	// this one when it was delivered (NumPending): above 0 for the last
+	// event of a batch, the projection is catching up.
+	Pending uint64
 }
 
 // Errors an Apply returns to steer the runner.
@@ -39,6 +43,12 @@ var (
 	// ErrStaleGeneration means the read model has moved to a newer
 	// generation (a rebuild): the runner rejoins.
 	ErrStaleGeneration = errors.New("projection: a newer generation owns this entry")
+	// ErrRevisit means the event is applied but left its entry with work
+	// for a later delivery of it (the session views' deferred work items,
+	// work.go): it is handed back at once and comes again with a later
+	// batch. Unlike an acknowledgement it survives a crash: the consumer
+	// delivers it again to whichever instance runs next.
+	ErrRevisit = errors.New("projection: applied; deliver again to finish the entry's work")
 )
 
 // Spec describes a projection to the runtime.
@@ -433,7 +443,7 @@ func (r *Runner) applyBatch(batch []received, gen uint64) settled {
 	ds := make([]Delivery, len(batch))
 	for i, b := range batch {
 		ds[i] = Delivery{Seq: b.md.Sequence.Stream, Subject: b.msg.Subject(), Header: b.msg.Headers(), Data: b.msg.Data(),
-			Gen: gen, Delivered: b.md.NumDelivered}
+			Gen: gen, Delivered: b.md.NumDelivered, Pending: b.md.NumPending}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second+time.Duration(len(ds))*10*time.Millisecond)
 	defer cancel()
@@ -456,7 +466,7 @@ func (r *Runner) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, d Delivery
 			r.log.Warn("event waits for an earlier one", "seq", d.Seq, "subject", d.Subject, "deliveries", md.NumDelivered)
 		}
 		_ = msg.NakWithDelay(gapDelay(md.NumDelivered))
-	case errors.Is(err, ErrStaleGeneration):
+	case errors.Is(err, ErrStaleGeneration), errors.Is(err, ErrRevisit):
 		_ = msg.Nak()
 	default:
 		r.log.Warn("apply failed; will be redelivered", "seq", d.Seq, "subject", d.Subject, "err", err)

@@ -30,6 +30,10 @@ type batchView struct {
 	// follow on (a gap).
 	folded, rest []int
 	changed      bool
+	// deferNew: the batch is a catch-up's, requests new in it get their
+	// items later; remind: one did, so an event of the view comes again
+	// (ErrRevisit).
+	deferNew, remind bool
 	// commits are the commit ids folded (for the commit index).
 	commits []string
 	err     error
@@ -88,14 +92,27 @@ func (p *Sessions) applyBatch(ctx context.Context, ds []Delivery) []error {
 		}
 	}
 	// Work items go out before the view that records them (as apply
-	// does); most views change no request and send nothing.
+	// does); most views change no request and send nothing. In a
+	// catch-up (events still pending after the batch) the requests that
+	// entered a view's queue in this batch wait (WorkConfig.sync). A view
+	// that no event changed may still owe items: an event handed back
+	// for them (ErrRevisit) is here again.
+	behind := len(ds) > 0 && ds[len(ds)-1].Pending > 0
 	var work []*batchView
 	for _, bv := range views {
-		if bv.err == nil && bv.changed && p.work.needed(&bv.v, bv.before) {
+		if bv.err != nil {
+			continue
+		}
+		bv.deferNew = behind
+		bv.remind = behind && p.work.deferred(&bv.v, bv.before)
+		if p.work.needed(&bv.v, bv.before, bv.deferNew) {
 			work = append(work, bv)
 		}
 	}
 	p.work.syncAll(ctx, gen, work, p.share)
+	for _, bv := range work {
+		bv.changed = true // items published or closed: the view records them
+	}
 	p.writeBatch(ctx, views, gen)
 	for _, bv := range views {
 		p.settleView(ctx, bv, ds, errs)
@@ -210,6 +227,9 @@ func (p *Sessions) settleView(ctx context.Context, bv *batchView, ds []Delivery,
 	case bv.err == nil:
 		if bv.changed {
 			p.cache.Add(bv.key, cachedView{bv.v, bv.rev})
+		}
+		if bv.remind && len(bv.folded) > 0 {
+			errs[bv.folded[len(bv.folded)-1]] = ErrRevisit
 		}
 		again = bv.rest
 	case isWrongLastSeq(bv.err) || errors.Is(bv.err, jetstream.ErrKeyExists) || errors.Is(bv.err, jetstream.ErrKeyRevisionMismatch):

@@ -270,11 +270,15 @@ func (p *Sessions) apply(ctx context.Context, d Delivery) error {
 		if v.Gen < d.Gen {
 			v = View{} // an older generation's view: rebuild it from event 1
 		}
-		if v.Version >= version {
-			return nil // already folded: a redelivery
-		}
 		steps := []Delivery{d}
-		if v.Version+1 != version {
+		if v.Version >= version {
+			// Already folded: a redelivery. One handed back to finish
+			// the view's work items (ErrRevisit) publishes them now.
+			if !p.work.owes(&v) {
+				return nil
+			}
+			steps = nil
+		} else if v.Version+1 != version {
 			if cached {
 				// Another instance may have folded the events in between.
 				cached = false
@@ -296,7 +300,7 @@ func (p *Sessions) apply(ctx context.Context, d Delivery) error {
 				v.Version, v.Applied = n, s.Seq
 			}
 		}
-		if err := p.work.sync(ctx, d.Gen, &v, before); err != nil {
+		if err := p.work.sync(ctx, d.Gen, &v, before, false); err != nil {
 			return err
 		}
 		for _, c := range commits {
@@ -313,7 +317,7 @@ func (p *Sessions) apply(ctx context.Context, d Delivery) error {
 		}
 		if err == nil {
 			p.cache.Add(key, cachedView{v, rev})
-			if steps[len(steps)-1].Seq != d.Seq {
+			if len(steps) > 0 && steps[len(steps)-1].Seq != d.Seq {
 				return ErrGap // a longer gap than one read fills: folded part of it
 			}
 			return nil

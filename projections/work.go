@@ -79,13 +79,27 @@ func (p *Sessions) EmitWork(w WorkConfig) {
 // those of requests that left it. Item ids carry the generation, so a
 // rebuild (which purges the items first) emits them again; a redelivered
 // event publishes the same id and gets the first item's sequence back.
-func (w *WorkConfig) sync(ctx context.Context, gen uint64, v *View, before []PendingRef) error {
+//
+// With deferNew (a batch of a catch-up: events were still pending after
+// it), the requests that entered the queue in this batch (not in before)
+// get their items later: a catch-up's requests are mostly decided a few
+// thousand events on, in the next batch, and publishing their items only
+// to delete them there was most of the review queue's catch-up beyond the
+// views' own (docs/benchmarks.md, tenth session). Such a request is
+// recorded in the view without items (Item 0); the batch hands one of the
+// view's events back (ErrRevisit), so a later delivery of it, to this
+// instance or after a crash to another, finds the request in the view as
+// loaded and publishes its items if it is still open. Items of a request
+// that waited are published at most about two batches late (the events
+// handed back come after the batch already fetched), and at once when the
+// projection is live.
+func (w *WorkConfig) sync(ctx context.Context, gen uint64, v *View, before []PendingRef, deferNew bool) error {
 	if w.Stream == "" {
 		return nil
 	}
 	for i := range v.Pending {
 		r := &v.Pending[i]
-		if r.Item != 0 {
+		if r.Item != 0 || (deferNew && !inRefs(before, r.ID)) {
 			continue
 		}
 		it := w.item(v, r)
@@ -124,7 +138,7 @@ func (w *WorkConfig) syncAll(ctx context.Context, gen uint64, views []*batchView
 		w.publishAtomic(ctx, gen, views)
 	}
 	parallel(views, func(bv *batchView) {
-		bv.err = w.sync(ctx, gen, &bv.v, bv.before)
+		bv.err = w.sync(ctx, gen, &bv.v, bv.before, bv.deferNew)
 	})
 }
 
@@ -161,7 +175,7 @@ func (w *WorkConfig) publishAtomic(ctx context.Context, gen uint64, views []*bat
 		v := &bv.v
 		for i := range v.Pending {
 			r := &v.Pending[i]
-			if r.Item != 0 {
+			if r.Item != 0 || (bv.deferNew && !inRefs(bv.before, r.ID)) {
 				continue
 			}
 			if len(items)+2 > maxAtomicMsgs {
@@ -178,13 +192,13 @@ func (w *WorkConfig) publishAtomic(ctx context.Context, gen uint64, views []*bat
 }
 
 // needed reports whether sync has anything to do for a view: a request
-// without its items, or one that left the queue.
-func (w *WorkConfig) needed(v *View, before []PendingRef) bool {
+// without its items (not deferred), or one that left the queue.
+func (w *WorkConfig) needed(v *View, before []PendingRef, deferNew bool) bool {
 	if w.Stream == "" {
 		return false
 	}
 	for _, r := range v.Pending {
-		if r.Item == 0 {
+		if r.Item == 0 && !(deferNew && !inRefs(before, r.ID)) {
 			return true
 		}
 	}
@@ -295,4 +309,25 @@ func (w *WorkConfig) reset(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// owes reports whether a view holds an open request without its items.
+func (w *WorkConfig) owes(v *View) bool {
+	if w.Stream == "" {
+		return false
+	}
+	return slices.ContainsFunc(v.Pending, func(r PendingRef) bool { return r.Item == 0 })
+}
+
+// deferred reports whether sync left a request of the view without items
+// for a later batch.
+func (w *WorkConfig) deferred(v *View, before []PendingRef) bool {
+	if w.Stream == "" {
+		return false
+	}
+	return slices.ContainsFunc(v.Pending, func(r PendingRef) bool { return r.Item == 0 && !inRefs(before, r.ID) })
+}
+
+func inRefs(refs []PendingRef, id string) bool {
+	return slices.ContainsFunc(refs, func(r PendingRef) bool { return r.ID == id })
 }
