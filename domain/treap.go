@@ -3,7 +3,6 @@ package domain
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"strings"
 )
 
 // entries is a persistent ordered map from entry name to child node: a treap
@@ -90,6 +89,7 @@ func (t *entries) computeDigest() Hash {
 	return sha256.Sum256(buf)
 }
 
+// with is a copy of t with other subtrees.
 func (t *entries) with(left, right *entries) *entries {
 	return mkEntries(t.name, t.child, t.prio, left, right)
 }
@@ -113,69 +113,6 @@ func (t *entries) get(name string) *Node {
 		}
 	}
 	return nil
-}
-
-func (t *entries) set(name string, child *Node) *entries {
-	return t.insert(name, child, priority(name))
-}
-
-func (t *entries) insert(name string, child *Node, prio uint64) *entries {
-	if t == nil {
-		// A name of its own: a decoded event's strings share one copy of
-		// its body, which a tree must not keep alive.
-		return mkEntries(strings.Clone(name), child, prio, nil, nil)
-	}
-	switch {
-	case name < t.name:
-		l := t.left.insert(name, child, prio)
-		if above(l, t) { // rotate right
-			return l.with(l.left, t.with(l.right, t.right))
-		}
-		return t.with(l, t.right)
-	case name > t.name:
-		r := t.right.insert(name, child, prio)
-		if above(r, t) { // rotate left
-			return r.with(t.with(t.left, r.left), r.right)
-		}
-		return t.with(t.left, r)
-	default:
-		return mkEntries(t.name, child, t.prio, t.left, t.right)
-	}
-}
-
-func (t *entries) delete(name string) *entries {
-	if t == nil {
-		return nil
-	}
-	switch {
-	case name < t.name:
-		l := t.left.delete(name)
-		if l == t.left {
-			return t
-		}
-		return t.with(l, t.right)
-	case name > t.name:
-		r := t.right.delete(name)
-		if r == t.right {
-			return t
-		}
-		return t.with(t.left, r)
-	default:
-		return joinEntries(t.left, t.right)
-	}
-}
-
-func joinEntries(a, b *entries) *entries {
-	if a == nil {
-		return b
-	}
-	if b == nil {
-		return a
-	}
-	if above(a, b) {
-		return a.with(a.left, joinEntries(a.right, b))
-	}
-	return b.with(joinEntries(a, b.left), b.right)
 }
 
 // ascend calls fn for every entry with name >= from, in name order, until fn

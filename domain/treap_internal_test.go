@@ -48,6 +48,9 @@ func names(e *entries) []string {
 	return out
 }
 
+// TestEntries: the treap's insert and delete, each as an edit of its own
+// (a fresh token: every node on the path copied, as a one-operation edit
+// of a tree does), against a model.
 func TestEntries(t *testing.T) {
 	leaf := NewFile(Sum([]byte("x")), 1, DefaultFileMode, nil)
 	for seed := range uint64(20) {
@@ -57,10 +60,10 @@ func TestEntries(t *testing.T) {
 		for i := range 400 {
 			name := fmt.Sprint(r.IntN(150))
 			if r.IntN(3) == 0 {
-				e = e.delete(name)
+				e = e.deleteIn(&editToken{}, name)
 				delete(model, name)
 			} else {
-				e = e.set(name, leaf)
+				e = e.insertIn(&editToken{}, name, leaf, priority(name))
 				model[name] = true
 			}
 			if i%50 == 0 {
@@ -96,7 +99,7 @@ func TestEntries(t *testing.T) {
 		}
 
 		// Deleting a missing name returns the same treap, not a copy.
-		if e != nil && e.delete("missing") != e {
+		if e != nil && e.deleteIn(&editToken{}, "missing") != e {
 			t.Fatalf("seed %d: delete(missing) copied the treap", seed)
 		}
 
@@ -126,10 +129,10 @@ func TestEntries_EqualPriorities(t *testing.T) {
 	leaf := NewFile(Sum([]byte("x")), 1, DefaultFileMode, nil)
 	var a, b *entries
 	for _, n := range []string{"a", "b", "c", "d"} {
-		a = a.insert(n, leaf, 7)
+		a = a.insertIn(&editToken{}, n, leaf, 7)
 	}
 	for _, n := range []string{"d", "b", "a", "c"} {
-		b = b.insert(n, leaf, 7)
+		b = b.insertIn(&editToken{}, n, leaf, 7)
 	}
 	if a.digest() != b.digest() {
 		t.Errorf("same names with equal priorities in two orders: hashes %x and %x", a.digest(), b.digest())

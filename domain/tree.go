@@ -305,46 +305,14 @@ func (t Tree) Put(p string, node *Node) (Tree, error) {
 
 // put is Put; with inherit, a file node put where a file with extended
 // attributes was takes them over (a write keeps a file's attributes), in
-// the same walk down the tree.
+// the same walk down the tree. It is an edit of one operation (treeedit.go),
+// which copies the path from the root and changes nothing in place.
 func (t Tree) put(p string, node *Node, inherit bool) (Tree, error) {
-	if p == "" {
-		if node.Kind != KindDir {
-			return t, Errorf(CodeInvalidArgument, "the root must be a directory")
-		}
-		return Tree{root: node}, nil
-	}
-	root, err := putAt(t.Root(), p, node, inherit, p)
-	if err != nil {
+	ed := newTreeEdit(t, 1)
+	if err := ed.put(p, node, inherit); err != nil {
 		return t, err
 	}
-	return Tree{root: root}, nil
-}
-
-// putAt puts node at the relative path p below dir. Components are cut
-// from p as the walk goes down, so a put allocates only the nodes it
-// makes.
-func putAt(dir *Node, p string, node *Node, inherit bool, full string) (*Node, error) {
-	name, rest, more := strings.Cut(p, "/")
-	if !more {
-		if inherit && node.Kind == KindFile {
-			if old := dir.entries.get(name); old != nil && old.Kind == KindFile && len(old.Xattrs) > 0 {
-				node = node.WithXattrs(old.Xattrs)
-			}
-		}
-		return dir.withEntries(dir.entries.set(name, node)), nil
-	}
-	child := dir.entries.get(name)
-	switch {
-	case child == nil:
-		child = NewDir(DefaultDirMode, nil)
-	case child.Kind != KindDir:
-		return nil, Errorf(CodeInvalidArgument, "a parent of %q is not a directory", full)
-	}
-	c, err := putAt(child, rest, node, inherit, full)
-	if err != nil {
-		return nil, err
-	}
-	return dir.withEntries(dir.entries.set(name, c)), nil
+	return ed.done(), nil
 }
 
 // Delete returns a tree without the entry at clean path p (and all below it).
@@ -352,30 +320,11 @@ func (t Tree) Delete(p string) Tree {
 	if p == "" {
 		return Tree{}
 	}
-	root, ok := deleteAt(t.Root(), p)
-	if !ok {
+	ed := newTreeEdit(t, 1)
+	if !ed.delete(p) {
 		return t
 	}
-	return Tree{root: root}
-}
-
-func deleteAt(dir *Node, p string) (*Node, bool) {
-	if dir.Kind != KindDir {
-		return dir, false
-	}
-	name, rest, more := strings.Cut(p, "/")
-	child := dir.entries.get(name)
-	if child == nil {
-		return dir, false
-	}
-	if !more {
-		return dir.withEntries(dir.entries.delete(name)), true
-	}
-	c, ok := deleteAt(child, rest)
-	if !ok {
-		return dir, false
-	}
-	return dir.withEntries(dir.entries.set(name, c)), true
+	return ed.done()
 }
 
 // Entry is one entry of a walk: its clean path and node.

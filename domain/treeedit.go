@@ -72,7 +72,7 @@ func (ed *treeEdit) newDir() *Node {
 	return n
 }
 
-// put is Tree.put in place.
+// put puts node at clean path p as Tree.put does, in place.
 func (ed *treeEdit) put(p string, node *Node, inherit bool) error {
 	if p == "" {
 		if node.Kind != KindDir {
@@ -115,15 +115,17 @@ func (ed *treeEdit) putAt(dir *Node, p string, node *Node, inherit bool, full st
 	return ed.dir(dir, dir.entries.insertIn(ed.token, name, c, priority(name))), nil
 }
 
-// delete is Tree.Delete in place.
-func (ed *treeEdit) delete(p string) {
+// delete is Tree.Delete in place; it reports whether p was there.
+func (ed *treeEdit) delete(p string) bool {
 	if p == "" {
 		ed.root = emptyRoot
-		return
+		return true
 	}
-	if root, ok := ed.deleteAt(ed.root, p); ok {
+	root, ok := ed.deleteAt(ed.root, p)
+	if ok {
 		ed.root = root
 	}
+	return ok
 }
 
 func (ed *treeEdit) deleteAt(dir *Node, p string) (*Node, bool) {
@@ -167,9 +169,12 @@ func (t *entries) fix() *entries {
 	return t
 }
 
-// insertIn is insert, changing in place the nodes edit owns.
+// insertIn sets name to child in the treap, changing in place the nodes
+// edit owns and copying the others on the way.
 func (t *entries) insertIn(edit *editToken, name string, child *Node, prio uint64) *entries {
 	if t == nil {
+		// A name of its own: a decoded event's strings share one copy of
+		// its body, which a tree must not keep alive.
 		e := mkEntries(strings.Clone(name), child, prio, nil, nil)
 		e.edit = edit
 		return e
@@ -204,7 +209,9 @@ func (t *entries) insertIn(edit *editToken, name string, child *Node, prio uint6
 	}
 }
 
-// deleteIn is delete, changing in place the nodes edit owns.
+// deleteIn removes name from the treap, changing in place the nodes edit
+// owns and copying the others on the way; it returns t itself when name
+// is not there.
 func (t *entries) deleteIn(edit *editToken, name string) *entries {
 	if t == nil {
 		return nil
