@@ -53,17 +53,7 @@ func TestSessions_DeferredItems(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ds []Delivery
-	for len(ds) < 9 {
-		batch, err := cons.Fetch(9-len(ds), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for m := range batch.Messages() {
-			md, _ := m.Metadata()
-			ds = append(ds, Delivery{Seq: md.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data(), Delivered: 1, Pending: md.NumPending})
-		}
-	}
+	ds := fetchDeliveries(t, cons, 9)
 	open := func() *Sessions {
 		p, err := OpenSessions(ctx, js, names.EventStream, names.EventFilter("*"), 1, nil)
 		if err != nil {
@@ -168,17 +158,7 @@ func TestSessions_DeferredItems(t *testing.T) {
 	// Not a catch-up: a request new in the batch gets its items at once.
 	e := create()
 	change(e, "alice", domain.RequestApproval{ID: "r-" + e, Reason: "commit", Group: "default"})
-	var live []Delivery
-	for len(live) < 2 {
-		batch, err := cons.Fetch(2-len(live), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for m := range batch.Messages() {
-			md, _ := m.Metadata()
-			live = append(live, Delivery{Seq: md.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data(), Delivered: 1, Pending: md.NumPending})
-		}
-	}
+	live := fetchDeliveries(t, cons, 2)
 	for i, err := range fresh.applyBatch(ctx, live) {
 		if err != nil {
 			t.Fatalf("live event %d: %v", live[i].Seq, err)
@@ -187,4 +167,22 @@ func TestSessions_DeferredItems(t *testing.T) {
 	if it, sit := items(fresh, e); it == 0 || sit == 0 || published() != 8 {
 		t.Fatalf("a live batch's request: items %d, %d (%d published), want them at once", it, sit, published())
 	}
+}
+
+// fetchDeliveries takes the next n events of a consumer as deliveries, with
+// what the consumer still had pending after each.
+func fetchDeliveries(t *testing.T, cons jetstream.Consumer, n int) []Delivery {
+	t.Helper()
+	var ds []Delivery
+	for len(ds) < n {
+		batch, err := cons.Fetch(n-len(ds), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			md, _ := m.Metadata()
+			ds = append(ds, Delivery{Seq: md.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data(), Delivered: 1, Pending: md.NumPending})
+		}
+	}
+	return ds
 }
