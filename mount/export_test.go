@@ -1,5 +1,7 @@
 package mount
 
+import "time"
+
 // Crash stops the mount the way a killed process stops: nothing is
 // flushed; only what the journal holds survives.
 func (m *Mount) Crash() {
@@ -27,3 +29,15 @@ func (j *journal) leaveSpares() {
 
 // JournalDir is where the mount's journal is.
 func (m *Mount) JournalDir() string { return m.journal.dir }
+
+// WaitSpares waits until the journal has all its spare staging files ready
+// (no goroutine of the mount is creating one), for up to d; it reports
+// whether it got there.
+func (m *Mount) WaitSpares(d time.Duration) bool {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if m.journal == nil || len(m.journal.spares) == numSpares {
+			return true
+		}
+	}
+	return false
+}
