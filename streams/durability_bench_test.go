@@ -168,20 +168,9 @@ func BenchmarkGroupCommit(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/appends=%d/atomic-batch", e.name, n), func(b *testing.B) {
 				start, rounds := time.Now(), 0
 				for b.Loop() {
-					msgs := make([]*nats.Msg, n)
-					for i := range n {
-						m := nats.NewMsg("gc." + strconv.Itoa(n) + "." + strconv.Itoa(i))
-						m.Data = []byte("event")
-						m.Header.Set("Nats-Expected-Last-Subject-Sequence", strconv.FormatUint(last[i], 10))
-						msgs[i] = m
-					}
-					seq, err := atomicBatch(e.nc, msgs)
-					if err != nil {
+					subject := func(i int) string { return "gc." + strconv.Itoa(n) + "." + strconv.Itoa(i) }
+					if err := appendBatch(e.nc, subject, []byte("event"), last); err != nil {
 						b.Fatal(err)
-					}
-					// The batch's messages are stored at seq-n+1 .. seq.
-					for i := range n {
-						last[i] = seq - uint64(n-1-i)
 					}
 					rounds++
 				}
@@ -192,6 +181,27 @@ func BenchmarkGroupCommit(b *testing.B) {
 }
 
 var batchIDs atomic.Uint64
+
+// appendBatch stores one message on each of len(last) subjects as one
+// atomic batch, each expecting its subject's last sequence in last, and
+// moves last on to the sequences stored (seq-n+1 .. seq).
+func appendBatch(nc *nats.Conn, subject func(i int) string, data []byte, last []uint64) error {
+	msgs := make([]*nats.Msg, len(last))
+	for i := range msgs {
+		m := nats.NewMsg(subject(i))
+		m.Data = data
+		m.Header.Set("Nats-Expected-Last-Subject-Sequence", strconv.FormatUint(last[i], 10))
+		msgs[i] = m
+	}
+	seq, err := atomicBatch(nc, msgs)
+	if err != nil {
+		return err
+	}
+	for i := range last {
+		last[i] = seq - uint64(len(last)-1-i)
+	}
+	return nil
+}
 
 // atomicBatch publishes msgs as one atomic batch (ADR-50, headers only:
 // nats.go v1.55 has no batch API) and returns the sequence of the last one.
@@ -398,6 +408,7 @@ func BenchmarkFsyncSharing(b *testing.B) {
 	// whether two in flight are stored side by side.
 	for _, v := range [][2]int{{16, 1}, {32, 1}, {64, 1}, {16, 2}, {32, 2}} {
 		size, inflight := v[0], v[1]
+		event := []byte("a small event of about a hundred and sixty bytes, as row 1 of strand bench writes: package main, func main")
 		b.Run(fmt.Sprintf("atomic-batch/size=%d/inflight=%d", size, inflight), func(b *testing.B) {
 			var wg sync.WaitGroup
 			var sent atomic.Int64
@@ -409,20 +420,10 @@ func BenchmarkFsyncSharing(b *testing.B) {
 					last := make([]uint64, size)
 					round := strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.Itoa(c)
 					for sent.Add(int64(size)) <= int64(b.N) {
-						msgs := make([]*nats.Msg, size)
-						for i := range msgs {
-							m := nats.NewMsg(fmt.Sprintf("fs0.%s.%d", round, i))
-							m.Data = []byte("a small event of about a hundred and sixty bytes, as row 1 of strand bench writes: package main, func main")
-							m.Header.Set("Nats-Expected-Last-Subject-Sequence", strconv.FormatUint(last[i], 10))
-							msgs[i] = m
-						}
-						seq, err := atomicBatch(env.NC, msgs)
-						if err != nil {
+						subject := func(i int) string { return fmt.Sprintf("fs0.%s.%d", round, i) }
+						if err := appendBatch(env.NC, subject, event, last); err != nil {
 							b.Error(err)
 							return
-						}
-						for i := range msgs {
-							last[i] = seq - uint64(size-1-i)
 						}
 					}
 				}()
