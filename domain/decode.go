@@ -73,14 +73,16 @@ var opKinds = map[string]string{
 }
 
 // decodeEventFast decodes an envelope into e, which must be zero; ok is
-// false when the library must (e may then hold part of the envelope).
-func decodeEventFast(b []byte, e *Event) (ok bool) {
+// false when the library must (e may then hold part of the envelope). With
+// head set the operations are stepped over, checked only as a well-formed
+// value.
+func decodeEventFast(b []byte, e *Event, head bool) (ok bool) {
 	r := mpReader{b: b}
 	n, ok := r.mapLen()
 	if !ok {
 		return false
 	}
-	d := eventDecoder{r: r, s: string(b), e: e}
+	d := eventDecoder{r: r, s: string(b), e: e, head: head}
 	var seen uint64
 	for range n {
 		key, ok := d.r.str()
@@ -95,6 +97,9 @@ func decodeEventFast(b []byte, e *Event) (ok bool) {
 			seen |= bit
 		}
 		start := d.r.i
+		if field == &e.Ops && d.head {
+			field = nil
+		}
 		if field == nil { // an unknown key: skipped, as the library does
 			if !d.r.skip(1) {
 				return false
@@ -173,6 +178,7 @@ type eventDecoder struct {
 	s     string
 	e     *Event
 	arena []byte
+	head  bool // operations stepped over (DecodeEventHead)
 }
 
 // scalar decodes the value at the reader into field when it has the common

@@ -440,17 +440,39 @@ func DecodeEvent(b []byte) (*Event, error) {
 	return e, nil
 }
 
+// DecodeEventHead is DecodeEvent without the operations (Ops is nil): for
+// a reader that needs only the envelope and the payloads, as the session
+// views do, it spares each operation's decoding and copies. An event
+// DecodeEvent decodes decodes to the same here but for Ops; one whose
+// operations are malformed may decode here and not there.
+func DecodeEventHead(b []byte) (*Event, error) {
+	e := new(Event)
+	if err := decodeEvent(b, e, true); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
 // DecodeEventInto is DecodeEvent into e, whatever e held before: for a
 // reader that decodes many events and keeps none (an audit's replay), so
 // that a few Events serve them all.
 func DecodeEventInto(b []byte, e *Event) error {
 	*e = Event{}
-	if !decodeEventFast(b, e) {
+	return decodeEvent(b, e, false)
+}
+
+// decodeEvent decodes an envelope into e, which must be zero; head: without
+// its operations.
+func decodeEvent(b []byte, e *Event, head bool) error {
+	if !decodeEventFast(b, e, head) {
 		lib, err := decodeEventLibrary(b)
 		if err != nil {
 			return Errorf(CodeInternal, "decode event: %v", err)
 		}
 		*e = *lib
+		if head {
+			e.Ops = nil
+		}
 	}
 	if e.Type == "" || e.Session == "" || e.Version == 0 {
 		return Errorf(CodeInternal, "decode event: incomplete envelope")

@@ -50,16 +50,24 @@ func benchHistory(tb testing.TB, n int) ([][]byte, []Hash) {
 	return bodies, hashes
 }
 
-// BenchmarkDecodeEvent decodes one envelope per operation.
+// BenchmarkDecodeEvent decodes one envelope per operation: in full, and
+// without its operations (what the session views read).
 func BenchmarkDecodeEvent(b *testing.B) {
 	bodies, _ := benchHistory(b, 1000)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if _, err := DecodeEvent(bodies[i%len(bodies)]); err != nil {
-			b.Fatal(err)
-		}
-		i++
+	for _, c := range []struct {
+		name   string
+		decode func([]byte) (*Event, error)
+	}{{"full", DecodeEvent}, {"head", DecodeEventHead}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := c.decode(bodies[i%len(bodies)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
 	}
 }
 

@@ -20,5 +20,5 @@ var DecodeEventLibrary = decodeEventLibrary
 // DecodeEventFast is the direct decoder into a new Event.
 func DecodeEventFast(b []byte) (*Event, bool) {
 	e := new(Event)
-	return e, decodeEventFast(b, e)
+	return e, decodeEventFast(b, e, false)
 }

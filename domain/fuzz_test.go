@@ -126,6 +126,15 @@ func FuzzDecodeEvent(f *testing.F) {
 			}
 			return
 		}
+		head, err := domain.DecodeEventHead(b)
+		if err != nil {
+			t.Fatalf("DecodeEvent decodes it, DecodeEventHead does not: %v", err)
+		}
+		full := *e
+		full.Ops = nil
+		if !reflect.DeepEqual(*head, full) {
+			t.Fatalf("DecodeEventHead:\n %+v\nDecodeEvent without its operations:\n %+v", *head, full)
+		}
 		if _, err := e.Encode(); err != nil {
 			t.Fatalf("a decoded event does not encode: %v", err)
 		}

@@ -135,6 +135,6 @@ func following(ds []Delivery, from uint64, version func(Delivery) uint64) int {
 // deliveryVersion is the number of a delivery's event in its session (0
 // when it names none).
 func deliveryVersion(d Delivery) uint64 {
-	_, _, _, n, _ := eventOf(d)
+	_, _, _, n, _ := headOf(d)
 	return n
 }

@@ -56,7 +56,7 @@ func (p *Sessions) applyBatch(ctx context.Context, ds []Delivery) []error {
 	byKey := map[string]*batchView{}
 	var views []*batchView
 	for i, d := range ds {
-		ev, tenant, id, version, decErr := eventOf(d)
+		ev, tenant, id, version, decErr := headOf(d)
 		if decErr != nil && (id == "" || version == 0) {
 			p.log.Error("session view: undecodable event stepped over", "seq", d.Seq, "subject", d.Subject, "err", decErr)
 			continue

@@ -237,7 +237,17 @@ func (p *Sessions) load(ctx context.Context, key string, cached bool) (View, uin
 // session and number (subject and header), so it can be stepped over
 // without stalling the events after it.
 func eventOf(d Delivery) (ev *domain.Event, tenant, id string, version uint64, err error) {
-	ev, err = domain.DecodeEvent(d.Data)
+	return decodeDelivery(d, domain.DecodeEvent)
+}
+
+// headOf is eventOf without the event's operations, which the session
+// views do not fold (domain.DecodeEventHead).
+func headOf(d Delivery) (ev *domain.Event, tenant, id string, version uint64, err error) {
+	return decodeDelivery(d, domain.DecodeEventHead)
+}
+
+func decodeDelivery(d Delivery, decode func([]byte) (*domain.Event, error)) (ev *domain.Event, tenant, id string, version uint64, err error) {
+	ev, err = decode(d.Data)
 	if err == nil {
 		return ev, ev.Tenant, ev.Session, ev.Version, nil
 	}
@@ -250,7 +260,7 @@ func eventOf(d Delivery) (ev *domain.Event, tenant, id string, version uint64, e
 }
 
 func (p *Sessions) apply(ctx context.Context, d Delivery) error {
-	_, tenant, id, version, decErr := eventOf(d)
+	_, tenant, id, version, decErr := headOf(d)
 	if decErr != nil {
 		p.log.Error("session view: undecodable event stepped over", "seq", d.Seq, "subject", d.Subject, "err", decErr)
 		if id == "" || version == 0 {
@@ -291,7 +301,7 @@ func (p *Sessions) apply(ctx context.Context, d Delivery) error {
 		before := v.Pending
 		var commits []string
 		for _, s := range steps {
-			if ev, _, _, n, _ := eventOf(s); ev != nil {
+			if ev, _, _, n, _ := headOf(s); ev != nil {
 				fold(&v, ev, s.Seq)
 				if ev.Type == domain.CommitCreated && ev.Commit != nil {
 					commits = append(commits, ev.Commit.ID)
@@ -378,6 +388,9 @@ func fold(v *View, ev *domain.Event, seq uint64) {
 // leaves the queue when it is denied, granted as often as it needs, used,
 // or stale: the content moved away from the root it was pinned to.
 func foldPending(pending []PendingRef, ev *domain.Event, seq uint64, root string) []PendingRef {
+	if len(pending) == 0 && ev.Approval == nil {
+		return nil // most events of most sessions: nothing to copy
+	}
 	out := make([]PendingRef, 0, len(pending)+1)
 	out = append(out, pending...)
 	if a := ev.Approval; a != nil {
