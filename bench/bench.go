@@ -196,6 +196,10 @@ type Target struct {
 	Pass bool   `json:"pass"`
 	// Gap says by how much a missed target was missed.
 	Gap string `json:"gap,omitempty"`
+	// Margin is how the figure stands to the target as one number, 1 at
+	// the line and above it when met: figure/target for a floor,
+	// target/figure for a ceiling (what the chart draws).
+	Margin float64 `json:"margin"`
 }
 
 // Result is one line of the report: a Strand figure next to the raw
@@ -614,7 +618,7 @@ func ratio(a, b float64) float64 {
 
 // atLeast is a target on a ratio that must reach want.
 func atLeast(got, want float64, what string) *Target {
-	t := &Target{Want: fmt.Sprintf("%s >= %.2f", what, want), Pass: got >= want}
+	t := &Target{Want: fmt.Sprintf("%s >= %.2f", what, want), Pass: got >= want, Margin: got / want}
 	if !t.Pass {
 		t.Gap = fmt.Sprintf("%.3f, %.1fx short of %.2f", got, want/max(got, 1e-9), want)
 	}
@@ -623,7 +627,7 @@ func atLeast(got, want float64, what string) *Target {
 
 // atMost is a target on a figure that must stay at or under want.
 func atMost(got, want float64, what, unit string) *Target {
-	t := &Target{Want: fmt.Sprintf("%s <= %s%s", what, trim(want), unit), Pass: got <= want}
+	t := &Target{Want: fmt.Sprintf("%s <= %s%s", what, trim(want), unit), Pass: got <= want, Margin: want / max(got, 1e-12)}
 	if !t.Pass {
 		t.Gap = fmt.Sprintf("%s%s, %.1fx over", trim(got), unit, got/want)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -21,7 +22,7 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	fs.SetOutput(m.Stderr)
 	var opts bench.Options
 	var jsonOut, quiet bool
-	var rows, cpuprofile, save string
+	var rows, cpuprofile, save, chart string
 	fs.BoolVar(&opts.Quick, "quick", false, "smaller sizes and fewer repetitions (under two minutes on two cores)")
 	fs.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	fs.StringVar(&opts.NATS, "nats", "", "run against these NATS servers (comma-separated) instead of embedded ones")
@@ -34,6 +35,7 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 	fs.BoolVar(&opts.NoGroupCommit, "no-group-commit", false, "open the bench's stores with group commit off (to compare)")
 	fs.StringVar(&opts.Tenant, "tenant", "", "tenant to write under (default bench-<random>; with --nats, one the instances' limits exempt)")
 	fs.StringVar(&save, "save", "", "also write the report as JSON to this file")
+	fs.StringVar(&chart, "chart", "", "also draw the targets as an SVG bar chart to this file (each figure against its target)")
 	fs.StringVar(&opts.Tree, "tree", "", "row 8 (workcopy) also measures this real tree against git")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -81,6 +83,15 @@ func (m *Main) runBench(ctx context.Context, args []string) error {
 		}
 		if err := os.WriteFile(save, append(b, '\n'), 0o644); err != nil {
 			return fmt.Errorf("save report: %w", err)
+		}
+	}
+	if chart != "" {
+		var b bytes.Buffer
+		if err := rep.WriteChart(&b); err != nil {
+			return err
+		}
+		if err := os.WriteFile(chart, b.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("chart: %w", err)
 		}
 	}
 	if len(rep.Failures) > 0 {
