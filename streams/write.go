@@ -116,7 +116,8 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 		if err != nil {
 			return Result{}, domain.Wrap(err, "encode event")
 		}
-		res, err := st.append(ctx, eventMsg(ev, body), s.Position, msgID(tenant, id, meta.RequestID))
+		expected := s.Position
+		res, err := st.append(ctx, eventMsg(ev, body), expected, msgID(tenant, id, meta.RequestID))
 		if errors.Is(err, errConflict) {
 			st.raceLost()
 			// Another writer got there first: catch up and decide again.
@@ -140,6 +141,17 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 				st.remember(key, s)
 				return Result{Session: s, Event: ev, Position: s.Position}, nil
 			}
+			pos, own, err := st.ownEvent(ctx, tenant, id, expected, s.Position, body)
+			if err != nil {
+				return Result{}, err
+			}
+			if own {
+				// Stored after all, and others wrote after it: deciding
+				// again would store the command twice.
+				st.appends.Add(1)
+				next.Commit(ev, pos, domain.Sum(body))
+				return Result{Session: next, Event: ev, Position: pos}, nil
+			}
 			continue
 		}
 		if err != nil {
@@ -154,6 +166,28 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 		return Result{Session: next, Event: ev, Position: res.Sequence}, nil
 	}
 	return Result{}, domain.Errorf(domain.CodeConflict, "session %s is changing too fast; try again", id)
+}
+
+// ownEvent looks for an event's own bytes at the session's first event
+// after expected, the position its append expected, when the head (at
+// head) has moved past it. An attempt whose answer was lost (a publish
+// that the store's retry sent again across a leader's death, a refused
+// batch) may have stored it there, and other writers may have appended
+// after it, so the head alone does not tell. With a request id the
+// request index or the head's ids find it too; without one, this is all
+// that stops the command from being decided and stored a second time.
+func (st *Store) ownEvent(ctx context.Context, tenant, id string, expected, head uint64, body []byte) (uint64, bool, error) {
+	if head <= expected {
+		return 0, false, nil
+	}
+	m, err := nextBySubject(ctx, st.nc, names.EventStream, expected+1, names.EventSubject(tenant, id))
+	if errors.Is(err, errNoMessage) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, domain.Wrap(err, "read the event after the expected position")
+	}
+	return m.Sequence, m.Sequence <= head && bytes.Equal(m.Data, body), nil
 }
 
 // decide makes the command from s and executes it: the event to append
