@@ -77,7 +77,7 @@ func (rep *Report) WriteChart(w io.Writer) error {
 		}
 		fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+14, esc(label))
 		x0, x1 := x(1), x(r.Target.Margin)
-		colour, textX, anchor := chartMet, x1+4, "start"
+		colour, textX := chartMet, x1+4
 		if !r.Target.Pass {
 			colour, textX = chartMissed, x0+4
 		}
@@ -87,7 +87,7 @@ func (rep *Report) WriteChart(w io.Writer) error {
 		}
 		fmt.Fprintf(b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"><title>%s</title></rect>`+"\n",
 			min(x0, x1), y+3, math.Max(math.Abs(x1-x0), 1), rowH-6, colour, esc(tip))
-		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="%s" fill="%s">%.2fx</text>`+"\n", textX, y+14, anchor, colour, r.Target.Margin)
+		fmt.Fprintf(b, `<text x="%.1f" y="%d" fill="%s">%.2fx</text>`+"\n", textX, y+14, colour, r.Target.Margin)
 	}
 	fmt.Fprintf(b, `<text x="12" y="%d" fill="#555555">Each bar runs from the target (1x) to the figure's margin, log scale: right and green is met, left and red is missed.</text>`+"\n", bottom+40)
 	fmt.Fprintf(b, `<text x="12" y="%d" fill="#555555">Margin: figure/target for a floor (throughput ratios), target/figure for a ceiling (latency, size); hover a bar for its target.</text>`+"\n", bottom+56)

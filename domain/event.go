@@ -442,9 +442,9 @@ func DecodeEvent(b []byte) (*Event, error) {
 
 // DecodeEventHead is DecodeEvent without the operations (Ops is nil): for
 // a reader that needs only the envelope and the payloads, as the session
-// views do, it spares each operation's decoding and copies. An event
-// DecodeEvent decodes decodes to the same here but for Ops; one whose
-// operations are malformed may decode here and not there.
+// views do, it spares each operation's decoding and copies. Whatever
+// DecodeEvent decodes, this decodes to the same but for Ops; an event
+// whose operations alone are malformed may decode here and not there.
 func DecodeEventHead(b []byte) (*Event, error) {
 	e := new(Event)
 	if err := decodeEvent(b, e, true); err != nil {
