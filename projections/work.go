@@ -99,7 +99,7 @@ func (w *WorkConfig) sync(ctx context.Context, gen uint64, v *View, before []Pen
 	}
 	for i := range v.Pending {
 		r := &v.Pending[i]
-		if r.Item != 0 || (deferNew && !inRefs(before, r.ID)) {
+		if !due(*r, before, deferNew) {
 			continue
 		}
 		it := w.item(v, r)
@@ -175,7 +175,7 @@ func (w *WorkConfig) publishAtomic(ctx context.Context, gen uint64, views []*bat
 		v := &bv.v
 		for i := range v.Pending {
 			r := &v.Pending[i]
-			if r.Item != 0 || (bv.deferNew && !inRefs(bv.before, r.ID)) {
+			if !due(*r, bv.before, bv.deferNew) {
 				continue
 			}
 			if len(items)+2 > maxAtomicMsgs {
@@ -198,7 +198,7 @@ func (w *WorkConfig) needed(v *View, before []PendingRef, deferNew bool) bool {
 		return false
 	}
 	for _, r := range v.Pending {
-		if r.Item == 0 && !(deferNew && !inRefs(before, r.ID)) {
+		if due(r, before, deferNew) {
 			return true
 		}
 	}
@@ -326,6 +326,13 @@ func (w *WorkConfig) deferred(v *View, before []PendingRef) bool {
 		return false
 	}
 	return slices.ContainsFunc(v.Pending, func(r PendingRef) bool { return r.Item == 0 && !inRefs(before, r.ID) })
+}
+
+// due reports whether sync publishes a request's items now: it has none
+// yet, and it did not enter the queue in a catch-up's batch (deferNew, not
+// in before), whose requests wait for a later one.
+func due(r PendingRef, before []PendingRef, deferNew bool) bool {
+	return r.Item == 0 && (!deferNew || inRefs(before, r.ID))
 }
 
 func inRefs(refs []PendingRef, id string) bool {
