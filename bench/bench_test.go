@@ -66,6 +66,9 @@ func TestRun(t *testing.T) {
 	if !strings.Contains(table.String(), "500 vs 10 parent events") {
 		t.Errorf("fork row does not name the size the budget reached:\n%s", table.String())
 	}
+	if rows == nil && !strings.Contains(table.String(), "against FUSE's floor") {
+		t.Errorf("row 12 lacks its extract against go-fuse's loopback:\n%s", table.String())
+	}
 	if !strings.Contains(table.String(), "7 storage") {
 		t.Errorf("table lacks row 7:\n%s", table.String())
 	}
