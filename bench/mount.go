@@ -96,7 +96,7 @@ func (r *Runner) mountCase(ctx context.Context, root, what string, fill func(dir
 			res.Target = atMost(res.Ratio, want, "mount/native", "x")
 		}
 		out = append(out, res)
-		r.progressf("  %s: mount %.1f ms, native %.1f ms (%.2fx)", name, sf.Value, nf.Value, res.Ratio)
+		r.progressf("  %s: mount %.1f ms, raw %.1f ms (%.2fx)", name, sf.Value, nf.Value, res.Ratio)
 	}
 	for _, step := range []func(context.Context, func(string, []time.Duration, []time.Duration, float64, string, string)) error{
 		c.walkRead, c.extract, c.gitStatus,
