@@ -354,9 +354,9 @@ func decodeEntriesFast(b []byte) (out []EntryView, used int, ok bool) {
 	out = make([]EntryView, n)
 	text := newPageText(len(b) + 32*n)
 	var hexHash [64]byte
+	var f entryFields
 	for i := range out {
-		f, ok := r.entry()
-		if !ok {
+		if !r.entry(&f) {
 			return nil, 0, false
 		}
 		hex.Encode(hexHash[:], f.hash)
@@ -377,9 +377,9 @@ func decodeRawEntries(b []byte) (out []ManifestEntry, used int, ok bool) {
 	}
 	out = make([]ManifestEntry, n)
 	text := newPageText(len(b))
+	var f entryFields
 	for i := range out {
-		f, ok := r.entry()
-		if !ok {
+		if !r.entry(&f) {
 			return nil, 0, false
 		}
 		e := &out[i]
@@ -422,35 +422,35 @@ type entryFields struct {
 	xattrs                   map[string][]byte
 }
 
-// entry reads one entry: an array of exactly manifestEntryFields.
-func (r *mpBytes) entry() (f entryFields, ok bool) {
+// entry reads one entry, an array of exactly manifestEntryFields, into f
+// (each field overwritten: callers reuse one).
+func (r *mpBytes) entry(f *entryFields) bool {
 	if fields, ok := r.arrayLen(); !ok || fields != manifestEntryFields {
-		return f, false
+		return false
 	}
+	var ok bool
 	if f.path, ok = r.str(); !ok {
-		return f, false
+		return false
 	}
 	if f.kind, ok = r.str(); !ok {
-		return f, false
+		return false
 	}
 	if f.size, ok = r.int(); !ok {
-		return f, false
+		return false
 	}
 	mode, ok := r.int()
 	if !ok || mode < 0 || mode > 1<<32-1 {
-		return f, false
+		return false
 	}
 	f.mode = uint32(mode)
 	if f.hash, ok = r.str(); !ok || len(f.hash) != 32 {
-		return f, false
+		return false
 	}
 	if f.target, ok = r.str(); !ok {
-		return f, false
+		return false
 	}
-	if f.xattrs, ok = r.xattrs(); !ok {
-		return f, false
-	}
-	return f, true
+	f.xattrs, ok = r.xattrs()
+	return ok
 }
 
 // kindString returns the kinds the service sends as constants, so a page
