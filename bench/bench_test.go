@@ -66,7 +66,7 @@ func TestRun(t *testing.T) {
 	if !strings.Contains(table.String(), "500 vs 10 parent events") {
 		t.Errorf("fork row does not name the size the budget reached:\n%s", table.String())
 	}
-	if rows == nil && !strings.Contains(table.String(), "against FUSE's floor") {
+	if rows == nil && !strings.Contains(table.String(), "against go-fuse's loopback") {
 		t.Errorf("row 12 lacks its extract against go-fuse's loopback:\n%s", table.String())
 	}
 	if !strings.Contains(table.String(), "7 storage") {
