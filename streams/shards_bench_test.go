@@ -1,0 +1,139 @@
+package streams_test
+
+// BenchmarkShardedStreams measures what design record 0019 (sharded event
+// streams, proposed) would gain, without a sharded store: one embedded
+// server fsyncing every write, with maxShards accounts, each with
+// JetStream and a Store of its own (so a STRAND_EVENTS of its own, all on
+// one disk). Writer w appends to a session of store w mod shards, each as
+// fast as it is answered; raw one-publish-per-write on one stream runs in
+// the same benchmark as the baseline. writes/s is the figure: compare
+// within a run. docs/design/0019 quotes it.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/streams"
+)
+
+func BenchmarkShardedStreams(b *testing.B) {
+	const maxShards = 8
+	dir := b.TempDir()
+	var conf strings.Builder
+	fmt.Fprintf(&conf, "jetstream { store_dir: %q }\naccounts {\n", filepath.Join(dir, "js"))
+	for k := range maxShards {
+		fmt.Fprintf(&conf, "  A%d { jetstream: enabled, users: [{user: u%d, password: p}] }\n", k, k)
+	}
+	conf.WriteString("}\n")
+	cf := filepath.Join(dir, "s.conf")
+	if err := os.WriteFile(cf, []byte(conf.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	srv, err := streams.StartEmbedded(streams.EmbeddedOptions{DataDir: dir, Listen: "127.0.0.1:-1", SyncAlways: true, ConfigFile: cf, ServiceAccount: "A0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Shutdown()
+	ctx := context.Background()
+	conns := make([]*nats.Conn, maxShards)
+	for k := range conns {
+		nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("u"+strconv.Itoa(k), "p"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer nc.Close()
+		conns[k] = nc
+	}
+	js, _ := jetstream.New(conns[0])
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}, Storage: jetstream.FileStorage}); err != nil {
+		b.Fatal(err)
+	}
+	raw := func(b *testing.B, writers int) {
+		last := make([]uint64, writers)
+		round := strconv.FormatInt(time.Now().UnixNano(), 36)
+		var next atomic.Int64
+		total := int64(b.N)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				subj := fmt.Sprintf("raw.%s.%d", round, w)
+				for next.Add(1) <= total {
+					m := nats.NewMsg(subj)
+					m.Data = []byte("a small event of about a hundred and sixty bytes, as row 1 of strand bench writes: package main, func main")
+					ack, err := js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last[w]))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					last[w] = ack.Sequence
+				}
+			}()
+		}
+		wg.Wait()
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
+	}
+	g := &ids{}
+	for _, mode := range []struct {
+		name string
+		cfg  streams.Config
+	}{{"one-each", streams.Config{NoGroupCommit: true}}, {"group-min16", streams.Config{GroupCommitMin: streams.DefaultGroupCommitMin}}, {"group-min8", streams.Config{GroupCommitMin: 8}}} {
+		stores := make([]*streams.Store, maxShards)
+		for k := range stores {
+			st, err := streams.Open(ctx, conns[k], mode.cfg, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			stores[k] = st
+		}
+		for _, writers := range []int{16, 64} {
+			b.Run(fmt.Sprintf("writers=%d/raw-one-stream", writers), func(b *testing.B) { raw(b, writers) })
+			for _, shards := range []int{1, 2, 4, 8} {
+				b.Run(fmt.Sprintf("writers=%d/%s/shards=%d", writers, mode.name, shards), func(b *testing.B) {
+					sessions := make([]*domain.Session, writers)
+					for w := range sessions {
+						sessions[w] = create(b, stores[w%shards], g, "bench")
+					}
+					content := domain.Sum([]byte("package main\n"))
+					var next atomic.Int64
+					total := int64(b.N)
+					var wg sync.WaitGroup
+					start := time.Now()
+					for w := range writers {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							st := stores[w%shards]
+							for i := 0; next.Add(1) <= total; i++ {
+								_, err := st.Change(ctx, "bench", sessions[w].ID, meta(g, "bench"), func(*domain.Session) (domain.Command, error) {
+									return domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpWrite, Path: fmt.Sprintf("f%d", i%64), Content: content, Size: 13}}}, nil
+								})
+								if err != nil {
+									b.Error(err)
+									return
+								}
+							}
+						}()
+					}
+					wg.Wait()
+					b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
+				})
+			}
+		}
+	}
+}
