@@ -279,31 +279,8 @@ func BenchmarkFsyncSharing(b *testing.B) {
 		mk(fmt.Sprintf("FS%d", k), k == 0)
 	}
 	run := func(b *testing.B, streams, writers int) {
-		last := make([]uint64, writers)
 		round := strconv.FormatInt(time.Now().UnixNano(), 36)
-		var next atomic.Int64
-		total := int64(b.N)
-		var wg sync.WaitGroup
-		start := time.Now()
-		for w := range writers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				subj := fmt.Sprintf("fs%d.%s.%d", w%streams, round, w)
-				for next.Add(1) <= total {
-					m := nats.NewMsg(subj)
-					m.Data = []byte("a small event of about a hundred and sixty bytes, as row 1 of strand bench writes: package main, func main")
-					ack, err := js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last[w]))
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					last[w] = ack.Sequence
-				}
-			}()
-		}
-		wg.Wait()
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
+		writeAll(b, writers, rawWrites(ctx, js, writers, func(w int) string { return fmt.Sprintf("fs%d.%s.%d", w%streams, round, w) }))
 	}
 	for _, n := range []int{16, writers} {
 		b.Run(fmt.Sprintf("writers=%d/one-stream", n), func(b *testing.B) { run(b, 1, n) })
@@ -327,29 +304,8 @@ func BenchmarkFsyncSharing(b *testing.B) {
 				for w := range sessions {
 					sessions[w] = create(b, st, g, "bench")
 				}
-				content := domain.Sum([]byte("package main\n"))
-				var next atomic.Int64
-				total := int64(b.N)
-				var wg sync.WaitGroup
 				before := st.AppendStats()
-				start := time.Now()
-				for w := range writers {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for i := 0; next.Add(1) <= total; i++ {
-							_, err := st.Change(ctx, "bench", sessions[w].ID, meta(g, "bench"), func(*domain.Session) (domain.Command, error) {
-								return domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpWrite, Path: fmt.Sprintf("f%d", i%64), Content: content, Size: 13}}}, nil
-							})
-							if err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
-				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
+				writeAll(b, writers, changeWrites(ctx, g, func(int) *streams.Store { return st }, sessions))
 				// How many shared a sync: appends per atomic batch, and
 				// the share of appends that went in one.
 				after := st.AppendStats()
@@ -384,7 +340,7 @@ func BenchmarkFsyncSharing(b *testing.B) {
 				}
 				for next.Add(1) <= total {
 					m := nats.NewMsg(subj)
-					m.Data = []byte("a small event of about a hundred and sixty bytes, as row 1 of strand bench writes: package main, func main")
+					m.Data = smallEvent
 					f, err := js.PublishMsgAsync(m)
 					if err != nil {
 						b.Error(err)
@@ -408,7 +364,6 @@ func BenchmarkFsyncSharing(b *testing.B) {
 	// whether two in flight are stored side by side.
 	for _, v := range [][2]int{{16, 1}, {32, 1}, {64, 1}, {16, 2}, {32, 2}} {
 		size, inflight := v[0], v[1]
-		event := []byte("a small event of about a hundred and sixty bytes, as row 1 of strand bench writes: package main, func main")
 		b.Run(fmt.Sprintf("atomic-batch/size=%d/inflight=%d", size, inflight), func(b *testing.B) {
 			var wg sync.WaitGroup
 			var sent atomic.Int64
@@ -421,7 +376,7 @@ func BenchmarkFsyncSharing(b *testing.B) {
 					round := strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.Itoa(c)
 					for sent.Add(int64(size)) <= int64(b.N) {
 						subject := func(i int) string { return fmt.Sprintf("fs0.%s.%d", round, i) }
-						if err := appendBatch(env.NC, subject, event, last); err != nil {
+						if err := appendBatch(env.NC, subject, smallEvent, last); err != nil {
 							b.Error(err)
 							return
 						}
@@ -433,5 +388,61 @@ func BenchmarkFsyncSharing(b *testing.B) {
 			b.ReportMetric(float64(b.N)/el.Seconds(), "writes/s")
 			b.ReportMetric(el.Seconds()*1000/(float64(b.N)/float64(size*inflight)), "ms/batch")
 		})
+	}
+}
+
+// smallEvent is what raw writers publish: about the size of row 1's events.
+var smallEvent = []byte("a small event of about a hundred and sixty bytes, as row 1 of strand bench writes: package main, func main")
+
+// writeAll runs writers goroutines, writer w calling write(w, i) for its
+// i-th write, each as soon as the last is answered, until b.N writes are
+// done in all, and reports writes/s.
+func writeAll(b *testing.B, writers int, write func(w, i int) error) {
+	var next atomic.Int64
+	total := int64(b.N)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; next.Add(1) <= total; i++ {
+				if err := write(w, i); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
+}
+
+// rawWrites is writeAll's write for raw JetStream: writer w publishes
+// smallEvent to subject(w), expecting its own last sequence there, as
+// Strand's appends expect the session's.
+func rawWrites(ctx context.Context, js jetstream.JetStream, writers int, subject func(w int) string) func(w, i int) error {
+	last := make([]uint64, writers)
+	return func(w, _ int) error {
+		m := nats.NewMsg(subject(w))
+		m.Data = smallEvent
+		ack, err := js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last[w]))
+		if err != nil {
+			return err
+		}
+		last[w] = ack.Sequence
+		return nil
+	}
+}
+
+// changeWrites is writeAll's write for Store.Change: writer w writes one
+// small file (one of 64 paths) to sessions[w] through store(w).
+func changeWrites(ctx context.Context, g *ids, store func(w int) *streams.Store, sessions []*domain.Session) func(w, i int) error {
+	content := domain.Sum([]byte("package main\n"))
+	return func(w, i int) error {
+		_, err := store(w).Change(ctx, "bench", sessions[w].ID, meta(g, "bench"), func(*domain.Session) (domain.Command, error) {
+			return domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpWrite, Path: fmt.Sprintf("f%d", i%64), Content: content, Size: 13}}}, nil
+		})
+		return err
 	}
 }

@@ -1,14 +1,5 @@
 package streams_test
 
-// BenchmarkShardedStreams measures what design record 0019 (sharded event
-// streams, proposed) would gain, without a sharded store: one embedded
-// server fsyncing every write, with maxShards accounts, each with
-// JetStream and a Store of its own (so a STRAND_EVENTS of its own, all on
-// one disk). Writer w appends to a session of store w mod shards, each as
-// fast as it is answered; raw one-publish-per-write on one stream runs in
-// the same benchmark as the baseline. writes/s is the figure: compare
-// within a run. docs/design/0019 quotes it.
-
 import (
 	"context"
 	"fmt"
@@ -16,8 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +17,14 @@ import (
 	"github.com/strand-dev/strand/streams"
 )
 
+// BenchmarkShardedStreams measures what design record 0019 (sharded event
+// streams, proposed) would gain, without a sharded store: one embedded
+// server fsyncing every write, with maxShards accounts, each with
+// JetStream and a Store of its own (so a STRAND_EVENTS of its own, all on
+// one disk). Writer w appends to a session of store w mod shards, each as
+// fast as it is answered; raw one-publish-per-write on one stream runs in
+// the same benchmark as the baseline. writes/s is the figure: compare
+// within a run. docs/design/0019 quotes it.
 func BenchmarkShardedStreams(b *testing.B) {
 	const maxShards = 8
 	dir := b.TempDir()
@@ -61,31 +58,8 @@ func BenchmarkShardedStreams(b *testing.B) {
 		b.Fatal(err)
 	}
 	raw := func(b *testing.B, writers int) {
-		last := make([]uint64, writers)
 		round := strconv.FormatInt(time.Now().UnixNano(), 36)
-		var next atomic.Int64
-		total := int64(b.N)
-		var wg sync.WaitGroup
-		start := time.Now()
-		for w := range writers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				subj := fmt.Sprintf("raw.%s.%d", round, w)
-				for next.Add(1) <= total {
-					m := nats.NewMsg(subj)
-					m.Data = []byte("a small event of about a hundred and sixty bytes, as row 1 of strand bench writes: package main, func main")
-					ack, err := js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last[w]))
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					last[w] = ack.Sequence
-				}
-			}()
-		}
-		wg.Wait()
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
+		writeAll(b, writers, rawWrites(ctx, js, writers, func(w int) string { return fmt.Sprintf("raw.%s.%d", round, w) }))
 	}
 	g := &ids{}
 	for _, mode := range []struct {
@@ -109,29 +83,7 @@ func BenchmarkShardedStreams(b *testing.B) {
 					for w := range sessions {
 						sessions[w] = create(b, stores[w%shards], g, "bench")
 					}
-					content := domain.Sum([]byte("package main\n"))
-					var next atomic.Int64
-					total := int64(b.N)
-					var wg sync.WaitGroup
-					start := time.Now()
-					for w := range writers {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							st := stores[w%shards]
-							for i := 0; next.Add(1) <= total; i++ {
-								_, err := st.Change(ctx, "bench", sessions[w].ID, meta(g, "bench"), func(*domain.Session) (domain.Command, error) {
-									return domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpWrite, Path: fmt.Sprintf("f%d", i%64), Content: content, Size: 13}}}, nil
-								})
-								if err != nil {
-									b.Error(err)
-									return
-								}
-							}
-						}()
-					}
-					wg.Wait()
-					b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
+					writeAll(b, writers, changeWrites(ctx, g, func(w int) *streams.Store { return stores[w%shards] }, sessions))
 				})
 			}
 		}
