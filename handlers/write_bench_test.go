@@ -145,33 +145,8 @@ func BenchmarkWrite_Concurrent(b *testing.B) {
 		sessions[i] = s.Session.ID
 	}
 	content := bytes.Repeat([]byte("package main // x\n"), 9)[:160]
-	run := func(b *testing.B, op func(w, i int) error) {
-		var wg sync.WaitGroup
-		var failed atomic.Value
-		per := b.N/clients + 1
-		b.ResetTimer()
-		start, cpu0 := time.Now(), cpuTime()
-		for w := range clients {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range per {
-					if err := op(w, i); err != nil {
-						failed.Store(err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		if err, ok := failed.Load().(error); ok {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(per*clients)/time.Since(start).Seconds(), "ops/s")
-		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(per*clients), "cpu-µs/op")
-	}
 	b.Run("strand", func(b *testing.B) {
-		run(b, func(w, i int) error {
+		concurrent(b, clients, func(w, i int) error {
 			_, err := cl.Write(ctx, client.WriteRequest{Session: sessions[w], Path: fmt.Sprintf("src/file%02d.go", i%50), Content: content})
 			return err
 		})
@@ -181,7 +156,7 @@ func BenchmarkWrite_Concurrent(b *testing.B) {
 	// request index before deciding, and the index records.
 	b.Run("strand-request-id", func(b *testing.B) {
 		prefix := strconv.FormatInt(time.Now().UnixNano(), 36)
-		run(b, func(w, i int) error {
+		concurrent(b, clients, func(w, i int) error {
 			_, err := cl.Write(ctx, client.WriteRequest{Mutation: client.Mutation{RequestID: fmt.Sprintf("%s-%d-%d", prefix, w, i)},
 				Session: sessions[w], Path: fmt.Sprintf("src/file%02d.go", i%50), Content: content})
 			return err
@@ -190,7 +165,7 @@ func BenchmarkWrite_Concurrent(b *testing.B) {
 	b.Run("raw", func(b *testing.B) {
 		last := make([]uint64, clients)
 		prefix := fmt.Sprintf("raw.%d.", time.Now().UnixNano())
-		run(b, func(w, i int) error {
+		concurrent(b, clients, func(w, i int) error {
 			m := nats.NewMsg(prefix + strconv.Itoa(w))
 			m.Data = content
 			ack, err := js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last[w]))
@@ -201,6 +176,36 @@ func BenchmarkWrite_Concurrent(b *testing.B) {
 			return nil
 		})
 	})
+}
+
+// concurrent runs op from n goroutines, b.N calls in all (rounded up to a
+// multiple of n), worker w's i-th call as op(w, i), and reports the calls a
+// second and the process's CPU time per call.
+func concurrent(b *testing.B, n int, op func(w, i int) error) {
+	b.Helper()
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	per := b.N/n + 1
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuTime()
+	for w := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				if err := op(w, i); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, ok := failed.Load().(error); ok {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(per*n)/time.Since(start).Seconds(), "ops/s")
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(per*n), "cpu-µs/op")
 }
 
 // cpuTime is the CPU time (user and system) the process has used: the
