@@ -41,3 +41,22 @@ func (m *Mount) WaitSpares(d time.Duration) bool {
 	}
 	return false
 }
+
+// Staged counts the files whose staging copy the mount holds (written
+// here and not yet moved into the cache).
+func (m *Mount) Staged() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	var walk func(e *entry)
+	walk = func(e *entry) {
+		if e.staged != nil {
+			n++
+		}
+		for _, c := range e.children {
+			walk(c)
+		}
+	}
+	walk(m.root)
+	return n
+}

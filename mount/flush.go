@@ -160,6 +160,14 @@ func (m *Mount) send(ctx context.Context, ops []*jop, retryID string, retryCount
 		ops = ops[done:]
 		m.mu.Lock()
 		m.inflight = ops
+		// Now that no op in flight names them, the staging files the
+		// group stored can go to the cache (those closed already: a
+		// later close retires the others).
+		for _, w := range g.w {
+			if w != nil && w.op.ent != nil {
+				m.retire(w.op.ent)
+			}
+		}
 		m.mu.Unlock()
 		if err := m.rewriteJournal(); err != nil {
 			return ops, err
@@ -447,7 +455,6 @@ func (m *Mount) applied(g *group, reply client.ChangeReply) {
 		if p, ok := finalPath(w.op.Path, g.ops[i+1:]); ok {
 			e.src = source{path: p, position: reply.Position}
 		}
-		m.retire(e)
 	}
 }
 
@@ -469,12 +476,18 @@ func finalPath(p string, later []client.BatchOp) (string, bool) {
 // holds it: no open handle, no change since the service stored it, no op
 // naming it. Guarded by mu.
 func (m *Mount) retire(e *entry) {
+	if st := e.staged; st != nil && st.loose && e.size > chunkSize {
+		return // copied again at the next write: kept until the inode is forgotten
+	}
+	m.unstage(e)
+}
+
+// unstage moves the staging file of an entry into the cache if nothing
+// holds it, whatever its size. Guarded by mu.
+func (m *Mount) unstage(e *entry) {
 	st := e.staged
 	if st == nil || st.refs > 0 || st.dirty || st.flushedGen != st.gen.Load() || st.flushed != e.hash || m.referenced(st.id) {
 		return
-	}
-	if st.loose && e.size > chunkSize {
-		return // copied again at the next write: kept until the inode is forgotten
 	}
 	e.staged = nil
 	st.close()

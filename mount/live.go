@@ -193,6 +193,12 @@ func (m *Mount) applyRemote(v client.EntryView, pos uint64, now time.Time, notes
 	if !ok {
 		return notes
 	}
+	if cur != nil && cur.staged != nil && remoteDiffers(cur, k, v) {
+		// Written here and stored, but its staging file kept (a large
+		// file written without opens): the remote version replaces it,
+		// unless it is open or changed again here.
+		m.unstage(cur)
+	}
 	if cur != nil && cur.kind == k && cur.staged == nil {
 		changed := false
 		if k == kindFile {
@@ -253,6 +259,19 @@ func (m *Mount) removeGone(dir *entry, p string, remote map[string]bool, isTouch
 		}
 	}
 	return notes
+}
+
+// remoteDiffers reports whether the service's entry v (of kind k) differs
+// from the view's cur. Guarded by mu.
+func remoteDiffers(cur *entry, k kind, v client.EntryView) bool {
+	if cur.kind != k || cur.mode != v.Mode&0o7777 || cur.target != v.Target || !sameXattrs(cur.xattrs, v.Xattrs) {
+		return true
+	}
+	if k != kindFile {
+		return false
+	}
+	h, err := domain.ParseHash(v.Hash)
+	return err != nil || h != cur.hash
 }
 
 func sameXattrs(a, b map[string][]byte) bool {

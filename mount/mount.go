@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -83,6 +84,9 @@ type Mount struct {
 	id      string        // prefix of the request ids of this mount's flushes
 	uid     uint32
 	gid     uint32
+	// noOpen: the kernel sends no OPEN, and no RELEASE of any handle,
+	// since an open was answered ENOSYS (noopen.go).
+	noOpen atomic.Bool
 
 	server     *fuse.Server
 	serverDone chan struct{} // closed once the file system is unmounted

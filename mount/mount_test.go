@@ -1,6 +1,7 @@
 package mount_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -211,4 +212,47 @@ func TestMount_Live(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dir, "b"))
 		return errors.Is(err, os.ErrNotExist) && !listed(dir)["b"]
 	})
+}
+
+// TestMount_LiveAfterLocalWrite: a file this mount wrote, closed and
+// flushed goes to the cache and follows other writers like any other.
+// Three things had kept its staging copy, and with it the local version
+// over every later remote one: a flush let go of nothing (the ops it had
+// just stored still counted as in flight); a file created after the
+// kernel stopped sending opens held a handle the kernel never releases
+// (it sends no RELEASE in that mode either); a large file written without
+// opens is kept on purpose until the kernel forgets it.
+func TestMount_LiveAfterLocalWrite(t *testing.T) {
+	h := start(t)
+	h.write("seen.txt", "seen\n")
+	h.write("big.bin", "small for now\n")
+	m, dir := h.mount("")
+	// A read-only open first: the kernel stops sending opens (noopen.go).
+	mustRead(t, filepath.Join(dir, "seen.txt"))
+	mustWrite(t, filepath.Join(dir, "small.txt"), "local\n")
+	big := bytes.Repeat([]byte("local big file\n"), 40_000) // 600 KB, over one chunk
+	if err := os.WriteFile(filepath.Join(dir, "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.read("big.bin"); got != string(big) {
+		t.Fatalf("big.bin on the service: %d bytes, want the %d written", len(got), len(big))
+	}
+	// Stored, so small.txt's copy is in the cache now; big.bin's stays.
+	if n := m.Staged(); n != 1 {
+		t.Errorf("after the flush the mount holds %d staging files, want 1 (big.bin)", n)
+	}
+	h.write("small.txt", "remote\n")
+	h.write("big.bin", "remote big\n")
+	took := eventually(t, 15*time.Second, "the remote versions show", func() bool {
+		s, err := os.ReadFile(filepath.Join(dir, "small.txt"))
+		b, err2 := os.ReadFile(filepath.Join(dir, "big.bin"))
+		return err == nil && err2 == nil && string(s) == "remote\n" && string(b) == "remote big\n"
+	})
+	t.Logf("another writer's change to files written here showed after %s", took)
+	if n := m.Staged(); n != 0 {
+		t.Errorf("after the remote changes the mount holds %d staging files, want 0", n)
+	}
 }

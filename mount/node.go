@@ -267,6 +267,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	}
 	if !write && e.staged == nil && !m.opts.KeepOpens {
 		// From here on the kernel opens files without asking (noopen.go).
+		m.noOpen.Store(true)
 		m.mu.Unlock()
 		return nil, 0, syscall.ENOSYS
 	}
@@ -317,6 +318,12 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	m.fillAttr(e, &out.Attr)
 	m.mu.Unlock()
 	in := n.inode(ctx, e)
+	if m.noOpen.Load() {
+		// The kernel would never release a handle (it sends no RELEASE
+		// in no-open mode), and the staging file would be held for good:
+		// the file is written without one, as any other (noopen.go).
+		return in, nil, fuse.FOPEN_NOFLUSH, 0
+	}
 	return in, m.openStaged(e, st, true), fuse.FOPEN_NOFLUSH, 0
 }
 

@@ -172,6 +172,11 @@ func (n *node) OnForget() {
 	defer m.mu.Unlock()
 	e := n.e
 	st := e.staged
+	if st != nil && st.refs > 0 && m.noOpen.Load() {
+		// Handles open when the kernel stopped sending opens: their
+		// RELEASE never came, and no file is open on a forgotten inode.
+		st.refs = 0
+	}
 	if st == nil || st.refs > 0 {
 		return
 	}
