@@ -222,6 +222,9 @@ func (m *Mount) fuseMount() error {
 		FsName: "strand:" + m.session, Name: "strand", DirectMount: os.Geteuid() == 0,
 		AllowOther: m.opts.AllowOther, Debug: m.opts.Debug, MaxWrite: 1 << 20,
 		DisableXAttrs: false, ExplicitDataCacheControl: true,
+		// The mount clears set-ID bits and capabilities itself
+		// (killpriv.go), which spares a round trip on every write.
+		ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV_V2,
 	}
 	if m.ro {
 		mo.Options = append(mo.Options, "ro")
@@ -232,7 +235,7 @@ func (m *Mount) fuseMount() error {
 	}
 	// Directories are listed without OPENDIR (dirs.go), as files are
 	// read without OPEN (noopen.go), unless KeepOpens.
-	raw := newDirsFS(fs.NewNodeFS(root, fopts), !m.opts.KeepOpens)
+	raw := &privFS{newDirsFS(fs.NewNodeFS(root, fopts), !m.opts.KeepOpens)}
 	srv, err := fuse.NewServer(raw, m.opts.Dir, &fopts.MountOptions)
 	if err != nil {
 		return fmt.Errorf("mount %s on %s: %w", m.session, m.opts.Dir, err)
