@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,4 +140,48 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatalf("read %s: %v", path, err)
 	}
 	return string(b)
+}
+
+// otherUser is an ordinary user (nonRootUser) for tests that need a
+// second, unprivileged caller, and a folder it can reach. It needs root.
+type otherUser struct {
+	t        *testing.T
+	uid, gid int
+	base     string
+}
+
+func newOtherUser(t *testing.T) *otherUser {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skipf("not root (uid %d): a second, unprivileged user needs root to start its processes", os.Geteuid())
+	}
+	uid, gid := ordinaryUser(t)
+	// t.TempDir's parents are root's, 0700: the user could not reach it.
+	base, err := os.MkdirTemp("", "strand-otheruser-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &otherUser{t: t, uid: uid, gid: gid, base: base}
+}
+
+// dir makes a folder of the base the user can enter.
+func (u *otherUser) dir(name string) string {
+	u.t.Helper()
+	d := filepath.Join(u.base, name)
+	if err := os.Mkdir(d, 0o755); err != nil {
+		u.t.Fatal(err)
+	}
+	return d
+}
+
+// run runs a shell script as the user, with path as $1.
+func (u *otherUser) run(script, path string) ([]byte, error) {
+	cmd := exec.Command("/bin/sh", "-c", script, "sh", path)
+	cmd.Dir = u.base
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.uid), Gid: uint32(u.gid)}}
+	return cmd.CombinedOutput()
 }

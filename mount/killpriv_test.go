@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -26,34 +25,13 @@ import (
 // user, so the test needs root.
 func TestMount_KillPriv(t *testing.T) {
 	needFuse(t)
-	if os.Geteuid() != 0 {
-		t.Skipf("not root (uid %d): writes by a second, unprivileged user need root to start them", os.Geteuid())
-	}
-	uid, gid := ordinaryUser(t)
 	h := start(t)
-	// Folders the user can reach (t.TempDir's parents are root's, 0700).
-	base, err := os.MkdirTemp("", "strand-killpriv-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	native, mnt := filepath.Join(base, "native"), filepath.Join(base, "mnt")
-	for _, d := range []string{base, native, mnt} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	u := newOtherUser(t)
+	native, mnt := u.dir("native"), u.dir("mnt")
 	m, _ := h.mount("", func(o *mount.Options) { o.Dir = mnt; o.AllowOther = true })
-
 	asUser := func(script, path string) {
 		t.Helper()
-		cmd := exec.Command("/bin/sh", "-c", script, "sh", path)
-		cmd.Dir = base
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-		if out, err := cmd.CombinedOutput(); err != nil {
+		if out, err := u.run(script, path); err != nil {
 			t.Fatalf("as %s: %s %s: %v: %s", nonRootUser, script, path, err, out)
 		}
 	}
@@ -219,5 +197,51 @@ func TestMount_KillPriv(t *testing.T) {
 	}
 	if seen != len(steps) {
 		t.Errorf("the service holds %d of the %d files", seen, len(steps))
+	}
+}
+
+// TestMount_AllowOtherPermissions: with --allow-other, other users meet
+// the same permission checks in the mount as on the local disk (the mount
+// asks the kernel for default_permissions); files show as the mounting
+// user's.
+func TestMount_AllowOtherPermissions(t *testing.T) {
+	h := start(t)
+	u := newOtherUser(t)
+	native, mnt := u.dir("native"), u.dir("mnt")
+	h.mount("", func(o *mount.Options) { o.Dir = mnt; o.AllowOther = true })
+	files := []struct {
+		name string
+		mode uint32
+	}{{"private", 0o600}, {"readable", 0o644}, {"shared", 0o666}}
+	try := func(root string) map[string]string {
+		got := map[string]string{}
+		for _, f := range files {
+			p := filepath.Join(root, f.name)
+			if err := os.WriteFile(p, []byte("content\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, os.FileMode(f.mode)); err != nil {
+				t.Fatal(err)
+			}
+			_, rerr := u.run(`cat "$1" > /dev/null`, p)
+			_, werr := u.run(`printf more >> "$1"`, p)
+			got[f.name] = fmt.Sprintf("read %v, write %v", rerr == nil, werr == nil)
+		}
+		d := filepath.Join(root, "dir")
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		_, cerr := u.run(`printf x > "$1"/new`, d)
+		got["create in a 0755 folder of root's"] = fmt.Sprintf("%v", cerr == nil)
+		return got
+	}
+	want, got := try(native), try(mnt)
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s, as %s: mount %q, local disk %q", k, nonRootUser, got[k], w)
+		}
+	}
+	if want["private"] != "read false, write false" || want["shared"] != "read true, write true" {
+		t.Fatalf("the local disk did not check permissions as expected: %v", want)
 	}
 }

@@ -58,7 +58,9 @@ type Options struct {
 	// ImmutableTTL for a read-only mount).
 	TTL time.Duration
 	// AllowOther lets other users see the mount (needs user_allow_other in
-	// /etc/fuse.conf when not root).
+	// /etc/fuse.conf when not root), with the kernel checking their
+	// permissions (default_permissions) against the files' modes; every
+	// file shows as the mounting user's.
 	AllowOther bool
 	// Logger receives conflicts, flush failures and other events.
 	Logger *slog.Logger
@@ -228,6 +230,12 @@ func (m *Mount) fuseMount() error {
 	}
 	if m.ro {
 		mo.Options = append(mo.Options, "ro")
+	}
+	if m.opts.AllowOther {
+		// Other users meet the modes as on a local disk: the kernel checks
+		// them (the mount itself checks none). Without --allow-other only
+		// the mounting user gets in, and owns every file.
+		mo.Options = append(mo.Options, "default_permissions")
 	}
 	fopts := &fs.Options{
 		MountOptions: mo, EntryTimeout: &ttl, AttrTimeout: &ttl, NegativeTimeout: &ttl,

@@ -61,7 +61,7 @@ func (m *Main) cmdMount(ctx context.Context, args []string) error {
 		fs.StringVar(&cacheSize, "cache-size", "2G", "bound of the content cache (bytes, or with K, M, G)")
 		fs.DurationVar(&interval, "flush-interval", mount.DefaultFlushInterval, "longest time a change waits before it is flushed")
 		fs.DurationVar(&ttl, "ttl", mount.DefaultTTL, "how long the kernel caches attributes and names")
-		fs.BoolVar(&allowOther, "allow-other", false, "let other users see the mount (user_allow_other in /etc/fuse.conf when not root)")
+		fs.BoolVar(&allowOther, "allow-other", false, "let other users see the mount, their access checked against the files' modes (user_allow_other in /etc/fuse.conf when not root)")
 		fs.BoolVar(&debug, "debug", false, "log every FUSE request")
 		fs.StringVar(&metricsAddr, "metrics", "", "serve the mount's Prometheus metrics on this address (a bare port listens on 127.0.0.1)")
 	})
