@@ -157,7 +157,7 @@ func newOtherUser(t *testing.T) *otherUser {
 	}
 	uid, gid := ordinaryUser(t)
 	// t.TempDir's parents are root's, 0700: the user could not reach it.
-	base, err := os.MkdirTemp("", "strand-otheruser-")
+	base, err := os.MkdirTemp("", "strand-"+nonRootUser+"-")
 	if err != nil {
 		t.Fatal(err)
 	}

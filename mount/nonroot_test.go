@@ -62,25 +62,12 @@ func TestMount_NonRoot(t *testing.T) {
 	if _, err := exec.LookPath("fusermount3"); err != nil {
 		t.Fatalf("an ordinary user mounts through fusermount3 (package fuse3): %v", err)
 	}
-	uid, gid := ordinaryUser(t)
 	h := start(t)
 	h.write("hello.txt", "hello from the service\n")
-
-	// A folder the user can reach (t.TempDir's parents are root's, 0700).
-	base, err := os.MkdirTemp("", "strand-nonroot-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	u := newOtherUser(t)
+	uid, gid, base := u.uid, u.gid, u.base
 	for _, d := range []string{"mnt", "state", "cache", "home"} {
-		p := filepath.Join(base, d)
-		if err := os.Mkdir(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(p, uid, gid); err != nil {
+		if err := os.Chown(u.dir(d), uid, gid); err != nil {
 			t.Fatal(err)
 		}
 	}
