@@ -316,8 +316,11 @@ func (m *Mount) writeOp(ctx context.Context, op *jop, expect map[string]string) 
 	m.mu.Lock()
 	if op.ent != nil && op.ent.staged == st {
 		// A later write queues a new op; one that came after the snapshot
-		// but before this point would not, so queue it now.
+		// but before this point would not, so queue it now. A chmod
+		// until this point left the mode to this op (the file was
+		// dirty), so the mode is read here; a later one records its own.
 		st.dirty = false
+		mode = op.ent.mode
 		if st.gen.Load() != snap.gen {
 			m.dirtied(op.ent, st)
 		}

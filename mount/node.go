@@ -185,7 +185,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 		if mode&0o7777 != n.e.mode {
 			n.e.mode = mode & 0o7777
 			if n.e.kind == kindFile && (n.e.staged == nil || !n.e.staged.dirty) {
-				m.record(&jop{Op: "chmod", Path: n.e.path(), ent: n.e})
+				m.record(&jop{Op: "chmod", Path: n.e.path(), Mode: n.e.mode, ent: n.e})
 			}
 			// A directory's mode is kept locally only: the service records
 			// it when the directory is made.
