@@ -3,19 +3,15 @@ package handlers_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/streams/streamstest"
 )
 
 // BenchmarkWrite_Sharded is BenchmarkShardedStreams (package streams)
@@ -30,38 +26,15 @@ import (
 // the figure: compare within a run.
 func BenchmarkWrite_Sharded(b *testing.B) {
 	const maxShards = 4
-	dir := b.TempDir()
-	var conf strings.Builder
-	fmt.Fprintf(&conf, "jetstream { store_dir: %q }\naccounts {\n", filepath.Join(dir, "js"))
-	for k := range maxShards {
-		fmt.Fprintf(&conf, "  A%d { jetstream: enabled, users: [{user: u%d, password: p}] }\n", k, k)
-	}
-	conf.WriteString("}\n")
-	cf := filepath.Join(dir, "s.conf")
-	if err := os.WriteFile(cf, []byte(conf.String()), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	srv, err := streams.StartEmbedded(streams.EmbeddedOptions{DataDir: dir, Listen: "127.0.0.1:-1", SyncAlways: true, ConfigFile: cf, ServiceAccount: "A0"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Shutdown()
+	accts := streamstest.StartAccounts(b, maxShards, streamstest.Options{SyncAlways: true})
 	ctx := context.Background()
-	connect := func(k int) *nats.Conn {
-		nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("u"+strconv.Itoa(k), "p"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(nc.Close)
-		return nc
-	}
 	// Each account: the service on a connection of its own, as strand
 	// serve runs it, and one for its clients.
 	clients := make([]*client.Client, maxShards)
 	stores := make([]*streams.Store, maxShards)
 	var js jetstream.JetStream
 	for k := range maxShards {
-		nc := connect(k)
+		nc := accts.Connect(b, k)
 		st, err := streams.Open(ctx, nc, streams.Config{GroupCommitMin: streams.DefaultGroupCommitMin}, nil)
 		if err != nil {
 			b.Fatal(err)
@@ -73,7 +46,7 @@ func BenchmarkWrite_Sharded(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer svc.Stop()
-		cnc := connect(k)
+		cnc := accts.Connect(b, k)
 		clients[k] = client.NewClient(cnc, "bench")
 		if k == 0 {
 			js, _ = jetstream.New(cnc)
@@ -85,18 +58,7 @@ func BenchmarkWrite_Sharded(b *testing.B) {
 	content := []byte(strings.Repeat("package main // x\n", 9)[:160])
 	for _, writers := range []int{16, 64} {
 		b.Run(fmt.Sprintf("writers=%d/raw-one-stream", writers), func(b *testing.B) {
-			last := make([]uint64, writers)
-			prefix := fmt.Sprintf("raw.%d.", time.Now().UnixNano())
-			concurrent(b, writers, func(w, i int) error {
-				m := nats.NewMsg(prefix + strconv.Itoa(w))
-				m.Data = content
-				ack, err := js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last[w]))
-				if err != nil {
-					return err
-				}
-				last[w] = ack.Sequence
-				return nil
-			})
+			concurrent(b, writers, rawPublish(ctx, js, writers, content))
 		})
 		for _, shards := range []int{1, 2, 4} {
 			b.Run(fmt.Sprintf("writers=%d/shards=%d", writers, shards), func(b *testing.B) {

@@ -163,19 +163,26 @@ func BenchmarkWrite_Concurrent(b *testing.B) {
 		})
 	})
 	b.Run("raw", func(b *testing.B) {
-		last := make([]uint64, clients)
-		prefix := fmt.Sprintf("raw.%d.", time.Now().UnixNano())
-		concurrent(b, clients, func(w, i int) error {
-			m := nats.NewMsg(prefix + strconv.Itoa(w))
-			m.Data = content
-			ack, err := js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last[w]))
-			if err != nil {
-				return err
-			}
-			last[w] = ack.Sequence
-			return nil
-		})
+		concurrent(b, clients, rawPublish(ctx, js, clients, content))
 	})
+}
+
+// rawPublish is the raw side of the concurrent write benchmarks: worker w
+// publishes content to a subject of its own, expecting its last sequence
+// there, as a Strand write expects its session's head.
+func rawPublish(ctx context.Context, js jetstream.JetStream, workers int, content []byte) func(w, i int) error {
+	last := make([]uint64, workers)
+	prefix := fmt.Sprintf("raw.%d.", time.Now().UnixNano())
+	return func(w, i int) error {
+		m := nats.NewMsg(prefix + strconv.Itoa(w))
+		m.Data = content
+		ack, err := js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last[w]))
+		if err != nil {
+			return err
+		}
+		last[w] = ack.Sequence
+		return nil
+	}
 }
 
 // concurrent runs op from n goroutines, b.N calls in all (rounded up to a

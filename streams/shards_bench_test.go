@@ -3,10 +3,7 @@ package streams_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +12,7 @@ import (
 
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/streams"
+	"github.com/strand-dev/strand/streams/streamstest"
 )
 
 // BenchmarkShardedStreams measures what design record 0019 (sharded event
@@ -27,31 +25,11 @@ import (
 // within a run. docs/design/0019 quotes it.
 func BenchmarkShardedStreams(b *testing.B) {
 	const maxShards = 8
-	dir := b.TempDir()
-	var conf strings.Builder
-	fmt.Fprintf(&conf, "jetstream { store_dir: %q }\naccounts {\n", filepath.Join(dir, "js"))
-	for k := range maxShards {
-		fmt.Fprintf(&conf, "  A%d { jetstream: enabled, users: [{user: u%d, password: p}] }\n", k, k)
-	}
-	conf.WriteString("}\n")
-	cf := filepath.Join(dir, "s.conf")
-	if err := os.WriteFile(cf, []byte(conf.String()), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	srv, err := streams.StartEmbedded(streams.EmbeddedOptions{DataDir: dir, Listen: "127.0.0.1:-1", SyncAlways: true, ConfigFile: cf, ServiceAccount: "A0"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Shutdown()
+	accts := streamstest.StartAccounts(b, maxShards, streamstest.Options{SyncAlways: true})
 	ctx := context.Background()
 	conns := make([]*nats.Conn, maxShards)
 	for k := range conns {
-		nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("u"+strconv.Itoa(k), "p"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer nc.Close()
-		conns[k] = nc
+		conns[k] = accts.Connect(b, k)
 	}
 	js, _ := jetstream.New(conns[0])
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}, Storage: jetstream.FileStorage}); err != nil {
