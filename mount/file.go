@@ -95,9 +95,21 @@ func (m *Mount) stage(e *entry, trunc bool) (*staged, syscall.Errno) {
 	return st, 0
 }
 
+// openStaged returns a handle on e's staging file st, or nil if a flush
+// retired st since the caller staged it (the caller stages e again).
 func (m *Mount) openStaged(e *entry, st *staged, write bool) *handle {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if e.staged != st {
+		return nil
+	}
+	return m.hold(e, st, write)
+}
+
+// hold returns a handle on e's staging file st, counted in st.refs: no
+// flush retires a staging file while a handle is open on it. Guarded by
+// mu.
+func (m *Mount) hold(e *entry, st *staged, write bool) *handle {
 	st.refs++
 	return &handle{m: m, e: e, f: st.f, st: st, write: write}
 }

@@ -492,8 +492,10 @@ func (m *Mount) unstage(e *entry) {
 	if st == nil || st.refs > 0 || st.dirty || st.flushedGen != st.gen.Load() || st.flushed != e.hash || m.referenced(st.id) {
 		return
 	}
+	if !st.closeAt(st.flushedGen) {
+		return // written meanwhile: the write queues its op
+	}
 	e.staged = nil
-	st.close()
 	if err := m.cache.adopt(m.journal.filePath(st.id), e.hash); err != nil {
 		m.journal.removeFile(st.id)
 	}

@@ -286,12 +286,16 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		return h, fl, 0
 	}
 	m.mu.Unlock()
-	st, errno := m.stage(e, flags&syscall.O_TRUNC != 0)
-	if errno != 0 {
-		return nil, 0, errno
+	for {
+		st, errno := m.stage(e, flags&syscall.O_TRUNC != 0)
+		if errno != 0 {
+			return nil, 0, errno
+		}
+		// No FLUSH at close: a pause in writes kicks the flush (noopen.go).
+		if h := m.openStaged(e, st, write); h != nil {
+			return h, fuse.FOPEN_NOFLUSH, 0
+		}
 	}
-	// No FLUSH at close: a pause in writes kicks the flush (noopen.go).
-	return m.openStaged(e, st, write), fuse.FOPEN_NOFLUSH, 0
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
@@ -316,15 +320,21 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	attach(n.e, name, e)
 	m.dirtied(e, st)
 	m.fillAttr(e, &out.Attr)
+	// The handle is held before mu is released: a flush may take the new
+	// file's write at once, and must not retire its staging file from
+	// under the handle. In no-open mode there is no handle: the kernel
+	// would never release it (it sends no RELEASE in that mode), so the
+	// file is written without one, as any other (noopen.go).
+	var h *handle
+	if !m.noOpen.Load() {
+		h = m.hold(e, st, true)
+	}
 	m.mu.Unlock()
 	in := n.inode(ctx, e)
-	if m.noOpen.Load() {
-		// The kernel would never release a handle (it sends no RELEASE
-		// in no-open mode), and the staging file would be held for good:
-		// the file is written without one, as any other (noopen.go).
+	if h == nil {
 		return in, nil, fuse.FOPEN_NOFLUSH, 0
 	}
-	return in, m.openStaged(e, st, true), fuse.FOPEN_NOFLUSH, 0
+	return in, h, fuse.FOPEN_NOFLUSH, 0
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {

@@ -79,6 +79,23 @@ func (s *staged) close() {
 	}
 }
 
+// closeAt closes the staging file if nothing changed it since generation
+// gen, waiting for a write under way; it reports whether it closed it. A
+// staging file retired into the cache under the hash of generation gen
+// must hold exactly that content: a write that slipped in between the
+// check and the close would be lost, and the cache would hold the wrong
+// bytes under that hash.
+func (s *staged) closeAt(gen uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.gen.Load() != gen {
+		return false
+	}
+	s.closed = true
+	s.f.Close() //nolint:errcheck // read-only from here on
+	return true
+}
+
 // readAt reads the staging file.
 func (s *staged) readAt(p []byte, off int64) (int, error) {
 	s.mu.RLock()
