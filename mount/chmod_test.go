@@ -13,9 +13,10 @@ import (
 	"github.com/strand-dev/strand/mount"
 )
 
-// TestMount_Chmod: a chmod in the mount of a file it has not written
-// reaches the service. Its journal op carried no mode, and the service,
-// given none, kept the old one: every such chmod was lost.
+// TestMount_Chmod: a chmod in the mount reaches the service: of a file it
+// has not written (its journal op carried no mode, and the service, given
+// none, kept the old one), and of a file written again with the same
+// content meanwhile.
 func TestMount_Chmod(t *testing.T) {
 	h := start(t)
 	h.write("tool.sh", "echo hi\n")
@@ -35,6 +36,28 @@ func TestMount_Chmod(t *testing.T) {
 	}
 	if got := h.read("tool.sh"); got != "echo hi\n" {
 		t.Errorf("tool.sh on the service: %q, want its content unchanged", got)
+	}
+
+	// A chmod while the file is written again with the content the
+	// service holds: the write carries the mode, and must be sent though
+	// its content did not change (it was skipped as a no-op, mode and
+	// all).
+	p := filepath.Join(dir, "tool.sh")
+	if err := os.WriteFile(p, []byte("echo hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	man, err = h.c.Manifest(context.Background(), client.ManifestRequest{Session: h.session})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(man.Entries) != 1 || man.Entries[0].Mode != 0o700 {
+		t.Errorf("after a rewrite and a chmod the service holds %+v, want tool.sh with mode 700", man.Entries)
 	}
 }
 

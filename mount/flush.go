@@ -313,6 +313,7 @@ func (m *Mount) writeOp(ctx context.Context, op *jop, expect map[string]string) 
 	if err != nil {
 		return client.BatchOp{}, nil, false, err
 	}
+	stored := uint32(0)
 	m.mu.Lock()
 	if op.ent != nil && op.ent.staged == st {
 		// A later write queues a new op; one that came after the snapshot
@@ -320,7 +321,7 @@ func (m *Mount) writeOp(ctx context.Context, op *jop, expect map[string]string) 
 		// until this point left the mode to this op (the file was
 		// dirty), so the mode is read here; a later one records its own.
 		st.dirty = false
-		mode = op.ent.mode
+		mode, stored = op.ent.mode, op.ent.stored
 		if st.gen.Load() != snap.gen {
 			m.dirtied(op.ent, st)
 		}
@@ -330,7 +331,7 @@ func (m *Mount) writeOp(ctx context.Context, op *jop, expect map[string]string) 
 	if bo.ExpectedHash == "" && !op.Force {
 		bo.ExpectedHash = domain.ExpectAbsent
 	}
-	if bo.ExpectedHash == snap.hash.String() && op.ent != nil && mode == op.ent.mode {
+	if bo.ExpectedHash == snap.hash.String() && op.ent != nil && mode == stored {
 		return bo, &writeResult{op: op, st: st, snap: snap}, true, nil // nothing changed
 	}
 	if snap.inline != nil && len(snap.inline) <= inlineMax {
@@ -441,6 +442,11 @@ func (m *Mount) applied(g *group, reply client.ChangeReply) {
 	defer m.mu.Unlock()
 	if reply.Position > m.position {
 		m.position = reply.Position
+	}
+	for i, bo := range g.ops {
+		if e := g.src[i].ent; e != nil && bo.Op == "write" && bo.Mode != 0 {
+			e.stored = bo.Mode
+		}
 	}
 	for i, w := range g.w {
 		if w == nil {

@@ -210,6 +210,9 @@ func (m *Mount) applyRemote(v client.EntryView, pos uint64, now time.Time, notes
 		if cur.mode != v.Mode&0o7777 || cur.target != v.Target || !sameXattrs(cur.xattrs, v.Xattrs) {
 			cur.mode, cur.target, cur.xattrs, changed = v.Mode&0o7777, v.Target, v.Xattrs, true
 		}
+		if k == kindFile {
+			cur.stored = cur.mode
+		}
 		if changed {
 			cur.mtime = now
 			if cur.node != nil {

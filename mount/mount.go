@@ -332,7 +332,7 @@ func (m *Mount) entryOf(v client.EntryView, pos uint64, at time.Time) (*entry, e
 		if err != nil {
 			return nil, fmt.Errorf("manifest of %s: %q: %w", m.session, v.Path, err)
 		}
-		e.hash, e.size = h, v.Size
+		e.hash, e.size, e.stored = h, v.Size, e.mode
 	}
 	return e, nil
 }

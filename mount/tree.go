@@ -62,6 +62,7 @@ type entry struct {
 	mode     uint32 // permission bits
 	size     int64
 	hash     domain.Hash // file: the content the service holds (or will, once flushed)
+	stored   uint32      // file: the mode the service holds with hash (0: none yet)
 	target   string      // symlink
 	xattrs   map[string][]byte
 	mtime    time.Time
