@@ -253,5 +253,6 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 		return 0
 	}
 	m.retire(h.e)
+	m.resyncLater(h.e)
 	return 0
 }

@@ -222,7 +222,12 @@ func (m *Mount) applyRemote(v client.EntryView, pos uint64, now time.Time, notes
 		return notes
 	}
 	if cur != nil && cur.staged != nil {
-		return notes // open for writing here; the local version stands
+		// Open for writing here: the local version stands until the
+		// file is closed, and the head is read again then.
+		if remoteDiffers(cur, k, v) {
+			m.resync = true
+		}
+		return notes
 	}
 	e, err := m.entryOf(v, pos, now)
 	if err != nil {
@@ -237,6 +242,20 @@ func (m *Mount) applyRemote(v client.EntryView, pos uint64, now time.Time, notes
 		notes = append(notes, notice{dir: parent.node, name: name, content: parent.node})
 	}
 	return notes
+}
+
+// resyncLater asks for the head again if a remote change passed over e
+// while it was open here and e has let go of its staging file since.
+// Guarded by mu.
+func (m *Mount) resyncLater(e *entry) {
+	if !m.resync || e.staged != nil {
+		return
+	}
+	m.resync = false
+	select {
+	case m.refresh <- 0:
+	default: // a refresh is already queued
+	}
 }
 
 // removeGone removes from the view what the service no longer has.

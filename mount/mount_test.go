@@ -256,3 +256,36 @@ func TestMount_LiveAfterLocalWrite(t *testing.T) {
 		t.Errorf("after the remote changes the mount holds %d staging files, want 0", n)
 	}
 }
+
+// TestMount_LiveAfterClose: another writer's change to a file open for
+// writing here (its changes flushed) shows once the file is closed. The
+// mount had passed over it while the file was open, and never looked
+// again.
+func TestMount_LiveAfterClose(t *testing.T) {
+	h := start(t)
+	m, dir := h.mount("")
+	p := filepath.Join(dir, "open.txt")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("local\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	h.write("open.txt", "remote\n")
+	// Let the mount see the remote change while the file is open.
+	eventually(t, 15*time.Second, "the mount reads the new head", func() bool {
+		return m.Status().Position >= 3
+	})
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	took := eventually(t, 15*time.Second, "the remote version shows after the close", func() bool {
+		b, err := os.ReadFile(p)
+		return err == nil && string(b) == "remote\n"
+	})
+	t.Logf("showed %s after the close", took)
+}

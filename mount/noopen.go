@@ -188,4 +188,5 @@ func (n *node) OnForget() {
 	}
 	st.loose = false
 	m.retire(e)
+	m.resyncLater(e)
 }
