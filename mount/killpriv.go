@@ -1,6 +1,7 @@
 package mount
 
 import (
+	"bytes"
 	"os"
 	"strconv"
 	"strings"
@@ -48,12 +49,19 @@ func (p *privFS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (u
 	return p.RawFileSystem.Write(cancel, in, data)
 }
 
-// Writev is what go-fuse's server calls first for a WRITE.
+// Writev is what go-fuse's server calls first for a WRITE. A payload
+// split in several pieces the node bridge writes only through Write (it
+// answers ENOSYS); that fallback is made here, so that the checks above
+// run once.
 func (p *privFS) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]byte) (uint32, fuse.Status) {
 	if st := p.beforeWrite(cancel, in); !st.Ok() {
 		return 0, st
 	}
-	return p.RawFileSystem.Writev(cancel, in, data)
+	n, st := p.RawFileSystem.Writev(cancel, in, data)
+	if st != fuse.ENOSYS {
+		return n, st
+	}
+	return p.RawFileSystem.Write(cancel, in, bytes.Join(data, nil))
 }
 
 // beforeWrite clears what a write clears, before the data lands.

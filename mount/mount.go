@@ -126,9 +126,7 @@ type Mount struct {
 	flushMu  sync.Mutex
 	kick     chan struct{}
 	refresh  chan uint64
-	// resync: a remote change passed over a file open here (resync
-	// reads the head again once it is closed).
-	resync bool
+	resync   bool // a remote change passed over a file open here: read the head again once it is closed
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
