@@ -328,6 +328,12 @@ func (c *Client) Rename(ctx context.Context, req RenameRequest) (ChangeReply, er
 	return r, c.Call(ctx, FSRename, req, &r)
 }
 
+// Chmod sets the permission bits of a file or folder (a link's target).
+func (c *Client) Chmod(ctx context.Context, req ChmodRequest) (ChangeReply, error) {
+	var r ChangeReply
+	return r, c.Call(ctx, FSChmod, req, &r)
+}
+
 // Symlink creates a symbolic link.
 func (c *Client) Symlink(ctx context.Context, req SymlinkRequest) (ChangeReply, error) {
 	var r ChangeReply

@@ -106,6 +106,7 @@ var (
 	FSRemove      = row("fs", "remove", Mutates, RemoveRequest{}, ChangeReply{})
 	FSRename      = row("fs", "rename", Mutates, RenameRequest{}, ChangeReply{})
 	FSSymlink     = row("fs", "symlink", Mutates, SymlinkRequest{}, ChangeReply{})
+	FSChmod       = row("fs", "chmod", Mutates, ChmodRequest{}, ChangeReply{})
 	FSBatch       = row("fs", "batch", WritesContent, BatchRequest{}, ChangeReply{}).msgpackRequests()
 	FSSync        = row("fs", "sync", WritesContent, SyncRequest{}, SyncReply{})
 	FSXattrSet    = row("fs", "xattr.set", Mutates, XattrRequest{}, XattrReply{})

@@ -30,6 +30,7 @@ func TestNewEventView_EveryType(t *testing.T) {
 		domain.BatchApplied:      {domain.Event{Ops: ops}, hasOps},
 		domain.XattrSet:          {domain.Event{Ops: ops}, hasOps},
 		domain.XattrRemoved:      {domain.Event{Ops: ops}, hasOps},
+		domain.ModeChanged:       {domain.Event{Ops: ops}, hasOps},
 		domain.TagsSet:           {domain.Event{Tags: map[string]string{"k": "v"}}, func(v client.EventView) bool { return v.Tags["k"] == "v" }},
 		domain.SessionArchived:   {domain.Event{}, none},
 		domain.SessionDeleted:    {domain.Event{Uses: []string{"r1"}}, func(v client.EventView) bool { return len(v.Uses) == 1 }},

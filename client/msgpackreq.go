@@ -81,7 +81,7 @@ func (c *Client) callMsgpack(ctx context.Context, ep *Endpoint, req, reply any) 
 func (o *BatchOp) EncodeMsgpack(enc *msgpack.Encoder) error {
 	n := 2
 	for _, set := range []bool{o.To != "", o.Target != "", len(o.Content) > 0, len(o.Chunks) > 0, o.Hash != "",
-		o.Mode != 0, o.Recursive, o.ExpectedHash != "", o.Name != "", len(o.Value) > 0} {
+		o.Mode != 0 || o.Op == domain.OpChmod, o.Recursive, o.ExpectedHash != "", o.Name != "", len(o.Value) > 0} {
 		if set {
 			n++
 		}
@@ -105,8 +105,8 @@ func (o *BatchOp) EncodeMsgpack(enc *msgpack.Encoder) error {
 	if o.Hash != "" {
 		w.str("hash", o.Hash)
 	}
-	if o.Mode != 0 {
-		w.uint("mode", uint64(o.Mode))
+	if o.Mode != 0 || o.Op == domain.OpChmod {
+		w.uint("mode", uint64(o.Mode)) // a chmod's 0 is no permissions, not no mode
 	}
 	if o.Recursive {
 		w.bool("recursive", true)

@@ -278,6 +278,17 @@ type SymlinkRequest struct {
 	Target  string `json:"target"`
 }
 
+// ChmodRequest is the body of fs.chmod.
+type ChmodRequest struct {
+	Mutation
+	Session string `json:"session"`
+	Path    string `json:"path"`
+	// Mode is the new permission bits, 0 to 07777; required (a pointer so
+	// that 0, no permissions, is told apart from a mode left out).
+	Mode         *uint32 `json:"mode"`
+	ExpectedHash string  `json:"expected_hash,omitempty"`
+}
+
 // BatchOp is one operation of fs.batch.
 type BatchOp struct {
 	Op           string   `json:"op"`
@@ -293,6 +304,20 @@ type BatchOp struct {
 	// Name and Value: setxattr and rmxattr (no value).
 	Name  string `json:"name,omitempty"`
 	Value []byte `json:"value,omitempty"`
+}
+
+// MarshalJSON leaves out empty fields, as the tags say, but for a chmod's
+// mode: its 0 is no permissions, and the service refuses a chmod without
+// a mode.
+func (o BatchOp) MarshalJSON() ([]byte, error) {
+	type plain BatchOp
+	if o.Op != domain.OpChmod || o.Mode != 0 {
+		return json.Marshal(plain(o))
+	}
+	return json.Marshal(struct {
+		plain
+		Mode uint32 `json:"mode"`
+	}{plain: plain(o)})
 }
 
 // BatchRequest is the body of fs.batch: all operations or none.

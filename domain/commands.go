@@ -32,7 +32,7 @@ var commandTable = []commandRow{
 	starts(decideCreate, func(c CreateSession) *Session { return &Session{Tree: c.Base} }, SessionCreated),
 	starts(decideFork, func(c ForkSession) *Session { return c.Parent }, SessionForked),
 
-	changes(decideFiles, FileWritten, DirectoryMade, PathRemoved, PathRenamed, SymlinkCreated, BatchApplied, XattrSet, XattrRemoved),
+	changes(decideFiles, FileWritten, DirectoryMade, PathRemoved, PathRenamed, SymlinkCreated, BatchApplied, XattrSet, XattrRemoved, ModeChanged),
 	changes(decideTags, TagsSet),
 	changes(decideArchive, SessionArchived),
 	changes(decideDelete, SessionDeleted),

@@ -392,7 +392,7 @@ func decideFiles(s *Session, c ChangeFiles, m Meta, _ Past) (*Event, error) {
 		typ = map[string]EventType{
 			OpWrite: FileWritten, OpMkdir: DirectoryMade, OpRemove: PathRemoved,
 			OpRename: PathRenamed, OpSymlink: SymlinkCreated,
-			OpSetXattr: XattrSet, OpRemoveXattr: XattrRemoved,
+			OpSetXattr: XattrSet, OpRemoveXattr: XattrRemoved, OpChmod: ModeChanged,
 		}[ops[0].Kind]
 	}
 	e := newEvent(s, typ, m)
@@ -408,7 +408,7 @@ func checkOp(t Tree, fo FileOp) (Op, error) {
 	if err != nil {
 		return Op{}, err
 	}
-	followLast := fo.Kind == OpWrite || fo.Kind == OpSetXattr || fo.Kind == OpRemoveXattr
+	followLast := fo.Kind == OpWrite || fo.Kind == OpSetXattr || fo.Kind == OpRemoveXattr || fo.Kind == OpChmod
 	var cur *Node
 	var parentErr error
 	if c, fileParent, plain := t.lookupPlain(p, followLast); plain {
@@ -503,6 +503,17 @@ func checkOp(t Tree, fo FileOp) (Op, error) {
 		if fo.Kind == OpSetXattr {
 			op.Value = append([]byte{}, fo.Value...)
 		}
+	case OpChmod:
+		// As chmod(2): the mode of what the path names, a symlink's
+		// target (resolved above); every bit of the mode is the caller's,
+		// 0 included.
+		if cur == nil {
+			return Op{}, Errorf(CodeNotFound, "%q not found", p)
+		}
+		if fo.Mode&^0o7777 != 0 {
+			return Op{}, Errorf(CodeInvalidArgument, "mode %#o has bits beyond 07777", fo.Mode)
+		}
+		op.Mode = fo.Mode
 	case OpSymlink:
 		if cur != nil {
 			return Op{}, Errorf(CodeAlreadyExists, "%q already exists", p)

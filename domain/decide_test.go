@@ -203,6 +203,21 @@ func session(t *testing.T, spec ...string) *eventLog {
 	return l
 }
 
+// modeIs checks that p has mode want and that other, below or at p, is
+// still there with its content.
+func modeIs(p string, want uint32, other string) func(domain.Tree) string {
+	return func(tr domain.Tree) string {
+		n := tr.Lookup(p)
+		if n == nil || n.Mode != want {
+			return fmt.Sprintf("%s: node %+v, want mode %#o", p, n, want)
+		}
+		if o := tr.Lookup(other); o == nil || (o.Kind == domain.KindFile && o.Content.IsZero()) {
+			return fmt.Sprintf("%s lost after chmod of %s", other, p)
+		}
+		return ""
+	}
+}
+
 func TestExecute_ChangeFiles(t *testing.T) {
 	spec := []string{
 		"dir/file", "dir/sub/deep", "empty/", "top",
@@ -285,6 +300,14 @@ func TestExecute_ChangeFiles(t *testing.T) {
 			domain.Op{Kind: domain.OpSymlink, Path: "l", Target: "dir/file"}, map[string]bool{"l": true}, nil},
 		{"SymlinkOutward", symlink("l", "../../outside"), domain.SymlinkCreated, // stored as is; using it is refused
 			domain.Op{Kind: domain.OpSymlink, Path: "l", Target: "../../outside"}, map[string]bool{"l": true}, nil},
+		{"ChmodFileToNothing", domain.FileOp{Kind: domain.OpChmod, Path: "top", Mode: 0}, domain.ModeChanged,
+			domain.Op{Kind: domain.OpChmod, Path: "top"}, map[string]bool{"top": true}, modeIs("top", 0, "top")},
+		{"ChmodFileSetID", domain.FileOp{Kind: domain.OpChmod, Path: "top", Mode: 0o4755}, domain.ModeChanged,
+			domain.Op{Kind: domain.OpChmod, Path: "top", Mode: 0o4755}, map[string]bool{"top": true}, modeIs("top", 0o4755, "top")},
+		{"ChmodDirKeepsEntries", domain.FileOp{Kind: domain.OpChmod, Path: "dir", Mode: 0o700}, domain.ModeChanged,
+			domain.Op{Kind: domain.OpChmod, Path: "dir", Mode: 0o700}, map[string]bool{"dir/file": true, "dir/sub/deep": true}, modeIs("dir", 0o700, "dir/file")},
+		{"ChmodThroughLink", domain.FileOp{Kind: domain.OpChmod, Path: "tofile", Mode: 0o600}, domain.ModeChanged,
+			domain.Op{Kind: domain.OpChmod, Path: "top", Mode: 0o600}, map[string]bool{"tofile": true}, modeIs("top", 0o600, "top")},
 	}
 	for _, tc := range valid {
 		t.Run(tc.name, func(t *testing.T) {
@@ -355,7 +378,12 @@ func TestExecute_ChangeFiles(t *testing.T) {
 		{"BadPath", []domain.FileOp{write("a/../b", "x")}, domain.CodeInvalidArgument},
 		{"Root", []domain.FileOp{write("/", "x")}, domain.CodeInvalidArgument},
 		{"RootViaLink", []domain.FileOp{symlink("r", "/"), write("r", "x")}, domain.CodeInvalidArgument},
-		{"UnknownKind", []domain.FileOp{{Kind: "chmod", Path: "top"}}, domain.CodeInvalidArgument},
+		{"UnknownKind", []domain.FileOp{{Kind: "chown", Path: "top"}}, domain.CodeInvalidArgument},
+		{"ChmodMissing", []domain.FileOp{{Kind: domain.OpChmod, Path: "nope", Mode: 0o644}}, domain.CodeNotFound},
+		{"ChmodDanglingLink", []domain.FileOp{{Kind: domain.OpChmod, Path: "dangling", Mode: 0o644}}, domain.CodeNotFound},
+		{"ChmodFileType", []domain.FileOp{{Kind: domain.OpChmod, Path: "top", Mode: 0o100644}}, domain.CodeInvalidArgument},
+		{"ChmodRoot", []domain.FileOp{{Kind: domain.OpChmod, Path: "/", Mode: 0o700}}, domain.CodeInvalidArgument},
+		{"ChmodUnderFile", []domain.FileOp{{Kind: domain.OpChmod, Path: "top/x", Mode: 0o700}}, domain.CodeInvalidArgument},
 		{"WriteUnderFile", []domain.FileOp{write("top/x", "x")}, domain.CodeInvalidArgument},
 		{"WriteDeepUnderFile", []domain.FileOp{write("dir/file/a/b", "x")}, domain.CodeInvalidArgument},
 		{"WriteOnDir", []domain.FileOp{write("dir", "x")}, domain.CodeInvalidArgument},

@@ -69,7 +69,7 @@ var eventTypeNames = func() map[string]EventType {
 
 var opKinds = map[string]string{
 	OpWrite: OpWrite, OpMkdir: OpMkdir, OpRemove: OpRemove, OpRename: OpRename,
-	OpSymlink: OpSymlink, OpSetXattr: OpSetXattr, OpRemoveXattr: OpRemoveXattr,
+	OpSymlink: OpSymlink, OpSetXattr: OpSetXattr, OpRemoveXattr: OpRemoveXattr, OpChmod: OpChmod,
 }
 
 // decodeEventFast decodes an envelope into e, which must be zero; ok is

@@ -108,6 +108,8 @@ func describeOp(op Op) string {
 	switch op.Kind {
 	case OpWrite:
 		s += " (" + strconv.FormatInt(op.Size, 10) + " B, " + mode(op.Mode) + ")"
+	case OpChmod:
+		s += " (" + mode(op.Mode) + ")"
 	case OpRename:
 		s += " -> " + describedPath(op.To)
 	case OpSymlink:

@@ -28,6 +28,7 @@ func TestEvent_SummaryEveryType(t *testing.T) {
 		domain.SymlinkCreated:    {domain.Event{Ops: []domain.Op{{Kind: domain.OpSymlink, Path: "l", Target: "../t"}}}, "symlink l -> ../t"},
 		domain.BatchApplied:      {domain.Event{Ops: append(ops, domain.Op{Kind: domain.OpMkdir, Path: "d"})}, "write src/a.txt (12 B, 0644); mkdir d"},
 		domain.XattrSet:          {domain.Event{Ops: []domain.Op{{Kind: domain.OpSetXattr, Path: "a", Name: "user.k"}}}, "setxattr a user.k"},
+		domain.ModeChanged:       {domain.Event{Ops: []domain.Op{{Kind: domain.OpChmod, Path: "a", Mode: 0o750}}}, "chmod a (0750)"},
 		domain.XattrRemoved:      {domain.Event{Ops: []domain.Op{{Kind: domain.OpRemoveXattr, Path: "a", Name: "user.k"}}}, "rmxattr a user.k"},
 		domain.TagsSet:           {domain.Event{Tags: map[string]string{"k": "v"}, Untag: []string{"old"}}, "tags k=v; untag old"},
 		domain.SessionArchived:   {domain.Event{}, "archived"},

@@ -44,6 +44,7 @@ const (
 	LockReleased      EventType = "LockReleased"
 	HealthReported    EventType = "HealthReported"
 	SessionMerged     EventType = "SessionMerged"
+	ModeChanged       EventType = "ModeChanged"
 )
 
 // eventTable is every event type, once, in the order EventTypes lists
@@ -83,6 +84,7 @@ var eventTable = []eventRow{
 	{typ: LockReleased, label: "Lock released", apply: applyLock, describe: describeLock},
 	{typ: HealthReported, label: "Health report", apply: applyHealth, describe: describeHealth},
 	{typ: SessionMerged, label: "Merged", apply: applyFileOps, describe: describeMerged},
+	{typ: ModeChanged, label: "Mode changed", apply: applyFileOps, describe: describeFileOps},
 }
 
 // eventRow is one row of the event table.
@@ -143,6 +145,9 @@ const (
 	// OpSetXattr and OpRemoveXattr change one extended attribute.
 	OpSetXattr    = "setxattr"
 	OpRemoveXattr = "rmxattr"
+	// OpChmod sets the permission bits (Mode, 0 to 07777) of a file or
+	// folder.
+	OpChmod = "chmod"
 )
 
 // Op is one file-tree operation as recorded in an event: paths are clean and

@@ -50,6 +50,8 @@ func scenario(t *testing.T) *eventLog {
 	l.as("s1", "rev", domain.DenyApproval{ID: "r3", Comment: "no"})
 	l.must("s1", one(domain.FileOp{Kind: domain.OpSetXattr, Path: "a/f", Name: "user.k", Value: []byte("v")}))
 	l.must("s1", one(domain.FileOp{Kind: domain.OpRemoveXattr, Path: "a/f", Name: "user.k"}))
+	l.must("s1", one(domain.FileOp{Kind: domain.OpChmod, Path: "a/f", Mode: 0}))
+	l.must("s1", batch(domain.FileOp{Kind: domain.OpChmod, Path: "a", Mode: 0o700}, domain.FileOp{Kind: domain.OpChmod, Path: "a/f", Mode: 0o4750}))
 	l.must("s1", domain.UpdateCache{Ops: []domain.CacheOp{{Op: domain.CachePut, Key: "k", Value: []byte("v")}}})
 	l.must("s1", domain.AcquireLock{Path: "x", Token: "0123456789abcdef"})
 	l.must("s1", domain.RenewLock{Path: "x", Token: "0123456789abcdef"})

@@ -459,6 +459,12 @@ func (ed *treeEdit) apply(op Op) error {
 		return ed.put(op.To, node, false)
 	case OpSymlink:
 		return ed.put(op.Path, NewSymlink(strings.Clone(op.Target), nil), false)
+	case OpChmod:
+		node := ed.tree().Lookup(op.Path)
+		if node == nil || node.Kind == KindSymlink {
+			return Errorf(CodeInternal, "chmod of missing %q in event", op.Path)
+		}
+		return ed.put(op.Path, node.WithMode(op.Mode), false)
 	case OpSetXattr, OpRemoveXattr:
 		node, err := withXattrOp(ed.tree(), op)
 		if err != nil {

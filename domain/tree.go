@@ -170,6 +170,12 @@ func (n *Node) WithXattrs(x map[string][]byte) *Node {
 	return c
 }
 
+// WithMode returns a copy of n with another mode (a directory keeps its
+// entries).
+func (n *Node) WithMode(mode uint32) *Node {
+	return &Node{Kind: n.Kind, Mode: mode & 0o7777, Size: n.Size, Content: n.Content, Target: n.Target, Xattrs: n.Xattrs, Data: n.Data, entries: n.entries}
+}
+
 func (n *Node) withEntries(e *entries) *Node {
 	return &Node{Kind: KindDir, Mode: n.Mode, Xattrs: n.Xattrs, entries: e}
 }

@@ -37,6 +37,7 @@ var sessionEndpoints = []endpoint{
 	{"fs", "remove", func(s string) string { return `{"session":"` + s + `","path":"a.txt"}` }},
 	{"fs", "rename", func(s string) string { return `{"session":"` + s + `","from":"a.txt","to":"b.txt"}` }},
 	{"fs", "symlink", func(s string) string { return `{"session":"` + s + `","path":"l","target":"a.txt"}` }},
+	{"fs", "chmod", func(s string) string { return `{"session":"` + s + `","path":"a.txt","mode":384}` }},
 	{"fs", "batch", func(s string) string { return `{"session":"` + s + `","ops":[{"op":"mkdir","path":"d"}]}` }},
 	{"events", "list", func(s string) string { return `{"session":"` + s + `"}` }},
 	{"checkpoint", "create", func(s string) string { return `{"session":"` + s + `","name":"cp2"}` }},
@@ -374,7 +375,7 @@ func TestBadInput_State(t *testing.T) {
 			want domain.Code
 		}{
 			{"Empty", nil, domain.CodeInvalidArgument},
-			{"UnknownOp", []client.BatchOp{{Op: "mkdir", Path: "n1"}, {Op: "chmod", Path: "a.txt"}}, domain.CodeInvalidArgument},
+			{"UnknownOp", []client.BatchOp{{Op: "mkdir", Path: "n1"}, {Op: "chown", Path: "a.txt"}}, domain.CodeInvalidArgument},
 			{"LastRemovesMissing", []client.BatchOp{{Op: "write", Path: "n1", Content: []byte("x")}, {Op: "mkdir", Path: "n2"}, {Op: "remove", Path: "nope"}}, domain.CodeNotFound},
 			{"SecondStaleHash", []client.BatchOp{{Op: "write", Path: "a.txt", Content: []byte("new")}, {Op: "write", Path: "dir/b.txt", Content: []byte("x"), ExpectedHash: sha("old")}}, domain.CodeConflict},
 			{"SeesEarlierOps", []client.BatchOp{{Op: "write", Path: "n1", Content: []byte("x")}, {Op: "mkdir", Path: "n1"}}, domain.CodeAlreadyExists},

@@ -1,6 +1,11 @@
 package handlers
 
 import (
+	"bytes"
+	"encoding/json"
+	"slices"
+
+	"github.com/vmihailenco/msgpack/v5"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/strand-dev/strand/client"
@@ -317,6 +322,50 @@ func (s *Service) fsSymlink(c *call) (any, error) {
 	return s.fsSingle(c, id, req.Mutation, domain.FileOp{Kind: domain.OpSymlink, Path: req.Path, Target: req.Target})
 }
 
+func (s *Service) fsChmod(c *call) (any, error) {
+	var req client.ChmodRequest
+	id, err := c.decodeSession(&req, &req.Session)
+	if err != nil {
+		return nil, err
+	}
+	if req.Mode == nil {
+		return nil, domain.Errorf(domain.CodeInvalidArgument, "mode is required (0 to 07777)")
+	}
+	return s.fsSingle(c, id, req.Mutation, domain.FileOp{Kind: domain.OpChmod, Path: req.Path, Mode: *req.Mode, Expect: req.ExpectedHash})
+}
+
+// chmodModes refuses a batch with a chmod that names no mode: its mode
+// would read as 0, no permissions at all. The body is read again for the
+// keys alone, only when it holds a chmod.
+func (c *call) chmodModes(ops []client.BatchOp) error {
+	if !slices.ContainsFunc(ops, func(o client.BatchOp) bool { return o.Op == domain.OpChmod }) {
+		return nil
+	}
+	var keys struct {
+		Ops []struct {
+			Op   string  `json:"op"`
+			Mode *uint32 `json:"mode"`
+		} `json:"ops"`
+	}
+	var err error
+	if c.req.Headers().Get("Content-Type") == client.MsgpackContentType {
+		dec := msgpack.NewDecoder(bytes.NewReader(c.req.Data()))
+		dec.SetCustomStructTag("json")
+		err = dec.Decode(&keys)
+	} else {
+		err = json.Unmarshal(c.req.Data(), &keys)
+	}
+	if err != nil || len(keys.Ops) != len(ops) {
+		return domain.Errorf(domain.CodeInvalidArgument, "malformed request: ops")
+	}
+	for i, o := range keys.Ops {
+		if o.Op == domain.OpChmod && o.Mode == nil {
+			return domain.Errorf(domain.CodeInvalidArgument, "operation %d: chmod takes a mode (0 to 07777)", i)
+		}
+	}
+	return nil
+}
+
 func (s *Service) fsBatch(c *call) (any, error) {
 	var req client.BatchRequest
 	id, err := c.decodeSession(&req, &req.Session)
@@ -332,7 +381,7 @@ func (s *Service) fsBatch(c *call) (any, error) {
 	ops := make([]domain.FileOp, len(req.Ops))
 	for i, o := range req.Ops {
 		switch o.Op {
-		case domain.OpWrite, domain.OpMkdir, domain.OpRemove, domain.OpRename, domain.OpSymlink:
+		case domain.OpWrite, domain.OpMkdir, domain.OpRemove, domain.OpRename, domain.OpSymlink, domain.OpChmod:
 			if o.Name != "" || o.Value != nil {
 				return nil, domain.Errorf(domain.CodeInvalidArgument, "operation %d: only setxattr and rmxattr take name and value", i)
 			}
@@ -341,7 +390,7 @@ func (s *Service) fsBatch(c *call) (any, error) {
 				return nil, domain.Errorf(domain.CodeInvalidArgument, "operation %d: rmxattr takes no value", i)
 			}
 		default:
-			return nil, domain.Errorf(domain.CodeInvalidArgument, "operation %d: op must be write, mkdir, remove, rename, symlink, setxattr or rmxattr", i)
+			return nil, domain.Errorf(domain.CodeInvalidArgument, "operation %d: op must be write, mkdir, remove, rename, symlink, chmod, setxattr or rmxattr", i)
 		}
 		if _, err := domain.CleanNonRoot(o.Path); err != nil {
 			return nil, domain.Errorf(domain.CodeInvalidArgument, "operation %d: %s", i, domain.ErrorMessage(err))
@@ -350,6 +399,9 @@ func (s *Service) fsBatch(c *call) (any, error) {
 			return nil, domain.Errorf(domain.CodeInvalidArgument, "operation %d: only write takes content", i)
 		}
 		ops[i] = domain.FileOp{Kind: o.Op, Path: o.Path, To: o.To, Target: o.Target, Mode: o.Mode, Recursive: o.Recursive, Expect: o.ExpectedHash, Name: o.Name, Value: o.Value}
+	}
+	if err := c.chmodModes(req.Ops); err != nil {
+		return nil, err
 	}
 	if err := c.precheck(id, req.RequestID); err != nil {
 		return nil, err

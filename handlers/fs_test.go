@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -553,6 +554,114 @@ func TestFS_Symlink(t *testing.T) {
 			wantCode(t, "symlink "+req.Path, err, domain.CodeInvalidArgument)
 		}
 	})
+}
+
+func TestFS_Chmod(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	ctx := t.Context()
+	id := tree(t, h)
+	mode := func(m uint32) *uint32 { return &m }
+	modes := func() map[string]uint32 {
+		m, err := h.c.Manifest(ctx, client.ManifestRequest{Session: id})
+		if err != nil {
+			t.Fatalf("manifest: %v", err)
+		}
+		out := map[string]uint32{}
+		for _, e := range m.Entries {
+			out[e.Path] = e.Mode
+		}
+		return out
+	}
+	before := h.manifest(t, id, "")
+	for _, c := range []struct {
+		path string
+		mode uint32
+		want string // the path whose mode changes
+	}{
+		{"README", 0, "README"},         // no permissions: not "keep the mode"
+		{"src", 0o700, "src"},           // a folder keeps what it holds
+		{"link", 0o4755, "src/main.go"}, // a link's target, as chmod(2)
+	} {
+		r, err := h.c.Chmod(ctx, client.ChmodRequest{Session: id, Path: c.path, Mode: &c.mode})
+		if err != nil {
+			t.Fatalf("chmod %s %o: %v", c.path, c.mode, err)
+		}
+		h.wantHead(t, "chmod", r.Position)
+		if got := modes()[c.want]; got != c.mode {
+			t.Errorf("chmod %s %o: %s has mode %o", c.path, c.mode, c.want, got)
+		}
+		evs, err := h.c.Events(ctx, client.EventsRequest{Session: id, From: r.Position})
+		if err != nil || len(evs.Events) != 1 || evs.Events[0].Type != string(domain.ModeChanged) {
+			t.Errorf("chmod %s: events %s, %v; want one ModeChanged", c.path, asJSON(evs.Events), err)
+		}
+	}
+	if got := h.manifest(t, id, ""); !slices.Equal(got, before) {
+		t.Errorf("chmod changed the paths: %v, want %v", got, before)
+	}
+	if got := h.read(t, id, "README", ""); got == "" {
+		t.Errorf("README lost its content after chmod 0")
+	}
+	// Only the bits and the content it expects.
+	readme := h.read(t, id, "README", "")
+	if _, err := h.c.Chmod(ctx, client.ChmodRequest{Session: id, Path: "README", Mode: mode(0o640), ExpectedHash: sha(readme)}); err != nil {
+		t.Errorf("chmod with the right expected hash: %v", err)
+	}
+	h.unchanged(t, "refused chmods", func() {
+		for _, c := range []struct {
+			req  client.ChmodRequest
+			code domain.Code
+		}{
+			{client.ChmodRequest{Path: "README"}, domain.CodeInvalidArgument},
+			{client.ChmodRequest{Path: "README", Mode: mode(0o10000)}, domain.CodeInvalidArgument},
+			{client.ChmodRequest{Path: "README", Mode: mode(0o100644)}, domain.CodeInvalidArgument},
+			{client.ChmodRequest{Path: "", Mode: mode(0o755)}, domain.CodeInvalidArgument},
+			{client.ChmodRequest{Path: "../etc/passwd", Mode: mode(0o755)}, domain.CodeInvalidArgument},
+			{client.ChmodRequest{Path: "a\x00b", Mode: mode(0o755)}, domain.CodeInvalidArgument},
+			{client.ChmodRequest{Path: "missing", Mode: mode(0o755)}, domain.CodeNotFound},
+			{client.ChmodRequest{Path: "README", Mode: mode(0o644), ExpectedHash: sha("stale")}, domain.CodeConflict},
+		} {
+			c.req.Session = id
+			_, err := h.c.Chmod(ctx, c.req)
+			wantCode(t, "chmod "+asJSON(c.req), err, c.code)
+		}
+		for _, body := range []string{
+			`{"session":"` + id + `","path":"README","mode":"755"}`,
+			`{"session":"` + id + `","path":"README","mode":-1}`,
+			`{"session":"` + id + `","path":"README","mode":1.5}`,
+			`{"session":"` + id + `","path":"README","mode":null}`,
+			`{"session":"` + id + `","ops":[{"op":"mkdir","path":"n"},{"op":"chmod","path":"README"}]}`,
+		} {
+			verb := "chmod"
+			if strings.Contains(body, "ops") {
+				verb = "batch"
+			}
+			err := h.c.RequestRaw(ctx, "fs", verb, []byte(body), nil)
+			wantCode(t, body, err, domain.CodeInvalidArgument)
+		}
+	})
+	// In a batch, with the other operations: one event, in MessagePack
+	// (the Go client's) and in JSON, a chmod to 0 included.
+	for _, jsonOnly := range []bool{false, true} {
+		dir := fmt.Sprintf("bin%v", jsonOnly)
+		cl := h.client("acme")
+		cl.JSONRequests = jsonOnly
+		r, err := cl.Batch(ctx, client.BatchRequest{Session: id, Ops: []client.BatchOp{
+			{Op: "mkdir", Path: dir},
+			{Op: "write", Path: dir + "/run", Content: []byte("#!/bin/sh\n")},
+			{Op: "chmod", Path: dir + "/run", Mode: 0o755},
+			{Op: "chmod", Path: dir, Mode: 0o750},
+			{Op: "write", Path: dir + "/secret", Content: []byte("s")},
+			{Op: "chmod", Path: dir + "/secret", Mode: 0},
+		}})
+		if err != nil {
+			t.Fatalf("batch with chmod (JSON %v): %v", jsonOnly, err)
+		}
+		h.wantHead(t, "batch", r.Position)
+		if m := modes(); m[dir] != 0o750 || m[dir+"/run"] != 0o755 || m[dir+"/secret"] != 0 {
+			t.Errorf("after the batch (JSON %v): %s %o, run %o, secret %o; want 750, 755 and 0", jsonOnly, dir, m[dir], m[dir+"/run"], m[dir+"/secret"])
+		}
+	}
 }
 
 func TestFS_Batch(t *testing.T) {

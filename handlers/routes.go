@@ -32,6 +32,7 @@ func (s *Service) routes() map[*client.Endpoint]handlerFunc {
 		client.FSRemove:      s.fsRemove,
 		client.FSRename:      s.fsRename,
 		client.FSSymlink:     s.fsSymlink,
+		client.FSChmod:       s.fsChmod,
 		client.FSBatch:       s.fsBatch,
 		client.FSSync:        s.fsSync,
 		client.FSXattrSet:    s.xattrSet,

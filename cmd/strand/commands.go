@@ -49,6 +49,7 @@ var commands = []group{
 		{"rm", "[-r] SESSION PATH [--expect-hash H]", "remove a file, or a directory with -r", (*Main).fsRm},
 		{"mv", "SESSION SRC DST", "move a path", (*Main).fsMv},
 		{"ln", "SESSION TARGET LINK", "make a symbolic link LINK pointing at TARGET", (*Main).fsLn},
+		{"chmod", "SESSION MODE PATH", "set the permission bits (octal, 0 to 7777) of a file or folder", (*Main).fsChmod},
 		{"sync", "SESSION --tar FILE [--delete]", "apply a tar or tar.gz to a session as one batch (--delete: remove what the archive lacks)", (*Main).fsSync},
 		{"grep", "SESSION PATTERN [PREFIX] [--at AT] [-i] [-F] [-C N] [--glob G] [--include G]... [--exclude G]...", "search file contents with a regular expression (server-side)", (*Main).fsGrep},
 		{"find", "SESSION GLOB [PREFIX] [--at AT] [-i]", "list the paths that match a glob (** for any depth)", (*Main).fsFind},

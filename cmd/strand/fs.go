@@ -232,6 +232,25 @@ func (m *Main) fsLn(ctx context.Context, args []string) error {
 	return m.printChange(g, r)
 }
 
+func (m *Main) fsChmod(ctx context.Context, args []string) error {
+	var mf mutationFlags
+	g, pos, err := m.dialArgs("fs chmod", args, 3, "fs chmod SESSION MODE PATH", mf.declare)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	mode, err := strconv.ParseUint(pos[1], 8, 32)
+	if err != nil || mode > 0o7777 {
+		return usagef("fs chmod: mode %q is not an octal mode from 0 to 7777", pos[1])
+	}
+	m32 := uint32(mode)
+	r, err := g.client.Chmod(ctx, client.ChmodRequest{Mutation: mf.mutation(), Session: pos[0], Path: pos[2], Mode: &m32})
+	if err != nil {
+		return err
+	}
+	return m.printChange(g, r)
+}
+
 func sortedKeys(m map[string][]byte) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
