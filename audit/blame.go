@@ -20,6 +20,7 @@ const (
 	ChangeRestore   = "restore"
 	ChangeCreate    = "create"
 	ChangeXattr     = "xattr"
+	ChangeMode      = "chmod"
 	// ChangeOther is a change no operation explains (an event type this
 	// version does not know).
 	ChangeOther = "other"
@@ -145,6 +146,8 @@ func classify(c *Change, ev *domain.Event, p string) {
 			c.Kind = ChangeSymlink
 		case domain.OpSetXattr, domain.OpRemoveXattr:
 			c.Kind = ChangeXattr
+		case domain.OpChmod:
+			c.Kind = ChangeMode
 		case domain.OpRename:
 			if dst && (p == op.To || within(p, op.To)) {
 				c.Kind = ChangeRenameIn

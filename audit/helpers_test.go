@@ -149,6 +149,7 @@ func newFixture(t testing.TB) *fixture {
 	f.C = fork("C.fork", f.B, 0, "erin")
 	f.write(t, "C.c", "acme", f.C, "erin", "c.txt", bigContent(2500, 2), 0)
 	f.op(t, "C.unlink", "acme", f.C, "erin", domain.FileOp{Kind: domain.OpRemove, Path: "link"})
+	f.op(t, "C.chmod", "acme", f.C, "erin", domain.FileOp{Kind: domain.OpChmod, Path: "empty", Mode: 0o750})
 	f.write(t, "A.after", "acme", f.A, "alice", "after.txt", "after the forks\n", 0)
 
 	f.D = create("D.create", "other", "olga")

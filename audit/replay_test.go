@@ -40,7 +40,7 @@ func TestReader_State(t *testing.T) {
 		// by replaying again, folding too; the answers are the same.
 		small := f.reader(t, audit.Streams{})
 		small.PastStates = 1
-		for _, last := range []string{"A.after", "B.b", "C.unlink"} {
+		for _, last := range []string{"A.after", "B.b", "C.chmod"} {
 			want := f.states[f.pos[last]]
 			id := want.ID
 			got, err := small.State(ctx, "acme", id, 0)
@@ -371,6 +371,7 @@ func TestReader_Blame(t *testing.T) {
 		{f.A, "docs/big2.bin", []change{{p["A.rename"], audit.ChangeRenameIn}, {p["A.restore"], audit.ChangeRestore}}},
 		{f.A, "bin", []change{{p["A.run"], audit.ChangeWrite}, {p["A.rmbin"], audit.ChangeRemove}, {p["A.restore"], audit.ChangeRestore}}},
 		{f.A, "empty", []change{{p["A.mkdir"], audit.ChangeMkdir}}},
+		{f.C, "empty", []change{{p["A.mkdir"], audit.ChangeMkdir}, {p["C.chmod"], audit.ChangeMode}}},
 		{f.C, "link", []change{{p["A.link"], audit.ChangeSymlink}, {p["C.unlink"], audit.ChangeRemove}}},
 		{f.C, "b.txt", []change{{p["B.b"], audit.ChangeWrite}}},
 		{f.A, "never", nil},
