@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"regexp"
 	"strconv"
@@ -235,13 +234,14 @@ func (m *Mount) batchOp(ctx context.Context, op *jop, expect map[string]string) 
 	case "write":
 		return m.writeOp(ctx, op, expect)
 	case "chmod":
+		// A file's mode goes with what it holds: a new file's write
+		// carries it, and an existing file's chmod expects its content.
 		h := m.expectFor(op, expect)
-		if h == "" || h == domain.ExpectAbsent {
-			return bo, nil, true, nil // a new file: its write carries the mode
+		if op.ent != nil && op.ent.kind == kindFile && (h == "" || h == domain.ExpectAbsent) {
+			return bo, nil, true, nil
 		}
-		bo.Op, bo.ExpectedHash = "write", h
-		if err := m.sameContent(&bo, op, h); err != nil {
-			return bo, nil, false, err
+		if h != domain.ExpectAbsent {
+			bo.ExpectedHash = h
 		}
 	case "remove":
 		if h := m.expectFor(op, expect); h != domain.ExpectAbsent {
@@ -263,43 +263,6 @@ func (m *Mount) batchOp(ctx context.Context, op *jop, expect map[string]string) 
 		return bo, nil, false, fmt.Errorf("journal holds an unknown op %q", op.Op)
 	}
 	return bo, nil, false, nil
-}
-
-var emptyHash = domain.Sum(nil).String()
-
-// sameContent makes bo (a write expecting content h) write h again, with
-// a new mode: small content inline (the service may keep small content in
-// the event rather than as a blob), larger content by reference.
-func (m *Mount) sameContent(bo *client.BatchOp, op *jop, h string) error {
-	if h == emptyHash {
-		return nil
-	}
-	var size int64
-	var src source
-	if op.ent != nil {
-		m.mu.Lock()
-		size, src = op.ent.size, op.ent.src
-		m.mu.Unlock()
-	}
-	if op.ent == nil || size > inlineMax {
-		bo.Chunks, bo.Hash = []string{h}, h
-		return nil
-	}
-	hash, err := domain.ParseHash(h)
-	if err != nil {
-		return err
-	}
-	f, err := m.cache.open(hash, m.fetcher(src, size))
-	if err != nil {
-		return fmt.Errorf("read %s to change its mode: %w", op.Path, err)
-	}
-	defer f.Close() //nolint:errcheck // read-only
-	data, err := io.ReadAll(f)
-	if err != nil {
-		return err
-	}
-	bo.Content = data
-	return nil
 }
 
 // writeOp snapshots a staged file and describes its write: inline when
@@ -444,7 +407,7 @@ func (m *Mount) applied(g *group, reply client.ChangeReply) {
 		m.position = reply.Position
 	}
 	for i, bo := range g.ops {
-		if e := g.src[i].ent; e != nil && bo.Op == "write" && bo.Mode != 0 {
+		if e := g.src[i].ent; e != nil && (bo.Op == "write" && bo.Mode != 0 || bo.Op == "chmod") {
 			e.stored = bo.Mode
 		}
 	}

@@ -241,6 +241,9 @@ func (m *Mount) fuseMount() error {
 	fopts := &fs.Options{
 		MountOptions: mo, EntryTimeout: &ttl, AttrTimeout: &ttl, NegativeTimeout: &ttl,
 		UID: m.uid, GID: m.gid,
+		// The modes are the session's, 0000 included (go-fuse would
+		// show 0644 or 0755 for it).
+		NullPermissions: true,
 	}
 	// Directories are listed without OPENDIR (dirs.go), as files are
 	// read without OPEN (noopen.go), unless KeepOpens.

@@ -184,11 +184,11 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	if mode, ok := in.GetMode(); ok && n.e.kind != kindSymlink {
 		if mode&0o7777 != n.e.mode {
 			n.e.mode = mode & 0o7777
-			if n.e.kind == kindFile && (n.e.staged == nil || !n.e.staged.dirty) {
+			// A file with a write queued records its mode with that write;
+			// the root's mode is the mount's own.
+			if n.e.kind == kindFile && (n.e.staged == nil || !n.e.staged.dirty) || n.e.kind == kindDir && n.e != m.root {
 				m.record(&jop{Op: "chmod", Path: n.e.path(), Mode: n.e.mode, ent: n.e})
 			}
-			// A directory's mode is kept locally only: the service records
-			// it when the directory is made.
 		}
 	}
 	if mt, ok := in.GetMTime(); ok {
