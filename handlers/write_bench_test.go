@@ -17,6 +17,7 @@ import (
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
 
@@ -27,9 +28,12 @@ import (
 // same run. It reports both latencies and their ratio (raw/strand, so 0.5
 // means Strand reaches half the raw throughput).
 func BenchmarkWrite_RoundTrip(b *testing.B) {
-	for _, fsync := range []bool{false, true} {
-		b.Run(fmt.Sprintf("fsync=%v", fsync), func(b *testing.B) {
-			env := streamstest.Start(b, streamstest.Options{SyncAlways: fsync})
+	for _, c := range []struct {
+		fsync bool
+		group int // streams.Config.GroupCommitMin: the embedded default with fsync
+	}{{false, 0}, {true, 0}, {true, streams.DefaultGroupCommitMin}} {
+		b.Run(fmt.Sprintf("fsync=%v/group=%v", c.fsync, c.group > 0), func(b *testing.B) {
+			env := streamstest.Start(b, streamstest.Options{SyncAlways: c.fsync, Config: streams.Config{GroupCommitMin: c.group}})
 			svc := handlers.NewService(env.Store, handlers.Options{})
 			if err := svc.Start(env.NC); err != nil {
 				b.Fatal(err)

@@ -66,6 +66,20 @@ func (c *committer) close() { c.once.Do(func() { close(c.done) }) }
 
 // append stores one event message through the group.
 func (c *committer) append(ctx context.Context, m *nats.Msg, expected uint64, msgID string) (appendResult, error) {
+	if len(c.in) == 0 {
+		// Nothing waits to share a commit with and a slot is free: publish
+		// here, without handing the append to the loop and a flush
+		// goroutine and its answer back (one writer at a time, most of
+		// all). A slot that a finished batch gives back goes to the loop
+		// when it waits for one, so a queue never stalls behind this.
+		select {
+		case c.slots <- struct{}{}:
+			res, err := appendMsg(ctx, c.js, m, expected, msgID)
+			<-c.slots
+			return res, err
+		default:
+		}
+	}
 	r := &appendReq{ctx: ctx, msg: m, expected: expected, msgID: msgID, out: make(chan appendOut, 1)}
 	select {
 	case c.in <- r:
