@@ -206,7 +206,7 @@ func (w *Copy) plan(ctx context.Context, st *Status, res *PushResult) (pushPlan,
 			}
 		}
 	}
-	var kindRemovals, mkdirs, renames, removals []client.BatchOp
+	var kindRemovals, mkdirs, renames, removals, chmods []client.BatchOp
 	var writes []Entry
 	for _, c := range st.Changes {
 		switch c.Kind {
@@ -233,7 +233,11 @@ func (w *Copy) plan(ctx context.Context, st *Status, res *PushResult) (pushPlan,
 			renames = append(renames, client.BatchOp{Op: "rename", Path: c.From, To: c.Path})
 			p.drop = append(p.drop, c.From)
 			p.put = append(p.put, *c.New)
-		case Added, Modified, ModeChanged:
+		case ModeChanged:
+			// The content is the same: only the mode goes, not the file.
+			chmods = append(chmods, client.BatchOp{Op: "chmod", Path: c.Path, Mode: c.New.Mode})
+			p.put = append(p.put, *c.New)
+		case Added, Modified:
 			if c.Old != nil && c.Old.Kind != c.New.Kind {
 				kindRemovals = append(kindRemovals, client.BatchOp{Op: "remove", Path: c.Path, Recursive: c.Old.Kind == KindDir})
 				if c.Old.Kind == KindDir {
@@ -260,7 +264,7 @@ func (w *Copy) plan(ctx context.Context, st *Status, res *PushResult) (pushPlan,
 	if err != nil {
 		return p, err
 	}
-	p.ops = append(p.ops, wops...)
+	p.ops = append(append(p.ops, wops...), chmods...)
 	p.put = append(p.put, entries...)
 	return p, nil
 }

@@ -73,6 +73,12 @@ func TestCopy_RoundTrip(t *testing.T) {
 	if len(ev.Events) != 2 || ev.Events[0].Type != "BatchApplied" {
 		t.Fatalf("events after the push: %d (%v), want BatchApplied then the checkpoint", len(ev.Events), ev.Events)
 	}
+	// A mode change alone sends the mode, not the file again.
+	for _, op := range ev.Events[0].Ops {
+		if op.Path == "secret.txt" && (op.Op != domain.OpChmod || op.Mode != 0o640) {
+			t.Errorf("the mode change of secret.txt was pushed as %+v, want a chmod to 640", op)
+		}
+	}
 
 	// A second checkout, from the now warm cache, is the same tree.
 	dir2 := filepath.Join(t.TempDir(), "wc2")
