@@ -249,6 +249,23 @@ func TestCLI_FS(t *testing.T) {
 		if out := c.ok("fs", "cat", id, "link"); out != "hello\n" {
 			t.Errorf("fs cat link = %q, want the target's %q", out, "hello\n")
 		}
+		c.mutation(&last, nil, "", "fs", "chmod", id, "0750", "a/b")
+		c.mutation(&last, nil, "", "fs", "chmod", id, "0", "link") // the link's target
+		for _, bad := range []string{"rwx", "17777", "8", ""} {
+			if r := c.run("", "fs", "chmod", id, bad, "a"); r.Code != 2 || !strings.Contains(r.Stderr, "octal mode") {
+				t.Errorf("fs chmod with mode %q: %v, want a usage error (exit 2)", bad, r)
+			}
+		}
+		c.fail("not_found", "fs", "chmod", id, "644", "nowhere")
+		modes, err := cl.Manifest(ctx, client.ManifestRequest{Session: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range modes.Entries {
+			if want, ok := map[string]uint32{"a/b": 0o750, "docs/hello.txt": 0}[e.Path]; ok && e.Mode != want {
+				t.Errorf("after fs chmod: %s has mode %o, want %o", e.Path, e.Mode, want)
+			}
+		}
 		c.mutation(&last, nil, "", "fs", "mv", id, "docs/hello.txt", "docs/moved.txt")
 		c.fail("not_found", "fs", "cat", id, "docs/hello.txt")
 		c.fail("invalid_argument", "fs", "rm", id, "a")
