@@ -687,8 +687,9 @@ func matchLines(base, x []int) []int {
 // DiffOps returns the operations that turn tree a into tree b, as recorded
 // in events (clean paths, nothing left to resolve): removals first (a
 // removed directory takes everything below it), then changes, then
-// additions in tree order. A directory's own mode cannot be changed by an
-// operation and is left as in a. With xattrs false, xattrs are left alone
+// additions in tree order. A directory's own mode is left as in a (a chmod
+// could change it; neither merges nor fs.sync carry folders' modes, as
+// before the chmod operation). With xattrs false, xattrs are left alone
 // too: a file whose content and mode are equal is not written again.
 func DiffOps(a, b Tree, xattrs bool) []Op {
 	c := Diff(a, b)
