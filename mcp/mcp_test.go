@@ -16,7 +16,7 @@ import (
 )
 
 var allTools = []string{
-	"cache_get", "cache_put", "checkpoint_create", "checkpoint_list", "commit", "diff", "edit_file", "events",
+	"cache_get", "cache_put", "change_mode", "checkpoint_create", "checkpoint_list", "commit", "diff", "edit_file", "events",
 	"list_files", "lock_acquire", "lock_release", "make_directory", "move", "read_file", "remove", "review_annotate",
 	"review_request", "review_status", "search", "session_create", "session_fork", "session_get", "session_list",
 	"session_restore", "write_file",
@@ -129,6 +129,11 @@ func testTools(t *testing.T, e *env, cs *sdk.ClientSession) {
 		callOK(t, cs, "make_directory", s(map[string]any{"path": "src"}), nil)
 		callOK(t, cs, "write_file", s(map[string]any{"path": "src/main.go", "content": "package main\n\nfunc main() {}\n"}), nil)
 		callOK(t, cs, "move", s(map[string]any{"from": "src/main.go", "to": "src/app.go"}), nil)
+		var cm mcp.ChangeResult
+		callOK(t, cs, "change_mode", s(map[string]any{"path": "src/app.go", "mode": "750"}), &cm)
+		if got, err := e.c.Manifest(context.Background(), client.ManifestRequest{Session: id, Prefix: "src/"}); err != nil || len(got.Entries) != 1 || got.Entries[0].Mode != 0o750 || got.Position != cm.Position {
+			t.Errorf("after change_mode 750: %+v, %v; want src/app.go with mode 750 at %d", got.Entries, err, cm.Position)
+		}
 		var l mcp.ListResult
 		text = callOK(t, cs, "list_files", s(map[string]any{}), &l)
 		if want := "notes/\nnotes/a.txt  18 bytes\nsrc/\nsrc/app.go  29 bytes\n"; text != want {
@@ -270,6 +275,8 @@ func testTools(t *testing.T, e *env, cs *sdk.ClientSession) {
 			{"session_restore", s(map[string]any{"to": "0"}), "invalid_argument"},
 			{"make_directory", s(map[string]any{"path": "../x"}), "invalid_argument"},
 			{"move", s(map[string]any{"from": "missing.txt", "to": "b.txt"}), "not_found"},
+			{"change_mode", s(map[string]any{"path": "src/app.go", "mode": "rwx"}), "invalid_argument"},
+			{"change_mode", s(map[string]any{"path": "missing.txt", "mode": "644"}), "not_found"},
 			{"list_files", s(map[string]any{"glob": "[x"}), "invalid_argument"},
 			{"checkpoint_list", map[string]any{"session": unknown}, "not_found"},
 			{"checkpoint_create", s(map[string]any{"name": "bad name!"}), "invalid_argument"},

@@ -103,6 +103,15 @@ type PathArgs struct {
 	Token        string `json:"token,omitempty" jsonschema:"the token of your lock on this path, if it is locked"`
 }
 
+// ModeArgs are the arguments of change_mode.
+type ModeArgs struct {
+	Session      string `json:"session" jsonschema:"the session id"`
+	Path         string `json:"path" jsonschema:"the file or directory (a symbolic link's target changes)"`
+	Mode         string `json:"mode" jsonschema:"permission bits in octal, e.g. 755 to make a script executable, 600 for a private file"`
+	ExpectedHash string `json:"expected_hash,omitempty" jsonschema:"refuse with conflict unless the path still has this hash"`
+	Token        string `json:"token,omitempty" jsonschema:"the token of your lock on this path, if it is locked"`
+}
+
 // MoveArgs are the arguments of move.
 type MoveArgs struct {
 	Session      string `json:"session" jsonschema:"the session id"`
@@ -134,6 +143,9 @@ func (s *Server) addFileTools() {
 	add(s, "move", "Move a path",
 		"Move or rename a file or directory.",
 		destructive, false, s.move)
+	add(s, "change_mode", "Change a path's mode",
+		"Set the permission bits of a file or directory (chmod), e.g. 755 to make a script executable. The content stays as it is.",
+		destructive, true, s.changeMode)
 }
 
 func (s *Server) readFile(ctx context.Context, _ *call, in ReadArgs) (string, ReadResult, error) {
@@ -209,11 +221,9 @@ func (s *Server) writeFile(ctx context.Context, c *call, in WriteArgs) (string, 
 	}
 	var mode uint32
 	if in.Mode != "" {
-		v, err := strconv.ParseUint(in.Mode, 8, 32)
-		if err != nil || v > 0o7777 {
-			return "", ChangeResult{}, invalid("mode %q must be octal permission bits such as 644 or 755", in.Mode)
+		if mode, err = parseMode(in.Mode); err != nil {
+			return "", ChangeResult{}, err
 		}
-		mode = uint32(v)
 	}
 	m := c.mutation()
 	m.Token = in.Token
@@ -341,6 +351,33 @@ func (s *Server) move(ctx context.Context, c *call, in MoveArgs) (string, Change
 		return "", ChangeResult{}, err
 	}
 	return fmt.Sprintf("moved %s to %s, position %d", in.From, in.To, r.Position), changeResult(r), nil
+}
+
+func (s *Server) changeMode(ctx context.Context, c *call, in ModeArgs) (string, ChangeResult, error) {
+	id, err := s.session(in.Session)
+	if err != nil {
+		return "", ChangeResult{}, err
+	}
+	mode, err := parseMode(in.Mode)
+	if err != nil {
+		return "", ChangeResult{}, err
+	}
+	m := c.mutation()
+	m.Token = in.Token
+	r, err := s.c.Chmod(ctx, client.ChmodRequest{Mutation: m, Session: id, Path: in.Path, Mode: &mode, ExpectedHash: in.ExpectedHash})
+	if err != nil {
+		return "", ChangeResult{}, err
+	}
+	return fmt.Sprintf("%s is now mode %04o, position %d", in.Path, mode, r.Position), changeResult(r), nil
+}
+
+// parseMode reads octal permission bits (0 to 7777).
+func parseMode(s string) (uint32, error) {
+	v, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || v > 0o7777 {
+		return 0, invalid("mode %q must be octal permission bits such as 644 or 755", s)
+	}
+	return uint32(v), nil
 }
 
 func changeResult(r client.ChangeReply) ChangeResult {
