@@ -208,8 +208,9 @@ type MergeOutcome struct {
 //
 // Directories are merged through their entries: a directory that one side
 // deleted stays when the result still has entries in it. A change of a
-// directory's own mode or xattrs is not merged (the target's stays), since
-// no file operation can express it without rewriting the directory.
+// directory's own mode or xattrs on one side is taken (a chmod, xattr
+// operations); when both sides changed them differently, the target's
+// stay.
 // Xattrs of a file follow the side its content is taken from; when both
 // sides changed them differently, the target's stay.
 func Merge(in MergeInput) (MergeOutcome, error) {
@@ -494,6 +495,16 @@ func (m *merger) takeTheirs(p string, n *Node, force bool) (bool, error) {
 	cur := m.result.Lookup(p)
 	if n.Kind == KindDir {
 		if cur != nil && cur.Kind == KindDir {
+			// The entries merge on their own; the directory's own mode and
+			// xattrs are theirs (a chmod, xattr operations).
+			if cur.Mode == n.Mode && maps.EqualFunc(cur.Xattrs, n.Xattrs, bytes.Equal) {
+				return true, nil
+			}
+			t, err := m.result.Put(p, cur.WithMode(n.Mode).WithXattrs(n.Xattrs))
+			if err != nil {
+				return false, err
+			}
+			m.result = t
 			return true, nil
 		}
 		n = NewDir(n.Mode, n.Xattrs)
@@ -687,10 +698,10 @@ func matchLines(base, x []int) []int {
 // DiffOps returns the operations that turn tree a into tree b, as recorded
 // in events (clean paths, nothing left to resolve): removals first (a
 // removed directory takes everything below it), then changes, then
-// additions in tree order. A directory's own mode is left as in a (a chmod
-// could change it; neither merges nor fs.sync carry folders' modes, as
-// before the chmod operation). With xattrs false, xattrs are left alone
-// too: a file whose content and mode are equal is not written again.
+// additions in tree order. With xattrs (merges), a directory's own mode
+// and xattrs become a chmod and xattr operations; without (fs.sync), both
+// are left as in a, and so are files' xattrs: a file whose content and
+// mode are equal is not written again.
 func DiffOps(a, b Tree, xattrs bool) []Op {
 	c := Diff(a, b)
 	deleted := append([]Change(nil), c.Deleted...)
@@ -733,6 +744,9 @@ func DiffOps(a, b Tree, xattrs bool) []Op {
 			ops = append(ops, Op{Kind: OpRemove, Path: ch.Path})
 			ops = putOps(ops, ch.Path, nil, n, xattrs)
 		case n.Kind == KindDir && xattrs:
+			if o.Mode != n.Mode {
+				ops = append(ops, Op{Kind: OpChmod, Path: ch.Path, Mode: n.Mode})
+			}
 			ops = xattrOps(ops, ch.Path, o.Xattrs, n.Xattrs)
 		}
 	}

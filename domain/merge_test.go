@@ -335,3 +335,64 @@ func TestDiffOps(t *testing.T) {
 		t.Fatalf("DiffOps of equal trees: %v", ops)
 	}
 }
+
+// TestMerge_DirectoryModes: a directory's own mode or xattrs changed on one
+// side are merged (a chmod and xattr operations in the merge's ops), with
+// the entries below merging on their own; changed on both sides
+// differently, the target's stay.
+func TestMerge_DirectoryModes(t *testing.T) {
+	store := map[Hash][]byte{}
+	base := mtTree(t, store, map[string]string{"d": "dir", "d/a": "a\n", "e": "dir", "e/b": "b\n", "f": "dir"})
+	with := func(tr Tree, p string, mode uint32, x map[string][]byte) Tree {
+		t.Helper()
+		n := tr.Lookup(p).WithMode(mode).WithXattrs(x)
+		out, err := tr.Put(p, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	put := func(tr Tree, p, content string) Tree {
+		t.Helper()
+		h := Sum([]byte(content))
+		store[h] = []byte(content)
+		out, err := tr.Put(p, NewFile(h, int64(len(content)), 0o644, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// Ours: a file added in d, f's mode changed. Theirs: d chmodded, e
+	// given an xattr, f's mode changed otherwise.
+	ours := with(put(base, "d/ours", "o\n"), "f", 0o750, nil)
+	theirs := with(with(with(base, "d", 0o700, nil), "e", DefaultDirMode, map[string][]byte{"user.k": []byte("v")}), "f", 0o711, nil)
+	out, err := Merge(MergeInput{Base: base, Ours: ours, Theirs: theirs, Content: func(h Hash) ([]byte, error) { return store[h], nil }})
+	if err != nil || len(out.Conflicts) != 0 {
+		t.Fatalf("merge: %v, conflicts %v", err, out.Conflicts)
+	}
+	got, err := applyOps(ours, out.Ops)
+	if err != nil || got.Hash() != out.Tree.Hash() {
+		t.Fatalf("the ops %+v do not rebuild the merged tree: %v", out.Ops, err)
+	}
+	if d := got.Lookup("d"); d.Mode != 0o700 || got.Lookup("d/ours") == nil || got.Lookup("d/a") == nil {
+		t.Errorf("d: mode %o, entries ours %v a %v; want theirs' 0700 and both entries", d.Mode, got.Lookup("d/ours") != nil, got.Lookup("d/a") != nil)
+	}
+	if e := got.Lookup("e"); string(e.Xattrs["user.k"]) != "v" || got.Lookup("e/b") == nil {
+		t.Errorf("e: xattrs %v, want theirs' user.k with e/b kept", e.Xattrs)
+	}
+	if f := got.Lookup("f"); f.Mode != 0o750 {
+		t.Errorf("f, changed on both sides: mode %o, want the target's 0750", f.Mode)
+	}
+	chmods := 0
+	for _, op := range out.Ops {
+		if op.Kind == OpChmod {
+			chmods++
+			if op.Path != "d" || op.Mode != 0o700 {
+				t.Errorf("chmod op %+v, want d to 0700", op)
+			}
+		}
+	}
+	if chmods != 1 {
+		t.Errorf("%d chmod ops in %+v, want one", chmods, out.Ops)
+	}
+}

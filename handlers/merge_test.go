@@ -286,3 +286,43 @@ func TestMerge_ApprovalPolicy(t *testing.T) {
 		t.Fatal("a used approval authorised a second merge")
 	}
 }
+
+// TestMerge_FolderMode: a folder chmodded in a fork (as a mount records
+// it) keeps its mode when the fork is merged back, next to an entry the
+// parent added to it meanwhile; before the chmod operation the merge kept
+// the parent's mode without a word.
+func TestMerge_FolderMode(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	ctx := t.Context()
+	parent := h.session(t)
+	h.write(t, parent, "cfg/a.toml", "a")
+	fork, err := h.c.Fork(ctx, client.ForkRequest{Session: parent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mode := uint32(0o700)
+	if _, err := h.c.Chmod(ctx, client.ChmodRequest{Session: fork.Session.ID, Path: "cfg", Mode: &mode}); err != nil {
+		t.Fatal(err)
+	}
+	h.write(t, parent, "cfg/b.toml", "b")
+	r, err := h.c.Merge(ctx, client.MergeRequest{From: fork.Session.ID, Into: parent})
+	if err != nil || !r.Applied {
+		t.Fatalf("merge = %+v, %v; want applied", r, err)
+	}
+	m, err := h.c.Manifest(ctx, client.ManifestRequest{Session: parent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint32{}
+	for _, e := range m.Entries {
+		got[e.Path] = e.Mode
+	}
+	if got["cfg"] != 0o700 || got["cfg/a.toml"] == 0 || got["cfg/b.toml"] == 0 {
+		t.Errorf("after the merge: %v, want cfg 0700 holding a.toml and b.toml", got)
+	}
+	evs, err := h.c.Events(ctx, client.EventsRequest{Session: parent, From: r.Position})
+	if err != nil || len(evs.Events) != 1 || len(evs.Events[0].Ops) != 1 || evs.Events[0].Ops[0].Op != domain.OpChmod {
+		t.Errorf("merge event %s, %v; want one chmod of cfg", asJSON(evs.Events), err)
+	}
+}
