@@ -320,3 +320,34 @@ func TestCheckout_UnderRateLimit(t *testing.T) {
 	}
 	sameTrees(t, "checkout under the rate limit", localTree(t, dir), e.remoteTree(t, id))
 }
+
+// TestPull_Modes: a chmod made in the session (a folder's, a file's)
+// reaches the working copy on pull, and leaves it clean.
+func TestPull_Modes(t *testing.T) {
+	e := start(t)
+	ctx := ctxOf(t)
+	id := e.session(t, write("cfg/a.toml", "a", 0), write("run.sh", "echo\n", 0o644))
+	dir := filepath.Join(t.TempDir(), "wc")
+	w := e.checkout(t, id, dir)
+	for p, m := range map[string]uint32{"cfg": 0o700, "run.sh": 0o755} {
+		if _, err := e.c.Chmod(ctx, client.ChmodRequest{Session: id, Path: p, Mode: &m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := w.Pull(ctx)
+	must(t, err)
+	if res.Updated != 2 || len(res.Conflicts) != 0 {
+		t.Fatalf("pull = %+v, want 2 paths updated and no conflict", res)
+	}
+	for p, want := range map[string]os.FileMode{"cfg": 0o700, "run.sh": 0o755} {
+		fi, err := os.Stat(filepath.Join(dir, p))
+		must(t, err)
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s after pull: %v, want %v", p, fi.Mode().Perm(), want)
+		}
+	}
+	st, err := w.Status()
+	must(t, err)
+	wantChanges(t, st)
+	sameTrees(t, "after pull", localTree(t, dir), e.remoteTree(t, id))
+}
