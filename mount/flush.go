@@ -234,14 +234,11 @@ func (m *Mount) batchOp(ctx context.Context, op *jop, expect map[string]string) 
 	case "write":
 		return m.writeOp(ctx, op, expect)
 	case "chmod":
-		// A file's mode goes with what it holds: a new file's write
-		// carries it, and an existing file's chmod expects its content.
-		h := m.expectFor(op, expect)
-		if op.ent != nil && op.ent.kind == kindFile && (h == "" || h == domain.ExpectAbsent) {
+		// A file's chmod expects the content it holds; a file not stored
+		// yet has its mode carried by its write. A folder expects nothing.
+		bo.ExpectedHash = m.expectFor(op, expect)
+		if bo.ExpectedHash == domain.ExpectAbsent {
 			return bo, nil, true, nil
-		}
-		if h != domain.ExpectAbsent {
-			bo.ExpectedHash = h
 		}
 	case "remove":
 		if h := m.expectFor(op, expect); h != domain.ExpectAbsent {
@@ -407,7 +404,7 @@ func (m *Mount) applied(g *group, reply client.ChangeReply) {
 		m.position = reply.Position
 	}
 	for i, bo := range g.ops {
-		if e := g.src[i].ent; e != nil && (bo.Op == "write" && bo.Mode != 0 || bo.Op == "chmod") {
+		if e := g.src[i].ent; e != nil && e.kind == kindFile && (bo.Op == "write" && bo.Mode != 0 || bo.Op == "chmod") {
 			e.stored = bo.Mode
 		}
 	}

@@ -10,13 +10,19 @@ import (
 	"github.com/strand-dev/strand/client"
 )
 
+// parseMode reads --mode: "" is none (0).
 func parseMode(s string) (uint32, error) {
 	if s == "" {
 		return 0, nil
 	}
+	return octalMode("--mode", s)
+}
+
+// octalMode reads permission bits in octal, 0 to 7777.
+func octalMode(what, s string) (uint32, error) {
 	v, err := strconv.ParseUint(s, 8, 32)
 	if err != nil || v > 0o7777 {
-		return 0, usagef("--mode %q must be octal permission bits like 644", s)
+		return 0, usagef("%s %q is not an octal mode from 0 to 7777 (like 644)", what, s)
 	}
 	return uint32(v), nil
 }
@@ -239,12 +245,11 @@ func (m *Main) fsChmod(ctx context.Context, args []string) error {
 		return err
 	}
 	defer g.close()
-	mode, err := strconv.ParseUint(pos[1], 8, 32)
-	if err != nil || mode > 0o7777 {
-		return usagef("fs chmod: mode %q is not an octal mode from 0 to 7777", pos[1])
+	mode, err := octalMode("fs chmod: mode", pos[1])
+	if err != nil {
+		return err
 	}
-	m32 := uint32(mode)
-	r, err := g.client.Chmod(ctx, client.ChmodRequest{Mutation: mf.mutation(), Session: pos[0], Path: pos[2], Mode: &m32})
+	r, err := g.client.Chmod(ctx, client.ChmodRequest{Mutation: mf.mutation(), Session: pos[0], Path: pos[2], Mode: &mode})
 	if err != nil {
 		return err
 	}
