@@ -375,10 +375,18 @@ const replicaCatchUp = 10 * time.Second
 // scanOnce is one pass of scan with one consumer. It returns the position
 // of the last event it passed to fn (0: none) and whether it reached to.
 func (st *Store) scanOnce(ctx context.Context, subject string, from, to uint64, fn func(StoredEvent) error) (last uint64, done bool, err error) {
-	cons, err := st.events.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    from,
+	// Creating the consumer is a request to the meta leader: one sent while
+	// none is elected (a quorum lost and regained) may never be answered,
+	// so each attempt is bounded and sent again, as other requests are.
+	var cons jetstream.Consumer
+	err = retry(ctx, "create replay consumer", func(ctx context.Context) error {
+		var err error
+		cons, err = st.events.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{subject},
+			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:    from,
+		})
+		return err
 	})
 	if err != nil {
 		return 0, false, domain.Wrap(err, "create replay consumer")
