@@ -237,6 +237,7 @@ func (st *Store) ChangeSource(ctx context.Context, tenant, name, requestID strin
 		}
 		return retriedSource(h, requestID, kind)
 	}
+	var wait flightWait // for a write in flight (not a lost race)
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		e, err := decide(h.head)
 		if err != nil {
@@ -247,15 +248,27 @@ func (st *Store) ChangeSource(ctx context.Context, tenant, name, requestID strin
 		if err != nil {
 			return SourceResult{}, err
 		}
-		res, err := st.appendSource(ctx, e, body, h.head.Sequence)
+		expected := h.head.Sequence
+		res, err := st.appendSource(ctx, e, body, expected)
 		if errors.Is(err, errConflict) {
-			// Another writer got there first, or this very event did.
-			found, ok, err := st.ownSource(ctx, e, body, h.head.Sequence)
+			// Another writer got there first, or this very event did, or
+			// (in flight) another write is still being stored: wait for it
+			// as Change does, without counting a lost race.
+			inFlight := errors.Is(err, errInFlight)
+			if inFlight {
+				if err := wait.pause(ctx); err != nil {
+					return SourceResult{}, err
+				}
+			}
+			found, ok, err := st.ownSource(ctx, e, body, expected)
 			if err != nil || ok {
 				return found, err
 			}
 			if h, err = st.readSource(ctx, tenant, name, nil); err != nil {
 				return SourceResult{}, err
+			}
+			if inFlight && wait.givesBack(h.head.Sequence != expected) {
+				attempt--
 			}
 			continue
 		}
@@ -355,32 +368,15 @@ func (st *Store) appendSource(ctx context.Context, e *domain.SourceEvent, body [
 		m.Header.Set(names.HeaderActor, e.Actor)
 	}
 	m.Data = body
-	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expected), jetstream.WithExpectStream(names.SourceStream)}
+	msgID := ""
 	if e.RequestID != "" {
-		opts = append(opts, jetstream.WithMsgID(sourceMsgID(e.Tenant, e.Source, e.RequestID)))
+		msgID = sourceMsgID(e.Tenant, e.Source, e.RequestID)
 	}
-	for attempt := 0; ; attempt++ {
-		var ack *jetstream.PubAck
-		err := retry(ctx, "append source event", func(ctx context.Context) error {
-			var err error
-			ack, err = st.js.PublishMsg(ctx, m, opts...)
-			return err
-		})
-		switch {
-		case err == nil:
-			return appendResult{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
-		case isConflict(err):
-			return appendResult{}, errConflict
-		case isDuplicateInProcess(err) && attempt < 50:
-			// A retry racing its first attempt on a replicated stream:
-			// wait for that one to be stored, then ask again.
-			if err := conflictPause(ctx, 4); err != nil {
-				return appendResult{}, unavailable("append source event", err)
-			}
-			continue
-		}
-		return appendResult{}, domain.Wrap(err, "append source event")
+	res, err := publishExpecting(ctx, st.js, names.SourceStream, "append source event", m, expected, msgID)
+	if err != nil && !errors.Is(err, errConflict) {
+		return res, domain.Wrap(err, "append source event")
 	}
+	return res, err
 }
 
 // nextBySubject reads, through the stream leader, the first message on

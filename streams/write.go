@@ -82,6 +82,7 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 			return st.retried(ctx, s, pos, meta, build)
 		}
 	}
+	var wait flightWait // for a write in flight (not a lost race)
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if attempt > 0 {
 			// A new head: the request may be among its ids now.
@@ -125,7 +126,13 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 			// not yet visible, and a second loss means a busy session:
 			// either way, wait a moment first, so that attempts are not all
 			// spent within one write's commit.
-			if errors.Is(err, errInFlight) || attempt > 0 {
+			inFlight := errors.Is(err, errInFlight)
+			switch {
+			case inFlight:
+				if err := wait.pause(ctx); err != nil {
+					return Result{}, err
+				}
+			case attempt > 0:
 				if err := conflictPause(ctx, attempt); err != nil {
 					return Result{}, err
 				}
@@ -151,6 +158,9 @@ func (st *Store) Change(ctx context.Context, tenant, id string, meta domain.Meta
 				st.appends.Add(1)
 				next.Commit(ev, pos, domain.Sum(body))
 				return Result{Session: next, Event: ev, Position: pos}, nil
+			}
+			if inFlight && wait.givesBack(s.Position != expected) {
+				attempt--
 			}
 			continue
 		}
