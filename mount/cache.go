@@ -303,7 +303,8 @@ func (b *blobs) fetch(h domain.Hash, fetch func(w io.Writer) error) error {
 		return fmt.Errorf("fetch %s: content hashes to %s", h, got)
 	}
 	b.fetched.Add(cw.n)
-	return b.adopt(tmp.Name(), h)
+	_, err = b.adopt(tmp.Name(), h) // held meanwhile: the deferred remove
+	return err
 }
 
 // keep stores content that is in memory (and was checked against its
@@ -342,15 +343,19 @@ func (b *blobs) put(h domain.Hash, data []byte) error {
 	return nil
 }
 
-// adopt moves a file with content h into the cache.
-func (b *blobs) adopt(name string, h domain.Hash) error {
+// adopt moves a file with content h into the cache. When the cache holds
+// h already (held), or on an error, the file is left where it was.
+func (b *blobs) adopt(name string, h domain.Hash) (held bool, err error) {
+	if b.cc.Has(h.String()) {
+		return true, nil
+	}
 	if err := b.cc.PutFile(h.String(), name); err != nil {
-		return err
+		return false, err
 	}
 	b.mu.Lock()
 	b.verified[h] = true
 	b.mu.Unlock()
-	return nil
+	return false, nil
 }
 
 // fetched records bytes brought in by a prefetch.

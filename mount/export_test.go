@@ -60,3 +60,6 @@ func (m *Mount) Staged() int {
 	walk(m.root)
 	return n
 }
+
+// Recycled is how many emptied staging files wait to be taken again.
+func (m *Mount) Recycled() int { return len(m.journal.recycled) }

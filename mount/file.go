@@ -73,7 +73,7 @@ func (m *Mount) stage(e *entry, trunc bool) (*staged, syscall.Errno) {
 		}
 		if err != nil {
 			f.Close() //nolint:errcheck // failing anyway
-			m.journal.removeFile(id)
+			m.journal.discard(id)
 			m.log.Warn("read failed", "session", m.session, "err", err)
 			return nil, syscall.EIO
 		}
@@ -83,7 +83,7 @@ func (m *Mount) stage(e *entry, trunc bool) (*staged, syscall.Errno) {
 	defer m.mu.Unlock()
 	if e.staged != nil { // staged meanwhile by another open
 		f.Close() //nolint:errcheck // unused
-		m.journal.removeFile(id)
+		m.journal.discard(id)
 		return e.staged, 0
 	}
 	e.staged = st
@@ -241,7 +241,7 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 		// Dropped (a conflict settled for the remote version).
 		h.st.close()
 		if !m.referenced(h.st.id) {
-			m.journal.removeFile(h.st.id)
+			m.journal.discard(h.st.id)
 		}
 		return 0
 	}
@@ -249,7 +249,7 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 		// Unlinked while open, and nothing left to flush: it is gone.
 		h.e.staged = nil
 		h.st.close()
-		m.journal.removeFile(h.st.id)
+		m.journal.discard(h.st.id)
 		return 0
 	}
 	m.retire(h.e)

@@ -462,8 +462,8 @@ func (m *Mount) unstage(e *entry) {
 		return // written meanwhile: the write queues its op
 	}
 	e.staged = nil
-	if err := m.cache.adopt(m.journal.filePath(st.id), e.hash); err != nil {
-		m.journal.removeFile(st.id)
+	if held, err := m.cache.adopt(m.journal.filePath(st.id), e.hash); held || err != nil {
+		m.journal.discard(st.id)
 	}
 }
 

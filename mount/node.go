@@ -312,7 +312,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if n.e.children[name] != nil {
 		m.mu.Unlock()
 		f.Close() //nolint:errcheck // unused
-		m.journal.removeFile(id)
+		m.journal.discard(id)
 		return nil, nil, 0, syscall.EEXIST
 	}
 	now := time.Now()

@@ -183,7 +183,7 @@ func (n *node) OnForget() {
 	if !e.attached(m.root) && !m.referenced(st.id) {
 		e.staged = nil
 		st.close()
-		m.journal.removeFile(st.id)
+		m.journal.discard(st.id)
 		return
 	}
 	st.loose = false

@@ -43,7 +43,7 @@ func (m *Mount) Resolve(ctx context.Context, path, keep string) (int, error) {
 			e.hash = domain.Hash{} // differs from the service's: the refresh restores it
 			if st.refs == 0 {
 				st.close()
-				m.journal.removeFile(st.id)
+				m.journal.discard(st.id)
 			}
 		}
 	}
