@@ -48,13 +48,9 @@ func (st *Store) BusPublish(ctx context.Context, subject string, data []byte, hd
 // BusReplay returns the retained history of a topic, oldest first, at most
 // limit messages (the newest ones).
 func (st *Store) BusReplay(ctx context.Context, subject string, limit int) ([]BusMsg, error) {
-	stream, err := st.js.Stream(ctx, names.BusStream)
+	stream, info, err := st.streamInfo(ctx, names.BusStream, subject, "bus stream info")
 	if err != nil {
-		return nil, domain.Wrap(err, "bus stream")
-	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject))
-	if err != nil {
-		return nil, domain.Wrap(err, "bus stream info")
+		return nil, err
 	}
 	n := info.State.Subjects[subject]
 	if n == 0 {
@@ -64,7 +60,12 @@ func (st *Store) BusReplay(ctx context.Context, subject string, limit int) ([]Bu
 	if n > uint64(limit) {
 		skip = n - uint64(limit)
 	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	var cons jetstream.Consumer
+	err = retry(ctx, "bus replay consumer", func(ctx context.Context) error {
+		var err error
+		cons, err = stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+		return err
+	})
 	if err != nil {
 		return nil, domain.Wrap(err, "bus replay consumer")
 	}

@@ -150,3 +150,23 @@ func retry(ctx context.Context, what string, op func(ctx context.Context) error)
 		}
 	}
 }
+
+// streamInfo reads a stream's state with its subjects matching filter,
+// through retry: each request bounded and sent again while the failure is
+// transient (one sent while no leader answers may never be answered).
+func (st *Store) streamInfo(ctx context.Context, name, filter, what string) (jetstream.Stream, *jetstream.StreamInfo, error) {
+	var stream jetstream.Stream
+	var info *jetstream.StreamInfo
+	err := retry(ctx, what, func(ctx context.Context) error {
+		var err error
+		if stream, err = st.js.Stream(ctx, name); err != nil {
+			return err
+		}
+		info, err = stream.Info(ctx, jetstream.WithSubjectFilter(filter))
+		return err
+	})
+	if err != nil {
+		return nil, nil, domain.Wrap(err, what)
+	}
+	return stream, info, nil
+}

@@ -109,13 +109,9 @@ func (st *Store) readSource(ctx context.Context, tenant, name string, match func
 
 // ListSources returns the tenant's sources in name order.
 func (st *Store) ListSources(ctx context.Context, tenant string) ([]*domain.Source, error) {
-	stream, err := st.js.Stream(ctx, names.SourceStream)
+	_, info, err := st.streamInfo(ctx, names.SourceStream, names.SourcePrefix+tenant+".*", "list sources")
 	if err != nil {
-		return nil, domain.Wrap(err, "open source stream")
-	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(names.SourcePrefix+tenant+".*"))
-	if err != nil {
-		return nil, domain.Wrap(err, "list sources")
+		return nil, err
 	}
 	nameList := make([]string, 0, len(info.State.Subjects))
 	for subj := range info.State.Subjects {
@@ -390,13 +386,9 @@ func nextBySubject(ctx context.Context, nc *nats.Conn, stream string, seq uint64
 // event names them, so the blob collector must count them as referenced
 // (a deleted source's revisions too: sessions started from them replay).
 func (st *Store) SourceBlobs(ctx context.Context, fn func(domain.Hash) error) error {
-	stream, err := st.js.Stream(ctx, names.SourceStream)
+	_, info, err := st.streamInfo(ctx, names.SourceStream, names.SourcePrefix+">", "list sources")
 	if err != nil {
-		return domain.Wrap(err, "open source stream")
-	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(names.SourcePrefix+">"))
-	if err != nil {
-		return domain.Wrap(err, "list sources")
+		return err
 	}
 	seen := map[domain.Hash]bool{}
 	for subj := range info.State.Subjects {
