@@ -14,6 +14,25 @@ import (
 	"github.com/strand-dev/strand/streams/streamstest"
 )
 
+// startR3 starts a three-node cluster with the store's streams made (R3)
+// and returns it, a context for the test and the stores' configuration.
+func startR3(t *testing.T) (*streamstest.Cluster, context.Context, streams.Config) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	c := streamstest.StartCluster(t, streamstest.ClusterOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	cfg := streams.Config{Replicas: 3}
+	boot, err := streams.Open(ctx, c.Connect(t, 0), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot.Close()
+	return c, ctx, cfg
+}
+
 // TestStore_ReadYourWritesOnAFollower runs two stores on a three-node
 // cluster: the writer connected to the event stream's leader, the reader to
 // a follower. Right after each acknowledged write, the reader reads the head
@@ -26,18 +45,7 @@ import (
 // the session's last event, made by the reader right after a write, is
 // stale: it shows that the follower does lag, so the test can tell.
 func TestStore_ReadYourWritesOnAFollower(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a three-node cluster")
-	}
-	c := streamstest.StartCluster(t, streamstest.ClusterOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cfg := streams.Config{Replicas: 3}
-	boot, err := streams.Open(ctx, c.Connect(t, 0), cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	boot.Close()
+	c, ctx, cfg := startR3(t)
 	leader := c.StreamLeader(t, names.EventStream)
 	writer, err := streams.Open(ctx, c.Connect(t, leader), cfg, nil)
 	if err != nil {
@@ -149,18 +157,7 @@ func TestStore_ReadYourWritesOnAFollower(t *testing.T) {
 // leave unanswered; it must be sent again (it waited out the caller's
 // deadline, three minutes here, before).
 func TestStore_WaitsForAWriteInFlight(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a three-node cluster")
-	}
-	c := streamstest.StartCluster(t, streamstest.ClusterOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cfg := streams.Config{Replicas: 3}
-	boot, err := streams.Open(ctx, c.Connect(t, 0), cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	boot.Close()
+	c, ctx, cfg := startR3(t)
 	// race opens two stores on the node leading stream, prepares with the
 	// first, stops both followers, runs write on the first store, then on
 	// the second while the first is in flight, waits for both to land, and
