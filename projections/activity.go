@@ -42,6 +42,24 @@ type FeedConfig struct {
 	// Stream is names.FeedStream; Subject names.FeedSubject.
 	Stream  string
 	Subject func(tenant string) string
+	// Retry runs each request of a read of the feed (List): the store's
+	// retry (streams.Retry, wired by cmd), each attempt bounded and sent
+	// again while the failure is transient, so that a request no leader
+	// answers (a quorum lost and regained) is not waited on until the
+	// caller's deadline. Without it each request is made once, bounded by
+	// requestTimeout. Every one is a read, safe to repeat.
+	Retry func(ctx context.Context, what string, op func(ctx context.Context) error) error
+}
+
+// do runs one request of a read of the feed through Retry, or once,
+// bounded.
+func (f *FeedConfig) do(ctx context.Context, what string, op func(ctx context.Context) error) error {
+	if f.Retry != nil {
+		return f.Retry(ctx, what, op)
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	return op(ctx)
 }
 
 // Activity is the activity-feed projection: every event becomes a small
@@ -296,12 +314,17 @@ func (a *Activity) List(ctx context.Context, tenant string, limit int, before ui
 	if limit <= 0 {
 		limit = 50
 	}
-	s, err := a.js.Stream(ctx, a.feed.Stream)
-	if err != nil {
-		return FeedPage{}, fmt.Errorf("feed stream: %w", err)
-	}
 	subj := a.feed.Subject(tenant)
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subj))
+	var s jetstream.Stream
+	var info *jetstream.StreamInfo
+	err := a.feed.do(ctx, "feed stream", func(ctx context.Context) error {
+		var err error
+		if s, err = a.js.Stream(ctx, a.feed.Stream); err != nil {
+			return err
+		}
+		info, err = s.Info(ctx, jetstream.WithSubjectFilter(subj))
+		return err
+	})
 	if err != nil {
 		return FeedPage{}, fmt.Errorf("feed stream: %w", err)
 	}
@@ -309,7 +332,12 @@ func (a *Activity) List(ctx context.Context, tenant string, limit int, before ui
 	if info.State.Subjects[subj] == 0 {
 		return page, nil
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}})
+	var cons jetstream.Consumer
+	err = a.feed.do(ctx, "read feed", func(ctx context.Context) error {
+		var err error
+		cons, err = s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}})
+		return err
+	})
 	if err != nil {
 		return FeedPage{}, fmt.Errorf("read feed: %w", err)
 	}

@@ -39,7 +39,7 @@ func openReadModels(ctx context.Context, js jetstream.JetStream, replicas int, s
 	}
 	views.EmitWork(projections.WorkConfig{Stream: names.WorkStream, Subject: names.WorkSubject, Retry: streams.Retry})
 	activity := projections.OpenActivity(js, names.EventStream, names.AllEvents, replicas,
-		projections.FeedConfig{Stream: names.FeedStream, Subject: names.FeedSubject}, log)
+		projections.FeedConfig{Stream: names.FeedStream, Subject: names.FeedSubject, Retry: streams.Retry}, log)
 	if shareSyncs {
 		views.ShareSyncs()
 		activity.ShareSyncs()
