@@ -46,7 +46,7 @@ func (s *Service) fsSync(c *call) (any, error) {
 				return nil, err
 			}
 		}
-		ops := domain.DiffOps(sess.Tree, want, false)
+		ops := append(domain.DiffOps(sess.Tree, want, false), folderModes(sess.Tree, want, in)...)
 		if len(ops) == 0 {
 			return nil, errNothingToSync
 		}
@@ -74,6 +74,22 @@ func (s *Service) fsSync(c *call) (any, error) {
 		return nil, err
 	}
 	return client.SyncReply{ChangeReply: changeReply(res), Changed: true, Written: written, Removed: removed}, nil
+}
+
+// folderModes are the chmods that give the folders the archive has
+// entries of its own for, and which stay folders, the archive's mode:
+// DiffOps leaves an existing folder's mode as it was, and a folder only
+// implied by the paths below it has no mode of the archive's to take.
+func folderModes(cur, want domain.Tree, in imports.Result) []domain.Op {
+	var ops []domain.Op
+	for _, p := range in.Dirs {
+		a, b, n := cur.Lookup(p), want.Lookup(p), in.Tree.Lookup(p)
+		if a == nil || b == nil || n == nil || a.Kind != domain.KindDir || b.Kind != domain.KindDir || a.Mode == n.Mode {
+			continue
+		}
+		ops = append(ops, domain.Op{Kind: domain.OpChmod, Path: p, Mode: n.Mode})
+	}
+	return ops
 }
 
 // expectAt refuses, as Execute would, a request whose expected position is

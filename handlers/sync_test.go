@@ -58,6 +58,40 @@ func TestFS_Sync(t *testing.T) {
 		t.Fatal("gone.txt survived sync with delete")
 	}
 
+	// The archive's own folder entries set their folders' modes; a folder
+	// only implied by the paths below it keeps the session's.
+	t.Run("FolderModes", func(t *testing.T) {
+		s, err := e.c.CreateSession(t.Context(), client.CreateSessionRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := s.Session.ID
+		e.batch(t, id, client.BatchOp{Op: domain.OpMkdir, Path: "own", Mode: 0o755}, client.BatchOp{Op: domain.OpMkdir, Path: "implied", Mode: 0o750},
+			client.BatchOp{Op: domain.OpWrite, Path: "own/a.txt", Content: []byte("a\n"), Mode: 0o644},
+			client.BatchOp{Op: domain.OpWrite, Path: "implied/b.txt", Content: []byte("b\n"), Mode: 0o644})
+		archive := srcTar(t, false, []srcFile{
+			{"own", "dir", "", 0o700},
+			{"own/a.txt", "file", "a\n", 0o644},
+			{"implied/b.txt", "file", "b\n", 0o644},
+		})
+		for _, del := range []bool{false, true} {
+			r, err := e.c.Sync(t.Context(), id, archive, del, client.Mutation{})
+			if err != nil {
+				t.Fatalf("sync (delete %v): %v", del, err)
+			}
+			if !del && (!r.Changed || r.Written != 1 || r.Removed != 0) {
+				t.Fatalf("sync = %+v; want one change: the folder's mode", r)
+			}
+			if del && r.Changed {
+				t.Fatalf("sync with delete after the same archive = %+v; want nothing changed", r)
+			}
+			got := e.tree(t, id, "")
+			if got["own"].mode != 0o700 || got["implied"].mode != 0o750 {
+				t.Fatalf("after sync (delete %v): own %o, implied %o; want 700 (the archive's) and 750 (kept)", del, got["own"].mode, got["implied"].mode)
+			}
+		}
+	})
+
 	t.Run("AllOrNothing", func(t *testing.T) {
 		last := e.env.LastSeq(t)
 		bad := srcTar(t, false, []srcFile{{"fine.txt", "file", "fine", 0o644}, {"../escape", "file", "x", 0o644}})

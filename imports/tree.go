@@ -50,6 +50,10 @@ type Result struct {
 	Bytes int64
 	// Commit is the commit a git import read.
 	Commit string
+	// Dirs are the folders the archive has entries of its own for, in
+	// tree order; the others are implied by the paths below them (and
+	// take the default mode). fs.sync sets the mode of these only.
+	Dirs []string
 }
 
 // builder collects the entries of an import and checks them.
@@ -59,6 +63,7 @@ type builder struct {
 	lim      Limits
 	progress Progress
 	nodes    map[string]*domain.Node
+	dirs     map[string]bool // folders with an entry of their own
 	links    []string
 	files    int64
 	bytes    int64
@@ -134,6 +139,10 @@ func (b *builder) dir(name string, mode uint32) error {
 	if err != nil || p == "" {
 		return err
 	}
+	if b.dirs == nil {
+		b.dirs = map[string]bool{}
+	}
+	b.dirs[p] = true
 	return b.put(p, domain.NewDir(mode&0o777, nil))
 }
 
@@ -224,7 +233,13 @@ func (b *builder) finish() (Result, error) {
 			return Result{}, invalid("symlink %q: %s", l, domain.ErrorMessage(err))
 		}
 	}
-	return Result{Tree: t, Files: b.files, Bytes: b.bytes}, nil
+	var dirs []string
+	for _, p := range paths {
+		if b.dirs[p] && b.nodes[p].Kind == domain.KindDir {
+			dirs = append(dirs, p)
+		}
+	}
+	return Result{Tree: t, Files: b.files, Bytes: b.bytes, Dirs: dirs}, nil
 }
 
 // escapes reports whether a symlink at p with target leaves the tree when
