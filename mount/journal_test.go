@@ -137,12 +137,22 @@ func TestMount_RecycledStagingFiles(t *testing.T) {
 			t.Fatalf("staging file %s after the flush: %v, %v; want it empty (spare or recycled)", name, fi, err)
 		}
 	}
+	// Counted with the spares made (the goroutine that makes them may hold
+	// one more, made and not yet handed over): new files taken from the
+	// spares would show as files made to replace them.
+	if !m.WaitSpares(10 * time.Second) {
+		t.Fatal("spares not made")
+	}
 	before := len(stagingFiles(t, jdir))
 	for i := range n - 1 {
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("new%02d.txt", i)), []byte(fmt.Sprintf("new %d\n", i)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if !m.WaitSpares(10 * time.Second) {
+		t.Fatal("spares not made again")
+	}
+	time.Sleep(50 * time.Millisecond) // the spares' goroutine: one more, then it waits
 	if after := len(stagingFiles(t, jdir)); after > before+1 {
 		t.Fatalf("staging files: %d before %d creates, %d after; want them taken from the recycled ones", before, n-1, after)
 	}
