@@ -54,12 +54,7 @@ type FeedConfig struct {
 // do runs one request of a read of the feed through Retry, or once,
 // bounded.
 func (f *FeedConfig) do(ctx context.Context, what string, op func(ctx context.Context) error) error {
-	if f.Retry != nil {
-		return f.Retry(ctx, what, op)
-	}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	return op(ctx)
+	return request(ctx, f.Retry, what, op)
 }
 
 // Activity is the activity-feed projection: every event becomes a small

@@ -248,18 +248,24 @@ func (w *WorkConfig) publish(ctx context.Context, subject, id string, it ReviewI
 	return seq, nil
 }
 
-// requestTimeout bounds a request to the work stream made without Retry.
-// A variable for tests.
+// requestTimeout bounds a request made without a Retry (WorkConfig's,
+// FeedConfig's). A variable for tests.
 var requestTimeout = 10 * time.Second
 
-// do runs one request to the work stream through Retry, or once, bounded.
-func (w *WorkConfig) do(ctx context.Context, what string, op func(ctx context.Context) error) error {
-	if w.Retry != nil {
-		return w.Retry(ctx, what, op)
+// request runs op through retry (the store's, wired by cmd) or, without
+// one, once, bounded by requestTimeout.
+func request(ctx context.Context, retry func(ctx context.Context, what string, op func(ctx context.Context) error) error, what string, op func(ctx context.Context) error) error {
+	if retry != nil {
+		return retry(ctx, what, op)
 	}
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	return op(ctx)
+}
+
+// do runs one request to the work stream through Retry, or once, bounded.
+func (w *WorkConfig) do(ctx context.Context, what string, op func(ctx context.Context) error) error {
+	return request(ctx, w.Retry, what, op)
 }
 
 // remove deletes an item; one already taken and acknowledged is gone.
