@@ -699,9 +699,10 @@ func matchLines(base, x []int) []int {
 // in events (clean paths, nothing left to resolve): removals first (a
 // removed directory takes everything below it), then changes, then
 // additions in tree order. With xattrs (merges), a directory's own mode
-// and xattrs become a chmod and xattr operations; without (fs.sync), both
-// are left as in a, and so are files' xattrs: a file whose content and
-// mode are equal is not written again.
+// and xattrs become a chmod and xattr operations; without (fs.sync, which
+// adds the chmods of the archive's own folders itself), both are left as
+// in a, and so are files' xattrs: a file whose content and mode are equal
+// is not written again.
 func DiffOps(a, b Tree, xattrs bool) []Op {
 	c := Diff(a, b)
 	deleted := append([]Change(nil), c.Deleted...)

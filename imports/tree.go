@@ -71,7 +71,7 @@ type builder struct {
 
 func newBuilder(ctx context.Context, blobs Blobs, lim Limits, progress Progress) *builder {
 	return &builder{ctx: ctx, blobs: blobs, lim: lim.withDefaults(), progress: progress,
-		nodes: map[string]*domain.Node{}}
+		nodes: map[string]*domain.Node{}, dirs: map[string]bool{}}
 }
 
 // invalid is the error of input that an import refuses.
@@ -138,9 +138,6 @@ func (b *builder) dir(name string, mode uint32) error {
 	p, err := b.path(name)
 	if err != nil || p == "" {
 		return err
-	}
-	if b.dirs == nil {
-		b.dirs = map[string]bool{}
 	}
 	b.dirs[p] = true
 	return b.put(p, domain.NewDir(mode&0o777, nil))

@@ -236,17 +236,17 @@ func (j *journal) filePath(id string) string { return filepath.Join(j.dir, "file
 // newFile returns a new, empty staging file: a recycled one, else a spare
 // when one is ready.
 func (j *journal) newFile() (string, *os.File, error) {
+recycled:
 	for {
 		select {
 		case id := <-j.recycled:
-			f, err := os.OpenFile(j.filePath(id), os.O_RDWR|os.O_TRUNC, 0)
-			if err != nil {
-				continue // removed meanwhile (a sweep): take another
+			// One removed meanwhile (a sweep) fails to open: take another.
+			if f, err := os.OpenFile(j.filePath(id), os.O_RDWR|os.O_TRUNC, 0); err == nil {
+				return id, f, nil
 			}
-			return id, f, nil
 		default:
+			break recycled
 		}
-		break
 	}
 	select {
 	case s := <-j.spares:

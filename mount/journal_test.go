@@ -152,7 +152,6 @@ func TestMount_RecycledStagingFiles(t *testing.T) {
 	if !m.WaitSpares(10 * time.Second) {
 		t.Fatal("spares not made again")
 	}
-	time.Sleep(50 * time.Millisecond) // the spares' goroutine: one more, then it waits
 	if after := len(stagingFiles(t, jdir)); after > before+1 {
 		t.Fatalf("staging files: %d before %d creates, %d after; want them taken from the recycled ones", before, n-1, after)
 	}
