@@ -116,45 +116,82 @@ func (x *requestIndexer) close() {
 	<-x.done
 }
 
-// run consumes until closed, joining again whenever the consumer goes away
-// (a stream leader change, a lost connection): the durable consumer keeps
-// its place, so nothing is skipped.
+// run indexes until closed. It does not hold a pull open on the consumer:
+// it takes what accumulated every indexPoll, in fetches of up to
+// indexFetch messages, so that each message costs the server a delivery
+// within a burst rather than a delivery of its own as it is stored. One
+// delivery per append, each waking this consumer, its connection and the
+// server's consumer, was about a third of the CPU of a small write (bench
+// row 1, docs/benchmarks.md, sixteenth session). The index lags by up to
+// indexPoll more; what it has not recorded yet is recognised by the
+// session's last RecentRequests request ids and the stream's duplicate
+// window, as before.
 func (x *requestIndexer) run() {
 	defer close(x.done)
-	for attempt := 0; ; attempt++ {
-		cc, err := x.join()
+	var cons jetstream.Consumer
+	failures := 0
+	for {
+		err := x.poll(&cons)
+		wait := indexPoll
 		if err != nil {
-			x.log.Debug("join", "err", err)
-			if !sleepOrStop(x.stop, backoff(attempt, 50*time.Millisecond, 2*time.Second)) {
-				return
-			}
-			continue
+			// The consumer is gone (deleted, a leader change on a
+			// cluster) or the server did not answer: open it again. The
+			// durable consumer keeps its place, so nothing is skipped.
+			x.log.Debug("index poll", "err", err)
+			cons = nil
+			wait = max(wait, backoff(failures, 50*time.Millisecond, 2*time.Second))
+			failures++
+		} else {
+			failures = 0
 		}
-		attempt = 0
-		select {
-		case <-x.stop:
-			cc.Drain()
-			<-cc.Closed()
+		if !sleepOrStop(x.stop, wait) {
 			return
-		case <-cc.Closed():
 		}
 	}
 }
 
-func (x *requestIndexer) join() (jetstream.ConsumeContext, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cons, err := x.consumer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	// A pull lost to a leader election stalls the index for the pull's
-	// expiry (heartbeats at half of it): 5 s, not nats.go's default 30.
-	return cons.Consume(x.index, jetstream.PullMaxMessages(500), jetstream.PullExpiry(5*time.Second), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-			x.log.Debug("consume", "err", err)
+// indexPoll is how often an instance takes what its request index has not
+// recorded; indexFetch bounds one fetch.
+const (
+	indexPoll  = 100 * time.Millisecond
+	indexFetch = 1000
+)
+
+// poll opens the consumer where it is not open and indexes what is
+// pending, fetch after fetch, until a fetch comes back short or the
+// indexer stops.
+func (x *requestIndexer) poll(cons *jetstream.Consumer) error {
+	if *cons == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := x.consumer(ctx)
+		cancel()
+		if err != nil {
+			return err
 		}
-	}))
+		*cons = c
+	}
+	for {
+		batch, err := (*cons).FetchNoWait(indexFetch)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			x.index(msg)
+			n++
+		}
+		if err := batch.Error(); err != nil {
+			return err
+		}
+		if n < indexFetch {
+			return nil
+		}
+		select {
+		case <-x.stop:
+			return nil
+		default:
+		}
+	}
 }
 
 // consumer opens the durable consumer, creating it on first use to start
