@@ -17,6 +17,45 @@ const (
 // without a leading "/", no "." or empty components, no "..", no NUL, valid
 // UTF-8, within the length and depth limits. The root is "".
 func CleanPath(p string) (string, error) {
+	if isCleanASCII(p) {
+		// Nearly every path a client sends is already in this form: no
+		// split, no join, no allocation.
+		return p, nil
+	}
+	return cleanPath(p)
+}
+
+// isCleanASCII reports whether p is a non-root path of printable ASCII that
+// cleanPath would return unchanged. It answers false for anything else
+// (non-ASCII included), which cleanPath then decides.
+func isCleanASCII(p string) bool {
+	if p == "" || len(p) > MaxPathBytes {
+		return false
+	}
+	depth, start := 1, 0
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c < 0x20 || c >= 0x7f || c == '\\':
+			return false
+		case c == '/':
+			if !cleanComponent(p[start:i]) {
+				return false
+			}
+			depth++
+			start = i + 1
+		}
+	}
+	return cleanComponent(p[start:]) && depth <= MaxPathDepth
+}
+
+// cleanComponent reports whether c may stand as it is between two slashes
+// of a clean path.
+func cleanComponent(c string) bool {
+	return c != "" && c != "." && c != ".." && len(c) <= MaxComponentBytes
+}
+
+// cleanPath is CleanPath for any input.
+func cleanPath(p string) (string, error) {
 	if len(p) > MaxPathBytes {
 		return "", Errorf(CodeInvalidArgument, "path is longer than %d bytes", MaxPathBytes)
 	}
