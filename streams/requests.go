@@ -134,11 +134,15 @@ func (x *requestIndexer) run() {
 		err := x.poll(&cons)
 		wait := indexPoll
 		if err != nil {
-			// The consumer is gone (deleted, a leader change on a
-			// cluster) or the server did not answer: open it again. The
-			// durable consumer keeps its place, so nothing is skipped.
+			// The server did not answer (a leader election on a cluster),
+			// refused the pull (too many events still unacknowledged), or
+			// the consumer is gone (deleted: then it is made again one
+			// window back). Wait and try again; the durable consumer keeps
+			// its place, so nothing is skipped.
 			x.log.Debug("index poll", "err", err)
-			cons = nil
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, nats.ErrNoResponders) {
+				cons = nil
+			}
 			wait = max(wait, backoff(failures, 50*time.Millisecond, 2*time.Second))
 			failures++
 		} else {
