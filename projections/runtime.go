@@ -326,6 +326,16 @@ const (
 	// into more batches (each a write, with fsync a sync, per view); live
 	// traffic never waits (nothing is pending).
 	gatherIdle = 100 * time.Millisecond
+	// liveLinger is how long a live projection (nothing pending) waits
+	// for more events after the first of a batch, while events keep
+	// coming (the batch before was handed over less than liveBusy ago).
+	// Without it, every event of a busy moment was a batch of its own: a
+	// view write and a stats write per event (110,480 events of bench row
+	// 1 against strand serve made 98,660 view writes and 97,126 stats
+	// writes), which more than halved what the service could write. An
+	// event after a quiet spell is applied at once.
+	liveLinger = 10 * time.Millisecond
+	liveBusy   = 100 * time.Millisecond
 )
 
 // pullMax is how many events a runner asks its consumer for at a time.
@@ -372,13 +382,15 @@ func (r *Runner) applier(in <-chan jetstream.Msg, gen uint64) {
 	}()
 	idle := time.NewTimer(time.Hour)
 	idle.Stop()
+	var last time.Time // when the batch before was handed over
 	for msg := range in {
 		batch := r.add(nil, msg)
 		if r.spec.ApplyBatch != nil {
-			batch = r.gather(in, batch, idle)
+			batch = r.gather(in, batch, idle, time.Since(last) < liveBusy)
 		}
 		if len(batch) > 0 {
 			settles <- r.applyBatch(batch, gen)
+			last = time.Now()
 		}
 	}
 }
@@ -405,8 +417,9 @@ func (r *Runner) add(batch []received, msg jetstream.Msg) []received {
 // gather adds to a batch the events at hand and, while the consumer says
 // more are pending (the projection lags), waits for them, up to the
 // batch's bounds. A live projection (nothing pending) gets what is at hand
-// at once, so live traffic waits for nothing.
-func (r *Runner) gather(in <-chan jetstream.Msg, batch []received, idle *time.Timer) []received {
+// at once, and when busy (events kept coming) what comes within
+// liveLinger of the batch's start.
+func (r *Runner) gather(in <-chan jetstream.Msg, batch []received, idle *time.Timer, busy bool) []received {
 	start, bytes := time.Now(), 0
 	for _, b := range batch {
 		bytes += len(b.msg.Data())
@@ -417,10 +430,17 @@ func (r *Runner) gather(in <-chan jetstream.Msg, batch []received, idle *time.Ti
 		select {
 		case msg, ok = <-in:
 		default:
-			if len(batch) == 0 || batch[len(batch)-1].md.NumPending == 0 || time.Since(start) > maxGather {
+			if len(batch) == 0 || time.Since(start) > maxGather {
 				return batch
 			}
-			idle.Reset(gatherIdle)
+			wait := gatherIdle
+			if batch[len(batch)-1].md.NumPending == 0 {
+				wait = liveLinger - time.Since(start)
+				if !busy || wait <= 0 {
+					return batch
+				}
+			}
+			idle.Reset(wait)
 			select {
 			case msg, ok = <-in:
 				idle.Stop()
