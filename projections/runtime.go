@@ -84,6 +84,11 @@ type Spec struct {
 	// waits before another gets it (default 30s). Every instance must use
 	// the same.
 	AckWait time.Duration
+	// Linger is how long a live batch projection, while events keep
+	// coming, waits after a batch's first event for more (default
+	// liveLinger): the longer, the fewer read model writes under a
+	// steady flow of writes, and the later they show.
+	Linger time.Duration
 	// Reset runs during a rebuild while no consumer exists: it clears what
 	// the new generation cannot simply overwrite (optional).
 	Reset func(ctx context.Context, gen uint64) error
@@ -328,7 +333,8 @@ const (
 	gatherIdle = 100 * time.Millisecond
 	// liveLinger is how long a live projection (nothing pending) waits
 	// for more events after the first of a batch, while events keep
-	// coming (the batch before was handed over less than liveBusy ago).
+	// coming (the batch before was handed over less than liveBusy, or
+	// twice the linger, ago); Spec.Linger changes it.
 	// Without it, every event of a busy moment was a batch of its own: a
 	// view write and a stats write per event (110,480 events of bench row
 	// 1 against strand serve made 98,660 view writes and 97,126 stats
@@ -383,10 +389,15 @@ func (r *Runner) applier(in <-chan jetstream.Msg, gen uint64) {
 	idle := time.NewTimer(time.Hour)
 	idle.Stop()
 	var last time.Time // when the batch before was handed over
+	linger := cmp.Or(r.spec.Linger, liveLinger)
 	for msg := range in {
 		batch := r.add(nil, msg)
 		if r.spec.ApplyBatch != nil {
-			batch = r.gather(in, batch, idle, time.Since(last) < liveBusy)
+			var l time.Duration
+			if time.Since(last) < max(liveBusy, 2*linger) {
+				l = linger
+			}
+			batch = r.gather(in, batch, idle, l)
 		}
 		if len(batch) > 0 {
 			settles <- r.applyBatch(batch, gen)
@@ -417,9 +428,9 @@ func (r *Runner) add(batch []received, msg jetstream.Msg) []received {
 // gather adds to a batch the events at hand and, while the consumer says
 // more are pending (the projection lags), waits for them, up to the
 // batch's bounds. A live projection (nothing pending) gets what is at hand
-// at once, and when busy (events kept coming) what comes within
-// liveLinger of the batch's start.
-func (r *Runner) gather(in <-chan jetstream.Msg, batch []received, idle *time.Timer, busy bool) []received {
+// at once, and when busy (events kept coming) what comes within linger
+// of the batch's start.
+func (r *Runner) gather(in <-chan jetstream.Msg, batch []received, idle *time.Timer, linger time.Duration) []received {
 	start, bytes := time.Now(), 0
 	for _, b := range batch {
 		bytes += len(b.msg.Data())
@@ -435,8 +446,8 @@ func (r *Runner) gather(in <-chan jetstream.Msg, batch []received, idle *time.Ti
 			}
 			wait := gatherIdle
 			if batch[len(batch)-1].md.NumPending == 0 {
-				wait = liveLinger - time.Since(start)
-				if !busy || wait <= 0 {
+				wait = linger - time.Since(start)
+				if wait <= 0 {
 					return batch
 				}
 			}
