@@ -121,8 +121,8 @@ func (x *requestIndexer) close() {
 // indexFetch messages, so that each message costs the server a delivery
 // within a burst rather than a delivery of its own as it is stored. One
 // delivery per append, each waking this consumer, its connection and the
-// server's consumer, was about a third of the CPU of a small write (bench
-// row 1, docs/benchmarks.md, sixteenth session). The index lags by up to
+// server's consumer, was about a seventh of the CPU of a small write from
+// 16 clients (docs/benchmarks.md, sixteenth session). The index lags by up to
 // indexPoll more; what it has not recorded yet is recognised by the
 // session's last RecentRequests request ids and the stream's duplicate
 // window, as before.
