@@ -12,6 +12,8 @@ import (
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/names"
+	"github.com/strand-dev/strand/projections"
 	"github.com/strand-dev/strand/streams"
 )
 
@@ -37,8 +39,108 @@ func runWrite(ctx context.Context, r *Runner) ([]Result, error) {
 			}
 			out = append(out, res)
 		}
+		if e.Embedded != nil && !e.shared {
+			res, err := r.writeReadModelsCase(ctx, e)
+			if err != nil {
+				return out, fmt.Errorf("%s, read models running: %w", e.Name, err)
+			}
+			out = append(out, res)
+		}
 	}
 	return out, nil
+}
+
+// readModelsClients is how many clients write in row 1's case with the
+// read models running.
+const readModelsClients = 16
+
+// writeReadModelsCase is row 1 as a deployment meets it: the writes of 16
+// clients with the read models (the session views, the activity feed, the
+// stats) running in the process as strand serve runs them, folding every
+// event. No target: the are the service's own; this case says
+// what the read models take from it (on a cluster that runs strand serve,
+// the rows above already include them). The note counts the view and
+// stats writes per write.
+func (r *Runner) writeReadModelsCase(ctx context.Context, e *Env) (Result, error) {
+	js := e.Store.JetStream()
+	shareSyncs := e.Config.Replicas > 1 || e.Config.GroupCommitMin > 0
+	m, err := projections.OpenReadModels(ctx, js, e.Config.Replicas, shareSyncs, streams.Retry, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := m.Start(ctx); err != nil {
+		return Result{}, err
+	}
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			m.Stop()
+		}
+	}
+	defer stop()
+	// First caught up with the events of the cases before.
+	if err := waitReadModels(ctx, js, m, 2*time.Minute); err != nil {
+		return Result{}, err
+	}
+	last := func(stream string) uint64 {
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			return 0
+		}
+		return s.CachedInfo().State.LastSeq
+	}
+	const views, stats = "KV_" + names.SessionsBucket, "KV_" + names.StatsBucket
+	ev0, v0, s0 := last(names.EventStream), last(views), last(stats)
+	res, err := r.writeCase(ctx, e, readModelsClients)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := waitReadModels(ctx, js, m, 2*time.Minute); err != nil {
+		return Result{}, err
+	}
+	ev := max(last(names.EventStream)-ev0, 1)
+	res.Case = plural(readModelsClients, "client") + ", read models running"
+	res.Target = nil
+	res.Note = strings.TrimPrefix(res.Note+"; ", "; ") + fmt.Sprintf(
+		"the session views, activity feed and stats folding every event in the same process, as strand serve runs them: %.2f view writes and %.2f stats writes per event",
+		float64(last(views)-v0)/float64(ev), float64(last(stats)-s0)/float64(ev))
+	stop()
+	// The durable consumers go, so that nothing follows the event stream
+	// through the rows after this one.
+	for _, spec := range m.Specs() {
+		st, err := projections.StatusOf(ctx, js, names.EventStream, spec)
+		if err == nil && st.Consumer != "" {
+			_ = js.DeleteConsumer(ctx, names.EventStream, st.Consumer)
+		}
+	}
+	return res, nil
+}
+
+// waitReadModels waits until every projection of m has folded the whole
+// event stream.
+func waitReadModels(ctx context.Context, js jetstream.JetStream, m *projections.ReadModels, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		behind := 0
+		for _, spec := range m.Specs() {
+			st, err := projections.StatusOf(ctx, js, names.EventStream, spec)
+			if err != nil || st.Lag > 0 {
+				behind++
+			}
+		}
+		if behind == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("read models not caught up after %v", limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func (r *Runner) writeCase(ctx context.Context, e *Env, clients int) (Result, error) {

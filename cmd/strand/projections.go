@@ -19,62 +19,22 @@ import (
 	"github.com/strand-dev/strand/streams"
 )
 
-// readModels are the projections a serve instance runs.
+// readModels are the projections a serve instance runs
+// (projections.ReadModels), with the event stream they fold.
 type readModels struct {
-	stream   string
-	replicas int
-	views    *projections.Sessions
-	activity *projections.Activity
-	stats    *projections.Stats
+	stream string
+	*projections.ReadModels
 }
 
 // openReadModels opens (without starting) every projection of the event
-// stream, configured as serve runs them. shareSyncs writes a catch-up's
-// views and feed chunks as atomic batches: on by serve where group commit
-// is (a cluster, or an embedded server that fsyncs every write).
+// stream, configured as serve runs them (projections.OpenReadModels, with
+// the store's retry).
 func openReadModels(ctx context.Context, js jetstream.JetStream, replicas int, shareSyncs bool, log *slog.Logger) (*readModels, error) {
-	views, err := projections.OpenSessions(ctx, js, names.EventStream, names.AllEvents, replicas, log)
+	m, err := projections.OpenReadModels(ctx, js, replicas, shareSyncs, streams.Retry, log)
 	if err != nil {
 		return nil, err
 	}
-	views.EmitWork(projections.WorkConfig{Stream: names.WorkStream, Subject: names.WorkSubject, Retry: streams.Retry})
-	activity := projections.OpenActivity(js, names.EventStream, names.AllEvents, replicas,
-		projections.FeedConfig{Stream: names.FeedStream, Subject: names.FeedSubject, Retry: streams.Retry}, log)
-	if shareSyncs {
-		views.ShareSyncs()
-		activity.ShareSyncs()
-	}
-	stats, err := projections.OpenStats(ctx, js, names.EventStream, names.AllEvents, replicas, log)
-	if err != nil {
-		return nil, err
-	}
-	return &readModels{stream: names.EventStream, replicas: replicas, views: views, activity: activity, stats: stats}, nil
-}
-
-func (r *readModels) specs() []projections.Spec {
-	return []projections.Spec{r.views.Spec(), r.activity.Spec(), r.stats.Spec()}
-}
-
-func (r *readModels) start(ctx context.Context) error {
-	if err := r.views.Start(ctx); err != nil {
-		return err
-	}
-	if err := r.activity.Start(ctx); err != nil {
-		r.views.Stop()
-		return err
-	}
-	if err := r.stats.Start(ctx); err != nil {
-		r.activity.Stop()
-		r.views.Stop()
-		return err
-	}
-	return nil
-}
-
-func (r *readModels) stop() {
-	r.stats.Stop()
-	r.activity.Stop()
-	r.views.Stop()
+	return &readModels{stream: names.EventStream, ReadModels: m}, nil
 }
 
 // options serves the read endpoints from the projections.
@@ -87,7 +47,7 @@ func (r *readModels) options(o *handlers.Options) {
 type viewsAdapter struct{ r *readModels }
 
 func (a viewsAdapter) ListSessions(ctx context.Context, tenant string, req client.ListSessionsRequest) (client.ListSessionsReply, error) {
-	page, err := a.r.views.Query(ctx, tenant, projections.ListFilter{
+	page, err := a.r.Views.Query(ctx, tenant, projections.ListFilter{
 		Status: req.Status, Tags: req.Tags, Owner: req.Owner, Parent: req.Parent, Source: req.Source,
 		UpdatedSince: req.UpdatedSince, After: req.Cursor, Limit: req.Limit, Sort: req.Sort, Order: req.Order,
 		Counts: req.Counts,
@@ -112,12 +72,12 @@ func (a viewsAdapter) ListSessions(ctx context.Context, tenant string, req clien
 
 // CommitSession finds the session of a commit id.
 func (a viewsAdapter) CommitSession(ctx context.Context, tenant, commit string) (string, error) {
-	return a.r.views.CommitSession(ctx, tenant, commit)
+	return a.r.Views.CommitSession(ctx, tenant, commit)
 }
 
 // PendingReviews serves the tenant-wide review queue.
 func (a viewsAdapter) PendingReviews(ctx context.Context, tenant, group string) (client.PendingReply, error) {
-	items, err := a.r.views.Pending(ctx, tenant, group)
+	items, err := a.r.Views.Pending(ctx, tenant, group)
 	if err != nil {
 		return client.PendingReply{}, err
 	}
@@ -134,7 +94,7 @@ func (a viewsAdapter) PendingReviews(ctx context.Context, tenant, group string) 
 
 // ActivityList serves activity.list from the feed.
 func (a viewsAdapter) ActivityList(ctx context.Context, tenant string, req client.ActivityRequest) (client.ActivityReply, error) {
-	page, err := a.r.activity.List(ctx, tenant, req.Limit, req.Before)
+	page, err := a.r.Activity.List(ctx, tenant, req.Limit, req.Before)
 	if err != nil {
 		return client.ActivityReply{}, err
 	}
@@ -147,7 +107,7 @@ func (a viewsAdapter) ActivityList(ctx context.Context, tenant string, req clien
 
 // ProjectionStatus serves projections.status.
 func (a viewsAdapter) ProjectionStatus(ctx context.Context) ([]client.ProjectionStatus, error) {
-	return projectionStatus(ctx, a.r.views.JetStream(), a.r.stream, a.r.specs())
+	return projectionStatus(ctx, a.r.Views.JetStream(), a.r.stream, a.r.Specs())
 }
 
 func projectionStatus(ctx context.Context, js jetstream.JetStream, stream string, specs []projections.Spec) ([]client.ProjectionStatus, error) {
@@ -222,7 +182,7 @@ func (m *Main) projectionsRebuild(ctx context.Context, args []string) error {
 	}
 	var spec *projections.Spec
 	var nameList []string
-	for _, s := range models.specs() {
+	for _, s := range models.Specs() {
 		nameList = append(nameList, s.Name)
 		if s.Name == pos[0] {
 			spec = &s

@@ -156,11 +156,11 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := models.start(startCtx); err != nil {
+	if err := models.Start(startCtx); err != nil {
 		return err
 	}
-	defer models.stop()
-	views := models.views
+	defer models.Stop()
+	views := models.Views
 	ring, err := m.secretRing(*secretKey, c.data, emb != nil)
 	if err != nil {
 		return err
@@ -170,7 +170,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 	}
 	svcOpts := handlers.Options{Log: log, AllowDirImport: *allowDirImport, Secrets: ring}
 	models.options(&svcOpts)
-	svcOpts.Usage = usageAdapter{js: store.JetStream(), views: models.views, stats: models.stats, snapshots: store.SnapshotBytes}
+	svcOpts.Usage = usageAdapter{js: store.JetStream(), views: models.Views, stats: models.Stats, snapshots: store.SnapshotBytes}
 	if err := sec.apply(&svcOpts, emb, views); err != nil {
 		return err
 	}

@@ -77,7 +77,7 @@ func (a usageAdapter) TenantUsage(ctx context.Context, tenant string) (client.Us
 
 // SessionStats serves session.stats from the stats projection.
 func (a viewsAdapter) SessionStats(ctx context.Context, tenant, id, bucket string) (client.SessionStatsReply, uint64, error) {
-	s, _, err := a.r.stats.Session(ctx, tenant, id)
+	s, _, err := a.r.Stats.Session(ctx, tenant, id)
 	if err != nil {
 		return client.SessionStatsReply{}, 0, err
 	}
