@@ -254,11 +254,22 @@ func (w *watch) catchUp(ctx context.Context, until uint64) error {
 
 // list is Events, tried again with backoff while the answer is unavailable
 // (the connection is down, no service answers yet, a stream leader is being
-// elected) once w.retry is set, until ctx ends.
+// elected) once w.retry is set, until ctx ends. Each such attempt is
+// bounded, first by watchAttempt and then by twice the last bound (up to
+// the client's Timeout): a listing sent just as a connection came back
+// whose answer is lost is asked again seconds later, not after the whole
+// request timeout, while the follow shows nothing.
 func (w *watch) list(ctx context.Context, req EventsRequest) (EventsReply, error) {
 	pause := 50 * time.Millisecond
+	bound := watchAttempt
 	for {
-		page, err := w.c.Events(ctx, req)
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if w.retry && (w.c.Timeout <= 0 || bound < w.c.Timeout) {
+			actx, cancel = context.WithTimeout(ctx, bound)
+			bound *= 2
+		}
+		page, err := w.c.Events(actx, req)
+		cancel()
 		if err == nil || !w.retry || ErrorCode(err) != domain.CodeUnavailable || ctx.Err() != nil {
 			return page, err
 		}
@@ -272,6 +283,10 @@ func (w *watch) list(ctx context.Context, req EventsRequest) (EventsReply, error
 		pause = min(2*pause, 2*time.Second)
 	}
 }
+
+// watchAttempt is the first bound of a listing attempt once a watch is
+// riding through an outage (watch.list).
+const watchAttempt = 3 * time.Second
 
 func hexOf(b []byte) string {
 	if h, ok := domain.HashFromBytes(b); ok && len(b) > 0 {
