@@ -71,14 +71,16 @@ func (r *Runner) writeReadModelsCase(ctx context.Context, e *Env) (Result, error
 	if err := m.Start(ctx); err != nil {
 		return Result{}, err
 	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			m.Stop()
+	defer func() {
+		m.Stop()
+		// The durable consumers go, so that nothing follows the event
+		// stream through the rows after this one.
+		for _, spec := range m.Specs() {
+			if st, err := projections.StatusOf(ctx, js, names.EventStream, spec); err == nil && st.Consumer != "" {
+				_ = js.DeleteConsumer(ctx, names.EventStream, st.Consumer)
+			}
 		}
-	}
-	defer stop()
+	}()
 	// First caught up with the events of the cases before.
 	if err := waitReadModels(ctx, js, m, 2*time.Minute); err != nil {
 		return Result{}, err
@@ -105,42 +107,18 @@ func (r *Runner) writeReadModelsCase(ctx context.Context, e *Env) (Result, error
 	res.Note = strings.TrimPrefix(res.Note+"; ", "; ") + fmt.Sprintf(
 		"the session views, activity feed and stats folding every event in the same process, as strand serve runs them: %.2f view writes and %.2f stats writes per event",
 		float64(last(views)-v0)/float64(ev), float64(last(stats)-s0)/float64(ev))
-	stop()
-	// The durable consumers go, so that nothing follows the event stream
-	// through the rows after this one.
-	for _, spec := range m.Specs() {
-		st, err := projections.StatusOf(ctx, js, names.EventStream, spec)
-		if err == nil && st.Consumer != "" {
-			_ = js.DeleteConsumer(ctx, names.EventStream, st.Consumer)
-		}
-	}
 	return res, nil
 }
 
 // waitReadModels waits until every projection of m has folded the whole
-// event stream.
+// event stream (waitNoLag, one after the other).
 func waitReadModels(ctx context.Context, js jetstream.JetStream, m *projections.ReadModels, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
-		behind := 0
-		for _, spec := range m.Specs() {
-			st, err := projections.StatusOf(ctx, js, names.EventStream, spec)
-			if err != nil || st.Lag > 0 {
-				behind++
-			}
-		}
-		if behind == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("read models not caught up after %v", limit)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+	for _, spec := range m.Specs() {
+		if err := waitNoLag(ctx, js, names.EventStream, spec, limit); err != nil {
+			return fmt.Errorf("read model %s: %w", spec.Name, err)
 		}
 	}
+	return nil
 }
 
 func (r *Runner) writeCase(ctx context.Context, e *Env, clients int) (Result, error) {
