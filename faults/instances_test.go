@@ -90,7 +90,7 @@ func checkReplicated(t *testing.T, nc *nats.Conn, instances int) {
 			t.Errorf("stream %s was not provisioned (have %v)", want, seen)
 		}
 	}
-	cons, err := js.Consumer(ctx, names.EventStream, names.SessionsConsumer)
+	cons, err := js.Consumer(ctx, names.EventStream, names.SessionsConsumer+"_ackall")
 	if err != nil {
 		t.Fatalf("projection consumer: %v", err)
 	}

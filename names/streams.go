@@ -60,10 +60,14 @@ const (
 	SummaryBucket = "strand_summaries"
 )
 
-// Durable consumers.
+// Durable consumers. The projections' are base names: generation 0 of the
+// session views pulls from strand_proj_sessions_ackall, a rebuild moves it
+// to strand_proj_sessions_g<n>_ackall (the names without "_ackall" are the
+// consumers of the versions that acknowledged each event; an instance
+// starts after where they were and removes them).
 const (
 	// SessionsConsumer is the durable consumer of the session-views
-	// projection (generation 0; a rebuild moves to SessionsConsumer_g<n>).
+	// projection.
 	SessionsConsumer = "strand_proj_sessions"
 	// ActivityConsumer is the durable consumer of the activity feed.
 	ActivityConsumer = "strand_proj_activity"

@@ -203,6 +203,8 @@ func testSessionsCrashMidBatch(t *testing.T, share bool) {
 		}
 		return nil
 	}
+	// As the instances below will have it.
+	crashed.ackWait = 2 * time.Second
 	cons, err := env.Store.JetStream().CreateOrUpdateConsumer(ctx, names.EventStream, crashed.Spec().consumerConfig(0))
 	if err != nil {
 		t.Fatal(err)

@@ -1,9 +1,13 @@
 // Package projections folds the event stream into read models.
 //
 // A projection (Spec) is a durable JetStream consumer with an Apply; a
-// Runner runs it on this instance. Every instance runs the same consumer,
-// so the instances share its events; a runner that leaves (stop, crash)
-// leaves its unacknowledged events to the others after AckWait. Apply is
+// Runner runs it on this instance. A projection with ApplyBatch (all three
+// below) is folded by one instance at a time, the holder of its lease, and
+// acknowledged once per batch (batchacks.go, lease.go); the others stand by
+// and take over when it stops or dies, applying at once what it held. One
+// applied event at a time is shared by every instance running it, and a
+// runner that leaves leaves its unacknowledged events to the others after
+// AckWait. Apply is
 // idempotent: the session views record, per view, the number of the
 // session's last event folded (events of a session carry consecutive
 // numbers) and skip what they already have; an event that arrives before

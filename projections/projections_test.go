@@ -345,8 +345,8 @@ func TestSessions_RebuildEqualsIncremental(t *testing.T) {
 	if err != nil {
 		t.Fatalf("rebuild: %v (status %+v)", err, st)
 	}
-	if st.Generation != 1 || st.State != StateRunning || st.Consumer != names.SessionsConsumer+"_g1" {
-		t.Errorf("after rebuild: %+v, want generation 1, running, consumer %s_g1", st, names.SessionsConsumer)
+	if st.Generation != 1 || st.State != StateRunning || st.Consumer != names.SessionsConsumer+"_g1_ackall" {
+		t.Errorf("after rebuild: %+v, want generation 1, running, consumer %s_g1_ackall", st, names.SessionsConsumer)
 	}
 	waitCaughtUp(t, p)
 	after, err := p.readViews(ctx)

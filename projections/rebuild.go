@@ -52,8 +52,12 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, stream string, replica
 	if err := writeControl(ctx, ctrl, key, next, rev); err != nil {
 		return Status{}, err
 	}
-	if err := js.DeleteConsumer(ctx, stream, durableName(spec.Durable, c.Gen)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return Status{}, fmt.Errorf("delete consumer of generation %d: %w", c.Gen, err)
+	// The generation's consumer, and the one it replaced if an instance of
+	// the version before still has it (pinned.go).
+	for _, name := range []string{spec.consumerName(c.Gen), durableName(spec.Durable, c.Gen)} {
+		if err := js.DeleteConsumer(ctx, stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return Status{}, fmt.Errorf("delete consumer %s of generation %d: %w", name, c.Gen, err)
+		}
 	}
 	if spec.Reset != nil {
 		if err := spec.Reset(ctx, next.Gen); err != nil {

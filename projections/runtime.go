@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -81,8 +80,9 @@ type Spec struct {
 	// (default 8; a projection with ApplyBatch has one).
 	Partitions int
 	// AckWait is how long an event handed to an instance that went away
-	// waits before another gets it (default 30s). Every instance must use
-	// the same.
+	// waits before another gets it (default 30s); a batch projection's
+	// lease passes on after half of it unrenewed (at least 3 s,
+	// leaseTTL). Every instance must use the same.
 	AckWait time.Duration
 	// Linger is how long a live batch projection, while events keep
 	// coming, waits after a batch's first event for more (default
@@ -110,22 +110,24 @@ func (s Spec) now() time.Time {
 
 // consumerConfig is the durable consumer of a generation. Every instance
 // asks for exactly this, so CreateOrUpdateConsumer from any number of them
-// lands on the same consumer.
+// lands on the same consumer. A batch projection's acknowledges
+// cumulatively (batchacks.go).
 func (s Spec) consumerConfig(gen uint64) jetstream.ConsumerConfig {
-	pending := 1000 // one event at a time: its partitions hold few
-	if s.ApplyBatch != nil {
-		pending = maxAckPending
-	}
-	return jetstream.ConsumerConfig{
-		Durable:       durableName(s.Durable, gen),
+	cfg := jetstream.ConsumerConfig{
+		Durable:       s.consumerName(gen),
 		Description:   s.Description,
 		FilterSubject: s.Filter,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxAckPending: pending,
-		AckWait:       cmp.Or(s.AckWait, 30*time.Second),
+		MaxAckPending: 1000, // one event at a time: its partitions hold few
+		AckWait:       s.ackWait(),
 		MaxDeliver:    -1,
 	}
+	if s.ApplyBatch != nil {
+		cfg.AckPolicy = jetstream.AckAllPolicy
+		cfg.MaxAckPending = maxAckPending
+	}
+	return cfg
 }
 
 // maxAckPending bounds the events handed out to a batch projection and not
@@ -143,6 +145,11 @@ type Runner struct {
 	ctrl   jetstream.KeyValue
 	log    *slog.Logger
 
+	// lease is held by the one instance that folds a batch projection
+	// (lease.go); nil for a projection applied one event at a time, which
+	// every instance folds.
+	lease *lease
+
 	mu      sync.Mutex
 	gen     uint64
 	cc      jetstream.ConsumeContext
@@ -154,7 +161,9 @@ type Runner struct {
 }
 
 // StartRunner starts a projection on a stream. It returns once the
-// projection's consumer is joined (or the start context ends).
+// projection's consumer is joined (or the start context ends), or at once
+// when another instance holds a batch projection's lease (this one then
+// stands by to take over).
 func StartRunner(ctx context.Context, js jetstream.JetStream, stream string, replicas int, spec Spec, log *slog.Logger) (*Runner, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -174,16 +183,27 @@ func StartRunner(ctx context.Context, js jetstream.JetStream, stream string, rep
 	}
 	r := &Runner{js: js, stream: stream, spec: spec, ctrl: ctrl, log: log.With("projection", spec.Name),
 		stop: make(chan struct{}), done: make(chan struct{})}
+	if spec.ApplyBatch != nil {
+		r.lease = newLease(ctrl, stream, spec.Name, spec.leaseTTL())
+		if !r.lease.try(ctx) {
+			// Another instance folds it; this one stands by (supervise).
+			r.log.Debug("standing by: another instance holds the lease")
+			go r.supervise()
+			return r, nil
+		}
+	}
 	for {
 		err := r.join(ctx)
 		if err == nil {
 			break
 		}
 		if !errors.Is(err, errNotJoinable) {
+			r.releaseLease()
 			return nil, err
 		}
 		select {
 		case <-ctx.Done():
+			r.releaseLease()
 			return nil, fmt.Errorf("projection %s: %w (a rebuild is resetting it)", spec.Name, ctx.Err())
 		case <-time.After(250 * time.Millisecond):
 		}
@@ -216,29 +236,39 @@ func (r *Runner) join(ctx context.Context) error {
 		r.log.Warn("a rebuild stopped while resetting; joining its generation anyway (rebuild again to finish)",
 			"gen", c.Gen, "since", c.Since)
 	}
-	cons, err := r.js.CreateOrUpdateConsumer(ctx, r.stream, r.spec.consumerConfig(c.Gen))
+	var cons jetstream.Consumer
+	if r.spec.ApplyBatch != nil {
+		cons, err = r.openBatch(ctx, c.Gen)
+	} else {
+		cons, err = r.js.CreateOrUpdateConsumer(ctx, r.stream, r.spec.consumerConfig(c.Gen))
+	}
 	if err != nil {
 		return fmt.Errorf("projection %s: consumer: %w", r.spec.Name, err)
 	}
 	parts := make([]chan jetstream.Msg, r.spec.Partitions)
-	buffer := 64
+	opts := []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(pullMax), jetstream.PullExpiry(r.spec.pullExpiryOf()),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				r.log.Debug("consume", "err", err)
+			}
+		})}
 	if r.spec.ApplyBatch != nil {
-		buffer = MaxBatch // room for a whole batch while the one before is applied
-	}
-	for i := range parts {
-		parts[i] = make(chan jetstream.Msg, buffer)
+		// Room for a whole batch while the one before is applied.
+		parts[0] = make(chan jetstream.Msg, MaxBatch)
 		r.workers.Add(1)
-		go r.applier(parts[i], c.Gen)
+		go r.batchApplier(parts[0], c.Gen, newAcks(cons))
+	} else {
+		for i := range parts {
+			parts[i] = make(chan jetstream.Msg, 64)
+			r.workers.Add(1)
+			go r.applier(parts[i], c.Gen)
+		}
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		h := fnv.New32a()
 		h.Write([]byte(r.spec.Key(msg.Subject())))
 		parts[h.Sum32()%uint32(len(parts))] <- msg
-	}, jetstream.PullMaxMessages(pullMax), jetstream.PullExpiry(pullExpiry), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-			r.log.Debug("consume", "err", err)
-		}
-	}))
+	}, opts...)
 	if err != nil {
 		for _, p := range parts {
 			close(p)
@@ -249,7 +279,7 @@ func (r *Runner) join(ctx context.Context) error {
 	r.mu.Lock()
 	r.gen, r.cc, r.parts = c.Gen, cc, parts
 	r.mu.Unlock()
-	r.log.Debug("joined", "consumer", durableName(r.spec.Durable, c.Gen), "gen", c.Gen)
+	r.log.Debug("joined", "consumer", r.spec.consumerName(c.Gen), "gen", c.Gen)
 	return nil
 }
 
@@ -290,10 +320,14 @@ func (r *Runner) supervise() {
 		select {
 		case <-r.stop:
 			r.leave()
+			r.releaseLease()
 			return
 		case <-closed:
 			r.rejoin("consumer closed")
 		case <-tick.C:
+			if r.lease != nil && !r.keepLease() {
+				continue
+			}
 			if cc == nil {
 				r.rejoin("not joined")
 				continue
@@ -306,6 +340,38 @@ func (r *Runner) supervise() {
 			}
 		}
 	}
+}
+
+// releaseLease gives a batch projection's lease up, if held.
+func (r *Runner) releaseLease() {
+	if r.lease == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r.lease.release(ctx)
+}
+
+// keepLease renews the lease of a batch projection, or tries to take it
+// over when standing by, and joins or leaves its consumer accordingly. It
+// reports whether this instance folds the projection.
+func (r *Runner) keepLease() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if r.lease.held {
+		if r.lease.renew(ctx) {
+			return true
+		}
+		r.log.Info("lost the projection's lease; standing by")
+		r.leave()
+		return false
+	}
+	if !r.lease.try(ctx) {
+		return false
+	}
+	r.log.Info("took the projection's lease over")
+	r.rejoin("lease taken")
+	return true
 }
 
 func (r *Runner) rejoin(why string) {
@@ -361,57 +427,21 @@ type received struct {
 	md  *jetstream.MsgMetadata
 }
 
-// applier applies the events of its partition in the order they came: one
-// at a time, or with ApplyBatch in batches (gather).
-//
-// A batch's acknowledgements are published by a goroutine of the
-// applier's own, in order, while the applier goes on with the next batch:
-// acknowledging 32,768 events one message each took 85-185 ms of a
-// catch-up's critical path (bench row 6). An event is acknowledged only
-// after its batch was applied, as before; the applier waits for the last
-// acknowledgements before it returns.
+// applier applies the events of its partition one at a time, in the order
+// they came, and acknowledges each (a projection without ApplyBatch; a
+// batch projection has batchApplier).
 func (r *Runner) applier(in <-chan jetstream.Msg, gen uint64) {
 	defer r.workers.Done()
-	settles := make(chan settled, 2)
-	acked := make(chan struct{})
-	go func() {
-		defer close(acked)
-		for s := range settles {
-			for i, b := range s.batch {
-				r.settle(b.msg, b.md, s.ds[i], s.errs[i])
-			}
-		}
-	}()
-	defer func() {
-		close(settles)
-		<-acked
-	}()
-	idle := time.NewTimer(time.Hour)
-	idle.Stop()
-	var last time.Time // when the batch before was handed over
-	linger := cmp.Or(r.spec.Linger, liveLinger)
 	for msg := range in {
-		batch := r.add(nil, msg)
-		if r.spec.ApplyBatch != nil {
-			var l time.Duration
-			if time.Since(last) < max(liveBusy, 2*linger) {
-				l = linger
-			}
-			batch = r.gather(in, batch, idle, l)
+		md, err := msg.Metadata()
+		if err != nil {
+			_ = msg.Term()
+			continue
 		}
-		if len(batch) > 0 {
-			settles <- r.applyBatch(batch, gen)
-			last = time.Now()
-		}
+		d := Delivery{Seq: md.Sequence.Stream, Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data(),
+			Gen: gen, Delivered: md.NumDelivered, Pending: md.NumPending}
+		r.settleMsg(msg, md, d, r.apply([]Delivery{d}, gen)[0])
 	}
-}
-
-// settled is an applied batch waiting for its acknowledgements: each
-// event's outcome.
-type settled struct {
-	batch []received
-	ds    []Delivery
-	errs  []error
 }
 
 // add appends an event to a batch with its metadata; one without metadata
@@ -468,27 +498,22 @@ func (r *Runner) gather(in <-chan jetstream.Msg, batch []received, idle *time.Ti
 	return batch
 }
 
-// applyBatch applies the events of a batch and returns each one's outcome,
-// for settle to acknowledge (or hand back).
-func (r *Runner) applyBatch(batch []received, gen uint64) settled {
-	ds := make([]Delivery, len(batch))
-	for i, b := range batch {
-		ds[i] = Delivery{Seq: b.md.Sequence.Stream, Subject: b.msg.Subject(), Header: b.msg.Headers(), Data: b.msg.Data(),
-			Gen: gen, Delivered: b.md.NumDelivered, Pending: b.md.NumPending}
+// apply folds events (one with Apply, more with ApplyBatch) and returns
+// each one's outcome.
+func (r *Runner) apply(ds []Delivery, gen uint64) []error {
+	for i := range ds {
+		ds[i].Gen = gen
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second+time.Duration(len(ds))*10*time.Millisecond)
 	defer cancel()
-	var errs []error
 	if len(ds) > 1 {
-		errs = r.spec.ApplyBatch(ctx, ds)
-	} else {
-		errs = []error{r.spec.Apply(ctx, ds[0])}
+		return r.spec.ApplyBatch(ctx, ds)
 	}
-	return settled{batch, ds, errs}
+	return []error{r.spec.Apply(ctx, ds[0])}
 }
 
-// settle acknowledges an applied event or hands it back.
-func (r *Runner) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, d Delivery, err error) {
+// settleMsg acknowledges an event applied one at a time, or hands it back.
+func (r *Runner) settleMsg(msg jetstream.Msg, md *jetstream.MsgMetadata, d Delivery, err error) {
 	switch {
 	case err == nil:
 		_ = msg.Ack()

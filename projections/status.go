@@ -61,13 +61,20 @@ func StatusOf(ctx context.Context, js jetstream.JetStream, stream string, spec S
 	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return st, fmt.Errorf("open %s: %w", names.ControlBucket, err)
 	}
-	st.Consumer = durableName(spec.Durable, st.Generation)
+	st.Consumer = spec.consumerName(st.Generation)
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return st, fmt.Errorf("stream %s: %w", stream, err)
 	}
 	st.StreamLast = s.CachedInfo().State.LastSeq
 	cons, err := js.Consumer(ctx, stream, st.Consumer)
+	if legacy := durableName(spec.Durable, st.Generation); errors.Is(err, jetstream.ErrConsumerNotFound) && legacy != st.Consumer {
+		// No instance of this version has run it yet: the consumer of the
+		// version before (one acknowledgement per event) says where it is.
+		if c, lerr := js.Consumer(ctx, stream, legacy); lerr == nil {
+			st.Consumer, cons, err = legacy, c, nil
+		}
+	}
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		st.Error = "consumer not found"
 		st.Lag = st.StreamLast

@@ -312,7 +312,7 @@ func TestDoctor(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`strand_stream_bytes{stream="STRAND_EVENTS"}`, `strand_consumer_pending{consumer="strand_proj_sessions",stream="STRAND_EVENTS"}`,
+		`strand_stream_bytes{stream="STRAND_EVENTS"}`, `strand_consumer_pending{consumer="strand_proj_sessions_ackall",stream="STRAND_EVENTS"}`,
 		`strand_projection_lag{projection="sessions"}`, "strand_work_queue_depth", "strand_dead_letters", "strand_state_cache_heads", "strand_state_cache_trims_total", "strand_heap_live_bytes", "go_gc_duration_seconds",
 		`strand_http_requests_total{code="200",endpoint="openapi"}`, "strand_jetstream_up 1",
 		"strand_group_commit_batches_total", "strand_group_commit_events_total", "strand_group_commit_refused_total",

@@ -130,7 +130,7 @@ func TestServe_ReadModelsAndWorkers(t *testing.T) {
 		}
 		var rb client.ProjectionsReply
 		c.okJSON(&rb, "projections", "rebuild", "sessions")
-		if p := rb.Projections[0]; p.Generation != 1 || p.State != "running" || p.Consumer != "strand_proj_sessions_g1" {
+		if p := rb.Projections[0]; p.Generation != 1 || p.State != "running" || p.Consumer != "strand_proj_sessions_g1_ackall" {
 			t.Fatalf("after rebuild: %+v", p)
 		}
 		after, err := cl.ListSessions(ctx, client.ListSessionsRequest{Counts: true})
