@@ -110,7 +110,7 @@ func (s Spec) now() time.Time {
 
 // consumerConfig is the durable consumer of a generation. Every instance
 // asks for exactly this, so CreateOrUpdateConsumer from any number of them
-// lands on the same consumer. A batch projection's acknowledges
+// lands on the same consumer. A batch projection's consumer acknowledges
 // cumulatively (batchacks.go).
 func (s Spec) consumerConfig(gen uint64) jetstream.ConsumerConfig {
 	cfg := jetstream.ConsumerConfig{
