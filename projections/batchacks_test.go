@@ -189,11 +189,14 @@ func TestBatchAcks_OneInstanceFolds(t *testing.T) {
 	js := env.Store.JetStream()
 	subject := names.EventSubject("acks", "lease")
 	counts := map[string]*countingSpec{"a": newCountingSpec(), "b": newCountingSpec()}
-	a, err := StartRunner(ctx, js, names.EventStream, 1, counts["a"].spec("lease", subject, 6*time.Second), nil)
+	// A lease of 15 s: however slow the machine, a's renewals (every
+	// second) keep it; the takeover after a lease's time to live is
+	// checked below with leases of 300 ms.
+	a, err := StartRunner(ctx, js, names.EventStream, 1, counts["a"].spec("lease", subject, 30*time.Second), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := StartRunner(ctx, js, names.EventStream, 1, counts["b"].spec("lease", subject, 6*time.Second), nil)
+	b, err := StartRunner(ctx, js, names.EventStream, 1, counts["b"].spec("lease", subject, 30*time.Second), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,8 +64,16 @@ try {
   assert.match(d.data.unified, /^-  return 'hello ' \+ name;$/m);
   assert.match(d.data.unified, /^\+  return 'hi, ' \+ name;$/m);
 
-  const { resources } = await client.listResources();
-  assert.ok(resources.some((x) => x.uri.endsWith("/src/greet.js")), "the file is a resource");
+  // The resource list follows the session's live tail, so it may show a
+  // write a moment after the write's answer (CI saw it lag the six calls
+  // above once, under load): ask again for up to 15 s.
+  let listed = false;
+  for (const until = Date.now() + 15000; !listed && Date.now() < until; ) {
+    const { resources } = await client.listResources();
+    listed = resources.some((x) => x.uri.endsWith("/src/greet.js"));
+    if (!listed) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(listed, "the file is a resource within 15 s");
   console.log("ok");
 } finally {
   await client.close();
