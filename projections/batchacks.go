@@ -486,9 +486,6 @@ func (r *Runner) batchApplier(in <-chan jetstream.Msg, gen uint64, a *acks) {
 		now := time.Now()
 		hs := a.take(batch, now)
 		if len(hs) > 0 {
-			for _, h := range hs {
-				h.d.Gen = gen
-			}
 			r.settle(a, hs, r.apply(deliveries(hs), gen), time.Now())
 			last = time.Now()
 		}

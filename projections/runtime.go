@@ -392,7 +392,8 @@ const (
 	maxBatchBytes = 32 << 20
 	maxGather     = time.Second
 	// gatherIdle is how long the applier waits for the next event the
-	// consumer said was pending (another instance may have got it). A
+	// consumer said was pending (it may be between two pulls, or with an
+	// instance that just lost the projection's lease). A
 	// pause between two pulls on a busy machine must not cut a catch-up
 	// into more batches (each a write, with fsync a sync, per view); live
 	// traffic never waits (nothing is pending).
