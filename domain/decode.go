@@ -57,6 +57,28 @@ func DecodeMsgpack(b []byte, v any) error {
 	return msgpack.Unmarshal(b, v)
 }
 
+// CheckMsgpack reports whether b is exactly one well-formed MessagePack
+// value (every length within the bytes left, nesting at most 64 deep) whose
+// arrays and maps hold at most maxEntries entries each (no bound when 0):
+// what an untrusted body must be before the library decodes it, since the
+// library sizes a slice by the length its header claims. Ten bytes claiming
+// an array of four billion entries took all memory; bytes within the body
+// still could, a thousand elements of a large struct for every kilobyte
+// of nils, which maxEntries bounds.
+func CheckMsgpack(b []byte, maxEntries int) error {
+	r := mpReader{b: b, maxEntries: maxEntries}
+	if !r.skip(0) {
+		if all := (mpReader{b: b}); maxEntries > 0 && all.skip(0) {
+			return Errorf(CodeTooLarge, "an array or a map holds more than %d entries", maxEntries)
+		}
+		return Errorf(CodeInvalidArgument, "%s", errMalformed.Error())
+	}
+	if r.i != len(b) {
+		return Errorf(CodeInvalidArgument, "trailing data after the MessagePack value")
+	}
+	return nil
+}
+
 var errMalformed = errors.New("not a well-formed MessagePack value (truncated, a length beyond the end, an unused code, or nested deeper than 64)")
 
 var eventTypeNames = func() map[string]EventType {

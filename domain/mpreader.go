@@ -8,6 +8,9 @@ import "encoding/binary"
 type mpReader struct {
 	b []byte
 	i int
+	// maxEntries, when above 0, is the most entries an array or a map may
+	// hold for skip to step over it.
+	maxEntries int
 }
 
 func (r *mpReader) peek() (byte, bool) {
@@ -240,19 +243,19 @@ func (r *mpReader) skip(depth int) bool {
 		n, ok = 1+(1<<(c-0xd4)), true
 	case c == 0xdc:
 		if n, ok = r.length(2); ok {
-			return r.skipValues(n, depth)
+			return r.entries(n) && r.skipValues(n, depth)
 		}
 	case c == 0xdd:
 		if n, ok = r.length(4); ok {
-			return r.skipValues(n, depth)
+			return r.entries(n) && r.skipValues(n, depth)
 		}
 	case c == 0xde:
 		if n, ok = r.length(2); ok {
-			return r.skipValues(2*n, depth)
+			return r.entries(n) && r.skipValues(2*n, depth)
 		}
 	case c == 0xdf:
 		if n, ok = r.length(4); ok {
-			return r.skipValues(2*n, depth)
+			return r.entries(n) && r.skipValues(2*n, depth)
 		}
 	default: // 0xc1, never used
 		return false
@@ -262,6 +265,12 @@ func (r *mpReader) skip(depth int) bool {
 	}
 	_, ok = r.next(n)
 	return ok
+}
+
+// entries reports whether an array or a map of n entries is within
+// maxEntries (a fixed one, of at most 15, always is).
+func (r *mpReader) entries(n int) bool {
+	return r.maxEntries <= 0 || n <= r.maxEntries
 }
 
 func (r *mpReader) skipValues(n, depth int) bool {

@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -127,6 +128,17 @@ func TestBadInput_Msgpack(t *testing.T) {
 	}
 	write := enc(client.WriteRequest{Session: id, Path: "b.txt", Content: []byte("b")})
 	batch := enc(client.BatchRequest{Session: id, Ops: []client.BatchOp{{Op: "write", Path: "b.txt", Content: []byte("b")}}})
+	// A map of session and a key whose value is an array header claiming
+	// n entries, followed by body.
+	claims := func(key string, n uint32, body []byte) []byte {
+		b := append(raw(map[string]any{"session": id})[:1:1], raw(map[string]any{"session": id})[1:]...)
+		b[0]++ // one more key
+		b = append(b, raw(key)...)
+		b = append(b, 0xdd, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+		return append(b, body...)
+	}
+	nils := func(n int) []byte { return bytes.Repeat([]byte{0xc0}, n) }
+	deep := append(bytes.Repeat([]byte{0x91}, 100), 0xc0)
 	for _, tc := range []struct {
 		name string
 		ep   *client.Endpoint
@@ -154,6 +166,31 @@ func TestBadInput_Msgpack(t *testing.T) {
 		h.unchanged(t, tc.name, func() {
 			if got := sendMsgpack(t, h, tc.ep, tc.body); got != domain.CodeInvalidArgument {
 				t.Errorf("%s: %s answered %q, want invalid_argument", tc.name, tc.ep.Path(), got)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		ep   *client.Endpoint
+		body []byte
+		want domain.Code
+	}{
+		// Headers claiming more entries than the body holds: the library
+		// would make the slice first (four billion operations of 192
+		// bytes: the process died out of memory).
+		{"ClaimedOps", client.FSBatch, claims("ops", 1<<32-1, nil), domain.CodeInvalidArgument},
+		{"ClaimedOpsSome", client.FSBatch, claims("ops", 200_000_000, nils(1000)), domain.CodeInvalidArgument},
+		{"ClaimedChunks", client.FSWrite, claims("chunks", 1<<32-1, nil), domain.CodeInvalidArgument},
+		{"ClaimedMap", client.FSWrite, append(raw(map[string]any{"session": id})[:0:0], 0xdf, 0xff, 0xff, 0xff, 0xff), domain.CodeInvalidArgument},
+		// As many entries as the body holds, but more than any request
+		// needs: refused before anything is decoded.
+		{"ManyOps", client.FSBatch, claims("ops", 70_000, nils(70_000)), domain.CodeTooLarge},
+		{"ManyChunks", client.FSWrite, claims("chunks", 70_000, nils(70_000)), domain.CodeTooLarge},
+		{"Deep", client.FSBatch, claims("ops", 1, deep), domain.CodeInvalidArgument},
+	} {
+		h.unchanged(t, tc.name, func() {
+			if got := sendMsgpack(t, h, tc.ep, tc.body); got != tc.want {
+				t.Errorf("%s: %s answered %q, want %s", tc.name, tc.ep.Path(), got, tc.want)
 			}
 		})
 	}

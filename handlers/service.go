@@ -498,20 +498,28 @@ func decodeMsgpack(data []byte, v any) error {
 	if len(data) == 0 || !(data[0]&0xf0 == 0x80 || data[0] == 0xde || data[0] == 0xdf) {
 		return domain.Errorf(domain.CodeInvalidArgument, "request body must be a MessagePack map")
 	}
-	r := bytes.NewReader(data)
+	// Checked before the library decodes it (domain.CheckMsgpack): the
+	// library sizes a slice by the length its header claims.
+	if err := domain.CheckMsgpack(data, maxMsgpackEntries); err != nil {
+		return domain.Errorf(domain.ErrorCode(err), "malformed request: %s", domain.ErrorMessage(err))
+	}
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)
-	dec.Reset(r)
+	dec.Reset(bytes.NewReader(data))
 	dec.SetCustomStructTag("json")
 	dec.DisallowUnknownFields(true)
 	if err := dec.Decode(v); err != nil {
 		return domain.Errorf(domain.CodeInvalidArgument, "malformed request: %s", strings.TrimPrefix(err.Error(), "msgpack: "))
 	}
-	if r.Len() > 0 {
-		return domain.Errorf(domain.CodeInvalidArgument, "malformed request: trailing data after the MessagePack map")
-	}
 	return nil
 }
+
+// maxMsgpackEntries bounds every array and map of a MessagePack request:
+// the largest a valid request holds are a batch's operations
+// (domain.MaxBatchOps) and a file's chunks (domain.MaxBlobSize over
+// domain.DefaultChunkSize, 2,048). A larger one is refused as too_large
+// before anything is decoded.
+const maxMsgpackEntries = 1 << 16
 
 func jsonProblem(err error) string {
 	var te *json.UnmarshalTypeError
