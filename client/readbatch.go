@@ -5,10 +5,17 @@ import (
 	"fmt"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/strand-dev/strand/domain"
 )
 
 // MaxReadBatchPaths bounds the paths of one fs.read_batch.
 const MaxReadBatchPaths = 1000
+
+// maxReplyEntries bounds every array and map of a MessagePack reply the
+// client decodes with the library: far above what a reply holds
+// (MaxReadBatchPaths files).
+const maxReplyEntries = 1 << 16
 
 // ReadBatchRequest is the body of fs.read_batch: many paths of one session
 // at one point, read in one request.
@@ -81,9 +88,14 @@ func EncodeReadBatch(r *ReadBatchReply) ([]byte, error) {
 }
 
 // DecodeReadBatch decodes a MessagePack fs.read_batch reply. Keys it does
-// not know are skipped, so the format can grow.
+// not know are skipped, so the format can grow. The reply is checked whole
+// first, as the service checks a request (domain.CheckMsgpack): the
+// library makes the slice a header claims before it reads an element.
 func DecodeReadBatch(data []byte) (ReadBatchReply, error) {
 	var r ReadBatchReply
+	if err := domain.CheckMsgpack(data, maxReplyEntries); err != nil {
+		return r, fmt.Errorf("decode read_batch: %s", domain.ErrorMessage(err))
+	}
 	dec := msgpack.NewDecoder(bytes.NewReader(data))
 	dec.SetCustomStructTag("json")
 	if err := dec.Decode(&r); err != nil {
