@@ -72,6 +72,15 @@ func TestRun(t *testing.T) {
 	if _, err := os.Stat("/dev/shm"); err == nil && rows == nil && !strings.Contains(table.String(), "against tmpfs") {
 		t.Errorf("row 12 lacks its extract against tmpfs:\n%s", table.String())
 	}
+	floors := map[int]int{}
+	for _, r := range rep.Results {
+		if strings.HasSuffix(r.Case, "against the floor") {
+			floors[r.Row]++
+		}
+	}
+	if floors[1] != len(sizes.WriteClients)*2 || floors[9] != 2 {
+		t.Errorf("rows 1 and 9 should measure each case against the floor service: %v lines", floors)
+	}
 	if !strings.Contains(table.String(), "7 storage") {
 		t.Errorf("table lacks row 7:\n%s", table.String())
 	}

@@ -43,6 +43,10 @@ func runBulk(ctx context.Context, r *Runner) ([]Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", e.Name, err)
 		}
+		if c.floor, err = r.startFloor(e); err != nil {
+			return nil, fmt.Errorf("%s: the floor service: %w", e.Name, err)
+		}
+		defer c.floor.stop()
 		cases[i] = c
 	}
 	for rep := 0; rep < bulkWarmups+r.Sizes.BulkReps; rep++ {
@@ -52,22 +56,26 @@ func runBulk(ctx context.Context, r *Runner) ([]Result, error) {
 			}
 		}
 	}
-	out := make([]Result, len(cases))
-	for i, c := range cases {
-		out[i] = c.result()
-		r.progressf("  %s bulk: strand %.2f ms, raw %.2f ms, ratio %.2f", c.env.Name, out[i].Strand.P50Ms, out[i].Raw.P50Ms, out[i].Ratio)
+	var out []Result
+	for _, c := range cases {
+		res, fl := c.result()
+		out = append(out, res, fl)
+		r.progressf("  %s bulk: strand %.2f ms, floor %.2f ms, raw %.2f ms, ratio %.2f", c.env.Name, res.Strand.P50Ms, fl.Raw.P50Ms, res.Raw.P50Ms, res.Ratio)
 	}
 	return out, nil
 }
 
-// bulkCase is row 9 on one server: a session, a raw subject, the times.
+// bulkCase is row 9 on one server: a session, a raw subject, the floor
+// service (floor.go) and its key, the times.
 type bulkCase struct {
-	env        *Env
-	files      int
-	session    string
-	subject    string
-	last       uint64
-	sLat, rLat []time.Duration
+	env              *Env
+	files            int
+	session          string
+	subject          string
+	last             uint64
+	floor            *floorService
+	key              string
+	sLat, fLat, rLat []time.Duration
 }
 
 func (r *Runner) newBulkCase(ctx context.Context, e *Env) (*bulkCase, error) {
@@ -77,12 +85,12 @@ func (r *Runner) newBulkCase(ctx context.Context, e *Env) (*bulkCase, error) {
 	}
 	_, prefix := r.benchStream(kindRaw)
 	return &bulkCase{env: e, files: r.Sizes.BulkFiles, session: s.Session.ID,
-		subject: fmt.Sprintf("%sbulk-%d", prefix, time.Now().UnixNano())}, nil
+		subject: fmt.Sprintf("%sbulk-%d", prefix, time.Now().UnixNano()), key: fmt.Sprintf("bulk-%d", time.Now().UnixNano())}, nil
 }
 
-// round makes one change through the service and one raw publish of the
-// same bytes (new content for the same paths each repetition), and keeps
-// their times when timed.
+// round makes one change through the service, one write of the same bytes
+// through the floor service and one raw publish of them (new content for
+// the same paths each repetition), and keeps their times when timed.
 func (c *bulkCase) round(ctx context.Context, rep int, timed bool) error {
 	ops := make([]client.BatchOp, c.files)
 	var all []byte
@@ -99,6 +107,10 @@ func (c *bulkCase) round(ctx context.Context, rep int, timed bool) error {
 	if err != nil {
 		return fmt.Errorf("batch of %d files: %w", c.files, err)
 	}
+	df, err := clock(func() error { return c.floor.write(ctx, e.ClientNC, c.key, all) })
+	if err != nil {
+		return fmt.Errorf("the floor service: %w", err)
+	}
 	dr, err := clock(func() error {
 		m := nats.NewMsg(c.subject)
 		m.Data = all
@@ -112,12 +124,13 @@ func (c *bulkCase) round(ctx context.Context, rep int, timed bool) error {
 		return err
 	}
 	if timed {
-		c.sLat, c.rLat = append(c.sLat, ds), append(c.rLat, dr)
+		c.sLat, c.fLat, c.rLat = append(c.sLat, ds), append(c.fLat, df), append(c.rLat, dr)
 	}
 	return nil
 }
 
-func (c *bulkCase) result() Result {
+// result is the row's line and the line of Strand against the floor.
+func (c *bulkCase) result() (Result, Result) {
 	total := int64(c.files * bulkFileSize)
 	perSec := func(ds []time.Duration) Figure {
 		f := latencyFigure(ds)
@@ -133,7 +146,16 @@ func (c *bulkCase) result() Result {
 	res.Target = atLeast(res.Ratio, 0.5, "throughput in bytes strand/raw")
 	res.Note = fmt.Sprintf("median change %.2f ms, raw publish %.2f ms; the servers take turns, %d changes each before the clock starts",
 		res.Strand.P50Ms, res.Raw.P50Ms, bulkWarmups)
-	return res
+	fl := Result{
+		Case: res.Case + ", against the floor", Server: c.env.Name,
+		Strand:  res.Strand,
+		Raw:     ptr(perSec(c.fLat)),
+		RawWhat: "the floor: the same bytes as one request to a service that appends its body as it came (expecting its subject's last sequence) and answers",
+	}
+	fl.Ratio = ratio(fl.Strand.Value, fl.Raw.Value)
+	fl.Note = fmt.Sprintf("floor/raw %.2f: what strand/raw could reach if the service's own work cost nothing; median floor write %.2f ms",
+		ratio(fl.Raw.Value, res.Raw.Value), fl.Raw.P50Ms)
+	return res, fl
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -24,7 +24,9 @@ const writeSize = 160
 // event appended with its expectation and the content inside it, reply) from 1, 16
 // and 64 concurrent clients, each on a session of its own, against
 // JetStream publishes of the same size with a per-subject expectation from
-// as many publishers, each on a subject of its own.
+// as many publishers, each on a subject of its own. Each case also measures
+// the floor (floor.go), in the same rounds, and shows Strand against it on
+// a line of its own.
 func runWrite(ctx context.Context, r *Runner) ([]Result, error) {
 	envs := r.servers()
 	var out []Result
@@ -32,13 +34,19 @@ func runWrite(ctx context.Context, r *Runner) ([]Result, error) {
 		if _, _, err := r.ensureBenchStream(ctx, e, kindRaw); err != nil {
 			return out, err
 		}
+		floor, err := r.startFloor(e)
+		if err != nil {
+			return out, fmt.Errorf("%s: the floor service: %w", e.Name, err)
+		}
 		for _, c := range r.Sizes.WriteClients {
-			res, err := r.writeCase(ctx, e, c)
+			res, err := r.writeCase(ctx, e, floor, c)
 			if err != nil {
+				floor.stop()
 				return out, fmt.Errorf("%s, %d clients: %w", e.Name, c, err)
 			}
-			out = append(out, res)
+			out = append(out, res...)
 		}
+		floor.stop()
 		if e.Embedded != nil && !e.shared {
 			res, err := r.writeReadModelsCase(ctx, e)
 			if err != nil {
@@ -94,10 +102,11 @@ func (r *Runner) writeReadModelsCase(ctx context.Context, e *Env) (Result, error
 	}
 	const views, stats = "KV_" + names.SessionsBucket, "KV_" + names.StatsBucket
 	ev0, v0, s0 := last(names.EventStream), last(views), last(stats)
-	res, err := r.writeCase(ctx, e, readModelsClients)
+	rs, err := r.writeCase(ctx, e, nil, readModelsClients)
 	if err != nil {
 		return Result{}, err
 	}
+	res := rs[0]
 	if err := waitReadModels(ctx, js, m, 2*time.Minute); err != nil {
 		return Result{}, err
 	}
@@ -121,12 +130,12 @@ func waitReadModels(ctx context.Context, js jetstream.JetStream, m *projections.
 	return nil
 }
 
-func (r *Runner) writeCase(ctx context.Context, e *Env, clients int) (Result, error) {
+func (r *Runner) writeCase(ctx context.Context, e *Env, floor *floorService, clients int) ([]Result, error) {
 	sessions := make([]string, clients)
 	for i := range sessions {
 		s, err := e.Client.CreateSession(ctx, client.CreateSessionRequest{})
 		if err != nil {
-			return Result{}, err
+			return nil, err
 		}
 		sessions[i] = s.Session.ID
 	}
@@ -135,6 +144,10 @@ func (r *Runner) writeCase(ctx context.Context, e *Env, clients int) (Result, er
 	last := make([]uint64, clients)
 	for i := range subjects {
 		subjects[i] = fmt.Sprintf("%sw%d-%d.%d", prefix, clients, time.Now().UnixNano(), i)
+	}
+	keys := make([]string, clients)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("w%d-%d-%d", clients, time.Now().UnixNano(), i)
 	}
 	strand := func(ctx context.Context, w, i int) error {
 		_, err := e.Client.Write(ctx, client.WriteRequest{
@@ -153,32 +166,50 @@ func (r *Runner) writeCase(ctx context.Context, e *Env, clients int) (Result, er
 		last[w] = ack.Sequence
 		return nil
 	}
+	floorWrite := func(ctx context.Context, w, i int) error {
+		if floor == nil {
+			return nil
+		}
+		return floor.write(ctx, e.ClientNC, keys[w], sourceLike(uint64(w)<<32|uint64(i), writeSize))
+	}
 	d := r.Sizes.WriteRound
-	// Warm both paths up, then alternate rounds so drift hits both alike.
+	// Warm the paths up, then alternate rounds so drift hits them alike.
 	warm := max(d/3, 20*time.Millisecond)
 	if _, err := measureRound(ctx, clients, warm, strand); err != nil {
-		return Result{}, err
+		return nil, err
+	}
+	if floor != nil {
+		if _, err := measureRound(ctx, clients, warm, floorWrite); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := measureRound(ctx, clients, warm, raw); err != nil {
-		return Result{}, err
+		return nil, err
 	}
-	var sRates, rRates []float64
-	var sLat, rLat []time.Duration
+	var sRates, fRates, rRates []float64
+	var sLat, fLat, rLat []time.Duration
 	var shared streams.AppendStats // what group commit did in the Strand rounds
 	for k := 0; k < r.Sizes.WriteRounds; k++ {
 		before := e.Store.AppendStats()
 		s, err := measureRound(ctx, clients, d, strand)
 		if err != nil {
-			return Result{}, err
+			return nil, err
 		}
 		after := e.Store.AppendStats()
 		shared.Appended += after.Appended - before.Appended
 		shared.Batches += after.Batches - before.Batches
 		shared.Batched += after.Batched - before.Batched
 		shared.Refused += after.Refused - before.Refused
+		var f round
+		if floor != nil {
+			if f, err = measureRound(ctx, clients, d, floorWrite); err != nil {
+				return nil, err
+			}
+			fRates, fLat = append(fRates, f.rate()), append(fLat, f.lat...)
+		}
 		w, err := measureRound(ctx, clients, d, raw)
 		if err != nil {
-			return Result{}, err
+			return nil, err
 		}
 		sRates, rRates = append(sRates, s.rate()), append(rRates, w.rate())
 		sLat, rLat = append(sLat, s.lat...), append(rLat, w.lat...)
@@ -194,7 +225,7 @@ func (r *Runner) writeCase(ctx context.Context, e *Env, clients int) (Result, er
 	if clients == 1 {
 		note, err := r.writeBreakdown(ctx, e, sessions[0])
 		if err != nil {
-			return Result{}, err
+			return nil, err
 		}
 		res.Note = note
 	}
@@ -204,9 +235,22 @@ func (r *Runner) writeCase(ctx context.Context, e *Env, clients int) (Result, er
 			shared.Batched, shared.Appended, 100*float64(shared.Batched)/float64(max(shared.Appended, 1)),
 			shared.Batches, float64(shared.Batched)/float64(shared.Batches), shared.Refused)
 	}
-	r.progressf("  %s %d clients: strand %.0f/s (p50 %.2f ms), raw %.0f/s (p50 %.2f ms), ratio %.2f",
-		e.Name, clients, res.Strand.Value, res.Strand.P50Ms, res.Raw.Value, res.Raw.P50Ms, res.Ratio)
-	return res, nil
+	if floor == nil {
+		r.progressf("  %s %d clients: strand %.0f/s (p50 %.2f ms), raw %.0f/s (p50 %.2f ms), ratio %.2f",
+			e.Name, clients, res.Strand.Value, res.Strand.P50Ms, res.Raw.Value, res.Raw.P50Ms, res.Ratio)
+		return []Result{res}, nil
+	}
+	fl := Result{
+		Case: plural(clients, "client") + ", against the floor", Server: e.Name,
+		Strand:  res.Strand,
+		Raw:     &Figure{Value: median(fRates), Unit: "writes/s", P50Ms: percentile(fLat, 50), P99Ms: percentile(fLat, 99), Samples: len(fLat)},
+		RawWhat: "the floor: a service that appends each request's body as it came (expecting its subject's last sequence) and answers, over the same request/reply",
+	}
+	fl.Ratio = ratio(fl.Strand.Value, fl.Raw.Value)
+	fl.Note = fmt.Sprintf("floor/raw %.2f: what strand/raw could reach if the service's own work cost nothing", ratio(fl.Raw.Value, res.Raw.Value))
+	r.progressf("  %s %d clients: strand %.0f/s (p50 %.2f ms), floor %.0f/s, raw %.0f/s (p50 %.2f ms), ratio %.2f",
+		e.Name, clients, res.Strand.Value, res.Strand.P50Ms, fl.Raw.Value, res.Raw.Value, res.Raw.P50Ms, res.Ratio)
+	return []Result{res, fl}, nil
 }
 
 // writeTarget is row 1's target on the throughput ratio (issue 16, items 2
