@@ -130,6 +130,8 @@ func waitReadModels(ctx context.Context, js jetstream.JetStream, m *projections.
 	return nil
 }
 
+// writeCase is row 1 with clients clients on e: the row's line and, given
+// a floor service, the line of Strand against it.
 func (r *Runner) writeCase(ctx context.Context, e *Env, floor *floorService, clients int) ([]Result, error) {
 	sessions := make([]string, clients)
 	for i := range sessions {
@@ -166,10 +168,7 @@ func (r *Runner) writeCase(ctx context.Context, e *Env, floor *floorService, cli
 		last[w] = ack.Sequence
 		return nil
 	}
-	floorWrite := func(ctx context.Context, w, i int) error {
-		if floor == nil {
-			return nil
-		}
+	floorWrite := func(ctx context.Context, w, i int) error { // measured only with a floor
 		return floor.write(ctx, e.ClientNC, keys[w], sourceLike(uint64(w)<<32|uint64(i), writeSize))
 	}
 	d := r.Sizes.WriteRound
@@ -200,9 +199,9 @@ func (r *Runner) writeCase(ctx context.Context, e *Env, floor *floorService, cli
 		shared.Batches += after.Batches - before.Batches
 		shared.Batched += after.Batched - before.Batched
 		shared.Refused += after.Refused - before.Refused
-		var f round
 		if floor != nil {
-			if f, err = measureRound(ctx, clients, d, floorWrite); err != nil {
+			f, err := measureRound(ctx, clients, d, floorWrite)
+			if err != nil {
 				return nil, err
 			}
 			fRates, fLat = append(fRates, f.rate()), append(fLat, f.lat...)
