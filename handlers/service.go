@@ -541,9 +541,9 @@ func decodeMsgpack(data []byte, v any) error {
 
 // maxMsgpackEntries bounds every array and map of a MessagePack request:
 // the largest a valid request holds are a batch's operations
-// (domain.MaxBatchOps) and a file's chunks (domain.MaxBlobSize over
-// domain.DefaultChunkSize, 2,048). A larger one is refused as too_large
-// before anything is decoded.
+// (domain.MaxBatchOps, 1,000) and a file's chunks (storeChunks takes at
+// most 8,192). A larger one is refused as too_large before anything is
+// decoded.
 const maxMsgpackEntries = 1 << 16
 
 func jsonProblem(err error) string {
