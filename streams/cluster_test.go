@@ -64,6 +64,9 @@ func TestStore_ReadYourWritesOnAFollower(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.Close()
+		if streams.DirectReads(r) {
+			t.Fatal("a store on a replicated event stream reads heads with direct gets, which a lagging follower may answer")
+		}
 		js, err := jetstream.New(nc)
 		if err != nil {
 			t.Fatal(err)

@@ -40,10 +40,7 @@ func TestStore_FollowsOtherWriters(t *testing.T) {
 	if lost, _ := other.Races(); lost != 1 || !other.Following() {
 		t.Fatalf("after a stale write: %d lost races, following %v; want 1, true", lost, other.Following())
 	}
-	gets, err := env.NC.SubscribeSync("$JS.API.STREAM.MSG.GET.>")
-	if err != nil {
-		t.Fatal(err)
-	}
+	gets := watchEventGets(t, env)
 	for _, behind := range []int{1, 2, 5} {
 		t.Run(fmt.Sprintf("%d behind", behind), func(t *testing.T) {
 			var last streams.Result
@@ -51,19 +48,13 @@ func TestStore_FollowsOtherWriters(t *testing.T) {
 				last = write(t, env.Store, g, s, fmt.Sprintf("f%d.txt", i), fmt.Sprint(behind, i))
 			}
 			waitFor(t, "the notices", func() bool { return streams.Noticed(other, "acme", s.ID) == last.Position })
-			if err := env.NC.Flush(); err != nil {
-				t.Fatal(err)
-			}
+			gets.drain()
 			lost0, followed0 := other.Races()
-			gets0, _, _ := gets.Pending()
 			res := write(t, other, g, s, "mine.txt", fmt.Sprint(behind))
-			if err := env.NC.Flush(); err != nil {
-				t.Fatal(err)
-			}
 			lost, followed := other.Races()
-			gets1, _, _ := gets.Pending()
-			if lost != lost0 || followed != followed0+1 || gets1 != gets0 {
-				t.Fatalf("write %d events behind: %d lost races, %d followed, %d leader gets; want 0, 1, 0", behind, lost-lost0, followed-followed0, gets1-gets0)
+			read := gets.drain()
+			if n := len(read.direct) + len(read.batched) + len(read.leader); lost != lost0 || followed != followed0+1 || n != 0 {
+				t.Fatalf("write %d events behind: %d lost races, %d followed, %d gets of the event stream; want 0, 1, 0", behind, lost-lost0, followed-followed0, n)
 			}
 			if res.Session.Version != last.Session.Version+1 {
 				t.Fatalf("written at %d v%d after %d v%d", res.Position, res.Session.Version, last.Position, last.Session.Version)

@@ -27,7 +27,7 @@ func decodeStored(m *StoredMsg) (StoredEvent, error) {
 // EventAt reads the event at a position and checks that it belongs to the
 // session.
 func (st *Store) EventAt(ctx context.Context, tenant, id string, position uint64) (StoredEvent, error) {
-	m, err := leaderGet(ctx, st.nc, names.EventStream, position, "")
+	m, err := st.eventGet(ctx, map[string]any{"seq": position})
 	if errors.Is(err, errNoMessage) {
 		return StoredEvent{}, domain.ErrPositionUnknown
 	}
@@ -42,9 +42,9 @@ func (st *Store) EventAt(ctx context.Context, tenant, id string, position uint64
 
 // Head returns the session's current state: every acknowledged event is in
 // it, whichever instance wrote it. With the session cached it asks the
-// stream leader for the first event after the cached head: a reply without
-// a message (a hundred bytes, whatever the size of the last event)
-// confirms the cache. Otherwise (not cached, or behind: another instance
+// stream (eventGet: its leader, or its one copy) for the first event after
+// the cached head: a reply without a message (a hundred bytes, whatever
+// the size of the last event) confirms the cache. Otherwise (not cached, or behind: another instance
 // appended) it reads the last event and catches up (headFromLast).
 func (st *Store) Head(ctx context.Context, tenant, id string) (*domain.Session, error) {
 	if h, ok := st.heads.Get(sessionKey(tenant, id)); ok {
@@ -59,12 +59,12 @@ func (st *Store) Head(ctx context.Context, tenant, id string) (*domain.Session, 
 	return st.headFromLast(ctx, tenant, id)
 }
 
-// confirmHead asks the stream leader for the first event of the session
+// confirmHead asks the stream (eventGet) for the first event of the session
 // after h, a cached head of it. With none, h is the head (current). With
 // one, it folds it into h and remembers the state, so that headFromLast
 // catches up from there.
 func (st *Store) confirmHead(ctx context.Context, tenant, id string, h *domain.Session) (current bool, err error) {
-	m, err := leaderGetRequest(ctx, st.nc, names.EventStream, nextEventRequest{Seq: h.Position + 1, NextBySubject: names.EventSubject(tenant, id)})
+	m, err := st.eventGet(ctx, nextEventRequest{Seq: h.Position + 1, NextBySubject: names.EventSubject(tenant, id)})
 	if errors.Is(err, errNoMessage) {
 		return true, nil
 	}
@@ -91,13 +91,13 @@ type nextEventRequest struct {
 }
 
 // headFromLast returns the session's current state by reading its last
-// event through the stream leader: when this instance's cached head is a
-// few events behind (another instance appended), it catches up from there:
-// the last event read is folded directly, and any before it are read one
-// by one, instead of loading the session again. A writer that lost an
+// event (eventGet, as current as the stream leader): when this instance's
+// cached head is a few events behind (another instance appended), it
+// catches up from there: the last event read is folded directly, and any
+// before it are read one by one, instead of loading the session again. A writer that lost an
 // append race knows it is behind and comes here directly.
 func (st *Store) headFromLast(ctx context.Context, tenant, id string) (*domain.Session, error) {
-	m, err := leaderGet(ctx, st.nc, names.EventStream, 0, names.EventSubject(tenant, id))
+	m, err := st.eventGet(ctx, map[string]any{"last_by_subj": names.EventSubject(tenant, id)})
 	if errors.Is(err, errNoMessage) {
 		return nil, domain.ErrSessionNotFound
 	}
@@ -123,13 +123,13 @@ func (st *Store) headFromLast(ctx context.Context, tenant, id string) (*domain.S
 	return st.At(ctx, tenant, id, m.Sequence)
 }
 
-// catchUpMax bounds the events a catch-up reads one by one (a leader get
+// catchUpMax bounds the events a catch-up reads one by one (one get
 // each); a state further behind is loaded as usual (snapshot, consumer).
 const catchUpMax = 8
 
 // catchUpSession folds into base, a state of the session this instance
 // holds, the events after it up to last, an event of the same session read
-// already: those in between through the stream leader (next_by_subj), last
+// already: those in between with eventGet (next_by_subj), last
 // as it is. ok is false, with nothing read, when base is more than
 // catchUpMax events behind. The state returned is checked against the root
 // last records, as a load's.
@@ -143,7 +143,7 @@ func (st *Store) catchUpSession(ctx context.Context, tenant, id string, base *do
 	for s.Position < last.Position {
 		se := last
 		if s.Version+1 < last.Event.Version {
-			m, err := leaderGetRequest(ctx, st.nc, names.EventStream, map[string]any{"seq": s.Position + 1, "next_by_subj": subject})
+			m, err := st.eventGet(ctx, map[string]any{"seq": s.Position + 1, "next_by_subj": subject})
 			if err != nil {
 				return nil, true, domain.Wrap(err, "catch up")
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -155,4 +156,50 @@ func indexByte(s string, c byte) int {
 
 func fromRaw(m *jetstream.RawStreamMsg) *StoredMsg {
 	return &StoredMsg{Subject: m.Subject, Sequence: m.Sequence, Header: m.Header, Data: m.Data, Time: m.Time}
+}
+
+// errOtherStream is a direct get answered by another stream than the one
+// asked (a mirror of it that answers direct gets).
+var errOtherStream = errors.New("direct get answered by another stream")
+
+// directGet reads one message with $JS.API.DIRECT.GET (seq, last_by_subj
+// or next_by_subj, as leaderGetRequest), in one attempt bounded by
+// attemptTimeout. Every replica of the stream may answer it, and a mirror
+// with mirror_direct: only where the stream's one copy is the only
+// responder does it see every acknowledged write (Store.eventGet). The
+// message's headers are its own and the reply's Nats-* ones.
+func directGet(ctx context.Context, nc *nats.Conn, stream string, req any) (*StoredMsg, error) {
+	body, _ := json.Marshal(req)
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	resp, err := nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+stream, body)
+	if err != nil {
+		return nil, fmt.Errorf("direct get from %s: %w", stream, err)
+	}
+	return directReply(stream, resp)
+}
+
+// directReply reads a direct get's reply: the message, errNoMessage for a
+// 404, any other status as an error.
+func directReply(stream string, resp *nats.Msg) (*StoredMsg, error) {
+	if status := resp.Header.Get(statusHeader); status != "" {
+		if status == "404" {
+			return nil, errNoMessage
+		}
+		return nil, fmt.Errorf("direct get from %s: status %s %s", stream, status, resp.Header.Get(descriptionHeader))
+	}
+	if from := resp.Header.Get(jetstream.StreamHeader); from != stream {
+		return nil, fmt.Errorf("%w: %q, not %s", errOtherStream, from, stream)
+	}
+	seq, err := strconv.ParseUint(resp.Header.Get(jetstream.SequenceHeader), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("direct get from %s: sequence %q", stream, resp.Header.Get(jetstream.SequenceHeader))
+	}
+	m := &StoredMsg{Subject: resp.Header.Get(jetstream.SubjectHeader), Sequence: seq, Header: resp.Header, Data: resp.Data}
+	if ts := resp.Header.Get(jetstream.TimeStampHeaer); ts != "" {
+		if m.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {
+			return nil, fmt.Errorf("direct get from %s: time %q", stream, ts)
+		}
+	}
+	return m, nil
 }

@@ -36,6 +36,10 @@ type Store struct {
 	// Blobs is the content-addressed blob store.
 	Blobs *Blobs
 
+	// directEvents says a direct get of the event stream sees every
+	// acknowledged write (eventGet).
+	directEvents atomic.Bool
+
 	heads *stateCache[string, *domain.Session]
 	past  *stateCache[pastKey, *domain.Session]
 	// frames are states of sessions' pasts kept to start replays from
@@ -111,6 +115,11 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 		memStop:  make(chan struct{}),
 		memDone:  make(chan struct{}),
 	}
+	direct, err := directEventsSafe(ctx, js, events)
+	if err != nil {
+		return nil, err
+	}
+	st.directEvents.Store(direct)
 	if !cfg.NoGroupCommit && (cfg.Replicas > 1 || cfg.ForceGroupCommit || cfg.GroupCommitMin > 0) {
 		st.commit = newCommitter(js, cfg.GroupCommitMin)
 	}

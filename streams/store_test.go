@@ -402,30 +402,37 @@ func TestStore_ReplayChecksRoot(t *testing.T) {
 
 // TestStore_CatchUpFromCachedHead checks that an instance whose cached head
 // is a few events behind (another instance appended) reads just the missing
-// events through the stream leader, with no consumer (the JetStream API
-// requests are seen on the wire), and ends in the same state as the writer;
-// further behind, it replays the events after its cached head with one
-// batched direct get, still no consumer. Once caught up, its head is
-// confirmed with one request that asks for the event after it (the reply
-// has none), not for the last event itself.
+// events one by one, with no consumer (the JetStream API requests are seen
+// on the wire), and ends in the same state as the writer; further behind,
+// it replays the events after its cached head with one batched direct get,
+// still no consumer. Once caught up, its head is confirmed with one
+// request that asks for the event after it (the reply has none), not for
+// the last event itself. The single reads are direct gets on one server
+// (eventget.go) and go to the stream leader where the store is told to
+// (as on a replicated stream): both are checked.
 func TestStore_CatchUpFromCachedHead(t *testing.T) {
+	for _, direct := range []bool{true, false} {
+		t.Run(fmt.Sprintf("direct=%v", direct), func(t *testing.T) {
+			testCatchUpFromCachedHead(t, direct)
+		})
+	}
+}
+
+func testCatchUpFromCachedHead(t *testing.T, direct bool) {
 	env := streamstest.Start(t)
 	ctx := context.Background()
 	other := openOther(t, env)
+	if got := streams.DirectReads(other); !got {
+		t.Fatal("a store on one server reads heads through the leader; want direct gets")
+	}
+	if !direct {
+		streams.LeaderReads(other)
+	}
 	creates, err := env.NC.SubscribeSync("$JS.API.CONSUMER.CREATE.>")
 	if err != nil {
 		t.Fatal(err)
 	}
-	directs, err := env.NC.SubscribeSync("$JS.API.DIRECT.GET.>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The event stream's gets only: the store's other streams (snapshots,
-	// request ids) are read in the background too.
-	gets, err := env.NC.SubscribeSync("$JS.API.STREAM.MSG.GET." + names.EventStream)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gets := watchEventGets(t, env)
 	g := &ids{}
 	s := create(t, env.Store, g, "acme")
 	write(t, env.Store, g, s, "keep/a.txt", "kept")
@@ -439,68 +446,101 @@ func TestStore_CatchUpFromCachedHead(t *testing.T) {
 			for i := 0; i < behind; i++ {
 				write(t, env.Store, g, s, fmt.Sprintf("f%d", i), fmt.Sprint(behind, i))
 			}
-			if err := env.NC.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			before, _, _ := creates.Pending()
-			directBefore, _, _ := directs.Pending()
-			head, err := other.Head(ctx, "acme", s.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := env.NC.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			after, _, _ := creates.Pending()
-			directAfter, _, _ := directs.Pending()
 			want, err := env.Store.Head(ctx, "acme", s.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
+			gets.drain()
+			before, _, _ := creates.Pending()
+			head, err := other.Head(ctx, "acme", s.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, _, _ := creates.Pending()
+			got := gets.drain()
 			if head.Position != want.Position || head.Tree.Hash() != want.Tree.Hash() || head.LastHash != want.LastHash || head.Version != want.Version {
 				t.Fatalf("caught up to %d v%d %s, want %d v%d %s", head.Position, head.Version, head.Tree.Hash(), want.Position, want.Version, want.Tree.Hash())
 			}
-			consumers, direct := after-before, directAfter-directBefore
-			if wantDirect := behind > 9; consumers != 0 || (direct == 1) != wantDirect {
-				t.Fatalf("%d events behind: %d consumers created, %d direct gets; want no consumer, and one direct get only beyond 9 behind", behind, consumers, direct)
+			if consumers, batches := after-before, len(got.batched); consumers != 0 || (batches == 1) != (behind > 9) || batches > 1 {
+				t.Fatalf("%d events behind: %d consumers created, %d batched direct gets; want no consumer, and one batched get only beyond 9 behind", behind, consumers, batches)
+			}
+			if direct && len(got.leader) != 0 || !direct && len(got.direct) != 0 {
+				t.Fatalf("%d events behind: single reads %d direct, %d through the leader; want all %s", behind, len(got.direct), len(got.leader), map[bool]string{true: "direct", false: "through the leader"}[direct])
 			}
 
-			// The gets so far, want's among them, are all delivered once
-			// the connection is flushed: the server may send a request's
-			// reply before its copy to this subscription, so a request
-			// that was answered may still be on its way here.
-			if err := env.NC.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			for {
-				if _, err := gets.NextMsg(0); err != nil {
-					break // drained
-				}
-			}
 			again, err := other.Head(ctx, "acme", s.ID)
 			if err != nil || again != head {
 				t.Fatalf("head again: %v, %v; want the same state", again, err)
 			}
-			if err := env.NC.Flush(); err != nil {
-				t.Fatal(err)
+			got = gets.drain()
+			single := append(got.direct, got.leader...)
+			if len(single) != 1 || len(got.batched) != 0 {
+				t.Fatalf("head confirmed with %d requests (%d batched), want 1: %q", len(single), len(got.batched), single)
 			}
-			if n, _, _ := gets.Pending(); n != 1 {
-				var bodies []string
-				for {
-					m, err := gets.NextMsg(0)
-					if err != nil {
-						break
-					}
-					bodies = append(bodies, string(m.Data))
-				}
-				t.Fatalf("head confirmed with %d requests, want 1: %q", n, bodies)
-			}
-			req, _ := gets.NextMsg(0)
-			if want := fmt.Sprintf(`{"seq":%d,"next_by_subj":"%s"}`, head.Position+1, names.EventSubject("acme", s.ID)); string(req.Data) != want {
-				t.Fatalf("head confirmed with %s, want %s", req.Data, want)
+			if want := fmt.Sprintf(`{"seq":%d,"next_by_subj":"%s"}`, head.Position+1, names.EventSubject("acme", s.ID)); single[0] != want {
+				t.Fatalf("head confirmed with %s, want %s", single[0], want)
 			}
 		})
 	}
+}
+
+// eventGets sees the requests that read the event stream's messages one
+// at a time or in batches: direct gets (single or batched) and gets
+// through the stream leader.
+type eventGets struct {
+	t                       *testing.T
+	nc                      *nats.Conn
+	directSub, leaderSub    *nats.Subscription
+	direct, batched, leader []string
+}
+
+// watchEventGets subscribes to the event stream's gets. The store's other
+// streams (snapshots, request ids) are read in the background too and
+// are not counted.
+func watchEventGets(t *testing.T, env *streamstest.Env) *eventGets {
+	t.Helper()
+	g := &eventGets{t: t, nc: env.NC}
+	var err error
+	if g.directSub, err = env.NC.SubscribeSync("$JS.API.DIRECT.GET." + names.EventStream); err != nil {
+		t.Fatal(err)
+	}
+	if g.leaderSub, err = env.NC.SubscribeSync("$JS.API.STREAM.MSG.GET." + names.EventStream); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// drain returns the requests seen since the last drain. A flush first:
+// the server may send a request's reply before its copy to these
+// subscriptions, so a request that was answered may still be on its way.
+func (g *eventGets) drain() eventGets {
+	g.t.Helper()
+	if err := g.nc.Flush(); err != nil {
+		g.t.Fatal(err)
+	}
+	var out eventGets
+	for {
+		m, err := g.directSub.NextMsg(0)
+		if err != nil {
+			break
+		}
+		if bytes.Contains(m.Data, []byte(`"batch"`)) {
+			out.batched = append(out.batched, string(m.Data))
+		} else {
+			out.direct = append(out.direct, string(m.Data))
+		}
+	}
+	for {
+		m, err := g.leaderSub.NextMsg(0)
+		if err != nil {
+			break
+		}
+		out.leader = append(out.leader, string(m.Data))
+	}
+	return out
 }
 
 func TestBlobs_GetMany(t *testing.T) {
