@@ -11,7 +11,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// TestDecodeEntriesFast holds the direct decoders of entries to the general
+// TestDecodeEntriesFast holds the direct decoders of entries (entryFast for
+// the service's encodings, entrySlow for the others) to the general
 // one: on random pages (long and empty strings, sizes of every integer
 // width, xattrs or none) both give the same entries, and on every
 // truncation of a page the direct one gives up (ok false) rather than
