@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/streams"
@@ -180,6 +183,48 @@ func BenchmarkStore_ChangeRequestID(b *testing.B) {
 					return domain.ChangeFiles{Ops: []domain.FileOp{{Kind: domain.OpWrite, Path: p, Content: domain.Sum([]byte(p)), Size: 1}}}, nil
 				}); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkStore_HeadCached measures a read at the head of a cached
+// session (Store.Head: one request that finds no event after the cached
+// head) on one server, with a direct get and through the stream leader's
+// API (as on a replicated stream), next to a core NATS request to an
+// echoing subscriber on the same connection: the floor of one request.
+// Design record 0021.
+func BenchmarkStore_HeadCached(b *testing.B) {
+	env := streamstest.Start(b)
+	ctx := context.Background()
+	g := &ids{}
+	s := longSession(b, env, g, 10)
+	sub, err := env.NC.Subscribe("bench.echo", func(m *nats.Msg) { _ = m.Respond(nil) })
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Unsubscribe() //nolint:errcheck // the test's own subject
+	b.Run("echo", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := env.NC.Request("bench.echo", nil, time.Second); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, direct := range []bool{true, false} {
+		b.Run(fmt.Sprintf("direct=%v", direct), func(b *testing.B) {
+			st := openOther(b, env)
+			if !direct {
+				streams.LeaderReads(st)
+			}
+			if _, err := st.Head(ctx, "bench", s.ID); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				h, err := st.Head(ctx, "bench", s.ID)
+				if err != nil || h.Position != s.Position {
+					b.Fatalf("head %v, %v; want at %d", h, err, s.Position)
 				}
 			}
 		})
