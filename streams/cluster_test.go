@@ -64,7 +64,7 @@ func TestStore_ReadYourWritesOnAFollower(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.Close()
-		if streams.DirectReads(r) {
+		if r.DirectReads() {
 			t.Fatal("a store on a replicated event stream reads heads with direct gets, which a lagging follower may answer")
 		}
 		js, err := jetstream.New(nc)

@@ -31,6 +31,11 @@ import (
 // runs that only ever answers "no message" is not seen: docs/operations.md
 // says not to make one).
 
+// DirectReads reports whether the store reads the event stream at the
+// head with direct gets (one replica, no mirror answering them) rather
+// than through the stream leader. `strand serve` logs it when it starts.
+func (st *Store) DirectReads() bool { return st.directEvents.Load() }
+
 // eventGet reads one message of the event stream (seq, last_by_subj or
 // next_by_subj) so that it sees every acknowledged write: with a direct
 // get where that is safe (directEvents), otherwise through the stream

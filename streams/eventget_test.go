@@ -9,7 +9,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/strand-dev/strand/names"
-	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
 
@@ -33,7 +32,7 @@ func TestStore_DirectReadsOnlyWhereLinearizable(t *testing.T) {
 	}
 	gets := watchEventGets(t, env)
 	reader := openOther(t, env)
-	if !streams.DirectReads(reader) {
+	if !reader.DirectReads() {
 		t.Fatal("a store on one server reads through the leader; want direct gets")
 	}
 	for range 3 {
@@ -63,7 +62,7 @@ func TestStore_DirectReadsOnlyWhereLinearizable(t *testing.T) {
 		return err == nil && info.State.LastSeq == last
 	})
 	later := openOther(t, env)
-	if streams.DirectReads(later) {
+	if later.DirectReads() {
 		t.Fatal("a store opened beside a mirror with mirror_direct reads with direct gets; want through the leader")
 	}
 	gets.drain()
@@ -77,7 +76,7 @@ func TestStore_DirectReadsOnlyWhereLinearizable(t *testing.T) {
 	// The store opened before the mirror: the server hands each direct
 	// get to the stream or the mirror at random, so within a few reads
 	// the mirror answers one.
-	for i := 0; streams.DirectReads(reader); i++ {
+	for i := 0; reader.DirectReads(); i++ {
 		if i == 200 {
 			t.Fatal("200 reads and the store still reads with direct gets beside a mirror that answers them")
 		}

@@ -18,10 +18,6 @@ func Noticed(st *Store, tenant, id string) uint64 {
 	return list[len(list)-1].position
 }
 
-// DirectReads reports whether st reads the event stream at the head with
-// direct gets (eventget.go).
-func DirectReads(st *Store) bool { return st.directEvents.Load() }
-
 // LeaderReads makes st read the event stream at the head through the
 // stream leader, as it does on a replicated stream.
 func LeaderReads(st *Store) { st.directEvents.Store(false) }

@@ -422,7 +422,7 @@ func testCatchUpFromCachedHead(t *testing.T, direct bool) {
 	env := streamstest.Start(t)
 	ctx := context.Background()
 	other := openOther(t, env)
-	if got := streams.DirectReads(other); !got {
+	if got := other.DirectReads(); !got {
 		t.Fatal("a store on one server reads heads through the leader; want direct gets")
 	}
 	if !direct {

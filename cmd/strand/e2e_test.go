@@ -53,12 +53,17 @@ func (c *cli) mutation(last *uint64, v any, stdin string, args ...string) {
 
 func TestServe_ReadyAndStop(t *testing.T) {
 	t.Parallel()
-	s := startServe(t, t.TempDir())
+	s := startServe(t, t.TempDir(), "--log-level", "info")
 	if !strings.HasPrefix(s.URL, "nats://127.0.0.1:") || strings.HasSuffix(s.URL, ":0") {
 		t.Errorf("Ready URL = %q, want nats://127.0.0.1:<random port>", s.URL)
 	}
 	if out := s.Stdout.String(); !strings.Contains(out, "fsync true") {
 		t.Errorf("serve stdout = %q, want fsync on by default", out)
+	}
+	// The embedded server holds the event stream's one copy: reads at the
+	// head are direct gets (design record 0021).
+	if log := s.Stderr.String(); !strings.Contains(log, `msg="reads at the head" direct_get=true`) {
+		t.Errorf("serve log lacks reads at the head with direct gets:\n%s", log)
 	}
 	s.Stop(t)
 	// After Stop the port no longer answers.

@@ -175,6 +175,8 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	log.Info("security", "identity_from_nats", svcOpts.Auth.Enabled, "limits", svcOpts.Limits != nil)
+	// Design record 0021: direct gets where the event stream has one copy.
+	log.Info("reads at the head", "direct_get", store.DirectReads())
 	background, err := startWorkers(startCtx, nc, store, c.replicas, workerNames, wf, views.Tenants, log)
 	if err != nil {
 		return err
