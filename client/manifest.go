@@ -469,8 +469,9 @@ func (r *mpBytes) entryFast(f *entryFields) bool {
 	return true
 }
 
-// textAt reads a fixstr or str8 at b[i], or none if i < 0. It returns the
-// string's bytes and where the next value starts, -1 for anything else.
+// textAt reads a fixstr or str8 at b[i] (nothing where i < 0: a read
+// before it failed). It returns the string's bytes and where the next
+// value starts, -1 for anything else.
 func textAt(b []byte, i int) ([]byte, int) {
 	if i < 0 || i >= len(b) {
 		return nil, -1

@@ -44,8 +44,9 @@ func (st *Store) EventAt(ctx context.Context, tenant, id string, position uint64
 // it, whichever instance wrote it. With the session cached it asks the
 // stream (eventGet: its leader, or its one copy) for the first event after
 // the cached head: a reply without a message (a hundred bytes, whatever
-// the size of the last event) confirms the cache. Otherwise (not cached, or behind: another instance
-// appended) it reads the last event and catches up (headFromLast).
+// the size of the last event) confirms the cache. Otherwise (not cached,
+// or behind: another instance appended) it reads the last event and
+// catches up (headFromLast).
 func (st *Store) Head(ctx context.Context, tenant, id string) (*domain.Session, error) {
 	if h, ok := st.heads.Get(sessionKey(tenant, id)); ok {
 		current, err := st.confirmHead(ctx, tenant, id, h)
@@ -59,8 +60,8 @@ func (st *Store) Head(ctx context.Context, tenant, id string) (*domain.Session, 
 	return st.headFromLast(ctx, tenant, id)
 }
 
-// confirmHead asks the stream (eventGet) for the first event of the session
-// after h, a cached head of it. With none, h is the head (current). With
+// confirmHead asks the stream (eventGet) for the first event of the
+// session after h, a cached head of it. With none, h is the head (current). With
 // one, it folds it into h and remembers the state, so that headFromLast
 // catches up from there.
 func (st *Store) confirmHead(ctx context.Context, tenant, id string, h *domain.Session) (current bool, err error) {
@@ -94,8 +95,9 @@ type nextEventRequest struct {
 // event (eventGet, as current as the stream leader): when this instance's
 // cached head is a few events behind (another instance appended), it
 // catches up from there: the last event read is folded directly, and any
-// before it are read one by one, instead of loading the session again. A writer that lost an
-// append race knows it is behind and comes here directly.
+// before it are read one by one, instead of loading the session again. A
+// writer that lost an append race knows it is behind and comes here
+// directly.
 func (st *Store) headFromLast(ctx context.Context, tenant, id string) (*domain.Session, error) {
 	m, err := st.eventGet(ctx, map[string]any{"last_by_subj": names.EventSubject(tenant, id)})
 	if errors.Is(err, errNoMessage) {
@@ -129,8 +131,8 @@ const catchUpMax = 8
 
 // catchUpSession folds into base, a state of the session this instance
 // holds, the events after it up to last, an event of the same session read
-// already: those in between with eventGet (next_by_subj), last
-// as it is. ok is false, with nothing read, when base is more than
+// already: those in between with eventGet (next_by_subj), last as it
+// is. ok is false, with nothing read, when base is more than
 // catchUpMax events behind. The state returned is checked against the root
 // last records, as a load's.
 func (st *Store) catchUpSession(ctx context.Context, tenant, id string, base *domain.Session, last StoredEvent) (*domain.Session, bool, error) {

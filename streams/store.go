@@ -115,11 +115,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 		memStop:  make(chan struct{}),
 		memDone:  make(chan struct{}),
 	}
-	direct, err := directEventsSafe(ctx, js, events)
-	if err != nil {
-		return nil, err
-	}
-	st.directEvents.Store(direct)
+	st.directEvents.Store(directEventsSafe(ctx, js, events, log))
 	if !cfg.NoGroupCommit && (cfg.Replicas > 1 || cfg.ForceGroupCommit || cfg.GroupCommitMin > 0) {
 		st.commit = newCommitter(js, cfg.GroupCommitMin)
 	}
