@@ -187,6 +187,10 @@ func (d *doctor) checkStreams(ctx context.Context) checkResult {
 			}
 		}
 	}
+	mirrors, err := d.directMirrors(ctx)
+	if err != nil {
+		return checkResult{Status: checkFail, Detail: "list streams: " + err.Error(), Fix: "JetStream does not answer: check the cluster's meta leader (nats server report jetstream)"}
+	}
 	switch {
 	case len(missing) > 0:
 		return checkResult{Status: checkFail, Detail: "missing: " + strings.Join(missing, ", "),
@@ -194,12 +198,34 @@ func (d *doctor) checkStreams(ctx context.Context) checkResult {
 	case len(lagging) > 0:
 		return checkResult{Status: checkWarn, Detail: strings.Join(lagging, "; "),
 			Fix: "a cluster node is down or catching up: check it (nats server report jetstream)"}
+	case len(mirrors) > 0:
+		return checkResult{Status: checkWarn, Detail: fmt.Sprintf("%s mirrored with mirror_direct by %s: a mirror may answer a read at a session's head from behind", names.EventStream, strings.Join(mirrors, ", ")),
+			Fix: "turn mirror_direct off on the mirror, or restart strand serve (it then reads heads through the stream leader; docs/operations.md section 4)"}
 	case len(wrong) > 0:
 		return checkResult{Status: checkWarn, Detail: fmt.Sprintf("want R%d: %s", want, strings.Join(wrong, ", ")),
 			Fix: "set the replicas with nats stream edit NAME --replicas N, or run serve with the same --replicas everywhere"}
 	}
 	d.streamsOK = true
 	return checkResult{Status: checkOK, Detail: fmt.Sprintf("%d streams and buckets, R%d", len(doctorStreams), want)}
+}
+
+// directMirrors lists the streams that mirror the event stream with
+// mirror_direct, where the event stream has one replica: a service that
+// started before such a mirror reads the heads of sessions with direct
+// gets, which the mirror may answer from behind (design record 0021).
+func (d *doctor) directMirrors(ctx context.Context) ([]string, error) {
+	events, err := d.js.Stream(ctx, names.EventStream)
+	if err != nil || events.CachedInfo().Config.Replicas != 1 {
+		return nil, nil // missing (said above) or replicated: read through the leader
+	}
+	var out []string
+	list := d.js.ListStreams(ctx)
+	for info := range list.Info() {
+		if m := info.Config.Mirror; m != nil && m.Name == names.EventStream && info.Config.MirrorDirect {
+			out = append(out, info.Config.Name)
+		}
+	}
+	return out, list.Err()
 }
 
 func (d *doctor) checkService(ctx context.Context) checkResult {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,7 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/strand-dev/strand/client"
+	"github.com/strand-dev/strand/names"
 )
 
 // httpAs sends requests to a serve's HTTP front with one user's basic-auth
@@ -342,6 +346,36 @@ func TestDoctor(t *testing.T) {
 		r := newCLI(t, "nats://127.0.0.1:1").run("", "doctor", "--http", "")
 		if r.Code != 1 || !strings.Contains(r.Stdout, "fix nats: start the server") {
 			t.Errorf("doctor with no server: %v", r)
+		}
+	})
+	// A mirror of the event stream that answers direct gets could answer
+	// a read at a head from behind (design record 0021): a warning.
+	t.Run("DirectMirror", func(t *testing.T) {
+		js, err := jetstream.New(srv.Client(t).Conn())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVENTS_COPY", Mirror: &jetstream.StreamSource{Name: names.EventStream}, AllowDirect: true, MirrorDirect: true}); err != nil {
+			t.Fatal(err)
+		}
+		defer js.DeleteStream(ctx, "EVENTS_COPY") //nolint:errcheck // the test's own stream
+		var rs []checkResult
+		r := c.run("", "doctor", "--http", "", "--json")
+		if err := json.Unmarshal([]byte(r.Stdout), &rs); err != nil {
+			t.Fatalf("%v: %v", r, err)
+		}
+		found := false
+		for _, x := range rs {
+			if x.Check == "streams" {
+				found = true
+				if x.Status != checkWarn || !strings.Contains(x.Detail, "EVENTS_COPY") || !strings.Contains(x.Fix, "mirror_direct") {
+					t.Errorf("streams check beside a mirror with mirror_direct: %+v, want a warning naming it", x)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no streams check: %v", r)
 		}
 	})
 	t.Run("Replicas", func(t *testing.T) {
