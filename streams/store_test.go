@@ -488,9 +488,13 @@ func testCatchUpFromCachedHead(t *testing.T, direct bool) {
 // at a time or in batches: direct gets (single or batched) and gets
 // through the stream leader.
 type eventGets struct {
-	t                       *testing.T
-	nc                      *nats.Conn
-	directSub, leaderSub    *nats.Subscription
+	t                    *testing.T
+	nc                   *nats.Conn
+	directSub, leaderSub *nats.Subscription
+}
+
+// seenGets are the bodies of the requests seen, by kind.
+type seenGets struct {
 	direct, batched, leader []string
 }
 
@@ -516,12 +520,12 @@ func watchEventGets(t *testing.T, env *streamstest.Env) *eventGets {
 // drain returns the requests seen since the last drain. A flush first:
 // the server may send a request's reply before its copy to these
 // subscriptions, so a request that was answered may still be on its way.
-func (g *eventGets) drain() eventGets {
+func (g *eventGets) drain() seenGets {
 	g.t.Helper()
 	if err := g.nc.Flush(); err != nil {
 		g.t.Fatal(err)
 	}
-	var out eventGets
+	var out seenGets
 	for {
 		m, err := g.directSub.NextMsg(0)
 		if err != nil {
