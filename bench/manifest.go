@@ -110,6 +110,7 @@ func (r *Runner) manifestCases(ctx context.Context, e *Env, head *domain.Session
 	}
 
 	var sPage, rPage, sWhole, rWhole []time.Duration
+	settle()
 	for k := 0; k < r.Sizes.ManifestPageReps; k++ {
 		d, err := clock(func() error {
 			_, _, _, err := list(client.ManifestRequest{}, false)
@@ -124,6 +125,7 @@ func (r *Runner) manifestCases(ctx context.Context, e *Env, head *domain.Session
 		}
 		rPage = append(rPage, d)
 	}
+	settle()
 	for k := 0; k < r.Sizes.ManifestWholeReps; k++ {
 		d, err := clock(func() error { return whole(false) })
 		if err != nil {
