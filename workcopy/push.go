@@ -34,6 +34,10 @@ type PushOptions struct {
 	Token string
 	// Force pushes even while a conflict a pull left is unresolved.
 	Force bool
+	// Atomic refuses, with too_large, a push that does not fit one event
+	// (more than domain.MaxBatchOps operations, or more than partBytes of
+	// content inside the request), instead of pushing it in parts.
+	Atomic bool
 }
 
 // PushResult is what a push did.
@@ -54,20 +58,41 @@ type PushResult struct {
 	// Bytes is the content of the files the event wrote.
 	Bytes      int64  `json:"bytes"`
 	Checkpoint string `json:"checkpoint,omitempty"`
-	RequestID  string `json:"request_id,omitempty"`
+	// RequestID is the request id of the push's event (of its last part).
+	RequestID string `json:"request_id,omitempty"`
+	// Parts is how many events the push stored its changes in: 1, or more
+	// for a change larger than one event holds (see Push).
+	Parts int `json:"parts,omitempty"`
 }
 
-// pushPlan is the batch a push sends and how the index changes after it.
-type pushPlan struct {
-	ops     []client.BatchOp
-	drop    []string // index entries removed (and everything under removed dirs)
-	dropDir []string
-	put     []Entry // index entries set
+// partBytes bounds the content carried inside one part's request: the
+// service takes bodies of up to 8 MiB (docs/api.md, request_bytes).
+const partBytes = 4 << 20
+
+// step is one operation of a push and what it changes in the index once
+// the service has stored it.
+type step struct {
+	op      client.BatchOp
+	drop    string // index entry removed ("": none)
+	dropDir string // directory removed with everything under it ("": none)
+	put     *Entry // index entry set
 }
 
 // Push sends every local change as one event that expects HEAD's position,
 // then moves HEAD and the index to the new position. A session that moved
 // since HEAD is refused with conflict, and nothing is written: pull first.
+//
+// A change larger than one event holds (more than domain.MaxBatchOps
+// operations, or more than partBytes of content inside the request: a
+// project copied in, a dependency folder) is pushed in parts, one event
+// each, in the order of the whole change, so that every part leaves a
+// consistent tree: removals first, then new directories (parents first),
+// then renames, writes and mode changes. Each part expects the position
+// the one before it made, and HEAD and the index move after each, so a
+// push that stops between parts (a conflict, a lock, a lost connection)
+// leaves the working copy at the last part stored, and running it again
+// sends the rest. Readers may see the positions between parts; with
+// Atomic such a push is refused instead.
 func (w *Copy) Push(ctx context.Context, opts PushOptions) (PushResult, error) {
 	res, err := w.push(ctx, opts)
 	if err != nil {
@@ -99,36 +124,49 @@ func (w *Copy) push(ctx context.Context, opts PushOptions) (PushResult, error) {
 		return res, domain.Errorf(domain.CodeConflict, "unresolved conflicts from the last pull (edit them first, or push with force): %s", strings.Join(paths, ", "))
 	}
 	if !st.Clean() {
-		plan, err := w.plan(ctx, st, &res)
+		steps, err := w.plan(ctx, st, &res)
 		if err != nil {
 			return res, err
 		}
-		if len(plan.ops) > domain.MaxBatchOps {
-			return res, domain.Errorf(domain.CodeTooLarge, "%d changes to push, one event holds at most %d: push in parts, or keep build outputs out with %s", len(plan.ops), domain.MaxBatchOps, IgnoreFile)
+		parts := split(steps)
+		if len(parts) > 1 && opts.Atomic {
+			return res, domain.Errorf(domain.CodeTooLarge, "%d changes to push (%d operations) do not fit one event (at most %d operations and %d MiB of content inside it): push without atomic to store them in %d parts, or keep build outputs out with %s",
+				len(st.Changes), len(steps), domain.MaxBatchOps, partBytes>>20, len(parts), IgnoreFile)
 		}
-		res.RequestID = w.requestID(plan.ops)
-		reply, err := w.client.Batch(ctx, client.BatchRequest{
-			Mutation: client.Mutation{RequestID: res.RequestID, ExpectedPosition: w.Head.Position, Token: opts.Token},
-			Session:  w.Head.Session, Ops: plan.ops,
-		})
-		if err != nil {
-			if client.ErrorCode(err) == domain.CodeConflict {
-				return res, fmt.Errorf("push to %s at %d: %w (pull first)", w.Head.Session, w.Head.Position, err)
+		for i, part := range parts {
+			ops := make([]client.BatchOp, len(part))
+			for k, s := range part {
+				ops[k] = s.op
 			}
-			return res, fmt.Errorf("push to %s: %w", w.Head.Session, err)
-		}
-		w.apply(plan)
-		for _, e := range plan.put {
-			if e.Kind == KindFile {
-				res.Bytes += e.Size
+			res.RequestID = w.requestID(ops)
+			reply, err := w.client.Batch(ctx, client.BatchRequest{
+				Mutation: client.Mutation{RequestID: res.RequestID, ExpectedPosition: w.Head.Position, Token: opts.Token},
+				Session:  w.Head.Session, Ops: ops,
+			})
+			if err != nil {
+				if i > 0 {
+					err = fmt.Errorf("%w (%d of %d parts of this push are stored, up to position %d: push again to send the rest)", err, i, len(parts), w.Head.Position)
+				}
+				if client.ErrorCode(err) == domain.CodeConflict {
+					return res, fmt.Errorf("push to %s at %d: %w (pull first)", w.Head.Session, w.Head.Position, err)
+				}
+				return res, fmt.Errorf("push to %s: %w", w.Head.Session, err)
 			}
+			w.apply(part)
+			for _, s := range part {
+				if s.put != nil && s.put.Kind == KindFile && s.op.Op == "write" {
+					res.Bytes += s.put.Size
+				}
+			}
+			w.conflicts = nil
+			w.Head.Position, w.Head.Root = reply.Position, reply.Root
+			if err := w.save(); err != nil {
+				return res, err
+			}
+			res.Position, res.Root, res.Parts = reply.Position, reply.Root, i+1
+			res.Replayed = res.Replayed || reply.Replayed
 		}
-		w.conflicts = nil
-		w.Head.Position, w.Head.Root = reply.Position, reply.Root
-		if err := w.save(); err != nil {
-			return res, err
-		}
-		res.Position, res.Root, res.Replayed, res.Changes = reply.Position, reply.Root, reply.Replayed, len(st.Changes)
+		res.Changes = len(st.Changes)
 	}
 	name := opts.Checkpoint
 	if name == "" && opts.Message != "" {
@@ -185,9 +223,9 @@ func (w *Copy) requestID(ops []client.BatchOp) string {
 
 // plan turns the changes into batch operations: removals of paths that
 // changed kind, new directories (parents first), renames, removals
-// (a removed directory once, recursively), then symlinks and writes.
-func (w *Copy) plan(ctx context.Context, st *Status, res *PushResult) (pushPlan, error) {
-	var p pushPlan
+// (a removed directory once, recursively), then symlinks and writes, and
+// mode changes; each with what it changes in the index.
+func (w *Copy) plan(ctx context.Context, st *Status, res *PushResult) ([]step, error) {
 	removedDirs := map[string]bool{}
 	for _, c := range st.Changes {
 		if (c.Kind == Deleted || c.Kind == Modified) && c.Old.Kind == KindDir && (c.New == nil || c.New.Kind != KindDir) {
@@ -206,51 +244,49 @@ func (w *Copy) plan(ctx context.Context, st *Status, res *PushResult) (pushPlan,
 			}
 		}
 	}
-	var kindRemovals, mkdirs, renames, removals, chmods []client.BatchOp
+	dirOf := func(e *Entry, path string) string {
+		if e.Kind == KindDir {
+			return path
+		}
+		return ""
+	}
+	// A path under a removed directory leaves the index with it (the
+	// directory's dropDir), so it needs no step of its own.
+	var kindRemovals, mkdirs, renames, removals, chmods []step
 	var writes []Entry
 	for _, c := range st.Changes {
 		switch c.Kind {
 		case Deleted:
-			p.drop = append(p.drop, c.Path)
 			if under(c.Path) {
 				continue
 			}
-			removals = append(removals, client.BatchOp{Op: "remove", Path: c.Path, Recursive: c.Old.Kind == KindDir})
-			if c.Old.Kind == KindDir {
-				p.dropDir = append(p.dropDir, c.Path)
-			}
+			removals = append(removals, step{op: client.BatchOp{Op: "remove", Path: c.Path, Recursive: c.Old.Kind == KindDir},
+				drop: c.Path, dropDir: dirOf(c.Old, c.Path)})
 		case Renamed:
 			if under(c.From) || c.Old.Mode != c.New.Mode {
 				// The source goes with its directory, or the mode changes
 				// too: write it anew (the content is skipped if held).
-				p.drop = append(p.drop, c.From)
 				if !under(c.From) {
-					removals = append(removals, client.BatchOp{Op: "remove", Path: c.From})
+					removals = append(removals, step{op: client.BatchOp{Op: "remove", Path: c.From}, drop: c.From})
 				}
 				writes = append(writes, *c.New)
 				continue
 			}
-			renames = append(renames, client.BatchOp{Op: "rename", Path: c.From, To: c.Path})
-			p.drop = append(p.drop, c.From)
-			p.put = append(p.put, *c.New)
+			renames = append(renames, step{op: client.BatchOp{Op: "rename", Path: c.From, To: c.Path}, drop: c.From, put: c.New})
 		case ModeChanged:
 			// The content is the same: only the mode goes, not the file.
-			chmods = append(chmods, client.BatchOp{Op: "chmod", Path: c.Path, Mode: c.New.Mode})
-			p.put = append(p.put, *c.New)
+			chmods = append(chmods, step{op: client.BatchOp{Op: "chmod", Path: c.Path, Mode: c.New.Mode}, put: c.New})
 		case Added, Modified:
 			if c.Old != nil && c.Old.Kind != c.New.Kind {
-				kindRemovals = append(kindRemovals, client.BatchOp{Op: "remove", Path: c.Path, Recursive: c.Old.Kind == KindDir})
-				if c.Old.Kind == KindDir {
-					p.dropDir = append(p.dropDir, c.Path)
-				}
+				kindRemovals = append(kindRemovals, step{op: client.BatchOp{Op: "remove", Path: c.Path, Recursive: c.Old.Kind == KindDir},
+					dropDir: dirOf(c.Old, c.Path)})
 			}
 			switch c.New.Kind {
 			case KindDir:
-				mkdirs = append(mkdirs, client.BatchOp{Op: "mkdir", Path: c.Path, Mode: c.New.Mode})
-				p.put = append(p.put, *c.New)
+				mkdirs = append(mkdirs, step{op: client.BatchOp{Op: "mkdir", Path: c.Path, Mode: c.New.Mode}, put: c.New})
 			case KindSymlink:
 				if c.Old != nil && c.Old.Kind == KindSymlink {
-					kindRemovals = append(kindRemovals, client.BatchOp{Op: "remove", Path: c.Path})
+					kindRemovals = append(kindRemovals, step{op: client.BatchOp{Op: "remove", Path: c.Path}})
 				}
 				writes = append(writes, *c.New)
 			case KindFile:
@@ -258,15 +294,36 @@ func (w *Copy) plan(ctx context.Context, st *Status, res *PushResult) (pushPlan,
 			}
 		}
 	}
-	sort.Slice(mkdirs, func(i, j int) bool { return mkdirs[i].Path < mkdirs[j].Path })
-	p.ops = append(append(append(append(p.ops, kindRemovals...), mkdirs...), renames...), removals...)
+	sort.Slice(mkdirs, func(i, j int) bool { return mkdirs[i].op.Path < mkdirs[j].op.Path })
+	steps := append(append(append(kindRemovals, mkdirs...), renames...), removals...)
 	wops, entries, err := w.writeOps(ctx, writes, res)
 	if err != nil {
-		return p, err
+		return nil, err
 	}
-	p.ops = append(append(p.ops, wops...), chmods...)
-	p.put = append(p.put, entries...)
-	return p, nil
+	for i := range wops {
+		steps = append(steps, step{op: wops[i], put: &entries[i]})
+	}
+	return append(steps, chmods...), nil
+}
+
+// split cuts a push's steps into parts that each fit one event: at most
+// domain.MaxBatchOps operations and partBytes of content inside the
+// request (a single larger write goes alone).
+func split(steps []step) [][]step {
+	var parts [][]step
+	start, bytes := 0, 0
+	for i, s := range steps {
+		n := len(s.op.Content)
+		if i > start && (i-start == domain.MaxBatchOps || bytes+n > partBytes) {
+			parts = append(parts, steps[start:i])
+			start, bytes = i, 0
+		}
+		bytes += n
+	}
+	if start < len(steps) {
+		parts = append(parts, steps[start:])
+	}
+	return parts
 }
 
 // writeOps reads the files to write (as they are now: the entries are
@@ -394,20 +451,22 @@ func readFile(path string) ([]byte, int64, error) {
 	return data, fi.ModTime().UnixNano(), err
 }
 
-// apply moves the index past a pushed plan.
-func (w *Copy) apply(p pushPlan) {
-	for _, d := range p.dropDir {
-		for k := range w.index {
-			if hasPrefixDir(k, d) {
-				delete(w.index, k)
+// apply moves the index past pushed steps, in their order.
+func (w *Copy) apply(steps []step) {
+	for _, s := range steps {
+		if d := s.dropDir; d != "" {
+			for k := range w.index {
+				if hasPrefixDir(k, d) {
+					delete(w.index, k)
+				}
 			}
+			delete(w.index, d)
 		}
-		delete(w.index, d)
-	}
-	for _, k := range p.drop {
-		delete(w.index, k)
-	}
-	for _, e := range p.put {
-		w.index[e.Path] = e
+		if s.drop != "" {
+			delete(w.index, s.drop)
+		}
+		if s.put != nil {
+			w.index[s.put.Path] = *s.put
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package workcopy_test
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -350,4 +351,118 @@ func TestPull_Modes(t *testing.T) {
 	must(t, err)
 	wantChanges(t, st)
 	sameTrees(t, "after pull", localTree(t, dir), e.remoteTree(t, id))
+}
+
+// TestPush_InParts: a change larger than one event holds (2,600 files in
+// 52 new directories, removals of a directory and of files, a rename, a
+// mode change, and 300 files of 48 KiB, 14 MiB of content inside the
+// requests) is pushed in parts, each an event that expects the one
+// before; the session ends up as the folder is, and the working copy is
+// clean. With Atomic the same push is refused with too_large and nothing
+// is written.
+func TestPush_InParts(t *testing.T) {
+	e := start(t)
+	ctx := ctxOf(t)
+	var seed []client.BatchOp
+	for i := range 30 {
+		seed = append(seed, write(fmt.Sprintf("old/f%02d.txt", i), "old", 0o644))
+	}
+	seed = append(seed, write("gone.txt", "gone", 0o644), write("moved.txt", "moved along", 0o644), write("run.sh", "echo", 0o644))
+	id := e.session(t, seed...)
+	dir := filepath.Join(t.TempDir(), "wc")
+	w := e.checkout(t, id, dir)
+	must(t, os.RemoveAll(filepath.Join(dir, "old")))
+	must(t, os.Remove(filepath.Join(dir, "gone.txt")))
+	must(t, os.Rename(filepath.Join(dir, "moved.txt"), filepath.Join(dir, "renamed.txt")))
+	must(t, os.Chmod(filepath.Join(dir, "run.sh"), 0o755))
+	for i := range 2600 {
+		writeLocal(t, dir, fmt.Sprintf("src/p%02d/f%04d.go", i/50, i), fmt.Sprintf("package p%02d // %d\n", i/50, i), 0o644)
+	}
+	large := bytes.Repeat([]byte("0123456789abcdef"), 3<<10) // 48 KiB: inline in a push
+	for i := range 300 {
+		writeLocal(t, dir, fmt.Sprintf("assets/a%03d.bin", i), fmt.Sprintf("%03d", i)+string(large[3:]), 0o644)
+	}
+	before, err := e.c.GetSession(ctx, id, "")
+	must(t, err)
+
+	_, err = w.Push(ctx, workcopy.PushOptions{Atomic: true})
+	if client.ErrorCode(err) != domain.CodeTooLarge {
+		t.Fatalf("atomic push of a change larger than one event: %v, want too_large", err)
+	}
+	if s, err := e.c.GetSession(ctx, id, ""); err != nil || s.Session.Position != before.Session.Position {
+		t.Fatalf("after the refused push the session is at %d (%v), want %d", s.Session.Position, err, before.Session.Position)
+	}
+
+	r, err := e.open(t, dir).Push(ctx, workcopy.PushOptions{})
+	must(t, err)
+	// About 2,960 operations (two removals, 54 directories, a rename,
+	// 2,900 writes, a mode change) need three parts by count; the 300
+	// large files (14 MiB inside the requests, in name order before src/)
+	// need four by bytes, and the small files fill the last of those.
+	if r.Parts < 5 || r.Position != before.Session.Position+uint64(r.Parts) {
+		t.Fatalf("push = %+v from position %d, want 5 or more parts, one event each", r, before.Session.Position)
+	}
+	if r.Changes < 2900 {
+		t.Fatalf("push reported %d changes, want the whole change (2,900 files and more)", r.Changes)
+	}
+	sameTrees(t, "after the push in parts", e.remoteTree(t, id), localTree(t, dir))
+	st, err := e.open(t, dir).Status()
+	must(t, err)
+	wantChanges(t, st)
+	// Every part is a tree of its own: the history holds the parts in order.
+	ev, err := e.c.Events(ctx, client.EventsRequest{Session: id, From: before.Session.Position + 1, Limit: 100})
+	must(t, err)
+	if len(ev.Events) != r.Parts {
+		t.Fatalf("%d events after the push, want its %d parts", len(ev.Events), r.Parts)
+	}
+}
+
+// TestPush_InPartsStopsAndResumes: a push in parts whose second part is
+// refused (a path under another's lease) leaves the working copy at the
+// first part: HEAD and the index moved with it, so status shows only what
+// was not stored, and the next push sends the rest.
+func TestPush_InPartsStopsAndResumes(t *testing.T) {
+	e := start(t)
+	ctx := ctxOf(t)
+	id := e.session(t, write("zz/locked.txt", "v1", 0o644))
+	dir := filepath.Join(t.TempDir(), "wc")
+	w := e.checkout(t, id, dir)
+	other := client.NewClient(e.c.Conn(), "acme")
+	other.Actor = "someone-else"
+	lease, err := other.Lock(ctx, "acquire", client.LockRequest{Session: id, Path: "zz/locked.txt", TTL: "1m"})
+	must(t, err)
+	_, err = w.Pull(ctx)
+	must(t, err)
+	// 1,500 new files (parents first: a00..a29 sort before zz), then the
+	// locked file's change in the second part.
+	for i := range 1500 {
+		writeLocal(t, dir, fmt.Sprintf("a%02d/f%04d.txt", i/50, i), fmt.Sprint(i), 0o644)
+	}
+	writeLocal(t, dir, "zz/locked.txt", "v2", 0o644)
+	head, err := e.c.GetSession(ctx, id, "")
+	must(t, err)
+	_, err = w.Push(ctx, workcopy.PushOptions{})
+	if client.ErrorCode(err) != domain.CodeLocked || !strings.Contains(err.Error(), "1 of 2 parts") {
+		t.Fatalf("push whose second part touches a locked path: %v, want locked after 1 of 2 parts", err)
+	}
+	after, err := e.c.GetSession(ctx, id, "")
+	must(t, err)
+	if after.Session.Position != head.Session.Position+1 {
+		t.Fatalf("session at %d after the first part, want %d", after.Session.Position, head.Session.Position+1)
+	}
+	w = e.open(t, dir)
+	if w.Head.Position != after.Session.Position {
+		t.Fatalf("working copy HEAD %d, want the first part's position %d", w.Head.Position, after.Session.Position)
+	}
+	st, err := w.Status()
+	must(t, err)
+	if n := len(st.Changes); n == 0 || n >= 1000 {
+		t.Fatalf("status after the first part shows %d changes, want only what the second part holds", n)
+	}
+	r, err := w.Push(ctx, workcopy.PushOptions{Token: lease.Lock.Token})
+	must(t, err)
+	if r.Parts != 1 {
+		t.Fatalf("the rest went in %d parts, want 1", r.Parts)
+	}
+	sameTrees(t, "after the rest", e.remoteTree(t, id), localTree(t, dir))
 }

@@ -132,7 +132,7 @@ var commands = []group{
 	}},
 	{name: "checkout", help: "strand checkout SESSION[@AT] DIR   (a working copy: status, diff, push, pull in it)", run: (*Main).cmdCheckout},
 	{name: "status", help: "strand status [DIR]", run: (*Main).cmdStatus},
-	{name: "push", help: "strand push [DIR] [--checkpoint NAME] [--message TEXT] [--token T] [--force]", run: (*Main).cmdPush},
+	{name: "push", help: "strand push [DIR] [--checkpoint NAME] [--message TEXT] [--token T] [--force] [--atomic]", run: (*Main).cmdPush},
 	{name: "pull", help: "strand pull [DIR]", run: (*Main).cmdPull},
 	{name: "run", help: "strand run SESSION [--fork] [--count N] [--checkpoint-before NAME] [--dir DIR] [--push-every D] -- COMMAND [ARGS...]", run: (*Main).cmdRun},
 	{name: "mount", help: "strand mount SESSION[@AT] DIR [--cache DIR] [--cache-size N] [--flush-interval D] [--ttl D]\n" +

@@ -189,6 +189,7 @@ func (m *Main) cmdPush(ctx context.Context, args []string) error {
 		fs.StringVar(&o.Message, "message", "", "note of the checkpoint (alone: checkpoint push-<position>)")
 		fs.StringVar(&o.Token, "token", "", "lease token for locked paths")
 		fs.BoolVar(&o.Force, "force", false, "push even with conflicts from the last pull left as they were")
+		fs.BoolVar(&o.Atomic, "atomic", false, "refuse (too_large) a change that does not fit one event, instead of pushing it in parts")
 	})
 	if err != nil {
 		return err
@@ -215,6 +216,9 @@ func (m *Main) cmdPush(ctx context.Context, args []string) error {
 	}
 	rows := [][]string{{"session", r.Session}, {"position", strconv.FormatUint(r.Position, 10)}, {"changes", strconv.Itoa(r.Changes)},
 		{"uploaded", strconv.Itoa(r.Uploaded) + " chunks"}, {"skipped", strconv.Itoa(r.Skipped) + " chunks already held"}}
+	if r.Parts > 1 {
+		rows = append(rows, []string{"events", strconv.Itoa(r.Parts) + " (a change larger than one event holds, pushed in parts)"})
+	}
 	if r.Replayed {
 		rows = append(rows, []string{"replayed", "true (this push was stored before)"})
 	}
