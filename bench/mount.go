@@ -138,40 +138,10 @@ func (c *mountCase) setup(ctx context.Context, fill func(dir string) (int, error
 	if err != nil {
 		return 0, err
 	}
-	if err := pushAllInParts(ctx, w, c.native, load, 800); err != nil {
+	if err := pushTree(ctx, w, c.native, load, true); err != nil {
 		return 0, err
 	}
 	return files, os.RemoveAll(load)
-}
-
-// pushAllInParts is pushInParts with .git included.
-func pushAllInParts(ctx context.Context, w *workcopy.Copy, src, dst string, part int) error {
-	var pending []string
-	flush := func() error {
-		for _, p := range pending {
-			if err := copyEntry(filepath.Join(src, p), filepath.Join(dst, p)); err != nil {
-				return err
-			}
-		}
-		pending = pending[:0]
-		_, err := w.Push(ctx, workcopy.PushOptions{})
-		return err
-	}
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		pending = append(pending, rel)
-		if len(pending) == part {
-			return flush()
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return flush()
 }
 
 // mounted mounts the session on a fresh folder with a fresh content cache

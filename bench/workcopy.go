@@ -107,7 +107,7 @@ func (r *Runner) workcopyCase(ctx context.Context, e *Env, root string, what str
 }
 
 // setup fills a working copy of a new session and a git repository with
-// the same tree, pushing it in parts of at most 500 files (and their directories).
+// the same tree.
 func (c *wcCase) setup(ctx context.Context, fill func(dir string) (int, error)) (int, error) {
 	cl := c.e.Client
 	s, err := cl.CreateSession(ctx, client.CreateSessionRequest{Tags: map[string]string{"bench": "workcopy"}})
@@ -125,7 +125,7 @@ func (c *wcCase) setup(ctx context.Context, fill func(dir string) (int, error)) 
 	if err != nil {
 		return 0, err
 	}
-	if err := pushInParts(ctx, w, src, load, 500); err != nil {
+	if err := pushTree(ctx, w, src, load, false); err != nil {
 		return 0, err
 	}
 	if err := git(src, "init", "-q", "-b", "main"); err != nil {
@@ -141,38 +141,25 @@ func (c *wcCase) setup(ctx context.Context, fill func(dir string) (int, error)) 
 	return files, os.RemoveAll(load)
 }
 
-// pushInParts moves the files of src into the working copy at dst a part
-// at a time, pushing each part (one event holds at most 1000 changes).
-func pushInParts(ctx context.Context, w *workcopy.Copy, src, dst string, part int) error {
-	var pending []string
-	flush := func() error {
-		for _, p := range pending {
-			if err := copyEntry(filepath.Join(src, p), filepath.Join(dst, p)); err != nil {
-				return err
-			}
-		}
-		pending = pending[:0]
-		_, err := w.Push(ctx, workcopy.PushOptions{})
-		return err
-	}
+// pushTree copies the files of src (its .git folder too, with git) into
+// the working copy at dst and pushes them: one push, which goes in parts
+// (workcopy.Push) for trees larger than one event holds.
+func pushTree(ctx context.Context, w *workcopy.Copy, src, dst string, withGit bool) error {
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
-			if d != nil && d.IsDir() && d.Name() == ".git" {
+			if d != nil && d.IsDir() && d.Name() == ".git" && !withGit {
 				return filepath.SkipDir
 			}
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
-		pending = append(pending, rel)
-		if len(pending) == part {
-			return flush()
-		}
-		return nil
+		return copyEntry(p, filepath.Join(dst, rel))
 	})
 	if err != nil {
 		return err
 	}
-	return flush()
+	_, err = w.Push(ctx, workcopy.PushOptions{})
+	return err
 }
 
 func copyEntry(from, to string) error {
