@@ -138,7 +138,7 @@ func (c *mountCase) setup(ctx context.Context, fill func(dir string) (int, error
 	if err != nil {
 		return 0, err
 	}
-	if err := pushTree(ctx, w, c.native, load, true); err != nil {
+	if _, _, err := pushTree(ctx, w, c.native, load, true); err != nil {
 		return 0, err
 	}
 	return files, os.RemoveAll(load)

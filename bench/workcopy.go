@@ -72,6 +72,9 @@ type wcCase struct {
 	session string
 	gitRepo string
 	cache   *contentcache.Cache
+	// The setup's push of the whole tree and git's first commit of it.
+	first                  workcopy.PushResult
+	firstPush, firstCommit time.Duration
 }
 
 func (r *Runner) workcopyCase(ctx context.Context, e *Env, root string, what string, fill func(dir string) (int, error)) ([]Result, error) {
@@ -95,6 +98,8 @@ func (r *Runner) workcopyCase(ctx context.Context, e *Env, root string, what str
 		out = append(out, res)
 		r.progressf("  %s: strand %.1f ms, git %.1f ms (%.2fx)", name, sf.Value, gf.Value, res.Ratio)
 	}
+	add("first push of the whole tree", []time.Duration{c.firstPush}, []time.Duration{c.firstCommit}, 0, "git add -A && git commit of the same tree into a new repository",
+		fmt.Sprintf("one sample each, the row's setup: %s changes pushed in %d events (a push in parts: at most 1,000 operations and 4 MiB inside each)", count(c.first.Changes), c.first.Parts))
 	steps := []func(context.Context, func(string, []time.Duration, []time.Duration, float64, string, string)) error{
 		c.checkout, c.status, c.push, c.pull,
 	}
@@ -125,16 +130,18 @@ func (c *wcCase) setup(ctx context.Context, fill func(dir string) (int, error)) 
 	if err != nil {
 		return 0, err
 	}
-	if err := pushTree(ctx, w, src, load, false); err != nil {
+	if c.first, c.firstPush, err = pushTree(ctx, w, src, load, false); err != nil {
 		return 0, err
 	}
 	if err := git(src, "init", "-q", "-b", "main"); err != nil {
 		return 0, err
 	}
-	if err := git(src, "add", "-A"); err != nil {
-		return 0, err
-	}
-	if err := git(src, "-c", "user.name=bench", "-c", "user.email=bench@strand", "commit", "-q", "-m", "tree"); err != nil {
+	if c.firstCommit, err = clock(func() error {
+		if err := git(src, "add", "-A"); err != nil {
+			return err
+		}
+		return git(src, "-c", "user.name=bench", "-c", "user.email=bench@strand", "commit", "-q", "-m", "tree")
+	}); err != nil {
 		return 0, err
 	}
 	c.gitRepo = src
@@ -143,8 +150,9 @@ func (c *wcCase) setup(ctx context.Context, fill func(dir string) (int, error)) 
 
 // pushTree copies the files of src (its .git folder too, with git) into
 // the working copy at dst and pushes them: one push, which goes in parts
-// (workcopy.Push) for trees larger than one event holds.
-func pushTree(ctx context.Context, w *workcopy.Copy, src, dst string, withGit bool) error {
+// (workcopy.Push) for trees larger than one event holds. It returns the
+// push and how long it took (the copy left out).
+func pushTree(ctx context.Context, w *workcopy.Copy, src, dst string, withGit bool) (workcopy.PushResult, time.Duration, error) {
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			if d != nil && d.IsDir() && d.Name() == ".git" && !withGit {
@@ -156,10 +164,11 @@ func pushTree(ctx context.Context, w *workcopy.Copy, src, dst string, withGit bo
 		return copyEntry(p, filepath.Join(dst, rel))
 	})
 	if err != nil {
-		return err
+		return workcopy.PushResult{}, 0, err
 	}
-	_, err = w.Push(ctx, workcopy.PushOptions{})
-	return err
+	t0 := time.Now()
+	res, err := w.Push(ctx, workcopy.PushOptions{})
+	return res, time.Since(t0), err
 }
 
 func copyEntry(from, to string) error {
