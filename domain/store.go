@@ -131,6 +131,9 @@ type JobStore interface {
 // BlobStore keeps content by hash.
 type BlobStore interface {
 	Put(ctx context.Context, data []byte) (Hash, error)
+	// PutMany stores many contents as Put does, each distinct content
+	// once, in fewer writes where the store can.
+	PutMany(ctx context.Context, contents [][]byte) error
 	PutStream(ctx context.Context, r io.Reader, limit int64) (Hash, int64, error)
 	PutChunks(ctx context.Context, chunks []Hash, want Hash) (Hash, int64, error)
 	ChunkReader(ctx context.Context, chunks []Hash) io.Reader

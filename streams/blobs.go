@@ -29,6 +29,10 @@ type Blobs struct {
 	js        jetstream.JetStream
 	stream    jetstream.Stream
 	chunkSize int
+	// batches: PutMany stores many small contents as atomic batches
+	// (blobbatch.go); on where group commit is (store.go).
+	batches bool
+	stats   blobBatchStats
 }
 
 type chunkIndex struct {

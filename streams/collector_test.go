@@ -397,3 +397,66 @@ func TestCollector_ReuseAfterDelete(t *testing.T) {
 	}
 	checkNamed(t, env)
 }
+
+// TestCollector_ReuseThroughPutMany: content the collector condemned is
+// stored again among many new contents (an fs.batch, a push) and named in
+// an event in the window between a collection's mark and its sweep. Its
+// atomic batch is refused (the content is there), the contents go one by
+// one, and the condemned one is kept as a single put keeps it: the sweep
+// must not delete it.
+func TestCollector_ReuseThroughPutMany(t *testing.T) {
+	env := streamstest.Start(t, streamstest.Options{Config: streams.Config{ChunkSize: 1024, SnapshotEvery: 4, GroupCommitMin: streams.DefaultGroupCommitMin}})
+	ctx := context.Background()
+	st := env.Store
+	const grace = time.Hour
+	var clock gcClock
+	orphan := []byte("condemned, then stored again with others\n")
+	if _, err := st.Blobs.Put(ctx, orphan); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(grace + time.Second)
+	c := streams.NewCollector(st, streams.GCConfig{Grace: grace, Now: clock.now})
+	if rep, err := c.Run(ctx); err != nil || rep.Condemned == 0 {
+		t.Fatalf("first run: %+v %v, want the orphan condemned", rep, err)
+	}
+	contents := [][]byte{orphan}
+	for i := range 40 {
+		contents = append(contents, []byte(fmt.Sprintf("new content %d\n", i)))
+	}
+	clock.advance(grace + time.Second)
+	id := newSession(t, st, "acme")
+	before := st.Blobs.BatchStats()
+	c.SetBeforeSweep(func() {
+		if err := st.Blobs.PutMany(ctx, contents); err != nil {
+			t.Error(err)
+			return
+		}
+		var ops []domain.FileOp
+		for i, d := range contents {
+			ops = append(ops, domain.FileOp{Kind: domain.OpWrite, Path: fmt.Sprint("f", i), Content: domain.Sum(d), Size: int64(len(d))})
+		}
+		if _, err := st.Change(ctx, "acme", id, domain.Meta{EventID: ulid.Make().String(), Actor: "w", Time: time.Now()},
+			func(*domain.Session) (domain.Command, error) { return domain.ChangeFiles{Ops: ops, Batch: true}, nil }); err != nil {
+			t.Error(err)
+		}
+	})
+	if _, err := c.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.SetBeforeSweep(nil)
+	if after := st.Blobs.BatchStats(); after.Refused == before.Refused {
+		t.Fatalf("batch stats %+v: the batch holding the condemned content was not refused", after)
+	}
+	for _, d := range contents {
+		if got, err := st.Blobs.Get(ctx, domain.Sum(d)); err != nil || !bytes.Equal(got, d) {
+			t.Fatalf("content named during the sweep is gone: %v", err)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		clock.advance(grace + time.Second)
+		if _, err := c.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkNamed(t, env)
+}

@@ -137,6 +137,9 @@ func blobStreamConfig(c Config) jetstream.StreamConfig {
 		Discard:           jetstream.DiscardOld,
 		Duplicates:        2 * time.Minute,
 		AllowDirect:       true,
+		// Many contents of one change go in one atomic batch
+		// (Blobs.PutMany).
+		AllowAtomicPublish: true,
 	}
 }
 

@@ -118,6 +118,8 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 	st.directEvents.Store(directEventsSafe(ctx, js, events, log))
 	if !cfg.NoGroupCommit && (cfg.Replicas > 1 || cfg.ForceGroupCommit || cfg.GroupCommitMin > 0) {
 		st.commit = newCommitter(js, cfg.GroupCommitMin)
+		// Where a batch of events pays, so does a batch of blobs.
+		st.Blobs.batches = true
 	}
 	// The indexer publishes on a JetStream context of its own, so that its
 	// pipelined puts never share a window of pending publishes with the

@@ -590,3 +590,81 @@ func TestBlobs_GetMany(t *testing.T) {
 		t.Fatalf("a missing blob: got %v, want not_found", err)
 	}
 }
+
+// TestBlobs_PutMany: many contents stored at once, each distinct one once,
+// in atomic batches where group commit is on and one by one where it is
+// off; contents already stored make their batch refused, and then go one
+// by one, so the call still stores exactly what was missing.
+func TestBlobs_PutMany(t *testing.T) {
+	for _, batches := range []bool{true, false} {
+		t.Run(fmt.Sprintf("batches=%v", batches), func(t *testing.T) {
+			var cfg streams.Config
+			cfg.ChunkSize = 1000
+			if batches {
+				cfg.GroupCommitMin = streams.DefaultGroupCommitMin
+			}
+			env := streamstest.Start(t, streamstest.Options{Config: cfg})
+			ctx := context.Background()
+			b := env.Store.Blobs
+			last := func() uint64 {
+				s, err := env.Store.JetStream().Stream(ctx, names.BlobStream)
+				if err != nil {
+					t.Fatal(err)
+				}
+				info, err := s.Info(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return info.State.LastSeq
+			}
+			content := func(i int) []byte { return []byte(fmt.Sprintf("content %d of the batch\n", i)) }
+			var first [][]byte
+			for i := range 100 {
+				first = append(first, content(i), content(i)) // each twice
+			}
+			big := make([]byte, 3200) // four distinct chunks and an index
+			for i := range big {
+				big[i] = byte(i * 7 / 3)
+			}
+			first = append(first, big)
+			seq0 := last()
+			if err := b.PutMany(ctx, first); err != nil {
+				t.Fatal(err)
+			}
+			if got := last() - seq0; got != 100+5 {
+				t.Fatalf("first PutMany stored %d messages, want 105 (100 contents once each, a chunked one in 5)", got)
+			}
+			st := b.BatchStats()
+			if batches && (st.Blobs != 100 || st.Refused != 0) {
+				t.Fatalf("batch stats %+v, want the 100 small contents in batches, none refused", st)
+			}
+			if !batches && st.Batches != 0 {
+				t.Fatalf("batch stats %+v, want no batch where group commit is off", st)
+			}
+			// Half stored already, half new.
+			var second [][]byte
+			for i := 50; i < 150; i++ {
+				second = append(second, content(i))
+			}
+			seq1 := last()
+			if err := b.PutMany(ctx, second); err != nil {
+				t.Fatal(err)
+			}
+			if got := last() - seq1; got != 50 {
+				t.Fatalf("second PutMany stored %d messages, want the 50 new contents", got)
+			}
+			if batches && b.BatchStats().Refused == 0 {
+				t.Fatalf("batch stats %+v: a batch holding stored contents was not refused", b.BatchStats())
+			}
+			for i := range 150 {
+				got, err := b.Get(ctx, domain.Sum(content(i)))
+				if err != nil || !bytes.Equal(got, content(i)) {
+					t.Fatalf("content %d: %q, %v", i, got, err)
+				}
+			}
+			if got, err := b.Get(ctx, domain.Sum(big)); err != nil || !bytes.Equal(got, big) {
+				t.Fatalf("chunked content: %v", err)
+			}
+		})
+	}
+}
