@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"github.com/vmihailenco/msgpack/v5"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
@@ -142,30 +141,11 @@ func (c *call) prepareContent(content []byte, chunks []string, hash, expect stri
 	return h, int64(len(content)), nil, true, nil
 }
 
-// batchPuts bounds the blob puts of one fs.batch in flight at once.
-const batchPuts = 16
-
-// putBlobs stores contents as blobs, up to batchPuts at once, each
-// distinct content once; it returns when all are stored or one failed.
-// With fsync on, each put is an acknowledged, synced message: one after
-// another, a batch of 1,000 files above the inline limit waited for 1,000
-// of them in turn.
+// putBlobs stores contents as blobs (streams.Blobs.PutMany: atomic
+// batches where the stream takes them, each distinct content once); it
+// returns when all are stored or one failed.
 func (c *call) putBlobs(contents [][]byte) error {
-	g, ctx := errgroup.WithContext(c.ctx)
-	g.SetLimit(batchPuts)
-	seen := make(map[domain.Hash]bool, len(contents))
-	for _, content := range contents {
-		h := domain.Sum(content)
-		if seen[h] {
-			continue
-		}
-		seen[h] = true
-		g.Go(func() error {
-			_, err := c.svc.blobs.Put(ctx, content)
-			return err
-		})
-	}
-	return g.Wait()
+	return c.svc.blobs.PutMany(c.ctx, contents)
 }
 
 // storeChunks assembles uploaded chunks into one content and returns its
