@@ -37,6 +37,17 @@ func registerAppendMetrics(reg *prometheus.Registry, stats func() streams.Append
 	)
 }
 
+// registerBlobBatchMetrics adds the atomic batches in which this instance
+// stored the contents of a change (streams.Blobs.PutMany).
+func registerBlobBatchMetrics(reg *prometheus.Registry, stats func() streams.BlobBatchStats) error {
+	_, counter := funcMetrics(stats)
+	return register(reg,
+		counter("strand_blob_batches_total", "Atomic batches of content (blobs of one change) stored: one sync each with fsync. 0 where group commit is off.", func(s streams.BlobBatchStats) float64 { return float64(s.Batches) }),
+		counter("strand_blob_batched_total", "Blobs stored in those batches.", func(s streams.BlobBatchStats) float64 { return float64(s.Blobs) }),
+		counter("strand_blob_batches_refused_total", "Batches of content refused (some of it stored already, a timeout) whose blobs then went one by one.", func(s streams.BlobBatchStats) float64 { return float64(s.Refused) }),
+	)
+}
+
 // metricFunc makes a metric read from a snapshot of T at each scrape.
 type metricFunc[T any] func(name, help string, v func(T) float64) prometheus.Collector
 

@@ -321,6 +321,7 @@ func TestDoctor(t *testing.T) {
 		`strand_http_requests_total{code="200",endpoint="openapi"}`, "strand_jetstream_up 1",
 		"strand_group_commit_batches_total", "strand_group_commit_events_total", "strand_group_commit_refused_total",
 		"strand_append_races_lost_total", "strand_append_races_followed_total",
+		"strand_blob_batches_total", "strand_blob_batched_total", "strand_blob_batches_refused_total",
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics has no %s", want)

@@ -208,6 +208,9 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 		if err := registerAppendMetrics(reg, store.AppendStats); err != nil {
 			return err
 		}
+		if err := registerBlobBatchMetrics(reg, store.Blobs.BatchStats); err != nil {
+			return err
+		}
 		o.Registry, o.Gatherer = reg, reg
 		if front, err = startFront(hf.addr, o, log); err != nil {
 			return err
