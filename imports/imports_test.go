@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"testing"
 
@@ -81,5 +82,79 @@ func TestEscapes(t *testing.T) {
 		if got := escapes(tc.path, tc.target); got != tc.want {
 			t.Errorf("escapes(%q, %q) = %v, want %v", tc.path, tc.target, got, tc.want)
 		}
+	}
+}
+
+// manyBlobs is memBlobs with PutMany, counting its calls.
+type manyMem struct {
+	memBlobs
+	calls int
+	fail  error
+}
+
+func (m *manyMem) PutMany(_ context.Context, contents [][]byte) error {
+	m.calls++
+	if m.fail != nil {
+		return m.fail
+	}
+	for _, c := range contents {
+		m.memBlobs[domain.Sum(c)] = append([]byte(nil), c...)
+	}
+	return nil
+}
+
+// TestTar_SmallFilesTogether: with a store that takes many contents at
+// once, an import holds small files back and stores them in groups; the
+// tree is the one the one-by-one import gives, every content it names is
+// stored when Tar returns, and a failed store fails the import.
+func TestTar_SmallFilesTogether(t *testing.T) {
+	var buf bytes.Buffer
+	w := tar.NewWriter(&buf)
+	add := func(name string, data []byte) {
+		if err := w.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Size: int64(len(data)), Mode: 0o644}); err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+	}
+	for i := range 600 {
+		add(fmt.Sprintf("src/f%03d.txt", i), []byte(fmt.Sprintf("file %d\n", i%550))) // 50 repeat others
+	}
+	add("empty", nil)
+	add("big.bin", bytes.Repeat([]byte("0123456789"), 10_000)) // 100 KB: stored on its own
+	w.Close()
+
+	one := memBlobs{}
+	want, err := Tar(context.Background(), bytes.NewReader(buf.Bytes()), one, Limits{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	many := &manyMem{memBlobs: memBlobs{}}
+	got, err := Tar(context.Background(), bytes.NewReader(buf.Bytes()), many, Limits{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Tree.Hash() != want.Tree.Hash() || got.Files != want.Files || got.Bytes != want.Bytes {
+		t.Fatalf("import with PutMany: %s, %d files, %d bytes; one by one: %s, %d, %d",
+			got.Tree.Hash(), got.Files, got.Bytes, want.Tree.Hash(), want.Files, want.Bytes)
+	}
+	if many.calls < 3 {
+		t.Fatalf("PutMany called %d times for 601 small files, want groups of at most %d", many.calls, heldFiles)
+	}
+	files := 0
+	got.Tree.Walk("", "", func(e domain.Entry) bool {
+		if e.Node.Kind == domain.KindFile {
+			files++
+			if _, ok := many.memBlobs[e.Node.Content]; !ok {
+				t.Errorf("%s names content that was not stored when Tar returned", e.Path)
+			}
+		}
+		return true
+	})
+	if files != 602 {
+		t.Fatalf("walked %d files, want 602", files)
+	}
+	failing := &manyMem{memBlobs: memBlobs{}, fail: domain.Errorf(domain.CodeUnavailable, "store down")}
+	if _, err := Tar(context.Background(), bytes.NewReader(buf.Bytes()), failing, Limits{}, nil); domain.ErrorCode(err) != domain.CodeUnavailable {
+		t.Fatalf("import whose store fails: %v, want unavailable", err)
 	}
 }

@@ -2,6 +2,7 @@ package imports
 
 import (
 	"context"
+	"errors"
 	"io"
 	"slices"
 	"strings"
@@ -40,6 +41,22 @@ type Blobs interface {
 	PutStream(ctx context.Context, r io.Reader, limit int64) (domain.Hash, int64, error)
 }
 
+// manyBlobs stores many contents at once (streams.Blobs.PutMany: in atomic
+// batches where that shares syncs, design record 0022). An import holds
+// small files back and stores them together through it, when the store
+// has it.
+type manyBlobs interface {
+	PutMany(ctx context.Context, contents [][]byte) error
+}
+
+// Small files held back for one PutMany: at most heldFiles of them, of up
+// to heldFileBytes each, heldBytes in all.
+const (
+	heldFiles     = 256
+	heldFileBytes = 64 << 10
+	heldBytes     = 2 << 20
+)
+
 // Progress is told the files and bytes read so far.
 type Progress func(files, bytes int64)
 
@@ -67,6 +84,10 @@ type builder struct {
 	links    []string
 	files    int64
 	bytes    int64
+	// held: small files read but not stored yet (manyBlobs), stored
+	// together when there are enough of them and before finish returns.
+	held      [][]byte
+	heldBytes int
 }
 
 func newBuilder(ctx context.Context, blobs Blobs, lim Limits, progress Progress) *builder {
@@ -119,8 +140,13 @@ func (b *builder) file(name string, mode uint32, size int64, r io.Reader) error 
 	if b.bytes+max(size, 0) > b.lim.MaxBytes {
 		return domain.Errorf(domain.CodeTooLarge, "the import holds more than %d bytes", b.lim.MaxBytes)
 	}
-	h, n, err := b.blobs.PutStream(b.ctx, r, min(b.lim.MaxFileBytes, b.lim.MaxBytes-b.bytes))
-	if err != nil {
+	var h domain.Hash
+	var n int64
+	if mb, ok := b.blobs.(manyBlobs); ok && size >= 0 && size <= heldFileBytes {
+		if h, n, err = b.hold(mb, r, size); err != nil {
+			return err
+		}
+	} else if h, n, err = b.blobs.PutStream(b.ctx, r, min(b.lim.MaxFileBytes, b.lim.MaxBytes-b.bytes)); err != nil {
 		return err
 	}
 	if size >= 0 && n != size {
@@ -132,6 +158,38 @@ func (b *builder) file(name string, mode uint32, size int64, r io.Reader) error 
 		b.progress(b.files, b.bytes)
 	}
 	return b.put(p, domain.NewFile(h, n, mode&0o777, nil))
+}
+
+// hold reads a small file whole (its entry says size bytes; one byte more
+// is read to tell a longer one) and keeps it to store with others.
+func (b *builder) hold(mb manyBlobs, r io.Reader, size int64) (domain.Hash, int64, error) {
+	data := make([]byte, size+1)
+	n, err := io.ReadFull(r, data)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return domain.Hash{}, 0, err
+	}
+	if int64(n) != size {
+		return domain.Hash{}, int64(n), nil // the caller refuses the entry
+	}
+	data = data[:n]
+	b.held = append(b.held, data)
+	b.heldBytes += n
+	if len(b.held) >= heldFiles || b.heldBytes >= heldBytes {
+		if err := b.store(mb); err != nil {
+			return domain.Hash{}, 0, err
+		}
+	}
+	return domain.Sum(data), int64(n), nil
+}
+
+// store stores the files held back.
+func (b *builder) store(mb manyBlobs) error {
+	if len(b.held) == 0 {
+		return nil
+	}
+	err := mb.PutMany(b.ctx, b.held)
+	b.held, b.heldBytes = nil, 0
+	return err
 }
 
 func (b *builder) dir(name string, mode uint32) error {
@@ -207,6 +265,12 @@ func (b *builder) put(p string, n *domain.Node) error {
 // finish builds the tree and checks that no entry sits below a
 // non-directory and that every symlink resolves inside the tree.
 func (b *builder) finish() (Result, error) {
+	// Every content is stored before the tree that names it is returned.
+	if mb, ok := b.blobs.(manyBlobs); ok {
+		if err := b.store(mb); err != nil {
+			return Result{}, err
+		}
+	}
 	paths := make([]string, 0, len(b.nodes))
 	for p := range b.nodes {
 		paths = append(paths, p)
