@@ -30,10 +30,12 @@ const (
 // in atomic batches (up to blobBatchMax messages and blobBatchBytes), each
 // message expecting its subject to be empty, as a single Put does. The
 // stream then syncs (or replicates) a batch once where single puts do it
-// once each: an fs.batch of 200 files of 4 KiB took 17-21 ms instead of
-// 60-63 ms on a server that fsyncs (BenchmarkBatch_Blobs). On one server
-// that does not, the batch's staging cost more than it saved (15-19 ms
-// against 10-13 ms), so contents go one by one there. A batch is all or
+// once each: an fs.batch of 200 files of 4 KiB took 12-21 ms instead of
+// 47-63 ms on a server that fsyncs (BenchmarkBatch_Blobs, design record
+// 0022). On one server that does not, the batch's staging cost more than
+// it saved (15-19 ms against 10-13 ms), so contents go one by one there.
+// Batches go one after another (the stream would store two in flight one
+// after the other anyway); larger contents meanwhile, a few at a time. A batch is all or
 // nothing: when it is refused (one of its contents is stored already, or
 // the batch failed), each of its contents goes on its own, which stores
 // what is missing and keeps what is there (blobgc.go), as before. Larger
