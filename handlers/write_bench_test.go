@@ -230,22 +230,29 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkBatch_Bulk is row 9 of strand bench in small: one fs.batch of
-// 1,000 files of 200 bytes (all inline, one event) through the service on
-// one embedded server without fsync, for a CPU profile of a bulk change.
-func BenchmarkBatch_Bulk(b *testing.B) {
-	env := streamstest.Start(b, streamstest.Options{})
+// benchSession starts the service on env's connection and returns a
+// client of tenant bench and a new session of it.
+func benchSession(b *testing.B, env *streamstest.Env) (*client.Client, string) {
+	b.Helper()
 	svc := handlers.NewService(env.Store, handlers.Options{})
 	if err := svc.Start(env.NC); err != nil {
 		b.Fatal(err)
 	}
-	defer svc.Stop()
-	ctx := context.Background()
+	b.Cleanup(func() { _ = svc.Stop() })
 	cl := client.NewClient(env.NC, "bench")
-	sess, err := cl.CreateSession(ctx, client.CreateSessionRequest{})
+	sess, err := cl.CreateSession(context.Background(), client.CreateSessionRequest{})
 	if err != nil {
 		b.Fatal(err)
 	}
+	return cl, sess.Session.ID
+}
+
+// BenchmarkBatch_Bulk is row 9 of strand bench in small: one fs.batch of
+// 1,000 files of 200 bytes (all inline, one event) through the service on
+// one embedded server without fsync, for a CPU profile of a bulk change.
+func BenchmarkBatch_Bulk(b *testing.B) {
+	cl, id := benchSession(b, streamstest.Start(b, streamstest.Options{}))
+	ctx := context.Background()
 	ops := make([]client.BatchOp, 1000)
 	line := []byte("func f() { return 42 } // some source text\n")
 	rep := 0
@@ -259,7 +266,7 @@ func BenchmarkBatch_Bulk(b *testing.B) {
 			copy(c, fmt.Sprintf("%d/%d", rep, i))
 			ops[i] = client.BatchOp{Op: "write", Path: fmt.Sprintf("d%02d/f%04d.go", i%10, i), Content: c}
 		}
-		if _, err := cl.Batch(ctx, client.BatchRequest{Session: sess.Session.ID, Ops: ops}); err != nil {
+		if _, err := cl.Batch(ctx, client.BatchRequest{Session: id, Ops: ops}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -278,18 +285,8 @@ func BenchmarkBatch_Blobs(b *testing.B) {
 			if fsync {
 				cfg.GroupCommitMin = streams.DefaultGroupCommitMin
 			}
-			env := streamstest.Start(b, streamstest.Options{SyncAlways: fsync, Config: cfg})
-			svc := handlers.NewService(env.Store, handlers.Options{})
-			if err := svc.Start(env.NC); err != nil {
-				b.Fatal(err)
-			}
-			defer svc.Stop()
+			cl, id := benchSession(b, streamstest.Start(b, streamstest.Options{SyncAlways: fsync, Config: cfg}))
 			ctx := context.Background()
-			cl := client.NewClient(env.NC, "bench")
-			sess, err := cl.CreateSession(ctx, client.CreateSessionRequest{})
-			if err != nil {
-				b.Fatal(err)
-			}
 			ops := make([]client.BatchOp, 200)
 			rep := 0
 			for b.Loop() {
@@ -299,7 +296,7 @@ func BenchmarkBatch_Blobs(b *testing.B) {
 					copy(c, fmt.Sprintf("%d/%d", rep, i))
 					ops[i] = client.BatchOp{Op: "write", Path: fmt.Sprintf("d%02d/f%04d.bin", i%10, i), Content: c}
 				}
-				if _, err := cl.Batch(ctx, client.BatchRequest{Session: sess.Session.ID, Ops: ops}); err != nil {
+				if _, err := cl.Batch(ctx, client.BatchRequest{Session: id, Ops: ops}); err != nil {
 					b.Fatal(err)
 				}
 			}

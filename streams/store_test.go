@@ -238,17 +238,7 @@ func TestBlobs_StoreOnceAndChunk(t *testing.T) {
 	env := streamstest.Start(t, streamstest.Options{Config: streams.Config{ChunkSize: 1000}})
 	ctx := context.Background()
 	b := env.Store.Blobs
-	msgs := func() uint64 {
-		s, err := env.Store.JetStream().Stream(ctx, names.BlobStream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State.Msgs
-	}
+	msgs := func() uint64 { return blobState(t, env).Msgs }
 	small := []byte("hello")
 	h1, err := b.Put(ctx, small)
 	if err != nil || h1 != domain.Sum(small) {
@@ -606,17 +596,7 @@ func TestBlobs_PutMany(t *testing.T) {
 			env := streamstest.Start(t, streamstest.Options{Config: cfg})
 			ctx := context.Background()
 			b := env.Store.Blobs
-			last := func() uint64 {
-				s, err := env.Store.JetStream().Stream(ctx, names.BlobStream)
-				if err != nil {
-					t.Fatal(err)
-				}
-				info, err := s.Info(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return info.State.LastSeq
-			}
+			last := func() uint64 { return blobState(t, env).LastSeq }
 			content := func(i int) []byte { return []byte(fmt.Sprintf("content %d of the batch\n", i)) }
 			var first [][]byte
 			for i := range 100 {
@@ -667,4 +647,19 @@ func TestBlobs_PutMany(t *testing.T) {
 			}
 		})
 	}
+}
+
+// blobState is the blob stream's state.
+func blobState(t *testing.T, env *streamstest.Env) jetstream.StreamState {
+	t.Helper()
+	ctx := context.Background()
+	s, err := env.Store.JetStream().Stream(ctx, names.BlobStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State
 }
