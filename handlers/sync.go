@@ -50,6 +50,10 @@ func (s *Service) fsSync(c *call) (any, error) {
 		if len(ops) == 0 {
 			return nil, errNothingToSync
 		}
+		if len(ops) > domain.MaxBatchOps {
+			return nil, domain.Errorf(domain.CodeTooLarge, "the archive changes %d paths of the session and one fs.sync (one event) holds at most %d: "+
+				"sync archives of parts of the tree, or push from a working copy (strand checkout, then strand push, which goes in parts)", len(ops), domain.MaxBatchOps)
+		}
 		fops := make([]domain.FileOp, len(ops))
 		written, removed = 0, 0
 		for i, op := range ops {

@@ -1,6 +1,8 @@
 package handlers_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/strand-dev/strand/client"
@@ -57,6 +59,27 @@ func TestFS_Sync(t *testing.T) {
 	if _, ok := e.tree(t, id, "")["gone.txt"]; ok {
 		t.Fatal("gone.txt survived sync with delete")
 	}
+
+	// More changes than one event holds: refused, nothing written, and the
+	// error says what to do instead.
+	t.Run("TooLarge", func(t *testing.T) {
+		s, err := e.c.CreateSession(t.Context(), client.CreateSessionRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var files []srcFile
+		for i := range domain.MaxBatchOps + 1 {
+			files = append(files, srcFile{fmt.Sprintf("f%04d.txt", i), "file", fmt.Sprint(i), 0o644})
+		}
+		before := e.env.LastSeq(t)
+		_, err = e.c.Sync(t.Context(), s.Session.ID, srcTar(t, false, files), false, client.Mutation{})
+		if client.ErrorCode(err) != domain.CodeTooLarge || !strings.Contains(err.Error(), "strand push") {
+			t.Fatalf("sync of %d new files: %v, want too_large pointing to a working copy's push", len(files), err)
+		}
+		if after := e.env.LastSeq(t); after != before {
+			t.Fatalf("a refused sync appended %d events", after-before)
+		}
+	})
 
 	// The archive's own folder entries set their folders' modes; a folder
 	// only implied by the paths below it keeps the session's.
