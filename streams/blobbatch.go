@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
@@ -20,7 +21,14 @@ const (
 	blobBatchMax   = 256     // messages in one batch
 	blobBatchBytes = 2 << 20 // content in one batch
 	blobPutsAtOnce = 16      // single puts in flight
+	// blobsRemembered bounds Blobs.stored: 65,536 hashes, about 4 MiB.
+	blobsRemembered = 1 << 16
 )
+
+func newBlobs(nc *nats.Conn, js jetstream.JetStream, stream jetstream.Stream, chunkSize int) *Blobs {
+	stored, _ := lru.New[domain.Hash, struct{}](blobsRemembered)
+	return &Blobs{nc: nc, js: js, stream: stream, chunkSize: chunkSize, stored: stored}
+}
 
 // PutMany stores many contents as blobs, each distinct content once, and
 // returns when all are stored or one failed; blobPutsAtOnce at a time.
@@ -38,11 +46,16 @@ const (
 // after the other anyway); larger contents meanwhile, a few at a time. A batch is all or
 // nothing: when it is refused (one of its contents is stored already, or
 // the batch failed), each of its contents goes on its own, which stores
-// what is missing and keeps what is there (blobgc.go), as before. Larger
+// what is missing and keeps what is there (blobgc.go), as before. So that
+// a change of contents stored before (a second push or import of the same
+// files) does not pay a refused batch each time, the store remembers the
+// last blobsRemembered contents it put or found stored, and sends those
+// one by one: a put of stored content is refused without a sync. Larger
 // content is chunked by Put.
 func (b *Blobs) PutMany(ctx context.Context, contents [][]byte) error {
 	seen := make(map[domain.Hash]bool, len(contents))
-	var small []*nats.Msg
+	hashes := make([]domain.Hash, 0, len(contents))
+	var small, known []*nats.Msg
 	var large [][]byte
 	for _, c := range contents {
 		h := domain.Sum(c)
@@ -50,6 +63,7 @@ func (b *Blobs) PutMany(ctx context.Context, contents [][]byte) error {
 			continue
 		}
 		seen[h] = true
+		hashes = append(hashes, h)
 		if len(c) > b.chunkSize {
 			large = append(large, c)
 			continue
@@ -57,7 +71,11 @@ func (b *Blobs) PutMany(ctx context.Context, contents [][]byte) error {
 		m := nats.NewMsg(names.BlobSubject(h.String()))
 		m.Header.Set(names.HeaderBlobKind, blobRaw)
 		m.Data = c
-		small = append(small, m)
+		if _, ok := b.stored.Get(h); ok {
+			known = append(known, m)
+		} else {
+			small = append(small, m)
+		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(blobPutsAtOnce)
@@ -68,6 +86,9 @@ func (b *Blobs) PutMany(ctx context.Context, contents [][]byte) error {
 		})
 	}
 	one := func(m *nats.Msg) { g.Go(func() error { return b.publish(gctx, m) }) }
+	for _, m := range known {
+		one(m)
+	}
 	for len(small) > 0 {
 		n, size := 0, 0
 		for n < len(small) && n < blobBatchMax && (n == 0 || size+len(small[n].Data) <= blobBatchBytes) {
@@ -82,7 +103,13 @@ func (b *Blobs) PutMany(ctx context.Context, contents [][]byte) error {
 			}
 		}
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for _, h := range hashes {
+		b.stored.Add(h, struct{}{})
+	}
+	return nil
 }
 
 type blobBatchStats struct {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/vmihailenco/msgpack/v5"
@@ -33,6 +34,10 @@ type Blobs struct {
 	// (blobbatch.go); on where group commit is (store.go).
 	batches bool
 	stats   blobBatchStats
+	// stored remembers contents this store put or found stored lately
+	// (blobbatch.go): PutMany sends those one by one rather than in a
+	// batch they would make refused.
+	stored *lru.Cache[domain.Hash, struct{}]
 }
 
 type chunkIndex struct {

@@ -108,7 +108,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 	past := newStateCache[pastKey, *domain.Session](16384)
 	st := &Store{
 		nc: nc, js: js, events: events, snaps: snaps, requests: requests, cfg: cfg, log: log,
-		Blobs: &Blobs{nc: nc, js: js, stream: blobs, chunkSize: cfg.ChunkSize},
+		Blobs: newBlobs(nc, js, blobs, cfg.ChunkSize),
 		heads: heads, past: past, frames: newFrames(), follower: newFollower(),
 		snapq:    make(chan *domain.Session, 256),
 		snapDone: make(chan struct{}),

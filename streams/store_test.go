@@ -583,8 +583,9 @@ func TestBlobs_GetMany(t *testing.T) {
 
 // TestBlobs_PutMany: many contents stored at once, each distinct one once,
 // in atomic batches where group commit is on and one by one where it is
-// off; contents already stored make their batch refused, and then go one
-// by one, so the call still stores exactly what was missing.
+// off; contents the store put before go one by one without a batch;
+// contents stored by other means make their batch refused, and then go
+// one by one, so the call still stores exactly what was missing.
 func TestBlobs_PutMany(t *testing.T) {
 	for _, batches := range []bool{true, false} {
 		t.Run(fmt.Sprintf("batches=%v", batches), func(t *testing.T) {
@@ -621,7 +622,8 @@ func TestBlobs_PutMany(t *testing.T) {
 			if !batches && st.Batches != 0 {
 				t.Fatalf("batch stats %+v, want no batch where group commit is off", st)
 			}
-			// Half stored already, half new.
+			// Half stored already by this PutMany, half new: the stored
+			// half goes one by one (remembered), the new half in a batch.
 			var second [][]byte
 			for i := 50; i < 150; i++ {
 				second = append(second, content(i))
@@ -633,10 +635,32 @@ func TestBlobs_PutMany(t *testing.T) {
 			if got := last() - seq1; got != 50 {
 				t.Fatalf("second PutMany stored %d messages, want the 50 new contents", got)
 			}
-			if batches && b.BatchStats().Refused == 0 {
-				t.Fatalf("batch stats %+v: a batch holding stored contents was not refused", b.BatchStats())
+			if st := b.BatchStats(); batches && (st.Blobs != 150 || st.Refused != 0) {
+				t.Fatalf("batch stats %+v, want the 50 new contents in a batch and nothing refused", st)
 			}
-			for i := range 150 {
+			// Contents stored by other means (another instance: here a
+			// single Put, which PutMany does not remember) make their batch
+			// refused; the call still stores exactly what is missing.
+			for i := 150; i < 160; i++ {
+				if _, err := b.Put(ctx, content(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var third [][]byte
+			for i := 150; i < 200; i++ {
+				third = append(third, content(i))
+			}
+			seq2 := last()
+			if err := b.PutMany(ctx, third); err != nil {
+				t.Fatal(err)
+			}
+			if got := last() - seq2; got != 40 {
+				t.Fatalf("third PutMany stored %d messages, want the 40 new contents", got)
+			}
+			if batches && b.BatchStats().Refused != 1 {
+				t.Fatalf("batch stats %+v: the batch holding contents stored elsewhere was not refused", b.BatchStats())
+			}
+			for i := range 200 {
 				got, err := b.Get(ctx, domain.Sum(content(i)))
 				if err != nil || !bytes.Equal(got, content(i)) {
 					t.Fatalf("content %d: %q, %v", i, got, err)
