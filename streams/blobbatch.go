@@ -55,7 +55,6 @@ func newBlobs(nc *nats.Conn, js jetstream.JetStream, stream jetstream.Stream, ch
 // content is chunked by Put.
 func (b *Blobs) PutMany(ctx context.Context, contents [][]byte) error {
 	seen := make(map[domain.Hash]bool, len(contents))
-	hashes := make([]domain.Hash, 0, len(contents))
 	var small, known []*nats.Msg
 	var large [][]byte
 	for _, c := range contents {
@@ -64,7 +63,6 @@ func (b *Blobs) PutMany(ctx context.Context, contents [][]byte) error {
 			continue
 		}
 		seen[h] = true
-		hashes = append(hashes, h)
 		if len(c) > b.chunkSize {
 			large = append(large, c)
 			continue
@@ -107,7 +105,7 @@ func (b *Blobs) PutMany(ctx context.Context, contents [][]byte) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	for _, h := range hashes {
+	for h := range seen {
 		b.stored.Add(h, struct{}{})
 	}
 	return nil

@@ -622,17 +622,22 @@ func TestBlobs_PutMany(t *testing.T) {
 			if !batches && st.Batches != 0 {
 				t.Fatalf("batch stats %+v, want no batch where group commit is off", st)
 			}
+			// putRange puts contents [from, to) with PutMany and returns
+			// how many messages the stream stored for them.
+			putRange := func(from, to int) uint64 {
+				var cs [][]byte
+				for i := from; i < to; i++ {
+					cs = append(cs, content(i))
+				}
+				seq := last()
+				if err := b.PutMany(ctx, cs); err != nil {
+					t.Fatal(err)
+				}
+				return last() - seq
+			}
 			// Half stored already by this PutMany, half new: the stored
 			// half goes one by one (remembered), the new half in a batch.
-			var second [][]byte
-			for i := 50; i < 150; i++ {
-				second = append(second, content(i))
-			}
-			seq1 := last()
-			if err := b.PutMany(ctx, second); err != nil {
-				t.Fatal(err)
-			}
-			if got := last() - seq1; got != 50 {
+			if got := putRange(50, 150); got != 50 {
 				t.Fatalf("second PutMany stored %d messages, want the 50 new contents", got)
 			}
 			if st := b.BatchStats(); batches && (st.Blobs != 150 || st.Refused != 0) {
@@ -646,15 +651,7 @@ func TestBlobs_PutMany(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var third [][]byte
-			for i := 150; i < 200; i++ {
-				third = append(third, content(i))
-			}
-			seq2 := last()
-			if err := b.PutMany(ctx, third); err != nil {
-				t.Fatal(err)
-			}
-			if got := last() - seq2; got != 40 {
+			if got := putRange(150, 200); got != 40 {
 				t.Fatalf("third PutMany stored %d messages, want the 40 new contents", got)
 			}
 			if batches && b.BatchStats().Refused != 1 {
