@@ -66,6 +66,20 @@ func TestRun(t *testing.T) {
 	if !strings.Contains(table.String(), "500 vs 10 parent events") {
 		t.Errorf("fork row does not name the size the budget reached:\n%s", table.String())
 	}
+	coldWalks := 0
+	for _, r := range rep.Results {
+		// As root the native cold walk starts, as the fresh mount's does,
+		// knowing no entry (dropEntries); elsewhere the row says it could not.
+		if r.Row == 12 && strings.HasPrefix(r.Case, "walk, cold, generated") {
+			coldWalks++
+			if forgot := strings.Contains(r.RawWhat, "entries forgotten"); forgot != (os.Geteuid() == 0) {
+				t.Errorf("row 12's cold walk, root %v: native side %q", os.Geteuid() == 0, r.RawWhat)
+			}
+		}
+	}
+	if rows == nil && coldWalks != 1 {
+		t.Errorf("row 12: %d cold walks of the generated tree, want 1", coldWalks)
+	}
 	if rows == nil && !strings.Contains(table.String(), "against go-fuse's loopback") {
 		t.Errorf("row 12 lacks its extract against go-fuse's loopback:\n%s", table.String())
 	}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,7 +18,8 @@ import (
 // of it, as /proc/sys/vm/drop_caches does, would disturb everyone else on
 // a shared machine). Metadata stays cached: inodes, dentries and
 // directory blocks cannot be dropped for one tree, so a walk (stat of
-// every entry) of the tree is as warm after this as before.
+// every entry) of the tree is as warm after this as before (dropEntries
+// drops them, for the whole machine).
 //
 // It returns the tree's pages resident in the page cache before and after
 // (mincore), and their total, so that a report can show it took effect.
@@ -76,6 +78,50 @@ func resident(fd int, size int64) (int64, error) {
 	var n int64
 	for _, v := range vec {
 		n += int64(v & 1)
+	}
+	return n, nil
+}
+
+// dropEntries makes the kernel forget the file system entries it holds and
+// nobody uses (dentries and inodes, every file system's, with the inode
+// blocks they were read from staying in the buffer cache):
+// /proc/sys/vm/drop_caches = 2, after a sync (a dirty inode is not
+// dropped). A walk of a tree then starts knowing no entry of it, as a walk
+// of a fresh mount does. It needs root and disturbs the whole machine's
+// lookups for a moment; ok is false, and nothing is dropped, where the
+// file cannot be written. before and after are the kernel's dentries
+// (/proc/sys/fs/dentry-state), to show that it took effect.
+func dropEntries() (ok bool, before, after int64, err error) {
+	before, err = dentries()
+	if err != nil {
+		return false, 0, 0, err
+	}
+	unix.Sync()
+	f, err := os.OpenFile("/proc/sys/vm/drop_caches", os.O_WRONLY, 0)
+	if err != nil {
+		return false, before, before, nil
+	}
+	_, werr := f.WriteString("2")
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return false, before, before, nil
+	}
+	after, err = dentries()
+	return err == nil, before, after, err
+}
+
+// dentries is the number of dentries the kernel holds (the first field of
+// /proc/sys/fs/dentry-state).
+func dentries() (int64, error) {
+	b, err := os.ReadFile("/proc/sys/fs/dentry-state")
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if _, err := fmt.Sscan(string(b), &n); err != nil {
+		return 0, fmt.Errorf("read /proc/sys/fs/dentry-state: %w", err)
 	}
 	return n, nil
 }
