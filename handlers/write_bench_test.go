@@ -17,6 +17,8 @@ import (
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/handlers"
+	"github.com/strand-dev/strand/names"
+	"github.com/strand-dev/strand/projections"
 	"github.com/strand-dev/strand/streams"
 	"github.com/strand-dev/strand/streams/streamstest"
 )
@@ -120,7 +122,11 @@ func BenchmarkWrite_InlineThreshold(b *testing.B) {
 // of their own) against as many raw publishers with a per-subject
 // expectation, on one embedded server without fsync: the shape of row 1 of
 // strand bench, small enough for a CPU profile of the service's side alone
-// (go test -bench Concurrent/strand -cpuprofile).
+// (go test -bench 'Concurrent/strand$' -cpuprofile). strand-read-models
+// writes with the read models folding in the process, as strand serve runs
+// them, and strand-3-followers with three durable consumers that only
+// take and acknowledge the events: what the read models' reading of the
+// stream alone costs the writes.
 func BenchmarkWrite_Concurrent(b *testing.B) {
 	const clients = 16
 	env := streamstest.Start(b, streamstest.Options{})
@@ -166,6 +172,98 @@ func BenchmarkWrite_Concurrent(b *testing.B) {
 			return err
 		})
 	})
+	// As strand serve runs: the read models (session views, activity
+	// feed, stats) folding every event in the same process. The CPU per
+	// write includes their folding of it (they are caught up first, and
+	// again before the figure is taken).
+	b.Run("strand-read-models", func(b *testing.B) {
+		m, err := projections.OpenReadModels(ctx, env.Store.JetStream(), 1, false, streams.Retry, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			m.Stop()
+			// The durable consumers go, so that nothing follows the
+			// stream through the cases after this one.
+			for _, spec := range m.Specs() {
+				if st, err := projections.StatusOf(ctx, env.Store.JetStream(), names.EventStream, spec); err == nil && st.Consumer != "" {
+					_ = env.Store.JetStream().DeleteConsumer(ctx, names.EventStream, st.Consumer)
+				}
+			}
+		}()
+		caughtUp := func() {
+			for _, spec := range m.Specs() {
+				for {
+					st, err := projections.StatusOf(ctx, env.Store.JetStream(), names.EventStream, spec)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if st.Lag == 0 {
+						break
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}
+		caughtUp()
+		concurrent(b, clients, func(w, i int) error {
+			_, err := cl.Write(ctx, client.WriteRequest{Session: sessions[w], Path: fmt.Sprintf("src/file%02d.go", i%50), Content: content})
+			return err
+		}, caughtUp)
+	})
+	// What following the event stream costs the writes alone: three
+	// durable consumers, as many as the read models have, each taking the
+	// events live in pulls of up to 1,000 and acknowledging them and
+	// nothing else.
+	b.Run("strand-3-followers", func(b *testing.B) {
+		var ccs []jetstream.ConsumeContext
+		var pending []jetstream.Consumer
+		for k := range 3 {
+			cons, err := js.CreateConsumer(ctx, names.EventStream, jetstream.ConsumerConfig{
+				Durable: fmt.Sprintf("bench-follower-%d-%d", k, time.Now().UnixNano()), AckPolicy: jetstream.AckAllPolicy,
+				DeliverPolicy: jetstream.DeliverNewPolicy, MaxAckPending: 10000})
+			if err != nil {
+				b.Fatal(err)
+			}
+			cc, err := cons.Consume(func(m jetstream.Msg) {
+				if md, err := m.Metadata(); err == nil && md.NumPending == 0 || md != nil && md.Sequence.Consumer%100 == 0 {
+					_ = m.Ack()
+				}
+			}, jetstream.PullMaxMessages(1000))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ccs = append(ccs, cc)
+			pending = append(pending, cons)
+		}
+		defer func() {
+			for k, cc := range ccs {
+				cc.Stop()
+				_ = js.DeleteConsumer(ctx, names.EventStream, pending[k].CachedInfo().Name)
+			}
+		}()
+		caughtUp := func() {
+			for _, cons := range pending {
+				for {
+					info, err := cons.Info(ctx)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if info.NumPending+uint64(info.NumAckPending) == 0 {
+						break
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}
+		concurrent(b, clients, func(w, i int) error {
+			_, err := cl.Write(ctx, client.WriteRequest{Session: sessions[w], Path: fmt.Sprintf("src/file%02d.go", i%50), Content: content})
+			return err
+		}, caughtUp)
+	})
 	b.Run("raw", func(b *testing.B) {
 		concurrent(b, clients, rawPublish(ctx, js, clients, content))
 	})
@@ -192,7 +290,7 @@ func rawPublish(ctx context.Context, js jetstream.JetStream, workers int, conten
 // concurrent runs op from n goroutines, b.N calls in all (rounded up to a
 // multiple of n), worker w's i-th call as op(w, i), and reports the calls a
 // second and the process's CPU time per call.
-func concurrent(b *testing.B, n int, op func(w, i int) error) {
+func concurrent(b *testing.B, n int, op func(w, i int) error, after ...func()) {
 	b.Helper()
 	var wg sync.WaitGroup
 	var failed atomic.Value
@@ -214,6 +312,9 @@ func concurrent(b *testing.B, n int, op func(w, i int) error) {
 	wg.Wait()
 	if err, ok := failed.Load().(error); ok {
 		b.Fatal(err)
+	}
+	for _, f := range after {
+		f()
 	}
 	b.ReportMetric(float64(per*n)/time.Since(start).Seconds(), "ops/s")
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(per*n), "cpu-µs/op")
