@@ -56,6 +56,11 @@ type Options struct {
 	// "bench-" and 8 random hex digits). Against running instances with
 	// per-tenant limits, name one the limits configuration exempts.
 	Tenant string
+	// KeepEntries leaves the kernel's dentries and inodes alone before
+	// row 12's native cold walk (dropEntries drops them machine-wide, as
+	// root): for the test suite, whose FUSE mounts in other packages run
+	// at the same time and count on what their kernel keeps.
+	KeepEntries bool
 }
 
 // Sizes are the sizes and repetitions of every row.

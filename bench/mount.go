@@ -206,13 +206,15 @@ func (c *mountCase) walkRead(ctx context.Context, add addFunc) error {
 		before, after, total = before+b, after+a, total+t
 		// And its entries (the walk above made them again): the fresh
 		// mount's kernel knows none of its own.
-		ok, db, da, err := dropEntries()
-		if err != nil {
-			return fmt.Errorf("drop the kernel's entries: %w", err)
-		}
-		if ok {
-			entriesDropped++
-			dentBefore, dentAfter = dentBefore+db, dentAfter+da
+		if !c.r.Opts.KeepEntries {
+			ok, db, da, err := dropEntries()
+			if err != nil {
+				return fmt.Errorf("drop the kernel's entries: %w", err)
+			}
+			if ok {
+				entriesDropped++
+				dentBefore, dentAfter = dentBefore+db, dentAfter+da
+			}
 		}
 		for _, s := range []struct {
 			f   func() error
@@ -239,8 +241,12 @@ func (c *mountCase) walkRead(ctx context.Context, add addFunc) error {
 			count(int(dentBefore/int64(reps))), count(int(dentAfter/int64(reps))))
 	default:
 		cold = "cold (file data out of the page cache; entries stay cached)"
-		evicted += fmt.Sprintf("the kernel's dentries and inodes dropped in %d of %d repetitions (drop_caches needs root), "+
-			"so the native cold walk is mostly a warm one", entriesDropped, reps)
+		why := "drop_caches needs root"
+		if c.r.Opts.KeepEntries {
+			why = "left alone, as asked"
+		}
+		evicted += fmt.Sprintf("the kernel's dentries and inodes dropped in %d of %d repetitions (%s), "+
+			"so the native cold walk is mostly a warm one", entriesDropped, reps, why)
 	}
 	add("walk, cold", coldWalk, nColdWalk, 3, "find -printf (stat of every entry) on the native disk, "+cold,
 		"a fresh mount (the kernel knows no entry of it; the manifest is read at mount time, before the clock starts); "+evicted)
