@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -264,11 +265,22 @@ func (r *Runner) join(ctx context.Context) error {
 			go r.applier(parts[i], c.Gen)
 		}
 	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
+	handle := func(msg jetstream.Msg) {
 		h := fnv.New32a()
 		h.Write([]byte(r.spec.Key(msg.Subject())))
 		parts[h.Sum32()%uint32(len(parts))] <- msg
-	}, opts...)
+	}
+	var cc jetstream.ConsumeContext
+	if r.spec.ApplyBatch != nil {
+		// A batch projection, once caught up, takes its events in paced
+		// pulls (paced.go), every liveLinger (or its own linger when
+		// shorter): one that lingers longer (the stats) gathers several
+		// pulls into a batch, where pulls as far apart would add their
+		// pause to its delay.
+		cc = pace(cons, handle, min(cmp.Or(r.spec.Linger, liveLinger), liveLinger), r.spec.pullExpiryOf(), r.log, opts...)
+	} else {
+		cc, err = cons.Consume(handle, opts...)
+	}
 	if err != nil {
 		for _, p := range parts {
 			close(p)
