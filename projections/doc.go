@@ -4,7 +4,9 @@
 // Runner runs it on this instance. A projection with ApplyBatch (all three
 // below) is folded by one instance at a time, the holder of its lease, and
 // acknowledged once per batch (batchacks.go, lease.go); the others stand by
-// and take over when it stops or dies, applying at once what it held. One
+// and take over when it stops or dies, applying at once what it held.
+// Caught up, it takes what accumulated every 10 ms in one pull, and
+// catches up with pulls held open (paced.go). One
 // applied event at a time is shared by every instance running it, and a
 // runner that leaves leaves its unacknowledged events to the others after
 // AckWait. Apply is
