@@ -77,15 +77,24 @@ func TestPaced(t *testing.T) {
 		}
 	})
 
-	handed := func(what string, want []uint64, switches []bool) {
+	// handed waits until every event of want was handed over and the
+	// switches between Consume (true) and pulls (false) alternate, end
+	// with pulls and number at least `least` (a burst published more slowly
+	// than Consume takes it may go to Consume and back more than once).
+	handed := func(what string, want []uint64, least int) {
 		t.Helper()
 		var got []uint64
 		var sw []bool
 		if !streamstest.Poll(20*time.Second, func() bool {
 			got, sw = rec.state()
-			return len(got) >= len(want) && slices.Equal(sw, switches)
+			return len(got) >= len(want) && len(sw) >= least && len(sw)%2 == 0
 		}) {
-			t.Fatalf("%s: handed over %d of %d events; switches %v, want %v", what, len(got), len(want), sw, switches)
+			t.Fatalf("%s: handed over %d of %d events; switches %v, want at least %d, back to pulls", what, len(got), len(want), sw, least)
+		}
+		for i, consuming := range sw {
+			if consuming != (i%2 == 0) {
+				t.Fatalf("%s: switches %v, want Consume and pulls in turn", what, sw)
+			}
 		}
 		if !slices.Equal(got, want) {
 			t.Fatalf("%s: handed over %d events, not the %d published once each in order (first %v)", what, len(got), len(want), got[:min(len(got), 10)])
@@ -108,7 +117,7 @@ func TestPaced(t *testing.T) {
 
 	// The backlog fills the first pull: Consume takes the rest, and once
 	// caught up the pulls are paced again, one waiting.
-	handed("catch-up", seqs, []bool{true, false})
+	handed("catch-up", seqs, 2)
 	waiting("caught up", 1, 10*time.Second)
 
 	// Events one at a time, apart: each comes through a pull, no switch.
@@ -116,7 +125,10 @@ func TestPaced(t *testing.T) {
 		seqs = append(seqs, publishN(t, js, subject, 1)...)
 		time.Sleep(3 * time.Millisecond)
 	}
-	handed("one at a time", seqs, []bool{true, false})
+	handed("one at a time", seqs, 2)
+	if _, sw := rec.state(); len(sw) != 2 {
+		t.Fatalf("events one at a time: switches %v, want none after the catch-up", sw)
+	}
 
 	// A burst faster than the pulls' pace: a pull comes back full, and
 	// Consume takes over until caught up.
@@ -136,7 +148,7 @@ func TestPaced(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	handed("burst", seqs, []bool{true, false, true, false})
+	handed("burst", seqs, 4)
 	waiting("after the burst", 1, 10*time.Second)
 
 	// Draining while the pull waits: closed at once, the pull withdrawn.
