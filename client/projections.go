@@ -17,10 +17,14 @@ type ProjectionStatus struct {
 	Position  uint64 `json:"position"`
 	Delivered uint64 `json:"delivered"`
 	// Lag counts the events still to fold (pending + ack_pending).
-	Lag        uint64    `json:"lag"`
-	Pending    uint64    `json:"pending"`
-	AckPending int       `json:"ack_pending"`
-	Waiting    int       `json:"waiting"`
+	Lag        uint64 `json:"lag"`
+	Pending    uint64 `json:"pending"`
+	AckPending int    `json:"ack_pending"`
+	Waiting    int    `json:"waiting"`
+	// Holder is the instance that folds it (host:pid:suffix) and Renewed
+	// when it last said so (every second while it folds).
+	Holder     string    `json:"holder,omitempty"`
+	Renewed    time.Time `json:"renewed,omitzero"`
 	StreamLast uint64    `json:"stream_last"`
 	Target     uint64    `json:"rebuild_target,omitempty"`
 	Since      time.Time `json:"since,omitzero"`

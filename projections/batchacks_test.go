@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -209,12 +211,32 @@ func TestBatchAcks_OneInstanceFolds(t *testing.T) {
 	if n := len(counts["b"].missing(first)); n != len(first) {
 		t.Fatalf("b, standing by, applied %d events", len(first)-n)
 	}
+	// The status names the folder: a, renewing its lease every second.
+	holder := func(r *Runner) string {
+		t.Helper()
+		st, err := r.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Holder != "" && time.Since(st.Renewed) > 10*time.Second {
+			t.Fatalf("status: lease of %s renewed %v ago", st.Holder, time.Since(st.Renewed))
+		}
+		return st.Holder
+	}
+	if h := holder(b); h != string(a.lease.id) || !strings.Contains(h, fmt.Sprintf(":%d:", os.Getpid())) {
+		t.Fatalf("status names %q as the folder, want a (%q, with this process's id)", h, a.lease.id)
+	}
 
 	a.Stop()
 	start := time.Now()
 	second := publishN(t, js, subject, 20)
 	streamstest.Wait(t, 10*time.Second, "b folded the events after a stopped", func() bool { return len(counts["b"].missing(second)) == 0 })
 	t.Logf("b took over %v after a stopped", time.Since(start).Round(time.Millisecond))
+	streamstest.Wait(t, 10*time.Second, "the status names b as the folder", func() bool { return holder(b) == string(b.lease.id) })
+	b.Stop()
+	if h := holder(b); h != "" {
+		t.Fatalf("after every instance stopped the status names %q as the folder", h)
+	}
 
 	// A lease nobody renews passes on after its time to live, measured by
 	// the one standing by: here a's lease written by hand and left.

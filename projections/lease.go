@@ -3,6 +3,8 @@ package projections
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,7 +35,19 @@ type lease struct {
 }
 
 func newLease(kv jetstream.KeyValue, stream, name string, ttl time.Duration) *lease {
-	return &lease{kv: kv, key: "lease." + controlKey(stream, name), id: []byte(nuid.Next()), ttl: ttl}
+	return &lease{kv: kv, key: leaseKey(stream, name), id: []byte(holderID()), ttl: ttl}
+}
+
+func leaseKey(stream, name string) string { return "lease." + controlKey(stream, name) }
+
+// holderID names a lease's holder for operators (the status shows it):
+// host and process, and a unique suffix for runners of one process.
+func holderID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), nuid.Next())
 }
 
 // try takes the lease if it is free or was not renewed for ttl.

@@ -30,8 +30,16 @@ type Status struct {
 	// AckPending counts events handed out and not yet applied.
 	AckPending  int `json:"ack_pending"`
 	Redelivered int `json:"redelivered"`
-	// Waiting counts pull requests waiting: about one per instance.
+	// Waiting counts pull requests waiting at the server: one while a
+	// batch projection is idle, mostly none while events keep coming (it
+	// takes them in a pull every 10 ms, paced.go).
 	Waiting int `json:"waiting"`
+	// Holder is the instance that folds a batch projection (its lease's
+	// holder: host, process id and a unique suffix), and Renewed when it
+	// last renewed the lease (every second while it folds); empty when no
+	// instance holds it.
+	Holder  string    `json:"holder,omitempty"`
+	Renewed time.Time `json:"renewed,omitzero"`
 	// Lag is Pending + AckPending: events still to fold.
 	Lag uint64 `json:"lag"`
 	// StreamLast is the event stream's last sequence.
@@ -58,6 +66,14 @@ func StatusOf(ctx context.Context, js jetstream.JetStream, stream string, spec S
 			return st, err
 		}
 		st.Generation, st.State, st.RebuildTarget, st.Since = c.Gen, c.State, c.Target, c.Since
+		if spec.ApplyBatch != nil {
+			switch e, err := kv.Get(ctx, leaseKey(stream, spec.Name)); {
+			case err == nil:
+				st.Holder, st.Renewed = string(e.Value()), e.Created()
+			case !errors.Is(err, jetstream.ErrKeyNotFound):
+				return st, fmt.Errorf("read the lease of %s: %w", spec.Name, err)
+			}
+		}
 	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return st, fmt.Errorf("open %s: %w", names.ControlBucket, err)
 	}

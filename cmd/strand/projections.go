@@ -120,7 +120,8 @@ func projectionStatus(ctx context.Context, js jetstream.JetStream, stream string
 		out = append(out, client.ProjectionStatus{
 			Name: st.Name, Stream: st.Stream, Consumer: st.Consumer, Generation: st.Generation, State: st.State,
 			Position: st.Position, Delivered: st.Delivered, Lag: st.Lag, Pending: st.Pending, AckPending: st.AckPending,
-			Waiting: st.Waiting, StreamLast: st.StreamLast, Target: st.RebuildTarget, Since: st.Since, Error: st.Error,
+			Waiting: st.Waiting, Holder: st.Holder, Renewed: st.Renewed, StreamLast: st.StreamLast, Target: st.RebuildTarget,
+			Since: st.Since, Error: st.Error,
 		})
 	}
 	return out, nil
@@ -145,9 +146,22 @@ func (m *Main) printProjections(ps []client.ProjectionStatus) {
 		}
 		rows = append(rows, []string{p.Name, strconv.FormatUint(p.Generation, 10), state,
 			strconv.FormatUint(p.Position, 10), strconv.FormatUint(p.StreamLast, 10), strconv.FormatUint(p.Lag, 10),
-			strconv.Itoa(p.AckPending), strconv.Itoa(p.Waiting), p.Consumer})
+			strconv.Itoa(p.AckPending), strconv.Itoa(p.Waiting), folder(p), p.Consumer})
 	}
-	m.table([]string{"NAME", "GEN", "STATE", "POSITION", "STREAM LAST", "LAG", "ACK PENDING", "PULLERS", "CONSUMER"}, rows)
+	m.table([]string{"NAME", "GEN", "STATE", "POSITION", "STREAM LAST", "LAG", "ACK PENDING", "PULLERS", "FOLDED BY", "CONSUMER"}, rows)
+}
+
+// folder is the instance that folds a projection, host:pid, with how long
+// ago it renewed its lease; "-" when none holds it.
+func folder(p client.ProjectionStatus) string {
+	if p.Holder == "" {
+		return "-"
+	}
+	who := p.Holder
+	if i := strings.LastIndexByte(who, ':'); i > 0 {
+		who = who[:i] // the unique suffix
+	}
+	return fmt.Sprintf("%s (%s ago)", who, time.Since(p.Renewed).Round(100*time.Millisecond))
 }
 
 // projectionsRebuild rebuilds one projection through JetStream directly:

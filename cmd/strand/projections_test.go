@@ -124,6 +124,11 @@ func TestServe_ReadModelsAndWorkers(t *testing.T) {
 		if st.Projections[0].Name != "sessions" || st.Projections[1].Name != "activity" || st.Projections[2].Name != "stats" || st.Projections[0].Waiting == 0 {
 			t.Fatalf("status %+v, want sessions, activity and stats with a pulling instance", st)
 		}
+		for _, p := range st.Projections {
+			if p.Holder == "" || time.Since(p.Renewed) > 10*time.Second {
+				t.Fatalf("status of %s: folded by %q, renewed %v; want the running instance, renewing", p.Name, p.Holder, p.Renewed)
+			}
+		}
 		before, err := cl.ListSessions(ctx, client.ListSessionsRequest{Counts: true})
 		if err != nil {
 			t.Fatal(err)
