@@ -14,7 +14,7 @@ const dropEntriesEnv = "STRAND_TEST_DROP_ENTRIES"
 // a tree just walked (the native side of row 12's cold walk), and that
 // elsewhere it says it could not rather than failing the row.
 //
-// The drop is the whole machine's: it runs only where DropEntriesEnv is
+// The drop is the whole machine's: it runs only where dropEntriesEnv is
 // set, in a CI step of its own (.ci/dropentries), never beside the mount
 // tests of other packages, whose kernel would forget their entries too.
 func TestDropEntries(t *testing.T) {

@@ -155,11 +155,12 @@ func BenchmarkWrite_Concurrent(b *testing.B) {
 		sessions[i] = s.Session.ID
 	}
 	content := bytes.Repeat([]byte("package main // x\n"), 9)[:160]
+	write := func(w, i int) error {
+		_, err := cl.Write(ctx, client.WriteRequest{Session: sessions[w], Path: fmt.Sprintf("src/file%02d.go", i%50), Content: content})
+		return err
+	}
 	b.Run("strand", func(b *testing.B) {
-		concurrent(b, clients, func(w, i int) error {
-			_, err := cl.Write(ctx, client.WriteRequest{Session: sessions[w], Path: fmt.Sprintf("src/file%02d.go", i%50), Content: content})
-			return err
-		})
+		concurrent(b, clients, write)
 	})
 	// As the mount and the working copy write: every request with an id
 	// of its own (idempotent retries), which the service looks up in the
@@ -196,17 +197,17 @@ func BenchmarkWrite_Concurrent(b *testing.B) {
 		}()
 		caughtUp := func() {
 			for _, spec := range m.Specs() {
-				until(b, func() (bool, error) {
+				streamstest.Wait(b, time.Minute, spec.Name+" caught up", func() bool {
 					st, err := projections.StatusOf(ctx, env.Store.JetStream(), names.EventStream, spec)
-					return err == nil && st.Lag == 0, err
+					if err != nil {
+						b.Fatal(err)
+					}
+					return st.Lag == 0
 				})
 			}
 		}
 		caughtUp()
-		concurrent(b, clients, func(w, i int) error {
-			_, err := cl.Write(ctx, client.WriteRequest{Session: sessions[w], Path: fmt.Sprintf("src/file%02d.go", i%50), Content: content})
-			return err
-		}, caughtUp)
+		concurrent(b, clients, write, caughtUp)
 	})
 	// What following the event stream costs the writes alone: three
 	// durable consumers, as many as the read models have, each taking the
@@ -243,16 +244,16 @@ func BenchmarkWrite_Concurrent(b *testing.B) {
 		}()
 		caughtUp := func() {
 			for _, cons := range pending {
-				until(b, func() (bool, error) {
+				streamstest.Wait(b, time.Minute, "a follower caught up", func() bool {
 					info, err := cons.Info(ctx)
-					return err == nil && info.NumPending+uint64(info.NumAckPending) == 0, err
+					if err != nil {
+						b.Fatal(err)
+					}
+					return info.NumPending+uint64(info.NumAckPending) == 0
 				})
 			}
 		}
-		concurrent(b, clients, func(w, i int) error {
-			_, err := cl.Write(ctx, client.WriteRequest{Session: sessions[w], Path: fmt.Sprintf("src/file%02d.go", i%50), Content: content})
-			return err
-		}, caughtUp)
+		concurrent(b, clients, write, caughtUp)
 	})
 	b.Run("raw", func(b *testing.B) {
 		concurrent(b, clients, rawPublish(ctx, js, clients, content))
@@ -274,22 +275,6 @@ func rawPublish(ctx context.Context, js jetstream.JetStream, workers int, conten
 		}
 		last[w] = ack.Sequence
 		return nil
-	}
-}
-
-// until polls done every millisecond until it reports true, failing the
-// benchmark on its error.
-func until(b *testing.B, done func() (bool, error)) {
-	b.Helper()
-	for {
-		ok, err := done()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if ok {
-			return
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
