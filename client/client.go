@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,12 +35,16 @@ type Client struct {
 	// how long to wait, see names.HeaderRetryAfter); 0 never retries.
 	RetryWait time.Duration
 	// JSONRequests sends every request body as JSON, also to endpoints
-	// that take MessagePack (Write and Batch send MessagePack otherwise).
+	// that take MessagePack (Write, Batch and Upload send MessagePack
+	// otherwise).
 	JSONRequests bool
 
 	// jsonOnly is set once a service answered a MessagePack body as one
-	// that predates them (callMsgpack).
-	jsonOnly atomic.Bool
+	// that predates them (callMsgpack); jsonOnlyAt holds the endpoints
+	// (*Endpoint) a service answered as taking JSON only (one from before
+	// the endpoint took MessagePack).
+	jsonOnly   atomic.Bool
+	jsonOnlyAt sync.Map
 }
 
 // NewClient returns a client for a tenant on a connection.
@@ -286,7 +291,7 @@ func (c *Client) ReadAll(ctx context.Context, session, path string, at At) ([]by
 // Upload stores one chunk of a large file and returns its hash.
 func (c *Client) Upload(ctx context.Context, session string, data []byte) (UploadReply, error) {
 	var r UploadReply
-	return r, c.Call(ctx, FSUpload, UploadRequest{Session: session, Data: data}, &r)
+	return r, c.callMsgpack(ctx, FSUpload, UploadRequest{Session: session, Data: data}, &r)
 }
 
 // Write writes a file. Content larger than one chunk is uploaded in chunks

@@ -101,7 +101,7 @@ var (
 	FSHas         = row("fs", "has", Reads, HasRequest{}, HasReply{})
 	FSSearch      = row("fs", "search", Reads, SearchRequest{}, SearchReply{})
 	FSWrite       = row("fs", "write", WritesContent, WriteRequest{}, ChangeReply{}).msgpackRequests()
-	FSUpload      = row("fs", "upload", WritesContent, UploadRequest{}, UploadReply{})
+	FSUpload      = row("fs", "upload", WritesContent, UploadRequest{}, UploadReply{}).msgpackRequests()
 	FSMkdir       = row("fs", "mkdir", Mutates, MkdirRequest{}, ChangeReply{})
 	FSRemove      = row("fs", "remove", Mutates, RemoveRequest{}, ChangeReply{})
 	FSRename      = row("fs", "rename", Mutates, RenameRequest{}, ChangeReply{})

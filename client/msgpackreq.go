@@ -30,6 +30,9 @@ func EncodeMsgpackRequest(v any) ([]byte, error) {
 		}
 		buf.Grow(n)
 	}
+	if u, ok := v.(UploadRequest); ok {
+		buf.Grow(len(u.Data) + len(u.Session) + 32)
+	}
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
 	enc.Reset(&buf)
@@ -42,16 +45,22 @@ func EncodeMsgpackRequest(v any) ([]byte, error) {
 }
 
 // notJSONMessage is what a service that predates MessagePack requests
-// answers to one (invalid_argument, nothing applied).
-const notJSONMessage = "request body must be a JSON object"
+// answers to one (invalid_argument, nothing applied); jsonOnlyMessage what
+// one answers for an endpoint that took JSON only in its version (fs.upload
+// before 2026-12-07).
+const (
+	notJSONMessage  = "request body must be a JSON object"
+	jsonOnlyMessage = "this endpoint takes a JSON body only"
+)
 
 // callMsgpack is Call with the request body in MessagePack, for an
 // endpoint that takes it (Endpoint.Msgpack); the reply is JSON as always.
 // A service that predates MessagePack requests refuses the body before
 // doing anything: the client then sends JSON, to that request and every
-// later one.
+// later one (to every endpoint, or to the one a service said takes JSON
+// only).
 func (c *Client) callMsgpack(ctx context.Context, ep *Endpoint, req, reply any) error {
-	if c.JSONRequests || !ep.Msgpack || c.jsonOnly.Load() {
+	if _, only := c.jsonOnlyAt.Load(ep); c.JSONRequests || !ep.Msgpack || c.jsonOnly.Load() || only {
 		return c.Call(ctx, ep, req, reply)
 	}
 	body, err := EncodeMsgpackRequest(req)
@@ -62,6 +71,10 @@ func (c *Client) callMsgpack(ctx context.Context, ep *Endpoint, req, reply any) 
 	data, err := c.sendTyped(ctx, subject, body, MsgpackContentType)
 	if e, ok := err.(*Error); ok && e.Code == domain.CodeInvalidArgument && e.Message == notJSONMessage {
 		c.jsonOnly.Store(true)
+		return c.Call(ctx, ep, req, reply)
+	}
+	if e, ok := err.(*Error); ok && e.Code == domain.CodeInvalidArgument && e.Message == jsonOnlyMessage {
+		c.jsonOnlyAt.Store(ep, true)
 		return c.Call(ctx, ep, req, reply)
 	}
 	if err != nil || reply == nil {

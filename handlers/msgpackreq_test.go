@@ -41,10 +41,10 @@ func sendMsgpack(t *testing.T, h *harness, ep *client.Endpoint, body []byte) dom
 	return domain.Code(eb.Error.Code)
 }
 
-// TestMsgpackRequests_SameAsJSON writes and batches through the Go
-// client, which sends MessagePack, and through one that sends JSON: the
-// same changes give the same trees, inline content included, and the
-// stored events hold the same operations.
+// TestMsgpackRequests_SameAsJSON writes, uploads and batches through the
+// Go client, which sends MessagePack, and through one that sends JSON: the
+// same changes give the same trees, inline and chunked content included,
+// and the stored events hold the same operations.
 func TestMsgpackRequests_SameAsJSON(t *testing.T) {
 	t.Parallel()
 	h := start(t)
@@ -80,6 +80,17 @@ func TestMsgpackRequests_SameAsJSON(t *testing.T) {
 		}}); err != nil {
 			t.Fatalf("batch: %v", err)
 		}
+		// Larger than a chunk: uploaded in chunks (fs.upload) first.
+		huge := make([]byte, 2*domain.DefaultChunkSize+100)
+		for i := range huge {
+			huge[i] = byte(i * 7)
+		}
+		if _, err := c.Write(ctx, client.WriteRequest{Session: id, Path: "f.bin", Content: huge}); err != nil {
+			t.Fatalf("write of %d bytes: %v", len(huge), err)
+		}
+		if got := h.read(t, id, "f.bin", ""); got != string(huge) {
+			t.Errorf("f.bin: %d bytes, want %d", len(got), len(huge))
+		}
 		if got := h.read(t, id, "e/b.txt", ""); got != "hello\x00\xff" {
 			t.Errorf("e/b.txt = %q", got)
 		}
@@ -95,7 +106,7 @@ func TestMsgpackRequests_SameAsJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := len(ev.Events); n != 3 || ev.Events[1].Actor != "ann" {
+		if n := len(ev.Events); n != 4 || ev.Events[1].Actor != "ann" {
 			t.Errorf("events: %d, second by %q", n, ev.Events[1].Actor)
 		}
 	}
@@ -161,7 +172,9 @@ func TestBadInput_Msgpack(t *testing.T) {
 		{"BatchUnknownOpKey", client.FSBatch, raw(map[string]any{"session": id, "ops": []any{map[string]any{"op": "mkdir", "path": "d", "x": 1}}})},
 		{"BatchTrailing", client.FSBatch, append(append([]byte{}, batch...), 0x90)},
 		{"JSONOnlyMkdir", client.FSMkdir, raw(map[string]any{"session": id, "path": "d"})},
-		{"JSONOnlyUpload", client.FSUpload, raw(map[string]any{"session": id, "data": []byte("x")})},
+		{"JSONOnlyRename", client.FSRename, raw(map[string]any{"session": id, "from": "a.txt", "to": "c.txt"})},
+		{"UploadUnknownKey", client.FSUpload, raw(map[string]any{"session": id, "data": []byte("x"), "hash": "x"})},
+		{"UploadDataNumber", client.FSUpload, raw(map[string]any{"session": id, "data": 7})},
 	} {
 		h.unchanged(t, tc.name, func() {
 			if got := sendMsgpack(t, h, tc.ep, tc.body); got != domain.CodeInvalidArgument {
@@ -268,5 +281,64 @@ func TestClient_MsgpackFallback(t *testing.T) {
 	defer mu.Unlock()
 	if want := fmt.Sprint([]string{client.MsgpackContentType, "", ""}); fmt.Sprint(types) != want {
 		t.Errorf("bodies sent: %q, want %q", types, want)
+	}
+}
+
+// TestClient_MsgpackFallbackPerEndpoint: a service from before fs.upload
+// took MessagePack answers a MessagePack upload as "JSON only" while its
+// fs.write takes MessagePack; the client sends that upload and every later
+// one as JSON, and keeps sending writes as MessagePack.
+func TestClient_MsgpackFallbackPerEndpoint(t *testing.T) {
+	t.Parallel()
+	env := streamstest.Start(t, streamstest.Options{})
+	ctx := t.Context()
+	var mu sync.Mutex
+	sent := map[string][]string{}
+	for _, verb := range []string{"upload", "write"} {
+		sub, err := env.NC.Subscribe(names.Subject("old", "fs", verb), func(m *nats.Msg) {
+			ct := m.Header.Get("Content-Type")
+			mu.Lock()
+			sent[verb] = append(sent[verb], ct)
+			mu.Unlock()
+			if verb == "upload" && ct == client.MsgpackContentType {
+				r := nats.NewMsg(m.Reply)
+				r.Header.Set(micro.ErrorCodeHeader, "400")
+				r.Header.Set(micro.ErrorHeader, "invalid_argument")
+				r.Data = []byte(`{"error":{"code":"invalid_argument","message":"this endpoint takes a JSON body only"}}`)
+				_ = m.RespondMsg(r)
+				return
+			}
+			if verb == "upload" {
+				var req client.UploadRequest
+				if err := json.Unmarshal(m.Data, &req); err != nil || string(req.Data) != "chunk" {
+					_ = m.Respond([]byte(`{"error":{"code":"invalid_argument","message":"bad body"}}`))
+					return
+				}
+				_ = m.Respond([]byte(`{"hash":"H","size":5}`))
+				return
+			}
+			_ = m.Respond([]byte(`{"session":"S","position":7,"root":"R"}`))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = sub.Unsubscribe() }()
+	}
+	c := client.NewClient(env.NC, "old")
+	for i := range 2 {
+		if r, err := c.Upload(ctx, "S", []byte("chunk")); err != nil || r.Hash != "H" {
+			t.Fatalf("upload %d to an old service: %+v, %v", i, r, err)
+		}
+		if r, err := c.Write(ctx, client.WriteRequest{Session: "S", Path: "a", Content: []byte("x")}); err != nil || r.Position != 7 {
+			t.Fatalf("write %d to an old service: %+v, %v", i, r, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got, want := fmt.Sprint(sent["upload"]), fmt.Sprint([]string{client.MsgpackContentType, "", ""}); got != want {
+		t.Errorf("upload bodies sent: %q, want %q", got, want)
+	}
+	if got, want := fmt.Sprint(sent["write"]), fmt.Sprint([]string{client.MsgpackContentType, client.MsgpackContentType}); got != want {
+		t.Errorf("write bodies sent: %q, want %q", got, want)
 	}
 }

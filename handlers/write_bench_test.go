@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -402,6 +403,31 @@ func BenchmarkBatch_Blobs(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkUpload is fs.upload of new 512 KiB chunks (as a mount's flush
+// and a large write send them) in a MessagePack body, as the Go client
+// sends it, and in JSON (base64), on one embedded server without fsync.
+func BenchmarkUpload(b *testing.B) {
+	cl, id := benchSession(b, streamstest.Start(b, streamstest.Options{}))
+	ctx := context.Background()
+	for _, enc := range []string{"msgpack", "json"} {
+		b.Run(enc, func(b *testing.B) {
+			c := client.NewClient(cl.Conn(), "bench")
+			c.JSONRequests = enc == "json"
+			chunk := make([]byte, domain.DefaultChunkSize)
+			rng := rand.NewChaCha8([32]byte{byte(len(enc))})
+			b.SetBytes(int64(len(chunk)))
+			cpu0 := cpuTime()
+			for b.Loop() {
+				_, _ = rng.Read(chunk)
+				if _, err := c.Upload(ctx, id, chunk); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 		})
 	}
 }
