@@ -1,6 +1,9 @@
 package mount
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // Crash stops the mount the way a killed process stops: nothing is
 // flushed; only what the journal holds survives.
@@ -63,3 +66,27 @@ func (m *Mount) Staged() int {
 
 // Recycled is how many emptied staging files wait to be taken again.
 func (m *Mount) Recycled() int { return len(m.journal.recycled) }
+
+// WriteDuringUploads makes the next n flush attempts that do not hold the
+// file they flush write p at off into it between their snapshot and their
+// uploads, as a process writing the file meanwhile would; it returns how
+// many it made so far.
+func (m *Mount) WriteDuringUploads(p []byte, off int64, n int) func() int {
+	var made int
+	var mu sync.Mutex
+	m.afterSnapshot = func(st *staged) {
+		mu.Lock()
+		defer mu.Unlock()
+		if made < n {
+			made++
+			if _, err := st.writeAt(p, off); err != nil {
+				panic(err)
+			}
+		}
+	}
+	return func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return made
+	}
+}

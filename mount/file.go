@@ -11,6 +11,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/strand-dev/strand/domain"
 )
@@ -179,6 +180,9 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uint32) syscall.Errno {
 	if h.st == nil || !h.write {
 		return syscall.EBADF
+	}
+	if mode&unix.FALLOC_FL_KEEP_SIZE == 0 && off+size > domain.MaxBlobSize {
+		return syscall.EFBIG
 	}
 	h.st.mu.RLock()
 	err := syscall.Fallocate(int(h.f.Fd()), mode, int64(off), int64(size))

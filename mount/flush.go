@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
@@ -142,10 +145,10 @@ func (m *Mount) send(ctx context.Context, ops []*jop, retryID string, retryCount
 		}
 		g, err := m.build(ctx, ops[:limit], id)
 		if err != nil {
-			return ops, err
+			return m.notSetAside(ops), err
 		}
 		if err := m.journal.markFlushing(id, len(g.jops)); err != nil {
-			return ops, err
+			return m.notSetAside(ops), err
 		}
 		done, err := m.sendGroup(ctx, g)
 		if err != nil {
@@ -154,7 +157,7 @@ func (m *Mount) send(ctx context.Context, ops []*jop, retryID string, retryCount
 					w.st.markAll()
 				}
 			}
-			return ops, err
+			return m.notSetAside(ops), err
 		}
 		ops = ops[done:]
 		m.mu.Lock()
@@ -175,6 +178,14 @@ func (m *Mount) send(ctx context.Context, ops []*jop, retryID string, retryCount
 	return nil, nil
 }
 
+// notSetAside is ops without those set aside as conflicts while they were
+// being sent (they are kept in m.conflicts now), for a send that failed.
+func (m *Mount) notSetAside(ops []*jop) []*jop {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.DeleteFunc(slices.Clone(ops), func(o *jop) bool { return o.Conflict != "" })
+}
+
 func (m *Mount) nextRequestID() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -191,6 +202,14 @@ func (m *Mount) build(ctx context.Context, ops []*jop, id string) (*group, error
 			break
 		}
 		bo, wr, skip, err := m.batchOp(ctx, op, expect)
+		if errors.Is(err, errTooLarge) {
+			// A staging file past the largest file the service stores (one
+			// left by a mount from before writes past it failed with
+			// EFBIG): it can never be sent.
+			m.setAside(op, fmt.Sprintf("%s: a file holds at most %d bytes", domain.CodeTooLarge, domain.MaxBlobSize))
+			g.jops = append(g.jops, op)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -262,58 +281,175 @@ func (m *Mount) batchOp(ctx context.Context, op *jop, expect map[string]string) 
 	return bo, nil, false, nil
 }
 
+// snapshotAttempts bounds how often a flush snapshots a file: a chunk read
+// back for its upload that was written since the snapshot makes it take
+// another, and the last attempt holds the file's writes from its snapshot
+// to its last upload, so that a file written all the time is flushed too.
+const snapshotAttempts = 3
+
 // writeOp snapshots a staged file and describes its write: inline when
 // small, else by chunks, uploading only those that changed.
 func (m *Mount) writeOp(ctx context.Context, op *jop, expect map[string]string) (client.BatchOp, *writeResult, bool, error) {
-	st, mode := m.stagedOf(op)
-	if st == nil {
-		return client.BatchOp{}, nil, true, nil // the staging file is gone: a later op replaced it
+	for attempt := 1; ; attempt++ {
+		st, mode := m.stagedOf(op)
+		if st == nil {
+			return client.BatchOp{}, nil, true, nil // the staging file is gone: a later op replaced it
+		}
+		last := attempt == snapshotAttempts
+		bo, wr, skip, err := m.writeOpOf(ctx, op, st, mode, expect, last)
+		if (errors.Is(err, errChangedSince) || errors.Is(err, errRetired)) && !last {
+			m.log.Debug("a file was written while its chunks were uploaded; snapshot taken again",
+				"session", m.session, "path", op.Path, "attempt", attempt+1)
+			st.markAll() // what the abandoned snapshot took as changed is changed still
+			continue
+		}
+		return bo, wr, skip, err
 	}
-	snap, err := st.take()
-	if err != nil {
-		return client.BatchOp{}, nil, false, err
+}
+
+// errTooLarge is a staging file larger than the largest file the service
+// stores.
+var errTooLarge = errors.New("staging file larger than a file may be")
+
+// writeOpOf is one attempt of writeOp; with hold, writes to the file wait
+// from the snapshot until the chunks are uploaded.
+func (m *Mount) writeOpOf(ctx context.Context, op *jop, st *staged, mode uint32, expect map[string]string, hold bool) (client.BatchOp, *writeResult, bool, error) {
+	if size, err := st.size(); err == nil && size > domain.MaxBlobSize {
+		return client.BatchOp{}, nil, false, errTooLarge
 	}
+	// A chmod until this point left the mode to this op (the file was
+	// dirty), so the mode is read here; a later one records its own. A
+	// write from here on finds the file clean and queues a new op (which
+	// finds nothing to do if the snapshot below took the write). This
+	// comes before the snapshot because the mount's lock is never taken
+	// while the file's is held: a handle's release takes them the other
+	// way.
 	stored := uint32(0)
 	m.mu.Lock()
 	if op.ent != nil && op.ent.staged == st {
-		// A later write queues a new op; one that came after the snapshot
-		// but before this point would not, so queue it now. A chmod
-		// until this point left the mode to this op (the file was
-		// dirty), so the mode is read here; a later one records its own.
 		st.dirty = false
 		mode, stored = op.ent.mode, op.ent.stored
-		if st.gen.Load() != snap.gen {
-			m.dirtied(op.ent, st)
-		}
 	}
 	m.mu.Unlock()
 	bo := client.BatchOp{Op: "write", Path: op.Path, Mode: mode, ExpectedHash: m.expectFor(op, expect)}
 	if bo.ExpectedHash == "" && !op.Force {
 		bo.ExpectedHash = domain.ExpectAbsent
 	}
-	if bo.ExpectedHash == snap.hash.String() && op.ent != nil && mode == stored {
-		return bo, &writeResult{op: op, st: st, snap: snap}, true, nil // nothing changed
+	snap, skip, err := m.snapshotAndUpload(ctx, st, &bo, hold, func(snap *snapshot) bool {
+		return bo.ExpectedHash == snap.hash.String() && op.ent != nil && mode == stored
+	})
+	if err != nil {
+		return bo, nil, false, fmt.Errorf("flush %s: %w", op.Path, err)
 	}
-	if snap.inline != nil && len(snap.inline) <= inlineMax {
-		bo.Content = snap.inline
-	} else {
-		if snap.inline != nil {
-			snap.chunkHashes = []domain.Hash{snap.hash}
-			snap.changed = map[int][]byte{0: snap.inline}
-		}
-		for i, h := range snap.chunkHashes {
-			if data, ok := snap.changed[i]; ok {
-				if _, err := m.client.Upload(ctx, m.session, data); err != nil {
-					return bo, nil, false, fmt.Errorf("upload a chunk of %s: %w", op.Path, err)
-				}
-			}
-			bo.Chunks = append(bo.Chunks, h.String())
-		}
-		bo.Hash = snap.hash.String()
+	if skip {
+		return bo, &writeResult{op: op, st: st, snap: snap}, true, nil // nothing changed
 	}
 	expect[op.Path] = snap.hash.String()
 	return bo, &writeResult{op: op, st: st, snap: snap}, false, nil
 }
+
+// snapshotAndUpload takes a snapshot of st and, unless unchanged says the
+// service holds it already, fills in bo's content: inline when small,
+// else by chunks, uploading those the service may lack.
+func (m *Mount) snapshotAndUpload(ctx context.Context, st *staged, bo *client.BatchOp, hold bool, unchanged func(*snapshot) bool) (snapshot, bool, error) {
+	if hold {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+	}
+	snap, err := st.take(hold)
+	if err != nil {
+		return snap, false, err
+	}
+	if m.afterSnapshot != nil && !hold {
+		m.afterSnapshot(st)
+	}
+	if unchanged(&snap) {
+		return snap, true, nil
+	}
+	if snap.inline != nil && len(snap.inline) <= inlineMax {
+		bo.Content = snap.inline
+		return snap, false, nil
+	}
+	if snap.inline != nil {
+		snap.chunkHashes = []domain.Hash{snap.hash}
+		snap.changed = []int{0}
+		snap.held = map[int][]byte{0: snap.inline}
+	}
+	if err := m.uploadChunks(ctx, st, &snap, hold); err != nil {
+		return snap, false, fmt.Errorf("upload its chunks: %w", err)
+	}
+	bo.Chunks = make([]string, len(snap.chunkHashes))
+	for i, h := range snap.chunkHashes {
+		bo.Chunks[i] = h.String()
+	}
+	bo.Hash = snap.hash.String()
+	return snap, false, nil
+}
+
+// uploadChunks uploads the changed chunks of a snapshot that the service
+// may lack: each distinct content once; none that is also an unchanged
+// chunk of the file (the service takes those as chunks of the content the
+// write expects); and, when there are several, none the tenant has
+// uploaded already (fs.has): a copy of a large file, or a file of many
+// equal chunks such as a sparse one, uploads only what is new. Chunks are
+// read back from the staging file one at a time (staged.chunk), so a large
+// file is never held in memory whole. held says the caller holds st's
+// lock.
+func (m *Mount) uploadChunks(ctx context.Context, st *staged, snap *snapshot, held bool) error {
+	changed := make(map[int]bool, len(snap.changed))
+	for _, i := range snap.changed {
+		changed[i] = true
+	}
+	known := map[domain.Hash]bool{}
+	for i, h := range snap.chunkHashes {
+		if !changed[i] {
+			known[h] = true
+		}
+	}
+	var todo []int
+	for _, i := range snap.changed {
+		if h := snap.chunkHashes[i]; !known[h] {
+			known[h] = true
+			todo = append(todo, i)
+		}
+	}
+	if len(todo) > 1 {
+		hashes := make([]string, len(todo))
+		for k, i := range todo {
+			hashes[k] = snap.chunkHashes[i].String()
+		}
+		have := map[string]bool{}
+		for off := 0; off < len(hashes); off += client.MaxHasHashes {
+			r, err := m.client.Has(ctx, hashes[off:min(off+client.MaxHasHashes, len(hashes))])
+			if err != nil {
+				have = nil // upload them all
+				break
+			}
+			for _, h := range r.Have {
+				have[h] = true
+			}
+		}
+		todo = slices.DeleteFunc(todo, func(i int) bool { return have[snap.chunkHashes[i].String()] })
+	}
+	// A few at a time: an upload is a round trip that waits on the
+	// service's store as much as it works.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(uploadsInFlight)
+	for _, i := range todo {
+		g.Go(func() error {
+			data, err := st.chunk(snap, i, held)
+			if err != nil {
+				return err
+			}
+			_, err = m.client.Upload(gctx, m.session, data)
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// uploadsInFlight is how many chunks a flush uploads at once.
+const uploadsInFlight = 4
 
 // stagedOf returns the staged content a write op names and the mode to
 // write it with.
@@ -379,20 +515,26 @@ func (m *Mount) refused(g *group, i int, ce *client.Error) {
 	bo, jo := g.ops[i], g.src[i]
 	benign := (bo.Op == "mkdir" && ce.Code == domain.CodeAlreadyExists) || (bo.Op == "remove" && ce.Code == domain.CodeNotFound)
 	if !benign {
-		expect := m.expectFor(jo, map[string]string{})
-		m.mu.Lock()
-		jo.Conflict = string(ce.Code) + ": " + strings.TrimPrefix(ce.Message, opIndex.FindString(ce.Message))
-		if jo.ent != nil {
-			jo.Expect = expect
-		}
-		m.conflicts = append(m.conflicts, jo)
-		m.mu.Unlock()
-		m.log.Warn("conflict: a local change was not flushed; it stays in the journal until resolved",
-			"session", m.session, "op", jo.Op, "path", jo.Path, "reason", jo.Conflict)
+		m.setAside(jo, string(ce.Code)+": "+strings.TrimPrefix(ce.Message, opIndex.FindString(ce.Message)))
 	}
 	g.ops = append(g.ops[:i:i], g.ops[i+1:]...)
 	g.src = append(g.src[:i:i], g.src[i+1:]...)
 	g.w = append(g.w[:i:i], g.w[i+1:]...)
+}
+
+// setAside keeps a local change the service will not take as a conflict,
+// in the journal until resolved.
+func (m *Mount) setAside(jo *jop, reason string) {
+	expect := m.expectFor(jo, map[string]string{})
+	m.mu.Lock()
+	jo.Conflict = reason
+	if jo.ent != nil {
+		jo.Expect = expect
+	}
+	m.conflicts = append(m.conflicts, jo)
+	m.mu.Unlock()
+	m.log.Warn("conflict: a local change was not flushed; it stays in the journal until resolved",
+		"session", m.session, "op", jo.Op, "path", jo.Path, "reason", jo.Conflict)
 }
 
 // applied records a stored batch: the position, and for each write the

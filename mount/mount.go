@@ -123,6 +123,10 @@ type Mount struct {
 	settleMu sync.Mutex
 	settle   *time.Timer // kicks a flush once writes pause (noopen.go)
 
+	// afterSnapshot, when set (by tests), is called between a flush's
+	// snapshot of a file and its uploads, unless the flush holds the file.
+	afterSnapshot func(*staged)
+
 	flushMu  sync.Mutex
 	kick     chan struct{}
 	refresh  chan uint64

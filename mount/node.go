@@ -213,6 +213,9 @@ func (m *Mount) record(op *jop) {
 
 // truncate changes a file's size, staging it first.
 func (m *Mount) truncate(e *entry, size int64) syscall.Errno {
+	if size > domain.MaxBlobSize {
+		return syscall.EFBIG // the largest file the service stores
+	}
 	var st *staged
 	for {
 		var errno syscall.Errno

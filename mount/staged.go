@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/strand-dev/strand/domain"
 )
@@ -106,8 +107,15 @@ func (s *staged) readAt(p []byte, off int64) (int, error) {
 	return s.f.ReadAt(p, off)
 }
 
-// writeAt writes to the staging file.
+// writeAt writes to the staging file. The service stores files of up to
+// domain.MaxBlobSize: a write past it fails here with EFBIG, as on a disk
+// whose files have a largest size (a write that crosses it writes what
+// fits), rather than later at the flush.
 func (s *staged) writeAt(p []byte, off int64) (int, error) {
+	if off >= domain.MaxBlobSize {
+		return 0, syscall.EFBIG
+	}
+	p = p[:min(int64(len(p)), domain.MaxBlobSize-off)]
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -117,6 +125,20 @@ func (s *staged) writeAt(p []byte, off int64) (int, error) {
 	s.markChunks(off, int64(n))
 	s.gen.Add(1)
 	return n, err
+}
+
+// size is the staging file's size.
+func (s *staged) size() (int64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, errRetired
+	}
+	st, err := s.f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
 }
 
 // truncate changes the staging file's size.
@@ -145,17 +167,38 @@ type snapshot struct {
 	hash   domain.Hash
 	size   int64
 	inline []byte // the whole content, when it is at most one chunk
-	// chunks of larger content, and the data of those that changed
+	// chunks of larger content; changed lists the chunks that changed
+	// since the base content, in order, and held the data of the last
+	// heldChunks of them, read under the same lock as the hashes.
 	chunkHashes []domain.Hash
-	changed     map[int][]byte
+	changed     []int
+	held        map[int][]byte
 }
 
+// heldChunks is how many changed chunks a snapshot keeps in memory: the
+// last ones, where a file still being written (a copy, a log) changes
+// next. The others are read back from the staging file as they are
+// uploaded and checked against the hash taken here, so that a flush of a
+// large new file holds a few chunks in memory, not the file.
+const heldChunks = 16
+
+// errChangedSince is a chunk read back for its upload that no longer
+// holds what the snapshot hashed: the file was written meanwhile, and the
+// snapshot is taken again.
+var errChangedSince = errors.New("staging file changed since its snapshot")
+
 // take hashes the staging file in one pass: the whole content and, for
-// content larger than a chunk, each chunk (keeping the data of the changed
-// ones to upload).
-func (s *staged) take() (snapshot, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// content larger than a chunk, each chunk (noting the changed ones and
+// keeping the data of the last of them to upload). held says the caller
+// holds s.mu for writing already.
+func (s *staged) take(held bool) (snapshot, error) {
+	if !held {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	}
+	if s.closed {
+		return snapshot{}, errRetired
+	}
 	s.cmu.Lock()
 	all, dirty, baseSize := s.all, s.chunks, s.baseSize
 	s.chunks, s.all = nil, false
@@ -188,23 +231,64 @@ func (s *staged) take() (snapshot, error) {
 		s.baseSize = snap.size
 		return snap, nil
 	}
-	snap.changed = map[int][]byte{}
+	// The chunks that changed, known before reading: a chunk is new if
+	// written, or past (or at the ragged end of) the base content, whose
+	// last chunk was shorter. The last heldChunks of them are kept.
+	n := int((snap.size + chunkSize - 1) / chunkSize)
+	for i := range n {
+		off := int64(i) * chunkSize
+		end := min(off+chunkSize, snap.size)
+		if all || dirty[int64(i)] || end > baseSize || (off+chunkSize > baseSize && end-off != baseSize-off) {
+			snap.changed = append(snap.changed, i)
+		}
+	}
+	hold := map[int]bool{}
+	for _, i := range snap.changed[max(0, len(snap.changed)-heldChunks):] {
+		hold[i] = true
+	}
+	snap.held = map[int][]byte{}
+	snap.chunkHashes = make([]domain.Hash, 0, n)
 	buf := make([]byte, chunkSize)
-	for i, off := 0, int64(0); off < snap.size; i, off = i+1, off+chunkSize {
-		n, err := s.f.ReadAt(buf, off)
+	for i := range n {
+		k, err := s.f.ReadAt(buf, int64(i)*chunkSize)
 		if err != nil && err != io.EOF {
 			restore()
 			return snapshot{}, fmt.Errorf("read staging file: %w", err)
 		}
-		sum.Write(buf[:n])
-		snap.chunkHashes = append(snap.chunkHashes, domain.Sum(buf[:n]))
-		// A chunk is new if written, or past (or at the ragged end of) the
-		// base content, whose last chunk was shorter.
-		if all || dirty[int64(i)] || off+int64(n) > baseSize || (off+chunkSize > baseSize && int64(n) != baseSize-off) {
-			snap.changed[i] = append([]byte(nil), buf[:n]...)
+		sum.Write(buf[:k])
+		snap.chunkHashes = append(snap.chunkHashes, domain.Sum(buf[:k]))
+		if hold[i] {
+			snap.held[i] = append([]byte(nil), buf[:k]...)
 		}
 	}
 	copy(snap.hash[:], sum.Sum(nil))
 	s.baseSize = snap.size
 	return snap, nil
+}
+
+// chunk returns chunk i of snapshot snap: the data it kept, or the chunk
+// read back from the staging file, which must still hash as it did
+// (errChangedSince if not; errRetired if the staging file was closed, its
+// entry staged anew). held says the caller holds s.mu.
+func (s *staged) chunk(snap *snapshot, i int, held bool) ([]byte, error) {
+	if data, ok := snap.held[i]; ok {
+		return data, nil
+	}
+	off := int64(i) * chunkSize
+	data := make([]byte, min(chunkSize, snap.size-off))
+	if !held {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+	}
+	if s.closed {
+		return nil, errRetired
+	}
+	k, err := s.f.ReadAt(data, off)
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("read staging file: %w", err)
+	}
+	if k != len(data) || domain.Sum(data) != snap.chunkHashes[i] {
+		return nil, errChangedSince
+	}
+	return data, nil
 }
