@@ -62,6 +62,9 @@ func (n *node) inode(ctx context.Context, e *entry) *fs.Inode {
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if len(name) > domain.MaxComponentBytes {
+		return nil, syscall.ENAMETOOLONG // as a local disk answers
+	}
 	n.m.mu.Lock()
 	e := n.e.children[name]
 	if e == nil {
@@ -306,6 +309,12 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if m.ro {
 		return nil, nil, 0, syscall.EROFS
 	}
+	m.mu.Lock()
+	errno := nameErrno(n.e, name)
+	m.mu.Unlock()
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
 	id, f, err := m.journal.newFile()
 	if err != nil {
 		return nil, nil, 0, fs.ToErrno(err)
@@ -350,6 +359,10 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 		m.mu.Unlock()
 		return nil, syscall.EEXIST
 	}
+	if errno := nameErrno(n.e, name); errno != 0 {
+		m.mu.Unlock()
+		return nil, errno
+	}
 	e := &entry{kind: kindDir, mode: mode & 0o7777, mtime: time.Now(), ino: m.newIno(), children: map[string]*entry{}}
 	attach(n.e, name, e)
 	m.record(&jop{Op: "mkdir", Path: e.path(), Mode: e.mode, ent: e})
@@ -370,6 +383,10 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if n.e.children[name] != nil {
 		m.mu.Unlock()
 		return nil, syscall.EEXIST
+	}
+	if errno := nameErrno(n.e, name); errno != 0 {
+		m.mu.Unlock()
+		return nil, errno
 	}
 	e := &entry{kind: kindSymlink, mode: 0o777, target: target, mtime: time.Now(), ino: m.newIno()}
 	attach(n.e, name, e)
@@ -440,6 +457,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if dst := np.e; dst == e || isUnder(dst, e) {
 		return syscall.EINVAL
 	}
+	if errno := nameErrno(np.e, newName); errno != 0 {
+		return errno
+	}
 	if old := np.e.children[newName]; old != nil {
 		if old == e {
 			return 0
@@ -462,6 +482,28 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	detach(e)
 	attach(np.e, newName, e)
 	m.record(&jop{Op: "rename", Path: from, To: e.path(), ent: e})
+	return 0
+}
+
+// nameErrno refuses a new name in dir that the service would refuse
+// (domain.CleanPath), before anything is recorded, as a local disk refuses
+// a name it cannot hold: a name over 255 bytes or a path over 4,096,
+// ENAMETOOLONG; a control character, a backslash, bytes that are not UTF-8
+// or a path deeper than 64, EINVAL. Guarded by mu.
+func nameErrno(dir *entry, name string) syscall.Errno {
+	if len(name) > domain.MaxComponentBytes {
+		return syscall.ENAMETOOLONG
+	}
+	p := name
+	if d := dir.path(); d != "" {
+		p = d + "/" + name
+	}
+	if len(p) > domain.MaxPathBytes {
+		return syscall.ENAMETOOLONG
+	}
+	if c, err := domain.CleanPath(p); err != nil || c != p {
+		return syscall.EINVAL
+	}
 	return 0
 }
 

@@ -1,0 +1,88 @@
+package mount_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/mount"
+)
+
+// TestMount_NamesTheServiceRefuses: a name the service would refuse is
+// refused when it is made, as a local disk refuses one it cannot hold (a
+// name over 255 bytes ENAMETOOLONG; a control character, a backslash or
+// bytes that are not UTF-8 EINVAL), never taken here and set aside as a
+// conflict at the flush. The longest name and the deepest path the service
+// takes work.
+func TestMount_NamesTheServiceRefuses(t *testing.T) {
+	h := start(t)
+	m, dir := h.mount("", func(o *mount.Options) { o.FlushInterval = time.Hour })
+	long := strings.Repeat("n", 256)
+	if err := os.WriteFile(filepath.Join(dir, "ok.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		want syscall.Errno
+	}{
+		{long, syscall.ENAMETOOLONG},
+		{"new\nline", syscall.EINVAL},
+		{"tab\there", syscall.EINVAL},
+		{"back\\slash", syscall.EINVAL},
+		{"bad\xffutf8", syscall.EINVAL},
+	} {
+		p := filepath.Join(dir, tc.name)
+		for what, err := range map[string]error{
+			"create":  os.WriteFile(p, []byte("x"), 0o644),
+			"mkdir":   os.Mkdir(p, 0o755),
+			"symlink": os.Symlink("ok.txt", p),
+			"rename":  os.Rename(filepath.Join(dir, "ok.txt"), p),
+		} {
+			if !errors.Is(err, tc.want) {
+				t.Errorf("%s %q: %v, want %v", what, tc.name, err, tc.want)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, long)); !errors.Is(err, syscall.ENAMETOOLONG) {
+		t.Errorf("stat of a 256-byte name: %v, want ENAMETOOLONG", err)
+	}
+	// The longest name, and a path 64 deep (one more is refused).
+	longest := strings.Repeat("l", domain.MaxComponentBytes)
+	if err := os.WriteFile(filepath.Join(dir, longest), []byte("longest"), 0o644); err != nil {
+		t.Fatalf("a %d-byte name: %v", len(longest), err)
+	}
+	deep := dir
+	for range domain.MaxPathDepth - 1 {
+		deep = filepath.Join(deep, "d")
+	}
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatalf("a path %d deep: %v", domain.MaxPathDepth-1, err)
+	}
+	if err := os.WriteFile(filepath.Join(deep, "leaf"), []byte("deep"), 0o644); err != nil {
+		t.Fatalf("a file %d deep: %v", domain.MaxPathDepth, err)
+	}
+	if err := os.Mkdir(filepath.Join(deep, "leaf2"), 0o755); err != nil {
+		t.Fatalf("a folder %d deep: %v", domain.MaxPathDepth, err)
+	}
+	if err := os.Mkdir(filepath.Join(deep, "leaf2", "x"), 0o755); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("a folder %d deep: %v, want EINVAL", domain.MaxPathDepth+1, err)
+	}
+	if err := m.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Status(); len(st.Conflicts) != 0 || st.Pending != 0 {
+		t.Errorf("after the flush: %d conflicts (%+v), %d pending", len(st.Conflicts), st.Conflicts, st.Pending)
+	}
+	if got := h.read(longest); got != "longest" {
+		t.Errorf("%d-byte name on the service: %q", len(longest), got)
+	}
+	if got := h.read(strings.TrimPrefix(filepath.Join(strings.TrimPrefix(deep, dir), "leaf"), "/")); got != "deep" {
+		t.Errorf("the deep file on the service: %q", got)
+	}
+}
