@@ -6,12 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/strand-dev/strand/domain"
 )
 
 // jop is one local change waiting to be flushed, as the journal records it.
@@ -99,7 +103,11 @@ type spare struct {
 // goroutine makes more.
 const numSpares = 64
 
-func openJournal(dir string) (*journal, error) {
+// openJournal opens (making it if need be) the journal in dir for the
+// mount on mountDir, and locks it: one read-write mount of a session per
+// state folder at a time. The lock file names the mount that holds it,
+// for the message a second one gets.
+func openJournal(dir, mountDir string) (*journal, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o700); err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
@@ -108,8 +116,18 @@ func openJournal(dir string) (*journal, error) {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := io.ReadAll(io.LimitReader(lock, 4096))
 		lock.Close() //nolint:errcheck // failing anyway
-		return nil, fmt.Errorf("journal %s is in use by another mount of the same session on this machine", dir)
+		by := "another mount"
+		if h := strings.TrimSpace(string(holder)); h != "" {
+			by = h
+		}
+		return nil, domain.Errorf(domain.CodeConflict, "the session is mounted read-write on this machine already (%s; journal %s): unmount it first, "+
+			"mount it read-only at a position (SESSION@AT), or give this mount another --state", by, dir)
+	}
+	// Who holds it: best effort, only for that message.
+	if err := lock.Truncate(0); err == nil {
+		_, _ = lock.WriteAt(fmt.Appendf(nil, "at %s, process %d\n", mountDir, os.Getpid()), 0)
 	}
 	log, err := os.OpenFile(filepath.Join(dir, "ops.jsonl"), os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {

@@ -185,7 +185,7 @@ func New(ctx context.Context, opts Options) (*Mount, error) {
 
 func (m *Mount) start(ctx context.Context) error {
 	if !m.ro {
-		j, err := openJournal(filepath.Join(m.opts.StateDir, "journal", m.client.Tenant, m.session))
+		j, err := openJournal(filepath.Join(m.opts.StateDir, "journal", m.client.Tenant, m.session), m.opts.Dir)
 		if err != nil {
 			return err
 		}

@@ -86,3 +86,36 @@ func TestMount_NamesTheServiceRefuses(t *testing.T) {
 		t.Errorf("the deep file on the service: %q", got)
 	}
 }
+
+// TestMount_SecondMountRefused: a second read-write mount of a session
+// with the same state folder is refused with conflict, naming where the
+// first one is; a read-only one at a position is not; once the first is
+// unmounted the session mounts again.
+func TestMount_SecondMountRefused(t *testing.T) {
+	h := start(t)
+	h.write("a.txt", "a")
+	first, dir := h.mount("")
+	second := mount.Options{Client: h.c, Session: h.session, Dir: t.TempDir(), Cache: h.cache, StateDir: h.state}
+	_, err := mount.New(context.Background(), second)
+	if err == nil {
+		t.Fatal("a second read-write mount of the session was made")
+	}
+	if domain.ErrorCode(err) != domain.CodeConflict || !strings.Contains(err.Error(), dir) {
+		t.Errorf("second mount: %v; want conflict naming %s", err, dir)
+	}
+	ro := second
+	ro.At = "1"
+	m, err := mount.New(context.Background(), ro)
+	if err != nil {
+		t.Fatalf("a read-only mount beside it: %v", err)
+	}
+	_ = m.Close()
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m, err = mount.New(context.Background(), second)
+	if err != nil {
+		t.Fatalf("mount after the first was unmounted: %v", err)
+	}
+	_ = m.Close()
+}
