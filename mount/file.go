@@ -2,8 +2,10 @@ package mount
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -13,6 +15,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
 )
 
@@ -220,9 +223,29 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	}
 	if err := h.m.Flush(ctx); err != nil {
 		h.m.log.Warn("fsync: flush failed", "session", h.m.session, "err", err)
-		return syscall.EIO
+		return flushErrno(err)
 	}
 	return 0
+}
+
+// flushErrno is what fsync answers for a flush the service refused: what
+// a local disk answers in the same case where there is one (the tenant's
+// bytes used up: EDQUOT; the session archived: EROFS; refused to this
+// identity: EACCES), else EIO. The changes stay in the journal either way.
+func flushErrno(err error) syscall.Errno {
+	var ce *client.Error
+	if !errors.As(err, &ce) {
+		return syscall.EIO
+	}
+	switch {
+	case ce.Code == domain.CodeTooLarge && strings.Contains(ce.Message, "its limit is"):
+		return syscall.EDQUOT
+	case ce.Code == domain.CodeConflict && strings.Contains(ce.Message, "is archived"):
+		return syscall.EROFS
+	case ce.Code == domain.CodeForbidden:
+		return syscall.EACCES
+	}
+	return syscall.EIO
 }
 
 func (h *handle) Release(ctx context.Context) syscall.Errno {

@@ -46,9 +46,15 @@ type harness struct {
 
 func start(t *testing.T) *harness {
 	t.Helper()
+	return startWith(t, handlers.Options{})
+}
+
+// startWith is start with the service's options.
+func startWith(t *testing.T, opts handlers.Options) *harness {
+	t.Helper()
 	needFuse(t)
 	env := streamstest.Start(t)
-	svc := handlers.NewService(env.Store, handlers.Options{})
+	svc := handlers.NewService(env.Store, opts)
 	if err := svc.Start(env.NC); err != nil {
 		t.Fatalf("start service: %v", err)
 	}

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/handlers"
 	"github.com/strand-dev/strand/mount"
 )
 
@@ -118,4 +120,61 @@ func TestMount_SecondMountRefused(t *testing.T) {
 		t.Fatalf("mount after the first was unmounted: %v", err)
 	}
 	_ = m.Close()
+}
+
+// TestMount_FsyncErrors: an fsync whose flush the service refuses answers
+// what a local disk answers in the same case: the tenant's bytes used up,
+// EDQUOT; the session archived, EROFS. The changes stay pending.
+func TestMount_FsyncErrors(t *testing.T) {
+	h := startWith(t, handlers.Options{UsageRefresh: 20 * time.Millisecond,
+		Limits: &handlers.LimitsConfig{Default: handlers.Limits{BytesStored: 64 << 10}}})
+	m, dir := h.mount("", func(o *mount.Options) { o.FlushInterval = time.Hour })
+	fsync := func(name string, size int) error {
+		t.Helper()
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.Write(make([]byte, size)); err != nil {
+			t.Fatal(err)
+		}
+		return f.Sync()
+	}
+	// The first write fits; the tenant's count catches up with it, and a
+	// write after that is refused.
+	if err := fsync("first.bin", 100<<10); err != nil {
+		t.Fatalf("the first write: %v", err)
+	}
+	var err error
+	eventually(t, 10*time.Second, "a write past the tenant's bytes refused", func() bool {
+		err = fsync("more.bin", 1000)
+		return err != nil
+	})
+	if !errors.Is(err, syscall.EDQUOT) {
+		t.Errorf("fsync past the tenant's bytes: %v, want EDQUOT", err)
+	}
+	if st := m.Status(); st.Pending == 0 {
+		t.Error("the refused change is not pending any more")
+	}
+
+	h2 := start(t)
+	m2, dir2 := h2.mount("", func(o *mount.Options) { o.FlushInterval = time.Hour })
+	if _, err := h2.c.ArchiveSession(context.Background(), client.SessionRequest{Session: h2.session}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(dir2, "after.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("fsync in an archived session: %v, want EROFS", err)
+	}
+	if st := m2.Status(); st.Pending == 0 {
+		t.Error("the refused change is not pending any more")
+	}
 }

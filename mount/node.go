@@ -612,7 +612,8 @@ func (n *node) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall
 		return 0
 	}
 	if err := n.m.Flush(ctx); err != nil {
-		return syscall.EIO
+		n.m.log.Warn("fsync: flush failed", "session", n.m.session, "err", err)
+		return flushErrno(err)
 	}
 	return 0
 }
