@@ -328,46 +328,48 @@ func split(steps []step) [][]step {
 
 // writeOps reads the files to write (as they are now: the entries are
 // updated with what was read), inlines small content and uploads the rest
-// in chunks, skipping chunks the tenant already uploaded.
+// in chunks, skipping chunks the tenant already uploaded. A large file is
+// read twice, never held whole: once to hash it and its chunks, and once,
+// a chunk at a time, for the chunks the service lacks (each checked
+// against its hash: a file changed in between fails the push, which may
+// be run again).
 func (w *Copy) writeOps(ctx context.Context, writes []Entry, res *PushResult) ([]client.BatchOp, []Entry, error) {
 	ops := make([]client.BatchOp, len(writes))
-	chunked := map[int][][]byte{}
+	chunked := map[int][]chunkRef{}
 	for i, e := range writes {
 		if e.Kind == KindSymlink {
 			ops[i] = client.BatchOp{Op: "symlink", Path: e.Path, Target: e.Target}
 			continue
 		}
-		data, mtime, err := readFile(w.abs(e.Path))
+		ops[i] = client.BatchOp{Op: "write", Path: e.Path, Mode: e.Mode}
+		data, refs, sum, size, mtime, err := readForPush(w.abs(e.Path), w.client.ChunkSize)
 		if err != nil {
+			if domain.ErrorCode(err) == domain.CodeTooLarge {
+				return nil, nil, domain.Errorf(domain.CodeTooLarge, "%s: %s", e.Path, domain.ErrorMessage(err))
+			}
 			return nil, nil, fmt.Errorf("read %s: %w", e.Path, err)
 		}
-		e.Hash, e.Size, e.Mtime = hashBytes(data), int64(len(data)), mtime
+		e.Hash, e.Size, e.Mtime = sum, size, mtime
 		writes[i] = e
-		ops[i] = client.BatchOp{Op: "write", Path: e.Path, Mode: e.Mode}
-		if len(data) <= inlineMax {
+		if refs == nil {
 			ops[i].Content = data
 			continue
 		}
-		var chunks [][]byte
-		for off := 0; off < len(data); off += w.client.ChunkSize {
-			chunks = append(chunks, data[off:min(off+w.client.ChunkSize, len(data))])
-		}
-		chunked[i] = chunks
+		chunked[i] = refs
 		ops[i].Hash = e.Hash
 	}
 	if len(chunked) == 0 {
 		return ops, writes, nil
 	}
 	// Every chunk by hash, once.
-	byHash := map[string][]byte{}
+	byHash := map[string]chunkRef{}
 	var hashes []string
-	for i, chunks := range chunked {
-		for _, c := range chunks {
-			h := hashBytes(c)
-			ops[i].Chunks = append(ops[i].Chunks, h)
-			if _, ok := byHash[h]; !ok {
-				byHash[h] = c
-				hashes = append(hashes, h)
+	for i, refs := range chunked {
+		for _, c := range refs {
+			ops[i].Chunks = append(ops[i].Chunks, c.hash)
+			if _, ok := byHash[c.hash]; !ok {
+				byHash[c.hash] = c
+				hashes = append(hashes, c.hash)
 			}
 		}
 	}
@@ -396,8 +398,34 @@ func (w *Copy) writeOps(ctx context.Context, writes []Entry, res *PushResult) ([
 	return ops, writes, nil
 }
 
+// chunkRef is where a chunk of a file being pushed is: read again when
+// it is uploaded.
+type chunkRef struct {
+	hash string
+	path string
+	off  int64
+	size int
+}
+
+// read reads the chunk and checks it still hashes as it did.
+func (c chunkRef) read() ([]byte, error) {
+	f, err := os.Open(c.path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data := make([]byte, c.size)
+	if _, err := f.ReadAt(data, c.off); err != nil {
+		return nil, fmt.Errorf("%s changed while it was pushed (push again): %w", c.path, err)
+	}
+	if hashBytes(data) != c.hash {
+		return nil, fmt.Errorf("%s changed while it was pushed: push again", c.path)
+	}
+	return data, nil
+}
+
 // upload sends chunks, uploadsInFlight at a time.
-func (w *Copy) upload(ctx context.Context, hashes []string, data map[string][]byte) error {
+func (w *Copy) upload(ctx context.Context, hashes []string, refs map[string]chunkRef) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sem := make(chan struct{}, uploadsInFlight)
@@ -415,9 +443,13 @@ func (w *Copy) upload(ctx context.Context, hashes []string, data map[string][]by
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			up, err := w.client.Upload(ctx, w.Head.Session, data[h])
-			if err == nil && up.Hash != h {
-				err = fmt.Errorf("upload: the service stored %s for chunk %s", up.Hash, h)
+			data, err := refs[h].read()
+			if err == nil {
+				var up client.UploadReply
+				up, err = w.client.Upload(ctx, w.Head.Session, data)
+				if err == nil && up.Hash != h {
+					err = fmt.Errorf("upload: the service stored %s for chunk %s", up.Hash, h)
+				}
 			}
 			if err != nil {
 				mu.Lock()
@@ -436,19 +468,68 @@ func (w *Copy) upload(ctx context.Context, hashes []string, data map[string][]by
 	return first
 }
 
-// readFile reads a file and the mtime it had before the read.
-func readFile(path string) ([]byte, int64, error) {
+// readForPush reads a file to push: its content when it is at most
+// inlineMax bytes, else the hashes and places of its chunks (chunkSize
+// each), with the whole content's hash, its size and the mtime it had
+// before the read. A file over domain.MaxBlobSize is too_large, found
+// before it is read.
+func readForPush(path string, chunkSize int) (data []byte, refs []chunkRef, sum string, size, mtime int64, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, "", 0, 0, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, "", 0, 0, err
 	}
-	data, err := io.ReadAll(f)
-	return data, fi.ModTime().UnixNano(), err
+	mtime = fi.ModTime().UnixNano()
+	if fi.Size() > domain.MaxBlobSize {
+		return nil, nil, "", 0, 0, domain.Errorf(domain.CodeTooLarge, "%d bytes; a file holds at most %d", fi.Size(), domain.MaxBlobSize)
+	}
+	if fi.Size() <= inlineMax {
+		data, err = io.ReadAll(io.LimitReader(f, inlineMax+1))
+		if err != nil {
+			return nil, nil, "", 0, 0, err
+		}
+		if len(data) <= inlineMax {
+			return data, nil, hashBytes(data), int64(len(data)), mtime, nil
+		}
+		// It grew since the stat: read it by chunks from the start.
+	}
+	whole := sha256.New()
+	buf := make([]byte, chunkSize)
+	for off := int64(0); ; {
+		n, err := io.ReadFull(io.NewSectionReader(f, off, int64(chunkSize)), buf)
+		if n > 0 {
+			whole.Write(buf[:n])
+			refs = append(refs, chunkRef{hash: hashBytes(buf[:n]), path: path, off: off, size: n})
+			off += int64(n)
+			if off > domain.MaxBlobSize {
+				return nil, nil, "", 0, 0, domain.Errorf(domain.CodeTooLarge, "more than %d bytes; a file holds at most %d", domain.MaxBlobSize, domain.MaxBlobSize)
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			size = off
+			break
+		}
+		if err != nil {
+			return nil, nil, "", 0, 0, err
+		}
+	}
+	if size <= inlineMax {
+		// Shrunk since the stat: small after all.
+		data = make([]byte, 0, size)
+		for _, r := range refs {
+			d, err := r.read()
+			if err != nil {
+				return nil, nil, "", 0, 0, err
+			}
+			data = append(data, d...)
+		}
+		return data, nil, hex.EncodeToString(whole.Sum(nil)), size, mtime, nil
+	}
+	return nil, refs, hex.EncodeToString(whole.Sum(nil)), size, mtime, nil
 }
 
 // apply moves the index past pushed steps, in their order.
