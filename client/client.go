@@ -3,9 +3,12 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -313,6 +316,67 @@ func (c *Client) Write(ctx context.Context, req WriteRequest) (ChangeReply, erro
 	}
 	var r ChangeReply
 	return r, c.callMsgpack(ctx, FSWrite, req, &r)
+}
+
+// WriteFrom writes a file whose content is read from r, holding at most two
+// chunks of it in memory: content of up to one chunk is sent as Write
+// sends it; larger content is uploaded chunk by chunk as it is read and
+// then written by reference. Content over domain.MaxBlobSize is too_large,
+// refused as soon as that much was read (the chunks uploaded until then
+// are collected as unused uploads). req.Content must be empty.
+func (c *Client) WriteFrom(ctx context.Context, req WriteRequest, r io.Reader) (ChangeReply, error) {
+	if len(req.Content) > 0 || len(req.Chunks) > 0 {
+		return ChangeReply{}, fmt.Errorf("WriteFrom: content comes from the reader")
+	}
+	size := c.ChunkSize
+	read := func() ([]byte, error) {
+		buf := make([]byte, size)
+		n, err := io.ReadFull(r, buf)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			err = nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read content: %w", err)
+		}
+		return buf[:n], nil
+	}
+	cur, err := read()
+	if err != nil {
+		return ChangeReply{}, err
+	}
+	next, err := read()
+	if err != nil {
+		return ChangeReply{}, err
+	}
+	if len(next) == 0 {
+		req.Content = cur
+		return c.Write(ctx, req)
+	}
+	whole := sha256.New()
+	var total int64
+	for len(cur) > 0 {
+		total += int64(len(cur))
+		if total > domain.MaxBlobSize {
+			return ChangeReply{}, &Error{Code: domain.CodeTooLarge, Message: fmt.Sprintf("content larger than %d bytes", domain.MaxBlobSize)}
+		}
+		whole.Write(cur)
+		up, err := c.Upload(ctx, req.Session, cur)
+		if err != nil {
+			return ChangeReply{}, err
+		}
+		req.Chunks = append(req.Chunks, up.Hash)
+		cur = next
+		if len(cur) == size {
+			if next, err = read(); err != nil {
+				return ChangeReply{}, err
+			}
+		} else {
+			next = nil
+		}
+	}
+	req.Hash = hex.EncodeToString(whole.Sum(nil))
+	var reply ChangeReply
+	return reply, c.callMsgpack(ctx, FSWrite, req, &reply)
 }
 
 // Mkdir makes a directory (and its missing parents).

@@ -3,9 +3,13 @@ package handlers_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -340,5 +344,48 @@ func TestClient_MsgpackFallbackPerEndpoint(t *testing.T) {
 	}
 	if got, want := fmt.Sprint(sent["write"]), fmt.Sprint([]string{client.MsgpackContentType, client.MsgpackContentType}); got != want {
 		t.Errorf("write bodies sent: %q, want %q", got, want)
+	}
+}
+
+// TestClient_WriteFrom: content streamed from a reader is written as Write
+// writes it, whatever its size around the chunk size; a reader that fails
+// midway writes nothing.
+func TestClient_WriteFrom(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	ctx := t.Context()
+	id := h.session(t)
+	chunk := h.c.ChunkSize
+	for _, n := range []int{0, 1, chunk - 1, chunk, chunk + 1, 3*chunk + 5} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(i*31 + n)
+		}
+		p := fmt.Sprintf("f%d.bin", n)
+		r, err := h.c.WriteFrom(ctx, client.WriteRequest{Session: id, Path: p}, bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		if r.Size != int64(n) || r.Hash != domain.Sum(data).String() {
+			t.Errorf("%d bytes: reply %+v", n, r)
+		}
+		if got := h.read(t, id, p, ""); got != string(data) {
+			t.Errorf("%d bytes: read back %d bytes that differ", n, len(got))
+		}
+	}
+	before, err := h.c.GetSession(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := io.MultiReader(bytes.NewReader(make([]byte, 2*chunk+10)), iotest.ErrReader(errors.New("disk gone")))
+	if _, err := h.c.WriteFrom(ctx, client.WriteRequest{Session: id, Path: "broken.bin"}, broken); err == nil || !strings.Contains(err.Error(), "disk gone") {
+		t.Errorf("a reader that fails: %v", err)
+	}
+	after, err := h.c.GetSession(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Session.Position != before.Session.Position {
+		t.Errorf("a failed WriteFrom moved the session from %d to %d", before.Session.Position, after.Session.Position)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"sort"
 	"strconv"
 
@@ -147,15 +148,22 @@ func (m *Main) fsWrite(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	data, err := readInput(m.Stdin, from)
-	if err != nil {
-		return fmt.Errorf("read content: %w", err)
+	// The content is streamed: a large file is uploaded a chunk at a
+	// time as it is read, never held whole.
+	in := m.Stdin
+	if from != "" && from != "-" {
+		f, err := os.Open(from)
+		if err != nil {
+			return fmt.Errorf("read content: %w", err)
+		}
+		defer f.Close()
+		in = f
 	}
 	if err := g.dial(); err != nil {
 		return err
 	}
 	defer g.close()
-	r, err := g.client.Write(ctx, client.WriteRequest{Mutation: mf.mutation(), Session: pos[0], Path: pos[1], Content: data, Mode: md, ExpectedHash: expect})
+	r, err := g.client.WriteFrom(ctx, client.WriteRequest{Mutation: mf.mutation(), Session: pos[0], Path: pos[1], Mode: md, ExpectedHash: expect}, in)
 	if err != nil {
 		return err
 	}
