@@ -9,9 +9,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
-	"runtime/metrics"
 	"sync"
 	"syscall"
 	"testing"
@@ -25,6 +22,7 @@ import (
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/mount"
 	"github.com/strand-dev/strand/names"
+	"github.com/strand-dev/strand/streams/streamstest"
 )
 
 // TestMount_SmallChangeOfLargeFile: an in-place overwrite or an append to
@@ -275,7 +273,7 @@ func TestMount_LargeNewFiles(t *testing.T) {
 
 	// A flush of a large new file: the live heap (the mount, the service
 	// and the server share the process) grows by less than the file. With
-	// collections as frequent as below: by 20-24 MiB for 128 MiB in three
+	// collections as LiveHeapDuring makes them: by 20-24 MiB for 128 MiB in three
 	// runs here, against 148-152 MiB when a snapshot held every changed
 	// chunk (as before 2026-12-07). 64 MiB (STRAND_MOUNT_BIG=1: 256 MiB);
 	// about 20 s under the race detector.
@@ -283,34 +281,8 @@ func TestMount_LargeNewFiles(t *testing.T) {
 	if os.Getenv("STRAND_MOUNT_BIG") != "" {
 		size = 256 << 20
 	}
-	var before, peak uint64
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	live := func() uint64 {
-		metrics.Read(sample)
-		return sample[0].Value.Uint64()
-	}
 	big := random(size)
-	// Frequent collections, so that the live heap is close to what is
-	// held (a cycle counts what is allocated while it runs as live).
-	defer debug.SetGCPercent(debug.SetGCPercent(5))
-	runtime.GC()
-	before = live()
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			peak = max(peak, live())
-		}
-	}()
-	write("big.bin", big)
-	close(stop)
-	<-sampled
+	before, peak := streamstest.LiveHeapDuring(func() { write("big.bin", big) })
 	t.Logf("live heap %d MiB before the flush of a %d MiB file, at most %d MiB during it", before>>20, len(big)>>20, peak>>20)
 	if peak > before+uint64(len(big)) {
 		t.Errorf("the flush of a %d MiB file took the live heap from %d to %d MiB", len(big)>>20, before>>20, peak>>20)

@@ -4,15 +4,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
-	"runtime/metrics"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
+	"github.com/strand-dev/strand/streams/streamstest"
 	"github.com/strand-dev/strand/workcopy"
 )
 
@@ -34,32 +31,9 @@ func TestPush_LargeFiles(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "big.bin"), big, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// Frequent collections, so that the live heap is close to what is
-	// held, while the push is measured.
-	gcPercent := debug.SetGCPercent(5)
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	live := func() uint64 {
-		metrics.Read(sample)
-		return sample[0].Value.Uint64()
-	}
-	runtime.GC()
-	before, peak := live(), uint64(0)
-	stop, sampled := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			peak = max(peak, live())
-		}
-	}()
-	res, err := w.Push(ctx, workcopy.PushOptions{})
-	close(stop)
-	<-sampled
-	debug.SetGCPercent(gcPercent)
+	var res workcopy.PushResult
+	var err error
+	before, peak := streamstest.LiveHeapDuring(func() { res, err = w.Push(ctx, workcopy.PushOptions{}) })
 	if err != nil {
 		t.Fatal(err)
 	}
