@@ -88,3 +88,61 @@ func TestMount_Conflict(t *testing.T) {
 		})
 	})
 }
+
+// TestMount_ConflictAfterRestart: a conflict survives the mount process
+// (it is in the journal), and the next mount of the session shows the
+// local version of the file as the first one did, until it is settled:
+// a file the service holds in another version, and a new file the
+// service got from someone else meanwhile.
+func TestMount_ConflictAfterRestart(t *testing.T) {
+	h := start(t)
+	h.write("a.txt", "base\n")
+	m, dir := h.mount("", func(o *mount.Options) { o.FlushInterval = time.Hour })
+	for _, c := range []struct{ name, local, remote string }{{"a.txt", "local\n", "remote\n"}, {"new.txt", "local new\n", "remote new\n"}} {
+		f, err := os.OpenFile(filepath.Join(dir, c.name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteString(c.local); err != nil {
+			t.Fatal(err)
+		}
+		h.write(c.name, c.remote)
+		if err := f.Sync(); err != nil {
+			t.Fatalf("fsync %s: %v", c.name, err)
+		}
+		f.Close()
+	}
+	if st := m.Status(); len(st.Conflicts) != 2 {
+		t.Fatalf("conflicts: %+v, want two", st.Conflicts)
+	}
+	m.Crash()
+
+	m2, dir2 := h.mount("", func(o *mount.Options) { o.FlushInterval = time.Hour })
+	if st := m2.Status(); len(st.Conflicts) != 2 {
+		t.Fatalf("conflicts after the restart: %+v, want two", st.Conflicts)
+	}
+	for name, want := range map[string]string{"a.txt": "local\n", "new.txt": "local new\n"} {
+		if got := mustRead(t, filepath.Join(dir2, name)); got != want {
+			t.Errorf("%s after the restart: %q, want the local version %q", name, got, want)
+		}
+		if got := h.read(name); got == want {
+			t.Errorf("%s on the service: the local version was sent", name)
+		}
+	}
+	if _, err := m2.Resolve(context.Background(), "a.txt", "remote"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "the remote version of a.txt shows", func() bool {
+		b, err := os.ReadFile(filepath.Join(dir2, "a.txt"))
+		return err == nil && string(b) == "remote\n"
+	})
+	if _, err := m2.Resolve(context.Background(), "new.txt", "local"); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.read("new.txt"); got != "local new\n" {
+		t.Errorf("new.txt on the service after keeping the local version: %q", got)
+	}
+	if st := m2.Status(); len(st.Conflicts) != 0 || st.Pending != 0 {
+		t.Errorf("after both resolved: %+v", st)
+	}
+}

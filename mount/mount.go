@@ -198,6 +198,9 @@ func (m *Mount) start(ctx context.Context) error {
 	if err := m.load(ctx); err != nil {
 		return err
 	}
+	if !m.ro {
+		m.showConflicts()
+	}
 	if err := m.fuseMount(); err != nil {
 		return err
 	}
@@ -290,6 +293,51 @@ func (m *Mount) load(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// showConflicts puts the local version of each file a conflict kept (a
+// write the service refused, its staging file still in the journal) into
+// the tree just loaded: the file shows the local version until the
+// conflict is settled, after a restart of the mount as before it. A
+// conflict whose folder is gone, or whose path is a folder now, shows in
+// --status only.
+func (m *Mount) showConflicts() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, op := range m.conflicts {
+		if op.Op != "write" || op.File == "" {
+			continue
+		}
+		dir, name := splitPath(op.Path)
+		parent := lookupPath(m.root, dir)
+		if parent == nil || parent.kind != kindDir {
+			continue
+		}
+		e := parent.children[name]
+		if e != nil && (e.kind != kindFile || e.staged != nil) {
+			continue
+		}
+		f, err := os.OpenFile(m.journal.filePath(op.File), os.O_RDWR, 0)
+		if err != nil {
+			continue
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close() //nolint:errcheck // unused
+			continue
+		}
+		if e == nil {
+			mode := op.Mode & 0o7777
+			if mode == 0 {
+				mode = 0o644
+			}
+			e = &entry{kind: kindFile, mode: mode, ino: m.newIno()}
+			attach(parent, name, e)
+		}
+		e.staged = &staged{id: op.File, f: f, all: true}
+		e.size, e.mtime = fi.Size(), fi.ModTime()
+		op.ent = e
+	}
 }
 
 // manifest lists the whole tree at a point.
