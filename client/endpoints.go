@@ -169,7 +169,7 @@ var (
 	SourceGet     = row("source", "get", Reads, SourceRequest{}, SourceReply{})
 	SourceList    = row("source", "list", Reads, struct{}{}, SourceListReply{})
 	SourceDelete  = row("source", "delete", Mutates, SourceRequest{}, SourceReply{})
-	SourceUpload  = row("source", "upload", WritesContent, SourceUploadRequest{}, UploadReply{})
+	SourceUpload  = row("source", "upload", WritesContent, SourceUploadRequest{}, UploadReply{}).msgpackRequests()
 	SourceImport  = row("source", "import", WritesContent, SourceImportRequest{}, JobReply{})
 	SourceJob     = row("source", "job", Reads, JobRequest{}, JobReply{})
 	SourcePromote = row("source", "promote", Mutates, PromoteRequest{}, SourceReply{})

@@ -30,8 +30,11 @@ func EncodeMsgpackRequest(v any) ([]byte, error) {
 		}
 		buf.Grow(n)
 	}
-	if u, ok := v.(UploadRequest); ok {
+	switch u := v.(type) {
+	case UploadRequest:
 		buf.Grow(len(u.Data) + len(u.Session) + 32)
+	case SourceUploadRequest:
+		buf.Grow(len(u.Data) + 32)
 	}
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)

@@ -1,7 +1,10 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"time"
 
 	"github.com/strand-dev/strand/domain"
@@ -146,25 +149,38 @@ func (c *Client) DeleteSource(ctx context.Context, req SourceRequest) (SourceRep
 // UploadSourceChunk stores one chunk of an archive or bundle to import.
 func (c *Client) UploadSourceChunk(ctx context.Context, data []byte) (UploadReply, error) {
 	var r UploadReply
-	return r, c.Call(ctx, SourceUpload, SourceUploadRequest{Data: data}, &r)
+	return r, c.callMsgpack(ctx, SourceUpload, SourceUploadRequest{Data: data}, &r)
 }
 
 // UploadArchive uploads content in chunks for source.import or fs.sync and
 // returns the chunk hashes in order.
 func (c *Client) UploadArchive(ctx context.Context, data []byte) ([]string, error) {
+	return c.UploadArchiveFrom(ctx, bytes.NewReader(data))
+}
+
+// UploadArchiveFrom is UploadArchive of content read from r, a chunk at a
+// time: an archive is never held in memory whole. Empty content is one
+// empty chunk.
+func (c *Client) UploadArchiveFrom(ctx context.Context, r io.Reader) ([]string, error) {
 	var chunks []string
-	for off := 0; off < len(data) || off == 0; off += c.ChunkSize {
-		end := min(off+c.ChunkSize, len(data))
-		up, err := c.UploadSourceChunk(ctx, data[off:end])
-		if err != nil {
-			return nil, err
+	buf := make([]byte, c.ChunkSize)
+	for {
+		n, err := io.ReadFull(r, buf)
+		last := err == io.EOF || err == io.ErrUnexpectedEOF
+		if err != nil && !last {
+			return nil, fmt.Errorf("read the archive: %w", err)
 		}
-		chunks = append(chunks, up.Hash)
-		if end == len(data) {
-			break
+		if n > 0 || len(chunks) == 0 {
+			up, err := c.UploadSourceChunk(ctx, buf[:n])
+			if err != nil {
+				return nil, err
+			}
+			chunks = append(chunks, up.Hash)
+		}
+		if last {
+			return chunks, nil
 		}
 	}
-	return chunks, nil
 }
 
 // ImportSource starts an import job.

@@ -1,7 +1,9 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"io"
 )
 
 // SyncRequest is the body of fs.sync: a tar or tar.gz archive, uploaded in
@@ -27,7 +29,13 @@ type SyncReply struct {
 // Sync applies a tar archive to a session as one batch: it uploads the
 // archive in chunks, then asks fs.sync.
 func (c *Client) Sync(ctx context.Context, session string, archive []byte, del bool, m Mutation) (SyncReply, error) {
-	chunks, err := c.UploadArchive(ctx, archive)
+	return c.SyncFrom(ctx, session, bytes.NewReader(archive), del, m)
+}
+
+// SyncFrom is Sync of an archive read from r, uploaded a chunk at a time
+// as it is read.
+func (c *Client) SyncFrom(ctx context.Context, session string, archive io.Reader, del bool, m Mutation) (SyncReply, error) {
+	chunks, err := c.UploadArchiveFrom(ctx, archive)
 	if err != nil {
 		return SyncReply{}, err
 	}

@@ -1,9 +1,11 @@
 package handlers_test
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
@@ -128,4 +130,43 @@ func TestFS_Sync(t *testing.T) {
 			t.Fatal("a refused sync appended an event")
 		}
 	})
+}
+
+// TestFS_SyncFrom: an archive read from a reader that hands out a little
+// at a time (as a pipe does) is uploaded a chunk at a time and synced as
+// the same archive in memory is; an archive of exactly one chunk, or of
+// one chunk and a byte, cuts where UploadArchive cuts it.
+func TestFS_SyncFrom(t *testing.T) {
+	t.Parallel()
+	e := startSources(t)
+	s, err := e.c.CreateSession(t.Context(), client.CreateSessionRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := s.Session.ID
+	big := strings.Repeat("0123456789abcdef", 3*e.c.ChunkSize/16/2) // 1.5 chunks
+	files := []srcFile{{"big.txt", "file", big, 0o644}, {"small.txt", "file", "small\n", 0o644}}
+	archive := srcTar(t, false, files)
+	if len(archive) <= e.c.ChunkSize {
+		t.Fatalf("the archive is %d bytes, want more than a chunk", len(archive))
+	}
+	r, err := e.c.SyncFrom(t.Context(), id, iotest.HalfReader(bytes.NewReader(archive)), false, client.Mutation{})
+	if err != nil || !r.Changed || r.Written != 2 {
+		t.Fatalf("sync from a reader = %+v, %v", r, err)
+	}
+	checkTree(t, e.tree(t, id, ""), files)
+	for _, n := range []int{0, 1, e.c.ChunkSize, e.c.ChunkSize + 1} {
+		data := bytes.Repeat([]byte{'x'}, n)
+		want, err := e.c.UploadArchive(t.Context(), data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.c.UploadArchiveFrom(t.Context(), iotest.HalfReader(bytes.NewReader(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) || len(got) != max(1, (n+e.c.ChunkSize-1)/e.c.ChunkSize) {
+			t.Errorf("%d bytes: chunks %v from a reader, %v from memory", n, got, want)
+		}
+	}
 }

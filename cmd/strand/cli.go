@@ -309,11 +309,17 @@ func splitAt(s string) (string, client.At) {
 	return id, client.At(at)
 }
 
-func readInput(r io.Reader, file string) ([]byte, error) {
+// openInput opens file for reading, or returns r (standard input) when
+// file is empty or "-"; the function closes what it opened.
+func openInput(r io.Reader, file string) (io.Reader, func(), error) {
 	if file != "" && file != "-" {
-		return os.ReadFile(file)
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, nil, err
+		}
+		return f, func() { _ = f.Close() }, nil
 	}
-	return io.ReadAll(r)
+	return r, func() {}, nil
 }
 
 // valueFlags are the global flags that take a value.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"sort"
 	"strconv"
 
@@ -150,15 +149,11 @@ func (m *Main) fsWrite(ctx context.Context, args []string) error {
 	}
 	// The content is streamed: a large file is uploaded a chunk at a
 	// time as it is read, never held whole.
-	in := m.Stdin
-	if from != "" && from != "-" {
-		f, err := os.Open(from)
-		if err != nil {
-			return fmt.Errorf("read content: %w", err)
-		}
-		defer f.Close()
-		in = f
+	in, closeIn, err := openInput(m.Stdin, from)
+	if err != nil {
+		return fmt.Errorf("read content: %w", err)
 	}
+	defer closeIn()
 	if err := g.dial(); err != nil {
 		return err
 	}

@@ -24,15 +24,16 @@ func (m *Main) fsSync(ctx context.Context, args []string) error {
 	if tarFile == "" {
 		return usagef("fs sync needs --tar FILE")
 	}
-	data, err := readInput(m.Stdin, tarFile)
+	in, closeIn, err := openInput(m.Stdin, tarFile)
 	if err != nil {
 		return err
 	}
+	defer closeIn()
 	if err := g.dial(); err != nil {
 		return err
 	}
 	defer g.close()
-	r, err := g.client.Sync(ctx, pos[0], data, del, mf.mutation())
+	r, err := g.client.SyncFrom(ctx, pos[0], in, del, mf.mutation())
 	return m.show(g, r, err, func() {
 		m.table([]string{"FIELD", "VALUE"}, [][]string{
 			{"session", r.Session}, {"changed", strconv.FormatBool(r.Changed)}, {"written", strconv.Itoa(r.Written)},

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -155,18 +157,23 @@ func (m *Main) sourceImport(ctx context.Context, args []string) error {
 		return usagef("--ref goes with --git")
 	}
 	req := client.SourceImportRequest{Mutation: mf.mutation(), Name: pos[0]}
-	var upload []byte
+	var upload io.Reader
 	switch {
 	case tarFile != "":
-		if upload, err = readInput(m.Stdin, tarFile); err != nil {
+		in, closeIn, err := openInput(m.Stdin, tarFile)
+		if err != nil {
 			return err
 		}
+		defer closeIn()
+		upload = in
 		req.Tar = &client.TarSpec{}
 	case gitPath != "":
 		req.Git = &client.GitSpec{Ref: ref}
-		if upload, err = gitBundle(ctx, gitPath); err != nil {
+		bundle, err := gitBundle(ctx, gitPath)
+		if err != nil {
 			return err
 		}
+		upload = bytes.NewReader(bundle)
 	default:
 		abs, err := filepath.Abs(dir)
 		if err != nil {
@@ -179,7 +186,7 @@ func (m *Main) sourceImport(ctx context.Context, args []string) error {
 	}
 	defer g.close()
 	if upload != nil {
-		chunks, err := g.client.UploadArchive(ctx, upload)
+		chunks, err := g.client.UploadArchiveFrom(ctx, upload)
 		if err != nil {
 			return err
 		}
