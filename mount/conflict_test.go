@@ -129,6 +129,17 @@ func TestMount_ConflictAfterRestart(t *testing.T) {
 			t.Errorf("%s on the service: the local version was sent", name)
 		}
 	}
+	// A further local write to a file in conflict conflicts too: it is
+	// made against the same old content.
+	if err := os.WriteFile(filepath.Join(dir2, "a.txt"), []byte("local again\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.read("a.txt"); got != "remote\n" {
+		t.Errorf("a.txt on the service after a further local write: %q, want the remote version kept", got)
+	}
 	if _, err := m2.Resolve(context.Background(), "a.txt", "remote"); err != nil {
 		t.Fatal(err)
 	}

@@ -336,6 +336,13 @@ func (m *Mount) showConflicts() {
 		}
 		e.staged = &staged{id: op.File, f: f, all: true}
 		e.size, e.mtime = fi.Size(), fi.ModTime()
+		// The content the local change was made against, as before the
+		// restart: a later local write expects it too, and so conflicts
+		// as well rather than replace the remote version unseen.
+		e.hash = domain.Hash{}
+		if h, err := domain.ParseHash(op.Expect); err == nil {
+			e.hash = h
+		}
 		op.ent = e
 	}
 }
