@@ -261,11 +261,7 @@ func TestClient_MsgpackFallback(t *testing.T) {
 		types = append(types, m.Header.Get("Content-Type"))
 		mu.Unlock()
 		if len(m.Data) == 0 || m.Data[0] != '{' {
-			r := nats.NewMsg(m.Reply)
-			r.Header.Set(micro.ErrorCodeHeader, "400")
-			r.Header.Set(micro.ErrorHeader, "invalid_argument")
-			r.Data = []byte(`{"error":{"code":"invalid_argument","message":"request body must be a JSON object"}}`)
-			_ = m.RespondMsg(r)
+			refuse(m, "request body must be a JSON object")
 			return
 		}
 		_ = m.Respond([]byte(`{"session":"S","position":7,"root":"R"}`))
@@ -305,17 +301,13 @@ func TestClient_MsgpackFallbackPerEndpoint(t *testing.T) {
 			sent[verb] = append(sent[verb], ct)
 			mu.Unlock()
 			if verb == "upload" && ct == client.MsgpackContentType {
-				r := nats.NewMsg(m.Reply)
-				r.Header.Set(micro.ErrorCodeHeader, "400")
-				r.Header.Set(micro.ErrorHeader, "invalid_argument")
-				r.Data = []byte(`{"error":{"code":"invalid_argument","message":"this endpoint takes a JSON body only"}}`)
-				_ = m.RespondMsg(r)
+				refuse(m, "this endpoint takes a JSON body only")
 				return
 			}
 			if verb == "upload" {
 				var req client.UploadRequest
 				if err := json.Unmarshal(m.Data, &req); err != nil || string(req.Data) != "chunk" {
-					_ = m.Respond([]byte(`{"error":{"code":"invalid_argument","message":"bad body"}}`))
+					refuse(m, "bad body")
 					return
 				}
 				_ = m.Respond([]byte(`{"hash":"H","size":5}`))
@@ -388,4 +380,14 @@ func TestClient_WriteFrom(t *testing.T) {
 	if after.Session.Position != before.Session.Position {
 		t.Errorf("a failed WriteFrom moved the session from %d to %d", before.Session.Position, after.Session.Position)
 	}
+}
+
+// refuse answers m as a service answers a request it refuses as
+// invalid_argument.
+func refuse(m *nats.Msg, message string) {
+	r := nats.NewMsg(m.Reply)
+	r.Header.Set(micro.ErrorCodeHeader, "400")
+	r.Header.Set(micro.ErrorHeader, string(domain.CodeInvalidArgument))
+	r.Data, _ = json.Marshal(map[string]any{"error": map[string]string{"code": string(domain.CodeInvalidArgument), "message": message}})
+	_ = m.RespondMsg(r)
 }
