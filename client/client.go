@@ -304,15 +304,7 @@ func (c *Client) Write(ctx context.Context, req WriteRequest) (ChangeReply, erro
 	if len(req.Content) > c.ChunkSize {
 		content := req.Content
 		req.Content = nil
-		req.Hash = domain.Sum(content).String()
-		for off := 0; off < len(content); off += c.ChunkSize {
-			end := min(off+c.ChunkSize, len(content))
-			up, err := c.Upload(ctx, req.Session, content[off:end])
-			if err != nil {
-				return ChangeReply{}, err
-			}
-			req.Chunks = append(req.Chunks, up.Hash)
-		}
+		return c.WriteFrom(ctx, req, bytes.NewReader(content))
 	}
 	var r ChangeReply
 	return r, c.callMsgpack(ctx, FSWrite, req, &r)
