@@ -135,7 +135,7 @@ type BlobStore interface {
 	// once, in fewer writes where the store can.
 	PutMany(ctx context.Context, contents [][]byte) error
 	PutStream(ctx context.Context, r io.Reader, limit int64) (Hash, int64, error)
-	PutChunks(ctx context.Context, chunks []Hash, want Hash) (Hash, int64, error)
+	PutChunks(ctx context.Context, chunks []Hash, want, base Hash) (Hash, int64, error)
 	ChunkReader(ctx context.Context, chunks []Hash) io.Reader
 	Stat(ctx context.Context, h Hash) (BlobInfo, error)
 	Get(ctx context.Context, h Hash) ([]byte, error)

@@ -172,7 +172,10 @@ func (c *call) storeChunks(content []byte, chunks []string, want domain.Hash, ex
 	if err := c.svc.store.Claimed(c.ctx, c.tenant, c.unclaimed(hs, expect)); err != nil {
 		return domain.Hash{}, 0, err
 	}
-	return blobs.PutChunks(c.ctx, hs, want)
+	// The content the write replaces is where a changed large file's
+	// first chunks come from: they are not read back again.
+	base, _ := domain.ParseHash(expect)
+	return blobs.PutChunks(c.ctx, hs, want, base)
 }
 
 // unclaimed returns the chunks that are neither the content expect names

@@ -36,8 +36,7 @@ func (b *Blobs) PutStream(ctx context.Context, r io.Reader, limit int64) (domain
 				if err := b.putRaw(ctx, ch, buf[:n]); err != nil {
 					return domain.Hash{}, 0, err
 				}
-				idx.Chunks = append(idx.Chunks, ch[:])
-				idx.Sizes = append(idx.Sizes, int64(n))
+				idx.add(ch, int64(n), sum, total)
 			}
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {

@@ -6,12 +6,14 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/vmihailenco/msgpack/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/strand-dev/strand/domain"
 	"github.com/strand-dev/strand/names"
@@ -38,11 +40,30 @@ type Blobs struct {
 	// (blobbatch.go): PutMany sends those one by one rather than in a
 	// batch they would make refused.
 	stored *lru.Cache[domain.Hash, struct{}]
+	// onChunkRead, when set (tests), is told of every chunk PutChunks
+	// reads back.
+	onChunkRead func(domain.Hash)
 }
 
 type chunkIndex struct {
 	Chunks [][]byte `msgpack:"c"`
 	Sizes  []int64  `msgpack:"s"`
+	// States[i] is the SHA-256 chaining value of the content before chunk
+	// i (States[len(Chunks)]: of the whole content, before its final
+	// padding), nil where there is none (i = 0, or a boundary that is not
+	// a whole number of SHA-256 blocks): see chunkstate.go. Indexes
+	// written before 2026-12-07 have none.
+	States [][]byte `msgpack:"h,omitempty"`
+}
+
+// add appends a chunk, with the state of sum once it has hashed it.
+func (idx *chunkIndex) add(ch domain.Hash, size int64, sum hash.Hash, total int64) {
+	if idx.States == nil {
+		idx.States = [][]byte{nil}
+	}
+	idx.Chunks = append(idx.Chunks, append([]byte(nil), ch[:]...))
+	idx.Sizes = append(idx.Sizes, size)
+	idx.States = append(idx.States, chunkState(sum, total))
 }
 
 // BlobInfo is domain.BlobInfo (the contracts own the types that cross them).
@@ -54,27 +75,33 @@ func (b *Blobs) Put(ctx context.Context, data []byte) (domain.Hash, error) {
 	if len(data) > domain.MaxBlobSize {
 		return domain.Hash{}, domain.Errorf(domain.CodeTooLarge, "content larger than %d bytes", domain.MaxBlobSize)
 	}
-	h := domain.Sum(data)
 	if len(data) <= b.chunkSize {
+		h := domain.Sum(data)
 		return h, b.putRaw(ctx, h, data)
 	}
 	var idx chunkIndex
+	sum := sha256.New()
 	for off := 0; off < len(data); off += b.chunkSize {
 		end := min(off+b.chunkSize, len(data))
 		ch := domain.Sum(data[off:end])
 		if err := b.putRaw(ctx, ch, data[off:end]); err != nil {
 			return domain.Hash{}, err
 		}
-		idx.Chunks = append(idx.Chunks, ch[:])
-		idx.Sizes = append(idx.Sizes, int64(end-off))
+		sum.Write(data[off:end])
+		idx.add(ch, int64(end-off), sum, int64(end))
 	}
+	var h domain.Hash
+	sum.Sum(h[:0])
 	return h, b.putIndex(ctx, h, int64(len(data)), idx)
 }
 
 // PutChunks stores the index of content already uploaded as chunks, after
 // checking that every chunk exists and that together they hash to want (when
 // want is not zero). It returns the hash and size of the whole content.
-func (b *Blobs) PutChunks(ctx context.Context, chunks []domain.Hash, want domain.Hash) (domain.Hash, int64, error) {
+// base is content the new one may begin as (the content a write replaces;
+// zero if none): the chunks they share at the start are not read again
+// when base's index holds the hashing state after them (chunkstate.go).
+func (b *Blobs) PutChunks(ctx context.Context, chunks []domain.Hash, want, base domain.Hash) (domain.Hash, int64, error) {
 	if len(chunks) == 0 {
 		return domain.Hash{}, 0, domain.Errorf(domain.CodeInvalidArgument, "no chunks")
 	}
@@ -91,31 +118,107 @@ func (b *Blobs) PutChunks(ctx context.Context, chunks []domain.Hash, want domain
 		}
 		return chunks[0], info.Size, nil
 	}
-	sum := sha256.New()
-	var idx chunkIndex
-	var total int64
-	for _, ch := range chunks {
-		data, err := b.getRaw(ctx, ch)
-		if err != nil {
-			return domain.Hash{}, 0, err
+	if !want.IsZero() {
+		if prefix, sum, ok := b.resumable(ctx, base, chunks); ok {
+			h, size, idx, err := b.assemble(ctx, chunks, prefix, sum)
+			if err != nil {
+				return domain.Hash{}, 0, err
+			}
+			if h == want {
+				return h, size, b.putIndex(ctx, h, size, idx)
+			}
+			// Not what the client hashed: hash it all before refusing.
 		}
-		if err := b.keep(ctx, ch, &nats.Msg{Header: nats.Header{names.HeaderBlobKind: {blobRaw}}, Data: data}); err != nil {
-			return domain.Hash{}, 0, err
-		}
-		sum.Write(data)
-		total += int64(len(data))
-		if total > domain.MaxBlobSize {
-			return domain.Hash{}, 0, domain.Errorf(domain.CodeTooLarge, "content larger than %d bytes", domain.MaxBlobSize)
-		}
-		idx.Chunks = append(idx.Chunks, append([]byte(nil), ch[:]...))
-		idx.Sizes = append(idx.Sizes, int64(len(data)))
 	}
-	var h domain.Hash
-	sum.Sum(h[:0])
+	h, size, idx, err := b.assemble(ctx, chunks, chunkIndex{}, sha256.New())
+	if err != nil {
+		return domain.Hash{}, 0, err
+	}
 	if !want.IsZero() && want != h {
 		return domain.Hash{}, 0, domain.Errorf(domain.CodeInvalidArgument, "content hash %s does not match the chunks (%s)", want, h)
 	}
-	return h, total, b.putIndex(ctx, h, total, idx)
+	return h, size, b.putIndex(ctx, h, size, idx)
+}
+
+// assemble hashes the chunks that follow prefix (the first chunks, known
+// already, whose content sum has hashed), reading them a few at a time,
+// and keeps every chunk from the collector. It returns the content's hash,
+// size and index, for the caller to store once it has checked the hash.
+func (b *Blobs) assemble(ctx context.Context, chunks []domain.Hash, prefix chunkIndex, sum hash.Hash) (domain.Hash, int64, chunkIndex, error) {
+	idx := prefix
+	var total int64
+	for _, n := range idx.Sizes {
+		total += n
+	}
+	k := len(idx.Chunks)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(chunkReadsInFlight)
+	for _, ch := range chunks[:k] {
+		g.Go(func() error { return b.keep(gctx, ch, nil) }) // see blobgc.go
+	}
+	err := b.readChunks(ctx, chunks[k:], func(i int, data []byte) error {
+		sum.Write(data)
+		total += int64(len(data))
+		if total > domain.MaxBlobSize {
+			return domain.Errorf(domain.CodeTooLarge, "content larger than %d bytes", domain.MaxBlobSize)
+		}
+		idx.add(chunks[k+i], int64(len(data)), sum, total)
+		return nil
+	})
+	if werr := g.Wait(); err == nil {
+		err = werr
+	}
+	if err != nil {
+		return domain.Hash{}, 0, chunkIndex{}, err
+	}
+	var h domain.Hash
+	sum.Sum(h[:0])
+	return h, total, idx, nil
+}
+
+// chunkReadsInFlight is how many chunks assemble reads at once: each read
+// waits on the stream's store as much as it works.
+const chunkReadsInFlight = 4
+
+// readChunks reads chunks (checked against their hashes and kept from the
+// collector) chunkReadsInFlight at a time and hands them to fn in order.
+func (b *Blobs) readChunks(ctx context.Context, chunks []domain.Hash, fn func(i int, data []byte) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type read struct {
+		data []byte
+		err  error
+	}
+	reads := make([]chan read, len(chunks))
+	start := func(i int) {
+		reads[i] = make(chan read, 1)
+		if b.onChunkRead != nil {
+			b.onChunkRead(chunks[i])
+		}
+		go func() {
+			data, err := b.getRaw(ctx, chunks[i])
+			if err == nil {
+				err = b.keep(ctx, chunks[i], &nats.Msg{Header: nats.Header{names.HeaderBlobKind: {blobRaw}}, Data: data})
+			}
+			reads[i] <- read{data, err}
+		}()
+	}
+	for i := range min(chunkReadsInFlight, len(chunks)) {
+		start(i)
+	}
+	for i := range chunks {
+		r := <-reads[i]
+		if r.err != nil {
+			return r.err
+		}
+		if j := i + chunkReadsInFlight; j < len(chunks) {
+			start(j)
+		}
+		if err := fn(i, r.data); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (b *Blobs) putIndex(ctx context.Context, h domain.Hash, size int64, idx chunkIndex) error {

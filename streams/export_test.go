@@ -1,5 +1,7 @@
 package streams
 
+import "github.com/strand-dev/strand/domain"
+
 // ScanStream lets the external tests read a stream the way the collector
 // does.
 var ScanStream = scan
@@ -21,3 +23,6 @@ func Noticed(st *Store, tenant, id string) uint64 {
 // LeaderReads makes st read the event stream at the head through the
 // stream leader, as it does on a replicated stream.
 func LeaderReads(st *Store) { st.directEvents.Store(false) }
+
+// OnChunkRead sets a function told of every chunk PutChunks reads back.
+func OnChunkRead(b *Blobs, fn func(domain.Hash)) { b.onChunkRead = fn }

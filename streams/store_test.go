@@ -286,11 +286,11 @@ func TestBlobs_StoreOnceAndChunk(t *testing.T) {
 		}
 		chunks = append(chunks, h)
 	}
-	h3, size, err := b.PutChunks(ctx, chunks, h2)
+	h3, size, err := b.PutChunks(ctx, chunks, h2, domain.Hash{})
 	if err != nil || h3 != h2 || size != 4500 {
 		t.Fatalf("put chunks: %s %d %v", h3, size, err)
 	}
-	if _, _, err := b.PutChunks(ctx, chunks, h1); domain.ErrorCode(err) != domain.CodeInvalidArgument {
+	if _, _, err := b.PutChunks(ctx, chunks, h1, domain.Hash{}); domain.ErrorCode(err) != domain.CodeInvalidArgument {
 		t.Fatalf("put chunks with a wrong hash: got %v, want invalid_argument", err)
 	}
 	if _, err := b.Get(ctx, domain.Sum([]byte("never stored"))); domain.ErrorCode(err) != domain.CodeNotFound {
