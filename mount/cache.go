@@ -344,12 +344,14 @@ func (b *blobs) put(h domain.Hash, data []byte) error {
 }
 
 // adopt moves a file with content h into the cache. When the cache holds
-// h already (held), or on an error, the file is left where it was.
+// h already (held), or on an error, the file is left where it was. The
+// caller hashed the file itself (a fetch as it wrote it, a flush its
+// staging file at the generation it still has): it is not read again.
 func (b *blobs) adopt(name string, h domain.Hash) (held bool, err error) {
 	if b.cc.Has(h.String()) {
 		return true, nil
 	}
-	if err := b.cc.PutFile(h.String(), name); err != nil {
+	if err := b.cc.AdoptFile(h.String(), name); err != nil {
 		return false, err
 	}
 	b.mu.Lock()
