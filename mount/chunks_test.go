@@ -341,3 +341,76 @@ func TestMount_WrittenDuringUpload(t *testing.T) {
 		}
 	}
 }
+
+// TestMount_AppendHashesTheTail: a flush of a large file hashes from the
+// first chunk changed since its last flush, not the whole file: after the
+// first fsync, an append hashes the last chunk only, and so does one made
+// after the file was closed and its staging file went back into the
+// cache (its states are kept by content). What the service stores is
+// exactly what was written.
+func TestMount_AppendHashesTheTail(t *testing.T) {
+	h := start(t)
+	const size = 8 << 20 // 16 chunks
+	data := make([]byte, size)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	ctx := context.Background()
+	if _, err := h.c.Write(ctx, client.WriteRequest{Session: h.session, Path: "log.bin", Content: data}); err != nil {
+		t.Fatal(err)
+	}
+	m, dir := h.mount("", func(o *mount.Options) { o.FlushInterval = time.Hour })
+	name := filepath.Join(dir, "log.bin")
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendSync := func(f *os.File, line string) int64 {
+		t.Helper()
+		before := m.HashedBytes()
+		if _, err := f.WriteString(line); err != nil {
+			t.Fatal(err)
+		}
+		data = append(data, line...)
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		return m.HashedBytes() - before
+	}
+	// The first flush knows nothing of the file: it hashes all of it.
+	if n := appendSync(f, "first line\n"); n < size {
+		t.Fatalf("first append: %d bytes hashed, want the whole file (%d)", n, size)
+	}
+	const chunk = 512 << 10
+	if n := appendSync(f, "second line\n"); n > chunk {
+		t.Fatalf("second append: %d bytes hashed, want at most the last chunk (%d)", n, chunk)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Closed and flushed, the staging file goes back into the cache.
+	hash := domain.Sum(data).String()
+	deadline := time.Now().Add(10 * time.Second)
+	for !h.cache.Has(hash) {
+		if time.Now().After(deadline) {
+			t.Fatal("the closed file's staging file never went into the cache")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f, err = os.OpenFile(name, os.O_RDWR|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if n := appendSync(f, "third line, after a close\n"); n > chunk {
+		t.Fatalf("append after a close: %d bytes hashed, want at most the last chunk (%d)", n, chunk)
+	}
+	got, _, err := h.c.ReadAll(ctx, h.session, "log.bin", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("the service holds %d bytes that differ from the %d written", len(got), len(data))
+	}
+}

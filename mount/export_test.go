@@ -90,3 +90,6 @@ func (m *Mount) WriteDuringUploads(p []byte, off int64, n int) func() int {
 		return made
 	}
 }
+
+// HashedBytes is how many bytes of staging files m's flushes hashed.
+func (m *Mount) HashedBytes() int64 { return m.hashedBytes.Load() }

@@ -82,6 +82,9 @@ func (m *Mount) stage(e *entry, trunc bool) (*staged, syscall.Errno) {
 			return nil, syscall.EIO
 		}
 		st.baseSize = size
+		if cs, ok := m.chunkStates.Get(hash); ok {
+			st.resume(cs)
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

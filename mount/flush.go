@@ -360,6 +360,7 @@ func (m *Mount) snapshotAndUpload(ctx context.Context, st *staged, bo *client.Ba
 	if err != nil {
 		return snap, false, err
 	}
+	m.hashedBytes.Add(snap.hashed)
 	if m.afterSnapshot != nil && !hold {
 		m.afterSnapshot(st)
 	}
@@ -600,10 +601,14 @@ func (m *Mount) unstage(e *entry) {
 	if st == nil || st.refs > 0 || st.dirty || st.flushedGen != st.gen.Load() || st.flushed != e.hash || m.referenced(st.id) {
 		return
 	}
+	cs, known := st.states(e.hash) // before closeAt: st.mu is free
 	if !st.closeAt(st.flushedGen) {
 		return // written meanwhile: the write queues its op
 	}
 	e.staged = nil
+	if known {
+		m.chunkStates.Add(e.hash, cs)
+	}
 	if held, err := m.cache.adopt(m.journal.filePath(st.id), e.hash); held || err != nil {
 		m.journal.discard(st.id)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/strand-dev/strand/client"
@@ -110,6 +111,13 @@ type Mount struct {
 	lastFlush time.Time
 	lastErr   string
 
+	// chunkStates keeps the hashing states of large files whose staging
+	// file went back into the cache, by content: staged again, the file's
+	// next snapshot starts from them (staged.take).
+	chunkStates *lru.Cache[domain.Hash, chunkStates]
+	// hashedBytes counts the bytes of staging files that flushes hashed.
+	hashedBytes atomic.Int64
+
 	// prefetchQ holds directories whose small files are to be fetched in
 	// the background (prefetch.go).
 	prefetchQ chan *prefetchJob
@@ -157,7 +165,7 @@ func New(ctx context.Context, opts Options) (*Mount, error) {
 		ro: opts.At != "", id: "mount-" + ulid.Make().String(), nextIno: 1,
 		uid: uint32(os.Getuid()), gid: uint32(os.Getgid()),
 		ttl: opts.TTL, prefetchQ: make(chan *prefetchJob, 4096), pushQ: make(chan push, 1<<14),
-		kick: make(chan struct{}, 1), replayed: map[string]*staged{}, refresh: make(chan uint64, 1), done: make(chan struct{}),
+		kick: make(chan struct{}, 1), replayed: map[string]*staged{}, chunkStates: newChunkStates(), refresh: make(chan uint64, 1), done: make(chan struct{}),
 	}
 	if m.ro && m.ttl < ImmutableTTL {
 		m.ttl = ImmutableTTL

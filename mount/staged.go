@@ -2,13 +2,17 @@ package mount
 
 import (
 	"crypto/sha256"
+	"encoding"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/strand-dev/strand/domain"
 )
@@ -31,6 +35,15 @@ type staged struct {
 	chunks   map[int64]bool
 	all      bool
 	baseSize int64
+
+	// The chunk hashes of the last snapshot of more than one chunk, and
+	// the SHA-256 state before each of its chunks (and after the last), so
+	// that the next snapshot hashes from the first chunk changed since
+	// rather than the whole file: an append to a large file hashes its
+	// last chunks only. Under mu, written with it held for writing.
+	lastHash   domain.Hash
+	lastHashes []domain.Hash
+	lastStates [][]byte
 
 	// Guarded by Mount.mu:
 	dirty bool // changed since the last snapshot; a write op is queued
@@ -173,6 +186,9 @@ type snapshot struct {
 	chunkHashes []domain.Hash
 	changed     []int
 	held        map[int][]byte
+	// hashed is how many bytes of the staging file taking it read and
+	// hashed.
+	hashed int64
 }
 
 // heldChunks is how many changed chunks a snapshot keeps in memory: the
@@ -227,8 +243,9 @@ func (s *staged) take(held bool) (snapshot, error) {
 			restore()
 			return snapshot{}, fmt.Errorf("read staging file: %w", err)
 		}
-		snap.inline, snap.hash = data, domain.Sum(data)
+		snap.inline, snap.hash, snap.hashed = data, domain.Sum(data), snap.size
 		s.baseSize = snap.size
+		s.lastHash, s.lastHashes, s.lastStates = domain.Hash{}, nil, nil
 		return snap, nil
 	}
 	// The chunks that changed, known before reading: a chunk is new if
@@ -248,22 +265,104 @@ func (s *staged) take(held bool) (snapshot, error) {
 	}
 	snap.held = map[int][]byte{}
 	snap.chunkHashes = make([]domain.Hash, 0, n)
+	states := make([][]byte, 1, n+1)
+	// The chunks before the first that changed are as the last snapshot
+	// hashed them: start from its state after them.
+	first := n
+	if len(snap.changed) > 0 {
+		first = snap.changed[0]
+	}
+	if !all {
+		for k := min(first, len(s.lastHashes)); k > 0; k-- {
+			if resumed, ok := resumeSum(s.lastStates[k]); ok {
+				sum = resumed
+				snap.chunkHashes = append(snap.chunkHashes, s.lastHashes[:k]...)
+				states = append(states, s.lastStates[1:k+1]...)
+				break
+			}
+		}
+	}
 	buf := make([]byte, chunkSize)
-	for i := range n {
+	for i := len(snap.chunkHashes); i < n; i++ {
 		k, err := s.f.ReadAt(buf, int64(i)*chunkSize)
 		if err != nil && err != io.EOF {
 			restore()
 			return snapshot{}, fmt.Errorf("read staging file: %w", err)
 		}
 		sum.Write(buf[:k])
+		snap.hashed += int64(k)
 		snap.chunkHashes = append(snap.chunkHashes, domain.Sum(buf[:k]))
+		states = append(states, sumState(sum))
 		if hold[i] {
 			snap.held[i] = append([]byte(nil), buf[:k]...)
 		}
 	}
 	copy(snap.hash[:], sum.Sum(nil))
 	s.baseSize = snap.size
+	s.lastHash, s.lastHashes, s.lastStates = snap.hash, snap.chunkHashes, states
 	return snap, nil
+}
+
+// chunkStates are the chunk hashes of a large content and the hashing
+// states before each of its chunks and after the last (staged.take).
+type chunkStates struct {
+	hashes []domain.Hash
+	states [][]byte
+}
+
+// keptChunkStates is how many contents' states a mount keeps once their
+// staging files went back into the cache: about 100 KiB each for a file
+// of 1 GiB.
+const keptChunkStates = 16
+
+func newChunkStates() *lru.Cache[domain.Hash, chunkStates] {
+	c, _ := lru.New[domain.Hash, chunkStates](keptChunkStates)
+	return c
+}
+
+// states returns what the last snapshot of more than one chunk knew, if
+// it was of content h.
+func (s *staged) states(h domain.Hash) (chunkStates, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.lastHash != h || len(s.lastHashes) == 0 {
+		return chunkStates{}, false
+	}
+	return chunkStates{hashes: s.lastHashes, states: s.lastStates}, true
+}
+
+// resume makes the next snapshot of a staging file just filled with
+// content cs was taken of start from cs.
+func (s *staged) resume(cs chunkStates) {
+	s.lastHashes, s.lastStates = cs.hashes, cs.states
+}
+
+// sumState returns the state of a SHA-256 as it marshals (nil if it
+// cannot), for resumeSum.
+func sumState(sum hash.Hash) []byte {
+	m, ok := sum.(encoding.BinaryMarshaler)
+	if !ok {
+		return nil
+	}
+	b, err := m.MarshalBinary()
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// resumeSum returns a SHA-256 that continues from a state taken by
+// sumState.
+func resumeSum(state []byte) (hash.Hash, bool) {
+	if state == nil {
+		return nil, false
+	}
+	sum := sha256.New()
+	u, ok := sum.(encoding.BinaryUnmarshaler)
+	if !ok || u.UnmarshalBinary(state) != nil {
+		return nil, false
+	}
+	return sum, true
 }
 
 // chunk returns chunk i of snapshot snap: the data it kept, or the chunk
