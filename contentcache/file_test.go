@@ -13,17 +13,8 @@ import (
 )
 
 func TestCache_PutFileOpenVerify(t *testing.T) {
-	c, err := contentcache.Open(t.TempDir(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := []byte("content kept in a file\n")
-	sum := sha256.Sum256(data)
-	h := hex.EncodeToString(sum[:])
-	name := filepath.Join(t.TempDir(), "staged")
-	if err := os.WriteFile(name, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	c, h, name := cacheAndFile(t, data)
 	t.Run("Mismatch", func(t *testing.T) {
 		other := sha256.Sum256([]byte("other"))
 		if err := c.PutFile(hex.EncodeToString(other[:]), name); !errors.Is(err, contentcache.ErrMismatch) {
@@ -39,20 +30,12 @@ func TestCache_PutFileOpenVerify(t *testing.T) {
 	if _, err := os.Stat(name); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("PutFile left the file behind: %v", err)
 	}
-	f, ok, err := c.Open(h)
-	if err != nil || !ok {
-		t.Fatalf("Open: got %v, %v", ok, err)
-	}
-	got, _ := io.ReadAll(f)
-	f.Close()
-	if string(got) != string(data) {
-		t.Errorf("Open: got %q, want %q", got, data)
-	}
+	holds(t, c, h, data)
 	if ok, err := c.Verify(h); !ok || err != nil {
 		t.Errorf("Verify of a good entry: got %v, %v", ok, err)
 	}
 	// A damaged entry fails verification and is gone afterwards.
-	f, _, _ = c.Open(h)
+	f, _, _ := c.Open(h)
 	p := f.(*os.File).Name()
 	f.Close()
 	if err := os.Chmod(p, 0o644); err != nil {
@@ -72,17 +55,8 @@ func TestCache_PutFileOpenVerify(t *testing.T) {
 // TestCache_AdoptFile: a file the caller hashed itself is moved in as it
 // is, counted in the cache's size, and a malformed hash is still refused.
 func TestCache_AdoptFile(t *testing.T) {
-	c, err := contentcache.Open(t.TempDir(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := []byte("a staging file, hashed by its flush\n")
-	sum := sha256.Sum256(data)
-	h := hex.EncodeToString(sum[:])
-	name := filepath.Join(t.TempDir(), "staged")
-	if err := os.WriteFile(name, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	c, h, name := cacheAndFile(t, data)
 	if err := c.AdoptFile("not-a-hash", name); !errors.Is(err, contentcache.ErrBadHash) {
 		t.Fatalf("AdoptFile with a malformed hash: got %v, want ErrBadHash", err)
 	}
@@ -96,6 +70,28 @@ func TestCache_AdoptFile(t *testing.T) {
 	if got := c.Size() - before; got != int64(len(data)) {
 		t.Errorf("cache size grew by %d, want %d", got, len(data))
 	}
+	holds(t, c, h, data)
+}
+
+// cacheAndFile opens an empty cache and writes data to a file outside it;
+// it returns the cache, data's hash and the file's name.
+func cacheAndFile(t *testing.T, data []byte) (*contentcache.Cache, string, string) {
+	t.Helper()
+	c, err := contentcache.Open(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	name := filepath.Join(t.TempDir(), "staged")
+	if err := os.WriteFile(name, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return c, hex.EncodeToString(sum[:]), name
+}
+
+// holds checks that c serves data as the entry for h.
+func holds(t *testing.T, c *contentcache.Cache, h string, data []byte) {
+	t.Helper()
 	f, ok, err := c.Open(h)
 	if err != nil || !ok {
 		t.Fatalf("Open: got %v, %v", ok, err)

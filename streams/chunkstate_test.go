@@ -28,14 +28,7 @@ func TestBlobs_PutChunksResumes(t *testing.T) {
 	// does, against base; it returns the hash and the chunks read back.
 	put := func(content []byte, base domain.Hash) (domain.Hash, int) {
 		t.Helper()
-		var chunks []domain.Hash
-		for off := 0; off < len(content); off += chunk {
-			h, err := b.Put(ctx, content[off:min(off+chunk, len(content))])
-			if err != nil {
-				t.Fatal(err)
-			}
-			chunks = append(chunks, h)
-		}
+		chunks := uploadChunks(t, b, content, chunk)
 		read = nil
 		want := domain.Sum(content)
 		h, size, err := b.PutChunks(ctx, chunks, want, base)
@@ -94,15 +87,7 @@ func TestBlobs_PutChunksResumes(t *testing.T) {
 
 	// A hash that does not match is refused, and nothing is stored under
 	// it, resumed or not.
-	var chunks []domain.Hash
-	longer := append(bytes.Clone(content), 'x')
-	for off := 0; off < len(longer); off += chunk {
-		h, err := b.Put(ctx, longer[off:min(off+chunk, len(longer))])
-		if err != nil {
-			t.Fatal(err)
-		}
-		chunks = append(chunks, h)
-	}
+	chunks := uploadChunks(t, b, append(bytes.Clone(content), 'x'), chunk)
 	wrong := domain.Sum([]byte("not this content"))
 	read = nil
 	if _, _, err := b.PutChunks(ctx, chunks, wrong, h3); domain.ErrorCode(err) != domain.CodeInvalidArgument {
@@ -134,14 +119,7 @@ func TestBlobs_PutChunksUnalignedReadsAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	content = append(content, []byte("tail")...)
-	var chunks []domain.Hash
-	for off := 0; off < len(content); off += chunk {
-		h, err := b.Put(ctx, content[off:min(off+chunk, len(content))])
-		if err != nil {
-			t.Fatal(err)
-		}
-		chunks = append(chunks, h)
-	}
+	chunks := uploadChunks(t, b, content, chunk)
 	h, _, err := b.PutChunks(ctx, chunks, domain.Sum(content), h0)
 	if err != nil || h != domain.Sum(content) {
 		t.Fatalf("put chunks: %s %v", h, err)
@@ -149,4 +127,19 @@ func TestBlobs_PutChunksUnalignedReadsAll(t *testing.T) {
 	if reads != len(chunks) {
 		t.Fatalf("read %d chunks, want all %d", reads, len(chunks))
 	}
+}
+
+// uploadChunks stores content's chunks of the given size one by one, as
+// a client uploads them, and returns their hashes.
+func uploadChunks(t *testing.T, b *streams.Blobs, content []byte, chunk int) []domain.Hash {
+	t.Helper()
+	var chunks []domain.Hash
+	for off := 0; off < len(content); off += chunk {
+		h, err := b.Put(context.Background(), content[off:min(off+chunk, len(content))])
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunks = append(chunks, h)
+	}
+	return chunks
 }
