@@ -83,7 +83,7 @@ func (m *Mount) stage(e *entry, trunc bool) (*staged, syscall.Errno) {
 		}
 		st.baseSize = size
 		if cs, ok := m.chunkStates.Get(hash); ok {
-			st.resume(cs)
+			st.resume(hash, cs)
 		}
 	}
 	m.mu.Lock()

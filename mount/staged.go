@@ -332,9 +332,9 @@ func (s *staged) states(h domain.Hash) (chunkStates, bool) {
 }
 
 // resume makes the next snapshot of a staging file just filled with
-// content cs was taken of start from cs.
-func (s *staged) resume(cs chunkStates) {
-	s.lastHashes, s.lastStates = cs.hashes, cs.states
+// content h start from cs, the states of h.
+func (s *staged) resume(h domain.Hash, cs chunkStates) {
+	s.lastHash, s.lastHashes, s.lastStates = h, cs.hashes, cs.states
 }
 
 // sumState returns the state of a SHA-256 as it marshals (nil if it
