@@ -178,3 +178,78 @@ func TestMount_FsyncErrors(t *testing.T) {
 		t.Error("the refused change is not pending any more")
 	}
 }
+
+// TestMount_FolderRenamePastThePathBounds: moving a folder where a path
+// below it would be longer or deeper than the service takes is refused
+// by the rename itself (ENAMETOOLONG, EINVAL), as nameErrno refuses a
+// name; the folder stays where it was, and a move that fits is taken.
+func TestMount_FolderRenamePastThePathBounds(t *testing.T) {
+	h := start(t)
+	m, dir := h.mount("", func(o *mount.Options) { o.FlushInterval = time.Hour })
+	// Long: 15 names of 255 bytes below "long" (3,840 bytes with their
+	// slashes), then a file.
+	name := strings.Repeat("n", domain.MaxComponentBytes)
+	p := filepath.Join(dir, "long")
+	for range 15 {
+		p = filepath.Join(p, name)
+	}
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p, "leaf.txt"), []byte("long"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Deep: 60 folders below "deep", then a file.
+	p = filepath.Join(dir, "deep")
+	for range 60 {
+		p = filepath.Join(p, "d")
+	}
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p, "leaf.txt"), []byte("deep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Room below "wide" for "long" and its subtree but not for "long2";
+	// room for "deep" and its subtree three folders down but not four.
+	wide := filepath.Join(dir, strings.Repeat("w", domain.MaxPathBytes-3840-len("/leaf.txt")-len("/long")))
+	if err := os.Mkdir(wide, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "a", "b", "c"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		from, to string
+		want     error
+	}{
+		{"long", filepath.Join(wide, "long2"), syscall.ENAMETOOLONG},
+		{"deep", filepath.Join(dir, "a", "b", "c", "deep"), syscall.EINVAL},
+		{"long", filepath.Join(wide, "long"), nil},
+		{"deep", filepath.Join(dir, "a", "b", "deep"), nil},
+	} {
+		from := filepath.Join(dir, tc.from)
+		if tc.want == nil {
+			if err := os.Rename(from, tc.to); err != nil {
+				t.Errorf("rename %s to %s: %v", tc.from, strings.TrimPrefix(tc.to, dir), err)
+			}
+			continue
+		}
+		if err := os.Rename(from, tc.to); !errors.Is(err, tc.want) {
+			t.Errorf("rename %s to %d bytes, %d deep: %v, want %v", tc.from, len(tc.to)-len(dir), strings.Count(tc.to[len(dir):], "/"), err, tc.want)
+		}
+		if _, err := os.Stat(from); err != nil {
+			t.Errorf("%s after its rename was refused: %v", tc.from, err)
+		}
+	}
+	if err := m.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Status(); len(st.Conflicts) != 0 || st.Pending != 0 {
+		t.Errorf("after the flush: %d conflicts (%+v), %d pending", len(st.Conflicts), st.Conflicts, st.Pending)
+	}
+	deep := "a/b/deep" + strings.Repeat("/d", 60) + "/leaf.txt"
+	if got := h.read(deep); got != "deep" {
+		t.Errorf("%s on the service: %q", deep, got)
+	}
+}

@@ -3,6 +3,7 @@ package mount
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -460,6 +461,11 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if errno := nameErrno(np.e, newName); errno != 0 {
 		return errno
 	}
+	if e.kind == kindDir {
+		if errno := subtreeErrno(np.e, newName, e); errno != 0 {
+			return errno
+		}
+	}
 	if old := np.e.children[newName]; old != nil {
 		if old == e {
 			return 0
@@ -505,6 +511,42 @@ func nameErrno(dir *entry, name string) syscall.Errno {
 		return syscall.EINVAL
 	}
 	return 0
+}
+
+// subtreeErrno refuses to move folder e to name in dir when a path below
+// it would be longer (ENAMETOOLONG) or deeper (EINVAL) there than the
+// service takes, as nameErrno refuses the name itself: before 2026-12-07
+// such a rename was taken and its flush set aside as a conflict. Guarded
+// by mu.
+func subtreeErrno(dir *entry, name string, e *entry) syscall.Errno {
+	to, depth := len(name), 1
+	if d := dir.path(); d != "" {
+		to += len(d) + 1
+		depth += strings.Count(d, "/") + 1
+	}
+	below, deeper := subtreeExtent(e)
+	if to+below > domain.MaxPathBytes {
+		return syscall.ENAMETOOLONG
+	}
+	if depth+deeper > domain.MaxPathDepth {
+		return syscall.EINVAL
+	}
+	return 0
+}
+
+// subtreeExtent returns the longest path below folder dir, relative to
+// it and with its leading slash, in bytes, and the most components of
+// one (each may be of another path). Guarded by mu.
+func subtreeExtent(dir *entry) (bytes, depth int) {
+	for name, c := range dir.children {
+		b, d := 1+len(name), 1
+		if c.kind == kindDir {
+			cb, cd := subtreeExtent(c)
+			b, d = b+cb, d+cd
+		}
+		bytes, depth = max(bytes, b), max(depth, d)
+	}
+	return bytes, depth
 }
 
 // isUnder reports whether e is below dir.
