@@ -63,7 +63,7 @@ func (idx *chunkIndex) add(ch domain.Hash, size int64, sum hash.Hash, total int6
 	}
 	idx.Chunks = append(idx.Chunks, append([]byte(nil), ch[:]...))
 	idx.Sizes = append(idx.Sizes, size)
-	idx.States = append(idx.States, chunkState(sum, total))
+	idx.States = append(idx.States, domain.HashState(sum, total))
 }
 
 // BlobInfo is domain.BlobInfo (the contracts own the types that cross them).
