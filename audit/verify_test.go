@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/strand-dev/strand/audit"
 	"github.com/strand-dev/strand/domain"
@@ -250,6 +251,33 @@ func TestReader_VerifyTampered(t *testing.T) {
 			blobs: func(_ *testing.T, _ uint64, m *nats.Msg) []*nats.Msg {
 				if m.Subject == "strand.blob."+bigHash.String() {
 					m.Data = []byte{0x81, 0xa1, 'c', 0xdd, 0xff, 0xff, 0xff, 0xff}
+				}
+				return []*nats.Msg{m}
+			},
+			want: []want{{f.A, p["A.big"], audit.KindBlob}},
+		},
+		{
+			// An index whose hashing state after a chunk is not the
+			// content's: the service would resume from it to check a
+			// content that begins as this one.
+			name:   "WrongHashingState",
+			events: keep,
+			blobs: func(t *testing.T, _ uint64, m *nats.Msg) []*nats.Msg {
+				if m.Subject == "strand.blob."+bigHash.String() {
+					var idx map[string]any
+					if err := msgpack.Unmarshal(m.Data, &idx); err != nil {
+						t.Fatal(err)
+					}
+					states, _ := idx["h"].([]any)
+					if len(states) < 2 {
+						t.Fatalf("the big file's index records %d hashing states, want one per chunk and one more", len(states))
+					}
+					states[1] = bytes.Repeat([]byte{7}, 32)
+					body, err := msgpack.Marshal(idx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					m.Data = body
 				}
 				return []*nats.Msg{m}
 			},
