@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/strand-dev/strand/client"
 	"github.com/strand-dev/strand/domain"
@@ -428,6 +429,52 @@ func BenchmarkUpload(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
+
+// BenchmarkUpload_InFlight is fs.upload of new 512 KiB chunks four at a
+// time, as a mount's flush and a push send a large file's chunks, on one
+// embedded server without fsync and on one that fsyncs every write with
+// group commit on (as strand serve runs it). Each chunk is a put of its
+// own: chunks that arrive together made into one atomic batch were half
+// as fast with fsync (docs/benchmarks.md, twenty-fourth session).
+func BenchmarkUpload_InFlight(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		fsync bool
+	}{{"no-fsync", false}, {"fsync", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			cfg := streams.Config{}
+			if c.fsync {
+				cfg.GroupCommitMin = streams.DefaultGroupCommitMin
+			}
+			cl, id := benchSession(b, streamstest.Start(b, streamstest.Options{SyncAlways: c.fsync, Config: cfg}))
+			cl = client.NewClient(cl.Conn(), "bench")
+			ctx := context.Background()
+			b.SetBytes(domain.DefaultChunkSize)
+			next := make(chan struct{})
+			g, gctx := errgroup.WithContext(ctx)
+			for w := range 4 {
+				g.Go(func() error {
+					chunk := make([]byte, domain.DefaultChunkSize)
+					rng := rand.NewChaCha8([32]byte{byte(w)})
+					for range next {
+						_, _ = rng.Read(chunk)
+						if _, err := cl.Upload(gctx, id, chunk); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+			}
+			for b.Loop() {
+				next <- struct{}{}
+			}
+			close(next)
+			if err := g.Wait(); err != nil {
+				b.Fatal(err)
+			}
 		})
 	}
 }
