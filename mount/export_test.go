@@ -93,3 +93,7 @@ func (m *Mount) WriteDuringUploads(p []byte, off int64, n int) func() int {
 
 // HashedBytes is how many bytes of staging files m's flushes hashed.
 func (m *Mount) HashedBytes() int64 { return m.hashedBytes.Load() }
+
+// AfterManifest sets a function called between the live refresh's read
+// of the head's tree and its use.
+func (m *Mount) AfterManifest(fn func()) { m.afterManifest = fn }

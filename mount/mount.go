@@ -134,6 +134,9 @@ type Mount struct {
 	// afterSnapshot, when set (by tests), is called between a flush's
 	// snapshot of a file and its uploads, unless the flush holds the file.
 	afterSnapshot func(*staged)
+	// afterManifest, when set (by tests), is called between syncRemote's
+	// read of the head's tree and its use.
+	afterManifest func()
 
 	flushMu  sync.Mutex
 	kick     chan struct{}
