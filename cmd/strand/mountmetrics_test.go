@@ -68,9 +68,12 @@ func TestCLI_MountMetrics(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(dir, "new.txt"), "written through the mount\n")
 	var after map[string]float64
+	// A flush counts when it sends and ends once its journal is written:
+	// wait for the end (the journal empties a moment before).
 	waitFor(t, "the write flushed and counted", func() bool {
 		after = scrape()
-		return after["strand_mount_flushes_total"] >= 1 && after["strand_mount_journal_pending"] == 0
+		return after["strand_mount_flushes_total"] >= 1 && after["strand_mount_journal_pending"] == 0 &&
+			after["strand_mount_last_flush_timestamp_seconds"] > 0
 	})
 	// The mount fetches a tree's content ahead of reads (a walk in the
 	// background), so the read may find it fetched already: a hit.
