@@ -33,11 +33,7 @@ func rm(path string) client.BatchOp {
 
 func newMergeFixture(t *testing.T, e *srcEnv) mergeFixture {
 	t.Helper()
-	s, err := e.c.CreateSession(t.Context(), client.CreateSessionRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := s.Session.ID
+	p := e.session(t)
 	e.batch(t, p,
 		wr("both.txt", "one\ntwo\nthree\n"),
 		wr("lines.txt", "1\n2\n3\n4\n5\n6\n"),

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -253,23 +254,14 @@ func TestClient_MsgpackFallback(t *testing.T) {
 	// A server of its own: the service of start would answer too.
 	env := streamstest.Start(t, streamstest.Options{})
 	ctx := t.Context()
-	var mu sync.Mutex
-	var types []string
 	// An "old service" for tenant old, answering as handlers did before.
-	sub, err := env.NC.Subscribe(names.Subject("old", "fs", "write"), func(m *nats.Msg) {
-		mu.Lock()
-		types = append(types, m.Header.Get("Content-Type"))
-		mu.Unlock()
+	types := oldService(t, env.NC, "write", func(m *nats.Msg, _ string) {
 		if len(m.Data) == 0 || m.Data[0] != '{' {
 			refuse(m, "request body must be a JSON object")
 			return
 		}
 		_ = m.Respond([]byte(`{"session":"S","position":7,"root":"R"}`))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
 	c := client.NewClient(env.NC, "old")
 	for i := range 2 {
 		r, err := c.Write(ctx, client.WriteRequest{Session: "S", Path: "a", Content: []byte("x")})
@@ -277,10 +269,34 @@ func TestClient_MsgpackFallback(t *testing.T) {
 			t.Fatalf("write %d to an old service: %+v, %v", i, r, err)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if want := fmt.Sprint([]string{client.MsgpackContentType, "", ""}); fmt.Sprint(types) != want {
-		t.Errorf("bodies sent: %q, want %q", types, want)
+	if got, want := fmt.Sprint(types()), fmt.Sprint([]string{client.MsgpackContentType, "", ""}); got != want {
+		t.Errorf("bodies sent: %q, want %q", got, want)
+	}
+}
+
+// oldService answers tenant old's fs.<verb> with answer (given each
+// request and its Content-Type), as a service from before would, on a
+// server where no Strand service runs; it returns the Content-Types of
+// the requests it took so far.
+func oldService(t *testing.T, nc *nats.Conn, verb string, answer func(m *nats.Msg, contentType string)) func() []string {
+	t.Helper()
+	var mu sync.Mutex
+	var types []string
+	sub, err := nc.Subscribe(names.Subject("old", "fs", verb), func(m *nats.Msg) {
+		ct := m.Header.Get("Content-Type")
+		mu.Lock()
+		types = append(types, ct)
+		mu.Unlock()
+		answer(m, ct)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(types)
 	}
 }
 
@@ -292,34 +308,21 @@ func TestClient_MsgpackFallbackPerEndpoint(t *testing.T) {
 	t.Parallel()
 	env := streamstest.Start(t, streamstest.Options{})
 	ctx := t.Context()
-	var mu sync.Mutex
-	sent := map[string][]string{}
-	for _, verb := range []string{"upload", "write"} {
-		sub, err := env.NC.Subscribe(names.Subject("old", "fs", verb), func(m *nats.Msg) {
-			ct := m.Header.Get("Content-Type")
-			mu.Lock()
-			sent[verb] = append(sent[verb], ct)
-			mu.Unlock()
-			if verb == "upload" && ct == client.MsgpackContentType {
-				refuse(m, "this endpoint takes a JSON body only")
-				return
-			}
-			if verb == "upload" {
-				var req client.UploadRequest
-				if err := json.Unmarshal(m.Data, &req); err != nil || string(req.Data) != "chunk" {
-					refuse(m, "bad body")
-					return
-				}
-				_ = m.Respond([]byte(`{"hash":"H","size":5}`))
-				return
-			}
-			_ = m.Respond([]byte(`{"session":"S","position":7,"root":"R"}`))
-		})
-		if err != nil {
-			t.Fatal(err)
+	uploads := oldService(t, env.NC, "upload", func(m *nats.Msg, ct string) {
+		if ct == client.MsgpackContentType {
+			refuse(m, "this endpoint takes a JSON body only")
+			return
 		}
-		defer func() { _ = sub.Unsubscribe() }()
-	}
+		var req client.UploadRequest
+		if err := json.Unmarshal(m.Data, &req); err != nil || string(req.Data) != "chunk" {
+			refuse(m, "bad body")
+			return
+		}
+		_ = m.Respond([]byte(`{"hash":"H","size":5}`))
+	})
+	writes := oldService(t, env.NC, "write", func(m *nats.Msg, _ string) {
+		_ = m.Respond([]byte(`{"session":"S","position":7,"root":"R"}`))
+	})
 	c := client.NewClient(env.NC, "old")
 	for i := range 2 {
 		if r, err := c.Upload(ctx, "S", []byte("chunk")); err != nil || r.Hash != "H" {
@@ -329,12 +332,10 @@ func TestClient_MsgpackFallbackPerEndpoint(t *testing.T) {
 			t.Fatalf("write %d to an old service: %+v, %v", i, r, err)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if got, want := fmt.Sprint(sent["upload"]), fmt.Sprint([]string{client.MsgpackContentType, "", ""}); got != want {
+	if got, want := fmt.Sprint(uploads()), fmt.Sprint([]string{client.MsgpackContentType, "", ""}); got != want {
 		t.Errorf("upload bodies sent: %q, want %q", got, want)
 	}
-	if got, want := fmt.Sprint(sent["write"]), fmt.Sprint([]string{client.MsgpackContentType, client.MsgpackContentType}); got != want {
+	if got, want := fmt.Sprint(writes()), fmt.Sprint([]string{client.MsgpackContentType, client.MsgpackContentType}); got != want {
 		t.Errorf("write bodies sent: %q, want %q", got, want)
 	}
 }

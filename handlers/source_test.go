@@ -43,6 +43,16 @@ func startSources(t *testing.T, opts ...handlers.Options) *srcEnv {
 	return e
 }
 
+// session creates an empty session and returns its id.
+func (e *srcEnv) session(t *testing.T) string {
+	t.Helper()
+	s, err := e.c.CreateSession(t.Context(), client.CreateSessionRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Session.ID
+}
+
 // restartFresh replaces the service with one on a new store: no cached
 // state, every answer from the streams.
 func (e *srcEnv) restartFresh(t *testing.T) {

@@ -14,11 +14,7 @@ import (
 func TestFS_Sync(t *testing.T) {
 	t.Parallel()
 	e := startSources(t)
-	s, err := e.c.CreateSession(t.Context(), client.CreateSessionRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := s.Session.ID
+	id := e.session(t)
 	e.batch(t, id, wr("keep.txt", "keep\n"), wr("change.txt", "old\n"), wr("gone.txt", "gone\n"),
 		client.BatchOp{Op: domain.OpSymlink, Path: "was-link", Target: "keep.txt"})
 	archive := srcTar(t, true, []srcFile{
@@ -65,16 +61,13 @@ func TestFS_Sync(t *testing.T) {
 	// More changes than one event holds: refused, nothing written, and the
 	// error says what to do instead.
 	t.Run("TooLarge", func(t *testing.T) {
-		s, err := e.c.CreateSession(t.Context(), client.CreateSessionRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		id := e.session(t)
 		var files []srcFile
 		for i := range domain.MaxBatchOps + 1 {
 			files = append(files, srcFile{fmt.Sprintf("f%04d.txt", i), "file", fmt.Sprint(i), 0o644})
 		}
 		before := e.env.LastSeq(t)
-		_, err = e.c.Sync(t.Context(), s.Session.ID, srcTar(t, false, files), false, client.Mutation{})
+		_, err := e.c.Sync(t.Context(), id, srcTar(t, false, files), false, client.Mutation{})
 		if client.ErrorCode(err) != domain.CodeTooLarge || !strings.Contains(err.Error(), "strand push") {
 			t.Fatalf("sync of %d new files: %v, want too_large pointing to a working copy's push", len(files), err)
 		}
@@ -86,11 +79,7 @@ func TestFS_Sync(t *testing.T) {
 	// The archive's own folder entries set their folders' modes; a folder
 	// only implied by the paths below it keeps the session's.
 	t.Run("FolderModes", func(t *testing.T) {
-		s, err := e.c.CreateSession(t.Context(), client.CreateSessionRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		id := s.Session.ID
+		id := e.session(t)
 		e.batch(t, id, client.BatchOp{Op: domain.OpMkdir, Path: "own", Mode: 0o755}, client.BatchOp{Op: domain.OpMkdir, Path: "implied", Mode: 0o750},
 			client.BatchOp{Op: domain.OpWrite, Path: "own/a.txt", Content: []byte("a\n"), Mode: 0o644},
 			client.BatchOp{Op: domain.OpWrite, Path: "implied/b.txt", Content: []byte("b\n"), Mode: 0o644})
@@ -139,11 +128,7 @@ func TestFS_Sync(t *testing.T) {
 func TestFS_SyncFrom(t *testing.T) {
 	t.Parallel()
 	e := startSources(t)
-	s, err := e.c.CreateSession(t.Context(), client.CreateSessionRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := s.Session.ID
+	id := e.session(t)
 	big := strings.Repeat("0123456789abcdef", 3*e.c.ChunkSize/16/2) // 1.5 chunks
 	files := []srcFile{{"big.txt", "file", big, 0o644}, {"small.txt", "file", "small\n", 0o644}}
 	archive := srcTar(t, false, files)
